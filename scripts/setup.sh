@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install what building and testing Quartermaster needs, idempotently. Only the registries
+# this machine can reach are used: crates.io, npm, Debian apt.
+#   scripts/setup.sh          build prerequisites (wasm target, wasm-bindgen-cli, npm packages)
+#   scripts/setup.sh --test   also what the tests need (Chromium, PostgreSQL server binaries)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=false
+[[ "${1:-}" == "--test" ]] && want_test=true
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+
+# 1. The wasm target (rust-toolchain.toml names it; rustup adds it on first use, but be explicit).
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  log "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# 2. wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock.
+wbg_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [[ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wbg_version" ]]; then
+  log "installing wasm-bindgen-cli $wbg_version (a few minutes, once)"
+  cargo install wasm-bindgen-cli --version "$wbg_version"
+fi
+
+# 3. npm packages: Playwright (driving Debian's Chromium), binaryen's wasm-opt, the test peers.
+if [[ ! -d end2end/node_modules ]] || [[ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]]; then
+  log "installing npm packages (end2end/)"
+  (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+fi
+
+if $want_test; then
+  need_apt=()
+  [[ -x /usr/bin/chromium ]] || need_apt+=(chromium fonts-liberation)
+  [[ -x /usr/lib/postgresql/15/bin/initdb ]] || need_apt+=(postgresql)
+  if ((${#need_apt[@]})); then
+    log "installing ${need_apt[*]} (apt)"
+    if [[ $(id -u) -eq 0 ]]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+  fi
+fi

@@ -1,0 +1,18 @@
+//! The rules of access governance, in plain Rust.
+//!
+//! This module imports neither axum, leptos nor sqlx: it decides, the store remembers and the
+//! service layer ([`crate::service`]) runs each operation in one transaction around these rules.
+
+pub mod approvers;
+pub mod audit;
+pub mod authz;
+pub mod clock;
+pub mod eligibility;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod policy;
+pub mod request;
+pub mod sod;
+
+pub use error::{DomainError, DomainResult};

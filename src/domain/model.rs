@@ -1,0 +1,114 @@
+//! The directory and catalog objects, as the rules see them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::ids::*;
+
+/// An enum stored and shown as a fixed word (`"pending_approval"`), the same in code,
+/// database and API.
+macro_rules! word_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $word:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),* }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $word),* }
+            }
+
+            pub fn parse(word: &str) -> Option<Self> {
+                match word { $($word => Some($name::$variant),)* _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use word_enum;
+
+word_enum!(UserKind { Member = "member", Guest = "guest" });
+word_enum!(UserState { Active = "active", Disabled = "disabled" });
+word_enum!(
+    /// A role is data: held globally or for one catalog.
+    Role {
+        Administrator = "administrator",
+        CatalogCreator = "catalog_creator",
+        CatalogOwner = "catalog_owner",
+        CatalogReader = "catalog_reader",
+        AccessPackageManager = "access_package_manager",
+        AssignmentManager = "assignment_manager",
+    }
+);
+word_enum!(ResourceSystemKind { Builtin = "builtin", Scim = "scim", Ldap = "ldap", Webhook = "webhook" });
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub department: String,
+    pub job_title: String,
+    pub manager_id: Option<UserId>,
+    pub kind: UserKind,
+    pub connected_org_id: Option<OrgId>,
+    pub state: UserState,
+}
+
+impl User {
+    pub fn is_active(&self) -> bool {
+        self.state == UserState::Active
+    }
+}
+
+/// One role held by a user: globally (`catalog` is `None`) or for one catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleGrant {
+    pub role: Role,
+    pub catalog: Option<CatalogId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    pub id: CatalogId,
+    pub name: String,
+    pub description: String,
+    pub enabled: bool,
+    pub externally_visible: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessPackage {
+    pub id: PackageId,
+    pub catalog_id: CatalogId,
+    pub name: String,
+    pub description: String,
+    pub hidden: bool,
+    pub enabled: bool,
+    pub version: i64,
+}
+
+/// A resource role as shown to people: "Member of Sales Team (built-in group)".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRoleInfo {
+    pub id: ResourceRoleId,
+    pub resource_id: ResourceId,
+    pub resource_name: String,
+    pub role_name: String,
+    pub system_kind: ResourceSystemKind,
+}
+
+/// Half-open time window of an assignment or requested schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,34 @@
+//! Quartermaster: a self-hosted access-governance portal.
+//!
+//! The crate is one Leptos application rendered on the server (`ssr`) and hydrated in the
+//! browser (`hydrate`). See ARCHITECTURE.md for the map.
+
+#![cfg_attr(feature = "hydrate", allow(unused_imports))]
+
+pub mod ui;
+pub mod views;
+
+#[cfg(feature = "ssr")]
+pub mod auth;
+#[cfg(feature = "ssr")]
+pub mod config;
+#[cfg(feature = "ssr")]
+pub mod demo;
+#[cfg(feature = "ssr")]
+pub mod domain;
+#[cfg(feature = "ssr")]
+pub mod server;
+#[cfg(feature = "ssr")]
+pub mod service;
+#[cfg(feature = "ssr")]
+pub mod store;
+#[cfg(feature = "ssr")]
+pub mod telemetry;
+
+/// The browser entry point: hydrate the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(ui::App);
+}

@@ -1,0 +1,223 @@
+//! The HTTP server: router, state, layers, and the background workers beside it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{FromRef, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::Router;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::config::ServeArgs;
+use crate::service::Service;
+use crate::store::sessions::DbSessionStore;
+use crate::store::Db;
+use crate::ui::{shell, App};
+
+/// Everything a handler or server function may need.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub service: Service,
+    /// Demo sign-in is on (only ever on a loopback address).
+    pub demo: bool,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// The built application: a bound listener and its router, ready to run.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    addr: SocketAddr,
+    service: Service,
+}
+
+impl Application {
+    /// Bind (port 0 picks a free port: tests use that) and build the router.
+    pub async fn build(db: Db, args: ServeArgs) -> std::io::Result<Self> {
+        args.check().map_err(std::io::Error::other)?;
+        let service = Service::new(db);
+        Self::build_with(service, args).await
+    }
+
+    pub async fn build_with(service: Service, args: ServeArgs) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(args.addr).await?;
+        let addr = listener.local_addr()?;
+        let leptos_options = LeptosOptions::builder()
+            .output_name("quartermaster")
+            .site_root(args.site_root.to_string_lossy().into_owned())
+            .site_pkg_dir("pkg")
+            .site_addr(addr)
+            .build();
+        let state = AppState { leptos_options, service: service.clone(), demo: args.demo };
+        let router = router(state, args.is_https());
+        Ok(Self { listener, router, addr, service })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// Serve until `shutdown` resolves, with the background workers running beside the
+    /// server; in-flight requests finish first.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let listener = self.listener.tap_io(|tcp| {
+            // Headers and body go out in separate writes: without this, Nagle's algorithm
+            // and delayed ACKs add ~40 ms to every asset on a kept-alive connection.
+            let _ = tcp.set_nodelay(true);
+        });
+        let serve = axum::serve(listener, self.router.into_make_service()).with_graceful_shutdown(shutdown);
+        tokio::select! {
+            result = serve => result,
+            () = crate::service::run_workers(self.service) => Ok(()),
+        }
+    }
+}
+
+fn router(state: AppState, https: bool) -> Router {
+    let routes = generate_route_list(App);
+    let context = {
+        let state = state.clone();
+        move || {
+            provide_context(state.service.clone());
+            provide_context(crate::ui::DemoMode(state.demo));
+        }
+    };
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.service.db().clone()))
+        .with_name(if https { "__Host-qm_session" } else { "qm_session" })
+        .with_same_site(SameSite::Lax)
+        .with_http_only(true)
+        .with_secure(https)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)));
+
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/auth/demo", post(crate::auth::demo_sign_in))
+        .route("/auth/signout", post(crate::auth::sign_out))
+        .leptos_routes_with_context(&state, routes, context.clone(), {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .layer(sessions)
+        .layer(middleware::from_fn(reject_cross_site))
+        .layer(middleware::from_fn(move |req, next| security_headers(req, next, https)))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .extensions()
+                    .get::<RequestId>()
+                    .and_then(|id| id.header_value().to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.service.db().readiness().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(why) => {
+            tracing::warn!(%why, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+        }
+    }
+}
+
+/// Cross-site request forgery: a state-changing request that the browser says came from
+/// another site (Sec-Fetch-Site) or another origin (Origin) is refused. Forms posted from our
+/// own pages say `same-origin`; tools without a browser send neither header.
+async fn reject_cross_site(req: Request, next: Next) -> Response {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe && is_cross_site(&req) {
+        tracing::warn!(method = %req.method(), path = %req.uri().path(), "cross-site request refused");
+        return (StatusCode::FORBIDDEN, "Cross-site requests are not accepted.").into_response();
+    }
+    next.run(req).await
+}
+
+fn is_cross_site(req: &Request) -> bool {
+    let headers = req.headers();
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+        (Some(origin), Some(host)) => {
+            let origin = origin.to_str().unwrap_or("");
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            origin == "null" || Some(origin_host) != host.to_str().ok()
+        }
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+async fn security_headers(req: Request, next: Next, https: bool) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"),
+    );
+    if https {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
+    res
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// How often the background workers look for work.
+pub const WORKER_INTERVAL: Duration = Duration::from_secs(2);

@@ -1,0 +1,136 @@
+//! Browsing what one may request.
+
+use std::collections::BTreeMap;
+
+use super::Service;
+use crate::domain::authz::Actor;
+use crate::domain::eligibility::{may_request, RequestorFacts};
+use crate::domain::ids::*;
+use crate::domain::policy::Policy;
+use crate::domain::DomainResult;
+use crate::store::{catalog, directory, Conn};
+use crate::views::{CatalogOption, PackageCard, Page, ResourceRoleView};
+
+pub const PAGE_SIZE: i64 = 24;
+
+impl Service {
+    /// Packages this person may request, one page at a time, searchable by name,
+    /// description and resource, filterable by catalog.
+    pub async fn requestable_packages(
+        &self,
+        actor: &Actor,
+        search: &str,
+        catalog_filter: Option<CatalogId>,
+        cursor: Option<&str>,
+    ) -> DomainResult<Page<PackageCard>> {
+        let mut conn = self.db.pool().acquire().await?;
+        let groups = directory::groups_of(&mut conn, actor.id()).await?;
+        let org_configured = match actor.user.connected_org_id {
+            Some(org) => directory::org_is_configured(&mut conn, org).await?,
+            None => false,
+        };
+        let facts = RequestorFacts { user: &actor.user, groups: &groups, org_configured };
+        let key = catalog::RequestorKey {
+            user: actor.id(),
+            kind: actor.user.kind,
+            org: actor.user.connected_org_id,
+        };
+        let after = cursor.and_then(decode_cursor);
+        let candidates = catalog::candidate_packages(
+            &mut conn,
+            &key,
+            search,
+            catalog_filter,
+            after.as_ref().map(|(n, id)| (n.as_str(), *id)),
+            PAGE_SIZE + 1,
+        )
+        .await?;
+        let has_more = candidates.len() as i64 > PAGE_SIZE;
+        let candidates: Vec<_> = candidates.into_iter().take(PAGE_SIZE as usize).collect();
+        let next = if has_more {
+            candidates.last().map(|(p, _)| encode_cursor(&p.name, p.id.0))
+        } else {
+            None
+        };
+        let ids: Vec<PackageId> = candidates.iter().map(|(p, _)| p.id).collect();
+        let policies = catalog::policies_of(&mut conn, &ids).await?;
+        let mut roles = roles_by_package(&mut conn, &ids).await?;
+        let items = candidates
+            .into_iter()
+            .filter_map(|(package, catalog_name)| {
+                let eligible: Vec<&Policy> = policies
+                    .iter()
+                    .filter(|p| p.package_id == package.id && may_request(&facts, p))
+                    .collect();
+                let first = eligible.first()?;
+                Some(PackageCard {
+                    id: package.id.0,
+                    name: package.name,
+                    description: package.description,
+                    catalog: catalog_name,
+                    resources: roles.remove(&package.id).unwrap_or_default(),
+                    approval_stages: eligible
+                        .iter()
+                        .map(|p| p.approval.stages.len() as u32)
+                        .max()
+                        .unwrap_or(0),
+                    expiration: first.expiration.describe(),
+                })
+            })
+            .collect();
+        Ok(Page { items, next })
+    }
+
+    /// Catalogs for the filter on My Access: enabled ones (externally visible for guests).
+    pub async fn catalog_options(&self, actor: &Actor) -> DomainResult<Vec<CatalogOption>> {
+        let mut conn = self.db.pool().acquire().await?;
+        let guest = actor.user.kind == crate::domain::model::UserKind::Guest;
+        Ok(catalog::catalogs(&mut conn)
+            .await?
+            .into_iter()
+            .filter(|c| c.enabled && (!guest || c.externally_visible))
+            .map(|c| CatalogOption { id: c.id.0, name: c.name })
+            .collect())
+    }
+}
+
+pub(super) async fn roles_by_package(
+    conn: &mut Conn,
+    ids: &[PackageId],
+) -> DomainResult<BTreeMap<PackageId, Vec<ResourceRoleView>>> {
+    let mut out: BTreeMap<PackageId, Vec<ResourceRoleView>> = BTreeMap::new();
+    for (package, role) in catalog::package_roles(conn, ids).await? {
+        out.entry(package).or_default().push(ResourceRoleView {
+            id: role.id.0,
+            resource: role.resource_name,
+            role: role.role_name,
+            system: role.system_kind.as_str().to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// Keyset cursor: the last row's sort key, opaque to clients.
+fn encode_cursor(name: &str, id: i64) -> String {
+    hex::encode(format!("{id}:{name}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<(String, i64)> {
+    let bytes = hex::decode(cursor).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (id, name) = text.split_once(':')?;
+    Some((name.to_owned(), id.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip_and_garbage() {
+        let c = encode_cursor("Sales: CRM", 42);
+        assert_eq!(decode_cursor(&c), Some(("Sales: CRM".into(), 42)));
+        assert_eq!(decode_cursor("zz"), None);
+        assert_eq!(decode_cursor(""), None);
+    }
+}

@@ -1,0 +1,300 @@
+//! Read models for the pages: my requests with their timelines, my access, my approvals.
+
+use chrono::Duration;
+
+use super::catalog::roles_by_package;
+use super::Service;
+use crate::domain::approvers::ApproverSource;
+use crate::domain::authz::Actor;
+use crate::domain::eligibility::{may_request, RequestorFacts};
+use crate::domain::ids::*;
+use crate::domain::policy::{ApproverSpec, Policy, QuestionKind};
+use crate::domain::request::{Decision, RequestState};
+use crate::domain::sod;
+use crate::domain::{DomainError, DomainResult};
+use crate::store::requests::{DecisionRow, RequestRow};
+use crate::store::{assignments, catalog, directory, requests, to_ms};
+use crate::views::*;
+
+/// How many rows a personal list shows.
+const LIST_LIMIT: i64 = 50;
+/// Access ending within this window counts as "expiring soon".
+const EXPIRING_SOON_DAYS: i64 = 14;
+
+impl Service {
+    /// A package's page: its resources, and the policies this person may request under.
+    pub async fn package_detail(&self, actor: &Actor, id: PackageId) -> DomainResult<PackageDetail> {
+        let mut conn = self.db.pool().acquire().await?;
+        let package = catalog::package(&mut conn, id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+        let catalog_row = catalog::catalog(&mut conn, package.catalog_id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+        let groups = directory::groups_of(&mut conn, actor.id()).await?;
+        let org_configured = match actor.user.connected_org_id {
+            Some(org) => directory::org_is_configured(&mut conn, org).await?,
+            None => false,
+        };
+        let facts = RequestorFacts { user: &actor.user, groups: &groups, org_configured };
+        let policies: Vec<Policy> = catalog::policies_of(&mut conn, &[id])
+            .await?
+            .into_iter()
+            .filter(|p| may_request(&facts, p))
+            .collect();
+        if policies.is_empty() || !package.enabled || !catalog_row.enabled {
+            return Err(DomainError::not_found("access package"));
+        }
+        let roles = roles_by_package(&mut conn, &[id]).await?.remove(&id).unwrap_or_default();
+        let rules = catalog::sod_rules(&mut conn, id).await?;
+        let holdings = sod::Holdings {
+            packages: assignments::live_packages(&mut conn, actor.id()).await?,
+            groups,
+        };
+        let conflicts = sod::conflicts(&rules, &holdings);
+        let mut approver_names = std::collections::HashMap::new();
+        let named: Vec<UserId> = policies
+            .iter()
+            .flat_map(|p| p.approval.stages.iter().flat_map(|s| s.primary.iter()))
+            .filter_map(|s| match s {
+                ApproverSpec::User { id } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        approver_names.extend(directory::names(&mut conn, &named).await?);
+        let group_names = directory::group_names(&mut conn).await?;
+        let describe = |spec: &ApproverSpec| match spec {
+            ApproverSpec::User { id } => approver_names.get(id).cloned().unwrap_or_else(|| "a named approver".into()),
+            ApproverSpec::Group { id } => format!("{} group", group_names.get(id).cloned().unwrap_or_default()),
+            ApproverSpec::Manager => "your manager".into(),
+            ApproverSpec::CatalogOwners => "the catalog owners".into(),
+            ApproverSpec::Sponsors => "your organisation's sponsors".into(),
+        };
+        let policy_views = policies
+            .iter()
+            .map(|p| PolicyView {
+                id: p.id.0,
+                name: p.name.clone(),
+                stages: p
+                    .approval
+                    .stages
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let who: Vec<String> = s.primary.iter().map(describe).collect();
+                        format!("Stage {}: {} (within {} days)", i + 1, who.join(" or "), s.timeout_days)
+                    })
+                    .collect(),
+                justification_required: p.justification_required,
+                schedule_allowed: p.schedule_allowed,
+                expiration: p.expiration.describe(),
+                questions: p
+                    .questions
+                    .iter()
+                    .map(|q| QuestionView {
+                        id: q.id.clone(),
+                        prompt: q.prompt.clone(),
+                        required: q.required,
+                        options: match &q.kind {
+                            QuestionKind::Choice { options } => options.clone(),
+                            QuestionKind::Text { .. } => vec![],
+                        },
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(PackageDetail {
+            card: PackageCard {
+                id: package.id.0,
+                name: package.name,
+                description: package.description,
+                catalog: catalog_row.name,
+                resources: roles,
+                approval_stages: policies.iter().map(|p| p.approval.stages.len() as u32).max().unwrap_or(0),
+                expiration: policies.first().map(|p| p.expiration.describe()).unwrap_or_default(),
+            },
+            policies: policy_views,
+            sod_warning: (!conflicts.is_empty()).then(|| sod::explain(&conflicts)),
+        })
+    }
+
+    /// Requests I filed or that were filed for me, newest first, each with its timeline.
+    pub async fn my_requests(&self, actor: &Actor) -> DomainResult<Vec<RequestView>> {
+        let mut conn = self.db.pool().acquire().await?;
+        let rows = requests::of_user(&mut conn, actor.id(), i64::MAX, LIST_LIMIT).await?;
+        let ids: Vec<RequestId> = rows.iter().map(|r| r.id).collect();
+        let packages = catalog::package_names(&mut conn, &rows.iter().map(|r| r.package).collect::<Vec<_>>()).await?;
+        let people: Vec<UserId> = rows.iter().flat_map(|r| [r.requestor, r.target]).collect();
+        let names = directory::names(&mut conn, &people).await?;
+        let decisions = requests::decisions_of(&mut conn, &ids).await?;
+        let approvers = requests::approver_names(&mut conn, &ids).await?;
+        let name = |u: &UserId| names.get(u).cloned().unwrap_or_default();
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let timeline = timeline(r, &decisions, &approvers);
+                RequestView {
+                    id: r.id.0,
+                    package: packages.get(&r.package).cloned().unwrap_or_default(),
+                    requestor: name(&r.requestor),
+                    target: name(&r.target),
+                    state: r.state.as_str().to_owned(),
+                    state_label: r.state.label().to_owned(),
+                    created_at: to_ms(r.created_at),
+                    reason: r.outcome_reason.clone(),
+                    can_cancel: r.state.is_open() && r.requestor == actor.id(),
+                    timeline,
+                }
+            })
+            .collect())
+    }
+
+    /// My assignments: active, expiring soon, ended.
+    pub async fn my_access(&self, actor: &Actor) -> DomainResult<Vec<AssignmentView>> {
+        let now = self.now();
+        let mut conn = self.db.pool().acquire().await?;
+        let rows = assignments::of_user(&mut conn, actor.id(), i64::MAX, LIST_LIMIT).await?;
+        let package_ids: Vec<PackageId> = rows.iter().map(|a| a.package).collect();
+        let packages = catalog::package_names(&mut conn, &package_ids).await?;
+        let roles = roles_by_package(&mut conn, &package_ids).await?;
+        let mut list: Vec<AssignmentView> = rows
+            .into_iter()
+            .map(|a| {
+                let bucket = if !a.state.is_live() {
+                    "ended"
+                } else if a.end_at.is_some_and(|end| end - now < Duration::days(EXPIRING_SOON_DAYS)) {
+                    "expiring"
+                } else {
+                    "active"
+                };
+                AssignmentView {
+                    id: a.id.0,
+                    package: packages.get(&a.package).cloned().unwrap_or_default(),
+                    state: a.state.as_str().to_owned(),
+                    start_at: to_ms(a.start_at),
+                    end_at: a.end_at.map(to_ms),
+                    bucket: bucket.to_owned(),
+                    resources: roles.get(&a.package).cloned().unwrap_or_default(),
+                }
+            })
+            .collect();
+        list.sort_by_key(|a| (a.bucket == "ended", -a.start_at));
+        Ok(list)
+    }
+
+    /// Requests waiting for my decision, oldest first, with what an approver needs to know.
+    pub async fn pending_approvals(&self, actor: &Actor) -> DomainResult<Vec<ApprovalItem>> {
+        let mut conn = self.db.pool().acquire().await?;
+        let rows = requests::pending_for(&mut conn, actor.id(), 0, LIST_LIMIT).await?;
+        let package_ids: Vec<PackageId> = rows.iter().map(|r| r.package).collect();
+        let packages = catalog::package_names(&mut conn, &package_ids).await?;
+        let roles = roles_by_package(&mut conn, &package_ids).await?;
+        let people: Vec<UserId> = rows.iter().flat_map(|r| [r.requestor, r.target]).collect();
+        let users = directory::users(&mut conn, &people).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in rows {
+            let target = users.iter().find(|u| u.id == r.target);
+            let requestor = users.iter().find(|u| u.id == r.requestor);
+            let held = assignments::live_packages(&mut conn, r.target).await?;
+            let held_names = catalog::package_names(&mut conn, &held).await?;
+            let rules = catalog::sod_rules(&mut conn, r.package).await?;
+            let holdings = sod::Holdings { packages: held, groups: directory::groups_of(&mut conn, r.target).await? };
+            let conflicts = sod::conflicts(&rules, &holdings);
+            let stage = r.stages.get(r.current_stage.saturating_sub(1) as usize);
+            let policy = catalog::policy(&mut conn, r.policy).await?;
+            let prompt = |qid: &str| {
+                policy
+                    .as_ref()
+                    .and_then(|p| p.questions.iter().find(|q| q.id == qid))
+                    .map_or_else(|| qid.to_owned(), |q| q.prompt.clone())
+            };
+            items.push(ApprovalItem {
+                request_id: r.id.0,
+                requestor: requestor.map(|u| u.display_name.clone()).unwrap_or_default(),
+                target: target.map(|u| u.display_name.clone()).unwrap_or_default(),
+                target_title: target.map(|u| format!("{} · {}", u.job_title, u.department)).unwrap_or_default(),
+                package: packages.get(&r.package).cloned().unwrap_or_default(),
+                stage: r.current_stage,
+                stage_count: r.stages.len() as u32,
+                created_at: to_ms(r.created_at),
+                due_at: r.stage_due_at.map(to_ms),
+                justification: r.justification.clone(),
+                answers: r.answers.iter().map(|a| (prompt(&a.question_id), a.value.clone())).collect(),
+                justification_required: stage.is_some_and(|s| s.justification_required),
+                resources: roles.get(&r.package).cloned().unwrap_or_default(),
+                current_access: held_names.into_values().collect(),
+                sod_warning: (!conflicts.is_empty()).then(|| sod::explain(&conflicts)),
+            });
+        }
+        Ok(items)
+    }
+
+    /// Decisions I made, newest first.
+    pub async fn decision_history(&self, actor: &Actor) -> DomainResult<Vec<DecisionView>> {
+        let mut conn = self.db.pool().acquire().await?;
+        let decisions = requests::decisions_by(&mut conn, actor.id(), LIST_LIMIT).await?;
+        let mut out = Vec::with_capacity(decisions.len());
+        for d in decisions {
+            let Some(r) = requests::request(&mut conn, d.request).await? else { continue };
+            let package = catalog::package_names(&mut conn, &[r.package]).await?.remove(&r.package).unwrap_or_default();
+            let target = directory::names(&mut conn, &[r.target]).await?.remove(&r.target).unwrap_or_default();
+            out.push(DecisionView {
+                request_id: d.request.0,
+                package,
+                target,
+                stage: d.stage,
+                decision: d.decision.as_str().to_owned(),
+                justification: d.justification,
+                decided_at: to_ms(d.decided_at),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Submitted → each stage (approvers, decision) → delivered, or how it ended.
+fn timeline(r: &RequestRow, decisions: &[DecisionRow], approvers: &[(RequestId, u32, String, ApproverSource)]) -> Vec<TimelineStep> {
+    let mut steps = vec![TimelineStep {
+        title: "Submitted".into(),
+        detail: if r.justification.is_empty() { String::new() } else { format!("“{}”", r.justification) },
+        at: Some(to_ms(r.created_at)),
+        status: "done".into(),
+    }];
+    for (i, _) in r.stages.iter().enumerate() {
+        let k = (i + 1) as u32;
+        let names: Vec<&str> = approvers
+            .iter()
+            .filter(|(id, stage, _, source)| *id == r.id && *stage == k && (*source != ApproverSource::Escalation || r.escalated))
+            .map(|(_, _, n, _)| n.as_str())
+            .collect();
+        let decision = decisions.iter().find(|d| d.request == r.id && d.stage == k);
+        let (status, detail, at) = match decision {
+            Some(d) => {
+                let who = d.approver.clone().unwrap_or_else(|| "No one".into());
+                let verb = match d.decision {
+                    Decision::Approve => "approved",
+                    Decision::Deny => "denied",
+                    Decision::Timeout => "decided in time (expired)",
+                };
+                let why = if d.justification.is_empty() { String::new() } else { format!(": “{}”", d.justification) };
+                let status = if d.decision == Decision::Approve { "done" } else { "failed" };
+                (status, format!("{who} {verb}{why}"), Some(to_ms(d.decided_at)))
+            }
+            None if r.state == RequestState::PendingApproval && r.current_stage == k => {
+                ("current", format!("Waiting for {}", names.join(", ")), r.stage_due_at.map(to_ms))
+            }
+            None if r.state.is_refused() => ("skipped", "Not reached".into(), None),
+            None => ("upcoming", format!("Approvers: {}", names.join(", ")), None),
+        };
+        steps.push(TimelineStep { title: format!("Approval stage {k}"), detail, at, status: status.into() });
+    }
+    let (title, status, detail) = match r.state {
+        RequestState::Delivered => ("Delivered", "done", "Access granted in every resource".to_owned()),
+        RequestState::Delivering | RequestState::Approved => ("Delivering", "current", "Access is being granted".to_owned()),
+        RequestState::PartiallyDelivered => ("Partially delivered", "failed", "Some resources are still being granted".to_owned()),
+        RequestState::DeliveryFailed => ("Delivery failed", "failed", "An administrator has been told".to_owned()),
+        RequestState::Denied => ("Denied", "failed", r.outcome_reason.clone()),
+        RequestState::Canceled => ("Canceled", "failed", r.outcome_reason.clone()),
+        RequestState::Expired => ("Expired", "failed", "Nobody decided in time; you can ask again".to_owned()),
+        RequestState::Rejected => ("Rejected", "failed", r.outcome_reason.clone()),
+        RequestState::Submitted | RequestState::PendingApproval => ("Delivered", "upcoming", String::new()),
+    };
+    steps.push(TimelineStep { title: title.into(), detail, at: None, status: status.into() });
+    steps
+}

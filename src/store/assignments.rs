@@ -1,0 +1,370 @@
+//! Assignments, their grants, the provisioning outbox and the built-in resource system.
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+
+use super::{to_ms, Conn, RowExt};
+use crate::domain::ids::*;
+use crate::domain::model::ResourceSystemKind;
+use crate::domain::request::{AssignmentState, GrantState};
+
+const LIVE: &str = "('delivering', 'delivered', 'partially_delivered', 'delivery_failed')";
+
+#[derive(Clone, Debug)]
+pub struct AssignmentRow {
+    pub id: AssignmentId,
+    pub user: UserId,
+    pub package: PackageId,
+    pub policy: PolicyId,
+    pub request: Option<RequestId>,
+    pub state: AssignmentState,
+    pub start_at: DateTime<Utc>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+const ASSIGNMENT_COLUMNS: &str =
+    "id, user_id, package_id, policy_id, request_id, state, start_at, end_at, version";
+
+fn assignment_from_row(row: &AnyRow) -> Result<AssignmentRow, sqlx::Error> {
+    Ok(AssignmentRow {
+        id: AssignmentId(row.int("id")?),
+        user: UserId(row.int("user_id")?),
+        package: PackageId(row.int("package_id")?),
+        policy: PolicyId(row.int("policy_id")?),
+        request: row.opt_int("request_id")?.map(RequestId),
+        state: AssignmentState::parse(&row.text("state")?)
+            .ok_or_else(|| sqlx::Error::Decode("unknown assignment state".into()))?,
+        start_at: row.time("start_at")?,
+        end_at: row.opt_time("end_at")?,
+        version: row.int("version")?,
+    })
+}
+
+pub async fn assignment(conn: &mut Conn, id: AssignmentId) -> Result<Option<AssignmentRow>, sqlx::Error> {
+    let sql = format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id.0).fetch_optional(conn).await?;
+    row.as_ref().map(assignment_from_row).transpose()
+}
+
+pub async fn live_assignment(conn: &mut Conn, user: UserId, package: PackageId) -> Result<Option<AssignmentId>, sqlx::Error> {
+    let sql = format!("SELECT id FROM assignments WHERE user_id = $1 AND package_id = $2 AND state IN {LIVE}");
+    let id: Option<i64> = sqlx::query_scalar(&sql).bind(user.0).bind(package.0).fetch_optional(conn).await?;
+    Ok(id.map(AssignmentId))
+}
+
+pub async fn live_packages(conn: &mut Conn, user: UserId) -> Result<Vec<PackageId>, sqlx::Error> {
+    let sql = format!("SELECT package_id FROM assignments WHERE user_id = $1 AND state IN {LIVE}");
+    let ids: Vec<i64> = sqlx::query_scalar(&sql).bind(user.0).fetch_all(conn).await?;
+    Ok(ids.into_iter().map(PackageId).collect())
+}
+
+/// A user's assignments, newest first, one page before `before`.
+pub async fn of_user(conn: &mut Conn, user: UserId, before: i64, limit: i64) -> Result<Vec<AssignmentRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+    );
+    let rows = sqlx::query(&sql).bind(user.0).bind(before).bind(limit).fetch_all(conn).await?;
+    rows.iter().map(assignment_from_row).collect()
+}
+
+pub async fn insert(
+    conn: &mut Conn,
+    user: UserId,
+    package: PackageId,
+    policy: PolicyId,
+    request: Option<RequestId>,
+    start: DateTime<Utc>,
+    end: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<AssignmentId, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO assignments (user_id, package_id, policy_id, request_id, state, start_at, end_at, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, 'delivering', $5, $6, $7, $7) RETURNING id",
+    )
+    .bind(user.0)
+    .bind(package.0)
+    .bind(policy.0)
+    .bind(request.map(|r| r.0))
+    .bind(to_ms(start))
+    .bind(end.map(to_ms))
+    .bind(to_ms(now))
+    .fetch_one(conn)
+    .await?;
+    Ok(AssignmentId(id))
+}
+
+/// Move a live assignment to `to`; false when it is no longer live (someone else ended it).
+pub async fn end(conn: &mut Conn, id: AssignmentId, to: AssignmentState, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let sql = format!(
+        "UPDATE assignments SET state = $1, updated_at = $2, end_at = COALESCE(end_at, $2), version = version + 1 \
+         WHERE id = $3 AND state IN {LIVE}"
+    );
+    let done = sqlx::query(&sql).bind(to.as_str()).bind(to_ms(now)).bind(id.0).execute(conn).await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Set a new end on a live assignment.
+pub async fn set_end(conn: &mut Conn, id: AssignmentId, end: Option<DateTime<Utc>>, version: i64, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let sql = format!(
+        "UPDATE assignments SET end_at = $1, updated_at = $2, version = version + 1 \
+         WHERE id = $3 AND version = $4 AND state IN {LIVE}"
+    );
+    let done = sqlx::query(&sql).bind(end.map(to_ms)).bind(to_ms(now)).bind(id.0).bind(version).execute(conn).await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn set_state(conn: &mut Conn, id: AssignmentId, to: AssignmentState, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "UPDATE assignments SET state = $1, updated_at = $2, version = version + 1 WHERE id = $3 AND state IN {LIVE}"
+    );
+    sqlx::query(&sql).bind(to.as_str()).bind(to_ms(now)).bind(id.0).execute(conn).await?;
+    Ok(())
+}
+
+/// Live assignments whose end has passed.
+pub async fn due_to_expire(conn: &mut Conn, now: DateTime<Utc>, limit: i64) -> Result<Vec<AssignmentId>, sqlx::Error> {
+    let sql = format!(
+        "SELECT id FROM assignments WHERE state IN {LIVE} AND end_at IS NOT NULL AND end_at <= $1 ORDER BY end_at LIMIT $2"
+    );
+    let ids: Vec<i64> = sqlx::query_scalar(&sql).bind(to_ms(now)).bind(limit).fetch_all(conn).await?;
+    Ok(ids.into_iter().map(AssignmentId).collect())
+}
+
+/// The assignment a grant belongs to.
+pub async fn assignment_of_grant(conn: &mut Conn, grant: GrantId) -> Result<Option<AssignmentRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {} FROM assignments a JOIN grants g ON g.assignment_id = a.id WHERE g.id = $1",
+        ASSIGNMENT_COLUMNS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ")
+    );
+    let row = sqlx::query(&sql).bind(grant.0).fetch_optional(conn).await?;
+    row.as_ref().map(assignment_from_row).transpose()
+}
+
+// ---- grants ----
+
+#[derive(Clone, Debug)]
+pub struct GrantRow {
+    pub id: GrantId,
+    pub assignment: AssignmentId,
+    pub role: ResourceRoleId,
+    pub user: UserId,
+    pub state: GrantState,
+    pub attempts: i64,
+    pub last_error: String,
+}
+
+fn grant_from_row(row: &AnyRow) -> Result<GrantRow, sqlx::Error> {
+    Ok(GrantRow {
+        id: GrantId(row.int("id")?),
+        assignment: AssignmentId(row.int("assignment_id")?),
+        role: ResourceRoleId(row.int("resource_role_id")?),
+        user: UserId(row.int("user_id")?),
+        state: GrantState::parse(&row.text("state")?)
+            .ok_or_else(|| sqlx::Error::Decode("unknown grant state".into()))?,
+        attempts: row.int("attempts")?,
+        last_error: row.text("last_error")?,
+    })
+}
+
+pub async fn insert_grant(
+    conn: &mut Conn,
+    assignment: AssignmentId,
+    user: UserId,
+    role: ResourceRoleId,
+    now: DateTime<Utc>,
+) -> Result<GrantId, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO grants (assignment_id, resource_role_id, user_id, state, updated_at) \
+         VALUES ($1, $2, $3, 'pending', $4) RETURNING id",
+    )
+    .bind(assignment.0)
+    .bind(role.0)
+    .bind(user.0)
+    .bind(to_ms(now))
+    .fetch_one(conn)
+    .await?;
+    Ok(GrantId(id))
+}
+
+pub async fn grants_of(conn: &mut Conn, assignment: AssignmentId) -> Result<Vec<GrantRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, assignment_id, resource_role_id, user_id, state, attempts, last_error FROM grants \
+         WHERE assignment_id = $1 ORDER BY id",
+    )
+    .bind(assignment.0)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(grant_from_row).collect()
+}
+
+pub async fn set_grant_state(
+    conn: &mut Conn,
+    grant: GrantId,
+    state: GrantState,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE grants SET state = $1, last_error = $2, attempts = attempts + 1, updated_at = $3 WHERE id = $4")
+        .bind(state.as_str())
+        .bind(error)
+        .bind(to_ms(now))
+        .bind(grant.0)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// How many grants of live assignments other than `except` hold this role for this user:
+/// the reference count that decides whether a removal really takes the membership away.
+pub async fn other_live_holders(
+    conn: &mut Conn,
+    user: UserId,
+    role: ResourceRoleId,
+    except: Option<AssignmentId>,
+) -> Result<i64, sqlx::Error> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM grants g JOIN assignments a ON a.id = g.assignment_id \
+         WHERE g.user_id = $1 AND g.resource_role_id = $2 AND a.id <> $3 AND a.state IN {LIVE} \
+         AND g.state IN ('pending', 'delivered', 'failed')"
+    );
+    sqlx::query_scalar(&sql)
+        .bind(user.0)
+        .bind(role.0)
+        .bind(except.map_or(0, |a| a.0))
+        .fetch_one(conn)
+        .await
+}
+
+// ---- outbox ----
+
+/// What the delivery worker is asked to do.
+#[derive(Clone, Debug)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub kind: String,
+    pub role: ResourceRoleId,
+    pub user: UserId,
+    pub grant: Option<GrantId>,
+    pub attempts: i64,
+    pub system_kind: ResourceSystemKind,
+}
+
+pub async fn enqueue(
+    conn: &mut Conn,
+    kind: &str,
+    role: ResourceRoleId,
+    user: UserId,
+    grant: GrantId,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (kind, resource_role_id, user_id, grant_id, next_attempt_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5, $5)",
+    )
+    .bind(kind)
+    .bind(role.0)
+    .bind(user.0)
+    .bind(grant.0)
+    .bind(to_ms(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn due_outbox(conn: &mut Conn, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxItem>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT o.id, o.kind, o.resource_role_id, o.user_id, o.grant_id, o.attempts, s.kind AS system_kind
+         FROM outbox o
+         JOIN resource_roles rr ON rr.id = o.resource_role_id
+         JOIN resources r ON r.id = rr.resource_id
+         JOIN resource_systems s ON s.id = r.system_id
+         WHERE o.state = 'pending' AND o.next_attempt_at <= $1 AND o.kind <> 'email'
+         ORDER BY o.id LIMIT $2",
+    )
+    .bind(to_ms(now))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(OutboxItem {
+                id: row.int("id")?,
+                kind: row.text("kind")?,
+                role: ResourceRoleId(row.int("resource_role_id")?),
+                user: UserId(row.int("user_id")?),
+                grant: row.opt_int("grant_id")?.map(GrantId),
+                attempts: row.int("attempts")?,
+                system_kind: ResourceSystemKind::parse(&row.text("system_kind")?)
+                    .unwrap_or(ResourceSystemKind::Webhook),
+            })
+        })
+        .collect()
+}
+
+/// Claim an outbox entry: only one worker (of any instance) gets `true`.
+pub async fn claim(conn: &mut Conn, id: i64, attempts: i64, now: DateTime<Utc>, retry_at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \
+         WHERE id = $3 AND state = 'pending' AND attempts = $4",
+    )
+    .bind(to_ms(retry_at))
+    .bind(to_ms(now))
+    .bind(id)
+    .bind(attempts)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn finish(conn: &mut Conn, id: i64, state: &str, error: &str, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET state = $1, last_error = $2, updated_at = $3 WHERE id = $4")
+        .bind(state)
+        .bind(error)
+        .bind(to_ms(now))
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn outbox_error(conn: &mut Conn, id: i64, error: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET last_error = $1 WHERE id = $2")
+        .bind(error)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+// ---- the built-in resource system ----
+
+pub async fn builtin_add(conn: &mut Conn, role: ResourceRoleId, user: UserId, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO builtin_memberships (resource_role_id, user_id, added_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(role.0)
+    .bind(user.0)
+    .bind(to_ms(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn builtin_remove(conn: &mut Conn, role: ResourceRoleId, user: UserId) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM builtin_memberships WHERE resource_role_id = $1 AND user_id = $2")
+        .bind(role.0)
+        .bind(user.0)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Members of a built-in resource role.
+pub async fn builtin_members(conn: &mut Conn, role: ResourceRoleId) -> Result<Vec<UserId>, sqlx::Error> {
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT user_id FROM builtin_memberships WHERE resource_role_id = $1 ORDER BY user_id")
+        .bind(role.0)
+        .fetch_all(conn)
+        .await?;
+    Ok(ids.into_iter().map(UserId).collect())
+}

@@ -1,0 +1,426 @@
+//! Catalogs, resources, access packages and their policies.
+
+use sqlx::any::AnyRow;
+
+use super::{id_list, Conn, RowExt};
+use crate::domain::ids::*;
+use crate::domain::model::{AccessPackage, Catalog, ResourceRoleInfo, ResourceSystemKind, UserKind};
+use crate::domain::policy::{Policy, RequestorRef, RequestorScope};
+use crate::domain::sod::SodRules;
+
+fn catalog_from_row(row: &AnyRow) -> Result<Catalog, sqlx::Error> {
+    Ok(Catalog {
+        id: CatalogId(row.int("id")?),
+        name: row.text("name")?,
+        description: row.text("description")?,
+        enabled: row.flag("enabled")?,
+        externally_visible: row.flag("externally_visible")?,
+    })
+}
+
+pub async fn catalog(conn: &mut Conn, id: CatalogId) -> Result<Option<Catalog>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT id, name, description, enabled, externally_visible FROM catalogs WHERE id = $1",
+    )
+    .bind(id.0)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(catalog_from_row).transpose()
+}
+
+pub async fn catalogs(conn: &mut Conn) -> Result<Vec<Catalog>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, name, description, enabled, externally_visible FROM catalogs ORDER BY name",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(catalog_from_row).collect()
+}
+
+fn package_from_row(row: &AnyRow) -> Result<AccessPackage, sqlx::Error> {
+    Ok(AccessPackage {
+        id: PackageId(row.int("id")?),
+        catalog_id: CatalogId(row.int("catalog_id")?),
+        name: row.text("name")?,
+        description: row.text("description")?,
+        hidden: row.flag("hidden")?,
+        enabled: row.flag("enabled")?,
+        version: row.int("version")?,
+    })
+}
+
+const PACKAGE_COLUMNS: &str = "p.id, p.catalog_id, p.name, p.description, p.hidden, p.enabled, p.version";
+
+pub async fn package(conn: &mut Conn, id: PackageId) -> Result<Option<AccessPackage>, sqlx::Error> {
+    let sql = format!("SELECT {PACKAGE_COLUMNS} FROM access_packages p WHERE p.id = $1");
+    let row = sqlx::query(&sql).bind(id.0).fetch_optional(conn).await?;
+    row.as_ref().map(package_from_row).transpose()
+}
+
+/// Who is asking, for the requestable-packages pre-filter.
+pub struct RequestorKey {
+    pub user: UserId,
+    pub kind: UserKind,
+    pub org: Option<OrgId>,
+}
+
+/// One page of packages that have at least one enabled policy whose scope may admit this
+/// person, in enabled catalogs (visible to externals when the person is a guest), not hidden,
+/// matching the search. This is a pre-filter for paging; the domain's eligibility rule
+/// decides per policy afterwards.
+pub async fn candidate_packages(
+    conn: &mut Conn,
+    who: &RequestorKey,
+    search: &str,
+    catalog: Option<CatalogId>,
+    after: Option<(&str, i64)>,
+    limit: i64,
+) -> Result<Vec<(AccessPackage, String)>, sqlx::Error> {
+    let pattern = if search.trim().is_empty() {
+        String::new()
+    } else {
+        format!("%{}%", search.trim().to_lowercase().replace(['%', '_'], ""))
+    };
+    let (after_name, after_id) = after.unwrap_or(("", 0));
+    let sql = format!(
+        "SELECT {PACKAGE_COLUMNS}, c.name AS catalog_name
+         FROM access_packages p JOIN catalogs c ON c.id = p.catalog_id
+         WHERE c.enabled = 1 AND p.enabled = 1 AND p.hidden = 0
+           AND ($1 = 'member' OR c.externally_visible = 1)
+           AND ($2 = 0 OR p.catalog_id = $2)
+           AND ($3 = '' OR LOWER(p.name) LIKE $3 OR LOWER(p.description) LIKE $3 OR EXISTS (
+                SELECT 1 FROM package_resource_roles prr
+                JOIN resource_roles rr ON rr.id = prr.resource_role_id
+                JOIN resources r ON r.id = rr.resource_id
+                WHERE prr.package_id = p.id AND LOWER(r.name) LIKE $3))
+           AND EXISTS (SELECT 1 FROM policies pol WHERE pol.package_id = p.id AND pol.enabled = 1 AND (
+                   (pol.requestor_scope = 'all_members' AND $1 = 'member')
+                OR (pol.requestor_scope = 'all_externals' AND $1 = 'guest')
+                OR (pol.requestor_scope IN ('specific', 'connected_orgs') AND EXISTS (
+                     SELECT 1 FROM policy_requestors pr WHERE pr.policy_id = pol.id AND (
+                        pr.user_id = $4 OR pr.org_id = $5
+                        OR pr.group_id IN (SELECT gm.group_id FROM group_members gm WHERE gm.user_id = $4))))))
+           AND (p.name > $6 OR (p.name = $6 AND p.id > $7))
+         ORDER BY p.name, p.id
+         LIMIT $8"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(who.kind.as_str())
+        .bind(catalog.map_or(0, |c| c.0))
+        .bind(pattern)
+        .bind(who.user.0)
+        .bind(who.org.map_or(-1, |o| o.0))
+        .bind(after_name)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|row| Ok((package_from_row(row)?, row.text("catalog_name")?)))
+        .collect()
+}
+
+const POLICY_COLUMNS: &str = "id, package_id, name, description, requestor_scope, \
+    justification_required, schedule_allowed, on_behalf_allowed, approval, questions, expiration, \
+    extension_allowed, extension_needs_approval, review, auto_rule, enabled, version";
+
+fn policy_from_row(row: &AnyRow) -> Result<Policy, sqlx::Error> {
+    let scope = row.text("requestor_scope")?;
+    Ok(Policy {
+        id: PolicyId(row.int("id")?),
+        package_id: PackageId(row.int("package_id")?),
+        name: row.text("name")?,
+        description: row.text("description")?,
+        scope: RequestorScope::parse(&scope).unwrap_or(RequestorScope::Nobody),
+        requestors: Vec::new(),
+        justification_required: row.flag("justification_required")?,
+        schedule_allowed: row.flag("schedule_allowed")?,
+        on_behalf_allowed: row.flag("on_behalf_allowed")?,
+        approval: row.json("approval")?,
+        questions: row.json("questions")?,
+        expiration: row.json("expiration")?,
+        extension_allowed: row.flag("extension_allowed")?,
+        extension_needs_approval: row.flag("extension_needs_approval")?,
+        review: row.json("review")?,
+        auto_rule: row.opt_text("auto_rule")?,
+        enabled: row.flag("enabled")?,
+        version: row.int("version")?,
+    })
+}
+
+/// The policies of these packages, with their requestor lists.
+pub async fn policies_of(conn: &mut Conn, packages: &[PackageId]) -> Result<Vec<Policy>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE package_id IN ({}) ORDER BY package_id, id",
+        id_list(packages.iter().map(|p| p.0))
+    );
+    let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
+    let mut policies: Vec<Policy> = rows.iter().map(policy_from_row).collect::<Result<_, _>>()?;
+    attach_requestors(conn, &mut policies).await?;
+    Ok(policies)
+}
+
+pub async fn policy(conn: &mut Conn, id: PolicyId) -> Result<Option<Policy>, sqlx::Error> {
+    let sql = format!("SELECT {POLICY_COLUMNS} FROM policies WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *conn).await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut policies = vec![policy_from_row(&row)?];
+    attach_requestors(conn, &mut policies).await?;
+    Ok(policies.pop())
+}
+
+async fn attach_requestors(conn: &mut Conn, policies: &mut [Policy]) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "SELECT policy_id, user_id, group_id, org_id FROM policy_requestors WHERE policy_id IN ({})",
+        id_list(policies.iter().map(|p| p.id.0))
+    );
+    let rows = sqlx::query(&sql).fetch_all(conn).await?;
+    for row in &rows {
+        let policy_id = PolicyId(row.int("policy_id")?);
+        let entry = if let Some(u) = row.opt_int("user_id")? {
+            RequestorRef::User(UserId(u))
+        } else if let Some(g) = row.opt_int("group_id")? {
+            RequestorRef::Group(GroupId(g))
+        } else if let Some(o) = row.opt_int("org_id")? {
+            RequestorRef::Org(OrgId(o))
+        } else {
+            continue;
+        };
+        if let Some(p) = policies.iter_mut().find(|p| p.id == policy_id) {
+            p.requestors.push(entry);
+        }
+    }
+    Ok(())
+}
+
+/// The resource roles each of these packages grants.
+pub async fn package_roles(
+    conn: &mut Conn,
+    packages: &[PackageId],
+) -> Result<Vec<(PackageId, ResourceRoleInfo)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT prr.package_id, rr.id, rr.resource_id, rr.name AS role_name, r.name AS resource_name, \
+                s.kind AS system_kind
+         FROM package_resource_roles prr
+         JOIN resource_roles rr ON rr.id = prr.resource_role_id
+         JOIN resources r ON r.id = rr.resource_id
+         JOIN resource_systems s ON s.id = r.system_id
+         WHERE prr.package_id IN ({})
+         ORDER BY prr.package_id, r.name, rr.name",
+        id_list(packages.iter().map(|p| p.0))
+    );
+    let rows = sqlx::query(&sql).fetch_all(conn).await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                PackageId(row.int("package_id")?),
+                ResourceRoleInfo {
+                    id: ResourceRoleId(row.int("id")?),
+                    resource_id: ResourceId(row.int("resource_id")?),
+                    resource_name: row.text("resource_name")?,
+                    role_name: row.text("role_name")?,
+                    system_kind: ResourceSystemKind::parse(&row.text("system_kind")?)
+                        .unwrap_or(ResourceSystemKind::Builtin),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Separation-of-duties rules of a package, both directions.
+pub async fn sod_rules(conn: &mut Conn, package: PackageId) -> Result<SodRules, sqlx::Error> {
+    let packages: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT p.id, p.name FROM package_incompatible_packages i JOIN access_packages p ON p.id = i.other_package_id
+         WHERE i.package_id = $1
+         UNION
+         SELECT p.id, p.name FROM package_incompatible_packages i JOIN access_packages p ON p.id = i.package_id
+         WHERE i.other_package_id = $1",
+    )
+    .bind(package.0)
+    .fetch_all(&mut *conn)
+    .await?;
+    let groups: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT g.id, g.name FROM package_incompatible_groups i JOIN directory_groups g ON g.id = i.group_id
+         WHERE i.package_id = $1",
+    )
+    .bind(package.0)
+    .fetch_all(conn)
+    .await?;
+    Ok(SodRules {
+        incompatible_packages: packages.into_iter().map(|(id, n)| (PackageId(id), n)).collect(),
+        incompatible_groups: groups.into_iter().map(|(id, n)| (GroupId(id), n)).collect(),
+    })
+}
+
+// ---- writes used by the admin operations and the demo seed ----
+
+pub async fn insert_catalog(
+    conn: &mut Conn,
+    name: &str,
+    description: &str,
+    externally_visible: bool,
+    now: i64,
+) -> Result<CatalogId, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO catalogs (name, description, enabled, externally_visible, created_at) \
+         VALUES ($1, $2, 1, $3, $4) RETURNING id",
+    )
+    .bind(name)
+    .bind(description)
+    .bind(i64::from(externally_visible))
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(CatalogId(id))
+}
+
+pub async fn insert_resource_system(
+    conn: &mut Conn,
+    name: &str,
+    kind: ResourceSystemKind,
+    now: i64,
+) -> Result<ResourceSystemId, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO resource_systems (name, kind, health, created_at) VALUES ($1, $2, 'healthy', $3) RETURNING id",
+    )
+    .bind(name)
+    .bind(kind.as_str())
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(ResourceSystemId(id))
+}
+
+/// A resource with its roles, added to a catalog. Returns the role ids in the order given.
+pub async fn insert_resource(
+    conn: &mut Conn,
+    system: ResourceSystemId,
+    catalog: CatalogId,
+    name: &str,
+    description: &str,
+    roles: &[&str],
+    now: i64,
+) -> Result<Vec<ResourceRoleId>, sqlx::Error> {
+    let resource: i64 = sqlx::query_scalar(
+        "INSERT INTO resources (system_id, external_id, name, description, kind, created_at) \
+         VALUES ($1, $2, $3, $4, 'group', $5) RETURNING id",
+    )
+    .bind(system.0)
+    .bind(name.to_lowercase().replace(' ', "-"))
+    .bind(name)
+    .bind(description)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query("INSERT INTO catalog_resources (catalog_id, resource_id) VALUES ($1, $2)")
+        .bind(catalog.0)
+        .bind(resource)
+        .execute(&mut *conn)
+        .await?;
+    let mut ids = Vec::new();
+    for role in roles {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO resource_roles (resource_id, name) VALUES ($1, $2) RETURNING id",
+        )
+        .bind(resource)
+        .bind(*role)
+        .fetch_one(&mut *conn)
+        .await?;
+        ids.push(ResourceRoleId(id));
+    }
+    Ok(ids)
+}
+
+pub async fn insert_package(
+    conn: &mut Conn,
+    catalog: CatalogId,
+    name: &str,
+    description: &str,
+    roles: &[ResourceRoleId],
+    now: i64,
+) -> Result<PackageId, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO access_packages (catalog_id, name, description, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $4) RETURNING id",
+    )
+    .bind(catalog.0)
+    .bind(name)
+    .bind(description)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    for role in roles {
+        sqlx::query("INSERT INTO package_resource_roles (package_id, resource_role_id) VALUES ($1, $2)")
+            .bind(id)
+            .bind(role.0)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(PackageId(id))
+}
+
+pub async fn add_incompatible_package(conn: &mut Conn, a: PackageId, b: PackageId) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO package_incompatible_packages (package_id, other_package_id) VALUES ($1, $2)")
+        .bind(a.0)
+        .bind(b.0)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, sqlx::Error> {
+    serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+/// Store a new policy (already validated by the domain); returns its id.
+pub async fn insert_policy(conn: &mut Conn, p: &Policy, now: i64) -> Result<PolicyId, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO policies (package_id, name, description, requestor_scope, justification_required,
+            schedule_allowed, on_behalf_allowed, approval, questions, expiration, extension_allowed,
+            extension_needs_approval, review, auto_rule, enabled, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
+    )
+    .bind(p.package_id.0)
+    .bind(&p.name)
+    .bind(&p.description)
+    .bind(p.scope.as_str())
+    .bind(i64::from(p.justification_required))
+    .bind(i64::from(p.schedule_allowed))
+    .bind(i64::from(p.on_behalf_allowed))
+    .bind(to_json(&p.approval)?)
+    .bind(to_json(&p.questions)?)
+    .bind(to_json(&p.expiration)?)
+    .bind(i64::from(p.extension_allowed))
+    .bind(i64::from(p.extension_needs_approval))
+    .bind(to_json(&p.review)?)
+    .bind(p.auto_rule.as_deref())
+    .bind(i64::from(p.enabled))
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    for r in &p.requestors {
+        let (u, g, o) = match *r {
+            RequestorRef::User(u) => (Some(u.0), None, None),
+            RequestorRef::Group(g) => (None, Some(g.0), None),
+            RequestorRef::Org(o) => (None, None, Some(o.0)),
+        };
+        sqlx::query("INSERT INTO policy_requestors (policy_id, user_id, group_id, org_id) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(u)
+            .bind(g)
+            .bind(o)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(PolicyId(id))
+}
+
+/// Names of packages by id.
+pub async fn package_names(conn: &mut Conn, ids: &[PackageId]) -> Result<std::collections::HashMap<PackageId, String>, sqlx::Error> {
+    let sql = format!(
+        "SELECT id, name FROM access_packages WHERE id IN ({})",
+        id_list(ids.iter().map(|p| p.0))
+    );
+    let rows: Vec<(i64, String)> = sqlx::query_as(&sql).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(id, name)| (PackageId(id), name)).collect())
+}

@@ -1,0 +1,221 @@
+//! Users, groups, roles.
+
+use sqlx::any::AnyRow;
+
+use super::{id_list, Conn, RowExt};
+use crate::domain::ids::*;
+use crate::domain::model::{Role, RoleGrant, User, UserKind, UserState};
+
+const USER_COLUMNS: &str = "id, email, display_name, department, job_title, manager_id, kind, \
+                            connected_org_id, state";
+
+fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
+    Ok(User {
+        id: UserId(row.int("id")?),
+        email: row.text("email")?,
+        display_name: row.text("display_name")?,
+        department: row.text("department")?,
+        job_title: row.text("job_title")?,
+        manager_id: row.opt_int("manager_id")?.map(UserId),
+        kind: UserKind::parse(&row.text("kind")?).unwrap_or(UserKind::Member),
+        connected_org_id: row.opt_int("connected_org_id")?.map(OrgId),
+        state: UserState::parse(&row.text("state")?).unwrap_or(UserState::Disabled),
+    })
+}
+
+pub async fn user(conn: &mut Conn, id: UserId) -> Result<Option<User>, sqlx::Error> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id.0).fetch_optional(conn).await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+pub async fn users(conn: &mut Conn, ids: &[UserId]) -> Result<Vec<User>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id IN ({}) ORDER BY display_name",
+        id_list(ids.iter().map(|u| u.0))
+    );
+    let rows = sqlx::query(&sql).fetch_all(conn).await?;
+    rows.iter().map(user_from_row).collect()
+}
+
+/// Active users, by name: the demo sign-in list.
+pub async fn active_users(conn: &mut Conn, limit: i64) -> Result<Vec<User>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE state = 'active' ORDER BY display_name, id LIMIT $1"
+    );
+    let rows = sqlx::query(&sql).bind(limit).fetch_all(conn).await?;
+    rows.iter().map(user_from_row).collect()
+}
+
+pub async fn roles(conn: &mut Conn, user: UserId) -> Result<Vec<RoleGrant>, sqlx::Error> {
+    let rows = sqlx::query("SELECT role, catalog_id FROM role_assignments WHERE user_id = $1")
+        .bind(user.0)
+        .fetch_all(conn)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(role) = Role::parse(&row.text("role")?) {
+            out.push(RoleGrant { role, catalog: row.opt_int("catalog_id")?.map(CatalogId) });
+        }
+    }
+    Ok(out)
+}
+
+pub async fn groups_of(conn: &mut Conn, user: UserId) -> Result<Vec<GroupId>, sqlx::Error> {
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT group_id FROM group_members WHERE user_id = $1")
+        .bind(user.0)
+        .fetch_all(conn)
+        .await?;
+    Ok(ids.into_iter().map(GroupId).collect())
+}
+
+/// Active members of a group.
+pub async fn group_members(conn: &mut Conn, group: GroupId) -> Result<Vec<UserId>, sqlx::Error> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT m.user_id FROM group_members m JOIN users u ON u.id = m.user_id \
+         WHERE m.group_id = $1 AND u.state = 'active'",
+    )
+    .bind(group.0)
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.into_iter().map(UserId).collect())
+}
+
+pub async fn org_is_configured(conn: &mut Conn, org: OrgId) -> Result<bool, sqlx::Error> {
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM connected_orgs WHERE id = $1")
+        .bind(org.0)
+        .fetch_optional(conn)
+        .await?;
+    Ok(state.as_deref() == Some("configured"))
+}
+
+/// Active internal sponsors of an organisation.
+pub async fn sponsors(conn: &mut Conn, org: OrgId) -> Result<Vec<UserId>, sqlx::Error> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT s.user_id FROM connected_org_sponsors s JOIN users u ON u.id = s.user_id \
+         WHERE s.org_id = $1 AND s.kind = 'internal' AND u.state = 'active'",
+    )
+    .bind(org.0)
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.into_iter().map(UserId).collect())
+}
+
+/// Active owners of a catalog.
+pub async fn catalog_owners(conn: &mut Conn, catalog: CatalogId) -> Result<Vec<UserId>, sqlx::Error> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT r.user_id FROM role_assignments r JOIN users u ON u.id = r.user_id \
+         WHERE r.catalog_id = $1 AND r.role = 'catalog_owner' AND u.state = 'active'",
+    )
+    .bind(catalog.0)
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.into_iter().map(UserId).collect())
+}
+
+pub async fn active_among(conn: &mut Conn, ids: &[UserId]) -> Result<Vec<UserId>, sqlx::Error> {
+    let sql = format!(
+        "SELECT id FROM users WHERE state = 'active' AND id IN ({})",
+        id_list(ids.iter().map(|u| u.0))
+    );
+    let ids: Vec<i64> = sqlx::query_scalar(&sql).fetch_all(conn).await?;
+    Ok(ids.into_iter().map(UserId).collect())
+}
+
+pub async fn has_reports(conn: &mut Conn, user: UserId) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE manager_id = $1 AND state = 'active'",
+    )
+    .bind(user.0)
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// A new person in the directory.
+#[derive(Clone, Debug)]
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub department: &'a str,
+    pub job_title: &'a str,
+    pub manager_id: Option<UserId>,
+    pub kind: UserKind,
+    pub connected_org_id: Option<OrgId>,
+}
+
+pub async fn insert_user(conn: &mut Conn, u: &NewUser<'_>, now: i64) -> Result<UserId, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO users (email, display_name, department, job_title, manager_id, kind, \
+         connected_org_id, state, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $8) RETURNING id",
+    )
+    .bind(u.email)
+    .bind(u.display_name)
+    .bind(u.department)
+    .bind(u.job_title)
+    .bind(u.manager_id.map(|m| m.0))
+    .bind(u.kind.as_str())
+    .bind(u.connected_org_id.map(|o| o.0))
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(UserId(id))
+}
+
+pub async fn insert_group(conn: &mut Conn, name: &str, description: &str, now: i64) -> Result<GroupId, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO directory_groups (name, description, created_at) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(name)
+    .bind(description)
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(GroupId(id))
+}
+
+pub async fn add_group_member(conn: &mut Conn, group: GroupId, user: UserId) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(group.0)
+        .bind(user.0)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn grant_role(
+    conn: &mut Conn,
+    user: UserId,
+    role: Role,
+    catalog: Option<CatalogId>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO role_assignments (user_id, role, catalog_id, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(user.0)
+    .bind(role.as_str())
+    .bind(catalog.map(|c| c.0))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Display names by id.
+pub async fn names(conn: &mut Conn, ids: &[UserId]) -> Result<std::collections::HashMap<UserId, String>, sqlx::Error> {
+    let sql = format!(
+        "SELECT id, display_name FROM users WHERE id IN ({})",
+        id_list(ids.iter().map(|u| u.0))
+    );
+    let rows: Vec<(i64, String)> = sqlx::query_as(&sql).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(id, name)| (UserId(id), name)).collect())
+}
+
+/// Every directory group's name by id.
+pub async fn group_names(conn: &mut Conn) -> Result<std::collections::HashMap<GroupId, String>, sqlx::Error> {
+    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM directory_groups").fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(id, name)| (GroupId(id), name)).collect())
+}

@@ -1,0 +1,243 @@
+//! Persistence: one set of queries for SQLite and PostgreSQL through `sqlx::Any`.
+//!
+//! The schema keeps both dialects close (Unix-millisecond `BIGINT` timestamps, 0/1 flags,
+//! `$n` placeholders, `RETURNING`), so each query is written once. Where a dialect truly
+//! differs (how a write transaction starts), [`Db`] hides it.
+
+pub mod sessions;
+
+pub use sqlx::AnyConnection as Conn;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database the pool talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Self, sqlx::Error> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(sqlx::Error::Configuration(
+                "the database URL must start with sqlite:// or postgres://".into(),
+            ))
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+}
+
+/// A write transaction. Dropping it without `commit` rolls it back.
+pub type Tx = Transaction<'static, Any>;
+
+/// The database handle shared by the whole application.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connect a pool. SQLite files (and their folder) are created when missing, and every
+    /// SQLite connection runs in WAL mode with a busy timeout and foreign keys on.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let mut url = url.to_owned();
+        let mut options = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30));
+        if backend == Backend::Sqlite {
+            prepare_sqlite_file(&url)?;
+            if !url.contains("mode=") {
+                url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+            }
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; \
+                         PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&url).await?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Start a write transaction. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so a read-then-write transaction waits for the lock instead of
+    /// failing with SQLITE_BUSY when another writer got there first.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// Apply pending migrations for this backend.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        self.backend.migrator().run(&self.pool).await
+    }
+
+    /// Readiness: the database answers and every migration this binary knows is applied.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| format!("database not reachable or not migrated: {e}"))?;
+        let missing: Vec<i64> = self
+            .backend
+            .migrator()
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("migrations not applied: {missing:?}"))
+        }
+    }
+}
+
+fn prepare_sqlite_file(url: &str) -> Result<(), sqlx::Error> {
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+    let path = options.get_filename();
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                sqlx::Error::Configuration(
+                    format!("cannot create the database folder {}: {e}", parent.display()).into(),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// A timestamp as stored: Unix milliseconds.
+pub fn to_ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+/// A stored timestamp back to a `DateTime`.
+pub fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// Typed column access for rows read through `sqlx::Any`.
+pub trait RowExt {
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    /// A 0/1 flag column.
+    fn flag(&self, column: &str) -> Result<bool, sqlx::Error>;
+    fn time(&self, column: &str) -> Result<DateTime<Utc>, sqlx::Error>;
+    fn opt_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error>;
+    /// A JSON document stored as text.
+    fn json<T: serde::de::DeserializeOwned>(&self, column: &str) -> Result<T, sqlx::Error>;
+}
+
+impl RowExt for AnyRow {
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn flag(&self, column: &str) -> Result<bool, sqlx::Error> {
+        Ok(self.try_get::<i64, _>(column)? != 0)
+    }
+    fn time(&self, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+        Ok(from_ms(self.try_get(column)?))
+    }
+    fn opt_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        Ok(self.try_get::<Option<i64>, _>(column)?.map(from_ms))
+    }
+    fn json<T: serde::de::DeserializeOwned>(&self, column: &str) -> Result<T, sqlx::Error> {
+        let text: String = self.try_get(column)?;
+        serde_json::from_str(&text).map_err(|e| sqlx::Error::ColumnDecode {
+            index: column.to_owned(),
+            source: Box::new(e),
+        })
+    }
+}
+
+/// True when the error is a unique-constraint violation (on either backend).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation()
+                || db.code().is_some_and(|c| c == "2067" || c == "1555" || c == "23505")
+        }
+        _ => false,
+    }
+}
+
+impl From<sqlx::Error> for crate::domain::DomainError {
+    fn from(err: sqlx::Error) -> Self {
+        crate::domain::DomainError::Internal(format!("database: {err}"))
+    }
+}
+
+/// A comma-separated list of ids for an `IN (…)` clause. Ids are integers we format
+/// ourselves, so this cannot inject anything; an empty list matches nothing.
+pub fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
+    let list: Vec<String> = ids.into_iter().map(|id| id.to_string()).collect();
+    if list.is_empty() {
+        "NULL".to_owned()
+    } else {
+        list.join(",")
+    }
+}
+
+pub mod audit;
+pub mod catalog;
+pub mod directory;
+pub mod requests;
+pub mod assignments;

@@ -1,0 +1,404 @@
+//! Requests, the approvers resolved for their stages, and decisions.
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+
+use super::{to_ms, Conn, RowExt};
+use crate::domain::approvers::ApproverSource;
+use crate::domain::ids::*;
+use crate::domain::policy::{Answer, Stage};
+use crate::domain::request::{Decision, RequestKind, RequestState};
+
+/// A request as stored.
+#[derive(Clone, Debug)]
+pub struct RequestRow {
+    pub id: RequestId,
+    pub kind: RequestKind,
+    pub state: RequestState,
+    pub requestor: UserId,
+    pub target: UserId,
+    pub package: PackageId,
+    pub policy: PolicyId,
+    pub assignment: Option<AssignmentId>,
+    /// The approval stages it was filed under (a snapshot of the policy then).
+    pub stages: Vec<Stage>,
+    /// 1-based; 0 before approval starts.
+    pub current_stage: u32,
+    pub stage_due_at: Option<DateTime<Utc>>,
+    pub escalated: bool,
+    pub justification: String,
+    pub answers: Vec<Answer>,
+    pub start_at: Option<DateTime<Utc>>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub outcome_reason: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+pub const REQUEST_COLUMNS: &str = "id, kind, state, requestor_id, target_user_id, package_id, policy_id, \
+    assignment_id, stages, current_stage, stage_due_at, escalated, justification, answers, start_at, \
+    end_at, outcome_reason, version, created_at";
+
+pub fn request_from_row(row: &AnyRow) -> Result<RequestRow, sqlx::Error> {
+    let bad = |what: &str| sqlx::Error::Decode(format!("unknown {what}").into());
+    Ok(RequestRow {
+        id: RequestId(row.int("id")?),
+        kind: RequestKind::parse(&row.text("kind")?).ok_or_else(|| bad("request kind"))?,
+        state: RequestState::parse(&row.text("state")?).ok_or_else(|| bad("request state"))?,
+        requestor: UserId(row.int("requestor_id")?),
+        target: UserId(row.int("target_user_id")?),
+        package: PackageId(row.int("package_id")?),
+        policy: PolicyId(row.int("policy_id")?),
+        assignment: row.opt_int("assignment_id")?.map(AssignmentId),
+        stages: row.json("stages")?,
+        current_stage: u32::try_from(row.int("current_stage")?).unwrap_or(0),
+        stage_due_at: row.opt_time("stage_due_at")?,
+        escalated: row.flag("escalated")?,
+        justification: row.text("justification")?,
+        answers: row.json("answers")?,
+        start_at: row.opt_time("start_at")?,
+        end_at: row.opt_time("end_at")?,
+        outcome_reason: row.text("outcome_reason")?,
+        version: row.int("version")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+pub async fn request(conn: &mut Conn, id: RequestId) -> Result<Option<RequestRow>, sqlx::Error> {
+    let sql = format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id.0).fetch_optional(conn).await?;
+    row.as_ref().map(request_from_row).transpose()
+}
+
+/// A request about to be stored.
+pub struct NewRequestRow<'a> {
+    pub kind: RequestKind,
+    pub state: RequestState,
+    pub requestor: UserId,
+    pub target: UserId,
+    pub package: PackageId,
+    pub policy: PolicyId,
+    pub stages: &'a [Stage],
+    pub current_stage: u32,
+    pub stage_due_at: Option<DateTime<Utc>>,
+    pub justification: &'a str,
+    pub answers: &'a [Answer],
+    pub start_at: Option<DateTime<Utc>>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub outcome_reason: &'a str,
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, sqlx::Error> {
+    serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+pub async fn insert(conn: &mut Conn, r: &NewRequestRow<'_>, now: DateTime<Utc>) -> Result<RequestId, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO requests (kind, state, requestor_id, target_user_id, package_id, policy_id, stages,
+            current_stage, stage_started_at, stage_due_at, justification, answers, start_at, end_at,
+            outcome_reason, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $9, $9) RETURNING id",
+    )
+    .bind(r.kind.as_str())
+    .bind(r.state.as_str())
+    .bind(r.requestor.0)
+    .bind(r.target.0)
+    .bind(r.package.0)
+    .bind(r.policy.0)
+    .bind(json(&r.stages)?)
+    .bind(i64::from(r.current_stage))
+    .bind(to_ms(now))
+    .bind(r.stage_due_at.map(to_ms))
+    .bind(r.justification)
+    .bind(json(&r.answers)?)
+    .bind(r.start_at.map(to_ms))
+    .bind(r.end_at.map(to_ms))
+    .bind(r.outcome_reason)
+    .fetch_one(conn)
+    .await?;
+    Ok(RequestId(id))
+}
+
+pub async fn insert_approvers(
+    conn: &mut Conn,
+    request: RequestId,
+    stage: u32,
+    approvers: &[(UserId, ApproverSource)],
+) -> Result<(), sqlx::Error> {
+    for (user, source) in approvers {
+        sqlx::query("INSERT INTO request_approvers (request_id, stage, user_id, source) VALUES ($1, $2, $3, $4)")
+            .bind(request.0)
+            .bind(i64::from(stage))
+            .bind(user.0)
+            .bind(source.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Is this user among the people who may decide this stage now?
+pub async fn may_decide(
+    conn: &mut Conn,
+    request: RequestId,
+    stage: u32,
+    user: UserId,
+    escalated: bool,
+) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM request_approvers WHERE request_id = $1 AND stage = $2 AND user_id = $3 \
+         AND (source <> 'escalation' OR $4 = 1)",
+    )
+    .bind(request.0)
+    .bind(i64::from(stage))
+    .bind(user.0)
+    .bind(i64::from(escalated))
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// The transition a request makes, written only if nobody changed it since `version` was read.
+pub struct Transition<'a> {
+    pub state: RequestState,
+    pub current_stage: u32,
+    pub stage_due_at: Option<DateTime<Utc>>,
+    pub escalated: bool,
+    pub outcome_reason: &'a str,
+    pub assignment: Option<AssignmentId>,
+}
+
+/// Returns false when the request moved on meanwhile (the caller lost a race).
+pub async fn transition(
+    conn: &mut Conn,
+    id: RequestId,
+    expected_version: i64,
+    t: &Transition<'_>,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE requests SET state = $1, current_stage = $2, stage_due_at = $3, escalated = $4,
+            outcome_reason = $5, assignment_id = $6, stage_started_at = $7, updated_at = $7,
+            version = version + 1
+         WHERE id = $8 AND version = $9",
+    )
+    .bind(t.state.as_str())
+    .bind(i64::from(t.current_stage))
+    .bind(t.stage_due_at.map(to_ms))
+    .bind(i64::from(t.escalated))
+    .bind(t.outcome_reason)
+    .bind(t.assignment.map(|a| a.0))
+    .bind(to_ms(now))
+    .bind(id.0)
+    .bind(expected_version)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Set a request's state from `from` to `to` (delivery progress).
+pub async fn set_state_if(
+    conn: &mut Conn,
+    id: RequestId,
+    from: &[RequestState],
+    to: RequestState,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let list: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    let sql = format!(
+        "UPDATE requests SET state = $1, updated_at = $2, version = version + 1 \
+         WHERE id = $3 AND state IN ({})",
+        list.join(",")
+    );
+    let done = sqlx::query(&sql).bind(to.as_str()).bind(to_ms(now)).bind(id.0).execute(conn).await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Record a stage's decision. Returns false when the stage already has one.
+pub async fn insert_decision(
+    conn: &mut Conn,
+    request: RequestId,
+    stage: u32,
+    approver: Option<UserId>,
+    decision: Decision,
+    justification: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO decisions (request_id, stage, approver_id, decision, justification, decided_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id, stage) DO NOTHING RETURNING id",
+    )
+    .bind(request.0)
+    .bind(i64::from(stage))
+    .bind(approver.map(|a| a.0))
+    .bind(decision.as_str())
+    .bind(justification)
+    .bind(to_ms(now))
+    .fetch_optional(conn)
+    .await?;
+    Ok(id.is_some())
+}
+
+/// The most recent decision on a request, with the decider's name.
+pub async fn last_decision(
+    conn: &mut Conn,
+    request: RequestId,
+) -> Result<Option<(u32, Decision, Option<String>)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT d.stage, d.decision, u.display_name FROM decisions d \
+         LEFT JOIN users u ON u.id = d.approver_id WHERE d.request_id = $1 ORDER BY d.stage DESC LIMIT 1",
+    )
+    .bind(request.0)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let decision = Decision::parse(&row.text("decision")?).unwrap_or(Decision::Deny);
+    Ok(Some((u32::try_from(row.int("stage")?).unwrap_or(0), decision, row.opt_text("display_name")?)))
+}
+
+/// Is there a request for this user and package still waiting for a decision?
+pub async fn open_request_exists(conn: &mut Conn, target: UserId, package: PackageId) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM requests WHERE target_user_id = $1 AND package_id = $2 \
+         AND state IN ('submitted', 'pending_approval')",
+    )
+    .bind(target.0)
+    .bind(package.0)
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Packages this user has requested and still waits for.
+pub async fn open_request_packages(conn: &mut Conn, target: UserId) -> Result<Vec<PackageId>, sqlx::Error> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT package_id FROM requests WHERE target_user_id = $1 AND state IN ('submitted', 'pending_approval')",
+    )
+    .bind(target.0)
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.into_iter().map(PackageId).collect())
+}
+
+const PENDING_FOR: &str = "FROM requests r JOIN request_approvers a
+        ON a.request_id = r.id AND a.stage = r.current_stage
+     WHERE a.user_id = $1 AND r.state = 'pending_approval'
+       AND (a.source <> 'escalation' OR r.escalated = 1)";
+
+pub async fn pending_approval_count(conn: &mut Conn, user: UserId) -> Result<i64, sqlx::Error> {
+    let sql = format!("SELECT COUNT(*) {PENDING_FOR}");
+    sqlx::query_scalar(&sql).bind(user.0).fetch_one(conn).await
+}
+
+/// Requests waiting for this approver, oldest first, one page after `after`.
+pub async fn pending_for(
+    conn: &mut Conn,
+    user: UserId,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<RequestRow>, sqlx::Error> {
+    let cols: Vec<String> = REQUEST_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect();
+    let sql = format!("SELECT {} {PENDING_FOR} AND r.id > $2 ORDER BY r.id LIMIT $3", cols.join(", "));
+    let rows = sqlx::query(&sql).bind(user.0).bind(after).bind(limit).fetch_all(conn).await?;
+    rows.iter().map(request_from_row).collect()
+}
+
+pub async fn has_been_approver(conn: &mut Conn, user: UserId) -> Result<bool, sqlx::Error> {
+    let n: Option<i64> = sqlx::query_scalar("SELECT 1 FROM request_approvers WHERE user_id = $1 LIMIT 1")
+        .bind(user.0)
+        .fetch_optional(conn)
+        .await?;
+    Ok(n.is_some())
+}
+
+/// Pending requests whose current stage is past its due time.
+pub async fn overdue(conn: &mut Conn, now: DateTime<Utc>, limit: i64) -> Result<Vec<RequestId>, sqlx::Error> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM requests WHERE state = 'pending_approval' AND stage_due_at <= $1 ORDER BY stage_due_at LIMIT $2",
+    )
+    .bind(to_ms(now))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.into_iter().map(RequestId).collect())
+}
+
+/// Requests filed by or for this user, newest first.
+pub async fn of_user(conn: &mut Conn, user: UserId, before: i64, limit: i64) -> Result<Vec<RequestRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {REQUEST_COLUMNS} FROM requests WHERE (target_user_id = $1 OR requestor_id = $1) \
+         AND id < $2 ORDER BY id DESC LIMIT $3"
+    );
+    let rows = sqlx::query(&sql).bind(user.0).bind(before).bind(limit).fetch_all(conn).await?;
+    rows.iter().map(request_from_row).collect()
+}
+
+/// A decision, as shown on timelines and in the approver's history.
+#[derive(Clone, Debug)]
+pub struct DecisionRow {
+    pub request: RequestId,
+    pub stage: u32,
+    pub approver: Option<String>,
+    pub decision: Decision,
+    pub justification: String,
+    pub decided_at: DateTime<Utc>,
+}
+
+fn decision_from_row(row: &AnyRow) -> Result<DecisionRow, sqlx::Error> {
+    Ok(DecisionRow {
+        request: RequestId(row.int("request_id")?),
+        stage: u32::try_from(row.int("stage")?).unwrap_or(0),
+        approver: row.opt_text("display_name")?,
+        decision: Decision::parse(&row.text("decision")?).unwrap_or(Decision::Deny),
+        justification: row.text("justification")?,
+        decided_at: row.time("decided_at")?,
+    })
+}
+
+pub async fn decisions_of(conn: &mut Conn, requests: &[RequestId]) -> Result<Vec<DecisionRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT d.request_id, d.stage, u.display_name, d.decision, d.justification, d.decided_at
+         FROM decisions d LEFT JOIN users u ON u.id = d.approver_id
+         WHERE d.request_id IN ({}) ORDER BY d.request_id, d.stage",
+        super::id_list(requests.iter().map(|r| r.0))
+    );
+    let rows = sqlx::query(&sql).fetch_all(conn).await?;
+    rows.iter().map(decision_from_row).collect()
+}
+
+/// Decisions made by this approver, newest first.
+pub async fn decisions_by(conn: &mut Conn, approver: UserId, limit: i64) -> Result<Vec<DecisionRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT d.request_id, d.stage, u.display_name, d.decision, d.justification, d.decided_at
+         FROM decisions d LEFT JOIN users u ON u.id = d.approver_id
+         WHERE d.approver_id = $1 ORDER BY d.id DESC LIMIT $2",
+    )
+    .bind(approver.0)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(decision_from_row).collect()
+}
+
+/// The approvers' names per request and stage (escalation approvers only once escalated).
+pub async fn approver_names(
+    conn: &mut Conn,
+    requests: &[RequestId],
+) -> Result<Vec<(RequestId, u32, String, ApproverSource)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT a.request_id, a.stage, u.display_name, a.source FROM request_approvers a
+         JOIN users u ON u.id = a.user_id WHERE a.request_id IN ({}) ORDER BY a.request_id, a.stage, u.display_name",
+        super::id_list(requests.iter().map(|r| r.0))
+    );
+    let rows = sqlx::query(&sql).fetch_all(conn).await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                RequestId(row.int("request_id")?),
+                u32::try_from(row.int("stage")?).unwrap_or(0),
+                row.text("display_name")?,
+                ApproverSource::parse(&row.text("source")?).unwrap_or(ApproverSource::Primary),
+            ))
+        })
+        .collect()
+}

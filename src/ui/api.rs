@@ -1,0 +1,230 @@
+//! Server functions: thin adapters. Each finds who is calling, makes one service call, and
+//! maps the error. No SQL and no role checks here: the service and the domain decide.
+
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+
+use super::error::AppError;
+use crate::views::*;
+
+#[cfg(feature = "ssr")]
+mod server {
+    use leptos::prelude::*;
+    use tower_sessions::Session;
+
+    use crate::domain::authz::Actor;
+    use crate::service::Service;
+    use crate::ui::error::AppError;
+    use crate::views::Notice;
+
+    const NOTICE_KEY: &str = "notice";
+
+    pub fn service() -> Result<Service, AppError> {
+        use_context::<Service>().ok_or(AppError::Internal)
+    }
+
+    pub async fn session() -> Result<Session, AppError> {
+        leptos_axum::extract::<Session>().await.map_err(|e| {
+            tracing::error!(error = %e, "no session layer");
+            AppError::Internal
+        })
+    }
+
+    /// The signed-in actor, or `Unauthenticated`.
+    pub async fn actor() -> Result<(Service, Actor), AppError> {
+        let service = service()?;
+        let session = session().await?;
+        match crate::auth::session_actor(&session, &service).await? {
+            Some(actor) => Ok((service, actor)),
+            None => Err(AppError::Unauthenticated),
+        }
+    }
+
+    /// Is this call a plain HTML form post (JavaScript off)? Then the answer is a redirect back
+    /// to the page, and the outcome travels in the session to be shown there once.
+    fn is_plain_form_post() -> bool {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.headers.get(http::header::ACCEPT).cloned())
+            .and_then(|v| v.to_str().ok().map(|s| s.contains("text/html")))
+            .unwrap_or(false)
+    }
+
+    /// Hand the outcome of an action to the page: for plain form posts it is kept in the
+    /// session and shown on the next render.
+    pub async fn finish(result: Result<Notice, AppError>) -> Result<Notice, AppError> {
+        if is_plain_form_post() {
+            let notice = match &result {
+                Ok(n) => n.clone(),
+                Err(e) => Notice { ok: false, text: e.to_string(), field: e.field().map(str::to_owned) },
+            };
+            if let Ok(session) = session().await {
+                let _ = session.insert(NOTICE_KEY, notice).await;
+            }
+        }
+        result
+    }
+
+    pub async fn take_notice() -> Result<Option<Notice>, AppError> {
+        let session = session().await?;
+        session.remove::<Notice>(NOTICE_KEY).await.map_err(|_| AppError::Internal)
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn ok(text: impl Into<String>) -> Notice {
+    Notice { ok: true, text: text.into(), field: None }
+}
+
+/// The signed-in person, or `None`.
+#[server]
+pub async fn get_viewer() -> Result<Option<Viewer>, AppError> {
+    match server::actor().await {
+        Ok((service, actor)) => Ok(Some(service.viewer(&actor).await?)),
+        Err(AppError::Unauthenticated) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The outcome of the last plain-form action, shown once.
+#[server]
+pub async fn take_notice() -> Result<Option<Notice>, AppError> {
+    server::take_notice().await
+}
+
+/// People to sign in as, when demo sign-in is on.
+#[server]
+pub async fn demo_people() -> Result<Vec<DemoPerson>, AppError> {
+    let demo = use_context::<super::DemoMode>().is_some_and(|d| d.0);
+    if !demo {
+        return Ok(vec![]);
+    }
+    Ok(server::service()?.demo_people().await?)
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Browse {
+    pub page: Page<PackageCard>,
+    pub catalogs: Vec<CatalogOption>,
+}
+
+/// Packages I may request.
+#[server]
+pub async fn browse_packages(q: String, catalog: Option<i64>, cursor: Option<String>) -> Result<Browse, AppError> {
+    let (service, actor) = server::actor().await?;
+    let filter = catalog.filter(|c| *c > 0).map(crate::domain::ids::CatalogId);
+    let page = service.requestable_packages(&actor, &q, filter, cursor.as_deref()).await?;
+    let catalogs = service.catalog_options(&actor).await?;
+    Ok(Browse { page, catalogs })
+}
+
+#[server]
+pub async fn load_package(id: i64) -> Result<PackageDetail, AppError> {
+    let (service, actor) = server::actor().await?;
+    Ok(service.package_detail(&actor, crate::domain::ids::PackageId(id)).await?)
+}
+
+/// File a request. `answers` maps question ids to answers (`answers[region]=EMEA`).
+#[server]
+pub async fn request_access(
+    package_id: i64,
+    policy_id: Option<i64>,
+    justification: String,
+    answers: Option<HashMap<String, String>>,
+) -> Result<Notice, AppError> {
+    use crate::domain::ids::{PackageId, PolicyId};
+    use crate::domain::policy::Answer;
+    use crate::domain::request::RequestState;
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        let request = crate::service::NewRequest {
+            package: PackageId(package_id),
+            policy: policy_id.map(PolicyId),
+            target: None,
+            justification,
+            answers: answers
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(question_id, value)| Answer { question_id, value })
+                .collect(),
+            start: None,
+            end: None,
+        };
+        let outcome = service.submit_request(&actor, request).await?;
+        Ok(Notice {
+            ok: outcome.state != RequestState::Rejected,
+            text: outcome.message,
+            field: None,
+        })
+    }
+    .await;
+    server::finish(result).await
+}
+
+#[server]
+pub async fn my_requests() -> Result<Vec<RequestView>, AppError> {
+    let (service, actor) = server::actor().await?;
+    Ok(service.my_requests(&actor).await?)
+}
+
+#[server]
+pub async fn cancel_request(request_id: i64) -> Result<Notice, AppError> {
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        service.cancel_request(&actor, crate::domain::ids::RequestId(request_id)).await?;
+        Ok(ok("Request canceled."))
+    }
+    .await;
+    server::finish(result).await
+}
+
+#[server]
+pub async fn my_access() -> Result<Vec<AssignmentView>, AppError> {
+    let (service, actor) = server::actor().await?;
+    Ok(service.my_access(&actor).await?)
+}
+
+#[server]
+pub async fn give_up_access(assignment_id: i64) -> Result<Notice, AppError> {
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        service
+            .remove_assignment(&actor, crate::domain::ids::AssignmentId(assignment_id), "given up by the holder")
+            .await?;
+        Ok(ok("Access given up. It is being removed."))
+    }
+    .await;
+    server::finish(result).await
+}
+
+#[server]
+pub async fn pending_approvals() -> Result<Vec<ApprovalItem>, AppError> {
+    let (service, actor) = server::actor().await?;
+    Ok(service.pending_approvals(&actor).await?)
+}
+
+#[server]
+pub async fn decision_history() -> Result<Vec<DecisionView>, AppError> {
+    let (service, actor) = server::actor().await?;
+    Ok(service.decision_history(&actor).await?)
+}
+
+/// Approve or deny one request (`decision` is `approve` or `deny`).
+#[server]
+pub async fn decide(request_id: i64, decision: String, justification: String) -> Result<Notice, AppError> {
+    use crate::domain::request::Decision;
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        let decision = match decision.as_str() {
+            "approve" => Decision::Approve,
+            "deny" => Decision::Deny,
+            _ => return Err(AppError::Invalid { field: Some("decision".into()), message: "approve or deny".into() }),
+        };
+        let outcome = service
+            .decide(&actor, crate::domain::ids::RequestId(request_id), decision, &justification)
+            .await?;
+        Ok(ok(outcome.message))
+    }
+    .await;
+    server::finish(result).await
+}

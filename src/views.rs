@@ -1,0 +1,177 @@
+//! Read models: what pages and the API show. Plain serde types compiled for the server and the
+//! browser alike; the service layer fills them, the UI renders them.
+
+use serde::{Deserialize, Serialize};
+
+/// Timestamps cross the wire as Unix milliseconds; the browser shows them in its own zone.
+pub type Millis = i64;
+
+/// The signed-in person, as the navigation needs them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Viewer {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub department: String,
+    pub job_title: String,
+    pub is_admin: bool,
+    /// Holds any role that opens the admin area.
+    pub admin_area: bool,
+    /// Is (or has been) an approver, or manages people.
+    pub approver: bool,
+    pub pending_approvals: i64,
+}
+
+/// A page of a list, with the cursor of the next page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatalogOption {
+    pub id: i64,
+    pub name: String,
+}
+
+/// One resource role a package grants.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResourceRoleView {
+    pub id: i64,
+    pub resource: String,
+    pub role: String,
+    pub system: String,
+}
+
+/// A package as the requestor browses it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PackageCard {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub catalog: String,
+    pub resources: Vec<ResourceRoleView>,
+    /// The largest number of approval stages among the policies that apply.
+    pub approval_stages: u32,
+    pub expiration: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DemoPerson {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub title: String,
+    pub department: String,
+    pub roles: Vec<String>,
+}
+
+/// A question of a policy's request form.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuestionView {
+    pub id: String,
+    pub prompt: String,
+    pub required: bool,
+    /// Empty for a text question.
+    pub options: Vec<String>,
+}
+
+/// A policy as the requestor sees it: what it will ask and who approves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyView {
+    pub id: i64,
+    pub name: String,
+    /// One line per approval stage: "Stage 1: your manager".
+    pub stages: Vec<String>,
+    pub justification_required: bool,
+    pub schedule_allowed: bool,
+    pub expiration: String,
+    pub questions: Vec<QuestionView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PackageDetail {
+    pub card: PackageCard,
+    pub policies: Vec<PolicyView>,
+    /// Separation-of-duties conflicts the viewer would run into.
+    pub sod_warning: Option<String>,
+}
+
+/// One step of a request's timeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelineStep {
+    pub title: String,
+    pub detail: String,
+    pub at: Option<Millis>,
+    /// done | current | failed | upcoming
+    pub status: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestView {
+    pub id: i64,
+    pub package: String,
+    pub requestor: String,
+    pub target: String,
+    pub state: String,
+    pub state_label: String,
+    pub created_at: Millis,
+    pub reason: String,
+    pub can_cancel: bool,
+    pub timeline: Vec<TimelineStep>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AssignmentView {
+    pub id: i64,
+    pub package: String,
+    pub state: String,
+    pub start_at: Millis,
+    pub end_at: Option<Millis>,
+    /// active | expiring | ended
+    pub bucket: String,
+    pub resources: Vec<ResourceRoleView>,
+}
+
+/// A request waiting for the viewer's decision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalItem {
+    pub request_id: i64,
+    pub requestor: String,
+    pub target: String,
+    pub target_title: String,
+    pub package: String,
+    pub stage: u32,
+    pub stage_count: u32,
+    pub created_at: Millis,
+    pub due_at: Option<Millis>,
+    pub justification: String,
+    pub answers: Vec<(String, String)>,
+    pub justification_required: bool,
+    pub resources: Vec<ResourceRoleView>,
+    /// What the target already has.
+    pub current_access: Vec<String>,
+    pub sod_warning: Option<String>,
+}
+
+/// A decision the viewer made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecisionView {
+    pub request_id: i64,
+    pub package: String,
+    pub target: String,
+    pub stage: u32,
+    pub decision: String,
+    pub justification: String,
+    pub decided_at: Millis,
+}
+
+/// The result of an action, shown to the person who took it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub ok: bool,
+    pub text: String,
+    /// The form field the message is about, if any.
+    pub field: Option<String>,
+}

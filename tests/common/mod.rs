@@ -1,0 +1,148 @@
+//! Test harness: each test gets the real application code over its own fresh database —
+//! SQLite in a temporary folder, or a new database in the PostgreSQL cluster named by
+//! `QM_TEST_POSTGRES_URL` (the test command starts a private one).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use quartermaster::config::ServeArgs;
+use quartermaster::demo::{seed_directory_and_catalogs, DemoIds};
+use quartermaster::domain::authz::Actor;
+use quartermaster::domain::clock::ManualClock;
+use quartermaster::domain::ids::UserId;
+use quartermaster::server::Application;
+use quartermaster::service::Service;
+use quartermaster::store::{Backend, Db};
+
+pub struct TestDb {
+    pub db: Db,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh, migrated database on the given backend.
+pub async fn fresh_db(backend: Backend) -> TestDb {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}/qm.db", dir.path().display());
+            let db = Db::connect(&url, 8).await.unwrap();
+            db.migrate().await.unwrap();
+            TestDb { db, url, _dir: Some(dir) }
+        }
+        Backend::Postgres => {
+            let Ok(admin_url) = std::env::var("QM_TEST_POSTGRES_URL") else {
+                panic!(
+                    "QM_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh, which starts a \
+                     private PostgreSQL cluster, or point it at a server (postgres://user@host:port/postgres)"
+                );
+            };
+            let name = format!("qm_test_{}", rand_suffix());
+            let admin = Db::connect(&admin_url, 1).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin.pool()).await.unwrap();
+            admin.pool().close().await;
+            let base = admin_url.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
+            let url = format!("{base}/{name}");
+            let db = Db::connect(&url, 8).await.unwrap();
+            db.migrate().await.unwrap();
+            TestDb { db, url, _dir: None }
+        }
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{:x}{:04x}", nanos, std::process::id() & 0xffff)
+}
+
+/// The demo organisation over a fresh database, with a clock the test controls.
+pub struct World {
+    pub test_db: TestDb,
+    pub service: Service,
+    pub clock: ManualClock,
+    pub ids: DemoIds,
+}
+
+impl World {
+    pub async fn new(backend: Backend) -> Self {
+        let test_db = fresh_db(backend).await;
+        let ids = seed_directory_and_catalogs(&test_db.db).await.unwrap();
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap());
+        let service = Service::with_clock(test_db.db.clone(), Arc::new(clock.clone()));
+        World { test_db, service, clock, ids }
+    }
+
+    pub async fn actor(&self, id: UserId) -> Actor {
+        self.service.actor(id).await.unwrap().expect("active demo user")
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.test_db.db
+    }
+}
+
+/// The real server on 127.0.0.1:0 over a fresh database with the demo organisation.
+pub struct TestApp {
+    pub base: String,
+    pub service: Service,
+    pub ids: DemoIds,
+    _db: TestDb,
+}
+
+pub async fn spawn_app(backend: Backend, demo: bool) -> TestApp {
+    quartermaster::telemetry::init(quartermaster::config::LogFormat::Text);
+    let test_db = fresh_db(backend).await;
+    let ids = seed_directory_and_catalogs(&test_db.db).await.unwrap();
+    let args = ServeArgs {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        demo,
+        site_root: site_root(),
+        public_url: None,
+    };
+    let app = Application::build(test_db.db.clone(), args).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let service = app.service().clone();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp { base, service, ids, _db: test_db }
+}
+
+/// Where the built client lives (scripts/build.sh puts it there).
+pub fn site_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/site")
+}
+
+/// A browser-like HTTP client with a cookie jar that does not follow redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Generate one `#[tokio::test]` per backend for each listed async fn taking a `Backend`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(quartermaster::store::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(quartermaster::store::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,131 @@
+//! The real server on 127.0.0.1:0: health, readiness, sign-in, server-rendered pages with their
+//! data, request security — on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{client, spawn_app};
+use quartermaster::store::Backend;
+
+on_both_databases!(health_and_readiness, pages_render_on_the_server_with_data, cross_site_posts_are_refused, plain_form_actions_work_without_javascript);
+
+async fn health_and_readiness(backend: Backend) {
+    let app = spawn_app(backend, false).await;
+    let c = client();
+    let res = c.get(format!("{}/healthz", app.base)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("x-request-id"), "every response carries a request id");
+    let res = c.get(format!("{}/readyz", app.base)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "ready");
+}
+
+async fn sign_in_as(c: &reqwest::Client, base: &str, user: i64) {
+    let res = c
+        .post(format!("{base}/auth/demo"))
+        .header("origin", base)
+        .form(&[("user_id", user.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "demo sign-in redirects home");
+}
+
+async fn pages_render_on_the_server_with_data(backend: Backend) {
+    let app = spawn_app(backend, true).await;
+    let c = client();
+    // Anonymous: sent to sign-in, which lists the demo people.
+    let res = c.get(format!("{}/", app.base)).send().await.unwrap();
+    assert_eq!(res.status(), 302);
+    assert_eq!(res.headers()["location"], "/signin");
+    let signin = c.get(format!("{}/signin", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(signin.contains("Maya Chen") && signin.contains("/auth/demo"), "demo people listed");
+
+    sign_in_as(&c, &app.base, app.ids.maya.0).await;
+    let home = c.get(format!("{}/", app.base)).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    let csp = home.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let html = home.text().await.unwrap();
+    for expected in ["Maya Chen", "Developer Tools", "Production Access", "Request access", "quartermaster.js"] {
+        assert!(html.contains(expected), "home page lacks {expected:?}");
+    }
+    assert!(!html.contains("Payments Approver"), "only packages Maya may request");
+    // Navigation shows what the role allows: Maya has no admin role.
+    assert!(!html.contains(">Admin<"));
+
+    // The assets the page asks for are served (when the client was built: scripts/test.sh does).
+    if std::env::var("QM_REQUIRE_SITE").is_ok() {
+        let wasm = c.get(format!("{}/pkg/quartermaster_bg.wasm", app.base)).send().await.unwrap();
+        assert_eq!(wasm.status(), 200);
+        assert_eq!(wasm.headers()["content-type"], "application/wasm");
+        let css = c.get(format!("{}/pkg/quartermaster.css", app.base)).send().await.unwrap();
+        assert_eq!(css.status(), 200);
+    }
+
+    // 404 is a page a person understands, with the right status.
+    let missing = c.get(format!("{}/no/such/page", app.base)).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("Not found"));
+
+    // Sign-out ends the server-side session.
+    let out = c.post(format!("{}/auth/signout", app.base)).header("origin", &app.base).send().await.unwrap();
+    assert_eq!(out.status(), 303);
+    let after = c.get(format!("{}/", app.base)).send().await.unwrap();
+    assert_eq!(after.status(), 302);
+}
+
+async fn cross_site_posts_are_refused(backend: Backend) {
+    let app = spawn_app(backend, true).await;
+    let c = client();
+    let res = c
+        .post(format!("{}/auth/demo", app.base))
+        .header("origin", "https://evil.example")
+        .form(&[("user_id", app.ids.grace.0.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = c
+        .post(format!("{}/auth/demo", app.base))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("user_id", app.ids.grace.0.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get("set-cookie").is_none(), "no session was created");
+}
+
+async fn plain_form_actions_work_without_javascript(backend: Backend) {
+    let app = spawn_app(backend, true).await;
+    let c = client();
+    sign_in_as(&c, &app.base, app.ids.jamal.0).await;
+    let page = format!("{}/packages/{}", app.base, app.ids.sales_crm.0);
+    let html = c.get(&page).send().await.unwrap().text().await.unwrap();
+    let action = html
+        .split("action=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+        .find(|a| a.starts_with("/api/request_access"))
+        .expect("the request form posts to its server function");
+    // A browser with JavaScript off posts the form and follows the redirect back.
+    let res = c
+        .post(format!("{}{}", app.base, action))
+        .header("origin", &app.base)
+        .header("referer", &page)
+        .header("accept", "text/html")
+        .form(&[("package_id", app.ids.sales_crm.0.to_string()), ("justification", "EMEA".into()), ("answers[region]", "EMEA".into())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let back = c.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(back.contains("waiting for approval"), "the outcome is shown after the redirect");
+    // The approver sees it on the server-rendered Approvals page.
+    let c2 = client();
+    sign_in_as(&c2, &app.base, app.ids.sofia.0).await;
+    let approvals = c2.get(format!("{}/approvals", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(approvals.contains("Jamal Carter") && approvals.contains("Sales CRM"));
+}
