@@ -201,9 +201,13 @@ async fn grants_are_reference_counted(backend: Backend) {
 
 async fn direct_assignment_needs_the_catalog_role(backend: Backend) {
     let w = World::new(backend).await;
-    let policies = |pkg| async move {
-        let mut conn = w.db().pool().acquire().await.unwrap();
-        quartermaster::store::catalog::policies_of(&mut conn, &[pkg]).await.unwrap()[0].id
+    let pool = w.db().pool().clone();
+    let policies = |pkg| {
+        let pool = pool.clone();
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            quartermaster::store::catalog::policies_of(&mut conn, &[pkg]).await.unwrap()[0].id
+        }
     };
     let dev_policy = policies(w.ids.developer_tools).await;
     let crm_policy = policies(w.ids.sales_crm).await;

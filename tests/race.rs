@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use chrono::Duration;
 use common::World;
-use quartermaster::domain::ids::*;
 use quartermaster::domain::request::Decision;
 use quartermaster::domain::DomainError;
 use quartermaster::service::NewRequest;
@@ -102,7 +101,11 @@ async fn racing_decisions_have_exactly_one_winner(backend: Backend) {
 
     // The database agrees: one decision per request at most, one assignment and one grant and
     // one outbox entry per approved request, none for the others.
-    let count = |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(w.db().pool()).await.unwrap() };
+    let pool = w.db().pool().clone();
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
     let approved = outcomes.get("approve").copied().unwrap_or(0) as i64;
     let grants_per = 2; // Sales CRM grants Salesforce · User and Sales Dashboards · Viewer.
     assert_eq!(count("SELECT COUNT(*) FROM (SELECT request_id FROM decisions GROUP BY request_id HAVING COUNT(*) > 1) d").await, 0);

@@ -190,8 +190,12 @@ impl Service {
         let req = requests::request(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("request"))?;
         let stage = req.current_stage;
         let may = stage > 0 && requests::may_decide(&mut tx, id, stage, actor.id(), req.escalated).await?;
-        if !may && actor.id() != req.requestor && actor.id() != req.target && req.state.is_open() {
-            // Someone who was never an approver of this request learns nothing more.
+        if !may
+            && actor.id() != req.requestor
+            && actor.id() != req.target
+            && !requests::approves_any_stage(&mut tx, id, actor.id()).await?
+        {
+            // Someone who is no approver of this request learns nothing about it.
             return Err(DomainError::not_found("request"));
         }
         let justification_required = req

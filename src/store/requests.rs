@@ -158,6 +158,16 @@ pub async fn may_decide(
     Ok(n > 0)
 }
 
+/// Is this user an approver of any stage of this request (now, earlier or later)?
+pub async fn approves_any_stage(conn: &mut Conn, request: RequestId, user: UserId) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_approvers WHERE request_id = $1 AND user_id = $2")
+        .bind(request.0)
+        .bind(user.0)
+        .fetch_one(conn)
+        .await?;
+    Ok(n > 0)
+}
+
 /// The transition a request makes, written only if nobody changed it since `version` was read.
 pub struct Transition<'a> {
     pub state: RequestState,

@@ -115,9 +115,12 @@ pub fn site_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/site")
 }
 
-/// A browser-like HTTP client with a cookie jar that does not follow redirects.
+/// A browser-like HTTP client (asks for HTML, keeps cookies) that does not follow redirects.
 pub fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::ACCEPT, reqwest::header::HeaderValue::from_static("text/html"));
     reqwest::Client::builder()
+        .default_headers(headers)
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()
