@@ -29,6 +29,7 @@ pub struct DemoIds {
     pub linus: UserId,
     pub maya: UserId,
     pub omar: UserId,
+    pub kai: UserId,
     pub sofia: UserId,
     pub jamal: UserId,
     pub priya: UserId,
@@ -104,6 +105,7 @@ pub async fn seed_directory_and_catalogs(db: &Db) -> Result<DemoIds, DomainError
     let linus = person("linus@quartermaster.example", "Linus Park", "Engineering", "Engineering Manager", Some(grace)).await?;
     let maya = person("maya@quartermaster.example", "Maya Chen", "Engineering", "Software Engineer", Some(linus)).await?;
     let omar = person("omar@quartermaster.example", "Omar Haddad", "Engineering", "Site Reliability Engineer", Some(linus)).await?;
+    let kai = person("kai@quartermaster.example", "Kai Müller", "Engineering", "Backend Engineer", Some(linus)).await?;
     let sofia = person("sofia@quartermaster.example", "Sofia Rossi", "Sales", "VP Sales", Some(grace)).await?;
     let jamal = person("jamal@quartermaster.example", "Jamal Carter", "Sales", "Account Executive", Some(sofia)).await?;
     let priya = person("priya@quartermaster.example", "Priya Nair", "Sales", "Sales Operations Analyst", Some(sofia)).await?;
@@ -134,13 +136,15 @@ pub async fn seed_directory_and_catalogs(db: &Db) -> Result<DemoIds, DomainError
     let engineering = directory::insert_group(&mut tx, "Engineering", "Everyone in engineering", now).await?;
     let finance = directory::insert_group(&mut tx, "Finance", "Finance department", now).await?;
     let security = directory::insert_group(&mut tx, "Security Team", "Security officers", now).await?;
-    for u in [linus, maya, omar] {
+    for u in [linus, maya, omar, kai] {
         directory::add_group_member(&mut tx, engineering, u).await?;
     }
     for u in [elena, tom] {
         directory::add_group_member(&mut tx, finance, u).await?;
     }
+    // The CTO backs up the security officer on production approvals.
     directory::add_group_member(&mut tx, security, hana).await?;
+    directory::add_group_member(&mut tx, security, grace).await?;
 
     let builtin = catalog::insert_resource_system(&mut tx, "Quartermaster groups", ResourceSystemKind::Builtin, now).await?;
     let eng = catalog::insert_catalog(&mut tx, "Engineering", "Developer tooling and production access", false, now).await?;
@@ -221,7 +225,7 @@ pub async fn seed_directory_and_catalogs(db: &Db) -> Result<DemoIds, DomainError
     }
     tx.commit().await?;
     Ok(DemoIds {
-        grace, linus, maya, omar, sofia, jamal, priya, elena, tom, hana, lucas, noah,
+        grace, linus, maya, omar, kai, sofia, jamal, priya, elena, tom, hana, lucas, noah,
         developer_tools, production_access, sales_crm, sales_analytics, payments_approver, invoice_processing,
         production_role: production[0],
     })

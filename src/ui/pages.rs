@@ -237,7 +237,13 @@ fn PackageCardView(card: PackageCard) -> impl IntoView {
                 aria-expanded=move || expanded.get().to_string()
                 on:click=move |_| expanded.update(|e| *e = !*e)
             >
-                {move || if expanded.get() { "Hide resources".to_owned() } else { format!("Show {count} resources") }}
+                {move || if expanded.get() {
+                    "Hide resources".to_owned()
+                } else if count == 1 {
+                    "Show 1 resource".to_owned()
+                } else {
+                    format!("Show {count} resources")
+                }}
             </button>
             <Show when=move || expanded.get()>
                 <ul class="resource-list">

@@ -1,0 +1,43 @@
+import { test, expect } from '@playwright/test';
+import { emails, signIn, signOut, settle, shot } from './helpers';
+
+test('pages are rendered on the server with their data', async ({ page }, testInfo) => {
+  await signIn(page, emails.maya);
+  // Whatever the browser does with scripts, the first response already holds the data.
+  const html = await (await page.request.get('/')).text();
+  expect(html).toContain('Developer Tools');
+  expect(html).toContain('Maya Chen');
+  await expect(page.locator('#packages .card').first()).toBeVisible();
+  await shot(page, testInfo, 'my-access');
+});
+
+test('the page hydrates and a click does what only hydration can', async ({ page }, testInfo) => {
+  test.skip(testInfo.project.name !== 'js', 'needs JavaScript');
+  await signIn(page, emails.maya);
+  await settle(page, testInfo);
+  const card = page.locator('#packages .card', { hasText: 'Developer Tools' });
+  await expect(card.locator('.resource-list')).toHaveCount(0);
+  await card.getByRole('button', { name: /Show 2 resources/ }).click();
+  await expect(card.locator('.resource-list')).toContainText('GitHub Developers');
+  await expect(card.getByRole('button', { name: 'Hide resources' })).toHaveAttribute('aria-expanded', 'true');
+});
+
+test('navigation follows the role, and sign-out ends the session', async ({ page }, testInfo) => {
+  await signIn(page, emails.grace);
+  await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Admin' })).toBeVisible();
+  await signOut(page);
+  await signIn(page, emails.tom);
+  await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Admin' })).toHaveCount(0);
+  await page.goto('/admin');
+  await expect(page.getByRole('heading', { name: "You don't have access to this" })).toBeVisible();
+  await signOut(page);
+  await page.goto('/');
+  await expect(page).toHaveURL(/\/signin$/);
+  await shot(page, testInfo, 'signin');
+});
+
+test('an unknown address gets a page a person understands', async ({ page }) => {
+  const res = await page.goto('/no/such/page');
+  expect(res?.status()).toBe(404);
+  await expect(page.getByRole('heading', { name: 'Not found' })).toBeVisible();
+});
