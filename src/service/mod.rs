@@ -4,6 +4,7 @@
 //! Server functions, REST handlers and background jobs all call these, so a rule lives in
 //! one place.
 
+mod admin;
 mod audit;
 mod catalog;
 mod delivery;
@@ -18,6 +19,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::clock::{Clock, SystemClock};
 use crate::store::Db;
 
+pub use admin::Incompatible;
 pub use audit::ChainCheck;
 pub use delivery::DeliveryReport;
 pub use requests::{NewRequest, RequestOutcome};

@@ -5,13 +5,13 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::Service;
-use crate::domain::approvers::{has_deciders, resolve_stage, ApproverDirectory};
+use crate::domain::approvers::{has_deciders, resolve_stage, ApproverDirectory, ApproverSource};
 use crate::domain::audit::AuditEvent;
 use crate::domain::authz::{Actor, Permission};
 use crate::domain::eligibility::{may_request, RequestorFacts};
 use crate::domain::ids::*;
 use crate::domain::model::User;
-use crate::domain::policy::{Answer, ApproverSpec, OnTimeout, Policy, Stage};
+use crate::domain::policy::{Answer, ApproverSpec, Expiration, OnTimeout, Policy, Stage};
 use crate::domain::request::{self, Decision, DecisionOutcome, PendingRequest, RequestKind, RequestState};
 use crate::domain::request::AssignmentState;
 use crate::domain::sod::{self, Holdings};
@@ -107,10 +107,7 @@ impl Service {
         // Separation of duties and approver resolution decide whether it goes to approval.
         let conflicts = sod_conflicts(&mut tx, package.id, target.id).await?;
         let stages = policy.approval.stages.clone();
-        let directory = approver_directory(&mut tx, &stages, &target, package.catalog_id).await?;
-        let resolved: Vec<_> =
-            stages.iter().map(|s| resolve_stage(s, &directory, actor.id(), target.id)).collect();
-        let unresolvable = resolved.iter().position(|r| !has_deciders(r));
+        let (resolved, unresolvable) = resolve_stages(&mut tx, &stages, &target, actor.id(), package.catalog_id).await?;
 
         let (state, reason) = if !conflicts.is_empty() {
             (RequestState::Rejected, sod::explain(&conflicts))
@@ -216,20 +213,32 @@ impl Service {
             other => other?,
         };
         let justification = justification.trim();
-        let (next_state, next_stage, due) = match outcome {
+        // An approval that moves to the next stage is checked anew too.
+        let stale = match outcome {
+            DecisionOutcome::NextStage(_) => stale_reason(&mut tx, &req).await?,
+            _ => None,
+        };
+        let (next_state, next_stage, due) = match (outcome, &stale) {
+            (_, Some(_)) => (RequestState::Rejected, stage, None),
+            (outcome, None) => match outcome {
             DecisionOutcome::Denied => (RequestState::Denied, stage, None),
             DecisionOutcome::NextStage(k) => {
                 let due = req.stages.get(k as usize - 1).map(|s| stage_due(s, now));
                 (RequestState::PendingApproval, k, due)
             }
             DecisionOutcome::Approved => (RequestState::Approved, stage, None),
+            },
         };
         let t = Transition {
             state: next_state,
             current_stage: next_stage,
             stage_due_at: due,
             escalated: false,
-            outcome_reason: if next_state == RequestState::Denied { justification } else { "" },
+            outcome_reason: match (&stale, next_state) {
+                (Some(reason), _) => reason,
+                (None, RequestState::Denied) => justification,
+                _ => "",
+            },
             assignment: None,
         };
         if !requests::transition(&mut tx, id, req.version, &t, now).await?
@@ -247,6 +256,11 @@ impl Service {
             .after(json!({"state": next_state.as_str(), "stage": next_stage}))
             .reason(justification)];
         let (state, message) = match outcome {
+            _ if stale.is_some() => {
+                let reason = stale.clone().unwrap_or_default();
+                events.push(AuditEvent::new(None, "request.rejected", "request", id.0).reason(&reason));
+                (RequestState::Rejected, reason)
+            }
             DecisionOutcome::Denied => (RequestState::Denied, "Denied.".to_owned()),
             DecisionOutcome::NextStage(k) => {
                 (RequestState::PendingApproval, format!("Approved stage {stage}; stage {k} is next."))
@@ -488,6 +502,87 @@ impl Service {
         Ok(expired)
     }
 
+    /// Ask to keep access longer. Where the policy allows extension without approval the new
+    /// end applies at once; otherwise a `user_extend` request goes through the policy's stages.
+    /// The holder must still be eligible, and a fixed end date cannot be passed.
+    pub async fn extend_assignment(&self, actor: &Actor, id: AssignmentId, justification: &str) -> DomainResult<RequestOutcome> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let a = assignments::assignment(&mut tx, id).await?.filter(|a| a.user == actor.id()).ok_or_else(|| DomainError::not_found("assignment"))?;
+        if !a.state.is_live() {
+            return Err(DomainError::AlreadyDecided(format!("this access has already {}", a.state.as_str())));
+        }
+        let package = load_available_package(&mut tx, a.package).await?;
+        let policy = catalog::policy(&mut tx, a.policy).await?.ok_or_else(|| DomainError::not_found("policy"))?;
+        if !policy.extension_allowed {
+            return Err(DomainError::forbidden("the policy of this access does not allow extensions"));
+        }
+        let groups = directory::groups_of(&mut tx, actor.id()).await?;
+        let org_configured = match actor.user.connected_org_id {
+            Some(org) => directory::org_is_configured(&mut tx, org).await?,
+            None => false,
+        };
+        if !may_request(&RequestorFacts { user: &actor.user, groups: &groups, org_configured }, &policy) {
+            return Err(DomainError::forbidden("you are no longer eligible for this access, so it cannot be extended"));
+        }
+        let new_end = match policy.expiration {
+            Expiration::Never => return Err(DomainError::invalid("end", "this access does not expire")),
+            Expiration::OnDate { .. } => {
+                return Err(DomainError::invalid("end", "this access ends on a fixed date and cannot be extended"))
+            }
+            other => other.end_for(now),
+        };
+        if policy.justification_required && justification.trim().is_empty() {
+            return Err(DomainError::invalid("justification", "say why you need this access longer"));
+        }
+        if !policy.extension_needs_approval || policy.approval.stages.is_empty() {
+            if !assignments::set_end(&mut tx, a.id, new_end, a.version, now).await? {
+                return Err(DomainError::AlreadyDecided("this access changed meanwhile".into()));
+            }
+            let event = AuditEvent::new(Some(actor.id()), "assignment.extended", "assignment", a.id.0)
+                .before(json!({"end": a.end_at}))
+                .after(json!({"end": new_end}))
+                .reason(justification.trim());
+            self.commit(tx, vec![event]).await?;
+            return Ok(RequestOutcome { request: RequestId(0), state: RequestState::Delivered, message: "Extended.".into() });
+        }
+        let stages = policy.approval.stages.clone();
+        let (resolved, unresolvable) = resolve_stages(&mut tx, &stages, &actor.user, actor.id(), package.catalog_id).await?;
+        if let Some(k) = unresolvable {
+            return Err(DomainError::Conflict(format!("no approver can be found for approval stage {}", k + 1)));
+        }
+        let row = NewRequestRow {
+            kind: RequestKind::UserExtend,
+            state: RequestState::PendingApproval,
+            requestor: actor.id(),
+            target: actor.id(),
+            package: package.id,
+            policy: policy.id,
+            stages: &stages,
+            current_stage: 1,
+            stage_due_at: Some(stage_due(&stages[0], now)),
+            justification: justification.trim(),
+            answers: &[],
+            start_at: Some(a.start_at),
+            end_at: new_end,
+            outcome_reason: "",
+        };
+        let request = match requests::insert(&mut tx, &row, now).await {
+            Ok(id) => id,
+            Err(e) if is_unique_violation(&e) => {
+                return Err(DomainError::Conflict("you already asked to extend this access".into()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for (i, approvers) in resolved.iter().enumerate() {
+            requests::insert_approvers(&mut tx, request, (i + 1) as u32, approvers).await?;
+        }
+        let event = AuditEvent::new(Some(actor.id()), "request.submitted", "request", request.0)
+            .after(json!({"kind": "user_extend", "assignment": a.id, "end": new_end}));
+        self.commit(tx, vec![event]).await?;
+        Ok(RequestOutcome { request, state: RequestState::PendingApproval, message: "Your extension is waiting for approval.".into() })
+    }
+
     /// The final approval: checked anew (package still there and enabled, separation of
     /// duties, not already held), then the assignment, its grants and their provisioning
     /// work are written in the caller's transaction. Returns the request's new state.
@@ -498,22 +593,10 @@ impl Service {
         events: &mut Vec<AuditEvent>,
         now: DateTime<Utc>,
     ) -> DomainResult<RequestState> {
-        let problem = match load_available_package(tx, req.package).await {
-            Err(DomainError::NotFound(_)) | Err(DomainError::Conflict(_)) => {
-                Some("the access package is no longer available".to_owned())
-            }
-            Err(e) => return Err(e),
-            Ok(_) => {
-                let conflicts = sod_conflicts(tx, req.package, req.target).await?;
-                if !conflicts.is_empty() {
-                    Some(sod::explain(&conflicts))
-                } else if assignments::live_assignment(tx, req.target, req.package).await?.is_some() {
-                    Some("this access is already assigned".to_owned())
-                } else {
-                    None
-                }
-            }
-        };
+        let problem = stale_reason(tx, req).await?;
+        if problem.is_none() && req.kind == RequestKind::UserExtend {
+            return extend_on_approval(tx, req, events, now).await;
+        }
         if let Some(reason) = problem {
             let t = Transition {
                 state: RequestState::Rejected,
@@ -566,6 +649,74 @@ impl Service {
         );
         Ok(state)
     }
+}
+
+/// Why an approval can no longer go ahead, checked at every decision and again when access is
+/// granted: the package is gone or disabled, separation of duties now forbids it, or the
+/// person already holds it.
+async fn stale_reason(conn: &mut Conn, req: &RequestRow) -> DomainResult<Option<String>> {
+    match load_available_package(conn, req.package).await {
+        Err(DomainError::NotFound(_)) | Err(DomainError::Conflict(_)) => {
+            return Ok(Some("the access package is no longer available".to_owned()))
+        }
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
+    let conflicts = sod_conflicts(conn, req.package, req.target).await?;
+    if !conflicts.is_empty() {
+        return Ok(Some(sod::explain(&conflicts)));
+    }
+    if req.kind != RequestKind::UserExtend && assignments::live_assignment(conn, req.target, req.package).await?.is_some() {
+        return Ok(Some("this access is already assigned".to_owned()));
+    }
+    Ok(None)
+}
+
+/// An approved extension: the live assignment gets the requested end.
+async fn extend_on_approval(tx: &mut Tx, req: &RequestRow, events: &mut Vec<AuditEvent>, now: DateTime<Utc>) -> DomainResult<RequestState> {
+    let live = assignments::live_assignment(tx, req.target, req.package).await?;
+    let assignment = match live {
+        Some(id) => assignments::assignment(tx, id).await?,
+        None => None,
+    };
+    let (state, reason) = match assignment {
+        Some(a) if assignments::set_end(tx, a.id, req.end_at, a.version, now).await? => {
+            events.push(
+                AuditEvent::new(None, "assignment.extended", "assignment", a.id.0)
+                    .before(json!({"end": a.end_at}))
+                    .after(json!({"end": req.end_at, "request": req.id})),
+            );
+            (RequestState::Delivered, String::new())
+        }
+        _ => (RequestState::Rejected, "the access ended before the extension was approved".to_owned()),
+    };
+    let t = Transition {
+        state,
+        current_stage: req.current_stage,
+        stage_due_at: None,
+        escalated: req.escalated,
+        outcome_reason: &reason,
+        assignment: live,
+    };
+    if !requests::transition(tx, req.id, req.version, &t, now).await? {
+        return Err(DomainError::AlreadyDecided("the request changed meanwhile".into()));
+    }
+    Ok(state)
+}
+
+/// Resolve every stage's approvers for this target; also says which stage (if any) has nobody
+/// who could decide it.
+async fn resolve_stages(
+    conn: &mut Conn,
+    stages: &[Stage],
+    target: &User,
+    requestor: UserId,
+    catalog: CatalogId,
+) -> DomainResult<(Vec<Vec<(UserId, ApproverSource)>>, Option<usize>)> {
+    let directory = approver_directory(conn, stages, target, catalog).await?;
+    let resolved: Vec<_> = stages.iter().map(|s| resolve_stage(s, &directory, requestor, target.id)).collect();
+    let unresolvable = resolved.iter().position(|r| !has_deciders(r));
+    Ok((resolved, unresolvable))
 }
 
 /// End a live assignment and enqueue the removal of each grant no other live assignment

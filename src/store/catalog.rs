@@ -398,21 +398,26 @@ pub async fn insert_policy(conn: &mut Conn, p: &Policy, now: i64) -> Result<Poli
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
-    for r in &p.requestors {
+    insert_requestors(conn, PolicyId(id), &p.requestors).await?;
+    Ok(PolicyId(id))
+}
+
+async fn insert_requestors(conn: &mut Conn, policy: PolicyId, requestors: &[RequestorRef]) -> Result<(), sqlx::Error> {
+    for r in requestors {
         let (u, g, o) = match *r {
             RequestorRef::User(u) => (Some(u.0), None, None),
             RequestorRef::Group(g) => (None, Some(g.0), None),
             RequestorRef::Org(o) => (None, None, Some(o.0)),
         };
         sqlx::query("INSERT INTO policy_requestors (policy_id, user_id, group_id, org_id) VALUES ($1, $2, $3, $4)")
-            .bind(id)
+            .bind(policy.0)
             .bind(u)
             .bind(g)
             .bind(o)
             .execute(&mut *conn)
             .await?;
     }
-    Ok(PolicyId(id))
+    Ok(())
 }
 
 /// Names of packages by id.
@@ -423,4 +428,99 @@ pub async fn package_names(conn: &mut Conn, ids: &[PackageId]) -> Result<std::co
     );
     let rows: Vec<(i64, String)> = sqlx::query_as(&sql).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(id, name)| (PackageId(id), name)).collect())
+}
+
+/// Change a catalog's settings.
+pub async fn update_catalog(conn: &mut Conn, c: &Catalog) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE catalogs SET name = $1, description = $2, enabled = $3, externally_visible = $4 WHERE id = $5",
+    )
+    .bind(&c.name)
+    .bind(&c.description)
+    .bind(i64::from(c.enabled))
+    .bind(i64::from(c.externally_visible))
+    .bind(c.id.0)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Change a package, if it is still at `version`.
+pub async fn update_package(conn: &mut Conn, p: &AccessPackage, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE access_packages SET name = $1, description = $2, hidden = $3, enabled = $4, \
+         version = version + 1, updated_at = $5 WHERE id = $6 AND version = $7",
+    )
+    .bind(&p.name)
+    .bind(&p.description)
+    .bind(i64::from(p.hidden))
+    .bind(i64::from(p.enabled))
+    .bind(now)
+    .bind(p.id.0)
+    .bind(p.version)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The catalogs each resource role's resource belongs to.
+pub async fn role_catalogs(conn: &mut Conn, roles: &[ResourceRoleId]) -> Result<Vec<(ResourceRoleId, CatalogId)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT rr.id, cr.catalog_id FROM resource_roles rr JOIN catalog_resources cr ON cr.resource_id = rr.resource_id \
+         WHERE rr.id IN ({})",
+        id_list(roles.iter().map(|r| r.0))
+    );
+    let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(r, c)| (ResourceRoleId(r), CatalogId(c))).collect())
+}
+
+pub async fn resource_system_exists(conn: &mut Conn, id: ResourceSystemId) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resource_systems WHERE id = $1").bind(id.0).fetch_one(conn).await?;
+    Ok(n > 0)
+}
+
+pub async fn add_incompatible_group(conn: &mut Conn, package: PackageId, group: GroupId) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO package_incompatible_groups (package_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(package.0)
+        .bind(group.0)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replace a policy's settings, if it is still at `p.version`. Requests already filed keep
+/// the stages they were filed under (they hold a snapshot).
+pub async fn update_policy(conn: &mut Conn, p: &Policy, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE policies SET name = $1, description = $2, requestor_scope = $3, justification_required = $4,
+            schedule_allowed = $5, on_behalf_allowed = $6, approval = $7, questions = $8, expiration = $9,
+            extension_allowed = $10, extension_needs_approval = $11, review = $12, auto_rule = $13, enabled = $14,
+            version = version + 1, updated_at = $15
+         WHERE id = $16 AND version = $17",
+    )
+    .bind(&p.name)
+    .bind(&p.description)
+    .bind(p.scope.as_str())
+    .bind(i64::from(p.justification_required))
+    .bind(i64::from(p.schedule_allowed))
+    .bind(i64::from(p.on_behalf_allowed))
+    .bind(to_json(&p.approval)?)
+    .bind(to_json(&p.questions)?)
+    .bind(to_json(&p.expiration)?)
+    .bind(i64::from(p.extension_allowed))
+    .bind(i64::from(p.extension_needs_approval))
+    .bind(to_json(&p.review)?)
+    .bind(p.auto_rule.as_deref())
+    .bind(i64::from(p.enabled))
+    .bind(now)
+    .bind(p.id.0)
+    .bind(p.version)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM policy_requestors WHERE policy_id = $1").bind(p.id.0).execute(&mut *conn).await?;
+    insert_requestors(conn, p.id, &p.requestors).await?;
+    Ok(true)
 }
