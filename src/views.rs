@@ -132,6 +132,8 @@ pub struct AssignmentView {
     /// active | expiring | ended
     pub bucket: String,
     pub resources: Vec<ResourceRoleView>,
+    /// The policy allows asking for more time.
+    pub can_extend: bool,
 }
 
 /// A request waiting for the viewer's decision.
@@ -153,6 +155,8 @@ pub struct ApprovalItem {
     /// What the target already has.
     pub current_access: Vec<String>,
     pub sod_warning: Option<String>,
+    /// An extension of access already held, rather than new access.
+    pub is_extension: bool,
 }
 
 /// A decision the viewer made.

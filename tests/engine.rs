@@ -51,7 +51,7 @@ async fn two_stage_request_is_approved_and_delivered(backend: Backend) {
     let hana = w.actor(w.ids.hana).await;
     assert!(matches!(w.service.decide(&hana, out.request, Decision::Approve, "ok").await, Err(DomainError::Forbidden(_))));
     let linus = w.actor(w.ids.linus).await;
-    assert_eq!(w.service.pending_approvals(&linus).await.unwrap().len(), 1);
+    assert_eq!(w.service.pending_approvals(&linus, None).await.unwrap().items.len(), 1);
     let s1 = w.service.decide(&linus, out.request, Decision::Approve, "").await.unwrap();
     assert_eq!(s1.state, RequestState::PendingApproval);
 
@@ -64,11 +64,11 @@ async fn two_stage_request_is_approved_and_delivered(backend: Backend) {
     let report = w.service.deliver_pending(10).await.unwrap();
     assert_eq!(report.delivered, 1);
     assert_eq!(members(&w, w.ids.production_role).await, vec![w.ids.omar]);
-    let mine = w.service.my_requests(&omar).await.unwrap();
+    let mine = w.service.my_requests(&omar, None).await.unwrap().items;
     assert_eq!(mine[0].state, "delivered");
     let steps: Vec<_> = mine[0].timeline.iter().map(|s| (s.title.as_str(), s.status.as_str())).collect();
     assert_eq!(steps, vec![("Submitted", "done"), ("Approval stage 1", "done"), ("Approval stage 2", "done"), ("Delivered", "done")]);
-    let access = w.service.my_access(&omar).await.unwrap();
+    let access = w.service.my_access(&omar, None).await.unwrap().items;
     assert_eq!(access[0].state, "delivered");
     assert!(access[0].end_at.is_some(), "30-day policy sets an end");
     assert!(matches!(w.service.verify_audit_chain().await.unwrap(), ChainCheck::Intact { events } if events >= 5));
@@ -81,7 +81,7 @@ async fn deny_ends_the_request_with_the_reason(backend: Backend) {
     let sofia = w.actor(w.ids.sofia).await;
     let denied = w.service.decide(&sofia, out.request, Decision::Deny, "Use the shared EMEA licence").await.unwrap();
     assert_eq!(denied.state, RequestState::Denied);
-    let mine = w.service.my_requests(&jamal).await.unwrap();
+    let mine = w.service.my_requests(&jamal, None).await.unwrap().items;
     assert_eq!(mine[0].state, "denied");
     assert!(mine[0].timeline.iter().any(|s| s.detail.contains("Use the shared EMEA licence")));
     let again = w.service.decide(&sofia, out.request, Decision::Approve, "").await.unwrap_err();
@@ -108,11 +108,11 @@ async fn nobody_decides_their_own_request(backend: Backend) {
     let grace = w.actor(w.ids.grace).await;
     let out = w.service.submit_request(&grace, ask(w.ids.sales_crm, "Board demo")).await.unwrap();
     assert_eq!(out.state, RequestState::PendingApproval);
-    assert!(w.service.pending_approvals(&grace).await.unwrap().is_empty(), "not offered her own request");
+    assert!(w.service.pending_approvals(&grace, None).await.unwrap().items.is_empty(), "not offered her own request");
     let forged = w.service.decide(&grace, out.request, Decision::Approve, "").await.unwrap_err();
     assert!(matches!(forged, DomainError::Forbidden(_)), "{forged:?}");
     let sofia = w.actor(w.ids.sofia).await;
-    assert_eq!(w.service.pending_approvals(&sofia).await.unwrap().len(), 1);
+    assert_eq!(w.service.pending_approvals(&sofia, None).await.unwrap().items.len(), 1);
     // Someone unrelated learns nothing about the request.
     let tom = w.actor(w.ids.tom).await;
     assert!(matches!(w.service.decide(&tom, out.request, Decision::Approve, "").await, Err(DomainError::NotFound(_))));
@@ -152,7 +152,7 @@ async fn separation_of_duties_rejects_and_names_the_conflict(backend: Backend) {
     let out = w.service.submit_request(&tom, ask(w.ids.payments_approver, "Cover for Elena")).await.unwrap();
     assert_eq!(out.state, RequestState::Rejected);
     assert!(out.message.contains("Invoice Processing"), "{}", out.message);
-    let mine = w.service.my_requests(&tom).await.unwrap();
+    let mine = w.service.my_requests(&tom, None).await.unwrap().items;
     assert_eq!(mine[0].state, "rejected");
     assert!(mine[0].reason.contains("separation of duties"));
 }
@@ -179,7 +179,7 @@ async fn grants_are_reference_counted(backend: Backend) {
     let sofia = w.actor(w.ids.sofia).await;
     w.service.decide(&sofia, crm.request, Decision::Approve, "").await.unwrap();
     w.service.deliver_pending(50).await.unwrap();
-    let dashboards = w.service.my_access(&priya).await.unwrap();
+    let dashboards = w.service.my_access(&priya, None).await.unwrap().items;
     let viewer_role = dashboards.iter().flat_map(|a| &a.resources).find(|r| r.resource == "Sales Dashboards").unwrap().id;
     let viewer_role = ResourceRoleId(viewer_role);
     assert_eq!(members(&w, viewer_role).await, vec![w.ids.priya]);
@@ -191,7 +191,7 @@ async fn grants_are_reference_counted(backend: Backend) {
     assert_eq!(members(&w, viewer_role).await, vec![w.ids.priya]);
 
     // Giving up Sales CRM takes the last holder away.
-    let crm_assignment = w.service.my_access(&priya).await.unwrap().into_iter().find(|a| a.package == "Sales CRM").unwrap();
+    let crm_assignment = w.service.my_access(&priya, None).await.unwrap().items.into_iter().find(|a| a.package == "Sales CRM").unwrap();
     w.service.remove_assignment(&priya, AssignmentId(crm_assignment.id), "no longer needed").await.unwrap();
     w.service.deliver_pending(50).await.unwrap();
     assert!(members(&w, viewer_role).await.is_empty());

@@ -93,11 +93,11 @@ async fn time_out_escalates_once_then_expires(backend: Backend) {
     let jamal = w.actor(w.ids.jamal).await;
     let out = w.service.submit_request(&jamal, ask(w.ids.sales_crm, "")).await.unwrap();
     let grace = w.actor(w.ids.grace).await;
-    assert!(w.service.pending_approvals(&grace).await.unwrap().is_empty(), "escalation approvers wait");
+    assert!(w.service.pending_approvals(&grace, None).await.unwrap().items.is_empty(), "escalation approvers wait");
     w.clock.advance(Duration::days(3));
     assert_eq!(w.service.time_out_stages().await.unwrap(), 1);
-    assert_eq!(w.service.pending_approvals(&grace).await.unwrap().len(), 1, "escalated to Grace");
-    assert_eq!(w.service.pending_approvals(&sofia).await.unwrap().len(), 1, "the primary approver can still act");
+    assert_eq!(w.service.pending_approvals(&grace, None).await.unwrap().items.len(), 1, "escalated to Grace");
+    assert_eq!(w.service.pending_approvals(&sofia, None).await.unwrap().items.len(), 1, "the primary approver can still act");
     w.clock.advance(Duration::days(3));
     assert_eq!(w.service.time_out_stages().await.unwrap(), 1);
     let late = w.service.decide(&grace, out.request, Decision::Approve, "").await.unwrap_err();
@@ -115,7 +115,7 @@ async fn extension_goes_through_approval(backend: Backend) {
     w.service.decide(&linus, out.request, Decision::Approve, "").await.unwrap();
     w.service.decide(&hana, out.request, Decision::Approve, "ok").await.unwrap();
     w.service.deliver_pending(10).await.unwrap();
-    let a = w.service.my_access(&omar).await.unwrap().remove(0);
+    let a = w.service.my_access(&omar, None).await.unwrap().items.remove(0);
     let first_end = a.end_at.unwrap();
 
     w.clock.advance(Duration::days(25));
@@ -126,12 +126,12 @@ async fn extension_goes_through_approval(backend: Backend) {
     w.service.decide(&linus, ext.request, Decision::Approve, "").await.unwrap();
     let done = w.service.decide(&hana, ext.request, Decision::Approve, "fine").await.unwrap();
     assert_eq!(done.state, RequestState::Delivered);
-    let extended = w.service.my_access(&omar).await.unwrap().remove(0);
+    let extended = w.service.my_access(&omar, None).await.unwrap().items.remove(0);
     assert!(extended.end_at.unwrap() > first_end + 20 * 86_400_000, "extended by the policy's 30 days from now");
     // Developer Tools does not expire and does not allow extension.
     let maya = w.actor(w.ids.maya).await;
     w.service.submit_request(&maya, ask(w.ids.developer_tools, "")).await.unwrap();
-    let dev = w.service.my_access(&maya).await.unwrap().remove(0);
+    let dev = w.service.my_access(&maya, None).await.unwrap().items.remove(0);
     assert!(matches!(w.service.extend_assignment(&maya, AssignmentId(dev.id), "").await, Err(DomainError::Forbidden(_))));
 }
 

@@ -11,7 +11,7 @@ use common::World;
 use proptest::prelude::*;
 use quartermaster::domain::ids::*;
 use quartermaster::domain::policy::Answer;
-use quartermaster::domain::request::{Decision, RequestState};
+use quartermaster::domain::request::Decision;
 use quartermaster::domain::DomainError;
 use quartermaster::service::{ChainCheck, NewRequest};
 use quartermaster::store::Backend;
@@ -80,7 +80,7 @@ async fn run(backend: Backend, ops: Vec<Op>) {
             },
             Op::GiveUp { who } => {
                 let actor = w.actor(people[who]).await;
-                match w.service.my_access(&actor).await.unwrap().into_iter().find(|a| a.bucket != "ended") {
+                match w.service.my_access(&actor, None).await.unwrap().items.into_iter().find(|a| a.bucket != "ended") {
                     Some(a) => w.service.remove_assignment(&actor, AssignmentId(a.id), "").await,
                     None => Ok(()),
                 }

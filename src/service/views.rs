@@ -8,8 +8,8 @@ use crate::domain::approvers::ApproverSource;
 use crate::domain::authz::Actor;
 use crate::domain::eligibility::{may_request, RequestorFacts};
 use crate::domain::ids::*;
-use crate::domain::policy::{ApproverSpec, Policy, QuestionKind};
-use crate::domain::request::{Decision, RequestState};
+use crate::domain::policy::{ApproverSpec, Expiration, Policy, QuestionKind};
+use crate::domain::request::{Decision, RequestKind, RequestState};
 use crate::domain::sod;
 use crate::domain::{DomainError, DomainResult};
 use crate::store::requests::{DecisionRow, RequestRow};
@@ -114,10 +114,12 @@ impl Service {
         })
     }
 
-    /// Requests I filed or that were filed for me, newest first, each with its timeline.
-    pub async fn my_requests(&self, actor: &Actor) -> DomainResult<Vec<RequestView>> {
+    /// Requests I filed or that were filed for me, newest first, each with its timeline;
+    /// one page before request id `before`.
+    pub async fn my_requests(&self, actor: &Actor, before: Option<i64>) -> DomainResult<Page<RequestView>> {
         let mut conn = self.db.pool().acquire().await?;
-        let rows = requests::of_user(&mut conn, actor.id(), i64::MAX, LIST_LIMIT).await?;
+        let mut rows = requests::of_user(&mut conn, actor.id(), before.unwrap_or(i64::MAX), LIST_LIMIT + 1).await?;
+        let next = page_cursor(&mut rows, |r| r.id.0);
         let ids: Vec<RequestId> = rows.iter().map(|r| r.id).collect();
         let packages = catalog::package_names(&mut conn, &rows.iter().map(|r| r.package).collect::<Vec<_>>()).await?;
         let people: Vec<UserId> = rows.iter().flat_map(|r| [r.requestor, r.target]).collect();
@@ -125,31 +127,36 @@ impl Service {
         let decisions = requests::decisions_of(&mut conn, &ids).await?;
         let approvers = requests::approver_names(&mut conn, &ids).await?;
         let name = |u: &UserId| names.get(u).cloned().unwrap_or_default();
-        Ok(rows
+        let items = rows
             .iter()
-            .map(|r| {
-                let timeline = timeline(r, &decisions, &approvers);
-                RequestView {
-                    id: r.id.0,
-                    package: packages.get(&r.package).cloned().unwrap_or_default(),
-                    requestor: name(&r.requestor),
-                    target: name(&r.target),
-                    state: r.state.as_str().to_owned(),
-                    state_label: r.state.label().to_owned(),
-                    created_at: to_ms(r.created_at),
-                    reason: r.outcome_reason.clone(),
-                    can_cancel: r.state.is_open() && r.requestor == actor.id(),
-                    timeline,
-                }
+            .map(|r| RequestView {
+                id: r.id.0,
+                package: packages.get(&r.package).cloned().unwrap_or_default(),
+                requestor: name(&r.requestor),
+                target: name(&r.target),
+                state: r.state.as_str().to_owned(),
+                state_label: r.state.label().to_owned(),
+                created_at: to_ms(r.created_at),
+                reason: r.outcome_reason.clone(),
+                can_cancel: r.state.is_open() && r.requestor == actor.id(),
+                timeline: timeline(r, &decisions, &approvers),
             })
-            .collect())
+            .collect();
+        Ok(Page { items, next })
     }
 
-    /// My assignments: active, expiring soon, ended.
-    pub async fn my_access(&self, actor: &Actor) -> DomainResult<Vec<AssignmentView>> {
+    /// My assignments (active and expiring soon first, then ended), newest first; one page
+    /// before assignment id `before`.
+    pub async fn my_access(&self, actor: &Actor, before: Option<i64>) -> DomainResult<Page<AssignmentView>> {
         let now = self.now();
         let mut conn = self.db.pool().acquire().await?;
-        let rows = assignments::of_user(&mut conn, actor.id(), i64::MAX, LIST_LIMIT).await?;
+        let mut rows = assignments::of_user(&mut conn, actor.id(), before.unwrap_or(i64::MAX), LIST_LIMIT + 1).await?;
+        let next = page_cursor(&mut rows, |a| a.id.0);
+        let policies: std::collections::HashMap<PolicyId, Policy> = catalog::policies_of(&mut conn, &rows.iter().map(|a| a.package).collect::<Vec<_>>())
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
         let package_ids: Vec<PackageId> = rows.iter().map(|a| a.package).collect();
         let packages = catalog::package_names(&mut conn, &package_ids).await?;
         let roles = roles_by_package(&mut conn, &package_ids).await?;
@@ -171,80 +178,109 @@ impl Service {
                     end_at: a.end_at.map(to_ms),
                     bucket: bucket.to_owned(),
                     resources: roles.get(&a.package).cloned().unwrap_or_default(),
+                    can_extend: a.state.is_live()
+                        && policies.get(&a.policy).is_some_and(|p| {
+                            p.extension_allowed && !matches!(p.expiration, Expiration::Never | Expiration::OnDate { .. })
+                        }),
                 }
             })
             .collect();
         list.sort_by_key(|a| (a.bucket == "ended", -a.start_at));
-        Ok(list)
+        Ok(Page { items: list, next })
     }
 
-    /// Requests waiting for my decision, oldest first, with what an approver needs to know.
-    pub async fn pending_approvals(&self, actor: &Actor) -> DomainResult<Vec<ApprovalItem>> {
+    /// Requests waiting for my decision, oldest first, with what an approver needs to know;
+    /// one page after request id `after`.
+    pub async fn pending_approvals(&self, actor: &Actor, after: Option<i64>) -> DomainResult<Page<ApprovalItem>> {
         let mut conn = self.db.pool().acquire().await?;
-        let rows = requests::pending_for(&mut conn, actor.id(), 0, LIST_LIMIT).await?;
-        let package_ids: Vec<PackageId> = rows.iter().map(|r| r.package).collect();
+        let mut rows = requests::pending_for(&mut conn, actor.id(), after.unwrap_or(0), LIST_LIMIT + 1).await?;
+        let next = page_cursor(&mut rows, |r| r.id.0);
+        let mut package_ids: Vec<PackageId> = rows.iter().map(|r| r.package).collect();
+        let people: Vec<UserId> = rows.iter().flat_map(|r| [r.requestor, r.target]).collect();
+        let targets: Vec<UserId> = rows.iter().map(|r| r.target).collect();
+        let users = directory::users(&mut conn, &people).await?;
+        let held = assignments::live_packages_of(&mut conn, &targets).await?;
+        let groups = directory::groups_of_users(&mut conn, &targets).await?;
+        package_ids.extend(held.iter().map(|(_, p)| *p));
         let packages = catalog::package_names(&mut conn, &package_ids).await?;
         let roles = roles_by_package(&mut conn, &package_ids).await?;
-        let people: Vec<UserId> = rows.iter().flat_map(|r| [r.requestor, r.target]).collect();
-        let users = directory::users(&mut conn, &people).await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for r in rows {
-            let target = users.iter().find(|u| u.id == r.target);
-            let requestor = users.iter().find(|u| u.id == r.requestor);
-            let held = assignments::live_packages(&mut conn, r.target).await?;
-            let held_names = catalog::package_names(&mut conn, &held).await?;
-            let rules = catalog::sod_rules(&mut conn, r.package).await?;
-            let holdings = sod::Holdings { packages: held, groups: directory::groups_of(&mut conn, r.target).await? };
-            let conflicts = sod::conflicts(&rules, &holdings);
-            let stage = r.stages.get(r.current_stage.saturating_sub(1) as usize);
-            let policy = catalog::policy(&mut conn, r.policy).await?;
-            let prompt = |qid: &str| {
-                policy
-                    .as_ref()
-                    .and_then(|p| p.questions.iter().find(|q| q.id == qid))
-                    .map_or_else(|| qid.to_owned(), |q| q.prompt.clone())
-            };
-            items.push(ApprovalItem {
-                request_id: r.id.0,
-                requestor: requestor.map(|u| u.display_name.clone()).unwrap_or_default(),
-                target: target.map(|u| u.display_name.clone()).unwrap_or_default(),
-                target_title: target.map(|u| format!("{} · {}", u.job_title, u.department)).unwrap_or_default(),
-                package: packages.get(&r.package).cloned().unwrap_or_default(),
-                stage: r.current_stage,
-                stage_count: r.stages.len() as u32,
-                created_at: to_ms(r.created_at),
-                due_at: r.stage_due_at.map(to_ms),
-                justification: r.justification.clone(),
-                answers: r.answers.iter().map(|a| (prompt(&a.question_id), a.value.clone())).collect(),
-                justification_required: stage.is_some_and(|s| s.justification_required),
-                resources: roles.get(&r.package).cloned().unwrap_or_default(),
-                current_access: held_names.into_values().collect(),
-                sod_warning: (!conflicts.is_empty()).then(|| sod::explain(&conflicts)),
-            });
+        let policies: std::collections::HashMap<PolicyId, Policy> =
+            catalog::policies_of(&mut conn, &package_ids).await?.into_iter().map(|p| (p.id, p)).collect();
+        let mut rules = std::collections::HashMap::new();
+        for r in &rows {
+            if !rules.contains_key(&r.package) {
+                rules.insert(r.package, catalog::sod_rules(&mut conn, r.package).await?);
+            }
         }
-        Ok(items)
+        let items = rows
+            .into_iter()
+            .map(|r| {
+                let target = users.iter().find(|u| u.id == r.target);
+                let requestor = users.iter().find(|u| u.id == r.requestor);
+                let holdings = sod::Holdings {
+                    packages: held.iter().filter(|(u, _)| *u == r.target).map(|(_, p)| *p).collect(),
+                    groups: groups.iter().filter(|(u, _)| *u == r.target).map(|(_, g)| *g).collect(),
+                };
+                let conflicts = rules.get(&r.package).map(|rule| sod::conflicts(rule, &holdings)).unwrap_or_default();
+                let stage = r.stages.get(r.current_stage.saturating_sub(1) as usize);
+                let policy = policies.get(&r.policy);
+                let prompt = |qid: &str| {
+                    policy
+                        .and_then(|p| p.questions.iter().find(|q| q.id == qid))
+                        .map_or_else(|| qid.to_owned(), |q| q.prompt.clone())
+                };
+                ApprovalItem {
+                    request_id: r.id.0,
+                    requestor: requestor.map(|u| u.display_name.clone()).unwrap_or_default(),
+                    target: target.map(|u| u.display_name.clone()).unwrap_or_default(),
+                    target_title: target.map(|u| format!("{} · {}", u.job_title, u.department)).unwrap_or_default(),
+                    package: packages.get(&r.package).cloned().unwrap_or_default(),
+                    stage: r.current_stage,
+                    stage_count: r.stages.len() as u32,
+                    created_at: to_ms(r.created_at),
+                    due_at: r.stage_due_at.map(to_ms),
+                    justification: r.justification.clone(),
+                    answers: r.answers.iter().map(|a| (prompt(&a.question_id), a.value.clone())).collect(),
+                    justification_required: stage.is_some_and(|s| s.justification_required),
+                    resources: roles.get(&r.package).cloned().unwrap_or_default(),
+                    current_access: holdings.packages.iter().filter_map(|p| packages.get(p).cloned()).collect(),
+                    sod_warning: (!conflicts.is_empty()).then(|| sod::explain(&conflicts)),
+                    is_extension: r.kind == RequestKind::UserExtend,
+                }
+            })
+            .collect();
+        Ok(Page { items, next })
     }
 
-    /// Decisions I made, newest first.
-    pub async fn decision_history(&self, actor: &Actor) -> DomainResult<Vec<DecisionView>> {
+    /// Decisions I made, newest first; one page before decision id `before`.
+    pub async fn decision_history(&self, actor: &Actor, before: Option<i64>) -> DomainResult<Page<DecisionView>> {
         let mut conn = self.db.pool().acquire().await?;
-        let decisions = requests::decisions_by(&mut conn, actor.id(), LIST_LIMIT).await?;
-        let mut out = Vec::with_capacity(decisions.len());
-        for d in decisions {
-            let Some(r) = requests::request(&mut conn, d.request).await? else { continue };
-            let package = catalog::package_names(&mut conn, &[r.package]).await?.remove(&r.package).unwrap_or_default();
-            let target = directory::names(&mut conn, &[r.target]).await?.remove(&r.target).unwrap_or_default();
-            out.push(DecisionView {
+        let mut rows = requests::decisions_by(&mut conn, actor.id(), before.unwrap_or(i64::MAX), LIST_LIMIT + 1).await?;
+        let next = page_cursor(&mut rows, |d| d.id);
+        let items = rows
+            .into_iter()
+            .map(|d| DecisionView {
                 request_id: d.request.0,
-                package,
-                target,
+                package: d.package,
+                target: d.target,
                 stage: d.stage,
                 decision: d.decision.as_str().to_owned(),
                 justification: d.justification,
                 decided_at: to_ms(d.decided_at),
-            });
-        }
-        Ok(out)
+            })
+            .collect();
+        Ok(Page { items, next })
+    }
+}
+
+/// Keyset paging: rows were fetched one past the page size; drop the extra one and return the
+/// key of the last kept row as the next cursor.
+fn page_cursor<T>(rows: &mut Vec<T>, key: impl Fn(&T) -> i64) -> Option<String> {
+    if rows.len() as i64 > LIST_LIMIT {
+        rows.truncate(LIST_LIMIT as usize);
+        rows.last().map(|r| key(r).to_string())
+    } else {
+        None
     }
 }
 

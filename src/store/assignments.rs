@@ -59,6 +59,16 @@ pub async fn live_packages(conn: &mut Conn, user: UserId) -> Result<Vec<PackageI
     Ok(ids.into_iter().map(PackageId).collect())
 }
 
+/// Live packages of several users at once.
+pub async fn live_packages_of(conn: &mut Conn, users: &[UserId]) -> Result<Vec<(UserId, PackageId)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT user_id, package_id FROM assignments WHERE state IN {LIVE} AND user_id IN ({})",
+        super::id_list(users.iter().map(|u| u.0))
+    );
+    let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(u, p)| (UserId(u), PackageId(p))).collect())
+}
+
 /// A user's assignments, newest first, one page before `before`.
 pub async fn of_user(conn: &mut Conn, user: UserId, before: i64, limit: i64) -> Result<Vec<AssignmentRow>, sqlx::Error> {
     let sql = format!(

@@ -219,3 +219,13 @@ pub async fn group_names(conn: &mut Conn) -> Result<std::collections::HashMap<Gr
     let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM directory_groups").fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(id, name)| (GroupId(id), name)).collect())
 }
+
+/// Group memberships of several users at once.
+pub async fn groups_of_users(conn: &mut Conn, users: &[UserId]) -> Result<Vec<(UserId, GroupId)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT user_id, group_id FROM group_members WHERE user_id IN ({})",
+        id_list(users.iter().map(|u| u.0))
+    );
+    let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(u, g)| (UserId(u), GroupId(g))).collect())
+}

@@ -376,18 +376,49 @@ pub async fn decisions_of(conn: &mut Conn, requests: &[RequestId]) -> Result<Vec
     rows.iter().map(decision_from_row).collect()
 }
 
-/// Decisions made by this approver, newest first.
-pub async fn decisions_by(conn: &mut Conn, approver: UserId, limit: i64) -> Result<Vec<DecisionRow>, sqlx::Error> {
+/// A decision in the approver's history, with what it was about.
+#[derive(Clone, Debug)]
+pub struct HistoryRow {
+    pub id: i64,
+    pub request: RequestId,
+    pub stage: u32,
+    pub decision: Decision,
+    pub justification: String,
+    pub decided_at: DateTime<Utc>,
+    pub package: String,
+    pub target: String,
+}
+
+/// Decisions made by this approver, newest first, one page before decision id `before`.
+pub async fn decisions_by(conn: &mut Conn, approver: UserId, before: i64, limit: i64) -> Result<Vec<HistoryRow>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT d.request_id, d.stage, u.display_name, d.decision, d.justification, d.decided_at
-         FROM decisions d LEFT JOIN users u ON u.id = d.approver_id
-         WHERE d.approver_id = $1 ORDER BY d.id DESC LIMIT $2",
+        "SELECT d.id, d.request_id, d.stage, d.decision, d.justification, d.decided_at,
+                p.name AS package_name, u.display_name AS target_name
+         FROM decisions d
+         JOIN requests r ON r.id = d.request_id
+         JOIN access_packages p ON p.id = r.package_id
+         JOIN users u ON u.id = r.target_user_id
+         WHERE d.approver_id = $1 AND d.id < $2 ORDER BY d.id DESC LIMIT $3",
     )
     .bind(approver.0)
+    .bind(before)
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    rows.iter().map(decision_from_row).collect()
+    rows.iter()
+        .map(|row| {
+            Ok(HistoryRow {
+                id: row.int("id")?,
+                request: RequestId(row.int("request_id")?),
+                stage: u32::try_from(row.int("stage")?).unwrap_or(0),
+                decision: Decision::parse(&row.text("decision")?).unwrap_or(Decision::Deny),
+                justification: row.text("justification")?,
+                decided_at: row.time("decided_at")?,
+                package: row.text("package_name")?,
+                target: row.text("target_name")?,
+            })
+        })
+        .collect()
 }
 
 /// The approvers' names per request and stage (escalation approvers only once escalated).

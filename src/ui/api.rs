@@ -161,10 +161,16 @@ pub async fn request_access(
     server::finish(result).await
 }
 
+/// Parse a list cursor (a row id); anything else means "from the start".
+#[cfg(feature = "ssr")]
+fn cursor(c: Option<String>) -> Option<i64> {
+    c.and_then(|c| c.parse().ok())
+}
+
 #[server]
-pub async fn my_requests() -> Result<Vec<RequestView>, AppError> {
+pub async fn my_requests(before: Option<String>) -> Result<Page<RequestView>, AppError> {
     let (service, actor) = server::actor().await?;
-    Ok(service.my_requests(&actor).await?)
+    Ok(service.my_requests(&actor, cursor(before)).await?)
 }
 
 #[server]
@@ -179,9 +185,25 @@ pub async fn cancel_request(request_id: i64) -> Result<Notice, AppError> {
 }
 
 #[server]
-pub async fn my_access() -> Result<Vec<AssignmentView>, AppError> {
+pub async fn my_access(before: Option<String>) -> Result<Page<AssignmentView>, AppError> {
     let (service, actor) = server::actor().await?;
-    Ok(service.my_access(&actor).await?)
+    Ok(service.my_access(&actor, cursor(before)).await?)
+}
+
+#[server]
+pub async fn extend_access(assignment_id: i64, justification: String) -> Result<Notice, AppError> {
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        let outcome = service
+            .extend_assignment(&actor, crate::domain::ids::AssignmentId(assignment_id), &justification)
+            .await?;
+        Ok(ok(match outcome.state {
+            crate::domain::request::RequestState::PendingApproval => "Extension requested: it is waiting for approval.",
+            _ => "Extended.",
+        }))
+    }
+    .await;
+    server::finish(result).await
 }
 
 #[server]
@@ -198,15 +220,15 @@ pub async fn give_up_access(assignment_id: i64) -> Result<Notice, AppError> {
 }
 
 #[server]
-pub async fn pending_approvals() -> Result<Vec<ApprovalItem>, AppError> {
+pub async fn pending_approvals(after: Option<String>) -> Result<Page<ApprovalItem>, AppError> {
     let (service, actor) = server::actor().await?;
-    Ok(service.pending_approvals(&actor).await?)
+    Ok(service.pending_approvals(&actor, cursor(after)).await?)
 }
 
 #[server]
-pub async fn decision_history() -> Result<Vec<DecisionView>, AppError> {
+pub async fn decision_history(before: Option<String>) -> Result<Page<DecisionView>, AppError> {
     let (service, actor) = server::actor().await?;
-    Ok(service.decision_history(&actor).await?)
+    Ok(service.decision_history(&actor, cursor(before)).await?)
 }
 
 /// Approve or deny one request (`decision` is `approve` or `deny`).

@@ -115,12 +115,21 @@ fn MyAccessBody() -> impl IntoView {
     let q = move || query.read().get("q").unwrap_or_default();
     let catalog = move || query.read().get("catalog").and_then(|c| c.parse::<i64>().ok());
     let after = move || query.read().get("after");
+    let requests_before = move || query.read().get("requests_before");
+    let access_before = move || query.read().get("access_before");
     let cancel = ServerAction::<CancelRequest>::new();
     let give_up = ServerAction::<GiveUpAccess>::new();
+    let extend = ServerAction::<ExtendAccess>::new();
     let packages = Resource::new(move || (q(), catalog(), after()), |(q, c, a)| browse_packages(q, c, a));
-    let requests = Resource::new(move || cancel.version().get(), |_| my_requests());
-    let access = Resource::new(move || give_up.version().get(), |_| my_access());
-    let latest = latest_of(vec![cancel.value().into(), give_up.value().into()]);
+    let requests = Resource::new(
+        move || (cancel.version().get(), extend.version().get(), requests_before()),
+        |(_, _, before)| my_requests(before),
+    );
+    let access = Resource::new(
+        move || (give_up.version().get(), extend.version().get(), access_before()),
+        |(_, _, before)| my_access(before),
+    );
+    let latest = latest_of(vec![cancel.value().into(), give_up.value().into(), extend.value().into()]);
 
     view! {
         <h1>"My Access"</h1>
@@ -170,11 +179,12 @@ fn MyAccessBody() -> impl IntoView {
             <h2 id="requests-h">"My requests"</h2>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || requests.get().map(|r| match r {
-                    Ok(list) if list.is_empty() => view! { <p class="empty">"You have not requested anything yet."</p> }.into_any(),
-                    Ok(list) => view! {
+                    Ok(page) if page.items.is_empty() => view! { <p class="empty">"You have not requested anything yet."</p> }.into_any(),
+                    Ok(page) => view! {
                         <ul class="requests">
-                            {list.into_iter().map(|r| view! { <RequestItem request=r cancel /> }).collect_view()}
+                            {page.items.into_iter().map(|r| view! { <RequestItem request=r cancel /> }).collect_view()}
                         </ul>
+                        {page.next.map(|n| view! { <p><a class="btn-secondary" href=format!("/?requests_before={n}#requests-h")>"Older requests →"</a></p> })}
                     }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
                 })}
@@ -185,14 +195,15 @@ fn MyAccessBody() -> impl IntoView {
             <h2 id="access-h">"My access"</h2>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || access.get().map(|r| match r {
-                    Ok(list) if list.is_empty() => view! { <p class="empty">"No access packages assigned to you yet."</p> }.into_any(),
-                    Ok(list) => view! {
+                    Ok(page) if page.items.is_empty() => view! { <p class="empty">"No access packages assigned to you yet."</p> }.into_any(),
+                    Ok(page) => view! {
                         <table class="table" id="my-access">
                             <thead><tr><th>"Package"</th><th>"Status"</th><th>"Since"</th><th>"Until"</th><th><span class="sr-only">"Actions"</span></th></tr></thead>
                             <tbody>
-                                {list.into_iter().map(|a| view! { <AssignmentRow a give_up /> }).collect_view()}
+                                {page.items.into_iter().map(|a| view! { <AssignmentRow a give_up extend /> }).collect_view()}
                             </tbody>
                         </table>
+                        {page.next.map(|n| view! { <p><a class="btn-secondary" href=format!("/?access_before={n}#access-h")>"Older access →"</a></p> })}
                     }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
                 })}
@@ -288,7 +299,7 @@ fn RequestItem(request: RequestView, cancel: ServerAction<CancelRequest>) -> imp
 }
 
 #[component]
-fn AssignmentRow(a: AssignmentView, give_up: ServerAction<GiveUpAccess>) -> impl IntoView {
+fn AssignmentRow(a: AssignmentView, give_up: ServerAction<GiveUpAccess>, extend: ServerAction<ExtendAccess>) -> impl IntoView {
     let label = match a.bucket.as_str() {
         "expiring" => "Expiring soon",
         "ended" => "Ended",
@@ -308,7 +319,14 @@ fn AssignmentRow(a: AssignmentView, give_up: ServerAction<GiveUpAccess>) -> impl
             <td><span class=format!("state state-{}", a.state)>{label}</span></td>
             <td>{format_time(a.start_at)}</td>
             <td>{a.end_at.map(format_time).unwrap_or_else(|| "No end date".into())}</td>
-            <td>
+            <td class="row-actions">
+                {a.can_extend.then(|| view! {
+                    <ActionForm action=extend attr:class="inline">
+                        <input type="hidden" name="assignment_id" value=a.id />
+                        <input type="hidden" name="justification" value="I still need this access" />
+                        <button type="submit" class="btn-link">"Extend"</button>
+                    </ActionForm>
+                })}
                 {live.then(|| view! {
                     <ActionForm action=give_up attr:class="inline">
                         <input type="hidden" name="assignment_id" value=a.id />
@@ -453,9 +471,12 @@ pub fn Approvals() -> impl IntoView {
 
 #[component]
 fn ApprovalsBody() -> impl IntoView {
+    let query = use_query_map();
+    let after = move || query.read().get("after");
+    let history_before = move || query.read().get("history_before");
     let decide = ServerAction::<Decide>::new();
-    let pending = Resource::new(move || decide.version().get(), |_| pending_approvals());
-    let history = Resource::new(move || decide.version().get(), |_| decision_history());
+    let pending = Resource::new(move || (decide.version().get(), after()), |(_, a)| pending_approvals(a));
+    let history = Resource::new(move || (decide.version().get(), history_before()), |(_, b)| decision_history(b));
     view! {
         <h1>"Approvals"</h1>
         <Notices latest=Signal::derive(move || decide.value().get()) />
@@ -463,11 +484,12 @@ fn ApprovalsBody() -> impl IntoView {
             <h2 id="pending-h">"Waiting for you"</h2>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || pending.get().map(|r| match r {
-                    Ok(list) if list.is_empty() => view! { <p class="empty">"Nothing waits for your decision."</p> }.into_any(),
-                    Ok(list) => view! {
+                    Ok(page) if page.items.is_empty() => view! { <p class="empty">"Nothing waits for your decision."</p> }.into_any(),
+                    Ok(page) => view! {
                         <ul class="approvals">
-                            {list.into_iter().map(|item| view! { <ApprovalCard item decide /> }).collect_view()}
+                            {page.items.into_iter().map(|item| view! { <ApprovalCard item decide /> }).collect_view()}
                         </ul>
+                        {page.next.map(|n| view! { <p><a class="btn-secondary" href=format!("/approvals?after={n}")>"More requests →"</a></p> })}
                     }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
                 })}
@@ -477,12 +499,12 @@ fn ApprovalsBody() -> impl IntoView {
             <h2 id="history-h">"Your decisions"</h2>
             <Suspense fallback=|| ()>
                 {move || history.get().map(|r| match r {
-                    Ok(list) if list.is_empty() => view! { <p class="empty">"No decisions yet."</p> }.into_any(),
-                    Ok(list) => view! {
+                    Ok(page) if page.items.is_empty() => view! { <p class="empty">"No decisions yet."</p> }.into_any(),
+                    Ok(page) => view! {
                         <table class="table" id="history">
                             <thead><tr><th>"Package"</th><th>"For"</th><th>"Stage"</th><th>"Decision"</th><th>"When"</th></tr></thead>
                             <tbody>
-                                {list.into_iter().map(|d| view! {
+                                {page.items.into_iter().map(|d| view! {
                                     <tr>
                                         <td>{d.package}</td>
                                         <td>{d.target}</td>
@@ -493,6 +515,7 @@ fn ApprovalsBody() -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
+                        {page.next.map(|n| view! { <p><a class="btn-secondary" href=format!("/approvals?history_before={n}#history-h")>"Older decisions →"</a></p> })}
                     }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
                 })}
@@ -510,7 +533,7 @@ fn ApprovalCard(item: ApprovalItem, decide: ServerAction<Decide>) -> impl IntoVi
                 <span class="chip">{format!("Stage {} of {}", item.stage, item.stage_count)}</span>
                 {item.due_at.map(|d| view! { <span class="muted small">{format!("Due {}", format_time(d))}</span> })}
             </div>
-            <h3>{item.package.clone()}</h3>
+            <h3>{item.package.clone()}{item.is_extension.then(|| view! { <span class="chip">"Extension"</span> })}</h3>
             <p>
                 <strong>{item.target.clone()}</strong>
                 <span class="muted">{format!(" · {}", item.target_title)}</span>
