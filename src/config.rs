@@ -59,6 +59,44 @@ pub struct ServeArgs {
     /// The URL people use to reach the portal; `https://…` turns on secure cookies and HSTS.
     #[arg(long, env = "QM_PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    #[command(flatten)]
+    pub oidc: OidcArgs,
+}
+
+/// Sign-in through the company's OpenID Connect provider. The client secret is read from
+/// `QM_OIDC_CLIENT_SECRET` or the file named by `QM_OIDC_CLIENT_SECRET_FILE`, never a flag.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OidcArgs {
+    /// The provider's issuer URL (discovery at `{issuer}/.well-known/openid-configuration`).
+    #[arg(long = "oidc-issuer", env = "QM_OIDC_ISSUER")]
+    pub issuer: Option<String>,
+    #[arg(long = "oidc-client-id", env = "QM_OIDC_CLIENT_ID")]
+    pub client_id: Option<String>,
+    #[arg(long = "oidc-scopes", env = "QM_OIDC_SCOPES", default_value = "openid email profile", value_delimiter = ' ')]
+    pub scopes: Vec<String>,
+    /// Shown on the sign-in button: "Sign in with …".
+    #[arg(long = "oidc-display-name", env = "QM_OIDC_DISPLAY_NAME", default_value = "your company account")]
+    pub display_name: String,
+    #[arg(long = "oidc-claim-email", env = "QM_OIDC_CLAIM_EMAIL", default_value = "email")]
+    pub claim_email: String,
+    #[arg(long = "oidc-claim-name", env = "QM_OIDC_CLAIM_NAME", default_value = "name")]
+    pub claim_name: String,
+    #[arg(long = "oidc-claim-groups", env = "QM_OIDC_CLAIM_GROUPS", default_value = "groups")]
+    pub claim_groups: String,
+    #[arg(long = "oidc-claim-department", env = "QM_OIDC_CLAIM_DEPARTMENT", default_value = "department")]
+    pub claim_department: String,
+    #[arg(long = "oidc-claim-job-title", env = "QM_OIDC_CLAIM_JOB_TITLE", default_value = "job_title")]
+    pub claim_job_title: String,
+    /// A claim holding the manager's email address.
+    #[arg(long = "oidc-claim-manager", env = "QM_OIDC_CLAIM_MANAGER", default_value = "manager_email")]
+    pub claim_manager: String,
+    /// People who become administrators when they sign in (comma-separated emails).
+    #[arg(long = "admin-emails", env = "QM_ADMIN_EMAILS", value_delimiter = ',')]
+    pub admin_emails: Vec<String>,
+    /// Members of this group (from the groups claim) become administrators when they sign in.
+    #[arg(long = "admin-group", env = "QM_ADMIN_GROUP")]
+    pub admin_group: Option<String>,
 }
 
 impl ServeArgs {
@@ -72,6 +110,49 @@ impl ServeArgs {
             ));
         }
         Ok(())
+    }
+
+    /// The portal's own base URL, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.addr),
+        }
+    }
+
+    /// The OpenID Connect configuration, when an issuer is set.
+    pub fn oidc_config(&self) -> Result<Option<crate::auth::oidc::OidcConfig>, String> {
+        let Some(issuer) = self.oidc.issuer.clone() else { return Ok(None) };
+        let client_id = self.oidc.client_id.clone().ok_or("--oidc-client-id (QM_OIDC_CLIENT_ID) is required with an issuer")?;
+        let client_secret = match (std::env::var("QM_OIDC_CLIENT_SECRET"), std::env::var("QM_OIDC_CLIENT_SECRET_FILE")) {
+            (Ok(secret), _) => Some(secret),
+            (Err(_), Ok(path)) => Some(
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read QM_OIDC_CLIENT_SECRET_FILE {path}: {e}"))?
+                    .trim()
+                    .to_owned(),
+            ),
+            _ => None,
+        };
+        let base = self.base_url();
+        let o = &self.oidc;
+        Ok(Some(crate::auth::oidc::OidcConfig {
+            issuer,
+            client_id,
+            client_secret,
+            redirect_uri: format!("{base}/auth/callback"),
+            post_logout_redirect_uri: format!("{base}/signin"),
+            scopes: o.scopes.clone(),
+            claims: crate::auth::oidc::ClaimNames {
+                email: o.claim_email.clone(),
+                name: o.claim_name.clone(),
+                groups: o.claim_groups.clone(),
+                department: o.claim_department.clone(),
+                job_title: o.claim_job_title.clone(),
+                manager: o.claim_manager.clone(),
+            },
+            display_name: o.display_name.clone(),
+        }))
     }
 
     pub fn is_https(&self) -> bool {
@@ -91,6 +172,7 @@ mod tests {
             demo,
             site_root: PathBuf::from("target/site"),
             public_url: None,
+            oidc: OidcArgs::default(),
         }
     }
 

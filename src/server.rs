@@ -31,6 +31,12 @@ pub struct AppState {
     pub service: Service,
     /// Demo sign-in is on (only ever on a loopback address).
     pub demo: bool,
+    /// Sign-in through the company's identity provider, when configured.
+    pub oidc: Option<std::sync::Arc<crate::auth::oidc::Oidc>>,
+    /// Who becomes an administrator at sign-in.
+    pub admins: crate::service::directory::AdminBootstrap,
+    /// Served over https: secure cookies, HSTS.
+    pub https: bool,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -64,8 +70,19 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
-        let state = AppState { leptos_options, service: service.clone(), demo: args.demo };
-        let router = router(state, args.is_https());
+        let oidc = args
+            .oidc_config()
+            .map_err(std::io::Error::other)?
+            .map(crate::auth::oidc::Oidc::new)
+            .transpose()
+            .map_err(std::io::Error::other)?
+            .map(std::sync::Arc::new);
+        let admins = crate::service::directory::AdminBootstrap {
+            emails: args.oidc.admin_emails.iter().map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect(),
+            group: args.oidc.admin_group.clone(),
+        };
+        let state = AppState { leptos_options, service: service.clone(), demo: args.demo, oidc, admins, https: args.is_https() };
+        let router = router(state);
         Ok(Self { listener, router, addr, service })
     }
 
@@ -93,13 +110,18 @@ impl Application {
     }
 }
 
-fn router(state: AppState, https: bool) -> Router {
+fn router(state: AppState) -> Router {
+    let https = state.https;
     let routes = generate_route_list(App);
     let context = {
         let state = state.clone();
         move || {
             provide_context(state.service.clone());
             provide_context(crate::ui::DemoMode(state.demo));
+            provide_context(crate::ui::SignInOptions {
+                demo: state.demo,
+                provider: state.oidc.as_ref().map(|o| o.display_name().to_owned()),
+            });
         }
     };
     let sessions = SessionManagerLayer::new(DbSessionStore::new(state.service.db().clone()))
@@ -114,6 +136,8 @@ fn router(state: AppState, https: bool) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/auth/demo", post(crate::auth::demo_sign_in))
+        .route("/auth/login", get(crate::auth::oidc_login))
+        .route("/auth/callback", get(crate::auth::oidc_callback))
         .route("/auth/signout", post(crate::auth::sign_out))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos_options.clone();

@@ -179,3 +179,12 @@ pub struct Notice {
     /// The form field the message is about, if any.
     pub field: Option<String>,
 }
+
+/// What the sign-in page offers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignInChoices {
+    /// "Sign in with …", when an identity provider is configured.
+    pub provider: Option<String>,
+    /// Demo mode: the people to pick from.
+    pub people: Vec<DemoPerson>,
+}

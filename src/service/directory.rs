@@ -3,7 +3,7 @@
 use super::Service;
 use crate::domain::authz::Actor;
 use crate::domain::ids::UserId;
-use crate::domain::DomainResult;
+use crate::domain::{DomainError, DomainResult};
 use crate::store::directory;
 use crate::views::{DemoPerson, Viewer};
 
@@ -62,5 +62,153 @@ impl Service {
             });
         }
         Ok(out)
+    }
+}
+
+/// What the identity provider vouched for at sign-in (claims already verified).
+#[derive(Clone, Debug, Default)]
+pub struct ProviderIdentity {
+    pub issuer: String,
+    pub subject: String,
+    pub email: String,
+    pub display_name: String,
+    pub department: Option<String>,
+    pub job_title: Option<String>,
+    /// The manager's email, when the provider sends one.
+    pub manager_email: Option<String>,
+    /// Group names, when the provider sends a groups claim.
+    pub groups: Option<Vec<String>>,
+}
+
+/// Who becomes an administrator at sign-in (bootstrap by configuration).
+#[derive(Clone, Debug, Default)]
+pub struct AdminBootstrap {
+    pub emails: Vec<String>,
+    pub group: Option<String>,
+}
+
+impl AdminBootstrap {
+    fn admits(&self, identity: &ProviderIdentity) -> bool {
+        self.emails.iter().any(|e| e.eq_ignore_ascii_case(&identity.email))
+            || self.group.as_ref().is_some_and(|g| identity.groups.as_ref().is_some_and(|gs| gs.contains(g)))
+    }
+}
+
+impl Service {
+    /// Sign-in through the identity provider: the person is created or updated (just in time),
+    /// the groups claim sets their provider-fed group memberships, administrators are
+    /// bootstrapped by configuration. A disabled person is refused.
+    pub async fn sign_in_from_provider(&self, identity: &ProviderIdentity, admins: &AdminBootstrap) -> DomainResult<UserId> {
+        use crate::domain::audit::AuditEvent;
+        use crate::domain::model::{Role, UserKind};
+        use crate::store::directory::{NewUser, ProfileUpdate};
+        use serde_json::json;
+
+        if identity.email.trim().is_empty() || !identity.email.contains('@') {
+            return Err(DomainError::invalid("email", "the identity provider sent no email address for you"));
+        }
+        let now = crate::store::to_ms(self.now());
+        let mut tx = self.db.begin().await?;
+        let existing = match directory::user_by_identity(&mut tx, &identity.issuer, &identity.subject).await? {
+            Some(u) => Some(u),
+            // A person created before (SCIM, import, demo) is linked on first sign-in by email,
+            // unless that email already belongs to another provider identity.
+            None => match directory::user_by_email(&mut tx, &identity.email).await? {
+                Some((u, None)) => Some(u),
+                Some((_, Some(_))) => {
+                    return Err(DomainError::Conflict("this email address is already linked to another sign-in".into()))
+                }
+                None => None,
+            },
+        };
+        let manager = match &identity.manager_email {
+            Some(email) => Some(directory::user_by_email(&mut tx, email).await?.map(|(u, _)| u.id)),
+            None => None,
+        };
+        let display_name = if identity.display_name.trim().is_empty() { identity.email.clone() } else { identity.display_name.clone() };
+        let mut events = Vec::new();
+        let user = match existing {
+            Some(u) if !u.is_active() => {
+                return Err(DomainError::forbidden("your account is disabled; ask your administrator"));
+            }
+            Some(u) => u.id,
+            None => {
+                let id = directory::insert_user(
+                    &mut tx,
+                    &NewUser {
+                        email: identity.email.trim(),
+                        display_name: display_name.trim(),
+                        department: identity.department.as_deref().unwrap_or(""),
+                        job_title: identity.job_title.as_deref().unwrap_or(""),
+                        manager_id: manager.flatten(),
+                        kind: UserKind::Member,
+                        connected_org_id: None,
+                    },
+                    now,
+                )
+                .await?;
+                events.push(AuditEvent::new(Some(id), "user.created", "user", id.0).after(json!({
+                    "email": identity.email, "name": display_name, "issuer": identity.issuer, "source": "oidc",
+                })));
+                id
+            }
+        };
+        directory::update_profile(
+            &mut tx,
+            user,
+            &identity.issuer,
+            &identity.subject,
+            &ProfileUpdate {
+                email: identity.email.trim(),
+                display_name: display_name.trim(),
+                department: identity.department.as_deref(),
+                job_title: identity.job_title.as_deref(),
+                manager_id: manager,
+            },
+            now,
+        )
+        .await?;
+        if let Some(names) = &identity.groups {
+            let mut ids = Vec::new();
+            for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+                ids.push(directory::ensure_group(&mut tx, name, "oidc", now).await?);
+            }
+            let (added, removed) = directory::set_sourced_memberships(&mut tx, user, "oidc", &ids).await?;
+            if added + removed > 0 {
+                events.push(AuditEvent::new(Some(user), "user.groups_synced", "user", user.0).after(json!({
+                    "groups": names, "added": added, "removed": removed,
+                })));
+            }
+        }
+        if admins.admits(identity) && !directory::has_global_role(&mut tx, user, Role::Administrator).await? {
+            directory::grant_role(&mut tx, user, Role::Administrator, None, now).await?;
+            events.push(
+                AuditEvent::new(None, "role.granted", "user", user.0)
+                    .after(json!({"role": "administrator", "catalog": null}))
+                    .reason("administrator bootstrap by configuration"),
+            );
+        }
+        self.commit(tx, events).await?;
+        Ok(user)
+    }
+
+    /// Disable or re-enable a person (administrators). A disabled person's sessions stop
+    /// working at their next request.
+    pub async fn set_user_active(&self, actor: &Actor, user: UserId, active: bool) -> DomainResult<()> {
+        use crate::domain::audit::AuditEvent;
+        use crate::domain::authz::Permission;
+        use crate::domain::model::UserState;
+        actor.require(Permission::Administer)?;
+        if user == actor.id() && !active {
+            return Err(DomainError::invalid("user", "you cannot disable yourself"));
+        }
+        let now = crate::store::to_ms(self.now());
+        let mut tx = self.db.begin().await?;
+        let state = if active { UserState::Active } else { UserState::Disabled };
+        if !directory::set_state(&mut tx, user, state, now).await? {
+            return Err(DomainError::not_found("person"));
+        }
+        let event = AuditEvent::new(Some(actor.id()), if active { "user.enabled" } else { "user.disabled" }, "user", user.0);
+        self.commit(tx, vec![event]).await
     }
 }

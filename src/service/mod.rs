@@ -8,7 +8,7 @@ mod admin;
 mod audit;
 mod catalog;
 mod delivery;
-mod directory;
+pub mod directory;
 mod requests;
 mod views;
 

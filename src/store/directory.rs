@@ -229,3 +229,120 @@ pub async fn groups_of_users(conn: &mut Conn, users: &[UserId]) -> Result<Vec<(U
     let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(u, g)| (UserId(u), GroupId(g))).collect())
 }
+
+/// The user signed in through this provider identity.
+pub async fn user_by_identity(conn: &mut Conn, issuer: &str, subject: &str) -> Result<Option<User>, sqlx::Error> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE issuer = $1 AND subject = $2");
+    let row = sqlx::query(&sql).bind(issuer).bind(subject).fetch_optional(conn).await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+/// A user by email (case-insensitive).
+pub async fn user_by_email(conn: &mut Conn, email: &str) -> Result<Option<(User, Option<String>)>, sqlx::Error> {
+    let sql = format!("SELECT {USER_COLUMNS}, issuer FROM users WHERE LOWER(email) = LOWER($1)");
+    let row = sqlx::query(&sql).bind(email).fetch_optional(conn).await?;
+    row.as_ref().map(|r| Ok((user_from_row(r)?, r.opt_text("issuer")?))).transpose()
+}
+
+/// What a sign-in says about a person; `None` fields leave the stored value alone.
+pub struct ProfileUpdate<'a> {
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub department: Option<&'a str>,
+    pub job_title: Option<&'a str>,
+    pub manager_id: Option<Option<UserId>>,
+}
+
+pub async fn update_profile(
+    conn: &mut Conn,
+    user: UserId,
+    issuer: &str,
+    subject: &str,
+    p: &ProfileUpdate<'_>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET email = $1, display_name = $2, department = COALESCE($3, department),
+            job_title = COALESCE($4, job_title),
+            manager_id = CASE WHEN $5 = 1 THEN $6 ELSE manager_id END,
+            issuer = $7, subject = $8, last_sign_in_at = $9, updated_at = $9
+         WHERE id = $10",
+    )
+    .bind(p.email)
+    .bind(p.display_name)
+    .bind(p.department)
+    .bind(p.job_title)
+    .bind(i64::from(p.manager_id.is_some()))
+    .bind(p.manager_id.flatten().map(|m| m.0))
+    .bind(issuer)
+    .bind(subject)
+    .bind(now)
+    .bind(user.0)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The id of the group with this name, created (as a provider-fed group) when missing.
+pub async fn ensure_group(conn: &mut Conn, name: &str, source: &str, now: i64) -> Result<GroupId, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO directory_groups (name, source, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(source)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM directory_groups WHERE name = $1").bind(name).fetch_one(conn).await?;
+    Ok(GroupId(id))
+}
+
+/// Make the user's memberships of groups fed by `source` exactly `groups`. Returns
+/// (added, removed) counts.
+pub async fn set_sourced_memberships(
+    conn: &mut Conn,
+    user: UserId,
+    source: &str,
+    groups: &[GroupId],
+) -> Result<(u64, u64), sqlx::Error> {
+    let removed = sqlx::query(&format!(
+        "DELETE FROM group_members WHERE user_id = $1 AND group_id IN \
+         (SELECT id FROM directory_groups WHERE source = $2) AND group_id NOT IN ({})",
+        id_list(groups.iter().map(|g| g.0))
+    ))
+    .bind(user.0)
+    .bind(source)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let mut added = 0;
+    for g in groups {
+        added += sqlx::query("INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(g.0)
+            .bind(user.0)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok((added, removed))
+}
+
+pub async fn has_global_role(conn: &mut Conn, user: UserId, role: Role) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM role_assignments WHERE user_id = $1 AND role = $2 AND catalog_id IS NULL")
+        .bind(user.0)
+        .bind(role.as_str())
+        .fetch_one(conn)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Set a user's state (active/disabled).
+pub async fn set_state(conn: &mut Conn, user: UserId, state: UserState, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE users SET state = $1, updated_at = $2 WHERE id = $3")
+        .bind(state.as_str())
+        .bind(now)
+        .bind(user.0)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -239,5 +239,6 @@ pub fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
 pub mod audit;
 pub mod catalog;
 pub mod directory;
+pub mod logins;
 pub mod requests;
 pub mod assignments;

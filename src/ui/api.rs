@@ -92,14 +92,13 @@ pub async fn take_notice() -> Result<Option<Notice>, AppError> {
     server::take_notice().await
 }
 
-/// People to sign in as, when demo sign-in is on.
+/// How one can sign in: the identity provider (if configured) and, in demo mode, the people
+/// to pick from.
 #[server]
-pub async fn demo_people() -> Result<Vec<DemoPerson>, AppError> {
-    let demo = use_context::<super::DemoMode>().is_some_and(|d| d.0);
-    if !demo {
-        return Ok(vec![]);
-    }
-    Ok(server::service()?.demo_people().await?)
+pub async fn sign_in_options() -> Result<SignInChoices, AppError> {
+    let options = use_context::<super::SignInOptions>().unwrap_or_default();
+    let people = if options.demo { server::service()?.demo_people().await? } else { vec![] };
+    Ok(SignInChoices { provider: options.provider, people })
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -17,6 +17,14 @@ use api::get_viewer;
 #[derive(Clone, Copy, Debug)]
 pub struct DemoMode(pub bool);
 
+/// How people can sign in here (server context).
+#[derive(Clone, Debug, Default)]
+pub struct SignInOptions {
+    pub demo: bool,
+    /// The identity provider's display name, when OIDC sign-in is configured.
+    pub provider: Option<String>,
+}
+
 /// The HTML document around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {

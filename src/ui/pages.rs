@@ -18,7 +18,11 @@ fn SignedIn(children: ChildrenFn) -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || viewer.get().map(|v| match v {
                 Ok(Some(_)) => children().into_any(),
-                Ok(None) | Err(AppError::Unauthenticated) => view! { <Redirect path="/signin" /> }.into_any(),
+                Ok(None) | Err(AppError::Unauthenticated) => {
+                    let back = super::current_path();
+                    let path = if back == "/" { "/signin".to_owned() } else { format!("/signin?return_to={}", urlencode(&back)) };
+                    view! { <Redirect path=path /> }.into_any()
+                }
                 Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
             })}
         </Suspense>
@@ -604,8 +608,10 @@ fn AdminCatalogs() -> impl IntoView {
 
 #[component]
 pub fn SignIn() -> impl IntoView {
-    let people = Resource::new(|| (), |_| demo_people());
+    let choices = Resource::new(|| (), |_| sign_in_options());
     let viewer = use_viewer();
+    let query = use_query_map();
+    let return_to = move || query.read().get("return_to").unwrap_or_else(|| "/".into());
     view! {
         <Title text="Sign in" />
         <section class="signin">
@@ -616,34 +622,41 @@ pub fn SignIn() -> impl IntoView {
                 })}
             </Suspense>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || people.get().map(|r| match r {
-                    Ok(list) if list.is_empty() => view! {
-                        <p>"Sign-in with your company account is not configured on this server yet. Ask your administrator."</p>
-                    }.into_any(),
-                    Ok(list) => view! {
-                        <p class="lead">"Demo mode: pick a person to sign in as. Every account here is fictional."</p>
-                        <ul class="people">
-                            {list.into_iter().map(|p| view! {
-                                <li>
-                                    <form method="post" action="/auth/demo">
-                                        <input type="hidden" name="user_id" value=p.id />
-                                        <button type="submit" class="person" data-email=p.email.clone()>
-                                            <span class="avatar" aria-hidden="true">{super::initials(&p.name)}</span>
-                                            <span class="person-text">
-                                                <strong>{p.name.clone()}</strong>
-                                                <span class="muted small">{format!("{} · {}", p.title, p.department)}</span>
-                                                {(!p.roles.is_empty()).then(|| view! { <span class="chip">{p.roles.join(", ")}</span> })}
-                                            </span>
-                                        </button>
-                                    </form>
-                                </li>
-                            }).collect_view()}
-                        </ul>
-                    }.into_any(),
+                {move || choices.get().map(|r| match r {
+                    Ok(c) => {
+                        let provider = c.provider.clone().map(|name| view! {
+                            <p><a class="btn btn-large" id="oidc-login" href=format!("/auth/login?return_to={}", urlencode(&return_to()))>
+                                {format!("Sign in with {name}")}
+                            </a></p>
+                        });
+                        let none = (c.provider.is_none() && c.people.is_empty()).then(|| view! {
+                            <p>"Sign-in is not configured on this server yet. Ask your administrator."</p>
+                        });
+                        let people = (!c.people.is_empty()).then(|| view! {
+                            <p class="lead">"Demo mode: pick a person to sign in as. Every account here is fictional."</p>
+                            <ul class="people">
+                                {c.people.into_iter().map(|p| view! {
+                                    <li>
+                                        <form method="post" action="/auth/demo">
+                                            <input type="hidden" name="user_id" value=p.id />
+                                            <button type="submit" class="person" data-email=p.email.clone()>
+                                                <span class="avatar" aria-hidden="true">{super::initials(&p.name)}</span>
+                                                <span class="person-text">
+                                                    <strong>{p.name.clone()}</strong>
+                                                    <span class="muted small">{format!("{} · {}", p.title, p.department)}</span>
+                                                    {(!p.roles.is_empty()).then(|| view! { <span class="chip">{p.roles.join(", ")}</span> })}
+                                                </span>
+                                            </button>
+                                        </form>
+                                    </li>
+                                }).collect_view()}
+                            </ul>
+                        });
+                        view! { {provider} {none} {people} }.into_any()
+                    }
                     Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
                 })}
             </Suspense>
         </section>
     }
 }
-

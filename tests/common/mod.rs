@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod peers;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -94,15 +96,27 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(backend: Backend, demo: bool) -> TestApp {
+    spawn_app_with(backend, |args| args.demo = demo).await
+}
+
+/// A free loopback port (bound and released: good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The real server with its arguments adjusted by `configure` (port 0 unless it sets one).
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
     quartermaster::telemetry::init(quartermaster::config::LogFormat::Text);
     let test_db = fresh_db(backend).await;
     let ids = seed_directory_and_catalogs(&test_db.db).await.unwrap();
-    let args = ServeArgs {
+    let mut args = ServeArgs {
         addr: "127.0.0.1:0".parse().unwrap(),
-        demo,
+        demo: false,
         site_root: site_root(),
         public_url: None,
+        oidc: Default::default(),
     };
+    configure(&mut args);
     let app = Application::build(test_db.db.clone(), args).await.unwrap();
     let base = format!("http://{}", app.local_addr());
     let service = app.service().clone();
