@@ -121,6 +121,7 @@ fn router(state: AppState) -> Router {
             provide_context(crate::ui::SignInOptions {
                 demo: state.demo,
                 provider: state.oidc.as_ref().map(|o| o.display_name().to_owned()),
+                provider_origin: state.oidc.as_ref().and_then(|o| o.issuer_origin()),
             });
         }
     };
@@ -132,13 +133,11 @@ fn router(state: AppState) -> Router {
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)));
 
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/auth/demo", post(crate::auth::demo_sign_in))
-        .route("/auth/login", get(crate::auth::oidc_login))
-        .route("/auth/callback", get(crate::auth::oidc_callback))
-        .route("/auth/signout", post(crate::auth::sign_out))
+    let mut router = Router::new();
+    for (path, _, handler) in plain_routes() {
+        router = router.route(path, handler);
+    }
+    router
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
@@ -160,6 +159,19 @@ fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The routes that are not Leptos pages or server functions, in one list that the router is
+/// built from and the authorization sweep test enumerates.
+pub fn plain_routes() -> Vec<(&'static str, Method, axum::routing::MethodRouter<AppState>)> {
+    vec![
+        ("/healthz", Method::GET, get(healthz)),
+        ("/readyz", Method::GET, get(readyz)),
+        ("/auth/demo", Method::POST, post(crate::auth::demo_sign_in)),
+        ("/auth/login", Method::GET, get(crate::auth::oidc_login)),
+        ("/auth/callback", Method::GET, get(crate::auth::oidc_callback)),
+        ("/auth/signout", Method::POST, post(crate::auth::sign_out)),
+    ]
 }
 
 async fn healthz() -> &'static str {
@@ -210,10 +222,14 @@ async fn security_headers(req: Request, next: Next, https: bool) -> Response {
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"),
-    );
+    // Pages set their own policy (with the response's script nonce); everything else gets a
+    // strict default.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"),
+        );
+    }
     if https {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     }

@@ -8,7 +8,15 @@ mod common;
 use common::{client, spawn_app};
 use quartermaster::store::Backend;
 
-on_both_databases!(health_and_readiness, pages_render_on_the_server_with_data, cross_site_posts_are_refused, plain_form_actions_work_without_javascript);
+on_both_databases!(
+    health_and_readiness,
+    pages_render_on_the_server_with_data,
+    cross_site_posts_are_refused,
+    plain_form_actions_work_without_javascript,
+    content_security_policy_carries_the_script_nonce,
+    sessions_end_when_the_user_is_disabled_or_too_old,
+    demo_mode_is_refused_off_loopback,
+);
 
 async fn health_and_readiness(backend: Backend) {
     let app = spawn_app(backend, false).await;
@@ -96,6 +104,67 @@ async fn cross_site_posts_are_refused(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), 403);
     assert!(res.headers().get("set-cookie").is_none(), "no session was created");
+    // Server functions too: a forged cross-site form post to one is refused before it runs.
+    let cookie = common::session_cookie(&app, app.ids.maya).await;
+    let forged = c
+        .post(format!("{}/api/request_access", app.base))
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("package_id", app.ids.developer_tools.0.to_string()), ("justification", "x".into())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let maya = app.service.actor(app.ids.maya).await.unwrap().unwrap();
+    assert!(app.service.my_requests(&maya, None).await.unwrap().items.is_empty(), "nothing was requested");
+}
+
+async fn content_security_policy_carries_the_script_nonce(backend: Backend) {
+    let app = spawn_app(backend, true).await;
+    let c = client();
+    let res = c.get(format!("{}/signin", app.base)).send().await.unwrap();
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let html = res.text().await.unwrap();
+    let nonce = csp.split("'nonce-").nth(1).and_then(|n| n.split('\'').next()).expect("a nonce in the policy").to_owned();
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("'wasm-unsafe-eval'"), "{csp}");
+    let scripts = html.matches("<script").count();
+    assert!(scripts > 0);
+    assert_eq!(html.matches(&format!("nonce=\"{nonce}\"")).count(), scripts, "every script carries this response's nonce");
+    let other = c.get(format!("{}/signin", app.base)).send().await.unwrap();
+    assert!(!other.headers()["content-security-policy"].to_str().unwrap().contains(&nonce), "a fresh nonce per response");
+    assert_eq!(other.headers()["x-content-type-options"], "nosniff");
+    assert!(other.headers().contains_key("referrer-policy"));
+}
+
+async fn sessions_end_when_the_user_is_disabled_or_too_old(backend: Backend) {
+    let app = spawn_app(backend, false).await;
+    let c = client();
+    let cookie = common::session_cookie(&app, app.ids.maya).await;
+    let home = c.get(format!("{}/", app.base)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    let grace = app.service.actor(app.ids.grace).await.unwrap().unwrap();
+    app.service.set_user_active(&grace, app.ids.maya, false).await.unwrap();
+    let after = c.get(format!("{}/", app.base)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(after.status(), 302, "a disabled user's session stops at the next request");
+
+    let old = chrono::Utc::now().timestamp_millis() - quartermaster::auth::ABSOLUTE_SESSION_MS - 1000;
+    let stale = common::session_cookie_signed_in_at(&app, app.ids.omar, old).await;
+    let res = c.get(format!("{}/", app.base)).header("cookie", &stale).send().await.unwrap();
+    assert_eq!(res.status(), 302, "a session past its absolute lifetime ends");
+}
+
+async fn demo_mode_is_refused_off_loopback(backend: Backend) {
+    let db = common::fresh_db(backend).await;
+    let args = quartermaster::config::ServeArgs {
+        addr: "0.0.0.0:0".parse().unwrap(),
+        demo: true,
+        site_root: common::site_root(),
+        public_url: None,
+        oidc: Default::default(),
+    };
+    let err = quartermaster::server::Application::build(db.db.clone(), args).await.err().expect("refused");
+    assert!(err.to_string().contains("loopback"), "{err}");
 }
 
 async fn plain_form_actions_work_without_javascript(backend: Backend) {

@@ -31,13 +31,22 @@ mod server {
         })
     }
 
-    /// The signed-in actor, or `Unauthenticated`.
-    pub async fn actor() -> Result<(Service, Actor), AppError> {
+    /// The signed-in actor, if any.
+    pub async fn signed_in() -> Result<Option<(Service, Actor)>, AppError> {
         let service = service()?;
         let session = session().await?;
-        match crate::auth::session_actor(&session, &service).await? {
-            Some(actor) => Ok((service, actor)),
-            None => Err(AppError::Unauthenticated),
+        Ok(crate::auth::session_actor(&session, &service).await?.map(|actor| (service, actor)))
+    }
+
+    /// The signed-in actor, or `Unauthenticated` (401).
+    pub async fn actor() -> Result<(Service, Actor), AppError> {
+        match signed_in().await? {
+            Some(found) => Ok(found),
+            None => {
+                let e = AppError::Unauthenticated;
+                e.set_response_status();
+                Err(e)
+            }
         }
     }
 
@@ -79,10 +88,9 @@ fn ok(text: impl Into<String>) -> Notice {
 /// The signed-in person, or `None`.
 #[server]
 pub async fn get_viewer() -> Result<Option<Viewer>, AppError> {
-    match server::actor().await {
-        Ok((service, actor)) => Ok(Some(service.viewer(&actor).await?)),
-        Err(AppError::Unauthenticated) => Ok(None),
-        Err(e) => Err(e),
+    match server::signed_in().await? {
+        Some((service, actor)) => Ok(Some(service.viewer(&actor).await?)),
+        None => Ok(None),
     }
 }
 

@@ -25,6 +25,38 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::Unauthenticated => 401,
+            AppError::Forbidden(_) => 403,
+            AppError::NotFound(_) => 404,
+            AppError::Invalid { .. } => 422,
+            AppError::Conflict(_) | AppError::AlreadyDecided(_) => 409,
+            AppError::Internal => 500,
+            AppError::Transport(_) => 502,
+        }
+    }
+
+    /// Set the response status for this error (server side). A plain HTML form post keeps its
+    /// redirect back to the page, which shows the outcome instead.
+    #[cfg(feature = "ssr")]
+    pub fn set_response_status(&self) {
+        use leptos::prelude::use_context;
+        let plain_form = use_context::<http::request::Parts>()
+            .and_then(|p| p.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok().map(|s| s.contains("text/html"))))
+            .unwrap_or(false);
+        if plain_form {
+            return;
+        }
+        if let (Some(res), Ok(code)) = (
+            use_context::<leptos_axum::ResponseOptions>(),
+            http::StatusCode::from_u16(self.status()),
+        ) {
+            res.set_status(code);
+        }
+    }
+
     pub fn field(&self) -> Option<&str> {
         match self {
             AppError::Invalid { field, .. } => field.as_deref(),
@@ -45,7 +77,7 @@ impl FromServerFnError for AppError {
 impl From<crate::domain::DomainError> for AppError {
     fn from(err: crate::domain::DomainError) -> Self {
         use crate::domain::DomainError as D;
-        match err {
+        let app = match err {
             D::Unauthenticated => AppError::Unauthenticated,
             D::Forbidden(why) => AppError::Forbidden(why),
             D::NotFound(what) => AppError::NotFound(what),
@@ -56,6 +88,8 @@ impl From<crate::domain::DomainError> for AppError {
                 tracing::error!(%detail, "internal error");
                 AppError::Internal
             }
-        }
+        };
+        app.set_response_status();
+        app
     }
 }

@@ -23,10 +23,33 @@ pub struct SignInOptions {
     pub demo: bool,
     /// The identity provider's display name, when OIDC sign-in is configured.
     pub provider: Option<String>,
+    /// The identity provider's origin (sign-out forms end up there).
+    pub provider_origin: Option<String>,
+}
+
+/// The Content-Security-Policy of a rendered page: scripts only with this response's nonce
+/// (Leptos puts it on every script it emits) and what they load, wasm allowed, no framing.
+#[cfg(feature = "ssr")]
+fn set_content_security_policy() {
+    let Some(nonce) = leptos::nonce::use_nonce() else { return };
+    let provider = use_context::<SignInOptions>().and_then(|o| o.provider_origin).unwrap_or_default();
+    let policy = format!(
+        "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
+         frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self' {provider}"
+    );
+    if let (Some(res), Ok(value)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        http::HeaderValue::from_str(policy.trim_end()),
+    ) {
+        res.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+    }
 }
 
 /// The HTML document around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
