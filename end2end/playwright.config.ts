@@ -4,6 +4,10 @@ import { defineConfig } from '@playwright/test';
 // the demo organisation. Debian's Chromium drives it (no browser download).
 const port = Number(process.env.E2E_PORT ?? 3210);
 const baseURL = `http://127.0.0.1:${port}`;
+// A second portal that signs people in through a real OpenID provider (npm oidc-provider).
+const oidcPortalPort = Number(process.env.E2E_OIDC_PORTAL_PORT ?? 3211);
+const providerPort = Number(process.env.E2E_OIDC_PROVIDER_PORT ?? 4010);
+export const oidcPortal = `http://127.0.0.1:${oidcPortalPort}`;
 
 export default defineConfig({
   testDir: './tests',
@@ -26,12 +30,44 @@ export default defineConfig({
     { name: 'js', use: { javaScriptEnabled: true } },
     { name: 'no-js', use: { javaScriptEnabled: false } },
   ],
-  webServer: {
-    command: `rm -rf ../target/e2e && mkdir -p ../target/e2e && ../target/debug/quartermaster serve --demo --addr 127.0.0.1:${port} --database-url sqlite://../target/e2e/qm.db --site-root ../target/site`,
-    url: `${baseURL}/healthz`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-    stdout: 'ignore',
-    stderr: 'pipe',
-  },
+  webServer: [
+    {
+      command: `rm -rf ../target/e2e && mkdir -p ../target/e2e && ../target/debug/quartermaster serve --demo --addr 127.0.0.1:${port} --database-url sqlite://../target/e2e/qm.db --site-root ../target/site`,
+      url: `${baseURL}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+    {
+      command: `node peers/oidc-provider.mjs`,
+      env: {
+        OIDC_PORT: String(providerPort),
+        OIDC_REDIRECT_URIS: `${oidcPortal}/auth/callback`,
+        OIDC_POST_LOGOUT_URIS: `${oidcPortal}/signin`,
+      },
+      url: `http://127.0.0.1:${providerPort}/.well-known/openid-configuration`,
+      reuseExistingServer: false,
+      timeout: 30_000,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+    {
+      command: `rm -rf ../target/e2e-oidc && mkdir -p ../target/e2e-oidc && ../target/debug/quartermaster seed-demo && ../target/debug/quartermaster serve --addr 127.0.0.1:${oidcPortalPort} --site-root ../target/site`,
+      env: {
+        QM_DATABASE_URL: 'sqlite://../target/e2e-oidc/qm.db',
+        QM_OIDC_ISSUER: `http://localhost:${providerPort}`,
+        QM_OIDC_CLIENT_ID: 'quartermaster',
+        QM_OIDC_CLIENT_SECRET: 'test-client-secret',
+        QM_OIDC_SCOPES: 'openid email profile groups',
+        QM_OIDC_DISPLAY_NAME: 'Example IdP',
+        QM_ADMIN_GROUP: 'qm-admins',
+      },
+      url: `${oidcPortal}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+  ],
 });

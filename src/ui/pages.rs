@@ -625,7 +625,7 @@ pub fn SignIn() -> impl IntoView {
                 {move || choices.get().map(|r| match r {
                     Ok(c) => {
                         let provider = c.provider.clone().map(|name| view! {
-                            <p><a class="btn btn-large" id="oidc-login" href=format!("/auth/login?return_to={}", urlencode(&return_to()))>
+                            <p><a class="btn btn-large" id="oidc-login" rel="external" href=format!("/auth/login?return_to={}", urlencode(&return_to()))>
                                 {format!("Sign in with {name}")}
                             </a></p>
                         });
