@@ -27,6 +27,8 @@ pub struct Viewer {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<String>,
+    /// When the page was read (for "in 3 days" hints that match on server and browser).
+    pub as_of: Millis,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -82,6 +84,8 @@ pub struct QuestionView {
 pub struct PolicyView {
     pub id: i64,
     pub name: String,
+    /// Managers may request under it for their direct reports.
+    pub on_behalf_allowed: bool,
     /// One line per approval stage: "Stage 1: your manager".
     pub stages: Vec<String>,
     pub justification_required: bool,
@@ -94,6 +98,8 @@ pub struct PolicyView {
 pub struct PackageDetail {
     pub card: PackageCard,
     pub policies: Vec<PolicyView>,
+    /// The viewer's direct reports, when some policy lets managers request for them.
+    pub reports: Vec<(i64, String)>,
     /// Separation-of-duties conflicts the viewer would run into.
     pub sod_warning: Option<String>,
 }
@@ -187,4 +193,13 @@ pub struct SignInChoices {
     pub provider: Option<String>,
     /// Demo mode: the people to pick from.
     pub people: Vec<DemoPerson>,
+}
+
+/// A group held by Quartermaster itself, with who is in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BuiltinGroupView {
+    pub role_id: i64,
+    pub resource: String,
+    pub role: String,
+    pub members: Vec<String>,
 }

@@ -197,4 +197,36 @@ async fn plain_form_actions_work_without_javascript(backend: Backend) {
     sign_in_as(&c2, &app.base, app.ids.sofia.0).await;
     let approvals = c2.get(format!("{}/approvals", app.base)).send().await.unwrap().text().await.unwrap();
     assert!(approvals.contains("Jamal Carter") && approvals.contains("Sales CRM"));
+
+    // Several at once, as a plain form: Priya asks too, Sofia ticks both and approves.
+    let c3 = client();
+    sign_in_as(&c3, &app.base, app.ids.priya.0).await;
+    c3.post(format!("{}/api/request_access", app.base))
+        .header("origin", &app.base)
+        .header("referer", &page)
+        .form(&[("package_id", app.ids.sales_crm.0.to_string()), ("justification", "APAC".into())])
+        .send()
+        .await
+        .unwrap();
+    let sofia = app.service.actor(app.ids.sofia).await.unwrap().unwrap();
+    let pending: Vec<i64> = app.service.pending_approvals(&sofia, None).await.unwrap().items.iter().map(|i| i.request_id).collect();
+    assert_eq!(pending.len(), 2);
+    let approvals_page = format!("{}/approvals", app.base);
+    let res = c2
+        .post(format!("{}/api/decide_many", app.base))
+        .header("origin", &app.base)
+        .header("referer", &approvals_page)
+        .form(&[
+            ("request_ids[0]", pending[0].to_string()),
+            ("request_ids[2]", pending[1].to_string()),
+            ("decision", "approve".into()),
+            ("justification", "Q1 hires".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let after = c2.get(&approvals_page).send().await.unwrap().text().await.unwrap();
+    assert!(after.contains("Approved 2 of 2 selected requests."), "bulk outcome shown");
+    assert!(app.service.pending_approvals(&sofia, None).await.unwrap().items.is_empty());
 }

@@ -23,7 +23,37 @@ on_both_databases!(
     extension_goes_through_approval,
     catalog_management_and_its_audit,
     authorization_table_operations_by_role,
+    managers_request_for_their_reports_and_dates_are_honoured,
 );
+
+async fn managers_request_for_their_reports_and_dates_are_honoured(backend: Backend) {
+    let w = World::new(backend).await;
+    let linus = w.actor(w.ids.linus).await;
+    let mut for_maya = ask(w.ids.developer_tools, "new joiner");
+    for_maya.target = Some(w.ids.maya);
+    let out = w.service.submit_request(&linus, for_maya).await.unwrap();
+    assert_eq!(out.state, RequestState::Delivering);
+    let maya = w.actor(w.ids.maya).await;
+    let mine = w.service.my_requests(&maya, None).await.unwrap().items;
+    assert_eq!((mine[0].requestor.as_str(), mine[0].target.as_str()), ("Linus Park", "Maya Chen"));
+    let mut for_jamal = ask(w.ids.developer_tools, "");
+    for_jamal.target = Some(w.ids.jamal);
+    assert!(matches!(w.service.submit_request(&linus, for_jamal).await, Err(DomainError::Forbidden(_))), "not his report");
+
+    // Sales Analytics lets the requestor pick dates, within its 30 days.
+    let jamal = w.actor(w.ids.jamal).await;
+    let now = { use quartermaster::domain::clock::Clock; w.clock.now() };
+    let mut dated = ask(w.ids.sales_analytics, "");
+    dated.end = Some(now + Duration::days(10));
+    w.service.submit_request(&jamal, dated).await.unwrap();
+    let a = w.service.my_access(&jamal, None).await.unwrap().items.remove(0);
+    assert_eq!(a.end_at, Some((now + Duration::days(10)).timestamp_millis()));
+    let mut too_long = ask(w.ids.sales_analytics, "");
+    too_long.end = Some(now + Duration::days(40));
+    let priya = w.actor(w.ids.priya).await;
+    let err = w.service.submit_request(&priya, too_long).await.unwrap_err();
+    assert!(matches!(err, DomainError::Invalid { field: Some(ref f), .. } if f == "end"), "{err:?}");
+}
 
 fn ask(package: PackageId, justification: &str) -> NewRequest {
     NewRequest { package, policy: None, target: None, justification: justification.into(), answers: vec![], start: None, end: None }

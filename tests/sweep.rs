@@ -34,10 +34,11 @@ fn expected(name: &str) -> Option<&'static str> {
         // Omar's Production Access request at stage 1: his manager (Linus, the owner) decides;
         // then stage 2 belongs to Security, which Grace (administrator) is part of. Hana (the
         // approver) is refused at stage 1: it is not her stage yet.
-        "decide" => "DDDAA",
+        "decide" | "decide_many" => "DDDAA",
         // Pages.
         "/" | "/approvals" | "/packages/{id}" => "DAAAA",
         "/admin" => "DDDAA",
+        "builtin_groups" => "DDDDA",
         "/signin" => "AAAAA",
         // Plain routes.
         "/healthz" | "/readyz" | "/auth/signout" => "AAAAA",
@@ -50,6 +51,8 @@ fn expected(name: &str) -> Option<&'static str> {
 fn verdict(path: &str, status: u16, location: Option<&str>) -> char {
     match status {
         401 | 403 | 404 => 'D',
+        // Malformed input is refused too, but the sweep sends well-formed calls.
+        400 | 422 => panic!("the sweep sent a malformed call"),
         // Signing out lands on the sign-in page by design.
         303 if path == "/auth/signout" => 'A',
         302 | 303 if location.is_some_and(|l| l.starts_with("/signin")) => 'D',
@@ -70,6 +73,12 @@ async fn every_route_and_server_function_by_role(backend: Backend) {
         .submit_request(&omar, ask(ids.production_access, vec![Answer { question_id: "service".into(), value: "Payments API".into() }]))
         .await
         .unwrap();
+    let kai = app.service.actor(ids.kai).await.unwrap().unwrap();
+    let prod_kai = app
+        .service
+        .submit_request(&kai, ask(ids.production_access, vec![Answer { question_id: "service".into(), value: "Data platform".into() }]))
+        .await
+        .unwrap();
     app.service.deliver_pending(10).await.unwrap();
     let assignment = app.service.my_access(&omar, None).await.unwrap().items[0].id;
 
@@ -81,6 +90,7 @@ async fn every_route_and_server_function_by_role(backend: Backend) {
             "cancel_request" => vec![("request_id", prod.request.0.to_string())],
             "give_up_access" | "extend_access" => vec![("assignment_id", assignment.to_string()), ("justification", "sweep".into())],
             "decide" => vec![("request_id", prod.request.0.to_string()), ("decision", "approve".into()), ("justification", "sweep".into())],
+            "decide_many" => vec![("request_ids[0]", prod_kai.request.0.to_string()), ("decision", "approve".into()), ("justification", "sweep".into())],
             _ => vec![],
         }
     };

@@ -78,7 +78,7 @@ impl Service {
                 })
             })
             .collect();
-        Ok(Page { items, next })
+        Ok(Page { items, next, as_of: self.now().timestamp_millis() })
     }
 
     /// Catalogs for the filter on My Access: enabled ones (externally visible for guests).

@@ -9,7 +9,7 @@ use crate::domain::authz::Actor;
 use crate::domain::eligibility::{may_request, RequestorFacts};
 use crate::domain::ids::*;
 use crate::domain::policy::{ApproverSpec, Expiration, Policy, QuestionKind};
-use crate::domain::request::{Decision, RequestKind, RequestState};
+use crate::domain::request::{Decision, GrantState, RequestKind, RequestState};
 use crate::domain::sod;
 use crate::domain::{DomainError, DomainResult};
 use crate::store::requests::{DecisionRow, RequestRow};
@@ -71,6 +71,7 @@ impl Service {
             .map(|p| PolicyView {
                 id: p.id.0,
                 name: p.name.clone(),
+                on_behalf_allowed: p.on_behalf_allowed,
                 stages: p
                     .approval
                     .stages
@@ -99,7 +100,13 @@ impl Service {
                     .collect(),
             })
             .collect();
+        let reports = if policies.iter().any(|p| p.on_behalf_allowed) {
+            directory::direct_reports(&mut conn, actor.id()).await?.into_iter().map(|(id, n)| (id.0, n)).collect()
+        } else {
+            Vec::new()
+        };
         Ok(PackageDetail {
+            reports,
             card: PackageCard {
                 id: package.id.0,
                 name: package.name,
@@ -126,6 +133,7 @@ impl Service {
         let names = directory::names(&mut conn, &people).await?;
         let decisions = requests::decisions_of(&mut conn, &ids).await?;
         let approvers = requests::approver_names(&mut conn, &ids).await?;
+        let grants = assignments::grants_described(&mut conn, &rows.iter().filter_map(|r| r.assignment).collect::<Vec<_>>()).await?;
         let name = |u: &UserId| names.get(u).cloned().unwrap_or_default();
         let items = rows
             .iter()
@@ -139,10 +147,10 @@ impl Service {
                 created_at: to_ms(r.created_at),
                 reason: r.outcome_reason.clone(),
                 can_cancel: r.state.is_open() && r.requestor == actor.id(),
-                timeline: timeline(r, &decisions, &approvers),
+                timeline: timeline(r, &decisions, &approvers, &grants),
             })
             .collect();
-        Ok(Page { items, next })
+        Ok(Page { items, next, as_of: to_ms(self.now()) })
     }
 
     /// My assignments (active and expiring soon first, then ended), newest first; one page
@@ -186,7 +194,7 @@ impl Service {
             })
             .collect();
         list.sort_by_key(|a| (a.bucket == "ended", -a.start_at));
-        Ok(Page { items: list, next })
+        Ok(Page { items: list, next, as_of: to_ms(now) })
     }
 
     /// Requests waiting for my decision, oldest first, with what an approver needs to know;
@@ -249,7 +257,7 @@ impl Service {
                 }
             })
             .collect();
-        Ok(Page { items, next })
+        Ok(Page { items, next, as_of: to_ms(self.now()) })
     }
 
     /// Decisions I made, newest first; one page before decision id `before`.
@@ -269,7 +277,7 @@ impl Service {
                 decided_at: to_ms(d.decided_at),
             })
             .collect();
-        Ok(Page { items, next })
+        Ok(Page { items, next, as_of: to_ms(self.now()) })
     }
 }
 
@@ -285,7 +293,28 @@ fn page_cursor<T>(rows: &mut Vec<T>, key: impl Fn(&T) -> i64) -> Option<String> 
 }
 
 /// Submitted → each stage (approvers, decision) → delivered, or how it ended.
-fn timeline(r: &RequestRow, decisions: &[DecisionRow], approvers: &[(RequestId, u32, String, ApproverSource)]) -> Vec<TimelineStep> {
+fn timeline(
+    r: &RequestRow,
+    decisions: &[DecisionRow],
+    approvers: &[(RequestId, u32, String, ApproverSource)],
+    grants: &[(AssignmentId, String, GrantState)],
+) -> Vec<TimelineStep> {
+    // Delivery, resource by resource.
+    let per_resource: Vec<String> = grants
+        .iter()
+        .filter(|(a, _, _)| Some(*a) == r.assignment)
+        .map(|(_, what, state)| {
+            let word = match state {
+                GrantState::Delivered => "delivered",
+                GrantState::Pending => "being delivered",
+                GrantState::Failed => "failed (an administrator has been told)",
+                GrantState::Removing => "being removed",
+                GrantState::Removed => "removed",
+            };
+            format!("{what}: {word}")
+        })
+        .collect();
+    let delivery = if per_resource.is_empty() { None } else { Some(per_resource.join("; ")) };
     let mut steps = vec![TimelineStep {
         title: "Submitted".into(),
         detail: if r.justification.is_empty() { String::new() } else { format!("“{}”", r.justification) },
@@ -321,8 +350,8 @@ fn timeline(r: &RequestRow, decisions: &[DecisionRow], approvers: &[(RequestId, 
         steps.push(TimelineStep { title: format!("Approval stage {k}"), detail, at, status: status.into() });
     }
     let (title, status, detail) = match r.state {
-        RequestState::Delivered => ("Delivered", "done", "Access granted in every resource".to_owned()),
-        RequestState::Delivering | RequestState::Approved => ("Delivering", "current", "Access is being granted".to_owned()),
+        RequestState::Delivered => ("Delivered", "done", delivery.unwrap_or_else(|| "Access granted in every resource".to_owned())),
+        RequestState::Delivering | RequestState::Approved => ("Delivering", "current", delivery.unwrap_or_else(|| "Access is being granted".to_owned())),
         RequestState::PartiallyDelivered => ("Partially delivered", "failed", "Some resources are still being granted".to_owned()),
         RequestState::DeliveryFailed => ("Delivery failed", "failed", "An administrator has been told".to_owned()),
         RequestState::Denied => ("Denied", "failed", r.outcome_reason.clone()),
@@ -333,4 +362,20 @@ fn timeline(r: &RequestRow, decisions: &[DecisionRow], approvers: &[(RequestId, 
     };
     steps.push(TimelineStep { title: title.into(), detail, at: None, status: status.into() });
     steps
+}
+
+impl Service {
+    /// The built-in resource system's groups and their members (administrators).
+    pub async fn builtin_groups(&self, actor: &Actor) -> DomainResult<Vec<BuiltinGroupView>> {
+        actor.require(crate::domain::authz::Permission::Administer)?;
+        let mut conn = self.db.pool().acquire().await?;
+        let mut out: Vec<BuiltinGroupView> = Vec::new();
+        for (id, resource, role, member) in assignments::builtin_roster(&mut conn).await? {
+            match out.last_mut() {
+                Some(last) if last.role_id == id.0 => last.members.extend(member),
+                _ => out.push(BuiltinGroupView { role_id: id.0, resource, role, members: member.into_iter().collect() }),
+            }
+        }
+        Ok(out)
+    }
 }

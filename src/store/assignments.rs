@@ -378,3 +378,39 @@ pub async fn builtin_members(conn: &mut Conn, role: ResourceRoleId) -> Result<Ve
         .await?;
     Ok(ids.into_iter().map(UserId).collect())
 }
+
+/// Every built-in resource role with its members' names (empty roles included).
+pub async fn builtin_roster(conn: &mut Conn) -> Result<Vec<(ResourceRoleId, String, String, Option<String>)>, sqlx::Error> {
+    let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT rr.id, r.name, rr.name, u.display_name
+         FROM resource_roles rr
+         JOIN resources r ON r.id = rr.resource_id
+         JOIN resource_systems s ON s.id = r.system_id AND s.kind = 'builtin'
+         LEFT JOIN builtin_memberships m ON m.resource_role_id = rr.id
+         LEFT JOIN users u ON u.id = m.user_id
+         ORDER BY r.name, rr.name, u.display_name",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id, r, role, u)| (ResourceRoleId(id), r, role, u)).collect())
+}
+
+/// The grants of these assignments with what they grant, for timelines.
+pub async fn grants_described(conn: &mut Conn, assignments: &[AssignmentId]) -> Result<Vec<(AssignmentId, String, GrantState)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT g.assignment_id, r.name AS resource, rr.name AS role, g.state FROM grants g
+         JOIN resource_roles rr ON rr.id = g.resource_role_id JOIN resources r ON r.id = rr.resource_id
+         WHERE g.assignment_id IN ({}) ORDER BY g.assignment_id, r.name, rr.name",
+        super::id_list(assignments.iter().map(|a| a.0))
+    );
+    let rows = sqlx::query(&sql).fetch_all(conn).await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                AssignmentId(row.int("assignment_id")?),
+                format!("{} · {}", row.text("resource")?, row.text("role")?),
+                GrantState::parse(&row.text("state")?).unwrap_or(GrantState::Pending),
+            ))
+        })
+        .collect()
+}

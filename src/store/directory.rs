@@ -346,3 +346,14 @@ pub async fn set_state(conn: &mut Conn, user: UserId, state: UserState, now: i64
         .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Active direct reports of a manager, by name.
+pub async fn direct_reports(conn: &mut Conn, manager: UserId) -> Result<Vec<(UserId, String)>, sqlx::Error> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, display_name FROM users WHERE manager_id = $1 AND state = 'active' ORDER BY display_name",
+    )
+    .bind(manager.0)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id, n)| (UserId(id), n)).collect())
+}

@@ -86,7 +86,7 @@ fn ok(text: impl Into<String>) -> Notice {
 }
 
 /// The signed-in person, or `None`.
-#[server]
+#[server(endpoint = "get_viewer")]
 pub async fn get_viewer() -> Result<Option<Viewer>, AppError> {
     match server::signed_in().await? {
         Some((service, actor)) => Ok(Some(service.viewer(&actor).await?)),
@@ -95,14 +95,14 @@ pub async fn get_viewer() -> Result<Option<Viewer>, AppError> {
 }
 
 /// The outcome of the last plain-form action, shown once.
-#[server]
+#[server(endpoint = "take_notice")]
 pub async fn take_notice() -> Result<Option<Notice>, AppError> {
     server::take_notice().await
 }
 
 /// How one can sign in: the identity provider (if configured) and, in demo mode, the people
 /// to pick from.
-#[server]
+#[server(endpoint = "sign_in_options")]
 pub async fn sign_in_options() -> Result<SignInChoices, AppError> {
     let options = use_context::<super::SignInOptions>().unwrap_or_default();
     let people = if options.demo { server::service()?.demo_people().await? } else { vec![] };
@@ -116,7 +116,7 @@ pub struct Browse {
 }
 
 /// Packages I may request.
-#[server]
+#[server(endpoint = "browse_packages")]
 pub async fn browse_packages(q: String, catalog: Option<i64>, cursor: Option<String>) -> Result<Browse, AppError> {
     let (service, actor) = server::actor().await?;
     let filter = catalog.filter(|c| *c > 0).map(crate::domain::ids::CatalogId);
@@ -125,37 +125,55 @@ pub async fn browse_packages(q: String, catalog: Option<i64>, cursor: Option<Str
     Ok(Browse { page, catalogs })
 }
 
-#[server]
+#[server(endpoint = "load_package")]
 pub async fn load_package(id: i64) -> Result<PackageDetail, AppError> {
     let (service, actor) = server::actor().await?;
     Ok(service.package_detail(&actor, crate::domain::ids::PackageId(id)).await?)
 }
 
-/// File a request. `answers` maps question ids to answers (`answers[region]=EMEA`).
-#[server]
+/// A date from a form (`YYYY-MM-DD`): the start or the end of that day, UTC.
+#[cfg(feature = "ssr")]
+fn form_date(field: &str, value: Option<String>, end_of_day: bool) -> Result<Option<chrono::DateTime<chrono::Utc>>, AppError> {
+    let Some(value) = value.filter(|v| !v.trim().is_empty()) else { return Ok(None) };
+    let date = chrono::NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+        .map_err(|_| AppError::Invalid { field: Some(field.to_owned()), message: "use a date like 2026-12-31".into() })?;
+    let time = if end_of_day { date.and_hms_opt(23, 59, 59) } else { date.and_hms_opt(0, 0, 0) };
+    Ok(time.map(|t| t.and_utc()))
+}
+
+/// File a request. `answers` maps question ids to answers (`answers[region]=EMEA`);
+/// `on_behalf_of` names a direct report; `start`/`end` are dates where the policy allows.
+#[server(endpoint = "request_access")]
 pub async fn request_access(
     package_id: i64,
     policy_id: Option<i64>,
     justification: String,
     answers: Option<HashMap<String, String>>,
+    on_behalf_of: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
 ) -> Result<Notice, AppError> {
-    use crate::domain::ids::{PackageId, PolicyId};
+    use crate::domain::ids::{PackageId, PolicyId, UserId};
     use crate::domain::policy::Answer;
     use crate::domain::request::RequestState;
     let result = async {
         let (service, actor) = server::actor().await?;
+        let target = match on_behalf_of.filter(|v| !v.is_empty()) {
+            Some(v) => Some(UserId(v.parse().map_err(|_| AppError::Invalid { field: Some("on_behalf_of".into()), message: "pick a person".into() })?)),
+            None => None,
+        };
         let request = crate::service::NewRequest {
             package: PackageId(package_id),
             policy: policy_id.map(PolicyId),
-            target: None,
+            target,
             justification,
             answers: answers
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(question_id, value)| Answer { question_id, value })
                 .collect(),
-            start: None,
-            end: None,
+            start: form_date("start", start, false)?,
+            end: form_date("end", end, true)?,
         };
         let outcome = service.submit_request(&actor, request).await?;
         Ok(Notice {
@@ -174,13 +192,13 @@ fn cursor(c: Option<String>) -> Option<i64> {
     c.and_then(|c| c.parse().ok())
 }
 
-#[server]
+#[server(endpoint = "my_requests")]
 pub async fn my_requests(before: Option<String>) -> Result<Page<RequestView>, AppError> {
     let (service, actor) = server::actor().await?;
     Ok(service.my_requests(&actor, cursor(before)).await?)
 }
 
-#[server]
+#[server(endpoint = "cancel_request")]
 pub async fn cancel_request(request_id: i64) -> Result<Notice, AppError> {
     let result = async {
         let (service, actor) = server::actor().await?;
@@ -191,13 +209,13 @@ pub async fn cancel_request(request_id: i64) -> Result<Notice, AppError> {
     server::finish(result).await
 }
 
-#[server]
+#[server(endpoint = "my_access")]
 pub async fn my_access(before: Option<String>) -> Result<Page<AssignmentView>, AppError> {
     let (service, actor) = server::actor().await?;
     Ok(service.my_access(&actor, cursor(before)).await?)
 }
 
-#[server]
+#[server(endpoint = "extend_access")]
 pub async fn extend_access(assignment_id: i64, justification: String) -> Result<Notice, AppError> {
     let result = async {
         let (service, actor) = server::actor().await?;
@@ -213,7 +231,7 @@ pub async fn extend_access(assignment_id: i64, justification: String) -> Result<
     server::finish(result).await
 }
 
-#[server]
+#[server(endpoint = "give_up_access")]
 pub async fn give_up_access(assignment_id: i64) -> Result<Notice, AppError> {
     let result = async {
         let (service, actor) = server::actor().await?;
@@ -226,20 +244,20 @@ pub async fn give_up_access(assignment_id: i64) -> Result<Notice, AppError> {
     server::finish(result).await
 }
 
-#[server]
+#[server(endpoint = "pending_approvals")]
 pub async fn pending_approvals(after: Option<String>) -> Result<Page<ApprovalItem>, AppError> {
     let (service, actor) = server::actor().await?;
     Ok(service.pending_approvals(&actor, cursor(after)).await?)
 }
 
-#[server]
+#[server(endpoint = "decision_history")]
 pub async fn decision_history(before: Option<String>) -> Result<Page<DecisionView>, AppError> {
     let (service, actor) = server::actor().await?;
     Ok(service.decision_history(&actor, cursor(before)).await?)
 }
 
 /// Approve or deny one request (`decision` is `approve` or `deny`).
-#[server]
+#[server(endpoint = "decide")]
 pub async fn decide(request_id: i64, decision: String, justification: String) -> Result<Notice, AppError> {
     use crate::domain::request::Decision;
     let result = async {
@@ -253,6 +271,57 @@ pub async fn decide(request_id: i64, decision: String, justification: String) ->
             .decide(&actor, crate::domain::ids::RequestId(request_id), decision, &justification)
             .await?;
         Ok(ok(outcome.message))
+    }
+    .await;
+    server::finish(result).await
+}
+
+#[server(endpoint = "builtin_groups")]
+pub async fn builtin_groups() -> Result<Vec<BuiltinGroupView>, AppError> {
+    let (service, actor) = server::actor().await?;
+    Ok(service.builtin_groups(&actor).await?)
+}
+
+/// Approve or deny several requests at once (`request_ids[0]=…&request_ids[3]=…`). Each is
+/// decided on its own; the answer says how many went through and why others did not.
+#[server(endpoint = "decide_many")]
+pub async fn decide_many(request_ids: Option<Vec<i64>>, decision: String, justification: String) -> Result<Notice, AppError> {
+    use crate::domain::request::Decision;
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        let decision = match decision.as_str() {
+            "approve" => Decision::Approve,
+            "deny" => Decision::Deny,
+            _ => return Err(AppError::Invalid { field: Some("decision".into()), message: "approve or deny".into() }),
+        };
+        let ids = request_ids.unwrap_or_default();
+        if ids.is_empty() {
+            return Err(AppError::Invalid { field: Some("request_ids".into()), message: "select at least one request".into() });
+        }
+        let mut done = 0;
+        let mut problems = Vec::new();
+        let mut first_error = None;
+        for id in &ids {
+            match service.decide(&actor, crate::domain::ids::RequestId(*id), decision, &justification).await {
+                Ok(_) => done += 1,
+                Err(e) => {
+                    let e = AppError::from(e);
+                    problems.push(format!("request {id}: {e}"));
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if done == 0 {
+            if let Some(e) = first_error {
+                return Err(e);
+            }
+        }
+        let verb = if decision == Decision::Approve { "Approved" } else { "Denied" };
+        let mut text = format!("{verb} {done} of {} selected requests.", ids.len());
+        if !problems.is_empty() {
+            text.push_str(&format!(" Not decided — {}", problems.join("; ")));
+        }
+        Ok(Notice { ok: problems.is_empty(), text, field: None })
     }
     .await;
     server::finish(result).await

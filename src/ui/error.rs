@@ -69,7 +69,16 @@ impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        AppError::Transport(value.to_string())
+        let err = match value {
+            // Bad input from the caller: say so, change nothing.
+            ServerFnErrorErr::Args(e) | ServerFnErrorErr::MissingArg(e) | ServerFnErrorErr::Deserialization(e) => {
+                AppError::Invalid { field: None, message: format!("the request is incomplete or malformed: {e}") }
+            }
+            other => AppError::Transport(other.to_string()),
+        };
+        #[cfg(feature = "ssr")]
+        err.set_response_status();
+        err
     }
 }
 

@@ -73,6 +73,9 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     let viewer = Resource::new(|| (), |_| get_viewer());
     provide_context(viewer);
+    let tz = RwSignal::new(initial_tz());
+    provide_context(TzOffset(tz));
+    track_browser_tz(tz);
     // Only the browser runs effects: this marks the page as hydrated (tests wait for it).
     Effect::new(move |_| {
         if let Some(body) = document().body() {
@@ -180,11 +183,87 @@ pub fn current_path() -> String {
     use_location().pathname.get_untracked()
 }
 
-/// Format a Unix-millisecond time as a readable UTC date and time.
+/// The viewer's offset from UTC in minutes (east positive). The browser reports it in a
+/// cookie (`qm_tz`) that the server reads, so server-rendered and hydrated times agree.
+#[derive(Clone, Copy, Debug)]
+pub struct TzOffset(pub RwSignal<i32>);
+
+const TZ_COOKIE: &str = "qm_tz";
+
+fn tz_from_cookies(cookies: &str) -> Option<i32> {
+    cookies
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == TZ_COOKIE)
+        .and_then(|(_, v)| v.parse::<i32>().ok())
+        .filter(|m| m.abs() <= 14 * 60)
+}
+
+/// The offset the page is rendered with: the cookie's, on the server and while hydrating.
+fn initial_tz() -> i32 {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<http::request::Parts>()
+            .and_then(|p| p.headers.get(http::header::COOKIE).and_then(|v| v.to_str().ok().and_then(tz_from_cookies)))
+            .unwrap_or(0)
+    }
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        document()
+            .dyn_into::<web_sys::HtmlDocument>()
+            .ok()
+            .and_then(|d| d.cookie().ok())
+            .and_then(|c| tz_from_cookies(&c))
+            .unwrap_or(0)
+    }
+    #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
+    {
+        0
+    }
+}
+
+/// In the browser: learn the real offset, remember it in the cookie for the next server
+/// render, and re-render the times on this page.
+fn track_browser_tz(tz: RwSignal<i32>) {
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        use wasm_bindgen::JsCast;
+        let offset = -(js_sys::Date::new_0().get_timezone_offset() as i32);
+        if let Ok(doc) = document().dyn_into::<web_sys::HtmlDocument>() {
+            let _ = doc.set_cookie(&format!("{TZ_COOKIE}={offset}; Path=/; Max-Age=31536000; SameSite=Lax"));
+        }
+        if tz.get_untracked() != offset {
+            tz.set(offset);
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = tz;
+}
+
+/// A Unix-millisecond time as a readable date and time at an offset from UTC (minutes).
+pub fn format_time_at(ms: i64, offset_minutes: i32) -> String {
+    let Some(offset) = chrono::FixedOffset::east_opt(offset_minutes * 60) else { return String::new() };
+    let Some(t) = chrono::DateTime::from_timestamp_millis(ms) else { return String::new() };
+    let zone = match offset_minutes {
+        0 => "UTC".to_owned(),
+        m if m % 60 == 0 => format!("UTC{:+}", m / 60),
+        m => format!("UTC{:+}:{:02}", m / 60, (m % 60).abs()),
+    };
+    format!("{} {zone}", t.with_timezone(&offset).format("%Y-%m-%d %H:%M"))
+}
+
+/// A Unix-millisecond time in UTC (for places outside the reactive page).
 pub fn format_time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default()
+    format_time_at(ms, 0)
+}
+
+/// A time in the viewer's time zone, with the exact instant in `datetime`.
+#[component]
+pub fn Time(ms: i64) -> impl IntoView {
+    let tz = use_context::<TzOffset>().map(|t| t.0);
+    let iso = chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339()).unwrap_or_default();
+    view! { <time datetime=iso>{move || format_time_at(ms, tz.map_or(0, |s| s.get()))}</time> }
 }
 
 /// "in 3 days", "2 hours ago", relative to `now`.
@@ -216,5 +295,16 @@ mod tests {
         assert_eq!(relative(now + 10_000, now), "just now");
         assert_eq!(relative(now - 60_000 * 5, now), "5 minutes ago");
         assert_eq!(initials("Grace Brewster Hopper"), "GB");
+    }
+
+    #[test]
+    fn times_in_the_viewers_zone() {
+        let ms = 1_796_461_200_000; // 2026-12-05 09:00 UTC
+        assert_eq!(format_time_at(ms, 0), "2026-12-05 09:00 UTC");
+        assert_eq!(format_time_at(ms, 60), "2026-12-05 10:00 UTC+1");
+        assert_eq!(format_time_at(ms, -300), "2026-12-05 04:00 UTC-5");
+        assert_eq!(format_time_at(ms, 330), "2026-12-05 14:30 UTC+5:30");
+        assert_eq!(tz_from_cookies("a=1; qm_tz=-300"), Some(-300));
+        assert_eq!(tz_from_cookies("qm_tz=99999"), None);
     }
 }

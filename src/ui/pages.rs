@@ -7,7 +7,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::api::*;
 use super::error::AppError;
-use super::{format_time, use_viewer, NoticeBanner};
+use super::{use_viewer, NoticeBanner, Time};
 use crate::views::*;
 
 /// Shows its children to signed-in people; sends everyone else to the sign-in page.
@@ -72,9 +72,15 @@ pub fn NotFound() -> impl IntoView {
 
 /// Shows the latest action's outcome: from a hydrated form (the action's value) or, with
 /// JavaScript off, from the session (`take_notice`).
+/// The outcome of the last plain-form action (JavaScript off), read once from the session.
+type Flash = Resource<Result<Option<Notice>, AppError>>;
+
+fn flash() -> Flash {
+    Resource::new(|| (), |_| take_notice())
+}
+
 #[component]
-fn Notices(#[prop(into)] latest: Signal<Option<Result<Notice, AppError>>>) -> impl IntoView {
-    let flash = Resource::new(|| (), |_| take_notice());
+fn Notices(#[prop(into)] latest: Signal<Option<Result<Notice, AppError>>>, flash: Flash) -> impl IntoView {
     view! {
         <div class="notices" aria-live="polite">
             {move || latest.get().map(|r| match r {
@@ -137,7 +143,7 @@ fn MyAccessBody() -> impl IntoView {
 
     view! {
         <h1>"My Access"</h1>
-        <Notices latest />
+        <Notices latest flash=flash() />
         <section class="panel" aria-labelledby="browse-h">
             <div class="panel-head">
                 <h2 id="browse-h">"Request access"</h2>
@@ -281,14 +287,14 @@ fn RequestItem(request: RequestView, cancel: ServerAction<CancelRequest>) -> imp
                 {(request.target != request.requestor).then(|| view! {
                     <span class="muted small">{format!("for {} (asked by {})", request.target, request.requestor)}</span>
                 })}
-                <span class="muted small">{format_time(request.created_at)}</span>
+                <span class="muted small"><Time ms=request.created_at /></span>
             </div>
             <ol class="timeline">
                 {request.timeline.into_iter().map(|s| view! {
                     <li class=format!("step step-{}", s.status)>
                         <span class="step-title">{s.title}</span>
                         <span class="step-detail">{s.detail}</span>
-                        {s.at.map(|t| view! { <time class="muted small">{format_time(t)}</time> })}
+                        {s.at.map(|t| view! { <span class="muted small"><Time ms=t /></span> })}
                     </li>
                 }).collect_view()}
             </ol>
@@ -321,8 +327,11 @@ fn AssignmentRow(a: AssignmentView, give_up: ServerAction<GiveUpAccess>, extend:
                 <div class="muted small">{a.resources.iter().map(|r| format!("{} · {}", r.resource, r.role)).collect::<Vec<_>>().join(", ")}</div>
             </td>
             <td><span class=format!("state state-{}", a.state)>{label}</span></td>
-            <td>{format_time(a.start_at)}</td>
-            <td>{a.end_at.map(format_time).unwrap_or_else(|| "No end date".into())}</td>
+            <td><Time ms=a.start_at /></td>
+            <td>{match a.end_at {
+                Some(end) => view! { <Time ms=end /> }.into_any(),
+                None => "No end date".into_any(),
+            }}</td>
             <td class="row-actions">
                 {a.can_extend.then(|| view! {
                     <ActionForm action=extend attr:class="inline">
@@ -359,10 +368,11 @@ fn PackageBody() -> impl IntoView {
     let id = move || params.read().get("id").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
     let detail = Resource::new(id, load_package);
     let submit = ServerAction::<RequestAccess>::new();
+    let flash = flash();
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || detail.get().map(|r| match r {
-                Ok(d) => view! { <PackageView d submit /> }.into_any(),
+                Ok(d) => view! { <PackageView d submit flash /> }.into_any(),
                 Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
             })}
         </Suspense>
@@ -370,13 +380,26 @@ fn PackageBody() -> impl IntoView {
 }
 
 #[component]
-fn PackageView(d: PackageDetail, submit: ServerAction<RequestAccess>) -> impl IntoView {
-    let field_error = move |field: &'static str| {
-        move || match submit.value().get() {
-            Some(Err(AppError::Invalid { field: Some(f), message })) if f == field => Some(view! { <p class="field-error" role="alert">{message}</p> }),
-            _ => None,
+fn PackageView(d: PackageDetail, submit: ServerAction<RequestAccess>, flash: Flash) -> impl IntoView {
+    // A message about one field shows next to it: from the hydrated form's answer, or (with
+    // JavaScript off) from the outcome carried over the redirect.
+    let field_error = move |field: String| {
+        move || {
+            let from_action = match submit.value().get() {
+                Some(Err(AppError::Invalid { field: Some(f), message })) if f == field => Some(message),
+                _ => None,
+            };
+            let from_flash = flash
+                .get()
+                .and_then(|r| r.ok().flatten())
+                .filter(|n| n.field.as_deref() == Some(field.as_str()))
+                .map(|n| n.text);
+            from_action.or(from_flash).map(|message| view! { <p class="field-error" role="alert">{message}</p> })
         }
     };
+    let on_behalf = d.policies.iter().any(|p| p.on_behalf_allowed) && !d.reports.is_empty();
+    let schedule = d.policies.iter().any(|p| p.schedule_allowed);
+    let reports = d.reports.clone();
     let several = d.policies.len() > 1;
     let card = d.card.clone();
     view! {
@@ -384,7 +407,7 @@ fn PackageView(d: PackageDetail, submit: ServerAction<RequestAccess>) -> impl In
         <p class="crumbs"><a href="/">"My Access"</a>" / "{card.catalog.clone()}</p>
         <h1>{card.name.clone()}</h1>
         <p class="lead">{card.description.clone()}</p>
-        <Notices latest=Signal::derive(move || submit.value().get()) />
+        <Notices latest=Signal::derive(move || submit.value().get()) flash />
         {d.sod_warning.clone().map(|w| view! { <p class="notice warn" role="alert">{w}</p> })}
         <div class="two-col">
             <section class="panel">
@@ -420,12 +443,34 @@ fn PackageView(d: PackageDetail, submit: ServerAction<RequestAccess>) -> impl In
                     } else {
                         d.policies.first().map(|p| view! { <input type="hidden" name="policy_id" value=p.id /> }).into_any()
                     }}
+                    {on_behalf.then(|| view! {
+                        <label for="on_behalf_of">"Who is it for?"</label>
+                        <select id="on_behalf_of" name="on_behalf_of">
+                            <option value="">"Me"</option>
+                            {reports.iter().map(|(id, name)| view! { <option value=id.to_string()>{name.clone()}</option> }).collect_view()}
+                        </select>
+                        {field_error("on_behalf_of".into())}
+                    })}
+                    {schedule.then(|| view! {
+                        <div class="dates">
+                            <span>
+                                <label for="start">"From (optional)"</label>
+                                <input type="date" id="start" name="start" />
+                                {field_error("start".into())}
+                            </span>
+                            <span>
+                                <label for="end">"Until (optional)"</label>
+                                <input type="date" id="end" name="end" />
+                                {field_error("end".into())}
+                            </span>
+                        </div>
+                    })}
                     {d.policies.first().map(|p| {
                         let required = p.justification_required;
                         view! {
                             <label for="justification">{if required { "Why do you need it? (required)" } else { "Why do you need it?" }}</label>
                             <textarea id="justification" name="justification" rows="3" required=required></textarea>
-                            {field_error("justification")}
+                            {field_error("justification".into())}
                             {p.questions.iter().map(|q| {
                                 let name = format!("answers[{}]", q.id);
                                 let id = format!("q_{}", q.id);
@@ -440,14 +485,11 @@ fn PackageView(d: PackageDetail, submit: ServerAction<RequestAccess>) -> impl In
                                         </select>
                                     }.into_any()
                                 };
-                                let err_field = id.clone();
+                                let err = field_error(id.clone());
                                 view! {
                                     <label for=id>{label}</label>
                                     {input}
-                                    {move || match submit.value().get() {
-                                        Some(Err(AppError::Invalid { field: Some(f), message })) if f == err_field => Some(view! { <p class="field-error" role="alert">{message}</p> }),
-                                        _ => None,
-                                    }}
+                                    {err}
                                 }
                             }).collect_view()}
                         }
@@ -479,19 +521,36 @@ fn ApprovalsBody() -> impl IntoView {
     let after = move || query.read().get("after");
     let history_before = move || query.read().get("history_before");
     let decide = ServerAction::<Decide>::new();
-    let pending = Resource::new(move || (decide.version().get(), after()), |(_, a)| pending_approvals(a));
-    let history = Resource::new(move || (decide.version().get(), history_before()), |(_, b)| decision_history(b));
+    let bulk = ServerAction::<DecideMany>::new();
+    let pending = Resource::new(
+        move || (decide.version().get(), bulk.version().get(), after()),
+        |(_, _, a)| pending_approvals(a),
+    );
+    let history = Resource::new(
+        move || (decide.version().get(), bulk.version().get(), history_before()),
+        |(_, _, b)| decision_history(b),
+    );
+    let latest = latest_of(vec![decide.value().into(), bulk.value().into()]);
     view! {
         <h1>"Approvals"</h1>
-        <Notices latest=Signal::derive(move || decide.value().get()) />
+        <Notices latest flash=flash() />
         <section class="panel" aria-labelledby="pending-h">
             <h2 id="pending-h">"Waiting for you"</h2>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || pending.get().map(|r| match r {
                     Ok(page) if page.items.is_empty() => view! { <p class="empty">"Nothing waits for your decision."</p> }.into_any(),
                     Ok(page) => view! {
+                        <ActionForm action=bulk attr:id="bulk-form" attr:class="form bulk">
+                            <p class="small muted">"Tick requests below to decide several at once."</p>
+                            <label for="bulk-justification">"Reason for all selected"</label>
+                            <textarea id="bulk-justification" name="justification" rows="2"></textarea>
+                            <div class="actions">
+                                <button type="submit" name="decision" value="approve" class="btn">"Approve selected"</button>
+                                <button type="submit" name="decision" value="deny" class="btn-danger">"Deny selected"</button>
+                            </div>
+                        </ActionForm>
                         <ul class="approvals">
-                            {page.items.into_iter().map(|item| view! { <ApprovalCard item decide /> }).collect_view()}
+                            {page.items.into_iter().enumerate().map(|(index, item)| view! { <ApprovalCard item index decide as_of=page.as_of /> }).collect_view()}
                         </ul>
                         {page.next.map(|n| view! { <p><a class="btn-secondary" href=format!("/approvals?after={n}")>"More requests →"</a></p> })}
                     }.into_any(),
@@ -514,7 +573,7 @@ fn ApprovalsBody() -> impl IntoView {
                                         <td>{d.target}</td>
                                         <td>{d.stage}</td>
                                         <td><span class=format!("state state-{}", d.decision)>{d.decision.clone()}</span>{(!d.justification.is_empty()).then(|| format!(" — “{}”", d.justification))}</td>
-                                        <td>{format_time(d.decided_at)}</td>
+                                        <td><Time ms=d.decided_at /></td>
                                     </tr>
                                 }).collect_view()}
                             </tbody>
@@ -529,13 +588,21 @@ fn ApprovalsBody() -> impl IntoView {
 }
 
 #[component]
-fn ApprovalCard(item: ApprovalItem, decide: ServerAction<Decide>) -> impl IntoView {
+fn ApprovalCard(item: ApprovalItem, index: usize, decide: ServerAction<Decide>, as_of: i64) -> impl IntoView {
     let jid = format!("justification-{}", item.request_id);
+    let select_id = format!("select-{}", item.request_id);
+    let select_for = select_id.clone();
     view! {
         <li class="approval card" id=format!("approval-{}", item.request_id)>
             <div class="card-top">
+                <label class="select" for=select_for>
+                    <input type="checkbox" id=select_id form="bulk-form" name=format!("request_ids[{index}]") value=item.request_id />
+                    <span class="sr-only">{format!("Select the request of {} for {}", item.target, item.package)}</span>
+                </label>
                 <span class="chip">{format!("Stage {} of {}", item.stage, item.stage_count)}</span>
-                {item.due_at.map(|d| view! { <span class="muted small">{format!("Due {}", format_time(d))}</span> })}
+                {item.due_at.map(|d| view! {
+                    <span class="muted small"><Time ms=d />{format!(" · due {}", super::relative(d, as_of))}</span>
+                })}
             </div>
             <h3>{item.package.clone()}{item.is_extension.then(|| view! { <span class="chip">"Extension"</span> })}</h3>
             <p>
@@ -543,7 +610,7 @@ fn ApprovalCard(item: ApprovalItem, decide: ServerAction<Decide>) -> impl IntoVi
                 <span class="muted">{format!(" · {}", item.target_title)}</span>
                 {(item.requestor != item.target).then(|| view! { <span class="muted">{format!(" · asked by {}", item.requestor)}</span> })}
             </p>
-            <p class="muted small">{format!("Submitted {}", format_time(item.created_at))}</p>
+            <p class="muted small">"Submitted "<Time ms=item.created_at />{format!(" · {}", super::relative(item.created_at, as_of))}</p>
             {(!item.justification.is_empty()).then(|| view! { <blockquote>{item.justification.clone()}</blockquote> })}
             {(!item.answers.is_empty()).then(|| view! {
                 <dl class="answers">
@@ -579,6 +646,7 @@ pub fn Admin() -> impl IntoView {
                     <h1>"Admin"</h1>
                     <p class="lead">{format!("Signed in as {}{}.", v.name, if v.is_admin { ", administrator" } else { "" })}</p>
                     <AdminCatalogs />
+                    {v.is_admin.then(|| view! { <BuiltinGroups /> })}
                 }.into_any()
             } else {
                 view! { <ErrorPanel error=AppError::Forbidden("the admin area is for administrators and catalog managers".into()) /> }.into_any()
@@ -598,6 +666,36 @@ fn AdminCatalogs() -> impl IntoView {
                     <ul class="plain">
                         {b.catalogs.into_iter().map(|c| view! { <li><a href=format!("/?catalog={}", c.id)>{c.name}</a></li> }).collect_view()}
                     </ul>
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn BuiltinGroups() -> impl IntoView {
+    let groups = Resource::new(|| (), |_| builtin_groups());
+    view! {
+        <section class="panel" aria-labelledby="builtin-h">
+            <h2 id="builtin-h">"Built-in groups"</h2>
+            <p class="muted small">"Groups held by Quartermaster itself: what delivery has granted, right now."</p>
+            <Suspense fallback=|| ()>
+                {move || groups.get().map(|r| match r {
+                    Ok(list) => view! {
+                        <table class="table" id="builtin-groups">
+                            <thead><tr><th>"Resource"</th><th>"Role"</th><th>"Members"</th></tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|g| view! {
+                                    <tr>
+                                        <td>{g.resource}</td>
+                                        <td>{g.role}</td>
+                                        <td>{if g.members.is_empty() { "—".to_owned() } else { g.members.join(", ") }}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                    Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
                 })}
             </Suspense>
         </section>
