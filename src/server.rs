@@ -118,6 +118,7 @@ fn router(state: AppState) -> Router {
         move || {
             provide_context(state.service.clone());
             provide_context(crate::ui::DemoMode(state.demo));
+            provide_context(crate::ui::NoticeCell::default());
             provide_context(crate::ui::SignInOptions {
                 demo: state.demo,
                 provider: state.oidc.as_ref().map(|o| o.display_name().to_owned()),

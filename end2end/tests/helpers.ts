@@ -12,6 +12,7 @@ export const emails = {
   tom: 'tom@quartermaster.example',
   hana: 'hana@quartermaster.example',
   lucas: 'lucas@quartermaster.example',
+  kai: 'kai@quartermaster.example',
 };
 
 /** Sign in through the demo sign-in page (a plain form: works with and without JavaScript). */

@@ -74,9 +74,19 @@ mod server {
         result
     }
 
+    /// The notice carried over a redirect, taken from the session once per request (a page
+    /// may be rendered more than once while its data loads; each rendering sees the same).
     pub async fn take_notice() -> Result<Option<Notice>, AppError> {
+        let cell = use_context::<crate::ui::NoticeCell>();
+        if let Some(taken) = cell.as_ref().and_then(|c| c.0.get()) {
+            return Ok(taken.clone());
+        }
         let session = session().await?;
-        session.remove::<Notice>(NOTICE_KEY).await.map_err(|_| AppError::Internal)
+        let notice = session.remove::<Notice>(NOTICE_KEY).await.map_err(|_| AppError::Internal)?;
+        if let Some(cell) = cell {
+            let _ = cell.0.set(notice.clone());
+        }
+        Ok(notice)
     }
 }
 

@@ -17,6 +17,10 @@ use api::get_viewer;
 #[derive(Clone, Copy, Debug)]
 pub struct DemoMode(pub bool);
 
+/// The notice taken from the session for this request (server context, one per request).
+#[derive(Clone, Debug, Default)]
+pub struct NoticeCell(pub std::sync::Arc<std::sync::OnceLock<Option<Notice>>>);
+
 /// How people can sign in here (server context).
 #[derive(Clone, Debug, Default)]
 pub struct SignInOptions {
