@@ -32,6 +32,8 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start; boxing the serve options would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Apply migrations, then serve the portal (and run its background workers).
     Serve(ServeArgs),
@@ -123,8 +125,10 @@ impl ServeArgs {
     /// The OpenID Connect configuration, when an issuer is set.
     pub fn oidc_config(&self) -> Result<Option<crate::auth::oidc::OidcConfig>, String> {
         let Some(issuer) = self.oidc.issuer.clone() else { return Ok(None) };
-        let client_id = self.oidc.client_id.clone().ok_or("--oidc-client-id (QM_OIDC_CLIENT_ID) is required with an issuer")?;
-        let client_secret = match (std::env::var("QM_OIDC_CLIENT_SECRET"), std::env::var("QM_OIDC_CLIENT_SECRET_FILE")) {
+        let client_id =
+            self.oidc.client_id.clone().ok_or("--oidc-client-id (QM_OIDC_CLIENT_ID) is required with an issuer")?;
+        let client_secret = match (std::env::var("QM_OIDC_CLIENT_SECRET"), std::env::var("QM_OIDC_CLIENT_SECRET_FILE"))
+        {
             (Ok(secret), _) => Some(secret),
             (Err(_), Ok(path)) => Some(
                 std::fs::read_to_string(&path)
@@ -156,9 +160,7 @@ impl ServeArgs {
     }
 
     pub fn is_https(&self) -> bool {
-        self.public_url
-            .as_deref()
-            .is_some_and(|url| url.starts_with("https://"))
+        self.public_url.as_deref().is_some_and(|url| url.starts_with("https://"))
     }
 }
 

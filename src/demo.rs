@@ -48,7 +48,14 @@ pub struct DemoIds {
 }
 
 fn stage(primary: Vec<ApproverSpec>, fallback: Vec<ApproverSpec>, justification_required: bool) -> Stage {
-    Stage { primary, fallback, escalation: vec![], justification_required, timeout_days: 7, on_timeout: OnTimeout::Expire }
+    Stage {
+        primary,
+        fallback,
+        escalation: vec![],
+        justification_required,
+        timeout_days: 7,
+        on_timeout: OnTimeout::Expire,
+    }
 }
 
 fn policy(package: PackageId, name: &str, scope: RequestorScope, stages: Vec<Stage>) -> Policy {
@@ -101,15 +108,23 @@ pub async fn seed_directory_and_catalogs(db: &Db) -> Result<DemoIds, DomainError
         )
         .await
     };
-    let grace = person("grace@quartermaster.example", "Grace Hopper", "Executive", "Chief Technology Officer", None).await?;
-    let linus = person("linus@quartermaster.example", "Linus Park", "Engineering", "Engineering Manager", Some(grace)).await?;
-    let maya = person("maya@quartermaster.example", "Maya Chen", "Engineering", "Software Engineer", Some(linus)).await?;
-    let omar = person("omar@quartermaster.example", "Omar Haddad", "Engineering", "Site Reliability Engineer", Some(linus)).await?;
+    let grace =
+        person("grace@quartermaster.example", "Grace Hopper", "Executive", "Chief Technology Officer", None).await?;
+    let linus =
+        person("linus@quartermaster.example", "Linus Park", "Engineering", "Engineering Manager", Some(grace)).await?;
+    let maya =
+        person("maya@quartermaster.example", "Maya Chen", "Engineering", "Software Engineer", Some(linus)).await?;
+    let omar =
+        person("omar@quartermaster.example", "Omar Haddad", "Engineering", "Site Reliability Engineer", Some(linus))
+            .await?;
     let kai = person("kai@quartermaster.example", "Kai Müller", "Engineering", "Backend Engineer", Some(linus)).await?;
     let sofia = person("sofia@quartermaster.example", "Sofia Rossi", "Sales", "VP Sales", Some(grace)).await?;
-    let jamal = person("jamal@quartermaster.example", "Jamal Carter", "Sales", "Account Executive", Some(sofia)).await?;
-    let priya = person("priya@quartermaster.example", "Priya Nair", "Sales", "Sales Operations Analyst", Some(sofia)).await?;
-    let elena = person("elena@quartermaster.example", "Elena Petrova", "Finance", "Finance Director", Some(grace)).await?;
+    let jamal =
+        person("jamal@quartermaster.example", "Jamal Carter", "Sales", "Account Executive", Some(sofia)).await?;
+    let priya =
+        person("priya@quartermaster.example", "Priya Nair", "Sales", "Sales Operations Analyst", Some(sofia)).await?;
+    let elena =
+        person("elena@quartermaster.example", "Elena Petrova", "Finance", "Finance Director", Some(grace)).await?;
     let tom = person("tom@quartermaster.example", "Tom Becker", "Finance", "Accountant", Some(elena)).await?;
     let hana = person("hana@quartermaster.example", "Hana Sato", "Security", "Security Officer", Some(grace)).await?;
     let lucas = person("lucas@quartermaster.example", "Lucas Martin", "IT", "Service Desk Lead", Some(grace)).await?;
@@ -146,9 +161,13 @@ pub async fn seed_directory_and_catalogs(db: &Db) -> Result<DemoIds, DomainError
     directory::add_group_member(&mut tx, security, hana).await?;
     directory::add_group_member(&mut tx, security, grace).await?;
 
-    let builtin = catalog::insert_resource_system(&mut tx, "Quartermaster groups", ResourceSystemKind::Builtin, now).await?;
-    let eng = catalog::insert_catalog(&mut tx, "Engineering", "Developer tooling and production access", false, now).await?;
-    let sales = catalog::insert_catalog(&mut tx, "Sales & Marketing", "CRM and sales analytics, open to partners", true, now).await?;
+    let builtin =
+        catalog::insert_resource_system(&mut tx, "Quartermaster groups", ResourceSystemKind::Builtin, now).await?;
+    let eng =
+        catalog::insert_catalog(&mut tx, "Engineering", "Developer tooling and production access", false, now).await?;
+    let sales =
+        catalog::insert_catalog(&mut tx, "Sales & Marketing", "CRM and sales analytics, open to partners", true, now)
+            .await?;
     let fin = catalog::insert_catalog(&mut tx, "Finance", "Payments and invoicing", false, now).await?;
 
     directory::grant_role(&mut tx, grace, Role::Administrator, None, now).await?;
@@ -157,20 +176,123 @@ pub async fn seed_directory_and_catalogs(db: &Db) -> Result<DemoIds, DomainError
     directory::grant_role(&mut tx, elena, Role::CatalogOwner, Some(fin), now).await?;
     directory::grant_role(&mut tx, lucas, Role::AssignmentManager, Some(eng), now).await?;
 
-    let github = catalog::insert_resource(&mut tx, builtin, eng, "GitHub Developers", "Source code and pull requests", &["Member", "Maintainer"], now).await?;
-    let staging = catalog::insert_resource(&mut tx, builtin, eng, "Staging Environment", "Pre-production clusters", &["Member"], now).await?;
-    let production = catalog::insert_resource(&mut tx, builtin, eng, "Production Servers", "Shell access to production hosts", &["Operator"], now).await?;
-    let crm = catalog::insert_resource(&mut tx, builtin, sales, "Salesforce CRM", "Accounts, leads and opportunities", &["User", "Administrator"], now).await?;
-    let dashboards = catalog::insert_resource(&mut tx, builtin, sales, "Sales Dashboards", "Pipeline and revenue dashboards", &["Viewer"], now).await?;
-    let payments = catalog::insert_resource(&mut tx, builtin, fin, "ERP Payments", "Release outgoing payments", &["Approver"], now).await?;
-    let invoices = catalog::insert_resource(&mut tx, builtin, fin, "Invoice Processing", "Enter and code supplier invoices", &["Clerk"], now).await?;
+    let github = catalog::insert_resource(
+        &mut tx,
+        builtin,
+        eng,
+        "GitHub Developers",
+        "Source code and pull requests",
+        &["Member", "Maintainer"],
+        now,
+    )
+    .await?;
+    let staging = catalog::insert_resource(
+        &mut tx,
+        builtin,
+        eng,
+        "Staging Environment",
+        "Pre-production clusters",
+        &["Member"],
+        now,
+    )
+    .await?;
+    let production = catalog::insert_resource(
+        &mut tx,
+        builtin,
+        eng,
+        "Production Servers",
+        "Shell access to production hosts",
+        &["Operator"],
+        now,
+    )
+    .await?;
+    let crm = catalog::insert_resource(
+        &mut tx,
+        builtin,
+        sales,
+        "Salesforce CRM",
+        "Accounts, leads and opportunities",
+        &["User", "Administrator"],
+        now,
+    )
+    .await?;
+    let dashboards = catalog::insert_resource(
+        &mut tx,
+        builtin,
+        sales,
+        "Sales Dashboards",
+        "Pipeline and revenue dashboards",
+        &["Viewer"],
+        now,
+    )
+    .await?;
+    let payments = catalog::insert_resource(
+        &mut tx,
+        builtin,
+        fin,
+        "ERP Payments",
+        "Release outgoing payments",
+        &["Approver"],
+        now,
+    )
+    .await?;
+    let invoices = catalog::insert_resource(
+        &mut tx,
+        builtin,
+        fin,
+        "Invoice Processing",
+        "Enter and code supplier invoices",
+        &["Clerk"],
+        now,
+    )
+    .await?;
 
-    let developer_tools = catalog::insert_package(&mut tx, eng, "Developer Tools", "GitHub and the staging environment for day-to-day development.", &[github[0], staging[0]], now).await?;
+    let developer_tools = catalog::insert_package(
+        &mut tx,
+        eng,
+        "Developer Tools",
+        "GitHub and the staging environment for day-to-day development.",
+        &[github[0], staging[0]],
+        now,
+    )
+    .await?;
     let production_access = catalog::insert_package(&mut tx, eng, "Production Access", "Operator access to production servers, for on-call and incident work. Approved by your manager, then Security.", &[production[0]], now).await?;
-    let sales_crm = catalog::insert_package(&mut tx, sales, "Sales CRM", "Salesforce user licence and the sales dashboards.", &[crm[0], dashboards[0]], now).await?;
-    let sales_analytics = catalog::insert_package(&mut tx, sales, "Sales Analytics (30 days)", "Read-only pipeline dashboards for a month.", &[dashboards[0]], now).await?;
-    let payments_approver = catalog::insert_package(&mut tx, fin, "Payments Approver", "Release outgoing payments in the ERP.", &[payments[0]], now).await?;
-    let invoice_processing = catalog::insert_package(&mut tx, fin, "Invoice Processing", "Enter and code supplier invoices.", &[invoices[0]], now).await?;
+    let sales_crm = catalog::insert_package(
+        &mut tx,
+        sales,
+        "Sales CRM",
+        "Salesforce user licence and the sales dashboards.",
+        &[crm[0], dashboards[0]],
+        now,
+    )
+    .await?;
+    let sales_analytics = catalog::insert_package(
+        &mut tx,
+        sales,
+        "Sales Analytics (30 days)",
+        "Read-only pipeline dashboards for a month.",
+        &[dashboards[0]],
+        now,
+    )
+    .await?;
+    let payments_approver = catalog::insert_package(
+        &mut tx,
+        fin,
+        "Payments Approver",
+        "Release outgoing payments in the ERP.",
+        &[payments[0]],
+        now,
+    )
+    .await?;
+    let invoice_processing = catalog::insert_package(
+        &mut tx,
+        fin,
+        "Invoice Processing",
+        "Enter and code supplier invoices.",
+        &[invoices[0]],
+        now,
+    )
+    .await?;
     catalog::add_incompatible_package(&mut tx, payments_approver, invoice_processing).await?;
 
     let mut policies = Vec::new();
@@ -192,10 +314,17 @@ pub async fn seed_directory_and_catalogs(db: &Db) -> Result<DemoIds, DomainError
         id: "service".into(),
         prompt: "Which service are you on call for?".into(),
         required: true,
-        kind: QuestionKind::Choice { options: vec!["Payments API".into(), "Web storefront".into(), "Data platform".into()] },
+        kind: QuestionKind::Choice {
+            options: vec!["Payments API".into(), "Web storefront".into(), "Data platform".into()],
+        },
     }];
     policies.push(prod);
-    let mut crm_policy = policy(sales_crm, "Employees: manager approval", RequestorScope::AllMembers, vec![stage(vec![ApproverSpec::Manager], vec![ApproverSpec::CatalogOwners], false)]);
+    let mut crm_policy = policy(
+        sales_crm,
+        "Employees: manager approval",
+        RequestorScope::AllMembers,
+        vec![stage(vec![ApproverSpec::Manager], vec![ApproverSpec::CatalogOwners], false)],
+    );
     crm_policy.questions = vec![Question {
         id: "region".into(),
         prompt: "Which sales region will you work in?".into(),
@@ -203,7 +332,12 @@ pub async fn seed_directory_and_catalogs(db: &Db) -> Result<DemoIds, DomainError
         kind: QuestionKind::Text { multiline: false },
     }];
     policies.push(crm_policy);
-    let mut partners = policy(sales_crm, "Northwind partners: sponsor approval", RequestorScope::ConnectedOrgs, vec![stage(vec![ApproverSpec::Sponsors], vec![ApproverSpec::CatalogOwners], true)]);
+    let mut partners = policy(
+        sales_crm,
+        "Northwind partners: sponsor approval",
+        RequestorScope::ConnectedOrgs,
+        vec![stage(vec![ApproverSpec::Sponsors], vec![ApproverSpec::CatalogOwners], true)],
+    );
     partners.requestors = vec![RequestorRef::Org(org)];
     partners.justification_required = true;
     partners.expiration = Expiration::AfterDays { days: 90 };
@@ -212,7 +346,12 @@ pub async fn seed_directory_and_catalogs(db: &Db) -> Result<DemoIds, DomainError
     analytics.expiration = Expiration::AfterDays { days: 30 };
     analytics.schedule_allowed = true;
     policies.push(analytics);
-    let mut pay = policy(payments_approver, "Finance: manager approval", RequestorScope::Specific, vec![stage(vec![ApproverSpec::Manager], vec![ApproverSpec::CatalogOwners], true)]);
+    let mut pay = policy(
+        payments_approver,
+        "Finance: manager approval",
+        RequestorScope::Specific,
+        vec![stage(vec![ApproverSpec::Manager], vec![ApproverSpec::CatalogOwners], true)],
+    );
     pay.requestors = vec![RequestorRef::Group(finance)];
     pay.justification_required = true;
     policies.push(pay);
@@ -225,8 +364,25 @@ pub async fn seed_directory_and_catalogs(db: &Db) -> Result<DemoIds, DomainError
     }
     tx.commit().await?;
     Ok(DemoIds {
-        grace, linus, maya, omar, kai, sofia, jamal, priya, elena, tom, hana, lucas, noah,
-        developer_tools, production_access, sales_crm, sales_analytics, payments_approver, invoice_processing,
+        grace,
+        linus,
+        maya,
+        omar,
+        kai,
+        sofia,
+        jamal,
+        priya,
+        elena,
+        tom,
+        hana,
+        lucas,
+        noah,
+        developer_tools,
+        production_access,
+        sales_crm,
+        sales_analytics,
+        payments_approver,
+        invoice_processing,
         production_role: production[0],
     })
 }

@@ -43,9 +43,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             if args.demo {
                 demo::seed_if_empty(&db).await.map_err(|e| format!("seeding failed: {e}"))?;
             }
-            let app = server::Application::build(db, args)
-                .await
-                .map_err(|e| format!("cannot start: {e}"))?;
+            let app = server::Application::build(db, args).await.map_err(|e| format!("cannot start: {e}"))?;
             tracing::info!(addr = %app.local_addr(), "serving");
             app.run_until_stopped(server::shutdown_signal()).await.map_err(|e| e.to_string())
         }

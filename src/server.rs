@@ -81,7 +81,14 @@ impl Application {
             emails: args.oidc.admin_emails.iter().map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect(),
             group: args.oidc.admin_group.clone(),
         };
-        let state = AppState { leptos_options, service: service.clone(), demo: args.demo, oidc, admins, https: args.is_https() };
+        let state = AppState {
+            leptos_options,
+            service: service.clone(),
+            demo: args.demo,
+            oidc,
+            admins,
+            https: args.is_https(),
+        };
         let router = router(state);
         Ok(Self { listener, router, addr, service })
     }
@@ -147,16 +154,10 @@ fn router(state: AppState) -> Router {
         .layer(sessions)
         .layer(middleware::from_fn(reject_cross_site))
         .layer(middleware::from_fn(move |req, next| security_headers(req, next, https)))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req
-                    .extensions()
-                    .get::<RequestId>()
-                    .and_then(|id| id.header_value().to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)

@@ -27,7 +27,15 @@ on_both_databases!(
 );
 
 fn ask(package: PackageId, justification: &str) -> NewRequest {
-    NewRequest { package, policy: None, target: None, justification: justification.into(), answers: vec![], start: None, end: None }
+    NewRequest {
+        package,
+        policy: None,
+        target: None,
+        justification: justification.into(),
+        answers: vec![],
+        start: None,
+        end: None,
+    }
 }
 
 fn production(w: &World) -> NewRequest {
@@ -49,7 +57,10 @@ async fn two_stage_request_is_approved_and_delivered(backend: Backend) {
 
     // Stage 1: Omar's manager. Security cannot act yet.
     let hana = w.actor(w.ids.hana).await;
-    assert!(matches!(w.service.decide(&hana, out.request, Decision::Approve, "ok").await, Err(DomainError::Forbidden(_))));
+    assert!(matches!(
+        w.service.decide(&hana, out.request, Decision::Approve, "ok").await,
+        Err(DomainError::Forbidden(_))
+    ));
     let linus = w.actor(w.ids.linus).await;
     assert_eq!(w.service.pending_approvals(&linus, None).await.unwrap().items.len(), 1);
     let s1 = w.service.decide(&linus, out.request, Decision::Approve, "").await.unwrap();
@@ -67,7 +78,10 @@ async fn two_stage_request_is_approved_and_delivered(backend: Backend) {
     let mine = w.service.my_requests(&omar, None).await.unwrap().items;
     assert_eq!(mine[0].state, "delivered");
     let steps: Vec<_> = mine[0].timeline.iter().map(|s| (s.title.as_str(), s.status.as_str())).collect();
-    assert_eq!(steps, vec![("Submitted", "done"), ("Approval stage 1", "done"), ("Approval stage 2", "done"), ("Delivered", "done")]);
+    assert_eq!(
+        steps,
+        vec![("Submitted", "done"), ("Approval stage 1", "done"), ("Approval stage 2", "done"), ("Delivered", "done")]
+    );
     let access = w.service.my_access(&omar, None).await.unwrap().items;
     assert_eq!(access[0].state, "delivered");
     assert!(access[0].end_at.is_some(), "30-day policy sets an end");
@@ -93,7 +107,10 @@ async fn cancel_while_pending_and_late_deciders_are_told(backend: Backend) {
     let jamal = w.actor(w.ids.jamal).await;
     let out = w.service.submit_request(&jamal, ask(w.ids.sales_crm, "")).await.unwrap();
     let sofia = w.actor(w.ids.sofia).await;
-    assert!(matches!(w.service.cancel_request(&sofia, out.request).await, Err(DomainError::NotFound(_) | DomainError::Forbidden(_))));
+    assert!(matches!(
+        w.service.cancel_request(&sofia, out.request).await,
+        Err(DomainError::NotFound(_) | DomainError::Forbidden(_))
+    ));
     w.service.cancel_request(&jamal, out.request).await.unwrap();
     let late = w.service.decide(&sofia, out.request, Decision::Approve, "").await.unwrap_err();
     assert_eq!(late, DomainError::AlreadyDecided("the requestor canceled this request".into()));
@@ -126,7 +143,15 @@ async fn refusals_say_why(backend: Backend) {
     let maya = w.actor(w.ids.maya).await;
     let missing = w.service.submit_request(&maya, ask(w.ids.production_access, "x")).await.unwrap_err();
     assert!(matches!(missing, DomainError::Invalid { field: Some(ref f), .. } if f == "q_service"), "{missing:?}");
-    let no_reason = w.service.submit_request(&maya, { let mut r = production(&w); r.justification = String::new(); r }).await.unwrap_err();
+    let no_reason = w
+        .service
+        .submit_request(&maya, {
+            let mut r = production(&w);
+            r.justification = String::new();
+            r
+        })
+        .await
+        .unwrap_err();
     assert!(matches!(no_reason, DomainError::Invalid { field: Some(ref f), .. } if f == "justification"));
     w.service.submit_request(&maya, production(&w)).await.unwrap();
     let pending = w.service.submit_request(&maya, production(&w)).await.unwrap_err();
@@ -136,12 +161,36 @@ async fn refusals_say_why(backend: Backend) {
     let have = w.service.submit_request(&maya, ask(w.ids.developer_tools, "")).await.unwrap_err();
     assert_eq!(have, DomainError::Conflict("you already have this access".into()));
     // Packages offered to Jamal are only those he may request.
-    let names: Vec<String> = w.service.requestable_packages(&jamal, "", None, None).await.unwrap().items.into_iter().map(|p| p.name).collect();
+    let names: Vec<String> = w
+        .service
+        .requestable_packages(&jamal, "", None, None)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     assert_eq!(names, vec!["Developer Tools", "Sales Analytics (30 days)", "Sales CRM"]);
-    let found: Vec<String> = w.service.requestable_packages(&jamal, "dashboards", None, None).await.unwrap().items.into_iter().map(|p| p.name).collect();
+    let found: Vec<String> = w
+        .service
+        .requestable_packages(&jamal, "dashboards", None, None)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     assert_eq!(found, vec!["Sales Analytics (30 days)", "Sales CRM"], "search matches resource names");
     let noah = w.actor(w.ids.noah).await;
-    let guest: Vec<String> = w.service.requestable_packages(&noah, "", None, None).await.unwrap().items.into_iter().map(|p| p.name).collect();
+    let guest: Vec<String> = w
+        .service
+        .requestable_packages(&noah, "", None, None)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     assert_eq!(guest, vec!["Sales CRM"], "a partner guest sees only the package its organisation may request");
 }
 
@@ -180,7 +229,8 @@ async fn grants_are_reference_counted(backend: Backend) {
     w.service.decide(&sofia, crm.request, Decision::Approve, "").await.unwrap();
     w.service.deliver_pending(50).await.unwrap();
     let dashboards = w.service.my_access(&priya, None).await.unwrap().items;
-    let viewer_role = dashboards.iter().flat_map(|a| &a.resources).find(|r| r.resource == "Sales Dashboards").unwrap().id;
+    let viewer_role =
+        dashboards.iter().flat_map(|a| &a.resources).find(|r| r.resource == "Sales Dashboards").unwrap().id;
     let viewer_role = ResourceRoleId(viewer_role);
     assert_eq!(members(&w, viewer_role).await, vec![w.ids.priya]);
 
@@ -191,7 +241,8 @@ async fn grants_are_reference_counted(backend: Backend) {
     assert_eq!(members(&w, viewer_role).await, vec![w.ids.priya]);
 
     // Giving up Sales CRM takes the last holder away.
-    let crm_assignment = w.service.my_access(&priya, None).await.unwrap().items.into_iter().find(|a| a.package == "Sales CRM").unwrap();
+    let crm_assignment =
+        w.service.my_access(&priya, None).await.unwrap().items.into_iter().find(|a| a.package == "Sales CRM").unwrap();
     w.service.remove_assignment(&priya, AssignmentId(crm_assignment.id), "no longer needed").await.unwrap();
     w.service.deliver_pending(50).await.unwrap();
     assert!(members(&w, viewer_role).await.is_empty());
@@ -212,12 +263,18 @@ async fn direct_assignment_needs_the_catalog_role(backend: Backend) {
     let dev_policy = policies(w.ids.developer_tools).await;
     let crm_policy = policies(w.ids.sales_crm).await;
     let maya = w.actor(w.ids.maya).await;
-    let denied = w.service.assign_directly(&maya, w.ids.omar, w.ids.developer_tools, dev_policy, None, "").await.unwrap_err();
+    let denied =
+        w.service.assign_directly(&maya, w.ids.omar, w.ids.developer_tools, dev_policy, None, "").await.unwrap_err();
     assert!(matches!(denied, DomainError::Forbidden(_)));
     let lucas = w.actor(w.ids.lucas).await;
-    let out = w.service.assign_directly(&lucas, w.ids.omar, w.ids.developer_tools, dev_policy, None, "Onboarding").await.unwrap();
+    let out = w
+        .service
+        .assign_directly(&lucas, w.ids.omar, w.ids.developer_tools, dev_policy, None, "Onboarding")
+        .await
+        .unwrap();
     assert_eq!(out.state, RequestState::Delivering);
-    let other_catalog = w.service.assign_directly(&lucas, w.ids.omar, w.ids.sales_crm, crm_policy, None, "").await.unwrap_err();
+    let other_catalog =
+        w.service.assign_directly(&lucas, w.ids.omar, w.ids.sales_crm, crm_policy, None, "").await.unwrap_err();
     assert!(matches!(other_catalog, DomainError::Forbidden(_)));
     let grace = w.actor(w.ids.grace).await;
     w.service.assign_directly(&grace, w.ids.omar, w.ids.sales_crm, crm_policy, None, "").await.unwrap();
@@ -230,8 +287,15 @@ async fn audit_chain_detects_tampering(backend: Backend) {
     w.service.deliver_pending(10).await.unwrap();
     let ChainCheck::Intact { events } = w.service.verify_audit_chain().await.unwrap() else { panic!("chain broken") };
     assert!(events >= 3);
-    let second: i64 = sqlx::query_scalar("SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET 1").fetch_one(w.db().pool()).await.unwrap();
-    sqlx::query("UPDATE audit_events SET reason = 'nothing to see' WHERE id = $1").bind(second).execute(w.db().pool()).await.unwrap();
+    let second: i64 = sqlx::query_scalar("SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET 1")
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_events SET reason = 'nothing to see' WHERE id = $1")
+        .bind(second)
+        .execute(w.db().pool())
+        .await
+        .unwrap();
     match w.service.verify_audit_chain().await.unwrap() {
         ChainCheck::Broken { event_id, .. } => assert_eq!(event_id, second),
         other => panic!("tampering not detected: {other:?}"),

@@ -125,14 +125,22 @@ async fn content_security_policy_carries_the_script_nonce(backend: Backend) {
     let res = c.get(format!("{}/signin", app.base)).send().await.unwrap();
     let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
     let html = res.text().await.unwrap();
-    let nonce = csp.split("'nonce-").nth(1).and_then(|n| n.split('\'').next()).expect("a nonce in the policy").to_owned();
+    let nonce =
+        csp.split("'nonce-").nth(1).and_then(|n| n.split('\'').next()).expect("a nonce in the policy").to_owned();
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert!(csp.contains("frame-ancestors 'none'") && csp.contains("'wasm-unsafe-eval'"), "{csp}");
     let scripts = html.matches("<script").count();
     assert!(scripts > 0);
-    assert_eq!(html.matches(&format!("nonce=\"{nonce}\"")).count(), scripts, "every script carries this response's nonce");
+    assert_eq!(
+        html.matches(&format!("nonce=\"{nonce}\"")).count(),
+        scripts,
+        "every script carries this response's nonce"
+    );
     let other = c.get(format!("{}/signin", app.base)).send().await.unwrap();
-    assert!(!other.headers()["content-security-policy"].to_str().unwrap().contains(&nonce), "a fresh nonce per response");
+    assert!(
+        !other.headers()["content-security-policy"].to_str().unwrap().contains(&nonce),
+        "a fresh nonce per response"
+    );
     assert_eq!(other.headers()["x-content-type-options"], "nosniff");
     assert!(other.headers().contains_key("referrer-policy"));
 }
@@ -185,7 +193,11 @@ async fn plain_form_actions_work_without_javascript(backend: Backend) {
         .header("origin", &app.base)
         .header("referer", &page)
         .header("accept", "text/html")
-        .form(&[("package_id", app.ids.sales_crm.0.to_string()), ("justification", "EMEA".into()), ("answers[region]", "EMEA".into())])
+        .form(&[
+            ("package_id", app.ids.sales_crm.0.to_string()),
+            ("justification", "EMEA".into()),
+            ("answers[region]", "EMEA".into()),
+        ])
         .send()
         .await
         .unwrap();
@@ -209,7 +221,8 @@ async fn plain_form_actions_work_without_javascript(backend: Backend) {
         .await
         .unwrap();
     let sofia = app.service.actor(app.ids.sofia).await.unwrap().unwrap();
-    let pending: Vec<i64> = app.service.pending_approvals(&sofia, None).await.unwrap().items.iter().map(|i| i.request_id).collect();
+    let pending: Vec<i64> =
+        app.service.pending_approvals(&sofia, None).await.unwrap().items.iter().map(|i| i.request_id).collect();
     assert_eq!(pending.len(), 2);
     let approvals_page = format!("{}/approvals", app.base);
     let res = c2

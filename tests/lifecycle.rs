@@ -38,11 +38,17 @@ async fn managers_request_for_their_reports_and_dates_are_honoured(backend: Back
     assert_eq!((mine[0].requestor.as_str(), mine[0].target.as_str()), ("Linus Park", "Maya Chen"));
     let mut for_jamal = ask(w.ids.developer_tools, "");
     for_jamal.target = Some(w.ids.jamal);
-    assert!(matches!(w.service.submit_request(&linus, for_jamal).await, Err(DomainError::Forbidden(_))), "not his report");
+    assert!(
+        matches!(w.service.submit_request(&linus, for_jamal).await, Err(DomainError::Forbidden(_))),
+        "not his report"
+    );
 
     // Sales Analytics lets the requestor pick dates, within its 30 days.
     let jamal = w.actor(w.ids.jamal).await;
-    let now = { use quartermaster::domain::clock::Clock; w.clock.now() };
+    let now = {
+        use quartermaster::domain::clock::Clock;
+        w.clock.now()
+    };
     let mut dated = ask(w.ids.sales_analytics, "");
     dated.end = Some(now + Duration::days(10));
     w.service.submit_request(&jamal, dated).await.unwrap();
@@ -56,7 +62,15 @@ async fn managers_request_for_their_reports_and_dates_are_honoured(backend: Back
 }
 
 fn ask(package: PackageId, justification: &str) -> NewRequest {
-    NewRequest { package, policy: None, target: None, justification: justification.into(), answers: vec![], start: None, end: None }
+    NewRequest {
+        package,
+        policy: None,
+        target: None,
+        justification: justification.into(),
+        answers: vec![],
+        start: None,
+        end: None,
+    }
 }
 
 async fn policy_of(w: &World, package: PackageId) -> Policy {
@@ -127,7 +141,11 @@ async fn time_out_escalates_once_then_expires(backend: Backend) {
     w.clock.advance(Duration::days(3));
     assert_eq!(w.service.time_out_stages().await.unwrap(), 1);
     assert_eq!(w.service.pending_approvals(&grace, None).await.unwrap().items.len(), 1, "escalated to Grace");
-    assert_eq!(w.service.pending_approvals(&sofia, None).await.unwrap().items.len(), 1, "the primary approver can still act");
+    assert_eq!(
+        w.service.pending_approvals(&sofia, None).await.unwrap().items.len(),
+        1,
+        "the primary approver can still act"
+    );
     w.clock.advance(Duration::days(3));
     assert_eq!(w.service.time_out_stages().await.unwrap(), 1);
     let late = w.service.decide(&grace, out.request, Decision::Approve, "").await.unwrap_err();
@@ -162,7 +180,10 @@ async fn extension_goes_through_approval(backend: Backend) {
     let maya = w.actor(w.ids.maya).await;
     w.service.submit_request(&maya, ask(w.ids.developer_tools, "")).await.unwrap();
     let dev = w.service.my_access(&maya, None).await.unwrap().items.remove(0);
-    assert!(matches!(w.service.extend_assignment(&maya, AssignmentId(dev.id), "").await, Err(DomainError::Forbidden(_))));
+    assert!(matches!(
+        w.service.extend_assignment(&maya, AssignmentId(dev.id), "").await,
+        Err(DomainError::Forbidden(_))
+    ));
 }
 
 async fn catalog_management_and_its_audit(backend: Backend) {
@@ -176,11 +197,17 @@ async fn catalog_management_and_its_audit(backend: Backend) {
     let dup = w.service.create_catalog(&omar, "Data Platform", "", false).await.unwrap_err();
     assert!(matches!(dup, DomainError::Conflict(_)));
     let omar = w.actor(w.ids.omar).await; // now holds catalog_owner for it
-    let system: i64 = sqlx::query_scalar("SELECT id FROM resource_systems LIMIT 1").fetch_one(w.db().pool()).await.unwrap();
-    let roles = w.service.add_resource(&omar, cat, ResourceSystemId(system), "Warehouse", "Snowflake", &["Reader", "Writer"]).await.unwrap();
+    let system: i64 =
+        sqlx::query_scalar("SELECT id FROM resource_systems LIMIT 1").fetch_one(w.db().pool()).await.unwrap();
+    let roles = w
+        .service
+        .add_resource(&omar, cat, ResourceSystemId(system), "Warehouse", "Snowflake", &["Reader", "Writer"])
+        .await
+        .unwrap();
     let stray = w.service.create_package(&omar, cat, "Bad", "", &[w.ids.production_role]).await.unwrap_err();
     assert!(matches!(stray, DomainError::Invalid { .. }), "roles of another catalog are refused");
-    let pkg = w.service.create_package(&omar, cat, "Warehouse readers", "Read the warehouse", &[roles[0]]).await.unwrap();
+    let pkg =
+        w.service.create_package(&omar, cat, "Warehouse readers", "Read the warehouse", &[roles[0]]).await.unwrap();
     let mut p = policy_of(&w, w.ids.developer_tools).await;
     p.package_id = pkg;
     p.name = "Engineers".into();
@@ -196,14 +223,28 @@ async fn catalog_management_and_its_audit(backend: Backend) {
     let mut bad = p.clone();
     bad.approval.stages[0].timeout_days = 0;
     assert!(matches!(w.service.create_policy(&omar, bad).await, Err(DomainError::Invalid { .. })));
-    assert!(matches!(w.service.create_policy(&linus, p).await, Err(DomainError::Forbidden(_))), "Linus does not manage that catalog");
+    assert!(
+        matches!(w.service.create_policy(&linus, p).await, Err(DomainError::Forbidden(_))),
+        "Linus does not manage that catalog"
+    );
     w.service.add_incompatibility(&omar, pkg, Incompatible::Group(GroupId(2))).await.unwrap(); // Finance
-    // Maya can request it; Omar (owner) approves.
+                                                                                               // Maya can request it; Omar (owner) approves.
     let maya = w.actor(w.ids.maya).await;
     let out = w.service.submit_request(&maya, ask(pkg, "analysis")).await.unwrap();
     w.service.decide(&omar, out.request, Decision::Approve, "").await.unwrap();
-    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_events ORDER BY id").fetch_all(w.db().pool()).await.unwrap();
-    for expected in ["role.granted", "catalog.created", "resource.added", "package.created", "policy.created", "package.incompatibility_added", "request.submitted", "request.approved", "assignment.created"] {
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_events ORDER BY id").fetch_all(w.db().pool()).await.unwrap();
+    for expected in [
+        "role.granted",
+        "catalog.created",
+        "resource.added",
+        "package.created",
+        "policy.created",
+        "package.incompatibility_added",
+        "request.submitted",
+        "request.approved",
+        "assignment.created",
+    ] {
         assert!(actions.iter().any(|a| a == expected), "no {expected} event in {actions:?}");
     }
 }
@@ -212,7 +253,11 @@ async fn catalog_management_and_its_audit(backend: Backend) {
 /// forbidden, exactly as the roles say.
 async fn authorization_table_operations_by_role(backend: Backend) {
     let w = World::new(backend).await;
-    let eng: i64 = sqlx::query_scalar("SELECT catalog_id FROM access_packages WHERE id = $1").bind(w.ids.developer_tools.0).fetch_one(w.db().pool()).await.unwrap();
+    let eng: i64 = sqlx::query_scalar("SELECT catalog_id FROM access_packages WHERE id = $1")
+        .bind(w.ids.developer_tools.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
     let eng = CatalogId(eng);
     // The people: a plain member, an approver, the catalog's owner, its assignment manager, an administrator.
     let roles: [(&str, UserId); 5] = [
@@ -233,12 +278,28 @@ async fn authorization_table_operations_by_role(backend: Backend) {
         };
         pkg_row.description = format!("edited by {name}");
         let results = [
-            ("create catalog", w.service.create_catalog(&actor, &format!("Catalog of {name}"), "", false).await.map(|_| ())),
+            (
+                "create catalog",
+                w.service.create_catalog(&actor, &format!("Catalog of {name}"), "", false).await.map(|_| ()),
+            ),
             ("grant catalog role", w.service.grant_role(&actor, w.ids.omar, Role::CatalogReader, Some(eng)).await),
             ("grant global role", w.service.grant_role(&actor, w.ids.omar, Role::CatalogCreator, None).await),
             ("edit package", w.service.update_package(&actor, pkg_row).await),
             ("edit policy", w.service.update_policy(&actor, dev_policy).await),
-            ("assign directly", w.service.assign_directly(&actor, w.ids.tom, w.ids.developer_tools, policy_of(&w, w.ids.developer_tools).await.id, None, "").await.map(|_| ())),
+            (
+                "assign directly",
+                w.service
+                    .assign_directly(
+                        &actor,
+                        w.ids.tom,
+                        w.ids.developer_tools,
+                        policy_of(&w, w.ids.developer_tools).await.id,
+                        None,
+                        "",
+                    )
+                    .await
+                    .map(|_| ()),
+            ),
         ];
         let row: Vec<(&str, bool)> = results.iter().map(|(op, r)| (*op, allowed(r))).collect();
         table.push((name, row));
@@ -254,7 +315,13 @@ async fn authorization_table_operations_by_role(backend: Backend) {
     for ((name, row), (ename, erow)) in table.iter().zip(expect.iter()) {
         assert_eq!(name, ename);
         let got: Vec<bool> = row.iter().map(|(_, a)| *a).collect();
-        println!("  {name:<20} {}", row.iter().map(|(op, a)| format!("{op}: {}", if *a { "allowed" } else { "forbidden" })).collect::<Vec<_>>().join(", "));
+        println!(
+            "  {name:<20} {}",
+            row.iter()
+                .map(|(op, a)| format!("{op}: {}", if *a { "allowed" } else { "forbidden" }))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         assert_eq!(got, erow.to_vec(), "{name}");
     }
 }

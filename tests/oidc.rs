@@ -14,7 +14,10 @@ use reqwest::cookie::Jar;
 use reqwest::header::{ACCEPT, LOCATION};
 use reqwest::{Client, StatusCode, Url};
 
-on_both_databases!(provider_sign_in_creates_the_person_and_signs_out_everywhere, bad_callbacks_are_refused_without_a_session);
+on_both_databases!(
+    provider_sign_in_creates_the_person_and_signs_out_everywhere,
+    bad_callbacks_are_refused_without_a_session
+);
 
 struct Setup {
     app: TestApp,
@@ -49,7 +52,12 @@ async fn setup(backend: Backend) -> Setup {
 fn browser(jar: Arc<Jar>) -> Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(ACCEPT, "text/html".parse().unwrap());
-    Client::builder().cookie_provider(jar).redirect(reqwest::redirect::Policy::none()).default_headers(headers).build().unwrap()
+    Client::builder()
+        .cookie_provider(jar)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 fn location(res: &reqwest::Response, base: &Url) -> Url {
@@ -79,7 +87,8 @@ async fn authorize(c: &Client, s: &Setup, account: &str) -> Url {
         let html = res.text().await.unwrap();
         let action = html.split("action=\"").nth(1).and_then(|a| a.split('"').next()).expect("an interaction form");
         let form_url = url.join(action).unwrap();
-        let prompt = html.split("name=\"prompt\" value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap_or("consent");
+        let prompt =
+            html.split("name=\"prompt\" value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap_or("consent");
         let body: Vec<(&str, &str)> = if prompt == "login" {
             vec![("prompt", "login"), ("login", account), ("password", "any")]
         } else {
@@ -127,9 +136,13 @@ async fn provider_sign_in_creates_the_person_and_signs_out_everywhere(backend: B
     assert_eq!(b.get(callback).send().await.unwrap().status(), StatusCode::SEE_OTHER);
     let pool = s.app.service.db().pool().clone();
     let (dept, title, manager): (String, String, Option<i64>) =
-        sqlx::query_as("SELECT department, job_title, manager_id FROM users WHERE email = 'bob@example.test'").fetch_one(&pool).await.unwrap();
+        sqlx::query_as("SELECT department, job_title, manager_id FROM users WHERE email = 'bob@example.test'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!((dept.as_str(), title.as_str()), ("Engineering", "Engineer"));
-    let alice: i64 = sqlx::query_scalar("SELECT id FROM users WHERE email = 'alice@example.test'").fetch_one(&pool).await.unwrap();
+    let alice: i64 =
+        sqlx::query_scalar("SELECT id FROM users WHERE email = 'alice@example.test'").fetch_one(&pool).await.unwrap();
     assert_eq!(manager, Some(alice));
     let groups: Vec<String> = sqlx::query_scalar(
         "SELECT g.name FROM group_members m JOIN directory_groups g ON g.id = m.group_id JOIN users u ON u.id = m.user_id \
@@ -167,14 +180,19 @@ async fn bad_callbacks_are_refused_without_a_session(backend: Backend) {
     let jar = Arc::new(Jar::default());
     let c = browser(jar.clone());
     let mut cb = authorize(&c, &s, "carol").await;
-    let tampered: Vec<(String, String)> = cb.query_pairs().into_owned().map(|(k, v)| if k == "state" { (k, format!("{v}x")) } else { (k, v) }).collect();
+    let tampered: Vec<(String, String)> =
+        cb.query_pairs().into_owned().map(|(k, v)| if k == "state" { (k, format!("{v}x")) } else { (k, v) }).collect();
     cb.query_pairs_mut().clear().extend_pairs(tampered);
     expect_refused(&c, &s, cb, "tampered state").await;
 
     // Unknown issuer named in the callback.
     let c = browser(Arc::new(Jar::default()));
     let mut cb = authorize(&c, &s, "carol").await;
-    let forged: Vec<(String, String)> = cb.query_pairs().into_owned().map(|(k, v)| if k == "iss" { (k, "https://evil.example".into()) } else { (k, v) }).collect();
+    let forged: Vec<(String, String)> = cb
+        .query_pairs()
+        .into_owned()
+        .map(|(k, v)| if k == "iss" { (k, "https://evil.example".into()) } else { (k, v) })
+        .collect();
     cb.query_pairs_mut().clear().extend_pairs(forged);
     expect_refused(&c, &s, cb, "unknown issuer").await;
 
@@ -183,7 +201,13 @@ async fn bad_callbacks_are_refused_without_a_session(backend: Backend) {
     let jar = Arc::new(Jar::default());
     let c = browser(jar.clone());
     let login = c.get(format!("{}/auth/login", s.app.base)).send().await.unwrap();
-    let login_cookie = login.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).find(|v| v.starts_with("qm_login=")).unwrap();
+    let login_cookie = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("qm_login="))
+        .unwrap();
     let cb = authorize(&c, &s, "carol").await;
     let first = c.get(cb.clone()).send().await.unwrap();
     assert_eq!(first.status(), StatusCode::SEE_OTHER);
@@ -198,7 +222,11 @@ async fn bad_callbacks_are_refused_without_a_session(backend: Backend) {
     let c3 = browser(Arc::new(Jar::default()));
     let fresh = authorize(&c3, &s, "carol").await;
     let old_code = cb.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
-    let reused: Vec<(String, String)> = fresh.query_pairs().into_owned().map(|(k, v)| if k == "code" { (k, old_code.clone()) } else { (k, v) }).collect();
+    let reused: Vec<(String, String)> = fresh
+        .query_pairs()
+        .into_owned()
+        .map(|(k, v)| if k == "code" { (k, old_code.clone()) } else { (k, v) })
+        .collect();
     let mut reused_url = fresh.clone();
     reused_url.query_pairs_mut().clear().extend_pairs(reused);
     expect_refused(&c3, &s, reused_url, "reused code").await;

@@ -66,7 +66,11 @@ async fn token(State(s): State<Issuer>) -> Json<serde_json::Value> {
     let now = Utc::now();
     let issuer = if mint == Mint::OtherIssuer { "http://127.0.0.1:1/elsewhere".to_owned() } else { s.url.clone() };
     let audience = if mint == Mint::OtherAudience { "someone-else" } else { "quartermaster" };
-    let (iat, exp) = if mint == Mint::Expired { (now - Duration::hours(2), now - Duration::hours(1)) } else { (now, now + Duration::minutes(5)) };
+    let (iat, exp) = if mint == Mint::Expired {
+        (now - Duration::hours(2), now - Duration::hours(1))
+    } else {
+        (now, now + Duration::minutes(5))
+    };
     let nonce = if mint == Mint::WrongNonce { "not-the-nonce".to_owned() } else { nonce };
     let claims = CoreIdTokenClaims::new(
         IssuerUrl::new(issuer).unwrap(),
@@ -79,7 +83,9 @@ async fn token(State(s): State<Issuer>) -> Json<serde_json::Value> {
         EmptyAdditionalClaims {},
     )
     .set_nonce(Some(Nonce::new(nonce)));
-    let mut id_token = CoreIdToken::new(claims, &key(), CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, None, None).unwrap().to_string();
+    let mut id_token = CoreIdToken::new(claims, &key(), CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, None, None)
+        .unwrap()
+        .to_string();
     if mint == Mint::BrokenSignature {
         // Change a character in the middle of the signature (the last one may only carry
         // padding bits).
@@ -94,7 +100,10 @@ on_both_databases!(invalid_id_tokens_are_refused);
 
 async fn invalid_id_tokens_are_refused(backend: Backend) {
     let issuer_port = free_port();
-    let issuer = Issuer { url: format!("http://127.0.0.1:{issuer_port}"), mint: Arc::new(Mutex::new((Mint::Good, String::new()))) };
+    let issuer = Issuer {
+        url: format!("http://127.0.0.1:{issuer_port}"),
+        mint: Arc::new(Mutex::new((Mint::Good, String::new()))),
+    };
     let router = Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwks", get(jwks))
@@ -114,9 +123,15 @@ async fn invalid_id_tokens_are_refused(backend: Backend) {
     })
     .await;
 
-    for mint in [Mint::WrongNonce, Mint::Expired, Mint::OtherAudience, Mint::OtherIssuer, Mint::BrokenSignature, Mint::Good] {
+    for mint in
+        [Mint::WrongNonce, Mint::Expired, Mint::OtherAudience, Mint::OtherIssuer, Mint::BrokenSignature, Mint::Good]
+    {
         let jar = Arc::new(Jar::default());
-        let c = reqwest::Client::builder().cookie_provider(jar).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let c = reqwest::Client::builder()
+            .cookie_provider(jar)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
         let login = c.get(format!("{}/auth/login", app.base)).send().await.unwrap();
         let to = reqwest::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
         let q: std::collections::HashMap<String, String> = to.query_pairs().into_owned().collect();

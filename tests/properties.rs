@@ -55,7 +55,15 @@ async fn run(backend: Backend, ops: Vec<Op>) {
         let result: Result<(), DomainError> = match op.clone() {
             Op::Submit { who, package } => {
                 let actor = w.actor(people[who]).await;
-                let mut r = NewRequest { package: packages[package], policy: None, target: None, justification: "needed".into(), answers: vec![], start: None, end: None };
+                let mut r = NewRequest {
+                    package: packages[package],
+                    policy: None,
+                    target: None,
+                    justification: "needed".into(),
+                    answers: vec![],
+                    start: None,
+                    end: None,
+                };
                 r.answers = vec![Answer { question_id: "service".into(), value: "Payments API".into() }];
                 w.service.submit_request(&actor, r).await.map(|o| requests.push(o.request))
             }
@@ -108,7 +116,11 @@ async fn run(backend: Backend, ops: Vec<Op>) {
     .fetch_all(pool)
     .await
     .unwrap();
-    let held: Vec<(i64, i64)> = sqlx::query_as("SELECT user_id, resource_role_id FROM builtin_memberships ORDER BY 1, 2").fetch_all(pool).await.unwrap();
+    let held: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT user_id, resource_role_id FROM builtin_memberships ORDER BY 1, 2")
+            .fetch_all(pool)
+            .await
+            .unwrap();
     assert_eq!(held, expected, "built-in memberships match live grants");
 }
 
@@ -119,7 +131,8 @@ async fn check_invariants(w: &World) {
     assert_eq!(n("SELECT COUNT(*) FROM (SELECT request_id, stage FROM decisions GROUP BY request_id, stage HAVING COUNT(*) > 1) x").await, 0);
     assert_eq!(
         n("SELECT COUNT(*) FROM requests r WHERE r.state = 'pending_approval'
-             AND (SELECT COUNT(*) FROM decisions d WHERE d.request_id = r.id) <> r.current_stage - 1").await,
+             AND (SELECT COUNT(*) FROM decisions d WHERE d.request_id = r.id) <> r.current_stage - 1")
+        .await,
         0,
         "pending requests have exactly the earlier stages decided"
     );
@@ -135,13 +148,15 @@ async fn check_invariants(w: &World) {
     assert_eq!(
         n("SELECT COUNT(*) FROM (SELECT user_id, package_id FROM assignments
              WHERE state IN ('delivering', 'delivered', 'partially_delivered', 'delivery_failed')
-             GROUP BY user_id, package_id HAVING COUNT(*) > 1) x").await,
+             GROUP BY user_id, package_id HAVING COUNT(*) > 1) x")
+        .await,
         0
     );
     assert_eq!(
         n("SELECT COUNT(*) FROM assignments a WHERE
              (SELECT COUNT(*) FROM grants g WHERE g.assignment_id = a.id) <>
-             (SELECT COUNT(*) FROM package_resource_roles p WHERE p.package_id = a.package_id)").await,
+             (SELECT COUNT(*) FROM package_resource_roles p WHERE p.package_id = a.package_id)")
+        .await,
         0
     );
     // Nobody decided on their own request.

@@ -51,7 +51,15 @@ async fn racing_decisions_have_exactly_one_winner(backend: Backend) {
     let mut requests = Vec::new();
     for id in &people {
         let actor = w.actor(*id).await;
-        let req = NewRequest { package: w.ids.sales_crm, policy: None, target: None, justification: String::new(), answers: vec![], start: None, end: None };
+        let req = NewRequest {
+            package: w.ids.sales_crm,
+            policy: None,
+            target: None,
+            justification: String::new(),
+            answers: vec![],
+            start: None,
+            end: None,
+        };
         requests.push((actor.clone(), w.service.submit_request(&actor, req).await.unwrap().request));
     }
     // Every stage is now overdue, so the clock races too.
@@ -108,7 +116,11 @@ async fn racing_decisions_have_exactly_one_winner(backend: Backend) {
     };
     let approved = outcomes.get("approve").copied().unwrap_or(0) as i64;
     let grants_per = 2; // Sales CRM grants Salesforce · User and Sales Dashboards · Viewer.
-    assert_eq!(count("SELECT COUNT(*) FROM (SELECT request_id FROM decisions GROUP BY request_id HAVING COUNT(*) > 1) d").await, 0);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM (SELECT request_id FROM decisions GROUP BY request_id HAVING COUNT(*) > 1) d")
+            .await,
+        0
+    );
     assert_eq!(count("SELECT COUNT(*) FROM assignments").await, approved);
     assert_eq!(count("SELECT COUNT(*) FROM grants").await, approved * grants_per);
     assert_eq!(count("SELECT COUNT(*) FROM outbox").await, approved * grants_per);

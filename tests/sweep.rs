@@ -24,7 +24,8 @@ fn expected(name: &str) -> Option<&'static str> {
     Some(match name {
         // anonymous, member, approver, catalog owner, administrator
         "get_viewer" | "take_notice" | "sign_in_options" => "AAAAA",
-        "browse_packages" | "load_package" | "request_access" | "my_requests" | "my_access" | "pending_approvals" | "decision_history" => "DAAAA",
+        "browse_packages" | "load_package" | "request_access" | "my_requests" | "my_access" | "pending_approvals"
+        | "decision_history" => "DAAAA",
         // Omar's request: only Omar may cancel it; he is none of these.
         "cancel_request" => "DDDDD",
         // Omar's assignment in Engineering: its owner and administrators may remove it.
@@ -66,17 +67,31 @@ async fn every_route_and_server_function_by_role(backend: Backend) {
     let ids = &app.ids;
     // Objects to aim at: Omar's delivered Developer Tools and his pending Production Access.
     let omar = app.service.actor(ids.omar).await.unwrap().unwrap();
-    let ask = |package, answers: Vec<Answer>| NewRequest { package, policy: None, target: None, justification: "sweep".into(), answers, start: None, end: None };
+    let ask = |package, answers: Vec<Answer>| NewRequest {
+        package,
+        policy: None,
+        target: None,
+        justification: "sweep".into(),
+        answers,
+        start: None,
+        end: None,
+    };
     app.service.submit_request(&omar, ask(ids.developer_tools, vec![])).await.unwrap();
     let prod = app
         .service
-        .submit_request(&omar, ask(ids.production_access, vec![Answer { question_id: "service".into(), value: "Payments API".into() }]))
+        .submit_request(
+            &omar,
+            ask(ids.production_access, vec![Answer { question_id: "service".into(), value: "Payments API".into() }]),
+        )
         .await
         .unwrap();
     let kai = app.service.actor(ids.kai).await.unwrap().unwrap();
     let prod_kai = app
         .service
-        .submit_request(&kai, ask(ids.production_access, vec![Answer { question_id: "service".into(), value: "Data platform".into() }]))
+        .submit_request(
+            &kai,
+            ask(ids.production_access, vec![Answer { question_id: "service".into(), value: "Data platform".into() }]),
+        )
         .await
         .unwrap();
     app.service.deliver_pending(10).await.unwrap();
@@ -86,17 +101,31 @@ async fn every_route_and_server_function_by_role(backend: Backend) {
         match name {
             "browse_packages" => vec![("q", String::new())],
             "load_package" => vec![("id", ids.developer_tools.0.to_string())],
-            "request_access" => vec![("package_id", ids.sales_analytics.0.to_string()), ("justification", "sweep".into())],
+            "request_access" => {
+                vec![("package_id", ids.sales_analytics.0.to_string()), ("justification", "sweep".into())]
+            }
             "cancel_request" => vec![("request_id", prod.request.0.to_string())],
-            "give_up_access" | "extend_access" => vec![("assignment_id", assignment.to_string()), ("justification", "sweep".into())],
-            "decide" => vec![("request_id", prod.request.0.to_string()), ("decision", "approve".into()), ("justification", "sweep".into())],
-            "decide_many" => vec![("request_ids[0]", prod_kai.request.0.to_string()), ("decision", "approve".into()), ("justification", "sweep".into())],
+            "give_up_access" | "extend_access" => {
+                vec![("assignment_id", assignment.to_string()), ("justification", "sweep".into())]
+            }
+            "decide" => vec![
+                ("request_id", prod.request.0.to_string()),
+                ("decision", "approve".into()),
+                ("justification", "sweep".into()),
+            ],
+            "decide_many" => vec![
+                ("request_ids[0]", prod_kai.request.0.to_string()),
+                ("decision", "approve".into()),
+                ("justification", "sweep".into()),
+            ],
             _ => vec![],
         }
     };
 
     // Enumerate from the router's sources.
-    let mut calls: Vec<(String, String, http::Method, Vec<(&'static str, String)>)> = Vec::new();
+    // (name in the table, concrete path, method, form arguments)
+    type Call = (String, String, http::Method, Vec<(&'static str, String)>);
+    let mut calls: Vec<Call> = Vec::new();
     for (path, method) in leptos::server_fn::axum::server_fn_paths() {
         // No server function is reachable by GET: a state change must never be a link.
         assert_eq!(method, http::Method::POST, "{path} must be POST-only");
@@ -135,10 +164,14 @@ async fn every_route_and_server_function_by_role(backend: Backend) {
     }
     println!("authorization sweep ({}): route or server function × {}", backend.name(), ROLES.join(" | "));
     for (name, row) in &table {
-        println!("  {name:<20} {}", row.chars().map(|c| if c == 'A' { " allowed " } else { " denied  " }).collect::<Vec<_>>().join("|"));
+        println!(
+            "  {name:<20} {}",
+            row.chars().map(|c| if c == 'A' { " allowed " } else { " denied  " }).collect::<Vec<_>>().join("|")
+        );
     }
     for (name, row) in &table {
-        let want = expected(name).unwrap_or_else(|| panic!("{name} is not in the sweep's table: add what each role may do"));
+        let want =
+            expected(name).unwrap_or_else(|| panic!("{name} is not in the sweep's table: add what each role may do"));
         assert_eq!(row, want, "{name}: got {row}, want {want} ({})", ROLES.join(", "));
     }
 }

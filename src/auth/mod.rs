@@ -74,10 +74,14 @@ pub async fn demo_sign_in(State(state): State<AppState>, session: Session, Form(
                 tracing::info!(user = actor.id().0, "demo sign-in");
                 Redirect::to("/").into_response()
             }
-            Err(e) => failure_page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed; please try again.", &format!("{e:?}")),
+            Err(e) => {
+                failure_page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed; please try again.", &format!("{e:?}"))
+            }
         },
         Ok(None) => (StatusCode::BAD_REQUEST, "That person cannot sign in.").into_response(),
-        Err(e) => failure_page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed; please try again.", &format!("{e:?}")),
+        Err(e) => {
+            failure_page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed; please try again.", &format!("{e:?}"))
+        }
     }
 }
 
@@ -89,8 +93,10 @@ pub struct LoginQuery {
 fn login_cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     // SameSite=Lax: the cookie must come back on the provider's top-level redirect.
-    HeaderValue::from_str(&format!("{LOGIN_COOKIE}={value}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("qm_login=; Path=/auth; Max-Age=0"))
+    HeaderValue::from_str(&format!(
+        "{LOGIN_COOKIE}={value}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("qm_login=; Path=/auth; Max-Age=0"))
 }
 
 fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -107,13 +113,18 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 /// Leave for the identity provider.
 pub async fn oidc_login(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
     let Some(oidc) = state.oidc.clone() else {
-        return failure_page(StatusCode::NOT_FOUND, "Sign-in with a company account is not configured on this server.", "no OIDC issuer configured");
+        return failure_page(
+            StatusCode::NOT_FOUND,
+            "Sign-in with a company account is not configured on this server.",
+            "no OIDC issuer configured",
+        );
     };
     let return_to = oidc::safe_return_to(q.return_to.as_deref());
     match oidc.begin(state.service.db(), &return_to, chrono::Utc::now().timestamp_millis()).await {
         Ok((url, login_id)) => {
             let mut res = Redirect::to(&url).into_response();
-            res.headers_mut().append(header::SET_COOKIE, login_cookie(&login_id, oidc::LOGIN_TTL_MS / 1000, state.https));
+            res.headers_mut()
+                .append(header::SET_COOKIE, login_cookie(&login_id, oidc::LOGIN_TTL_MS / 1000, state.https));
             res
         }
         Err(e) => failure_page(StatusCode::BAD_GATEWAY, e.shown, &e.logged),
@@ -122,9 +133,18 @@ pub async fn oidc_login(State(state): State<AppState>, Query(q): Query<LoginQuer
 
 /// Come back from the identity provider. Any failure ends on a clear page, logged, with no
 /// session created.
-pub async fn oidc_callback(State(state): State<AppState>, session: Session, headers: HeaderMap, Query(params): Query<oidc::CallbackParams>) -> Response {
+pub async fn oidc_callback(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    Query(params): Query<oidc::CallbackParams>,
+) -> Response {
     let Some(oidc) = state.oidc.clone() else {
-        return failure_page(StatusCode::NOT_FOUND, "Sign-in with a company account is not configured on this server.", "no OIDC issuer configured");
+        return failure_page(
+            StatusCode::NOT_FOUND,
+            "Sign-in with a company account is not configured on this server.",
+            "no OIDC issuer configured",
+        );
     };
     let login_id = cookie_value(&headers, LOGIN_COOKIE);
     let now = chrono::Utc::now().timestamp_millis();
@@ -136,13 +156,23 @@ pub async fn oidc_callback(State(state): State<AppState>, session: Session, head
                     tracing::info!(user = user.0, issuer = %done.identity.issuer, "signed in");
                     Redirect::to(&done.return_to).into_response()
                 }
-                Err(e) => failure_page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed; please try again.", &format!("{e:?}")),
+                Err(e) => failure_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Sign-in failed; please try again.",
+                    &format!("{e:?}"),
+                ),
             },
             Err(DomainError::Forbidden(why) | DomainError::Conflict(why)) => {
                 failure_page(StatusCode::FORBIDDEN, "You cannot sign in to Quartermaster.", &why)
             }
-            Err(DomainError::Invalid { message, .. }) => failure_page(StatusCode::BAD_REQUEST, "Your account is missing information Quartermaster needs.", &message),
-            Err(e) => failure_page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed; please try again.", &format!("{e:?}")),
+            Err(DomainError::Invalid { message, .. }) => failure_page(
+                StatusCode::BAD_REQUEST,
+                "Your account is missing information Quartermaster needs.",
+                &message,
+            ),
+            Err(e) => {
+                failure_page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed; please try again.", &format!("{e:?}"))
+            }
         },
     };
     // The login cookie has done its job either way.

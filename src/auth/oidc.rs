@@ -129,9 +129,13 @@ impl Oidc {
         if let Some(m) = self.metadata.read().await.as_ref() {
             return Ok(m.clone());
         }
-        let discovered = ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http)
-            .await
-            .map_err(|e| OidcError::new("The identity provider cannot be reached right now. Please try again shortly.", format!("discovery failed: {e}")))?;
+        let discovered =
+            ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http).await.map_err(|e| {
+                OidcError::new(
+                    "The identity provider cannot be reached right now. Please try again shortly.",
+                    format!("discovery failed: {e}"),
+                )
+            })?;
         let discovered = Arc::new(discovered);
         *self.metadata.write().await = Some(discovered.clone());
         Ok(discovered)
@@ -149,14 +153,22 @@ impl Oidc {
         .set_redirect_uri(self.redirect.clone());
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client
-            .authorize_url(AuthenticationFlow::<CoreResponseType>::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+            .authorize_url(
+                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
             .set_pkce_challenge(challenge);
         for scope in self.config.scopes.iter().filter(|s| s.as_str() != "openid") {
             request = request.add_scope(Scope::new(scope.clone()));
         }
         let (url, state, nonce) = request.url();
         let login_id = random_id();
-        let mut conn = db.pool().acquire().await.map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?;
+        let mut conn = db
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?;
         let _ = logins::purge(&mut conn, now_ms - LOGIN_TTL_MS).await;
         logins::insert(
             &mut conn,
@@ -177,7 +189,13 @@ impl Oidc {
     /// Finish a sign-in from the callback. The login state is taken (so a replayed callback
     /// fails), `state` and `iss` are checked, the code is exchanged with the PKCE verifier, the
     /// ID token is validated, and userinfo fills in what the token lacks.
-    pub async fn complete(&self, db: &Db, login_id: Option<&str>, params: &CallbackParams, now_ms: i64) -> Result<SignedIn, OidcError> {
+    pub async fn complete(
+        &self,
+        db: &Db,
+        login_id: Option<&str>,
+        params: &CallbackParams,
+        now_ms: i64,
+    ) -> Result<SignedIn, OidcError> {
         const RESTART: &str = "This sign-in link is no longer valid. Please sign in again.";
         if let Some(error) = &params.error {
             return Err(OidcError::new(
@@ -186,7 +204,11 @@ impl Oidc {
             ));
         }
         let login_id = login_id.ok_or_else(|| OidcError::new(RESTART, "callback without a login cookie"))?;
-        let mut conn = db.pool().acquire().await.map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?;
+        let mut conn = db
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?;
         let stored = logins::take(&mut conn, login_id)
             .await
             .map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?
@@ -203,7 +225,10 @@ impl Oidc {
         // RFC 9207: when the provider names itself in the callback, it must be ours.
         if let Some(iss) = &params.iss {
             if iss != metadata.issuer().as_str() {
-                return Err(OidcError::new("The sign-in came back from an unexpected identity provider.", format!("callback iss {iss} is not {}", metadata.issuer().as_str())));
+                return Err(OidcError::new(
+                    "The sign-in came back from an unexpected identity provider.",
+                    format!("callback iss {iss} is not {}", metadata.issuer().as_str()),
+                ));
             }
         }
         let code = params.code.clone().ok_or_else(|| OidcError::new(RESTART, "callback without a code"))?;
@@ -219,21 +244,30 @@ impl Oidc {
             .set_pkce_verifier(PkceCodeVerifier::new(stored.pkce_verifier))
             .request_async(&self.http)
             .await
-            .map_err(|e| OidcError::new("The identity provider refused the sign-in. Please sign in again.", format!("code exchange failed: {e}")))?;
+            .map_err(|e| {
+                OidcError::new(
+                    "The identity provider refused the sign-in. Please sign in again.",
+                    format!("code exchange failed: {e}"),
+                )
+            })?;
         let id_token = token
             .id_token()
             .ok_or_else(|| OidcError::new("Sign-in failed; please try again.", "token response without an ID token"))?;
         let verifier = client.id_token_verifier();
-        let claims = id_token
-            .claims(&verifier, &Nonce::new(stored.nonce))
-            .map_err(|e| OidcError::new("Your sign-in could not be verified. Please sign in again.", format!("ID token rejected: {e}")))?;
+        let claims = id_token.claims(&verifier, &Nonce::new(stored.nonce)).map_err(|e| {
+            OidcError::new(
+                "Your sign-in could not be verified. Please sign in again.",
+                format!("ID token rejected: {e}"),
+            )
+        })?;
         // The token is verified: read every claim it carries (groups, department, …).
         let raw = jwt_payload(&id_token.to_string()).unwrap_or_default();
         let userinfo = self.userinfo(&client, token.access_token(), claims.subject()).await;
         let claim = |name: &str| -> Option<serde_json::Value> {
             raw.get(name).cloned().or_else(|| userinfo.as_ref().and_then(|u| u.get(name).cloned()))
         };
-        let text = |name: &str| claim(name).and_then(|v| v.as_str().map(str::to_owned)).filter(|s| !s.trim().is_empty());
+        let text =
+            |name: &str| claim(name).and_then(|v| v.as_str().map(str::to_owned)).filter(|s| !s.trim().is_empty());
         let names = &self.config.claims;
         let identity = ProviderIdentity {
             issuer: metadata.issuer().as_str().to_owned(),
@@ -243,9 +277,8 @@ impl Oidc {
             department: text(&names.department),
             job_title: text(&names.job_title),
             manager_email: text(&names.manager),
-            groups: claim(&names.groups).and_then(|v| {
-                v.as_array().map(|a| a.iter().filter_map(|g| g.as_str().map(str::to_owned)).collect())
-            }),
+            groups: claim(&names.groups)
+                .and_then(|v| v.as_array().map(|a| a.iter().filter_map(|g| g.as_str().map(str::to_owned)).collect())),
         };
         Ok(SignedIn { identity, id_token: id_token.to_string(), return_to: stored.return_to })
     }
@@ -335,6 +368,8 @@ mod tests {
         let map = jwt_payload(&format!("xx.{claims}.yy")).unwrap();
         assert_eq!(map["groups"], serde_json::json!(["a", "b"]));
         assert!(jwt_payload("garbage").is_none());
-        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"a", b"ab"));
+        assert!(
+            constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"a", b"ab")
+        );
     }
 }

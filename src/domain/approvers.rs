@@ -43,11 +43,8 @@ impl ApproverDirectory {
     }
 
     fn resolve(&self, specs: &[ApproverSpec], excluded: &[UserId]) -> Vec<UserId> {
-        let mut out: Vec<UserId> = specs
-            .iter()
-            .flat_map(|s| self.expand(s))
-            .filter(|u| !excluded.contains(u))
-            .collect();
+        let mut out: Vec<UserId> =
+            specs.iter().flat_map(|s| self.expand(s)).filter(|u| !excluded.contains(u)).collect();
         out.sort_unstable();
         out.dedup();
         out
@@ -67,11 +64,7 @@ pub fn resolve_stage(
     let excluded = [requestor, target];
     let primary = directory.resolve(&stage.primary, &excluded);
     let mut out: Vec<(UserId, ApproverSource)> = if primary.is_empty() {
-        directory
-            .resolve(&stage.fallback, &excluded)
-            .into_iter()
-            .map(|u| (u, ApproverSource::Fallback))
-            .collect()
+        directory.resolve(&stage.fallback, &excluded).into_iter().map(|u| (u, ApproverSource::Fallback)).collect()
     } else {
         primary.into_iter().map(|u| (u, ApproverSource::Primary)).collect()
     };
@@ -129,10 +122,7 @@ mod tests {
         let mut s = stage(vec![ApproverSpec::Manager, ApproverSpec::User { id: UserId(42) }]);
         s.escalation = vec![ApproverSpec::CatalogOwners, ApproverSpec::Manager];
         let got = resolve_stage(&s, &dir(), UserId(1), UserId(1));
-        assert_eq!(
-            got,
-            vec![(UserId(2), ApproverSource::Primary), (UserId(5), ApproverSource::Escalation)]
-        );
+        assert_eq!(got, vec![(UserId(2), ApproverSource::Primary), (UserId(5), ApproverSource::Escalation)]);
         assert!(has_deciders(&got));
         assert!(!has_deciders(&[(UserId(5), ApproverSource::Escalation)]));
     }

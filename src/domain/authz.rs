@@ -51,9 +51,7 @@ impl Permission {
             Permission::ManageCatalog(_) => &[CatalogOwner],
             Permission::ManagePackages(_) => &[CatalogOwner, AccessPackageManager],
             Permission::AssignInCatalog(_) => &[CatalogOwner, AccessPackageManager, AssignmentManager],
-            Permission::ReadCatalog(_) => {
-                &[CatalogOwner, AccessPackageManager, AssignmentManager, CatalogReader]
-            }
+            Permission::ReadCatalog(_) => &[CatalogOwner, AccessPackageManager, AssignmentManager, CatalogReader],
         }
     }
 
@@ -134,10 +132,7 @@ mod tests {
                 connected_org_id: None,
                 state: UserState::Active,
             },
-            roles: roles
-                .iter()
-                .map(|(role, c)| RoleGrant { role: *role, catalog: c.map(CatalogId) })
-                .collect(),
+            roles: roles.iter().map(|(role, c)| RoleGrant { role: *role, catalog: c.map(CatalogId) }).collect(),
         }
     }
 
@@ -157,14 +152,31 @@ mod tests {
             Permission::ManageCatalog(c2),
         ];
         // (role held, expected for each permission above)
-        let table: &[(&str, Vec<(Role, Option<i64>)>, [bool; 8])] = &[
+        type Row = (&'static str, Vec<(Role, Option<i64>)>, [bool; 8]);
+        let table: &[Row] = &[
             ("member", vec![], [false, false, false, false, false, false, false, false]),
             ("administrator", vec![(Role::Administrator, None)], [true; 8]),
-            ("catalog creator", vec![(Role::CatalogCreator, None)], [false, false, true, false, false, false, false, false]),
+            (
+                "catalog creator",
+                vec![(Role::CatalogCreator, None)],
+                [false, false, true, false, false, false, false, false],
+            ),
             ("owner of c1", vec![(Role::CatalogOwner, Some(1))], [false, false, false, true, true, true, true, false]),
-            ("package manager of c1", vec![(Role::AccessPackageManager, Some(1))], [false, false, false, false, true, true, true, false]),
-            ("assignment manager of c1", vec![(Role::AssignmentManager, Some(1))], [false, false, false, false, false, true, true, false]),
-            ("reader of c1", vec![(Role::CatalogReader, Some(1))], [false, false, false, false, false, false, true, false]),
+            (
+                "package manager of c1",
+                vec![(Role::AccessPackageManager, Some(1))],
+                [false, false, false, false, true, true, true, false],
+            ),
+            (
+                "assignment manager of c1",
+                vec![(Role::AssignmentManager, Some(1))],
+                [false, false, false, false, false, true, true, false],
+            ),
+            (
+                "reader of c1",
+                vec![(Role::CatalogReader, Some(1))],
+                [false, false, false, false, false, false, true, false],
+            ),
         ];
         for (name, roles, expected) in table {
             let a = actor(roles);

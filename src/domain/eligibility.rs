@@ -29,9 +29,10 @@ pub fn may_request(facts: &RequestorFacts<'_>, policy: &Policy) -> bool {
         }),
         RequestorScope::ConnectedOrgs => {
             user.kind == UserKind::Guest
-                && policy.requestors.iter().any(|r| {
-                    matches!(*r, RequestorRef::Org(o) if Some(o) == user.connected_org_id)
-                })
+                && policy
+                    .requestors
+                    .iter()
+                    .any(|r| matches!(*r, RequestorRef::Org(o) if Some(o) == user.connected_org_id))
         }
         RequestorScope::AllExternals => {
             user.kind == UserKind::Guest && user.connected_org_id.is_some() && facts.org_configured
@@ -90,10 +91,7 @@ mod tests {
 
         p.scope = RequestorScope::AllExternals;
         assert!(check(&guest, &[], &p));
-        assert!(!may_request(
-            &RequestorFacts { user: &guest, groups: &[], org_configured: false },
-            &p
-        ));
+        assert!(!may_request(&RequestorFacts { user: &guest, groups: &[], org_configured: false }, &p));
     }
 
     #[test]

@@ -31,8 +31,12 @@ pub enum RequestorRef {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ApproverSpec {
-    User { id: UserId },
-    Group { id: GroupId },
+    User {
+        id: UserId,
+    },
+    Group {
+        id: GroupId,
+    },
     /// The target user's manager.
     Manager,
     /// The owners of the package's catalog.
@@ -78,7 +82,9 @@ pub enum QuestionKind {
         #[serde(default)]
         multiline: bool,
     },
-    Choice { options: Vec<String> },
+    Choice {
+        options: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,9 +109,15 @@ pub struct Answer {
 pub enum Expiration {
     #[default]
     Never,
-    OnDate { date: NaiveDate },
-    AfterDays { days: u32 },
-    AfterHours { hours: u32 },
+    OnDate {
+        date: NaiveDate,
+    },
+    AfterDays {
+        days: u32,
+    },
+    AfterHours {
+        hours: u32,
+    },
 }
 
 impl Expiration {
@@ -199,10 +211,7 @@ impl Policy {
         for (i, stage) in self.approval.stages.iter().enumerate() {
             let n = i + 1;
             if stage.primary.is_empty() {
-                return Err(DomainError::invalid(
-                    "approval",
-                    format!("stage {n} needs at least one approver"),
-                ));
+                return Err(DomainError::invalid("approval", format!("stage {n} needs at least one approver")));
             }
             if !(1..=MAX_TIMEOUT_DAYS).contains(&stage.timeout_days) {
                 return Err(DomainError::invalid(
@@ -217,8 +226,7 @@ impl Policy {
                 ));
             }
         }
-        if matches!(self.scope, RequestorScope::Specific | RequestorScope::ConnectedOrgs)
-            && self.requestors.is_empty()
+        if matches!(self.scope, RequestorScope::Specific | RequestorScope::ConnectedOrgs) && self.requestors.is_empty()
         {
             return Err(DomainError::invalid("requestors", "name who may request"));
         }
@@ -230,10 +238,7 @@ impl Policy {
         for q in &self.questions {
             if let QuestionKind::Choice { options } = &q.kind {
                 if options.is_empty() {
-                    return Err(DomainError::invalid(
-                        "questions",
-                        format!("“{}” needs at least one option", q.prompt),
-                    ));
+                    return Err(DomainError::invalid("questions", format!("“{}” needs at least one option", q.prompt)));
                 }
             }
         }
@@ -249,21 +254,14 @@ impl Policy {
     }
 
     /// Check what a requestor filled in against this policy; returns the clean answers.
-    pub fn check_request_form(
-        &self,
-        justification: &str,
-        answers: &[Answer],
-    ) -> DomainResult<Vec<Answer>> {
+    pub fn check_request_form(&self, justification: &str, answers: &[Answer]) -> DomainResult<Vec<Answer>> {
         if self.justification_required && justification.trim().is_empty() {
             return Err(DomainError::invalid("justification", "say why you need this access"));
         }
         let mut clean = Vec::new();
         for q in &self.questions {
-            let value = answers
-                .iter()
-                .find(|a| a.question_id == q.id)
-                .map(|a| a.value.trim().to_owned())
-                .unwrap_or_default();
+            let value =
+                answers.iter().find(|a| a.question_id == q.id).map(|a| a.value.trim().to_owned()).unwrap_or_default();
             if value.is_empty() {
                 if q.required {
                     return Err(DomainError::invalid(
@@ -412,9 +410,6 @@ pub(crate) mod tests {
         assert!(p.schedule(now, None, Some(now + Duration::days(3))).is_err(), "dates not allowed");
         p.schedule_allowed = true;
         assert!(p.schedule(now, None, Some(now + Duration::days(31))).is_err());
-        assert_eq!(
-            p.schedule(now, None, Some(now + Duration::days(3))).unwrap().1,
-            Some(now + Duration::days(3))
-        );
+        assert_eq!(p.schedule(now, None, Some(now + Duration::days(3))).unwrap().1, Some(now + Duration::days(3)));
     }
 }

@@ -43,10 +43,7 @@ impl RequestState {
 
     /// Ended without access.
     pub fn is_refused(self) -> bool {
-        matches!(
-            self,
-            RequestState::Denied | RequestState::Canceled | RequestState::Expired | RequestState::Rejected
-        )
+        matches!(self, RequestState::Denied | RequestState::Canceled | RequestState::Expired | RequestState::Rejected)
     }
 
     pub fn label(self) -> &'static str {
@@ -135,10 +132,7 @@ pub fn decide(
         return Err(DomainError::forbidden("you cannot decide on your own request"));
     }
     if req.state != RequestState::PendingApproval {
-        return Err(DomainError::AlreadyDecided(format!(
-            "this request is {}",
-            req.state.label().to_lowercase()
-        )));
+        return Err(DomainError::AlreadyDecided(format!("this request is {}", req.state.label().to_lowercase())));
     }
     if !may_decide {
         return Err(DomainError::forbidden("you are not an approver for this stage of the request"));
@@ -150,9 +144,7 @@ pub fn decide(
         Decision::Deny => DecisionOutcome::Denied,
         Decision::Approve if req.current_stage >= req.stage_count => DecisionOutcome::Approved,
         Decision::Approve => DecisionOutcome::NextStage(req.current_stage + 1),
-        Decision::Timeout => {
-            return Err(DomainError::invalid("decision", "time-outs are decided by the clock"))
-        }
+        Decision::Timeout => return Err(DomainError::invalid("decision", "time-outs are decided by the clock")),
     })
 }
 
@@ -162,10 +154,7 @@ pub fn cancel(state: RequestState, actor: UserId, requestor: UserId) -> DomainRe
         return Err(DomainError::forbidden("only the person who asked can cancel a request"));
     }
     if !state.is_open() {
-        return Err(DomainError::AlreadyDecided(format!(
-            "this request is {}",
-            state.label().to_lowercase()
-        )));
+        return Err(DomainError::AlreadyDecided(format!("this request is {}", state.label().to_lowercase())));
     }
     Ok(())
 }
@@ -198,10 +187,7 @@ mod tests {
     #[test]
     fn self_approval_is_refused_even_when_named() {
         let r = pending(1, 1);
-        assert!(matches!(
-            decide(&r, UserId(1), true, Decision::Approve, "", false),
-            Err(DomainError::Forbidden(_))
-        ));
+        assert!(matches!(decide(&r, UserId(1), true, Decision::Approve, "", false), Err(DomainError::Forbidden(_))));
     }
 
     #[test]
@@ -219,9 +205,6 @@ mod tests {
     #[test]
     fn justification_enforced_per_stage() {
         let r = pending(1, 1);
-        assert!(matches!(
-            decide(&r, UserId(2), true, Decision::Deny, " ", true),
-            Err(DomainError::Invalid { .. })
-        ));
+        assert!(matches!(decide(&r, UserId(2), true, Decision::Deny, " ", true), Err(DomainError::Invalid { .. })));
     }
 }

@@ -40,7 +40,13 @@ fn unique(err: sqlx::Error, what: &str) -> DomainError {
 
 impl Service {
     /// Create a catalog; its creator becomes its owner.
-    pub async fn create_catalog(&self, actor: &Actor, name: &str, description: &str, externally_visible: bool) -> DomainResult<CatalogId> {
+    pub async fn create_catalog(
+        &self,
+        actor: &Actor,
+        name: &str,
+        description: &str,
+        externally_visible: bool,
+    ) -> DomainResult<CatalogId> {
         actor.require(Permission::CreateCatalog)?;
         let name = clean_name("name", name)?;
         let now = self.now();
@@ -69,7 +75,13 @@ impl Service {
     }
 
     /// Give someone a role: catalog roles by the catalog's owners, global roles by administrators.
-    pub async fn grant_role(&self, actor: &Actor, user: UserId, role: Role, scope: Option<CatalogId>) -> DomainResult<()> {
+    pub async fn grant_role(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        role: Role,
+        scope: Option<CatalogId>,
+    ) -> DomainResult<()> {
         match (role, scope) {
             (Role::Administrator | Role::CatalogCreator, None) => actor.require(Permission::Administer)?,
             (Role::Administrator | Role::CatalogCreator, Some(_)) => {
@@ -148,14 +160,20 @@ impl Service {
     pub async fn update_package(&self, actor: &Actor, changed: AccessPackage) -> DomainResult<()> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
-        let before = catalog::package(&mut tx, changed.id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+        let before =
+            catalog::package(&mut tx, changed.id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
         actor.require(Permission::ManagePackages(before.catalog_id))?;
         if changed.catalog_id != before.catalog_id {
             return Err(DomainError::invalid("catalog", "a package stays in its catalog"));
         }
         let after = AccessPackage { name: clean_name("name", &changed.name)?, ..changed };
-        if !catalog::update_package(&mut tx, &after, to_ms(now)).await.map_err(|e| unique(e, "a package in this catalog"))? {
-            return Err(DomainError::Conflict("someone else changed this package meanwhile; reload and try again".into()));
+        if !catalog::update_package(&mut tx, &after, to_ms(now))
+            .await
+            .map_err(|e| unique(e, "a package in this catalog"))?
+        {
+            return Err(DomainError::Conflict(
+                "someone else changed this package meanwhile; reload and try again".into(),
+            ));
         }
         let event = AuditEvent::new(Some(actor.id()), "package.updated", "package", after.id.0)
             .before(json!(before))
@@ -164,7 +182,12 @@ impl Service {
     }
 
     /// Declare that a package cannot be held together with another package or a group.
-    pub async fn add_incompatibility(&self, actor: &Actor, package: PackageId, other: Incompatible) -> DomainResult<()> {
+    pub async fn add_incompatibility(
+        &self,
+        actor: &Actor,
+        package: PackageId,
+        other: Incompatible,
+    ) -> DomainResult<()> {
         let mut tx = self.db.begin().await?;
         let pkg = catalog::package(&mut tx, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
         actor.require(Permission::ManagePackages(pkg.catalog_id))?;
@@ -178,11 +201,12 @@ impl Service {
             }
             Incompatible::Group(g) => catalog::add_incompatible_group(&mut tx, package, g).await?,
         }
-        let event = AuditEvent::new(Some(actor.id()), "package.incompatibility_added", "package", package.0)
-            .after(json!(match other {
+        let event = AuditEvent::new(Some(actor.id()), "package.incompatibility_added", "package", package.0).after(
+            json!(match other {
                 Incompatible::Package(p) => json!({"package": p}),
                 Incompatible::Group(g) => json!({"group": g}),
-            }));
+            }),
+        );
         self.commit(tx, vec![event]).await
     }
 
@@ -190,11 +214,13 @@ impl Service {
         policy.validate()?;
         let now = self.now();
         let mut tx = self.db.begin().await?;
-        let pkg = catalog::package(&mut tx, policy.package_id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+        let pkg = catalog::package(&mut tx, policy.package_id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("access package"))?;
         actor.require(Permission::ManagePackages(pkg.catalog_id))?;
         let id = catalog::insert_policy(&mut tx, &policy, to_ms(now)).await?;
-        let event = AuditEvent::new(Some(actor.id()), "policy.created", "policy", id.0)
-            .after(json!(Policy { id, ..policy }));
+        let event =
+            AuditEvent::new(Some(actor.id()), "policy.created", "policy", id.0).after(json!(Policy { id, ..policy }));
         self.commit(tx, vec![event]).await?;
         Ok(id)
     }
@@ -206,13 +232,17 @@ impl Service {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let before = catalog::policy(&mut tx, changed.id).await?.ok_or_else(|| DomainError::not_found("policy"))?;
-        let pkg = catalog::package(&mut tx, before.package_id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+        let pkg = catalog::package(&mut tx, before.package_id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("access package"))?;
         actor.require(Permission::ManagePackages(pkg.catalog_id))?;
         if changed.package_id != before.package_id {
             return Err(DomainError::invalid("package", "a policy stays with its package"));
         }
         if !catalog::update_policy(&mut tx, &changed, to_ms(now)).await? {
-            return Err(DomainError::Conflict("someone else changed this policy meanwhile; reload and try again".into()));
+            return Err(DomainError::Conflict(
+                "someone else changed this policy meanwhile; reload and try again".into(),
+            ));
         }
         let event = AuditEvent::new(Some(actor.id()), "policy.updated", "policy", changed.id.0)
             .before(json!(before))

@@ -32,11 +32,10 @@ pub(crate) async fn append(
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock(7270001)").execute(&mut **tx).await?;
     }
-    let mut prev: String =
-        sqlx::query_scalar("SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?
-            .unwrap_or_else(|| GENESIS_HASH.to_owned());
+    let mut prev: String = sqlx::query_scalar("SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await?
+        .unwrap_or_else(|| GENESIS_HASH.to_owned());
     for event in events {
         let before = event.before.to_string();
         let after = event.after.to_string();
@@ -85,7 +84,10 @@ impl Service {
             }
             for row in page {
                 if row.prev_hash != prev {
-                    return Ok(ChainCheck::Broken { event_id: row.id, why: "links to a different predecessor (an event before it was removed or changed)".into() });
+                    return Ok(ChainCheck::Broken {
+                        event_id: row.id,
+                        why: "links to a different predecessor (an event before it was removed or changed)".into(),
+                    });
                 }
                 let event = AuditEvent {
                     actor: row.actor,
@@ -98,7 +100,10 @@ impl Service {
                 };
                 let expected = chain_hash(&prev, row.at, &event, &row.before, &row.after);
                 if expected != row.hash {
-                    return Ok(ChainCheck::Broken { event_id: row.id, why: "its content does not match its hash (it was edited)".into() });
+                    return Ok(ChainCheck::Broken {
+                        event_id: row.id,
+                        why: "its content does not match its hash (it was edited)".into(),
+                    });
                 }
                 prev = row.hash;
                 after_id = row.id;

@@ -30,11 +30,7 @@ impl Service {
             None => false,
         };
         let facts = RequestorFacts { user: &actor.user, groups: &groups, org_configured };
-        let key = catalog::RequestorKey {
-            user: actor.id(),
-            kind: actor.user.kind,
-            org: actor.user.connected_org_id,
-        };
+        let key = catalog::RequestorKey { user: actor.id(), kind: actor.user.kind, org: actor.user.connected_org_id };
         let after = cursor.and_then(decode_cursor);
         let candidates = catalog::candidate_packages(
             &mut conn,
@@ -47,21 +43,15 @@ impl Service {
         .await?;
         let has_more = candidates.len() as i64 > PAGE_SIZE;
         let candidates: Vec<_> = candidates.into_iter().take(PAGE_SIZE as usize).collect();
-        let next = if has_more {
-            candidates.last().map(|(p, _)| encode_cursor(&p.name, p.id.0))
-        } else {
-            None
-        };
+        let next = if has_more { candidates.last().map(|(p, _)| encode_cursor(&p.name, p.id.0)) } else { None };
         let ids: Vec<PackageId> = candidates.iter().map(|(p, _)| p.id).collect();
         let policies = catalog::policies_of(&mut conn, &ids).await?;
         let mut roles = roles_by_package(&mut conn, &ids).await?;
         let items = candidates
             .into_iter()
             .filter_map(|(package, catalog_name)| {
-                let eligible: Vec<&Policy> = policies
-                    .iter()
-                    .filter(|p| p.package_id == package.id && may_request(&facts, p))
-                    .collect();
+                let eligible: Vec<&Policy> =
+                    policies.iter().filter(|p| p.package_id == package.id && may_request(&facts, p)).collect();
                 let first = eligible.first()?;
                 Some(PackageCard {
                     id: package.id.0,
@@ -69,11 +59,7 @@ impl Service {
                     description: package.description,
                     catalog: catalog_name,
                     resources: roles.remove(&package.id).unwrap_or_default(),
-                    approval_stages: eligible
-                        .iter()
-                        .map(|p| p.approval.stages.len() as u32)
-                        .max()
-                        .unwrap_or(0),
+                    approval_stages: eligible.iter().map(|p| p.approval.stages.len() as u32).max().unwrap_or(0),
                     expiration: first.expiration.describe(),
                 })
             })

@@ -59,7 +59,10 @@ impl Service {
                     if let Some(grant) = item.grant {
                         assignments::set_grant_state(&mut tx, grant, GrantState::Failed, &error, now).await?;
                     }
-                    events.push(AuditEvent::new(None, "grant.delivery_failed", "grant", item.grant.map_or(0, |g| g.0)).reason(&error));
+                    events.push(
+                        AuditEvent::new(None, "grant.delivery_failed", "grant", item.grant.map_or(0, |g| g.0))
+                            .reason(&error),
+                    );
                     report.failed += 1;
                 }
                 Err(error) => {
@@ -93,7 +96,12 @@ async fn apply_builtin(conn: &mut Conn, item: &OutboxItem, now: DateTime<Utc>) -
 
 /// After a delivery: the grant's state, and the assignment's and request's when every grant
 /// of the assignment is settled.
-async fn settle(conn: &mut Conn, item: &OutboxItem, now: DateTime<Utc>, events: &mut Vec<AuditEvent>) -> DomainResult<()> {
+async fn settle(
+    conn: &mut Conn,
+    item: &OutboxItem,
+    now: DateTime<Utc>,
+    events: &mut Vec<AuditEvent>,
+) -> DomainResult<()> {
     let Some(grant) = item.grant else { return Ok(()) };
     let new_state = if item.kind == "add_member" { GrantState::Delivered } else { GrantState::Removed };
     assignments::set_grant_state(conn, grant, new_state, "", now).await?;

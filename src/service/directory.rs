@@ -98,7 +98,11 @@ impl Service {
     /// Sign-in through the identity provider: the person is created or updated (just in time),
     /// the groups claim sets their provider-fed group memberships, administrators are
     /// bootstrapped by configuration. A disabled person is refused.
-    pub async fn sign_in_from_provider(&self, identity: &ProviderIdentity, admins: &AdminBootstrap) -> DomainResult<UserId> {
+    pub async fn sign_in_from_provider(
+        &self,
+        identity: &ProviderIdentity,
+        admins: &AdminBootstrap,
+    ) -> DomainResult<UserId> {
         use crate::domain::audit::AuditEvent;
         use crate::domain::model::{Role, UserKind};
         use crate::store::directory::{NewUser, ProfileUpdate};
@@ -125,7 +129,11 @@ impl Service {
             Some(email) => Some(directory::user_by_email(&mut tx, email).await?.map(|(u, _)| u.id)),
             None => None,
         };
-        let display_name = if identity.display_name.trim().is_empty() { identity.email.clone() } else { identity.display_name.clone() };
+        let display_name = if identity.display_name.trim().is_empty() {
+            identity.email.clone()
+        } else {
+            identity.display_name.clone()
+        };
         let mut events = Vec::new();
         let user = match existing {
             Some(u) if !u.is_active() => {
@@ -208,7 +216,8 @@ impl Service {
         if !directory::set_state(&mut tx, user, state, now).await? {
             return Err(DomainError::not_found("person"));
         }
-        let event = AuditEvent::new(Some(actor.id()), if active { "user.enabled" } else { "user.disabled" }, "user", user.0);
+        let event =
+            AuditEvent::new(Some(actor.id()), if active { "user.enabled" } else { "user.disabled" }, "user", user.0);
         self.commit(tx, vec![event]).await
     }
 }

@@ -12,8 +12,8 @@ use crate::domain::eligibility::{may_request, RequestorFacts};
 use crate::domain::ids::*;
 use crate::domain::model::User;
 use crate::domain::policy::{Answer, ApproverSpec, Expiration, OnTimeout, Policy, Stage};
-use crate::domain::request::{self, Decision, DecisionOutcome, PendingRequest, RequestKind, RequestState};
 use crate::domain::request::AssignmentState;
+use crate::domain::request::{self, Decision, DecisionOutcome, PendingRequest, RequestKind, RequestState};
 use crate::domain::sod::{self, Holdings};
 use crate::domain::{DomainError, DomainResult};
 use crate::store::requests::{NewRequestRow, RequestRow, Transition};
@@ -55,9 +55,7 @@ impl Service {
             None => actor.user.clone(),
             Some(id) if id == actor.id() => actor.user.clone(),
             Some(id) => {
-                let user = directory::user(&mut tx, id)
-                    .await?
-                    .ok_or_else(|| DomainError::not_found("person"))?;
+                let user = directory::user(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("person"))?;
                 if user.manager_id != Some(actor.id()) {
                     return Err(DomainError::forbidden("you can request on behalf of your direct reports only"));
                 }
@@ -73,10 +71,8 @@ impl Service {
             None => false,
         };
         let facts = RequestorFacts { user: &target, groups: &groups, org_configured };
-        let eligible: Vec<&Policy> = policies
-            .iter()
-            .filter(|p| may_request(&facts, p) && (!on_behalf || p.on_behalf_allowed))
-            .collect();
+        let eligible: Vec<&Policy> =
+            policies.iter().filter(|p| may_request(&facts, p) && (!on_behalf || p.on_behalf_allowed)).collect();
         let policy = match (new.policy, eligible.as_slice()) {
             (_, []) => {
                 return Err(DomainError::forbidden(if on_behalf {
@@ -107,7 +103,8 @@ impl Service {
         // Separation of duties and approver resolution decide whether it goes to approval.
         let conflicts = sod_conflicts(&mut tx, package.id, target.id).await?;
         let stages = policy.approval.stages.clone();
-        let (resolved, unresolvable) = resolve_stages(&mut tx, &stages, &target, actor.id(), package.catalog_id).await?;
+        let (resolved, unresolvable) =
+            resolve_stages(&mut tx, &stages, &target, actor.id(), package.catalog_id).await?;
 
         let (state, reason) = if !conflicts.is_empty() {
             (RequestState::Rejected, sod::explain(&conflicts))
@@ -195,10 +192,8 @@ impl Service {
             // Someone who is no approver of this request learns nothing about it.
             return Err(DomainError::not_found("request"));
         }
-        let justification_required = req
-            .stages
-            .get(stage.saturating_sub(1) as usize)
-            .is_some_and(|s| s.justification_required);
+        let justification_required =
+            req.stages.get(stage.saturating_sub(1) as usize).is_some_and(|s| s.justification_required);
         let pending = PendingRequest {
             id,
             state: req.state,
@@ -208,7 +203,8 @@ impl Service {
             stage_count: req.stages.len() as u32,
             escalated: req.escalated,
         };
-        let outcome = match request::decide(&pending, actor.id(), may, decision, justification, justification_required) {
+        let outcome = match request::decide(&pending, actor.id(), may, decision, justification, justification_required)
+        {
             Err(DomainError::AlreadyDecided(_)) => return Err(already_decided(&mut tx, &req).await?),
             other => other?,
         };
@@ -221,12 +217,12 @@ impl Service {
         let (next_state, next_stage, due) = match (outcome, &stale) {
             (_, Some(_)) => (RequestState::Rejected, stage, None),
             (outcome, None) => match outcome {
-            DecisionOutcome::Denied => (RequestState::Denied, stage, None),
-            DecisionOutcome::NextStage(k) => {
-                let due = req.stages.get(k as usize - 1).map(|s| stage_due(s, now));
-                (RequestState::PendingApproval, k, due)
-            }
-            DecisionOutcome::Approved => (RequestState::Approved, stage, None),
+                DecisionOutcome::Denied => (RequestState::Denied, stage, None),
+                DecisionOutcome::NextStage(k) => {
+                    let due = req.stages.get(k as usize - 1).map(|s| stage_due(s, now));
+                    (RequestState::PendingApproval, k, due)
+                }
+                DecisionOutcome::Approved => (RequestState::Approved, stage, None),
             },
         };
         let t = Transition {
@@ -356,8 +352,7 @@ impl Service {
                     outcome_reason: "",
                     assignment: None,
                 },
-                AuditEvent::new(None, "request.escalated", "request", id.0)
-                    .after(json!({"stage": req.current_stage})),
+                AuditEvent::new(None, "request.escalated", "request", id.0).after(json!({"stage": req.current_stage})),
             )
         } else {
             (
@@ -406,7 +401,10 @@ impl Service {
             .await?
             .filter(|p| p.package_id == pkg.id)
             .ok_or_else(|| DomainError::not_found("policy"))?;
-        let target = directory::user(&mut tx, user).await?.filter(User::is_active).ok_or_else(|| DomainError::not_found("person"))?;
+        let target = directory::user(&mut tx, user)
+            .await?
+            .filter(User::is_active)
+            .ok_or_else(|| DomainError::not_found("person"))?;
         if assignments::live_assignment(&mut tx, target.id, pkg.id).await?.is_some() {
             return Err(DomainError::Conflict(format!("{} already has this access", target.display_name)));
         }
@@ -457,7 +455,8 @@ impl Service {
         let mut tx = self.db.begin().await?;
         let a = assignments::assignment(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("assignment"))?;
         if a.user != actor.id() {
-            let pkg = catalog::package(&mut tx, a.package).await?.ok_or_else(|| DomainError::not_found("assignment"))?;
+            let pkg =
+                catalog::package(&mut tx, a.package).await?.ok_or_else(|| DomainError::not_found("assignment"))?;
             if !actor.can(Permission::AssignInCatalog(pkg.catalog_id)) {
                 return Err(DomainError::not_found("assignment"));
             }
@@ -505,10 +504,18 @@ impl Service {
     /// Ask to keep access longer. Where the policy allows extension without approval the new
     /// end applies at once; otherwise a `user_extend` request goes through the policy's stages.
     /// The holder must still be eligible, and a fixed end date cannot be passed.
-    pub async fn extend_assignment(&self, actor: &Actor, id: AssignmentId, justification: &str) -> DomainResult<RequestOutcome> {
+    pub async fn extend_assignment(
+        &self,
+        actor: &Actor,
+        id: AssignmentId,
+        justification: &str,
+    ) -> DomainResult<RequestOutcome> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
-        let a = assignments::assignment(&mut tx, id).await?.filter(|a| a.user == actor.id()).ok_or_else(|| DomainError::not_found("assignment"))?;
+        let a = assignments::assignment(&mut tx, id)
+            .await?
+            .filter(|a| a.user == actor.id())
+            .ok_or_else(|| DomainError::not_found("assignment"))?;
         if !a.state.is_live() {
             return Err(DomainError::AlreadyDecided(format!("this access has already {}", a.state.as_str())));
         }
@@ -544,10 +551,15 @@ impl Service {
                 .after(json!({"end": new_end}))
                 .reason(justification.trim());
             self.commit(tx, vec![event]).await?;
-            return Ok(RequestOutcome { request: RequestId(0), state: RequestState::Delivered, message: "Extended.".into() });
+            return Ok(RequestOutcome {
+                request: RequestId(0),
+                state: RequestState::Delivered,
+                message: "Extended.".into(),
+            });
         }
         let stages = policy.approval.stages.clone();
-        let (resolved, unresolvable) = resolve_stages(&mut tx, &stages, &actor.user, actor.id(), package.catalog_id).await?;
+        let (resolved, unresolvable) =
+            resolve_stages(&mut tx, &stages, &actor.user, actor.id(), package.catalog_id).await?;
         if let Some(k) = unresolvable {
             return Err(DomainError::Conflict(format!("no approver can be found for approval stage {}", k + 1)));
         }
@@ -580,7 +592,11 @@ impl Service {
         let event = AuditEvent::new(Some(actor.id()), "request.submitted", "request", request.0)
             .after(json!({"kind": "user_extend", "assignment": a.id, "end": new_end}));
         self.commit(tx, vec![event]).await?;
-        Ok(RequestOutcome { request, state: RequestState::PendingApproval, message: "Your extension is waiting for approval.".into() })
+        Ok(RequestOutcome {
+            request,
+            state: RequestState::PendingApproval,
+            message: "Your extension is waiting for approval.".into(),
+        })
     }
 
     /// The final approval: checked anew (package still there and enabled, separation of
@@ -613,7 +629,15 @@ impl Service {
             return Ok(RequestState::Rejected);
         }
         let start = req.start_at.unwrap_or(now).max(now);
-        let assignment = match assignments::insert(tx, req.target, req.package, req.policy, Some(req.id), start, req.end_at, now).await {
+        let new = assignments::NewAssignment {
+            user: req.target,
+            package: req.package,
+            policy: req.policy,
+            request: Some(req.id),
+            start,
+            end: req.end_at,
+        };
+        let assignment = match assignments::insert(tx, &new, now).await {
             Ok(a) => a,
             Err(e) if is_unique_violation(&e) => {
                 return Err(DomainError::Conflict("this access is already assigned".into()))
@@ -641,12 +665,10 @@ impl Service {
         if !requests::transition(tx, req.id, req.version, &t, now).await? {
             return Err(DomainError::AlreadyDecided("the request changed meanwhile".into()));
         }
-        events.push(
-            AuditEvent::new(None, "assignment.created", "assignment", assignment.0).after(json!({
-                "user": req.target, "package": req.package, "policy": req.policy, "request": req.id,
-                "start": start, "end": req.end_at, "grants": roles.len(),
-            })),
-        );
+        events.push(AuditEvent::new(None, "assignment.created", "assignment", assignment.0).after(json!({
+            "user": req.target, "package": req.package, "policy": req.policy, "request": req.id,
+            "start": start, "end": req.end_at, "grants": roles.len(),
+        })));
         Ok(state)
     }
 }
@@ -666,14 +688,21 @@ async fn stale_reason(conn: &mut Conn, req: &RequestRow) -> DomainResult<Option<
     if !conflicts.is_empty() {
         return Ok(Some(sod::explain(&conflicts)));
     }
-    if req.kind != RequestKind::UserExtend && assignments::live_assignment(conn, req.target, req.package).await?.is_some() {
+    if req.kind != RequestKind::UserExtend
+        && assignments::live_assignment(conn, req.target, req.package).await?.is_some()
+    {
         return Ok(Some("this access is already assigned".to_owned()));
     }
     Ok(None)
 }
 
 /// An approved extension: the live assignment gets the requested end.
-async fn extend_on_approval(tx: &mut Tx, req: &RequestRow, events: &mut Vec<AuditEvent>, now: DateTime<Utc>) -> DomainResult<RequestState> {
+async fn extend_on_approval(
+    tx: &mut Tx,
+    req: &RequestRow,
+    events: &mut Vec<AuditEvent>,
+    now: DateTime<Utc>,
+) -> DomainResult<RequestState> {
     let live = assignments::live_assignment(tx, req.target, req.package).await?;
     let assignment = match live {
         Some(id) => assignments::assignment(tx, id).await?,
@@ -737,7 +766,8 @@ pub(super) async fn end_assignment(
             continue;
         }
         if assignments::other_live_holders(tx, g.user, g.role, Some(a.id)).await? > 0 {
-            assignments::set_grant_state(tx, g.id, GrantState::Removed, "still held through another assignment", now).await?;
+            assignments::set_grant_state(tx, g.id, GrantState::Removed, "still held through another assignment", now)
+                .await?;
         } else {
             assignments::set_grant_state(tx, g.id, GrantState::Removing, "", now).await?;
             assignments::enqueue(tx, "remove_member", g.role, g.user, g.id, now).await?;
@@ -762,11 +792,7 @@ async fn load_available_package(conn: &mut Conn, id: PackageId) -> DomainResult<
 }
 
 /// Conflicts between a package and what the user holds or waits for (other than this package).
-async fn sod_conflicts(
-    conn: &mut Conn,
-    package: PackageId,
-    user: UserId,
-) -> DomainResult<Vec<sod::Conflict>> {
+async fn sod_conflicts(conn: &mut Conn, package: PackageId, user: UserId) -> DomainResult<Vec<sod::Conflict>> {
     let rules = catalog::sod_rules(conn, package).await?;
     if rules.incompatible_packages.is_empty() && rules.incompatible_groups.is_empty() {
         return Ok(Vec::new());
@@ -785,19 +811,16 @@ async fn approver_directory(
     target: &User,
     catalog: CatalogId,
 ) -> DomainResult<ApproverDirectory> {
-    let specs: Vec<ApproverSpec> = stages
-        .iter()
-        .flat_map(|s| s.primary.iter().chain(&s.fallback).chain(&s.escalation).copied())
-        .collect();
+    let specs: Vec<ApproverSpec> =
+        stages.iter().flat_map(|s| s.primary.iter().chain(&s.fallback).chain(&s.escalation).copied()).collect();
     let mut dir = ApproverDirectory::default();
     let mut named = Vec::new();
     for spec in &specs {
         match *spec {
             ApproverSpec::User { id } => named.push(id),
             ApproverSpec::Group { id } => {
-                if !dir.group_members.contains_key(&id) {
-                    let members = directory::group_members(conn, id).await?;
-                    dir.group_members.insert(id, members);
+                if let std::collections::btree_map::Entry::Vacant(slot) = dir.group_members.entry(id) {
+                    slot.insert(directory::group_members(conn, id).await?);
                 }
             }
             ApproverSpec::Manager => {

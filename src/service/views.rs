@@ -26,27 +26,23 @@ impl Service {
     pub async fn package_detail(&self, actor: &Actor, id: PackageId) -> DomainResult<PackageDetail> {
         let mut conn = self.db.pool().acquire().await?;
         let package = catalog::package(&mut conn, id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
-        let catalog_row = catalog::catalog(&mut conn, package.catalog_id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+        let catalog_row = catalog::catalog(&mut conn, package.catalog_id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("access package"))?;
         let groups = directory::groups_of(&mut conn, actor.id()).await?;
         let org_configured = match actor.user.connected_org_id {
             Some(org) => directory::org_is_configured(&mut conn, org).await?,
             None => false,
         };
         let facts = RequestorFacts { user: &actor.user, groups: &groups, org_configured };
-        let policies: Vec<Policy> = catalog::policies_of(&mut conn, &[id])
-            .await?
-            .into_iter()
-            .filter(|p| may_request(&facts, p))
-            .collect();
+        let policies: Vec<Policy> =
+            catalog::policies_of(&mut conn, &[id]).await?.into_iter().filter(|p| may_request(&facts, p)).collect();
         if policies.is_empty() || !package.enabled || !catalog_row.enabled {
             return Err(DomainError::not_found("access package"));
         }
         let roles = roles_by_package(&mut conn, &[id]).await?.remove(&id).unwrap_or_default();
         let rules = catalog::sod_rules(&mut conn, id).await?;
-        let holdings = sod::Holdings {
-            packages: assignments::live_packages(&mut conn, actor.id()).await?,
-            groups,
-        };
+        let holdings = sod::Holdings { packages: assignments::live_packages(&mut conn, actor.id()).await?, groups };
         let conflicts = sod::conflicts(&rules, &holdings);
         let mut approver_names = std::collections::HashMap::new();
         let named: Vec<UserId> = policies
@@ -133,7 +129,9 @@ impl Service {
         let names = directory::names(&mut conn, &people).await?;
         let decisions = requests::decisions_of(&mut conn, &ids).await?;
         let approvers = requests::approver_names(&mut conn, &ids).await?;
-        let grants = assignments::grants_described(&mut conn, &rows.iter().filter_map(|r| r.assignment).collect::<Vec<_>>()).await?;
+        let grants =
+            assignments::grants_described(&mut conn, &rows.iter().filter_map(|r| r.assignment).collect::<Vec<_>>())
+                .await?;
         let name = |u: &UserId| names.get(u).cloned().unwrap_or_default();
         let items = rows
             .iter()
@@ -160,11 +158,12 @@ impl Service {
         let mut conn = self.db.pool().acquire().await?;
         let mut rows = assignments::of_user(&mut conn, actor.id(), before.unwrap_or(i64::MAX), LIST_LIMIT + 1).await?;
         let next = page_cursor(&mut rows, |a| a.id.0);
-        let policies: std::collections::HashMap<PolicyId, Policy> = catalog::policies_of(&mut conn, &rows.iter().map(|a| a.package).collect::<Vec<_>>())
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p))
-            .collect();
+        let policies: std::collections::HashMap<PolicyId, Policy> =
+            catalog::policies_of(&mut conn, &rows.iter().map(|a| a.package).collect::<Vec<_>>())
+                .await?
+                .into_iter()
+                .map(|p| (p.id, p))
+                .collect();
         let package_ids: Vec<PackageId> = rows.iter().map(|a| a.package).collect();
         let packages = catalog::package_names(&mut conn, &package_ids).await?;
         let roles = roles_by_package(&mut conn, &package_ids).await?;
@@ -188,7 +187,8 @@ impl Service {
                     resources: roles.get(&a.package).cloned().unwrap_or_default(),
                     can_extend: a.state.is_live()
                         && policies.get(&a.policy).is_some_and(|p| {
-                            p.extension_allowed && !matches!(p.expiration, Expiration::Never | Expiration::OnDate { .. })
+                            p.extension_allowed
+                                && !matches!(p.expiration, Expiration::Never | Expiration::OnDate { .. })
                         }),
                 }
             })
@@ -216,8 +216,8 @@ impl Service {
             catalog::policies_of(&mut conn, &package_ids).await?.into_iter().map(|p| (p.id, p)).collect();
         let mut rules = std::collections::HashMap::new();
         for r in &rows {
-            if !rules.contains_key(&r.package) {
-                rules.insert(r.package, catalog::sod_rules(&mut conn, r.package).await?);
+            if let std::collections::hash_map::Entry::Vacant(slot) = rules.entry(r.package) {
+                slot.insert(catalog::sod_rules(&mut conn, r.package).await?);
             }
         }
         let items = rows
@@ -263,7 +263,8 @@ impl Service {
     /// Decisions I made, newest first; one page before decision id `before`.
     pub async fn decision_history(&self, actor: &Actor, before: Option<i64>) -> DomainResult<Page<DecisionView>> {
         let mut conn = self.db.pool().acquire().await?;
-        let mut rows = requests::decisions_by(&mut conn, actor.id(), before.unwrap_or(i64::MAX), LIST_LIMIT + 1).await?;
+        let mut rows =
+            requests::decisions_by(&mut conn, actor.id(), before.unwrap_or(i64::MAX), LIST_LIMIT + 1).await?;
         let next = page_cursor(&mut rows, |d| d.id);
         let items = rows
             .into_iter()
@@ -325,7 +326,9 @@ fn timeline(
         let k = (i + 1) as u32;
         let names: Vec<&str> = approvers
             .iter()
-            .filter(|(id, stage, _, source)| *id == r.id && *stage == k && (*source != ApproverSource::Escalation || r.escalated))
+            .filter(|(id, stage, _, source)| {
+                *id == r.id && *stage == k && (*source != ApproverSource::Escalation || r.escalated)
+            })
             .map(|(_, _, n, _)| n.as_str())
             .collect();
         let decision = decisions.iter().find(|d| d.request == r.id && d.stage == k);
@@ -337,7 +340,8 @@ fn timeline(
                     Decision::Deny => "denied",
                     Decision::Timeout => "decided in time (expired)",
                 };
-                let why = if d.justification.is_empty() { String::new() } else { format!(": “{}”", d.justification) };
+                let why =
+                    if d.justification.is_empty() { String::new() } else { format!(": “{}”", d.justification) };
                 let status = if d.decision == Decision::Approve { "done" } else { "failed" };
                 (status, format!("{who} {verb}{why}"), Some(to_ms(d.decided_at)))
             }
@@ -350,9 +354,15 @@ fn timeline(
         steps.push(TimelineStep { title: format!("Approval stage {k}"), detail, at, status: status.into() });
     }
     let (title, status, detail) = match r.state {
-        RequestState::Delivered => ("Delivered", "done", delivery.unwrap_or_else(|| "Access granted in every resource".to_owned())),
-        RequestState::Delivering | RequestState::Approved => ("Delivering", "current", delivery.unwrap_or_else(|| "Access is being granted".to_owned())),
-        RequestState::PartiallyDelivered => ("Partially delivered", "failed", "Some resources are still being granted".to_owned()),
+        RequestState::Delivered => {
+            ("Delivered", "done", delivery.unwrap_or_else(|| "Access granted in every resource".to_owned()))
+        }
+        RequestState::Delivering | RequestState::Approved => {
+            ("Delivering", "current", delivery.unwrap_or_else(|| "Access is being granted".to_owned()))
+        }
+        RequestState::PartiallyDelivered => {
+            ("Partially delivered", "failed", "Some resources are still being granted".to_owned())
+        }
         RequestState::DeliveryFailed => ("Delivery failed", "failed", "An administrator has been told".to_owned()),
         RequestState::Denied => ("Denied", "failed", r.outcome_reason.clone()),
         RequestState::Canceled => ("Canceled", "failed", r.outcome_reason.clone()),
@@ -373,7 +383,9 @@ impl Service {
         for (id, resource, role, member) in assignments::builtin_roster(&mut conn).await? {
             match out.last_mut() {
                 Some(last) if last.role_id == id.0 => last.members.extend(member),
-                _ => out.push(BuiltinGroupView { role_id: id.0, resource, role, members: member.into_iter().collect() }),
+                _ => {
+                    out.push(BuiltinGroupView { role_id: id.0, resource, role, members: member.into_iter().collect() })
+                }
             }
         }
         Ok(out)

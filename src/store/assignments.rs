@@ -23,8 +23,7 @@ pub struct AssignmentRow {
     pub version: i64,
 }
 
-const ASSIGNMENT_COLUMNS: &str =
-    "id, user_id, package_id, policy_id, request_id, state, start_at, end_at, version";
+const ASSIGNMENT_COLUMNS: &str = "id, user_id, package_id, policy_id, request_id, state, start_at, end_at, version";
 
 fn assignment_from_row(row: &AnyRow) -> Result<AssignmentRow, sqlx::Error> {
     Ok(AssignmentRow {
@@ -47,7 +46,11 @@ pub async fn assignment(conn: &mut Conn, id: AssignmentId) -> Result<Option<Assi
     row.as_ref().map(assignment_from_row).transpose()
 }
 
-pub async fn live_assignment(conn: &mut Conn, user: UserId, package: PackageId) -> Result<Option<AssignmentId>, sqlx::Error> {
+pub async fn live_assignment(
+    conn: &mut Conn,
+    user: UserId,
+    package: PackageId,
+) -> Result<Option<AssignmentId>, sqlx::Error> {
     let sql = format!("SELECT id FROM assignments WHERE user_id = $1 AND package_id = $2 AND state IN {LIVE}");
     let id: Option<i64> = sqlx::query_scalar(&sql).bind(user.0).bind(package.0).fetch_optional(conn).await?;
     Ok(id.map(AssignmentId))
@@ -70,7 +73,12 @@ pub async fn live_packages_of(conn: &mut Conn, users: &[UserId]) -> Result<Vec<(
 }
 
 /// A user's assignments, newest first, one page before `before`.
-pub async fn of_user(conn: &mut Conn, user: UserId, before: i64, limit: i64) -> Result<Vec<AssignmentRow>, sqlx::Error> {
+pub async fn of_user(
+    conn: &mut Conn,
+    user: UserId,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<AssignmentRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
     );
@@ -78,16 +86,19 @@ pub async fn of_user(conn: &mut Conn, user: UserId, before: i64, limit: i64) -> 
     rows.iter().map(assignment_from_row).collect()
 }
 
-pub async fn insert(
-    conn: &mut Conn,
-    user: UserId,
-    package: PackageId,
-    policy: PolicyId,
-    request: Option<RequestId>,
-    start: DateTime<Utc>,
-    end: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Result<AssignmentId, sqlx::Error> {
+/// An assignment about to be stored (it starts `delivering`).
+#[derive(Clone, Copy, Debug)]
+pub struct NewAssignment {
+    pub user: UserId,
+    pub package: PackageId,
+    pub policy: PolicyId,
+    pub request: Option<RequestId>,
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(conn: &mut Conn, a: &NewAssignment, now: DateTime<Utc>) -> Result<AssignmentId, sqlx::Error> {
+    let NewAssignment { user, package, policy, request, start, end } = *a;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO assignments (user_id, package_id, policy_id, request_id, state, start_at, end_at, \
          created_at, updated_at) VALUES ($1, $2, $3, $4, 'delivering', $5, $6, $7, $7) RETURNING id",
@@ -105,7 +116,12 @@ pub async fn insert(
 }
 
 /// Move a live assignment to `to`; false when it is no longer live (someone else ended it).
-pub async fn end(conn: &mut Conn, id: AssignmentId, to: AssignmentState, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+pub async fn end(
+    conn: &mut Conn,
+    id: AssignmentId,
+    to: AssignmentState,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
     let sql = format!(
         "UPDATE assignments SET state = $1, updated_at = $2, end_at = COALESCE(end_at, $2), version = version + 1 \
          WHERE id = $3 AND state IN {LIVE}"
@@ -115,7 +131,13 @@ pub async fn end(conn: &mut Conn, id: AssignmentId, to: AssignmentState, now: Da
 }
 
 /// Set a new end on a live assignment.
-pub async fn set_end(conn: &mut Conn, id: AssignmentId, end: Option<DateTime<Utc>>, version: i64, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+pub async fn set_end(
+    conn: &mut Conn,
+    id: AssignmentId,
+    end: Option<DateTime<Utc>>,
+    version: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
     let sql = format!(
         "UPDATE assignments SET end_at = $1, updated_at = $2, version = version + 1 \
          WHERE id = $3 AND version = $4 AND state IN {LIVE}"
@@ -124,7 +146,12 @@ pub async fn set_end(conn: &mut Conn, id: AssignmentId, end: Option<DateTime<Utc
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn set_state(conn: &mut Conn, id: AssignmentId, to: AssignmentState, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+pub async fn set_state(
+    conn: &mut Conn,
+    id: AssignmentId,
+    to: AssignmentState,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     let sql = format!(
         "UPDATE assignments SET state = $1, updated_at = $2, version = version + 1 WHERE id = $3 AND state IN {LIVE}"
     );
@@ -215,13 +242,15 @@ pub async fn set_grant_state(
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE grants SET state = $1, last_error = $2, attempts = attempts + 1, updated_at = $3 WHERE id = $4")
-        .bind(state.as_str())
-        .bind(error)
-        .bind(to_ms(now))
-        .bind(grant.0)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE grants SET state = $1, last_error = $2, attempts = attempts + 1, updated_at = $3 WHERE id = $4",
+    )
+    .bind(state.as_str())
+    .bind(error)
+    .bind(to_ms(now))
+    .bind(grant.0)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -238,12 +267,7 @@ pub async fn other_live_holders(
          WHERE g.user_id = $1 AND g.resource_role_id = $2 AND a.id <> $3 AND a.state IN {LIVE} \
          AND g.state IN ('pending', 'delivered', 'failed')"
     );
-    sqlx::query_scalar(&sql)
-        .bind(user.0)
-        .bind(role.0)
-        .bind(except.map_or(0, |a| a.0))
-        .fetch_one(conn)
-        .await
+    sqlx::query_scalar(&sql).bind(user.0).bind(role.0).bind(except.map_or(0, |a| a.0)).fetch_one(conn).await
 }
 
 // ---- outbox ----
@@ -313,7 +337,13 @@ pub async fn due_outbox(conn: &mut Conn, now: DateTime<Utc>, limit: i64) -> Resu
 }
 
 /// Claim an outbox entry: only one worker (of any instance) gets `true`.
-pub async fn claim(conn: &mut Conn, id: i64, attempts: i64, now: DateTime<Utc>, retry_at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+pub async fn claim(
+    conn: &mut Conn,
+    id: i64,
+    attempts: i64,
+    now: DateTime<Utc>,
+    retry_at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \
          WHERE id = $3 AND state = 'pending' AND attempts = $4",
@@ -339,17 +369,18 @@ pub async fn finish(conn: &mut Conn, id: i64, state: &str, error: &str, now: Dat
 }
 
 pub async fn outbox_error(conn: &mut Conn, id: i64, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET last_error = $1 WHERE id = $2")
-        .bind(error)
-        .bind(id)
-        .execute(conn)
-        .await?;
+    sqlx::query("UPDATE outbox SET last_error = $1 WHERE id = $2").bind(error).bind(id).execute(conn).await?;
     Ok(())
 }
 
 // ---- the built-in resource system ----
 
-pub async fn builtin_add(conn: &mut Conn, role: ResourceRoleId, user: UserId, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+pub async fn builtin_add(
+    conn: &mut Conn,
+    role: ResourceRoleId,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO builtin_memberships (resource_role_id, user_id, added_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
@@ -372,15 +403,18 @@ pub async fn builtin_remove(conn: &mut Conn, role: ResourceRoleId, user: UserId)
 
 /// Members of a built-in resource role.
 pub async fn builtin_members(conn: &mut Conn, role: ResourceRoleId) -> Result<Vec<UserId>, sqlx::Error> {
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT user_id FROM builtin_memberships WHERE resource_role_id = $1 ORDER BY user_id")
-        .bind(role.0)
-        .fetch_all(conn)
-        .await?;
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT user_id FROM builtin_memberships WHERE resource_role_id = $1 ORDER BY user_id")
+            .bind(role.0)
+            .fetch_all(conn)
+            .await?;
     Ok(ids.into_iter().map(UserId).collect())
 }
 
 /// Every built-in resource role with its members' names (empty roles included).
-pub async fn builtin_roster(conn: &mut Conn) -> Result<Vec<(ResourceRoleId, String, String, Option<String>)>, sqlx::Error> {
+pub async fn builtin_roster(
+    conn: &mut Conn,
+) -> Result<Vec<(ResourceRoleId, String, String, Option<String>)>, sqlx::Error> {
     let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
         "SELECT rr.id, r.name, rr.name, u.display_name
          FROM resource_roles rr
@@ -396,7 +430,10 @@ pub async fn builtin_roster(conn: &mut Conn) -> Result<Vec<(ResourceRoleId, Stri
 }
 
 /// The grants of these assignments with what they grant, for timelines.
-pub async fn grants_described(conn: &mut Conn, assignments: &[AssignmentId]) -> Result<Vec<(AssignmentId, String, GrantState)>, sqlx::Error> {
+pub async fn grants_described(
+    conn: &mut Conn,
+    assignments: &[AssignmentId],
+) -> Result<Vec<(AssignmentId, String, GrantState)>, sqlx::Error> {
     let sql = format!(
         "SELECT g.assignment_id, r.name AS resource, rr.name AS role, g.state FROM grants g
          JOIN resource_roles rr ON rr.id = g.resource_role_id JOIN resources r ON r.id = rr.resource_id

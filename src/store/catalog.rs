@@ -19,21 +19,17 @@ fn catalog_from_row(row: &AnyRow) -> Result<Catalog, sqlx::Error> {
 }
 
 pub async fn catalog(conn: &mut Conn, id: CatalogId) -> Result<Option<Catalog>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id, name, description, enabled, externally_visible FROM catalogs WHERE id = $1",
-    )
-    .bind(id.0)
-    .fetch_optional(conn)
-    .await?;
+    let row = sqlx::query("SELECT id, name, description, enabled, externally_visible FROM catalogs WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(catalog_from_row).transpose()
 }
 
 pub async fn catalogs(conn: &mut Conn) -> Result<Vec<Catalog>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, name, description, enabled, externally_visible FROM catalogs ORDER BY name",
-    )
-    .fetch_all(conn)
-    .await?;
+    let rows = sqlx::query("SELECT id, name, description, enabled, externally_visible FROM catalogs ORDER BY name")
+        .fetch_all(conn)
+        .await?;
     rows.iter().map(catalog_from_row).collect()
 }
 
@@ -115,9 +111,7 @@ pub async fn candidate_packages(
         .bind(limit)
         .fetch_all(conn)
         .await?;
-    rows.iter()
-        .map(|row| Ok((package_from_row(row)?, row.text("catalog_name")?)))
-        .collect()
+    rows.iter().map(|row| Ok((package_from_row(row)?, row.text("catalog_name")?))).collect()
 }
 
 const POLICY_COLUMNS: &str = "id, package_id, name, description, requestor_scope, \
@@ -319,13 +313,11 @@ pub async fn insert_resource(
         .await?;
     let mut ids = Vec::new();
     for role in roles {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO resource_roles (resource_id, name) VALUES ($1, $2) RETURNING id",
-        )
-        .bind(resource)
-        .bind(*role)
-        .fetch_one(&mut *conn)
-        .await?;
+        let id: i64 = sqlx::query_scalar("INSERT INTO resource_roles (resource_id, name) VALUES ($1, $2) RETURNING id")
+            .bind(resource)
+            .bind(*role)
+            .fetch_one(&mut *conn)
+            .await?;
         ids.push(ResourceRoleId(id));
     }
     Ok(ids)
@@ -421,11 +413,11 @@ async fn insert_requestors(conn: &mut Conn, policy: PolicyId, requestors: &[Requ
 }
 
 /// Names of packages by id.
-pub async fn package_names(conn: &mut Conn, ids: &[PackageId]) -> Result<std::collections::HashMap<PackageId, String>, sqlx::Error> {
-    let sql = format!(
-        "SELECT id, name FROM access_packages WHERE id IN ({})",
-        id_list(ids.iter().map(|p| p.0))
-    );
+pub async fn package_names(
+    conn: &mut Conn,
+    ids: &[PackageId],
+) -> Result<std::collections::HashMap<PackageId, String>, sqlx::Error> {
+    let sql = format!("SELECT id, name FROM access_packages WHERE id IN ({})", id_list(ids.iter().map(|p| p.0)));
     let rows: Vec<(i64, String)> = sqlx::query_as(&sql).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(id, name)| (PackageId(id), name)).collect())
 }
@@ -464,7 +456,10 @@ pub async fn update_package(conn: &mut Conn, p: &AccessPackage, now: i64) -> Res
 }
 
 /// The catalogs each resource role's resource belongs to.
-pub async fn role_catalogs(conn: &mut Conn, roles: &[ResourceRoleId]) -> Result<Vec<(ResourceRoleId, CatalogId)>, sqlx::Error> {
+pub async fn role_catalogs(
+    conn: &mut Conn,
+    roles: &[ResourceRoleId],
+) -> Result<Vec<(ResourceRoleId, CatalogId)>, sqlx::Error> {
     let sql = format!(
         "SELECT rr.id, cr.catalog_id FROM resource_roles rr JOIN catalog_resources cr ON cr.resource_id = rr.resource_id \
          WHERE rr.id IN ({})",
@@ -475,16 +470,19 @@ pub async fn role_catalogs(conn: &mut Conn, roles: &[ResourceRoleId]) -> Result<
 }
 
 pub async fn resource_system_exists(conn: &mut Conn, id: ResourceSystemId) -> Result<bool, sqlx::Error> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resource_systems WHERE id = $1").bind(id.0).fetch_one(conn).await?;
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM resource_systems WHERE id = $1").bind(id.0).fetch_one(conn).await?;
     Ok(n > 0)
 }
 
 pub async fn add_incompatible_group(conn: &mut Conn, package: PackageId, group: GroupId) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO package_incompatible_groups (package_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(package.0)
-        .bind(group.0)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO package_incompatible_groups (package_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(package.0)
+    .bind(group.0)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -40,9 +40,7 @@ pub async fn users(conn: &mut Conn, ids: &[UserId]) -> Result<Vec<User>, sqlx::E
 
 /// Active users, by name: the demo sign-in list.
 pub async fn active_users(conn: &mut Conn, limit: i64) -> Result<Vec<User>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE state = 'active' ORDER BY display_name, id LIMIT $1"
-    );
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE state = 'active' ORDER BY display_name, id LIMIT $1");
     let rows = sqlx::query(&sql).bind(limit).fetch_all(conn).await?;
     rows.iter().map(user_from_row).collect()
 }
@@ -82,10 +80,8 @@ pub async fn group_members(conn: &mut Conn, group: GroupId) -> Result<Vec<UserId
 }
 
 pub async fn org_is_configured(conn: &mut Conn, org: OrgId) -> Result<bool, sqlx::Error> {
-    let state: Option<String> = sqlx::query_scalar("SELECT state FROM connected_orgs WHERE id = $1")
-        .bind(org.0)
-        .fetch_optional(conn)
-        .await?;
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM connected_orgs WHERE id = $1").bind(org.0).fetch_optional(conn).await?;
     Ok(state.as_deref() == Some("configured"))
 }
 
@@ -114,21 +110,16 @@ pub async fn catalog_owners(conn: &mut Conn, catalog: CatalogId) -> Result<Vec<U
 }
 
 pub async fn active_among(conn: &mut Conn, ids: &[UserId]) -> Result<Vec<UserId>, sqlx::Error> {
-    let sql = format!(
-        "SELECT id FROM users WHERE state = 'active' AND id IN ({})",
-        id_list(ids.iter().map(|u| u.0))
-    );
+    let sql = format!("SELECT id FROM users WHERE state = 'active' AND id IN ({})", id_list(ids.iter().map(|u| u.0)));
     let ids: Vec<i64> = sqlx::query_scalar(&sql).fetch_all(conn).await?;
     Ok(ids.into_iter().map(UserId).collect())
 }
 
 pub async fn has_reports(conn: &mut Conn, user: UserId) -> Result<bool, sqlx::Error> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM users WHERE manager_id = $1 AND state = 'active'",
-    )
-    .bind(user.0)
-    .fetch_one(conn)
-    .await?;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE manager_id = $1 AND state = 'active'")
+        .bind(user.0)
+        .fetch_one(conn)
+        .await?;
     Ok(n > 0)
 }
 
@@ -206,10 +197,7 @@ pub async fn grant_role(
 
 /// Display names by id.
 pub async fn names(conn: &mut Conn, ids: &[UserId]) -> Result<std::collections::HashMap<UserId, String>, sqlx::Error> {
-    let sql = format!(
-        "SELECT id, display_name FROM users WHERE id IN ({})",
-        id_list(ids.iter().map(|u| u.0))
-    );
+    let sql = format!("SELECT id, display_name FROM users WHERE id IN ({})", id_list(ids.iter().map(|u| u.0)));
     let rows: Vec<(i64, String)> = sqlx::query_as(&sql).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(id, name)| (UserId(id), name)).collect())
 }
@@ -293,7 +281,8 @@ pub async fn ensure_group(conn: &mut Conn, name: &str, source: &str, now: i64) -
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    let id: i64 = sqlx::query_scalar("SELECT id FROM directory_groups WHERE name = $1").bind(name).fetch_one(conn).await?;
+    let id: i64 =
+        sqlx::query_scalar("SELECT id FROM directory_groups WHERE name = $1").bind(name).fetch_one(conn).await?;
     Ok(GroupId(id))
 }
 
@@ -328,11 +317,13 @@ pub async fn set_sourced_memberships(
 }
 
 pub async fn has_global_role(conn: &mut Conn, user: UserId, role: Role) -> Result<bool, sqlx::Error> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM role_assignments WHERE user_id = $1 AND role = $2 AND catalog_id IS NULL")
-        .bind(user.0)
-        .bind(role.as_str())
-        .fetch_one(conn)
-        .await?;
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM role_assignments WHERE user_id = $1 AND role = $2 AND catalog_id IS NULL",
+    )
+    .bind(user.0)
+    .bind(role.as_str())
+    .fetch_one(conn)
+    .await?;
     Ok(n > 0)
 }
 

@@ -33,9 +33,7 @@ impl Backend {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Ok(Backend::Postgres)
         } else {
-            Err(sqlx::Error::Configuration(
-                "the database URL must start with sqlite:// or postgres://".into(),
-            ))
+            Err(sqlx::Error::Configuration("the database URL must start with sqlite:// or postgres://".into()))
         }
     }
 
@@ -71,9 +69,8 @@ impl Db {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let mut url = url.to_owned();
-        let mut options = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(30));
+        let mut options =
+            AnyPoolOptions::new().max_connections(max_connections.max(1)).acquire_timeout(Duration::from_secs(30));
         if backend == Backend::Sqlite {
             prepare_sqlite_file(&url)?;
             if !url.contains("mode=") {
@@ -123,13 +120,8 @@ impl Db {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| format!("database not reachable or not migrated: {e}"))?;
-        let missing: Vec<i64> = self
-            .backend
-            .migrator()
-            .iter()
-            .map(|m| m.version)
-            .filter(|v| !applied.contains(v))
-            .collect();
+        let missing: Vec<i64> =
+            self.backend.migrator().iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect();
         if missing.is_empty() {
             Ok(())
         } else {
@@ -201,10 +193,8 @@ impl RowExt for AnyRow {
     }
     fn json<T: serde::de::DeserializeOwned>(&self, column: &str) -> Result<T, sqlx::Error> {
         let text: String = self.try_get(column)?;
-        serde_json::from_str(&text).map_err(|e| sqlx::Error::ColumnDecode {
-            index: column.to_owned(),
-            source: Box::new(e),
-        })
+        serde_json::from_str(&text)
+            .map_err(|e| sqlx::Error::ColumnDecode { index: column.to_owned(), source: Box::new(e) })
     }
 }
 
@@ -212,8 +202,7 @@ impl RowExt for AnyRow {
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => {
-            db.is_unique_violation()
-                || db.code().is_some_and(|c| c == "2067" || c == "1555" || c == "23505")
+            db.is_unique_violation() || db.code().is_some_and(|c| c == "2067" || c == "1555" || c == "23505")
         }
         _ => false,
     }
@@ -236,9 +225,9 @@ pub fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
     }
 }
 
+pub mod assignments;
 pub mod audit;
 pub mod catalog;
 pub mod directory;
 pub mod logins;
 pub mod requests;
-pub mod assignments;

@@ -390,7 +390,12 @@ pub struct HistoryRow {
 }
 
 /// Decisions made by this approver, newest first, one page before decision id `before`.
-pub async fn decisions_by(conn: &mut Conn, approver: UserId, before: i64, limit: i64) -> Result<Vec<HistoryRow>, sqlx::Error> {
+pub async fn decisions_by(
+    conn: &mut Conn,
+    approver: UserId,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<HistoryRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT d.id, d.request_id, d.stage, d.decision, d.justification, d.decided_at,
                 p.name AS package_name, u.display_name AS target_name

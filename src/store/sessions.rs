@@ -23,8 +23,7 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
 }
 
 fn encode(record: &Record) -> Result<(String, i64), session_store::Error> {
-    let data = serde_json::to_string(&record.data)
-        .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+    let data = serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
     let expiry = (record.expiry_date.unix_timestamp_nanos() / 1_000_000) as i64;
     Ok((data, expiry))
 }
@@ -38,13 +37,12 @@ impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let (data, expiry) = encode(record)?;
         loop {
-            let inserted =
-                sqlx::query("INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3)")
-                    .bind(record.id.to_string())
-                    .bind(&data)
-                    .bind(expiry)
-                    .execute(self.db.pool())
-                    .await;
+            let inserted = sqlx::query("INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3)")
+                .bind(record.id.to_string())
+                .bind(&data)
+                .bind(expiry)
+                .execute(self.db.pool())
+                .await;
             match inserted {
                 Ok(_) => return Ok(()),
                 Err(e) if is_unique_violation(&e) => record.id = Id::default(),
@@ -79,11 +77,9 @@ impl SessionStore for DbSessionStore {
         let Some((data, expiry)) = row else {
             return Ok(None);
         };
-        let data = serde_json::from_str(&data)
+        let data = serde_json::from_str(&data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        let expiry_date = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(expiry) * 1_000_000)
             .map_err(|e| session_store::Error::Decode(e.to_string()))?;
-        let expiry_date =
-            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(expiry) * 1_000_000)
-                .map_err(|e| session_store::Error::Decode(e.to_string()))?;
         Ok(Some(Record { id: *id, data, expiry_date }))
     }
 

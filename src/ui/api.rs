@@ -143,10 +143,16 @@ pub async fn load_package(id: i64) -> Result<PackageDetail, AppError> {
 
 /// A date from a form (`YYYY-MM-DD`): the start or the end of that day, UTC.
 #[cfg(feature = "ssr")]
-fn form_date(field: &str, value: Option<String>, end_of_day: bool) -> Result<Option<chrono::DateTime<chrono::Utc>>, AppError> {
+fn form_date(
+    field: &str,
+    value: Option<String>,
+    end_of_day: bool,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, AppError> {
     let Some(value) = value.filter(|v| !v.trim().is_empty()) else { return Ok(None) };
-    let date = chrono::NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
-        .map_err(|_| AppError::Invalid { field: Some(field.to_owned()), message: "use a date like 2026-12-31".into() })?;
+    let date = chrono::NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").map_err(|_| AppError::Invalid {
+        field: Some(field.to_owned()),
+        message: "use a date like 2026-12-31".into(),
+    })?;
     let time = if end_of_day { date.and_hms_opt(23, 59, 59) } else { date.and_hms_opt(0, 0, 0) };
     Ok(time.map(|t| t.and_utc()))
 }
@@ -169,7 +175,10 @@ pub async fn request_access(
     let result = async {
         let (service, actor) = server::actor().await?;
         let target = match on_behalf_of.filter(|v| !v.is_empty()) {
-            Some(v) => Some(UserId(v.parse().map_err(|_| AppError::Invalid { field: Some("on_behalf_of".into()), message: "pick a person".into() })?)),
+            Some(v) => Some(UserId(v.parse().map_err(|_| AppError::Invalid {
+                field: Some("on_behalf_of".into()),
+                message: "pick a person".into(),
+            })?)),
             None => None,
         };
         let request = crate::service::NewRequest {
@@ -186,11 +195,7 @@ pub async fn request_access(
             end: form_date("end", end, true)?,
         };
         let outcome = service.submit_request(&actor, request).await?;
-        Ok(Notice {
-            ok: outcome.state != RequestState::Rejected,
-            text: outcome.message,
-            field: None,
-        })
+        Ok(Notice { ok: outcome.state != RequestState::Rejected, text: outcome.message, field: None })
     }
     .await;
     server::finish(result).await
@@ -229,9 +234,8 @@ pub async fn my_access(before: Option<String>) -> Result<Page<AssignmentView>, A
 pub async fn extend_access(assignment_id: i64, justification: String) -> Result<Notice, AppError> {
     let result = async {
         let (service, actor) = server::actor().await?;
-        let outcome = service
-            .extend_assignment(&actor, crate::domain::ids::AssignmentId(assignment_id), &justification)
-            .await?;
+        let outcome =
+            service.extend_assignment(&actor, crate::domain::ids::AssignmentId(assignment_id), &justification).await?;
         Ok(ok(match outcome.state {
             crate::domain::request::RequestState::PendingApproval => "Extension requested: it is waiting for approval.",
             _ => "Extended.",
@@ -277,9 +281,8 @@ pub async fn decide(request_id: i64, decision: String, justification: String) ->
             "deny" => Decision::Deny,
             _ => return Err(AppError::Invalid { field: Some("decision".into()), message: "approve or deny".into() }),
         };
-        let outcome = service
-            .decide(&actor, crate::domain::ids::RequestId(request_id), decision, &justification)
-            .await?;
+        let outcome =
+            service.decide(&actor, crate::domain::ids::RequestId(request_id), decision, &justification).await?;
         Ok(ok(outcome.message))
     }
     .await;
@@ -295,7 +298,11 @@ pub async fn builtin_groups() -> Result<Vec<BuiltinGroupView>, AppError> {
 /// Approve or deny several requests at once (`request_ids[0]=…&request_ids[3]=…`). Each is
 /// decided on its own; the answer says how many went through and why others did not.
 #[server(endpoint = "decide_many")]
-pub async fn decide_many(request_ids: Option<Vec<i64>>, decision: String, justification: String) -> Result<Notice, AppError> {
+pub async fn decide_many(
+    request_ids: Option<Vec<i64>>,
+    decision: String,
+    justification: String,
+) -> Result<Notice, AppError> {
     use crate::domain::request::Decision;
     let result = async {
         let (service, actor) = server::actor().await?;
@@ -306,7 +313,10 @@ pub async fn decide_many(request_ids: Option<Vec<i64>>, decision: String, justif
         };
         let ids = request_ids.unwrap_or_default();
         if ids.is_empty() {
-            return Err(AppError::Invalid { field: Some("request_ids".into()), message: "select at least one request".into() });
+            return Err(AppError::Invalid {
+                field: Some("request_ids".into()),
+                message: "select at least one request".into(),
+            });
         }
         let mut done = 0;
         let mut problems = Vec::new();

@@ -1,8 +1,8 @@
 //! The error every server function returns: what a person can act on, nothing internal.
 
-use serde::{Deserialize, Serialize};
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum AppError {
@@ -44,15 +44,16 @@ impl AppError {
     pub fn set_response_status(&self) {
         use leptos::prelude::use_context;
         let plain_form = use_context::<http::request::Parts>()
-            .and_then(|p| p.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok().map(|s| s.contains("text/html"))))
+            .and_then(|p| {
+                p.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok().map(|s| s.contains("text/html")))
+            })
             .unwrap_or(false);
         if plain_form {
             return;
         }
-        if let (Some(res), Ok(code)) = (
-            use_context::<leptos_axum::ResponseOptions>(),
-            http::StatusCode::from_u16(self.status()),
-        ) {
+        if let (Some(res), Ok(code)) =
+            (use_context::<leptos_axum::ResponseOptions>(), http::StatusCode::from_u16(self.status()))
+        {
             res.set_status(code);
         }
     }

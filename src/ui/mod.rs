@@ -42,10 +42,9 @@ fn set_content_security_policy() {
          style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
          frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self' {provider}"
     );
-    if let (Some(res), Ok(value)) = (
-        use_context::<leptos_axum::ResponseOptions>(),
-        http::HeaderValue::from_str(policy.trim_end()),
-    ) {
+    if let (Some(res), Ok(value)) =
+        (use_context::<leptos_axum::ResponseOptions>(), http::HeaderValue::from_str(policy.trim_end()))
+    {
         res.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }
 }

@@ -309,7 +309,11 @@ fn RequestItem(request: RequestView, cancel: ServerAction<CancelRequest>) -> imp
 }
 
 #[component]
-fn AssignmentRow(a: AssignmentView, give_up: ServerAction<GiveUpAccess>, extend: ServerAction<ExtendAccess>) -> impl IntoView {
+fn AssignmentRow(
+    a: AssignmentView,
+    give_up: ServerAction<GiveUpAccess>,
+    extend: ServerAction<ExtendAccess>,
+) -> impl IntoView {
     let label = match a.bucket.as_str() {
         "expiring" => "Expiring soon",
         "ended" => "Ended",

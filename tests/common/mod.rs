@@ -170,14 +170,19 @@ pub async fn session_cookie(app: &TestApp, user: quartermaster::domain::ids::Use
     session_cookie_signed_in_at(app, user, chrono::Utc::now().timestamp_millis()).await
 }
 
-pub async fn session_cookie_signed_in_at(app: &TestApp, user: quartermaster::domain::ids::UserId, signed_in_at: i64) -> String {
+pub async fn session_cookie_signed_in_at(
+    app: &TestApp,
+    user: quartermaster::domain::ids::UserId,
+    signed_in_at: i64,
+) -> String {
     use tower_sessions::session::{Id, Record};
     use tower_sessions::SessionStore;
     let store = quartermaster::store::sessions::DbSessionStore::new(app.service.db().clone());
     let mut data = std::collections::HashMap::new();
     data.insert("user_id".to_owned(), serde_json::json!(user.0));
     data.insert("signed_in_at".to_owned(), serde_json::json!(signed_in_at));
-    let mut record = Record { id: Id::default(), data, expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1) };
+    let mut record =
+        Record { id: Id::default(), data, expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1) };
     store.create(&mut record).await.unwrap();
     format!("qm_session={}", record.id)
 }

@@ -21,7 +21,7 @@ impl OidcProvider {
             root.join("node_modules/oidc-provider").exists(),
             "end2end/node_modules is missing: run scripts/setup.sh (scripts/test.sh does)"
         );
-        let child = Command::new("node")
+        let mut child = Command::new("node")
             .arg("peers/oidc-provider.mjs")
             .current_dir(&root)
             .env("OIDC_PORT", port.to_string())
@@ -39,6 +39,8 @@ impl OidcProvider {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("oidc-provider did not start");
     }
 }
