@@ -16,7 +16,30 @@ on_both_databases!(
     content_security_policy_carries_the_script_nonce,
     sessions_end_when_the_user_is_disabled_or_too_old,
     demo_mode_is_refused_off_loopback,
+    over_https_cookies_are_secure_and_hsts_is_sent,
 );
+
+async fn over_https_cookies_are_secure_and_hsts_is_sent(backend: Backend) {
+    let app = common::spawn_app_with(backend, |args| {
+        args.demo = true;
+        args.public_url = Some("https://access.example.com".into());
+    })
+    .await;
+    let c = client();
+    let res = c
+        .post(format!("{}/auth/demo", app.base))
+        .header("origin", &app.base)
+        .form(&[("user_id", app.ids.maya.0.to_string())])
+        .send()
+        .await
+        .unwrap();
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("__Host-qm_session="), "{cookie}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} missing from {cookie}");
+    }
+    assert!(res.headers()["strict-transport-security"].to_str().unwrap().contains("max-age="));
+}
 
 async fn health_and_readiness(backend: Backend) {
     let app = spawn_app(backend, false).await;

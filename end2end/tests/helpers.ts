@@ -20,7 +20,7 @@ export async function signIn(page: Page, email: string) {
   await page.goto('/signin');
   await page.locator(`button.person[data-email="${email}"]`).click();
   await expect(page).toHaveURL(/\/$/);
-  await expect(page.locator('.who-name')).toBeVisible();
+  await expect(page.locator('.who-name')).toBeAttached();
 }
 
 export async function signOut(page: Page) {

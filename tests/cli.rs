@@ -1,0 +1,94 @@
+//! The `quartermaster` binary itself: subcommands, the demo-on-loopback rule, readiness, and a
+//! graceful exit on SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_quartermaster");
+
+fn sqlite_url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}/cli.db", dir.path().display())
+}
+
+#[test]
+fn migrate_and_seed_demo_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["migrate"][..], &["seed-demo"], &["seed-demo"], &["migrate"]] {
+        let out = Command::new(BIN).args(args).env("QM_DATABASE_URL", sqlite_url(&dir)).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn demo_sign_in_is_refused_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--demo", "--addr", "0.0.0.0:0"])
+        .env("QM_DATABASE_URL", sqlite_url(&dir))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("only allowed on a loopback address"), "{stderr}");
+}
+
+#[test]
+fn a_bad_database_url_says_what_is_wrong() {
+    let out = Command::new(BIN).args(["migrate", "--database-url", "mysql://nope"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite:// or postgres://"));
+}
+
+#[tokio::test]
+async fn serves_until_sigterm_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--demo", "--addr", &format!("127.0.0.1:{port}"), "--log-format", "json"])
+        .env("QM_DATABASE_URL", sqlite_url(&dir))
+        .env("QM_SITE_ROOT", common::site_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(res) = reqwest::get(format!("{base}/readyz")).await {
+            ready = res.status() == 200;
+            if ready {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the server became ready");
+    // Demo data was seeded into the empty database.
+    let signin = reqwest::get(format!("{base}/signin")).await.unwrap().text().await.unwrap();
+    assert!(signin.contains("Grace Hopper"));
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(s) = child.try_wait().unwrap() {
+            exited = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let exited = exited.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("did not stop on SIGTERM")
+    });
+    assert!(exited.success(), "exit status {exited:?}");
+    // JSON logs: one object per line, each request line carrying its request id.
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let lines: Vec<serde_json::Value> = out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(!lines.is_empty(), "JSON log lines");
+    assert!(lines.iter().any(|l| l.to_string().contains("request_id")), "request ids in the logs");
+}
