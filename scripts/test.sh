@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 
 scripts/setup.sh --test
 scripts/build.sh debug
@@ -24,8 +25,27 @@ fi
 export QM_TEST_POSTGRES_URL
 export QM_REQUIRE_SITE=1
 
+logs=$(mktemp -d)
+status=0
+
 log "unit and integration tests (SQLite and PostgreSQL)"
-cargo nextest run --no-fail-fast
+cargo nextest run --no-fail-fast 2>&1 | tee "$logs/nextest.log" || status=1
 
 log "browser tests (Playwright, Debian Chromium; with and without JavaScript)"
-(cd end2end && npx playwright test)
+# Free loopback ports for the portals and the OpenID provider the browser tests start.
+export E2E_PORT="${E2E_PORT:-$(free_port)}"
+export E2E_OIDC_PORTAL_PORT="${E2E_OIDC_PORTAL_PORT:-$(free_port)}"
+export E2E_OIDC_PROVIDER_PORT="${E2E_OIDC_PROVIDER_PORT:-$(free_port)}"
+(cd end2end && npx playwright test) 2>&1 | tee "$logs/playwright.log" || status=1
+
+# One closing line over both runners.
+# nextest: its "Summary [...] N tests run: N passed, N failed, N skipped" line;
+# Playwright: its closing "  N passed (…)", "  N failed", "  N skipped" lines.
+nextest_count() { grep -E '^ *Summary ' "$logs/nextest.log" | tail -n 1 | grep -oE "[0-9]+ $1" | grep -oE '^[0-9]+' || echo 0; }
+playwright_count() { grep -E "^ +[0-9]+ $1" "$logs/playwright.log" | tail -n 1 | grep -oE '[0-9]+' | head -n 1 || echo 0; }
+passed=$(( $(nextest_count passed) + $(playwright_count passed) ))
+failed=$(( $(nextest_count failed) + $(playwright_count failed) ))
+skipped=$(( $(nextest_count skipped) + $(playwright_count skipped) ))
+echo
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+exit $status
