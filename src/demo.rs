@@ -48,37 +48,11 @@ pub struct DemoIds {
 }
 
 fn stage(primary: Vec<ApproverSpec>, fallback: Vec<ApproverSpec>, justification_required: bool) -> Stage {
-    Stage {
-        primary,
-        fallback,
-        escalation: vec![],
-        justification_required,
-        timeout_days: 7,
-        on_timeout: OnTimeout::Expire,
-    }
+    Stage { fallback, justification_required, ..Stage::new(primary) }
 }
 
 fn policy(package: PackageId, name: &str, scope: RequestorScope, stages: Vec<Stage>) -> Policy {
-    Policy {
-        id: PolicyId(0),
-        package_id: package,
-        name: name.to_owned(),
-        description: String::new(),
-        scope,
-        requestors: vec![],
-        justification_required: false,
-        schedule_allowed: false,
-        on_behalf_allowed: true,
-        approval: Approval { stages },
-        questions: vec![],
-        expiration: Expiration::Never,
-        extension_allowed: false,
-        extension_needs_approval: true,
-        review: ReviewSettings::Off,
-        auto_rule: None,
-        enabled: true,
-        version: 1,
-    }
+    Policy::new(package, name, scope, stages)
 }
 
 pub async fn seed_directory_and_catalogs(db: &Db) -> Result<DemoIds, DomainError> {

@@ -5,7 +5,7 @@
 mod common;
 
 use chrono::Duration;
-use common::World;
+use common::{ask, World};
 use quartermaster::domain::ids::*;
 use quartermaster::domain::policy::Answer;
 use quartermaster::domain::request::{Decision, RequestState};
@@ -26,22 +26,15 @@ on_both_databases!(
     audit_chain_detects_tampering,
 );
 
-fn ask(package: PackageId, justification: &str) -> NewRequest {
-    NewRequest {
-        package,
-        policy: None,
-        target: None,
-        justification: justification.into(),
-        answers: vec![],
-        start: None,
-        end: None,
-    }
-}
-
 fn production(w: &World) -> NewRequest {
     let mut r = ask(w.ids.production_access, "On call next week");
     r.answers = vec![Answer { question_id: "service".into(), value: "Payments API".into() }];
     r
+}
+
+/// Names of the packages offered to `who` for a search.
+async fn offered(w: &World, who: &quartermaster::domain::authz::Actor, search: &str) -> Vec<String> {
+    w.service.requestable_packages(who, search, None, None).await.unwrap().items.into_iter().map(|p| p.name).collect()
 }
 
 async fn members(w: &World, role: ResourceRoleId) -> Vec<UserId> {
@@ -161,36 +154,12 @@ async fn refusals_say_why(backend: Backend) {
     let have = w.service.submit_request(&maya, ask(w.ids.developer_tools, "")).await.unwrap_err();
     assert_eq!(have, DomainError::Conflict("you already have this access".into()));
     // Packages offered to Jamal are only those he may request.
-    let names: Vec<String> = w
-        .service
-        .requestable_packages(&jamal, "", None, None)
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
+    let names = offered(&w, &jamal, "").await;
     assert_eq!(names, vec!["Developer Tools", "Sales Analytics (30 days)", "Sales CRM"]);
-    let found: Vec<String> = w
-        .service
-        .requestable_packages(&jamal, "dashboards", None, None)
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
+    let found = offered(&w, &jamal, "dashboards").await;
     assert_eq!(found, vec!["Sales Analytics (30 days)", "Sales CRM"], "search matches resource names");
     let noah = w.actor(w.ids.noah).await;
-    let guest: Vec<String> = w
-        .service
-        .requestable_packages(&noah, "", None, None)
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
+    let guest = offered(&w, &noah, "").await;
     assert_eq!(guest, vec!["Sales CRM"], "a partner guest sees only the package its organisation may request");
 }
 

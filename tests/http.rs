@@ -66,12 +66,22 @@ async fn sign_in_as(c: &reqwest::Client, base: &str, user: i64) {
 async fn pages_render_on_the_server_with_data(backend: Backend) {
     let app = spawn_app(backend, true).await;
     let c = client();
-    // Anonymous: sent to sign-in, which lists the demo people.
-    let res = c.get(format!("{}/", app.base)).send().await.unwrap();
+    // Anonymous: the landing page offers sign-in, listing the demo people (even to a client
+    // that does not ask for HTML, like plain curl); other pages redirect to sign-in.
+    let res = reqwest::get(format!("{}/", app.base)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let landing = res.text().await.unwrap();
+    assert!(landing.contains("Maya Chen") && landing.contains("/auth/demo"), "demo people listed");
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/approvals", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 302);
-    assert_eq!(res.headers()["location"], "/signin");
-    let signin = c.get(format!("{}/signin", app.base)).send().await.unwrap().text().await.unwrap();
-    assert!(signin.contains("Maya Chen") && signin.contains("/auth/demo"), "demo people listed");
+    assert_eq!(res.headers()["location"], "/signin?return_to=%2Fapprovals");
 
     sign_in_as(&c, &app.base, app.ids.maya.0).await;
     let home = c.get(format!("{}/", app.base)).send().await.unwrap();
@@ -103,7 +113,7 @@ async fn pages_render_on_the_server_with_data(backend: Backend) {
     // Sign-out ends the server-side session.
     let out = c.post(format!("{}/auth/signout", app.base)).header("origin", &app.base).send().await.unwrap();
     assert_eq!(out.status(), 303);
-    let after = c.get(format!("{}/", app.base)).send().await.unwrap();
+    let after = c.get(format!("{}/approvals", app.base)).send().await.unwrap();
     assert_eq!(after.status(), 302);
 }
 
@@ -176,12 +186,12 @@ async fn sessions_end_when_the_user_is_disabled_or_too_old(backend: Backend) {
     assert_eq!(home.status(), 200);
     let grace = app.service.actor(app.ids.grace).await.unwrap().unwrap();
     app.service.set_user_active(&grace, app.ids.maya, false).await.unwrap();
-    let after = c.get(format!("{}/", app.base)).header("cookie", &cookie).send().await.unwrap();
+    let after = c.get(format!("{}/approvals", app.base)).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(after.status(), 302, "a disabled user's session stops at the next request");
 
     let old = chrono::Utc::now().timestamp_millis() - quartermaster::auth::ABSOLUTE_SESSION_MS - 1000;
     let stale = common::session_cookie_signed_in_at(&app, app.ids.omar, old).await;
-    let res = c.get(format!("{}/", app.base)).header("cookie", &stale).send().await.unwrap();
+    let res = c.get(format!("{}/approvals", app.base)).header("cookie", &stale).send().await.unwrap();
     assert_eq!(res.status(), 302, "a session past its absolute lifetime ends");
 }
 

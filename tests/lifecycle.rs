@@ -6,7 +6,7 @@
 mod common;
 
 use chrono::Duration;
-use common::World;
+use common::{ask, World};
 use quartermaster::domain::authz::Actor;
 use quartermaster::domain::ids::*;
 use quartermaster::domain::model::Role;
@@ -59,18 +59,6 @@ async fn managers_request_for_their_reports_and_dates_are_honoured(backend: Back
     let priya = w.actor(w.ids.priya).await;
     let err = w.service.submit_request(&priya, too_long).await.unwrap_err();
     assert!(matches!(err, DomainError::Invalid { field: Some(ref f), .. } if f == "end"), "{err:?}");
-}
-
-fn ask(package: PackageId, justification: &str) -> NewRequest {
-    NewRequest {
-        package,
-        policy: None,
-        target: None,
-        justification: justification.into(),
-        answers: vec![],
-        start: None,
-        end: None,
-    }
 }
 
 async fn policy_of(w: &World, package: PackageId) -> Policy {

@@ -105,7 +105,7 @@ async fn authorize(c: &Client, s: &Setup, account: &str) -> Url {
 }
 
 async fn signed_in_name(c: &Client, s: &Setup) -> Option<String> {
-    let res = c.get(format!("{}/", s.app.base)).send().await.unwrap();
+    let res = c.get(format!("{}/approvals", s.app.base)).send().await.unwrap();
     if res.status() != StatusCode::OK {
         return None;
     }

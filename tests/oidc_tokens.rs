@@ -140,7 +140,7 @@ async fn invalid_id_tokens_are_refused(backend: Backend) {
         let res = c.get(callback).send().await.unwrap();
         let status = res.status();
         let body = res.text().await.unwrap();
-        let home = c.get(format!("{}/", app.base)).header("accept", "text/html").send().await.unwrap();
+        let home = c.get(format!("{}/approvals", app.base)).header("accept", "text/html").send().await.unwrap();
         if mint == Mint::Good {
             assert_eq!(status, 303, "a good token signs in: {body}");
             assert_eq!(home.status(), 200);

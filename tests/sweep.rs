@@ -37,6 +37,7 @@ fn expected(name: &str) -> Option<&'static str> {
         // approver) is refused at stage 1: it is not her stage yet.
         "decide" | "decide_many" => "DDDAA",
         // Pages.
+        // Anonymous visitors of the landing page get the sign-in choices there.
         "/" | "/approvals" | "/packages/{id}" => "DAAAA",
         "/admin" => "DDDAA",
         "builtin_groups" => "DDDDA",
@@ -198,5 +199,12 @@ async fn call(
     }
     let res = req.send().await.unwrap();
     let location = res.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
-    verdict(path, res.status().as_u16(), location.as_deref())
+    let status = res.status().as_u16();
+    if status == 200 && *method == http::Method::GET && path != "/signin" {
+        let body = res.text().await.unwrap();
+        if body.contains("<section class=\"signin\">") {
+            return 'D'; // shown the sign-in page instead
+        }
+    }
+    verdict(path, status, location.as_deref())
 }

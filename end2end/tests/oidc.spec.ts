@@ -4,7 +4,7 @@ import { shot } from './helpers';
 
 /** Sign in through the OpenID provider's own login and consent pages. */
 async function signInWithProvider(page: Page, account: string) {
-  await page.goto(`${oidcPortal}/`);
+  await page.goto(`${oidcPortal}/approvals`);
   await expect(page).toHaveURL(/\/signin/);
   await page.getByRole('link', { name: 'Sign in with Example IdP' }).click();
   await page.locator('input[name="login"]').fill(account);
@@ -13,7 +13,8 @@ async function signInWithProvider(page: Page, account: string) {
   // First sign-in of this account: the provider asks for consent.
   const consent = page.getByRole('button', { name: /continue/i });
   if (await consent.isVisible().catch(() => false)) await consent.click();
-  await expect(page).toHaveURL(new RegExp(`^${oidcPortal}/$`));
+  await expect(page).toHaveURL(new RegExp(`^${oidcPortal}/approvals$`));
+  await page.goto(`${oidcPortal}/`);
 }
 
 async function signOutEverywhere(page: Page) {
@@ -32,7 +33,7 @@ test('two people sign in through the OpenID provider, see their own navigation, 
   await expect(nav.getByRole('link', { name: 'Admin' })).toBeVisible(); // qm-admins group claim
   await shot(page, testInfo, 'oidc-alice');
   await signOutEverywhere(page);
-  await page.goto(`${oidcPortal}/`);
+  await page.goto(`${oidcPortal}/approvals`);
   await expect(page).toHaveURL(/\/signin/);
 
   await signInWithProvider(page, 'carol');

@@ -31,8 +31,11 @@ test('navigation follows the role, and sign-out ends the session', async ({ page
   await page.goto('/admin');
   await expect(page.getByRole('heading', { name: "You don't have access to this" })).toBeVisible();
   await signOut(page);
+  await page.goto('/approvals');
+  await expect(page).toHaveURL(/\/signin\?return_to=%2Fapprovals$/);
+  // The landing page offers sign-in in place.
   await page.goto('/');
-  await expect(page).toHaveURL(/\/signin$/);
+  await expect(page.getByRole('heading', { name: 'Sign in to Quartermaster' })).toBeVisible();
   await shot(page, testInfo, 'signin');
 });
 

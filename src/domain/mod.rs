@@ -1,7 +1,8 @@
 //! The rules of access governance, in plain Rust.
 //!
-//! This module imports neither axum, leptos nor sqlx: it decides, the store remembers and the
-//! service layer ([`crate::service`]) runs each operation in one transaction around these rules.
+//! This module imports no web framework, no UI framework and no database library: it decides,
+//! the store remembers, and the service layer ([`crate::service`]) runs each operation in one
+//! transaction around these rules.
 
 pub mod approvers;
 pub mod audit;

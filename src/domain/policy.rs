@@ -196,6 +196,47 @@ pub struct Policy {
     pub version: i64,
 }
 
+impl Stage {
+    /// A stage decided by `primary` within a week, expiring the request if nobody decides.
+    pub fn new(primary: Vec<ApproverSpec>) -> Self {
+        Stage {
+            primary,
+            fallback: vec![],
+            escalation: vec![],
+            justification_required: false,
+            timeout_days: 7,
+            on_timeout: OnTimeout::Expire,
+        }
+    }
+}
+
+impl Policy {
+    /// A policy with the plain defaults (no questions, no expiry, managers may request for
+    /// their reports); callers adjust what they need before `validate`.
+    pub fn new(package: PackageId, name: &str, scope: RequestorScope, stages: Vec<Stage>) -> Self {
+        Policy {
+            id: PolicyId(0),
+            package_id: package,
+            name: name.to_owned(),
+            description: String::new(),
+            scope,
+            requestors: vec![],
+            justification_required: false,
+            schedule_allowed: false,
+            on_behalf_allowed: true,
+            approval: Approval { stages },
+            questions: vec![],
+            expiration: Expiration::Never,
+            extension_allowed: false,
+            extension_needs_approval: true,
+            review: ReviewSettings::Off,
+            auto_rule: None,
+            enabled: true,
+            version: 1,
+        }
+    }
+}
+
 pub const MAX_STAGES: usize = 3;
 pub const MAX_TIMEOUT_DAYS: u32 = 14;
 
@@ -322,37 +363,14 @@ pub(crate) mod tests {
     use super::*;
 
     pub fn policy(stages: Vec<Stage>) -> Policy {
-        Policy {
-            id: PolicyId(1),
-            package_id: PackageId(1),
-            name: "Default".into(),
-            description: String::new(),
-            scope: RequestorScope::AllMembers,
-            requestors: vec![],
-            justification_required: false,
-            schedule_allowed: false,
-            on_behalf_allowed: false,
-            approval: Approval { stages },
-            questions: vec![],
-            expiration: Expiration::Never,
-            extension_allowed: false,
-            extension_needs_approval: true,
-            review: ReviewSettings::Off,
-            auto_rule: None,
-            enabled: true,
-            version: 1,
-        }
+        let mut p = Policy::new(PackageId(1), "Default", RequestorScope::AllMembers, stages);
+        p.id = PolicyId(1);
+        p.on_behalf_allowed = false;
+        p
     }
 
     pub fn stage(primary: Vec<ApproverSpec>) -> Stage {
-        Stage {
-            primary,
-            fallback: vec![],
-            escalation: vec![],
-            justification_required: false,
-            timeout_days: 7,
-            on_timeout: OnTimeout::Expire,
-        }
+        Stage::new(primary)
     }
 
     #[test]

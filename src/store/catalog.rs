@@ -1,6 +1,7 @@
 //! Catalogs, resources, access packages and their policies.
 
 use sqlx::any::AnyRow;
+use sqlx::Row;
 
 use super::{id_list, Conn, RowExt};
 use crate::domain::ids::*;
@@ -360,36 +361,46 @@ pub async fn add_incompatible_package(conn: &mut Conn, a: PackageId, b: PackageI
     Ok(())
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Bind a policy's settings as `$1`–`$14`, in the same order for insert and update.
+fn bind_settings<'q>(q: AnyQuery<'q>, p: &'q Policy) -> Result<AnyQuery<'q>, sqlx::Error> {
+    Ok(q.bind(&p.name)
+        .bind(&p.description)
+        .bind(p.scope.as_str())
+        .bind(i64::from(p.justification_required))
+        .bind(i64::from(p.schedule_allowed))
+        .bind(i64::from(p.on_behalf_allowed))
+        .bind(to_json(&p.approval)?)
+        .bind(to_json(&p.questions)?)
+        .bind(to_json(&p.expiration)?)
+        .bind(i64::from(p.extension_allowed))
+        .bind(i64::from(p.extension_needs_approval))
+        .bind(to_json(&p.review)?)
+        .bind(p.auto_rule.as_deref())
+        .bind(i64::from(p.enabled)))
+}
+
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, sqlx::Error> {
     serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 /// Store a new policy (already validated by the domain); returns its id.
 pub async fn insert_policy(conn: &mut Conn, p: &Policy, now: i64) -> Result<PolicyId, sqlx::Error> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO policies (package_id, name, description, requestor_scope, justification_required,
-            schedule_allowed, on_behalf_allowed, approval, questions, expiration, extension_allowed,
-            extension_needs_approval, review, auto_rule, enabled, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
-    )
+    let id: i64 = bind_settings(
+        sqlx::query(
+            "INSERT INTO policies (name, description, requestor_scope, justification_required, schedule_allowed,
+                on_behalf_allowed, approval, questions, expiration, extension_allowed, extension_needs_approval,
+                review, auto_rule, enabled, package_id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
+        ),
+        p,
+    )?
     .bind(p.package_id.0)
-    .bind(&p.name)
-    .bind(&p.description)
-    .bind(p.scope.as_str())
-    .bind(i64::from(p.justification_required))
-    .bind(i64::from(p.schedule_allowed))
-    .bind(i64::from(p.on_behalf_allowed))
-    .bind(to_json(&p.approval)?)
-    .bind(to_json(&p.questions)?)
-    .bind(to_json(&p.expiration)?)
-    .bind(i64::from(p.extension_allowed))
-    .bind(i64::from(p.extension_needs_approval))
-    .bind(to_json(&p.review)?)
-    .bind(p.auto_rule.as_deref())
-    .bind(i64::from(p.enabled))
     .bind(now)
     .fetch_one(&mut *conn)
-    .await?;
+    .await?
+    .try_get("id")?;
     insert_requestors(conn, PolicyId(id), &p.requestors).await?;
     Ok(PolicyId(id))
 }
@@ -489,27 +500,16 @@ pub async fn add_incompatible_group(conn: &mut Conn, package: PackageId, group: 
 /// Replace a policy's settings, if it is still at `p.version`. Requests already filed keep
 /// the stages they were filed under (they hold a snapshot).
 pub async fn update_policy(conn: &mut Conn, p: &Policy, now: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE policies SET name = $1, description = $2, requestor_scope = $3, justification_required = $4,
-            schedule_allowed = $5, on_behalf_allowed = $6, approval = $7, questions = $8, expiration = $9,
-            extension_allowed = $10, extension_needs_approval = $11, review = $12, auto_rule = $13, enabled = $14,
-            version = version + 1, updated_at = $15
-         WHERE id = $16 AND version = $17",
-    )
-    .bind(&p.name)
-    .bind(&p.description)
-    .bind(p.scope.as_str())
-    .bind(i64::from(p.justification_required))
-    .bind(i64::from(p.schedule_allowed))
-    .bind(i64::from(p.on_behalf_allowed))
-    .bind(to_json(&p.approval)?)
-    .bind(to_json(&p.questions)?)
-    .bind(to_json(&p.expiration)?)
-    .bind(i64::from(p.extension_allowed))
-    .bind(i64::from(p.extension_needs_approval))
-    .bind(to_json(&p.review)?)
-    .bind(p.auto_rule.as_deref())
-    .bind(i64::from(p.enabled))
+    let done = bind_settings(
+        sqlx::query(
+            "UPDATE policies SET name = $1, description = $2, requestor_scope = $3, justification_required = $4,
+                schedule_allowed = $5, on_behalf_allowed = $6, approval = $7, questions = $8, expiration = $9,
+                extension_allowed = $10, extension_needs_approval = $11, review = $12, auto_rule = $13, enabled = $14,
+                version = version + 1, updated_at = $15
+             WHERE id = $16 AND version = $17",
+        ),
+        p,
+    )?
     .bind(now)
     .bind(p.id.0)
     .bind(p.version)

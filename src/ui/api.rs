@@ -270,17 +270,22 @@ pub async fn decision_history(before: Option<String>) -> Result<Page<DecisionVie
     Ok(service.decision_history(&actor, cursor(before)).await?)
 }
 
+#[cfg(feature = "ssr")]
+fn parse_decision(word: &str) -> Result<crate::domain::request::Decision, AppError> {
+    use crate::domain::request::Decision;
+    match word {
+        "approve" => Ok(Decision::Approve),
+        "deny" => Ok(Decision::Deny),
+        _ => Err(AppError::Invalid { field: Some("decision".into()), message: "approve or deny".into() }),
+    }
+}
+
 /// Approve or deny one request (`decision` is `approve` or `deny`).
 #[server(endpoint = "decide")]
 pub async fn decide(request_id: i64, decision: String, justification: String) -> Result<Notice, AppError> {
-    use crate::domain::request::Decision;
     let result = async {
         let (service, actor) = server::actor().await?;
-        let decision = match decision.as_str() {
-            "approve" => Decision::Approve,
-            "deny" => Decision::Deny,
-            _ => return Err(AppError::Invalid { field: Some("decision".into()), message: "approve or deny".into() }),
-        };
+        let decision = parse_decision(&decision)?;
         let outcome =
             service.decide(&actor, crate::domain::ids::RequestId(request_id), decision, &justification).await?;
         Ok(ok(outcome.message))
@@ -306,11 +311,7 @@ pub async fn decide_many(
     use crate::domain::request::Decision;
     let result = async {
         let (service, actor) = server::actor().await?;
-        let decision = match decision.as_str() {
-            "approve" => Decision::Approve,
-            "deny" => Decision::Deny,
-            _ => return Err(AppError::Invalid { field: Some("decision".into()), message: "approve or deny".into() }),
-        };
+        let decision = parse_decision(&decision)?;
         let ids = request_ids.unwrap_or_default();
         if ids.is_empty() {
             return Err(AppError::Invalid {

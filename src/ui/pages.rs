@@ -10,23 +10,40 @@ use super::error::AppError;
 use super::{use_viewer, NoticeBanner, Time};
 use crate::views::*;
 
-/// Shows its children to signed-in people; sends everyone else to the sign-in page.
+/// Shows its children to signed-in people; sends everyone else to the sign-in page (or, with
+/// `sign_in_here`, shows the sign-in choices in place: the landing page does that).
 #[component]
-fn SignedIn(children: ChildrenFn) -> impl IntoView {
+fn SignedIn(children: ChildrenFn, #[prop(optional)] sign_in_here: bool) -> impl IntoView {
     let viewer = use_viewer();
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || viewer.get().map(|v| match v {
                 Ok(Some(_)) => children().into_any(),
+                Ok(None) | Err(AppError::Unauthenticated) if sign_in_here => view! { <SignIn /> }.into_any(),
                 Ok(None) | Err(AppError::Unauthenticated) => {
                     let back = super::current_path();
-                    let path = if back == "/" { "/signin".to_owned() } else { format!("/signin?return_to={}", urlencode(&back)) };
+                    let path = format!("/signin?return_to={}", urlencode(&back));
+                    redirect_status(&path);
                     view! { <Redirect path=path /> }.into_any()
                 }
                 Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
             })}
         </Suspense>
     }
+}
+
+/// A server-rendered redirect answers 302 to every client (Leptos only does so for clients
+/// that ask for HTML); in the browser the router navigates.
+fn redirect_status(path: &str) {
+    #[cfg(feature = "ssr")]
+    if let (Some(res), Ok(location)) =
+        (use_context::<leptos_axum::ResponseOptions>(), http::HeaderValue::from_str(path))
+    {
+        res.set_status(http::StatusCode::FOUND);
+        res.insert_header(http::header::LOCATION, location);
+    }
+    #[cfg(not(feature = "ssr"))]
+    let _ = path;
 }
 
 /// The right status code for the server-rendered response.
@@ -113,7 +130,7 @@ fn latest_of(actions: Vec<Signal<Option<Result<Notice, AppError>>>>) -> Signal<O
 pub fn MyAccess() -> impl IntoView {
     view! {
         <Title text="My Access" />
-        <SignedIn>
+        <SignedIn sign_in_here=true>
             <MyAccessBody />
         </SignedIn>
     }

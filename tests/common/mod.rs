@@ -186,3 +186,16 @@ pub async fn session_cookie_signed_in_at(
     store.create(&mut record).await.unwrap();
     format!("qm_session={}", record.id)
 }
+
+/// A request for a package with a justification and nothing else.
+pub fn ask(package: quartermaster::domain::ids::PackageId, justification: &str) -> quartermaster::service::NewRequest {
+    quartermaster::service::NewRequest {
+        package,
+        policy: None,
+        target: None,
+        justification: justification.into(),
+        answers: vec![],
+        start: None,
+        end: None,
+    }
+}
