@@ -13,7 +13,7 @@ use quartermaster::domain::model::Role;
 use quartermaster::domain::policy::*;
 use quartermaster::domain::request::{Decision, RequestState};
 use quartermaster::domain::DomainError;
-use quartermaster::service::{Incompatible, NewRequest};
+use quartermaster::service::Incompatible;
 use quartermaster::store::{catalog, Backend};
 
 on_both_databases!(
