@@ -57,6 +57,8 @@ pub struct PackageCard {
     /// The largest number of approval stages among the policies that apply.
     pub approval_stages: u32,
     pub expiration: String,
+    /// The viewer holds it already, or waits for it: `held`, `pending`, or empty.
+    pub status: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -153,6 +153,13 @@ async fn refusals_say_why(backend: Backend) {
     assert_eq!(done.state, RequestState::Delivering, "no approval needed");
     let have = w.service.submit_request(&maya, ask(w.ids.developer_tools, "")).await.unwrap_err();
     assert_eq!(have, DomainError::Conflict("you already have this access".into()));
+    // The catalog says so too, before anyone clicks.
+    let cards = w.service.requestable_packages(&maya, "", None, None).await.unwrap().items;
+    let status = |name: &str| cards.iter().find(|c| c.name == name).map(|c| c.status.clone()).unwrap();
+    assert_eq!(
+        (status("Developer Tools").as_str(), status("Production Access").as_str(), status("Sales CRM").as_str()),
+        ("held", "pending", "")
+    );
     // Packages offered to Jamal are only those he may request.
     let names = offered(&w, &jamal, "").await;
     assert_eq!(names, vec!["Developer Tools", "Sales Analytics (30 days)", "Sales CRM"]);

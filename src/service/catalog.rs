@@ -47,6 +47,8 @@ impl Service {
         let ids: Vec<PackageId> = candidates.iter().map(|(p, _)| p.id).collect();
         let policies = catalog::policies_of(&mut conn, &ids).await?;
         let mut roles = roles_by_package(&mut conn, &ids).await?;
+        let held = crate::store::assignments::live_packages(&mut conn, actor.id()).await?;
+        let pending = crate::store::requests::open_request_packages(&mut conn, actor.id()).await?;
         let items = candidates
             .into_iter()
             .filter_map(|(package, catalog_name)| {
@@ -61,6 +63,13 @@ impl Service {
                     resources: roles.remove(&package.id).unwrap_or_default(),
                     approval_stages: eligible.iter().map(|p| p.approval.stages.len() as u32).max().unwrap_or(0),
                     expiration: first.expiration.describe(),
+                    status: if held.contains(&package.id) {
+                        "held".to_owned()
+                    } else if pending.contains(&package.id) {
+                        "pending".to_owned()
+                    } else {
+                        String::new()
+                    },
                 })
             })
             .collect();

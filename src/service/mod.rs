@@ -47,15 +47,35 @@ impl Service {
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
+
+    /// Forget OpenID Connect sign-ins that were started and never finished.
+    pub async fn forget_abandoned_sign_ins(&self) -> crate::domain::DomainResult<u64> {
+        let mut conn = self.db.pool().acquire().await?;
+        let before = self.now().timestamp_millis() - crate::auth::oidc::LOGIN_TTL_MS;
+        Ok(crate::store::logins::purge(&mut conn, before).await?)
+    }
 }
 
-/// The background workers: delivery, stage time-outs, expiry. Every instance may run them;
-/// each piece of work is claimed by a guarded update, so two instances never do it twice.
+/// The background workers: delivery, stage time-outs, expiry, and (every few minutes)
+/// forgetting expired sessions and abandoned sign-ins. Every instance may run them; each piece
+/// of work is claimed by a guarded update, so two instances never do it twice.
 pub async fn run_workers(service: Service) {
+    use tower_sessions::session_store::ExpiredDeletion;
     let mut tick = tokio::time::interval(crate::server::WORKER_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let sessions = crate::store::sessions::DbSessionStore::new(service.db.clone());
+    let mut rounds: u64 = 0;
     loop {
         tick.tick().await;
+        rounds += 1;
+        if rounds % 150 == 1 {
+            if let Err(e) = sessions.delete_expired().await {
+                tracing::error!(error = %e, "session clean-up failed");
+            }
+            if let Err(e) = service.forget_abandoned_sign_ins().await {
+                tracing::error!(error = ?e, "sign-in clean-up failed");
+            }
+        }
         if let Err(e) = service.deliver_pending(200).await {
             tracing::error!(error = ?e, "delivery pass failed");
         }

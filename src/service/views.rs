@@ -111,6 +111,7 @@ impl Service {
                 resources: roles,
                 approval_stages: policies.iter().map(|p| p.approval.stages.len() as u32).max().unwrap_or(0),
                 expiration: policies.first().map(|p| p.expiration.describe()).unwrap_or_default(),
+                status: String::new(),
             },
             policies: policy_views,
             sod_warning: (!conflicts.is_empty()).then(|| sod::explain(&conflicts)),

@@ -288,7 +288,11 @@ fn PackageCardView(card: PackageCard) -> impl IntoView {
                     {resources.clone().into_iter().map(|r| view! { <li>{r.resource}" · "{r.role}</li> }).collect_view()}
                 </ul>
             </Show>
-            <a class="btn" href=format!("/packages/{}", card.id)>"Request"</a>
+            {match card.status.as_str() {
+                "held" => view! { <span class="state state-delivered card-status">"You have this"</span> }.into_any(),
+                "pending" => view! { <span class="state state-pending_approval card-status">"Request pending"</span> }.into_any(),
+                _ => view! { <a class="btn" href=format!("/packages/{}", card.id)>"Request"</a> }.into_any(),
+            }}
         </li>
     }
 }
