@@ -24,7 +24,34 @@ on_both_databases!(
     catalog_management_and_its_audit,
     authorization_table_operations_by_role,
     managers_request_for_their_reports_and_dates_are_honoured,
+    delivery_checks_again_and_withdraws_stale_access,
 );
+
+async fn delivery_checks_again_and_withdraws_stale_access(backend: Backend) {
+    let w = World::new(backend).await;
+    // Approved (no approval needed), then the package is disabled before the worker runs.
+    let maya = w.actor(w.ids.maya).await;
+    let out = w.service.submit_request(&maya, ask(w.ids.developer_tools, "")).await.unwrap();
+    assert_eq!(out.state, RequestState::Delivering);
+    let linus = w.actor(w.ids.linus).await;
+    let mut pkg = {
+        let mut conn = w.db().pool().acquire().await.unwrap();
+        catalog::package(&mut conn, w.ids.developer_tools).await.unwrap().unwrap()
+    };
+    pkg.enabled = false;
+    w.service.update_package(&linus, pkg).await.unwrap();
+    let report = w.service.deliver_pending(50).await.unwrap();
+    assert_eq!((report.delivered, report.withdrawn), (0, 2), "{report:?}");
+    let r = w.service.my_requests(&maya, None).await.unwrap().items.remove(0);
+    assert_eq!(r.state, "delivery_failed");
+    assert!(r.reason.contains("no longer available"), "{}", r.reason);
+    assert_eq!(w.service.my_access(&maya, None).await.unwrap().items[0].bucket, "ended");
+    let held: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM builtin_memberships").fetch_one(w.db().pool()).await.unwrap();
+    assert_eq!(held, 0, "nothing was granted");
+    // The removals it queued are harmless: nothing to remove.
+    w.service.deliver_pending(50).await.unwrap();
+}
 
 async fn managers_request_for_their_reports_and_dates_are_honoured(backend: Backend) {
     let w = World::new(backend).await;

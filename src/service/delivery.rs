@@ -19,6 +19,8 @@ pub struct DeliveryReport {
     pub delivered: usize,
     pub retried: usize,
     pub failed: usize,
+    /// Not delivered because the access was no longer allowed (or had ended) by then.
+    pub withdrawn: usize,
 }
 
 /// Attempts before an entry is given up and its grant marked failed for repair.
@@ -43,11 +45,20 @@ impl Service {
             if !assignments::claim(&mut tx, item.id, item.attempts, now, now + backoff(item.attempts)).await? {
                 continue;
             }
+            let mut events = Vec::new();
+            // Checked anew at delivery: a stale approval cannot slip through.
+            if item.kind == "add_member" {
+                if let Some(why) = withdraw_if_stale(&mut tx, &item, now, &mut events).await? {
+                    assignments::finish(&mut tx, item.id, "done", &why, now).await?;
+                    self.commit(tx, events).await?;
+                    report.withdrawn += 1;
+                    continue;
+                }
+            }
             let result = match item.system_kind {
                 ResourceSystemKind::Builtin => apply_builtin(&mut tx, &item, now).await,
                 other => Err(format!("no connector for {} systems is configured", other.as_str())),
             };
-            let mut events = Vec::new();
             match result {
                 Ok(()) => {
                     assignments::finish(&mut tx, item.id, "done", "", now).await?;
@@ -74,6 +85,36 @@ impl Service {
         }
         Ok(report)
     }
+}
+
+/// Before granting: is the assignment still live, and may the person still have the package?
+/// If not, the grant is not delivered; a live assignment is ended (its request marked
+/// `delivery_failed` with the reason). Returns why it was withdrawn.
+async fn withdraw_if_stale(
+    conn: &mut Conn,
+    item: &OutboxItem,
+    now: DateTime<Utc>,
+    events: &mut Vec<AuditEvent>,
+) -> DomainResult<Option<String>> {
+    let Some(grant) = item.grant else { return Ok(None) };
+    let Some(assignment) = assignments::assignment_of_grant(conn, grant).await? else { return Ok(None) };
+    if !assignment.state.is_live() {
+        return Ok(Some(format!("the assignment had already {}", assignment.state.as_str())));
+    }
+    let Some(why) = super::requests::access_blocker(conn, assignment.package, assignment.user).await? else {
+        return Ok(None);
+    };
+    events.push(
+        AuditEvent::new(None, "assignment.withdrawn", "assignment", assignment.id.0)
+            .before(json!({"state": assignment.state.as_str()}))
+            .after(json!({"state": "removed"}))
+            .reason(&why),
+    );
+    super::requests::end_assignment(conn, &assignment, AssignmentState::Removed, now, events).await?;
+    if let Some(request) = assignment.request {
+        requests::fail_delivery(conn, request, &why, now).await?;
+    }
+    Ok(Some(why))
 }
 
 /// Built-in groups: membership rows in our own database. Adding twice or removing what is

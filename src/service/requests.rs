@@ -677,16 +677,8 @@ impl Service {
 /// granted: the package is gone or disabled, separation of duties now forbids it, or the
 /// person already holds it.
 async fn stale_reason(conn: &mut Conn, req: &RequestRow) -> DomainResult<Option<String>> {
-    match load_available_package(conn, req.package).await {
-        Err(DomainError::NotFound(_)) | Err(DomainError::Conflict(_)) => {
-            return Ok(Some("the access package is no longer available".to_owned()))
-        }
-        Err(e) => return Err(e),
-        Ok(_) => {}
-    }
-    let conflicts = sod_conflicts(conn, req.package, req.target).await?;
-    if !conflicts.is_empty() {
-        return Ok(Some(sod::explain(&conflicts)));
+    if let Some(reason) = access_blocker(conn, req.package, req.target).await? {
+        return Ok(Some(reason));
     }
     if req.kind != RequestKind::UserExtend
         && assignments::live_assignment(conn, req.target, req.package).await?.is_some()
@@ -694,6 +686,20 @@ async fn stale_reason(conn: &mut Conn, req: &RequestRow) -> DomainResult<Option<
         return Ok(Some("this access is already assigned".to_owned()));
     }
     Ok(None)
+}
+
+/// Why this person may not (any longer) get this package: it is gone or disabled, or
+/// separation of duties forbids it. Checked at every decision and again at delivery.
+pub(super) async fn access_blocker(conn: &mut Conn, package: PackageId, user: UserId) -> DomainResult<Option<String>> {
+    match load_available_package(conn, package).await {
+        Err(DomainError::NotFound(_)) | Err(DomainError::Conflict(_)) => {
+            return Ok(Some("the access package is no longer available".to_owned()))
+        }
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
+    let conflicts = sod_conflicts(conn, package, user).await?;
+    Ok((!conflicts.is_empty()).then(|| sod::explain(&conflicts)))
 }
 
 /// An approved extension: the live assignment gets the requested end.

@@ -364,7 +364,15 @@ fn timeline(
         RequestState::PartiallyDelivered => {
             ("Partially delivered", "failed", "Some resources are still being granted".to_owned())
         }
-        RequestState::DeliveryFailed => ("Delivery failed", "failed", "An administrator has been told".to_owned()),
+        RequestState::DeliveryFailed => (
+            "Delivery failed",
+            "failed",
+            if r.outcome_reason.is_empty() {
+                "An administrator has been told".to_owned()
+            } else {
+                r.outcome_reason.clone()
+            },
+        ),
         RequestState::Denied => ("Denied", "failed", r.outcome_reason.clone()),
         RequestState::Canceled => ("Canceled", "failed", r.outcome_reason.clone()),
         RequestState::Expired => ("Expired", "failed", "Nobody decided in time; you can ask again".to_owned()),

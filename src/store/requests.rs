@@ -224,6 +224,26 @@ pub async fn set_state_if(
     Ok(done.rows_affected() == 1)
 }
 
+/// A request whose access could not be delivered after all: `delivering` → `delivery_failed`,
+/// with the reason.
+pub async fn fail_delivery(
+    conn: &mut Conn,
+    id: RequestId,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE requests SET state = 'delivery_failed', outcome_reason = $1, updated_at = $2, version = version + 1 \
+         WHERE id = $3 AND state = 'delivering'",
+    )
+    .bind(reason)
+    .bind(to_ms(now))
+    .bind(id.0)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Record a stage's decision. Returns false when the stage already has one.
 pub async fn insert_decision(
     conn: &mut Conn,
