@@ -150,6 +150,17 @@ fn router(state: AppState) -> Router {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
+        // The client bundle: gzip-precompressed when the browser accepts it; names are not
+        // hashed, so browsers revalidate (ETag/Last-Modified) instead of caching blindly.
+        .nest_service(
+            "/pkg",
+            tower::ServiceBuilder::new()
+                .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-cache"),
+                ))
+                .service(tower_http::services::ServeDir::new(site_pkg_dir(&state)).precompressed_gzip()),
+        )
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         .layer(sessions)
         .layer(middleware::from_fn(reject_cross_site))
@@ -183,6 +194,11 @@ pub fn plain_routes() -> Vec<(&'static str, Method, axum::routing::MethodRouter<
         ("/auth/callback", Method::GET, get(crate::auth::oidc_callback)),
         ("/auth/signout", Method::POST, post(crate::auth::sign_out)),
     ]
+}
+
+fn site_pkg_dir(state: &AppState) -> std::path::PathBuf {
+    let o = &state.leptos_options;
+    std::path::Path::new(o.site_root.as_ref()).join(o.site_pkg_dir.as_ref())
 }
 
 async fn healthz() -> &'static str {

@@ -101,6 +101,16 @@ async fn pages_render_on_the_server_with_data(backend: Backend) {
         let wasm = c.get(format!("{}/pkg/quartermaster_bg.wasm", app.base)).send().await.unwrap();
         assert_eq!(wasm.status(), 200);
         assert_eq!(wasm.headers()["content-type"], "application/wasm");
+        assert_eq!(wasm.headers()["cache-control"], "no-cache");
+        let plain_len = wasm.bytes().await.unwrap().len();
+        let gz = c
+            .get(format!("{}/pkg/quartermaster_bg.wasm", app.base))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gz.headers()["content-encoding"], "gzip");
+        assert!(gz.bytes().await.unwrap().len() < plain_len / 2, "precompressed wasm is served");
         let css = c.get(format!("{}/pkg/quartermaster.css", app.base)).send().await.unwrap();
         assert_eq!(css.status(), 200);
     }
