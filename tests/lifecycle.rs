@@ -100,14 +100,7 @@ async fn policy_edits_leave_pending_requests_their_stages(backend: Backend) {
     // The owner adds a second stage (the Finance director).
     let sofia = w.actor(w.ids.sofia).await;
     let mut p = policy_of(&w, w.ids.sales_crm).await;
-    p.approval.stages.push(Stage {
-        primary: vec![ApproverSpec::User { id: w.ids.elena }],
-        fallback: vec![],
-        escalation: vec![],
-        justification_required: false,
-        timeout_days: 5,
-        on_timeout: OnTimeout::Expire,
-    });
+    p.approval.stages.push(Stage { timeout_days: 5, ..Stage::new(vec![ApproverSpec::User { id: w.ids.elena }]) });
     w.service.update_policy(&sofia, p.clone()).await.unwrap();
     // A stale edit (old version) is refused.
     let stale = w.service.update_policy(&sofia, p).await.unwrap_err();
@@ -226,14 +219,7 @@ async fn catalog_management_and_its_audit(backend: Backend) {
     let mut p = policy_of(&w, w.ids.developer_tools).await;
     p.package_id = pkg;
     p.name = "Engineers".into();
-    p.approval.stages = vec![Stage {
-        primary: vec![ApproverSpec::CatalogOwners],
-        fallback: vec![],
-        escalation: vec![],
-        justification_required: false,
-        timeout_days: 3,
-        on_timeout: OnTimeout::Expire,
-    }];
+    p.approval.stages = vec![Stage { timeout_days: 3, ..Stage::new(vec![ApproverSpec::CatalogOwners]) }];
     w.service.create_policy(&omar, p.clone()).await.unwrap();
     let mut bad = p.clone();
     bad.approval.stages[0].timeout_days = 0;

@@ -46,10 +46,12 @@ impl Service {
     pub async fn demo_people(&self) -> DomainResult<Vec<DemoPerson>> {
         let mut conn = self.db.pool().acquire().await?;
         let users = directory::active_users(&mut conn, 100).await?;
+        let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+        let roles = directory::roles_of_users(&mut conn, &ids).await?;
         let mut out = Vec::with_capacity(users.len());
         for u in users {
-            let roles = directory::roles(&mut conn, u.id).await?;
-            let mut names: Vec<String> = roles.iter().map(|r| r.role.as_str().replace('_', " ")).collect();
+            let mut names: Vec<String> =
+                roles.iter().filter(|(id, _)| *id == u.id).map(|(_, r)| r.as_str().replace('_', " ")).collect();
             names.sort();
             names.dedup();
             out.push(DemoPerson {

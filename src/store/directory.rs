@@ -348,3 +348,11 @@ pub async fn direct_reports(conn: &mut Conn, manager: UserId) -> Result<Vec<(Use
     .await?;
     Ok(rows.into_iter().map(|(id, n)| (UserId(id), n)).collect())
 }
+
+/// The roles of several users at once.
+pub async fn roles_of_users(conn: &mut Conn, users: &[UserId]) -> Result<Vec<(UserId, Role)>, sqlx::Error> {
+    let sql =
+        format!("SELECT user_id, role FROM role_assignments WHERE user_id IN ({})", id_list(users.iter().map(|u| u.0)));
+    let rows: Vec<(i64, String)> = sqlx::query_as(&sql).fetch_all(conn).await?;
+    Ok(rows.into_iter().filter_map(|(u, r)| Role::parse(&r).map(|r| (UserId(u), r))).collect())
+}
