@@ -1,24 +1,26 @@
 //! The demo organisation: a dozen people in a few departments, three catalogs, and packages
 //! with different policies, so the portal feels alive on first run.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
+use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::ids::*;
 use crate::domain::model::{ResourceSystemKind, Role, UserKind};
 use crate::domain::policy::*;
 use crate::domain::DomainError;
 use crate::service::{NewRequest, Service};
 use crate::store::directory::NewUser;
-use crate::store::{catalog, directory, Db};
+use crate::store::{catalog, directory, seed, Db};
 
 /// Seed the demo organisation when the database has no users yet. Returns whether it did.
 pub async fn seed_if_empty(db: &Db) -> Result<bool, DomainError> {
-    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(db.pool()).await?;
-    if users > 0 {
+    let empty = seed::no_users(&mut *db.pool().acquire().await?).await?;
+    if !empty {
         return Ok(false);
     }
-    let ids = seed_directory_and_catalogs(db).await?;
-    seed_activity(&Service::new(db.clone()), &ids).await?;
+    let service = Service::new(db.clone());
+    let ids = seed_directory_and_catalogs_at(db, service.clock().now()).await?;
+    seed_activity(&service, &ids).await?;
     Ok(true)
 }
 
@@ -55,16 +57,16 @@ fn policy(package: PackageId, name: &str, scope: RequestorScope, stages: Vec<Sta
     Policy::new(package, name, scope, stages)
 }
 
+/// The directory and catalogs, created now (by the system clock).
 pub async fn seed_directory_and_catalogs(db: &Db) -> Result<DemoIds, DomainError> {
-    let now = Utc::now().timestamp_millis();
+    seed_directory_and_catalogs_at(db, SystemClock.now()).await
+}
+
+/// The directory and catalogs, created at `now`.
+pub async fn seed_directory_and_catalogs_at(db: &Db, now: DateTime<Utc>) -> Result<DemoIds, DomainError> {
+    let now = now.timestamp_millis();
     let mut tx = db.begin().await?;
-    let org: i64 = sqlx::query_scalar(
-        "INSERT INTO connected_orgs (name, domain, state, created_at) VALUES ('Northwind Partners', 'northwind.example', 'configured', $1) RETURNING id",
-    )
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    let org = OrgId(org);
+    let org = seed::insert_connected_org(&mut tx, "Northwind Partners", "northwind.example", now).await?;
 
     let mut person = async |email: &str, name: &str, dept: &str, title: &str, manager: Option<UserId>| {
         directory::insert_user(
@@ -116,11 +118,7 @@ pub async fn seed_directory_and_catalogs(db: &Db) -> Result<DemoIds, DomainError
         now,
     )
     .await?;
-    sqlx::query("INSERT INTO connected_org_sponsors (org_id, user_id, kind) VALUES ($1, $2, 'internal')")
-        .bind(org.0)
-        .bind(sofia.0)
-        .execute(&mut *tx)
-        .await?;
+    seed::add_internal_sponsor(&mut tx, org, sofia).await?;
 
     let engineering = directory::insert_group(&mut tx, "Engineering", "Everyone in engineering", now).await?;
     let finance = directory::insert_group(&mut tx, "Finance", "Finance department", now).await?;
@@ -381,6 +379,6 @@ async fn seed_activity(service: &Service, ids: &DemoIds) -> Result<(), DomainErr
     service.submit_request(&actor(ids.omar).await?, prod).await?;
     service.submit_request(&actor(ids.jamal).await?, request(ids.sales_crm, "New account executive for EMEA")).await?;
     service.submit_request(&actor(ids.tom).await?, request(ids.invoice_processing, "Month-end close")).await?;
-    service.deliver_pending(100).await?;
+    service.deliver_pending(&crate::domain::authz::Operator::Workers, 100).await?;
     Ok(())
 }

@@ -24,6 +24,8 @@ pub mod service;
 pub mod store;
 #[cfg(feature = "ssr")]
 pub mod telemetry;
+#[cfg(all(test, feature = "ssr"))]
+mod tidy;
 
 /// The browser entry point: hydrate the server-rendered page.
 #[cfg(feature = "hydrate")]

@@ -18,30 +18,31 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
+use crate::auth::AuthState;
 use crate::config::ServeArgs;
 use crate::service::Service;
 use crate::store::sessions::DbSessionStore;
 use crate::store::Db;
+use crate::ui::error::AppError;
 use crate::ui::{shell, App};
 
 /// Everything a handler or server function may need.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
-    pub service: Service,
-    /// Demo sign-in is on (only ever on a loopback address).
-    pub demo: bool,
-    /// Sign-in through the company's identity provider, when configured.
-    pub oidc: Option<std::sync::Arc<crate::auth::oidc::Oidc>>,
-    /// Who becomes an administrator at sign-in.
-    pub admins: crate::service::directory::AdminBootstrap,
-    /// Served over https: secure cookies, HSTS.
-    pub https: bool,
+    /// The service, sign-in options and transport facts (https: secure cookies, HSTS).
+    pub auth: AuthState,
 }
 
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
         state.leptos_options.clone()
+    }
+}
+
+impl FromRef<AppState> for AuthState {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
     }
 }
 
@@ -83,11 +84,7 @@ impl Application {
         };
         let state = AppState {
             leptos_options,
-            service: service.clone(),
-            demo: args.demo,
-            oidc,
-            admins,
-            https: args.is_https(),
+            auth: AuthState { service: service.clone(), demo: args.demo, oidc, admins, https: args.is_https() },
         };
         let router = router(state);
         Ok(Self { listener, router, addr, service })
@@ -112,28 +109,29 @@ impl Application {
         let serve = axum::serve(listener, self.router.into_make_service()).with_graceful_shutdown(shutdown);
         tokio::select! {
             result = serve => result,
-            () = crate::service::run_workers(self.service) => Ok(()),
+            () = crate::service::run_workers(self.service, WORKER_INTERVAL) => Ok(()),
         }
     }
 }
 
 fn router(state: AppState) -> Router {
-    let https = state.https;
+    let https = state.auth.https;
     let routes = generate_route_list(App);
     let context = {
-        let state = state.clone();
+        let auth = state.auth.clone();
         move || {
-            provide_context(state.service.clone());
-            provide_context(crate::ui::DemoMode(state.demo));
+            provide_context(auth.service.clone());
+            provide_context(crate::ui::DemoMode(auth.demo));
             provide_context(crate::ui::NoticeCell::default());
             provide_context(crate::ui::SignInOptions {
-                demo: state.demo,
-                provider: state.oidc.as_ref().map(|o| o.display_name().to_owned()),
-                provider_origin: state.oidc.as_ref().and_then(|o| o.issuer_origin()),
+                demo: auth.demo,
+                provider: auth.oidc.as_ref().map(|o| o.display_name().to_owned()),
+                provider_origin: auth.oidc.as_ref().and_then(|o| o.issuer_origin()),
             });
         }
     };
-    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.service.db().clone()))
+    let service = &state.auth.service;
+    let sessions = SessionManagerLayer::new(DbSessionStore::with_clock(service.db().clone(), service.clock().clone()))
         .with_name(if https { "__Host-qm_session" } else { "qm_session" })
         .with_same_site(SameSite::Lax)
         .with_http_only(true)
@@ -162,6 +160,7 @@ fn router(state: AppState) -> Router {
                 .service(tower_http::services::ServeDir::new(site_pkg_dir(&state)).precompressed_gzip()),
         )
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .layer(middleware::from_fn(server_fn_error_status))
         .layer(sessions)
         .layer(middleware::from_fn(reject_cross_site))
         .layer(middleware::from_fn(move |req, next| security_headers(req, next, https)))
@@ -206,13 +205,43 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.service.db().readiness().await {
+    match state.auth.service.db().readiness().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(why) => {
             tracing::warn!(%why, "not ready");
             (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
         }
     }
+}
+
+/// The status of a server function's error answer, chosen here, once, from the error itself.
+///
+/// A server function that returns `Err` (or whose arguments do not even parse) answers 500
+/// with the error as JSON and the `serverfnerror` header; the status the error calls for
+/// ([`AppError::status`], the table pages use too) replaces that 500 here. Nothing upstream
+/// sets a status from an error, so an `Ok` answer stays 200 whatever errors were handled on
+/// the way, and a plain HTML form keeps the redirect back to its page.
+async fn server_fn_error_status(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if res.status() != StatusCode::INTERNAL_SERVER_ERROR
+        || !res.headers().contains_key(leptos::server_fn::error::SERVER_FN_ERROR_HEADER)
+    {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = match axum::body::to_bytes(body, 1 << 20).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::error!(error = %e, "unreadable server function error");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    if let Some(status) =
+        serde_json::from_slice::<AppError>(&bytes).ok().and_then(|error| StatusCode::from_u16(error.status()).ok())
+    {
+        parts.status = status;
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// Cross-site request forgery: a state-changing request that the browser says came from

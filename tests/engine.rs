@@ -4,13 +4,16 @@
 
 mod common;
 
+use quartermaster::domain::authz::Operator;
+
 use chrono::Duration;
 use common::{ask, World};
+use quartermaster::domain::clock::Clock;
 use quartermaster::domain::ids::*;
 use quartermaster::domain::policy::Answer;
 use quartermaster::domain::request::{Decision, RequestState};
 use quartermaster::domain::DomainError;
-use quartermaster::service::{ChainCheck, NewRequest};
+use quartermaster::service::{AuditAnchor, ChainCheck, NewRequest};
 use quartermaster::store::{assignments, Backend};
 
 on_both_databases!(
@@ -24,6 +27,14 @@ on_both_databases!(
     grants_are_reference_counted,
     direct_assignment_needs_the_catalog_role,
     audit_chain_detects_tampering,
+    audit_chain_cannot_fork,
+    audit_chain_detects_removal_reordering_and_a_cut_tail,
+    a_requested_start_is_honoured,
+    waiting_for_approval_does_not_shorten_access,
+    an_explicit_end_stays_as_chosen_and_bad_dates_are_refused_by_field,
+    a_decision_after_the_due_time_is_refused_as_timed_out,
+    an_assignment_past_its_end_cannot_be_extended,
+    stored_values_that_cannot_be_decoded_are_errors,
 );
 
 fn production(w: &World) -> NewRequest {
@@ -65,7 +76,7 @@ async fn two_stage_request_is_approved_and_delivered(backend: Backend) {
     let s2 = w.service.decide(&hana, out.request, Decision::Approve, "Rotation confirmed").await.unwrap();
     assert_eq!(s2.state, RequestState::Delivering);
 
-    let report = w.service.deliver_pending(10).await.unwrap();
+    let report = w.service.deliver_pending(&Operator::Workers, 10).await.unwrap();
     assert_eq!(report.delivered, 1);
     assert_eq!(members(&w, w.ids.production_role).await, vec![w.ids.omar]);
     let mine = w.service.my_requests(&omar, None).await.unwrap().items;
@@ -78,7 +89,9 @@ async fn two_stage_request_is_approved_and_delivered(backend: Backend) {
     let access = w.service.my_access(&omar, None).await.unwrap().items;
     assert_eq!(access[0].state, "delivered");
     assert!(access[0].end_at.is_some(), "30-day policy sets an end");
-    assert!(matches!(w.service.verify_audit_chain().await.unwrap(), ChainCheck::Intact { events } if events >= 5));
+    assert!(
+        matches!(w.service.verify_audit_chain(&Operator::Workers).await.unwrap(), ChainCheck::Intact { events, .. } if events >= 5)
+    );
 }
 
 async fn deny_ends_the_request_with_the_reason(backend: Backend) {
@@ -187,9 +200,9 @@ async fn stage_time_out_expires_the_request(backend: Backend) {
     let jamal = w.actor(w.ids.jamal).await;
     let out = w.service.submit_request(&jamal, ask(w.ids.sales_crm, "")).await.unwrap();
     w.clock.advance(Duration::days(6));
-    assert_eq!(w.service.time_out_stages().await.unwrap(), 0, "not due yet");
+    assert_eq!(w.service.time_out_stages(&Operator::Workers).await.unwrap(), 0, "not due yet");
     w.clock.advance(Duration::days(2));
-    assert_eq!(w.service.time_out_stages().await.unwrap(), 1);
+    assert_eq!(w.service.time_out_stages(&Operator::Workers).await.unwrap(), 1);
     let sofia = w.actor(w.ids.sofia).await;
     let late = w.service.decide(&sofia, out.request, Decision::Approve, "").await.unwrap_err();
     assert_eq!(late, DomainError::AlreadyDecided("this request expired: nobody decided in time".into()));
@@ -203,7 +216,7 @@ async fn grants_are_reference_counted(backend: Backend) {
     let crm = w.service.submit_request(&priya, ask(w.ids.sales_crm, "")).await.unwrap();
     let sofia = w.actor(w.ids.sofia).await;
     w.service.decide(&sofia, crm.request, Decision::Approve, "").await.unwrap();
-    w.service.deliver_pending(50).await.unwrap();
+    w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     let dashboards = w.service.my_access(&priya, None).await.unwrap().items;
     let viewer_role =
         dashboards.iter().flat_map(|a| &a.resources).find(|r| r.resource == "Sales Dashboards").unwrap().id;
@@ -212,15 +225,15 @@ async fn grants_are_reference_counted(backend: Backend) {
 
     // The 30-day package expires: the role stays, held through Sales CRM.
     w.clock.advance(Duration::days(31));
-    assert_eq!(w.service.expire_assignments().await.unwrap(), 1);
-    w.service.deliver_pending(50).await.unwrap();
+    assert_eq!(w.service.expire_assignments(&Operator::Workers).await.unwrap(), 1);
+    w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     assert_eq!(members(&w, viewer_role).await, vec![w.ids.priya]);
 
     // Giving up Sales CRM takes the last holder away.
     let crm_assignment =
         w.service.my_access(&priya, None).await.unwrap().items.into_iter().find(|a| a.package == "Sales CRM").unwrap();
     w.service.remove_assignment(&priya, AssignmentId(crm_assignment.id), "no longer needed").await.unwrap();
-    w.service.deliver_pending(50).await.unwrap();
+    w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     assert!(members(&w, viewer_role).await.is_empty());
     let again = w.service.remove_assignment(&priya, AssignmentId(crm_assignment.id), "").await.unwrap_err();
     assert!(matches!(again, DomainError::AlreadyDecided(_)));
@@ -260,8 +273,10 @@ async fn audit_chain_detects_tampering(backend: Backend) {
     let w = World::new(backend).await;
     let maya = w.actor(w.ids.maya).await;
     w.service.submit_request(&maya, ask(w.ids.developer_tools, "first")).await.unwrap();
-    w.service.deliver_pending(10).await.unwrap();
-    let ChainCheck::Intact { events } = w.service.verify_audit_chain().await.unwrap() else { panic!("chain broken") };
+    w.service.deliver_pending(&Operator::Workers, 10).await.unwrap();
+    let ChainCheck::Intact { events, .. } = w.service.verify_audit_chain(&Operator::Workers).await.unwrap() else {
+        panic!("chain broken")
+    };
     assert!(events >= 3);
     let second: i64 = sqlx::query_scalar("SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET 1")
         .fetch_one(w.db().pool())
@@ -272,8 +287,262 @@ async fn audit_chain_detects_tampering(backend: Backend) {
         .execute(w.db().pool())
         .await
         .unwrap();
-    match w.service.verify_audit_chain().await.unwrap() {
+    match w.service.verify_audit_chain(&Operator::Workers).await.unwrap() {
         ChainCheck::Broken { event_id, .. } => assert_eq!(event_id, second),
         other => panic!("tampering not detected: {other:?}"),
     }
+}
+
+async fn count(w: &World, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(w.db().pool()).await.unwrap()
+}
+
+async fn audit_chain_cannot_fork(backend: Backend) {
+    let w = World::new(backend).await;
+    let maya = w.actor(w.ids.maya).await;
+    w.service.submit_request(&maya, ask(w.ids.developer_tools, "")).await.unwrap();
+    // A second event linking to the same predecessor as an existing one is refused by the
+    // database itself, whoever writes it.
+    let (prev, hash): (String, String) =
+        sqlx::query_as("SELECT prev_hash, hash FROM audit_events ORDER BY id DESC LIMIT 1")
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap();
+    let forked = sqlx::query(
+        "INSERT INTO audit_events (at, action, object_type, object_id, prev_hash, hash) \
+         VALUES (0, 'forged', 'request', 1, $1, $2)",
+    )
+    .bind(&prev)
+    .bind(format!("{hash}-fork"))
+    .execute(w.db().pool())
+    .await;
+    assert!(forked.is_err_and(|e| quartermaster::store::is_unique_violation(&e)));
+}
+
+/// An audit event's content columns, as the tampering tests read and write them.
+type Event = (i64, Option<i64>, String, String, i64, String, String, String);
+
+async fn audit_chain_detects_removal_reordering_and_a_cut_tail(backend: Backend) {
+    let w = World::new(backend).await;
+    let maya = w.actor(w.ids.maya).await;
+    let omar = w.actor(w.ids.omar).await;
+    w.service.submit_request(&maya, ask(w.ids.developer_tools, "")).await.unwrap();
+    w.service.submit_request(&omar, ask(w.ids.developer_tools, "")).await.unwrap();
+    let ChainCheck::Intact { events, head: Some(anchor) } =
+        w.service.verify_audit_chain(&Operator::Workers).await.unwrap()
+    else {
+        panic!("chain broken")
+    };
+    assert!(events >= 4, "{events}");
+    // The anchor prints as ID:HASH and reads back.
+    assert_eq!(anchor.to_string().parse::<AuditAnchor>().unwrap(), anchor);
+    assert!(matches!(
+        w.service.verify_audit_chain_against(&Operator::Workers, Some(&anchor)).await.unwrap(),
+        ChainCheck::Intact { .. }
+    ));
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM audit_events ORDER BY id").fetch_all(w.db().pool()).await.unwrap();
+
+    // Cutting the tail leaves a chain that is intact by itself: only the anchor catches it.
+    sqlx::query("DELETE FROM audit_events WHERE id = $1").bind(anchor.id).execute(w.db().pool()).await.unwrap();
+    assert!(matches!(w.service.verify_audit_chain(&Operator::Workers).await.unwrap(), ChainCheck::Intact { .. }));
+    match w.service.verify_audit_chain_against(&Operator::Workers, Some(&anchor)).await.unwrap() {
+        ChainCheck::Broken { event_id, why } => {
+            assert_eq!(event_id, anchor.id);
+            assert!(why.contains("tail was cut"), "{why}");
+        }
+        other => panic!("a cut tail was not detected: {other:?}"),
+    }
+
+    // Swapping two events' content (reordering) breaks the chain at the first of them.
+    let (a, b) = (ids[1], ids[2]);
+    let row = |id: i64| {
+        let pool = w.db().pool().clone();
+        async move {
+            sqlx::query_as::<_, Event>(
+                "SELECT at, actor_id, action, object_type, object_id, before, after, reason FROM audit_events WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let (ra, rb) = (row(a).await, row(b).await);
+    let write = |id: i64, r: &Event| {
+        let (pool, r) = (w.db().pool().clone(), r.clone());
+        async move {
+            sqlx::query(
+                "UPDATE audit_events SET at = $1, actor_id = $2, action = $3, object_type = $4, object_id = $5, \
+                 before = $6, after = $7, reason = $8 WHERE id = $9",
+            )
+            .bind(r.0)
+            .bind(r.1)
+            .bind(r.2)
+            .bind(r.3)
+            .bind(r.4)
+            .bind(r.5)
+            .bind(r.6)
+            .bind(r.7)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    };
+    for (id, r) in [(a, &rb), (b, &ra)] {
+        write(id, r).await;
+    }
+    assert!(
+        matches!(w.service.verify_audit_chain(&Operator::Workers).await.unwrap(), ChainCheck::Broken { event_id, .. } if event_id == a)
+    );
+    // Put them back, then delete one in the middle: the next one no longer links.
+    for (id, r) in [(a, &ra), (b, &rb)] {
+        write(id, r).await;
+    }
+    assert!(matches!(w.service.verify_audit_chain(&Operator::Workers).await.unwrap(), ChainCheck::Intact { .. }));
+    sqlx::query("DELETE FROM audit_events WHERE id = $1").bind(a).execute(w.db().pool()).await.unwrap();
+    match w.service.verify_audit_chain(&Operator::Workers).await.unwrap() {
+        ChainCheck::Broken { event_id, why } => {
+            assert_eq!(event_id, b);
+            assert!(why.contains("different predecessor"), "{why}");
+        }
+        other => panic!("a removed event was not detected: {other:?}"),
+    }
+}
+
+/// Sales Analytics: no approval, 30 days, the requestor may pick dates.
+fn analytics(w: &World) -> NewRequest {
+    ask(w.ids.sales_analytics, "")
+}
+
+async fn a_requested_start_is_honoured(backend: Backend) {
+    let w = World::new(backend).await;
+    let jamal = w.actor(w.ids.jamal).await;
+    let start = w.clock.now() + Duration::days(10);
+    let mut r = analytics(&w);
+    r.start = Some(start);
+    w.service.submit_request(&jamal, r).await.unwrap();
+    let a = &w.service.my_access(&jamal, None).await.unwrap().items[0];
+    assert_eq!(
+        (a.start_at, a.end_at),
+        (start.timestamp_millis(), Some((start + Duration::days(30)).timestamp_millis()))
+    );
+    // Nothing is provisioned before the start.
+    assert_eq!(w.service.deliver_pending(&Operator::Workers, 50).await.unwrap().delivered, 0);
+    w.clock.advance(Duration::days(9));
+    assert_eq!(w.service.deliver_pending(&Operator::Workers, 50).await.unwrap().delivered, 0);
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM builtin_memberships").await, 0);
+    w.clock.advance(Duration::days(1));
+    assert_eq!(w.service.deliver_pending(&Operator::Workers, 50).await.unwrap().delivered, 1);
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM builtin_memberships").await, 1);
+    // The lead time is bounded (90 days by default).
+    let omar = w.actor(w.ids.omar).await;
+    let mut far = analytics(&w);
+    far.start = Some(w.clock.now() + Duration::days(91));
+    match w.service.submit_request(&omar, far).await {
+        Err(DomainError::Invalid { field: Some(f), message }) => assert_eq!(f, "start", "{message}"),
+        other => panic!("a start beyond the lead time was accepted: {other:?}"),
+    }
+}
+
+async fn waiting_for_approval_does_not_shorten_access(backend: Backend) {
+    let w = World::new(backend).await;
+    // The partners' policy on Sales CRM: sponsor approval, 90 days of access.
+    let partner = w.actor(w.ids.noah).await;
+    let sofia = w.actor(w.ids.sofia).await;
+    let out = w.service.submit_request(&partner, ask(w.ids.sales_crm, "Joint campaign")).await.unwrap();
+    assert_eq!(out.state, RequestState::PendingApproval);
+    w.clock.advance(Duration::days(6));
+    let approved_at = w.clock.now();
+    w.service.decide(&sofia, out.request, Decision::Approve, "ok").await.unwrap();
+    let a = &w.service.my_access(&partner, None).await.unwrap().items[0];
+    assert_eq!(a.start_at, approved_at.timestamp_millis());
+    assert_eq!(a.end_at, Some((approved_at + Duration::days(90)).timestamp_millis()), "90 days from the approval");
+}
+
+async fn an_explicit_end_stays_as_chosen_and_bad_dates_are_refused_by_field(backend: Backend) {
+    let w = World::new(backend).await;
+    let jamal = w.actor(w.ids.jamal).await;
+    let now = w.clock.now();
+    let field = |r: Result<quartermaster::service::RequestOutcome, DomainError>| match r {
+        Err(DomainError::Invalid { field: Some(f), .. }) => f,
+        other => panic!("expected a field error, got {other:?}"),
+    };
+    let mut backwards = analytics(&w);
+    backwards.start = Some(now + Duration::days(5));
+    backwards.end = Some(now + Duration::days(4));
+    assert_eq!(field(w.service.submit_request(&jamal, backwards).await), "end");
+    let mut too_long = analytics(&w);
+    too_long.end = Some(now + Duration::days(31));
+    assert_eq!(field(w.service.submit_request(&jamal, too_long).await), "end");
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM requests").await, 0, "refusals store nothing");
+    let mut chosen = analytics(&w);
+    chosen.end = Some(now + Duration::days(3));
+    w.service.submit_request(&jamal, chosen).await.unwrap();
+    let a = &w.service.my_access(&jamal, None).await.unwrap().items[0];
+    assert_eq!(a.end_at, Some((now + Duration::days(3)).timestamp_millis()));
+}
+
+async fn a_decision_after_the_due_time_is_refused_as_timed_out(backend: Backend) {
+    let w = World::new(backend).await;
+    let jamal = w.actor(w.ids.jamal).await;
+    let sofia = w.actor(w.ids.sofia).await;
+    let out = w.service.submit_request(&jamal, ask(w.ids.sales_crm, "")).await.unwrap();
+    // The stage is due in 7 days; the worker has not run when Sofia decides on day 8.
+    w.clock.advance(Duration::days(8));
+    match w.service.decide(&sofia, out.request, Decision::Approve, "").await {
+        Err(DomainError::AlreadyDecided(why)) => assert!(why.contains("expired"), "{why}"),
+        other => panic!("a late approval went through: {other:?}"),
+    }
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM assignments").await, 0);
+    let state: String = sqlx::query_scalar("SELECT state FROM requests WHERE id = $1")
+        .bind(out.request.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(state, "expired");
+    // A cancel after the due time is told the same.
+    let omar = w.actor(w.ids.omar).await;
+    let prod = w.service.submit_request(&omar, production(&w)).await.unwrap();
+    w.clock.advance(Duration::days(15));
+    assert!(matches!(w.service.cancel_request(&omar, prod.request).await, Err(DomainError::AlreadyDecided(_))));
+}
+
+async fn an_assignment_past_its_end_cannot_be_extended(backend: Backend) {
+    let w = World::new(backend).await;
+    // Sales Analytics may be extended without approval.
+    w.allow_extension_without_approval(w.ids.sales_analytics).await;
+    let jamal = w.actor(w.ids.jamal).await;
+    w.service.submit_request(&jamal, analytics(&w)).await.unwrap();
+    let id = AssignmentId(w.service.my_access(&jamal, None).await.unwrap().items[0].id);
+    // Extending counts from now: 10 days in, the new end is 30 days from today.
+    w.clock.advance(Duration::days(10));
+    w.service.extend_assignment(&jamal, id, "").await.unwrap();
+    let end = w.service.my_access(&jamal, None).await.unwrap().items[0].end_at;
+    assert_eq!(end, Some((w.clock.now() + Duration::days(30)).timestamp_millis()));
+    // Past the end (the expiry job has not run yet): refused.
+    w.clock.advance(Duration::days(31));
+    assert!(matches!(w.service.extend_assignment(&jamal, id, "").await, Err(DomainError::AlreadyDecided(_))));
+}
+
+async fn stored_values_that_cannot_be_decoded_are_errors(backend: Backend) {
+    let w = World::new(backend).await;
+    let jamal = w.actor(w.ids.jamal).await;
+    let out = w.service.submit_request(&jamal, ask(w.ids.sales_crm, "")).await.unwrap();
+    // An unknown state word is not read as some default.
+    sqlx::query("UPDATE requests SET state = 'maybe' WHERE id = $1")
+        .bind(out.request.0)
+        .execute(w.db().pool())
+        .await
+        .unwrap();
+    assert!(matches!(w.service.my_requests(&jamal, None).await, Err(DomainError::Internal(_))));
+    // A timestamp out of range is not read as 1970.
+    sqlx::query("UPDATE requests SET state = 'pending_approval', created_at = $1 WHERE id = $2")
+        .bind(i64::MAX)
+        .bind(out.request.0)
+        .execute(w.db().pool())
+        .await
+        .unwrap();
+    assert!(matches!(w.service.my_requests(&jamal, None).await, Err(DomainError::Internal(_))));
 }

@@ -17,6 +17,8 @@ on_both_databases!(
     sessions_end_when_the_user_is_disabled_or_too_old,
     demo_mode_is_refused_off_loopback,
     over_https_cookies_are_secure_and_hsts_is_sent,
+    a_bulk_decision_answers_by_its_outcome,
+    sessions_follow_the_injected_clock,
 );
 
 async fn over_https_cookies_are_secure_and_hsts_is_sent(backend: Backend) {
@@ -285,4 +287,133 @@ async fn plain_form_actions_work_without_javascript(backend: Backend) {
     let after = c2.get(&approvals_page).send().await.unwrap().text().await.unwrap();
     assert!(after.contains("Approved 2 of 2 selected requests."), "bulk outcome shown");
     assert!(app.service.pending_approvals(&sofia, None).await.unwrap().items.is_empty());
+}
+
+/// A server function called the way the hydrated page calls it (no HTML, no redirect).
+async fn call_server_fn(base: &str, cookie: &str, name: &str, form: &[(&str, String)]) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/api/{name}"))
+        .header("origin", base)
+        .header("accept", "application/json")
+        .form(form);
+    if !cookie.is_empty() {
+        req = req.header("cookie", cookie);
+    }
+    req.send().await.unwrap()
+}
+
+/// Deciding several requests where one of them was decided meanwhile (or never existed): the
+/// answer is the outcome, 200, "1 of 2", with the valid one applied — not a 4xx around an Ok
+/// body. The status of a real error comes from the same table, once.
+async fn a_bulk_decision_answers_by_its_outcome(backend: Backend) {
+    use quartermaster::domain::request::Decision;
+    let app = spawn_app(backend, true).await;
+    let ids = &app.ids;
+    let actor = async |id: quartermaster::domain::ids::UserId| app.service.actor(id).await.unwrap().unwrap();
+    let (jamal, priya, noah, sofia) =
+        (actor(ids.jamal).await, actor(ids.priya).await, actor(ids.noah).await, actor(ids.sofia).await);
+    // Sofia approves them all: manager of Jamal and Priya, sponsor of Noah's organisation.
+    let filed = async |who: &quartermaster::domain::authz::Actor, why: &str| {
+        app.service.submit_request(who, common::ask(ids.sales_crm, why)).await.unwrap().request
+    };
+    let jamal_req = filed(&jamal, "EMEA accounts").await;
+    let priya_req = filed(&priya, "Pipeline reports").await;
+    let noah_req = filed(&noah, "Partner onboarding").await;
+    // Someone else's tab got there first: Priya's request is decided already.
+    app.service.decide(&sofia, priya_req, Decision::Approve, "ok").await.unwrap();
+    let state_of = async |who: &quartermaster::domain::authz::Actor, id: quartermaster::domain::ids::RequestId| {
+        app.service.my_requests(who, None).await.unwrap().items.into_iter().find(|r| r.id == id.0).unwrap().state
+    };
+
+    let cookie = common::session_cookie(&app, ids.sofia).await;
+    let bulk = |requests: &[i64]| {
+        let mut form: Vec<(String, String)> =
+            requests.iter().enumerate().map(|(i, id)| (format!("request_ids[{i}]"), id.to_string())).collect();
+        form.push(("decision".into(), "approve".into()));
+        form.push(("justification".into(), "Q1 hires".into()));
+        form
+    };
+    fn as_refs(form: &[(String, String)]) -> Vec<(&str, String)> {
+        form.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
+    }
+
+    // With JavaScript: one valid, one already decided.
+    let form = bulk(&[jamal_req.0, priya_req.0]);
+    let res = call_server_fn(&app.base, &cookie, "decide_many", &as_refs(&form)).await;
+    assert_eq!(res.status(), 200, "a partial success is an answer, not an error");
+    let notice: quartermaster::views::Notice = res.json().await.unwrap();
+    assert!(notice.text.starts_with("Approved 1 of 2 selected requests."), "{}", notice.text);
+    assert!(
+        notice.text.contains(&format!("request {}", priya_req.0)),
+        "says which one was not decided: {}",
+        notice.text
+    );
+    assert!(!notice.ok);
+    let state = state_of(&jamal, jamal_req).await;
+    assert!(["approved", "delivering", "delivered"].contains(&state.as_str()), "Jamal's request was approved: {state}");
+
+    // When nothing went through, the error answers with its own status (409), as JSON.
+    let form = bulk(&[priya_req.0]);
+    let res = call_server_fn(&app.base, &cookie, "decide_many", &as_refs(&form)).await;
+    assert_eq!(res.status(), 409);
+    let error: quartermaster::ui::error::AppError = res.json().await.unwrap();
+    assert!(matches!(error, quartermaster::ui::error::AppError::AlreadyDecided(_)), "{error:?}");
+    // A call whose arguments do not parse is refused as invalid (422), not as a server fault.
+    let res = call_server_fn(&app.base, &cookie, "decide_many", &[("request_ids[0]", jamal_req.0.to_string())]).await;
+    assert_eq!(res.status(), 422);
+    // Nobody signed in: 401.
+    let res = call_server_fn(&app.base, "", "decide_many", &as_refs(&bulk(&[noah_req.0]))).await;
+    assert_eq!(res.status(), 401);
+
+    // Without JavaScript: a plain form with one valid and one unknown request is redirected
+    // back, and the page shows the outcome once.
+    let c = client();
+    let page = format!("{}/approvals", app.base);
+    let form = bulk(&[noah_req.0, 987_654_321]);
+    let res = c
+        .post(format!("{}/api/decide_many", app.base))
+        .header("origin", &app.base)
+        .header("referer", &page)
+        .header("cookie", &cookie)
+        .form(&as_refs(&form))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let back = res.headers()["location"].to_str().unwrap();
+    assert!(back.starts_with(&page) && !back.contains("__err"), "back to the page, no error in the address: {back}");
+    let html = c.get(&page).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Approved 1 of 2 selected requests."), "the outcome is shown after the redirect");
+    let again = c.get(&page).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(!again.contains("selected requests."), "shown once");
+    let state = state_of(&noah, noah_req).await;
+    assert!(["approved", "delivering", "delivered"].contains(&state.as_str()), "Noah's request was approved: {state}");
+}
+
+/// Session lifetimes follow the service's clock: the idle timeout (8 hours) and the absolute
+/// lifetime (12 hours after sign-in, however active).
+async fn sessions_follow_the_injected_clock(backend: Backend) {
+    let clock = quartermaster::domain::clock::ManualClock::new(chrono::Utc::now());
+    let app = common::spawn_app_with_clock(backend, clock.clone()).await;
+    let page = format!("{}/approvals", app.base);
+    let status = async |c: &reqwest::Client| c.get(&page).send().await.unwrap().status().as_u16();
+    let hours = |h: i64| chrono::Duration::hours(h);
+
+    // Active every 7 hours: the idle timeout never strikes, the absolute lifetime does.
+    let c = client();
+    sign_in_as(&c, &app.base, app.ids.maya.0).await;
+    assert_eq!(status(&c).await, 200);
+    clock.advance(hours(7));
+    assert_eq!(status(&c).await, 200, "7 hours idle is within the 8-hour idle timeout");
+    clock.advance(hours(5) - chrono::Duration::minutes(1));
+    assert_eq!(status(&c).await, 200, "just under 12 hours since sign-in");
+    clock.advance(chrono::Duration::minutes(2));
+    assert_eq!(status(&c).await, 302, "past 12 hours since sign-in the session ends, however active");
+
+    // Idle for more than 8 hours: the session is gone.
+    let c = client();
+    sign_in_as(&c, &app.base, app.ids.maya.0).await;
+    assert_eq!(status(&c).await, 200);
+    clock.advance(hours(8) + chrono::Duration::minutes(1));
+    assert_eq!(status(&c).await, 302, "idle past 8 hours");
 }

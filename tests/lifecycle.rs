@@ -5,6 +5,8 @@
 
 mod common;
 
+use quartermaster::domain::authz::Operator;
+
 use chrono::Duration;
 use common::{ask, World};
 use quartermaster::domain::authz::Actor;
@@ -25,6 +27,11 @@ on_both_databases!(
     authorization_table_operations_by_role,
     managers_request_for_their_reports_and_dates_are_honoured,
     delivery_checks_again_and_withdraws_stale_access,
+    leavers_lose_access_and_stop_approving,
+    failed_delivery_rolls_up_and_an_administrator_retries_it,
+    one_bad_entry_never_stops_a_pass,
+    sign_in_records_linking_and_profile_changes,
+    system_operations_need_a_permission,
 );
 
 async fn delivery_checks_again_and_withdraws_stale_access(backend: Backend) {
@@ -40,7 +47,7 @@ async fn delivery_checks_again_and_withdraws_stale_access(backend: Backend) {
     };
     pkg.enabled = false;
     w.service.update_package(&linus, pkg).await.unwrap();
-    let report = w.service.deliver_pending(50).await.unwrap();
+    let report = w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     assert_eq!((report.delivered, report.withdrawn), (0, 2), "{report:?}");
     let r = w.service.my_requests(&maya, None).await.unwrap().items.remove(0);
     assert_eq!(r.state, "delivery_failed");
@@ -50,7 +57,7 @@ async fn delivery_checks_again_and_withdraws_stale_access(backend: Backend) {
         sqlx::query_scalar("SELECT COUNT(*) FROM builtin_memberships").fetch_one(w.db().pool()).await.unwrap();
     assert_eq!(held, 0, "nothing was granted");
     // The removals it queued are harmless: nothing to remove.
-    w.service.deliver_pending(50).await.unwrap();
+    w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
 }
 
 async fn managers_request_for_their_reports_and_dates_are_honoured(backend: Backend) {
@@ -147,7 +154,7 @@ async fn time_out_escalates_once_then_expires(backend: Backend) {
     let grace = w.actor(w.ids.grace).await;
     assert!(w.service.pending_approvals(&grace, None).await.unwrap().items.is_empty(), "escalation approvers wait");
     w.clock.advance(Duration::days(3));
-    assert_eq!(w.service.time_out_stages().await.unwrap(), 1);
+    assert_eq!(w.service.time_out_stages(&Operator::Workers).await.unwrap(), 1);
     assert_eq!(w.service.pending_approvals(&grace, None).await.unwrap().items.len(), 1, "escalated to Grace");
     assert_eq!(
         w.service.pending_approvals(&sofia, None).await.unwrap().items.len(),
@@ -155,7 +162,7 @@ async fn time_out_escalates_once_then_expires(backend: Backend) {
         "the primary approver can still act"
     );
     w.clock.advance(Duration::days(3));
-    assert_eq!(w.service.time_out_stages().await.unwrap(), 1);
+    assert_eq!(w.service.time_out_stages(&Operator::Workers).await.unwrap(), 1);
     let late = w.service.decide(&grace, out.request, Decision::Approve, "").await.unwrap_err();
     assert!(matches!(late, DomainError::AlreadyDecided(_)));
 }
@@ -170,7 +177,7 @@ async fn extension_goes_through_approval(backend: Backend) {
     let hana = w.actor(w.ids.hana).await;
     w.service.decide(&linus, out.request, Decision::Approve, "").await.unwrap();
     w.service.decide(&hana, out.request, Decision::Approve, "ok").await.unwrap();
-    w.service.deliver_pending(10).await.unwrap();
+    w.service.deliver_pending(&Operator::Workers, 10).await.unwrap();
     let a = w.service.my_access(&omar, None).await.unwrap().items.remove(0);
     let first_end = a.end_at.unwrap();
 
@@ -325,4 +332,245 @@ async fn authorization_table_operations_by_role(backend: Backend) {
         );
         assert_eq!(got, erow.to_vec(), "{name}");
     }
+}
+
+async fn count(w: &World, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(w.db().pool()).await.unwrap()
+}
+
+async fn leavers_lose_access_and_stop_approving(backend: Backend) {
+    let w = World::new(backend).await;
+    let grace = w.actor(w.ids.grace).await;
+    let sofia = w.actor(w.ids.sofia).await;
+    let jamal = w.actor(w.ids.jamal).await;
+    let priya = w.actor(w.ids.priya).await;
+    // Sofia holds Sales Analytics, has a request of her own pending, and is the manager who
+    // must approve Jamal's and Priya's Sales CRM requests. Hana co-owns the Sales catalog.
+    let sales = {
+        let mut conn = w.db().pool().acquire().await.unwrap();
+        catalog::package(&mut conn, w.ids.sales_crm).await.unwrap().unwrap().catalog_id
+    };
+    w.service.grant_role(&grace, w.ids.hana, Role::CatalogOwner, Some(sales)).await.unwrap();
+    w.service.submit_request(&sofia, ask(w.ids.sales_analytics, "")).await.unwrap();
+    w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    let own = w.service.submit_request(&sofia, ask(w.ids.sales_crm, "")).await.unwrap();
+    assert_eq!(own.state, RequestState::PendingApproval);
+    let jamals = w.service.submit_request(&jamal, ask(w.ids.sales_crm, "")).await.unwrap();
+    let priyas = w.service.submit_request(&priya, ask(w.ids.sales_crm, "")).await.unwrap();
+    assert!(!w.service.pending_approvals(&sofia, None).await.unwrap().items.is_empty());
+
+    w.service.set_user_active(&grace, w.ids.sofia, false).await.unwrap();
+
+    // Her own request is canceled, her access ended through the audited path, its removal queued.
+    let state = |id: RequestId| {
+        let pool = w.db().pool().clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT state FROM requests WHERE id = $1")
+                .bind(id.0)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(state(own.request).await, "canceled");
+    let ended: Vec<String> = sqlx::query_scalar("SELECT state FROM assignments WHERE user_id = $1")
+        .bind(w.ids.sofia.0)
+        .fetch_all(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(ended, vec!["removed".to_owned()]);
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM outbox WHERE kind = 'remove_member'").await, 1);
+    w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM builtin_memberships").await, 0);
+    // She is no longer an approver: the stage falls back to the catalog's other owner, Hana.
+    let disabled_approvers = count(
+        &w,
+        "SELECT COUNT(*) FROM request_approvers WHERE user_id IN (SELECT id FROM users WHERE state = 'disabled')",
+    )
+    .await;
+    assert_eq!(disabled_approvers, 0);
+    let hana = w.actor(w.ids.hana).await;
+    for r in [jamals.request, priyas.request] {
+        assert_eq!(state(r).await, "pending_approval");
+    }
+    assert_eq!(w.service.pending_approvals(&hana, None).await.unwrap().items.len(), 2);
+    // When Hana leaves too, nobody is left: the requests expire, with the reason.
+    w.service.set_user_active(&grace, w.ids.hana, false).await.unwrap();
+    for r in [jamals.request, priyas.request] {
+        assert_eq!(state(r).await, "expired");
+        let reason: String = sqlx::query_scalar("SELECT outcome_reason FROM requests WHERE id = $1")
+            .bind(r.0)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap();
+        assert!(reason.contains("no approver is left"), "{reason}");
+    }
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_events ORDER BY id").fetch_all(w.db().pool()).await.unwrap();
+    for expected in ["user.disabled", "request.canceled", "assignment.removed"] {
+        assert!(actions.iter().any(|a| a == expected), "no {expected} in {actions:?}");
+    }
+    // A disabled person is refused at approval and at delivery.
+    let grace_assigns = {
+        let mut conn = w.db().pool().acquire().await.unwrap();
+        catalog::policies_of(&mut conn, &[w.ids.sales_analytics]).await.unwrap()[0].id
+    };
+    assert!(w
+        .service
+        .assign_directly(&grace, w.ids.sofia, w.ids.sales_analytics, grace_assigns, None, "")
+        .await
+        .is_err());
+}
+
+/// A package granting a built-in role and a role in an external system that has no connector
+/// yet: the external grant keeps failing.
+async fn package_with_an_unreachable_target(w: &World) -> (PackageId, PolicyId) {
+    let now = quartermaster::domain::clock::Clock::now(&w.clock).timestamp_millis();
+    let mut tx = w.db().begin().await.unwrap();
+    let cat: i64 = sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Sales & Marketing'")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let scim = catalog::insert_resource_system(
+        &mut tx,
+        "Corporate SCIM",
+        quartermaster::domain::model::ResourceSystemKind::Scim,
+        now,
+    )
+    .await
+    .unwrap();
+    let remote =
+        catalog::insert_resource(&mut tx, scim, CatalogId(cat), "Remote App", "", &["User"], now).await.unwrap();
+    let builtin_role: i64 = sqlx::query_scalar(
+        "SELECT rr.id FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id WHERE r.name = 'Sales Dashboards'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    let pkg = catalog::insert_package(
+        &mut tx,
+        CatalogId(cat),
+        "Remote App",
+        "",
+        &[remote[0], ResourceRoleId(builtin_role)],
+        now,
+    )
+    .await
+    .unwrap();
+    let policy = Policy::new(pkg, "Employees", RequestorScope::AllMembers, vec![]);
+    let policy = catalog::insert_policy(&mut tx, &policy, now).await.unwrap();
+    tx.commit().await.unwrap();
+    (pkg, policy)
+}
+
+async fn failed_delivery_rolls_up_and_an_administrator_retries_it(backend: Backend) {
+    let w = World::new(backend).await;
+    let (pkg, _) = package_with_an_unreachable_target(&w).await;
+    let jamal = w.actor(w.ids.jamal).await;
+    let out = w.service.submit_request(&jamal, ask(pkg, "")).await.unwrap();
+    // Attempt after attempt, a day apart, until the last one.
+    let mut failed = 0;
+    for _ in 0..12 {
+        let report = w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+        failed += report.failed;
+        w.clock.advance(Duration::days(1));
+    }
+    assert_eq!(failed, 1, "the external grant is given up once");
+    // The built-in grant was delivered: the request and assignment are partially delivered,
+    // with the reason.
+    let r = w.service.my_requests(&jamal, None).await.unwrap().items.remove(0);
+    assert_eq!(r.id, out.request.0);
+    assert_eq!(r.state, "partially_delivered");
+    assert!(r.reason.contains("no connector"), "{}", r.reason);
+    let a_state: String = sqlx::query_scalar("SELECT state FROM assignments").fetch_one(w.db().pool()).await.unwrap();
+    assert_eq!(a_state, "partially_delivered");
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'grant.delivery_failed'").await, 1);
+    // The failed work is visible to an administrator and to the catalog's owner, not to others.
+    let grace = w.actor(w.ids.grace).await;
+    let sofia = w.actor(w.ids.sofia).await;
+    let linus = w.actor(w.ids.linus).await;
+    let seen = w.service.failed_deliveries(&grace).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].error.contains("no connector"), "{:?}", seen[0]);
+    assert_eq!(w.service.failed_deliveries(&sofia).await.unwrap().len(), 1);
+    assert!(w.service.failed_deliveries(&linus).await.unwrap().is_empty());
+    assert!(matches!(w.service.retry_delivery(&linus, seen[0].outbox_id).await, Err(DomainError::NotFound(_))));
+    // Retried by the owner: back in the queue, audited; a second retry is told it is not failed.
+    w.service.retry_delivery(&sofia, seen[0].outbox_id).await.unwrap();
+    assert!(matches!(w.service.retry_delivery(&grace, seen[0].outbox_id).await, Err(DomainError::AlreadyDecided(_))));
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'delivery.retried'").await, 1);
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'").await, 1);
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM grants WHERE state = 'pending'").await, 1);
+}
+
+async fn one_bad_entry_never_stops_a_pass(backend: Backend) {
+    let w = World::new(backend).await;
+    let maya = w.actor(w.ids.maya).await;
+    let omar = w.actor(w.ids.omar).await;
+    w.service.submit_request(&maya, ask(w.ids.developer_tools, "")).await.unwrap();
+    w.service.submit_request(&omar, ask(w.ids.developer_tools, "")).await.unwrap();
+    // Maya's assignment row is damaged: it cannot be read.
+    sqlx::query("UPDATE assignments SET state = 'garbled' WHERE user_id = $1")
+        .bind(w.ids.maya.0)
+        .execute(w.db().pool())
+        .await
+        .unwrap();
+    let report = w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!((report.delivered, report.errors), (2, 2), "Omar's two grants are delivered: {report:?}");
+}
+
+async fn sign_in_records_linking_and_profile_changes(backend: Backend) {
+    use quartermaster::service::directory::{AdminBootstrap, ProviderIdentity};
+    let w = World::new(backend).await;
+    let events = |action: &'static str| {
+        let pool = w.db().pool().clone();
+        async move {
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT before, after FROM audit_events WHERE action = $1 ORDER BY id",
+            )
+            .bind(action)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let mut jamal = ProviderIdentity {
+        issuer: "https://idp.example".into(),
+        subject: "jamal-1".into(),
+        email: "jamal@quartermaster.example".into(),
+        display_name: "Jamal Carter".into(),
+        department: Some("Sales".into()),
+        ..Default::default()
+    };
+    // First sign-in links the existing person to the provider identity: recorded.
+    let id = w.service.sign_in_from_provider(&jamal, &AdminBootstrap::default()).await.unwrap();
+    assert_eq!(id, w.ids.jamal);
+    assert_eq!(events("user.linked").await.len(), 1);
+    assert!(events("user.profile_updated").await.is_empty(), "nothing changed");
+    // He moves to Marketing: the change is recorded with before and after.
+    jamal.department = Some("Marketing".into());
+    w.service.sign_in_from_provider(&jamal, &AdminBootstrap::default()).await.unwrap();
+    let changed = events("user.profile_updated").await;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0], (r#"{"department":"Sales"}"#.to_owned(), r#"{"department":"Marketing"}"#.to_owned()));
+    // Signing in again with the same claims records nothing more.
+    w.service.sign_in_from_provider(&jamal, &AdminBootstrap::default()).await.unwrap();
+    assert_eq!(events("user.profile_updated").await.len(), 1);
+    assert_eq!(events("user.linked").await.len(), 1);
+}
+
+async fn system_operations_need_a_permission(backend: Backend) {
+    let w = World::new(backend).await;
+    let maya = w.actor(w.ids.maya).await;
+    let grace = w.actor(w.ids.grace).await;
+    let member = Operator::Person(&maya);
+    let admin = Operator::Person(&grace);
+    assert!(matches!(w.service.deliver_pending(&member, 10).await, Err(DomainError::Forbidden(_))));
+    assert!(matches!(w.service.time_out_stages(&member).await, Err(DomainError::Forbidden(_))));
+    assert!(matches!(w.service.expire_assignments(&member).await, Err(DomainError::Forbidden(_))));
+    assert!(matches!(w.service.verify_audit_chain(&member).await, Err(DomainError::Forbidden(_))));
+    w.service.deliver_pending(&admin, 10).await.unwrap();
+    w.service.time_out_stages(&admin).await.unwrap();
+    w.service.expire_assignments(&admin).await.unwrap();
+    w.service.verify_audit_chain(&admin).await.unwrap();
 }

@@ -6,11 +6,13 @@
 
 mod common;
 
+use quartermaster::domain::authz::Operator;
+
 use std::collections::BTreeMap;
 
 use chrono::Duration;
 use common::World;
-use quartermaster::domain::request::Decision;
+use quartermaster::domain::request::{Decision, RequestState};
 use quartermaster::domain::DomainError;
 use quartermaster::service::NewRequest;
 use quartermaster::store::directory::{self, NewUser};
@@ -18,7 +20,10 @@ use quartermaster::store::Backend;
 
 const ROUNDS: usize = 200;
 
-on_both_databases!(racing_decisions_have_exactly_one_winner);
+on_both_databases!(
+    racing_decisions_have_exactly_one_winner,
+    two_workers_never_deliver_the_same_entry_and_a_lapsed_lease_is_taken_over,
+);
 
 async fn racing_decisions_have_exactly_one_winner(backend: Backend) {
     let w = World::new(backend).await;
@@ -62,8 +67,12 @@ async fn racing_decisions_have_exactly_one_winner(backend: Backend) {
         };
         requests.push((actor.clone(), w.service.submit_request(&actor, req).await.unwrap().request));
     }
-    // Every stage is now overdue, so the clock races too.
-    w.clock.advance(Duration::days(8));
+    // The clock races too: a worker whose clock has passed every stage's due time, against
+    // deciders whose clock has not (a decision after the due time is refused as timed out).
+    let late_clock = quartermaster::domain::clock::ManualClock::new(
+        chrono::DateTime::from_timestamp_millis(w.clock_now_ms()).unwrap() + Duration::days(8),
+    );
+    let late = quartermaster::service::Service::with_clock(w.db().clone(), std::sync::Arc::new(late_clock));
 
     let mut outcomes: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut losers = 0;
@@ -86,24 +95,36 @@ async fn racing_decisions_have_exactly_one_winner(backend: Backend) {
                 tokio::spawn(async move { ("cancel", s.cancel_request(&a, r).await.map(|_| true)) })
             },
             {
-                let (s, r) = (w.service.clone(), *request);
-                tokio::spawn(async move { ("time-out", s.time_out_request(r).await) })
+                let (s, r) = (late.clone(), *request);
+                tokio::spawn(async move { ("time-out", s.time_out_request(&Operator::Workers, r).await) })
             },
         ];
         let mut winners = Vec::new();
+        let mut told = Vec::new();
         for t in tasks {
             let (what, result) = t.await.unwrap();
             match result {
                 Ok(true) => winners.push(what),
                 Ok(false) => losers += 1,
                 Err(DomainError::AlreadyDecided(why)) => {
-                    assert!(!why.is_empty());
+                    told.push(why);
                     losers += 1;
                 }
                 Err(other) => panic!("{what} on {request:?} failed unexpectedly: {other:?}"),
             }
         }
         assert_eq!(winners.len(), 1, "request {request:?}: winners {winners:?}");
+        // Every loser is told what happened: who approved or denied, or that it was canceled
+        // or expired.
+        let word = match winners[0] {
+            "approve" => "approved",
+            "deny" => "denied",
+            "cancel" => "canceled",
+            _ => "expired",
+        };
+        for why in &told {
+            assert!(why.contains(word), "request {request:?} was {word}, but a loser was told {why:?}");
+        }
         *outcomes.entry(winners[0]).or_default() += 1;
     }
 
@@ -125,7 +146,12 @@ async fn racing_decisions_have_exactly_one_winner(backend: Backend) {
     assert_eq!(count("SELECT COUNT(*) FROM grants").await, approved * grants_per);
     assert_eq!(count("SELECT COUNT(*) FROM outbox").await, approved * grants_per);
     assert_eq!(count("SELECT COUNT(*) FROM requests WHERE state = 'pending_approval'").await, 0);
-    assert!(matches!(w.service.verify_audit_chain().await.unwrap(), quartermaster::service::ChainCheck::Intact { .. }));
+    // Progress: with five racers over many rounds, more than one kind of outcome wins.
+    assert!(outcomes.len() >= 2, "only one kind of racer ever won: {outcomes:?}");
+    assert!(matches!(
+        w.service.verify_audit_chain(&Operator::Workers).await.unwrap(),
+        quartermaster::service::ChainCheck::Intact { .. }
+    ));
     println!(
         "race on {}: {ROUNDS} rounds × 5 racers; winners {outcomes:?}; {losers} losers told it was already decided",
         backend.name()
@@ -141,4 +167,283 @@ impl ClockMs for World {
         use quartermaster::domain::clock::Clock;
         self.clock.now().timestamp_millis()
     }
+}
+
+// ---- Deterministic interleavings --------------------------------------------------------
+//
+// Each test parks one operation at a checkpoint (after it has read what its rule depends on,
+// before it writes), then starts a second operation and waits until that one either parks at
+// its own checkpoint too (it read the same state: nothing serialized them) or is seen waiting
+// for a lock in PostgreSQL (the person's lock serialized them). Then both finish and the test
+// checks the rule. Without the lock, the second operation parks and the rule breaks; with it,
+// the second waits and reads the first one's result.
+
+use std::sync::Arc;
+
+use quartermaster::domain::authz::Actor;
+use quartermaster::domain::clock::{Clock, ManualClock};
+use quartermaster::domain::ids::*;
+use quartermaster::service::Service;
+use tokio::sync::{mpsc, Semaphore};
+
+/// A copy of a service that stops at the named checkpoint until released.
+struct Parked {
+    service: Service,
+    arrived: mpsc::UnboundedReceiver<()>,
+    release: Arc<Semaphore>,
+}
+
+fn park_at(service: &Service, at: &'static str) -> Parked {
+    let (tx, arrived) = mpsc::unbounded_channel();
+    let release = Arc::new(Semaphore::new(0));
+    let gate = release.clone();
+    let service = service.clone().with_checkpoints(move |name| {
+        let (tx, gate) = (tx.clone(), gate.clone());
+        Box::pin(async move {
+            if name == at {
+                let _ = tx.send(());
+                if let Ok(permit) = gate.acquire().await {
+                    permit.forget();
+                }
+            }
+        })
+    });
+    Parked { service, arrived, release }
+}
+
+impl Parked {
+    fn release(&self) {
+        self.release.add_permits(1);
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Second {
+    /// It reached its checkpoint too: it read the same state as the first.
+    Parked,
+    /// It waits for a lock the first holds.
+    Blocked,
+    /// It finished before the first wrote anything.
+    Finished,
+}
+
+/// What became of the second operation while the first is parked.
+async fn second_operation<T>(w: &World, parked: Option<&mut Parked>, handle: &tokio::task::JoinHandle<T>) -> Second {
+    let mut parked = parked;
+    for _ in 0..4000 {
+        if let Some(p) = parked.as_mut() {
+            if p.arrived.try_recv().is_ok() {
+                return Second::Parked;
+            }
+        }
+        if handle.is_finished() {
+            return Second::Finished;
+        }
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return Second::Blocked;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("the second operation neither parked, finished nor waited for a lock");
+}
+
+fn clock_at(at: chrono::DateTime<chrono::Utc>) -> ManualClock {
+    ManualClock::new(at)
+}
+
+async fn count(w: &World, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(w.db().pool()).await.unwrap()
+}
+
+/// Jamal holds Sales CRM (approved by his manager Sofia) and Sales Analytics (30 days, no
+/// approval): both grant Sales Dashboards · Viewer. Returns their assignments (CRM, analytics).
+async fn jamal_with_two_holdings(w: &World) -> (Actor, AssignmentId, AssignmentId) {
+    let jamal = w.actor(w.ids.jamal).await;
+    let sofia = w.actor(w.ids.sofia).await;
+    let crm = w.service.submit_request(&jamal, common::ask(w.ids.sales_crm, "")).await.unwrap();
+    w.service.decide(&sofia, crm.request, Decision::Approve, "").await.unwrap();
+    w.service.submit_request(&jamal, common::ask(w.ids.sales_analytics, "")).await.unwrap();
+    w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    let mine = w.service.my_access(&jamal, None).await.unwrap().items;
+    let id = |name: &str| AssignmentId(mine.iter().find(|a| a.package.starts_with(name)).unwrap().id);
+    (jamal.clone(), id("Sales CRM"), id("Sales Analytics"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn interleaved_endings_enqueue_exactly_one_removal() {
+    let w = World::new(Backend::Postgres).await;
+    let (jamal, crm, _analytics) = jamal_with_two_holdings(&w).await;
+    // The analytics access has run out; the expiry job and Jamal giving up CRM meet.
+    w.clock.advance(Duration::days(31));
+    let mut first = park_at(&w.service, "assignment.ending");
+    let mut second = park_at(&w.service, "assignment.ending");
+    let expiry = {
+        let s = first.service.clone();
+        tokio::spawn(async move { s.expire_assignments(&Operator::Workers).await })
+    };
+    first.arrived.recv().await.unwrap();
+    let give_up = {
+        let (s, a) = (second.service.clone(), jamal.clone());
+        tokio::spawn(async move { s.remove_assignment(&a, crm, "done with it").await })
+    };
+    let seen = second_operation(&w, Some(&mut second), &give_up).await;
+    first.release();
+    second.release();
+    assert_eq!(expiry.await.unwrap().unwrap(), 1);
+    give_up.await.unwrap().unwrap();
+    let removals = count(
+        &w,
+        "SELECT COUNT(*) FROM outbox o JOIN resource_roles rr ON rr.id = o.resource_role_id \
+         JOIN resources r ON r.id = rr.resource_id WHERE o.kind = 'remove_member' AND r.name = 'Sales Dashboards'",
+    )
+    .await;
+    assert_eq!(removals, 1, "the shared role must be removed exactly once (second operation: {seen:?})");
+    assert_eq!(seen, Second::Blocked);
+    w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM builtin_memberships WHERE user_id IN (SELECT id FROM users WHERE display_name LIKE 'Jamal%')").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn incompatible_packages_granted_at_the_same_moment_cannot_both_succeed() {
+    let w = World::new(Backend::Postgres).await;
+    let tom = w.actor(w.ids.tom).await;
+    let elena = w.actor(w.ids.elena).await;
+    let payments_policy = {
+        let mut conn = w.db().pool().acquire().await.unwrap();
+        quartermaster::store::catalog::policies_of(&mut conn, &[w.ids.payments_approver]).await.unwrap()[0].id
+    };
+    let mut first = park_at(&w.service, "access.granting");
+    let mut second = park_at(&w.service, "access.granting");
+    let submit = {
+        let (s, a, p) = (first.service.clone(), tom.clone(), w.ids.invoice_processing);
+        tokio::spawn(async move { s.submit_request(&a, common::ask(p, "month-end")).await })
+    };
+    first.arrived.recv().await.unwrap();
+    let assign = {
+        let (s, a, u, p) = (second.service.clone(), elena.clone(), w.ids.tom, w.ids.payments_approver);
+        tokio::spawn(async move { s.assign_directly(&a, u, p, payments_policy, None, "cover").await })
+    };
+    let seen = second_operation(&w, Some(&mut second), &assign).await;
+    first.release();
+    second.release();
+    let submitted = submit.await.unwrap();
+    let assigned = assign.await.unwrap();
+    let granted = [submitted.as_ref().is_ok_and(|o| o.state == RequestState::Delivering), assigned.as_ref().is_ok()];
+    assert_eq!(
+        granted.iter().filter(|g| **g).count(),
+        1,
+        "exactly one of two incompatible packages (second operation: {seen:?}): {submitted:?} / {assigned:?}"
+    );
+    assert!(
+        matches!(assigned, Err(DomainError::Conflict(ref why)) if why.contains("Invoice Processing")),
+        "{assigned:?}"
+    );
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM assignments").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expiry_racing_an_extension_never_loses_it() {
+    let w = World::new(Backend::Postgres).await;
+    // Sales Analytics may be extended without approval.
+    w.allow_extension_without_approval(w.ids.sales_analytics).await;
+    let jamal = w.actor(w.ids.jamal).await;
+    w.service.submit_request(&jamal, common::ask(w.ids.sales_analytics, "")).await.unwrap();
+    let assignment = AssignmentId(w.service.my_access(&jamal, None).await.unwrap().items[0].id);
+    // The expiry job runs a minute after the end; Jamal extends a minute before it (his clock).
+    let end = w.clock.now() + Duration::days(30);
+    let late = Service::with_clock(w.db().clone(), Arc::new(clock_at(end + Duration::minutes(1))));
+    let early = Service::with_clock(w.db().clone(), Arc::new(clock_at(end - Duration::minutes(1))));
+    let mut first = park_at(&late, "assignment.expiring");
+    let expiry = {
+        let s = first.service.clone();
+        tokio::spawn(async move { s.expire_assignments(&Operator::Workers).await })
+    };
+    first.arrived.recv().await.unwrap();
+    let extend = {
+        let a = jamal.clone();
+        tokio::spawn(async move { early.extend_assignment(&a, assignment, "").await })
+    };
+    let seen = second_operation(&w, None, &extend).await;
+    first.release();
+    let expired = expiry.await.unwrap().unwrap();
+    let extended = extend.await.unwrap();
+    let state: String = sqlx::query_scalar("SELECT state FROM assignments WHERE id = $1")
+        .bind(assignment.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    match &extended {
+        Ok(_) => {
+            assert_eq!(state, "delivering", "the extension was confirmed, so the access must still be live ({seen:?})")
+        }
+        Err(DomainError::AlreadyDecided(_)) => assert_eq!(state, "expired"),
+        Err(other) => panic!("unexpected: {other:?}"),
+    }
+    assert_eq!((expired, seen), (1, Second::Blocked), "{extended:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delivery_bookkeeping_does_not_fail_an_extension() {
+    let w = World::new(Backend::Postgres).await;
+    // Sales Analytics may be extended without approval.
+    w.allow_extension_without_approval(w.ids.sales_analytics).await;
+    let jamal = w.actor(w.ids.jamal).await;
+    w.service.submit_request(&jamal, common::ask(w.ids.sales_analytics, "")).await.unwrap();
+    let assignment = AssignmentId(w.service.my_access(&jamal, None).await.unwrap().items[0].id);
+    w.clock.advance(Duration::days(20));
+    // Jamal extends while the worker delivers his access (it moves delivering → delivered).
+    let mut first = park_at(&w.service, "assignment.extending");
+    let extend = {
+        let (s, a) = (first.service.clone(), jamal.clone());
+        tokio::spawn(async move { s.extend_assignment(&a, assignment, "still needed").await })
+    };
+    first.arrived.recv().await.unwrap();
+    let deliver = {
+        let s = w.service.clone();
+        tokio::spawn(async move { s.deliver_pending(&Operator::Workers, 50).await })
+    };
+    let seen = second_operation(&w, None, &deliver).await;
+    first.release();
+    let extended = extend.await.unwrap();
+    assert!(extended.is_ok(), "the worker's bookkeeping made the extension fail: {extended:?} ({seen:?})");
+    assert_eq!(deliver.await.unwrap().unwrap().delivered, 1);
+    let end: i64 = sqlx::query_scalar("SELECT end_at FROM assignments WHERE id = $1")
+        .bind(assignment.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(end, (w.clock.now() + Duration::days(30)).timestamp_millis(), "30 days from the extension");
+}
+
+async fn two_workers_never_deliver_the_same_entry_and_a_lapsed_lease_is_taken_over(backend: Backend) {
+    let w = World::new(backend).await;
+    let jamal = w.actor(w.ids.jamal).await;
+    w.service.submit_request(&jamal, common::ask(w.ids.sales_analytics, "")).await.unwrap();
+    // Worker A claims the entry and stalls (a slow target, a crash) before recording anything.
+    let mut a = park_at(&w.service, "delivery.claimed");
+    let worker_a = {
+        let s = a.service.clone();
+        tokio::spawn(async move { s.deliver_pending(&Operator::Workers, 50).await })
+    };
+    a.arrived.recv().await.unwrap();
+    // Worker B, another instance, finds nothing to do: the lease is A's.
+    let b = Service::with_clock(w.db().clone(), Arc::new(w.clock.clone()));
+    let report = b.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!(report, quartermaster::service::DeliveryReport::default(), "B must not take A's entry");
+    // Once A's lease has lapsed, B takes the entry over and delivers it.
+    w.clock.advance(Duration::minutes(6));
+    assert_eq!(b.deliver_pending(&Operator::Workers, 50).await.unwrap().delivered, 1);
+    // A wakes up, finds it lost the lease, and records nothing.
+    a.release();
+    let report_a = worker_a.await.unwrap().unwrap();
+    assert_eq!((report_a.delivered, report_a.errors), (0, 1), "{report_a:?}");
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'grant.delivered'").await, 1);
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM outbox WHERE state = 'done'").await, 1);
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM builtin_memberships").await, 1);
 }

@@ -7,6 +7,8 @@
 
 mod common;
 
+use quartermaster::domain::authz::Operator;
+
 use std::collections::BTreeMap;
 
 use common::{client, spawn_app};
@@ -95,7 +97,7 @@ async fn every_route_and_server_function_by_role(backend: Backend) {
         )
         .await
         .unwrap();
-    app.service.deliver_pending(10).await.unwrap();
+    app.service.deliver_pending(&Operator::Workers, 10).await.unwrap();
     let assignment = app.service.my_access(&omar, None).await.unwrap().items[0].id;
 
     let server_fn_args = |name: &str| -> Vec<(&'static str, String)> {

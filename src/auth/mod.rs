@@ -14,7 +14,7 @@ use tower_sessions::Session;
 use crate::domain::authz::Actor;
 use crate::domain::ids::UserId;
 use crate::domain::DomainError;
-use crate::server::AppState;
+use crate::service::directory::AdminBootstrap;
 use crate::service::Service;
 
 const USER_KEY: &str = "user_id";
@@ -23,6 +23,25 @@ const ID_TOKEN_KEY: &str = "id_token";
 /// A session ends this long after sign-in, however active (the idle timeout is on the cookie).
 pub const ABSOLUTE_SESSION_MS: i64 = 12 * 60 * 60 * 1000;
 const LOGIN_COOKIE: &str = "qm_login";
+
+/// What the sign-in handlers need. The server's state hands it out (`FromRef`), so this module
+/// does not depend on the server.
+#[derive(Clone, Debug)]
+pub struct AuthState {
+    pub service: Service,
+    /// Demo sign-in is on (only ever on a loopback address).
+    pub demo: bool,
+    /// Sign-in through the company's identity provider, when configured.
+    pub oidc: Option<std::sync::Arc<oidc::Oidc>>,
+    /// Who becomes an administrator at sign-in.
+    pub admins: AdminBootstrap,
+    /// Served over https: secure cookies.
+    pub https: bool,
+}
+
+fn now_ms(service: &Service) -> i64 {
+    service.clock().now().timestamp_millis()
+}
 
 fn session_error(e: impl std::fmt::Display) -> DomainError {
     DomainError::Internal(format!("session: {e}"))
@@ -33,7 +52,7 @@ pub async fn session_actor(session: &Session, service: &Service) -> Result<Optio
     let id: Option<i64> = session.get(USER_KEY).await.map_err(session_error)?;
     let Some(id) = id else { return Ok(None) };
     let signed_in_at: i64 = session.get(SIGNED_IN_AT_KEY).await.map_err(session_error)?.unwrap_or(0);
-    if chrono::Utc::now().timestamp_millis() - signed_in_at > ABSOLUTE_SESSION_MS {
+    if now_ms(service) - signed_in_at > ABSOLUTE_SESSION_MS {
         tracing::info!(user = id, "session reached its absolute lifetime");
         let _ = session.flush().await;
         return Ok(None);
@@ -47,10 +66,15 @@ pub async fn session_actor(session: &Session, service: &Service) -> Result<Optio
 }
 
 /// Start a session for this user: a fresh session id (no fixation), then the user id.
-pub async fn sign_in(session: &Session, user: UserId, id_token: Option<String>) -> Result<(), DomainError> {
+pub async fn sign_in(
+    session: &Session,
+    service: &Service,
+    user: UserId,
+    id_token: Option<String>,
+) -> Result<(), DomainError> {
     session.cycle_id().await.map_err(session_error)?;
     session.insert(USER_KEY, user.0).await.map_err(session_error)?;
-    session.insert(SIGNED_IN_AT_KEY, chrono::Utc::now().timestamp_millis()).await.map_err(session_error)?;
+    session.insert(SIGNED_IN_AT_KEY, now_ms(service)).await.map_err(session_error)?;
     if let Some(token) = id_token {
         session.insert(ID_TOKEN_KEY, token).await.map_err(session_error)?;
     }
@@ -64,12 +88,12 @@ pub struct DemoSignIn {
 
 /// Demo sign-in: pick a person. Only when the server runs with `--demo` (which is refused on
 /// anything but a loopback address).
-pub async fn demo_sign_in(State(state): State<AppState>, session: Session, Form(form): Form<DemoSignIn>) -> Response {
+pub async fn demo_sign_in(State(state): State<AuthState>, session: Session, Form(form): Form<DemoSignIn>) -> Response {
     if !state.demo {
         return (StatusCode::NOT_FOUND, "Demo sign-in is not enabled.").into_response();
     }
     match state.service.actor(UserId(form.user_id)).await {
-        Ok(Some(actor)) => match sign_in(&session, actor.id(), None).await {
+        Ok(Some(actor)) => match sign_in(&session, &state.service, actor.id(), None).await {
             Ok(()) => {
                 tracing::info!(user = actor.id().0, "demo sign-in");
                 Redirect::to("/").into_response()
@@ -111,7 +135,7 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Leave for the identity provider.
-pub async fn oidc_login(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+pub async fn oidc_login(State(state): State<AuthState>, Query(q): Query<LoginQuery>) -> Response {
     let Some(oidc) = state.oidc.clone() else {
         return failure_page(
             StatusCode::NOT_FOUND,
@@ -120,7 +144,7 @@ pub async fn oidc_login(State(state): State<AppState>, Query(q): Query<LoginQuer
         );
     };
     let return_to = oidc::safe_return_to(q.return_to.as_deref());
-    match oidc.begin(state.service.db(), &return_to, chrono::Utc::now().timestamp_millis()).await {
+    match oidc.begin(state.service.db(), &return_to, now_ms(&state.service)).await {
         Ok((url, login_id)) => {
             let mut res = Redirect::to(&url).into_response();
             res.headers_mut()
@@ -134,7 +158,7 @@ pub async fn oidc_login(State(state): State<AppState>, Query(q): Query<LoginQuer
 /// Come back from the identity provider. Any failure ends on a clear page, logged, with no
 /// session created.
 pub async fn oidc_callback(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     session: Session,
     headers: HeaderMap,
     Query(params): Query<oidc::CallbackParams>,
@@ -147,11 +171,11 @@ pub async fn oidc_callback(
         );
     };
     let login_id = cookie_value(&headers, LOGIN_COOKIE);
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = now_ms(&state.service);
     let mut res = match oidc.complete(state.service.db(), login_id.as_deref(), &params, now).await {
         Err(e) => failure_page(StatusCode::BAD_REQUEST, e.shown, &e.logged),
         Ok(done) => match state.service.sign_in_from_provider(&done.identity, &state.admins).await {
-            Ok(user) => match sign_in(&session, user, Some(done.id_token)).await {
+            Ok(user) => match sign_in(&session, &state.service, user, Some(done.id_token)).await {
                 Ok(()) => {
                     tracing::info!(user = user.0, issuer = %done.identity.issuer, "signed in");
                     Redirect::to(&done.return_to).into_response()
@@ -182,7 +206,7 @@ pub async fn oidc_callback(
 
 /// Sign out: the server-side session is deleted (not just the cookie), and the provider's
 /// session is ended too where it supports RP-initiated logout.
-pub async fn sign_out(State(state): State<AppState>, session: Session) -> Response {
+pub async fn sign_out(State(state): State<AuthState>, session: Session) -> Response {
     let id_token: Option<String> = session.get(ID_TOKEN_KEY).await.ok().flatten();
     if let Err(e) = session.flush().await {
         tracing::error!(error = %e, "sign-out failed");

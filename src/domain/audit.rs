@@ -69,7 +69,8 @@ pub fn chain_hash(prev_hash: &str, at: DateTime<Utc>, event: &AuditEvent, before
         after,
         &event.reason,
     ] {
-        h.update(part.len().to_le_bytes());
+        // A fixed-width length prefix: the same hash on 32- and 64-bit platforms.
+        h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
     hex::encode(h.finalize())
@@ -89,4 +90,15 @@ mod tests {
         assert_ne!(a, chain_hash(GENESIS_HASH, at, &e.clone().reason("x"), "null", "{}"));
         assert_ne!(a, chain_hash(&a, at, &e, "null", "{}"));
     }
+
+    #[test]
+    fn the_hash_does_not_depend_on_the_word_size() {
+        // Pinned: computed with 8-byte little-endian length prefixes. A platform whose usize
+        // is 4 bytes must produce the same value.
+        use chrono::TimeZone;
+        let at = Utc.timestamp_millis_opt(1_790_000_000_000).unwrap();
+        let e = AuditEvent::new(Some(UserId(7)), "request.approved", "request", 42).reason("ok");
+        assert_eq!(chain_hash(GENESIS_HASH, at, &e, "null", "{}"), PINNED_HASH);
+    }
+    const PINNED_HASH: &str = "69e6ca46ec26e0626c383b51cacf6a1c526097e4668479055e1869715c5b59e9";
 }

@@ -114,6 +114,25 @@ impl Actor {
     }
 }
 
+/// Who runs a system operation (stage time-outs, delivery, expiry, verifying the audit
+/// chain): the background workers and the command line, or a person — who then needs the
+/// permission (an administrator; an auditor for the audit chain). REST endpoints that expose
+/// these operations pass the person; only the worker loop and the CLI say `Workers`.
+#[derive(Clone, Copy, Debug)]
+pub enum Operator<'a> {
+    Workers,
+    Person(&'a Actor),
+}
+
+impl Operator<'_> {
+    pub fn require(&self, permission: Permission) -> DomainResult<()> {
+        match self {
+            Operator::Workers => Ok(()),
+            Operator::Person(actor) => actor.require(permission),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! Who may request what: the scope of a policy applied to a person.
 
+use super::error::{DomainError, DomainResult};
 use super::ids::*;
 use super::model::{User, UserKind};
 use super::policy::{Policy, RequestorRef, RequestorScope};
@@ -37,6 +38,33 @@ pub fn may_request(facts: &RequestorFacts<'_>, policy: &Policy) -> bool {
         RequestorScope::AllExternals => {
             user.kind == UserKind::Guest && user.connected_org_id.is_some() && facts.org_configured
         }
+    }
+}
+
+/// Which policy a request is filed under: the one the requestor chose, or the only one that
+/// applies to them. `on_behalf`: a manager asks for a direct report, which the policy must
+/// allow. Refusals say why, in the requestor's terms.
+pub fn choose_policy<'p>(
+    policies: &'p [Policy],
+    facts: &RequestorFacts<'_>,
+    on_behalf: bool,
+    chosen: Option<PolicyId>,
+) -> DomainResult<&'p Policy> {
+    let eligible: Vec<&Policy> =
+        policies.iter().filter(|p| may_request(facts, p) && (!on_behalf || p.on_behalf_allowed)).collect();
+    match (chosen, eligible.as_slice()) {
+        (_, []) => Err(DomainError::forbidden(if on_behalf {
+            "this access package cannot be requested for that person"
+        } else {
+            "you are not eligible to request this access package"
+        })),
+        (Some(id), list) => list
+            .iter()
+            .find(|p| p.id == id)
+            .copied()
+            .ok_or_else(|| DomainError::invalid("policy", "that policy does not apply to you")),
+        (None, [only]) => Ok(only),
+        (None, _) => Err(DomainError::invalid("policy", "choose which policy to request under")),
     }
 }
 
@@ -103,5 +131,32 @@ mod tests {
         p.enabled = true;
         member.state = UserState::Disabled;
         assert!(!check(&member, &[], &p));
+    }
+
+    #[test]
+    fn the_policy_is_the_chosen_one_or_the_only_one() {
+        let u = user(UserKind::Member, None);
+        let facts = RequestorFacts { user: &u, groups: &[], org_configured: false };
+        let mut a = policy(vec![]);
+        a.id = PolicyId(1);
+        let mut b = policy(vec![]);
+        b.id = PolicyId(2);
+        let mut nobody = policy(vec![]);
+        nobody.id = PolicyId(3);
+        nobody.scope = RequestorScope::Nobody;
+        let both = [a.clone(), b.clone(), nobody.clone()];
+        assert_eq!(choose_policy(&both, &facts, false, Some(PolicyId(2))).unwrap().id, PolicyId(2));
+        assert!(matches!(
+            choose_policy(&both, &facts, false, None),
+            Err(DomainError::Invalid { field: Some(f), .. }) if f == "policy"
+        ));
+        assert!(matches!(
+            choose_policy(&both, &facts, false, Some(PolicyId(3))),
+            Err(DomainError::Invalid { field: Some(f), .. }) if f == "policy"
+        ));
+        assert_eq!(choose_policy(&[a.clone(), nobody.clone()], &facts, false, None).unwrap().id, PolicyId(1));
+        assert!(matches!(choose_policy(&[nobody], &facts, false, None), Err(DomainError::Forbidden(_))));
+        // On behalf only where the policy allows it (the test policy does not).
+        assert!(matches!(choose_policy(&[a], &facts, true, None), Err(DomainError::Forbidden(_))));
     }
 }

@@ -10,6 +10,8 @@ pub mod authz;
 pub mod clock;
 pub mod eligibility;
 pub mod error;
+#[cfg(test)]
+mod golden;
 pub mod ids;
 pub mod model;
 pub mod policy;

@@ -120,15 +120,30 @@ pub enum Expiration {
     },
 }
 
+/// `at + by`, or a field error when the result is out of the calendar's range.
+pub fn checked_after(at: DateTime<Utc>, by: Duration, field: &str) -> DomainResult<DateTime<Utc>> {
+    at.checked_add_signed(by).ok_or_else(|| DomainError::invalid(field, "that date is out of range"))
+}
+
 impl Expiration {
     /// The latest end an assignment starting at `start` may have (`None`: open-ended).
-    pub fn end_for(self, start: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match self {
+    /// Out-of-range dates are an error, never a panic.
+    pub fn end_for(self, start: DateTime<Utc>) -> DomainResult<Option<DateTime<Utc>>> {
+        Ok(match self {
             Expiration::Never => None,
-            Expiration::OnDate { date } => date.and_hms_opt(23, 59, 59).map(|d| d.and_utc()),
-            Expiration::AfterDays { days } => Some(start + Duration::days(i64::from(days))),
-            Expiration::AfterHours { hours } => Some(start + Duration::hours(i64::from(hours))),
-        }
+            Expiration::OnDate { date } => Some(
+                date.and_hms_opt(23, 59, 59)
+                    .map(|d| d.and_utc())
+                    .ok_or_else(|| DomainError::invalid("expiration", "that date is out of range"))?,
+            ),
+            Expiration::AfterDays { days } => Some(checked_after(start, Duration::days(i64::from(days)), "end")?),
+            Expiration::AfterHours { hours } => Some(checked_after(start, Duration::hours(i64::from(hours)), "end")?),
+        })
+    }
+
+    /// A fixed end date (not a period counted from when access is granted).
+    pub fn is_fixed_date(self) -> bool {
+        matches!(self, Expiration::OnDate { .. })
     }
 
     pub fn describe(self) -> String {
@@ -192,8 +207,24 @@ pub struct Policy {
     pub extension_needs_approval: bool,
     pub review: ReviewSettings,
     pub auto_rule: Option<String>,
+    /// How far ahead a requestor may ask access to start, in days.
+    pub max_lead_days: u32,
     pub enabled: bool,
     pub version: i64,
+}
+
+/// The longest lead time a new policy allows for a requested start.
+pub const DEFAULT_MAX_LEAD_DAYS: u32 = 90;
+/// The longest lead time any policy may allow.
+pub const MAX_LEAD_DAYS: u32 = 366;
+
+/// What a requestor asked for, kept on the request until access is granted: a start (`None`:
+/// as soon as approved) and an explicit end (`None`: the policy's period, counted from the
+/// moment access is granted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RequestedSchedule {
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
 }
 
 impl Stage {
@@ -231,6 +262,7 @@ impl Policy {
             extension_needs_approval: true,
             review: ReviewSettings::Off,
             auto_rule: None,
+            max_lead_days: DEFAULT_MAX_LEAD_DAYS,
             enabled: true,
             version: 1,
         }
@@ -283,6 +315,12 @@ impl Policy {
                 }
             }
         }
+        if self.max_lead_days > MAX_LEAD_DAYS {
+            return Err(DomainError::invalid(
+                "max_lead_days",
+                format!("a requested start can be at most {MAX_LEAD_DAYS} days ahead"),
+            ));
+        }
         match self.expiration {
             Expiration::AfterDays { days } if days == 0 || days > 3660 => {
                 Err(DomainError::invalid("expiration", "between 1 and 3660 days"))
@@ -328,32 +366,78 @@ impl Policy {
         Ok(clean)
     }
 
-    /// The schedule an assignment gets: the requested one where the policy allows it,
-    /// clipped to the policy's expiration.
-    pub fn schedule(
+    /// Settings checks that depend on today: a fixed end date must still lie ahead.
+    pub fn validate_at(&self, now: DateTime<Utc>) -> DomainResult<()> {
+        self.validate()?;
+        if let Some(end) = self.expiration.end_for(now)?.filter(|_| self.expiration.is_fixed_date()) {
+            if end <= now {
+                return Err(DomainError::invalid("expiration", "the end date has already passed"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Check the dates a requestor picked, at submission. A start in the past means "as soon
+    /// as approved"; a start further ahead than the policy's lead time, an end before the start,
+    /// an end past what the policy allows, or a fixed end date that has already passed are
+    /// refused with a message for the field.
+    pub fn check_schedule(
         &self,
         now: DateTime<Utc>,
         requested_start: Option<DateTime<Utc>>,
         requested_end: Option<DateTime<Utc>>,
-    ) -> DomainResult<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+    ) -> DomainResult<RequestedSchedule> {
         if !self.schedule_allowed && (requested_start.is_some() || requested_end.is_some()) {
             return Err(DomainError::invalid("start", "this policy does not let you pick dates"));
         }
-        let start = requested_start.map_or(now, |s| s.max(now));
-        let latest_end = self.expiration.end_for(start);
-        let end = match (requested_end, latest_end) {
-            (Some(end), _) if end <= start => {
-                return Err(DomainError::invalid("end", "the end must come after the start"))
-            }
-            (Some(end), Some(latest)) if end > latest => {
+        let start = requested_start.filter(|s| *s > now);
+        if let Some(s) = start {
+            let latest_start = checked_after(now, Duration::days(i64::from(self.max_lead_days)), "start")?;
+            if s > latest_start {
                 return Err(DomainError::invalid(
-                    "end",
-                    format!("this policy allows access until {} at most", latest.format("%Y-%m-%d")),
-                ))
+                    "start",
+                    format!("access can start at most {} days from today", self.max_lead_days),
+                ));
             }
-            (Some(end), _) => Some(end),
-            (None, latest) => latest,
+        }
+        let from = start.unwrap_or(now);
+        let latest_end = self.expiration.end_for(from)?;
+        if self.expiration.is_fixed_date() && latest_end.is_some_and(|l| l <= from) {
+            return Err(DomainError::invalid(
+                "end",
+                "this access ended on a fixed date that has passed; it can no longer be requested",
+            ));
+        }
+        match (requested_end, latest_end) {
+            (Some(end), _) if end <= from => Err(DomainError::invalid("end", "the end must come after the start")),
+            (Some(end), Some(latest)) if end > latest => Err(DomainError::invalid(
+                "end",
+                format!("this policy allows access until {} at most", latest.format("%Y-%m-%d")),
+            )),
+            _ => Ok(RequestedSchedule { start, end: requested_end }),
+        }
+    }
+
+    /// The access period, decided when access is granted (`granted_at`): it starts at the
+    /// requested start or now, whichever is later, and ends at the requestor's explicit end, or
+    /// else the policy's period counted from that start — so time spent waiting for approval
+    /// never comes out of the access period. Refused when the requested end (or the policy's
+    /// fixed date) has passed by then.
+    pub fn access_period(
+        &self,
+        granted_at: DateTime<Utc>,
+        requested: RequestedSchedule,
+    ) -> DomainResult<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+        let start = requested.start.map_or(granted_at, |s| s.max(granted_at));
+        let end = match requested.end {
+            Some(end) => Some(end),
+            None => self.expiration.end_for(start)?,
         };
+        if end.is_some_and(|e| e <= start) {
+            return Err(DomainError::Conflict(
+                "the requested access period had already ended when it was approved".into(),
+            ));
+        }
         Ok((start, end))
     }
 }
@@ -417,17 +501,94 @@ pub(crate) mod tests {
         assert_eq!(ok, vec![a("why", "Apollo"), a("env", "prod")]);
     }
 
+    fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+        use chrono::TimeZone;
+        Utc.with_ymd_and_hms(y, m, d, 9, 0, 0).unwrap()
+    }
+
+    fn field_of(r: DomainResult<RequestedSchedule>) -> String {
+        match r {
+            Err(DomainError::Invalid { field: Some(f), .. }) => f,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
     #[test]
     fn schedule_is_clipped_to_expiration() {
-        let now = Utc::now();
+        let now = at(2026, 11, 2);
         let mut p = policy(vec![]);
         p.expiration = Expiration::AfterDays { days: 30 };
-        let (start, end) = p.schedule(now, None, None).unwrap();
-        assert_eq!(start, now);
-        assert_eq!(end, Some(now + Duration::days(30)));
-        assert!(p.schedule(now, None, Some(now + Duration::days(3))).is_err(), "dates not allowed");
+        assert_eq!(p.check_schedule(now, None, None).unwrap(), RequestedSchedule::default());
+        assert_eq!(field_of(p.check_schedule(now, None, Some(now + Duration::days(3)))), "start", "dates not allowed");
         p.schedule_allowed = true;
-        assert!(p.schedule(now, None, Some(now + Duration::days(31))).is_err());
-        assert_eq!(p.schedule(now, None, Some(now + Duration::days(3))).unwrap().1, Some(now + Duration::days(3)));
+        assert_eq!(field_of(p.check_schedule(now, None, Some(now + Duration::days(31)))), "end");
+        let asked = p.check_schedule(now, None, Some(now + Duration::days(3))).unwrap();
+        assert_eq!(asked.end, Some(now + Duration::days(3)));
+        // The window is counted from the requested start, not from today.
+        let later = now + Duration::days(10);
+        assert!(p.check_schedule(now, Some(later), Some(later + Duration::days(30))).is_ok());
+        assert_eq!(field_of(p.check_schedule(now, Some(later), Some(later + Duration::days(31)))), "end");
+    }
+
+    #[test]
+    fn ends_before_the_start_and_starts_beyond_the_lead_time_are_refused() {
+        let now = at(2026, 11, 2);
+        let mut p = policy(vec![]);
+        p.schedule_allowed = true;
+        let start = now + Duration::days(10);
+        assert_eq!(field_of(p.check_schedule(now, Some(start), Some(start - Duration::days(1)))), "end");
+        assert_eq!(field_of(p.check_schedule(now, Some(start), Some(start))), "end");
+        assert_eq!(field_of(p.check_schedule(now, Some(now + Duration::days(91)), None)), "start");
+        assert!(p.check_schedule(now, Some(now + Duration::days(90)), None).is_ok());
+        p.max_lead_days = 7;
+        assert_eq!(field_of(p.check_schedule(now, Some(now + Duration::days(8)), None)), "start");
+        // A start in the past means "as soon as approved".
+        assert_eq!(p.check_schedule(now, Some(now - Duration::days(1)), None).unwrap().start, None);
+    }
+
+    #[test]
+    fn a_fixed_end_date_that_has_passed_is_refused() {
+        let now = at(2026, 11, 2);
+        let mut p = policy(vec![]);
+        p.expiration = Expiration::OnDate { date: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap() };
+        assert_eq!(field_of(p.check_schedule(now, None, None)), "end");
+        assert!(matches!(p.validate_at(now), Err(DomainError::Invalid { field: Some(f), .. }) if f == "expiration"));
+        p.expiration = Expiration::OnDate { date: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap() };
+        assert!(p.check_schedule(now, None, None).is_ok());
+        assert!(p.validate_at(now).is_ok());
+    }
+
+    #[test]
+    fn the_access_period_counts_from_when_access_is_granted() {
+        let filed = at(2026, 11, 2);
+        let approved = filed + Duration::days(5);
+        let mut p = policy(vec![]);
+        p.expiration = Expiration::AfterDays { days: 30 };
+        let asked = p.check_schedule(filed, None, None).unwrap();
+        assert_eq!(p.access_period(approved, asked).unwrap(), (approved, Some(approved + Duration::days(30))));
+        // A requested start still ahead at approval is kept, and the period counts from it.
+        p.schedule_allowed = true;
+        let start = filed + Duration::days(20);
+        let asked = p.check_schedule(filed, Some(start), None).unwrap();
+        assert_eq!(p.access_period(approved, asked).unwrap(), (start, Some(start + Duration::days(30))));
+        // An explicit end stays as chosen; one that passed while waiting is refused.
+        let end = filed + Duration::days(7);
+        let asked = p.check_schedule(filed, None, Some(end)).unwrap();
+        assert_eq!(p.access_period(approved, asked).unwrap(), (approved, Some(end)));
+        assert!(matches!(p.access_period(filed + Duration::days(8), asked), Err(DomainError::Conflict(_))));
+    }
+
+    #[test]
+    fn date_arithmetic_out_of_range_is_an_error_not_a_panic() {
+        let p = policy(vec![]);
+        let mut q = p.clone();
+        q.expiration = Expiration::AfterDays { days: 3660 };
+        assert!(q.expiration.end_for(DateTime::<Utc>::MAX_UTC).is_err());
+        q.expiration = Expiration::AfterHours { hours: 1 };
+        assert!(q.access_period(DateTime::<Utc>::MAX_UTC, RequestedSchedule::default()).is_err());
+        let mut r = p;
+        r.schedule_allowed = true;
+        let max = DateTime::<Utc>::MAX_UTC;
+        assert!(r.check_schedule(max - Duration::days(1), Some(max), None).is_err());
     }
 }

@@ -148,6 +148,36 @@ pub fn decide(
     })
 }
 
+/// The step a request takes after a decision on one of its stages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AfterDecision {
+    pub state: RequestState,
+    /// The stage it is at afterwards.
+    pub stage: u32,
+    /// A new stage starts (its approvers get a new due time).
+    pub starts_stage: bool,
+    /// The audit action of the decision.
+    pub action: &'static str,
+}
+
+/// The next-state table of a decision on stage `stage`. `blocked`: the access can no longer
+/// be granted (the package went away, or separation of duties now forbids it), checked
+/// before a request moves on to another stage; the request is then rejected.
+pub fn after_decision(outcome: DecisionOutcome, stage: u32, blocked: bool) -> AfterDecision {
+    let (state, at, starts_stage) = match outcome {
+        _ if blocked => (RequestState::Rejected, stage, false),
+        DecisionOutcome::Denied => (RequestState::Denied, stage, false),
+        DecisionOutcome::NextStage(k) => (RequestState::PendingApproval, k, true),
+        DecisionOutcome::Approved => (RequestState::Approved, stage, false),
+    };
+    let action = match outcome {
+        DecisionOutcome::Denied => "request.denied",
+        DecisionOutcome::NextStage(_) => "request.stage_approved",
+        DecisionOutcome::Approved => "request.approved",
+    };
+    AfterDecision { state, stage: at, starts_stage, action }
+}
+
 /// The requestor may cancel while the request waits for a decision.
 pub fn cancel(state: RequestState, actor: UserId, requestor: UserId) -> DomainResult<()> {
     if actor != requestor {
@@ -200,6 +230,20 @@ mod tests {
         ));
         assert!(matches!(cancel(RequestState::Approved, UserId(1), UserId(1)), Err(DomainError::AlreadyDecided(_))));
         assert!(matches!(cancel(RequestState::PendingApproval, UserId(2), UserId(1)), Err(DomainError::Forbidden(_))));
+    }
+
+    #[test]
+    fn next_state_table() {
+        let step = |o, blocked| {
+            let s = after_decision(o, 1, blocked);
+            (s.state, s.stage, s.starts_stage)
+        };
+        assert_eq!(step(DecisionOutcome::NextStage(2), false), (RequestState::PendingApproval, 2, true));
+        assert_eq!(step(DecisionOutcome::NextStage(2), true), (RequestState::Rejected, 1, false));
+        assert_eq!(step(DecisionOutcome::Denied, false), (RequestState::Denied, 1, false));
+        assert_eq!(step(DecisionOutcome::Approved, false), (RequestState::Approved, 1, false));
+        assert_eq!(after_decision(DecisionOutcome::Denied, 1, false).action, "request.denied");
+        assert_eq!(after_decision(DecisionOutcome::NextStage(2), 1, false).action, "request.stage_approved");
     }
 
     #[test]

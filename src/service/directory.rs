@@ -115,12 +115,16 @@ impl Service {
         }
         let now = crate::store::to_ms(self.now());
         let mut tx = self.db.begin().await?;
+        let mut linking = false;
         let existing = match directory::user_by_identity(&mut tx, &identity.issuer, &identity.subject).await? {
             Some(u) => Some(u),
             // A person created before (SCIM, import, demo) is linked on first sign-in by email,
             // unless that email already belongs to another provider identity.
             None => match directory::user_by_email(&mut tx, &identity.email).await? {
-                Some((u, None)) => Some(u),
+                Some((u, None)) => {
+                    linking = true;
+                    Some(u)
+                }
                 Some((_, Some(_))) => {
                     return Err(DomainError::Conflict("this email address is already linked to another sign-in".into()))
                 }
@@ -137,11 +141,47 @@ impl Service {
             identity.display_name.clone()
         };
         let mut events = Vec::new();
-        let user = match existing {
+        let user = match &existing {
             Some(u) if !u.is_active() => {
                 return Err(DomainError::forbidden("your account is disabled; ask your administrator"));
             }
-            Some(u) => u.id,
+            Some(u) => {
+                if linking {
+                    events.push(
+                        AuditEvent::new(Some(u.id), "user.linked", "user", u.id.0)
+                            .after(json!({"issuer": identity.issuer, "subject": identity.subject, "by": "email"})),
+                    );
+                }
+                // Every profile change the provider brings is recorded, field by field.
+                let mut before = serde_json::Map::new();
+                let mut after = serde_json::Map::new();
+                let mut changed = |field: &str, old: serde_json::Value, new: serde_json::Value| {
+                    if old != new {
+                        before.insert(field.to_owned(), old);
+                        after.insert(field.to_owned(), new);
+                    }
+                };
+                changed("email", json!(u.email), json!(identity.email.trim()));
+                changed("name", json!(u.display_name), json!(display_name.trim()));
+                if let Some(d) = &identity.department {
+                    changed("department", json!(u.department), json!(d));
+                }
+                if let Some(t) = &identity.job_title {
+                    changed("job_title", json!(u.job_title), json!(t));
+                }
+                if let Some(m) = manager {
+                    changed("manager", json!(u.manager_id), json!(m));
+                }
+                if !after.is_empty() {
+                    events.push(
+                        AuditEvent::new(Some(u.id), "user.profile_updated", "user", u.id.0)
+                            .before(serde_json::Value::Object(before))
+                            .after(serde_json::Value::Object(after))
+                            .reason("from the identity provider at sign-in"),
+                    );
+                }
+                u.id
+            }
             None => {
                 let id = directory::insert_user(
                     &mut tx,
@@ -203,7 +243,7 @@ impl Service {
     }
 
     /// Disable or re-enable a person (administrators). A disabled person's sessions stop
-    /// working at their next request.
+    /// working at their next request, and they lose what they hold (see `leavers.rs`).
     pub async fn set_user_active(&self, actor: &Actor, user: UserId, active: bool) -> DomainResult<()> {
         use crate::domain::audit::AuditEvent;
         use crate::domain::authz::Permission;
@@ -212,14 +252,28 @@ impl Service {
         if user == actor.id() && !active {
             return Err(DomainError::invalid("user", "you cannot disable yourself"));
         }
-        let now = crate::store::to_ms(self.now());
+        let now = self.now();
         let mut tx = self.db.begin().await?;
+        let before = directory::user(&mut tx, user).await?.ok_or_else(|| DomainError::not_found("person"))?;
         let state = if active { UserState::Active } else { UserState::Disabled };
-        if !directory::set_state(&mut tx, user, state, now).await? {
+        if before.state == state {
+            return Ok(());
+        }
+        if !directory::set_state(&mut tx, user, state, crate::store::to_ms(now)).await? {
             return Err(DomainError::not_found("person"));
         }
-        let event =
-            AuditEvent::new(Some(actor.id()), if active { "user.enabled" } else { "user.disabled" }, "user", user.0);
-        self.commit(tx, vec![event]).await
+        let mut events = vec![AuditEvent::new(
+            Some(actor.id()),
+            if active { "user.enabled" } else { "user.disabled" },
+            "user",
+            user.0,
+        )
+        .before(serde_json::json!({"state": before.state.as_str()}))
+        .after(serde_json::json!({"state": state.as_str()}))];
+        if !active {
+            let gone = self.offboard(&mut tx, user, Some(actor.id()), now, &mut events).await?;
+            tracing::info!(user = user.0, ?gone, "leaver offboarded");
+        }
+        self.commit(tx, events).await
     }
 }

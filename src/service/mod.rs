@@ -5,10 +5,12 @@
 //! one place.
 
 mod admin;
+mod assignments;
 mod audit;
 mod catalog;
 mod delivery;
 pub mod directory;
+mod leavers;
 mod requests;
 mod views;
 
@@ -20,8 +22,9 @@ use crate::domain::clock::{Clock, SystemClock};
 use crate::store::Db;
 
 pub use admin::Incompatible;
-pub use audit::ChainCheck;
-pub use delivery::DeliveryReport;
+pub use audit::{AuditAnchor, ChainCheck};
+pub use delivery::{DeliveryReport, FailedWork};
+pub use leavers::Offboarded;
 pub use requests::{NewRequest, RequestOutcome};
 
 /// The application's operations over one database and one clock.
@@ -29,15 +32,53 @@ pub use requests::{NewRequest, RequestOutcome};
 pub struct Service {
     db: Db,
     clock: Arc<dyn Clock>,
+    /// This instance's name on the delivery leases it takes.
+    worker: Arc<str>,
+    checkpoints: Checkpoints,
+}
+
+type CheckpointFn =
+    dyn Fn(&'static str) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync;
+
+/// Named points inside operations, each after the operation has read what its rule depends on
+/// and before it writes (`assignment.ending`, `access.granting`, `assignment.expiring`,
+/// `assignment.extending`, `delivery.claimed`). Tests park an operation there to force an
+/// interleaving with another one; in production none is set and a checkpoint costs a branch.
+#[derive(Clone, Default)]
+struct Checkpoints(Option<Arc<CheckpointFn>>);
+
+impl std::fmt::Debug for Checkpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Checkpoints(set)" } else { "Checkpoints(none)" })
+    }
 }
 
 impl Service {
     pub fn new(db: Db) -> Self {
-        Self { db, clock: Arc::new(SystemClock) }
+        Self::with_clock(db, Arc::new(SystemClock))
     }
 
     pub fn with_clock(db: Db, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+        Self { db, clock, worker: worker_name().into(), checkpoints: Checkpoints::default() }
+    }
+
+    /// The same service with a hook called at every checkpoint (for tests that force
+    /// interleavings; see [`Checkpoints`]).
+    pub fn with_checkpoints(
+        mut self,
+        hook: impl Fn(&'static str) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        self.checkpoints = Checkpoints(Some(Arc::new(hook)));
+        self
+    }
+
+    async fn checkpoint(&self, name: &'static str) {
+        if let Some(hook) = &self.checkpoints.0 {
+            hook(name).await;
+        }
     }
 
     pub fn db(&self) -> &Db {
@@ -48,6 +89,11 @@ impl Service {
         self.clock.now()
     }
 
+    /// The clock every operation reads "now" from (sessions and sign-in use it too).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     /// Forget OpenID Connect sign-ins that were started and never finished.
     pub async fn forget_abandoned_sign_ins(&self) -> crate::domain::DomainResult<u64> {
         let mut conn = self.db.pool().acquire().await?;
@@ -56,14 +102,20 @@ impl Service {
     }
 }
 
+/// A name for this instance's worker, unique enough to tell two instances' leases apart.
+fn worker_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_default();
+    format!("{host}:{}:{:016x}", std::process::id(), rand::random::<u64>())
+}
+
 /// The background workers: delivery, stage time-outs, expiry, and (every few minutes)
 /// forgetting expired sessions and abandoned sign-ins. Every instance may run them; each piece
 /// of work is claimed by a guarded update, so two instances never do it twice.
-pub async fn run_workers(service: Service) {
+pub async fn run_workers(service: Service, interval: std::time::Duration) {
     use tower_sessions::session_store::ExpiredDeletion;
-    let mut tick = tokio::time::interval(crate::server::WORKER_INTERVAL);
+    let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let sessions = crate::store::sessions::DbSessionStore::new(service.db.clone());
+    let sessions = crate::store::sessions::DbSessionStore::with_clock(service.db.clone(), service.clock.clone());
     let mut rounds: u64 = 0;
     loop {
         tick.tick().await;
@@ -76,13 +128,13 @@ pub async fn run_workers(service: Service) {
                 tracing::error!(error = ?e, "sign-in clean-up failed");
             }
         }
-        if let Err(e) = service.deliver_pending(200).await {
+        if let Err(e) = service.deliver_pending(&crate::domain::authz::Operator::Workers, 200).await {
             tracing::error!(error = ?e, "delivery pass failed");
         }
-        if let Err(e) = service.time_out_stages().await {
+        if let Err(e) = service.time_out_stages(&crate::domain::authz::Operator::Workers).await {
             tracing::error!(error = ?e, "time-out pass failed");
         }
-        if let Err(e) = service.expire_assignments().await {
+        if let Err(e) = service.expire_assignments(&crate::domain::authz::Operator::Workers).await {
             tracing::error!(error = ?e, "expiry pass failed");
         }
     }

@@ -7,11 +7,11 @@ use serde_json::json;
 use super::Service;
 use crate::domain::approvers::{has_deciders, resolve_stage, ApproverDirectory, ApproverSource};
 use crate::domain::audit::AuditEvent;
-use crate::domain::authz::{Actor, Permission};
-use crate::domain::eligibility::{may_request, RequestorFacts};
+use crate::domain::authz::{Actor, Operator, Permission};
+use crate::domain::eligibility::{choose_policy, RequestorFacts};
 use crate::domain::ids::*;
 use crate::domain::model::User;
-use crate::domain::policy::{Answer, ApproverSpec, Expiration, OnTimeout, Policy, Stage};
+use crate::domain::policy::{checked_after, Answer, ApproverSpec, OnTimeout, RequestedSchedule, Stage};
 use crate::domain::request::AssignmentState;
 use crate::domain::request::{self, Decision, DecisionOutcome, PendingRequest, RequestKind, RequestState};
 use crate::domain::sod::{self, Holdings};
@@ -63,6 +63,9 @@ impl Service {
             }
         };
         let on_behalf = target.id != actor.id();
+        // Everything below reads what this person holds and waits for: serialize with every
+        // other change to their access (separation of duties across simultaneous grants).
+        self.db.lock_user(&mut tx, target.id).await?;
 
         let policies = catalog::policies_of(&mut tx, &[package.id]).await?;
         let groups = directory::groups_of(&mut tx, target.id).await?;
@@ -71,26 +74,10 @@ impl Service {
             None => false,
         };
         let facts = RequestorFacts { user: &target, groups: &groups, org_configured };
-        let eligible: Vec<&Policy> =
-            policies.iter().filter(|p| may_request(&facts, p) && (!on_behalf || p.on_behalf_allowed)).collect();
-        let policy = match (new.policy, eligible.as_slice()) {
-            (_, []) => {
-                return Err(DomainError::forbidden(if on_behalf {
-                    "this access package cannot be requested for that person"
-                } else {
-                    "you are not eligible to request this access package"
-                }))
-            }
-            (Some(id), list) => *list
-                .iter()
-                .find(|p| p.id == id)
-                .ok_or_else(|| DomainError::invalid("policy", "that policy does not apply to you"))?,
-            (None, [only]) => *only,
-            (None, _) => return Err(DomainError::invalid("policy", "choose which policy to request under")),
-        };
+        let policy = choose_policy(&policies, &facts, on_behalf, new.policy)?;
 
         let answers = policy.check_request_form(&new.justification, &new.answers)?;
-        let (start, end) = policy.schedule(now, new.start, new.end)?;
+        let schedule = policy.check_schedule(now, new.start, new.end)?;
 
         let who = if on_behalf { format!("{} already", target.display_name) } else { "you already".into() };
         if assignments::live_assignment(&mut tx, target.id, package.id).await?.is_some() {
@@ -125,11 +112,11 @@ impl Service {
             policy: policy.id,
             stages: &stages,
             current_stage: u32::from(pending),
-            stage_due_at: pending.then(|| stage_due(&stages[0], now)),
+            stage_due_at: if pending { Some(stage_due(&stages[0], now)?) } else { None },
             justification: new.justification.trim(),
             answers: &answers,
-            start_at: Some(start),
-            end_at: end,
+            start_at: schedule.start,
+            end_at: schedule.end,
             outcome_reason: &reason,
         };
         let id = match requests::insert(&mut tx, &row, now).await {
@@ -146,7 +133,8 @@ impl Service {
         }
         let mut events = vec![AuditEvent::new(Some(actor.id()), "request.submitted", "request", id.0).after(json!({
             "state": state.as_str(), "package": package.id, "policy": policy.id, "target": target.id,
-            "justification": row.justification, "answers": answers, "start": start, "end": end,
+            "justification": row.justification, "answers": answers,
+            "requested_start": schedule.start, "requested_end": schedule.end,
         }))];
         let mut outcome_state = state;
         let message = match state {
@@ -180,8 +168,8 @@ impl Service {
         justification: &str,
     ) -> DomainResult<RequestOutcome> {
         let now = self.now();
-        let mut tx = self.db.begin().await?;
-        let req = requests::request(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("request"))?;
+        let (mut tx, req) = self.begin_on_request(id, now).await?;
+        self.db.lock_user(&mut tx, req.target).await?;
         let stage = req.current_stage;
         let may = stage > 0 && requests::may_decide(&mut tx, id, stage, actor.id(), req.escalated).await?;
         if !may
@@ -214,16 +202,11 @@ impl Service {
             DecisionOutcome::NextStage(_) => stale_reason(&mut tx, &req).await?,
             _ => None,
         };
-        let (next_state, next_stage, due) = match (outcome, &stale) {
-            (_, Some(_)) => (RequestState::Rejected, stage, None),
-            (outcome, None) => match outcome {
-                DecisionOutcome::Denied => (RequestState::Denied, stage, None),
-                DecisionOutcome::NextStage(k) => {
-                    let due = req.stages.get(k as usize - 1).map(|s| stage_due(s, now));
-                    (RequestState::PendingApproval, k, due)
-                }
-                DecisionOutcome::Approved => (RequestState::Approved, stage, None),
-            },
+        let step = request::after_decision(outcome, stage, stale.is_some());
+        let (next_state, next_stage) = (step.state, step.stage);
+        let due = match req.stages.get(next_stage.saturating_sub(1) as usize) {
+            Some(s) if step.starts_stage => Some(stage_due(s, now)?),
+            _ => None,
         };
         let t = Transition {
             state: next_state,
@@ -242,12 +225,7 @@ impl Service {
         {
             return Err(already_decided(&mut tx, &req).await?);
         }
-        let action = match outcome {
-            DecisionOutcome::Denied => "request.denied",
-            DecisionOutcome::NextStage(_) => "request.stage_approved",
-            DecisionOutcome::Approved => "request.approved",
-        };
-        let mut events = vec![AuditEvent::new(Some(actor.id()), action, "request", id.0)
+        let mut events = vec![AuditEvent::new(Some(actor.id()), step.action, "request", id.0)
             .before(json!({"state": req.state.as_str(), "stage": stage}))
             .after(json!({"state": next_state.as_str(), "stage": next_stage}))
             .reason(justification)];
@@ -279,8 +257,7 @@ impl Service {
     /// The requestor withdraws a request that is still waiting for a decision.
     pub async fn cancel_request(&self, actor: &Actor, id: RequestId) -> DomainResult<RequestOutcome> {
         let now = self.now();
-        let mut tx = self.db.begin().await?;
-        let req = requests::request(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("request"))?;
+        let (mut tx, req) = self.begin_on_request(id, now).await?;
         if actor.id() != req.requestor && actor.id() != req.target {
             return Err(DomainError::not_found("request"));
         }
@@ -308,7 +285,8 @@ impl Service {
 
     /// The clock's turn: every pending stage past its due time escalates (once, where the
     /// stage says so) or ends the request as expired. Returns how many requests it moved.
-    pub async fn time_out_stages(&self) -> DomainResult<usize> {
+    pub async fn time_out_stages(&self, by: &Operator<'_>) -> DomainResult<usize> {
+        by.require(Permission::Administer)?;
         let now = self.now();
         let due = {
             let mut conn = self.db.pool().acquire().await?;
@@ -316,17 +294,38 @@ impl Service {
         };
         let mut moved = 0;
         for id in due {
+            // One bad request never stops the pass: it is logged and the others go on.
             match self.time_out_one(id, now).await {
                 Ok(true) => moved += 1,
                 Ok(false) | Err(DomainError::AlreadyDecided(_)) => {}
-                Err(e) => return Err(e),
+                Err(e) => tracing::error!(request = id.0, error = ?e, "time-out of this request failed"),
             }
         }
         Ok(moved)
     }
 
+    /// Open a transaction on a request as it stands now. A stage whose due time has passed is
+    /// timed out first (escalated or expired, as the stage says), whether or not the worker
+    /// has run yet: nobody decides or cancels after the deadline.
+    async fn begin_on_request(&self, id: RequestId, now: DateTime<Utc>) -> DomainResult<(Tx, RequestRow)> {
+        let mut tx = self.db.begin().await?;
+        let req = requests::request(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("request"))?;
+        if req.state != RequestState::PendingApproval || req.stage_due_at.is_none_or(|due| due > now) {
+            return Ok((tx, req));
+        }
+        tx.rollback().await?;
+        match self.time_out_one(id, now).await {
+            Ok(_) | Err(DomainError::AlreadyDecided(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let mut tx = self.db.begin().await?;
+        let req = requests::request(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("request"))?;
+        Ok((tx, req))
+    }
+
     /// Time out one request's stage, if it is still the overdue stage that was read.
-    pub async fn time_out_request(&self, id: RequestId) -> DomainResult<bool> {
+    pub async fn time_out_request(&self, by: &Operator<'_>, id: RequestId) -> DomainResult<bool> {
+        by.require(Permission::Administer)?;
         self.time_out_one(id, self.now()).await
     }
 
@@ -341,34 +340,7 @@ impl Service {
         }
         let stage = req.stages.get(req.current_stage.saturating_sub(1) as usize);
         let escalate = stage.is_some_and(|s| s.on_timeout == OnTimeout::Escalate) && !req.escalated;
-        let (t, event) = if escalate {
-            let due = stage.map(|s| stage_due(s, now));
-            (
-                Transition {
-                    state: RequestState::PendingApproval,
-                    current_stage: req.current_stage,
-                    stage_due_at: due,
-                    escalated: true,
-                    outcome_reason: "",
-                    assignment: None,
-                },
-                AuditEvent::new(None, "request.escalated", "request", id.0).after(json!({"stage": req.current_stage})),
-            )
-        } else {
-            (
-                Transition {
-                    state: RequestState::Expired,
-                    current_stage: req.current_stage,
-                    stage_due_at: None,
-                    escalated: req.escalated,
-                    outcome_reason: "no decision in time",
-                    assignment: None,
-                },
-                AuditEvent::new(None, "request.expired", "request", id.0)
-                    .before(json!({"state": "pending_approval", "stage": req.current_stage}))
-                    .after(json!({"state": "expired"})),
-            )
-        };
+        let (t, event) = escalate_or_expire(&req, escalate, now, "no decision in time")?;
         if !requests::transition(&mut tx, id, req.version, &t, now).await? {
             return Err(already_decided(&mut tx, &req).await?);
         }
@@ -381,261 +353,57 @@ impl Service {
         Ok(true)
     }
 
-    /// An assignment manager assigns a package directly (an `admin_add` request, approved by
-    /// its maker). Separation of duties still applies.
-    pub async fn assign_directly(
-        &self,
-        actor: &Actor,
-        user: UserId,
-        package: PackageId,
-        policy: PolicyId,
-        end: Option<DateTime<Utc>>,
-        justification: &str,
-    ) -> DomainResult<RequestOutcome> {
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
-        let pkg = catalog::package(&mut tx, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
-        actor.require(Permission::AssignInCatalog(pkg.catalog_id))?;
-        let pkg = load_available_package(&mut tx, package).await?;
-        let pol = catalog::policy(&mut tx, policy)
-            .await?
-            .filter(|p| p.package_id == pkg.id)
-            .ok_or_else(|| DomainError::not_found("policy"))?;
-        let target = directory::user(&mut tx, user)
-            .await?
-            .filter(User::is_active)
-            .ok_or_else(|| DomainError::not_found("person"))?;
-        if assignments::live_assignment(&mut tx, target.id, pkg.id).await?.is_some() {
-            return Err(DomainError::Conflict(format!("{} already has this access", target.display_name)));
-        }
-        let conflicts = sod_conflicts(&mut tx, pkg.id, target.id).await?;
-        if !conflicts.is_empty() {
-            return Err(DomainError::Conflict(sod::explain(&conflicts)));
-        }
-        let latest = pol.expiration.end_for(now);
-        let end = match (end, latest) {
-            (Some(e), _) if e <= now => return Err(DomainError::invalid("end", "the end must be in the future")),
-            (Some(e), Some(l)) if e > l => return Err(DomainError::invalid("end", "past what the policy allows")),
-            (Some(e), _) => Some(e),
-            (None, l) => l,
-        };
-        let row = NewRequestRow {
-            kind: RequestKind::AdminAdd,
-            state: RequestState::Approved,
-            requestor: actor.id(),
-            target: target.id,
-            package: pkg.id,
-            policy: pol.id,
-            stages: &[],
-            current_stage: 0,
-            stage_due_at: None,
-            justification: justification.trim(),
-            answers: &[],
-            start_at: Some(now),
-            end_at: end,
-            outcome_reason: "",
-        };
-        let id = requests::insert(&mut tx, &row, now).await?;
-        let mut events = vec![AuditEvent::new(Some(actor.id()), "request.admin_assigned", "request", id.0)
-            .after(json!({"package": pkg.id, "policy": pol.id, "target": target.id, "end": end}))
-            .reason(justification.trim())];
-        let current = requests::request(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("request"))?;
-        let state = self.approve_and_grant(&mut tx, &current, &mut events, now).await?;
-        if !matches!(state, RequestState::Delivering | RequestState::Delivered) {
-            let reason = requests::request(&mut tx, id).await?.map(|r| r.outcome_reason).unwrap_or_default();
-            return Err(DomainError::Conflict(reason));
-        }
-        self.commit(tx, events).await?;
-        Ok(RequestOutcome { request: id, state, message: format!("{} is being given access.", target.display_name) })
-    }
-
-    /// End an assignment: the holder gives it up, or an assignment manager removes it.
-    pub async fn remove_assignment(&self, actor: &Actor, id: AssignmentId, reason: &str) -> DomainResult<()> {
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
-        let a = assignments::assignment(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("assignment"))?;
-        if a.user != actor.id() {
-            let pkg =
-                catalog::package(&mut tx, a.package).await?.ok_or_else(|| DomainError::not_found("assignment"))?;
-            if !actor.can(Permission::AssignInCatalog(pkg.catalog_id)) {
-                return Err(DomainError::not_found("assignment"));
-            }
-        }
-        if !a.state.is_live() {
-            return Err(DomainError::AlreadyDecided(format!("this access has already {}", a.state.as_str())));
-        }
-        let action = if a.user == actor.id() { "assignment.given_up" } else { "assignment.removed" };
-        let mut events = vec![AuditEvent::new(Some(actor.id()), action, "assignment", id.0)
-            .before(json!({"state": a.state.as_str()}))
-            .after(json!({"state": "removed"}))
-            .reason(reason.trim())];
-        if !end_assignment(&mut tx, &a, AssignmentState::Removed, now, &mut events).await? {
-            return Err(DomainError::AlreadyDecided("this access has already ended".into()));
-        }
-        self.commit(tx, events).await?;
-        Ok(())
-    }
-
-    /// The clock's turn: end every assignment whose end has passed. Returns how many.
-    pub async fn expire_assignments(&self) -> DomainResult<usize> {
-        let now = self.now();
-        let due = {
-            let mut conn = self.db.pool().acquire().await?;
-            assignments::due_to_expire(&mut conn, now, 500).await?
-        };
-        let mut expired = 0;
-        for id in due {
-            let mut tx = self.db.begin().await?;
-            let Some(a) = assignments::assignment(&mut tx, id).await? else { continue };
-            if !a.state.is_live() || a.end_at.is_none_or(|end| end > now) {
-                continue;
-            }
-            let mut events = vec![AuditEvent::new(None, "assignment.expired", "assignment", id.0)
-                .before(json!({"state": a.state.as_str()}))
-                .after(json!({"state": "expired"}))];
-            if end_assignment(&mut tx, &a, AssignmentState::Expired, now, &mut events).await? {
-                self.commit(tx, events).await?;
-                expired += 1;
-            }
-        }
-        Ok(expired)
-    }
-
-    /// Ask to keep access longer. Where the policy allows extension without approval the new
-    /// end applies at once; otherwise a `user_extend` request goes through the policy's stages.
-    /// The holder must still be eligible, and a fixed end date cannot be passed.
-    pub async fn extend_assignment(
-        &self,
-        actor: &Actor,
-        id: AssignmentId,
-        justification: &str,
-    ) -> DomainResult<RequestOutcome> {
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
-        let a = assignments::assignment(&mut tx, id)
-            .await?
-            .filter(|a| a.user == actor.id())
-            .ok_or_else(|| DomainError::not_found("assignment"))?;
-        if !a.state.is_live() {
-            return Err(DomainError::AlreadyDecided(format!("this access has already {}", a.state.as_str())));
-        }
-        let package = load_available_package(&mut tx, a.package).await?;
-        let policy = catalog::policy(&mut tx, a.policy).await?.ok_or_else(|| DomainError::not_found("policy"))?;
-        if !policy.extension_allowed {
-            return Err(DomainError::forbidden("the policy of this access does not allow extensions"));
-        }
-        let groups = directory::groups_of(&mut tx, actor.id()).await?;
-        let org_configured = match actor.user.connected_org_id {
-            Some(org) => directory::org_is_configured(&mut tx, org).await?,
-            None => false,
-        };
-        if !may_request(&RequestorFacts { user: &actor.user, groups: &groups, org_configured }, &policy) {
-            return Err(DomainError::forbidden("you are no longer eligible for this access, so it cannot be extended"));
-        }
-        let new_end = match policy.expiration {
-            Expiration::Never => return Err(DomainError::invalid("end", "this access does not expire")),
-            Expiration::OnDate { .. } => {
-                return Err(DomainError::invalid("end", "this access ends on a fixed date and cannot be extended"))
-            }
-            other => other.end_for(now),
-        };
-        if policy.justification_required && justification.trim().is_empty() {
-            return Err(DomainError::invalid("justification", "say why you need this access longer"));
-        }
-        if !policy.extension_needs_approval || policy.approval.stages.is_empty() {
-            if !assignments::set_end(&mut tx, a.id, new_end, a.version, now).await? {
-                return Err(DomainError::AlreadyDecided("this access changed meanwhile".into()));
-            }
-            let event = AuditEvent::new(Some(actor.id()), "assignment.extended", "assignment", a.id.0)
-                .before(json!({"end": a.end_at}))
-                .after(json!({"end": new_end}))
-                .reason(justification.trim());
-            self.commit(tx, vec![event]).await?;
-            return Ok(RequestOutcome {
-                request: RequestId(0),
-                state: RequestState::Delivered,
-                message: "Extended.".into(),
-            });
-        }
-        let stages = policy.approval.stages.clone();
-        let (resolved, unresolvable) =
-            resolve_stages(&mut tx, &stages, &actor.user, actor.id(), package.catalog_id).await?;
-        if let Some(k) = unresolvable {
-            return Err(DomainError::Conflict(format!("no approver can be found for approval stage {}", k + 1)));
-        }
-        let row = NewRequestRow {
-            kind: RequestKind::UserExtend,
-            state: RequestState::PendingApproval,
-            requestor: actor.id(),
-            target: actor.id(),
-            package: package.id,
-            policy: policy.id,
-            stages: &stages,
-            current_stage: 1,
-            stage_due_at: Some(stage_due(&stages[0], now)),
-            justification: justification.trim(),
-            answers: &[],
-            start_at: Some(a.start_at),
-            end_at: new_end,
-            outcome_reason: "",
-        };
-        let request = match requests::insert(&mut tx, &row, now).await {
-            Ok(id) => id,
-            Err(e) if is_unique_violation(&e) => {
-                return Err(DomainError::Conflict("you already asked to extend this access".into()))
-            }
-            Err(e) => return Err(e.into()),
-        };
-        for (i, approvers) in resolved.iter().enumerate() {
-            requests::insert_approvers(&mut tx, request, (i + 1) as u32, approvers).await?;
-        }
-        let event = AuditEvent::new(Some(actor.id()), "request.submitted", "request", request.0)
-            .after(json!({"kind": "user_extend", "assignment": a.id, "end": new_end}));
-        self.commit(tx, vec![event]).await?;
-        Ok(RequestOutcome {
-            request,
-            state: RequestState::PendingApproval,
-            message: "Your extension is waiting for approval.".into(),
-        })
-    }
-
     /// The final approval: checked anew (package still there and enabled, separation of
     /// duties, not already held), then the assignment, its grants and their provisioning
     /// work are written in the caller's transaction. Returns the request's new state.
-    async fn approve_and_grant(
+    pub(super) async fn approve_and_grant(
         &self,
         tx: &mut Tx,
         req: &RequestRow,
         events: &mut Vec<AuditEvent>,
         now: DateTime<Utc>,
     ) -> DomainResult<RequestState> {
-        let problem = stale_reason(tx, req).await?;
+        let mut problem = stale_reason(tx, req).await?;
+        self.checkpoint("access.granting").await;
         if problem.is_none() && req.kind == RequestKind::UserExtend {
-            return extend_on_approval(tx, req, events, now).await;
+            return super::assignments::extend_on_approval(tx, req, events, now).await;
         }
-        if let Some(reason) = problem {
-            let t = Transition {
-                state: RequestState::Rejected,
-                current_stage: req.current_stage,
-                stage_due_at: None,
-                escalated: req.escalated,
-                outcome_reason: &reason,
-                assignment: None,
-            };
-            if !requests::transition(tx, req.id, req.version, &t, now).await? {
-                return Err(DomainError::AlreadyDecided("the request changed meanwhile".into()));
+        // The access period is decided now: waiting for approval does not shorten it.
+        let mut period = None;
+        if problem.is_none() {
+            let policy = catalog::policy(tx, req.policy).await?.ok_or_else(|| DomainError::not_found("policy"))?;
+            match policy.access_period(now, RequestedSchedule { start: req.start_at, end: req.end_at }) {
+                Ok(p) => period = Some(p),
+                Err(DomainError::Conflict(why)) => problem = Some(why),
+                Err(e) => return Err(e),
             }
-            events.push(AuditEvent::new(None, "request.rejected", "request", req.id.0).reason(reason));
-            return Ok(RequestState::Rejected);
         }
-        let start = req.start_at.unwrap_or(now).max(now);
+        let (start, end) = match (period, problem) {
+            (Some(period), None) => period,
+            (_, problem) => {
+                let reason = problem.unwrap_or_else(|| "the access period could not be decided".to_owned());
+                let t = Transition {
+                    state: RequestState::Rejected,
+                    current_stage: req.current_stage,
+                    stage_due_at: None,
+                    escalated: req.escalated,
+                    outcome_reason: &reason,
+                    assignment: None,
+                };
+                if !requests::transition(tx, req.id, req.version, &t, now).await? {
+                    return Err(DomainError::AlreadyDecided("the request changed meanwhile".into()));
+                }
+                events.push(AuditEvent::new(None, "request.rejected", "request", req.id.0).reason(reason));
+                return Ok(RequestState::Rejected);
+            }
+        };
         let new = assignments::NewAssignment {
             user: req.target,
             package: req.package,
             policy: req.policy,
             request: Some(req.id),
             start,
-            end: req.end_at,
+            end,
         };
         let assignment = match assignments::insert(tx, &new, now).await {
             Ok(a) => a,
@@ -647,7 +415,8 @@ impl Service {
         let roles = catalog::package_roles(tx, &[req.package]).await?;
         for (_, role) in &roles {
             let grant = assignments::insert_grant(tx, assignment, req.target, role.id, now).await?;
-            assignments::enqueue(tx, "add_member", role.id, req.target, grant, now).await?;
+            // Access that starts later is provisioned when it starts.
+            assignments::enqueue(tx, "add_member", role.id, req.target, grant, start, now).await?;
         }
         // A package that grants nothing is delivered at once.
         let state = if roles.is_empty() { RequestState::Delivered } else { RequestState::Delivering };
@@ -667,7 +436,7 @@ impl Service {
         }
         events.push(AuditEvent::new(None, "assignment.created", "assignment", assignment.0).after(json!({
             "user": req.target, "package": req.package, "policy": req.policy, "request": req.id,
-            "start": start, "end": req.end_at, "grants": roles.len(),
+            "start": start, "end": end, "grants": roles.len(),
         })));
         Ok(state)
     }
@@ -691,6 +460,9 @@ async fn stale_reason(conn: &mut Conn, req: &RequestRow) -> DomainResult<Option<
 /// Why this person may not (any longer) get this package: it is gone or disabled, or
 /// separation of duties forbids it. Checked at every decision and again at delivery.
 pub(super) async fn access_blocker(conn: &mut Conn, package: PackageId, user: UserId) -> DomainResult<Option<String>> {
+    if !directory::user(conn, user).await?.is_some_and(|u| u.is_active()) {
+        return Ok(Some("the person's account is disabled".to_owned()));
+    }
     match load_available_package(conn, package).await {
         Err(DomainError::NotFound(_)) | Err(DomainError::Conflict(_)) => {
             return Ok(Some("the access package is no longer available".to_owned()))
@@ -702,46 +474,9 @@ pub(super) async fn access_blocker(conn: &mut Conn, package: PackageId, user: Us
     Ok((!conflicts.is_empty()).then(|| sod::explain(&conflicts)))
 }
 
-/// An approved extension: the live assignment gets the requested end.
-async fn extend_on_approval(
-    tx: &mut Tx,
-    req: &RequestRow,
-    events: &mut Vec<AuditEvent>,
-    now: DateTime<Utc>,
-) -> DomainResult<RequestState> {
-    let live = assignments::live_assignment(tx, req.target, req.package).await?;
-    let assignment = match live {
-        Some(id) => assignments::assignment(tx, id).await?,
-        None => None,
-    };
-    let (state, reason) = match assignment {
-        Some(a) if assignments::set_end(tx, a.id, req.end_at, a.version, now).await? => {
-            events.push(
-                AuditEvent::new(None, "assignment.extended", "assignment", a.id.0)
-                    .before(json!({"end": a.end_at}))
-                    .after(json!({"end": req.end_at, "request": req.id})),
-            );
-            (RequestState::Delivered, String::new())
-        }
-        _ => (RequestState::Rejected, "the access ended before the extension was approved".to_owned()),
-    };
-    let t = Transition {
-        state,
-        current_stage: req.current_stage,
-        stage_due_at: None,
-        escalated: req.escalated,
-        outcome_reason: &reason,
-        assignment: live,
-    };
-    if !requests::transition(tx, req.id, req.version, &t, now).await? {
-        return Err(DomainError::AlreadyDecided("the request changed meanwhile".into()));
-    }
-    Ok(state)
-}
-
 /// Resolve every stage's approvers for this target; also says which stage (if any) has nobody
 /// who could decide it.
-async fn resolve_stages(
+pub(super) async fn resolve_stages(
     conn: &mut Conn,
     stages: &[Stage],
     target: &User,
@@ -754,41 +489,60 @@ async fn resolve_stages(
     Ok((resolved, unresolvable))
 }
 
-/// End a live assignment and enqueue the removal of each grant no other live assignment
-/// still holds (reference counting). False when the assignment was no longer live.
-pub(super) async fn end_assignment(
-    tx: &mut Conn,
-    a: &assignments::AssignmentRow,
-    to: AssignmentState,
+/// The current stage of `req` ran out of time (or of approvers): it escalates (a new due
+/// time; the escalation approvers may now decide) or the request expires with `reason`.
+pub(super) fn escalate_or_expire<'a>(
+    req: &RequestRow,
+    escalate: bool,
     now: DateTime<Utc>,
-    events: &mut Vec<AuditEvent>,
-) -> DomainResult<bool> {
-    if !assignments::end(tx, a.id, to, now).await? {
-        return Ok(false);
-    }
-    use crate::domain::request::GrantState;
-    for g in assignments::grants_of(tx, a.id).await? {
-        if matches!(g.state, GrantState::Removed | GrantState::Removing) {
-            continue;
-        }
-        if assignments::other_live_holders(tx, g.user, g.role, Some(a.id)).await? > 0 {
-            assignments::set_grant_state(tx, g.id, GrantState::Removed, "still held through another assignment", now)
-                .await?;
-        } else {
-            assignments::set_grant_state(tx, g.id, GrantState::Removing, "", now).await?;
-            assignments::enqueue(tx, "remove_member", g.role, g.user, g.id, now).await?;
-        }
-    }
-    events.push(AuditEvent::new(None, "grants.removal_enqueued", "assignment", a.id.0));
-    Ok(true)
+    reason: &'a str,
+) -> DomainResult<(Transition<'a>, AuditEvent)> {
+    let id = req.id.0;
+    Ok(if escalate {
+        let due = match req.stages.get(req.current_stage.saturating_sub(1) as usize) {
+            Some(s) => Some(stage_due(s, now)?),
+            None => None,
+        };
+        (
+            Transition {
+                state: RequestState::PendingApproval,
+                current_stage: req.current_stage,
+                stage_due_at: due,
+                escalated: true,
+                outcome_reason: "",
+                assignment: None,
+            },
+            AuditEvent::new(None, "request.escalated", "request", id)
+                .after(json!({"stage": req.current_stage}))
+                .reason(reason),
+        )
+    } else {
+        (
+            Transition {
+                state: RequestState::Expired,
+                current_stage: req.current_stage,
+                stage_due_at: None,
+                escalated: req.escalated,
+                outcome_reason: reason,
+                assignment: None,
+            },
+            AuditEvent::new(None, "request.expired", "request", id)
+                .before(json!({"state": "pending_approval", "stage": req.current_stage}))
+                .after(json!({"state": "expired"}))
+                .reason(reason),
+        )
+    })
 }
 
-fn stage_due(stage: &Stage, now: DateTime<Utc>) -> DateTime<Utc> {
-    now + Duration::days(i64::from(stage.timeout_days.max(1)))
+pub(super) fn stage_due(stage: &Stage, now: DateTime<Utc>) -> DomainResult<DateTime<Utc>> {
+    checked_after(now, Duration::days(i64::from(stage.timeout_days.max(1))), "approval")
 }
 
 /// The package, if it still exists and may be requested (enabled, in an enabled catalog).
-async fn load_available_package(conn: &mut Conn, id: PackageId) -> DomainResult<crate::domain::model::AccessPackage> {
+pub(super) async fn load_available_package(
+    conn: &mut Conn,
+    id: PackageId,
+) -> DomainResult<crate::domain::model::AccessPackage> {
     let package = catalog::package(conn, id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
     let catalog = catalog::catalog(conn, package.catalog_id).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
     if !package.enabled || !catalog.enabled {
@@ -798,7 +552,11 @@ async fn load_available_package(conn: &mut Conn, id: PackageId) -> DomainResult<
 }
 
 /// Conflicts between a package and what the user holds or waits for (other than this package).
-async fn sod_conflicts(conn: &mut Conn, package: PackageId, user: UserId) -> DomainResult<Vec<sod::Conflict>> {
+pub(super) async fn sod_conflicts(
+    conn: &mut Conn,
+    package: PackageId,
+    user: UserId,
+) -> DomainResult<Vec<sod::Conflict>> {
     let rules = catalog::sod_rules(conn, package).await?;
     if rules.incompatible_packages.is_empty() && rules.incompatible_groups.is_empty() {
         return Ok(Vec::new());

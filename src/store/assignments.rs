@@ -32,8 +32,7 @@ fn assignment_from_row(row: &AnyRow) -> Result<AssignmentRow, sqlx::Error> {
         package: PackageId(row.int("package_id")?),
         policy: PolicyId(row.int("policy_id")?),
         request: row.opt_int("request_id")?.map(RequestId),
-        state: AssignmentState::parse(&row.text("state")?)
-            .ok_or_else(|| sqlx::Error::Decode("unknown assignment state".into()))?,
+        state: row.word("state", AssignmentState::parse)?,
         start_at: row.time("start_at")?,
         end_at: row.opt_time("end_at")?,
         version: row.int("version")?,
@@ -146,15 +145,16 @@ pub async fn set_end(
     Ok(done.rows_affected() == 1)
 }
 
+/// Delivery bookkeeping on a live assignment (delivering → delivered, …). It leaves the
+/// version alone: the version guards what the holder asked for (an extension), and the
+/// worker's progress must not make that fail with a false reason.
 pub async fn set_state(
     conn: &mut Conn,
     id: AssignmentId,
     to: AssignmentState,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let sql = format!(
-        "UPDATE assignments SET state = $1, updated_at = $2, version = version + 1 WHERE id = $3 AND state IN {LIVE}"
-    );
+    let sql = format!("UPDATE assignments SET state = $1, updated_at = $2 WHERE id = $3 AND state IN {LIVE}");
     sqlx::query(&sql).bind(to.as_str()).bind(to_ms(now)).bind(id.0).execute(conn).await?;
     Ok(())
 }
@@ -197,8 +197,7 @@ fn grant_from_row(row: &AnyRow) -> Result<GrantRow, sqlx::Error> {
         assignment: AssignmentId(row.int("assignment_id")?),
         role: ResourceRoleId(row.int("resource_role_id")?),
         user: UserId(row.int("user_id")?),
-        state: GrantState::parse(&row.text("state")?)
-            .ok_or_else(|| sqlx::Error::Decode("unknown grant state".into()))?,
+        state: row.word("state", GrantState::parse)?,
         attempts: row.int("attempts")?,
         last_error: row.text("last_error")?,
     })
@@ -280,97 +279,172 @@ pub struct OutboxItem {
     pub role: ResourceRoleId,
     pub user: UserId,
     pub grant: Option<GrantId>,
+    /// Attempts so far, this one included once claimed.
     pub attempts: i64,
+    pub last_error: String,
     pub system_kind: ResourceSystemKind,
 }
 
+/// Enqueue provisioning work, due at `due` (an access that starts later waits until then).
 pub async fn enqueue(
     conn: &mut Conn,
     kind: &str,
     role: ResourceRoleId,
     user: UserId,
     grant: GrantId,
+    due: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO outbox (kind, resource_role_id, user_id, grant_id, next_attempt_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5, $5)",
+         VALUES ($1, $2, $3, $4, $5, $6, $6)",
     )
     .bind(kind)
     .bind(role.0)
     .bind(user.0)
     .bind(grant.0)
+    .bind(to_ms(due))
     .bind(to_ms(now))
     .execute(conn)
     .await?;
     Ok(())
 }
 
-pub async fn due_outbox(conn: &mut Conn, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxItem>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT o.id, o.kind, o.resource_role_id, o.user_id, o.grant_id, o.attempts, s.kind AS system_kind
-         FROM outbox o
-         JOIN resource_roles rr ON rr.id = o.resource_role_id
-         JOIN resources r ON r.id = rr.resource_id
-         JOIN resource_systems s ON s.id = r.system_id
-         WHERE o.state = 'pending' AND o.next_attempt_at <= $1 AND o.kind <> 'email'
-         ORDER BY o.id LIMIT $2",
-    )
-    .bind(to_ms(now))
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(OutboxItem {
-                id: row.int("id")?,
-                kind: row.text("kind")?,
-                role: ResourceRoleId(row.int("resource_role_id")?),
-                user: UserId(row.int("user_id")?),
-                grant: row.opt_int("grant_id")?.map(GrantId),
-                attempts: row.int("attempts")?,
-                system_kind: ResourceSystemKind::parse(&row.text("system_kind")?)
-                    .unwrap_or(ResourceSystemKind::Webhook),
-            })
-        })
-        .collect()
+const OUTBOX_ITEM_COLUMNS: &str = "o.id, o.kind, o.resource_role_id, o.user_id, o.grant_id, o.attempts, \
+    o.last_error, s.kind AS system_kind";
+
+const OUTBOX_ITEM_FROM: &str = "FROM outbox o
+    JOIN resource_roles rr ON rr.id = o.resource_role_id
+    JOIN resources r ON r.id = rr.resource_id
+    JOIN resource_systems s ON s.id = r.system_id";
+
+fn outbox_item_from_row(row: &AnyRow) -> Result<OutboxItem, sqlx::Error> {
+    Ok(OutboxItem {
+        id: row.int("id")?,
+        kind: row.text("kind")?,
+        role: ResourceRoleId(row.int("resource_role_id")?),
+        user: UserId(row.int("user_id")?),
+        grant: row.opt_int("grant_id")?.map(GrantId),
+        attempts: row.int("attempts")?,
+        last_error: row.text("last_error")?,
+        system_kind: row.word("system_kind", ResourceSystemKind::parse)?,
+    })
 }
 
-/// Claim an outbox entry: only one worker (of any instance) gets `true`.
-pub async fn claim(
+/// Claim up to `limit` due entries for `worker` until `lease_until`, counting the attempt.
+/// An entry is due when it is pending, its time has come, and nobody holds an unexpired lease
+/// on it. The caller commits this before talking to any target, so a slow target holds no
+/// lock; two workers never hold the same entry (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite:
+/// the single writer).
+pub async fn claim_due(
+    conn: &mut Conn,
+    backend: super::Backend,
+    worker: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<OutboxItem>, sqlx::Error> {
+    let skip_locked = if backend == super::Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE outbox SET claimed_until = $1, claimed_by = $2, attempts = attempts + 1, updated_at = $3
+         WHERE id IN (SELECT id FROM outbox
+             WHERE state = 'pending' AND kind <> 'email' AND next_attempt_at <= $3
+               AND (claimed_until IS NULL OR claimed_until <= $3)
+             ORDER BY next_attempt_at, id LIMIT $4 {skip_locked})
+         RETURNING id"
+    );
+    let ids: Vec<i64> = sqlx::query_scalar(&sql)
+        .bind(to_ms(lease_until))
+        .bind(worker)
+        .bind(to_ms(now))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {OUTBOX_ITEM_COLUMNS} {OUTBOX_ITEM_FROM} WHERE o.id IN ({}) ORDER BY o.id",
+        super::id_list(ids)
+    );
+    let rows = sqlx::query(&sql).fetch_all(conn).await?;
+    rows.iter().map(outbox_item_from_row).collect()
+}
+
+/// Is this entry still pending and claimed by `worker`? (A lease that ran out may have been
+/// taken over; the worker that lost it records nothing.)
+pub async fn still_claimed(conn: &mut Conn, id: i64, worker: &str) -> Result<bool, sqlx::Error> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE id = $1 AND state = 'pending' AND claimed_by = $2")
+            .bind(id)
+            .bind(worker)
+            .fetch_one(conn)
+            .await?;
+    Ok(n > 0)
+}
+
+/// The entry is settled: `done` or `failed`, with the reason; the lease is released.
+pub async fn finish(conn: &mut Conn, id: i64, state: &str, error: &str, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE outbox SET state = $1, last_error = $2, updated_at = $3, claimed_until = NULL, claimed_by = '' \
+         WHERE id = $4",
+    )
+    .bind(state)
+    .bind(error)
+    .bind(to_ms(now))
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The attempt failed and another will follow at `retry_at`; the lease is released.
+pub async fn retry_later(
     conn: &mut Conn,
     id: i64,
-    attempts: i64,
-    now: DateTime<Utc>,
+    error: &str,
     retry_at: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \
-         WHERE id = $3 AND state = 'pending' AND attempts = $4",
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE outbox SET last_error = $1, next_attempt_at = $2, updated_at = $3, claimed_until = NULL, \
+         claimed_by = '' WHERE id = $4",
     )
+    .bind(error)
     .bind(to_ms(retry_at))
     .bind(to_ms(now))
     .bind(id)
-    .bind(attempts)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Failed work, newest first: what an administrator (or a catalog owner) sees and retries.
+pub async fn failed_outbox(conn: &mut Conn, limit: i64) -> Result<Vec<OutboxItem>, sqlx::Error> {
+    let sql =
+        format!("SELECT {OUTBOX_ITEM_COLUMNS} {OUTBOX_ITEM_FROM} WHERE o.state = 'failed' ORDER BY o.id DESC LIMIT $1");
+    let rows = sqlx::query(&sql).bind(limit).fetch_all(conn).await?;
+    rows.iter().map(outbox_item_from_row).collect()
+}
+
+pub async fn outbox_item(conn: &mut Conn, id: i64) -> Result<Option<OutboxItem>, sqlx::Error> {
+    let sql = format!("SELECT {OUTBOX_ITEM_COLUMNS} {OUTBOX_ITEM_FROM} WHERE o.id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(outbox_item_from_row).transpose()
+}
+
+/// Put failed work back in the queue, due now, with a fresh count of attempts. False when it
+/// was not failed (someone else retried it first).
+pub async fn requeue_failed(conn: &mut Conn, id: i64, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1, \
+         claimed_until = NULL, claimed_by = '' WHERE id = $2 AND state = 'failed'",
+    )
+    .bind(to_ms(now))
+    .bind(id)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
-}
-
-pub async fn finish(conn: &mut Conn, id: i64, state: &str, error: &str, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET state = $1, last_error = $2, updated_at = $3 WHERE id = $4")
-        .bind(state)
-        .bind(error)
-        .bind(to_ms(now))
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn outbox_error(conn: &mut Conn, id: i64, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET last_error = $1 WHERE id = $2").bind(error).bind(id).execute(conn).await?;
-    Ok(())
 }
 
 // ---- the built-in resource system ----
@@ -446,8 +520,16 @@ pub async fn grants_described(
             Ok((
                 AssignmentId(row.int("assignment_id")?),
                 format!("{} · {}", row.text("resource")?, row.text("role")?),
-                GrantState::parse(&row.text("state")?).unwrap_or(GrantState::Pending),
+                row.word("state", GrantState::parse)?,
             ))
         })
         .collect()
+}
+
+/// A person's live assignments.
+pub async fn live_of_user(conn: &mut Conn, user: UserId) -> Result<Vec<AssignmentRow>, sqlx::Error> {
+    let sql =
+        format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE user_id = $1 AND state IN {LIVE} ORDER BY id");
+    let rows = sqlx::query(&sql).bind(user.0).fetch_all(conn).await?;
+    rows.iter().map(assignment_from_row).collect()
 }

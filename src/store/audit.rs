@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Conn, RowExt};
+use super::{Backend, Conn, RowExt, Tx};
+use crate::domain::audit::{chain_hash, AuditEvent, GENESIS_HASH};
 use crate::domain::ids::UserId;
 
 /// An audit event as stored, with its JSON kept as the exact text that was hashed.
@@ -48,4 +49,56 @@ pub async fn page(conn: &mut Conn, after_id: i64, limit: i64) -> Result<Vec<Audi
             })
         })
         .collect()
+}
+
+/// Append events to the hash chain inside the caller's transaction, under the chain lock. On
+/// SQLite the write transaction already excludes every other writer; on PostgreSQL a
+/// transaction-scoped advisory lock orders appends. Should two appends ever read the same head
+/// anyway, the unique index on `prev_hash` makes the second fail: the chain cannot fork.
+pub async fn append(
+    tx: &mut Tx,
+    backend: Backend,
+    at: DateTime<Utc>,
+    events: &[AuditEvent],
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(7270001)").execute(&mut **tx).await?;
+    }
+    let mut prev = head(tx).await?.map_or_else(|| GENESIS_HASH.to_owned(), |(_, hash)| hash);
+    for event in events {
+        let before = event.before.to_string();
+        let after = event.after.to_string();
+        let hash = chain_hash(&prev, at, event, &before, &after);
+        sqlx::query(
+            "INSERT INTO audit_events (at, actor_id, action, object_type, object_id, before, after, \
+             reason, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(at.timestamp_millis())
+        .bind(event.actor.map(|a| a.0))
+        .bind(&event.action)
+        .bind(&event.object_type)
+        .bind(event.object_id)
+        .bind(&before)
+        .bind(&after)
+        .bind(&event.reason)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await?;
+        prev = hash;
+    }
+    Ok(())
+}
+
+/// The newest event's id and hash: the chain's head.
+pub async fn head(conn: &mut Conn) -> Result<Option<(i64, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1").fetch_optional(conn).await
+}
+
+/// The hash stored for one event.
+pub async fn hash_of(conn: &mut Conn, id: i64) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT hash FROM audit_events WHERE id = $1").bind(id).fetch_optional(conn).await
 }

@@ -117,16 +117,15 @@ pub async fn candidate_packages(
 
 const POLICY_COLUMNS: &str = "id, package_id, name, description, requestor_scope, \
     justification_required, schedule_allowed, on_behalf_allowed, approval, questions, expiration, \
-    extension_allowed, extension_needs_approval, review, auto_rule, enabled, version";
+    extension_allowed, extension_needs_approval, review, auto_rule, max_lead_days, enabled, version";
 
 fn policy_from_row(row: &AnyRow) -> Result<Policy, sqlx::Error> {
-    let scope = row.text("requestor_scope")?;
     Ok(Policy {
         id: PolicyId(row.int("id")?),
         package_id: PackageId(row.int("package_id")?),
         name: row.text("name")?,
         description: row.text("description")?,
-        scope: RequestorScope::parse(&scope).unwrap_or(RequestorScope::Nobody),
+        scope: row.word("requestor_scope", RequestorScope::parse)?,
         requestors: Vec::new(),
         justification_required: row.flag("justification_required")?,
         schedule_allowed: row.flag("schedule_allowed")?,
@@ -138,6 +137,7 @@ fn policy_from_row(row: &AnyRow) -> Result<Policy, sqlx::Error> {
         extension_needs_approval: row.flag("extension_needs_approval")?,
         review: row.json("review")?,
         auto_rule: row.opt_text("auto_rule")?,
+        max_lead_days: row.small("max_lead_days")?,
         enabled: row.flag("enabled")?,
         version: row.int("version")?,
     })
@@ -214,8 +214,7 @@ pub async fn package_roles(
                     resource_id: ResourceId(row.int("resource_id")?),
                     resource_name: row.text("resource_name")?,
                     role_name: row.text("role_name")?,
-                    system_kind: ResourceSystemKind::parse(&row.text("system_kind")?)
-                        .unwrap_or(ResourceSystemKind::Builtin),
+                    system_kind: row.word("system_kind", ResourceSystemKind::parse)?,
                 },
             ))
         })
@@ -363,7 +362,7 @@ pub async fn add_incompatible_package(conn: &mut Conn, a: PackageId, b: PackageI
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-/// Bind a policy's settings as `$1`–`$14`, in the same order for insert and update.
+/// Bind a policy's settings as `$1`–`$15`, in the same order for insert and update.
 fn bind_settings<'q>(q: AnyQuery<'q>, p: &'q Policy) -> Result<AnyQuery<'q>, sqlx::Error> {
     Ok(q.bind(&p.name)
         .bind(&p.description)
@@ -378,7 +377,8 @@ fn bind_settings<'q>(q: AnyQuery<'q>, p: &'q Policy) -> Result<AnyQuery<'q>, sql
         .bind(i64::from(p.extension_needs_approval))
         .bind(to_json(&p.review)?)
         .bind(p.auto_rule.as_deref())
-        .bind(i64::from(p.enabled)))
+        .bind(i64::from(p.enabled))
+        .bind(i64::from(p.max_lead_days)))
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, sqlx::Error> {
@@ -391,8 +391,8 @@ pub async fn insert_policy(conn: &mut Conn, p: &Policy, now: i64) -> Result<Poli
         sqlx::query(
             "INSERT INTO policies (name, description, requestor_scope, justification_required, schedule_allowed,
                 on_behalf_allowed, approval, questions, expiration, extension_allowed, extension_needs_approval,
-                review, auto_rule, enabled, package_id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
+                review, auto_rule, enabled, max_lead_days, package_id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) RETURNING id",
         ),
         p,
     )?
@@ -505,8 +505,8 @@ pub async fn update_policy(conn: &mut Conn, p: &Policy, now: i64) -> Result<bool
             "UPDATE policies SET name = $1, description = $2, requestor_scope = $3, justification_required = $4,
                 schedule_allowed = $5, on_behalf_allowed = $6, approval = $7, questions = $8, expiration = $9,
                 extension_allowed = $10, extension_needs_approval = $11, review = $12, auto_rule = $13, enabled = $14,
-                version = version + 1, updated_at = $15
-             WHERE id = $16 AND version = $17",
+                max_lead_days = $15, version = version + 1, updated_at = $16
+             WHERE id = $17 AND version = $18",
         ),
         p,
     )?
@@ -521,4 +521,16 @@ pub async fn update_policy(conn: &mut Conn, p: &Policy, now: i64) -> Result<bool
     sqlx::query("DELETE FROM policy_requestors WHERE policy_id = $1").bind(p.id.0).execute(&mut *conn).await?;
     insert_requestors(conn, p.id, &p.requestors).await?;
     Ok(true)
+}
+
+/// The catalogs with a package that grants this resource role.
+pub async fn catalogs_granting_role(conn: &mut Conn, role: ResourceRoleId) -> Result<Vec<CatalogId>, sqlx::Error> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT p.catalog_id FROM package_resource_roles prr \
+         JOIN access_packages p ON p.id = prr.package_id WHERE prr.resource_role_id = $1",
+    )
+    .bind(role.0)
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.into_iter().map(CatalogId).collect())
 }

@@ -17,9 +17,9 @@ fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
         department: row.text("department")?,
         job_title: row.text("job_title")?,
         manager_id: row.opt_int("manager_id")?.map(UserId),
-        kind: UserKind::parse(&row.text("kind")?).unwrap_or(UserKind::Member),
+        kind: row.word("kind", UserKind::parse)?,
         connected_org_id: row.opt_int("connected_org_id")?.map(OrgId),
-        state: UserState::parse(&row.text("state")?).unwrap_or(UserState::Disabled),
+        state: row.word("state", UserState::parse)?,
     })
 }
 
@@ -52,9 +52,10 @@ pub async fn roles(conn: &mut Conn, user: UserId) -> Result<Vec<RoleGrant>, sqlx
         .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
-        if let Some(role) = Role::parse(&row.text("role")?) {
-            out.push(RoleGrant { role, catalog: row.opt_int("catalog_id")?.map(CatalogId) });
-        }
+        out.push(RoleGrant {
+            role: row.word("role", Role::parse)?,
+            catalog: row.opt_int("catalog_id")?.map(CatalogId),
+        });
     }
     Ok(out)
 }
@@ -354,5 +355,5 @@ pub async fn roles_of_users(conn: &mut Conn, users: &[UserId]) -> Result<Vec<(Us
     let sql =
         format!("SELECT user_id, role FROM role_assignments WHERE user_id IN ({})", id_list(users.iter().map(|u| u.0)));
     let rows: Vec<(i64, String)> = sqlx::query_as(&sql).fetch_all(conn).await?;
-    Ok(rows.into_iter().filter_map(|(u, r)| Role::parse(&r).map(|r| (UserId(u), r))).collect())
+    rows.into_iter().map(|(u, r)| Ok((UserId(u), super::parse_word("role", &r, Role::parse)?))).collect()
 }

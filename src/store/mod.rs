@@ -102,11 +102,31 @@ impl Db {
     /// Start a write transaction. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`), so a read-then-write transaction waits for the lock instead of
     /// failing with SQLITE_BUSY when another writer got there first.
+    ///
+    /// On PostgreSQL the isolation level is set here, not left to the server's default:
+    /// READ COMMITTED, with rules that span rows (reference counts, separation of duties,
+    /// expiry against extension) serialized per person by [`Db::lock_user`].
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Postgres => self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await,
         }
+    }
+
+    /// Serialize every change to one person's access: the lock is held until the transaction
+    /// ends, so a rule that reads several rows (another assignment still holding the same
+    /// resource role, an incompatible package granted at the same moment, an extension racing
+    /// the expiry) sees the other transaction's committed result, or waits for it.
+    ///
+    /// PostgreSQL: `SELECT … FOR UPDATE` on the person's row. SQLite: the write transaction
+    /// (`BEGIN IMMEDIATE`) already excludes every other writer, so nothing more is needed.
+    /// Take it before reading what the decision depends on, and only for one person per
+    /// transaction (the audit chain's lock is always taken after it, at commit).
+    pub async fn lock_user(&self, tx: &mut Tx, user: crate::domain::ids::UserId) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE").bind(user.0).fetch_optional(&mut **tx).await?;
+        }
+        Ok(())
     }
 
     /// Apply pending migrations for this backend.
@@ -150,9 +170,24 @@ pub fn to_ms(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
-/// A stored timestamp back to a `DateTime`.
-pub fn from_ms(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+/// A stored timestamp back to a `DateTime`; `None` when it is out of range (never 1970).
+pub fn from_ms(ms: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms).single()
+}
+
+fn decode_error(column: &str, what: String) -> sqlx::Error {
+    sqlx::Error::ColumnDecode { index: column.to_owned(), source: what.into() }
+}
+
+/// A stored millisecond timestamp, or a decode error naming the column.
+fn time_of(column: &str, ms: i64) -> Result<DateTime<Utc>, sqlx::Error> {
+    from_ms(ms).ok_or_else(|| decode_error(column, format!("timestamp {ms} is out of range")))
+}
+
+/// A stored word (`pending`, `approve`, …) parsed into its enum, or a decode error naming the
+/// column and the value: an unknown word is never read as some default.
+pub fn parse_word<T>(column: &str, word: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T, sqlx::Error> {
+    parse(word).ok_or_else(|| decode_error(column, format!("unknown value {word:?}")))
 }
 
 /// Typed column access for rows read through `sqlx::Any`.
@@ -167,6 +202,10 @@ pub trait RowExt {
     fn opt_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error>;
     /// A JSON document stored as text.
     fn json<T: serde::de::DeserializeOwned>(&self, column: &str) -> Result<T, sqlx::Error>;
+    /// A small count or number (a stage, days) that must fit a `u32`.
+    fn small(&self, column: &str) -> Result<u32, sqlx::Error>;
+    /// A word column parsed into its enum; an unknown word is a decode error.
+    fn word<T>(&self, column: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error>;
 }
 
 impl RowExt for AnyRow {
@@ -186,15 +225,22 @@ impl RowExt for AnyRow {
         Ok(self.try_get::<i64, _>(column)? != 0)
     }
     fn time(&self, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
-        Ok(from_ms(self.try_get(column)?))
+        time_of(column, self.try_get(column)?)
     }
     fn opt_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-        Ok(self.try_get::<Option<i64>, _>(column)?.map(from_ms))
+        self.try_get::<Option<i64>, _>(column)?.map(|ms| time_of(column, ms)).transpose()
     }
     fn json<T: serde::de::DeserializeOwned>(&self, column: &str) -> Result<T, sqlx::Error> {
         let text: String = self.try_get(column)?;
         serde_json::from_str(&text)
             .map_err(|e| sqlx::Error::ColumnDecode { index: column.to_owned(), source: Box::new(e) })
+    }
+    fn small(&self, column: &str) -> Result<u32, sqlx::Error> {
+        let n: i64 = self.try_get(column)?;
+        u32::try_from(n).map_err(|_| decode_error(column, format!("{n} is out of range")))
+    }
+    fn word<T>(&self, column: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
+        parse_word(column, &self.text(column)?, parse)
     }
 }
 
@@ -231,3 +277,4 @@ pub mod catalog;
 pub mod directory;
 pub mod logins;
 pub mod requests;
+pub mod seed;

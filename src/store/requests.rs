@@ -40,18 +40,17 @@ pub const REQUEST_COLUMNS: &str = "id, kind, state, requestor_id, target_user_id
     end_at, outcome_reason, version, created_at";
 
 pub fn request_from_row(row: &AnyRow) -> Result<RequestRow, sqlx::Error> {
-    let bad = |what: &str| sqlx::Error::Decode(format!("unknown {what}").into());
     Ok(RequestRow {
         id: RequestId(row.int("id")?),
-        kind: RequestKind::parse(&row.text("kind")?).ok_or_else(|| bad("request kind"))?,
-        state: RequestState::parse(&row.text("state")?).ok_or_else(|| bad("request state"))?,
+        kind: row.word("kind", RequestKind::parse)?,
+        state: row.word("state", RequestState::parse)?,
         requestor: UserId(row.int("requestor_id")?),
         target: UserId(row.int("target_user_id")?),
         package: PackageId(row.int("package_id")?),
         policy: PolicyId(row.int("policy_id")?),
         assignment: row.opt_int("assignment_id")?.map(AssignmentId),
         stages: row.json("stages")?,
-        current_stage: u32::try_from(row.int("current_stage")?).unwrap_or(0),
+        current_stage: row.small("current_stage")?,
         stage_due_at: row.opt_time("stage_due_at")?,
         escalated: row.flag("escalated")?,
         justification: row.text("justification")?,
@@ -244,6 +243,28 @@ pub async fn fail_delivery(
     Ok(done.rows_affected() == 1)
 }
 
+/// Delivery gave up on a grant: a request still delivering (or partly delivered) moves to
+/// `to` (`partially_delivered` or `delivery_failed`) with the reason.
+pub async fn roll_up_delivery(
+    conn: &mut Conn,
+    id: RequestId,
+    to: RequestState,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE requests SET state = $1, outcome_reason = $2, updated_at = $3, version = version + 1 \
+         WHERE id = $4 AND state IN ('delivering', 'partially_delivered')",
+    )
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(to_ms(now))
+    .bind(id.0)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Record a stage's decision. Returns false when the stage already has one.
 pub async fn insert_decision(
     conn: &mut Conn,
@@ -282,8 +303,8 @@ pub async fn last_decision(
     .fetch_optional(conn)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let decision = Decision::parse(&row.text("decision")?).unwrap_or(Decision::Deny);
-    Ok(Some((u32::try_from(row.int("stage")?).unwrap_or(0), decision, row.opt_text("display_name")?)))
+    let decision = row.word("decision", Decision::parse)?;
+    Ok(Some((row.small("stage")?, decision, row.opt_text("display_name")?)))
 }
 
 /// Is there a request for this user and package still waiting for a decision?
@@ -377,9 +398,9 @@ pub struct DecisionRow {
 fn decision_from_row(row: &AnyRow) -> Result<DecisionRow, sqlx::Error> {
     Ok(DecisionRow {
         request: RequestId(row.int("request_id")?),
-        stage: u32::try_from(row.int("stage")?).unwrap_or(0),
+        stage: row.small("stage")?,
         approver: row.opt_text("display_name")?,
-        decision: Decision::parse(&row.text("decision")?).unwrap_or(Decision::Deny),
+        decision: row.word("decision", Decision::parse)?,
         justification: row.text("justification")?,
         decided_at: row.time("decided_at")?,
     })
@@ -435,8 +456,8 @@ pub async fn decisions_by(
             Ok(HistoryRow {
                 id: row.int("id")?,
                 request: RequestId(row.int("request_id")?),
-                stage: u32::try_from(row.int("stage")?).unwrap_or(0),
-                decision: Decision::parse(&row.text("decision")?).unwrap_or(Decision::Deny),
+                stage: row.small("stage")?,
+                decision: row.word("decision", Decision::parse)?,
                 justification: row.text("justification")?,
                 decided_at: row.time("decided_at")?,
                 package: row.text("package_name")?,
@@ -461,10 +482,58 @@ pub async fn approver_names(
         .map(|row| {
             Ok((
                 RequestId(row.int("request_id")?),
-                u32::try_from(row.int("stage")?).unwrap_or(0),
+                row.small("stage")?,
                 row.text("display_name")?,
-                ApproverSource::parse(&row.text("source")?).unwrap_or(ApproverSource::Primary),
+                row.word("source", ApproverSource::parse)?,
             ))
         })
         .collect()
+}
+
+/// Requests for this person still waiting for a decision.
+pub async fn open_for_target(conn: &mut Conn, target: UserId) -> Result<Vec<RequestRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {REQUEST_COLUMNS} FROM requests WHERE target_user_id = $1 \
+         AND state IN ('submitted', 'pending_approval') ORDER BY id"
+    );
+    let rows = sqlx::query(&sql).bind(target.0).fetch_all(conn).await?;
+    rows.iter().map(request_from_row).collect()
+}
+
+/// Requests waiting for a decision on which this person is a resolved approver of the
+/// current or a later stage.
+pub async fn open_with_approver(conn: &mut Conn, user: UserId) -> Result<Vec<RequestRow>, sqlx::Error> {
+    let columns: Vec<String> = REQUEST_COLUMNS.split(", ").map(|c| format!("r.{}", c.trim())).collect();
+    let sql = format!(
+        "SELECT {} FROM requests r WHERE r.state = 'pending_approval' AND EXISTS \
+         (SELECT 1 FROM request_approvers ra WHERE ra.request_id = r.id AND ra.user_id = $1 \
+          AND ra.stage >= r.current_stage) ORDER BY r.id",
+        columns.join(", ")
+    );
+    let rows = sqlx::query(&sql).bind(user.0).fetch_all(conn).await?;
+    rows.iter().map(request_from_row).collect()
+}
+
+/// Take a person off a request's approvers (every stage).
+pub async fn remove_approver(conn: &mut Conn, request: RequestId, user: UserId) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM request_approvers WHERE request_id = $1 AND user_id = $2")
+        .bind(request.0)
+        .bind(user.0)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The approvers resolved for one stage of a request.
+pub async fn stage_approvers(
+    conn: &mut Conn,
+    request: RequestId,
+    stage: u32,
+) -> Result<Vec<(UserId, ApproverSource)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT user_id, source FROM request_approvers WHERE request_id = $1 AND stage = $2")
+        .bind(request.0)
+        .bind(i64::from(stage))
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(|row| Ok((UserId(row.int("user_id")?), row.word("source", ApproverSource::parse)?))).collect()
 }

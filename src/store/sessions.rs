@@ -1,20 +1,53 @@
 //! tower-sessions store in the application's own database (SQLite or PostgreSQL), so sessions
 //! survive restarts and are shared by every instance behind a load balancer.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 
 use super::{is_unique_violation, Db};
+use crate::domain::clock::{Clock, SystemClock};
 
+/// Sessions in the database. Expiry follows the injected clock, so session lifetimes can be
+/// tested without waiting: tower-sessions sets a record's expiry from the system time (now +
+/// the idle timeout); the store keeps that time-to-live but counts it from the clock, and
+/// judges expiry by the clock. On the system clock the two are the same.
 #[derive(Clone, Debug)]
 pub struct DbSessionStore {
     db: Db,
+    clock: Arc<dyn Clock>,
 }
 
 impl DbSessionStore {
+    /// A store on the system clock.
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self::with_clock(db, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(db: Db, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
+    /// The record's data, and its expiry on the clock (Unix milliseconds).
+    fn encode(&self, record: &Record) -> Result<(String, i64), session_store::Error> {
+        let data = serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let ttl = (record.expiry_date - time::OffsetDateTime::now_utc()).whole_milliseconds();
+        let ttl = i64::try_from(ttl).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        Ok((data, self.now_ms().saturating_add(ttl)))
+    }
+
+    /// A stored expiry (on the clock) as tower-sessions reckons it (system time).
+    fn decode_expiry(&self, expiry_ms: i64) -> Result<time::OffsetDateTime, session_store::Error> {
+        let left = time::Duration::milliseconds(expiry_ms.saturating_sub(self.now_ms()));
+        time::OffsetDateTime::now_utc()
+            .checked_add(left)
+            .ok_or_else(|| session_store::Error::Decode(format!("session expiry out of range: {expiry_ms}")))
     }
 }
 
@@ -22,20 +55,10 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
 }
 
-fn encode(record: &Record) -> Result<(String, i64), session_store::Error> {
-    let data = serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
-    let expiry = (record.expiry_date.unix_timestamp_nanos() / 1_000_000) as i64;
-    Ok((data, expiry))
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 #[async_trait]
 impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        let (data, expiry) = encode(record)?;
+        let (data, expiry) = self.encode(record)?;
         loop {
             let inserted = sqlx::query("INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3)")
                 .bind(record.id.to_string())
@@ -52,7 +75,7 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let (data, expiry) = encode(record)?;
+        let (data, expiry) = self.encode(record)?;
         sqlx::query(
             "INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3) \
              ON CONFLICT (id) DO UPDATE SET data = excluded.data, expiry_date = excluded.expiry_date",
@@ -70,7 +93,7 @@ impl SessionStore for DbSessionStore {
         let row: Option<(String, i64)> =
             sqlx::query_as("SELECT data, expiry_date FROM sessions WHERE id = $1 AND expiry_date > $2")
                 .bind(id.to_string())
-                .bind(now_ms())
+                .bind(self.now_ms())
                 .fetch_optional(self.db.pool())
                 .await
                 .map_err(backend)?;
@@ -78,8 +101,7 @@ impl SessionStore for DbSessionStore {
             return Ok(None);
         };
         let data = serde_json::from_str(&data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
-        let expiry_date = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(expiry) * 1_000_000)
-            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        let expiry_date = self.decode_expiry(expiry)?;
         Ok(Some(Record { id: *id, data, expiry_date }))
     }
 
@@ -97,10 +119,43 @@ impl SessionStore for DbSessionStore {
 impl ExpiredDeletion for DbSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
         sqlx::query("DELETE FROM sessions WHERE expiry_date <= $1")
-            .bind(now_ms())
+            .bind(self.now_ms())
             .execute(self.db.pool())
             .await
             .map_err(backend)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::domain::clock::ManualClock;
+
+    #[tokio::test]
+    async fn expiry_follows_the_injected_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/s.db", dir.path().display()), 2).await.unwrap();
+        db.migrate().await.unwrap();
+        let clock = ManualClock::new(chrono::Utc::now());
+        let store = DbSessionStore::with_clock(db.clone(), Arc::new(clock.clone()));
+        let in_8_hours = time::OffsetDateTime::now_utc() + time::Duration::hours(8);
+        let mut record = Record { id: Id::default(), data: Default::default(), expiry_date: in_8_hours };
+        store.create(&mut record).await.unwrap();
+
+        clock.advance(chrono::Duration::hours(7));
+        let loaded = store.load(&record.id).await.unwrap().expect("alive after 7 hours");
+        let left = loaded.expiry_date - time::OffsetDateTime::now_utc();
+        assert!((left - time::Duration::hours(1)).abs() < time::Duration::seconds(10), "about an hour left: {left}");
+        store.delete_expired().await.unwrap();
+        assert!(store.load(&record.id).await.unwrap().is_some(), "not expired yet");
+
+        clock.advance(chrono::Duration::hours(1) + chrono::Duration::seconds(1));
+        assert!(store.load(&record.id).await.unwrap().is_none(), "expired by the clock");
+        store.delete_expired().await.unwrap();
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(db.pool()).await.unwrap();
+        assert_eq!(left, 0, "expired sessions are forgotten");
     }
 }

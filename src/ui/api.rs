@@ -40,14 +40,7 @@ mod server {
 
     /// The signed-in actor, or `Unauthenticated` (401).
     pub async fn actor() -> Result<(Service, Actor), AppError> {
-        match signed_in().await? {
-            Some(found) => Ok(found),
-            None => {
-                let e = AppError::Unauthenticated;
-                e.set_response_status();
-                Err(e)
-            }
-        }
+        signed_in().await?.ok_or(AppError::Unauthenticated)
     }
 
     /// Is this call a plain HTML form post (JavaScript off)? Then the answer is a redirect back

@@ -1,4 +1,8 @@
 //! The error every server function returns: what a person can act on, nothing internal.
+//!
+//! Converting to it never touches the response. Its HTTP status comes from one table,
+//! [`AppError::status`], applied once at the boundary: to a server function's error answer by
+//! the server (`server.rs`), and to a page by the page that shows the error (`ErrorPanel`).
 
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
@@ -25,7 +29,7 @@ pub enum AppError {
 }
 
 impl AppError {
-    /// The HTTP status this error answers with.
+    /// The HTTP status this error answers with: the one table for server functions and pages.
     pub fn status(&self) -> u16 {
         match self {
             AppError::Unauthenticated => 401,
@@ -35,26 +39,6 @@ impl AppError {
             AppError::Conflict(_) | AppError::AlreadyDecided(_) => 409,
             AppError::Internal => 500,
             AppError::Transport(_) => 502,
-        }
-    }
-
-    /// Set the response status for this error (server side). A plain HTML form post keeps its
-    /// redirect back to the page, which shows the outcome instead.
-    #[cfg(feature = "ssr")]
-    pub fn set_response_status(&self) {
-        use leptos::prelude::use_context;
-        let plain_form = use_context::<http::request::Parts>()
-            .and_then(|p| {
-                p.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok().map(|s| s.contains("text/html")))
-            })
-            .unwrap_or(false);
-        if plain_form {
-            return;
-        }
-        if let (Some(res), Ok(code)) =
-            (use_context::<leptos_axum::ResponseOptions>(), http::StatusCode::from_u16(self.status()))
-        {
-            res.set_status(code);
         }
     }
 
@@ -70,16 +54,13 @@ impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        let err = match value {
+        match value {
             // Bad input from the caller: say so, change nothing.
             ServerFnErrorErr::Args(e) | ServerFnErrorErr::MissingArg(e) | ServerFnErrorErr::Deserialization(e) => {
                 AppError::Invalid { field: None, message: format!("the request is incomplete or malformed: {e}") }
             }
             other => AppError::Transport(other.to_string()),
-        };
-        #[cfg(feature = "ssr")]
-        err.set_response_status();
-        err
+        }
     }
 }
 
@@ -87,7 +68,7 @@ impl FromServerFnError for AppError {
 impl From<crate::domain::DomainError> for AppError {
     fn from(err: crate::domain::DomainError) -> Self {
         use crate::domain::DomainError as D;
-        let app = match err {
+        match err {
             D::Unauthenticated => AppError::Unauthenticated,
             D::Forbidden(why) => AppError::Forbidden(why),
             D::NotFound(what) => AppError::NotFound(what),
@@ -98,8 +79,6 @@ impl From<crate::domain::DomainError> for AppError {
                 tracing::error!(%detail, "internal error");
                 AppError::Internal
             }
-        };
-        app.set_response_status();
-        app
+        }
     }
 }

@@ -59,14 +59,16 @@ fn set_status(code: u16) {
 }
 
 /// An error, explained: 403 and 404 say what happened and where to go; others apologise.
+/// The page answers with the status a server function would ([`AppError::status`]).
 #[component]
 pub fn ErrorPanel(error: AppError) -> impl IntoView {
-    let (code, title) = match &error {
-        AppError::Unauthenticated => (401, "Please sign in"),
-        AppError::Forbidden(_) => (403, "You don't have access to this"),
-        AppError::NotFound(_) => (404, "Not found"),
-        AppError::Invalid { .. } | AppError::Conflict(_) | AppError::AlreadyDecided(_) => (400, "That didn't work"),
-        AppError::Internal | AppError::Transport(_) => (500, "Something went wrong"),
+    let code = error.status();
+    let title = match &error {
+        AppError::Unauthenticated => "Please sign in",
+        AppError::Forbidden(_) => "You don't have access to this",
+        AppError::NotFound(_) => "Not found",
+        AppError::Invalid { .. } | AppError::Conflict(_) | AppError::AlreadyDecided(_) => "That didn't work",
+        AppError::Internal | AppError::Transport(_) => "Something went wrong",
     };
     set_status(code);
     view! {

@@ -85,6 +85,19 @@ impl World {
     pub fn db(&self) -> &Db {
         &self.test_db.db
     }
+
+    /// Let holders of `package` extend it without approval (its first policy, edited by an
+    /// administrator).
+    pub async fn allow_extension_without_approval(&self, package: quartermaster::domain::ids::PackageId) {
+        let mut policy = {
+            let mut conn = self.db().pool().acquire().await.unwrap();
+            quartermaster::store::catalog::policies_of(&mut conn, &[package]).await.unwrap().remove(0)
+        };
+        policy.extension_allowed = true;
+        policy.extension_needs_approval = false;
+        let admin = self.actor(self.ids.grace).await;
+        self.service.update_policy(&admin, policy).await.unwrap();
+    }
 }
 
 /// The real server on 127.0.0.1:0 over a fresh database with the demo organisation.
@@ -198,4 +211,24 @@ pub fn ask(package: quartermaster::domain::ids::PackageId, justification: &str) 
         start: None,
         end: None,
     }
+}
+
+/// The real server (demo sign-in on) whose service, sessions and sign-in read `clock`.
+pub async fn spawn_app_with_clock(backend: Backend, clock: ManualClock) -> TestApp {
+    quartermaster::telemetry::init(quartermaster::config::LogFormat::Text);
+    let test_db = fresh_db(backend).await;
+    let ids = seed_directory_and_catalogs(&test_db.db).await.unwrap();
+    let args = ServeArgs {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        demo: true,
+        site_root: site_root(),
+        public_url: None,
+        oidc: Default::default(),
+    };
+    let service = Service::with_clock(test_db.db.clone(), Arc::new(clock));
+    let app = Application::build_with(service, args).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let service = app.service().clone();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp { base, service, ids, _db: test_db }
 }

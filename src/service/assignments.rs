@@ -1,0 +1,376 @@
+//! Assignments: given directly, given up or removed, expired by the clock, extended — and
+//! ending one with its reference-counted removals. Every change to a person's access holds
+//! that person's lock ([`crate::store::Db::lock_user`]).
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::requests::{load_available_package, resolve_stages, sod_conflicts, stage_due};
+use super::{RequestOutcome, Service};
+use crate::domain::audit::AuditEvent;
+use crate::domain::authz::{Actor, Operator, Permission};
+use crate::domain::eligibility::{may_request, RequestorFacts};
+use crate::domain::ids::*;
+use crate::domain::model::User;
+use crate::domain::policy::Expiration;
+use crate::domain::request::{AssignmentState, RequestKind, RequestState};
+use crate::domain::sod;
+use crate::domain::{DomainError, DomainResult};
+use crate::store::requests::{NewRequestRow, RequestRow, Transition};
+use crate::store::{assignments, catalog, directory, is_unique_violation, requests, Conn, Tx};
+
+impl Service {
+    /// An assignment manager assigns a package directly (an `admin_add` request, approved by
+    /// its maker). Separation of duties still applies.
+    pub async fn assign_directly(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        package: PackageId,
+        policy: PolicyId,
+        end: Option<DateTime<Utc>>,
+        justification: &str,
+    ) -> DomainResult<RequestOutcome> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let pkg = catalog::package(&mut tx, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+        actor.require(Permission::AssignInCatalog(pkg.catalog_id))?;
+        let pkg = load_available_package(&mut tx, package).await?;
+        let pol = catalog::policy(&mut tx, policy)
+            .await?
+            .filter(|p| p.package_id == pkg.id)
+            .ok_or_else(|| DomainError::not_found("policy"))?;
+        let target = directory::user(&mut tx, user)
+            .await?
+            .filter(User::is_active)
+            .ok_or_else(|| DomainError::not_found("person"))?;
+        self.db.lock_user(&mut tx, target.id).await?;
+        if assignments::live_assignment(&mut tx, target.id, pkg.id).await?.is_some() {
+            return Err(DomainError::Conflict(format!("{} already has this access", target.display_name)));
+        }
+        let conflicts = sod_conflicts(&mut tx, pkg.id, target.id).await?;
+        if !conflicts.is_empty() {
+            return Err(DomainError::Conflict(sod::explain(&conflicts)));
+        }
+        let latest = pol.expiration.end_for(now)?;
+        if pol.expiration.is_fixed_date() && latest.is_some_and(|l| l <= now) {
+            return Err(DomainError::invalid("end", "this policy's end date has passed"));
+        }
+        match (end, latest) {
+            (Some(e), _) if e <= now => return Err(DomainError::invalid("end", "the end must be in the future")),
+            (Some(e), Some(l)) if e > l => return Err(DomainError::invalid("end", "past what the policy allows")),
+            _ => {}
+        }
+        let row = NewRequestRow {
+            kind: RequestKind::AdminAdd,
+            state: RequestState::Approved,
+            requestor: actor.id(),
+            target: target.id,
+            package: pkg.id,
+            policy: pol.id,
+            stages: &[],
+            current_stage: 0,
+            stage_due_at: None,
+            justification: justification.trim(),
+            answers: &[],
+            start_at: None,
+            end_at: end,
+            outcome_reason: "",
+        };
+        let id = requests::insert(&mut tx, &row, now).await?;
+        let mut events = vec![AuditEvent::new(Some(actor.id()), "request.admin_assigned", "request", id.0)
+            .after(json!({"package": pkg.id, "policy": pol.id, "target": target.id, "end": end}))
+            .reason(justification.trim())];
+        let current = requests::request(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("request"))?;
+        let state = self.approve_and_grant(&mut tx, &current, &mut events, now).await?;
+        if !matches!(state, RequestState::Delivering | RequestState::Delivered) {
+            let reason = requests::request(&mut tx, id).await?.map(|r| r.outcome_reason).unwrap_or_default();
+            return Err(DomainError::Conflict(reason));
+        }
+        self.commit(tx, events).await?;
+        Ok(RequestOutcome { request: id, state, message: format!("{} is being given access.", target.display_name) })
+    }
+
+    /// End an assignment: the holder gives it up, or an assignment manager removes it.
+    pub async fn remove_assignment(&self, actor: &Actor, id: AssignmentId, reason: &str) -> DomainResult<()> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let a = assignments::assignment(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("assignment"))?;
+        // Serialize with every other change to this person's access, then read it again.
+        self.db.lock_user(&mut tx, a.user).await?;
+        let a = assignments::assignment(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("assignment"))?;
+        if a.user != actor.id() {
+            let pkg =
+                catalog::package(&mut tx, a.package).await?.ok_or_else(|| DomainError::not_found("assignment"))?;
+            if !actor.can(Permission::AssignInCatalog(pkg.catalog_id)) {
+                return Err(DomainError::not_found("assignment"));
+            }
+        }
+        if !a.state.is_live() {
+            return Err(DomainError::AlreadyDecided(format!("this access has already {}", a.state.as_str())));
+        }
+        let action = if a.user == actor.id() { "assignment.given_up" } else { "assignment.removed" };
+        let mut events = vec![AuditEvent::new(Some(actor.id()), action, "assignment", id.0)
+            .before(json!({"state": a.state.as_str()}))
+            .after(json!({"state": "removed"}))
+            .reason(reason.trim())];
+        if !end_assignment(self, &mut tx, &a, AssignmentState::Removed, now, &mut events).await? {
+            return Err(DomainError::AlreadyDecided("this access has already ended".into()));
+        }
+        self.commit(tx, events).await?;
+        Ok(())
+    }
+
+    /// The clock's turn: end every assignment whose end has passed. Returns how many.
+    pub async fn expire_assignments(&self, by: &Operator<'_>) -> DomainResult<usize> {
+        by.require(Permission::Administer)?;
+        let now = self.now();
+        let due = {
+            let mut conn = self.db.pool().acquire().await?;
+            assignments::due_to_expire(&mut conn, now, 500).await?
+        };
+        let mut expired = 0;
+        for id in due {
+            // One bad assignment never stops the pass: it is logged and the others go on.
+            match self.expire_one(id, now).await {
+                Ok(true) => expired += 1,
+                Ok(false) => {}
+                Err(e) => tracing::error!(assignment = id.0, error = ?e, "expiry of this assignment failed"),
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Expire one assignment if its end has passed, read under the holder's lock: an extension
+    /// committed meanwhile moved the end, and is never lost.
+    async fn expire_one(&self, id: AssignmentId, now: DateTime<Utc>) -> DomainResult<bool> {
+        let mut tx = self.db.begin().await?;
+        let Some(a) = assignments::assignment(&mut tx, id).await? else { return Ok(false) };
+        self.db.lock_user(&mut tx, a.user).await?;
+        let Some(a) = assignments::assignment(&mut tx, id).await? else { return Ok(false) };
+        if !a.state.is_live() || a.end_at.is_none_or(|end| end > now) {
+            return Ok(false);
+        }
+        let mut events = vec![AuditEvent::new(None, "assignment.expired", "assignment", id.0)
+            .before(json!({"state": a.state.as_str(), "end": a.end_at}))
+            .after(json!({"state": "expired"}))];
+        self.checkpoint("assignment.expiring").await;
+        if !end_assignment(self, &mut tx, &a, AssignmentState::Expired, now, &mut events).await? {
+            return Ok(false);
+        }
+        self.commit(tx, events).await?;
+        Ok(true)
+    }
+
+    /// Ask to keep access longer. Where the policy allows extension without approval the new
+    /// end applies at once; otherwise a `user_extend` request goes through the policy's stages.
+    /// The holder must still be eligible, and a fixed end date cannot be passed.
+    pub async fn extend_assignment(
+        &self,
+        actor: &Actor,
+        id: AssignmentId,
+        justification: &str,
+    ) -> DomainResult<RequestOutcome> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        // Only the holder extends: serialize with the expiry and every other change to it.
+        self.db.lock_user(&mut tx, actor.id()).await?;
+        let a = assignments::assignment(&mut tx, id)
+            .await?
+            .filter(|a| a.user == actor.id())
+            .ok_or_else(|| DomainError::not_found("assignment"))?;
+        if !a.state.is_live() {
+            return Err(DomainError::AlreadyDecided(format!("this access has already {}", a.state.as_str())));
+        }
+        if a.end_at.is_some_and(|end| end <= now) {
+            return Err(DomainError::AlreadyDecided("this access has ended and can no longer be extended".into()));
+        }
+        let package = load_available_package(&mut tx, a.package).await?;
+        let policy = catalog::policy(&mut tx, a.policy).await?.ok_or_else(|| DomainError::not_found("policy"))?;
+        if !policy.extension_allowed {
+            return Err(DomainError::forbidden("the policy of this access does not allow extensions"));
+        }
+        let groups = directory::groups_of(&mut tx, actor.id()).await?;
+        let org_configured = match actor.user.connected_org_id {
+            Some(org) => directory::org_is_configured(&mut tx, org).await?,
+            None => false,
+        };
+        if !may_request(&RequestorFacts { user: &actor.user, groups: &groups, org_configured }, &policy) {
+            return Err(DomainError::forbidden("you are no longer eligible for this access, so it cannot be extended"));
+        }
+        let new_end = match policy.expiration {
+            Expiration::Never => return Err(DomainError::invalid("end", "this access does not expire")),
+            Expiration::OnDate { .. } => {
+                return Err(DomainError::invalid("end", "this access ends on a fixed date and cannot be extended"))
+            }
+            other => extended_end(other, a.end_at, now)?,
+        };
+        if policy.justification_required && justification.trim().is_empty() {
+            return Err(DomainError::invalid("justification", "say why you need this access longer"));
+        }
+        if !policy.extension_needs_approval || policy.approval.stages.is_empty() {
+            self.checkpoint("assignment.extending").await;
+            if !assignments::set_end(&mut tx, a.id, new_end, a.version, now).await? {
+                return Err(DomainError::AlreadyDecided("this access changed meanwhile".into()));
+            }
+            let event = AuditEvent::new(Some(actor.id()), "assignment.extended", "assignment", a.id.0)
+                .before(json!({"end": a.end_at}))
+                .after(json!({"end": new_end}))
+                .reason(justification.trim());
+            self.commit(tx, vec![event]).await?;
+            return Ok(RequestOutcome {
+                request: RequestId(0),
+                state: RequestState::Delivered,
+                message: "Extended.".into(),
+            });
+        }
+        let stages = policy.approval.stages.clone();
+        let (resolved, unresolvable) =
+            resolve_stages(&mut tx, &stages, &actor.user, actor.id(), package.catalog_id).await?;
+        if let Some(k) = unresolvable {
+            return Err(DomainError::Conflict(format!("no approver can be found for approval stage {}", k + 1)));
+        }
+        let row = NewRequestRow {
+            kind: RequestKind::UserExtend,
+            state: RequestState::PendingApproval,
+            requestor: actor.id(),
+            target: actor.id(),
+            package: package.id,
+            policy: policy.id,
+            stages: &stages,
+            current_stage: 1,
+            stage_due_at: Some(stage_due(&stages[0], now)?),
+            justification: justification.trim(),
+            answers: &[],
+            start_at: None,
+            // The new end is counted when the extension is approved, not now.
+            end_at: None,
+            outcome_reason: "",
+        };
+        let request = match requests::insert(&mut tx, &row, now).await {
+            Ok(id) => id,
+            Err(e) if is_unique_violation(&e) => {
+                return Err(DomainError::Conflict("you already asked to extend this access".into()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for (i, approvers) in resolved.iter().enumerate() {
+            requests::insert_approvers(&mut tx, request, (i + 1) as u32, approvers).await?;
+        }
+        let event = AuditEvent::new(Some(actor.id()), "request.submitted", "request", request.0)
+            .after(json!({"kind": "user_extend", "assignment": a.id, "period": policy.expiration.describe()}));
+        self.commit(tx, vec![event]).await?;
+        Ok(RequestOutcome {
+            request,
+            state: RequestState::PendingApproval,
+            message: "Your extension is waiting for approval.".into(),
+        })
+    }
+}
+
+/// An approved extension: the live assignment gets the requested end.
+pub(super) async fn extend_on_approval(
+    tx: &mut Tx,
+    req: &RequestRow,
+    events: &mut Vec<AuditEvent>,
+    now: DateTime<Utc>,
+) -> DomainResult<RequestState> {
+    // The caller holds the person's lock, so what is read here is current.
+    let live = assignments::live_assignment(tx, req.target, req.package).await?;
+    let assignment = match live {
+        Some(id) => assignments::assignment(tx, id).await?.filter(|a| a.end_at.is_none_or(|end| end > now)),
+        None => None,
+    };
+    let policy = catalog::policy(tx, req.policy).await?.ok_or_else(|| DomainError::not_found("policy"))?;
+    let (state, reason) = match assignment {
+        Some(a) => {
+            // Counted from the approval: waiting for it does not come out of the extension.
+            let end = extended_end(policy.expiration, a.end_at, now)?;
+            if !assignments::set_end(tx, a.id, end, a.version, now).await? {
+                return Err(DomainError::AlreadyDecided("the access changed meanwhile".into()));
+            }
+            events.push(
+                AuditEvent::new(None, "assignment.extended", "assignment", a.id.0)
+                    .before(json!({"end": a.end_at}))
+                    .after(json!({"end": end, "request": req.id})),
+            );
+            (RequestState::Delivered, String::new())
+        }
+        None => (RequestState::Rejected, "the access ended before the extension was approved".to_owned()),
+    };
+    let t = Transition {
+        state,
+        current_stage: req.current_stage,
+        stage_due_at: None,
+        escalated: req.escalated,
+        outcome_reason: &reason,
+        assignment: live,
+    };
+    if !requests::transition(tx, req.id, req.version, &t, now).await? {
+        return Err(DomainError::AlreadyDecided("the request changed meanwhile".into()));
+    }
+    Ok(state)
+}
+
+/// End a live assignment and enqueue the removal of each grant no other live assignment
+/// still holds (reference counting). False when the assignment was no longer live.
+///
+/// The caller holds the person's lock ([`crate::store::Db::lock_user`]), so the count of other
+/// holders cannot change before this commits: two assignments ending at the same moment
+/// enqueue exactly one removal.
+pub(super) async fn end_assignment(
+    service: &Service,
+    tx: &mut Conn,
+    a: &assignments::AssignmentRow,
+    to: AssignmentState,
+    now: DateTime<Utc>,
+    events: &mut Vec<AuditEvent>,
+) -> DomainResult<bool> {
+    use crate::domain::request::GrantState;
+    let mut plan = Vec::new();
+    for g in assignments::grants_of(tx, a.id).await? {
+        if matches!(g.state, GrantState::Removed | GrantState::Removing) {
+            continue;
+        }
+        let others = assignments::other_live_holders(tx, g.user, g.role, Some(a.id)).await?;
+        plan.push((g, others));
+    }
+    service.checkpoint("assignment.ending").await;
+    if !assignments::end(tx, a.id, to, now).await? {
+        return Ok(false);
+    }
+    let (mut enqueued, mut kept) = (Vec::new(), Vec::new());
+    for (g, others) in plan {
+        if others > 0 {
+            assignments::set_grant_state(tx, g.id, GrantState::Removed, "still held through another assignment", now)
+                .await?;
+            kept.push(g.role.0);
+        } else {
+            assignments::set_grant_state(tx, g.id, GrantState::Removing, "", now).await?;
+            assignments::enqueue(tx, "remove_member", g.role, g.user, g.id, now, now).await?;
+            enqueued.push(g.role.0);
+        }
+    }
+    // Say exactly what was done: which removals were queued, which roles stay held.
+    if !enqueued.is_empty() || !kept.is_empty() {
+        events.push(
+            AuditEvent::new(None, "grants.removal_enqueued", "assignment", a.id.0)
+                .after(json!({"removing": enqueued, "still_held_elsewhere": kept})),
+        );
+    }
+    Ok(true)
+}
+
+/// The end an extension gives, counted from `now` (the moment it is granted): the policy's
+/// period again, never shorter than what the holder already has.
+fn extended_end(
+    expiration: Expiration,
+    current: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> DomainResult<Option<DateTime<Utc>>> {
+    let fresh = expiration.end_for(now)?;
+    Ok(match (fresh, current) {
+        (Some(f), Some(c)) => Some(f.max(c)),
+        (fresh, _) => fresh,
+    })
+}
