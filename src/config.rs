@@ -41,6 +41,14 @@ pub enum Command {
     Migrate,
     /// Load the demo organisation (people, catalogs, packages) into an empty database.
     SeedDemo,
+    /// Prove the audit trail's hash chain and print its head (`ID:HASH`). Keep the head
+    /// somewhere the database's writers cannot reach; passing it back as `--anchor` also
+    /// catches events cut from the end. Exits 1 when the chain is broken.
+    Verify {
+        /// A head printed by an earlier `verify`: that event must still be there, unchanged.
+        #[arg(long, env = "QM_AUDIT_ANCHOR")]
+        anchor: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use quartermaster::config::{Cli, Command};
+use quartermaster::domain::authz::Operator;
+use quartermaster::service::{AuditAnchor, ChainCheck, Service};
 use quartermaster::{demo, server, store::Db, telemetry};
 
 #[tokio::main]
@@ -39,6 +41,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             tracing::info!(seeded, "demo data");
             Ok(())
         }
+        Command::Verify { anchor } => verify(db, anchor.as_deref()).await,
         Command::Serve(args) => {
             if args.demo {
                 demo::seed_if_empty(&db).await.map_err(|e| format!("seeding failed: {e}"))?;
@@ -47,5 +50,23 @@ async fn run(cli: Cli) -> Result<(), String> {
             tracing::info!(addr = %app.local_addr(), "serving");
             app.run_until_stopped(server::shutdown_signal()).await.map_err(|e| e.to_string())
         }
+    }
+}
+
+/// `quartermaster verify`: walk the chain (from the command line, as the operator), print the
+/// head to keep, and fail on the first broken link.
+async fn verify(db: Db, anchor: Option<&str>) -> Result<(), String> {
+    let anchor = anchor.map(str::parse::<AuditAnchor>).transpose()?;
+    let check = Service::new(db)
+        .verify_audit_chain_against(&Operator::Workers, anchor.as_ref())
+        .await
+        .map_err(|e| format!("cannot read the audit trail: {e:?}"))?;
+    match check {
+        ChainCheck::Intact { events, head } => {
+            let head = head.map_or_else(|| "none (no events yet)".to_owned(), |h| h.to_string());
+            println!("audit chain intact: {events} events; head {head}");
+            Ok(())
+        }
+        ChainCheck::Broken { event_id, why } => Err(format!("audit chain broken at event {event_id}: {why}")),
     }
 }

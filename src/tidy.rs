@@ -4,6 +4,8 @@
 //! - SQL (`sqlx::query…`, `sqlx::raw_sql`) lives in `store` only;
 //! - "now" comes from the injected clock: `Utc::now()` only in `domain/clock.rs`;
 //! - `service` and `auth` do not reach up into `server`;
+//! - system operations run as `Operator::Workers` only from the worker loop, the CLI and the
+//!   demo seeding (REST and server functions pass the person);
 //! - a response status is set in one place per kind of answer: pages (`ui/pages.rs`) and
 //!   server functions (`server.rs`, from the error's own status) — never as a side effect of
 //!   converting an error.
@@ -49,6 +51,12 @@ const RULES: &[Rule] = &[
         name: "service and auth do not reach up into server",
         applies: |p| p.starts_with("service/") || p.starts_with("auth/"),
         needles: &["crate::server::", "crate::server;", "super::server"],
+        in_tests: false,
+    },
+    Rule {
+        name: "only the worker loop, the CLI and the demo seeding act as the workers",
+        applies: |p| !matches!(p, "service/mod.rs" | "main.rs" | "demo.rs" | "domain/authz.rs"),
+        needles: &["Operator::Workers"],
         in_tests: false,
     },
     Rule {
@@ -162,6 +170,8 @@ fn each_rule_catches_what_it_names() {
     assert_eq!(lines("auth/mod.rs", "use crate::server::AppState;\n"), vec![(1, RULES[3].name)]);
     assert_eq!(lines("service/mod.rs", "tick(crate::server::WORKER_INTERVAL)\n"), vec![(1, RULES[3].name)]);
     assert!(lines("ui/api.rs", "use crate::server::AppState;\n").is_empty());
-    assert_eq!(lines("ui/error.rs", "res.set_status(code);\n"), vec![(1, RULES[4].name)]);
+    assert_eq!(lines("ui/api.rs", "s.deliver_pending(&Operator::Workers, 10)\n"), vec![(1, RULES[4].name)]);
+    assert!(lines("service/mod.rs", "s.deliver_pending(&Operator::Workers, 10)\n").is_empty());
+    assert_eq!(lines("ui/error.rs", "res.set_status(code);\n"), vec![(1, RULES[5].name)]);
     assert!(lines("ui/pages.rs", "res.set_status(code);\n").is_empty());
 }

@@ -137,7 +137,7 @@ pub struct AssignmentView {
     pub state: String,
     pub start_at: Millis,
     pub end_at: Option<Millis>,
-    /// active | expiring | ended
+    /// scheduled (starts later) | active | expiring | ended
     pub bucket: String,
     pub resources: Vec<ResourceRoleView>,
     /// The policy allows asking for more time.
@@ -165,6 +165,13 @@ pub struct ApprovalItem {
     pub sod_warning: Option<String>,
     /// An extension of access already held, rather than new access.
     pub is_extension: bool,
+    /// The start the requestor asked for (`None`: as soon as approved).
+    pub start_at: Option<Millis>,
+    /// The end the requestor chose (`None`: the policy's period, in `period`).
+    pub end_at: Option<Millis>,
+    /// The policy's period in words, counted when access is granted: "30 days from approval",
+    /// "does not expire", "on 2027-01-31"; for an extension "extends by 30 days from approval".
+    pub period: String,
 }
 
 /// A decision the viewer made.
@@ -204,4 +211,18 @@ pub struct BuiltinGroupView {
     pub resource: String,
     pub role: String,
     pub members: Vec<String>,
+}
+
+/// Provisioning work that failed after its last attempt, as an administrator (or the owner of
+/// the catalog) sees it on the Admin page, with a way to retry it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailedWorkView {
+    pub outbox_id: i64,
+    /// `add_member` or `remove_member`.
+    pub kind: String,
+    pub person: String,
+    pub resource: String,
+    pub role: String,
+    pub attempts: i64,
+    pub error: String,
 }

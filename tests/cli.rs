@@ -24,6 +24,34 @@ fn migrate_and_seed_demo_are_idempotent() {
 }
 
 #[test]
+fn verify_prints_the_head_and_an_anchor_catches_a_cut_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let run = |args: &[&str]| Command::new(BIN).args(args).env("QM_DATABASE_URL", &url).output().unwrap();
+    assert!(run(&["seed-demo"]).status.success());
+    let out = run(&["verify"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    let head = stdout.trim().rsplit("head ").next().unwrap().to_owned();
+    assert!(head.contains(':'), "{stdout}");
+    assert!(run(&["verify", "--anchor", &head]).status.success());
+    // Cut the newest event: the chain is still intact by itself, the anchor says otherwise.
+    let conn = format!("{}/cli.db", dir.path().display());
+    let id: i64 = head.split(':').next().unwrap().parse().unwrap();
+    let status = Command::new("python3")
+        .args(["-c", &format!("import sqlite3; c=sqlite3.connect('{conn}'); c.execute('DELETE FROM audit_events WHERE id = {id}'); c.commit()")])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(run(&["verify"]).status.success());
+    let cut = run(&["verify", "--anchor", &head]);
+    assert!(!cut.status.success());
+    assert!(String::from_utf8_lossy(&cut.stderr).contains("tail was cut"), "{}", String::from_utf8_lossy(&cut.stderr));
+    let bad = run(&["verify", "--anchor", "12:nothex"]);
+    assert!(!bad.status.success());
+}
+
+#[test]
 fn demo_sign_in_is_refused_off_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)

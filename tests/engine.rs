@@ -35,6 +35,11 @@ on_both_databases!(
     a_decision_after_the_due_time_is_refused_as_timed_out,
     an_assignment_past_its_end_cannot_be_extended,
     stored_values_that_cannot_be_decoded_are_errors,
+    guests_cannot_reach_packages_of_catalogs_hidden_from_them,
+    an_incompatibility_needs_both_catalogs,
+    package_pages_are_full_until_the_last,
+    my_access_pages_keep_one_order,
+    open_work_and_roles_are_read_through_their_indexes,
 );
 
 fn production(w: &World) -> NewRequest {
@@ -545,4 +550,188 @@ async fn stored_values_that_cannot_be_decoded_are_errors(backend: Backend) {
         .await
         .unwrap();
     assert!(matches!(w.service.my_requests(&jamal, None).await, Err(DomainError::Internal(_))));
+}
+
+async fn guests_cannot_reach_packages_of_catalogs_hidden_from_them(backend: Backend) {
+    let w = World::new(backend).await;
+    // An (ill-advised) policy on an Engineering package admits all external users; the
+    // Engineering catalog is not visible to them, so a guest with a link still gets nothing.
+    let grace = w.actor(w.ids.grace).await;
+    let mut open = quartermaster::domain::policy::Policy::new(
+        w.ids.developer_tools,
+        "Everyone outside",
+        quartermaster::domain::policy::RequestorScope::AllExternals,
+        vec![],
+    );
+    open.on_behalf_allowed = false;
+    w.service.create_policy(&grace, open).await.unwrap();
+    let noah = w.actor(w.ids.noah).await;
+    assert!(matches!(w.service.package_detail(&noah, w.ids.developer_tools).await, Err(DomainError::NotFound(_))));
+    assert!(matches!(
+        w.service.submit_request(&noah, ask(w.ids.developer_tools, "")).await,
+        Err(DomainError::NotFound(_))
+    ));
+    assert!(!offered(&w, &noah, "").await.contains(&"Developer Tools".to_owned()));
+    // The Sales catalog is visible to partners: the same guest opens its package.
+    w.service.package_detail(&noah, w.ids.sales_crm).await.unwrap();
+}
+
+async fn an_incompatibility_needs_both_catalogs(backend: Backend) {
+    use quartermaster::service::Incompatible;
+    let w = World::new(backend).await;
+    let linus = w.actor(w.ids.linus).await;
+    let grace = w.actor(w.ids.grace).await;
+    // Linus owns Engineering, not Finance: he cannot bind a Finance package with his rule.
+    let refused = w
+        .service
+        .add_incompatibility(&linus, w.ids.developer_tools, Incompatible::Package(w.ids.payments_approver))
+        .await;
+    assert!(matches!(refused, Err(DomainError::Forbidden(_))), "{refused:?}");
+    assert!(w
+        .service
+        .add_incompatibility(&linus, w.ids.developer_tools, Incompatible::Package(w.ids.production_access))
+        .await
+        .is_ok());
+    assert!(w
+        .service
+        .add_incompatibility(&grace, w.ids.developer_tools, Incompatible::Package(w.ids.payments_approver))
+        .await
+        .is_ok());
+}
+
+/// `n` packages in the catalog of `like`, each with the given policy scope, named `prefix NN`.
+async fn packages_in_catalog_of(
+    w: &World,
+    like: PackageId,
+    prefix: &str,
+    n: usize,
+    policy: impl Fn(PackageId) -> quartermaster::domain::policy::Policy,
+) -> Vec<PackageId> {
+    let now = w.clock.now().timestamp_millis();
+    let mut tx = w.db().begin().await.unwrap();
+    let cat = quartermaster::store::catalog::package(&mut tx, like).await.unwrap().unwrap().catalog_id;
+    let mut out = Vec::new();
+    for i in 0..n {
+        let id = quartermaster::store::catalog::insert_package(&mut tx, cat, &format!("{prefix} {i:02}"), "", &[], now)
+            .await
+            .unwrap();
+        quartermaster::store::catalog::insert_policy(&mut tx, &policy(id), now).await.unwrap();
+        out.push(id);
+    }
+    tx.commit().await.unwrap();
+    out
+}
+
+async fn package_pages_are_full_until_the_last(backend: Backend) {
+    use quartermaster::domain::policy::{Policy, RequestorRef, RequestorScope};
+    let w = World::new(backend).await;
+    let org: i64 = sqlx::query_scalar("SELECT id FROM connected_orgs").fetch_one(w.db().pool()).await.unwrap();
+    // Northwind is only proposed: "all external users" policies do not admit its people, though
+    // the SQL pre-filter cannot tell. Interleave such packages with ones that do admit them.
+    sqlx::query("UPDATE connected_orgs SET state = 'proposed'").execute(w.db().pool()).await.unwrap();
+    for i in 0..30 {
+        packages_in_catalog_of(&w, w.ids.sales_crm, &format!("Partner kit {i:02}a"), 1, |p| {
+            Policy::new(p, "Externals", RequestorScope::AllExternals, vec![])
+        })
+        .await;
+        packages_in_catalog_of(&w, w.ids.sales_crm, &format!("Partner kit {i:02}b"), 1, |p| {
+            let mut policy = Policy::new(p, "Northwind", RequestorScope::ConnectedOrgs, vec![]);
+            policy.requestors = vec![RequestorRef::Org(OrgId(org))];
+            policy
+        })
+        .await;
+    }
+    let noah = w.actor(w.ids.noah).await;
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = w.service.requestable_packages(&noah, "Partner kit", None, cursor.as_deref()).await.unwrap();
+        pages.push(page.items.len());
+        seen.extend(page.items.into_iter().map(|p| p.name));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, vec![24, 6], "every page but the last is full");
+    assert!(seen.iter().all(|n| n.ends_with("b 00")), "only packages Noah may request: {seen:?}");
+    assert_eq!(seen.iter().collect::<std::collections::HashSet<_>>().len(), 30);
+}
+
+async fn my_access_pages_keep_one_order(backend: Backend) {
+    use quartermaster::domain::policy::{Policy, RequestorScope};
+    use quartermaster::store::assignments::{self as store, NewAssignment};
+    let w = World::new(backend).await;
+    let packages = packages_in_catalog_of(&w, w.ids.sales_crm, "Bundle", 70, |p| {
+        Policy::new(p, "All", RequestorScope::AllMembers, vec![])
+    })
+    .await;
+    let policies: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM policies ORDER BY id DESC LIMIT 70").fetch_all(w.db().pool()).await.unwrap();
+    let now = w.clock.now();
+    let mut tx = w.db().begin().await.unwrap();
+    for (i, (package, policy)) in packages.iter().zip(policies.iter().rev()).enumerate() {
+        let a = NewAssignment {
+            user: w.ids.jamal,
+            package: *package,
+            policy: PolicyId(*policy),
+            request: None,
+            start: now,
+            end: None,
+        };
+        let id = store::insert(&mut tx, &a, now).await.unwrap();
+        // Every third one has ended: live and ended interleave by id.
+        if i % 3 == 0 {
+            store::end(&mut tx, id, quartermaster::domain::request::AssignmentState::Removed, now).await.unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+    let jamal = w.actor(w.ids.jamal).await;
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = w.service.my_access(&jamal, cursor).await.unwrap();
+        all.extend(page.items.into_iter().map(|a| (a.bucket != "ended", a.id)));
+        match page.next {
+            Some(next) => cursor = Some(next.parse::<i64>().unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(all.len(), 70, "no row skipped or repeated");
+    let mut expected = all.clone();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(all, expected, "live first, each part newest first, across pages");
+}
+
+async fn open_work_and_roles_are_read_through_their_indexes(backend: Backend) {
+    let w = World::new(backend).await;
+    let plan = |sql: &'static str| {
+        let pool = w.db().pool().clone();
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            let lines: Vec<String> = match backend {
+                Backend::Sqlite => {
+                    let rows: Vec<(i64, i64, i64, String)> =
+                        sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}")).fetch_all(&mut *conn).await.unwrap();
+                    rows.into_iter().map(|r| r.3).collect()
+                }
+                Backend::Postgres => {
+                    // The tables are tiny here; forbid sequential scans to see whether an index
+                    // can serve the query at all.
+                    sqlx::query("SET enable_seqscan = off").execute(&mut *conn).await.unwrap();
+                    sqlx::query_scalar(&format!("EXPLAIN {sql}")).fetch_all(&mut *conn).await.unwrap()
+                }
+            };
+            lines.join("\n")
+        }
+    };
+    let inbox = plan(
+        "SELECT r.id FROM request_approvers a JOIN requests r ON r.id = a.request_id \
+         WHERE a.user_id = 5 AND a.active = 1 AND a.request_id > 0 ORDER BY a.request_id LIMIT 51",
+    )
+    .await;
+    assert!(inbox.contains("request_approvers_inbox"), "{inbox}");
+    let roles = plan("SELECT role, catalog_id FROM role_assignments WHERE user_id = 5").await;
+    assert!(roles.contains("role_assignments_user"), "{roles}");
 }

@@ -19,6 +19,8 @@ on_both_databases!(
     over_https_cookies_are_secure_and_hsts_is_sent,
     a_bulk_decision_answers_by_its_outcome,
     sessions_follow_the_injected_clock,
+    approvers_see_the_requested_schedule,
+    failed_provisioning_is_listed_and_retried_from_the_admin_page,
 );
 
 async fn over_https_cookies_are_secure_and_hsts_is_sent(backend: Backend) {
@@ -416,4 +418,224 @@ async fn sessions_follow_the_injected_clock(backend: Backend) {
     assert_eq!(status(&c).await, 200);
     clock.advance(hours(8) + chrono::Duration::minutes(1));
     assert_eq!(status(&c).await, 302, "idle past 8 hours");
+}
+
+/// The text of an HTML fragment: tags and hydration markers removed.
+fn text_of(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for ch in html.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The text of the element that starts at `id="…"` up to the first `end` after it.
+fn section<'a>(html: &'a str, id: &str, end: &str) -> &'a str {
+    let from = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no element {id} in the page"));
+    let rest = &html[from..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
+}
+
+/// Approvers see when access would start and end: the dates a requestor chose, or "when
+/// approved" and the policy's period counted from then; an extension says by how much. The
+/// requestor's own page says when approved access starts, instead of calling it active.
+async fn approvers_see_the_requested_schedule(backend: Backend) {
+    use chrono::{Duration, TimeZone, Utc};
+    use quartermaster::domain::policy::{Answer, ApproverSpec, Stage};
+    use quartermaster::domain::request::Decision;
+    let app = spawn_app(backend, true).await;
+    let ids = &app.ids;
+    let actor = async |id| app.service.actor(id).await.unwrap().unwrap();
+    let (grace, jamal, priya, sofia) =
+        (actor(ids.grace).await, actor(ids.jamal).await, actor(ids.priya).await, actor(ids.sofia).await);
+    // Sales Analytics lets requestors pick dates (30 days at most); an administrator makes it
+    // need the manager's approval.
+    let mut policy = {
+        let mut conn = app.service.db().pool().acquire().await.unwrap();
+        quartermaster::store::catalog::policies_of(&mut conn, &[ids.sales_analytics]).await.unwrap().remove(0)
+    };
+    assert!(policy.schedule_allowed);
+    policy.approval.stages = vec![Stage::new(vec![ApproverSpec::Manager])];
+    app.service.update_policy(&grace, policy).await.unwrap();
+
+    // Jamal asks for ten days from a date ahead (the dates as the request form sends them);
+    // Priya asks with no dates.
+    let today = Utc::now().date_naive();
+    let start = Utc.from_utc_datetime(&(today + Duration::days(10)).and_hms_opt(0, 0, 0).unwrap());
+    let end = Utc.from_utc_datetime(&(today + Duration::days(19)).and_hms_opt(23, 59, 59).unwrap());
+    let mut dated = common::ask(ids.sales_analytics, "Quarterly planning");
+    dated.start = Some(start);
+    dated.end = Some(end);
+    let jamal_req = app.service.submit_request(&jamal, dated).await.unwrap().request;
+    let priya_req =
+        app.service.submit_request(&priya, common::ask(ids.sales_analytics, "Pipeline review")).await.unwrap().request;
+
+    let c = client();
+    sign_in_as(&c, &app.base, ids.sofia.0).await;
+    let html = c.get(format!("{}/approvals", app.base)).send().await.unwrap().text().await.unwrap();
+    let fmt = |t: chrono::DateTime<Utc>| quartermaster::ui::format_time(t.timestamp_millis());
+    let card = text_of(section(&html, &format!("approval-{}", jamal_req.0), "</li>"));
+    assert!(card.contains(&format!("Starts: {}", fmt(start))), "the chosen start: {card}");
+    assert!(card.contains(&format!("Ends: {} (chosen by the requestor)", fmt(end))), "the chosen end: {card}");
+    let card = text_of(section(&html, &format!("approval-{}", priya_req.0), "</li>"));
+    assert!(card.contains("Starts: when approved"), "{card}");
+    assert!(card.contains("Ends: 30 days from approval"), "the policy's period: {card}");
+
+    // Approved, Jamal's access waits for its start: his page says when it starts.
+    app.service.decide(&sofia, jamal_req, Decision::Approve, "ok").await.unwrap();
+    let c = client();
+    sign_in_as(&c, &app.base, ids.jamal.0).await;
+    let home = c.get(format!("{}/", app.base)).send().await.unwrap().text().await.unwrap();
+    let access = text_of(section(&home, "my-access", "</table>"));
+    assert!(access.contains(&format!("Starts {}", fmt(start))), "{access}");
+    assert!(!access.contains("Active") && !access.contains("Being delivered"), "not active yet: {access}");
+    let request = text_of(section(&home, &format!("request-{}", jamal_req.0), "</ol>"));
+    assert!(request.contains(&format!("Starts{}", "Access begins on the date asked for")), "{request}");
+    assert!(request.contains(&fmt(start)), "the timeline says when: {request}");
+
+    // An extension: Omar holds Production Access (30 days) and asks for more; his manager sees
+    // by how much it would extend.
+    let (omar, linus, hana) = (actor(ids.omar).await, actor(ids.linus).await, actor(ids.hana).await);
+    let mut prod = common::ask(ids.production_access, "On call");
+    prod.answers = vec![Answer { question_id: "service".into(), value: "Payments API".into() }];
+    let prod = app.service.submit_request(&omar, prod).await.unwrap().request;
+    app.service.decide(&linus, prod, Decision::Approve, "ok").await.unwrap();
+    app.service.decide(&hana, prod, Decision::Approve, "ok").await.unwrap();
+    let held = app.service.my_access(&omar, None).await.unwrap().items;
+    let assignment = held.iter().find(|a| a.package == "Production Access").unwrap().id;
+    let ext = app
+        .service
+        .extend_assignment(&omar, quartermaster::domain::ids::AssignmentId(assignment), "Still on call")
+        .await
+        .unwrap()
+        .request;
+    let c = client();
+    sign_in_as(&c, &app.base, ids.linus.0).await;
+    let html = c.get(format!("{}/approvals", app.base)).send().await.unwrap().text().await.unwrap();
+    let card = text_of(section(&html, &format!("approval-{}", ext.0), "</li>"));
+    assert!(card.contains("New end: extends by 30 days from approval"), "{card}");
+}
+
+/// Failed provisioning work, additions and removals alike, is listed on the Admin page with
+/// who, what, how often it was tried and the last error; a plain form (JavaScript off) puts it
+/// back in the queue and the page says so; a member cannot.
+async fn failed_provisioning_is_listed_and_retried_from_the_admin_page(backend: Backend) {
+    use quartermaster::domain::authz::Operator;
+    use quartermaster::domain::clock::{Clock, ManualClock};
+    let clock = ManualClock::new(chrono::Utc::now());
+    let app = common::spawn_app_with_clock(backend, clock.clone()).await;
+    let ids = &app.ids;
+    let pkg = common::package_with_an_unreachable_target(app.service.db(), clock.now()).await;
+    let actor = async |id| app.service.actor(id).await.unwrap().unwrap();
+    let (grace, jamal, linus, sofia) =
+        (actor(ids.grace).await, actor(ids.jamal).await, actor(ids.linus).await, actor(ids.sofia).await);
+    app.service.submit_request(&jamal, common::ask(pkg, "")).await.unwrap();
+    // Attempt after attempt, a day apart, until the worker gives up (the server's own worker
+    // may take some of the turns).
+    let failed_kind = async |kind: &str| {
+        for _ in 0..15 {
+            app.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+            let failed = app.service.failed_work(&grace).await.unwrap();
+            if let Some(f) = failed.into_iter().find(|f| f.kind == kind) {
+                return f;
+            }
+            clock.advance(chrono::Duration::days(1));
+        }
+        panic!("the {kind} work never failed");
+    };
+    let add = failed_kind("add_member").await;
+    // The catalog's owner sees it too; another catalog's owner does not.
+    assert_eq!(app.service.failed_work(&sofia).await.unwrap().len(), 1);
+    assert!(app.service.failed_work(&linus).await.unwrap().is_empty());
+
+    let admin_page = format!("{}/admin", app.base);
+    let c = client();
+    sign_in_as(&c, &app.base, ids.grace.0).await;
+    let html = c.get(&admin_page).send().await.unwrap().text().await.unwrap();
+    let row = text_of(section(&html, &format!("failed-{}", add.outbox_id), "</tr>"));
+    for expected in ["Jamal Carter", "Remote App · User", "Add", "8", "no connector for scim systems is configured"] {
+        assert!(row.contains(expected), "the failed addition's row lacks {expected:?}: {row}");
+    }
+
+    // A member's call is refused and changes nothing.
+    let maya = client();
+    sign_in_as(&maya, &app.base, ids.maya.0).await;
+    for (name, form) in [("retry_delivery", vec![("outbox_id", add.outbox_id.to_string())]), ("failed_work", vec![])] {
+        let res = maya
+            .post(format!("{}/api/{name}", app.base))
+            .header("origin", &app.base)
+            .header("accept", "application/json")
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert!([403, 404].contains(&res.status().as_u16()), "{name}: {}", res.status());
+    }
+    let state_of = async |id: i64| -> String {
+        sqlx::query_scalar("SELECT state FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(app.service.db().pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(state_of(add.outbox_id).await, "failed");
+
+    // The administrator retries it with JavaScript off: the form posts to its server
+    // function, is redirected back, and the page says what happened.
+    let action = html
+        .split("action=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+        .find(|a| a.starts_with("/api/retry_delivery"))
+        .expect("the Retry button is a form posting to its server function");
+    let res = c
+        .post(format!("{}{}", app.base, action))
+        .header("origin", &app.base)
+        .header("referer", &admin_page)
+        .form(&[("outbox_id", add.outbox_id.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let back = res.headers()["location"].to_str().unwrap();
+    assert!(back.starts_with(&admin_page) && !back.contains("__err"), "{back}");
+    assert_eq!(state_of(add.outbox_id).await, "pending", "back in the queue");
+    let html = c.get(&admin_page).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Queued again"), "the outcome is shown after the redirect");
+    assert!(!html.contains(&format!("id=\"failed-{}\"", add.outbox_id)), "no longer listed as failed");
+
+    // Jamal gives the access up; removing it from the external system fails in turn, and is
+    // listed the same way.
+    let assignment = app.service.my_access(&jamal, None).await.unwrap().items[0].id;
+    app.service
+        .remove_assignment(&jamal, quartermaster::domain::ids::AssignmentId(assignment), "no longer needed")
+        .await
+        .unwrap();
+    let removal = failed_kind("remove_member").await;
+    let c = client();
+    sign_in_as(&c, &app.base, ids.grace.0).await;
+    let html = c.get(&admin_page).send().await.unwrap().text().await.unwrap();
+    let row = text_of(section(&html, &format!("failed-{}", removal.outbox_id), "</tr>"));
+    for expected in ["Jamal Carter", "Remote App · User", "Remove", "no connector for scim systems is configured"] {
+        assert!(row.contains(expected), "the failed removal's row lacks {expected:?}: {row}");
+    }
+    // With JavaScript the page calls the server function and gets the outcome as JSON.
+    let res = c
+        .post(format!("{}/api/retry_delivery", app.base))
+        .header("origin", &app.base)
+        .header("accept", "application/json")
+        .form(&[("outbox_id", removal.outbox_id.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let notice: quartermaster::views::Notice = res.json().await.unwrap();
+    assert!(notice.ok && notice.text.starts_with("Queued again"), "{notice:?}");
+    assert_eq!(state_of(removal.outbox_id).await, "pending");
 }

@@ -422,50 +422,10 @@ async fn leavers_lose_access_and_stop_approving(backend: Backend) {
         .is_err());
 }
 
-/// A package granting a built-in role and a role in an external system that has no connector
-/// yet: the external grant keeps failing.
-async fn package_with_an_unreachable_target(w: &World) -> (PackageId, PolicyId) {
-    let now = quartermaster::domain::clock::Clock::now(&w.clock).timestamp_millis();
-    let mut tx = w.db().begin().await.unwrap();
-    let cat: i64 = sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Sales & Marketing'")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    let scim = catalog::insert_resource_system(
-        &mut tx,
-        "Corporate SCIM",
-        quartermaster::domain::model::ResourceSystemKind::Scim,
-        now,
-    )
-    .await
-    .unwrap();
-    let remote =
-        catalog::insert_resource(&mut tx, scim, CatalogId(cat), "Remote App", "", &["User"], now).await.unwrap();
-    let builtin_role: i64 = sqlx::query_scalar(
-        "SELECT rr.id FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id WHERE r.name = 'Sales Dashboards'",
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
-    let pkg = catalog::insert_package(
-        &mut tx,
-        CatalogId(cat),
-        "Remote App",
-        "",
-        &[remote[0], ResourceRoleId(builtin_role)],
-        now,
-    )
-    .await
-    .unwrap();
-    let policy = Policy::new(pkg, "Employees", RequestorScope::AllMembers, vec![]);
-    let policy = catalog::insert_policy(&mut tx, &policy, now).await.unwrap();
-    tx.commit().await.unwrap();
-    (pkg, policy)
-}
-
 async fn failed_delivery_rolls_up_and_an_administrator_retries_it(backend: Backend) {
     let w = World::new(backend).await;
-    let (pkg, _) = package_with_an_unreachable_target(&w).await;
+    let pkg =
+        common::package_with_an_unreachable_target(w.db(), quartermaster::domain::clock::Clock::now(&w.clock)).await;
     let jamal = w.actor(w.ids.jamal).await;
     let out = w.service.submit_request(&jamal, ask(pkg, "")).await.unwrap();
     // Attempt after attempt, a day apart, until the last one.

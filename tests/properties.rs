@@ -160,7 +160,9 @@ async fn run(backend: Backend, ops: Vec<Op>, progress: &std::sync::Mutex<Progres
         }
         check_invariants(&w).await;
     }
-    // Settle delivery, then what the built-in groups hold is exactly what live grants say.
+    // Settle (what the workers do each round: expire what has ended, deliver), then what the
+    // built-in groups hold is exactly what live grants say.
+    w.service.expire_assignments(&Operator::Workers).await.unwrap();
     w.service.deliver_pending(&Operator::Workers, 1000).await.unwrap();
     let pool = w.db().pool();
     let expected: Vec<(i64, i64)> = sqlx::query_as(
@@ -214,6 +216,15 @@ async fn check_invariants(w: &World) {
              (SELECT COUNT(*) FROM package_resource_roles p WHERE p.package_id = a.package_id)")
         .await,
         0
+    );
+    // The inbox flag says exactly who may decide each request now.
+    assert_eq!(
+        n("SELECT COUNT(*) FROM request_approvers a JOIN requests r ON r.id = a.request_id WHERE a.active <>
+             CASE WHEN r.state = 'pending_approval' AND r.current_stage = a.stage
+                   AND (a.source <> 'escalation' OR r.escalated = 1) THEN 1 ELSE 0 END")
+        .await,
+        0,
+        "request_approvers.active is out of step"
     );
     // Nobody decided on their own request.
     assert_eq!(n("SELECT COUNT(*) FROM decisions d JOIN requests r ON r.id = d.request_id WHERE d.approver_id IN (r.requestor_id, r.target_user_id)").await, 0);

@@ -447,3 +447,49 @@ async fn two_workers_never_deliver_the_same_entry_and_a_lapsed_lease_is_taken_ov
     assert_eq!(count(&w, "SELECT COUNT(*) FROM outbox WHERE state = 'done'").await, 1);
     assert_eq!(count(&w, "SELECT COUNT(*) FROM builtin_memberships").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_people_approving_each_others_requests_do_not_deadlock() {
+    use quartermaster::domain::policy::{ApproverSpec, Policy, RequestorScope, Stage};
+    let w = World::new(Backend::Postgres).await;
+    // A Sales package that Jamal approves; Sofia asks for it. Jamal asks for Sales CRM, which
+    // his manager Sofia approves.
+    let sofia = w.actor(w.ids.sofia).await;
+    let jamal = w.actor(w.ids.jamal).await;
+    let now = w.clock.now().timestamp_millis();
+    let package = {
+        let mut tx = w.db().begin().await.unwrap();
+        let cat = quartermaster::store::catalog::package(&mut tx, w.ids.sales_crm).await.unwrap().unwrap().catalog_id;
+        let p =
+            quartermaster::store::catalog::insert_package(&mut tx, cat, "Forecast review", "", &[], now).await.unwrap();
+        let policy = Policy::new(
+            p,
+            "Jamal approves",
+            RequestorScope::AllMembers,
+            vec![Stage::new(vec![ApproverSpec::User { id: w.ids.jamal }])],
+        );
+        quartermaster::store::catalog::insert_policy(&mut tx, &policy, now).await.unwrap();
+        tx.commit().await.unwrap();
+        p
+    };
+    let hers = w.service.submit_request(&sofia, common::ask(package, "")).await.unwrap().request;
+    let his = w.service.submit_request(&jamal, common::ask(w.ids.sales_crm, "")).await.unwrap().request;
+    // Each decision has locked its requestor's row when the other starts.
+    let mut first = park_at(&w.service, "decision.locked");
+    let mut second = park_at(&w.service, "decision.locked");
+    let by_sofia = {
+        let (s, a) = (first.service.clone(), sofia.clone());
+        tokio::spawn(async move { s.decide(&a, his, Decision::Approve, "").await })
+    };
+    first.arrived.recv().await.unwrap();
+    let by_jamal = {
+        let (s, a) = (second.service.clone(), jamal.clone());
+        tokio::spawn(async move { s.decide(&a, hers, Decision::Approve, "").await })
+    };
+    let seen = second_operation(&w, Some(&mut second), &by_jamal).await;
+    assert_eq!(seen, Second::Parked, "different people: nothing to wait for");
+    first.release();
+    second.release();
+    let (a, b) = (by_sofia.await.unwrap(), by_jamal.await.unwrap());
+    assert!(a.is_ok() && b.is_ok(), "both decisions go through: {a:?} / {b:?}");
+}

@@ -43,6 +43,11 @@ fn expected(name: &str) -> Option<&'static str> {
         "/" | "/approvals" | "/packages/{id}" => "DAAAA",
         "/admin" => "DDDAA",
         "builtin_groups" => "DDDDA",
+        // Failed provisioning work: administrators and catalog owners see theirs. Omar's
+        // failed GitHub entry is Engineering's: Linus (its owner) retries it; Grace then finds
+        // it retried already (409).
+        "failed_work" => "DDDAA",
+        "retry_delivery" => "DDDAA",
         "/signin" => "AAAAA",
         // Plain routes.
         "/healthz" | "/readyz" | "/auth/signout" => "AAAAA",
@@ -99,6 +104,17 @@ async fn every_route_and_server_function_by_role(backend: Backend) {
         .unwrap();
     app.service.deliver_pending(&Operator::Workers, 10).await.unwrap();
     let assignment = app.service.my_access(&omar, None).await.unwrap().items[0].id;
+    // One of Omar's entries as it is after its last attempt failed.
+    let failed: i64 = sqlx::query_scalar("SELECT id FROM outbox WHERE user_id = $1 ORDER BY id LIMIT 1")
+        .bind(ids.omar.0)
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE outbox SET state = 'failed', last_error = 'unreachable' WHERE id = $1")
+        .bind(failed)
+        .execute(app.service.db().pool())
+        .await
+        .unwrap();
 
     let server_fn_args = |name: &str| -> Vec<(&'static str, String)> {
         match name {
@@ -108,6 +124,7 @@ async fn every_route_and_server_function_by_role(backend: Backend) {
                 vec![("package_id", ids.sales_analytics.0.to_string()), ("justification", "sweep".into())]
             }
             "cancel_request" => vec![("request_id", prod.request.0.to_string())],
+            "retry_delivery" => vec![("outbox_id", failed.to_string())],
             "give_up_access" | "extend_access" => {
                 vec![("assignment_id", assignment.to_string()), ("justification", "sweep".into())]
             }

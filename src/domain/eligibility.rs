@@ -2,7 +2,7 @@
 
 use super::error::{DomainError, DomainResult};
 use super::ids::*;
-use super::model::{User, UserKind};
+use super::model::{Catalog, User, UserKind};
 use super::policy::{Policy, RequestorRef, RequestorScope};
 
 /// What the rules need to know about a prospective requestor.
@@ -39,6 +39,12 @@ pub fn may_request(facts: &RequestorFacts<'_>, policy: &Policy) -> bool {
             user.kind == UserKind::Guest && user.connected_org_id.is_some() && facts.org_configured
         }
     }
+}
+
+/// May this person see (and so request from) this catalog? Guests see only catalogs marked
+/// visible to external users, whatever a policy's scope says.
+pub fn may_see_catalog(user: &User, catalog: &Catalog) -> bool {
+    catalog.enabled && (user.kind == UserKind::Member || catalog.externally_visible)
 }
 
 /// Which policy a request is filed under: the one the requestor chose, or the only one that

@@ -429,9 +429,12 @@ impl Policy {
         requested: RequestedSchedule,
     ) -> DomainResult<(DateTime<Utc>, Option<DateTime<Utc>>)> {
         let start = requested.start.map_or(granted_at, |s| s.max(granted_at));
-        let end = match requested.end {
-            Some(end) => Some(end),
-            None => self.expiration.end_for(start)?,
+        // An explicit end stays as chosen, but never past what the policy allows now (it may
+        // have been tightened while the request waited).
+        let end = match (requested.end, self.expiration.end_for(start)?) {
+            (Some(end), Some(latest)) => Some(end.min(latest)),
+            (Some(end), None) => Some(end),
+            (None, latest) => latest,
         };
         if end.is_some_and(|e| e <= start) {
             return Err(DomainError::Conflict(
@@ -576,6 +579,10 @@ pub(crate) mod tests {
         let asked = p.check_schedule(filed, None, Some(end)).unwrap();
         assert_eq!(p.access_period(approved, asked).unwrap(), (approved, Some(end)));
         assert!(matches!(p.access_period(filed + Duration::days(8), asked), Err(DomainError::Conflict(_))));
+        // A policy tightened while the request waited caps the chosen end.
+        let asked = p.check_schedule(filed, None, Some(filed + Duration::days(25))).unwrap();
+        p.expiration = Expiration::AfterDays { days: 10 };
+        assert_eq!(p.access_period(approved, asked).unwrap().1, Some(approved + Duration::days(10)));
     }
 
     #[test]

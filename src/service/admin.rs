@@ -196,7 +196,14 @@ impl Service {
                 return Err(DomainError::invalid("incompatible", "a package cannot conflict with itself"))
             }
             Incompatible::Package(p) => {
-                catalog::package(&mut tx, p).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+                let other =
+                    catalog::package(&mut tx, p).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+                // A rule binds both packages: whoever sets it must manage the other one too.
+                if !actor.can(Permission::ManagePackages(other.catalog_id)) {
+                    return Err(DomainError::forbidden(
+                        "you can mark as incompatible only packages of catalogs whose packages you manage",
+                    ));
+                }
                 catalog::add_incompatible_package(&mut tx, package, p).await.map_err(|e| unique(e, "this rule"))?;
             }
             Incompatible::Group(g) => catalog::add_incompatible_group(&mut tx, package, g).await?,

@@ -31,29 +31,50 @@ impl Service {
         };
         let facts = RequestorFacts { user: &actor.user, groups: &groups, org_configured };
         let key = catalog::RequestorKey { user: actor.id(), kind: actor.user.kind, org: actor.user.connected_org_id };
-        let after = cursor.and_then(decode_cursor);
-        let candidates = catalog::candidate_packages(
-            &mut conn,
-            &key,
-            search,
-            catalog_filter,
-            after.as_ref().map(|(n, id)| (n.as_str(), *id)),
-            PAGE_SIZE + 1,
-        )
-        .await?;
-        let has_more = candidates.len() as i64 > PAGE_SIZE;
-        let candidates: Vec<_> = candidates.into_iter().take(PAGE_SIZE as usize).collect();
-        let next = if has_more { candidates.last().map(|(p, _)| encode_cursor(&p.name, p.id.0)) } else { None };
-        let ids: Vec<PackageId> = candidates.iter().map(|(p, _)| p.id).collect();
-        let policies = catalog::policies_of(&mut conn, &ids).await?;
+        let mut after = cursor.and_then(decode_cursor);
+        // The SQL pre-filter may admit packages the eligibility rule then refuses: keep reading
+        // candidates until the page is full or there are none left, so a page is never short
+        // while a "next" link is offered.
+        let mut page: Vec<(crate::domain::model::AccessPackage, String, Vec<Policy>)> = Vec::new();
+        let mut next = None;
+        'fill: loop {
+            let batch = catalog::candidate_packages(
+                &mut conn,
+                &key,
+                search,
+                catalog_filter,
+                after.as_ref().map(|(n, id)| (n.as_str(), *id)),
+                PAGE_SIZE + 1,
+            )
+            .await?;
+            let exhausted = batch.len() as i64 <= PAGE_SIZE;
+            let ids: Vec<PackageId> = batch.iter().map(|(p, _)| p.id).collect();
+            let policies = catalog::policies_of(&mut conn, &ids).await?;
+            for (package, catalog_name) in batch {
+                after = Some((package.name.clone(), package.id.0));
+                let eligible: Vec<Policy> =
+                    policies.iter().filter(|p| p.package_id == package.id && may_request(&facts, p)).cloned().collect();
+                if eligible.is_empty() {
+                    continue;
+                }
+                if page.len() as i64 == PAGE_SIZE {
+                    // Another eligible package follows: the next page starts after this one.
+                    next = page.last().map(|(p, _, _)| encode_cursor(&p.name, p.id.0));
+                    break 'fill;
+                }
+                page.push((package, catalog_name, eligible));
+            }
+            if exhausted {
+                break;
+            }
+        }
+        let ids: Vec<PackageId> = page.iter().map(|(p, _, _)| p.id).collect();
         let mut roles = roles_by_package(&mut conn, &ids).await?;
         let held = crate::store::assignments::live_packages(&mut conn, actor.id()).await?;
         let pending = crate::store::requests::open_request_packages(&mut conn, actor.id()).await?;
-        let items = candidates
+        let items = page
             .into_iter()
-            .filter_map(|(package, catalog_name)| {
-                let eligible: Vec<&Policy> =
-                    policies.iter().filter(|p| p.package_id == package.id && may_request(&facts, p)).collect();
+            .filter_map(|(package, catalog_name, eligible)| {
                 let first = eligible.first()?;
                 Some(PackageCard {
                     id: package.id.0,

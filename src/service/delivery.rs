@@ -25,11 +25,13 @@ use serde_json::json;
 use super::Service;
 use crate::domain::audit::AuditEvent;
 use crate::domain::authz::{Actor, Operator, Permission};
+use crate::domain::ids::CatalogId;
 use crate::domain::model::ResourceSystemKind;
+use crate::domain::policy::checked_after;
 use crate::domain::request::{AssignmentState, GrantState, RequestState};
 use crate::domain::{DomainError, DomainResult};
 use crate::store::assignments::{self, OutboxItem};
-use crate::store::{catalog, requests, Conn, Tx};
+use crate::store::{requests, Conn, Tx};
 
 /// How many outbox entries one pass handled, and how.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,78 +77,142 @@ pub struct FailedWork {
 
 impl Service {
     /// One pass over the due outbox entries. One bad entry never stops the pass: its failure
-    /// is logged with its id and the others go on.
+    /// is logged with its id, recorded on the entry, and the others go on.
     pub async fn deliver_pending(&self, by: &Operator<'_>, limit: i64) -> DomainResult<DeliveryReport> {
         by.require(Permission::Administer)?;
         let now = self.now();
-        let lease_until = now + LEASE;
+        // One token per pass: two passes of the same instance never mistake each other's claims.
+        let token = format!("{}#{:08x}", self.worker, rand::random::<u32>());
+        let lease_until = checked_after(now, LEASE, "lease")?;
         let claimed = {
             let mut tx = self.db.begin().await?;
-            let items =
-                assignments::claim_due(&mut tx, self.db.backend(), &self.worker, now, lease_until, limit).await?;
+            let ids = assignments::claim_due(&mut tx, self.db.backend(), &token, now, lease_until, limit).await?;
             tx.commit().await?;
-            items
+            ids
         };
         let mut report = DeliveryReport::default();
-        for item in claimed {
-            match self.deliver_one(&item, now).await {
+        for id in claimed {
+            // Each entry on the clock of its own turn (a slow target delays the next ones).
+            let now = self.now();
+            match self.deliver_one(id, &token, now).await {
                 Ok(Delivered::Done) => report.delivered += 1,
                 Ok(Delivered::Withdrawn) => report.withdrawn += 1,
                 Ok(Delivered::Retry) => report.retried += 1,
                 Ok(Delivered::Failed) => report.failed += 1,
                 Err(e) => {
-                    tracing::error!(outbox = item.id, kind = %item.kind, error = ?e, "delivery of this entry failed");
+                    tracing::error!(outbox = id, error = ?e, "delivery of this entry failed");
                     report.errors += 1;
+                    if let Err(e2) = self.record_fault(id, &token, &e, now).await {
+                        tracing::error!(outbox = id, error = ?e2, "could not record the delivery fault");
+                    }
                 }
             }
         }
         Ok(report)
     }
 
-    async fn deliver_one(&self, item: &OutboxItem, now: DateTime<Utc>) -> DomainResult<Delivered> {
+    /// Deliver one claimed entry. First, under the person's lock: is the claim still ours, and
+    /// is the work still wanted (the access still allowed; a removal still needed by the
+    /// reference count)? The built-in target is then applied in the same transaction (inside a
+    /// savepoint, so a failed statement is recorded like any failure); an external one is
+    /// called after that transaction commits, with the lease renewed, and its answer recorded
+    /// in a second one.
+    async fn deliver_one(&self, id: i64, token: &str, now: DateTime<Utc>) -> DomainResult<Delivered> {
         self.checkpoint("delivery.claimed").await;
-        // External targets are called outside any transaction; the built-in one is applied in
-        // the recording transaction below.
-        let external = match item.system_kind {
-            ResourceSystemKind::Builtin => None,
-            other => Some(self.call_connector(other, item).await),
-        };
         let mut tx = self.db.begin().await?;
+        let item =
+            assignments::outbox_item(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("outbox entry"))?;
         self.db.lock_user(&mut tx, item.user).await?;
-        if !assignments::still_claimed(&mut tx, item.id, &self.worker).await? {
-            return Err(DomainError::Internal(format!("lost the lease on outbox entry {}", item.id)));
+        if !assignments::still_claimed(&mut tx, id, token).await? {
+            return Err(DomainError::Internal(format!("lost the lease on outbox entry {id}")));
         }
         let mut events = Vec::new();
-        // Checked anew at delivery: a stale approval cannot slip through.
         if item.kind == "add_member" {
-            if let Some(why) = withdraw_if_stale(self, &mut tx, item, now, &mut events).await? {
-                assignments::finish(&mut tx, item.id, "done", &why, now).await?;
+            if let Some(why) = withdraw_if_stale(self, &mut tx, &item, now, &mut events).await? {
+                finish(&mut tx, &item, token, "done", &why, now).await?;
                 self.commit(tx, events).await?;
                 return Ok(Delivered::Withdrawn);
             }
+        } else if assignments::other_live_holders(&mut tx, item.user, item.role, None).await? > 0 {
+            // Another live assignment holds the role again: the membership stays.
+            let why = "still held through another assignment";
+            finish(&mut tx, &item, token, "done", why, now).await?;
+            if let Some(grant) = item.grant {
+                assignments::set_grant_state(&mut tx, grant, GrantState::Removed, why, now).await?;
+                events.push(AuditEvent::new(None, "grant.kept", "grant", grant.0).reason(why));
+            }
+            self.commit(tx, events).await?;
+            return Ok(Delivered::Done);
         }
-        let result = match external {
-            Some(result) => result,
-            None => apply_builtin(&mut tx, item, now).await,
+        let result = match item.system_kind {
+            ResourceSystemKind::Builtin => {
+                let mut savepoint = crate::store::savepoint(&mut tx).await?;
+                match apply_builtin(&mut savepoint, &item, now).await {
+                    Ok(()) => {
+                        savepoint.commit().await?;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        savepoint.rollback().await?;
+                        Err(e)
+                    }
+                }
+            }
+            other => {
+                let until = checked_after(now, LEASE, "lease")?;
+                if !assignments::renew_lease(&mut tx, id, token, until).await? {
+                    return Err(DomainError::Internal(format!("lost the lease on outbox entry {id}")));
+                }
+                tx.commit().await?;
+                let result = self.call_connector(other, &item).await;
+                tx = self.db.begin().await?;
+                self.db.lock_user(&mut tx, item.user).await?;
+                result
+            }
         };
         let outcome = match result {
             Ok(()) => {
-                assignments::finish(&mut tx, item.id, "done", "", now).await?;
-                settle(&mut tx, item, now, &mut events).await?;
+                finish(&mut tx, &item, token, "done", "", now).await?;
+                settle(&mut tx, &item, now, &mut events).await?;
                 Delivered::Done
             }
             Err(error) if item.attempts >= MAX_ATTEMPTS => {
-                assignments::finish(&mut tx, item.id, "failed", &error, now).await?;
-                give_up(&mut tx, item, &error, now, &mut events).await?;
+                finish(&mut tx, &item, token, "failed", &error, now).await?;
+                give_up(&mut tx, &item, &error, now, &mut events).await?;
                 Delivered::Failed
             }
             Err(error) => {
-                assignments::retry_later(&mut tx, item.id, &error, now + backoff(item.attempts), now).await?;
+                let retry_at = checked_after(now, backoff(item.attempts), "retry")?;
+                if !assignments::retry_later(&mut tx, id, token, &error, retry_at, now).await? {
+                    return Err(DomainError::Internal(format!("lost the lease on outbox entry {id}")));
+                }
                 Delivered::Retry
             }
         };
         self.commit(tx, events).await?;
         Ok(outcome)
+    }
+
+    /// An entry whose delivery hit a fault of our own (the database, a row that cannot be read)
+    /// is not left claimed and pending forever: the fault is recorded on it, it is retried
+    /// with backoff, and after the last attempt it is `failed`, where administrators see it.
+    async fn record_fault(&self, id: i64, token: &str, fault: &DomainError, now: DateTime<Utc>) -> DomainResult<()> {
+        let mut tx = self.db.begin().await?;
+        let Some(attempts) = assignments::attempts_of(&mut tx, id).await? else { return Ok(()) };
+        let error = format!("internal fault: {fault:?}");
+        let recorded = if attempts >= MAX_ATTEMPTS {
+            assignments::finish(&mut tx, id, token, "failed", &error, now).await?
+        } else {
+            let retry_at = checked_after(now, backoff(attempts), "retry")?;
+            assignments::retry_later(&mut tx, id, token, &error, retry_at, now).await?
+        };
+        if !recorded {
+            return Ok(()); // another worker holds it now
+        }
+        let event = AuditEvent::new(None, "delivery.fault", "outbox", id)
+            .after(json!({"attempts": attempts, "failed": attempts >= MAX_ATTEMPTS}))
+            .reason(&error);
+        self.commit(tx, vec![event]).await
     }
 
     /// Talk to an external target. Connectors arrive with issue 12; until then this work
@@ -156,43 +222,60 @@ impl Service {
     }
 
     /// Failed provisioning work, newest first, that this person may see and retry:
-    /// everything for administrators, their catalogs' work for catalog owners.
+    /// everything for administrators, the work their catalogs' packages made for catalog owners.
     pub async fn failed_deliveries(&self, actor: &Actor) -> DomainResult<Vec<FailedWork>> {
         let mut conn = self.db.pool().acquire().await?;
-        let mut out = Vec::new();
-        for item in assignments::failed_outbox(&mut conn, 200).await? {
-            if may_repair(&mut conn, actor, &item).await? {
-                out.push(FailedWork {
-                    outbox_id: item.id,
-                    kind: item.kind,
-                    user: item.user,
-                    role: item.role,
-                    attempts: item.attempts,
-                    error: item.last_error,
-                });
-            }
+        let owned: Vec<CatalogId> = actor
+            .roles
+            .iter()
+            .filter(|g| g.role == crate::domain::model::Role::CatalogOwner)
+            .filter_map(|g| g.catalog)
+            .collect();
+        let scope = if actor.can(Permission::Administer) { None } else { Some(owned.as_slice()) };
+        if scope.is_some_and(|c| c.is_empty()) {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let items = assignments::failed_outbox(&mut conn, scope, 200).await?;
+        Ok(items
+            .into_iter()
+            .map(|item| FailedWork {
+                outbox_id: item.id,
+                kind: item.kind,
+                user: item.user,
+                role: item.role,
+                attempts: item.attempts,
+                error: item.last_error,
+            })
+            .collect())
     }
 
-    /// Put failed work back in the queue (an administrator, or the owner of a catalog whose
-    /// package holds the resource role). Audited; the grant goes back to waiting.
+    /// Put failed work back in the queue (an administrator, or the owner of the catalog whose
+    /// package made it). Audited; the grant goes back to waiting. An addition whose access
+    /// has ended meanwhile is not retried.
     pub async fn retry_delivery(&self, actor: &Actor, outbox_id: i64) -> DomainResult<()> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let item = assignments::outbox_item(&mut tx, outbox_id)
             .await?
             .ok_or_else(|| DomainError::not_found("provisioning work"))?;
-        if !may_repair(&mut tx, actor, &item).await? {
+        if !may_repair(&mut tx, actor, item.id).await? {
             return Err(DomainError::not_found("provisioning work"));
         }
         self.db.lock_user(&mut tx, item.user).await?;
+        if item.kind == "add_member" {
+            if let Some(grant) = item.grant {
+                let live = assignments::assignment_of_grant(&mut tx, grant).await?.is_some_and(|a| a.state.is_live());
+                if !live {
+                    return Err(DomainError::AlreadyDecided("this access has ended; there is nothing to add".into()));
+                }
+            }
+        }
         if !assignments::requeue_failed(&mut tx, outbox_id, now).await? {
             return Err(DomainError::AlreadyDecided("this work is not failed (it was retried already)".into()));
         }
         if let Some(grant) = item.grant {
             let back = if item.kind == "add_member" { GrantState::Pending } else { GrantState::Removing };
-            assignments::set_grant_state(&mut tx, grant, back, "", now).await?;
+            assignments::set_grant_state_if(&mut tx, grant, GrantState::Failed, back, now).await?;
         }
         let event = AuditEvent::new(Some(actor.id()), "delivery.retried", "outbox", outbox_id)
             .before(json!({"state": "failed", "error": item.last_error, "attempts": item.attempts}))
@@ -201,19 +284,33 @@ impl Service {
     }
 }
 
-/// Administrators repair everything; a catalog's owners repair work for resource roles that a
-/// package of their catalog grants.
-async fn may_repair(conn: &mut Conn, actor: &Actor, item: &OutboxItem) -> DomainResult<bool> {
+/// Settle the claimed entry, or fail: the claim was lost meanwhile.
+async fn finish(
+    tx: &mut Tx,
+    item: &OutboxItem,
+    token: &str,
+    state: &str,
+    why: &str,
+    now: DateTime<Utc>,
+) -> DomainResult<()> {
+    if assignments::finish(tx, item.id, token, state, why, now).await? {
+        Ok(())
+    } else {
+        Err(DomainError::Internal(format!("lost the lease on outbox entry {}", item.id)))
+    }
+}
+
+/// Administrators repair everything; a catalog's owners repair the work its packages made.
+async fn may_repair(conn: &mut Conn, actor: &Actor, outbox_id: i64) -> DomainResult<bool> {
     if actor.can(Permission::Administer) {
         return Ok(true);
     }
-    let catalogs = catalog::catalogs_granting_role(conn, item.role).await?;
-    Ok(catalogs.into_iter().any(|c| actor.can(Permission::ManageCatalog(c))))
+    Ok(assignments::catalog_of_outbox(conn, outbox_id).await?.is_some_and(|c| actor.can(Permission::ManageCatalog(c))))
 }
 
-/// Before granting: is the assignment still live, and may the person still have the package?
-/// If not, the grant is not delivered; a live assignment is ended (its request marked
-/// `delivery_failed` with the reason). Returns why it was withdrawn.
+/// Before granting: is the assignment still live and not past its end, and may the person
+/// still have the package? If not, the grant is not delivered; a live assignment is ended (its
+/// request marked `delivery_failed` with the reason). Returns why it was withdrawn.
 async fn withdraw_if_stale(
     service: &Service,
     conn: &mut Conn,
@@ -225,6 +322,10 @@ async fn withdraw_if_stale(
     let Some(assignment) = assignments::assignment_of_grant(conn, grant).await? else { return Ok(None) };
     if !assignment.state.is_live() {
         return Ok(Some(format!("the assignment had already {}", assignment.state.as_str())));
+    }
+    if assignment.end_at.is_some_and(|end| end <= now) {
+        // The expiry job ends it (and records that); nothing is added in the meantime.
+        return Ok(Some("the access period had ended".to_owned()));
     }
     let Some(why) = super::requests::access_blocker(conn, assignment.package, assignment.user).await? else {
         return Ok(None);
@@ -243,26 +344,19 @@ async fn withdraw_if_stale(
 }
 
 /// Built-in groups: membership rows in our own database. Adding twice or removing what is
-/// not there is a no-op, so a retried entry does no harm.
+/// not there is a no-op, so a retried entry does no harm. (The reference count was checked
+/// under the person's lock just before.)
 async fn apply_builtin(conn: &mut Conn, item: &OutboxItem, now: DateTime<Utc>) -> Result<(), String> {
     let result = match item.kind.as_str() {
         "add_member" => assignments::builtin_add(conn, item.role, item.user, now).await,
-        "remove_member" => {
-            // Reference count at delivery time, under the person's lock: a newer assignment
-            // may hold the role again.
-            match assignments::other_live_holders(conn, item.user, item.role, None).await {
-                Ok(0) => assignments::builtin_remove(conn, item.role, item.user).await,
-                Ok(_) => Ok(()),
-                Err(e) => Err(e),
-            }
-        }
+        "remove_member" => assignments::builtin_remove(conn, item.role, item.user).await,
         other => return Err(format!("unknown outbox entry kind {other}")),
     };
     result.map_err(|e| format!("built-in directory: {e}"))
 }
 
-/// After a delivery: the grant's state, and the assignment's and request's when every grant
-/// of the assignment is delivered (also after a repaired failure).
+/// After a delivery: the grant's state, its event, and the assignment's and request's state
+/// rolled up from all its grants (also after a repaired failure).
 async fn settle(
     conn: &mut Conn,
     item: &OutboxItem,
@@ -280,38 +374,15 @@ async fn settle(
             "system": item.system_kind.as_str(),
         })),
     );
-    if !added {
-        return Ok(());
-    }
-    let grants = assignments::grants_of(conn, assignment.id).await?;
-    let unsettled = matches!(
-        assignment.state,
-        AssignmentState::Delivering | AssignmentState::PartiallyDelivered | AssignmentState::DeliveryFailed
-    );
-    if unsettled && grants.iter().all(|g| g.state == GrantState::Delivered) {
-        assignments::set_state(conn, assignment.id, AssignmentState::Delivered, now).await?;
-        if let Some(request) = assignment.request {
-            requests::set_state_if(
-                conn,
-                request,
-                &[RequestState::Delivering, RequestState::PartiallyDelivered, RequestState::DeliveryFailed],
-                RequestState::Delivered,
-                now,
-            )
-            .await?;
-        }
-        events.push(
-            AuditEvent::new(None, "assignment.delivered", "assignment", assignment.id.0)
-                .after(json!({"state": "delivered", "grants": grants.len()})),
-        );
+    if added {
+        roll_up(conn, &assignment, "", now, events).await?;
     }
     Ok(())
 }
 
 /// The last attempt failed: the grant is `failed`, and for an addition the assignment and its
-/// request roll up to `partially_delivered` (some grants delivered) or `delivery_failed`, with
-/// the reason. A failed removal leaves the grant `failed` on the ended assignment, where the
-/// failed-work list shows it like any other.
+/// request roll up with the reason. A failed removal leaves the grant `failed` on the ended
+/// assignment, where the failed-work list shows it like any other.
 async fn give_up(
     tx: &mut Tx,
     item: &OutboxItem,
@@ -330,27 +401,51 @@ async fn give_up(
     if item.kind != "add_member" {
         return Ok(());
     }
-    let Some(assignment) = assignments::assignment_of_grant(tx, grant).await? else { return Ok(()) };
+    if let Some(assignment) = assignments::assignment_of_grant(tx, grant).await? {
+        roll_up(tx, &assignment, &format!("could not be delivered: {error}"), now, events).await?;
+    }
+    Ok(())
+}
+
+/// The assignment's (and its request's) delivery state, from all its grants: every grant
+/// delivered → `delivered`; some failed → `partially_delivered` when others were delivered,
+/// else `delivery_failed`; otherwise still `delivering`. Only a change is written and audited.
+async fn roll_up(
+    conn: &mut Conn,
+    assignment: &assignments::AssignmentRow,
+    reason: &str,
+    now: DateTime<Utc>,
+    events: &mut Vec<AuditEvent>,
+) -> DomainResult<()> {
     if !assignment.state.is_live() {
         return Ok(());
     }
-    let grants = assignments::grants_of(tx, assignment.id).await?;
-    let some_delivered = grants.iter().any(|g| g.state == GrantState::Delivered);
-    let (a_state, r_state) = if some_delivered {
+    let grants = assignments::grants_of(conn, assignment.id).await?;
+    let delivered = grants.iter().filter(|g| g.state == GrantState::Delivered).count();
+    let failed = grants.iter().any(|g| g.state == GrantState::Failed);
+    let (a_state, r_state) = if delivered == grants.len() {
+        (AssignmentState::Delivered, RequestState::Delivered)
+    } else if failed && delivered > 0 {
         (AssignmentState::PartiallyDelivered, RequestState::PartiallyDelivered)
-    } else {
+    } else if failed {
         (AssignmentState::DeliveryFailed, RequestState::DeliveryFailed)
+    } else {
+        (AssignmentState::Delivering, RequestState::Delivering)
     };
-    assignments::set_state(tx, assignment.id, a_state, now).await?;
-    if let Some(request) = assignment.request {
-        let reason = format!("could not be delivered: {error}");
-        requests::roll_up_delivery(tx, request, r_state, &reason, now).await?;
+    if a_state == assignment.state {
+        return Ok(());
     }
+    assignments::set_state(conn, assignment.id, a_state, now).await?;
+    if let Some(request) = assignment.request {
+        requests::roll_up_delivery(conn, request, r_state, reason, now).await?;
+    }
+    let action =
+        if a_state == AssignmentState::Delivered { "assignment.delivered" } else { "assignment.delivery_state" };
     events.push(
-        AuditEvent::new(None, "assignment.delivery_failed", "assignment", assignment.id.0)
+        AuditEvent::new(None, action, "assignment", assignment.id.0)
             .before(json!({"state": assignment.state.as_str()}))
-            .after(json!({"state": a_state.as_str()}))
-            .reason(error),
+            .after(json!({"state": a_state.as_str(), "grants": grants.len(), "delivered": delivered}))
+            .reason(reason),
     );
     Ok(())
 }

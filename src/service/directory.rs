@@ -254,6 +254,7 @@ impl Service {
         }
         let now = self.now();
         let mut tx = self.db.begin().await?;
+        self.db.lock_user(&mut tx, user).await?;
         let before = directory::user(&mut tx, user).await?.ok_or_else(|| DomainError::not_found("person"))?;
         let state = if active { UserState::Active } else { UserState::Disabled };
         if before.state == state {

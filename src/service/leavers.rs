@@ -16,7 +16,7 @@ use crate::domain::ids::UserId;
 use crate::domain::policy::OnTimeout;
 use crate::domain::request::{AssignmentState, Decision, RequestState};
 use crate::domain::{DomainError, DomainResult};
-use crate::store::requests::{self, RequestRow, Transition};
+use crate::store::requests::{self, RequestRow};
 use crate::store::{assignments, catalog, directory, Tx};
 
 /// What leaving took away, for the caller's message and the tests.
@@ -43,15 +43,9 @@ impl Service {
         let reason = "the person's account was disabled";
 
         for req in requests::open_for_target(tx, user).await? {
-            let t = Transition {
-                state: RequestState::Canceled,
-                current_stage: req.current_stage,
-                stage_due_at: None,
-                escalated: req.escalated,
-                outcome_reason: reason,
-                assignment: None,
-            };
-            if requests::transition(tx, req.id, req.version, &t, now).await? {
+            // Guarded by state, not version: an escalation by the clock meanwhile must not
+            // leave a leaver's request open.
+            if requests::cancel_open(tx, req.id, reason, now).await? {
                 events.push(
                     AuditEvent::new(actor, "request.canceled", "request", req.id.0)
                         .before(json!({"state": req.state.as_str()}))
@@ -74,7 +68,21 @@ impl Service {
         }
 
         for req in requests::open_with_approver(tx, user).await? {
-            requests::remove_approver(tx, req.id, user).await?;
+            // Hold the request while its approvers change (after the person's lock, as
+            // `decide` takes them), and read it again under that lock.
+            self.db.lock_request(tx, req.id).await?;
+            let Some(req) = requests::request(tx, req.id).await? else { continue };
+            if req.state != RequestState::PendingApproval {
+                continue;
+            }
+            let removed = requests::remove_approver(tx, req.id, user, req.current_stage).await?;
+            if removed > 0 {
+                events.push(
+                    AuditEvent::new(actor, "request.approver_removed", "request", req.id.0)
+                        .after(json!({"approver": user, "from_stage": req.current_stage}))
+                        .reason(reason),
+                );
+            }
             self.replace_approvers(tx, &req, user, now, events).await?;
             done.approvals_reassigned += 1;
         }

@@ -42,7 +42,7 @@ type CheckpointFn =
 
 /// Named points inside operations, each after the operation has read what its rule depends on
 /// and before it writes (`assignment.ending`, `access.granting`, `assignment.expiring`,
-/// `assignment.extending`, `delivery.claimed`). Tests park an operation there to force an
+/// `assignment.extending`, `delivery.claimed`, `decision.locked`). Tests park an operation there to force an
 /// interleaving with another one; in production none is set and a checkpoint costs a branch.
 #[derive(Clone, Default)]
 struct Checkpoints(Option<Arc<CheckpointFn>>);
@@ -128,14 +128,16 @@ pub async fn run_workers(service: Service, interval: std::time::Duration) {
                 tracing::error!(error = ?e, "sign-in clean-up failed");
             }
         }
-        if let Err(e) = service.deliver_pending(&crate::domain::authz::Operator::Workers, 200).await {
-            tracing::error!(error = ?e, "delivery pass failed");
+        // Expiry first, so access that has ended is not delivered in the same round.
+        let workers = crate::domain::authz::Operator::Workers;
+        if let Err(e) = service.expire_assignments(&workers).await {
+            tracing::error!(error = ?e, "expiry pass failed");
         }
-        if let Err(e) = service.time_out_stages(&crate::domain::authz::Operator::Workers).await {
+        if let Err(e) = service.time_out_stages(&workers).await {
             tracing::error!(error = ?e, "time-out pass failed");
         }
-        if let Err(e) = service.expire_assignments(&crate::domain::authz::Operator::Workers).await {
-            tracing::error!(error = ?e, "expiry pass failed");
+        if let Err(e) = service.deliver_pending(&workers, 200).await {
+            tracing::error!(error = ?e, "delivery pass failed");
         }
     }
 }

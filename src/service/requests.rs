@@ -8,7 +8,7 @@ use super::Service;
 use crate::domain::approvers::{has_deciders, resolve_stage, ApproverDirectory, ApproverSource};
 use crate::domain::audit::AuditEvent;
 use crate::domain::authz::{Actor, Operator, Permission};
-use crate::domain::eligibility::{choose_policy, RequestorFacts};
+use crate::domain::eligibility::{choose_policy, may_see_catalog, RequestorFacts};
 use crate::domain::ids::*;
 use crate::domain::model::User;
 use crate::domain::policy::{checked_after, Answer, ApproverSpec, OnTimeout, RequestedSchedule, Stage};
@@ -49,6 +49,9 @@ impl Service {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let package = load_available_package(&mut tx, new.package).await?;
+        let catalog_row = catalog::catalog(&mut tx, package.catalog_id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("access package"))?;
 
         // Who the access is for: oneself, or a direct report where the policy allows.
         let target = match new.target {
@@ -64,8 +67,12 @@ impl Service {
         };
         let on_behalf = target.id != actor.id();
         // Everything below reads what this person holds and waits for: serialize with every
-        // other change to their access (separation of duties across simultaneous grants).
+        // other change to their access (separation of duties across simultaneous grants), and
+        // with their leaving.
         self.db.lock_user(&mut tx, target.id).await?;
+        if !directory::user(&mut tx, target.id).await?.is_some_and(|u| u.is_active()) {
+            return Err(DomainError::not_found("person"));
+        }
 
         let policies = catalog::policies_of(&mut tx, &[package.id]).await?;
         let groups = directory::groups_of(&mut tx, target.id).await?;
@@ -73,6 +80,9 @@ impl Service {
             Some(org) => directory::org_is_configured(&mut tx, org).await?,
             None => false,
         };
+        if !may_see_catalog(&target, &catalog_row) {
+            return Err(DomainError::not_found("access package"));
+        }
         let facts = RequestorFacts { user: &target, groups: &groups, org_configured };
         let policy = choose_policy(&policies, &facts, on_behalf, new.policy)?;
 
@@ -170,6 +180,7 @@ impl Service {
         let now = self.now();
         let (mut tx, req) = self.begin_on_request(id, now).await?;
         self.db.lock_user(&mut tx, req.target).await?;
+        self.checkpoint("decision.locked").await;
         let stage = req.current_stage;
         let may = stage > 0 && requests::may_decide(&mut tx, id, stage, actor.id(), req.escalated).await?;
         if !may

@@ -37,7 +37,12 @@ impl Service {
         let facts = RequestorFacts { user: &actor.user, groups: &groups, org_configured };
         let policies: Vec<Policy> =
             catalog::policies_of(&mut conn, &[id]).await?.into_iter().filter(|p| may_request(&facts, p)).collect();
-        if policies.is_empty() || !package.enabled || !catalog_row.enabled {
+        // A guest who has a link to a package in a catalog not visible to externals learns
+        // nothing about it.
+        if policies.is_empty()
+            || !package.enabled
+            || !crate::domain::eligibility::may_see_catalog(&actor.user, &catalog_row)
+        {
             return Err(DomainError::not_found("access package"));
         }
         let roles = roles_by_package(&mut conn, &[id]).await?.remove(&id).unwrap_or_default();
@@ -121,6 +126,7 @@ impl Service {
     /// Requests I filed or that were filed for me, newest first, each with its timeline;
     /// one page before request id `before`.
     pub async fn my_requests(&self, actor: &Actor, before: Option<i64>) -> DomainResult<Page<RequestView>> {
+        let now = self.now();
         let mut conn = self.db.pool().acquire().await?;
         let mut rows = requests::of_user(&mut conn, actor.id(), before.unwrap_or(i64::MAX), LIST_LIMIT + 1).await?;
         let next = page_cursor(&mut rows, |r| r.id.0);
@@ -146,19 +152,22 @@ impl Service {
                 created_at: to_ms(r.created_at),
                 reason: r.outcome_reason.clone(),
                 can_cancel: r.state.is_open() && r.requestor == actor.id(),
-                timeline: timeline(r, &decisions, &approvers, &grants),
+                timeline: timeline(r, &decisions, &approvers, &grants, now),
             })
             .collect();
-        Ok(Page { items, next, as_of: to_ms(self.now()) })
+        Ok(Page { items, next, as_of: to_ms(now) })
     }
 
-    /// My assignments (active and expiring soon first, then ended), newest first; one page
-    /// before assignment id `before`.
+    /// My assignments (live ones first, then ended ones), each part newest first; one page
+    /// after the cursor `before` (the previous page's `next`).
     pub async fn my_access(&self, actor: &Actor, before: Option<i64>) -> DomainResult<Page<AssignmentView>> {
         let now = self.now();
         let mut conn = self.db.pool().acquire().await?;
-        let mut rows = assignments::of_user(&mut conn, actor.id(), before.unwrap_or(i64::MAX), LIST_LIMIT + 1).await?;
-        let next = page_cursor(&mut rows, |a| a.id.0);
+        let mut rows =
+            assignments::of_user(&mut conn, actor.id(), before.map_or(i64::MAX, |c| c.max(-i64::MAX)), LIST_LIMIT + 1)
+                .await?;
+        // The order comes from the query, so pages never overlap or skip.
+        let next = page_cursor(&mut rows, assignments::live_first_key);
         let policies: std::collections::HashMap<PolicyId, Policy> =
             catalog::policies_of(&mut conn, &rows.iter().map(|a| a.package).collect::<Vec<_>>())
                 .await?
@@ -168,11 +177,13 @@ impl Service {
         let package_ids: Vec<PackageId> = rows.iter().map(|a| a.package).collect();
         let packages = catalog::package_names(&mut conn, &package_ids).await?;
         let roles = roles_by_package(&mut conn, &package_ids).await?;
-        let mut list: Vec<AssignmentView> = rows
+        let list: Vec<AssignmentView> = rows
             .into_iter()
             .map(|a| {
                 let bucket = if !a.state.is_live() {
                     "ended"
+                } else if a.start_at > now {
+                    "scheduled"
                 } else if a.end_at.is_some_and(|end| end - now < Duration::days(EXPIRING_SOON_DAYS)) {
                     "expiring"
                 } else {
@@ -194,7 +205,6 @@ impl Service {
                 }
             })
             .collect();
-        list.sort_by_key(|a| (a.bucket == "ended", -a.start_at));
         Ok(Page { items: list, next, as_of: to_ms(now) })
     }
 
@@ -255,6 +265,11 @@ impl Service {
                     current_access: holdings.packages.iter().filter_map(|p| packages.get(p).cloned()).collect(),
                     sod_warning: (!conflicts.is_empty()).then(|| sod::explain(&conflicts)),
                     is_extension: r.kind == RequestKind::UserExtend,
+                    start_at: r.start_at.map(to_ms),
+                    end_at: r.end_at.map(to_ms),
+                    period: policy
+                        .map(|p| period_in_words(p.expiration, r.kind == RequestKind::UserExtend, r.start_at.is_some()))
+                        .unwrap_or_default(),
                 }
             })
             .collect();
@@ -294,12 +309,32 @@ fn page_cursor<T>(rows: &mut Vec<T>, key: impl Fn(&T) -> i64) -> Option<String> 
     }
 }
 
-/// Submitted → each stage (approvers, decision) → delivered, or how it ended.
+/// The policy's access period in words, as an approver weighs it: counted from approval (or
+/// from the requested start, when one was asked for), a fixed date, or no end at all.
+fn period_in_words(expiration: Expiration, extension: bool, from_requested_start: bool) -> String {
+    let counted = |n: u32, unit: &str| {
+        let plural = if n == 1 { "" } else { "s" };
+        let from = if from_requested_start { "the requested start" } else { "approval" };
+        format!("{n} {unit}{plural} from {from}")
+    };
+    match expiration {
+        Expiration::Never => "does not expire".to_owned(),
+        Expiration::OnDate { date } => format!("on {date}"),
+        Expiration::AfterDays { days } if extension => format!("extends by {}", counted(days, "day")),
+        Expiration::AfterHours { hours } if extension => format!("extends by {}", counted(hours, "hour")),
+        Expiration::AfterDays { days } => counted(days, "day"),
+        Expiration::AfterHours { hours } => counted(hours, "hour"),
+    }
+}
+
+/// Submitted → each stage (approvers, decision) → delivered, or how it ended. Approved access
+/// that starts later says when it starts.
 fn timeline(
     r: &RequestRow,
     decisions: &[DecisionRow],
     approvers: &[(RequestId, u32, String, ApproverSource)],
     grants: &[(AssignmentId, String, GrantState)],
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<TimelineStep> {
     // Delivery, resource by resource.
     let per_resource: Vec<String> = grants
@@ -354,7 +389,10 @@ fn timeline(
         };
         steps.push(TimelineStep { title: format!("Approval stage {k}"), detail, at, status: status.into() });
     }
+    let starts_later =
+        r.start_at.filter(|s| *s > now && matches!(r.state, RequestState::Approved | RequestState::Delivering));
     let (title, status, detail) = match r.state {
+        _ if starts_later.is_some() => ("Starts", "current", "Access begins on the date asked for".to_owned()),
         RequestState::Delivered => {
             ("Delivered", "done", delivery.unwrap_or_else(|| "Access granted in every resource".to_owned()))
         }
@@ -379,11 +417,59 @@ fn timeline(
         RequestState::Rejected => ("Rejected", "failed", r.outcome_reason.clone()),
         RequestState::Submitted | RequestState::PendingApproval => ("Delivered", "upcoming", String::new()),
     };
-    steps.push(TimelineStep { title: title.into(), detail, at: None, status: status.into() });
+    steps.push(TimelineStep { title: title.into(), detail, at: starts_later.map(to_ms), status: status.into() });
     steps
 }
 
 impl Service {
+    /// Failed provisioning work with the names an administrator needs (person, resource,
+    /// role), newest first: everything for administrators, their catalogs' work for catalog
+    /// owners ([`Service::failed_deliveries`] decides); refused to people without an admin role.
+    pub async fn failed_work(&self, actor: &Actor) -> DomainResult<Vec<FailedWorkView>> {
+        if !actor.has_admin_area() {
+            return Err(DomainError::forbidden("failed provisioning work is for administrators and catalog owners"));
+        }
+        let failed = self.failed_deliveries(actor).await?;
+        let mut conn = self.db.pool().acquire().await?;
+        let people = directory::names(&mut conn, &failed.iter().map(|f| f.user).collect::<Vec<_>>()).await?;
+        // Names of the resource roles, by way of each entry's grant, assignment and package.
+        let mut packages: Vec<PackageId> = Vec::new();
+        for f in &failed {
+            let grant = assignments::outbox_item(&mut conn, f.outbox_id).await?.and_then(|item| item.grant);
+            if let Some(grant) = grant {
+                if let Some(a) = assignments::assignment_of_grant(&mut conn, grant).await? {
+                    if !packages.contains(&a.package) {
+                        packages.push(a.package);
+                    }
+                }
+            }
+        }
+        let roles: std::collections::HashMap<ResourceRoleId, (String, String)> =
+            catalog::package_roles(&mut conn, &packages)
+                .await?
+                .into_iter()
+                .map(|(_, r)| (r.id, (r.resource_name, r.role_name)))
+                .collect();
+        Ok(failed
+            .into_iter()
+            .map(|f| {
+                let (resource, role) = roles
+                    .get(&f.role)
+                    .cloned()
+                    .unwrap_or_else(|| (format!("resource role {}", f.role.0), String::new()));
+                FailedWorkView {
+                    outbox_id: f.outbox_id,
+                    kind: f.kind,
+                    person: people.get(&f.user).cloned().unwrap_or_default(),
+                    resource,
+                    role,
+                    attempts: f.attempts,
+                    error: f.error,
+                }
+            })
+            .collect())
+    }
+
     /// The built-in resource system's groups and their members (administrators).
     pub async fn builtin_groups(&self, actor: &Actor) -> DomainResult<Vec<BuiltinGroupView>> {
         actor.require(crate::domain::authz::Permission::Administer)?;

@@ -71,18 +71,32 @@ pub async fn live_packages_of(conn: &mut Conn, users: &[UserId]) -> Result<Vec<(
     Ok(rows.into_iter().map(|(u, p)| (UserId(u), PackageId(p))).collect())
 }
 
-/// A user's assignments, newest first, one page before `before`.
+/// A user's assignments, live ones first, each part newest first; one page after `cursor`.
+/// The cursor is [`live_first_key`] of the last row of the page before: positive while in the
+/// live part (an id), negative in the ended part (minus an id); `i64::MAX` for the first page.
 pub async fn of_user(
     conn: &mut Conn,
     user: UserId,
-    before: i64,
+    cursor: i64,
     limit: i64,
 ) -> Result<Vec<AssignmentRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE user_id = $1 AND (
+            (state IN {LIVE} AND $2 > 0 AND id < $2)
+            OR (state NOT IN {LIVE} AND ($2 > 0 OR id < -$2)))
+         ORDER BY CASE WHEN state IN {LIVE} THEN 1 ELSE 0 END DESC, id DESC LIMIT $3"
     );
-    let rows = sqlx::query(&sql).bind(user.0).bind(before).bind(limit).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql).bind(user.0).bind(cursor).bind(limit).fetch_all(conn).await?;
     rows.iter().map(assignment_from_row).collect()
+}
+
+/// The keyset position of a row in [`of_user`]'s order.
+pub fn live_first_key(a: &AssignmentRow) -> i64 {
+    if a.state.is_live() {
+        a.id.0
+    } else {
+        -a.id.0
+    }
 }
 
 /// An assignment about to be stored (it starts `delivering`).
@@ -253,6 +267,25 @@ pub async fn set_grant_state(
     Ok(())
 }
 
+/// Move a grant from `from` to `to`; false when it was not in `from`.
+pub async fn set_grant_state_if(
+    conn: &mut Conn,
+    grant: GrantId,
+    from: GrantState,
+    to: GrantState,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE grants SET state = $1, last_error = '', updated_at = $2 WHERE id = $3 AND state = $4")
+            .bind(to.as_str())
+            .bind(to_ms(now))
+            .bind(grant.0)
+            .bind(from.as_str())
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// How many grants of live assignments other than `except` hold this role for this user:
 /// the reference count that decides whether a removal really takes the membership away.
 pub async fn other_live_holders(
@@ -331,19 +364,20 @@ fn outbox_item_from_row(row: &AnyRow) -> Result<OutboxItem, sqlx::Error> {
     })
 }
 
-/// Claim up to `limit` due entries for `worker` until `lease_until`, counting the attempt.
-/// An entry is due when it is pending, its time has come, and nobody holds an unexpired lease
-/// on it. The caller commits this before talking to any target, so a slow target holds no
-/// lock; two workers never hold the same entry (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite:
-/// the single writer).
+/// Claim up to `limit` due entries for the claim `token` until `lease_until`, counting the
+/// attempt; returns their ids. An entry is due when it is pending, its time has come, and
+/// nobody holds an unexpired lease on it. The caller commits this before talking to any
+/// target, so a slow target holds no lock; two workers never hold the same entry (PostgreSQL:
+/// `FOR UPDATE SKIP LOCKED`; SQLite: the single writer). Each entry is read on its own
+/// afterwards, so one that cannot be decoded does not hold up the others.
 pub async fn claim_due(
     conn: &mut Conn,
     backend: super::Backend,
-    worker: &str,
+    token: &str,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: i64,
-) -> Result<Vec<OutboxItem>, sqlx::Error> {
+) -> Result<Vec<i64>, sqlx::Error> {
     let skip_locked = if backend == super::Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
         "UPDATE outbox SET claimed_until = $1, claimed_by = $2, attempts = attempts + 1, updated_at = $3
@@ -353,76 +387,124 @@ pub async fn claim_due(
              ORDER BY next_attempt_at, id LIMIT $4 {skip_locked})
          RETURNING id"
     );
-    let ids: Vec<i64> = sqlx::query_scalar(&sql)
+    let mut ids: Vec<i64> = sqlx::query_scalar(&sql)
         .bind(to_ms(lease_until))
-        .bind(worker)
+        .bind(token)
         .bind(to_ms(now))
         .bind(limit)
-        .fetch_all(&mut *conn)
+        .fetch_all(conn)
         .await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT {OUTBOX_ITEM_COLUMNS} {OUTBOX_ITEM_FROM} WHERE o.id IN ({}) ORDER BY o.id",
-        super::id_list(ids)
-    );
-    let rows = sqlx::query(&sql).fetch_all(conn).await?;
-    rows.iter().map(outbox_item_from_row).collect()
+    ids.sort_unstable();
+    Ok(ids)
 }
 
-/// Is this entry still pending and claimed by `worker`? (A lease that ran out may have been
-/// taken over; the worker that lost it records nothing.)
-pub async fn still_claimed(conn: &mut Conn, id: i64, worker: &str) -> Result<bool, sqlx::Error> {
+/// Is this entry still pending and held by the claim `token`? (A lease that ran out may have
+/// been taken over; the worker that lost it records nothing.)
+pub async fn still_claimed(conn: &mut Conn, id: i64, token: &str) -> Result<bool, sqlx::Error> {
     let n: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE id = $1 AND state = 'pending' AND claimed_by = $2")
             .bind(id)
-            .bind(worker)
+            .bind(token)
             .fetch_one(conn)
             .await?;
     Ok(n > 0)
 }
 
-/// The entry is settled: `done` or `failed`, with the reason; the lease is released.
-pub async fn finish(conn: &mut Conn, id: i64, state: &str, error: &str, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// Hold the claim longer (before a call to a target). False when it was lost.
+pub async fn renew_lease(conn: &mut Conn, id: i64, token: &str, until: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND state = 'pending' AND claimed_by = $3")
+            .bind(to_ms(until))
+            .bind(id)
+            .bind(token)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The claimed entry is settled: `done` or `failed`, with the reason; the lease is released.
+/// False (nothing written) when the claim `token` no longer holds it.
+pub async fn finish(
+    conn: &mut Conn,
+    id: i64,
+    token: &str,
+    state: &str,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
         "UPDATE outbox SET state = $1, last_error = $2, updated_at = $3, claimed_until = NULL, claimed_by = '' \
-         WHERE id = $4",
+         WHERE id = $4 AND state = 'pending' AND claimed_by = $5",
     )
     .bind(state)
     .bind(error)
     .bind(to_ms(now))
     .bind(id)
+    .bind(token)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
-/// The attempt failed and another will follow at `retry_at`; the lease is released.
+/// The attempt failed and another follows at `retry_at` (`failed` instead once `give_up`);
+/// the lease is released. False (nothing written) when the claim `token` no longer holds it.
 pub async fn retry_later(
     conn: &mut Conn,
     id: i64,
+    token: &str,
     error: &str,
     retry_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
         "UPDATE outbox SET last_error = $1, next_attempt_at = $2, updated_at = $3, claimed_until = NULL, \
-         claimed_by = '' WHERE id = $4",
+         claimed_by = '' WHERE id = $4 AND state = 'pending' AND claimed_by = $5",
     )
     .bind(error)
     .bind(to_ms(retry_at))
     .bind(to_ms(now))
     .bind(id)
+    .bind(token)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
-/// Failed work, newest first: what an administrator (or a catalog owner) sees and retries.
-pub async fn failed_outbox(conn: &mut Conn, limit: i64) -> Result<Vec<OutboxItem>, sqlx::Error> {
-    let sql =
-        format!("SELECT {OUTBOX_ITEM_COLUMNS} {OUTBOX_ITEM_FROM} WHERE o.state = 'failed' ORDER BY o.id DESC LIMIT $1");
+/// The attempt count of an entry (for a fault recorded without the entry itself).
+pub async fn attempts_of(conn: &mut Conn, id: i64) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT attempts FROM outbox WHERE id = $1").bind(id).fetch_optional(conn).await
+}
+
+/// The catalog whose package made this work (through its grant), if any.
+pub async fn catalog_of_outbox(conn: &mut Conn, id: i64) -> Result<Option<CatalogId>, sqlx::Error> {
+    let c: Option<i64> = sqlx::query_scalar(
+        "SELECT p.catalog_id FROM outbox o JOIN grants g ON g.id = o.grant_id \
+         JOIN assignments a ON a.id = g.assignment_id JOIN access_packages p ON p.id = a.package_id WHERE o.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(c.map(CatalogId))
+}
+
+/// Failed work, newest first: everything (`catalogs: None`, administrators), or the work made
+/// by packages of these catalogs (their owners). Filtered in SQL, then limited.
+pub async fn failed_outbox(
+    conn: &mut Conn,
+    catalogs: Option<&[CatalogId]>,
+    limit: i64,
+) -> Result<Vec<OutboxItem>, sqlx::Error> {
+    let scope = match catalogs {
+        None => String::new(),
+        Some(list) => format!(
+            "AND o.grant_id IN (SELECT g.id FROM grants g JOIN assignments a ON a.id = g.assignment_id \
+             JOIN access_packages p ON p.id = a.package_id WHERE p.catalog_id IN ({}))",
+            super::id_list(list.iter().map(|c| c.0))
+        ),
+    };
+    let sql = format!(
+        "SELECT {OUTBOX_ITEM_COLUMNS} {OUTBOX_ITEM_FROM} WHERE o.state = 'failed' {scope} ORDER BY o.id DESC LIMIT $1"
+    );
     let rows = sqlx::query(&sql).bind(limit).fetch_all(conn).await?;
     rows.iter().map(outbox_item_from_row).collect()
 }

@@ -522,15 +522,3 @@ pub async fn update_policy(conn: &mut Conn, p: &Policy, now: i64) -> Result<bool
     insert_requestors(conn, p.id, &p.requestors).await?;
     Ok(true)
 }
-
-/// The catalogs with a package that grants this resource role.
-pub async fn catalogs_granting_role(conn: &mut Conn, role: ResourceRoleId) -> Result<Vec<CatalogId>, sqlx::Error> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT DISTINCT p.catalog_id FROM package_resource_roles prr \
-         JOIN access_packages p ON p.id = prr.package_id WHERE prr.resource_role_id = $1",
-    )
-    .bind(role.0)
-    .fetch_all(conn)
-    .await?;
-    Ok(ids.into_iter().map(CatalogId).collect())
-}

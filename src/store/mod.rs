@@ -55,6 +55,15 @@ impl Backend {
 /// A write transaction. Dropping it without `commit` rolls it back.
 pub type Tx = Transaction<'static, Any>;
 
+/// A savepoint inside a transaction: a failed statement in it can be rolled back without
+/// aborting the outer transaction (PostgreSQL aborts a whole transaction on any error).
+pub type Savepoint<'a> = Transaction<'a, Any>;
+
+pub async fn savepoint(tx: &mut Tx) -> Result<Savepoint<'_>, sqlx::Error> {
+    use sqlx::Acquire;
+    tx.begin().await
+}
+
 /// The database handle shared by the whole application.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -118,13 +127,33 @@ impl Db {
     /// resource role, an incompatible package granted at the same moment, an extension racing
     /// the expiry) sees the other transaction's committed result, or waits for it.
     ///
-    /// PostgreSQL: `SELECT … FOR UPDATE` on the person's row. SQLite: the write transaction
-    /// (`BEGIN IMMEDIATE`) already excludes every other writer, so nothing more is needed.
+    /// PostgreSQL: `SELECT … FOR NO KEY UPDATE` on the person's row — it excludes every other
+    /// `lock_user` of that person and every update of the row, but not the `FOR KEY SHARE` a
+    /// foreign-key check takes when some other row names the person (a decision naming its
+    /// approver, a request naming its requestor): with `FOR UPDATE`, two people approving each
+    /// other's requests at once would deadlock. SQLite: the write transaction (`BEGIN
+    /// IMMEDIATE`) already excludes every other writer, so nothing more is needed.
     /// Take it before reading what the decision depends on, and only for one person per
     /// transaction (the audit chain's lock is always taken after it, at commit).
+    /// Hold one request row until the transaction ends (PostgreSQL; SQLite's writer lock
+    /// already does): for changes to a request that are not version-guarded, such as
+    /// replacing its approvers. Take it after the person's lock, as `decide` does.
+    pub async fn lock_request(&self, tx: &mut Tx, request: crate::domain::ids::RequestId) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM requests WHERE id = $1 FOR UPDATE")
+                .bind(request.0)
+                .fetch_optional(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn lock_user(&self, tx: &mut Tx, user: crate::domain::ids::UserId) -> Result<(), sqlx::Error> {
         if self.backend == Backend::Postgres {
-            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE").bind(user.0).fetch_optional(&mut **tx).await?;
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(user.0)
+                .fetch_optional(&mut **tx)
+                .await?;
         }
         Ok(())
     }

@@ -118,21 +118,42 @@ pub async fn insert(conn: &mut Conn, r: &NewRequestRow<'_>, now: DateTime<Utc>) 
     Ok(RequestId(id))
 }
 
+/// Store a stage's resolved approvers, in one statement (a group can name hundreds).
 pub async fn insert_approvers(
     conn: &mut Conn,
     request: RequestId,
     stage: u32,
     approvers: &[(UserId, ApproverSource)],
 ) -> Result<(), sqlx::Error> {
-    for (user, source) in approvers {
-        sqlx::query("INSERT INTO request_approvers (request_id, stage, user_id, source) VALUES ($1, $2, $3, $4)")
-            .bind(request.0)
-            .bind(i64::from(stage))
-            .bind(user.0)
-            .bind(source.as_str())
-            .execute(&mut *conn)
-            .await?;
+    // At most 4 parameters a row; stay well under both backends' parameter limits.
+    for chunk in approvers.chunks(500) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
+            .collect();
+        let sql =
+            format!("INSERT INTO request_approvers (request_id, stage, user_id, source) VALUES {}", rows.join(", "));
+        let mut q = sqlx::query(&sql);
+        for (user, source) in chunk {
+            q = q.bind(request.0).bind(i64::from(stage)).bind(user.0).bind(source.as_str());
+        }
+        q.execute(&mut *conn).await?;
     }
+    refresh_inbox(conn, request).await
+}
+
+/// Keep `request_approvers.active` in step with the request: exactly the approvers who may
+/// decide it now are active. Called by everything that moves a request or its approvers.
+pub async fn refresh_inbox(conn: &mut Conn, request: RequestId) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE request_approvers SET active = CASE WHEN EXISTS (
+            SELECT 1 FROM requests r WHERE r.id = request_approvers.request_id AND r.state = 'pending_approval'
+              AND r.current_stage = request_approvers.stage
+              AND (request_approvers.source <> 'escalation' OR r.escalated = 1)) THEN 1 ELSE 0 END
+         WHERE request_id = $1",
+    )
+    .bind(request.0)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -200,9 +221,13 @@ pub async fn transition(
     .bind(to_ms(now))
     .bind(id.0)
     .bind(expected_version)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    refresh_inbox(conn, id).await?;
+    Ok(true)
 }
 
 /// Set a request's state from `from` to `to` (delivery progress).
@@ -233,7 +258,7 @@ pub async fn fail_delivery(
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE requests SET state = 'delivery_failed', outcome_reason = $1, updated_at = $2, version = version + 1 \
-         WHERE id = $3 AND state = 'delivering'",
+         WHERE id = $3 AND state IN ('delivering', 'partially_delivered', 'delivery_failed')",
     )
     .bind(reason)
     .bind(to_ms(now))
@@ -243,8 +268,8 @@ pub async fn fail_delivery(
     Ok(done.rows_affected() == 1)
 }
 
-/// Delivery gave up on a grant: a request still delivering (or partly delivered) moves to
-/// `to` (`partially_delivered` or `delivery_failed`) with the reason.
+/// Where delivery stands, rolled up from the grants: a request past approval (delivering,
+/// partly delivered, delivery failed) moves to `to`, with the reason.
 pub async fn roll_up_delivery(
     conn: &mut Conn,
     id: RequestId,
@@ -254,7 +279,7 @@ pub async fn roll_up_delivery(
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE requests SET state = $1, outcome_reason = $2, updated_at = $3, version = version + 1 \
-         WHERE id = $4 AND state IN ('delivering', 'partially_delivered')",
+         WHERE id = $4 AND state IN ('delivering', 'partially_delivered', 'delivery_failed') AND state <> $1",
     )
     .bind(to.as_str())
     .bind(reason)
@@ -331,10 +356,9 @@ pub async fn open_request_packages(conn: &mut Conn, target: UserId) -> Result<Ve
     Ok(ids.into_iter().map(PackageId).collect())
 }
 
-const PENDING_FOR: &str = "FROM requests r JOIN request_approvers a
-        ON a.request_id = r.id AND a.stage = r.current_stage
-     WHERE a.user_id = $1 AND r.state = 'pending_approval'
-       AND (a.source <> 'escalation' OR r.escalated = 1)";
+/// Open work only: the inbox index (`request_approvers_inbox`, active rows) serves it.
+const PENDING_FOR: &str = "FROM request_approvers a JOIN requests r ON r.id = a.request_id
+     WHERE a.user_id = $1 AND a.active = 1";
 
 pub async fn pending_approval_count(conn: &mut Conn, user: UserId) -> Result<i64, sqlx::Error> {
     let sql = format!("SELECT COUNT(*) {PENDING_FOR}");
@@ -349,7 +373,7 @@ pub async fn pending_for(
     limit: i64,
 ) -> Result<Vec<RequestRow>, sqlx::Error> {
     let cols: Vec<String> = REQUEST_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect();
-    let sql = format!("SELECT {} {PENDING_FOR} AND r.id > $2 ORDER BY r.id LIMIT $3", cols.join(", "));
+    let sql = format!("SELECT {} {PENDING_FOR} AND a.request_id > $2 ORDER BY a.request_id LIMIT $3", cols.join(", "));
     let rows = sqlx::query(&sql).bind(user.0).bind(after).bind(limit).fetch_all(conn).await?;
     rows.iter().map(request_from_row).collect()
 }
@@ -490,6 +514,30 @@ pub async fn approver_names(
         .collect()
 }
 
+/// End a request still waiting for a decision as `canceled`, whatever its version (guarded by
+/// its state: a request that was decided meanwhile is left alone). False when it had ended.
+pub async fn cancel_open(
+    conn: &mut Conn,
+    id: RequestId,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE requests SET state = 'canceled', stage_due_at = NULL, outcome_reason = $1, updated_at = $2, \
+         version = version + 1 WHERE id = $3 AND state IN ('submitted', 'pending_approval')",
+    )
+    .bind(reason)
+    .bind(to_ms(now))
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    refresh_inbox(conn, id).await?;
+    Ok(true)
+}
+
 /// Requests for this person still waiting for a decision.
 pub async fn open_for_target(conn: &mut Conn, target: UserId) -> Result<Vec<RequestRow>, sqlx::Error> {
     let sql = format!(
@@ -514,11 +562,18 @@ pub async fn open_with_approver(conn: &mut Conn, user: UserId) -> Result<Vec<Req
     rows.iter().map(request_from_row).collect()
 }
 
-/// Take a person off a request's approvers (every stage).
-pub async fn remove_approver(conn: &mut Conn, request: RequestId, user: UserId) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM request_approvers WHERE request_id = $1 AND user_id = $2")
+/// Take a person off a request's approvers for the stages from `from_stage` on (the ones
+/// already decided keep their history).
+pub async fn remove_approver(
+    conn: &mut Conn,
+    request: RequestId,
+    user: UserId,
+    from_stage: u32,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM request_approvers WHERE request_id = $1 AND user_id = $2 AND stage >= $3")
         .bind(request.0)
         .bind(user.0)
+        .bind(i64::from(from_stage))
         .execute(conn)
         .await?;
     Ok(done.rows_affected())

@@ -293,6 +293,25 @@ pub async fn builtin_groups() -> Result<Vec<BuiltinGroupView>, AppError> {
     Ok(service.builtin_groups(&actor).await?)
 }
 
+/// Failed provisioning work this person may retry (administrators, catalog owners).
+#[server(endpoint = "failed_work")]
+pub async fn failed_work() -> Result<Vec<FailedWorkView>, AppError> {
+    let (service, actor) = server::actor().await?;
+    Ok(service.failed_work(&actor).await?)
+}
+
+/// Put one failed entry of provisioning work back in the queue.
+#[server(endpoint = "retry_delivery")]
+pub async fn retry_delivery(outbox_id: i64) -> Result<Notice, AppError> {
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        service.retry_delivery(&actor, outbox_id).await?;
+        Ok(ok("Queued again: the worker will try this work once more shortly."))
+    }
+    .await;
+    server::finish(result).await
+}
+
 /// Approve or deny several requests at once (`request_ids[0]=…&request_ids[3]=…`). Each is
 /// decided on its own; the answer says how many went through and why others did not.
 #[server(endpoint = "decide_many")]

@@ -353,7 +353,11 @@ fn AssignmentRow(
                 <strong>{a.package.clone()}</strong>
                 <div class="muted small">{a.resources.iter().map(|r| format!("{} · {}", r.resource, r.role)).collect::<Vec<_>>().join(", ")}</div>
             </td>
-            <td><span class=format!("state state-{}", a.state)>{label}</span></td>
+            <td>{if a.bucket == "scheduled" {
+                view! { <span class="state state-scheduled">"Starts "<Time ms=a.start_at /></span> }.into_any()
+            } else {
+                view! { <span class=format!("state state-{}", a.state)>{label}</span> }.into_any()
+            }}</td>
             <td><Time ms=a.start_at /></td>
             <td>{match a.end_at {
                 Some(end) => view! { <Time ms=end /> }.into_any(),
@@ -639,6 +643,7 @@ fn ApprovalCard(item: ApprovalItem, index: usize, decide: ServerAction<Decide>, 
             </p>
             <p class="muted small">"Submitted "<Time ms=item.created_at />{format!(" · {}", super::relative(item.created_at, as_of))}</p>
             {(!item.justification.is_empty()).then(|| view! { <blockquote>{item.justification.clone()}</blockquote> })}
+            <ApprovalSchedule item=item.clone() />
             {(!item.answers.is_empty()).then(|| view! {
                 <dl class="answers">
                     {item.answers.iter().map(|(q, a)| view! { <dt>{q.clone()}</dt><dd>{a.clone()}</dd> }).collect_view()}
@@ -660,6 +665,34 @@ fn ApprovalCard(item: ApprovalItem, index: usize, decide: ServerAction<Decide>, 
     }
 }
 
+/// When the access would start and end, as the requestor asked: the dates they chose, or
+/// "when approved" and the policy's period counted from then.
+#[component]
+fn ApprovalSchedule(item: ApprovalItem) -> impl IntoView {
+    if item.is_extension {
+        return view! {
+            <p class="small schedule"><strong>"New end: "</strong>{item.period}</p>
+        }
+        .into_any();
+    }
+    let start = match item.start_at {
+        Some(t) => view! { <Time ms=t /> }.into_any(),
+        None => "when approved".into_any(),
+    };
+    let end = match item.end_at {
+        Some(t) => view! { <Time ms=t />" (chosen by the requestor)" }.into_any(),
+        None => item.period.into_any(),
+    };
+    view! {
+        <p class="small schedule">
+            <strong>"Starts: "</strong>{start}
+            <span class="sep" aria-hidden="true">" · "</span>
+            <strong>"Ends: "</strong>{end}
+        </p>
+    }
+    .into_any()
+}
+
 // ---------------------------------------------------------------- Admin
 
 #[component]
@@ -672,6 +705,7 @@ pub fn Admin() -> impl IntoView {
                 view! {
                     <h1>"Admin"</h1>
                     <p class="lead">{format!("Signed in as {}{}.", v.name, if v.is_admin { ", administrator" } else { "" })}</p>
+                    <FailedWork />
                     <AdminCatalogs />
                     {v.is_admin.then(|| view! { <BuiltinGroups /> })}
                 }.into_any()
@@ -693,6 +727,53 @@ fn AdminCatalogs() -> impl IntoView {
                     <ul class="plain">
                         {b.catalogs.into_iter().map(|c| view! { <li><a href=format!("/?catalog={}", c.id)>{c.name}</a></li> }).collect_view()}
                     </ul>
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+/// Provisioning work that failed after its last attempt, additions and removals alike, each
+/// with a Retry button (a plain form without JavaScript).
+#[component]
+fn FailedWork() -> impl IntoView {
+    let retry = ServerAction::<RetryDelivery>::new();
+    let work = Resource::new(move || retry.version().get(), |_| failed_work());
+    view! {
+        <section class="panel" aria-labelledby="failed-h">
+            <h2 id="failed-h">"Failed provisioning"</h2>
+            <p class="muted small">"Work the delivery worker gave up on after its last attempt. Fix the cause, then retry."</p>
+            <Notices latest=retry.value() flash=flash() />
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || work.get().map(|r| match r {
+                    Ok(list) if list.is_empty() => view! { <p class="empty">"Nothing has failed."</p> }.into_any(),
+                    Ok(list) => view! {
+                        <table class="table" id="failed-work">
+                            <thead><tr><th>"Person"</th><th>"Resource · role"</th><th>"Change"</th><th>"Attempts"</th><th>"Last error"</th><th><span class="sr-only">"Actions"</span></th></tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|f| {
+                                    let change = if f.kind == "remove_member" { "Remove" } else { "Add" };
+                                    let what = if f.role.is_empty() { f.resource.clone() } else { format!("{} · {}", f.resource, f.role) };
+                                    view! {
+                                        <tr id=format!("failed-{}", f.outbox_id)>
+                                            <td>{f.person}</td>
+                                            <td>{what}</td>
+                                            <td><span class=format!("state state-{}", f.kind)>{change}</span></td>
+                                            <td>{f.attempts}</td>
+                                            <td class="error-text">{f.error}</td>
+                                            <td class="row-actions">
+                                                <ActionForm action=retry attr:class="inline">
+                                                    <input type="hidden" name="outbox_id" value=f.outbox_id />
+                                                    <button type="submit" class="btn-secondary">"Retry"</button>
+                                                </ActionForm>
+                                            </td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                    Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
                 })}
             </Suspense>
         </section>

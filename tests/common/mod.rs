@@ -232,3 +232,50 @@ pub async fn spawn_app_with_clock(backend: Backend, clock: ManualClock) -> TestA
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     TestApp { base, service, ids, _db: test_db }
 }
+
+/// A package in the Sales catalog granting a built-in role and a role in an external (SCIM)
+/// system that has no connector yet: the external grant keeps failing.
+pub async fn package_with_an_unreachable_target(
+    db: &Db,
+    now: chrono::DateTime<chrono::Utc>,
+) -> quartermaster::domain::ids::PackageId {
+    use quartermaster::domain::ids::{CatalogId, ResourceRoleId};
+    use quartermaster::domain::policy::{Policy, RequestorScope};
+    use quartermaster::store::catalog;
+    let now = now.timestamp_millis();
+    let mut tx = db.begin().await.unwrap();
+    let cat: i64 = sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Sales & Marketing'")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let scim = catalog::insert_resource_system(
+        &mut tx,
+        "Corporate SCIM",
+        quartermaster::domain::model::ResourceSystemKind::Scim,
+        now,
+    )
+    .await
+    .unwrap();
+    let remote =
+        catalog::insert_resource(&mut tx, scim, CatalogId(cat), "Remote App", "", &["User"], now).await.unwrap();
+    let builtin_role: i64 = sqlx::query_scalar(
+        "SELECT rr.id FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id WHERE r.name = 'Sales Dashboards'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    let pkg = catalog::insert_package(
+        &mut tx,
+        CatalogId(cat),
+        "Remote App",
+        "",
+        &[remote[0], ResourceRoleId(builtin_role)],
+        now,
+    )
+    .await
+    .unwrap();
+    let policy = Policy::new(pkg, "Employees", RequestorScope::AllMembers, vec![]);
+    catalog::insert_policy(&mut tx, &policy, now).await.unwrap();
+    tx.commit().await.unwrap();
+    pkg
+}
