@@ -58,7 +58,8 @@ pub struct ServeArgs {
     pub addr: SocketAddr,
 
     /// Offer demo sign-in (pick a person) and seed demo data into an empty database.
-    /// Refused unless the address is a loopback address.
+    /// Refused unless the address is a loopback address; refused with an identity provider or
+    /// a public URL, and over a database holding anyone but the demo people.
     #[arg(long, env = "QM_DEMO", default_value_t = false)]
     pub demo: bool,
 
@@ -67,6 +68,7 @@ pub struct ServeArgs {
     pub site_root: PathBuf,
 
     /// The URL people use to reach the portal; `https://…` turns on secure cookies and HSTS.
+    /// When set, only its host is served and only its origin may post.
     #[arg(long, env = "QM_PUBLIC_URL")]
     pub public_url: Option<String>,
 
@@ -98,8 +100,9 @@ pub struct OidcArgs {
     pub claim_department: String,
     #[arg(long = "oidc-claim-job-title", env = "QM_OIDC_CLAIM_JOB_TITLE", default_value = "job_title")]
     pub claim_job_title: String,
-    /// A claim holding the manager's email address.
-    #[arg(long = "oidc-claim-manager", env = "QM_OIDC_CLAIM_MANAGER", default_value = "manager_email")]
+    /// A claim holding the manager's email address, from a source the operator trusts to
+    /// say who manages whom. Empty (the default): managers are not taken from sign-in.
+    #[arg(long = "oidc-claim-manager", env = "QM_OIDC_CLAIM_MANAGER", default_value = "")]
     pub claim_manager: String,
     /// People who become administrators when they sign in (comma-separated emails).
     #[arg(long = "admin-emails", env = "QM_ADMIN_EMAILS", value_delimiter = ',')]
@@ -107,19 +110,57 @@ pub struct OidcArgs {
     /// Members of this group (from the groups claim) become administrators when they sign in.
     #[arg(long = "admin-group", env = "QM_ADMIN_GROUP")]
     pub admin_group: Option<String>,
+    /// Email domains whose existing accounts (imported, SCIM, demo) may be linked to a provider
+    /// identity at first sign-in, when the provider says the email is verified
+    /// (comma-separated). Empty: an existing account is never linked by email.
+    #[arg(long = "oidc-link-domains", env = "QM_OIDC_LINK_DOMAINS", value_delimiter = ',')]
+    pub link_domains: Vec<String>,
 }
 
 impl ServeArgs {
-    /// The one rule for demo mode: it exists for trying the portal on a laptop.
+    /// The rules for demo mode: it exists for trying the portal on a laptop, never beside a
+    /// real deployment (a provider, a public URL). The database is checked when the server is
+    /// built (`demo::check_demo_database`).
     pub fn check(&self) -> Result<(), String> {
-        if self.demo && !self.addr.ip().is_loopback() {
+        self.public_origin()?;
+        if !self.demo {
+            return Ok(());
+        }
+        if !self.addr.ip().is_loopback() {
             return Err(format!(
                 "--demo offers sign-in without a password, so it is only allowed on a loopback \
                  address; {} is not one. Bind to 127.0.0.1 or drop --demo.",
                 self.addr.ip()
             ));
         }
+        if self.oidc.issuer.is_some() {
+            return Err("--demo offers sign-in without a password, so it cannot be combined with an \
+                        identity provider (--oidc-issuer / QM_OIDC_ISSUER): that is a real deployment. \
+                        Drop --demo."
+                .to_owned());
+        }
+        if self.public_url.is_some() {
+            return Err("--demo offers sign-in without a password, so it cannot be combined with a \
+                        public URL (--public-url / QM_PUBLIC_URL): that is a real deployment. Drop --demo."
+                .to_owned());
+        }
         Ok(())
+    }
+
+    /// The public URL's origin (scheme, host, port) with the root path, when one is configured:
+    /// the one origin unsafe requests may come from, and the base redirect targets are parsed
+    /// against.
+    pub fn public_origin(&self) -> Result<Option<url::Url>, String> {
+        let Some(raw) = self.public_url.as_deref() else { return Ok(None) };
+        let bad = |why: &str| format!("--public-url (QM_PUBLIC_URL) {raw:?} {why}");
+        let url = url::Url::parse(raw).map_err(|e| bad(&format!("is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(bad("must be an http:// or https:// URL with a host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("must not carry credentials"));
+        }
+        url::Url::parse(&format!("{}/", url.origin().ascii_serialization())).map(Some).map_err(|e| bad(&e.to_string()))
     }
 
     /// The portal's own base URL, without a trailing slash.
@@ -193,5 +234,22 @@ mod tests {
         let err = args("0.0.0.0:3000", true).check().unwrap_err();
         assert!(err.contains("loopback"), "{err}");
         assert!(args("0.0.0.0:3000", false).check().is_ok());
+    }
+
+    #[test]
+    fn demo_never_beside_a_real_deployment() {
+        let mut with_provider = args("127.0.0.1:3000", true);
+        with_provider.oidc.issuer = Some("https://idp.example".into());
+        assert!(with_provider.check().unwrap_err().contains("--oidc-issuer"));
+        let mut public = args("127.0.0.1:3000", true);
+        public.public_url = Some("https://access.example.com".into());
+        assert!(public.check().unwrap_err().contains("--public-url"));
+        public.demo = false;
+        assert!(public.check().is_ok());
+        assert_eq!(public.public_origin().unwrap().unwrap().as_str(), "https://access.example.com/");
+        public.public_url = Some("ftp://access.example.com".into());
+        assert!(public.check().is_err());
+        public.public_url = Some("https://user:pw@access.example.com".into());
+        assert!(public.check().is_err());
     }
 }

@@ -24,6 +24,46 @@ pub async fn seed_if_empty(db: &Db) -> Result<bool, DomainError> {
     Ok(true)
 }
 
+/// The demo organisation's email domains. A demo person is someone with an address in one of
+/// them and no identity at a provider (`users.issuer` unset): only they may be picked at demo
+/// sign-in, and `serve --demo` refuses a database holding anyone else.
+pub const DEMO_EMAIL_DOMAINS: [&str; 2] = ["quartermaster.example", "northwind.example"];
+
+/// Refuse demo mode over a database that holds real people: demo sign-in lets anyone act as
+/// anyone offered, so it is only for a database of the demo organisation.
+pub async fn check_demo_database(db: &Db) -> Result<(), String> {
+    let mut conn = db.pool().acquire().await.map_err(|e| format!("cannot read the directory: {e}"))?;
+    let others = seed::count_non_demo_users(&mut conn, &DEMO_EMAIL_DOMAINS)
+        .await
+        .map_err(|e| format!("cannot read the directory: {e}"))?;
+    if others > 0 {
+        return Err(format!(
+            "--demo is refused: the database holds {others} account(s) that are not demo people (signed in \
+             through an identity provider, or outside the demo organisation's domains {}). Demo \
+             sign-in would let anyone act as them. Run the demo over its own empty database.",
+            DEMO_EMAIL_DOMAINS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Whether this person may be picked at demo sign-in.
+pub async fn is_demo_person(db: &Db, user: UserId) -> Result<bool, DomainError> {
+    let mut conn = db.pool().acquire().await?;
+    Ok(seed::is_demo_user(&mut conn, user, &DEMO_EMAIL_DOMAINS).await?)
+}
+
+/// The people demo sign-in offers: active demo people only, never anyone else.
+pub async fn sign_in_people(service: &Service) -> Result<Vec<crate::views::DemoPerson>, DomainError> {
+    let demo: std::collections::HashSet<i64> = {
+        let mut conn = service.db().pool().acquire().await?;
+        seed::active_demo_user_ids(&mut conn, &DEMO_EMAIL_DOMAINS).await?.into_iter().map(|u| u.0).collect()
+    };
+    let mut people = service.demo_people().await?;
+    people.retain(|p| demo.contains(&p.id));
+    Ok(people)
+}
+
 /// Ids of the demo objects that tests and the activity seed refer to.
 #[derive(Clone, Debug)]
 pub struct DemoIds {

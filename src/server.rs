@@ -55,14 +55,19 @@ pub struct Application {
 }
 
 impl Application {
-    /// Bind (port 0 picks a free port: tests use that) and build the router.
+    /// Bind (port 0 picks a free port: tests use that) and build the router. The options are
+    /// checked first ([`ServeArgs::check`]), and demo mode's database too.
     pub async fn build(db: Db, args: ServeArgs) -> std::io::Result<Self> {
-        args.check().map_err(std::io::Error::other)?;
         let service = Service::new(db);
         Self::build_with(service, args).await
     }
 
     pub async fn build_with(service: Service, args: ServeArgs) -> std::io::Result<Self> {
+        args.check().map_err(std::io::Error::other)?;
+        if args.demo {
+            crate::demo::check_demo_database(service.db()).await.map_err(std::io::Error::other)?;
+        }
+        let public = args.public_origin().map_err(std::io::Error::other)?;
         let listener = tokio::net::TcpListener::bind(args.addr).await?;
         let addr = listener.local_addr()?;
         let leptos_options = LeptosOptions::builder()
@@ -81,10 +86,17 @@ impl Application {
         let admins = crate::service::directory::AdminBootstrap {
             emails: args.oidc.admin_emails.iter().map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect(),
             group: args.oidc.admin_group.clone(),
+            link_domains: args
+                .oidc
+                .link_domains
+                .iter()
+                .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+                .filter(|d| !d.is_empty())
+                .collect(),
         };
         let state = AppState {
             leptos_options,
-            auth: AuthState { service: service.clone(), demo: args.demo, oidc, admins, https: args.is_https() },
+            auth: AuthState { service: service.clone(), demo: args.demo, oidc, admins, https: args.is_https(), public },
         };
         let router = router(state);
         Ok(Self { listener, router, addr, service })
@@ -131,8 +143,10 @@ fn router(state: AppState) -> Router {
         }
     };
     let service = &state.auth.service;
+    let session_cookie = if https { "__Host-qm_session" } else { "qm_session" };
+    let edge = std::sync::Arc::new(Edge { public: state.auth.public.clone(), session_cookie });
     let sessions = SessionManagerLayer::new(DbSessionStore::with_clock(service.db().clone(), service.clock().clone()))
-        .with_name(if https { "__Host-qm_session" } else { "qm_session" })
+        .with_name(session_cookie)
         .with_same_site(SameSite::Lax)
         .with_http_only(true)
         .with_secure(https)
@@ -161,8 +175,13 @@ fn router(state: AppState) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         .layer(middleware::from_fn(server_fn_error_status))
+        .layer(middleware::from_fn({
+            let edge = edge.clone();
+            move |req, next| keep_redirects_here(edge.clone(), req, next)
+        }))
         .layer(sessions)
-        .layer(middleware::from_fn(reject_cross_site))
+        .layer(middleware::from_fn(limit_body))
+        .layer(middleware::from_fn(move |req, next| guard_edge(edge.clone(), req, next)))
         .layer(middleware::from_fn(move |req, next| security_headers(req, next, https)))
         .layer(
             TraceLayer::new_for_http()
@@ -204,12 +223,14 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Ready or not, in a fixed word: the reason (a database error can name hosts and users) goes
+/// to the log only.
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.auth.service.db().readiness().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(why) => {
             tracing::warn!(%why, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
         }
     }
 }
@@ -244,37 +265,156 @@ async fn server_fn_error_status(req: Request, next: Next) -> Response {
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
-/// Cross-site request forgery: a state-changing request that the browser says came from
-/// another site (Sec-Fetch-Site) or another origin (Origin) is refused. Forms posted from our
-/// own pages say `same-origin`; tools without a browser send neither header.
-async fn reject_cross_site(req: Request, next: Next) -> Response {
-    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe && is_cross_site(&req) {
-        tracing::warn!(method = %req.method(), path = %req.uri().path(), "cross-site request refused");
-        return (StatusCode::FORBIDDEN, "Cross-site requests are not accepted.").into_response();
+/// The largest request body accepted (a form post is a few KiB); larger ones answer 413.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// What the edge checks every request against.
+struct Edge {
+    /// The public URL's origin, when configured: the only `Host` served (DNS rebinding) and the
+    /// only `Origin` unsafe requests may come from.
+    public: Option<url::Url>,
+    /// The session cookie's name: an unsafe request carrying it must say where it came from.
+    session_cookie: &'static str,
+}
+
+impl Edge {
+    /// Why this request is refused before routing, if it is.
+    fn refusal(&self, req: &Request) -> Option<&'static str> {
+        let headers = req.headers();
+        let host = crate::auth::request_host(headers, req.uri());
+        if let Some(public) = &self.public {
+            // Health probes name the pod or the address they dial: they may use any host.
+            let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
+            if !probe && !host.is_some_and(|h| names_host_of(h, public)) {
+                return Some("the request names a host that is not the public URL's");
+            }
+        }
+        if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+            return None;
+        }
+        let site = headers.get("sec-fetch-site").map(|v| v.to_str().unwrap_or("invalid"));
+        if site.is_some_and(|site| !matches!(site, "same-origin" | "none")) {
+            return Some("Sec-Fetch-Site says the request came from another site");
+        }
+        match headers.get(header::ORIGIN) {
+            Some(origin) => {
+                let origin = url::Url::parse(origin.to_str().unwrap_or("null")).ok();
+                let same = match (&origin, &self.public, host) {
+                    (Some(origin), Some(public), _) => origin.origin() == public.origin(),
+                    (Some(origin), None, Some(host)) => host_origin(origin.scheme(), host) == Some(origin.origin()),
+                    _ => false,
+                };
+                if !same {
+                    return Some("Origin is not this site");
+                }
+            }
+            None if site.is_none() && crate::auth::cookie_value(headers, self.session_cookie).is_some() => {
+                return Some("a signed-in request without Origin or Sec-Fetch-Site");
+            }
+            None => {}
+        }
+        None
+    }
+}
+
+/// The origin a `Host` header names under this scheme (nothing for anything but `host[:port]`).
+fn host_origin(scheme: &str, host: &str) -> Option<url::Origin> {
+    let url = url::Url::parse(&format!("{scheme}://{host}/")).ok()?;
+    let plain = url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none();
+    plain.then(|| url.origin())
+}
+
+/// Does `host[:port]` (a `Host` header) name the public URL's host and port?
+fn names_host_of(host: &str, public: &url::Url) -> bool {
+    host_origin(public.scheme(), host) == Some(public.origin())
+}
+
+/// Refuse, before routing: an unsafe request from another site (`Sec-Fetch-Site`, or an
+/// `Origin` that is not the public URL's — or, with none configured, not the `Host`), a
+/// signed-in unsafe request that says neither where it came from, and — with a public URL —
+/// any request naming another host (DNS rebinding).
+async fn guard_edge(edge: std::sync::Arc<Edge>, req: Request, next: Next) -> Response {
+    if let Some(why) = edge.refusal(&req) {
+        tracing::warn!(method = %req.method(), path = %req.uri().path(), why, "request refused at the edge");
+        return (StatusCode::FORBIDDEN, "Cross-site or misdirected requests are not accepted.").into_response();
     }
     next.run(req).await
 }
 
-fn is_cross_site(req: &Request) -> bool {
-    let headers = req.headers();
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        return !matches!(site, "same-origin" | "none");
+/// A server function called by a plain form is redirected back to its `Referer`: only ever
+/// to this site (the Referer as it is when it is this site's, `/` otherwise).
+async fn keep_redirects_here(edge: std::sync::Arc<Edge>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
     }
-    match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
-        (Some(origin), Some(host)) => {
-            let origin = origin.to_str().unwrap_or("");
-            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-            origin == "null" || Some(origin_host) != host.to_str().ok()
+    let host = crate::auth::request_host(req.headers(), req.uri()).map(str::to_owned);
+    let mut res = next.run(req).await;
+    let Some(location) = res.headers().get(header::LOCATION).map(|l| l.to_str().unwrap_or("").to_owned()) else {
+        return res;
+    };
+    let here = match url::Url::parse(&location) {
+        Ok(url) => {
+            let same = match (&edge.public, host.as_deref()) {
+                (Some(public), _) => url.origin() == public.origin(),
+                (None, Some(host)) => host_origin(url.scheme(), host) == Some(url.origin()),
+                (None, None) => false,
+            };
+            same && is_a_path_here(&url[url::Position::BeforePath..], edge.public.as_ref())
         }
-        (Some(_), None) => true,
-        (None, _) => false,
+        Err(_) => is_a_path_here(&location, edge.public.as_ref()),
+    };
+    if !here {
+        tracing::warn!(location = %crate::auth::sanitize_for_log(&location), "redirect off this site replaced");
+        res.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/"));
+    }
+    res
+}
+
+/// Does this path pass [`crate::auth::same_origin_path`] (which gives `/` for anything else)?
+fn is_a_path_here(path: &str, public: Option<&url::Url>) -> bool {
+    path == "/" || crate::auth::same_origin_path(Some(path), public) != "/"
+}
+
+/// Read the body up to [`BODY_LIMIT`]; anything larger answers 413 before a handler runs.
+async fn limit_body(req: Request, next: Next) -> Response {
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("The request is too large (at most {} KiB); nothing was changed.", BODY_LIMIT / 1024),
+        )
+            .into_response()
+    };
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "request body refused");
+            too_large()
+        }
     }
 }
 
 async fn security_headers(req: Request, next: Next, https: bool) -> Response {
+    // Pages (they show a signed-in person's data), server-function answers and sign-in are
+    // never stored by a browser or a proxy; the client bundle sets its own policy.
+    let dynamic = {
+        let path = req.uri().path();
+        path.starts_with("/api/") || path.starts_with("/auth/")
+    };
     let mut res = next.run(req).await;
     let h = res.headers_mut();
+    let html = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/html"));
+    if (dynamic || html) && !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

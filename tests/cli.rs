@@ -64,6 +64,106 @@ fn demo_sign_in_is_refused_off_loopback() {
     assert!(stderr.contains("only allowed on a loopback address"), "{stderr}");
 }
 
+/// Run `serve` and expect it to refuse: exit non-zero within 30 s (a server that starts is
+/// killed and fails the test), with `expected` in its error.
+fn serve_is_refused(args: &[&str], url: &str, expected: &str) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(args)
+        .env("QM_DATABASE_URL", url)
+        .env("QM_SITE_ROOT", common::site_root())
+        .env_remove("QM_OIDC_ISSUER")
+        .env_remove("QM_PUBLIC_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    for _ in 0..300 {
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("serve {args:?} started instead of refusing");
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{args:?}: {stderr}");
+    assert!(stderr.contains(expected), "{args:?}: {stderr}");
+}
+
+#[test]
+fn demo_is_refused_beside_a_real_deployment() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let demo = ["--demo", "--addr", "127.0.0.1:0"];
+    let with = |more: &[&'static str]| -> Vec<&'static str> { demo.iter().chain(more).copied().collect() };
+    serve_is_refused(&with(&["--oidc-issuer", "http://127.0.0.1:9/", "--oidc-client-id", "qm"]), &url, "--oidc-issuer");
+    serve_is_refused(&with(&["--public-url", "https://access.example.com"]), &url, "--public-url");
+    // A database holding a real person (here, one who signed in through a provider).
+    let seeded = Command::new(BIN).arg("seed-demo").env("QM_DATABASE_URL", &url).output().unwrap();
+    assert!(seeded.status.success());
+    let db = format!("{}/cli.db", dir.path().display());
+    let status = Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import sqlite3; c=sqlite3.connect('{db}'); c.execute(\"INSERT INTO users (email, display_name, \
+                 issuer, subject, created_at, updated_at) VALUES ('rita@corp.example', 'Rita Real', \
+                 'https://idp.example', 'rita', 0, 0)\"); c.commit()"
+            ),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    serve_is_refused(&demo, &url, "not demo people");
+}
+
+/// Values from the query string reach the log without control characters: a newline in the
+/// provider's error description cannot forge a log line.
+#[tokio::test]
+async fn query_values_cannot_forge_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--log-format", "text"])
+        .args(["--oidc-issuer", "http://127.0.0.1:9/", "--oidc-client-id", "qm"])
+        .env("QM_DATABASE_URL", sqlite_url(&dir))
+        .env("QM_SITE_ROOT", common::site_root())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut answered = None;
+    for _ in 0..100 {
+        let url = format!(
+            "{base}/auth/callback?error=access_denied&error_description=no%0A2030-01-01T00:00:00.000000Z%20%20INFO%20forged%3A%20grace%20is%20admin%0D"
+        );
+        if let Ok(res) = reqwest::get(url).await {
+            answered = Some(res.status());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answered, Some(reqwest::StatusCode::BAD_REQUEST));
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let _ = child.wait();
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(out.contains("forged"), "the refusal was logged: {out}");
+    for line in out.lines() {
+        assert!(!line.starts_with("2030-01-01"), "a forged log line: {line:?}");
+        assert!(!line.contains('\r'), "a carriage return in the log: {line:?}");
+    }
+}
+
 #[test]
 fn a_bad_database_url_says_what_is_wrong() {
     let out = Command::new(BIN).args(["migrate", "--database-url", "mysql://nope"]).output().unwrap();

@@ -21,19 +21,29 @@ on_both_databases!(
     sessions_follow_the_injected_clock,
     approvers_see_the_requested_schedule,
     failed_provisioning_is_listed_and_retried_from_the_admin_page,
+    demo_mode_is_refused_beside_a_real_deployment,
+    demo_sign_in_offers_and_accepts_only_demo_people,
+    demo_sign_in_only_from_this_computer,
+    return_to_stays_on_this_site,
+    unsafe_requests_need_an_origin_and_a_known_host,
+    limits_refuse_with_nothing_changed,
+    answers_are_not_stored_and_readiness_says_little,
 );
 
 async fn over_https_cookies_are_secure_and_hsts_is_sent(backend: Backend) {
     let app = common::spawn_app_with(backend, |args| {
-        args.demo = true;
         args.public_url = Some("https://access.example.com".into());
     })
     .await;
     let c = client();
+    // Any answer that writes the session sets the cookie: a plain-form post keeps its outcome
+    // there (demo sign-in is never beside a public URL).
     let res = c
-        .post(format!("{}/auth/demo", app.base))
-        .header("origin", &app.base)
-        .form(&[("user_id", app.ids.maya.0.to_string())])
+        .post(format!("{}/api/cancel_request", app.base))
+        .header("host", "access.example.com")
+        .header("origin", "https://access.example.com")
+        .header("referer", "https://access.example.com/")
+        .form(&[("request_id", "1")])
         .send()
         .await
         .unwrap();
@@ -638,4 +648,381 @@ async fn failed_provisioning_is_listed_and_retried_from_the_admin_page(backend: 
     let notice: quartermaster::views::Notice = res.json().await.unwrap();
     assert!(notice.ok && notice.text.starts_with("Queued again"), "{notice:?}");
     assert_eq!(state_of(removal.outbox_id).await, "pending");
+}
+
+/// `serve --demo` is refused beside a provider or a public URL, and over a database that holds
+/// anyone but the demo people.
+async fn demo_mode_is_refused_beside_a_real_deployment(backend: Backend) {
+    let db = common::fresh_db(backend).await;
+    let args = |configure: &dyn Fn(&mut quartermaster::config::ServeArgs)| {
+        let mut args = quartermaster::config::ServeArgs {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            demo: true,
+            site_root: common::site_root(),
+            public_url: None,
+            oidc: Default::default(),
+        };
+        configure(&mut args);
+        args
+    };
+    let refused = async |args| {
+        quartermaster::server::Application::build(db.db.clone(), args).await.err().expect("refused").to_string()
+    };
+    let err = refused(args(&|a| a.oidc.issuer = Some("https://idp.example".into()))).await;
+    assert!(err.contains("--oidc-issuer"), "{err}");
+    let err = refused(args(&|a| a.public_url = Some("https://access.example.com".into()))).await;
+    assert!(err.contains("--public-url"), "{err}");
+
+    // The demo organisation alone is fine; one real person is not.
+    quartermaster::demo::seed_directory_and_catalogs(&db.db).await.unwrap();
+    assert!(quartermaster::server::Application::build(db.db.clone(), args(&|_| ())).await.is_ok());
+    add_person(&db.db, "rita@corp.example", "Rita Real", Some("https://idp.example")).await;
+    let err = refused(args(&|_| ())).await;
+    assert!(err.contains("not demo people"), "{err}");
+}
+
+/// A person the demo did not seed: from a provider (`issuer`), or local.
+async fn add_person(db: &quartermaster::store::Db, email: &str, name: &str, issuer: Option<&str>) -> i64 {
+    let sql = match issuer {
+        Some(_) => {
+            "INSERT INTO users (email, display_name, issuer, subject, created_at, updated_at) \
+                    VALUES ($1, $2, $3, $4, 0, 0) RETURNING id"
+        }
+        None => "INSERT INTO users (email, display_name, created_at, updated_at) VALUES ($1, $2, 0, 0) RETURNING id",
+    };
+    let mut query = sqlx::query_scalar(sql).bind(email.to_owned()).bind(name.to_owned());
+    if let Some(issuer) = issuer {
+        query = query.bind(issuer.to_owned()).bind(email.to_owned());
+    }
+    query.fetch_one(db.pool()).await.unwrap()
+}
+
+/// The sign-in page lists only the demo people, and demo sign-in accepts only them: not a
+/// person from a provider, not a local account outside the demo domains, not a demo account
+/// that has since been linked to a provider.
+async fn demo_sign_in_offers_and_accepts_only_demo_people(backend: Backend) {
+    let app = spawn_app(backend, true).await;
+    let db = app.service.db();
+    let rita = add_person(db, "rita@corp.example", "Rita Real", Some("https://idp.example")).await;
+    let lars = add_person(db, "lars@corp.example", "Lars Local", None).await;
+    let ana = add_person(db, "ana@quartermaster.example", "Ana Linked", Some("https://idp.example")).await;
+    sqlx::query("UPDATE users SET issuer = 'https://idp.example', subject = 'maya' WHERE id = $1")
+        .bind(app.ids.maya.0)
+        .execute(db.pool())
+        .await
+        .unwrap();
+
+    let page = client().get(format!("{}/signin", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Grace Hopper") && page.contains("Noah Williams"), "demo people are listed");
+    for real in ["Rita Real", "Lars Local", "Ana Linked", "Maya Chen"] {
+        assert!(!page.contains(real), "{real} is listed on the demo sign-in page");
+    }
+    for id in [rita, lars, ana, app.ids.maya.0] {
+        let c = client();
+        let res = c
+            .post(format!("{}/auth/demo", app.base))
+            .header("origin", &app.base)
+            .form(&[("user_id", id.to_string())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "user {id}");
+        assert!(res.headers().get("set-cookie").is_none(), "no session for user {id}");
+    }
+    let c = client();
+    sign_in_as(&c, &app.base, app.ids.grace.0).await;
+}
+
+/// Demo requests must name a loopback host and must not come through a proxy.
+async fn demo_sign_in_only_from_this_computer(backend: Backend) {
+    let app = spawn_app(backend, true).await;
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let demo_post = async |headers: &[(&str, String)]| {
+        let mut req =
+            client().post(format!("{}/auth/demo", app.base)).form(&[("user_id", app.ids.grace.0.to_string())]);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        req.send().await.unwrap()
+    };
+    // A name that resolves here (DNS rebinding, or a hosts entry): refused.
+    let host = format!("portal.example.com:{port}");
+    let res = demo_post(&[("host", host.clone()), ("origin", format!("http://{host}"))]).await;
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get("set-cookie").is_none());
+    // Through a reverse proxy on this host: refused.
+    for proxy in ["x-forwarded-for", "x-forwarded-host", "forwarded"] {
+        let res = demo_post(&[("origin", app.base.clone()), (proxy, "for=203.0.113.7".into())]).await;
+        assert_eq!(res.status(), 403, "{proxy}");
+        assert!(res.headers().get("set-cookie").is_none(), "{proxy}");
+    }
+    // The sign-in page lists nobody to such requests.
+    for (k, v) in [("host", host.clone()), ("x-forwarded-for", "203.0.113.7".into())] {
+        let page =
+            client().get(format!("{}/signin", app.base)).header(k, v).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("<section class=\"signin\">"), "{k}");
+        assert!(!page.contains("Grace Hopper") && !page.contains("/auth/demo"), "people listed to a request with {k}");
+    }
+    // localhost is this computer.
+    let local = format!("localhost:{port}");
+    let res = demo_post(&[("host", local.clone()), ("origin", format!("http://{local}"))]).await;
+    assert_eq!(res.status(), 303);
+}
+
+/// After sign-in the browser goes back where it was, and only ever to a path on this site.
+async fn return_to_stays_on_this_site(backend: Backend) {
+    let app = spawn_app(backend, true).await;
+    let demo = async |return_to: &str| {
+        let res = client()
+            .post(format!("{}/auth/demo", app.base))
+            .header("origin", &app.base)
+            .form(&[("user_id", app.ids.grace.0.to_string()), ("return_to", return_to.to_owned())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303, "{return_to:?}");
+        res.headers()["location"].to_str().unwrap().to_owned()
+    };
+    assert_eq!(demo("/approvals?x=1").await, "/approvals?x=1");
+    for evil in ["/\t/evil.example", "//evil.example", "/\\evil.example", "https://evil.example/", "/.//evil.example"] {
+        assert_eq!(demo(evil).await, "/", "{evil:?}");
+    }
+    // The sign-in page carries return_to into the demo form.
+    let page = client().get(format!("{}/signin?return_to=%2Fapprovals", app.base)).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    assert!(html.contains("name=\"return_to\" value=\"/approvals\""), "the form carries return_to");
+
+    // A plain form is sent back to its Referer: only ever on this site.
+    for (referer, back) in [
+        ("https://evil.example/phish".to_owned(), None),
+        (format!("{}/\t/evil.example", app.base), None),
+        (format!("{}/approvals", app.base), Some(format!("{}/approvals", app.base))),
+    ] {
+        let res = client()
+            .post(format!("{}/api/cancel_request", app.base))
+            .header("origin", &app.base)
+            .header("referer", &referer)
+            .form(&[("request_id", "1")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 302, "{referer}");
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        match back {
+            None => assert_eq!(location, "/", "{referer}"),
+            Some(back) => assert!(location.starts_with(&back), "{referer}: {location}"),
+        }
+    }
+
+    // Through the provider: the place to return to is decided when the sign-in starts.
+    let provider = fake_provider().await;
+    let app = common::spawn_app_with(backend, |args| {
+        args.oidc.issuer = Some(provider.clone());
+        args.oidc.client_id = Some("quartermaster".into());
+    })
+    .await;
+    for (asked, kept) in [("%2F%09%2Fevil.example", "/"), ("%2F%2Fevil.example", "/"), ("%2Fapprovals", "/approvals")] {
+        let res = client().get(format!("{}/auth/login?return_to={asked}", app.base)).send().await.unwrap();
+        assert_eq!(res.status(), 303, "{asked}");
+        assert!(res.headers()["location"].to_str().unwrap().starts_with(&provider), "off to the provider");
+        let stored: String =
+            sqlx::query_scalar("SELECT return_to FROM login_states").fetch_one(app.service.db().pool()).await.unwrap();
+        assert_eq!(stored, kept, "{asked}");
+        sqlx::query("DELETE FROM login_states").execute(app.service.db().pool()).await.unwrap();
+    }
+}
+
+/// An identity provider that only answers discovery (enough to start a sign-in).
+async fn fake_provider() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let doc = serde_json::json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    });
+    let router = axum::Router::new()
+        .route("/.well-known/openid-configuration", axum::routing::get(move || async move { axum::Json(doc) }))
+        .route("/jwks", axum::routing::get(|| async { axum::Json(serde_json::json!({ "keys": [] })) }));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    issuer
+}
+
+/// A signed-in unsafe request must say where it came from; with a public URL only its origin
+/// may post and only its host is served (DNS rebinding).
+async fn unsafe_requests_need_an_origin_and_a_known_host(backend: Backend) {
+    let app = spawn_app(backend, false).await;
+    let maya = app.service.actor(app.ids.maya).await.unwrap().unwrap();
+    let cookie = common::session_cookie(&app, app.ids.maya).await;
+    let ask = |headers: &[(&'static str, String)]| {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/api/request_access", app.base))
+            .header("accept", "application/json")
+            .form(&[("package_id", app.ids.developer_tools.0.to_string()), ("justification", "x".into())]);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        req.send()
+    };
+    let requested = async || app.service.my_requests(&maya, None).await.unwrap().items.len();
+    // Neither Origin nor Sec-Fetch-Site, with the session cookie: refused.
+    assert_eq!(ask(&[("cookie", cookie.clone())]).await.unwrap().status(), 403);
+    assert_eq!(ask(&[("cookie", cookie.clone()), ("origin", "null".into())]).await.unwrap().status(), 403);
+    assert_eq!(requested().await, 0, "nothing was requested");
+    // Without a session there is nothing to forge: the call reaches the function (401).
+    assert_eq!(ask(&[]).await.unwrap().status(), 401);
+
+    // A public URL: only its host is served, only its origin may post.
+    let app = common::spawn_app_with(backend, |args| args.public_url = Some("http://access.example.test".into())).await;
+    let maya = app.service.actor(app.ids.maya).await.unwrap().unwrap();
+    let cookie = common::session_cookie(&app, app.ids.maya).await;
+    let public = "http://access.example.test".to_owned();
+    let host = "access.example.test".to_owned();
+    let get = async |path: &str, host: Option<&str>| {
+        let mut req = client().get(format!("{}{path}", app.base)).header("cookie", &cookie);
+        if let Some(host) = host {
+            req = req.header("host", host);
+        }
+        req.send().await.unwrap().status().as_u16()
+    };
+    assert_eq!(get("/", None).await, 403, "the server's own address is not the public host");
+    assert_eq!(get("/", Some("evil.example")).await, 403);
+    assert_eq!(get("/", Some("access.example.test:8080")).await, 403);
+    assert_eq!(get("/", Some(&host)).await, 200);
+    assert_eq!(get("/", Some("ACCESS.example.test:80")).await, 200);
+    assert_eq!(get("/healthz", None).await, 200, "probes may name any host");
+    let ask = |headers: Vec<(&'static str, String)>| {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/api/request_access", app.base))
+            .header("accept", "application/json")
+            .header("cookie", &cookie)
+            .form(&[("package_id", app.ids.developer_tools.0.to_string()), ("justification", "x".into())]);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    for (why, headers) in [
+        (
+            "rebound host, its own origin",
+            vec![("host", "evil.example".into()), ("origin", "http://evil.example".into())],
+        ),
+        ("another port", vec![("host", host.clone()), ("origin", "http://access.example.test:8080".into())]),
+        ("another scheme", vec![("host", host.clone()), ("origin", "https://access.example.test".into())]),
+        (
+            "same-origin says the browser, another origin says Origin",
+            vec![
+                ("host", host.clone()),
+                ("sec-fetch-site", "same-origin".into()),
+                ("origin", "http://evil.example".into()),
+            ],
+        ),
+        ("no origin at all", vec![("host", host.clone())]),
+    ] {
+        assert_eq!(ask(headers).await.unwrap().status(), 403, "{why}");
+    }
+    assert_eq!(app.service.my_requests(&maya, None).await.unwrap().items.len(), 0, "nothing was requested");
+    let res = ask(vec![("host", host.clone()), ("origin", public.clone())]).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.service.my_requests(&maya, None).await.unwrap().items.len(), 1);
+}
+
+/// Over a limit the answer says so, and nothing changes: the body (413), a free-text field
+/// (422 naming the field, with JavaScript and without), a bulk decision of more than 100.
+async fn limits_refuse_with_nothing_changed(backend: Backend) {
+    let app = spawn_app(backend, true).await;
+    let ids = &app.ids;
+    let jamal = app.service.actor(ids.jamal).await.unwrap().unwrap();
+    let cookie = common::session_cookie(&app, ids.jamal).await;
+    let ask = async |justification: String| {
+        call_server_fn(
+            &app.base,
+            &cookie,
+            "request_access",
+            &[("package_id", ids.sales_analytics.0.to_string()), ("justification", justification)],
+        )
+        .await
+    };
+    let requested = async || app.service.my_requests(&jamal, None).await.unwrap().items.len();
+    let res = ask("x".repeat(300 * 1024)).await;
+    assert_eq!(res.status(), 413);
+    assert!(res.text().await.unwrap().contains("too large"));
+    let res = ask("x".repeat(2001)).await;
+    assert_eq!(res.status(), 422);
+    let error: quartermaster::ui::error::AppError = res.json().await.unwrap();
+    assert_eq!(error.field(), Some("justification"), "{error:?}");
+    assert!(error.to_string().contains("2000"), "{error}");
+    let res = call_server_fn(&app.base, &cookie, "browse_packages", &[("q", "x".repeat(201))]).await;
+    assert_eq!(res.status(), 422);
+    let error: quartermaster::ui::error::AppError = res.json().await.unwrap();
+    assert_eq!(error.field(), Some("q"), "{error:?}");
+    assert_eq!(call_server_fn(&app.base, &cookie, "browse_packages", &[("q", "x".repeat(200))]).await.status(), 200);
+    assert_eq!(requested().await, 0, "nothing was requested");
+
+    // Without JavaScript the page says what was wrong.
+    let c = client();
+    let page = format!("{}/packages/{}", app.base, ids.sales_analytics.0);
+    let res = c
+        .post(format!("{}/api/request_access", app.base))
+        .header("cookie", &cookie)
+        .header("origin", &app.base)
+        .header("referer", &page)
+        .form(&[("package_id", ids.sales_analytics.0.to_string()), ("justification", "x".repeat(2001))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let html = c.get(&page).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("justification is too long"), "the field's message is shown");
+    assert_eq!(requested().await, 0, "nothing was requested");
+    assert_eq!(ask("x".repeat(2000)).await.status(), 200, "2000 characters are fine");
+    assert_eq!(requested().await, 1);
+
+    // 101 requests in one bulk decision: refused, and the real one among them stays pending.
+    let filed = app.service.submit_request(&jamal, common::ask(ids.sales_crm, "EMEA")).await.unwrap().request;
+    let sofia_cookie = common::session_cookie(&app, ids.sofia).await;
+    let mut form: Vec<(String, String)> = vec![("request_ids[0]".into(), filed.0.to_string())];
+    form.extend((1..=100).map(|i| (format!("request_ids[{i}]"), (900_000 + i).to_string())));
+    form.push(("decision".into(), "approve".into()));
+    form.push(("justification".into(), "all of them".into()));
+    let form: Vec<(&str, String)> = form.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let res = call_server_fn(&app.base, &sofia_cookie, "decide_many", &form).await;
+    assert_eq!(res.status(), 422);
+    let error: quartermaster::ui::error::AppError = res.json().await.unwrap();
+    assert_eq!(error.field(), Some("request_ids"), "{error:?}");
+    assert!(error.to_string().contains("at most 100"), "{error}");
+    let sofia = app.service.actor(ids.sofia).await.unwrap().unwrap();
+    let pending = app.service.pending_approvals(&sofia, None).await.unwrap().items;
+    assert!(pending.iter().any(|p| p.request_id == filed.0), "nothing was decided");
+}
+
+/// Pages and server-function answers are never stored by a browser or proxy; readiness answers
+/// a fixed word, never the database's error.
+async fn answers_are_not_stored_and_readiness_says_little(backend: Backend) {
+    let app = spawn_app(backend, true).await;
+    let c = client();
+    sign_in_as(&c, &app.base, app.ids.maya.0).await;
+    for path in ["/", "/approvals", "/signin"] {
+        let res = c.get(format!("{}{path}", app.base)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(res.headers().get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"), "{path}");
+    }
+    let cookie = common::session_cookie(&app, app.ids.maya).await;
+    for cookie in [cookie.as_str(), ""] {
+        let res = call_server_fn(&app.base, cookie, "my_requests", &[]).await;
+        assert_eq!(res.headers().get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"), "{cookie:?}");
+    }
+
+    // Readiness fails (a migration is missing): the answer does not say why.
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)")
+        .execute(app.service.db().pool())
+        .await
+        .unwrap();
+    let res = c.get(format!("{}/readyz", app.base)).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.text().await.unwrap(), "not ready");
 }

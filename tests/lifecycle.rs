@@ -32,6 +32,8 @@ on_both_databases!(
     one_bad_entry_never_stops_a_pass,
     sign_in_records_linking_and_profile_changes,
     system_operations_need_a_permission,
+    an_existing_account_is_linked_only_on_a_verified_email_of_an_allowed_domain,
+    provider_claims_set_only_provider_data,
 );
 
 async fn delivery_checks_again_and_withdraws_stale_access(backend: Backend) {
@@ -498,23 +500,25 @@ async fn sign_in_records_linking_and_profile_changes(backend: Backend) {
         issuer: "https://idp.example".into(),
         subject: "jamal-1".into(),
         email: "jamal@quartermaster.example".into(),
+        email_verified: true,
         display_name: "Jamal Carter".into(),
         department: Some("Sales".into()),
         ..Default::default()
     };
+    let rules = AdminBootstrap { link_domains: vec!["quartermaster.example".into()], ..Default::default() };
     // First sign-in links the existing person to the provider identity: recorded.
-    let id = w.service.sign_in_from_provider(&jamal, &AdminBootstrap::default()).await.unwrap();
+    let id = w.service.sign_in_from_provider(&jamal, &rules).await.unwrap();
     assert_eq!(id, w.ids.jamal);
     assert_eq!(events("user.linked").await.len(), 1);
     assert!(events("user.profile_updated").await.is_empty(), "nothing changed");
     // He moves to Marketing: the change is recorded with before and after.
     jamal.department = Some("Marketing".into());
-    w.service.sign_in_from_provider(&jamal, &AdminBootstrap::default()).await.unwrap();
+    w.service.sign_in_from_provider(&jamal, &rules).await.unwrap();
     let changed = events("user.profile_updated").await;
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0], (r#"{"department":"Sales"}"#.to_owned(), r#"{"department":"Marketing"}"#.to_owned()));
     // Signing in again with the same claims records nothing more.
-    w.service.sign_in_from_provider(&jamal, &AdminBootstrap::default()).await.unwrap();
+    w.service.sign_in_from_provider(&jamal, &rules).await.unwrap();
     assert_eq!(events("user.profile_updated").await.len(), 1);
     assert_eq!(events("user.linked").await.len(), 1);
 }
@@ -533,4 +537,109 @@ async fn system_operations_need_a_permission(backend: Backend) {
     w.service.time_out_stages(&admin).await.unwrap();
     w.service.expire_assignments(&admin).await.unwrap();
     w.service.verify_audit_chain(&admin).await.unwrap();
+}
+
+async fn an_existing_account_is_linked_only_on_a_verified_email_of_an_allowed_domain(backend: Backend) {
+    use quartermaster::service::directory::{AdminBootstrap, ProviderIdentity};
+    let w = World::new(backend).await;
+    let rules = AdminBootstrap { link_domains: vec!["quartermaster.example".into()], ..Default::default() };
+    let at = |subject: &str, email: &str, verified: bool| ProviderIdentity {
+        issuer: "https://idp.example".into(),
+        subject: subject.into(),
+        email: email.into(),
+        email_verified: verified,
+        display_name: "Someone".into(),
+        ..Default::default()
+    };
+    let refused = || count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'user.link_refused'");
+    // Unverified: refused, audited, nothing linked.
+    let r = w.service.sign_in_from_provider(&at("x1", "maya@quartermaster.example", false), &rules).await;
+    assert!(matches!(r, Err(DomainError::Forbidden(ref why)) if why.contains("did not verify")), "{r:?}");
+    assert_eq!(refused().await, 1);
+    // A domain the operator did not allow: refused.
+    let open = AdminBootstrap::default();
+    let r = w.service.sign_in_from_provider(&at("x2", "maya@quartermaster.example", true), &open).await;
+    assert!(matches!(r, Err(DomainError::Forbidden(_))), "{r:?}");
+    assert_eq!(refused().await, 2);
+    let linked: i64 = count(&w, "SELECT COUNT(*) FROM users WHERE issuer IS NOT NULL").await;
+    assert_eq!(linked, 0);
+    // Verified, allowed, and in another case: linked to Maya, email kept in lower case.
+    let id = w.service.sign_in_from_provider(&at("x3", "Maya@QuarterMaster.example", true), &rules).await.unwrap();
+    assert_eq!(id, w.ids.maya);
+    // Now linked: another identity with the same email is refused (409), audited.
+    let r = w.service.sign_in_from_provider(&at("x4", "maya@quartermaster.example", true), &rules).await;
+    assert!(matches!(r, Err(DomainError::Conflict(_))), "{r:?}");
+    assert_eq!(refused().await, 3);
+    // A new person whose email differs only in case from an existing one cannot be created
+    // beside it: the lower-case index holds.
+    let dup = sqlx::query(
+        "INSERT INTO users (email, display_name, created_at, updated_at) VALUES ('OMAR@quartermaster.example', 'x', 0, 0)",
+    )
+    .execute(w.db().pool())
+    .await;
+    assert!(dup.is_err_and(|e| quartermaster::store::is_unique_violation(&e)));
+    // Administrator bootstrap by email needs a verified email.
+    let admins = AdminBootstrap { emails: vec!["new@example.test".into()], ..Default::default() };
+    let id = w.service.sign_in_from_provider(&at("n1", "new@example.test", false), &admins).await.unwrap();
+    assert!(!w.actor(id).await.is_admin(), "an unverified email does not make an administrator");
+    let id = w.service.sign_in_from_provider(&at("n1", "new@example.test", true), &admins).await.unwrap();
+    assert!(w.actor(id).await.is_admin());
+    // Once: an administrator who takes the role away is not overruled at the next sign-in.
+    sqlx::query("DELETE FROM role_assignments WHERE user_id = $1").bind(id.0).execute(w.db().pool()).await.unwrap();
+    w.service.sign_in_from_provider(&at("n1", "new@example.test", true), &admins).await.unwrap();
+    assert!(!w.actor(id).await.is_admin(), "bootstrap by email happens once");
+    // By group: while in the group; revoked when the provider no longer sends it.
+    let group = AdminBootstrap { group: Some("qm-admins".into()), ..Default::default() };
+    let mut g = at("g1", "gina@example.test", true);
+    g.groups = Some(vec!["qm-admins".into()]);
+    let gina = w.service.sign_in_from_provider(&g, &group).await.unwrap();
+    assert!(w.actor(gina).await.is_admin());
+    g.groups = Some(vec!["Engineering".into()]);
+    w.service.sign_in_from_provider(&g, &group).await.unwrap();
+    assert!(!w.actor(gina).await.is_admin(), "left the group: no longer an administrator");
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'role.revoked'").await, 1);
+}
+
+async fn provider_claims_set_only_provider_data(backend: Backend) {
+    use quartermaster::service::directory::{AdminBootstrap, ProviderIdentity};
+    let w = World::new(backend).await;
+    let mut who = ProviderIdentity {
+        issuer: "https://idp.example".into(),
+        subject: "p1".into(),
+        email: "pat@example.test".into(),
+        email_verified: true,
+        display_name: "Pat".into(),
+        manager_email: Some("linus@quartermaster.example".into()),
+        // "Finance" is a group kept here (local): a provider claim does not join it.
+        groups: Some(vec!["Finance".into(), "idp-only".into()]),
+        ..Default::default()
+    };
+    let id = w.service.sign_in_from_provider(&who, &AdminBootstrap::default()).await.unwrap();
+    let groups: Vec<String> = sqlx::query_scalar(
+        "SELECT g.name FROM group_members m JOIN directory_groups g ON g.id = m.group_id WHERE m.user_id = $1 ORDER BY 1",
+    )
+    .bind(id.0)
+    .fetch_all(w.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(groups, vec!["idp-only".to_owned()]);
+    let manager: Option<i64> = sqlx::query_scalar("SELECT manager_id FROM users WHERE id = $1")
+        .bind(id.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(manager, Some(w.ids.linus.0));
+    // The provider stops sending the group: the membership goes. It names an unknown manager:
+    // reported, and the known one kept.
+    who.groups = Some(vec![]);
+    who.manager_email = Some("nobody@example.test".into());
+    w.service.sign_in_from_provider(&who, &AdminBootstrap::default()).await.unwrap();
+    assert_eq!(count(&w, &format!("SELECT COUNT(*) FROM group_members WHERE user_id = {}", id.0)).await, 0);
+    let manager: Option<i64> = sqlx::query_scalar("SELECT manager_id FROM users WHERE id = $1")
+        .bind(id.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(manager, Some(w.ids.linus.0), "an unknown manager does not clear the known one");
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'user.manager_unknown'").await, 1);
 }

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::peers::OidcProvider;
-use common::{free_port, spawn_app_with, TestApp};
+use common::{free_port, try_spawn_app_with, TestApp};
 use quartermaster::store::Backend;
 use reqwest::cookie::Jar;
 use reqwest::header::{ACCEPT, LOCATION};
@@ -25,13 +25,24 @@ struct Setup {
 }
 
 async fn setup(backend: Backend) -> Setup {
+    // The portal's port must be known before the provider starts (its redirect URI); another
+    // test may take a free port before we bind it, so pick again when that happens.
+    for _ in 0..5 {
+        if let Some(s) = try_setup(backend).await {
+            return s;
+        }
+    }
+    panic!("no free port for the portal after 5 tries");
+}
+
+async fn try_setup(backend: Backend) -> Option<Setup> {
     let port = free_port();
     let portal = format!("http://127.0.0.1:{port}");
     let provider = OidcProvider::start(&portal).await;
     let issuer = provider.issuer.clone();
     // The secret comes from the environment, never a flag.
     std::env::set_var("QM_OIDC_CLIENT_SECRET", "test-client-secret");
-    let app = spawn_app_with(backend, move |args| {
+    let app = try_spawn_app_with(backend, move |args| {
         args.addr = format!("127.0.0.1:{port}").parse().unwrap();
         args.oidc.issuer = Some(issuer);
         args.oidc.client_id = Some("quartermaster".into());
@@ -46,7 +57,11 @@ async fn setup(backend: Backend) -> Setup {
         args.oidc.admin_group = Some("qm-admins".into());
     })
     .await;
-    Setup { app, provider }
+    match app {
+        Ok(app) => Some(Setup { app, provider }),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => None,
+        Err(e) => panic!("the portal did not start: {e}"),
+    }
 }
 
 fn browser(jar: Arc<Jar>) -> Client {
@@ -151,10 +166,12 @@ async fn provider_sign_in_creates_the_person_and_signs_out_everywhere(backend: B
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(groups, vec!["Engineering"]);
+    // "Engineering" is a group kept here (the demo's local group): a provider claim naming it
+    // does not join it, so it does not make Bob eligible for what that group may request.
+    assert!(groups.is_empty(), "{groups:?}");
     let home_b = b.get(format!("{}/", s.app.base)).send().await.unwrap().text().await.unwrap();
     assert!(!home_b.contains(">Admin<"));
-    assert!(home_b.contains("Production Access"), "Engineering group from the claim makes Bob eligible");
+    assert!(!home_b.contains("Production Access"), "a provider group named like a local group grants nothing");
 
     // Sign-out ends the portal session and sends the browser to the provider's logout.
     let res = c.post(format!("{}/auth/signout", s.app.base)).header("origin", &s.app.base).send().await.unwrap();

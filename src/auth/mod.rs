@@ -5,7 +5,7 @@
 pub mod oidc;
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
@@ -37,6 +37,106 @@ pub struct AuthState {
     pub admins: AdminBootstrap,
     /// Served over https: secure cookies.
     pub https: bool,
+    /// The public URL's origin (with the root path), when one is configured: redirect targets
+    /// are parsed against it.
+    pub public: Option<url::Url>,
+}
+
+/// A redirect target taken from a request (`return_to`), as a path on this site: parsed with
+/// `url::Url` against the public URL (or `http://localhost/` when none is configured), it must
+/// stay on that origin. Control characters (browsers drop tabs and newlines, so `/\t/evil`
+/// becomes `//evil`), backslashes (read as slashes), `//…` (another host) and absolute URLs
+/// to another origin give `/`. The answer never starts with `//`, even after `.` and `..`
+/// segments are resolved.
+pub fn same_origin_path(raw: Option<&str>, public: Option<&url::Url>) -> String {
+    const HOME: &str = "/";
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else { return HOME.to_owned() };
+    if raw.chars().any(|c| c.is_control() || c == '\\') || !raw.starts_with('/') || raw.starts_with("//") {
+        return HOME.to_owned();
+    }
+    let fallback;
+    let base = match public {
+        Some(url) => url,
+        None => match url::Url::parse("http://localhost/") {
+            Ok(url) => {
+                fallback = url;
+                &fallback
+            }
+            Err(_) => return HOME.to_owned(),
+        },
+    };
+    let Ok(target) = base.join(raw) else { return HOME.to_owned() };
+    if target.origin() != base.origin() || !target.username().is_empty() || target.password().is_some() {
+        return HOME.to_owned();
+    }
+    let path = &target[url::Position::BeforePath..];
+    if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
+        return HOME.to_owned();
+    }
+    path.to_owned()
+}
+
+/// A value from the provider or the query string, fit for a log line: control characters
+/// (newlines that would forge a line, terminal escapes) are escaped, and it is cut at 500
+/// characters.
+pub fn sanitize_for_log(value: &str) -> String {
+    const MAX: usize = 500;
+    let mut out = String::with_capacity(value.len().min(MAX + 8));
+    for (i, c) in value.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The host a request names (the `Host` header, or the URI's authority for HTTP/2), with
+/// its port.
+pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<&'a str> {
+    match headers.get(header::HOST) {
+        Some(host) => host.to_str().ok(),
+        None => uri.authority().map(|a| a.as_str()),
+    }
+}
+
+/// Is this `host[:port]` a loopback name: 127.0.0.0/8, `[::1]` or `localhost`?
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((inside, port)) if port.is_empty() || port.starts_with(':') => inside,
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Why this request may not use demo sign-in (nor see the people it offers), if it may not:
+/// demo mode is for the computer it runs on, so the request must name a loopback host and
+/// must not have come through a proxy (`Forwarded`, `X-Forwarded-*`, `X-Real-IP`).
+pub fn demo_request_refusal(headers: &HeaderMap, uri: &Uri) -> Option<&'static str> {
+    let proxied = headers.keys().any(|name| {
+        let name = name.as_str();
+        name == "forwarded" || name == "x-real-ip" || name.starts_with("x-forwarded-")
+    });
+    if proxied {
+        return Some("the request came through a proxy");
+    }
+    if !request_host(headers, uri).is_some_and(is_loopback_host) {
+        return Some("the request does not name a loopback host");
+    }
+    None
 }
 
 fn now_ms(service: &Service) -> i64 {
@@ -84,19 +184,51 @@ pub async fn sign_in(
 #[derive(Deserialize)]
 pub struct DemoSignIn {
     user_id: i64,
+    return_to: Option<String>,
 }
 
-/// Demo sign-in: pick a person. Only when the server runs with `--demo` (which is refused on
-/// anything but a loopback address).
-pub async fn demo_sign_in(State(state): State<AuthState>, session: Session, Form(form): Form<DemoSignIn>) -> Response {
+/// Demo sign-in: pick a person. Only when the server runs with `--demo` (refused on anything
+/// but a loopback address, beside a provider or a public URL, and over a database holding
+/// real people), only from this computer, and only as one of the demo people.
+pub async fn demo_sign_in(
+    State(state): State<AuthState>,
+    session: Session,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(form): Form<DemoSignIn>,
+) -> Response {
     if !state.demo {
         return (StatusCode::NOT_FOUND, "Demo sign-in is not enabled.").into_response();
+    }
+    if let Some(why) = demo_request_refusal(&headers, &uri) {
+        return failure_page(
+            StatusCode::FORBIDDEN,
+            "Demo sign-in only works on the computer the demo runs on, opened as localhost or 127.0.0.1.",
+            why,
+        );
+    }
+    match crate::demo::is_demo_person(state.service.db(), UserId(form.user_id)).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return failure_page(
+                StatusCode::FORBIDDEN,
+                "Only the demo organisation's people can be picked at demo sign-in.",
+                &format!("demo sign-in as user {} refused: not a demo person", form.user_id),
+            )
+        }
+        Err(e) => {
+            return failure_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Sign-in failed; please try again.",
+                &format!("{e:?}"),
+            )
+        }
     }
     match state.service.actor(UserId(form.user_id)).await {
         Ok(Some(actor)) => match sign_in(&session, &state.service, actor.id(), None).await {
             Ok(()) => {
                 tracing::info!(user = actor.id().0, "demo sign-in");
-                Redirect::to("/").into_response()
+                Redirect::to(&same_origin_path(form.return_to.as_deref(), state.public.as_ref())).into_response()
             }
             Err(e) => {
                 failure_page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed; please try again.", &format!("{e:?}"))
@@ -123,7 +255,7 @@ fn login_cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("qm_login=; Path=/auth; Max-Age=0"))
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -143,7 +275,7 @@ pub async fn oidc_login(State(state): State<AuthState>, Query(q): Query<LoginQue
             "no OIDC issuer configured",
         );
     };
-    let return_to = oidc::safe_return_to(q.return_to.as_deref());
+    let return_to = same_origin_path(q.return_to.as_deref(), state.public.as_ref());
     match oidc.begin(state.service.db(), &return_to, now_ms(&state.service)).await {
         Ok((url, login_id)) => {
             let mut res = Redirect::to(&url).into_response();
@@ -177,8 +309,8 @@ pub async fn oidc_callback(
         Ok(done) => match state.service.sign_in_from_provider(&done.identity, &state.admins).await {
             Ok(user) => match sign_in(&session, &state.service, user, Some(done.id_token)).await {
                 Ok(()) => {
-                    tracing::info!(user = user.0, issuer = %done.identity.issuer, "signed in");
-                    Redirect::to(&done.return_to).into_response()
+                    tracing::info!(user = user.0, issuer = %sanitize_for_log(&done.identity.issuer), "signed in");
+                    Redirect::to(&same_origin_path(Some(&done.return_to), state.public.as_ref())).into_response()
                 }
                 Err(e) => failure_page(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -186,8 +318,12 @@ pub async fn oidc_callback(
                     &format!("{e:?}"),
                 ),
             },
-            Err(DomainError::Forbidden(why) | DomainError::Conflict(why)) => {
+            Err(DomainError::Forbidden(why)) => {
                 failure_page(StatusCode::FORBIDDEN, "You cannot sign in to Quartermaster.", &why)
+            }
+            // An email already linked to another sign-in: a conflict the person can report.
+            Err(DomainError::Conflict(why)) => {
+                failure_page(StatusCode::CONFLICT, "You cannot sign in to Quartermaster.", &why)
             }
             Err(DomainError::Invalid { message, .. }) => failure_page(
                 StatusCode::BAD_REQUEST,
@@ -221,7 +357,7 @@ pub async fn sign_out(State(state): State<AuthState>, session: Session) -> Respo
 
 /// A small page that says what went wrong and where to go; the detail goes to the log only.
 fn failure_page(status: StatusCode, shown: &str, logged: &str) -> Response {
-    tracing::warn!(status = status.as_u16(), detail = %logged, "sign-in refused");
+    tracing::warn!(status = status.as_u16(), detail = %sanitize_for_log(logged), "sign-in refused");
     let body = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>Sign-in problem · Quartermaster</title><link rel=\"stylesheet\" href=\"/pkg/quartermaster.css\"></head>\
@@ -235,4 +371,74 @@ fn failure_page(status: StatusCode, shown: &str, logged: &str) -> Response {
 
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_targets_are_paths_on_this_site() {
+        let public = url::Url::parse("https://access.example.com/").unwrap();
+        for base in [None, Some(&public)] {
+            let path = |raw: &str| same_origin_path(Some(raw), base);
+            assert_eq!(path("/approvals?x=1#top"), "/approvals?x=1#top");
+            assert_eq!(path("/packages/3"), "/packages/3");
+            assert_eq!(same_origin_path(None, base), "/");
+            for evil in [
+                "/\t/evil.example",
+                "/\n/evil.example",
+                "/\r\n/evil.example",
+                "//evil.example/",
+                "///evil.example",
+                "/\\evil.example",
+                "\\\\evil.example",
+                "https://evil.example/",
+                "http:evil.example",
+                "javascript:alert(1)",
+                "evil.example",
+                "/./evil.example/..//evil.example",
+                "/.//evil.example",
+                "/..//evil.example",
+                "/%2e%2e//evil.example",
+                "",
+            ] {
+                assert_eq!(path(evil), "/", "{evil:?}");
+            }
+        }
+        assert_eq!(same_origin_path(Some("https://access.example.com/admin"), Some(&public)), "/");
+    }
+
+    #[test]
+    fn log_values_cannot_forge_lines() {
+        assert_eq!(sanitize_for_log("access_denied"), "access_denied");
+        let forged = sanitize_for_log("ok\n2026-01-01T00:00:00Z  INFO forged\r\u{1b}[31m");
+        assert!(!forged.chars().any(char::is_control), "{forged}");
+        assert!(forged.contains("\\n2026"), "{forged}");
+        assert_eq!(sanitize_for_log(&"x".repeat(600)).chars().count(), 501);
+    }
+
+    #[test]
+    fn demo_requests_come_from_this_computer() {
+        let uri: Uri = "/auth/demo".parse().unwrap();
+        let with = |pairs: &[(&'static str, &str)]| {
+            let mut headers = HeaderMap::new();
+            for (k, v) in pairs {
+                headers.insert(*k, HeaderValue::from_str(v).unwrap());
+            }
+            demo_request_refusal(&headers, &uri)
+        };
+        for host in ["127.0.0.1:3000", "127.1.2.3", "localhost:3000", "LOCALHOST", "[::1]:3000", "[::1]"] {
+            assert_eq!(with(&[("host", host)]), None, "{host}");
+        }
+        for host in
+            ["portal.example.com", "10.0.0.5:3000", "0.0.0.0:3000", "localhost.evil.example", "[::2]:1", "127.0.0.1:x"]
+        {
+            assert!(with(&[("host", host)]).is_some(), "{host}");
+        }
+        assert!(with(&[]).is_some(), "no host at all");
+        for proxy in ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"] {
+            assert!(with(&[("host", "127.0.0.1:3000"), (proxy, "for=203.0.113.7")]).is_some(), "{proxy}");
+        }
+    }
 }

@@ -92,14 +92,6 @@ pub struct SignedIn {
     pub return_to: String,
 }
 
-/// `return_to` may only be a path on this site.
-pub fn safe_return_to(raw: Option<&str>) -> String {
-    match raw {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
-        _ => "/".to_owned(),
-    }
-}
-
 fn random_id() -> String {
     use rand::RngCore;
     let mut bytes = [0u8; 32];
@@ -177,7 +169,7 @@ impl Oidc {
                 csrf_state: state.secret().clone(),
                 nonce: nonce.secret().clone(),
                 pkce_verifier: verifier.secret().clone(),
-                return_to: safe_return_to(Some(return_to)),
+                return_to: crate::auth::same_origin_path(Some(return_to), None),
                 created_at: now_ms,
             },
         )
@@ -273,10 +265,13 @@ impl Oidc {
             issuer: metadata.issuer().as_str().to_owned(),
             subject: claims.subject().as_str().to_owned(),
             email: text(&names.email).unwrap_or_default(),
+            // Only a real `true` (or "true", as some providers send it) counts as verified.
+            email_verified: claim("email_verified")
+                .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true")),
             display_name: text(&names.name).unwrap_or_default(),
             department: text(&names.department),
             job_title: text(&names.job_title),
-            manager_email: text(&names.manager),
+            manager_email: if names.manager.is_empty() { None } else { text(&names.manager) },
             groups: claim(&names.groups)
                 .and_then(|v| v.as_array().map(|a| a.iter().filter_map(|g| g.as_str().map(str::to_owned)).collect())),
         };
@@ -301,7 +296,7 @@ impl Oidc {
         let claims: CoreUserInfoClaims = match request.request_async(&self.http).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, "userinfo failed; using the ID token's claims");
+                tracing::warn!(error = %crate::auth::sanitize_for_log(&e.to_string()), "userinfo failed; using the ID token's claims");
                 return None;
             }
         };
@@ -355,11 +350,13 @@ mod tests {
 
     #[test]
     fn return_to_stays_on_this_site() {
-        assert_eq!(safe_return_to(Some("/approvals?x=1")), "/approvals?x=1");
-        assert_eq!(safe_return_to(Some("//evil.example/")), "/");
-        assert_eq!(safe_return_to(Some("https://evil.example/")), "/");
-        assert_eq!(safe_return_to(Some("/\\evil")), "/");
-        assert_eq!(safe_return_to(None), "/");
+        let safe = |raw| crate::auth::same_origin_path(raw, None);
+        assert_eq!(safe(Some("/approvals?x=1")), "/approvals?x=1");
+        assert_eq!(safe(Some("//evil.example/")), "/");
+        assert_eq!(safe(Some("https://evil.example/")), "/");
+        assert_eq!(safe(Some("/\\evil")), "/");
+        assert_eq!(safe(Some("/\t/evil.example")), "/");
+        assert_eq!(safe(None), "/");
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub struct ProviderIdentity {
     pub issuer: String,
     pub subject: String,
     pub email: String,
+    /// The provider says it verified the email address (`email_verified`).
+    pub email_verified: bool,
     pub display_name: String,
     pub department: Option<String>,
     pub job_title: Option<String>,
@@ -82,29 +84,52 @@ pub struct ProviderIdentity {
     pub groups: Option<Vec<String>>,
 }
 
-/// Who becomes an administrator at sign-in (bootstrap by configuration).
+/// The operator's rules for people arriving from the identity provider: who becomes an
+/// administrator at sign-in (bootstrap by configuration), and which existing accounts may be
+/// linked to a provider identity by their email.
 #[derive(Clone, Debug, Default)]
 pub struct AdminBootstrap {
     pub emails: Vec<String>,
     pub group: Option<String>,
+    /// Lower-case email domains whose never-linked accounts may be linked, on a verified email.
+    pub link_domains: Vec<String>,
 }
 
 impl AdminBootstrap {
-    fn admits(&self, identity: &ProviderIdentity) -> bool {
-        self.emails.iter().any(|e| e.eq_ignore_ascii_case(&identity.email))
-            || self.group.as_ref().is_some_and(|g| identity.groups.as_ref().is_some_and(|gs| gs.contains(g)))
+    /// May an existing, never-linked account with this email be linked to this identity?
+    fn may_link(&self, identity: &ProviderIdentity) -> Result<(), &'static str> {
+        if !identity.email_verified {
+            return Err("the identity provider did not verify your email address");
+        }
+        let domain = identity.email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
+        if !self.link_domains.contains(&domain) {
+            return Err("accounts of your email domain are not linked automatically");
+        }
+        Ok(())
+    }
+
+    /// The operator's email list names this person, and the provider verified the email.
+    fn admits_email(&self, identity: &ProviderIdentity) -> bool {
+        identity.email_verified && self.emails.iter().any(|e| e.eq_ignore_ascii_case(&identity.email))
     }
 }
 
 impl Service {
-    /// Sign-in through the identity provider: the person is created or updated (just in time),
-    /// the groups claim sets their provider-fed group memberships, administrators are
-    /// bootstrapped by configuration. A disabled person is refused.
+    /// Sign-in through the identity provider. A person is their (issuer, subject): the person
+    /// is found by it, or created (just in time); an existing account is linked by email only
+    /// when the provider verified the email, its domain is one the operator allows, and the
+    /// account was never linked — otherwise the sign-in is refused and the attempt audited.
+    /// The groups claim sets provider-fed group memberships only (a claim naming a local group
+    /// does not join it); administrators are bootstrapped by configuration. A disabled person
+    /// is refused. Emails are kept in lower case.
     pub async fn sign_in_from_provider(
         &self,
         identity: &ProviderIdentity,
         admins: &AdminBootstrap,
     ) -> DomainResult<UserId> {
+        let mut identity = identity.clone();
+        identity.email = identity.email.trim().to_lowercase();
+        let identity = &identity;
         use crate::domain::audit::AuditEvent;
         use crate::domain::model::{Role, UserKind};
         use crate::store::directory::{NewUser, ProfileUpdate};
@@ -121,18 +146,45 @@ impl Service {
             // A person created before (SCIM, import, demo) is linked on first sign-in by email,
             // unless that email already belongs to another provider identity.
             None => match directory::user_by_email(&mut tx, &identity.email).await? {
-                Some((u, None)) => {
-                    linking = true;
-                    Some(u)
-                }
-                Some((_, Some(_))) => {
-                    return Err(DomainError::Conflict("this email address is already linked to another sign-in".into()))
+                Some((u, None)) => match admins.may_link(identity) {
+                    Ok(()) => {
+                        linking = true;
+                        Some(u)
+                    }
+                    Err(why) => {
+                        let event = AuditEvent::new(None, "user.link_refused", "user", u.id.0)
+                            .after(json!({"issuer": identity.issuer, "subject": identity.subject, "email": identity.email}))
+                            .reason(why);
+                        self.commit(tx, vec![event]).await?;
+                        return Err(DomainError::forbidden(format!(
+                            "an account with your email address exists here, but it cannot be linked to this \
+                             sign-in: {why}. Ask your administrator."
+                        )));
+                    }
+                },
+                Some((u, Some(_))) => {
+                    let event = AuditEvent::new(None, "user.link_refused", "user", u.id.0)
+                        .after(json!({"issuer": identity.issuer, "subject": identity.subject, "email": identity.email}))
+                        .reason("the account is already linked to another sign-in");
+                    self.commit(tx, vec![event]).await?;
+                    return Err(DomainError::Conflict(
+                        "this email address is already linked to another sign-in".into(),
+                    ));
                 }
                 None => None,
             },
         };
+        // The manager is applied only when the claim names someone we know; an unknown manager
+        // is reported and the stored one kept, never silently cleared.
+        let mut manager_unknown = None;
         let manager = match &identity.manager_email {
-            Some(email) => Some(directory::user_by_email(&mut tx, email).await?.map(|(u, _)| u.id)),
+            Some(email) => match directory::user_by_email(&mut tx, email.trim()).await? {
+                Some((m, _)) => Some(Some(m.id)),
+                None => {
+                    manager_unknown = Some(email.trim().to_lowercase());
+                    None
+                }
+            },
             None => None,
         };
         let display_name = if identity.display_name.trim().is_empty() {
@@ -218,24 +270,54 @@ impl Service {
             now,
         )
         .await?;
+        if let Some(email) = manager_unknown {
+            tracing::warn!(user = user.0, manager = ?email, "the manager the provider names is not known here");
+            events.push(
+                AuditEvent::new(None, "user.manager_unknown", "user", user.0)
+                    .after(json!({"manager_email": email}))
+                    .reason("the provider named a manager who is not known here; the stored manager is kept"),
+            );
+        }
         if let Some(names) = &identity.groups {
             let mut ids = Vec::new();
+            let mut ignored = Vec::new();
             for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-                ids.push(directory::ensure_group(&mut tx, name, "oidc", now).await?);
+                // A provider group never joins a group kept here (or fed by another source).
+                match directory::ensure_group(&mut tx, name, "oidc", now).await? {
+                    Some(id) => ids.push(id),
+                    None => ignored.push(name.to_owned()),
+                }
             }
             let (added, removed) = directory::set_sourced_memberships(&mut tx, user, "oidc", &ids).await?;
-            if added + removed > 0 {
+            if added + removed > 0 || !ignored.is_empty() {
                 events.push(AuditEvent::new(Some(user), "user.groups_synced", "user", user.0).after(json!({
-                    "groups": names, "added": added, "removed": removed,
+                    "groups": names, "added": added, "removed": removed, "ignored_not_provider_groups": ignored,
                 })));
             }
         }
-        if admins.admits(identity) && !directory::has_global_role(&mut tx, user, Role::Administrator).await? {
-            directory::grant_role(&mut tx, user, Role::Administrator, None, now).await?;
+        // Administrator bootstrap: by the group claim while the person is in the group (and
+        // revoked when they leave it), or by a verified email, once.
+        let in_group = admins.group.as_ref().is_some_and(|g| identity.groups.as_ref().is_some_and(|gs| gs.contains(g)));
+        let by_email = admins.admits_email(identity) && !directory::was_bootstrapped(&mut tx, user).await?;
+        let is_admin = directory::has_global_role(&mut tx, user, Role::Administrator).await?;
+        if !is_admin && (in_group || by_email) {
+            let source = if in_group { "bootstrap_group" } else { "bootstrap_email" };
+            directory::bootstrap_admin(&mut tx, user, source, now).await?;
             events.push(
                 AuditEvent::new(None, "role.granted", "user", user.0)
-                    .after(json!({"role": "administrator", "catalog": null}))
+                    .after(json!({"role": "administrator", "catalog": null, "source": source}))
                     .reason("administrator bootstrap by configuration"),
+            );
+        } else if is_admin
+            && admins.group.is_some()
+            && identity.groups.is_some()
+            && !in_group
+            && directory::revoke_group_bootstrap(&mut tx, user).await?
+        {
+            events.push(
+                AuditEvent::new(None, "role.revoked", "user", user.0)
+                    .before(json!({"role": "administrator", "catalog": null, "source": "bootstrap_group"}))
+                    .reason("no longer in the administrators' group at the identity provider"),
             );
         }
         self.commit(tx, events).await?;

@@ -142,7 +142,8 @@ pub async fn insert_user(conn: &mut Conn, u: &NewUser<'_>, now: i64) -> Result<U
          connected_org_id, state, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $8) RETURNING id",
     )
-    .bind(u.email)
+    // Emails are kept in lower case (and unique whatever their case: `users_email_lower`).
+    .bind(u.email.trim().to_lowercase())
     .bind(u.display_name)
     .bind(u.department)
     .bind(u.job_title)
@@ -194,6 +195,47 @@ pub async fn grant_role(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Bootstrap an administrator at sign-in, recording how (`bootstrap_email` happens once per
+/// person, ever; `bootstrap_group` is revoked when they leave the group).
+pub async fn bootstrap_admin(conn: &mut Conn, user: UserId, source: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO role_assignments (user_id, role, catalog_id, created_at, source) \
+         VALUES ($1, 'administrator', NULL, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(user.0)
+    .bind(now)
+    .bind(source)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE users SET admin_bootstrapped_at = COALESCE(admin_bootstrapped_at, $1) WHERE id = $2")
+        .bind(now)
+        .bind(user.0)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Was this person ever made an administrator by bootstrap?
+pub async fn was_bootstrapped(conn: &mut Conn, user: UserId) -> Result<bool, sqlx::Error> {
+    let at: Option<i64> = sqlx::query_scalar("SELECT admin_bootstrapped_at FROM users WHERE id = $1")
+        .bind(user.0)
+        .fetch_one(conn)
+        .await?;
+    Ok(at.is_some())
+}
+
+/// Take away an administrator role that came from the group bootstrap. True when one went.
+pub async fn revoke_group_bootstrap(conn: &mut Conn, user: UserId) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM role_assignments WHERE user_id = $1 AND role = 'administrator' AND catalog_id IS NULL \
+         AND source = 'bootstrap_group'",
+    )
+    .bind(user.0)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Display names by id.
@@ -257,7 +299,7 @@ pub async fn update_profile(
             issuer = $7, subject = $8, last_sign_in_at = $9, updated_at = $9
          WHERE id = $10",
     )
-    .bind(p.email)
+    .bind(p.email.trim().to_lowercase())
     .bind(p.display_name)
     .bind(p.department)
     .bind(p.job_title)
@@ -272,8 +314,9 @@ pub async fn update_profile(
     Ok(())
 }
 
-/// The id of the group with this name, created (as a provider-fed group) when missing.
-pub async fn ensure_group(conn: &mut Conn, name: &str, source: &str, now: i64) -> Result<GroupId, sqlx::Error> {
+/// The id of the group with this name fed by `source`, created when missing; `None` when a
+/// group of that name exists but is kept here or fed by another source (it is not joined).
+pub async fn ensure_group(conn: &mut Conn, name: &str, source: &str, now: i64) -> Result<Option<GroupId>, sqlx::Error> {
     sqlx::query(
         "INSERT INTO directory_groups (name, source, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
     )
@@ -282,9 +325,12 @@ pub async fn ensure_group(conn: &mut Conn, name: &str, source: &str, now: i64) -
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    let id: i64 =
-        sqlx::query_scalar("SELECT id FROM directory_groups WHERE name = $1").bind(name).fetch_one(conn).await?;
-    Ok(GroupId(id))
+    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM directory_groups WHERE name = $1 AND source = $2")
+        .bind(name)
+        .bind(source)
+        .fetch_optional(conn)
+        .await?;
+    Ok(id.map(GroupId))
 }
 
 /// Make the user's memberships of groups fed by `source` exactly `groups`. Returns
@@ -295,10 +341,15 @@ pub async fn set_sourced_memberships(
     source: &str,
     groups: &[GroupId],
 ) -> Result<(u64, u64), sqlx::Error> {
+    // `NOT IN (NULL)` is never true: with no groups left, every sourced membership goes.
+    let keep = if groups.is_empty() {
+        String::new()
+    } else {
+        format!("AND group_id NOT IN ({})", id_list(groups.iter().map(|g| g.0)))
+    };
     let removed = sqlx::query(&format!(
         "DELETE FROM group_members WHERE user_id = $1 AND group_id IN \
-         (SELECT id FROM directory_groups WHERE source = $2) AND group_id NOT IN ({})",
-        id_list(groups.iter().map(|g| g.0))
+         (SELECT id FROM directory_groups WHERE source = $2) {keep}"
     ))
     .bind(user.0)
     .bind(source)

@@ -1,5 +1,6 @@
 //! The few writes only the demo seed needs (connected organisations and their sponsors are
-//! not yet managed anywhere else), and the "is this database empty?" check before seeding.
+//! not yet managed anywhere else), the "is this database empty?" check before seeding, and
+//! who counts as a demo person (demo sign-in offers only them).
 
 use super::Conn;
 use crate::domain::ids::{OrgId, UserId};
@@ -31,4 +32,51 @@ pub async fn add_internal_sponsor(conn: &mut Conn, org: OrgId, user: UserId) -> 
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// "This user is a demo person": an address in one of the demo organisation's email domains
+/// and no identity at a provider. `$1…$n` are the `%@domain` patterns.
+fn demo_person_condition(domains: &[&str]) -> String {
+    if domains.is_empty() {
+        return "1 = 0".to_owned();
+    }
+    let likes: Vec<String> = (1..=domains.len()).map(|i| format!("LOWER(email) LIKE ${i}")).collect();
+    format!("(issuer IS NULL AND subject IS NULL AND ({}))", likes.join(" OR "))
+}
+
+fn domain_patterns(domains: &[&str]) -> Vec<String> {
+    domains.iter().map(|d| format!("%@{}", d.to_ascii_lowercase())).collect()
+}
+
+/// How many users are not demo people (see [`demo_person_condition`]).
+pub async fn count_non_demo_users(conn: &mut Conn, domains: &[&str]) -> Result<i64, sqlx::Error> {
+    let sql = format!("SELECT COUNT(*) FROM users WHERE NOT {}", demo_person_condition(domains));
+    let mut query = sqlx::query_scalar(&sql);
+    for pattern in domain_patterns(domains) {
+        query = query.bind(pattern);
+    }
+    query.fetch_one(conn).await
+}
+
+/// The active demo people.
+pub async fn active_demo_user_ids(conn: &mut Conn, domains: &[&str]) -> Result<Vec<UserId>, sqlx::Error> {
+    let sql = format!("SELECT id FROM users WHERE state = 'active' AND {} ORDER BY id", demo_person_condition(domains));
+    let mut query = sqlx::query_scalar(&sql);
+    for pattern in domain_patterns(domains) {
+        query = query.bind(pattern);
+    }
+    let ids: Vec<i64> = query.fetch_all(conn).await?;
+    Ok(ids.into_iter().map(UserId).collect())
+}
+
+/// Whether this user is a demo person.
+pub async fn is_demo_user(conn: &mut Conn, user: UserId, domains: &[&str]) -> Result<bool, sqlx::Error> {
+    let sql =
+        format!("SELECT COUNT(*) FROM users WHERE id = ${} AND {}", domains.len() + 1, demo_person_condition(domains));
+    let mut query = sqlx::query_scalar(&sql);
+    for pattern in domain_patterns(domains) {
+        query = query.bind(pattern);
+    }
+    let found: i64 = query.bind(user.0).fetch_one(conn).await?;
+    Ok(found > 0)
 }

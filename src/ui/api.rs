@@ -88,6 +88,27 @@ fn ok(text: impl Into<String>) -> Notice {
     Notice { ok: true, text: text.into(), field: None }
 }
 
+/// Longest justification (and free-text answer) accepted, in characters.
+pub const MAX_JUSTIFICATION: usize = 2000;
+/// Longest search text accepted, in characters.
+pub const MAX_SEARCH: usize = 200;
+/// Longest name accepted, in characters.
+pub const MAX_NAME: usize = 200;
+/// Most requests decided by one bulk decision.
+pub const MAX_BULK_DECISIONS: usize = 100;
+
+/// A free-text field longer than `max` characters is refused at the edge, naming the field.
+#[cfg(feature = "ssr")]
+fn at_most(field: &str, value: &str, max: usize) -> Result<(), AppError> {
+    if value.chars().count() > max {
+        return Err(AppError::Invalid {
+            field: Some(field.to_owned()),
+            message: format!("{field} is too long: at most {max} characters"),
+        });
+    }
+    Ok(())
+}
+
 /// The signed-in person, or `None`.
 #[server(endpoint = "get_viewer")]
 pub async fn get_viewer() -> Result<Option<Viewer>, AppError> {
@@ -108,7 +129,12 @@ pub async fn take_notice() -> Result<Option<Notice>, AppError> {
 #[server(endpoint = "sign_in_options")]
 pub async fn sign_in_options() -> Result<SignInChoices, AppError> {
     let options = use_context::<super::SignInOptions>().unwrap_or_default();
-    let people = if options.demo { server::service()?.demo_people().await? } else { vec![] };
+    // Demo people are offered only to this computer (loopback host, no proxy), and only the
+    // demo organisation's people, never anyone real.
+    let from_here = use_context::<http::request::Parts>()
+        .is_some_and(|parts| crate::auth::demo_request_refusal(&parts.headers, &parts.uri).is_none());
+    let people =
+        if options.demo && from_here { crate::demo::sign_in_people(&server::service()?).await? } else { vec![] };
     Ok(SignInChoices { provider: options.provider, people })
 }
 
@@ -121,6 +147,7 @@ pub struct Browse {
 /// Packages I may request.
 #[server(endpoint = "browse_packages")]
 pub async fn browse_packages(q: String, catalog: Option<i64>, cursor: Option<String>) -> Result<Browse, AppError> {
+    at_most("q", &q, MAX_SEARCH)?;
     let (service, actor) = server::actor().await?;
     let filter = catalog.filter(|c| *c > 0).map(crate::domain::ids::CatalogId);
     let page = service.requestable_packages(&actor, &q, filter, cursor.as_deref()).await?;
@@ -166,6 +193,11 @@ pub async fn request_access(
     use crate::domain::policy::Answer;
     use crate::domain::request::RequestState;
     let result = async {
+        at_most("justification", &justification, MAX_JUSTIFICATION)?;
+        for (question, answer) in answers.iter().flatten() {
+            at_most(&format!("answers[{question}]"), answer, MAX_JUSTIFICATION)?;
+            at_most("answers", question, MAX_NAME)?;
+        }
         let (service, actor) = server::actor().await?;
         let target = match on_behalf_of.filter(|v| !v.is_empty()) {
             Some(v) => Some(UserId(v.parse().map_err(|_| AppError::Invalid {
@@ -226,6 +258,7 @@ pub async fn my_access(before: Option<String>) -> Result<Page<AssignmentView>, A
 #[server(endpoint = "extend_access")]
 pub async fn extend_access(assignment_id: i64, justification: String) -> Result<Notice, AppError> {
     let result = async {
+        at_most("justification", &justification, MAX_JUSTIFICATION)?;
         let (service, actor) = server::actor().await?;
         let outcome =
             service.extend_assignment(&actor, crate::domain::ids::AssignmentId(assignment_id), &justification).await?;
@@ -277,6 +310,7 @@ fn parse_decision(word: &str) -> Result<crate::domain::request::Decision, AppErr
 #[server(endpoint = "decide")]
 pub async fn decide(request_id: i64, decision: String, justification: String) -> Result<Notice, AppError> {
     let result = async {
+        at_most("justification", &justification, MAX_JUSTIFICATION)?;
         let (service, actor) = server::actor().await?;
         let decision = parse_decision(&decision)?;
         let outcome =
@@ -322,9 +356,19 @@ pub async fn decide_many(
 ) -> Result<Notice, AppError> {
     use crate::domain::request::Decision;
     let result = async {
+        at_most("justification", &justification, MAX_JUSTIFICATION)?;
+        let ids = request_ids.unwrap_or_default();
+        if ids.len() > MAX_BULK_DECISIONS {
+            return Err(AppError::Invalid {
+                field: Some("request_ids".into()),
+                message: format!(
+                    "{} requests selected: decide at most {MAX_BULK_DECISIONS} at once (nothing was decided)",
+                    ids.len()
+                ),
+            });
+        }
         let (service, actor) = server::actor().await?;
         let decision = parse_decision(&decision)?;
-        let ids = request_ids.unwrap_or_default();
         if ids.is_empty() {
             return Err(AppError::Invalid {
                 field: Some("request_ids".into()),

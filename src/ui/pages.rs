@@ -845,6 +845,7 @@ pub fn SignIn() -> impl IntoView {
                                     <li>
                                         <form method="post" action="/auth/demo">
                                             <input type="hidden" name="user_id" value=p.id />
+                                            <input type="hidden" name="return_to" value=return_to() />
                                             <button type="submit" class="person" data-email=p.email.clone()>
                                                 <span class="avatar" aria-hidden="true">{super::initials(&p.name)}</span>
                                                 <span class="person-text">

@@ -119,6 +119,12 @@ pub fn free_port() -> u16 {
 
 /// The real server with its arguments adjusted by `configure` (port 0 unless it sets one).
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    try_spawn_app_with(backend, configure).await.unwrap()
+}
+
+/// The same, answering the bind error (a port chosen by `free_port` may have been taken by
+/// another test meanwhile; the caller can pick another and try again).
+pub async fn try_spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServeArgs)) -> std::io::Result<TestApp> {
     quartermaster::telemetry::init(quartermaster::config::LogFormat::Text);
     let test_db = fresh_db(backend).await;
     let ids = seed_directory_and_catalogs(&test_db.db).await.unwrap();
@@ -130,11 +136,11 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServeA
         oidc: Default::default(),
     };
     configure(&mut args);
-    let app = Application::build(test_db.db.clone(), args).await.unwrap();
+    let app = Application::build(test_db.db.clone(), args).await?;
     let base = format!("http://{}", app.local_addr());
     let service = app.service().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    TestApp { base, service, ids, _db: test_db }
+    Ok(TestApp { base, service, ids, _db: test_db })
 }
 
 /// Where the built client lives (scripts/build.sh puts it there).
