@@ -6,10 +6,12 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "quartermaster", version, about = "Self-hosted access governance portal")]
 pub struct Cli {
-    /// Database URL: `sqlite://data/quartermaster.db` or `postgres://user@host/db`.
+    /// Database URL: `sqlite://data/quartermaster.db` or `postgres://user@host/db`. A URL that
+    /// carries a password belongs in the environment, or in a file named by
+    /// `QM_DATABASE_URL_FILE` (which wins when set).
     #[arg(long, env = "QM_DATABASE_URL", default_value = "sqlite://data/quartermaster.db", global = true)]
     pub database_url: String,
 
@@ -23,6 +25,43 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The database URL to use: from the file named by `QM_DATABASE_URL_FILE` when set, else
+    /// the flag or `QM_DATABASE_URL`.
+    pub fn database_url(&self) -> Result<String, String> {
+        match std::env::var("QM_DATABASE_URL_FILE") {
+            Ok(path) if !path.trim().is_empty() => std::fs::read_to_string(path.trim())
+                .map(|url| url.trim().to_owned())
+                .map_err(|e| format!("cannot read QM_DATABASE_URL_FILE {}: {e}", path.trim())),
+            _ => Ok(self.database_url.clone()),
+        }
+    }
+}
+
+/// A URL with its password (if any) replaced, for logs and `Debug`.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("redacted"));
+            url.to_string()
+        }
+        Ok(_) => raw.to_owned(),
+        Err(_) => "<not a URL>".to_owned(),
+    }
+}
+
+/// `Debug` never prints a secret: the database URL's password is redacted.
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cli")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("log_format", &self.log_format)
+            .field("database_max_connections", &self.database_max_connections)
+            .field("command", &self.command)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -216,6 +255,16 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_prints_a_secret() {
+        let cli =
+            Cli::parse_from(["quartermaster", "--database-url", "postgres://qm:s3cret-pw@db.internal/qm", "migrate"]);
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(shown.contains("db.internal"), "{shown}");
+        assert_eq!(redact_url("sqlite://data/q.db"), "sqlite://data/q.db");
+    }
 
     fn args(addr: &str, demo: bool) -> ServeArgs {
         ServeArgs {

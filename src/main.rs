@@ -27,9 +27,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         // Refuse bad combinations before touching anything.
         args.check()?;
     }
-    let db = Db::connect(&cli.database_url, cli.database_max_connections)
-        .await
-        .map_err(|e| format!("cannot open the database: {e}"))?;
+    let url = cli.database_url()?;
+    let db =
+        Db::connect(&url, cli.database_max_connections).await.map_err(|e| format!("cannot open the database: {e}"))?;
     db.migrate().await.map_err(|e| format!("migrations failed: {e}"))?;
     match cli.command {
         Command::Migrate => {

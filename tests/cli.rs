@@ -52,6 +52,29 @@ fn verify_prints_the_head_and_an_anchor_catches_a_cut_tail() {
 }
 
 #[test]
+fn the_database_url_can_come_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("db-url");
+    std::fs::write(&file, format!("{}\n", sqlite_url(&dir))).unwrap();
+    let out = Command::new(BIN)
+        .args(["migrate"])
+        .env_remove("QM_DATABASE_URL")
+        .env("QM_DATABASE_URL_FILE", &file)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("cli.db").exists(), "the URL from the file was used");
+    let missing = Command::new(BIN)
+        .args(["migrate"])
+        .env("QM_DATABASE_URL_FILE", dir.path().join("nope"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("QM_DATABASE_URL_FILE"));
+}
+
+#[test]
 fn demo_sign_in_is_refused_off_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)

@@ -32,7 +32,7 @@ pub struct ClaimNames {
     pub manager: String,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct OidcConfig {
     pub issuer: String,
     pub client_id: String,
@@ -45,6 +45,22 @@ pub struct OidcConfig {
     pub claims: ClaimNames,
     /// "Sign in with …" on the sign-in page.
     pub display_name: String,
+}
+
+/// `Debug` never prints the client secret.
+impl std::fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field("redirect_uri", &self.redirect_uri)
+            .field("post_logout_redirect_uri", &self.post_logout_redirect_uri)
+            .field("scopes", &self.scopes)
+            .field("claims", &self.claims)
+            .field("display_name", &self.display_name)
+            .finish()
+    }
 }
 
 /// A sign-in that did not work, with what to tell the person and what to log.
@@ -347,6 +363,29 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_prints_the_client_secret() {
+        let config = OidcConfig {
+            issuer: "https://idp.example".into(),
+            client_id: "qm".into(),
+            client_secret: Some("very-secret-value".into()),
+            redirect_uri: String::new(),
+            post_logout_redirect_uri: String::new(),
+            scopes: vec![],
+            claims: ClaimNames {
+                email: "email".into(),
+                name: "name".into(),
+                groups: "groups".into(),
+                department: "department".into(),
+                job_title: "job_title".into(),
+                manager: String::new(),
+            },
+            display_name: String::new(),
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("very-secret-value") && shown.contains("<redacted>"), "{shown}");
+    }
 
     #[test]
     fn return_to_stays_on_this_site() {
