@@ -65,11 +65,8 @@ fn the_database_url_can_come_from_a_file() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(dir.path().join("cli.db").exists(), "the URL from the file was used");
-    let missing = Command::new(BIN)
-        .args(["migrate"])
-        .env("QM_DATABASE_URL_FILE", dir.path().join("nope"))
-        .output()
-        .unwrap();
+    let missing =
+        Command::new(BIN).args(["migrate"]).env("QM_DATABASE_URL_FILE", dir.path().join("nope")).output().unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("QM_DATABASE_URL_FILE"));
 }

@@ -432,24 +432,7 @@ impl Service {
         let failed = self.failed_deliveries(actor).await?;
         let mut conn = self.db.pool().acquire().await?;
         let people = directory::names(&mut conn, &failed.iter().map(|f| f.user).collect::<Vec<_>>()).await?;
-        // Names of the resource roles, by way of each entry's grant, assignment and package.
-        let mut packages: Vec<PackageId> = Vec::new();
-        for f in &failed {
-            let grant = assignments::outbox_item(&mut conn, f.outbox_id).await?.and_then(|item| item.grant);
-            if let Some(grant) = grant {
-                if let Some(a) = assignments::assignment_of_grant(&mut conn, grant).await? {
-                    if !packages.contains(&a.package) {
-                        packages.push(a.package);
-                    }
-                }
-            }
-        }
-        let roles: std::collections::HashMap<ResourceRoleId, (String, String)> =
-            catalog::package_roles(&mut conn, &packages)
-                .await?
-                .into_iter()
-                .map(|(_, r)| (r.id, (r.resource_name, r.role_name)))
-                .collect();
+        let roles = catalog::role_names(&mut conn, &failed.iter().map(|f| f.role).collect::<Vec<_>>()).await?;
         Ok(failed
             .into_iter()
             .map(|f| {

@@ -522,3 +522,17 @@ pub async fn update_policy(conn: &mut Conn, p: &Policy, now: i64) -> Result<bool
     insert_requestors(conn, p.id, &p.requestors).await?;
     Ok(true)
 }
+
+/// Resource and role names of these resource roles, by id (one query).
+pub async fn role_names(
+    conn: &mut Conn,
+    roles: &[ResourceRoleId],
+) -> Result<std::collections::HashMap<ResourceRoleId, (String, String)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT rr.id, r.name, rr.name FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id \
+         WHERE rr.id IN ({})",
+        id_list(roles.iter().map(|r| r.0))
+    );
+    let rows: Vec<(i64, String, String)> = sqlx::query_as(&sql).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(id, resource, role)| (ResourceRoleId(id), (resource, role))).collect())
+}

@@ -256,16 +256,7 @@ pub async fn fail_delivery(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE requests SET state = 'delivery_failed', outcome_reason = $1, updated_at = $2, version = version + 1 \
-         WHERE id = $3 AND state IN ('delivering', 'partially_delivered', 'delivery_failed')",
-    )
-    .bind(reason)
-    .bind(to_ms(now))
-    .bind(id.0)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    set_delivery_state(conn, id, RequestState::DeliveryFailed, reason, now, true).await
 }
 
 /// Where delivery stands, rolled up from the grants: a request past approval (delivering,
@@ -277,14 +268,28 @@ pub async fn roll_up_delivery(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
+    set_delivery_state(conn, id, to, reason, now, false).await
+}
+
+/// Move a request past approval to the delivery state `to`, with the reason; `again`: also
+/// when it is in `to` already (to record a newer reason).
+async fn set_delivery_state(
+    conn: &mut Conn,
+    id: RequestId,
+    to: RequestState,
+    reason: &str,
+    now: DateTime<Utc>,
+    again: bool,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE requests SET state = $1, outcome_reason = $2, updated_at = $3, version = version + 1 \
-         WHERE id = $4 AND state IN ('delivering', 'partially_delivered', 'delivery_failed') AND state <> $1",
+         WHERE id = $4 AND state IN ('delivering', 'partially_delivered', 'delivery_failed') AND ($5 = 1 OR state <> $1)",
     )
     .bind(to.as_str())
     .bind(reason)
     .bind(to_ms(now))
     .bind(id.0)
+    .bind(i64::from(again))
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
