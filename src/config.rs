@@ -113,6 +113,67 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub oidc: OidcArgs,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Session lifetimes, request limits and rate limits. Over a rate limit the answer is 429
+/// with `Retry-After`; over the body limit, 413; nothing is changed either way.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct LimitArgs {
+    /// A session ends after this many minutes without a request (real idle time: activity
+    /// extends it, at most every tenth of the timeout, so an active session is not written
+    /// on every request).
+    #[arg(long, env = "QM_SESSION_IDLE_MINUTES", default_value_t = 480, value_parser = clap::value_parser!(u32).range(1..))]
+    pub session_idle_minutes: u32,
+    /// A session ends this many hours after sign-in, however active.
+    #[arg(long, env = "QM_SESSION_MAX_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..))]
+    pub session_max_hours: u32,
+    /// The largest request body accepted, in KiB.
+    #[arg(long, env = "QM_MAX_BODY_KIB", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_body_kib: u32,
+    /// Sign-in attempts (`/auth/*`) per client address per minute; bursts up to the same
+    /// number. 0 turns the limit off.
+    #[arg(long, env = "QM_RATE_SIGN_IN_PER_MINUTE", default_value_t = 30)]
+    pub rate_sign_in_per_minute: u32,
+    /// Server-function calls (`/api/*`) per session per second; bursts up to ten times that.
+    /// 0 turns the limit off.
+    #[arg(long, env = "QM_RATE_API_PER_SESSION", default_value_t = 10)]
+    pub rate_api_per_session: u32,
+    /// Server-function calls per client address per second; bursts up to ten times that.
+    /// Behind a reverse proxy every client shares the proxy's address: raise it or set 0 and
+    /// let the proxy limit by client. 0 turns the limit off.
+    #[arg(long, env = "QM_RATE_API_PER_ADDRESS", default_value_t = 50)]
+    pub rate_api_per_address: u32,
+}
+
+impl Default for LimitArgs {
+    /// The same values as the command line's defaults.
+    fn default() -> Self {
+        Self {
+            session_idle_minutes: 480,
+            session_max_hours: 12,
+            max_body_kib: 256,
+            rate_sign_in_per_minute: 30,
+            rate_api_per_session: 10,
+            rate_api_per_address: 50,
+        }
+    }
+}
+
+impl Default for ServeArgs {
+    /// The command line's defaults (tests start from these).
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            demo: false,
+            site_root: PathBuf::from("target/site"),
+            public_url: None,
+            oidc: OidcArgs::default(),
+            limits: LimitArgs::default(),
+        }
+    }
 }
 
 /// Sign-in through the company's OpenID Connect provider. The client secret is read from
@@ -154,6 +215,15 @@ pub struct OidcArgs {
     /// (comma-separated). Empty: an existing account is never linked by email.
     #[arg(long = "oidc-link-domains", env = "QM_OIDC_LINK_DOMAINS", value_delimiter = ',')]
     pub link_domains: Vec<String>,
+    /// The sign-in gate: only people whose verified email is in one of these domains may sign
+    /// in as members (comma-separated). Guests, whose domain is a connected organization's,
+    /// arrive as that organization's external users instead. Empty: any member domain.
+    #[arg(long = "sign-in-domains", env = "QM_SIGN_IN_DOMAINS", value_delimiter = ',')]
+    pub sign_in_domains: Vec<String>,
+    /// The sign-in gate: only members of this group (from the groups claim) may sign in as
+    /// members. Guests are not held to it.
+    #[arg(long = "sign-in-group", env = "QM_SIGN_IN_GROUP")]
+    pub sign_in_group: Option<String>,
 }
 
 impl ServeArgs {
@@ -273,6 +343,7 @@ mod tests {
             site_root: PathBuf::from("target/site"),
             public_url: None,
             oidc: OidcArgs::default(),
+            limits: Default::default(),
         }
     }
 

@@ -26,6 +26,8 @@ use crate::store::Db;
 use crate::ui::error::AppError;
 use crate::ui::{shell, App};
 
+mod rate_limit;
+
 /// Everything a handler or server function may need.
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -52,6 +54,7 @@ pub struct Application {
     router: Router,
     addr: SocketAddr,
     service: Service,
+    rate_limits: std::sync::Arc<rate_limit::RateLimits>,
 }
 
 impl Application {
@@ -86,20 +89,27 @@ impl Application {
         let admins = crate::service::directory::AdminBootstrap {
             emails: args.oidc.admin_emails.iter().map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect(),
             group: args.oidc.admin_group.clone(),
-            link_domains: args
-                .oidc
-                .link_domains
-                .iter()
-                .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
-                .filter(|d| !d.is_empty())
-                .collect(),
+            link_domains: domains(&args.oidc.link_domains),
+            sign_in_domains: domains(&args.oidc.sign_in_domains),
+            sign_in_group: args.oidc.sign_in_group.clone().filter(|g| !g.trim().is_empty()),
         };
         let state = AppState {
             leptos_options,
-            auth: AuthState { service: service.clone(), demo: args.demo, oidc, admins, https: args.is_https(), public },
+            auth: AuthState {
+                service: service.clone(),
+                demo: args.demo,
+                oidc,
+                admins,
+                https: args.is_https(),
+                public,
+                sessions: crate::auth::SessionSettings::from_limits(&args.limits),
+            },
         };
-        let router = router(state);
-        Ok(Self { listener, router, addr, service })
+        let rate_limits =
+            std::sync::Arc::new(rate_limit::RateLimits::new(&args.limits, session_cookie(args.is_https())));
+        let body_limit = usize::try_from(args.limits.max_body_kib).unwrap_or(256).saturating_mul(1024);
+        let router = router(state, rate_limits.clone(), body_limit);
+        Ok(Self { listener, router, addr, service, rate_limits })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -118,15 +128,39 @@ impl Application {
             // and delayed ACKs add ~40 ms to every asset on a kept-alive connection.
             let _ = tcp.set_nodelay(true);
         });
-        let serve = axum::serve(listener, self.router.into_make_service()).with_graceful_shutdown(shutdown);
+        // The peer address keys the per-address rate limits.
+        let serve = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown);
+        let rate_limits = self.rate_limits;
+        let forget = async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                rate_limits.forget_idle();
+            }
+        };
         tokio::select! {
             result = serve => result,
             () = crate::service::run_workers(self.service, WORKER_INTERVAL) => Ok(()),
+            () = forget => Ok(()),
         }
     }
 }
 
-fn router(state: AppState) -> Router {
+/// Lower-case email domains from a setting (a leading `@` is allowed; blanks are dropped).
+fn domains(raw: &[String]) -> Vec<String> {
+    raw.iter().map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase()).filter(|d| !d.is_empty()).collect()
+}
+
+/// The session cookie's name: `__Host-` over https.
+fn session_cookie(https: bool) -> &'static str {
+    if https {
+        "__Host-qm_session"
+    } else {
+        "qm_session"
+    }
+}
+
+fn router(state: AppState, rate_limits: std::sync::Arc<rate_limit::RateLimits>, body_limit: usize) -> Router {
     let https = state.auth.https;
     let routes = generate_route_list(App);
     let context = {
@@ -134,6 +168,7 @@ fn router(state: AppState) -> Router {
         move || {
             provide_context(auth.service.clone());
             provide_context(crate::ui::DemoMode(auth.demo));
+            provide_context(auth.sessions);
             provide_context(crate::ui::NoticeCell::default());
             provide_context(crate::ui::SignInOptions {
                 demo: auth.demo,
@@ -143,7 +178,8 @@ fn router(state: AppState) -> Router {
         }
     };
     let service = &state.auth.service;
-    let session_cookie = if https { "__Host-qm_session" } else { "qm_session" };
+    let session_cookie = session_cookie(https);
+    let idle = time::Duration::milliseconds(state.auth.sessions.idle_ms);
     let edge = std::sync::Arc::new(Edge { public: state.auth.public.clone(), session_cookie });
     let sessions = SessionManagerLayer::new(DbSessionStore::with_clock(service.db().clone(), service.clock().clone()))
         .with_name(session_cookie)
@@ -151,7 +187,7 @@ fn router(state: AppState) -> Router {
         .with_http_only(true)
         .with_secure(https)
         .with_path("/")
-        .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)));
+        .with_expiry(Expiry::OnInactivity(idle));
 
     let mut router = Router::new();
     for (path, _, handler) in plain_routes() {
@@ -180,7 +216,8 @@ fn router(state: AppState) -> Router {
             move |req, next| keep_redirects_here(edge.clone(), req, next)
         }))
         .layer(sessions)
-        .layer(middleware::from_fn(limit_body))
+        .layer(middleware::from_fn(move |req, next| limit_body(body_limit, req, next)))
+        .layer(middleware::from_fn(move |req, next| rate_limit::enforce(rate_limits.clone(), req, next)))
         .layer(middleware::from_fn(move |req, next| guard_edge(edge.clone(), req, next)))
         .layer(middleware::from_fn(move |req, next| security_headers(req, next, https)))
         .layer(
@@ -264,9 +301,6 @@ async fn server_fn_error_status(req: Request, next: Next) -> Response {
     }
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }
-
-/// The largest request body accepted (a form post is a few KiB); larger ones answer 413.
-pub const BODY_LIMIT: usize = 256 * 1024;
 
 /// What the edge checks every request against.
 struct Edge {
@@ -379,21 +413,22 @@ fn is_a_path_here(path: &str, public: Option<&url::Url>) -> bool {
     path == "/" || crate::auth::same_origin_path(Some(path), public) != "/"
 }
 
-/// Read the body up to [`BODY_LIMIT`]; anything larger answers 413 before a handler runs.
-async fn limit_body(req: Request, next: Next) -> Response {
+/// Read the body up to `limit` bytes (`--max-body-kib`; a form post is a few KiB); anything
+/// larger answers 413 before a handler runs.
+async fn limit_body(limit: usize, req: Request, next: Next) -> Response {
     let too_large = || {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("The request is too large (at most {} KiB); nothing was changed.", BODY_LIMIT / 1024),
+            format!("The request is too large (at most {} KiB); nothing was changed.", limit / 1024),
         )
             .into_response()
     };
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+    if declared.is_some_and(|n| n > limit as u64) {
         return too_large();
     }
     let (parts, body) = req.into_parts();
-    match axum::body::to_bytes(body, BODY_LIMIT).await {
+    match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
         Err(e) => {
             tracing::warn!(error = %e, "request body refused");

@@ -16,6 +16,8 @@ on_both_databases!(
     content_security_policy_carries_the_script_nonce,
     sessions_end_when_the_user_is_disabled_or_too_old,
     demo_mode_is_refused_off_loopback,
+    sign_in_starts_from_an_empty_session_stored_hashed,
+    rate_limits_and_the_body_limit_are_settings,
     over_https_cookies_are_secure_and_hsts_is_sent,
     a_bulk_decision_answers_by_its_outcome,
     sessions_follow_the_injected_clock,
@@ -210,10 +212,23 @@ async fn sessions_end_when_the_user_is_disabled_or_too_old(backend: Backend) {
     assert_eq!(home.status(), 200);
     let grace = app.service.actor(app.ids.grace).await.unwrap().unwrap();
     app.service.set_user_active(&grace, app.ids.maya, false).await.unwrap();
+    let sessions_of_maya = async || -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE user_id = $1")
+            .bind(app.ids.maya.0)
+            .fetch_one(app.service.db().pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(sessions_of_maya().await, 0, "disabling deletes the person's sessions at once");
     let after = c.get(format!("{}/approvals", app.base)).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(after.status(), 302, "a disabled user's session stops at the next request");
+    // Enabled again, she signs in again: the old session stays gone.
+    app.service.set_user_active(&grace, app.ids.maya, true).await.unwrap();
+    let again = c.get(format!("{}/approvals", app.base)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(again.status(), 302, "a session from before the disabling never comes back");
 
-    let old = chrono::Utc::now().timestamp_millis() - quartermaster::auth::ABSOLUTE_SESSION_MS - 1000;
+    let twelve_hours = quartermaster::auth::SessionSettings::default().absolute_ms;
+    let old = chrono::Utc::now().timestamp_millis() - twelve_hours - 1000;
     let stale = common::session_cookie_signed_in_at(&app, app.ids.omar, old).await;
     let res = c.get(format!("{}/approvals", app.base)).header("cookie", &stale).send().await.unwrap();
     assert_eq!(res.status(), 302, "a session past its absolute lifetime ends");
@@ -227,6 +242,7 @@ async fn demo_mode_is_refused_off_loopback(backend: Backend) {
         site_root: common::site_root(),
         public_url: None,
         oidc: Default::default(),
+        limits: Default::default(),
     };
     let err = quartermaster::server::Application::build(db.db.clone(), args).await.err().expect("refused");
     assert!(err.to_string().contains("loopback"), "{err}");
@@ -428,6 +444,37 @@ async fn sessions_follow_the_injected_clock(backend: Backend) {
     assert_eq!(status(&c).await, 200);
     clock.advance(hours(8) + chrono::Duration::minutes(1));
     assert_eq!(status(&c).await, 302, "idle past 8 hours");
+
+    // Activity is real activity, whatever it is: server-function calls alone keep a session
+    // alive. And it is written back now and then, not on every request.
+    let c = client();
+    sign_in_as(&c, &app.base, app.ids.omar.0).await;
+    let expiry = async || -> i64 {
+        sqlx::query_scalar("SELECT expiry_date FROM sessions WHERE user_id = $1")
+            .bind(app.ids.omar.0)
+            .fetch_one(app.service.db().pool())
+            .await
+            .unwrap()
+    };
+    let signed_in = expiry().await;
+    clock.advance(chrono::Duration::minutes(5));
+    assert_eq!(status(&c).await, 200);
+    assert_eq!(expiry().await, signed_in, "a page view five minutes in writes nothing");
+    let call = async || {
+        let res = c
+            .post(format!("{}/api/my_requests", app.base))
+            .header("origin", &app.base)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    };
+    clock.advance(hours(7));
+    call().await;
+    assert!(expiry().await > signed_in, "activity after a while extends the idle expiry");
+    clock.advance(hours(5) - chrono::Duration::minutes(10));
+    assert_eq!(status(&c).await, 200, "alive: the server-function call 5 hours ago was activity");
 }
 
 /// The text of an HTML fragment: tags and hydration markers removed.
@@ -661,6 +708,7 @@ async fn demo_mode_is_refused_beside_a_real_deployment(backend: Backend) {
             site_root: common::site_root(),
             public_url: None,
             oidc: Default::default(),
+            limits: Default::default(),
         };
         configure(&mut args);
         args
@@ -1025,4 +1073,105 @@ async fn answers_are_not_stored_and_readiness_says_little(backend: Backend) {
     let res = c.get(format!("{}/readyz", app.base)).send().await.unwrap();
     assert_eq!(res.status(), 503);
     assert_eq!(res.text().await.unwrap(), "not ready");
+}
+
+/// Sign-in starts from an empty session under a fresh id: nothing of the person who used the
+/// browser before survives (their ID token would end the wrong provider session at sign-out).
+/// Sessions are stored under the SHA-256 of their id: the stored key is no cookie.
+async fn sign_in_starts_from_an_empty_session_stored_hashed(backend: Backend) {
+    use sha2::Digest;
+    use tower_sessions::session::{Id, Record};
+    use tower_sessions::SessionStore;
+    let app = spawn_app(backend, true).await;
+    let store = quartermaster::store::sessions::DbSessionStore::new(app.service.db().clone());
+    let mut data = std::collections::HashMap::new();
+    data.insert("user_id".to_owned(), serde_json::json!(app.ids.omar.0));
+    data.insert("signed_in_at".to_owned(), serde_json::json!(chrono::Utc::now().timestamp_millis()));
+    data.insert("id_token".to_owned(), serde_json::json!("omars-id-token"));
+    let mut record =
+        Record { id: Id::default(), data, expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1) };
+    store.create(&mut record).await.unwrap();
+    let omars = record.id.to_string();
+
+    let rows = async || -> Vec<(String, Option<i64>, String)> {
+        sqlx::query_as("SELECT id, user_id, data FROM sessions ORDER BY id")
+            .fetch_all(app.service.db().pool())
+            .await
+            .unwrap()
+    };
+    let stored = rows().await;
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0].0, omars, "the id itself is never stored");
+    assert_eq!(stored[0].0, hex::encode(sha2::Sha256::digest(omars.as_bytes())));
+    assert_eq!(stored[0].1, Some(app.ids.omar.0));
+    // The stored key presented as a cookie signs nobody in.
+    let c = client();
+    let res = c.get(format!("{}/approvals", app.base)).header("cookie", format!("qm_session={}", stored[0].0));
+    assert_eq!(res.send().await.unwrap().status(), 302);
+
+    // Maya signs in on the browser Omar left signed in.
+    let res = c
+        .post(format!("{}/auth/demo", app.base))
+        .header("origin", &app.base)
+        .header("cookie", format!("qm_session={omars}"))
+        .form(&[("user_id", app.ids.maya.0.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let fresh = set.trim_start_matches("qm_session=").split(';').next().unwrap().to_owned();
+    assert_ne!(fresh, omars, "a fresh session id");
+    let stored = rows().await;
+    assert_eq!(stored.len(), 1, "Omar's session is gone: {stored:?}");
+    assert_eq!(stored[0].1, Some(app.ids.maya.0));
+    assert!(!stored[0].2.contains("omars-id-token"), "nothing of Omar's session survives: {}", stored[0].2);
+    let old = c.get(format!("{}/approvals", app.base)).header("cookie", format!("qm_session={omars}"));
+    assert_eq!(old.send().await.unwrap().status(), 302, "Omar's cookie no longer works");
+}
+
+/// Rate limits and the body limit are settings; over one the answer is 429 (with
+/// `Retry-After`) or 413, and nothing is changed.
+async fn rate_limits_and_the_body_limit_are_settings(backend: Backend) {
+    let app = common::spawn_app_with(backend, |args| {
+        args.limits.rate_sign_in_per_minute = 2;
+        args.limits.rate_api_per_session = 1;
+        args.limits.max_body_kib = 4;
+    })
+    .await;
+    let ids = &app.ids;
+    let c = client();
+    // Sign-in: two attempts a minute from one address, then 429 before any handler runs.
+    for _ in 0..2 {
+        assert_eq!(c.get(format!("{}/auth/login", app.base)).send().await.unwrap().status(), 404, "no provider here");
+    }
+    let res = c.get(format!("{}/auth/login", app.base)).send().await.unwrap();
+    assert_eq!(res.status(), 429);
+    let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&wait), "{wait}");
+    assert!(res.text().await.unwrap().contains("Too many requests"));
+    assert_eq!(c.get(format!("{}/approvals", app.base)).send().await.unwrap().status(), 302, "pages are not limited");
+
+    // Server functions: a burst of ten per session, then 429 and nothing done.
+    let jamal = app.service.actor(ids.jamal).await.unwrap().unwrap();
+    let cookie = common::session_cookie(&app, ids.jamal).await;
+    let ask = [("package_id", ids.sales_analytics.0.to_string()), ("justification", "x".repeat(3 * 1024))];
+    let res = call_server_fn(
+        &app.base,
+        &cookie,
+        "request_access",
+        &[ask[0].clone(), ("justification", "y".repeat(5 * 1024))],
+    )
+    .await;
+    assert_eq!(res.status(), 413, "over --max-body-kib");
+    for _ in 0..9 {
+        assert_eq!(call_server_fn(&app.base, &cookie, "browse_packages", &[("q", String::new())]).await.status(), 200);
+    }
+    let res = call_server_fn(&app.base, &cookie, "request_access", &ask).await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    assert!(app.service.my_requests(&jamal, None).await.unwrap().items.is_empty(), "nothing was requested");
+    // Another session is not held up.
+    let other = common::session_cookie(&app, ids.sofia).await;
+    assert_eq!(call_server_fn(&app.base, &other, "browse_packages", &[("q", String::new())]).await.status(), 200);
 }

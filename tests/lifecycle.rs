@@ -34,6 +34,7 @@ on_both_databases!(
     system_operations_need_a_permission,
     an_existing_account_is_linked_only_on_a_verified_email_of_an_allowed_domain,
     provider_claims_set_only_provider_data,
+    the_sign_in_gate_admits_members_it_allows_and_guests_of_connected_organizations,
 );
 
 async fn delivery_checks_again_and_withdraws_stale_access(backend: Backend) {
@@ -642,4 +643,76 @@ async fn provider_claims_set_only_provider_data(backend: Backend) {
         .unwrap();
     assert_eq!(manager, Some(w.ids.linus.0), "an unknown manager does not clear the known one");
     assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'user.manager_unknown'").await, 1);
+}
+
+async fn the_sign_in_gate_admits_members_it_allows_and_guests_of_connected_organizations(backend: Backend) {
+    use quartermaster::domain::model::UserKind;
+    use quartermaster::service::directory::{AdminBootstrap, ProviderIdentity};
+    let w = World::new(backend).await;
+    let gate = AdminBootstrap {
+        sign_in_domains: vec!["example.test".into()],
+        sign_in_group: Some("portal-users".into()),
+        group: Some("qm-admins".into()),
+        ..Default::default()
+    };
+    let at = |subject: &str, email: &str, verified: bool, groups: &[&str]| ProviderIdentity {
+        issuer: "https://idp.example".into(),
+        subject: subject.into(),
+        email: email.into(),
+        email_verified: verified,
+        display_name: "Someone".into(),
+        groups: Some(groups.iter().map(|g| (*g).to_owned()).collect()),
+        ..Default::default()
+    };
+    let people = || count(&w, "SELECT COUNT(*) FROM users");
+    let before = people().await;
+    let refused = |r: Result<UserId, DomainError>, why: &str| {
+        assert!(matches!(r, Err(DomainError::Forbidden(ref m)) if m.contains(why)), "{why}: {r:?}");
+    };
+    // Another domain, an unverified email, or not in the group: refused, nobody created.
+    refused(
+        w.service.sign_in_from_provider(&at("a", "ann@other.test", true, &["portal-users"]), &gate).await,
+        "domain",
+    );
+    refused(
+        w.service.sign_in_from_provider(&at("b", "ben@example.test", false, &["portal-users"]), &gate).await,
+        "verify",
+    );
+    refused(w.service.sign_in_from_provider(&at("c", "cy@example.test", true, &["Finance"]), &gate).await, "group");
+    assert_eq!(people().await, before, "a refused sign-in creates nobody");
+    // Positive control: the allowed domain, verified, in the group.
+    let dee =
+        w.service.sign_in_from_provider(&at("d", "Dee@Example.test", true, &["portal-users"]), &gate).await.unwrap();
+    let user = w.actor(dee).await;
+    assert_eq!(user.user.kind, UserKind::Member);
+    // Dee leaves the group: her next sign-in is refused, and that is on her record.
+    refused(w.service.sign_in_from_provider(&at("d", "dee@example.test", true, &[]), &gate).await, "group");
+    let on_record = count(
+        &w,
+        &format!("SELECT COUNT(*) FROM audit_events WHERE action = 'user.sign_in_refused' AND object_id = {}", dee.0),
+    )
+    .await;
+    assert_eq!(on_record, 1);
+
+    // Northwind is a connected organization: its people arrive as its guests, not members,
+    // without the members' gate; a guest in the administrators' group is not bootstrapped.
+    let org: i64 = sqlx::query_scalar("SELECT id FROM connected_orgs WHERE domain = 'northwind.example'")
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    let gus = at("g", "gus@northwind.example", true, &["qm-admins"]);
+    let id = w.service.sign_in_from_provider(&gus, &gate).await.unwrap();
+    let guest = w.actor(id).await;
+    assert_eq!(guest.user.kind, UserKind::Guest);
+    assert_eq!(guest.user.connected_org_id.map(|o| o.0), Some(org));
+    assert!(!guest.is_admin(), "guests are never bootstrapped as administrators");
+    // An unverified email in the organization's domain is no guest: the members' gate applies.
+    refused(w.service.sign_in_from_provider(&at("h", "hal@northwind.example", false, &[]), &gate).await, "verify");
+    // The organization is disconnected (proposed again): its guest can no longer sign in.
+    sqlx::query("UPDATE connected_orgs SET state = 'proposed' WHERE id = $1")
+        .bind(org)
+        .execute(w.db().pool())
+        .await
+        .unwrap();
+    refused(w.service.sign_in_from_provider(&gus, &gate).await, "not connected");
 }

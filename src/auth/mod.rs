@@ -17,12 +17,45 @@ use crate::domain::DomainError;
 use crate::service::directory::AdminBootstrap;
 use crate::service::Service;
 
-const USER_KEY: &str = "user_id";
+/// The session key holding the signed-in person's id (the session store reads it too).
+pub const USER_KEY: &str = "user_id";
 const SIGNED_IN_AT_KEY: &str = "signed_in_at";
+/// When the session last proved activity (written at most every tenth of the idle timeout).
+const SEEN_AT_KEY: &str = "seen_at";
 const ID_TOKEN_KEY: &str = "id_token";
-/// A session ends this long after sign-in, however active (the idle timeout is on the cookie).
-pub const ABSOLUTE_SESSION_MS: i64 = 12 * 60 * 60 * 1000;
+/// The login-state cookie: `__Host-` over https (no Domain, Path=/, Secure: no sibling
+/// subdomain can set or read it).
 const LOGIN_COOKIE: &str = "qm_login";
+const LOGIN_COOKIE_HTTPS: &str = "__Host-qm_login";
+
+/// How long sessions live: `idle` without a request, `absolute` after sign-in however
+/// active. Settings (`--session-idle-minutes`, `--session-max-hours`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionSettings {
+    pub idle_ms: i64,
+    pub absolute_ms: i64,
+}
+
+impl SessionSettings {
+    pub fn from_limits(limits: &crate::config::LimitArgs) -> Self {
+        Self {
+            idle_ms: i64::from(limits.session_idle_minutes) * 60 * 1000,
+            absolute_ms: i64::from(limits.session_max_hours) * 60 * 60 * 1000,
+        }
+    }
+
+    /// Activity is written back (extending the idle expiry) at most this often, so an active
+    /// session is not rewritten on every request.
+    fn touch_every_ms(&self) -> i64 {
+        self.idle_ms / 10
+    }
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self::from_limits(&crate::config::LimitArgs::default())
+    }
+}
 
 /// What the sign-in handlers need. The server's state hands it out (`FromRef`), so this module
 /// does not depend on the server.
@@ -40,6 +73,7 @@ pub struct AuthState {
     /// The public URL's origin (with the root path), when one is configured: redirect targets
     /// are parsed against it.
     pub public: Option<url::Url>,
+    pub sessions: SessionSettings,
 }
 
 /// A redirect target taken from a request (`return_to`), as a path on this site: parsed with
@@ -147,34 +181,60 @@ fn session_error(e: impl std::fmt::Display) -> DomainError {
     DomainError::Internal(format!("session: {e}"))
 }
 
-/// The signed-in actor of this session, if any.
-pub async fn session_actor(session: &Session, service: &Service) -> Result<Option<Actor>, DomainError> {
+/// The signed-in actor of this session, if any. A session past its absolute lifetime, idle
+/// longer than the idle timeout, or of someone unknown or disabled now, ends here. Activity
+/// is recorded (which extends the session's idle expiry in the store) at most every tenth of
+/// the idle timeout.
+pub async fn session_actor(
+    session: &Session,
+    service: &Service,
+    settings: &SessionSettings,
+) -> Result<Option<Actor>, DomainError> {
     let id: Option<i64> = session.get(USER_KEY).await.map_err(session_error)?;
     let Some(id) = id else { return Ok(None) };
+    let now = now_ms(service);
     let signed_in_at: i64 = session.get(SIGNED_IN_AT_KEY).await.map_err(session_error)?.unwrap_or(0);
-    if now_ms(service) - signed_in_at > ABSOLUTE_SESSION_MS {
+    let seen_at: i64 = session.get(SEEN_AT_KEY).await.map_err(session_error)?.unwrap_or(signed_in_at);
+    if now - signed_in_at > settings.absolute_ms {
         tracing::info!(user = id, "session reached its absolute lifetime");
         let _ = session.flush().await;
         return Ok(None);
     }
-    let actor = service.actor(UserId(id)).await?;
-    if actor.is_none() {
-        // Unknown or disabled now: end the session.
+    // The store drops a session once its idle expiry passes; this also holds when the
+    // timeout was shortened since the session was last written.
+    if now - seen_at > settings.idle_ms {
+        tracing::info!(user = id, "session idle too long");
         let _ = session.flush().await;
+        return Ok(None);
+    }
+    let actor = service.actor(UserId(id)).await?;
+    match &actor {
+        // Unknown or disabled now: end the session.
+        None => {
+            let _ = session.flush().await;
+        }
+        Some(_) if now - seen_at >= settings.touch_every_ms() => {
+            session.insert(SEEN_AT_KEY, now).await.map_err(session_error)?;
+        }
+        Some(_) => {}
     }
     Ok(actor)
 }
 
-/// Start a session for this user: a fresh session id (no fixation), then the user id.
+/// Start a session for this user from an empty one (nothing a previous person left in it
+/// survives, such as their ID token) under a fresh id (no fixation).
 pub async fn sign_in(
     session: &Session,
     service: &Service,
     user: UserId,
     id_token: Option<String>,
 ) -> Result<(), DomainError> {
+    session.clear().await;
     session.cycle_id().await.map_err(session_error)?;
+    let now = now_ms(service);
     session.insert(USER_KEY, user.0).await.map_err(session_error)?;
-    session.insert(SIGNED_IN_AT_KEY, now_ms(service)).await.map_err(session_error)?;
+    session.insert(SIGNED_IN_AT_KEY, now).await.map_err(session_error)?;
+    session.insert(SEEN_AT_KEY, now).await.map_err(session_error)?;
     if let Some(token) = id_token {
         session.insert(ID_TOKEN_KEY, token).await.map_err(session_error)?;
     }
@@ -246,13 +306,24 @@ pub struct LoginQuery {
     return_to: Option<String>,
 }
 
-fn login_cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    // SameSite=Lax: the cookie must come back on the provider's top-level redirect.
-    HeaderValue::from_str(&format!(
-        "{LOGIN_COOKIE}={value}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("qm_login=; Path=/auth; Max-Age=0"))
+/// The login-state cookie's name: `__Host-` over https.
+fn login_cookie_name(https: bool) -> &'static str {
+    if https {
+        LOGIN_COOKIE_HTTPS
+    } else {
+        LOGIN_COOKIE
+    }
+}
+
+fn login_cookie(value: &str, max_age: i64, https: bool) -> HeaderValue {
+    // SameSite=Lax: the cookie must come back on the provider's top-level redirect. Over
+    // https it is a `__Host-` cookie, which requires Secure and Path=/ and forbids Domain.
+    let cookie = if https {
+        format!("{LOGIN_COOKIE_HTTPS}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}; Secure")
+    } else {
+        format!("{LOGIN_COOKIE}={value}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age={max_age}")
+    };
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("qm_login=; Path=/auth; Max-Age=0"))
 }
 
 pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -302,7 +373,7 @@ pub async fn oidc_callback(
             "no OIDC issuer configured",
         );
     };
-    let login_id = cookie_value(&headers, LOGIN_COOKIE);
+    let login_id = cookie_value(&headers, login_cookie_name(state.https));
     let now = now_ms(&state.service);
     let mut res = match oidc.complete(state.service.db(), login_id.as_deref(), &params, now).await {
         Err(e) => failure_page(StatusCode::BAD_REQUEST, e.shown, &e.logged),
@@ -407,6 +478,20 @@ mod tests {
             }
         }
         assert_eq!(same_origin_path(Some("https://access.example.com/admin"), Some(&public)), "/");
+    }
+
+    #[test]
+    fn the_login_cookie_is_a_host_cookie_over_https() {
+        let https = login_cookie("abc", 600, true);
+        let https = https.to_str().unwrap();
+        assert!(https.starts_with("__Host-qm_login=abc;"), "{https}");
+        for attr in ["; Path=/;", "; Secure", "; HttpOnly", "; SameSite=Lax"] {
+            assert!(https.contains(attr), "{attr} missing from {https}");
+        }
+        assert!(!https.to_ascii_lowercase().contains("domain="), "{https}");
+        assert_eq!(login_cookie_name(true), "__Host-qm_login");
+        let plain = login_cookie("abc", 600, false);
+        assert!(plain.to_str().unwrap().starts_with("qm_login=abc; Path=/auth;"), "{plain:?}");
     }
 
     #[test]

@@ -93,6 +93,23 @@ pub struct AdminBootstrap {
     pub group: Option<String>,
     /// Lower-case email domains whose never-linked accounts may be linked, on a verified email.
     pub link_domains: Vec<String>,
+    /// The sign-in gate for members: a verified email in one of these lower-case domains
+    /// (empty: any domain).
+    pub sign_in_domains: Vec<String>,
+    /// The sign-in gate for members: the groups claim must name this group.
+    pub sign_in_group: Option<String>,
+}
+
+/// How a person arrives: as a member (held to the sign-in gate), or as a guest of the
+/// connected organisation their verified email's domain belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Arrival {
+    Member,
+    Guest(crate::domain::ids::OrgId),
+}
+
+fn email_domain(email: &str) -> String {
+    email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default()
 }
 
 impl AdminBootstrap {
@@ -101,9 +118,27 @@ impl AdminBootstrap {
         if !identity.email_verified {
             return Err("the identity provider did not verify your email address");
         }
-        let domain = identity.email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
-        if !self.link_domains.contains(&domain) {
+        if !self.link_domains.contains(&email_domain(&identity.email)) {
             return Err("accounts of your email domain are not linked automatically");
+        }
+        Ok(())
+    }
+
+    /// Why a member may not sign in, if they may not: the gate's domains (on a verified email)
+    /// and group.
+    fn member_gate(&self, identity: &ProviderIdentity) -> Result<(), &'static str> {
+        if !self.sign_in_domains.is_empty() {
+            if !identity.email_verified {
+                return Err("the identity provider did not verify your email address");
+            }
+            if !self.sign_in_domains.contains(&email_domain(&identity.email)) {
+                return Err("people of your email domain cannot sign in here");
+            }
+        }
+        if let Some(group) = &self.sign_in_group {
+            if !identity.groups.as_ref().is_some_and(|gs| gs.iter().any(|g| g == group)) {
+                return Err("you are not in the group of people who may sign in here");
+            }
         }
         Ok(())
     }
@@ -174,6 +209,41 @@ impl Service {
                 None => None,
             },
         };
+        // The sign-in gate. Someone known keeps how they arrived (a guest stays a guest of a
+        // configured organisation); someone new whose verified email is in a connected
+        // organisation's domain arrives as its guest; members are held to the gate.
+        let guest_org = if identity.email_verified {
+            directory::configured_org_by_domain(&mut tx, &email_domain(&identity.email)).await?
+        } else {
+            None
+        };
+        let arrival = match (&existing, guest_org) {
+            (Some(u), _) if u.kind == UserKind::Guest => match (u.connected_org_id, guest_org) {
+                (Some(org), Some(now_org)) if org == now_org => Ok(Arrival::Guest(org)),
+                _ => Err("your organisation is not connected to this portal (any more)"),
+            },
+            (Some(_), _) => admins.member_gate(identity).map(|()| Arrival::Member),
+            (None, Some(org)) => Ok(Arrival::Guest(org)),
+            (None, None) => admins.member_gate(identity).map(|()| Arrival::Member),
+        };
+        let arrival = match arrival {
+            Ok(a) => a,
+            Err(why) => {
+                tracing::warn!(
+                    issuer = %crate::auth::sanitize_for_log(&identity.issuer),
+                    email = %crate::auth::sanitize_for_log(&identity.email),
+                    why,
+                    "sign-in gate refused"
+                );
+                if let Some(u) = &existing {
+                    let event = AuditEvent::new(None, "user.sign_in_refused", "user", u.id.0)
+                        .after(json!({"issuer": identity.issuer, "subject": identity.subject, "email": identity.email}))
+                        .reason(why);
+                    self.commit(tx, vec![event]).await?;
+                }
+                return Err(DomainError::forbidden(format!("{why}. Ask your administrator if you need access.")));
+            }
+        };
         // The manager is applied only when the claim names someone we know; an unknown manager
         // is reported and the stored one kept, never silently cleared.
         let mut manager_unknown = None;
@@ -243,14 +313,21 @@ impl Service {
                         department: identity.department.as_deref().unwrap_or(""),
                         job_title: identity.job_title.as_deref().unwrap_or(""),
                         manager_id: manager.flatten(),
-                        kind: UserKind::Member,
-                        connected_org_id: None,
+                        kind: match arrival {
+                            Arrival::Member => UserKind::Member,
+                            Arrival::Guest(_) => UserKind::Guest,
+                        },
+                        connected_org_id: match arrival {
+                            Arrival::Member => None,
+                            Arrival::Guest(org) => Some(org),
+                        },
                     },
                     now,
                 )
                 .await?;
                 events.push(AuditEvent::new(Some(id), "user.created", "user", id.0).after(json!({
                     "email": identity.email, "name": display_name, "issuer": identity.issuer, "source": "oidc",
+                    "kind": if arrival == Arrival::Member { "member" } else { "guest" },
                 })));
                 id
             }
@@ -297,8 +374,11 @@ impl Service {
         }
         // Administrator bootstrap: by the group claim while the person is in the group (and
         // revoked when they leave it), or by a verified email, once.
-        let in_group = admins.group.as_ref().is_some_and(|g| identity.groups.as_ref().is_some_and(|gs| gs.contains(g)));
-        let by_email = admins.admits_email(identity) && !directory::was_bootstrapped(&mut tx, user).await?;
+        // Guests are never bootstrapped.
+        let member = arrival == Arrival::Member;
+        let in_group =
+            member && admins.group.as_ref().is_some_and(|g| identity.groups.as_ref().is_some_and(|gs| gs.contains(g)));
+        let by_email = member && admins.admits_email(identity) && !directory::was_bootstrapped(&mut tx, user).await?;
         let is_admin = directory::has_global_role(&mut tx, user, Role::Administrator).await?;
         if !is_admin && (in_group || by_email) {
             let source = if in_group { "bootstrap_group" } else { "bootstrap_email" };

@@ -1,7 +1,7 @@
 //! Leavers lose access: when a person is disabled (by an administrator, from the identity
-//! provider's data, or by SCIM), their open requests are canceled, their assignments end through
-//! the normal audited path (removals enqueued, reference-counted), and they stop being a
-//! pending approver: each stage they were on falls back, escalates or expires as its policy
+//! provider's data, or by SCIM), their sessions are deleted, their open requests are canceled,
+//! their assignments end through the normal audited path (removals enqueued,
+//! reference-counted), and they stop being a pending approver: each stage they were on falls back, escalates or expires as its policy
 //! says.
 
 use chrono::{DateTime, Utc};
@@ -25,6 +25,8 @@ pub struct Offboarded {
     pub requests_canceled: usize,
     pub assignments_ended: usize,
     pub approvals_reassigned: usize,
+    /// Sessions deleted: a leaver is signed out everywhere at once, not at their next request.
+    pub sessions_ended: u64,
 }
 
 impl Service {
@@ -41,6 +43,7 @@ impl Service {
         let mut done = Offboarded::default();
         self.db.lock_user(tx, user).await?;
         let reason = "the person's account was disabled";
+        done.sessions_ended = crate::store::sessions::delete_for_user(tx, user).await?;
 
         for req in requests::open_for_target(tx, user).await? {
             // Guarded by state, not version: an escalation by the clock meanwhile must not

@@ -86,6 +86,16 @@ pub async fn org_is_configured(conn: &mut Conn, org: OrgId) -> Result<bool, sqlx
     Ok(state.as_deref() == Some("configured"))
 }
 
+/// The configured connected organisation whose email domain this is (lower case), if any.
+pub async fn configured_org_by_domain(conn: &mut Conn, domain: &str) -> Result<Option<OrgId>, sqlx::Error> {
+    let id: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM connected_orgs WHERE LOWER(domain) = $1 AND state = 'configured'")
+            .bind(domain)
+            .fetch_optional(conn)
+            .await?;
+    Ok(id.map(OrgId))
+}
+
 /// Active internal sponsors of an organisation.
 pub async fn sponsors(conn: &mut Conn, org: OrgId) -> Result<Vec<UserId>, sqlx::Error> {
     let ids: Vec<i64> = sqlx::query_scalar(

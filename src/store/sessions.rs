@@ -1,5 +1,10 @@
 //! tower-sessions store in the application's own database (SQLite or PostgreSQL), so sessions
 //! survive restarts and are shared by every instance behind a load balancer.
+//!
+//! A session is stored under the SHA-256 of its id, never the id itself: whoever reads the
+//! table (a backup, a replica, an SQL console) learns no cookie that signs anyone in. Each
+//! row also names the signed-in person (`user_id`, read from the session's data), so
+//! [`delete_for_user`] ends every session of someone who is disabled, in their transaction.
 
 use std::sync::Arc;
 
@@ -51,6 +56,22 @@ impl DbSessionStore {
     }
 }
 
+/// The key a session is stored under: the hex SHA-256 of its id.
+fn storage_key(id: &Id) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(id.to_string().as_bytes()))
+}
+
+/// The signed-in person a session's data names (see `auth::USER_KEY`), if any.
+fn user_of(record: &Record) -> Option<i64> {
+    record.data.get(crate::auth::USER_KEY).and_then(serde_json::Value::as_i64)
+}
+
+/// End every session of this person (they were disabled), inside the caller's transaction.
+pub async fn delete_for_user(conn: &mut super::Conn, user: crate::domain::ids::UserId) -> sqlx::Result<u64> {
+    Ok(sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user.0).execute(&mut *conn).await?.rows_affected())
+}
+
 fn backend(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
 }
@@ -60,10 +81,11 @@ impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let (data, expiry) = self.encode(record)?;
         loop {
-            let inserted = sqlx::query("INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3)")
-                .bind(record.id.to_string())
+            let inserted = sqlx::query("INSERT INTO sessions (id, data, expiry_date, user_id) VALUES ($1, $2, $3, $4)")
+                .bind(storage_key(&record.id))
                 .bind(&data)
                 .bind(expiry)
+                .bind(user_of(record))
                 .execute(self.db.pool())
                 .await;
             match inserted {
@@ -77,12 +99,14 @@ impl SessionStore for DbSessionStore {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let (data, expiry) = self.encode(record)?;
         sqlx::query(
-            "INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3) \
-             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expiry_date = excluded.expiry_date",
+            "INSERT INTO sessions (id, data, expiry_date, user_id) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expiry_date = excluded.expiry_date, \
+             user_id = excluded.user_id",
         )
-        .bind(record.id.to_string())
+        .bind(storage_key(&record.id))
         .bind(data)
         .bind(expiry)
+        .bind(user_of(record))
         .execute(self.db.pool())
         .await
         .map_err(backend)?;
@@ -92,7 +116,7 @@ impl SessionStore for DbSessionStore {
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let row: Option<(String, i64)> =
             sqlx::query_as("SELECT data, expiry_date FROM sessions WHERE id = $1 AND expiry_date > $2")
-                .bind(id.to_string())
+                .bind(storage_key(id))
                 .bind(self.now_ms())
                 .fetch_optional(self.db.pool())
                 .await
@@ -107,7 +131,7 @@ impl SessionStore for DbSessionStore {
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id.to_string())
+            .bind(storage_key(id))
             .execute(self.db.pool())
             .await
             .map_err(backend)?;

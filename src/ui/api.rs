@@ -35,7 +35,8 @@ mod server {
     pub async fn signed_in() -> Result<Option<(Service, Actor)>, AppError> {
         let service = service()?;
         let session = session().await?;
-        Ok(crate::auth::session_actor(&session, &service).await?.map(|actor| (service, actor)))
+        let settings = use_context::<crate::auth::SessionSettings>().unwrap_or_default();
+        Ok(crate::auth::session_actor(&session, &service, &settings).await?.map(|actor| (service, actor)))
     }
 
     /// The signed-in actor, or `Unauthenticated` (401).
@@ -75,7 +76,12 @@ mod server {
             return Ok(taken.clone());
         }
         let session = session().await?;
-        let notice = session.remove::<Notice>(NOTICE_KEY).await.map_err(|_| AppError::Internal)?;
+        // Read first: removing marks the session modified, and a modified session is written
+        // back — a database write on every page view when there is nothing to take.
+        let notice = match session.get::<Notice>(NOTICE_KEY).await.map_err(|_| AppError::Internal)? {
+            Some(_) => session.remove::<Notice>(NOTICE_KEY).await.map_err(|_| AppError::Internal)?,
+            None => None,
+        };
         if let Some(cell) = cell {
             let _ = cell.0.set(notice.clone());
         }

@@ -134,6 +134,7 @@ pub async fn try_spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Se
         site_root: site_root(),
         public_url: None,
         oidc: Default::default(),
+        limits: Default::default(),
     };
     configure(&mut args);
     let app = Application::build(test_db.db.clone(), args).await?;
@@ -230,6 +231,7 @@ pub async fn spawn_app_with_clock(backend: Backend, clock: ManualClock) -> TestA
         site_root: site_root(),
         public_url: None,
         oidc: Default::default(),
+        limits: Default::default(),
     };
     let service = Service::with_clock(test_db.db.clone(), Arc::new(clock));
     let app = Application::build_with(service, args).await.unwrap();
