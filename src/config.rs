@@ -35,7 +35,20 @@ impl Cli {
             Ok(path) if !path.trim().is_empty() => std::fs::read_to_string(path.trim())
                 .map(|url| url.trim().to_owned())
                 .map_err(|e| format!("cannot read QM_DATABASE_URL_FILE {}: {e}", path.trim())),
-            _ => Ok(self.database_url.clone()),
+            _ => {
+                // A password on the command line is visible to every user of the machine (`ps`).
+                let from_env = std::env::var("QM_DATABASE_URL").is_ok_and(|v| v == self.database_url);
+                let has_password = url::Url::parse(&self.database_url).is_ok_and(|u| {
+                    u.password().is_some() || u.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password"))
+                });
+                if has_password && !from_env {
+                    return Err("the database URL carries a password: pass it in QM_DATABASE_URL or in the \
+                                file named by QM_DATABASE_URL_FILE, never as --database-url (visible to \
+                                every user of this machine)"
+                        .to_owned());
+                }
+                Ok(self.database_url.clone())
+            }
         }
     }
 }
@@ -43,11 +56,22 @@ impl Cli {
 /// A URL with its password (if any) replaced, for logs and `Debug`.
 pub fn redact_url(raw: &str) -> String {
     match url::Url::parse(raw) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("redacted"));
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("redacted"));
+            }
+            if url.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password")) {
+                let pairs: Vec<(String, String)> = url
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if k.eq_ignore_ascii_case("password") { "redacted".to_owned() } else { v.into_owned() };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                url.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             url.to_string()
         }
-        Ok(_) => raw.to_owned(),
         Err(_) => "<not a URL>".to_owned(),
     }
 }
@@ -120,7 +144,7 @@ pub struct ServeArgs {
 
 /// Session lifetimes, request limits and rate limits. Over a rate limit the answer is 429
 /// with `Retry-After`; over the body limit, 413; nothing is changed either way.
-#[derive(Debug, Clone, Copy, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct LimitArgs {
     /// A session ends after this many minutes without a request (real idle time: activity
     /// extends it, at most every tenth of the timeout, so an active session is not written
@@ -142,10 +166,14 @@ pub struct LimitArgs {
     #[arg(long, env = "QM_RATE_API_PER_SESSION", default_value_t = 10)]
     pub rate_api_per_session: u32,
     /// Server-function calls per client address per second; bursts up to ten times that.
-    /// Behind a reverse proxy every client shares the proxy's address: raise it or set 0 and
-    /// let the proxy limit by client. 0 turns the limit off.
+    /// 0 turns the limit off.
     #[arg(long, env = "QM_RATE_API_PER_ADDRESS", default_value_t = 50)]
     pub rate_api_per_address: u32,
+    /// Reverse proxies in front of the portal (comma-separated addresses or CIDR blocks, e.g.
+    /// `10.0.0.0/8`): from these peers the client's address is read from `X-Forwarded-For`
+    /// (the nearest address that is not a trusted proxy), for the per-address limits.
+    #[arg(long, env = "QM_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for LimitArgs {
@@ -158,6 +186,7 @@ impl Default for LimitArgs {
             rate_sign_in_per_minute: 30,
             rate_api_per_session: 10,
             rate_api_per_address: 50,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -224,6 +253,11 @@ pub struct OidcArgs {
     /// members. Guests are not held to it.
     #[arg(long = "sign-in-group", env = "QM_SIGN_IN_GROUP")]
     pub sign_in_group: Option<String>,
+    /// Every email the provider sends is verified (for providers that send no
+    /// `email_verified` claim, such as Entra ID for its own tenant's domains). Off: a sign-in
+    /// without a verified email is refused.
+    #[arg(long = "oidc-trust-email", env = "QM_OIDC_TRUST_EMAIL", default_value_t = false)]
+    pub trust_email: bool,
 }
 
 impl ServeArgs {
@@ -233,6 +267,15 @@ impl ServeArgs {
     pub fn check(&self) -> Result<(), String> {
         self.public_origin()?;
         if !self.demo {
+            // Without a public URL only loopback hosts are served (DNS rebinding): a server
+            // others can reach must say the one name it answers to.
+            if !self.addr.ip().is_loopback() && self.public_url.is_none() {
+                return Err(format!(
+                    "{} is reachable from other computers: name the URL people use with --public-url \
+                     (QM_PUBLIC_URL); only that host is served",
+                    self.addr
+                ));
+            }
             return Ok(());
         }
         if !self.addr.ip().is_loopback() {
@@ -318,7 +361,7 @@ impl ServeArgs {
     }
 
     pub fn is_https(&self) -> bool {
-        self.public_url.as_deref().is_some_and(|url| url.starts_with("https://"))
+        self.public_url.as_deref().and_then(|u| url::Url::parse(u).ok()).is_some_and(|u| u.scheme() == "https")
     }
 }
 
@@ -353,7 +396,21 @@ mod tests {
         assert!(args("[::1]:3000", true).check().is_ok());
         let err = args("0.0.0.0:3000", true).check().unwrap_err();
         assert!(err.contains("loopback"), "{err}");
-        assert!(args("0.0.0.0:3000", false).check().is_ok());
+        // Reachable from elsewhere: only with the one public URL it answers to.
+        let err = args("0.0.0.0:3000", false).check().unwrap_err();
+        assert!(err.contains("--public-url"), "{err}");
+        let mut public = args("0.0.0.0:3000", false);
+        public.public_url = Some("https://access.example.com".into());
+        assert!(public.check().is_ok());
+    }
+
+    #[test]
+    fn https_is_read_from_the_parsed_scheme_and_passwords_are_redacted() {
+        let mut a = args("127.0.0.1:3000", false);
+        a.public_url = Some("HTTPS://Access.Example.com".into());
+        assert!(a.is_https(), "the scheme is case-insensitive");
+        let shown = redact_url("postgres://qm@db/qm?sslmode=require&password=hunter2");
+        assert!(!shown.contains("hunter2") && shown.contains("sslmode=require"), "{shown}");
     }
 
     #[test]

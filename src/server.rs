@@ -92,7 +92,14 @@ impl Application {
             link_domains: domains(&args.oidc.link_domains),
             sign_in_domains: domains(&args.oidc.sign_in_domains),
             sign_in_group: args.oidc.sign_in_group.clone().filter(|g| !g.trim().is_empty()),
+            trust_provider_emails: args.oidc.trust_email,
         };
+        if oidc.is_some() && admins.sign_in_domains.is_empty() && admins.sign_in_group.is_none() {
+            tracing::warn!(
+                "no sign-in gate: anyone the identity provider signs in becomes a member here; set \
+                 --sign-in-domains and/or --sign-in-group"
+            );
+        }
         let state = AppState {
             leptos_options,
             auth: AuthState {
@@ -105,8 +112,10 @@ impl Application {
                 sessions: crate::auth::SessionSettings::from_limits(&args.limits),
             },
         };
-        let rate_limits =
-            std::sync::Arc::new(rate_limit::RateLimits::new(&args.limits, session_cookie(args.is_https())));
+        let rate_limits = std::sync::Arc::new(
+            rate_limit::RateLimits::new(&args.limits, session_cookie(args.is_https()))
+                .map_err(std::io::Error::other)?,
+        );
         let body_limit = usize::try_from(args.limits.max_body_kib).unwrap_or(256).saturating_mul(1024);
         let router = router(state, rate_limits.clone(), body_limit);
         Ok(Self { listener, router, addr, service, rate_limits })
@@ -316,12 +325,19 @@ impl Edge {
     fn refusal(&self, req: &Request) -> Option<&'static str> {
         let headers = req.headers();
         let host = crate::auth::request_host(headers, req.uri());
-        if let Some(public) = &self.public {
-            // Health probes name the pod or the address they dial: they may use any host.
-            let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
-            if !probe && !host.is_some_and(|h| names_host_of(h, public)) {
+        // Health probes name the pod or the address they dial: they may use any host.
+        let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
+        match &self.public {
+            Some(public) if !probe && !host.is_some_and(|h| names_host_of(h, public)) => {
                 return Some("the request names a host that is not the public URL's");
             }
+            // Without a public URL the server listens on loopback only (`ServeArgs::check`),
+            // and answers only loopback names: a page elsewhere whose name resolves here
+            // (DNS rebinding) is refused.
+            None if !probe && !host.is_some_and(crate::auth::is_loopback_host) => {
+                return Some("the request names a host that is not this computer");
+            }
+            _ => {}
         }
         if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
             return None;

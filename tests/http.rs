@@ -39,9 +39,11 @@ async fn over_https_cookies_are_secure_and_hsts_is_sent(backend: Backend) {
     .await;
     let c = client();
     // Any answer that writes the session sets the cookie: a plain-form post keeps its outcome
-    // there (demo sign-in is never beside a public URL).
+    // in a signed-in session (demo sign-in is never beside a public URL).
+    let id = common::session_cookie(&app, app.ids.maya).await.trim_start_matches("qm_session=").to_owned();
     let res = c
         .post(format!("{}/api/cancel_request", app.base))
+        .header("cookie", format!("__Host-qm_session={id}"))
         .header("host", "access.example.com")
         .header("origin", "https://access.example.com")
         .header("referer", "https://access.example.com/")
@@ -804,13 +806,22 @@ async fn demo_sign_in_only_from_this_computer(backend: Backend) {
         assert_eq!(res.status(), 403, "{proxy}");
         assert!(res.headers().get("set-cookie").is_none(), "{proxy}");
     }
-    // The sign-in page lists nobody to such requests.
-    for (k, v) in [("host", host.clone()), ("x-forwarded-for", "203.0.113.7".into())] {
-        let page =
-            client().get(format!("{}/signin", app.base)).header(k, v).send().await.unwrap().text().await.unwrap();
-        assert!(page.contains("<section class=\"signin\">"), "{k}");
-        assert!(!page.contains("Grace Hopper") && !page.contains("/auth/demo"), "people listed to a request with {k}");
-    }
+    // The sign-in page lists nobody to such requests: a foreign name gets no page at all (the
+    // edge serves loopback names only without a public URL), a proxied request no people.
+    let res = client().get(format!("{}/signin", app.base)).header("host", host.clone()).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(!res.text().await.unwrap().contains("Grace Hopper"));
+    let page = client()
+        .get(format!("{}/signin", app.base))
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<section class=\"signin\">"));
+    assert!(!page.contains("Grace Hopper") && !page.contains("/auth/demo"), "people listed to a proxied request");
     // localhost is this computer.
     let local = format!("localhost:{port}");
     let res = demo_post(&[("host", local.clone()), ("origin", format!("http://{local}"))]).await;
@@ -923,6 +934,19 @@ async fn unsafe_requests_need_an_origin_and_a_known_host(backend: Backend) {
     assert_eq!(requested().await, 0, "nothing was requested");
     // Without a session there is nothing to forge: the call reaches the function (401).
     assert_eq!(ask(&[]).await.unwrap().status(), 401);
+    // Without a public URL only loopback names are served: a page on another name that
+    // resolves here (DNS rebinding) gets nothing, its own origin notwithstanding.
+    let rebound = reqwest::Client::new()
+        .get(format!("{}/", app.base))
+        .header("host", "rebind.evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+    let rebound = ask(&[("host", "rebind.evil.example".into()), ("origin", "http://rebind.evil.example".into())]);
+    assert_eq!(rebound.await.unwrap().status(), 403);
+    let home = reqwest::Client::new().get(format!("{}/", app.base)).header("host", "localhost").send().await.unwrap();
+    assert_eq!(home.status(), 200, "a loopback name is fine");
 
     // A public URL: only its host is served, only its origin may post.
     let app = common::spawn_app_with(backend, |args| args.public_url = Some("http://access.example.test".into())).await;

@@ -579,10 +579,16 @@ async fn an_existing_account_is_linked_only_on_a_verified_email_of_an_allowed_do
     .execute(w.db().pool())
     .await;
     assert!(dup.is_err_and(|e| quartermaster::store::is_unique_violation(&e)));
-    // Administrator bootstrap by email needs a verified email.
+    // Nobody signs in on an unverified email (it could be anyone's), unless the operator
+    // vouches for the provider's emails.
     let admins = AdminBootstrap { emails: vec!["new@example.test".into()], ..Default::default() };
-    let id = w.service.sign_in_from_provider(&at("n1", "new@example.test", false), &admins).await.unwrap();
-    assert!(!w.actor(id).await.is_admin(), "an unverified email does not make an administrator");
+    let before = count(&w, "SELECT COUNT(*) FROM users").await;
+    let r = w.service.sign_in_from_provider(&at("n1", "new@example.test", false), &admins).await;
+    assert!(matches!(r, Err(DomainError::Forbidden(ref why)) if why.contains("did not verify")), "{r:?}");
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM users").await, before, "nobody created");
+    let vouched = AdminBootstrap { trust_provider_emails: true, ..Default::default() };
+    let t = w.service.sign_in_from_provider(&at("t1", "trusted@example.test", false), &vouched).await.unwrap();
+    assert!(!w.actor(t).await.is_admin());
     let id = w.service.sign_in_from_provider(&at("n1", "new@example.test", true), &admins).await.unwrap();
     assert!(w.actor(id).await.is_admin());
     // Once: an administrator who takes the role away is not overruled at the next sign-in.
@@ -599,6 +605,33 @@ async fn an_existing_account_is_linked_only_on_a_verified_email_of_an_allowed_do
     w.service.sign_in_from_provider(&g, &group).await.unwrap();
     assert!(!w.actor(gina).await.is_admin(), "left the group: no longer an administrator");
     assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'role.revoked'").await, 1);
+    // Back in the group, then an administrator also grants her the role by hand: leaving the
+    // group again no longer takes it (it is a person's grant now).
+    g.groups = Some(vec!["qm-admins".into()]);
+    w.service.sign_in_from_provider(&g, &group).await.unwrap();
+    let grace = w.actor(w.ids.grace).await;
+    w.service.grant_role(&grace, gina, Role::Administrator, None).await.unwrap();
+    g.groups = Some(vec![]);
+    w.service.sign_in_from_provider(&g, &group).await.unwrap();
+    assert!(w.actor(gina).await.is_admin(), "a grant by hand outlives the bootstrap");
+    // Her provider now sends someone else's email: a conflict (409), not a failure, and
+    // nothing about her changes.
+    let mut taken = g.clone();
+    taken.email = "omar@quartermaster.example".into();
+    let r = w.service.sign_in_from_provider(&taken, &group).await;
+    assert!(matches!(r, Err(DomainError::Conflict(_))), "{r:?}");
+    let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+        .bind(gina.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(email, "gina@example.test");
+    // One new person signing in from two tabs at once: one person, both sign-ins succeed.
+    let twin = at("tw", "twin@example.test", true);
+    let open = AdminBootstrap::default();
+    let (a, b) =
+        tokio::join!(w.service.sign_in_from_provider(&twin, &open), w.service.sign_in_from_provider(&twin, &open));
+    assert_eq!(a.unwrap(), b.unwrap());
 }
 
 async fn provider_claims_set_only_provider_data(backend: Backend) {
@@ -706,6 +739,9 @@ async fn the_sign_in_gate_admits_members_it_allows_and_guests_of_connected_organ
     assert_eq!(guest.user.kind, UserKind::Guest);
     assert_eq!(guest.user.connected_org_id.map(|o| o.0), Some(org));
     assert!(!guest.is_admin(), "guests are never bootstrapped as administrators");
+    // A subdomain of the organization's domain is the organization's too.
+    let sub = w.service.sign_in_from_provider(&at("s", "sam@EU.northwind.example.", true, &[]), &gate).await.unwrap();
+    assert_eq!(w.actor(sub).await.user.connected_org_id.map(|o| o.0), Some(org));
     // An unverified email in the organization's domain is no guest: the members' gate applies.
     refused(w.service.sign_in_from_provider(&at("h", "hal@northwind.example", false, &[]), &gate).await, "verify");
     // The organization is disconnected (proposed again): its guest can no longer sign in.

@@ -1,5 +1,7 @@
 //! Sign-in through a real OpenID Connect provider (npm `oidc-provider`), and every way a
-//! callback can be bad: each ends on a clear error page with no session created.
+//! callback can be bad: each ends on a clear error page with no session created. The provider's
+//! test control changes an account's claims between sign-ins (unverified or differently cased
+//! emails, groups dropped, groups named like local ones) and rotates its signing key.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,14 +11,23 @@ use std::sync::Arc;
 
 use common::peers::OidcProvider;
 use common::{free_port, try_spawn_app_with, TestApp};
+use quartermaster::config::ServeArgs;
+use quartermaster::domain::ids::UserId;
 use quartermaster::store::Backend;
 use reqwest::cookie::Jar;
 use reqwest::header::{ACCEPT, LOCATION};
 use reqwest::{Client, StatusCode, Url};
+use serde_json::json;
 
 on_both_databases!(
     provider_sign_in_creates_the_person_and_signs_out_everywhere,
-    bad_callbacks_are_refused_without_a_session
+    bad_callbacks_are_refused_without_a_session,
+    an_unverified_email_is_not_linked_to_an_existing_account,
+    an_email_in_another_case_is_the_same_person,
+    leaving_the_admin_group_revokes_administrator,
+    a_provider_group_named_like_a_local_group_is_not_joined,
+    a_return_to_with_a_tab_never_leaves_the_site,
+    a_rotated_provider_key_is_followed
 );
 
 struct Setup {
@@ -25,17 +36,23 @@ struct Setup {
 }
 
 async fn setup(backend: Backend) -> Setup {
+    setup_with(backend, |_| {}).await
+}
+
+/// The portal and the provider, with the portal's arguments adjusted by `configure` after the
+/// common ones.
+async fn setup_with(backend: Backend, configure: fn(&mut ServeArgs)) -> Setup {
     // The portal's port must be known before the provider starts (its redirect URI); another
     // test may take a free port before we bind it, so pick again when that happens.
     for _ in 0..5 {
-        if let Some(s) = try_setup(backend).await {
+        if let Some(s) = try_setup(backend, configure).await {
             return s;
         }
     }
     panic!("no free port for the portal after 5 tries");
 }
 
-async fn try_setup(backend: Backend) -> Option<Setup> {
+async fn try_setup(backend: Backend, configure: fn(&mut ServeArgs)) -> Option<Setup> {
     let port = free_port();
     let portal = format!("http://127.0.0.1:{port}");
     let provider = OidcProvider::start(&portal).await;
@@ -55,6 +72,7 @@ async fn try_setup(backend: Backend) -> Option<Setup> {
         args.oidc.claim_job_title = "job_title".into();
         args.oidc.claim_manager = "manager_email".into();
         args.oidc.admin_group = Some("qm-admins".into());
+        configure(args);
     })
     .await;
     match app {
@@ -82,7 +100,12 @@ fn location(res: &reqwest::Response, base: &Url) -> Url {
 /// Go from the portal's sign-in to the provider, log in as `account`, consent, and return the
 /// callback URL the provider sends the browser to (not yet followed).
 async fn authorize(c: &Client, s: &Setup, account: &str) -> Url {
-    let res = c.get(format!("{}/auth/login", s.app.base)).send().await.unwrap();
+    authorize_from(c, s, account, "/auth/login").await
+}
+
+/// The same, starting at `login` (the portal's sign-in path with its query).
+async fn authorize_from(c: &Client, s: &Setup, account: &str, login: &str) -> Url {
+    let res = c.get(format!("{}{login}", s.app.base)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let mut url = location(&res, &Url::parse(&s.app.base).unwrap());
     assert!(url.as_str().starts_with(&s.provider.issuer), "sent to the provider: {url}");
@@ -256,4 +279,191 @@ async fn bad_callbacks_are_refused_without_a_session(backend: Backend) {
     let mut err = Url::parse(&format!("{}/auth/callback", s.app.base)).unwrap();
     err.query_pairs_mut().append_pair("error", "access_denied").append_pair("state", "x");
     expect_refused(&c4, &s, err, "provider error").await;
+}
+
+/// A full sign-in as `account` in a fresh browser: the browser and the callback's answer.
+async fn sign_in(s: &Setup, account: &str) -> (Client, reqwest::Response) {
+    let c = browser(Arc::new(Jar::default()));
+    let callback = authorize(&c, s, account).await;
+    let res = c.get(callback).send().await.unwrap();
+    (c, res)
+}
+
+async fn assert_signed_in(s: &Setup, account: &str, why: &str) -> Client {
+    let (c, res) = sign_in(s, account).await;
+    let status = res.status();
+    assert_eq!(status, StatusCode::SEE_OTHER, "{why}: {}", res.text().await.unwrap());
+    assert!(signed_in_name(&c, s).await.is_some(), "{why}: a session");
+    c
+}
+
+/// Someone known here before signing in (imported, SCIM, …): never linked to a provider.
+async fn existing_person(s: &Setup, email: &str, name: &str) -> i64 {
+    use quartermaster::domain::model::UserKind;
+    use quartermaster::store::directory::{insert_user, NewUser};
+    let mut conn = s.app.service.db().pool().acquire().await.unwrap();
+    let user = NewUser {
+        email,
+        display_name: name,
+        department: "",
+        job_title: "",
+        manager_id: None,
+        kind: UserKind::Member,
+        connected_org_id: None,
+    };
+    insert_user(&mut conn, &user, chrono::Utc::now().timestamp_millis()).await.unwrap().0
+}
+
+/// Everyone whose email is this one in any case: (id, stored email, issuer).
+async fn people_with_email(s: &Setup, email: &str) -> Vec<(i64, String, Option<String>)> {
+    sqlx::query_as("SELECT id, email, issuer FROM users WHERE LOWER(email) = LOWER($1) ORDER BY id")
+        .bind(email)
+        .fetch_all(s.app.service.db().pool())
+        .await
+        .unwrap()
+}
+
+/// The audit events with this action about this user: their reasons.
+async fn audited(s: &Setup, action: &str, user: i64) -> Vec<String> {
+    sqlx::query_scalar("SELECT reason FROM audit_events WHERE action = $1 AND object_type = 'user' AND object_id = $2")
+        .bind(action)
+        .bind(user)
+        .fetch_all(s.app.service.db().pool())
+        .await
+        .unwrap()
+}
+
+async fn is_admin(s: &Setup, user: i64) -> bool {
+    s.app.service.actor(UserId(user)).await.unwrap().expect("an active person").is_admin()
+}
+
+async fn an_unverified_email_is_not_linked_to_an_existing_account(backend: Backend) {
+    // The domain may be linked: only the verification is missing.
+    let s = setup_with(backend, |args| args.oidc.link_domains = vec!["example.test".into()]).await;
+    let erin = existing_person(&s, "erin@example.test", "Erin Imported").await;
+    s.provider
+        .set_claims("erin", json!({"email": "erin@example.test", "email_verified": false, "name": "Erin Example"}))
+        .await;
+
+    let (c, res) = sign_in(&s, "erin").await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res.text().await.unwrap().contains("Sign-in did not work"), "a clear page");
+    assert_eq!(signed_in_name(&c, &s).await, None, "no session");
+    let refused = audited(&s, "user.link_refused", erin).await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("did not verify"), "refused for the unverified email: {refused:?}");
+    assert_eq!(people_with_email(&s, "erin@example.test").await, vec![(erin, "erin@example.test".into(), None)]);
+
+    // Control: the same person, verified, is linked to the existing account.
+    s.provider.set_claims("erin", json!({"email_verified": true})).await;
+    let c = assert_signed_in(&s, "erin", "a verified email").await;
+    assert_eq!(signed_in_name(&c, &s).await.as_deref(), Some("Erin Example"));
+    let people = people_with_email(&s, "erin@example.test").await;
+    assert_eq!(people.len(), 1, "{people:?}");
+    assert_eq!((people[0].0, people[0].2.as_deref()), (erin, Some(s.provider.issuer.as_str())), "linked");
+    assert_eq!(audited(&s, "user.linked", erin).await.len(), 1);
+}
+
+async fn an_email_in_another_case_is_the_same_person(backend: Backend) {
+    let s = setup_with(backend, |args| args.oidc.link_domains = vec!["example.test".into()]).await;
+    let bob = existing_person(&s, "bob@example.test", "Bob Imported").await;
+    s.provider.set_claims("bob", json!({"email": "Bob@Example.TEST"})).await;
+
+    // Linked to the account with that email (no second account, no collision), kept in lower
+    // case.
+    assert_signed_in(&s, "bob", "a differently cased email").await;
+    let expected = vec![(bob, "bob@example.test".to_owned(), Some(s.provider.issuer.clone()))];
+    assert_eq!(people_with_email(&s, "bob@example.test").await, expected);
+    assert_eq!(audited(&s, "user.linked", bob).await.len(), 1);
+
+    // Signing in again with the same email is no change of email.
+    assert_signed_in(&s, "bob", "again").await;
+    assert_eq!(people_with_email(&s, "bob@example.test").await, expected);
+    let changes: Vec<String> = sqlx::query_scalar(
+        "SELECT after FROM audit_events WHERE action = 'user.profile_updated' AND object_type = 'user' AND object_id = $1",
+    )
+    .bind(bob)
+    .fetch_all(s.app.service.db().pool())
+    .await
+    .unwrap();
+    assert!(changes.iter().all(|c| !c.contains("\"email\"")), "no email change recorded: {changes:?}");
+}
+
+async fn leaving_the_admin_group_revokes_administrator(backend: Backend) {
+    let s = setup(backend).await;
+    assert_signed_in(&s, "alice", "in qm-admins").await;
+    let alice = people_with_email(&s, "alice@example.test").await[0].0;
+    assert!(is_admin(&s, alice).await, "administrator while in qm-admins");
+
+    s.provider.set_claims("alice", json!({"groups": ["Engineering"]})).await;
+    let c = assert_signed_in(&s, "alice", "no longer in qm-admins").await;
+    assert!(!is_admin(&s, alice).await, "administrator revoked");
+    assert_eq!(audited(&s, "role.revoked", alice).await.len(), 1);
+    let home = c.get(format!("{}/", s.app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(!home.contains(">Admin<"), "no Admin area");
+}
+
+async fn a_provider_group_named_like_a_local_group_is_not_joined(backend: Backend) {
+    let s = setup(backend).await;
+    let local = {
+        let mut conn = s.app.service.db().pool().acquire().await.unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        quartermaster::store::directory::ensure_group(&mut conn, "Finance-local", "local", now).await.unwrap().unwrap()
+    };
+    s.provider.set_claims("carol", json!({"groups": ["Finance-local", "Payroll"]})).await;
+    assert_signed_in(&s, "carol", "with a group named like a local one").await;
+
+    let carol = people_with_email(&s, "carol@example.test").await[0].0;
+    let groups: Vec<(String, String)> = sqlx::query_as(
+        "SELECT g.name, g.source FROM group_members m JOIN directory_groups g ON g.id = m.group_id \
+         WHERE m.user_id = $1 ORDER BY g.name",
+    )
+    .bind(carol)
+    .fetch_all(s.app.service.db().pool())
+    .await
+    .unwrap();
+    // The provider's own group is joined; the local one is not.
+    assert_eq!(groups, vec![("Payroll".to_owned(), "oidc".to_owned())]);
+    let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM group_members WHERE group_id = $1")
+        .bind(local.0)
+        .fetch_one(s.app.service.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(members, 0, "nobody joined the local group");
+}
+
+async fn a_return_to_with_a_tab_never_leaves_the_site(backend: Backend) {
+    let s = setup(backend).await;
+    // A browser drops the tab from `/\t/evil.example`, leaving `//evil.example`: another host.
+    for (login, expected) in [
+        ("/auth/login?return_to=%2F%09%2Fevil.example", "/"),
+        // Control: a same-site path is where the sign-in ends.
+        ("/auth/login?return_to=%2Fapprovals", "/approvals"),
+    ] {
+        let c = browser(Arc::new(Jar::default()));
+        let callback = authorize_from(&c, &s, "carol", login).await;
+        let res = c.get(callback).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{login}");
+        let to = res.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert_eq!(to, expected, "{login}");
+        let resolved = Url::parse(&s.app.base).unwrap().join(&to).unwrap();
+        assert_eq!(resolved.origin(), Url::parse(&s.app.base).unwrap().origin(), "{login}: same origin");
+    }
+}
+
+async fn a_rotated_provider_key_is_followed(backend: Backend) {
+    let s = setup(backend).await;
+    // The first sign-in makes the portal fetch and keep the provider's keys.
+    assert_signed_in(&s, "alice", "before the rotation").await;
+
+    let kid = s.provider.rotate_key().await;
+    let c = assert_signed_in(&s, "bob", "after the rotation").await;
+    // The ID token of that sign-in was signed by the new key (it is the sign-out's hint).
+    let res = c.post(format!("{}/auth/signout", s.app.base)).header("origin", &s.app.base).send().await.unwrap();
+    let to = Url::parse(res.headers()[LOCATION].to_str().unwrap()).unwrap();
+    let hint = to.query_pairs().find(|(k, _)| k == "id_token_hint").unwrap().1.into_owned();
+    use base64::Engine;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(hint.split('.').next().unwrap()).unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+    assert_eq!(header["kid"].as_str(), Some(kid.as_str()), "signed by the rotated key");
 }

@@ -493,3 +493,33 @@ async fn two_people_approving_each_others_requests_do_not_deadlock() {
     let (a, b) = (by_sofia.await.unwrap(), by_jamal.await.unwrap());
     assert!(a.is_ok() && b.is_ok(), "both decisions go through: {a:?} / {b:?}");
 }
+
+/// A sign-in's session is written after the sign-in committed; a disabling that commits in
+/// between must still leave no session behind. The session insert reads the person under a
+/// share lock, so it waits for the disabling under way and then sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_written_while_the_person_is_being_disabled_is_not_kept() {
+    use tower_sessions::session::{Id, Record};
+    use tower_sessions::SessionStore;
+    let w = World::new(Backend::Postgres).await;
+    let maya = w.ids.maya;
+    // The disabling, held open after it has changed the person's state.
+    let mut disabling = w.db().begin().await.unwrap();
+    w.db().lock_user(&mut disabling, maya).await.unwrap();
+    directory::set_state(&mut disabling, maya, quartermaster::domain::model::UserState::Disabled, w.clock_now_ms())
+        .await
+        .unwrap();
+    quartermaster::store::sessions::delete_for_user(&mut disabling, maya).await.unwrap();
+    let store = quartermaster::store::sessions::DbSessionStore::new(w.db().clone());
+    let writing = tokio::spawn(async move {
+        let mut data = std::collections::HashMap::new();
+        data.insert("user_id".to_owned(), serde_json::json!(maya.0));
+        let expiry = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+        store.create(&mut Record { id: Id::default(), data, expiry_date: expiry }).await
+    });
+    assert_eq!(second_operation(&w, None, &writing).await, Second::Blocked, "the session write waits");
+    disabling.commit().await.unwrap();
+    writing.await.unwrap().unwrap();
+    let kept = count(&w, &format!("SELECT COUNT(*) FROM sessions WHERE user_id = {}", maya.0)).await;
+    assert_eq!(kept, 0, "no session for a person disabled meanwhile");
+}

@@ -4,6 +4,20 @@
 //
 //   OIDC_PORT=4010 OIDC_REDIRECT_URIS=http://127.0.0.1:3211/auth/callback \
 //   OIDC_POST_LOGOUT_URIS=http://127.0.0.1:3211/signin node peers/oidc-provider.mjs
+//
+// Test control, on the same port under /test/ (for tests only: anyone who can reach the port
+// can change who is who; it listens on 127.0.0.1):
+//   POST /test/accounts/{id}  JSON object: merged into the account's claims (the account is
+//                             created when new; a claim set to null is removed). Answers the
+//                             account's claims. Takes effect at the next token the provider
+//                             issues (the login name is the account id).
+//   POST /test/rotate-key     Replaces the signing key with a new RSA key with a new `kid`: the
+//                             provider is built again with it (same issuer, clients, accounts,
+//                             cookie keys and in-memory sessions); the old key is no longer
+//                             published. Answers {"kid": "..."}.
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.OIDC_PORT ?? 4010);
@@ -17,46 +31,113 @@ const accounts = {
   carol: { email: 'carol@example.test', name: 'Carol Clerk', department: 'Finance', job_title: 'Accountant', groups: ['Finance'] },
 };
 
-const provider = new Provider(issuer, {
-  clients: [
-    {
-      client_id: process.env.OIDC_CLIENT_ID ?? 'quartermaster',
-      client_secret: process.env.OIDC_CLIENT_SECRET ?? 'test-client-secret',
-      redirect_uris: list(process.env.OIDC_REDIRECT_URIS),
-      post_logout_redirect_uris: list(process.env.OIDC_POST_LOGOUT_URIS),
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_basic',
-    },
-  ],
-  async findAccount(ctx, id) {
-    const account = accounts[id];
-    if (!account) return undefined;
-    return {
-      accountId: id,
-      async claims() {
-        return { sub: id, email_verified: true, ...account };
-      },
-    };
-  },
-  claims: {
-    openid: ['sub'],
-    email: ['email', 'email_verified'],
-    profile: ['name', 'department', 'job_title', 'manager_email'],
-    groups: ['groups'],
-  },
-  scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
-  conformIdTokenClaims: false,
-  pkce: { required: () => true },
-  features: {
-    devInteractions: { enabled: true },
-    rpInitiatedLogout: { enabled: true },
-  },
-  cookies: { keys: ['quartermaster-test-cookie-key'] },
-});
-provider.proxy = false;
+// A fresh RSA signing key as a private JWK set, with a new key id.
+function signingKeys() {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = { ...privateKey.export({ format: 'jwk' }), kid: `test-${randomUUID()}`, use: 'sig', alg: 'RS256' };
+  return { keys: [jwk] };
+}
 
-const server = provider.listen(port, '127.0.0.1', () => {
+function build(jwks) {
+  const provider = new Provider(issuer, {
+    clients: [
+      {
+        client_id: process.env.OIDC_CLIENT_ID ?? 'quartermaster',
+        client_secret: process.env.OIDC_CLIENT_SECRET ?? 'test-client-secret',
+        redirect_uris: list(process.env.OIDC_REDIRECT_URIS),
+        post_logout_redirect_uris: list(process.env.OIDC_POST_LOGOUT_URIS),
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+    ],
+    jwks,
+    async findAccount(ctx, id) {
+      const account = accounts[id];
+      if (!account) return undefined;
+      return {
+        accountId: id,
+        async claims() {
+          return { sub: id, email_verified: true, ...account };
+        },
+      };
+    },
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name', 'department', 'job_title', 'manager_email'],
+      groups: ['groups'],
+    },
+    scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
+    conformIdTokenClaims: false,
+    pkce: { required: () => true },
+    features: {
+      devInteractions: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+    },
+    cookies: { keys: ['quartermaster-test-cookie-key'] },
+  });
+  provider.proxy = false;
+  return provider;
+}
+
+let jwks = signingKeys();
+let handle = build(jwks).callback();
+
+function readJson(req) {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => {
+      try {
+        resolve(body ? JSON.parse(body) : {});
+      } catch (e) {
+        reject(e);
+      }
+    });
+    req.on('error', reject);
+  });
+}
+
+function answer(res, status, value) {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(value));
+}
+
+async function control(req, res) {
+  const path = new URL(req.url, 'http://control').pathname;
+  const account = path.match(/^\/test\/accounts\/([^/]+)$/);
+  if (req.method === 'POST' && account) {
+    const id = decodeURIComponent(account[1]);
+    const changes = await readJson(req);
+    if (changes === null || typeof changes !== 'object' || Array.isArray(changes)) {
+      return answer(res, 400, { error: 'a JSON object of claims' });
+    }
+    const claims = { ...(accounts[id] ?? {}) };
+    for (const [name, value] of Object.entries(changes)) {
+      if (value === null) delete claims[name];
+      else claims[name] = value;
+    }
+    accounts[id] = claims;
+    return answer(res, 200, claims);
+  }
+  if (req.method === 'POST' && path === '/test/rotate-key') {
+    jwks = signingKeys();
+    handle = build(jwks).callback();
+    return answer(res, 200, { kid: jwks.keys[0].kid });
+  }
+  return answer(res, 404, { error: 'unknown test control' });
+}
+
+const server = createServer((req, res) => {
+  if (req.url.startsWith('/test/')) {
+    control(req, res).catch((e) => answer(res, 400, { error: String(e) }));
+  } else {
+    handle(req, res);
+  }
+});
+server.listen(port, '127.0.0.1', () => {
   console.log(`oidc-provider ${issuer} listening on 127.0.0.1:${port}`);
 });
 const stop = () => server.close(() => process.exit(0));

@@ -121,7 +121,10 @@ pub fn sanitize_for_log(value: &str) -> String {
             out.push('…');
             break;
         }
-        if c.is_control() {
+        // Line and paragraph separators and bidi controls are escaped too: some viewers break
+        // lines on them or reorder the text around them.
+        let bidi = matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -162,13 +165,28 @@ pub fn is_loopback_host(host: &str) -> bool {
 pub fn demo_request_refusal(headers: &HeaderMap, uri: &Uri) -> Option<&'static str> {
     let proxied = headers.keys().any(|name| {
         let name = name.as_str();
-        name == "forwarded" || name == "x-real-ip" || name.starts_with("x-forwarded-")
+        name == "forwarded" || name == "via" || name == "x-real-ip" || name.starts_with("x-forwarded-")
     });
     if proxied {
         return Some("the request came through a proxy");
     }
     if !request_host(headers, uri).is_some_and(is_loopback_host) {
         return Some("the request does not name a loopback host");
+    }
+    // A page the browser shows from elsewhere (a proxy that rewrites Host to loopback and
+    // adds nothing) still names its own origin.
+    for name in [header::ORIGIN, header::REFERER] {
+        if let Some(value) = headers.get(&name) {
+            let host = value.to_str().ok().and_then(|v| url::Url::parse(v).ok()).and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_owned(),
+                })
+            });
+            if !host.as_deref().is_some_and(is_loopback_host) {
+                return Some("the page that sent the request is not on this computer");
+            }
+        }
     }
     None
 }
@@ -326,6 +344,8 @@ fn login_cookie(value: &str, max_age: i64, https: bool) -> HeaderValue {
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("qm_login=; Path=/auth; Max-Age=0"))
 }
 
+/// A cookie's value; when the name appears more than once, the last one, as the session
+/// layer (tower-cookies) reads it.
 pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
@@ -333,7 +353,7 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .rfind(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
 }
 
@@ -501,6 +521,8 @@ mod tests {
         assert!(!forged.chars().any(char::is_control), "{forged}");
         assert!(forged.contains("\\n2026"), "{forged}");
         assert_eq!(sanitize_for_log(&"x".repeat(600)).chars().count(), 501);
+        let bidi = sanitize_for_log("a\u{2028}b\u{202e}c\u{2066}d");
+        assert!(!bidi.contains('\u{2028}') && !bidi.contains('\u{202e}') && !bidi.contains('\u{2066}'), "{bidi}");
     }
 
     #[test]
@@ -522,7 +544,10 @@ mod tests {
             assert!(with(&[("host", host)]).is_some(), "{host}");
         }
         assert!(with(&[]).is_some(), "no host at all");
-        for proxy in ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"] {
+        assert!(with(&[("host", "127.0.0.1:3000"), ("origin", "https://portal.example.com")]).is_some());
+        assert!(with(&[("host", "127.0.0.1:3000"), ("referer", "https://portal.example.com/signin")]).is_some());
+        assert_eq!(with(&[("host", "127.0.0.1:3000"), ("origin", "http://127.0.0.1:3000")]), None);
+        for proxy in ["forwarded", "via", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"] {
             assert!(with(&[("host", "127.0.0.1:3000"), (proxy, "for=203.0.113.7")]).is_some(), "{proxy}");
         }
     }

@@ -1,25 +1,63 @@
 //! The OpenID Connect relying party: discovery, authorization code flow with PKCE (S256),
 //! `state` and `nonce` bound to a short-lived login cookie, ID token validation (issuer,
-//! audience, signature, expiry, nonce), the RFC 9207 `iss` parameter, userinfo, and
-//! RP-initiated logout.
+//! audience, signature with asymmetric algorithms only, expiry, issue time, nonce), the RFC 9207
+//! `iss` parameter, userinfo (its `sub` checked), and RP-initiated logout.
+//!
+//! The provider's metadata and keys are kept for [`METADATA_MAX_AGE`] and discovered again
+//! after that; an ID token signed by a key we do not know makes us discover again at once (at
+//! most every [`KEY_REFRESH_MIN_INTERVAL`]), so a provider can rotate its signing key.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
-use openidconnect::core::{CoreClient, CoreResponseType, CoreUserInfoClaims};
+use openidconnect::core::{CoreClient, CoreIdToken, CoreIdTokenClaims, CoreJwsSigningAlgorithm, CoreResponseType};
 use openidconnect::{
-    reqwest, AccessToken, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl,
-    LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl,
-    ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
+    reqwest, AccessToken, AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
+    CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, LogoutRequest, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope,
+    SignatureVerificationError, SubjectIdentifier, TokenResponse,
 };
-use tokio::sync::RwLock;
+use tokio::sync::{Mutex, RwLock};
 
 use crate::service::directory::ProviderIdentity;
 use crate::store::{logins, Db};
 
 /// How long a sign-in may take between leaving for the provider and coming back.
 pub const LOGIN_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// How long the provider's metadata and keys are kept before they are discovered again (keys
+/// are rotated on a schedule; a removed key must stop being trusted).
+pub const METADATA_MAX_AGE: Duration = Duration::from_secs(60 * 60);
+
+/// An ID token signed by a key we do not know makes us discover again, but at most this often,
+/// so that tokens with made-up key ids cannot make us hammer the provider.
+pub const KEY_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How far ahead of our clock an ID token's `iat` may be (clock skew between us and the provider).
+pub const MAX_ISSUED_AHEAD_MS: i64 = 5 * 60 * 1000;
+
+/// The only ID token signature algorithms accepted: asymmetric ones. Without this list the
+/// verifier takes the algorithms the provider advertises (`id_token_signing_alg_values_supported`,
+/// which may include `HS256`: a token "signed" with the client secret, which is no proof that
+/// the provider issued it); openidconnect's own default, without metadata, is RS256 only.
+const ID_TOKEN_ALGS: [CoreJwsSigningAlgorithm; 10] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EcdsaP521Sha512,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+/// The client built from the provider's metadata (authorization endpoint set, token and
+/// userinfo endpoints as discovered).
+type ProviderClient =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
 /// Which claims carry what (providers differ).
 #[derive(Clone, Debug)]
@@ -81,7 +119,47 @@ pub struct Oidc {
     issuer: IssuerUrl,
     redirect: RedirectUrl,
     http: reqwest::Client,
-    metadata: RwLock<Option<Arc<ProviderMetadataWithLogout>>>,
+    metadata: RwLock<Option<Discovered>>,
+    /// Held while discovering, so that concurrent sign-ins discover once.
+    discovering: Mutex<()>,
+    /// When an unknown signing key last made us discover again.
+    last_key_refresh: Mutex<Option<Instant>>,
+}
+
+/// The provider's metadata (with its keys) and when it was fetched.
+#[derive(Clone)]
+struct Discovered {
+    metadata: Arc<ProviderMetadataWithLogout>,
+    at: Instant,
+}
+
+impl Discovered {
+    fn is_fresh(&self, now: Instant) -> bool {
+        metadata_is_fresh(self.at, now)
+    }
+}
+
+fn metadata_is_fresh(fetched: Instant, now: Instant) -> bool {
+    now.saturating_duration_since(fetched) < METADATA_MAX_AGE
+}
+
+/// Whether an unknown-key refresh may happen now, given when the last one happened.
+fn key_refresh_allowed(last: Option<Instant>, now: Instant) -> bool {
+    last.is_none_or(|at| now.saturating_duration_since(at) >= KEY_REFRESH_MIN_INTERVAL)
+}
+
+/// Verification failed in a way fresh keys could fix: no key with the token's `kid`, or the
+/// key under that id no longer matches (the provider replaced it).
+fn may_be_fixed_by_new_keys(e: &ClaimsVerificationError) -> bool {
+    matches!(
+        e,
+        ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::NoMatchingKey
+                | SignatureVerificationError::CryptoError(_)
+                | SignatureVerificationError::InvalidKey(_)
+                | SignatureVerificationError::AmbiguousKeyId(_)
+        )
+    )
 }
 
 impl std::fmt::Debug for Oidc {
@@ -125,18 +203,37 @@ impl Oidc {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(Self { config, issuer, redirect, http, metadata: RwLock::new(None) })
+        Ok(Self {
+            config,
+            issuer,
+            redirect,
+            http,
+            metadata: RwLock::new(None),
+            discovering: Mutex::new(()),
+            last_key_refresh: Mutex::new(None),
+        })
     }
 
     pub fn display_name(&self) -> &str {
         &self.config.display_name
     }
 
-    /// The provider's metadata, discovered once and kept; discovery is retried after a failure.
+    /// The provider's metadata with its keys: discovered, kept for [`METADATA_MAX_AGE`], then
+    /// discovered again; a failed discovery is retried at the next call.
     async fn metadata(&self) -> Result<Arc<ProviderMetadataWithLogout>, OidcError> {
-        if let Some(m) = self.metadata.read().await.as_ref() {
-            return Ok(m.clone());
+        if let Some(d) = self.metadata.read().await.as_ref().filter(|d| d.is_fresh(Instant::now())) {
+            return Ok(d.metadata.clone());
         }
+        let _discovering = self.discovering.lock().await;
+        // Someone else may have discovered while we waited.
+        if let Some(d) = self.metadata.read().await.as_ref().filter(|d| d.is_fresh(Instant::now())) {
+            return Ok(d.metadata.clone());
+        }
+        self.discover().await
+    }
+
+    /// Discover now and keep the result (callers hold `discovering`).
+    async fn discover(&self) -> Result<Arc<ProviderMetadataWithLogout>, OidcError> {
         let discovered =
             ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http).await.map_err(|e| {
                 OidcError::new(
@@ -145,20 +242,80 @@ impl Oidc {
                 )
             })?;
         let discovered = Arc::new(discovered);
-        *self.metadata.write().await = Some(discovered.clone());
+        *self.metadata.write().await = Some(Discovered { metadata: discovered.clone(), at: Instant::now() });
         Ok(discovered)
+    }
+
+    /// The provider's keys did not verify an ID token: discover again (new keys), unless that
+    /// was done less than [`KEY_REFRESH_MIN_INTERVAL`] ago. `seen` is the metadata the token
+    /// failed with; when another sign-in has replaced it meanwhile, that copy is used. `None`:
+    /// nothing new to try.
+    async fn refresh_keys(&self, seen: &Arc<ProviderMetadataWithLogout>) -> Option<Arc<ProviderMetadataWithLogout>> {
+        let _discovering = self.discovering.lock().await;
+        if let Some(d) = self.metadata.read().await.as_ref() {
+            if !Arc::ptr_eq(&d.metadata, seen) {
+                return Some(d.metadata.clone());
+            }
+        }
+        {
+            let mut last = self.last_key_refresh.lock().await;
+            let now = Instant::now();
+            if !key_refresh_allowed(*last, now) {
+                tracing::warn!("an ID token's signing key is unknown; keys were refreshed less than a minute ago");
+                return None;
+            }
+            *last = Some(now);
+        }
+        tracing::info!("an ID token's signing key is unknown; discovering the provider's keys again");
+        match self.discover().await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(error = %crate::auth::sanitize_for_log(&e.logged), "key refresh failed");
+                None
+            }
+        }
+    }
+
+    fn client(&self, metadata: &ProviderMetadataWithLogout) -> ProviderClient {
+        CoreClient::from_provider_metadata(
+            metadata.clone(),
+            ClientId::new(self.config.client_id.clone()),
+            self.config.client_secret.clone().map(ClientSecret::new),
+        )
+        .set_redirect_uri(self.redirect.clone())
+    }
+
+    /// Verify the ID token with the keys in `metadata`: asymmetric algorithms only, expiry on
+    /// our clock (`now_ms`), `iat` not more than [`MAX_ISSUED_AHEAD_MS`] ahead of it, the nonce.
+    fn verify_id_token(
+        &self,
+        metadata: &ProviderMetadataWithLogout,
+        id_token: &CoreIdToken,
+        nonce: &Nonce,
+        now_ms: i64,
+    ) -> Result<CoreIdTokenClaims, ClaimsVerificationError> {
+        let client = self.client(metadata);
+        let now = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_else(chrono::Utc::now);
+        let latest_iat = now + chrono::Duration::milliseconds(MAX_ISSUED_AHEAD_MS);
+        let verifier = client
+            .id_token_verifier()
+            .set_allowed_algs(ID_TOKEN_ALGS)
+            .set_time_fn(move || now)
+            .set_issue_time_verifier_fn(move |iat| {
+                if iat > latest_iat {
+                    Err(format!("issued at {iat}, in the future (now is {now})"))
+                } else {
+                    Ok(())
+                }
+            });
+        id_token.claims(&verifier, nonce).cloned()
     }
 
     /// Start a sign-in: store state, nonce and PKCE verifier under a fresh login id (the value
     /// of the login cookie) and return where to send the browser.
     pub async fn begin(&self, db: &Db, return_to: &str, now_ms: i64) -> Result<(String, String), OidcError> {
         let metadata = self.metadata().await?;
-        let client = CoreClient::from_provider_metadata(
-            (*metadata).clone(),
-            ClientId::new(self.config.client_id.clone()),
-            self.config.client_secret.clone().map(ClientSecret::new),
-        )
-        .set_redirect_uri(self.redirect.clone());
+        let client = self.client(&metadata);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client
             .authorize_url(
@@ -240,12 +397,7 @@ impl Oidc {
             }
         }
         let code = params.code.clone().ok_or_else(|| OidcError::new(RESTART, "callback without a code"))?;
-        let client = CoreClient::from_provider_metadata(
-            (*metadata).clone(),
-            ClientId::new(self.config.client_id.clone()),
-            self.config.client_secret.clone().map(ClientSecret::new),
-        )
-        .set_redirect_uri(self.redirect.clone());
+        let client = self.client(&metadata);
         let token = client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| OidcError::new("Sign-in failed; please try again.", format!("token endpoint: {e}")))?
@@ -261,16 +413,25 @@ impl Oidc {
         let id_token = token
             .id_token()
             .ok_or_else(|| OidcError::new("Sign-in failed; please try again.", "token response without an ID token"))?;
-        let verifier = client.id_token_verifier();
-        let claims = id_token.claims(&verifier, &Nonce::new(stored.nonce)).map_err(|e| {
+        let nonce = Nonce::new(stored.nonce);
+        let rejected = |e: ClaimsVerificationError| {
             OidcError::new(
                 "Your sign-in could not be verified. Please sign in again.",
                 format!("ID token rejected: {e}"),
             )
-        })?;
+        };
+        let claims = match self.verify_id_token(&metadata, id_token, &nonce, now_ms) {
+            Ok(claims) => claims,
+            // The provider may have rotated its signing key since we fetched its keys.
+            Err(e) if may_be_fixed_by_new_keys(&e) => match self.refresh_keys(&metadata).await {
+                Some(fresh) => self.verify_id_token(&fresh, id_token, &nonce, now_ms).map_err(rejected)?,
+                None => return Err(rejected(e)),
+            },
+            Err(e) => return Err(rejected(e)),
+        };
         // The token is verified: read every claim it carries (groups, department, …).
         let raw = jwt_payload(&id_token.to_string()).unwrap_or_default();
-        let userinfo = self.userinfo(&client, token.access_token(), claims.subject()).await;
+        let userinfo = self.userinfo(&metadata, token.access_token(), claims.subject()).await?;
         let claim = |name: &str| -> Option<serde_json::Value> {
             raw.get(name).cloned().or_else(|| userinfo.as_ref().and_then(|u| u.get(name).cloned()))
         };
@@ -281,9 +442,11 @@ impl Oidc {
             issuer: metadata.issuer().as_str().to_owned(),
             subject: claims.subject().as_str().to_owned(),
             email: text(&names.email).unwrap_or_default(),
-            // Only a real `true` (or "true", as some providers send it) counts as verified.
-            email_verified: claim("email_verified")
-                .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true")),
+            // Only a real `true` (or "true", as some providers send it) counts as verified, and
+            // only for the `email` claim it speaks of: an address read from another claim is
+            // verified only when the operator says so (`--oidc-trust-email`).
+            email_verified: names.email == "email"
+                && claim("email_verified").is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true")),
             display_name: text(&names.name).unwrap_or_default(),
             department: text(&names.department),
             job_title: text(&names.job_title),
@@ -294,36 +457,50 @@ impl Oidc {
         Ok(SignedIn { identity, id_token: id_token.to_string(), return_to: stored.return_to })
     }
 
-    /// Userinfo as a JSON object (missing endpoint or errors: none).
+    /// Userinfo as a JSON object, read once: `None` when the provider has no userinfo endpoint
+    /// or it does not answer with a JSON object (the ID token's claims are used alone). A
+    /// document about someone else (its `sub` is not the ID token's, or missing) refuses the
+    /// sign-in: its claims must not be used, and a provider sending it is misbehaving.
     async fn userinfo(
         &self,
-        client: &CoreClient<
-            openidconnect::EndpointSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointMaybeSet,
-            openidconnect::EndpointMaybeSet,
-        >,
+        metadata: &ProviderMetadataWithLogout,
         access_token: &AccessToken,
-        subject: &openidconnect::SubjectIdentifier,
-    ) -> Option<serde_json::Map<String, serde_json::Value>> {
-        let request = client.user_info(access_token.clone(), Some(subject.clone())).ok()?;
-        let claims: CoreUserInfoClaims = match request.request_async(&self.http).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %crate::auth::sanitize_for_log(&e.to_string()), "userinfo failed; using the ID token's claims");
-                return None;
-            }
+        subject: &SubjectIdentifier,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, OidcError> {
+        let Some(endpoint) = metadata.userinfo_endpoint() else { return Ok(None) };
+        let ignored = |why: String| {
+            tracing::warn!(detail = %crate::auth::sanitize_for_log(&why), "userinfo not used; using the ID token's claims");
+            Ok(None)
         };
-        // Standard claims come typed; custom ones (groups, department) need the raw document.
-        let url = client.user_info_url()?.url().clone();
-        let raw = self.http.get(url).bearer_auth(access_token.secret()).send().await.ok()?.bytes().await.ok()?;
-        let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&raw).unwrap_or_default();
-        if let Some(email) = claims.email() {
-            map.entry("email").or_insert_with(|| serde_json::Value::String(email.as_str().to_owned()));
+        let res = match self
+            .http
+            .get(endpoint.url().clone())
+            .bearer_auth(access_token.secret())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+        {
+            Ok(res) => res,
+            Err(e) => return ignored(format!("userinfo request failed: {e}")),
+        };
+        if !res.status().is_success() {
+            return ignored(format!("userinfo answered {}", res.status()));
         }
-        Some(map)
+        let body = match res.bytes().await {
+            Ok(body) => body,
+            Err(e) => return ignored(format!("userinfo body: {e}")),
+        };
+        let document: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(&body) {
+            Ok(document) => document,
+            Err(e) => return ignored(format!("userinfo is not a JSON object: {e}")),
+        };
+        match document.get("sub").and_then(|v| v.as_str()) {
+            Some(sub) if sub == subject.as_str() => Ok(Some(document)),
+            other => Err(OidcError::new(
+                "Your sign-in could not be verified. Please sign in again.",
+                format!("userinfo is about {other:?}, not the ID token's subject {:?}", subject.as_str()),
+            )),
+        }
     }
 
     /// Where to send the browser to end the provider session too (RP-initiated logout), when
@@ -396,6 +573,34 @@ mod tests {
         assert_eq!(safe(Some("/\\evil")), "/");
         assert_eq!(safe(Some("/\t/evil.example")), "/");
         assert_eq!(safe(None), "/");
+    }
+
+    #[test]
+    fn metadata_expires_and_key_refreshes_are_rate_limited() {
+        let t0 = Instant::now();
+        assert!(metadata_is_fresh(t0, t0 + Duration::from_secs(59 * 60)));
+        assert!(!metadata_is_fresh(t0, t0 + METADATA_MAX_AGE));
+        assert!(key_refresh_allowed(None, t0));
+        assert!(!key_refresh_allowed(Some(t0), t0 + Duration::from_secs(59)));
+        assert!(key_refresh_allowed(Some(t0), t0 + KEY_REFRESH_MIN_INTERVAL));
+    }
+
+    #[test]
+    fn only_key_errors_make_us_fetch_keys_again() {
+        use SignatureVerificationError as S;
+        let sig = ClaimsVerificationError::SignatureVerification;
+        assert!(may_be_fixed_by_new_keys(&sig(S::NoMatchingKey)));
+        assert!(may_be_fixed_by_new_keys(&sig(S::CryptoError("bad".into()))));
+        assert!(!may_be_fixed_by_new_keys(&sig(S::DisallowedAlg("HS256".into()))));
+        assert!(!may_be_fixed_by_new_keys(&sig(S::NoSignature)));
+        assert!(!may_be_fixed_by_new_keys(&ClaimsVerificationError::InvalidNonce("x".into())));
+        assert!(!may_be_fixed_by_new_keys(&ClaimsVerificationError::Expired("x".into())));
+    }
+
+    #[test]
+    fn only_asymmetric_id_token_algorithms() {
+        use openidconnect::JwsSigningAlgorithm;
+        assert!(ID_TOKEN_ALGS.iter().all(|a| !a.uses_shared_secret() && *a != CoreJwsSigningAlgorithm::None));
     }
 
     #[test]

@@ -84,56 +84,73 @@ pub struct ProviderIdentity {
     pub groups: Option<Vec<String>>,
 }
 
-/// The operator's rules for people arriving from the identity provider: who becomes an
-/// administrator at sign-in (bootstrap by configuration), and which existing accounts may be
-/// linked to a provider identity by their email.
+/// The operator's rules for people arriving from the identity provider: the sign-in gate,
+/// who becomes an administrator at sign-in (bootstrap by configuration), and which existing
+/// accounts may be linked to a provider identity by their email.
 #[derive(Clone, Debug, Default)]
 pub struct AdminBootstrap {
     pub emails: Vec<String>,
     pub group: Option<String>,
     /// Lower-case email domains whose never-linked accounts may be linked, on a verified email.
     pub link_domains: Vec<String>,
-    /// The sign-in gate for members: a verified email in one of these lower-case domains
-    /// (empty: any domain).
+    /// The sign-in gate for members: an email in one of these lower-case domains (empty: any
+    /// domain).
     pub sign_in_domains: Vec<String>,
     /// The sign-in gate for members: the groups claim must name this group.
     pub sign_in_group: Option<String>,
+    /// The operator vouches that every email the provider sends is verified (providers that
+    /// send no `email_verified` claim, such as Entra ID for its own tenants). Off: a sign-in
+    /// without a verified email is refused.
+    pub trust_provider_emails: bool,
 }
 
 /// How a person arrives: as a member (held to the sign-in gate), or as a guest of the
-/// connected organisation their verified email's domain belongs to.
+/// connected organisation their email's domain belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Arrival {
     Member,
     Guest(crate::domain::ids::OrgId),
 }
 
+/// The lower-case domain of an email address (a trailing dot dropped).
 fn email_domain(email: &str) -> String {
-    email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default()
+    email.rsplit_once('@').map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase()).unwrap_or_default()
+}
+
+/// A domain and every parent domain on a label boundary: `a.b.example` → `a.b.example`,
+/// `b.example`, `example`.
+fn domain_and_parents(domain: &str) -> Vec<&str> {
+    let mut out = vec![domain];
+    let mut rest = domain;
+    while let Some((_, parent)) = rest.split_once('.') {
+        out.push(parent);
+        rest = parent;
+    }
+    out
+}
+
+/// Longest display name, department, job title or group name taken from a provider, and the
+/// most groups taken from one sign-in.
+const MAX_PROVIDER_TEXT: usize = 200;
+const MAX_PROVIDER_GROUPS: usize = 500;
+
+fn capped(text: &str) -> String {
+    text.trim().chars().take(MAX_PROVIDER_TEXT).collect()
 }
 
 impl AdminBootstrap {
     /// May an existing, never-linked account with this email be linked to this identity?
     fn may_link(&self, identity: &ProviderIdentity) -> Result<(), &'static str> {
-        if !identity.email_verified {
-            return Err("the identity provider did not verify your email address");
-        }
         if !self.link_domains.contains(&email_domain(&identity.email)) {
             return Err("accounts of your email domain are not linked automatically");
         }
         Ok(())
     }
 
-    /// Why a member may not sign in, if they may not: the gate's domains (on a verified email)
-    /// and group.
+    /// Why a member may not sign in, if they may not: the gate's domains and group.
     fn member_gate(&self, identity: &ProviderIdentity) -> Result<(), &'static str> {
-        if !self.sign_in_domains.is_empty() {
-            if !identity.email_verified {
-                return Err("the identity provider did not verify your email address");
-            }
-            if !self.sign_in_domains.contains(&email_domain(&identity.email)) {
-                return Err("people of your email domain cannot sign in here");
-            }
+        if !self.sign_in_domains.is_empty() && !self.sign_in_domains.contains(&email_domain(&identity.email)) {
+            return Err("people of your email domain cannot sign in here");
         }
         if let Some(group) = &self.sign_in_group {
             if !identity.groups.as_ref().is_some_and(|gs| gs.iter().any(|g| g == group)) {
@@ -143,20 +160,37 @@ impl AdminBootstrap {
         Ok(())
     }
 
-    /// The operator's email list names this person, and the provider verified the email.
+    /// The operator's email list names this person (emails are verified by now).
     fn admits_email(&self, identity: &ProviderIdentity) -> bool {
-        identity.email_verified && self.emails.iter().any(|e| e.eq_ignore_ascii_case(&identity.email))
+        self.emails.iter().any(|e| e.eq_ignore_ascii_case(&identity.email))
     }
+}
+
+/// The conflict of a sign-in whose email another person holds (or a racing sign-in of the
+/// same new person just took): tried once more, then answered 409.
+const EMAIL_TAKEN: &str = "this email address already belongs to another person here";
+
+/// A sign-in refused by the rules: logged, audited on the person when they are known, and
+/// answered 403 with the reason.
+struct Refusal {
+    user: Option<UserId>,
+    action: &'static str,
+    why: &'static str,
 }
 
 impl Service {
     /// Sign-in through the identity provider. A person is their (issuer, subject): the person
-    /// is found by it, or created (just in time); an existing account is linked by email only
-    /// when the provider verified the email, its domain is one the operator allows, and the
-    /// account was never linked — otherwise the sign-in is refused and the attempt audited.
-    /// The groups claim sets provider-fed group memberships only (a claim naming a local group
-    /// does not join it); administrators are bootstrapped by configuration. A disabled person
-    /// is refused. Emails are kept in lower case.
+    /// is found by it, or created (just in time). The email must be verified (or vouched for
+    /// by the operator); the sign-in gate comes next — a new person whose email is in a
+    /// connected organisation's domain (or a subdomain) arrives as its guest, anyone else is
+    /// a member held to the allowed domains and the required group. Only then is an existing
+    /// account linked by email: when its domain is one the operator allows and it was never
+    /// linked — otherwise the sign-in is refused and the attempt audited. The groups claim
+    /// sets provider-fed group memberships only (a claim naming a local group does not join
+    /// it); administrators are bootstrapped by configuration, members only. A disabled person
+    /// is refused (read under their lock, as disabling takes it). Emails are kept in lower
+    /// case; an email that belongs to someone else is a conflict (409), also when two
+    /// sign-ins of one new person race.
     pub async fn sign_in_from_provider(
         &self,
         identity: &ProviderIdentity,
@@ -164,39 +198,128 @@ impl Service {
     ) -> DomainResult<UserId> {
         let mut identity = identity.clone();
         identity.email = identity.email.trim().to_lowercase();
-        let identity = &identity;
+        identity.display_name = capped(&identity.display_name);
+        identity.department = identity.department.as_deref().map(capped);
+        identity.job_title = identity.job_title.as_deref().map(capped);
+        if let Some(groups) = identity.groups.as_mut() {
+            if groups.len() > MAX_PROVIDER_GROUPS {
+                tracing::warn!(count = groups.len(), "groups claim cut to {MAX_PROVIDER_GROUPS}");
+                groups.truncate(MAX_PROVIDER_GROUPS);
+            }
+            groups.retain(|g| !g.trim().is_empty() && g.chars().count() <= MAX_PROVIDER_TEXT);
+        }
+        if identity.email.is_empty() || !identity.email.contains('@') {
+            return Err(DomainError::invalid("email", "the identity provider sent no email address for you"));
+        }
+        // A new person whose sign-in raced another of their own (two tabs) finds themselves on
+        // the second try.
+        match self.sign_in_once(&identity, admins).await {
+            Err(DomainError::Conflict(why)) if why == EMAIL_TAKEN => self.sign_in_once(&identity, admins).await,
+            other => other,
+        }
+    }
+
+    async fn sign_in_once(&self, identity: &ProviderIdentity, admins: &AdminBootstrap) -> DomainResult<UserId> {
         use crate::domain::audit::AuditEvent;
         use crate::domain::model::{Role, UserKind};
         use crate::store::directory::{NewUser, ProfileUpdate};
         use serde_json::json;
 
-        if identity.email.trim().is_empty() || !identity.email.contains('@') {
-            return Err(DomainError::invalid("email", "the identity provider sent no email address for you"));
-        }
+        let conflict = |e: sqlx::Error| {
+            if crate::store::is_unique_violation(&e) {
+                DomainError::Conflict(EMAIL_TAKEN.into())
+            } else {
+                DomainError::from(e)
+            }
+        };
         let now = crate::store::to_ms(self.now());
         let mut tx = self.db.begin().await?;
-        let mut linking = false;
-        let existing = match directory::user_by_identity(&mut tx, &identity.issuer, &identity.subject).await? {
-            Some(u) => Some(u),
-            // A person created before (SCIM, import, demo) is linked on first sign-in by email,
-            // unless that email already belongs to another provider identity.
-            None => match directory::user_by_email(&mut tx, &identity.email).await? {
-                Some((u, None)) => match admins.may_link(identity) {
-                    Ok(()) => {
-                        linking = true;
-                        Some(u)
-                    }
-                    Err(why) => {
-                        let event = AuditEvent::new(None, "user.link_refused", "user", u.id.0)
-                            .after(json!({"issuer": identity.issuer, "subject": identity.subject, "email": identity.email}))
-                            .reason(why);
-                        self.commit(tx, vec![event]).await?;
-                        return Err(DomainError::forbidden(format!(
-                            "an account with your email address exists here, but it cannot be linked to this \
-                             sign-in: {why}. Ask your administrator."
-                        )));
-                    }
+        let domain = email_domain(&identity.email);
+        let mut guest_org = None;
+        for candidate in domain_and_parents(&domain) {
+            if let Some(org) = directory::configured_org_by_domain(&mut tx, candidate).await? {
+                guest_org = Some(org);
+                break;
+            }
+        }
+        let refuse = async |tx: crate::store::Tx, r: Refusal| -> DomainResult<UserId> {
+            tracing::warn!(
+                issuer = %crate::auth::sanitize_for_log(&identity.issuer),
+                email = %crate::auth::sanitize_for_log(&identity.email),
+                why = r.why,
+                "sign-in refused"
+            );
+            if let Some(user) = r.user {
+                let event = AuditEvent::new(None, r.action, "user", user.0)
+                    .after(json!({"issuer": identity.issuer, "subject": identity.subject, "email": identity.email}))
+                    .reason(r.why);
+                self.commit(tx, vec![event]).await?;
+            }
+            Err(DomainError::forbidden(format!("{}. Ask your administrator if you need access", r.why)))
+        };
+        // Someone known keeps how they arrived: a guest stays a guest of an organisation that
+        // is still connected; a member is held to the gate. Their row is locked first, as
+        // disabling locks it, so a disabling under way is seen.
+        let known = directory::user_by_identity(&mut tx, &identity.issuer, &identity.subject).await?;
+        let known = match known {
+            Some(u) => {
+                self.db.lock_user(&mut tx, u.id).await?;
+                directory::user(&mut tx, u.id).await?
+            }
+            None => None,
+        };
+        // An email the provider does not vouch for identifies nobody: refused, on the record of
+        // the known person or of the never-linked account it would have been linked to.
+        if !identity.email_verified && !admins.trust_provider_emails {
+            const UNVERIFIED: &str = "the identity provider did not verify your email address";
+            let (user, action) = match &known {
+                Some(u) => (Some(u.id), "user.sign_in_refused"),
+                None => match directory::user_by_email(&mut tx, &identity.email).await? {
+                    Some((u, None)) => (Some(u.id), "user.link_refused"),
+                    _ => (None, "user.sign_in_refused"),
                 },
+            };
+            return refuse(tx, Refusal { user, action, why: UNVERIFIED }).await;
+        }
+        let gate = |kind: Option<(UserKind, Option<crate::domain::ids::OrgId>)>| match kind {
+            Some((UserKind::Guest, org)) => match (org, guest_org) {
+                (Some(org), Some(now_org)) if org == now_org => Ok(Arrival::Guest(org)),
+                _ => Err("your organisation is not connected to this portal (any more)"),
+            },
+            Some((UserKind::Member, _)) => admins.member_gate(identity).map(|()| Arrival::Member),
+            None => match guest_org {
+                Some(org) => Ok(Arrival::Guest(org)),
+                None => admins.member_gate(identity).map(|()| Arrival::Member),
+            },
+        };
+        let arrival = match gate(known.as_ref().map(|u| (u.kind, u.connected_org_id))) {
+            Ok(a) => a,
+            Err(why) => {
+                return refuse(tx, Refusal { user: known.map(|u| u.id), action: "user.sign_in_refused", why }).await
+            }
+        };
+        // Not known by identity: an account made before (SCIM, import, demo) is linked on first
+        // sign-in by email — past the gate, on an allowed domain, and only if never linked.
+        let mut linking = false;
+        let existing = match known {
+            Some(u) => Some(u),
+            None => match directory::user_by_email(&mut tx, &identity.email).await? {
+                Some((u, None)) => {
+                    if let Err(why) = admins.may_link(identity) {
+                        return refuse(tx, Refusal { user: Some(u.id), action: "user.link_refused", why }).await;
+                    }
+                    self.db.lock_user(&mut tx, u.id).await?;
+                    let Some(u) = directory::user(&mut tx, u.id).await? else {
+                        return Err(DomainError::not_found("person"));
+                    };
+                    // The account keeps its kind: a guest account links only for its own
+                    // organisation.
+                    if let Err(why) = gate(Some((u.kind, u.connected_org_id))) {
+                        return refuse(tx, Refusal { user: Some(u.id), action: "user.link_refused", why }).await;
+                    }
+                    linking = true;
+                    Some(u)
+                }
                 Some((u, Some(_))) => {
                     let event = AuditEvent::new(None, "user.link_refused", "user", u.id.0)
                         .after(json!({"issuer": identity.issuer, "subject": identity.subject, "email": identity.email}))
@@ -209,59 +332,21 @@ impl Service {
                 None => None,
             },
         };
-        // The sign-in gate. Someone known keeps how they arrived (a guest stays a guest of a
-        // configured organisation); someone new whose verified email is in a connected
-        // organisation's domain arrives as its guest; members are held to the gate.
-        let guest_org = if identity.email_verified {
-            directory::configured_org_by_domain(&mut tx, &email_domain(&identity.email)).await?
-        } else {
-            None
-        };
-        let arrival = match (&existing, guest_org) {
-            (Some(u), _) if u.kind == UserKind::Guest => match (u.connected_org_id, guest_org) {
-                (Some(org), Some(now_org)) if org == now_org => Ok(Arrival::Guest(org)),
-                _ => Err("your organisation is not connected to this portal (any more)"),
-            },
-            (Some(_), _) => admins.member_gate(identity).map(|()| Arrival::Member),
-            (None, Some(org)) => Ok(Arrival::Guest(org)),
-            (None, None) => admins.member_gate(identity).map(|()| Arrival::Member),
-        };
-        let arrival = match arrival {
-            Ok(a) => a,
-            Err(why) => {
-                tracing::warn!(
-                    issuer = %crate::auth::sanitize_for_log(&identity.issuer),
-                    email = %crate::auth::sanitize_for_log(&identity.email),
-                    why,
-                    "sign-in gate refused"
-                );
-                if let Some(u) = &existing {
-                    let event = AuditEvent::new(None, "user.sign_in_refused", "user", u.id.0)
-                        .after(json!({"issuer": identity.issuer, "subject": identity.subject, "email": identity.email}))
-                        .reason(why);
-                    self.commit(tx, vec![event]).await?;
-                }
-                return Err(DomainError::forbidden(format!("{why}. Ask your administrator if you need access.")));
-            }
-        };
-        // The manager is applied only when the claim names someone we know; an unknown manager
-        // is reported and the stored one kept, never silently cleared.
+        // The manager is applied only when the claim names an active member we know; an
+        // unknown manager is reported and the stored one kept, never silently cleared.
         let mut manager_unknown = None;
         let manager = match &identity.manager_email {
             Some(email) => match directory::user_by_email(&mut tx, email.trim()).await? {
-                Some((m, _)) => Some(Some(m.id)),
-                None => {
+                Some((m, _)) if m.is_active() && m.kind == UserKind::Member => Some(Some(m.id)),
+                _ => {
                     manager_unknown = Some(email.trim().to_lowercase());
                     None
                 }
             },
             None => None,
         };
-        let display_name = if identity.display_name.trim().is_empty() {
-            identity.email.clone()
-        } else {
-            identity.display_name.clone()
-        };
+        let display_name =
+            if identity.display_name.is_empty() { identity.email.clone() } else { identity.display_name.clone() };
         let mut events = Vec::new();
         let user = match &existing {
             Some(u) if !u.is_active() => {
@@ -283,8 +368,8 @@ impl Service {
                         after.insert(field.to_owned(), new);
                     }
                 };
-                changed("email", json!(u.email), json!(identity.email.trim()));
-                changed("name", json!(u.display_name), json!(display_name.trim()));
+                changed("email", json!(u.email), json!(identity.email));
+                changed("name", json!(u.display_name), json!(display_name));
                 if let Some(d) = &identity.department {
                     changed("department", json!(u.department), json!(d));
                 }
@@ -308,8 +393,8 @@ impl Service {
                 let id = directory::insert_user(
                     &mut tx,
                     &NewUser {
-                        email: identity.email.trim(),
-                        display_name: display_name.trim(),
+                        email: &identity.email,
+                        display_name: &display_name,
                         department: identity.department.as_deref().unwrap_or(""),
                         job_title: identity.job_title.as_deref().unwrap_or(""),
                         manager_id: manager.flatten(),
@@ -324,7 +409,8 @@ impl Service {
                     },
                     now,
                 )
-                .await?;
+                .await
+                .map_err(conflict)?;
                 events.push(AuditEvent::new(Some(id), "user.created", "user", id.0).after(json!({
                     "email": identity.email, "name": display_name, "issuer": identity.issuer, "source": "oidc",
                     "kind": if arrival == Arrival::Member { "member" } else { "guest" },
@@ -338,27 +424,30 @@ impl Service {
             &identity.issuer,
             &identity.subject,
             &ProfileUpdate {
-                email: identity.email.trim(),
-                display_name: display_name.trim(),
+                email: &identity.email,
+                display_name: &display_name,
                 department: identity.department.as_deref(),
                 job_title: identity.job_title.as_deref(),
                 manager_id: manager,
             },
             now,
         )
-        .await?;
+        .await
+        .map_err(conflict)?;
         if let Some(email) = manager_unknown {
-            tracing::warn!(user = user.0, manager = ?email, "the manager the provider names is not known here");
+            tracing::warn!(user = user.0, manager = %crate::auth::sanitize_for_log(&email), "the manager the provider names is not known here");
             events.push(
                 AuditEvent::new(None, "user.manager_unknown", "user", user.0)
                     .after(json!({"manager_email": email}))
-                    .reason("the provider named a manager who is not known here; the stored manager is kept"),
+                    .reason(
+                        "the provider named a manager who is not an active member here; the stored manager is kept",
+                    ),
             );
         }
         if let Some(names) = &identity.groups {
             let mut ids = Vec::new();
             let mut ignored = Vec::new();
-            for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            for name in names.iter().map(|n| n.trim()) {
                 // A provider group never joins a group kept here (or fed by another source).
                 match directory::ensure_group(&mut tx, name, "oidc", now).await? {
                     Some(id) => ids.push(id),
@@ -372,14 +461,18 @@ impl Service {
                 })));
             }
         }
-        // Administrator bootstrap: by the group claim while the person is in the group (and
-        // revoked when they leave it), or by a verified email, once.
-        // Guests are never bootstrapped.
+        // Administrator bootstrap, members only: by the group claim while the person is in the
+        // group (revoked when they leave it, or when no group is configured any more), or by
+        // the email list, once.
         let member = arrival == Arrival::Member;
         let in_group =
             member && admins.group.as_ref().is_some_and(|g| identity.groups.as_ref().is_some_and(|gs| gs.contains(g)));
         let by_email = member && admins.admits_email(identity) && !directory::was_bootstrapped(&mut tx, user).await?;
         let is_admin = directory::has_global_role(&mut tx, user, Role::Administrator).await?;
+        let left_group = match &admins.group {
+            Some(_) => identity.groups.is_some() && !in_group,
+            None => true,
+        };
         if !is_admin && (in_group || by_email) {
             let source = if in_group { "bootstrap_group" } else { "bootstrap_email" };
             directory::bootstrap_admin(&mut tx, user, source, now).await?;
@@ -388,12 +481,7 @@ impl Service {
                     .after(json!({"role": "administrator", "catalog": null, "source": source}))
                     .reason("administrator bootstrap by configuration"),
             );
-        } else if is_admin
-            && admins.group.is_some()
-            && identity.groups.is_some()
-            && !in_group
-            && directory::revoke_group_bootstrap(&mut tx, user).await?
-        {
+        } else if is_admin && (left_group || !member) && directory::revoke_group_bootstrap(&mut tx, user).await? {
             events.push(
                 AuditEvent::new(None, "role.revoked", "user", user.0)
                     .before(json!({"role": "administrator", "catalog": null, "source": "bootstrap_group"}))

@@ -202,6 +202,16 @@ pub async fn grant_role(
     .bind(role.as_str())
     .bind(catalog.map(|c| c.0))
     .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    // Granted by a person: no longer the bootstrap's to take back.
+    sqlx::query(
+        "UPDATE role_assignments SET source = 'manual' WHERE user_id = $1 AND role = $2 \
+         AND (catalog_id = $3 OR (catalog_id IS NULL AND $3 IS NULL))",
+    )
+    .bind(user.0)
+    .bind(role.as_str())
+    .bind(catalog.map(|c| c.0))
     .execute(conn)
     .await?;
     Ok(())

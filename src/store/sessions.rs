@@ -78,38 +78,59 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
 
 #[async_trait]
 impl SessionStore for DbSessionStore {
+    /// A new session. One naming a person is stored only while that person is active, read
+    /// under a share lock on PostgreSQL: a disabling that is under way (it holds the person's
+    /// row) finishes first and is then seen, so a sign-in racing it leaves no session behind
+    /// (SQLite runs one writer at a time). Not stored, the cookie names nothing and the next
+    /// request is anonymous.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let (data, expiry) = self.encode(record)?;
+        let user = user_of(record);
+        let sql = match (user, self.db.backend()) {
+            (None, _) => "INSERT INTO sessions (id, data, expiry_date, user_id) VALUES ($1, $2, $3, $4)",
+            (Some(_), super::Backend::Sqlite) => {
+                "INSERT INTO sessions (id, data, expiry_date, user_id) SELECT $1, $2, $3, $4 \
+                 WHERE EXISTS (SELECT 1 FROM users WHERE id = $4 AND state = 'active')"
+            }
+            (Some(_), super::Backend::Postgres) => {
+                "INSERT INTO sessions (id, data, expiry_date, user_id) SELECT $1, $2, $3, $4 \
+                 WHERE EXISTS (SELECT 1 FROM users WHERE id = $4 AND state = 'active' FOR SHARE)"
+            }
+        };
         loop {
-            let inserted = sqlx::query("INSERT INTO sessions (id, data, expiry_date, user_id) VALUES ($1, $2, $3, $4)")
+            let inserted = sqlx::query(sql)
                 .bind(storage_key(&record.id))
                 .bind(&data)
                 .bind(expiry)
-                .bind(user_of(record))
+                .bind(user)
                 .execute(self.db.pool())
                 .await;
             match inserted {
-                Ok(_) => return Ok(()),
+                Ok(done) => {
+                    if done.rows_affected() == 0 {
+                        tracing::warn!(user = ?user, "no session stored: the person is not active");
+                    }
+                    return Ok(());
+                }
                 Err(e) if is_unique_violation(&e) => record.id = Id::default(),
                 Err(e) => return Err(backend(e)),
             }
         }
     }
 
+    /// An update of a session that exists: never an insert, so a request that loaded the
+    /// session before it was deleted (sign-out, disabling, a new sign-in, expiry) cannot bring
+    /// it back by writing to it afterwards.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let (data, expiry) = self.encode(record)?;
-        sqlx::query(
-            "INSERT INTO sessions (id, data, expiry_date, user_id) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expiry_date = excluded.expiry_date, \
-             user_id = excluded.user_id",
-        )
-        .bind(storage_key(&record.id))
-        .bind(data)
-        .bind(expiry)
-        .bind(user_of(record))
-        .execute(self.db.pool())
-        .await
-        .map_err(backend)?;
+        sqlx::query("UPDATE sessions SET data = $1, expiry_date = $2, user_id = $3 WHERE id = $4")
+            .bind(data)
+            .bind(expiry)
+            .bind(user_of(record))
+            .bind(storage_key(&record.id))
+            .execute(self.db.pool())
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
@@ -157,6 +178,42 @@ mod tests {
 
     use super::*;
     use crate::domain::clock::ManualClock;
+
+    #[tokio::test]
+    async fn a_deleted_session_never_comes_back_and_leavers_get_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/s.db", dir.path().display()), 2).await.unwrap();
+        db.migrate().await.unwrap();
+        let store = DbSessionStore::new(db.clone());
+        let count =
+            async || -> i64 { sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(db.pool()).await.unwrap() };
+        let expiry = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+        let mut record = Record { id: Id::default(), data: Default::default(), expiry_date: expiry };
+        store.create(&mut record).await.unwrap();
+        // A request loaded it; meanwhile it is deleted (sign-out); the request then writes.
+        let stale = store.load(&record.id).await.unwrap().unwrap();
+        store.delete(&record.id).await.unwrap();
+        store.save(&stale).await.unwrap();
+        assert_eq!(count().await, 0, "the write of a stale request does not bring the session back");
+        assert!(store.load(&record.id).await.unwrap().is_none());
+
+        // A session for someone who is not active (disabled meanwhile) is not stored.
+        sqlx::query(
+            "INSERT INTO users (id, email, display_name, state, created_at, updated_at) \
+             VALUES (7, 'x@example.test', 'X', 'disabled', 0, 0)",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let mut data = std::collections::HashMap::new();
+        data.insert(crate::auth::USER_KEY.to_owned(), serde_json::json!(7));
+        let mut record = Record { id: Id::default(), data, expiry_date: expiry };
+        store.create(&mut record).await.unwrap();
+        assert_eq!(count().await, 0, "no session for a disabled person");
+        sqlx::query("UPDATE users SET state = 'active' WHERE id = 7").execute(db.pool()).await.unwrap();
+        store.create(&mut record).await.unwrap();
+        assert_eq!(count().await, 1, "an active person's session is stored");
+    }
 
     #[tokio::test]
     async fn expiry_follows_the_injected_clock() {

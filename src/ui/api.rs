@@ -61,8 +61,12 @@ mod server {
                 Ok(n) => n.clone(),
                 Err(e) => Notice { ok: false, text: e.to_string(), field: e.field().map(str::to_owned) },
             };
+            // Only into a signed-in session: an anonymous post must not create a stored
+            // session just to say "please sign in" (the sign-in page says that).
             if let Ok(session) = session().await {
-                let _ = session.insert(NOTICE_KEY, notice).await;
+                if session.get::<i64>(crate::auth::USER_KEY).await.ok().flatten().is_some() {
+                    let _ = session.insert(NOTICE_KEY, notice).await;
+                }
             }
         }
         result

@@ -6,10 +6,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// npm `oidc-provider` (end2end/peers/oidc-provider.mjs): a real OpenID provider.
+/// npm `oidc-provider` (end2end/peers/oidc-provider.mjs): a real OpenID provider, with its
+/// test-control interface (account claims, signing key rotation).
 pub struct OidcProvider {
     child: Child,
     pub issuer: String,
+    /// The test-control interface's base (`.../test`).
+    control: String,
 }
 
 impl OidcProvider {
@@ -35,13 +38,40 @@ impl OidcProvider {
         let discovery = format!("http://127.0.0.1:{port}/.well-known/openid-configuration");
         for _ in 0..100 {
             if reqwest::get(&discovery).await.is_ok_and(|r| r.status().is_success()) {
-                return Self { child, issuer };
+                return Self { child, issuer, control: format!("http://127.0.0.1:{port}/test") };
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let _ = child.kill();
         let _ = child.wait();
         panic!("oidc-provider did not start");
+    }
+}
+
+impl OidcProvider {
+    /// Merge `claims` (a JSON object; a null removes a claim) into the account `id`, creating
+    /// it when new. Takes effect at the account's next sign-in.
+    pub async fn set_claims(&self, id: &str, claims: serde_json::Value) {
+        let res = reqwest::Client::new()
+            .post(format!("{}/accounts/{id}", self.control))
+            .json(&claims)
+            .send()
+            .await
+            .expect("the provider's test control answers");
+        assert!(res.status().is_success(), "setting claims of {id}: {}", res.text().await.unwrap_or_default());
+    }
+
+    /// Replace the provider's signing key by a new one (new `kid`; the old key is no longer
+    /// published). Returns the new key id.
+    pub async fn rotate_key(&self) -> String {
+        let res = reqwest::Client::new()
+            .post(format!("{}/rotate-key", self.control))
+            .send()
+            .await
+            .expect("the provider's test control answers");
+        assert!(res.status().is_success(), "rotating the key: {}", res.status());
+        let body: serde_json::Value = res.json().await.unwrap();
+        body["kid"].as_str().unwrap().to_owned()
     }
 }
 
