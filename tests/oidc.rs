@@ -27,6 +27,7 @@ on_both_databases!(
     leaving_the_admin_group_revokes_administrator,
     a_provider_group_named_like_a_local_group_is_not_joined,
     a_return_to_with_a_tab_never_leaves_the_site,
+    new_people_at_a_provider_configured_unlike_ours,
     a_rotated_provider_key_is_followed
 );
 
@@ -466,4 +467,74 @@ async fn a_rotated_provider_key_is_followed(backend: Backend) {
     let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(hint.split('.').next().unwrap()).unwrap();
     let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
     assert_eq!(header["kid"].as_str(), Some(kid.as_str()), "signed by the rotated key");
+}
+
+/// New people signing in as they would at a provider configured unlike the project's own:
+/// ID tokens signed with ES256 that carry no profile claims (email, name and groups come from
+/// userinfo only), behind a sign-in gate. A member of an allowed domain gets in; someone of a
+/// connected organization's domain arrives as its guest; another domain and an unverified
+/// email are refused with a clear page and no session.
+async fn new_people_at_a_provider_configured_unlike_ours(backend: Backend) {
+    // nextest runs each test in its own process: the variable reaches only this provider.
+    std::env::set_var("OIDC_PROFILE", "strict");
+    let s = setup_with(backend, |args| {
+        args.oidc.sign_in_domains = vec!["example.test".into()];
+        args.oidc.sign_in_group = Some("Staff".into());
+    })
+    .await;
+    let discovery: serde_json::Value = reqwest::get(format!(
+        "{}/.well-known/openid-configuration",
+        s.provider.issuer.replace("localhost", "127.0.0.1")
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let jwks: serde_json::Value =
+        reqwest::get(discovery["jwks_uri"].as_str().unwrap().replace("localhost", "127.0.0.1"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "EC", "the provider signs with an EC key: {jwks}");
+    let kind_of = async |email: &str| -> Option<(String, Option<i64>)> {
+        sqlx::query_as("SELECT kind, connected_org_id FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_optional(s.app.service.db().pool())
+            .await
+            .unwrap()
+    };
+    s.provider
+        .set_claims("dana", json!({"email": "dana@example.test", "name": "Dana New", "groups": ["Staff", "Design"]}))
+        .await;
+    let c = assert_signed_in(&s, "dana", "a member of an allowed domain, in the required group").await;
+    assert_eq!(signed_in_name(&c, &s).await.as_deref(), Some("Dana New"), "the name came from userinfo");
+    assert_eq!(kind_of("dana@example.test").await, Some(("member".into(), None)));
+
+    let northwind: i64 = sqlx::query_scalar("SELECT id FROM connected_orgs WHERE domain = 'northwind.example'")
+        .fetch_one(s.app.service.db().pool())
+        .await
+        .unwrap();
+    s.provider.set_claims("gwen", json!({"email": "gwen@northwind.example", "name": "Gwen Guest"})).await;
+    assert_signed_in(&s, "gwen", "a guest of a connected organization").await;
+    assert_eq!(kind_of("gwen@northwind.example").await, Some(("guest".into(), Some(northwind))));
+
+    for (account, claims, why) in [
+        ("mal", json!({"email": "mal@elsewhere.test", "name": "Mal", "groups": ["Staff"]}), "another domain"),
+        ("olaf", json!({"email": "olaf@example.test", "name": "Olaf", "groups": ["Design"]}), "not in the group"),
+        (
+            "uma",
+            json!({"email": "uma@example.test", "email_verified": false, "groups": ["Staff"]}),
+            "an unverified email",
+        ),
+    ] {
+        s.provider.set_claims(account, claims.clone()).await;
+        let (c, res) = sign_in(&s, account).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{why}");
+        assert!(res.text().await.unwrap().contains("Sign-in did not work"), "{why}: a clear page");
+        assert_eq!(signed_in_name(&c, &s).await, None, "{why}: no session");
+        assert_eq!(kind_of(claims["email"].as_str().unwrap()).await, None, "{why}: nobody created");
+    }
 }

@@ -11,6 +11,10 @@
 //                             created when new; a claim set to null is removed). Answers the
 //                             account's claims. Takes effect at the next token the provider
 //                             issues (the login name is the account id).
+// OIDC_PROFILE=strict configures the provider unlike the default one: ID tokens signed with
+// ES256 (an EC key) and carrying only the protocol claims (`conformIdTokenClaims`: email,
+// name and groups come from userinfo only).
+//
 //   POST /test/rotate-key     Replaces the signing key with a new RSA key with a new `kid`: the
 //                             provider is built again with it (same issuer, clients, accounts,
 //                             cookie keys and in-memory sessions); the old key is no longer
@@ -23,6 +27,7 @@ import Provider from 'oidc-provider';
 const port = Number(process.env.OIDC_PORT ?? 4010);
 const issuer = process.env.OIDC_ISSUER ?? `http://localhost:${port}`;
 const list = (v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+const strict = process.env.OIDC_PROFILE === 'strict';
 
 // Test accounts: the login name is the account id (any password works in dev interactions).
 const accounts = {
@@ -33,8 +38,11 @@ const accounts = {
 
 // A fresh RSA signing key as a private JWK set, with a new key id.
 function signingKeys() {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwk = { ...privateKey.export({ format: 'jwk' }), kid: `test-${randomUUID()}`, use: 'sig', alg: 'RS256' };
+  const { privateKey } = strict
+    ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    : generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const alg = strict ? 'ES256' : 'RS256';
+  const jwk = { ...privateKey.export({ format: 'jwk' }), kid: `test-${randomUUID()}`, use: 'sig', alg };
   return { keys: [jwk] };
 }
 
@@ -43,6 +51,7 @@ function build(jwks) {
     clients: [
       {
         client_id: process.env.OIDC_CLIENT_ID ?? 'quartermaster',
+        ...(strict ? { id_token_signed_response_alg: 'ES256' } : {}),
         client_secret: process.env.OIDC_CLIENT_SECRET ?? 'test-client-secret',
         redirect_uris: list(process.env.OIDC_REDIRECT_URIS),
         post_logout_redirect_uris: list(process.env.OIDC_POST_LOGOUT_URIS),
@@ -69,7 +78,7 @@ function build(jwks) {
       groups: ['groups'],
     },
     scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
-    conformIdTokenClaims: false,
+    conformIdTokenClaims: strict,
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: true },
