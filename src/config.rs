@@ -135,6 +135,11 @@ pub struct ServeArgs {
     #[arg(long, env = "QM_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Serve pages only: this instance runs no background workers (delivery, time-outs,
+    /// expiry, session clean-up). At least one instance on the database must run them.
+    #[arg(long, env = "QM_NO_WORKERS", default_value_t = false)]
+    pub no_workers: bool,
+
     #[command(flatten)]
     pub oidc: OidcArgs,
 
@@ -199,6 +204,7 @@ impl Default for ServeArgs {
             demo: false,
             site_root: PathBuf::from("target/site"),
             public_url: None,
+            no_workers: false,
             oidc: OidcArgs::default(),
             limits: LimitArgs::default(),
         }
@@ -385,6 +391,7 @@ mod tests {
             demo,
             site_root: PathBuf::from("target/site"),
             public_url: None,
+            no_workers: false,
             oidc: OidcArgs::default(),
             limits: Default::default(),
         }

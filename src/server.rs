@@ -55,6 +55,7 @@ pub struct Application {
     addr: SocketAddr,
     service: Service,
     rate_limits: std::sync::Arc<rate_limit::RateLimits>,
+    workers: bool,
 }
 
 impl Application {
@@ -118,7 +119,7 @@ impl Application {
         );
         let body_limit = usize::try_from(args.limits.max_body_kib).unwrap_or(256).saturating_mul(1024);
         let router = router(state, rate_limits.clone(), body_limit);
-        Ok(Self { listener, router, addr, service, rate_limits })
+        Ok(Self { listener, router, addr, service, rate_limits, workers: !args.no_workers })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -147,9 +148,16 @@ impl Application {
                 rate_limits.forget_idle();
             }
         };
+        let workers = async move {
+            if self.workers {
+                crate::service::run_workers(self.service, WORKER_INTERVAL).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             result = serve => result,
-            () = crate::service::run_workers(self.service, WORKER_INTERVAL) => Ok(()),
+            () = workers => Ok(()),
             () = forget => Ok(()),
         }
     }
@@ -179,6 +187,7 @@ fn router(state: AppState, rate_limits: std::sync::Arc<rate_limit::RateLimits>, 
             provide_context(crate::ui::DemoMode(auth.demo));
             provide_context(auth.sessions);
             provide_context(crate::ui::NoticeCell::default());
+            provide_context(crate::auth::ActorCell::default());
             provide_context(crate::ui::SignInOptions {
                 demo: auth.demo,
                 provider: auth.oidc.as_ref().map(|o| o.display_name().to_owned()),

@@ -8,7 +8,14 @@
 //!   demo seeding (REST and server functions pass the person);
 //! - a response status is set in one place per kind of answer: pages (`ui/pages.rs`) and
 //!   server functions (`server.rs`, from the error's own status) — never as a side effect of
-//!   converting an error.
+//!   converting an error;
+//! - the router mounts only what the authorization sweep (`tests/sweep.rs`) enumerates: the
+//!   plain routes (`server::plain_routes`, in one loop), the Leptos routes (pages and server
+//!   functions, from `generate_route_list(App)`), the client bundle under `/pkg` and the
+//!   fallback (static files, the not-found page) — no other `.route(`, `.nest(`, `.merge(`…
+//!   anywhere under `src/`;
+//! - every server function names its endpoint, and the endpoint is its own name (stable paths
+//!   under `/api/`, one per function, that the sweep can name exactly).
 //!
 //! Test modules are exempt from all but the first: everything after a `#[cfg(test)]` (or
 //! `#[cfg(all(test, …))]`) item that is not a one-line declaration (`mod golden;`) is
@@ -89,9 +96,10 @@ fn is_test_cfg(line: &str) -> bool {
     l.starts_with("#[cfg(") && l.contains("test") && !l.contains("not(test")
 }
 
-/// The violations in one file (`path` relative to `src/`).
-fn check(path: &str, text: &str) -> Vec<Violation> {
-    let mut found = Vec::new();
+/// The lines of a file that are not comments, numbered from 1, each saying whether it is in a
+/// test module.
+fn code_lines(text: &str) -> Vec<(usize, &str, bool)> {
+    let mut out = Vec::new();
     let mut in_tests = false;
     let mut test_cfg_pending = false;
     for (n, line) in text.lines().enumerate() {
@@ -103,15 +111,174 @@ fn check(path: &str, text: &str) -> Vec<Violation> {
             test_cfg_pending = false;
             in_tests |= !trimmed.ends_with(';');
         }
-        if trimmed.starts_with("//") {
-            continue;
+        if !trimmed.starts_with("//") {
+            out.push((n + 1, line, in_tests));
         }
+    }
+    out
+}
+
+/// The violations in one file (`path` relative to `src/`).
+fn check(path: &str, text: &str) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for (n, line, in_tests) in code_lines(text) {
         for rule in RULES {
             if (in_tests && !rule.in_tests) || !(rule.applies)(path) {
                 continue;
             }
             if rule.needles.iter().any(|needle| line.contains(needle)) {
-                found.push(Violation { file: path.to_owned(), line: n + 1, rule: rule.name, text: line.to_owned() });
+                found.push(Violation { file: path.to_owned(), line: n, rule: rule.name, text: line.to_owned() });
+            }
+        }
+    }
+    found.extend(stray_mounts(path, text));
+    found.extend(unnamed_server_fns(path, text));
+    found
+}
+
+const MOUNTS_RULE: &str = "the router mounts only what the authorization sweep enumerates";
+
+/// Calls that mount something on a router (or serve one).
+const MOUNTS: &[&str] = &[
+    ".route(",
+    ".route_service(",
+    ".nest(",
+    ".nest_service(",
+    ".merge(",
+    ".fallback(",
+    ".fallback_service(",
+    ".leptos_routes(",
+    ".leptos_routes_with_context(",
+    ".leptos_routes_with_handler(",
+    "Router::new(",
+    "Router::<",
+    "axum::serve(",
+];
+
+/// The sanctioned mounts, each allowed once, in the router's file only: (the code around it,
+/// whitespace removed; the mount inside it; code that must also be in the file).
+const SANCTIONED_MOUNTS: &[(&str, &str, Option<&str>)] = &[
+    ("letmutrouter=Router::new();", "Router::new(", None),
+    // The plain routes, from the one list the sweep enumerates.
+    ("for(path,_,handler)inplain_routes(){router=router.route(path,handler);}", ".route(", None),
+    // Pages and server functions, from the route list the sweep enumerates.
+    (
+        ".leptos_routes_with_context(&state,routes,",
+        ".leptos_routes_with_context(",
+        Some("letroutes=generate_route_list(App);"),
+    ),
+    // The client bundle.
+    (".nest_service(\"/pkg\",", ".nest_service(", None),
+    // Static files from the site root, and the not-found page.
+    (".fallback(leptos_axum::file_and_error_handler_with_context::<AppState,_>(", ".fallback(", None),
+    ("axum::serve(listener,self.router.", "axum::serve(", None),
+];
+
+fn is_router_file(path: &str) -> bool {
+    matches!(path, "server.rs" | "server/mod.rs")
+}
+
+/// Mounting calls outside [`SANCTIONED_MOUNTS`] (test modules and comment lines aside).
+fn stray_mounts(path: &str, text: &str) -> Vec<Violation> {
+    // The code without whitespace, and the line of each of its bytes.
+    let mut code = String::new();
+    let mut line_of = Vec::new();
+    let mut lines = std::collections::HashMap::new();
+    for (n, line, in_tests) in code_lines(text) {
+        if in_tests {
+            continue;
+        }
+        lines.insert(n, line);
+        for ch in line.chars().filter(|c| !c.is_whitespace()) {
+            code.push(ch);
+            line_of.extend(std::iter::repeat_n(n, ch.len_utf8()));
+        }
+    }
+    // Where each sanctioned mount is (once at most; a second copy is a stray).
+    let mut sanctioned = Vec::new();
+    if is_router_file(path) {
+        for (around, mount, requires) in SANCTIONED_MOUNTS {
+            if requires.is_some_and(|r| !code.contains(r)) {
+                continue;
+            }
+            if let Some(at) = code.find(around) {
+                sanctioned.push(at + around.find(mount).unwrap_or_default());
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for mount in MOUNTS {
+        for (at, _) in code.match_indices(mount) {
+            if !sanctioned.contains(&at) {
+                let line = line_of[at];
+                found.push(Violation {
+                    file: path.to_owned(),
+                    line,
+                    rule: MOUNTS_RULE,
+                    text: lines.get(&line).copied().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+    }
+    found.sort_by_key(|v| v.line);
+    found
+}
+
+const ENDPOINT_RULE: &str = "every server function names its endpoint, and it is the function's name";
+
+/// Each `#[server]` attribute (test modules aside): its line, its text, the endpoint it names
+/// and the function it is on.
+fn server_fns(text: &str) -> Vec<(usize, &str, Option<&str>, Option<&str>)> {
+    let lines = code_lines(text);
+    let mut out = Vec::new();
+    for (i, (n, line, in_tests)) in lines.iter().enumerate() {
+        let attribute = line.trim();
+        if *in_tests || !(attribute.starts_with("#[server]") || attribute.starts_with("#[server(")) {
+            continue;
+        }
+        let endpoint = attribute
+            .split("endpoint")
+            .nth(1)
+            .and_then(|rest| rest.trim_start().strip_prefix('='))
+            .and_then(|rest| rest.trim_start().strip_prefix('"'))
+            .and_then(|rest| rest.split('"').next());
+        let function = lines[i + 1..]
+            .iter()
+            .find_map(|(_, l, _)| l.split_once("fn ").map(|(_, rest)| rest))
+            .and_then(|rest| rest.split(['(', '<']).next())
+            .map(str::trim);
+        out.push((*n, *line, endpoint, function));
+    }
+    out
+}
+
+/// `#[server]` attributes without `endpoint = "…"`, or naming another endpoint than the
+/// function they are on.
+fn unnamed_server_fns(path: &str, text: &str) -> Vec<Violation> {
+    server_fns(text)
+        .into_iter()
+        .filter(|(_, _, endpoint, function)| endpoint.is_none() || endpoint != function)
+        .map(|(n, line, _, _)| Violation { file: path.to_owned(), line: n, rule: ENDPOINT_RULE, text: line.to_owned() })
+        .collect()
+}
+
+const DUPLICATE_ENDPOINT_RULE: &str = "no two server functions share an endpoint (one would silently shadow the other)";
+
+/// Endpoints named twice across the files (`(path, text)`): every use after the first.
+fn duplicate_endpoints(files: &[(String, String)]) -> Vec<Violation> {
+    let mut seen = std::collections::HashSet::new();
+    let mut found = Vec::new();
+    for (path, text) in files {
+        for (n, line, endpoint, _) in server_fns(text) {
+            if let Some(endpoint) = endpoint {
+                if !seen.insert(endpoint.to_owned()) {
+                    found.push(Violation {
+                        file: path.clone(),
+                        line: n,
+                        rule: DUPLICATE_ENDPOINT_RULE,
+                        text: line.to_owned(),
+                    });
+                }
             }
         }
     }
@@ -137,6 +304,7 @@ fn the_source_tree_keeps_its_layers() {
     files.sort();
     assert!(files.len() > 20, "found only {} files under {}", files.len(), src.display());
     let mut violations = Vec::new();
+    let mut texts = Vec::new();
     for file in &files {
         let rel = file.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
         if rel == SELF {
@@ -144,7 +312,9 @@ fn the_source_tree_keeps_its_layers() {
         }
         let text = std::fs::read_to_string(file).unwrap();
         violations.extend(check(&rel, &text));
+        texts.push((rel, text));
     }
+    violations.extend(duplicate_endpoints(&texts));
     assert!(
         violations.is_empty(),
         "{} layering violation(s):\n{}",
@@ -174,4 +344,59 @@ fn each_rule_catches_what_it_names() {
     assert!(lines("service/mod.rs", "s.deliver_pending(&Operator::Workers, 10)\n").is_empty());
     assert_eq!(lines("ui/error.rs", "res.set_status(code);\n"), vec![(1, RULES[5].name)]);
     assert!(lines("ui/pages.rs", "res.set_status(code);\n").is_empty());
+}
+
+/// The router's file as it is mounts only what is sanctioned; anything more is caught.
+#[test]
+fn stray_mounts_are_caught() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let (file, text) = ["server.rs", "server/mod.rs"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(src.join(f)).ok().map(|t| (*f, t)))
+        .expect("the router's file");
+    let lines = |path: &str, text: &str| check(path, text).iter().map(|v| (v.line, v.rule)).collect::<Vec<_>>();
+    assert!(lines(file, &text).is_empty(), "{:?}", check(file, &text));
+    // Every sanctioned mount is in the file (else the rule checks nothing).
+    let code: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    for (around, _, requires) in SANCTIONED_MOUNTS {
+        assert!(code.contains(around) && requires.is_none_or(|r| code.contains(r)), "{file} no longer has {around}");
+    }
+    // A stray route after the sanctioned ones, on its own line or hidden in a chain.
+    let n = text.lines().count();
+    let stray = format!("{text}\nfn more(r: Router) -> Router {{\n    r.route(\"/debug\", get(debug))\n}}\n");
+    assert_eq!(lines(file, &stray), vec![(n + 3, MOUNTS_RULE)]);
+    let chained = text.replacen(".nest_service(", ".route(\"/x\", get(x))\n        .nest_service(", 1);
+    assert_eq!(lines(file, &chained).len(), 1);
+    // A second copy of a sanctioned mount, or one in another file, is a stray.
+    let twice = format!("{text}\nfn more(r: Router) -> Router {{ r.nest_service(\"/pkg\", x) }}\n");
+    assert_eq!(lines(file, &twice), vec![(n + 2, MOUNTS_RULE)]);
+    assert_eq!(lines("ui/x.rs", "fn f(r: Router) -> Router {\n    r.merge(other())\n}\n"), vec![(2, MOUNTS_RULE)]);
+    assert_eq!(lines("auth/x.rs", "let r = Router::new()\n    .nest(\"/v2\", api);\n").len(), 2);
+    // The plain routes' loop is sanctioned only over plain_routes().
+    let other_list = text.replace("in plain_routes()", "in more_routes()");
+    assert_eq!(lines(file, &other_list).len(), 1);
+    // Test modules may build routers of their own.
+    assert!(lines("ui/x.rs", "#[cfg(test)]\nmod tests { fn t() { Router::new().route(\"/\", get(h)); } }\n").is_empty());
+}
+
+#[test]
+fn server_functions_name_their_endpoints() {
+    let lines = |text: &str| check("ui/api.rs", text).iter().map(|v| (v.line, v.rule)).collect::<Vec<_>>();
+    assert!(lines("#[server(endpoint = \"decide\")]\npub async fn decide() -> R {}\n").is_empty());
+    assert!(lines("/// Doc.\n#[server(endpoint = \"decide\")]\n/// More.\npub async fn decide(id: i64) -> R {}\n")
+        .is_empty());
+    assert_eq!(lines("#[server]\npub async fn decide() -> R {}\n"), vec![(1, ENDPOINT_RULE)]);
+    assert_eq!(lines("#[server(prefix = \"/api\")]\npub async fn decide() -> R {}\n"), vec![(1, ENDPOINT_RULE)]);
+    assert_eq!(lines("#[server(endpoint = \"decide2\")]\npub async fn decide() -> R {}\n"), vec![(1, ENDPOINT_RULE)]);
+    // Two modules, one endpoint: the second registration would shadow the first.
+    let files = [
+        ("ui/api.rs".to_owned(), "#[server(endpoint = \"decide\")]\npub async fn decide() -> R {}\n".to_owned()),
+        ("ui/more.rs".to_owned(), "\n#[server(endpoint = \"decide\")]\npub async fn decide() -> R {}\n".to_owned()),
+    ];
+    let dups = duplicate_endpoints(&files);
+    assert_eq!(
+        dups.iter().map(|v| (v.file.as_str(), v.line, v.rule)).collect::<Vec<_>>(),
+        vec![("ui/more.rs", 2, DUPLICATE_ENDPOINT_RULE)]
+    );
+    assert!(duplicate_endpoints(&files[..1]).is_empty());
 }

@@ -1,229 +1,883 @@
 //! The authorization sweep: every registered route and server function — enumerated from the
-//! router's own sources, so a new one cannot slip past — called as anonymous, member,
-//! approver, catalog owner and administrator. Anonymous callers get 401 or the sign-in
-//! redirect; the others get only what their role allows.
+//! router's own sources, so a new one cannot slip past (and `src/tidy.rs` checks that the
+//! router mounts nothing else) — called by every role the spec names, each column in a fresh
+//! application with fresh objects, so an allowed call must really succeed (2xx, and the object
+//! it aims at really changes) and a state conflict (409) never counts as allowed. Object-level
+//! reads are rows of their own: allowed only when the answer shows the object. Then the CSRF
+//! sweep: every unsafe route and server function, called with a valid session from another
+//! site or without saying where it comes from, is refused and changes nothing, while the same
+//! call from this site goes through. Rows nobody passes here get their positive control in a
+//! differently configured application (demo sign-in on, an OpenID provider).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::peers::OidcProvider;
+use common::{ask, free_port, session_cookie, spawn_app, try_spawn_app_with, TestApp};
 use quartermaster::domain::authz::Operator;
+use quartermaster::domain::ids::{AssignmentId, CatalogId, PackageId, RequestId, ResourceSystemId, UserId};
+use quartermaster::domain::model::Role;
+use quartermaster::domain::policy::{Answer, ApproverSpec, Expiration, Policy, RequestorRef, RequestorScope, Stage};
+use quartermaster::domain::request::Decision;
+use quartermaster::store::{catalog, Backend, Tx};
 
-use std::collections::BTreeMap;
+on_both_databases!(
+    every_route_and_server_function_by_role,
+    unsafe_calls_from_elsewhere_are_refused_and_change_nothing,
+    rows_nobody_passes_here_pass_elsewhere
+);
 
-use common::{client, spawn_app};
-use quartermaster::domain::policy::Answer;
-use quartermaster::service::NewRequest;
-use quartermaster::store::Backend;
+/// The columns: every role the spec names, and the owner of the objects the calls aim at.
+const ROLES: [&str; 12] = [
+    "anonymous",
+    "member",
+    "guest",
+    "manager",
+    "approver",
+    "catalog creator",
+    "catalog owner",
+    "another catalog's owner",
+    "access package manager",
+    "assignment manager",
+    "administrator",
+    "owner",
+];
+/// Column headings for the printed table.
+const HEADINGS: [&str; 12] =
+    ["anon", "memb", "gues", "mngr", "appr", "crea", "cown", "ocow", "pkgm", "asgm", "admn", "ownr"];
 
-on_both_databases!(every_route_and_server_function_by_role);
-
-const ROLES: [&str; 5] = ["anonymous", "member", "approver", "catalog owner", "administrator"];
-
-/// What each role may get: `A` allowed (2xx, a redirect to a page, or 409 "already decided"),
-/// `D` denied (401/403/404 or the sign-in redirect).
-fn expected(name: &str) -> Option<&'static str> {
-    Some(match name {
-        // anonymous, member, approver, catalog owner, administrator
-        "get_viewer" | "take_notice" | "sign_in_options" => "AAAAA",
-        "browse_packages" | "load_package" | "request_access" | "my_requests" | "my_access" | "pending_approvals"
-        | "decision_history" => "DAAAA",
-        // Omar's request: only Omar may cancel it; he is none of these.
-        "cancel_request" => "DDDDD",
-        // Omar's assignment in Engineering: its owner and administrators may remove it.
-        "give_up_access" => "DDDAA",
-        // Only the holder may ask to extend.
-        "extend_access" => "DDDDD",
-        // Omar's Production Access request at stage 1: his manager (Linus, the owner) decides;
-        // then stage 2 belongs to Security, which Grace (administrator) is part of. Hana (the
-        // approver) is refused at stage 1: it is not her stage yet.
-        "decide" | "decide_many" => "DDDAA",
-        // Pages.
-        // Anonymous visitors of the landing page get the sign-in choices there.
-        "/" | "/approvals" | "/packages/{id}" => "DAAAA",
-        "/admin" => "DDDAA",
-        "builtin_groups" => "DDDDA",
-        // Failed provisioning work: administrators and catalog owners see theirs. Omar's
-        // failed GitHub entry is Engineering's: Linus (its owner) retries it; Grace then finds
-        // it retried already (409).
-        "failed_work" => "DDDAA",
-        "retry_delivery" => "DDDAA",
-        "/signin" => "AAAAA",
-        // Plain routes.
-        "/healthz" | "/readyz" | "/auth/signout" => "AAAAA",
-        // Demo sign-in is off here; OIDC is not configured: nobody gets in through them.
-        "/auth/demo" | "/auth/login" | "/auth/callback" => "DDDDD",
-        _ => return None,
-    })
-}
-
-fn verdict(path: &str, status: u16, location: Option<&str>) -> char {
-    match status {
-        401 | 403 | 404 => 'D',
-        // Malformed input is refused too, but the sweep sends well-formed calls.
-        400 | 422 => panic!("the sweep sent a malformed call"),
-        // Signing out lands on the sign-in page by design.
-        303 if path == "/auth/signout" => 'A',
-        302 | 303 if location.is_some_and(|l| l.starts_with("/signin")) => 'D',
-        200..=399 | 409 => 'A',
-        other => panic!("unexpected status {other}"),
+/// Who fills each column of [`ROLES`]: people of the demo organisation, with the roles the
+/// fixtures give them (each holds exactly the role of the column, as far as the objects go).
+fn person(ids: &quartermaster::demo::DemoIds, column: usize) -> Option<UserId> {
+    match column {
+        0 => None,
+        1 => Some(ids.maya),   // an engineer, no role, nobody's approver here
+        2 => Some(ids.noah),   // kind 'guest', of the connected organisation Northwind
+        3 => Some(ids.kai),    // Omar's manager (the fixtures make him so), no role
+        4 => Some(ids.hana),   // the approver the objects' policies name (and nothing else)
+        5 => Some(ids.priya),  // catalog creator (global), granted by the fixtures
+        6 => Some(ids.linus),  // owner of Engineering, the catalog of every object
+        7 => Some(ids.sofia),  // owner of Sales & Marketing only
+        8 => Some(ids.jamal),  // access package manager of Engineering, granted by the fixtures
+        9 => Some(ids.lucas),  // assignment manager of Engineering
+        10 => Some(ids.grace), // administrator
+        11 => Some(ids.omar),  // whose requests, assignments and failed work the calls aim at
+        _ => unreachable!(),
     }
 }
 
-async fn every_route_and_server_function_by_role(backend: Backend) {
-    let app = spawn_app(backend, false).await;
-    let ids = &app.ids;
-    // Objects to aim at: Omar's delivered Developer Tools and his pending Production Access.
-    let omar = app.service.actor(ids.omar).await.unwrap().unwrap();
-    let ask = |package, answers: Vec<Answer>| NewRequest {
-        package,
-        policy: None,
-        target: None,
-        justification: "sweep".into(),
-        answers,
-        start: None,
-        end: None,
-    };
-    app.service.submit_request(&omar, ask(ids.developer_tools, vec![])).await.unwrap();
-    let prod = app
-        .service
-        .submit_request(
-            &omar,
-            ask(ids.production_access, vec![Answer { question_id: "service".into(), value: "Payments API".into() }]),
-        )
-        .await
-        .unwrap();
-    let kai = app.service.actor(ids.kai).await.unwrap().unwrap();
-    let prod_kai = app
-        .service
-        .submit_request(
-            &kai,
-            ask(ids.production_access, vec![Answer { question_id: "service".into(), value: "Data platform".into() }]),
-        )
-        .await
-        .unwrap();
-    app.service.deliver_pending(&Operator::Workers, 10).await.unwrap();
-    let assignment = app.service.my_access(&omar, None).await.unwrap().items[0].id;
-    // One of Omar's entries as it is after its last attempt failed.
-    let failed: i64 = sqlx::query_scalar("SELECT id FROM outbox WHERE user_id = $1 ORDER BY id LIMIT 1")
-        .bind(ids.omar.0)
-        .fetch_one(app.service.db().pool())
-        .await
-        .unwrap();
-    sqlx::query("UPDATE outbox SET state = 'failed', last_error = 'unreachable' WHERE id = $1")
-        .bind(failed)
-        .execute(app.service.db().pool())
-        .await
-        .unwrap();
+/// What each column gets: `A` allowed — 2xx (or the redirect a plain route answers with) and,
+/// for a call that changes something, the object really changed; for a read of an object
+/// (`… → …` rows), the answer shows it. `D` denied — 401/403/404, the sign-in page or a
+/// redirect to it, or a read whose answer does not show the object. The sweep itself can also
+/// find `C` (a 409 conflict) and `N` (2xx but nothing changed): never expected, always a failure.
+///
+/// Columns: anonymous, member, guest, manager, approver, catalog creator, catalog owner,
+/// another catalog's owner, access package manager, assignment manager, administrator, owner.
+const TABLE: &[(&str, &str)] = &[
+    // Server functions.
+    ("get_viewer", "AAAAAAAAAAAA"),
+    ("take_notice", "AAAAAAAAAAAA"),
+    ("sign_in_options", "AAAAAAAAAAAA"),
+    ("browse_packages", "DAAAAAAAAAAA"),
+    // Developer Tools: Engineering is not open to partners; the guest learns nothing of it.
+    ("load_package", "DADAAAAAAAAA"),
+    ("load_package → Sales CRM (open to partners)", "DAAAAAAAAAAA"),
+    // A package whose policy admits the partners, in a catalog that is not open to them.
+    ("load_package → partners' package in an internal catalog", "DADAAAAAAAAA"),
+    // Sales Analytics is for employees only.
+    ("request_access", "DADAAAAAAAAA"),
+    ("request_access → Sales CRM (open to partners)", "DAAAAAAAAAAA"),
+    ("request_access → partners' package in an internal catalog", "DADAAAAAAAAA"),
+    ("my_requests", "DAAAAAAAAAAA"),
+    ("my_requests → Omar's request", "DDDDDDDDDDDA"),
+    ("cancel_request", "DDDDDDDDDDDA"),
+    ("my_access", "DAAAAAAAAAAA"),
+    ("my_access → Omar's assignment", "DDDDDDDDDDDA"),
+    ("extend_access", "DDDDDDDDDDDA"),
+    // Removing an assignment in Engineering: its holder, and who may assign in Engineering.
+    ("give_up_access", "DDDDDDADAAAA"),
+    ("pending_approvals", "DAAAAAAAAAAA"),
+    ("pending_approvals → Omar's request", "DDDDADDDDDDD"),
+    ("decision_history", "DAAAAAAAAAAA"),
+    ("decision_history → a decision on Omar's request", "DDDDADDDDDDD"),
+    // Only the approver the stage names decides: not the requestor, not the catalog's owner
+    // (the policy does not name owners), not the administrator.
+    ("decide", "DDDDADDDDDDD"),
+    ("decide_many", "DDDDADDDDDDD"),
+    // Where a policy names the requestor's manager, he decides (and nobody else) ...
+    ("decide → at the manager's stage", "DDDADDDDDDDD"),
+    // ... and he may ask for his direct reports (Omar asking "for" himself asks for himself).
+    ("request_access → for a direct report", "DDDADDDDDDDA"),
+    ("builtin_groups", "DDDDDDDDDDAD"),
+    // Anyone holding a role opens the list; it shows Engineering's failed work to
+    // Engineering's owner and administrators only.
+    ("failed_work", "DDDDDAAAAAAD"),
+    ("failed_work → Omar's failed entry", "DDDDDDADDDAD"),
+    ("retry_delivery", "DDDDDDADDDAD"),
+    // Pages. The landing page shows anonymous visitors the sign-in choices.
+    ("/", "DAAAAAAAAAAA"),
+    ("/ → Omar's request", "DDDDDDDDDDDA"),
+    ("/approvals", "DAAAAAAAAAAA"),
+    ("/approvals → Omar's request", "DDDDADDDDDDD"),
+    ("/admin", "DDDDDAAAAAAD"),
+    ("/admin → Omar's failed entry", "DDDDDDADDDAD"),
+    ("/packages/{id}", "DADAAAAAAAAA"),
+    ("/signin", "AAAAAAAAAAAA"),
+    // Plain routes.
+    ("/healthz", "AAAAAAAAAAAA"),
+    ("/readyz", "AAAAAAAAAAAA"),
+    ("/auth/signout", "AAAAAAAAAAAA"),
+    ("/auth/demo", "DDDDDDDDDDDD"),
+    ("/auth/login", "DDDDDDDDDDDD"),
+    ("/auth/callback", "DDDDDDDDDDDD"),
+];
 
-    let server_fn_args = |name: &str| -> Vec<(&'static str, String)> {
+/// Rows nobody passes in the sweep's application, why, and where their positive control is.
+const NOBODY_HERE: &[(&str, &str)] = &[
+    ("/auth/demo", "demo sign-in is off here; with it on (`serve --demo`) the same post signs in"),
+    ("/auth/login", "no OpenID provider is configured here; with one, it sends the browser there"),
+    ("/auth/callback", "no OpenID provider is configured here; with one, a completed login signs in"),
+];
+
+/// Unique words in the objects the reads aim at.
+const READ_MARK: &str = "sweep-read-request-7d1e";
+const DECISION_MARK: &str = "sweep-decision-4b2a";
+const FAILED_MARK: &str = "sweep-failed-entry-9c3f";
+const HELD_PACKAGE: &str = "Sweep Held Access";
+
+/// The objects the calls aim at, fresh in each application. Every call has its own, so no
+/// call in a column can spoil another's.
+struct Fixtures {
+    /// Omar's Production Access request, waiting at stage 1 (his manager).
+    cancel: RequestId,
+    /// Omar's requests waiting for Hana.
+    decide: RequestId,
+    decide_many: RequestId,
+    /// Omar's request waiting for his manager.
+    decide_manager: RequestId,
+    /// A package open to all (and to requests for a direct report) that Omar does not hold.
+    for_report: PackageId,
+    /// A package in Engineering (not open to partners) with a policy admitting Northwind.
+    internal: PackageId,
+    /// Omar's delivered assignments: Developer Tools, and one whose policy lets him extend it.
+    give_up: AssignmentId,
+    extend: AssignmentId,
+    /// One of Omar's provisioning entries in Engineering, as it is after its last attempt failed.
+    retry: i64,
+}
+
+/// A package of the sweep's own in a catalog: its own built-in resource (so removing one
+/// assignment touches no other), open to all members, approved by `stages`.
+async fn sweep_package(
+    tx: &mut Tx,
+    system: ResourceSystemId,
+    catalog_id: CatalogId,
+    name: &str,
+    stages: Vec<Stage>,
+    extendable: bool,
+) -> PackageId {
+    let now = chrono::Utc::now().timestamp_millis();
+    let roles = catalog::insert_resource(tx, system, catalog_id, name, "", &["Member"], now).await.unwrap();
+    let package = catalog::insert_package(tx, catalog_id, name, "", &roles, now).await.unwrap();
+    let mut policy = Policy::new(package, "Everyone", RequestorScope::AllMembers, stages);
+    if extendable {
+        policy.expiration = Expiration::AfterDays { days: 30 };
+        policy.extension_allowed = true;
+        policy.extension_needs_approval = false;
+    }
+    policy.validate().unwrap();
+    catalog::insert_policy(tx, &policy, now).await.unwrap();
+    package
+}
+
+async fn fixtures(app: &TestApp) -> Fixtures {
+    let ids = &app.ids;
+    let s = &app.service;
+    let pool = s.db().pool();
+    // Omar's manager is Kai here, who holds no role (in the demo it is Linus, Engineering's
+    // owner: one person would fill two columns).
+    sqlx::query("UPDATE users SET manager_id = $1 WHERE id = $2")
+        .bind(ids.kai.0)
+        .bind(ids.omar.0)
+        .execute(pool)
+        .await
+        .unwrap();
+    let actor = |id: UserId| async move { s.actor(id).await.unwrap().unwrap() };
+    let (grace, omar, hana) = (actor(ids.grace).await, actor(ids.omar).await, actor(ids.hana).await);
+    let eng = CatalogId(
+        sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Engineering'").fetch_one(pool).await.unwrap(),
+    );
+    let builtin = ResourceSystemId(
+        sqlx::query_scalar("SELECT id FROM resource_systems WHERE kind = 'builtin'").fetch_one(pool).await.unwrap(),
+    );
+    // The roles the demo does not hand out, through the audited service.
+    s.grant_role(&grace, ids.priya, Role::CatalogCreator, None).await.unwrap();
+    s.grant_role(&grace, ids.jamal, Role::AccessPackageManager, Some(eng)).await.unwrap();
+
+    let by_hana = || vec![Stage::new(vec![ApproverSpec::User { id: ids.hana }])];
+    let mut tx = s.db().begin().await.unwrap();
+    let decide = sweep_package(&mut tx, builtin, eng, "Sweep Decide", by_hana(), false).await;
+    let decide_many = sweep_package(&mut tx, builtin, eng, "Sweep Decide Many", by_hana(), false).await;
+    let read = sweep_package(&mut tx, builtin, eng, "Sweep Read", by_hana(), false).await;
+    let decided = sweep_package(&mut tx, builtin, eng, "Sweep Decided", by_hana(), false).await;
+    let by_manager = vec![Stage::new(vec![ApproverSpec::Manager])];
+    let decide_manager = sweep_package(&mut tx, builtin, eng, "Sweep Manager", by_manager, false).await;
+    let for_report = sweep_package(&mut tx, builtin, eng, "Sweep For A Report", vec![], false).await;
+    let internal = sweep_package(&mut tx, builtin, eng, "Sweep Internal", vec![], false).await;
+    let mut partners = Policy::new(internal, "Northwind partners", RequestorScope::ConnectedOrgs, vec![]);
+    partners.requestors = vec![RequestorRef::Org(actor(ids.noah).await.user.connected_org_id.unwrap())];
+    partners.validate().unwrap();
+    catalog::insert_policy(&mut tx, &partners, chrono::Utc::now().timestamp_millis()).await.unwrap();
+    let extend = sweep_package(&mut tx, builtin, eng, "Sweep Extend", vec![], true).await;
+    let held = sweep_package(&mut tx, builtin, eng, HELD_PACKAGE, vec![], false).await;
+    let retry = sweep_package(&mut tx, builtin, eng, "Sweep Retry", vec![], false).await;
+    let failed = sweep_package(&mut tx, builtin, eng, "Sweep Failed", vec![], false).await;
+    tx.commit().await.unwrap();
+
+    let mut prod = ask(ids.production_access, "sweep");
+    prod.answers = vec![Answer { question_id: "service".into(), value: "Payments API".into() }];
+    let cancel = s.submit_request(&omar, prod).await.unwrap().request;
+    let decide = s.submit_request(&omar, ask(decide, "sweep")).await.unwrap().request;
+    let decide_many = s.submit_request(&omar, ask(decide_many, "sweep")).await.unwrap().request;
+    let decide_manager = s.submit_request(&omar, ask(decide_manager, "sweep")).await.unwrap().request;
+    s.submit_request(&omar, ask(read, READ_MARK)).await.unwrap();
+    let decided = s.submit_request(&omar, ask(decided, "sweep")).await.unwrap().request;
+    s.decide(&hana, decided, Decision::Deny, DECISION_MARK).await.unwrap();
+    for package in [ids.developer_tools, extend, held, retry, failed] {
+        s.submit_request(&omar, ask(package, "sweep")).await.unwrap();
+    }
+    // Deliver everything now, so the background workers have nothing left to change (they
+    // may have claimed some entries themselves: wait for those too).
+    for _ in 0..200 {
+        s.deliver_pending(&Operator::Workers, 100).await.unwrap();
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetch_one(pool).await.unwrap();
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let assignment = |package: PackageId| async move {
+        let id: i64 = sqlx::query_scalar(
+            "SELECT id FROM assignments WHERE user_id = $1 AND package_id = $2 AND state = 'delivered'",
+        )
+        .bind(ids.omar.0)
+        .bind(package.0)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        AssignmentId(id)
+    };
+    let entry = |package: PackageId, error: &'static str| async move {
+        let id: i64 = sqlx::query_scalar(
+            "SELECT o.id FROM outbox o JOIN grants g ON g.id = o.grant_id \
+             JOIN assignments a ON a.id = g.assignment_id WHERE a.package_id = $1 AND o.state = 'done'",
+        )
+        .bind(package.0)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        sqlx::query("UPDATE outbox SET state = 'failed', attempts = 5, last_error = $1 WHERE id = $2")
+            .bind(error)
+            .bind(id)
+            .execute(pool)
+            .await
+            .unwrap();
+        id
+    };
+    entry(failed, FAILED_MARK).await;
+    Fixtures {
+        cancel,
+        decide,
+        decide_many,
+        decide_manager,
+        for_report,
+        internal,
+        give_up: assignment(ids.developer_tools).await,
+        extend: assignment(extend).await,
+        retry: entry(retry, "unreachable").await,
+    }
+}
+
+/// What a call changes, read before and after it.
+#[derive(Clone, Copy, Debug)]
+enum Effect {
+    Request(RequestId),
+    Assignment(AssignmentId),
+    Outbox(i64),
+    /// A new request (not rejected) for this package.
+    RequestFor(PackageId),
+    /// Who the caller's session belongs to.
+    Session,
+}
+
+#[derive(Clone, Debug)]
+struct Call {
+    /// The row in [`TABLE`].
+    name: String,
+    path: String,
+    method: http::Method,
+    args: Vec<(&'static str, String)>,
+    effect: Option<Effect>,
+    /// A read of an object: allowed only when the answer shows this.
+    shows: Option<&'static str>,
+}
+
+/// Every route and server function, enumerated from the router's own sources, with the
+/// arguments that aim it at its object; then the object-level reads.
+fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
+    let ids = &app.ids;
+    let request_ids = |id: RequestId| vec![("request_ids[0]", id.0.to_string())];
+    let decision = |mut args: Vec<(&'static str, String)>| {
+        args.extend([("decision", "approve".to_owned()), ("justification", "sweep".to_owned())]);
+        args
+    };
+    let server_fn = |name: &str| -> (Vec<(&'static str, String)>, Option<Effect>) {
         match name {
-            "browse_packages" => vec![("q", String::new())],
-            "load_package" => vec![("id", ids.developer_tools.0.to_string())],
-            "request_access" => {
-                vec![("package_id", ids.sales_analytics.0.to_string()), ("justification", "sweep".into())]
+            "browse_packages" => (vec![("q", String::new())], None),
+            "load_package" => (vec![("id", ids.developer_tools.0.to_string())], None),
+            "request_access" => (
+                vec![("package_id", ids.sales_analytics.0.to_string()), ("justification", "sweep".into())],
+                Some(Effect::RequestFor(ids.sales_analytics)),
+            ),
+            "cancel_request" => (vec![("request_id", fx.cancel.0.to_string())], Some(Effect::Request(fx.cancel))),
+            "retry_delivery" => (vec![("outbox_id", fx.retry.to_string())], Some(Effect::Outbox(fx.retry))),
+            "give_up_access" => {
+                (vec![("assignment_id", fx.give_up.0.to_string())], Some(Effect::Assignment(fx.give_up)))
             }
-            "cancel_request" => vec![("request_id", prod.request.0.to_string())],
-            "retry_delivery" => vec![("outbox_id", failed.to_string())],
-            "give_up_access" | "extend_access" => {
-                vec![("assignment_id", assignment.to_string()), ("justification", "sweep".into())]
-            }
-            "decide" => vec![
-                ("request_id", prod.request.0.to_string()),
-                ("decision", "approve".into()),
-                ("justification", "sweep".into()),
-            ],
-            "decide_many" => vec![
-                ("request_ids[0]", prod_kai.request.0.to_string()),
-                ("decision", "approve".into()),
-                ("justification", "sweep".into()),
-            ],
-            _ => vec![],
+            "extend_access" => (
+                vec![("assignment_id", fx.extend.0.to_string()), ("justification", "sweep".into())],
+                Some(Effect::Assignment(fx.extend)),
+            ),
+            "decide" => (decision(vec![("request_id", fx.decide.0.to_string())]), Some(Effect::Request(fx.decide))),
+            "decide_many" => (decision(request_ids(fx.decide_many)), Some(Effect::Request(fx.decide_many))),
+            _ => (vec![], None),
         }
     };
 
-    // Enumerate from the router's sources.
-    // (name in the table, concrete path, method, form arguments)
-    type Call = (String, String, http::Method, Vec<(&'static str, String)>);
     let mut calls: Vec<Call> = Vec::new();
     for (path, method) in leptos::server_fn::axum::server_fn_paths() {
         // No server function is reachable by GET: a state change must never be a link.
         assert_eq!(method, http::Method::POST, "{path} must be POST-only");
-        let name = path.trim_start_matches("/api/").trim_end_matches(|c: char| c.is_ascii_digit()).to_owned();
-        let args = server_fn_args(&name);
-        calls.push((name, path.to_owned(), method, args));
+        // The name is the path, exactly: every server function has an explicit, stable
+        // endpoint (a name the macro made up would end in a hash of digits).
+        let name = path.strip_prefix("/api/").unwrap_or_else(|| panic!("{path}: server functions live under /api/"));
+        assert!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+            "{path}: give the server function an explicit endpoint (#[server(endpoint = \"its_name\")])"
+        );
+        let (args, effect) = server_fn(name);
+        calls.push(Call { name: name.to_owned(), path: path.to_owned(), method, args, effect, shows: None });
     }
     for route in leptos_axum::generate_route_list(quartermaster::ui::App) {
-        let path = route.path().to_owned();
-        let concrete = path.replace("{id}", &ids.developer_tools.0.to_string());
-        calls.push((path, concrete, http::Method::GET, vec![]));
-    }
-    for (path, method, _) in quartermaster::server::plain_routes() {
-        let args = if path == "/auth/demo" { vec![("user_id", ids.grace.0.to_string())] } else { vec![] };
-        calls.push((path.to_owned(), path.to_owned(), method, args));
-    }
-    calls.sort_by(|a, b| a.0.cmp(&b.0));
-    calls.dedup_by(|a, b| a.0 == b.0);
-    // Signing out ends the session: do it last.
-    calls.sort_by_key(|c| c.0 == "/auth/signout");
-
-    let people = [None, Some(ids.maya), Some(ids.hana), Some(ids.linus), Some(ids.grace)];
-    let mut table: BTreeMap<String, String> = BTreeMap::new();
-    for person in people {
-        // Each role has its own session (demo sign-in is off here, so the session is made the
-        // way sign-in makes one).
-        let c = client();
-        let cookie = match person {
-            Some(user) => Some(common::session_cookie(&app, user).await),
-            None => None,
-        };
-        for (name, path, method, args) in &calls {
-            let v = call(&c, &app.base, path, method, args, cookie.as_deref()).await;
-            table.entry(name.clone()).or_default().push(v);
+        for method in route.methods() {
+            assert_eq!(
+                method,
+                leptos_router::Method::Get,
+                "{}: a page answering {method:?} needs its own arguments in the sweep",
+                route.path()
+            );
+            let path = route.path().to_owned();
+            let concrete = path.replace("{id}", &ids.developer_tools.0.to_string());
+            calls.push(Call {
+                name: path,
+                path: concrete,
+                method: http::Method::GET,
+                args: vec![],
+                effect: None,
+                shows: None,
+            });
         }
     }
-    println!("authorization sweep ({}): route or server function × {}", backend.name(), ROLES.join(" | "));
-    for (name, row) in &table {
-        println!(
-            "  {name:<20} {}",
-            row.chars().map(|c| if c == 'A' { " allowed " } else { " denied  " }).collect::<Vec<_>>().join("|")
-        );
+    for (path, method, _) in quartermaster::server::plain_routes() {
+        let (args, effect) = match path {
+            "/auth/demo" => (vec![("user_id", ids.grace.0.to_string())], Some(Effect::Session)),
+            "/auth/signout" => (vec![], Some(Effect::Session)),
+            _ => (vec![], None),
+        };
+        calls.push(Call { name: path.to_owned(), path: path.to_owned(), method, args, effect, shows: None });
     }
-    for (name, row) in &table {
-        let want =
-            expected(name).unwrap_or_else(|| panic!("{name} is not in the sweep's table: add what each role may do"));
-        assert_eq!(row, want, "{name}: got {row}, want {want} ({})", ROLES.join(", "));
+    // One row per route: two routes under one name would hide one of them.
+    let mut seen = BTreeSet::new();
+    for c in &calls {
+        assert!(seen.insert(c.name.clone()), "two routes are both named {}", c.name);
+    }
+
+    // Object-level reads and the partners' package: the same calls, aimed elsewhere.
+    let base = |name: &str| calls.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no {name}")).clone();
+    let read = |name: &str, on: &str, shows: &'static str| Call {
+        name: format!("{on} → {name}"),
+        shows: Some(shows),
+        ..base(on)
+    };
+    let crm = ids.sales_crm.0.to_string();
+    let derived = vec![
+        read("Omar's request", "my_requests", READ_MARK),
+        read("Omar's assignment", "my_access", HELD_PACKAGE),
+        read("Omar's request", "pending_approvals", READ_MARK),
+        read("a decision on Omar's request", "decision_history", DECISION_MARK),
+        read("Omar's failed entry", "failed_work", FAILED_MARK),
+        read("Omar's request", "/", READ_MARK),
+        read("Omar's request", "/approvals", READ_MARK),
+        read("Omar's failed entry", "/admin", FAILED_MARK),
+        Call {
+            name: "load_package → Sales CRM (open to partners)".into(),
+            args: vec![("id", crm.clone())],
+            ..base("load_package")
+        },
+        Call {
+            name: "request_access → Sales CRM (open to partners)".into(),
+            args: vec![("package_id", crm), ("justification", "sweep".into())],
+            effect: Some(Effect::RequestFor(ids.sales_crm)),
+            ..base("request_access")
+        },
+        Call {
+            name: "load_package → partners' package in an internal catalog".into(),
+            args: vec![("id", fx.internal.0.to_string())],
+            ..base("load_package")
+        },
+        Call {
+            name: "request_access → partners' package in an internal catalog".into(),
+            args: vec![("package_id", fx.internal.0.to_string()), ("justification", "sweep".into())],
+            effect: Some(Effect::RequestFor(fx.internal)),
+            ..base("request_access")
+        },
+        Call {
+            name: "decide → at the manager's stage".into(),
+            args: decision(vec![("request_id", fx.decide_manager.0.to_string())]),
+            effect: Some(Effect::Request(fx.decide_manager)),
+            ..base("decide")
+        },
+        Call {
+            name: "request_access → for a direct report".into(),
+            args: vec![
+                ("package_id", fx.for_report.0.to_string()),
+                ("justification", "sweep".into()),
+                ("on_behalf_of", ids.omar.0.to_string()),
+            ],
+            effect: Some(Effect::RequestFor(fx.for_report)),
+            ..base("request_access")
+        },
+    ];
+    calls.extend(derived);
+    // Reads first, then changes; signing out ends the session, so it comes last.
+    calls.sort_by_key(|c| (c.name == "/auth/signout", c.effect.is_some(), c.name.clone()));
+    calls
+}
+
+/// A client that keeps no cookies of its own (each call says whose session it carries) and
+/// does not follow redirects.
+fn bare_client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+struct Reply {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Reply {
+    /// The start of the body, for messages.
+    fn start(&self) -> String {
+        self.body.chars().take(300).collect()
     }
 }
 
-async fn call(
-    c: &reqwest::Client,
-    base: &str,
-    path: &str,
-    method: &http::Method,
-    args: &[(&'static str, String)],
-    cookie: Option<&str>,
-) -> char {
-    let url = format!("{base}{path}");
-    let mut req = match *method {
+/// Send `call` with the session `cookie` (if any) and `headers` (where the call says it
+/// comes from).
+async fn send(c: &reqwest::Client, base: &str, call: &Call, cookie: Option<&str>, headers: &[(&str, &str)]) -> Reply {
+    let url = format!("{base}{}", call.path);
+    let mut req = match call.method {
         http::Method::GET => c.get(&url),
-        _ => c.post(&url).form(args).header("origin", base),
+        _ => c.post(&url).form(&call.args),
     };
-    if path.starts_with("/api/") {
-        // A hydrated page calls server functions this way (no HTML redirect dance).
-        req = req.header("accept", "application/json");
+    // A hydrated page calls server functions asking for JSON (no redirect back to the page).
+    let accept = if call.path.starts_with("/api/") { "application/json" } else { "text/html" };
+    req = req.header("accept", accept);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
     if let Some(cookie) = cookie {
         req = req.header("cookie", cookie);
     }
     let res = req.send().await.unwrap();
-    let location = res.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
     let status = res.status().as_u16();
-    if status == 200 && *method == http::Method::GET && path != "/signin" {
-        let body = res.text().await.unwrap();
-        if body.contains("<section class=\"signin\">") {
-            return 'D'; // shown the sign-in page instead
+    let location = res.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
+    Reply { status, location, body: res.text().await.unwrap() }
+}
+
+/// What a same-origin browser says about an unsafe request.
+fn same_origin(base: &str) -> [(&str, &str); 2] {
+    [("origin", base), ("sec-fetch-site", "same-origin")]
+}
+
+/// The state `effect` names, as text (nothing when it does not apply: no session to end).
+async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option<String> {
+    let pool = app.service.db().pool();
+    Some(match effect {
+        Effect::Request(id) => {
+            let row: (String, i64, i64) =
+                sqlx::query_as("SELECT state, current_stage, version FROM requests WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+            format!("{row:?}")
+        }
+        Effect::Assignment(id) => {
+            let row: (String, Option<i64>, i64) =
+                sqlx::query_as("SELECT state, end_at, version FROM assignments WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+            format!("{row:?}")
+        }
+        Effect::Outbox(id) => {
+            let row: (String, i64) = sqlx::query_as("SELECT state, attempts FROM outbox WHERE id = $1")
+                .bind(id)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            format!("{row:?}")
+        }
+        Effect::RequestFor(package) => {
+            let n: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM requests WHERE package_id = $1 AND state <> 'rejected'")
+                    .bind(package.0)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+            format!("{n} requests")
+        }
+        Effect::Session => {
+            let cookie = cookie?;
+            let viewer = Call {
+                name: "get_viewer".into(),
+                path: "/api/get_viewer".into(),
+                method: http::Method::POST,
+                args: vec![],
+                effect: None,
+                shows: None,
+            };
+            let reply = send(&bare_client(), &app.base, &viewer, Some(cookie), &same_origin(&app.base)).await;
+            assert_eq!(reply.status, 200, "get_viewer: {}", reply.start());
+            reply.body
+        }
+    })
+}
+
+/// Events recorded by a person (the workers record theirs as nobody).
+async fn audit_by_people(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE actor_id IS NOT NULL")
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap()
+}
+
+/// Call, and say what it came to (see [`TABLE`]). A refusal that changed something, a
+/// malformed call, a rate limit or a server error stop the sweep.
+async fn try_call(
+    app: &TestApp,
+    c: &reqwest::Client,
+    call: &Call,
+    cookie: Option<&str>,
+    headers: &[(&str, &str)],
+) -> char {
+    let before = match call.effect {
+        Some(effect) => state_of(app, effect, cookie).await,
+        None => None,
+    };
+    let reply = send(c, &app.base, call, cookie, headers).await;
+    let after = match call.effect {
+        Some(effect) => state_of(app, effect, cookie).await,
+        None => None,
+    };
+    let changed = before.is_some().then(|| before != after);
+    let get = call.method == http::Method::GET;
+    let to_signin = reply.location.as_deref().is_some_and(|l| l.starts_with("/signin"));
+    let refused = match reply.status {
+        401 | 403 | 404 => true,
+        // A page sends who is not signed in to the sign-in page, or shows it in place.
+        302 | 303 if get && to_signin => true,
+        200 if get && call.path != "/signin" => reply.body.contains("<section class=\"signin\">"),
+        _ => false,
+    };
+    if refused {
+        assert_ne!(changed, Some(true), "{}: refused ({}) yet {before:?} became {after:?}", call.name, reply.status);
+        return 'D';
+    }
+    match reply.status {
+        409 => 'C',
+        400 | 422 => panic!("{}: the sweep sent a malformed call ({}): {}", call.name, reply.status, reply.start()),
+        429 => panic!("{}: rate limited: the sweep must stay under the limits", call.name),
+        200..=399 => match call.shows {
+            Some(mark) => {
+                if reply.body.contains(mark) {
+                    'A'
+                } else {
+                    'D'
+                }
+            }
+            None if changed == Some(false) => 'N',
+            None => 'A',
+        },
+        other => panic!("{}: unexpected status {other}: {}", call.name, reply.start()),
+    }
+}
+
+fn expected(name: &str) -> &'static str {
+    TABLE
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, want)| *want)
+        .unwrap_or_else(|| panic!("{name} is not in the sweep's table: add what each role may do"))
+}
+
+/// The table itself is sound: one row per name, a letter per column, and every row that
+/// denies someone allows someone — or says why not, and has a control elsewhere.
+fn check_the_table() {
+    let mut names = BTreeSet::new();
+    for (name, want) in TABLE {
+        assert!(names.insert(*name), "{name} is in the table twice");
+        assert_eq!(want.len(), ROLES.len(), "{name}: one letter per column");
+        assert!(want.chars().all(|c| c == 'A' || c == 'D'), "{name}: A or D only");
+        let nobody = !want.contains('A');
+        let explained = NOBODY_HERE.iter().any(|(n, _)| n == name);
+        assert_eq!(
+            nobody, explained,
+            "{name}: a row that allows nobody needs an entry in NOBODY_HERE, and only such a row"
+        );
+    }
+}
+
+async fn every_route_and_server_function_by_role(backend: Backend) {
+    check_the_table();
+    let mut table: BTreeMap<String, String> = BTreeMap::new();
+    // Each column in an application of its own: whatever one role changes, the next finds
+    // every object as the fixtures made it.
+    for column in 0..ROLES.len() {
+        let app = spawn_app(backend, false).await;
+        let fx = fixtures(&app).await;
+        let calls = calls(&app, &fx);
+        let cookie = match person(&app.ids, column) {
+            Some(user) => Some(session_cookie(&app, user).await),
+            None => None,
+        };
+        let c = bare_client();
+        let here = same_origin(&app.base);
+        for call in &calls {
+            let headers: &[(&str, &str)] = if call.method == http::Method::GET { &[] } else { &here };
+            let v = try_call(&app, &c, call, cookie.as_deref(), headers).await;
+            table.entry(call.name.clone()).or_default().push(v);
         }
     }
-    verdict(path, status, location.as_deref())
+
+    println!(
+        "authorization sweep ({}): A allowed, D denied (C conflict, N answered but changed nothing)",
+        backend.name()
+    );
+    println!("  {:<58} {}", "", HEADINGS.join(" "));
+    for (name, row) in &table {
+        println!("  {name:<58} {}", row.chars().map(|c| format!("{c:<4}")).collect::<Vec<_>>().join(" "));
+    }
+    for (name, why) in NOBODY_HERE {
+        println!("  {name}: nobody here — {why}");
+    }
+    let missing: Vec<&str> = TABLE.iter().map(|(n, _)| *n).filter(|n| !table.contains_key(*n)).collect();
+    assert!(missing.is_empty(), "rows for routes that are no longer registered: {missing:?}");
+    for (name, row) in &table {
+        let want = expected(name);
+        assert_eq!(row, want, "{name}: got {row}, want {want} ({})", ROLES.join(", "));
+    }
+}
+
+/// Ways an unsafe request can come from elsewhere, each refused when it carries a session.
+const ELSEWHERE: [(&str, &[(&str, &str)]); 6] = [
+    ("Origin of another site", &[("origin", "https://evil.example")]),
+    ("Sec-Fetch-Site: cross-site", &[("sec-fetch-site", "cross-site")]),
+    ("a browser's cross-site form post", &[("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")]),
+    ("Sec-Fetch-Site: same-site (a sibling subdomain)", &[("sec-fetch-site", "same-site")]),
+    ("Origin: null (a sandboxed frame)", &[("origin", "null")]),
+    ("neither Origin nor Sec-Fetch-Site", &[]),
+];
+
+async fn unsafe_calls_from_elsewhere_are_refused_and_change_nothing(backend: Backend) {
+    // Demo sign-in on, so that it too is a call that would go through from this site.
+    let app = spawn_app(backend, true).await;
+    let fx = fixtures(&app).await;
+    let c = bare_client();
+    let unsafe_calls: Vec<Call> = {
+        let mut seen = BTreeSet::new();
+        // One call per route (the object reads are the same routes).
+        calls(&app, &fx).into_iter().filter(|c| c.method != http::Method::GET && seen.insert(c.path.clone())).collect()
+    };
+    assert!(unsafe_calls.len() > 15, "only {} unsafe routes found", unsafe_calls.len());
+    let mut refused = 0;
+    for call in &unsafe_calls {
+        // Someone the table allows (nobody for demo sign-in: anyone signed in will do).
+        let want = TABLE.iter().find(|(n, _)| *n == call.name).map_or("", |(_, w)| *w);
+        let column = (1..ROLES.len()).rev().find(|&i| want.as_bytes().get(i) == Some(&b'A')).unwrap_or(ROLES.len() - 1);
+        let user = person(&app.ids, column).unwrap();
+        let cookie = session_cookie(&app, user).await;
+        let people_events = audit_by_people(&app).await;
+        let before = match call.effect {
+            Some(effect) => state_of(&app, effect, Some(&cookie)).await,
+            None => None,
+        };
+        for (how, headers) in ELSEWHERE {
+            let reply = send(&c, &app.base, call, Some(&cookie), headers).await;
+            assert_eq!(
+                reply.status,
+                403,
+                "{} as {}, {how}: must be refused: {}",
+                call.name,
+                ROLES[column],
+                reply.start()
+            );
+            if let Some(effect) = call.effect {
+                let after = state_of(&app, effect, Some(&cookie)).await;
+                assert_eq!(before, after, "{}, {how}: refused, yet it changed", call.name);
+            }
+            assert_eq!(
+                audit_by_people(&app).await,
+                people_events,
+                "{}, {how}: refused, yet something was recorded",
+                call.name
+            );
+            refused += 1;
+        }
+        // The control: from this site, the same call by the same person goes through.
+        let v = try_call(&app, &c, call, Some(&cookie), &same_origin(&app.base)).await;
+        assert_eq!(
+            v, 'A',
+            "{} as {}: from this site the call must go through (else the refusals prove nothing)",
+            call.name, ROLES[column]
+        );
+    }
+    println!(
+        "CSRF sweep ({}): {} unsafe routes × {} ways from elsewhere: {refused} refusals, nothing changed; each allowed from this site",
+        backend.name(),
+        unsafe_calls.len(),
+        ELSEWHERE.len()
+    );
+}
+
+/// The rows of [`NOBODY_HERE`], allowed where the application is configured for them.
+async fn rows_nobody_passes_here_pass_elsewhere(backend: Backend) {
+    let controlled = ["/auth/demo", "/auth/login", "/auth/callback"];
+    let listed: Vec<&str> = NOBODY_HERE.iter().map(|(n, _)| *n).collect();
+    assert_eq!(listed, controlled, "every row in NOBODY_HERE needs its control here");
+
+    // Demo sign-in, on: the same post the sweep sends signs in as the person picked.
+    let app = spawn_app(backend, true).await;
+    let c = bare_client();
+    let res = c
+        .post(format!("{}/auth/demo", app.base))
+        .form(&[("user_id", app.ids.grace.0.to_string())])
+        .header("origin", &app.base)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "demo sign-in with demo on");
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("qm_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("demo sign-in sets the session cookie")
+        .to_owned();
+    let who = state_of(&app, Effect::Session, Some(&cookie)).await.unwrap();
+    assert!(who.contains("grace@quartermaster.example"), "signed in as Grace: {who}");
+    println!("control ({}): /auth/demo with demo sign-in on signs in", backend.name());
+
+    // OpenID Connect, configured: login sends the browser to the provider, and the callback
+    // of a completed login signs in.
+    let (app, provider) = app_with_provider(backend).await;
+    let c = common::client();
+    let base = reqwest::Url::parse(&app.base).unwrap();
+    let res = c.get(format!("{}/auth/login", app.base)).send().await.unwrap();
+    assert_eq!(res.status(), 303, "/auth/login with a provider");
+    let mut url = base.join(res.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(url.as_str().starts_with(&provider.issuer), "sent to the provider: {url}");
+    let callback = format!("{}/auth/callback", app.base);
+    for _ in 0..20 {
+        if url.as_str().starts_with(&callback) {
+            break;
+        }
+        let res = c.get(url.clone()).send().await.unwrap();
+        if res.status().is_redirection() {
+            url = url.join(res.headers()["location"].to_str().unwrap()).unwrap();
+            continue;
+        }
+        // The provider's login and consent forms.
+        let html = res.text().await.unwrap();
+        let action = html.split("action=\"").nth(1).and_then(|a| a.split('"').next()).expect("an interaction form");
+        let form = url.join(action).unwrap();
+        let prompt =
+            html.split("name=\"prompt\" value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap_or("consent");
+        let body: Vec<(&str, &str)> = if prompt == "login" {
+            vec![("prompt", "login"), ("login", "alice"), ("password", "any")]
+        } else {
+            vec![("prompt", prompt)]
+        };
+        let res = c.post(form.clone()).form(&body).send().await.unwrap();
+        assert!(res.status().is_redirection(), "interaction answered {}", res.status());
+        url = form.join(res.headers()["location"].to_str().unwrap()).unwrap();
+    }
+    assert!(url.as_str().starts_with(&callback), "never reached the callback: {url}");
+    let res = c.get(url).send().await.unwrap();
+    assert_eq!(res.status(), 303, "/auth/callback of a completed login: {}", res.text().await.unwrap());
+    let viewer: serde_json::Value = c
+        .post(format!("{}/api/get_viewer", app.base))
+        .header("origin", &app.base)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(viewer["email"], "alice@example.test", "signed in through the provider");
+    println!("control ({}): /auth/login and /auth/callback with a provider sign in", backend.name());
+}
+
+/// The application with an OpenID provider (npm `oidc-provider`, as tests/oidc.rs uses it).
+async fn app_with_provider(backend: Backend) -> (TestApp, OidcProvider) {
+    // The portal's port is in the provider's redirect URIs: pick it first, and again when
+    // another test took it meanwhile.
+    for _ in 0..5 {
+        let port = free_port();
+        let provider = OidcProvider::start(&format!("http://127.0.0.1:{port}")).await;
+        let issuer = provider.issuer.clone();
+        std::env::set_var("QM_OIDC_CLIENT_SECRET", "test-client-secret");
+        let app = try_spawn_app_with(backend, move |args| {
+            args.addr = format!("127.0.0.1:{port}").parse().unwrap();
+            args.oidc.issuer = Some(issuer);
+            args.oidc.client_id = Some("quartermaster".into());
+            args.oidc.scopes = vec!["openid".into(), "email".into(), "profile".into()];
+            args.oidc.display_name = "Example IdP".into();
+            args.oidc.claim_email = "email".into();
+            args.oidc.claim_name = "name".into();
+            args.oidc.claim_groups = "groups".into();
+            args.oidc.claim_department = "department".into();
+            args.oidc.claim_job_title = "job_title".into();
+            args.oidc.claim_manager = "manager_email".into();
+        })
+        .await;
+        match app {
+            Ok(app) => return (app, provider),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => panic!("the portal did not start: {e}"),
+        }
+    }
+    panic!("no free port for the portal after 5 tries");
 }

@@ -199,6 +199,24 @@ fn session_error(e: impl std::fmt::Display) -> DomainError {
     DomainError::Internal(format!("session: {e}"))
 }
 
+/// The signed-in person of this request, resolved once and shared by everything the request
+/// runs: a page calls several server functions while it renders, and each would otherwise read
+/// the session, the person and their roles again (server context, one per request).
+#[derive(Clone, Debug, Default)]
+pub struct ActorCell(std::sync::Arc<tokio::sync::OnceCell<Option<Actor>>>);
+
+impl ActorCell {
+    /// The actor, read from the session the first time it is asked for in this request.
+    pub async fn get(
+        &self,
+        session: &Session,
+        service: &Service,
+        settings: &SessionSettings,
+    ) -> Result<Option<Actor>, DomainError> {
+        self.0.get_or_try_init(|| session_actor(session, service, settings)).await.cloned()
+    }
+}
+
 /// The signed-in actor of this session, if any. A session past its absolute lifetime, idle
 /// longer than the idle timeout, or of someone unknown or disabled now, ends here. Activity
 /// is recorded (which extends the session's idle expiry in the store) at most every tenth of

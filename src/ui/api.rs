@@ -36,7 +36,11 @@ mod server {
         let service = service()?;
         let session = session().await?;
         let settings = use_context::<crate::auth::SessionSettings>().unwrap_or_default();
-        Ok(crate::auth::session_actor(&session, &service, &settings).await?.map(|actor| (service, actor)))
+        let actor = match use_context::<crate::auth::ActorCell>() {
+            Some(cell) => cell.get(&session, &service, &settings).await?,
+            None => crate::auth::session_actor(&session, &service, &settings).await?,
+        };
+        Ok(actor.map(|actor| (service, actor)))
     }
 
     /// The signed-in actor, or `Unauthenticated` (401).

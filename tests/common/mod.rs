@@ -133,6 +133,7 @@ pub async fn try_spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Se
         demo: false,
         site_root: site_root(),
         public_url: None,
+        no_workers: false,
         oidc: Default::default(),
         limits: Default::default(),
     };
@@ -230,6 +231,7 @@ pub async fn spawn_app_with_clock(backend: Backend, clock: ManualClock) -> TestA
         demo: true,
         site_root: site_root(),
         public_url: None,
+        no_workers: false,
         oidc: Default::default(),
         limits: Default::default(),
     };
