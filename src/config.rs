@@ -164,7 +164,7 @@ pub struct LimitArgs {
     pub max_body_kib: u32,
     /// Sign-in attempts (`/auth/*`) per client address per minute; bursts up to the same
     /// number. 0 turns the limit off.
-    #[arg(long, env = "QM_RATE_SIGN_IN_PER_MINUTE", default_value_t = 30)]
+    #[arg(long, env = "QM_RATE_SIGN_IN_PER_MINUTE", default_value_t = 60)]
     pub rate_sign_in_per_minute: u32,
     /// Server-function calls (`/api/*`) per session per second; bursts up to ten times that.
     /// 0 turns the limit off.
@@ -188,7 +188,7 @@ impl Default for LimitArgs {
             session_idle_minutes: 480,
             session_max_hours: 12,
             max_body_kib: 256,
-            rate_sign_in_per_minute: 30,
+            rate_sign_in_per_minute: 60,
             rate_api_per_session: 10,
             rate_api_per_address: 50,
             trusted_proxies: Vec::new(),

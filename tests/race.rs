@@ -523,3 +523,45 @@ async fn a_session_written_while_the_person_is_being_disabled_is_not_kept() {
     let kept = count(&w, &format!("SELECT COUNT(*) FROM sessions WHERE user_id = {}", maya.0)).await;
     assert_eq!(kept, 0, "no session for a person disabled meanwhile");
 }
+
+/// Two sign-ins with the same verified email link one never-linked account: the second one
+/// waits for the first (the person's lock), then finds the account linked and is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_identities_racing_to_link_one_account_link_it_once() {
+    use quartermaster::service::directory::{AdminBootstrap, ProviderIdentity};
+    let w = World::new(Backend::Postgres).await;
+    let maya = w.ids.maya;
+    let rules = AdminBootstrap { link_domains: vec!["quartermaster.example".into()], ..Default::default() };
+    // The first linker, holding Maya's lock, has linked her and not yet committed.
+    let mut first = w.db().begin().await.unwrap();
+    w.db().lock_user(&mut first, maya).await.unwrap();
+    sqlx::query("UPDATE users SET issuer = 'https://idp.example', subject = 'first' WHERE id = $1")
+        .bind(maya.0)
+        .execute(&mut *first)
+        .await
+        .unwrap();
+    let second = {
+        let service = w.service.clone();
+        tokio::spawn(async move {
+            let who = ProviderIdentity {
+                issuer: "https://idp.example".into(),
+                subject: "second".into(),
+                email: "maya@quartermaster.example".into(),
+                email_verified: true,
+                display_name: "Maya".into(),
+                ..Default::default()
+            };
+            service.sign_in_from_provider(&who, &rules).await
+        })
+    };
+    assert_eq!(second_operation(&w, None, &second).await, Second::Blocked, "the second linker waits");
+    first.commit().await.unwrap();
+    let r = second.await.unwrap();
+    assert!(matches!(r, Err(DomainError::Conflict(_))), "{r:?}");
+    let subject: Option<String> = sqlx::query_scalar("SELECT subject FROM users WHERE id = $1")
+        .bind(maya.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(subject.as_deref(), Some("first"), "linked once, to the first identity");
+}

@@ -445,8 +445,13 @@ impl Oidc {
             // Only a real `true` (or "true", as some providers send it) counts as verified, and
             // only for the `email` claim it speaks of: an address read from another claim is
             // verified only when the operator says so (`--oidc-trust-email`).
-            email_verified: names.email == "email"
-                && claim("email_verified").is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true")),
+            // And from the same document that supplied the email.
+            email_verified: names.email == "email" && {
+                let source = if raw.contains_key("email") { Some(&raw) } else { userinfo.as_ref() };
+                source
+                    .and_then(|doc| doc.get("email_verified"))
+                    .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"))
+            },
             display_name: text(&names.name).unwrap_or_default(),
             department: text(&names.department),
             job_title: text(&names.job_title),

@@ -70,6 +70,19 @@ impl Cidr {
     }
 }
 
+/// The address of one `X-Forwarded-For` entry: `a.b.c.d`, `a.b.c.d:port`, `v6`, `[v6]` or
+/// `[v6]:port`.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    if let Ok(socket) = hop.parse::<std::net::SocketAddr>() {
+        return Some(socket.ip().to_canonical());
+    }
+    hop.strip_prefix('[')?.strip_suffix(']')?.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+}
+
 /// The address with all but its first `prefix` bits cleared.
 fn masked(ip: IpAddr, prefix: u8) -> IpAddr {
     match ip {
@@ -119,28 +132,29 @@ impl RateLimits {
     /// Whom a request counts against: the peer, or the client a trusted proxy forwarded for;
     /// IPv6 per /64.
     fn client(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`.
+        let peer = peer.to_canonical();
         let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|c| c.contains(ip));
         let mut client = peer;
         if trusted(peer) {
-            let forwarded = headers
+            let hops: Vec<&str> = headers
                 .get_all("x-forwarded-for")
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
-                .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-                .collect::<Vec<_>>();
-            for hop in forwarded.into_iter().rev() {
-                client = hop;
-                if !trusted(hop) {
+                .collect();
+            // From the nearest hop outwards; an entry that does not parse ends the walk (the
+            // last trusted hop counts), so no client-written entry beyond it can be chosen.
+            for hop in hops.into_iter().rev() {
+                let Some(ip) = hop_address(hop) else { break };
+                client = ip;
+                if !trusted(ip) {
                     break;
                 }
             }
         }
         match client {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => masked(client, 64),
-            },
+            IpAddr::V6(_) => masked(client, 64),
             v4 => v4,
         }
     }
@@ -298,6 +312,16 @@ mod tests {
         assert!(l.wait("/auth/login", Some(a), &none).is_none());
         assert!(l.wait("/auth/login", Some(b), &none).is_some());
         assert!("10.0.0.0/33".parse::<Cidr>().is_err() && "nonsense".parse::<Cidr>().is_err());
+        // A dual-stack listener's view of the proxy is the proxy; entries with ports count.
+        let mapped: IpAddr = "::ffff:10.9.0.5".parse().unwrap();
+        assert!(l.wait("/auth/login", Some(mapped), &forwarded("203.0.113.5:4711")).is_none());
+        assert!(l.wait("/auth/login", Some(mapped), &forwarded("203.0.113.5")).is_some(), "the same client");
+        // A garbled nearest entry ends the walk at the proxy: the client cannot pick a key.
+        assert!(l.wait("/auth/login", Some(proxy), &forwarded("198.51.100.77, garbage")).is_none());
+        assert!(
+            l.wait("/auth/login", Some(proxy), &forwarded("198.51.100.78, garbage")).is_some(),
+            "the proxy's allowance"
+        );
     }
 
     #[test]

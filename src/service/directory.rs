@@ -292,7 +292,7 @@ impl Service {
                 None => admins.member_gate(identity).map(|()| Arrival::Member),
             },
         };
-        let arrival = match gate(known.as_ref().map(|u| (u.kind, u.connected_org_id))) {
+        let mut arrival = match gate(known.as_ref().map(|u| (u.kind, u.connected_org_id))) {
             Ok(a) => a,
             Err(why) => {
                 return refuse(tx, Refusal { user: known.map(|u| u.id), action: "user.sign_in_refused", why }).await
@@ -309,13 +309,27 @@ impl Service {
                         return refuse(tx, Refusal { user: Some(u.id), action: "user.link_refused", why }).await;
                     }
                     self.db.lock_user(&mut tx, u.id).await?;
-                    let Some(u) = directory::user(&mut tx, u.id).await? else {
-                        return Err(DomainError::not_found("person"));
+                    // Read again under the lock every linker takes: another sign-in with the
+                    // same email may have linked the account meanwhile.
+                    let u = match directory::user_by_email(&mut tx, &identity.email).await? {
+                        Some((again, None)) if again.id == u.id => again,
+                        _ => {
+                            let event = AuditEvent::new(None, "user.link_refused", "user", u.id.0)
+                                .after(json!({"issuer": identity.issuer, "subject": identity.subject, "email": identity.email}))
+                                .reason("the account was linked to another sign-in meanwhile");
+                            self.commit(tx, vec![event]).await?;
+                            return Err(DomainError::Conflict(
+                                "this email address is already linked to another sign-in".into(),
+                            ));
+                        }
                     };
                     // The account keeps its kind: a guest account links only for its own
-                    // organisation.
-                    if let Err(why) = gate(Some((u.kind, u.connected_org_id))) {
-                        return refuse(tx, Refusal { user: Some(u.id), action: "user.link_refused", why }).await;
+                    // organisation, and a member account arrives as a member.
+                    match gate(Some((u.kind, u.connected_org_id))) {
+                        Ok(a) => arrival = a,
+                        Err(why) => {
+                            return refuse(tx, Refusal { user: Some(u.id), action: "user.link_refused", why }).await
+                        }
                     }
                     linking = true;
                     Some(u)
@@ -447,7 +461,12 @@ impl Service {
         if let Some(names) = &identity.groups {
             let mut ids = Vec::new();
             let mut ignored = Vec::new();
-            for name in names.iter().map(|n| n.trim()) {
+            // In one order, once each: two first sign-ins creating the same new groups must
+            // not wait on each other's inserts in opposite orders (a deadlock on PostgreSQL).
+            let mut sorted: Vec<&str> = names.iter().map(|n| n.trim()).collect();
+            sorted.sort_unstable();
+            sorted.dedup();
+            for name in sorted {
                 // A provider group never joins a group kept here (or fed by another source).
                 match directory::ensure_group(&mut tx, name, "oidc", now).await? {
                     Some(id) => ids.push(id),
