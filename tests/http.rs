@@ -1248,17 +1248,21 @@ async fn pages_stay_within_their_query_budget(backend: Backend) {
     let omar = app.service.actor(ids.omar).await.unwrap().unwrap();
     app.service.submit_request(&omar, common::ask(ids.developer_tools, "work")).await.unwrap();
     let c = client();
-    let statements = async |cookie: &str, path: &str| -> usize {
-        // Once to warm the pool, then the fewest of three renders: a statement of something
-        // else finishing meanwhile (a previous page's stream) must not count against this one.
-        c.get(format!("{}{path}", app.base)).header("cookie", cookie).send().await.unwrap().text().await.unwrap();
+    // The fewest statements a render of the page takes, trying up to ten renders and stopping
+    // at the first within the budget: under load some renders run a resource again, and a
+    // statement of something finishing meanwhile may land in the count. A page that always
+    // needs more than its budget fails.
+    let statements = async |cookie: &str, path: &str, budget: usize| -> usize {
         let mut fewest = usize::MAX;
-        for _ in 0..3 {
+        for _ in 0..10 {
             let before = STATEMENTS.load(std::sync::atomic::Ordering::SeqCst);
             let res = c.get(format!("{}{path}", app.base)).header("cookie", cookie).send().await.unwrap();
             assert_eq!(res.status(), 200, "{path}");
             res.text().await.unwrap();
             fewest = fewest.min(STATEMENTS.load(std::sync::atomic::Ordering::SeqCst) - before);
+            if fewest <= budget {
+                break;
+            }
         }
         fewest
     };
@@ -1269,14 +1273,12 @@ async fn pages_stay_within_their_query_budget(backend: Backend) {
     let mut used = Vec::new();
     for (who, cookie, path, budget) in [
         // Today's counts (issue 10 brings them down to a handful; lower these as it does).
-        // The home page runs 44 when the machine is idle and up to 65 under load (one of its
-        // resources runs again): its budget has that headroom until that is found.
-        ("omar", &omar_cookie, "/", 66),
+        ("omar", &omar_cookie, "/", 44),
         ("omar", &omar_cookie, package.as_str(), 30),
         ("linus", &linus_cookie, "/approvals", 23),
         ("grace", &grace_cookie, "/admin", 29),
     ] {
-        let n = statements(cookie, path).await;
+        let n = statements(cookie, path, budget).await;
         println!("{who:>6} {path:<14} {n} statements");
         used.push((path.to_owned(), n, budget));
     }
