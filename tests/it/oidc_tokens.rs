@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,7 +25,7 @@ use openidconnect::*;
 use quartermaster::store::Backend;
 use reqwest::cookie::Jar;
 
-const KEY: &str = include_str!("fixtures/oidc-test-signing-key.pem");
+const KEY: &str = include_str!("../fixtures/oidc-test-signing-key.pem");
 /// The key the issuer rotates to (Ed25519, kid `rotated-key`).
 const ROTATED_KEY: &str = "-----BEGIN PRIVATE KEY-----
 MC4CAQAwBQYDK2VwBCIEIMUmsn2oQ9EHb7bnYB1J9Q1h0euhWAZnrk5sQUob+nX1
