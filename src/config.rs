@@ -112,6 +112,27 @@ pub enum Command {
         #[arg(long, env = "QM_AUDIT_ANCHOR")]
         anchor: Option<String>,
     },
+    /// Fill an empty database with a large organisation for benchmarks (by default 100,000
+    /// people, 2,000 packages, 1,000,000 assignments, 20,000 pending requests, 10,000,000 audit
+    /// events), through bulk inserts. Refused when the database holds anyone.
+    SeedScale(ScaleArgs),
+}
+
+/// `seed-scale`: how big, which organisation, where the summary goes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScaleArgs {
+    /// Every count times this: 0.01 gives 1,000 people, 10,000 assignments, 100,000 audit events.
+    #[arg(long, env = "QM_SCALE", default_value_t = 1.0)]
+    pub scale: f64,
+    /// The number of people, whatever the scale.
+    #[arg(long, env = "QM_SCALE_PEOPLE")]
+    pub people: Option<u32>,
+    /// The random seed: the same seed gives the same organisation.
+    #[arg(long, env = "QM_SCALE_SEED", default_value_t = 1)]
+    pub seed: u64,
+    /// Also write the summary (counts, timings, ids for benchmarks) as JSON to this file.
+    #[arg(long, env = "QM_SCALE_SUMMARY")]
+    pub summary: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -6,7 +6,7 @@ use clap::Parser;
 use quartermaster::config::{Cli, Command};
 use quartermaster::domain::authz::Operator;
 use quartermaster::service::{AuditAnchor, ChainCheck, Service};
-use quartermaster::{demo, server, store::Db, telemetry};
+use quartermaster::{demo, scale, server, store::Db, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -42,6 +42,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Verify { anchor } => verify(db, anchor.as_deref()).await,
+        Command::SeedScale(args) => seed_scale(db, &args).await,
         Command::Serve(args) => {
             if args.demo {
                 demo::seed_if_empty(&db).await.map_err(|e| format!("seeding failed: {e}"))?;
@@ -51,6 +52,20 @@ async fn run(cli: Cli) -> Result<(), String> {
             app.run_until_stopped(server::shutdown_signal()).await.map_err(|e| e.to_string())
         }
     }
+}
+
+/// `quartermaster seed-scale`: fill an empty database, print the summary (and write it as
+/// JSON when asked).
+async fn seed_scale(db: Db, args: &quartermaster::config::ScaleArgs) -> Result<(), String> {
+    use quartermaster::domain::clock::{Clock, SystemClock};
+    let options = scale::ScaleOptions { scale: args.scale, people: args.people, seed: args.seed, progress: true };
+    let summary = scale::seed_scale(&db, &options, SystemClock.now()).await.map_err(|e| format!("seed-scale: {e}"))?;
+    println!("{summary}");
+    if let Some(path) = &args.summary {
+        let json = summary.to_json().map_err(|e| format!("seed-scale: {e}"))?;
+        std::fs::write(path, json).map_err(|e| format!("cannot write the summary to {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// `quartermaster verify`: walk the chain (from the command line, as the operator), print the

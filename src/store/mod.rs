@@ -306,4 +306,5 @@ pub mod catalog;
 pub mod directory;
 pub mod logins;
 pub mod requests;
+pub mod scale;
 pub mod seed;

@@ -18,4 +18,5 @@ mod oidc;
 mod oidc_tokens;
 mod properties;
 mod race;
+mod scale;
 mod sweep;
