@@ -558,7 +558,8 @@ pub async fn open_for_target(conn: &mut Conn, target: UserId) -> Result<Vec<Requ
 pub async fn open_with_approver(conn: &mut Conn, user: UserId) -> Result<Vec<RequestRow>, sqlx::Error> {
     let columns: Vec<String> = REQUEST_COLUMNS.split(", ").map(|c| format!("r.{}", c.trim())).collect();
     let sql = format!(
-        "SELECT {} FROM requests r WHERE r.state = 'pending_approval' AND EXISTS \
+        "SELECT {} FROM requests r WHERE r.state = 'pending_approval' \
+         AND r.id IN (SELECT request_id FROM request_approvers WHERE user_id = $1) AND EXISTS \
          (SELECT 1 FROM request_approvers ra WHERE ra.request_id = r.id AND ra.user_id = $1 \
           AND ra.stage >= r.current_stage) ORDER BY r.id",
         columns.join(", ")
