@@ -13,6 +13,7 @@ mod common;
 mod cli;
 mod engine;
 mod http;
+mod instances;
 mod lifecycle;
 mod oidc;
 mod oidc_tokens;
