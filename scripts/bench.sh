@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Page benchmarks on the scale data (BENCHMARKS.md says what they mean and what was measured).
+#
+#   scripts/bench.sh [--scale F] [--backend sqlite|postgres] [--rate R] [--duration D]
+#
+# Builds release, seeds (or reuses) a scale database under target/bench, starts the server on
+# 127.0.0.1 (demo sign-in, rate limits off, pinned to CPU 0 where `taskset` exists), and drives
+# each page with `oha` open-loop at R requests/s for D (latency corrected for coordinated
+# omission), beside a trivial page, /healthz and a static file measured in the same run.
+# Prints one Markdown table: each page's most requests/s and its share of the trivial page's,
+# then p50, p99 and p99.9 open-loop at the chosen rate. Also the server's RSS at rest and after the load, and its
+# cold start on the scale database.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scale=0.1
+backend=sqlite
+rate=1000
+duration=10s
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --scale) scale="$2"; shift 2 ;;
+    --backend) backend="$2"; shift 2 ;;
+    --rate) rate="$2"; shift 2 ;;
+    --duration) duration="$2"; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+scripts/build.sh release >&2
+command -v oha >/dev/null || cargo install oha --locked --version '^1' >&2
+bin=target/release/quartermaster
+mkdir -p target/bench
+summary="target/bench/scale-$backend-$scale.json"
+
+cleanup() {
+  [[ -n "${server_pid:-}" ]] && kill "$server_pid" 2>/dev/null || true
+  if [[ -n "${QM_PG_DATA:-}" && "${started_pg:-}" == 1 ]]; then scripts/pg-cluster.sh stop >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+case "$backend" in
+  sqlite)
+    export QM_DATABASE_URL="sqlite://target/bench/scale-$scale.db"
+    if [[ ! -f "$summary" ]]; then
+      rm -f "target/bench/scale-$scale.db"*
+      "$bin" seed-scale --scale "$scale" --summary "$summary" >&2
+    fi
+    ;;
+  postgres)
+    if [[ -z "${QM_BENCH_POSTGRES_URL:-}" ]]; then
+      # shellcheck source=/dev/null
+      source scripts/pg-cluster.sh start
+      started_pg=1
+      QM_BENCH_POSTGRES_URL="$QM_TEST_POSTGRES_URL"
+      rm -f "$summary"
+    fi
+    export QM_DATABASE_URL="$QM_BENCH_POSTGRES_URL"
+    [[ -f "$summary" ]] || "$bin" seed-scale --scale "$scale" --summary "$summary" >&2
+    ;;
+  *) echo "--backend sqlite|postgres" >&2; exit 2 ;;
+esac
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+base="http://127.0.0.1:$port"
+pin=()
+command -v taskset >/dev/null && pin=(taskset -c 0)
+export QM_SITE_ROOT=target/site QM_RATE_SIGN_IN_PER_MINUTE=0 QM_RATE_API_PER_SESSION=0 QM_RATE_API_PER_ADDRESS=0
+start=$(date +%s.%N)
+"${pin[@]}" "$bin" serve --demo --addr "127.0.0.1:$port" >target/bench/server.log 2>&1 &
+server_pid=$!
+until curl -fs "$base/readyz" >/dev/null 2>&1; do
+  kill -0 "$server_pid" 2>/dev/null || { cat target/bench/server.log >&2; exit 1; }
+  sleep 0.05
+done
+cold_start=$(python3 -c "import time; print(f'{time.time() - $start:.2f}')")
+rss() { awk '/VmRSS/ {printf "%.0f MB", $2/1024}' "/proc/$server_pid/status"; }
+rss_rest=$(rss)
+
+# Who to be, from the seed's summary.
+read -r heavy approver package <<<"$(python3 - "$summary" <<'EOF'
+import json, sys
+ids = json.load(open(sys.argv[1]))["ids"]
+print(ids["heavy_person"]["id"], ids["busiest_approver"]["id"], ids["big_package"]["id"])
+EOF
+)"
+cookie_of() {
+  curl -s -o /dev/null -D - -X POST -H "origin: $base" --data "user_id=$1" "$base/auth/demo" \
+    | awk -F'[ ;]' 'tolower($1) == "set-cookie:" {print $2}'
+}
+heavy_cookie=$(cookie_of "$heavy")
+approver_cookie=$(cookie_of "$approver")
+
+client_pin=()
+command -v taskset >/dev/null && client_pin=(taskset -c 1)
+# One page: its most requests/s (closed loop, 16 connections, 5 s), then its latency open-loop
+# at the chosen rate (corrected for coordinated omission).
+run() { # name path [cookie]
+  local max open
+  max=$("${client_pin[@]}" oha --no-tui --output-format json -z 5s -c 16 ${3:+-H "cookie: $3"} "$base$2")
+  open=$("${client_pin[@]}" oha --no-tui --output-format json -z "$duration" -q "$rate" --latency-correction -c 16 \
+    ${3:+-H "cookie: $3"} "$base$2")
+  python3 - "$1" "$max" "$open" <<'EOF'
+import json, sys
+name, top, doc = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+p = doc["latencyPercentiles"]
+codes = doc.get("statusCodeDistribution", {})
+print(f'{name}\t{top["summary"]["requestsPerSec"]:.0f}\t{doc["summary"]["requestsPerSec"]:.0f}\t'
+      f'{p["p50"]*1000:.1f}\t{p["p99"]*1000:.1f}\t{p["p99.9"]*1000:.1f}\t{",".join(sorted(codes))}')
+EOF
+}
+
+results=$(
+  run "trivial page (404)" "/no-such-page"
+  run "/healthz" "/healthz"
+  run "static file (CSS)" "/pkg/quartermaster.css"
+  run "My Access (heavy person)" "/" "$heavy_cookie"
+  run "package page (big package)" "/packages/$package" "$heavy_cookie"
+  run "Approvals (busiest approver)" "/approvals" "$approver_cookie"
+)
+rss_load=$(rss)
+
+python3 - "$results" "$backend" "$scale" "$rate" "$duration" <<'EOF'
+import sys
+rows = [r.split("\t") for r in sys.argv[1].strip().splitlines()]
+backend, scale, rate, duration = sys.argv[2:6]
+trivial = float(rows[0][1]) or 1.0
+print(f"\n{backend}, scale {scale}: most requests/s (16 connections, 5 s), then latency open loop at {rate}/s for {duration} (ms)\n")
+print("| page | max requests/s | share of trivial | achieved at rate | p50 | p99 | p99.9 | statuses |")
+print("|---|---|---|---|---|---|---|---|")
+for name, top, achieved, p50, p99, p999, codes in rows:
+    print(f"| {name} | {top} | {float(top) / trivial:.0%} | {achieved} | {p50} | {p99} | {p999} | {codes} |")
+EOF
+echo
+echo "server RSS at rest: $rss_rest; after the load: $rss_load; cold start to ready: ${cold_start}s"
