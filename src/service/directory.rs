@@ -257,6 +257,14 @@ impl Service {
             }
             Err(DomainError::forbidden(format!("{}. Ask your administrator if you need access", r.why)))
         };
+        // The account this email names is linked to another sign-in: a conflict, on its record.
+        let already_linked = async |tx: crate::store::Tx, user: UserId, reason: &'static str| -> DomainResult<UserId> {
+            let event = AuditEvent::new(None, "user.link_refused", "user", user.0)
+                .after(json!({"issuer": identity.issuer, "subject": identity.subject, "email": identity.email}))
+                .reason(reason);
+            self.commit(tx, vec![event]).await?;
+            Err(DomainError::Conflict("this email address is already linked to another sign-in".into()))
+        };
         // Someone known keeps how they arrived: a guest stays a guest of an organisation that
         // is still connected; a member is held to the gate. Their row is locked first, as
         // disabling locks it, so a disabling under way is seen.
@@ -314,13 +322,8 @@ impl Service {
                     let u = match directory::user_by_email(&mut tx, &identity.email).await? {
                         Some((again, None)) if again.id == u.id => again,
                         _ => {
-                            let event = AuditEvent::new(None, "user.link_refused", "user", u.id.0)
-                                .after(json!({"issuer": identity.issuer, "subject": identity.subject, "email": identity.email}))
-                                .reason("the account was linked to another sign-in meanwhile");
-                            self.commit(tx, vec![event]).await?;
-                            return Err(DomainError::Conflict(
-                                "this email address is already linked to another sign-in".into(),
-                            ));
+                            return already_linked(tx, u.id, "the account was linked to another sign-in meanwhile")
+                                .await
                         }
                     };
                     // The account keeps its kind: a guest account links only for its own
@@ -335,13 +338,7 @@ impl Service {
                     Some(u)
                 }
                 Some((u, Some(_))) => {
-                    let event = AuditEvent::new(None, "user.link_refused", "user", u.id.0)
-                        .after(json!({"issuer": identity.issuer, "subject": identity.subject, "email": identity.email}))
-                        .reason("the account is already linked to another sign-in");
-                    self.commit(tx, vec![event]).await?;
-                    return Err(DomainError::Conflict(
-                        "this email address is already linked to another sign-in".into(),
-                    ));
+                    return already_linked(tx, u.id, "the account is already linked to another sign-in").await
                 }
                 None => None,
             },
