@@ -12,22 +12,31 @@ use crate::views::*;
 
 /// Shows its children to signed-in people; sends everyone else to the sign-in page (or, with
 /// `sign_in_here`, shows the sign-in choices in place: the landing page does that).
+///
+/// The children are made inside a `Suspend` that awaits the viewer: read with `viewer.get()`
+/// in a plain closure instead, the server rendered the children twice (once more after the
+/// viewer resolved), and every resource in them ran its server function twice per request.
 #[component]
 fn SignedIn(children: ChildrenFn, #[prop(optional)] sign_in_here: bool) -> impl IntoView {
     let viewer = use_viewer();
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || viewer.get().map(|v| match v {
-                Ok(Some(_)) => children().into_any(),
-                Ok(None) | Err(AppError::Unauthenticated) if sign_in_here => view! { <SignIn /> }.into_any(),
-                Ok(None) | Err(AppError::Unauthenticated) => {
-                    let back = super::current_path();
-                    let path = format!("/signin?return_to={}", urlencode(&back));
-                    redirect_status(&path);
-                    view! { <Redirect path=path /> }.into_any()
-                }
-                Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
-            })}
+            {move || {
+                let children = children.clone();
+                Suspend::new(async move {
+                    match viewer.await {
+                        Ok(Some(_)) => children().into_any(),
+                        Ok(None) | Err(AppError::Unauthenticated) if sign_in_here => view! { <SignIn /> }.into_any(),
+                        Ok(None) | Err(AppError::Unauthenticated) => {
+                            let back = super::current_path();
+                            let path = format!("/signin?return_to={}", urlencode(&back));
+                            redirect_status(&path);
+                            view! { <Redirect path=path /> }.into_any()
+                        }
+                        Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
+                    }
+                })
+            }}
         </Suspense>
     }
 }
