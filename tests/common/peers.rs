@@ -75,6 +75,49 @@ impl OidcProvider {
     }
 }
 
+impl OidcProvider {
+    /// Walk a browser (`c`, not following redirects) from `url` at this provider through its
+    /// login and consent forms as `account` (any password), and return the URL it sends the
+    /// browser back to on the portal at `portal` (its `/auth/callback`, not yet followed).
+    pub async fn log_in(
+        &self,
+        c: &reqwest::Client,
+        mut url: reqwest::Url,
+        portal: &str,
+        account: &str,
+    ) -> reqwest::Url {
+        let callback = format!("{portal}/auth/callback");
+        let next = |res: &reqwest::Response, base: &reqwest::Url| {
+            base.join(res.headers()[reqwest::header::LOCATION].to_str().unwrap()).unwrap()
+        };
+        for _ in 0..20 {
+            if url.as_str().starts_with(&callback) {
+                return url;
+            }
+            let res = c.get(url.clone()).send().await.unwrap();
+            if res.status().is_redirection() {
+                url = next(&res, &url);
+                continue;
+            }
+            let html = res.text().await.unwrap();
+            let action = html.split("action=\"").nth(1).and_then(|a| a.split('"').next()).expect("an interaction form");
+            let form = url.join(action).unwrap();
+            let prompt =
+                html.split("name=\"prompt\" value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap_or("consent");
+            let body: Vec<(&str, &str)> = if prompt == "login" {
+                vec![("prompt", "login"), ("login", account), ("password", "any")]
+            } else {
+                vec![("prompt", prompt)]
+            };
+            let res = c.post(form.clone()).form(&body).send().await.unwrap();
+            assert!(res.status().is_redirection(), "interaction answered {}", res.status());
+            url = next(&res, &form);
+        }
+        assert!(url.as_str().starts_with(&callback), "never reached the callback: {url}");
+        url
+    }
+}
+
 impl Drop for OidcProvider {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -258,12 +258,7 @@ async fn plain_form_actions_work_without_javascript(backend: Backend) {
     sign_in_as(&c, &app.base, app.ids.jamal.0).await;
     let page = format!("{}/packages/{}", app.base, app.ids.sales_crm.0);
     let html = c.get(&page).send().await.unwrap().text().await.unwrap();
-    let action = html
-        .split("action=\"")
-        .skip(1)
-        .map(|s| s.split('"').next().unwrap())
-        .find(|a| a.starts_with("/api/request_access"))
-        .expect("the request form posts to its server function");
+    let action = form_action(&html, "/api/request_access").expect("the request form posts to its server function");
     // A browser with JavaScript off posts the form and follows the redirect back.
     let res = c
         .post(format!("{}{}", app.base, action))
@@ -322,6 +317,11 @@ async fn plain_form_actions_work_without_javascript(backend: Backend) {
 }
 
 /// A server function called the way the hydrated page calls it (no HTML, no redirect).
+/// The `action` of the first form on the page that posts to a path starting with `prefix`.
+fn form_action<'a>(html: &'a str, prefix: &str) -> Option<&'a str> {
+    html.split("action=\"").skip(1).filter_map(|s| s.split('"').next()).find(|a| a.starts_with(prefix))
+}
+
 async fn call_server_fn(base: &str, cookie: &str, name: &str, form: &[(&str, String)]) -> reqwest::Response {
     let mut req = reqwest::Client::new()
         .post(format!("{base}/api/{name}"))
@@ -649,12 +649,8 @@ async fn failed_provisioning_is_listed_and_retried_from_the_admin_page(backend: 
 
     // The administrator retries it with JavaScript off: the form posts to its server
     // function, is redirected back, and the page says what happened.
-    let action = html
-        .split("action=\"")
-        .skip(1)
-        .map(|s| s.split('"').next().unwrap())
-        .find(|a| a.starts_with("/api/retry_delivery"))
-        .expect("the Retry button is a form posting to its server function");
+    let action =
+        form_action(&html, "/api/retry_delivery").expect("the Retry button is a form posting to its server function");
     let res = c
         .post(format!("{}{}", app.base, action))
         .header("origin", &app.base)

@@ -108,39 +108,12 @@ async fn authorize(c: &Client, s: &Setup, account: &str) -> Url {
 async fn authorize_from(c: &Client, s: &Setup, account: &str, login: &str) -> Url {
     let res = c.get(format!("{}{login}", s.app.base)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let mut url = location(&res, &Url::parse(&s.app.base).unwrap());
+    let url = location(&res, &Url::parse(&s.app.base).unwrap());
     assert!(url.as_str().starts_with(&s.provider.issuer), "sent to the provider: {url}");
     let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     assert!(q.iter().any(|(k, v)| k == "code_challenge_method" && v == "S256"), "PKCE S256");
     assert!(q.iter().any(|(k, _)| k == "nonce") && q.iter().any(|(k, _)| k == "state"));
-    for _ in 0..20 {
-        let res = c.get(url.clone()).send().await.unwrap();
-        if res.status().is_redirection() {
-            let next = location(&res, &url);
-            if next.as_str().starts_with(&format!("{}/auth/callback", s.app.base)) {
-                return next;
-            }
-            url = next;
-            continue;
-        }
-        let html = res.text().await.unwrap();
-        let action = html.split("action=\"").nth(1).and_then(|a| a.split('"').next()).expect("an interaction form");
-        let form_url = url.join(action).unwrap();
-        let prompt =
-            html.split("name=\"prompt\" value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap_or("consent");
-        let body: Vec<(&str, &str)> = if prompt == "login" {
-            vec![("prompt", "login"), ("login", account), ("password", "any")]
-        } else {
-            vec![("prompt", prompt)]
-        };
-        let res = c.post(form_url.clone()).form(&body).send().await.unwrap();
-        assert!(res.status().is_redirection(), "interaction answered {}", res.status());
-        url = location(&res, &form_url);
-        if url.as_str().starts_with(&format!("{}/auth/callback", s.app.base)) {
-            return url;
-        }
-    }
-    panic!("never reached the callback");
+    s.provider.log_in(c, url, &s.app.base, account).await
 }
 
 async fn signed_in_name(c: &Client, s: &Setup) -> Option<String> {

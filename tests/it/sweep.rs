@@ -806,34 +806,9 @@ async fn rows_nobody_passes_here_pass_elsewhere(backend: Backend) {
     let base = reqwest::Url::parse(&app.base).unwrap();
     let res = c.get(format!("{}/auth/login", app.base)).send().await.unwrap();
     assert_eq!(res.status(), 303, "/auth/login with a provider");
-    let mut url = base.join(res.headers()["location"].to_str().unwrap()).unwrap();
+    let url = base.join(res.headers()["location"].to_str().unwrap()).unwrap();
     assert!(url.as_str().starts_with(&provider.issuer), "sent to the provider: {url}");
-    let callback = format!("{}/auth/callback", app.base);
-    for _ in 0..20 {
-        if url.as_str().starts_with(&callback) {
-            break;
-        }
-        let res = c.get(url.clone()).send().await.unwrap();
-        if res.status().is_redirection() {
-            url = url.join(res.headers()["location"].to_str().unwrap()).unwrap();
-            continue;
-        }
-        // The provider's login and consent forms.
-        let html = res.text().await.unwrap();
-        let action = html.split("action=\"").nth(1).and_then(|a| a.split('"').next()).expect("an interaction form");
-        let form = url.join(action).unwrap();
-        let prompt =
-            html.split("name=\"prompt\" value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap_or("consent");
-        let body: Vec<(&str, &str)> = if prompt == "login" {
-            vec![("prompt", "login"), ("login", "alice"), ("password", "any")]
-        } else {
-            vec![("prompt", prompt)]
-        };
-        let res = c.post(form.clone()).form(&body).send().await.unwrap();
-        assert!(res.status().is_redirection(), "interaction answered {}", res.status());
-        url = form.join(res.headers()["location"].to_str().unwrap()).unwrap();
-    }
-    assert!(url.as_str().starts_with(&callback), "never reached the callback: {url}");
+    let url = provider.log_in(&c, url, &app.base, "alice").await;
     let res = c.get(url).send().await.unwrap();
     assert_eq!(res.status(), 303, "/auth/callback of a completed login: {}", res.text().await.unwrap());
     let viewer: serde_json::Value = c
