@@ -8,6 +8,14 @@ cd "$(dirname "$0")/.."
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 
+# A full disk fails tests in ways that look like bugs (a database that resets its connections,
+# a file that cannot be created): say so first. A cold build and the suite need about 12 GB.
+free_gb=$(df -Pk . | awk 'NR == 2 { printf "%d", $4 / 1048576 }')
+log "free disk: ${free_gb} GB"
+if (( free_gb < 12 )); then
+  echo "warning: only ${free_gb} GB free here; a cold build and the tests need about 12 GB" >&2
+fi
+
 scripts/setup.sh --test
 scripts/build.sh debug
 

@@ -16,8 +16,14 @@ use crate::store::requests::{DecisionRow, RequestRow};
 use crate::store::{assignments, catalog, directory, requests, to_ms};
 use crate::views::*;
 
-/// How many rows a personal list shows.
-const LIST_LIMIT: i64 = 50;
+/// How many requests My Access shows at once, each with its timeline (older ones a page on).
+const REQUESTS_PAGE: i64 = 10;
+/// How many assignments My Access shows at once.
+const ACCESS_PAGE: i64 = 50;
+/// How many requests an approver sees at once, each with what a decision needs.
+const APPROVALS_PAGE: i64 = 25;
+/// How many past decisions an approver sees at once.
+const HISTORY_PAGE: i64 = 50;
 /// Access ending within this window counts as "expiring soon".
 const EXPIRING_SOON_DAYS: i64 = 14;
 
@@ -128,8 +134,11 @@ impl Service {
     pub async fn my_requests(&self, actor: &Actor, before: Option<i64>) -> DomainResult<Page<RequestView>> {
         let now = self.now();
         let mut conn = self.db.pool().acquire().await?;
-        let mut rows = requests::of_user(&mut conn, actor.id(), before.unwrap_or(i64::MAX), LIST_LIMIT + 1).await?;
-        let next = page_cursor(&mut rows, |r| r.id.0);
+        let mut rows = requests::of_user(&mut conn, actor.id(), before.unwrap_or(i64::MAX), REQUESTS_PAGE + 1).await?;
+        let next = page_cursor(&mut rows, REQUESTS_PAGE, |r| r.id.0);
+        if rows.is_empty() {
+            return Ok(Page { items: Vec::new(), next, as_of: to_ms(self.now()) });
+        }
         let ids: Vec<RequestId> = rows.iter().map(|r| r.id).collect();
         let packages = catalog::package_names(&mut conn, &rows.iter().map(|r| r.package).collect::<Vec<_>>()).await?;
         let people: Vec<UserId> = rows.iter().flat_map(|r| [r.requestor, r.target]).collect();
@@ -164,16 +173,14 @@ impl Service {
         let now = self.now();
         let mut conn = self.db.pool().acquire().await?;
         let mut rows =
-            assignments::of_user(&mut conn, actor.id(), before.map_or(i64::MAX, |c| c.max(-i64::MAX)), LIST_LIMIT + 1)
+            assignments::of_user(&mut conn, actor.id(), before.map_or(i64::MAX, |c| c.max(-i64::MAX)), ACCESS_PAGE + 1)
                 .await?;
         // The order comes from the query, so pages never overlap or skip.
-        let next = page_cursor(&mut rows, assignments::live_first_key);
-        let policies: std::collections::HashMap<PolicyId, Policy> =
-            catalog::policies_of(&mut conn, &rows.iter().map(|a| a.package).collect::<Vec<_>>())
-                .await?
-                .into_iter()
-                .map(|p| (p.id, p))
-                .collect();
+        let next = page_cursor(&mut rows, ACCESS_PAGE, assignments::live_first_key);
+        if rows.is_empty() {
+            return Ok(Page { items: Vec::new(), next, as_of: to_ms(self.now()) });
+        }
+        let terms = catalog::extension_terms(&mut conn, &rows.iter().map(|a| a.policy).collect::<Vec<_>>()).await?;
         let package_ids: Vec<PackageId> = rows.iter().map(|a| a.package).collect();
         let packages = catalog::package_names(&mut conn, &package_ids).await?;
         let roles = roles_by_package(&mut conn, &package_ids).await?;
@@ -198,9 +205,8 @@ impl Service {
                     bucket: bucket.to_owned(),
                     resources: roles.get(&a.package).cloned().unwrap_or_default(),
                     can_extend: a.state.is_live()
-                        && policies.get(&a.policy).is_some_and(|p| {
-                            p.extension_allowed
-                                && !matches!(p.expiration, Expiration::Never | Expiration::OnDate { .. })
+                        && terms.get(&a.policy).is_some_and(|(allowed, expiration)| {
+                            *allowed && !matches!(expiration, Expiration::Never | Expiration::OnDate { .. })
                         }),
                 }
             })
@@ -212,25 +218,25 @@ impl Service {
     /// one page after request id `after`.
     pub async fn pending_approvals(&self, actor: &Actor, after: Option<i64>) -> DomainResult<Page<ApprovalItem>> {
         let mut conn = self.db.pool().acquire().await?;
-        let mut rows = requests::pending_for(&mut conn, actor.id(), after.unwrap_or(0), LIST_LIMIT + 1).await?;
-        let next = page_cursor(&mut rows, |r| r.id.0);
-        let mut package_ids: Vec<PackageId> = rows.iter().map(|r| r.package).collect();
+        let mut rows = requests::pending_for(&mut conn, actor.id(), after.unwrap_or(0), APPROVALS_PAGE + 1).await?;
+        let next = page_cursor(&mut rows, APPROVALS_PAGE, |r| r.id.0);
+        if rows.is_empty() {
+            return Ok(Page { items: Vec::new(), next, as_of: to_ms(self.now()) });
+        }
+        let requested: Vec<PackageId> = rows.iter().map(|r| r.package).collect();
         let people: Vec<UserId> = rows.iter().flat_map(|r| [r.requestor, r.target]).collect();
         let targets: Vec<UserId> = rows.iter().map(|r| r.target).collect();
         let users = directory::users(&mut conn, &people).await?;
         let held = assignments::live_packages_of(&mut conn, &targets).await?;
         let groups = directory::groups_of_users(&mut conn, &targets).await?;
-        package_ids.extend(held.iter().map(|(_, p)| *p));
-        let packages = catalog::package_names(&mut conn, &package_ids).await?;
-        let roles = roles_by_package(&mut conn, &package_ids).await?;
+        // Names for the requested packages and for what each person already holds; the
+        // resources, policies and rules only of the requested ones.
+        let named: Vec<PackageId> = requested.iter().copied().chain(held.iter().map(|(_, p)| *p)).collect();
+        let packages = catalog::package_names(&mut conn, &named).await?;
+        let roles = roles_by_package(&mut conn, &requested).await?;
         let policies: std::collections::HashMap<PolicyId, Policy> =
-            catalog::policies_of(&mut conn, &package_ids).await?.into_iter().map(|p| (p.id, p)).collect();
-        let mut rules = std::collections::HashMap::new();
-        for r in &rows {
-            if let std::collections::hash_map::Entry::Vacant(slot) = rules.entry(r.package) {
-                slot.insert(catalog::sod_rules(&mut conn, r.package).await?);
-            }
-        }
+            catalog::policies_of(&mut conn, &requested).await?.into_iter().map(|p| (p.id, p)).collect();
+        let rules = catalog::sod_rules_of(&mut conn, &requested).await?;
         let items = rows
             .into_iter()
             .map(|r| {
@@ -280,8 +286,8 @@ impl Service {
     pub async fn decision_history(&self, actor: &Actor, before: Option<i64>) -> DomainResult<Page<DecisionView>> {
         let mut conn = self.db.pool().acquire().await?;
         let mut rows =
-            requests::decisions_by(&mut conn, actor.id(), before.unwrap_or(i64::MAX), LIST_LIMIT + 1).await?;
-        let next = page_cursor(&mut rows, |d| d.id);
+            requests::decisions_by(&mut conn, actor.id(), before.unwrap_or(i64::MAX), HISTORY_PAGE + 1).await?;
+        let next = page_cursor(&mut rows, HISTORY_PAGE, |d| d.id);
         let items = rows
             .into_iter()
             .map(|d| DecisionView {
@@ -300,9 +306,9 @@ impl Service {
 
 /// Keyset paging: rows were fetched one past the page size; drop the extra one and return the
 /// key of the last kept row as the next cursor.
-fn page_cursor<T>(rows: &mut Vec<T>, key: impl Fn(&T) -> i64) -> Option<String> {
-    if rows.len() as i64 > LIST_LIMIT {
-        rows.truncate(LIST_LIMIT as usize);
+fn page_cursor<T>(rows: &mut Vec<T>, size: i64, key: impl Fn(&T) -> i64) -> Option<String> {
+    if rows.len() as i64 > size {
+        rows.truncate(size as usize);
         rows.last().map(|r| key(r).to_string())
     } else {
         None

@@ -67,7 +67,7 @@ pub async fn live_packages_of(conn: &mut Conn, users: &[UserId]) -> Result<Vec<(
         "SELECT user_id, package_id FROM assignments WHERE state IN {LIVE} AND user_id IN ({})",
         super::id_list(users.iter().map(|u| u.0))
     );
-    let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).fetch_all(conn).await?;
+    let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(u, p)| (UserId(u), PackageId(p))).collect())
 }
 
@@ -509,7 +509,7 @@ pub async fn failed_outbox(
     let sql = format!(
         "SELECT {OUTBOX_ITEM_COLUMNS} {OUTBOX_ITEM_FROM} WHERE o.state = 'failed' {scope} ORDER BY o.id DESC LIMIT $1"
     );
-    let rows = sqlx::query(&sql).bind(limit).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql).persistent(false).bind(limit).fetch_all(conn).await?;
     rows.iter().map(outbox_item_from_row).collect()
 }
 
@@ -600,7 +600,7 @@ pub async fn grants_described(
          WHERE g.assignment_id IN ({}) ORDER BY g.assignment_id, r.name, rr.name",
         super::id_list(assignments.iter().map(|a| a.0))
     );
-    let rows = sqlx::query(&sql).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql).persistent(false).fetch_all(conn).await?;
     rows.iter()
         .map(|row| {
             Ok((

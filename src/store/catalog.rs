@@ -149,7 +149,7 @@ pub async fn policies_of(conn: &mut Conn, packages: &[PackageId]) -> Result<Vec<
         "SELECT {POLICY_COLUMNS} FROM policies WHERE package_id IN ({}) ORDER BY package_id, id",
         id_list(packages.iter().map(|p| p.0))
     );
-    let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
+    let rows = sqlx::query(&sql).persistent(false).fetch_all(&mut *conn).await?;
     let mut policies: Vec<Policy> = rows.iter().map(policy_from_row).collect::<Result<_, _>>()?;
     attach_requestors(conn, &mut policies).await?;
     Ok(policies)
@@ -169,7 +169,7 @@ async fn attach_requestors(conn: &mut Conn, policies: &mut [Policy]) -> Result<(
         "SELECT policy_id, user_id, group_id, org_id FROM policy_requestors WHERE policy_id IN ({})",
         id_list(policies.iter().map(|p| p.id.0))
     );
-    let rows = sqlx::query(&sql).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql).persistent(false).fetch_all(conn).await?;
     for row in &rows {
         let policy_id = PolicyId(row.int("policy_id")?);
         let entry = if let Some(u) = row.opt_int("user_id")? {
@@ -204,7 +204,7 @@ pub async fn package_roles(
          ORDER BY prr.package_id, r.name, rr.name",
         id_list(packages.iter().map(|p| p.0))
     );
-    let rows = sqlx::query(&sql).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql).persistent(false).fetch_all(conn).await?;
     rows.iter()
         .map(|row| {
             Ok((
@@ -223,27 +223,42 @@ pub async fn package_roles(
 
 /// Separation-of-duties rules of a package, both directions.
 pub async fn sod_rules(conn: &mut Conn, package: PackageId) -> Result<SodRules, sqlx::Error> {
-    let packages: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT p.id, p.name FROM package_incompatible_packages i JOIN access_packages p ON p.id = i.other_package_id
-         WHERE i.package_id = $1
+    Ok(sod_rules_of(conn, &[package]).await?.remove(&package).unwrap_or_default())
+}
+
+/// The separation-of-duties rules of several packages in two statements (both directions of
+/// each package–package rule merged); a package without rules has an empty entry.
+pub async fn sod_rules_of(
+    conn: &mut Conn,
+    packages: &[PackageId],
+) -> Result<std::collections::HashMap<PackageId, SodRules>, sqlx::Error> {
+    let mut out: std::collections::HashMap<PackageId, SodRules> =
+        packages.iter().map(|p| (*p, SodRules::default())).collect();
+    if packages.is_empty() {
+        return Ok(out);
+    }
+    let list = id_list(packages.iter().map(|p| p.0));
+    let sql = format!(
+        "SELECT i.package_id AS owner, p.id, p.name FROM package_incompatible_packages i
+           JOIN access_packages p ON p.id = i.other_package_id WHERE i.package_id IN ({list})
          UNION
-         SELECT p.id, p.name FROM package_incompatible_packages i JOIN access_packages p ON p.id = i.package_id
-         WHERE i.other_package_id = $1",
-    )
-    .bind(package.0)
-    .fetch_all(&mut *conn)
-    .await?;
-    let groups: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT g.id, g.name FROM package_incompatible_groups i JOIN directory_groups g ON g.id = i.group_id
-         WHERE i.package_id = $1",
-    )
-    .bind(package.0)
-    .fetch_all(conn)
-    .await?;
-    Ok(SodRules {
-        incompatible_packages: packages.into_iter().map(|(id, n)| (PackageId(id), n)).collect(),
-        incompatible_groups: groups.into_iter().map(|(id, n)| (GroupId(id), n)).collect(),
-    })
+         SELECT i.other_package_id AS owner, p.id, p.name FROM package_incompatible_packages i
+           JOIN access_packages p ON p.id = i.package_id WHERE i.other_package_id IN ({list})
+         ORDER BY owner, id"
+    );
+    let rows: Vec<(i64, i64, String)> = sqlx::query_as(&sql).persistent(false).fetch_all(&mut *conn).await?;
+    for (owner, id, name) in rows {
+        out.entry(PackageId(owner)).or_default().incompatible_packages.push((PackageId(id), name));
+    }
+    let sql = format!(
+        "SELECT i.package_id, g.id, g.name FROM package_incompatible_groups i
+           JOIN directory_groups g ON g.id = i.group_id WHERE i.package_id IN ({list}) ORDER BY i.package_id, g.id"
+    );
+    let rows: Vec<(i64, i64, String)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
+    for (owner, id, name) in rows {
+        out.entry(PackageId(owner)).or_default().incompatible_groups.push((GroupId(id), name));
+    }
+    Ok(out)
 }
 
 // ---- writes used by the admin operations and the demo seed ----
@@ -429,8 +444,24 @@ pub async fn package_names(
     ids: &[PackageId],
 ) -> Result<std::collections::HashMap<PackageId, String>, sqlx::Error> {
     let sql = format!("SELECT id, name FROM access_packages WHERE id IN ({})", id_list(ids.iter().map(|p| p.0)));
-    let rows: Vec<(i64, String)> = sqlx::query_as(&sql).fetch_all(conn).await?;
+    let rows: Vec<(i64, String)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(id, name)| (PackageId(id), name)).collect())
+}
+
+/// What an extension depends on, for each of these policies: whether it allows one, and how
+/// its access expires.
+pub async fn extension_terms(
+    conn: &mut Conn,
+    ids: &[PolicyId],
+) -> Result<std::collections::HashMap<PolicyId, (bool, crate::domain::policy::Expiration)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT id, extension_allowed, expiration FROM policies WHERE id IN ({})",
+        id_list(ids.iter().map(|p| p.0))
+    );
+    let rows = sqlx::query(&sql).persistent(false).fetch_all(conn).await?;
+    rows.iter()
+        .map(|row| Ok((PolicyId(row.int("id")?), (row.flag("extension_allowed")?, row.json("expiration")?))))
+        .collect()
 }
 
 /// Change a catalog's settings.
@@ -476,7 +507,7 @@ pub async fn role_catalogs(
          WHERE rr.id IN ({})",
         id_list(roles.iter().map(|r| r.0))
     );
-    let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).fetch_all(conn).await?;
+    let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(r, c)| (ResourceRoleId(r), CatalogId(c))).collect())
 }
 
@@ -533,6 +564,6 @@ pub async fn role_names(
          WHERE rr.id IN ({})",
         id_list(roles.iter().map(|r| r.0))
     );
-    let rows: Vec<(i64, String, String)> = sqlx::query_as(&sql).fetch_all(conn).await?;
+    let rows: Vec<(i64, String, String)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(id, resource, role)| (ResourceRoleId(id), (resource, role))).collect())
 }

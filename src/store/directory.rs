@@ -34,7 +34,7 @@ pub async fn users(conn: &mut Conn, ids: &[UserId]) -> Result<Vec<User>, sqlx::E
         "SELECT {USER_COLUMNS} FROM users WHERE id IN ({}) ORDER BY display_name",
         id_list(ids.iter().map(|u| u.0))
     );
-    let rows = sqlx::query(&sql).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql).persistent(false).fetch_all(conn).await?;
     rows.iter().map(user_from_row).collect()
 }
 
@@ -122,7 +122,7 @@ pub async fn catalog_owners(conn: &mut Conn, catalog: CatalogId) -> Result<Vec<U
 
 pub async fn active_among(conn: &mut Conn, ids: &[UserId]) -> Result<Vec<UserId>, sqlx::Error> {
     let sql = format!("SELECT id FROM users WHERE state = 'active' AND id IN ({})", id_list(ids.iter().map(|u| u.0)));
-    let ids: Vec<i64> = sqlx::query_scalar(&sql).fetch_all(conn).await?;
+    let ids: Vec<i64> = sqlx::query_scalar(&sql).persistent(false).fetch_all(conn).await?;
     Ok(ids.into_iter().map(UserId).collect())
 }
 
@@ -261,7 +261,7 @@ pub async fn revoke_group_bootstrap(conn: &mut Conn, user: UserId) -> Result<boo
 /// Display names by id.
 pub async fn names(conn: &mut Conn, ids: &[UserId]) -> Result<std::collections::HashMap<UserId, String>, sqlx::Error> {
     let sql = format!("SELECT id, display_name FROM users WHERE id IN ({})", id_list(ids.iter().map(|u| u.0)));
-    let rows: Vec<(i64, String)> = sqlx::query_as(&sql).fetch_all(conn).await?;
+    let rows: Vec<(i64, String)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(id, name)| (UserId(id), name)).collect())
 }
 
@@ -277,7 +277,7 @@ pub async fn groups_of_users(conn: &mut Conn, users: &[UserId]) -> Result<Vec<(U
         "SELECT user_id, group_id FROM group_members WHERE user_id IN ({})",
         id_list(users.iter().map(|u| u.0))
     );
-    let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).fetch_all(conn).await?;
+    let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(u, g)| (UserId(u), GroupId(g))).collect())
 }
 
@@ -371,6 +371,7 @@ pub async fn set_sourced_memberships(
         "DELETE FROM group_members WHERE user_id = $1 AND group_id IN \
          (SELECT id FROM directory_groups WHERE source = $2) {keep}"
     ))
+    .persistent(false)
     .bind(user.0)
     .bind(source)
     .execute(&mut *conn)
@@ -425,6 +426,6 @@ pub async fn direct_reports(conn: &mut Conn, manager: UserId) -> Result<Vec<(Use
 pub async fn roles_of_users(conn: &mut Conn, users: &[UserId]) -> Result<Vec<(UserId, Role)>, sqlx::Error> {
     let sql =
         format!("SELECT user_id, role FROM role_assignments WHERE user_id IN ({})", id_list(users.iter().map(|u| u.0)));
-    let rows: Vec<(i64, String)> = sqlx::query_as(&sql).fetch_all(conn).await?;
+    let rows: Vec<(i64, String)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
     rows.into_iter().map(|(u, r)| Ok((UserId(u), super::parse_word("role", &r, Role::parse)?))).collect()
 }

@@ -289,15 +289,24 @@ impl From<sqlx::Error> for crate::domain::DomainError {
     }
 }
 
-/// A comma-separated list of ids for an `IN (…)` clause. Ids are integers we format
-/// ourselves, so this cannot inject anything; an empty list matches nothing.
+/// A comma-separated list of ids for an `IN (…)` clause, each id once, in order. Ids are
+/// integers we format ourselves, so this cannot inject anything; an empty list matches
+/// nothing. A statement built with it is new text each time: run it with
+/// `.persistent(false)`, so it does not push the fixed statements out of each connection's
+/// prepared-statement cache.
 pub fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
-    let list: Vec<String> = ids.into_iter().map(|id| id.to_string()).collect();
-    if list.is_empty() {
-        "NULL".to_owned()
-    } else {
-        list.join(",")
+    let ids: std::collections::BTreeSet<i64> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return "NULL".to_owned();
     }
+    let mut list = String::with_capacity(ids.len() * 8);
+    for id in ids {
+        if !list.is_empty() {
+            list.push(',');
+        }
+        list.push_str(&id.to_string());
+    }
+    list
 }
 
 pub mod assignments;

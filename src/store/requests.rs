@@ -442,7 +442,7 @@ pub async fn decisions_of(conn: &mut Conn, requests: &[RequestId]) -> Result<Vec
          WHERE d.request_id IN ({}) ORDER BY d.request_id, d.stage",
         super::id_list(requests.iter().map(|r| r.0))
     );
-    let rows = sqlx::query(&sql).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql).persistent(false).fetch_all(conn).await?;
     rows.iter().map(decision_from_row).collect()
 }
 
@@ -506,7 +506,7 @@ pub async fn approver_names(
          JOIN users u ON u.id = a.user_id WHERE a.request_id IN ({}) ORDER BY a.request_id, a.stage, u.display_name",
         super::id_list(requests.iter().map(|r| r.0))
     );
-    let rows = sqlx::query(&sql).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql).persistent(false).fetch_all(conn).await?;
     rows.iter()
         .map(|row| {
             Ok((

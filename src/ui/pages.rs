@@ -1,9 +1,11 @@
 //! Page components.
 
 use leptos::prelude::*;
+use leptos::reactive::computed::ScopedFuture;
 use leptos_meta::Title;
 use leptos_router::components::{Form, Redirect};
 use leptos_router::hooks::{use_params_map, use_query_map};
+use std::future::IntoFuture;
 
 use super::api::*;
 use super::error::AppError;
@@ -13,30 +15,34 @@ use crate::views::*;
 /// Shows its children to signed-in people; sends everyone else to the sign-in page (or, with
 /// `sign_in_here`, shows the sign-in choices in place: the landing page does that).
 ///
-/// The children are made inside a `Suspend` that awaits the viewer: read with `viewer.get()`
-/// in a plain closure instead, the server rendered the children twice (once more after the
-/// viewer resolved), and every resource in them ran its server function twice per request.
+/// The children are made once per request: inside one `Suspend` that awaits the viewer. Made
+/// in a closure instead, the server made them up to three times (the boundary walks its
+/// children to find their resources, then renders them), and every resource in them ran its
+/// server function as often.
 #[component]
 fn SignedIn(children: ChildrenFn, #[prop(optional)] sign_in_here: bool) -> impl IntoView {
     let viewer = use_viewer();
+    // A `Suspend` as the boundary's child itself, not made by a closure: the boundary walks
+    // its children more than once on the server (to find every resource before it renders),
+    // and a closure would run again on each walk, making the children anew each time.
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || {
-                let children = children.clone();
-                Suspend::new(async move {
-                    match viewer.await {
-                        Ok(Some(_)) => children().into_any(),
-                        Ok(None) | Err(AppError::Unauthenticated) if sign_in_here => view! { <SignIn /> }.into_any(),
-                        Ok(None) | Err(AppError::Unauthenticated) => {
-                            let back = super::current_path();
-                            let path = format!("/signin?return_to={}", urlencode(&back));
-                            redirect_status(&path);
-                            view! { <Redirect path=path /> }.into_any()
-                        }
-                        Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
+            {Suspend::new(async move {
+                // Untracked: the viewer resolving must not re-run anything that made this.
+                match ScopedFuture::new_untracked(viewer.into_future()).await {
+                    // Made untracked too: what the children read while they are made (their
+                    // resources' sources) is theirs to track.
+                    Ok(Some(_)) => untrack(|| children().into_any()),
+                    Ok(None) | Err(AppError::Unauthenticated) if sign_in_here => view! { <SignIn /> }.into_any(),
+                    Ok(None) | Err(AppError::Unauthenticated) => {
+                        let back = super::current_path();
+                        let path = format!("/signin?return_to={}", urlencode(&back));
+                        redirect_status(&path);
+                        view! { <Redirect path=path /> }.into_any()
                     }
-                })
-            }}
+                    Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
+                }
+            })}
         </Suspense>
     }
 }
@@ -706,22 +712,30 @@ fn ApprovalSchedule(item: ApprovalItem) -> impl IntoView {
 
 #[component]
 pub fn Admin() -> impl IntoView {
-    let viewer = use_viewer();
     view! {
         <Title text="Admin" />
         <SignedIn>
-            {move || viewer.get().and_then(Result::ok).flatten().map(|v| if v.admin_area {
-                view! {
-                    <h1>"Admin"</h1>
-                    <p class="lead">{format!("Signed in as {}{}.", v.name, if v.is_admin { ", administrator" } else { "" })}</p>
-                    <FailedWork />
-                    <AdminCatalogs />
-                    {v.is_admin.then(|| view! { <BuiltinGroups /> })}
-                }.into_any()
-            } else {
-                view! { <ErrorPanel error=AppError::Forbidden("the admin area is for administrators and catalog managers".into()) /> }.into_any()
-            })}
+            <AdminBody />
         </SignedIn>
+    }
+}
+
+/// Made by [`SignedIn`] once the viewer is known, so the viewer is read once, untracked: in a
+/// closure, the server would make the sections (and run their resources) once per walk of the
+/// boundary around them.
+#[component]
+fn AdminBody() -> impl IntoView {
+    match use_viewer().get_untracked().and_then(Result::ok).flatten() {
+        Some(v) if v.admin_area => view! {
+            <h1>"Admin"</h1>
+            <p class="lead">{format!("Signed in as {}{}.", v.name, if v.is_admin { ", administrator" } else { "" })}</p>
+            <FailedWork />
+            <AdminCatalogs />
+            {v.is_admin.then(|| view! { <BuiltinGroups /> })}
+        }
+        .into_any(),
+        _ => view! { <ErrorPanel error=AppError::Forbidden("the admin area is for administrators and catalog managers".into()) /> }
+            .into_any(),
     }
 }
 

@@ -1243,24 +1243,28 @@ async fn pages_stay_within_their_query_budget(backend: Backend) {
     let ids = &app.ids;
     let omar = app.service.actor(ids.omar).await.unwrap().unwrap();
     app.service.submit_request(&omar, common::ask(ids.developer_tools, "work")).await.unwrap();
+    // Linus, their manager, has decisions waiting: two people, two packages, so the approvals
+    // page shows items whose people, packages and rules must be read once for the page.
+    let maya = app.service.actor(ids.maya).await.unwrap().unwrap();
+    let mut prod = common::ask(ids.production_access, "On call");
+    prod.answers =
+        vec![quartermaster::domain::policy::Answer { question_id: "service".into(), value: "Payments API".into() }];
+    app.service.submit_request(&omar, prod).await.unwrap();
+    app.service.submit_request(&maya, common::ask(ids.sales_crm, "Pairing with sales")).await.unwrap();
     let c = client();
-    // The fewest statements a render of the page takes, trying up to ten renders and stopping
-    // at the first within the budget: under load some renders run a resource again, and a
-    // statement of something finishing meanwhile may land in the count. A page that always
-    // needs more than its budget fails.
-    let statements = async |cookie: &str, path: &str, budget: usize| -> usize {
-        let mut fewest = usize::MAX;
-        for _ in 0..10 {
+    // The most statements any of five renders of the page takes: a page must make its body
+    // once per request, every time (a boundary that walked a closure child made it up to three
+    // times, more often under load).
+    let statements = async |cookie: &str, path: &str| -> usize {
+        let mut most = 0;
+        for _ in 0..5 {
             let before = STATEMENTS.load(std::sync::atomic::Ordering::SeqCst);
             let res = c.get(format!("{}{path}", app.base)).header("cookie", cookie).send().await.unwrap();
             assert_eq!(res.status(), 200, "{path}");
             res.text().await.unwrap();
-            fewest = fewest.min(STATEMENTS.load(std::sync::atomic::Ordering::SeqCst) - before);
-            if fewest <= budget {
-                break;
-            }
+            most = most.max(STATEMENTS.load(std::sync::atomic::Ordering::SeqCst) - before);
         }
-        fewest
+        most
     };
     let omar_cookie = common::session_cookie(&app, ids.omar).await;
     let grace_cookie = common::session_cookie(&app, ids.grace).await;
@@ -1268,15 +1272,14 @@ async fn pages_stay_within_their_query_budget(backend: Backend) {
     let package = format!("/packages/{}", ids.developer_tools.0);
     let mut used = Vec::new();
     for (who, cookie, path, budget) in [
-        // Today's counts (issue 10 brings them down to a handful; lower these as it does).
-        // Without the per-request actor they were 56, 34, 31, 41; with it, and before the
-        // signed-in gate stopped rendering its page twice on the server, 44, 30, 23, 29.
-        ("omar", &omar_cookie, "/", 25),
+        // Today's counts. Without the per-request actor they were 56, 34, 31, 41; with it, and
+        // before the signed-in gate made its page once per request, 44, 30, 23, 29.
+        ("omar", &omar_cookie, "/", 24),
         ("omar", &omar_cookie, package.as_str(), 18),
-        ("linus", &linus_cookie, "/approvals", 14),
+        ("linus", &linus_cookie, "/approvals", 15),
         ("grace", &grace_cookie, "/admin", 17),
     ] {
-        let n = statements(cookie, path, budget).await;
+        let n = statements(cookie, path).await;
         println!("{who:>6} {path:<14} {n} statements");
         used.push((path.to_owned(), n, budget));
     }
