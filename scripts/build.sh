@@ -28,10 +28,26 @@ if [[ ! -f "$site/pkg/quartermaster_bg.wasm" || "$wasm" -nt "$site/pkg/quarterma
 fi
 cp style/main.css "$site/pkg/quartermaster.css"
 cp -r public/. "$site/"
-# Precompressed copies: the server sends them to browsers that accept gzip (the wasm shrinks
-# to about a third).
+# Content-hashed copies, which the pages name and browsers cache for a year: one hash over the
+# script, the wasm and the stylesheet, written to pkg/hash.txt for the server to read at start.
+hash=$(cat "$site/pkg/quartermaster.js" "$site/pkg/quartermaster_bg.wasm" "$site/pkg/quartermaster.css" \
+  | sha256sum | cut -c1-16)
+for old in "$site"/pkg/quartermaster.????????????????*; do
+  [[ -e "$old" && "$old" != "$site/pkg/quartermaster.$hash"* ]] && rm -f "$old"
+done
+cp -p "$site/pkg/quartermaster.js" "$site/pkg/quartermaster.$hash.js"
+cp -p "$site/pkg/quartermaster_bg.wasm" "$site/pkg/quartermaster.${hash}_bg.wasm"
+cp -p "$site/pkg/quartermaster.css" "$site/pkg/quartermaster.$hash.css"
+echo "$hash" > "$site/pkg/hash.txt"
+# Precompressed copies: the server sends brotli or gzip to browsers that accept them (the wasm
+# shrinks to about a quarter). Brotli through Node's zlib, which setup.sh's Node brings.
 for f in "$site"/pkg/*.wasm "$site"/pkg/*.js "$site"/pkg/*.css; do
   [[ -f "$f.gz" && "$f.gz" -nt "$f" ]] || gzip -9 -k -f "$f"
+  if [[ ! -f "$f.br" || "$f" -nt "$f.br" ]] && command -v node >/dev/null; then
+    node -e 'const z = require("zlib"), fs = require("fs"), f = process.argv[1];
+      fs.writeFileSync(f + ".br", z.brotliCompressSync(fs.readFileSync(f),
+        { params: { [z.constants.BROTLI_PARAM_QUALITY]: 11, [z.constants.BROTLI_PARAM_SIZE_HINT]: fs.statSync(f).size } }));' "$f"
+  fi
 done
 
 log "building the server ($profile)"

@@ -75,7 +75,7 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(args.addr).await?;
         let addr = listener.local_addr()?;
         let leptos_options = LeptosOptions::builder()
-            .output_name("quartermaster")
+            .output_name(bundle_name(&args.site_root))
             .site_root(args.site_root.to_string_lossy().into_owned())
             .site_pkg_dir("pkg")
             .site_addr(addr)
@@ -216,16 +216,13 @@ fn router(state: AppState, rate_limits: std::sync::Arc<rate_limit::RateLimits>, 
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
-        // The client bundle: gzip-precompressed when the browser accepts it; names are not
-        // hashed, so browsers revalidate (ETag/Last-Modified) instead of caching blindly.
+        // The client bundle, brotli- or gzip-precompressed as the browser accepts. The pages
+        // name the content-hashed copies, cached for a year; anything else is revalidated.
         .nest_service(
             "/pkg",
-            tower::ServiceBuilder::new()
-                .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("no-cache"),
-                ))
-                .service(tower_http::services::ServeDir::new(site_pkg_dir(&state)).precompressed_gzip()),
+            tower::ServiceBuilder::new().layer(middleware::from_fn(bundle_cache_headers)).service(
+                tower_http::services::ServeDir::new(site_pkg_dir(&state)).precompressed_br().precompressed_gzip(),
+            ),
         )
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         .layer(middleware::from_fn(server_fn_error_status))
@@ -267,6 +264,40 @@ pub fn plain_routes() -> Vec<(&'static str, Method, axum::routing::MethodRouter<
         ("/auth/callback", Method::GET, get(crate::auth::oidc_callback)),
         ("/auth/signout", Method::POST, post(crate::auth::sign_out)),
     ]
+}
+
+/// The name the pages give the client bundle: `quartermaster.<hash>` when `scripts/build.sh`
+/// wrote content-hashed copies (and their hash in `pkg/hash.txt`), so `…/quartermaster.<hash>.js`,
+/// `…_bg.wasm` and `….css`; plain `quartermaster` for a site built without them.
+pub fn bundle_name(site_root: &std::path::Path) -> String {
+    let hash = std::fs::read_to_string(site_root.join("pkg").join("hash.txt")).unwrap_or_default();
+    let hash = hash.trim();
+    if is_bundle_hash(hash) {
+        format!("quartermaster.{hash}")
+    } else {
+        "quartermaster".to_owned()
+    }
+}
+
+fn is_bundle_hash(hash: &str) -> bool {
+    hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A file of the bundle whose name carries its content hash never changes: cache it for a year
+/// without asking again. Every other file (the unhashed names) is revalidated each time.
+fn is_hashed_bundle_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    name.strip_prefix("quartermaster.")
+        .and_then(|rest| rest.get(..16).filter(|h| is_bundle_hash(h)).map(|_| &rest[16..]))
+        .is_some_and(|tail| matches!(tail, ".js" | "_bg.wasm" | ".css"))
+}
+
+async fn bundle_cache_headers(req: Request, next: Next) -> Response {
+    let immutable = is_hashed_bundle_file(req.uri().path());
+    let mut res = next.run(req).await;
+    let value = if immutable && res.status().is_success() { "public, max-age=31536000, immutable" } else { "no-cache" };
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+    res
 }
 
 fn site_pkg_dir(state: &AppState) -> std::path::PathBuf {
@@ -517,3 +548,42 @@ pub async fn shutdown_signal() {
 
 /// How often the background workers look for work.
 pub const WORKER_INTERVAL: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_content_hashed_bundle_files_are_cached_for_good() {
+        for hashed in [
+            "/quartermaster.0123456789abcdef.js",
+            "/quartermaster.0123456789abcdef_bg.wasm",
+            "quartermaster.0123456789abcdef.css",
+        ] {
+            assert!(is_hashed_bundle_file(hashed), "{hashed}");
+        }
+        for plain in [
+            "/quartermaster.js",
+            "/quartermaster_bg.wasm",
+            "/quartermaster.css",
+            "/quartermaster.0123456789abcdef.js.map",
+            "/quartermaster.0123456789ABCDEF.js",
+            "/quartermaster.0123456789abcde.js",
+            "/hash.txt",
+            "/quartermaster.ééééééééé.js",
+        ] {
+            assert!(!is_hashed_bundle_file(plain), "{plain}");
+        }
+    }
+
+    #[test]
+    fn the_bundle_name_comes_from_the_hash_the_build_wrote() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(bundle_name(dir.path()), "quartermaster", "no hash file: the plain names");
+        std::fs::create_dir_all(dir.path().join("pkg")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("pkg/hash.txt"), "not a hash\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(bundle_name(dir.path()), "quartermaster", "a damaged file is not trusted");
+        std::fs::write(dir.path().join("pkg/hash.txt"), "0123456789abcdef\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(bundle_name(dir.path()), "quartermaster.0123456789abcdef");
+    }
+}

@@ -133,6 +133,36 @@ fn check(path: &str, text: &str) -> Vec<Violation> {
     }
     found.extend(stray_mounts(path, text));
     found.extend(unnamed_server_fns(path, text));
+    found.extend(unspanned_operations(path, text));
+    found
+}
+
+const SPAN_RULE: &str = "every public service operation carries a tracing span naming its actor and object";
+
+/// `pub async fn` in the service layer without `#[tracing::instrument(` among the attribute
+/// lines right above it.
+fn unspanned_operations(path: &str, text: &str) -> Vec<Violation> {
+    if !path.starts_with("service/") {
+        return Vec::new();
+    }
+    let lines = code_lines(text);
+    let mut found = Vec::new();
+    for (i, (n, line, in_tests)) in lines.iter().enumerate() {
+        // Operations are the service's methods (`&self` on this line or the next two).
+        let signature: String = lines[i..].iter().take(3).map(|(_, l, _)| *l).collect();
+        if *in_tests || !line.trim_start().starts_with("pub async fn ") || !signature.contains("&self") {
+            continue;
+        }
+        let spanned = lines[..i]
+            .iter()
+            .rev()
+            // Back to the end of the item before (or the `impl` block's opening).
+            .take_while(|(_, l, _)| !matches!(l.trim_end().chars().last(), Some('}' | ';' | '{') | None))
+            .any(|(_, l, _)| l.contains("#[tracing::instrument("));
+        if !spanned {
+            found.push(Violation { file: path.to_owned(), line: *n, rule: SPAN_RULE, text: (*line).to_owned() });
+        }
+    }
     found
 }
 
@@ -348,6 +378,17 @@ fn each_rule_catches_what_it_names() {
 
 /// The router's file as it is mounts only what is sanctioned; anything more is caught.
 #[test]
+fn service_operations_without_a_span_are_caught() {
+    let lines = |path: &str, text: &str| check(path, text).iter().map(|v| (v.line, v.rule)).collect::<Vec<_>>();
+    let bare = "impl Service {\n    /// Does it.\n    pub async fn decide(&self) {}\n}\n";
+    assert_eq!(lines("service/x.rs", bare), vec![(3, SPAN_RULE)]);
+    let spanned = "impl Service {\n    /// Does it.\n    #[tracing::instrument(name = \"decide\", skip_all)]\n    pub async fn decide(&self) {}\n}\n";
+    assert!(lines("service/x.rs", spanned).is_empty());
+    assert!(lines("store/x.rs", bare).is_empty(), "only the service layer");
+    assert!(lines("service/x.rs", "pub(crate) async fn helper() {}\nasync fn private() {}\n").is_empty());
+}
+
+#[test]
 fn stray_mounts_are_caught() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let (file, text) = ["server.rs", "server/mod.rs"]
@@ -362,13 +403,15 @@ fn stray_mounts_are_caught() {
         assert!(code.contains(around) && requires.is_none_or(|r| code.contains(r)), "{file} no longer has {around}");
     }
     // A stray route after the sanctioned ones, on its own line or hidden in a chain.
-    let n = text.lines().count();
-    let stray = format!("{text}\nfn more(r: Router) -> Router {{\n    r.route(\"/debug\", get(debug))\n}}\n");
+    // (Before the file's test module, if it has one: the checker spares test code.)
+    let (head, tests) = text.split_at(text.find("\n#[cfg(test)]").unwrap_or(text.len()));
+    let n = head.lines().count();
+    let stray = format!("{head}\nfn more(r: Router) -> Router {{\n    r.route(\"/debug\", get(debug))\n}}\n{tests}");
     assert_eq!(lines(file, &stray), vec![(n + 3, MOUNTS_RULE)]);
     let chained = text.replacen(".nest_service(", ".route(\"/x\", get(x))\n        .nest_service(", 1);
     assert_eq!(lines(file, &chained).len(), 1);
     // A second copy of a sanctioned mount, or one in another file, is a stray.
-    let twice = format!("{text}\nfn more(r: Router) -> Router {{ r.nest_service(\"/pkg\", x) }}\n");
+    let twice = format!("{head}\nfn more(r: Router) -> Router {{ r.nest_service(\"/pkg\", x) }}\n{tests}");
     assert_eq!(lines(file, &twice), vec![(n + 2, MOUNTS_RULE)]);
     assert_eq!(lines("ui/x.rs", "fn f(r: Router) -> Router {\n    r.merge(other())\n}\n"), vec![(2, MOUNTS_RULE)]);
     assert_eq!(lines("auth/x.rs", "let r = Router::new()\n    .nest(\"/v2\", api);\n").len(), 2);

@@ -124,6 +124,16 @@ pub enum Operator<'a> {
     Person(&'a Actor),
 }
 
+/// For logs and spans: `workers`, or the person's id.
+impl std::fmt::Display for Operator<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Operator::Workers => f.write_str("workers"),
+            Operator::Person(actor) => write!(f, "user {}", actor.id().0),
+        }
+    }
+}
+
 impl Operator<'_> {
     pub fn require(&self, permission: Permission) -> DomainResult<()> {
         match self {

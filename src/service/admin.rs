@@ -40,6 +40,7 @@ fn unique(err: sqlx::Error, what: &str) -> DomainError {
 
 impl Service {
     /// Create a catalog; its creator becomes its owner.
+    #[tracing::instrument(name = "create_catalog", skip_all, fields(actor = actor.id().0))]
     pub async fn create_catalog(
         &self,
         actor: &Actor,
@@ -61,6 +62,7 @@ impl Service {
         Ok(id)
     }
 
+    #[tracing::instrument(name = "update_catalog", skip_all, fields(actor = actor.id().0, catalog = changed.id.0))]
     pub async fn update_catalog(&self, actor: &Actor, changed: Catalog) -> DomainResult<()> {
         actor.require(Permission::ManageCatalog(changed.id))?;
         let name = clean_name("name", &changed.name)?;
@@ -75,6 +77,7 @@ impl Service {
     }
 
     /// Give someone a role: catalog roles by the catalog's owners, global roles by administrators.
+    #[tracing::instrument(name = "grant_role", skip_all, fields(actor = actor.id().0, user = user.0, ?role, catalog = scope.map(|c| c.0)))]
     pub async fn grant_role(
         &self,
         actor: &Actor,
@@ -100,6 +103,7 @@ impl Service {
     }
 
     /// Add a resource (with its roles) from a resource system to a catalog.
+    #[tracing::instrument(name = "add_resource", skip_all, fields(actor = actor.id().0, catalog = catalog_id.0, system = system.0))]
     pub async fn add_resource(
         &self,
         actor: &Actor,
@@ -130,6 +134,7 @@ impl Service {
     }
 
     /// Create an access package granting resource roles that belong to the same catalog.
+    #[tracing::instrument(name = "create_package", skip_all, fields(actor = actor.id().0, catalog = catalog_id.0))]
     pub async fn create_package(
         &self,
         actor: &Actor,
@@ -157,6 +162,7 @@ impl Service {
     }
 
     /// Rename, hide, disable a package. `changed.version` must be the version read.
+    #[tracing::instrument(name = "update_package", skip_all, fields(actor = actor.id().0, package = changed.id.0))]
     pub async fn update_package(&self, actor: &Actor, changed: AccessPackage) -> DomainResult<()> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
@@ -182,6 +188,7 @@ impl Service {
     }
 
     /// Declare that a package cannot be held together with another package or a group.
+    #[tracing::instrument(name = "add_incompatibility", skip_all, fields(actor = actor.id().0, package = package.0))]
     pub async fn add_incompatibility(
         &self,
         actor: &Actor,
@@ -217,6 +224,7 @@ impl Service {
         self.commit(tx, vec![event]).await
     }
 
+    #[tracing::instrument(name = "create_policy", skip_all, fields(actor = actor.id().0, package = policy.package_id.0))]
     pub async fn create_policy(&self, actor: &Actor, policy: Policy) -> DomainResult<PolicyId> {
         policy.validate()?;
         let now = self.now();
@@ -234,6 +242,7 @@ impl Service {
 
     /// Replace a policy's settings. Requests already approved are untouched; pending ones keep
     /// the stages they were filed under. `changed.version` must be the version read.
+    #[tracing::instrument(name = "update_policy", skip_all, fields(actor = actor.id().0, policy = changed.id.0))]
     pub async fn update_policy(&self, actor: &Actor, changed: Policy) -> DomainResult<()> {
         changed.validate()?;
         let now = self.now();

@@ -22,6 +22,7 @@ use crate::store::{assignments, catalog, directory, is_unique_violation, request
 impl Service {
     /// An assignment manager assigns a package directly (an `admin_add` request, approved by
     /// its maker). Separation of duties still applies.
+    #[tracing::instrument(name = "assign_directly", skip_all, fields(actor = actor.id().0, user = user.0, package = package.0, policy = policy.0))]
     pub async fn assign_directly(
         &self,
         actor: &Actor,
@@ -92,6 +93,7 @@ impl Service {
     }
 
     /// End an assignment: the holder gives it up, or an assignment manager removes it.
+    #[tracing::instrument(name = "remove_assignment", skip_all, fields(actor = actor.id().0, assignment = id.0))]
     pub async fn remove_assignment(&self, actor: &Actor, id: AssignmentId, reason: &str) -> DomainResult<()> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
@@ -122,6 +124,7 @@ impl Service {
     }
 
     /// The clock's turn: end every assignment whose end has passed. Returns how many.
+    #[tracing::instrument(name = "expire_assignments", skip_all, fields(operator = %by))]
     pub async fn expire_assignments(&self, by: &Operator<'_>) -> DomainResult<usize> {
         by.require(Permission::Administer)?;
         let now = self.now();
@@ -165,6 +168,7 @@ impl Service {
     /// Ask to keep access longer. Where the policy allows extension without approval the new
     /// end applies at once; otherwise a `user_extend` request goes through the policy's stages.
     /// The holder must still be eligible, and a fixed end date cannot be passed.
+    #[tracing::instrument(name = "extend_assignment", skip_all, fields(actor = actor.id().0, assignment = id.0))]
     pub async fn extend_assignment(
         &self,
         actor: &Actor,

@@ -56,6 +56,7 @@ impl std::str::FromStr for AuditAnchor {
 
 impl Service {
     /// Recompute the hash chain from the first event on; names the first broken link.
+    #[tracing::instrument(name = "verify_audit_chain", skip_all, fields(operator = %by))]
     pub async fn verify_audit_chain(&self, by: &Operator<'_>) -> DomainResult<ChainCheck> {
         self.verify_audit_chain_against(by, None).await
     }
@@ -63,6 +64,7 @@ impl Service {
     /// The same, and the chain must still hold the anchored event with the anchored hash:
     /// deleting the newest events (which leaves a shorter chain that is intact by itself) is
     /// caught here.
+    #[tracing::instrument(name = "verify_audit_chain_against", skip_all, fields(operator = %by))]
     pub async fn verify_audit_chain_against(
         &self,
         by: &Operator<'_>,

@@ -16,6 +16,7 @@ pub const PAGE_SIZE: i64 = 24;
 impl Service {
     /// Packages this person may request, one page at a time, searchable by name,
     /// description and resource, filterable by catalog.
+    #[tracing::instrument(name = "requestable_packages", skip_all, fields(actor = actor.id().0, catalog = catalog_filter.map(|c| c.0)))]
     pub async fn requestable_packages(
         &self,
         actor: &Actor,
@@ -98,6 +99,7 @@ impl Service {
     }
 
     /// Catalogs for the filter on My Access: enabled ones (externally visible for guests).
+    #[tracing::instrument(name = "catalog_options", skip_all, fields(actor = actor.id().0))]
     pub async fn catalog_options(&self, actor: &Actor) -> DomainResult<Vec<CatalogOption>> {
         let mut conn = self.db.pool().acquire().await?;
         let guest = actor.user.kind == crate::domain::model::UserKind::Guest;

@@ -78,6 +78,7 @@ pub struct FailedWork {
 impl Service {
     /// One pass over the due outbox entries. One bad entry never stops the pass: its failure
     /// is logged with its id, recorded on the entry, and the others go on.
+    #[tracing::instrument(name = "deliver_pending", skip_all, fields(operator = %by, limit))]
     pub async fn deliver_pending(&self, by: &Operator<'_>, limit: i64) -> DomainResult<DeliveryReport> {
         by.require(Permission::Administer)?;
         let now = self.now();
@@ -223,6 +224,7 @@ impl Service {
 
     /// Failed provisioning work, newest first, that this person may see and retry:
     /// everything for administrators, the work their catalogs' packages made for catalog owners.
+    #[tracing::instrument(name = "failed_deliveries", skip_all, fields(actor = actor.id().0))]
     pub async fn failed_deliveries(&self, actor: &Actor) -> DomainResult<Vec<FailedWork>> {
         let mut conn = self.db.pool().acquire().await?;
         let owned: Vec<CatalogId> = actor
@@ -252,6 +254,7 @@ impl Service {
     /// Put failed work back in the queue (an administrator, or the owner of the catalog whose
     /// package made it). Audited; the grant goes back to waiting. An addition whose access
     /// has ended meanwhile is not retried.
+    #[tracing::instrument(name = "retry_delivery", skip_all, fields(actor = actor.id().0, outbox = outbox_id))]
     pub async fn retry_delivery(&self, actor: &Actor, outbox_id: i64) -> DomainResult<()> {
         let now = self.now();
         let mut tx = self.db.begin().await?;

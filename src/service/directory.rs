@@ -10,6 +10,7 @@ use crate::views::{DemoPerson, Viewer};
 impl Service {
     /// The actor behind a session: `None` when the user is unknown or disabled (a disabled
     /// user's sessions stop working at their next request).
+    #[tracing::instrument(name = "actor", skip_all, fields(user = user.0))]
     pub async fn actor(&self, user: UserId) -> DomainResult<Option<Actor>> {
         let mut conn = self.db.pool().acquire().await?;
         let Some(user) = directory::user(&mut conn, user).await? else {
@@ -23,6 +24,7 @@ impl Service {
     }
 
     /// What the page chrome needs: name, which areas to show, the approvals count.
+    #[tracing::instrument(name = "viewer", skip_all, fields(actor = actor.id().0))]
     pub async fn viewer(&self, actor: &Actor) -> DomainResult<Viewer> {
         let mut conn = self.db.pool().acquire().await?;
         let pending = crate::store::requests::pending_approval_count(&mut conn, actor.id()).await?;
@@ -43,6 +45,7 @@ impl Service {
     }
 
     /// The people offered by demo sign-in.
+    #[tracing::instrument(name = "demo_people", skip_all)]
     pub async fn demo_people(&self) -> DomainResult<Vec<DemoPerson>> {
         let mut conn = self.db.pool().acquire().await?;
         let users = directory::active_users(&mut conn, 100).await?;
@@ -191,6 +194,7 @@ impl Service {
     /// is refused (read under their lock, as disabling takes it). Emails are kept in lower
     /// case; an email that belongs to someone else is a conflict (409), also when two
     /// sign-ins of one new person race.
+    #[tracing::instrument(name = "sign_in_from_provider", skip_all, fields(issuer = %crate::auth::sanitize_for_log(&identity.issuer)))]
     pub async fn sign_in_from_provider(
         &self,
         identity: &ProviderIdentity,
@@ -510,6 +514,7 @@ impl Service {
 
     /// Disable or re-enable a person (administrators). A disabled person's sessions stop
     /// working at their next request, and they lose what they hold (see `leavers.rs`).
+    #[tracing::instrument(name = "set_user_active", skip_all, fields(actor = actor.id().0, user = user.0, active))]
     pub async fn set_user_active(&self, actor: &Actor, user: UserId, active: bool) -> DomainResult<()> {
         use crate::domain::audit::AuditEvent;
         use crate::domain::authz::Permission;

@@ -45,6 +45,7 @@ impl Service {
     /// File a request. Refused (with nothing stored) when the person is not eligible, already
     /// has the access, or already waits for it; stored as `rejected`, with the reason, when
     /// separation of duties forbids it or no approver can be found.
+    #[tracing::instrument(name = "submit_request", skip_all, fields(actor = actor.id().0, package = new.package.0, target = new.target.map(|t| t.0)))]
     pub async fn submit_request(&self, actor: &Actor, new: NewRequest) -> DomainResult<RequestOutcome> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
@@ -170,6 +171,7 @@ impl Service {
 
     /// Approve or deny the current stage of a request. Exactly one decision per stage wins;
     /// everyone else is told who decided first.
+    #[tracing::instrument(name = "decide", skip_all, fields(actor = actor.id().0, request = id.0, ?decision))]
     pub async fn decide(
         &self,
         actor: &Actor,
@@ -266,6 +268,7 @@ impl Service {
     }
 
     /// The requestor withdraws a request that is still waiting for a decision.
+    #[tracing::instrument(name = "cancel_request", skip_all, fields(actor = actor.id().0, request = id.0))]
     pub async fn cancel_request(&self, actor: &Actor, id: RequestId) -> DomainResult<RequestOutcome> {
         let now = self.now();
         let (mut tx, req) = self.begin_on_request(id, now).await?;
@@ -296,6 +299,7 @@ impl Service {
 
     /// The clock's turn: every pending stage past its due time escalates (once, where the
     /// stage says so) or ends the request as expired. Returns how many requests it moved.
+    #[tracing::instrument(name = "time_out_stages", skip_all, fields(operator = %by))]
     pub async fn time_out_stages(&self, by: &Operator<'_>) -> DomainResult<usize> {
         by.require(Permission::Administer)?;
         let now = self.now();
@@ -335,6 +339,7 @@ impl Service {
     }
 
     /// Time out one request's stage, if it is still the overdue stage that was read.
+    #[tracing::instrument(name = "time_out_request", skip_all, fields(operator = %by, request = id.0))]
     pub async fn time_out_request(&self, by: &Operator<'_>, id: RequestId) -> DomainResult<bool> {
         by.require(Permission::Administer)?;
         self.time_out_one(id, self.now()).await

@@ -29,6 +29,7 @@ const EXPIRING_SOON_DAYS: i64 = 14;
 
 impl Service {
     /// A package's page: its resources, and the policies this person may request under.
+    #[tracing::instrument(name = "package_detail", skip_all, fields(actor = actor.id().0, package = id.0))]
     pub async fn package_detail(&self, actor: &Actor, id: PackageId) -> DomainResult<PackageDetail> {
         let mut conn = self.db.pool().acquire().await?;
         let package = catalog::package(&mut conn, id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
@@ -131,6 +132,7 @@ impl Service {
 
     /// Requests I filed or that were filed for me, newest first, each with its timeline;
     /// one page before request id `before`.
+    #[tracing::instrument(name = "my_requests", skip_all, fields(actor = actor.id().0, before))]
     pub async fn my_requests(&self, actor: &Actor, before: Option<i64>) -> DomainResult<Page<RequestView>> {
         let now = self.now();
         let mut conn = self.db.pool().acquire().await?;
@@ -169,6 +171,7 @@ impl Service {
 
     /// My assignments (live ones first, then ended ones), each part newest first; one page
     /// after the cursor `before` (the previous page's `next`).
+    #[tracing::instrument(name = "my_access", skip_all, fields(actor = actor.id().0, before))]
     pub async fn my_access(&self, actor: &Actor, before: Option<i64>) -> DomainResult<Page<AssignmentView>> {
         let now = self.now();
         let mut conn = self.db.pool().acquire().await?;
@@ -216,6 +219,7 @@ impl Service {
 
     /// Requests waiting for my decision, oldest first, with what an approver needs to know;
     /// one page after request id `after`.
+    #[tracing::instrument(name = "pending_approvals", skip_all, fields(actor = actor.id().0, after))]
     pub async fn pending_approvals(&self, actor: &Actor, after: Option<i64>) -> DomainResult<Page<ApprovalItem>> {
         let mut conn = self.db.pool().acquire().await?;
         let mut rows = requests::pending_for(&mut conn, actor.id(), after.unwrap_or(0), APPROVALS_PAGE + 1).await?;
@@ -283,6 +287,7 @@ impl Service {
     }
 
     /// Decisions I made, newest first; one page before decision id `before`.
+    #[tracing::instrument(name = "decision_history", skip_all, fields(actor = actor.id().0, before))]
     pub async fn decision_history(&self, actor: &Actor, before: Option<i64>) -> DomainResult<Page<DecisionView>> {
         let mut conn = self.db.pool().acquire().await?;
         let mut rows =
@@ -431,6 +436,7 @@ impl Service {
     /// Failed provisioning work with the names an administrator needs (person, resource,
     /// role), newest first: everything for administrators, their catalogs' work for catalog
     /// owners ([`Service::failed_deliveries`] decides); refused to people without an admin role.
+    #[tracing::instrument(name = "failed_work", skip_all, fields(actor = actor.id().0))]
     pub async fn failed_work(&self, actor: &Actor) -> DomainResult<Vec<FailedWorkView>> {
         if !actor.has_admin_area() {
             return Err(DomainError::forbidden("failed provisioning work is for administrators and catalog owners"));
@@ -460,6 +466,7 @@ impl Service {
     }
 
     /// The built-in resource system's groups and their members (administrators).
+    #[tracing::instrument(name = "builtin_groups", skip_all, fields(actor = actor.id().0))]
     pub async fn builtin_groups(&self, actor: &Actor) -> DomainResult<Vec<BuiltinGroupView>> {
         actor.require(crate::domain::authz::Permission::Administer)?;
         let mut conn = self.db.pool().acquire().await?;

@@ -6,7 +6,7 @@ pub mod error;
 mod pages;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{hooks::use_location, path, SsrMode};
 
@@ -53,6 +53,9 @@ fn set_content_security_policy() {
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     set_content_security_policy();
+    // The stylesheet named like the bundle (content-hashed when the build hashed it), in the
+    // server-rendered head: the client never changes it.
+    let css = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -61,6 +64,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <link rel="stylesheet" id="app-css" href=css />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -86,7 +90,6 @@ pub fn App() -> impl IntoView {
         }
     });
     view! {
-        <Stylesheet id="app-css" href="/pkg/quartermaster.css" />
         <Title formatter=|t: String| if t.is_empty() { "Quartermaster".to_owned() } else { format!("{t} · Quartermaster") } />
         <Router>
             <a class="skip-link" href="#main">"Skip to content"</a>

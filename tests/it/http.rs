@@ -108,30 +108,46 @@ async fn pages_render_on_the_server_with_data(backend: Backend) {
     let csp = home.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     let html = home.text().await.unwrap();
-    for expected in ["Maya Chen", "Developer Tools", "Production Access", "Request access", "quartermaster.js"] {
+    // The page names the client bundle: content-hashed when the site was built with hashes.
+    let bundle = quartermaster::server::bundle_name(std::path::Path::new("target/site"));
+    let (script, stylesheet) = (format!("/pkg/{bundle}.js"), format!("/pkg/{bundle}.css"));
+    for expected in ["Maya Chen", "Developer Tools", "Production Access", "Request access", &script, &stylesheet] {
         assert!(html.contains(expected), "home page lacks {expected:?}");
     }
     assert!(!html.contains("Payments Approver"), "only packages Maya may request");
     // Navigation shows what the role allows: Maya has no admin role.
     assert!(!html.contains(">Admin<"));
 
-    // The assets the page asks for are served (when the client was built: scripts/test.sh does).
+    // The assets the page asks for are served (when the client was built: scripts/test.sh does),
+    // under content-hashed names cached for a year, brotli or gzip as the browser accepts;
+    // the unhashed names are revalidated.
     if std::env::var("QM_REQUIRE_SITE").is_ok() {
-        let wasm = c.get(format!("{}/pkg/quartermaster_bg.wasm", app.base)).send().await.unwrap();
-        assert_eq!(wasm.status(), 200);
-        assert_eq!(wasm.headers()["content-type"], "application/wasm");
-        assert_eq!(wasm.headers()["cache-control"], "no-cache");
-        let plain_len = wasm.bytes().await.unwrap().len();
-        let gz = c
-            .get(format!("{}/pkg/quartermaster_bg.wasm", app.base))
-            .header("accept-encoding", "gzip")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(gz.headers()["content-encoding"], "gzip");
-        assert!(gz.bytes().await.unwrap().len() < plain_len / 2, "precompressed wasm is served");
-        let css = c.get(format!("{}/pkg/quartermaster.css", app.base)).send().await.unwrap();
-        assert_eq!(css.status(), 200);
+        assert_ne!(bundle, "quartermaster", "scripts/build.sh writes hashed copies");
+        let get = async |path: &str, encoding: Option<&str>| {
+            let mut req = c.get(format!("{}{path}", app.base));
+            if let Some(e) = encoding {
+                req = req.header("accept-encoding", e);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+            let header = |h: &str| res.headers().get(h).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+            let (kind, cache, coding) = (header("content-type"), header("cache-control"), header("content-encoding"));
+            (kind, cache, coding, res.bytes().await.unwrap().len())
+        };
+        let wasm = format!("/pkg/{bundle}_bg.wasm");
+        let (kind, cache, _, plain_len) = get(&wasm, None).await;
+        assert_eq!(kind, "application/wasm");
+        assert_eq!(cache, "public, max-age=31536000, immutable");
+        let (_, _, coding, br_len) = get(&wasm, Some("br, gzip")).await;
+        assert_eq!(coding, "br");
+        let (_, _, coding, gz_len) = get(&wasm, Some("gzip")).await;
+        assert_eq!(coding, "gzip");
+        assert!(br_len < gz_len && gz_len < plain_len / 2, "precompressed: {plain_len} {gz_len} {br_len}");
+        for path in [script.as_str(), stylesheet.as_str()] {
+            assert_eq!(get(path, None).await.1, "public, max-age=31536000, immutable", "{path}");
+        }
+        assert_eq!(get("/pkg/quartermaster_bg.wasm", None).await.1, "no-cache");
+        assert_eq!(get("/pkg/quartermaster.css", None).await.1, "no-cache");
     }
 
     // 404 is a page a person understands, with the right status.
