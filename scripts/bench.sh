@@ -2,6 +2,7 @@
 # Page benchmarks on the scale data (BENCHMARKS.md says what they mean and what was measured).
 #
 #   scripts/bench.sh [--scale F] [--backend sqlite|postgres] [--rate R] [--duration D]
+#   scripts/bench.sh --approvals --scale 0.5   # 10,000 approvals by 32 approvers at once
 #
 # Builds release, seeds (or reuses) a scale database under target/bench, starts the server on
 # 127.0.0.1 (demo sign-in, rate limits off, pinned to CPU 0 where `taskset` exists), and drives
@@ -17,8 +18,10 @@ scale=0.1
 backend=sqlite
 rate=1000
 duration=10s
+approvals=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --approvals) approvals=1; shift ;;
     --scale) scale="$2"; shift 2 ;;
     --backend) backend="$2"; shift 2 ;;
     --rate) rate="$2"; shift 2 ;;
@@ -28,6 +31,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 scripts/build.sh release >&2
+[[ "$approvals" == 1 ]] && cargo bench --bench approvals --no-run >&2
 command -v oha >/dev/null || cargo install oha --locked --version '^1' >&2
 bin=target/release/quartermaster
 mkdir -p target/bench
@@ -88,6 +92,17 @@ cookie_of() {
   curl -s -o /dev/null -D - -X POST -H "origin: $base" --data "user_id=$1" "$base/auth/demo" \
     | awk -F'[ ;]' 'tolower($1) == "set-cookie:" {print $2}'
 }
+if [[ "$approvals" == 1 ]]; then
+  # 10,000 approvals by the 32 busiest approvers at once (benches/approvals.rs checks that each
+  # request got exactly one decision). It uses up pending requests: the next run seeds anew.
+  status=0
+  cargo bench --bench approvals -- --base "$base" --database-url "$QM_DATABASE_URL" --approvers 32 --requests 10000 \
+    || status=$?
+  rm -f "$summary"
+  echo "server RSS after the approvals: $(rss)"
+  exit $status
+fi
+
 heavy_cookie=$(cookie_of "$heavy")
 approver_cookie=$(cookie_of "$approver")
 

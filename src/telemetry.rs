@@ -6,8 +6,17 @@ use crate::config::LogFormat;
 
 /// Install the global subscriber once. `RUST_LOG` overrides the default filter.
 pub fn init(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
+    init_filtered(format, None);
+}
+
+/// The same with a filter of the caller's (`RUST_LOG` syntax) instead of `RUST_LOG`'s.
+pub fn init_filtered(format: LogFormat, filter: Option<&str>) {
+    let filter = match filter {
+        Some(f) => EnvFilter::new(f),
+        None => {
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"))
+        }
+    };
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Text => registry.with(fmt::layer().with_target(false)).try_init(),

@@ -117,6 +117,15 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The servers' logs, only when asked for: `QM_TEST_LOG=1` (the server's default filter) or a
+/// filter of its own (`QM_TEST_LOG=debug,sqlx=info`). Silent otherwise.
+pub fn init_logging() {
+    if let Ok(filter) = std::env::var("QM_TEST_LOG") {
+        let filter = Some(filter.as_str()).filter(|f| *f != "1");
+        quartermaster::telemetry::init_filtered(quartermaster::config::LogFormat::Text, filter);
+    }
+}
+
 /// The real server with its arguments adjusted by `configure` (port 0 unless it sets one).
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
     try_spawn_app_with(backend, configure).await.unwrap()
@@ -125,7 +134,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServeA
 /// The same, answering the bind error (a port chosen by `free_port` may have been taken by
 /// another test meanwhile; the caller can pick another and try again).
 pub async fn try_spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServeArgs)) -> std::io::Result<TestApp> {
-    quartermaster::telemetry::init(quartermaster::config::LogFormat::Text);
+    init_logging();
     let test_db = fresh_db(backend).await;
     let ids = seed_directory_and_catalogs(&test_db.db).await.unwrap();
     let mut args = ServeArgs {
@@ -223,7 +232,7 @@ pub fn ask(package: quartermaster::domain::ids::PackageId, justification: &str) 
 
 /// The real server (demo sign-in on) whose service, sessions and sign-in read `clock`.
 pub async fn spawn_app_with_clock(backend: Backend, clock: ManualClock) -> TestApp {
-    quartermaster::telemetry::init(quartermaster::config::LogFormat::Text);
+    init_logging();
     let test_db = fresh_db(backend).await;
     let ids = seed_directory_and_catalogs(&test_db.db).await.unwrap();
     let args = ServeArgs {

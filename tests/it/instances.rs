@@ -79,7 +79,7 @@ impl Drop for Instance {
 /// A built, bound, not yet running instance over its own connection pool to `url`; on `clock`
 /// when given (else the system clock, as in production).
 async fn build(url: &str, clock: Option<&ManualClock>, demo: bool, hold: Option<Hold>) -> (Application, Seen) {
-    quartermaster::telemetry::init(quartermaster::config::LogFormat::Text);
+    common::init_logging();
     let db = Db::connect(url, 8).await.unwrap();
     let service = match clock {
         Some(clock) => Service::with_clock(db, Arc::new(clock.clone())),
