@@ -64,10 +64,11 @@ pub async fn live_packages(conn: &mut Conn, user: UserId) -> Result<Vec<PackageI
 /// Live packages of several users at once.
 pub async fn live_packages_of(conn: &mut Conn, users: &[UserId]) -> Result<Vec<(UserId, PackageId)>, sqlx::Error> {
     let sql = format!(
-        "SELECT user_id, package_id FROM assignments WHERE state IN {LIVE} AND user_id IN ({})",
-        super::id_list(users.iter().map(|u| u.0))
+        "SELECT user_id, package_id FROM assignments WHERE state IN {LIVE} AND user_id IN {}",
+        super::ids_param(conn, 1)
     );
-    let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
+    let rows: Vec<(i64, i64)> =
+        sqlx::query_as(&sql).bind(super::ids_json(users.iter().map(|u| u.0))).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(u, p)| (UserId(u), PackageId(p))).collect())
 }
 
@@ -597,10 +598,10 @@ pub async fn grants_described(
     let sql = format!(
         "SELECT g.assignment_id, r.name AS resource, rr.name AS role, g.state FROM grants g
          JOIN resource_roles rr ON rr.id = g.resource_role_id JOIN resources r ON r.id = rr.resource_id
-         WHERE g.assignment_id IN ({}) ORDER BY g.assignment_id, r.name, rr.name",
-        super::id_list(assignments.iter().map(|a| a.0))
+         WHERE g.assignment_id IN {} ORDER BY g.assignment_id, r.name, rr.name",
+        super::ids_param(conn, 1)
     );
-    let rows = sqlx::query(&sql).persistent(false).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql).bind(super::ids_json(assignments.iter().map(|a| a.0))).fetch_all(conn).await?;
     rows.iter()
         .map(|row| {
             Ok((

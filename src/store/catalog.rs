@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{id_list, Conn, RowExt};
+use super::{ids_json, ids_param, Conn, RowExt};
 use crate::domain::ids::*;
 use crate::domain::model::{AccessPackage, Catalog, ResourceRoleInfo, ResourceSystemKind, UserKind};
 use crate::domain::policy::{Policy, RequestorRef, RequestorScope};
@@ -146,10 +146,10 @@ fn policy_from_row(row: &AnyRow) -> Result<Policy, sqlx::Error> {
 /// The policies of these packages, with their requestor lists.
 pub async fn policies_of(conn: &mut Conn, packages: &[PackageId]) -> Result<Vec<Policy>, sqlx::Error> {
     let sql = format!(
-        "SELECT {POLICY_COLUMNS} FROM policies WHERE package_id IN ({}) ORDER BY package_id, id",
-        id_list(packages.iter().map(|p| p.0))
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE package_id IN {} ORDER BY package_id, id",
+        ids_param(conn, 1)
     );
-    let rows = sqlx::query(&sql).persistent(false).fetch_all(&mut *conn).await?;
+    let rows = sqlx::query(&sql).bind(ids_json(packages.iter().map(|p| p.0))).fetch_all(&mut *conn).await?;
     let mut policies: Vec<Policy> = rows.iter().map(policy_from_row).collect::<Result<_, _>>()?;
     attach_requestors(conn, &mut policies).await?;
     Ok(policies)
@@ -166,10 +166,10 @@ pub async fn policy(conn: &mut Conn, id: PolicyId) -> Result<Option<Policy>, sql
 
 async fn attach_requestors(conn: &mut Conn, policies: &mut [Policy]) -> Result<(), sqlx::Error> {
     let sql = format!(
-        "SELECT policy_id, user_id, group_id, org_id FROM policy_requestors WHERE policy_id IN ({})",
-        id_list(policies.iter().map(|p| p.id.0))
+        "SELECT policy_id, user_id, group_id, org_id FROM policy_requestors WHERE policy_id IN {}",
+        ids_param(conn, 1)
     );
-    let rows = sqlx::query(&sql).persistent(false).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql).bind(ids_json(policies.iter().map(|p| p.id.0))).fetch_all(conn).await?;
     for row in &rows {
         let policy_id = PolicyId(row.int("policy_id")?);
         let entry = if let Some(u) = row.opt_int("user_id")? {
@@ -200,11 +200,11 @@ pub async fn package_roles(
          JOIN resource_roles rr ON rr.id = prr.resource_role_id
          JOIN resources r ON r.id = rr.resource_id
          JOIN resource_systems s ON s.id = r.system_id
-         WHERE prr.package_id IN ({})
+         WHERE prr.package_id IN {}
          ORDER BY prr.package_id, r.name, rr.name",
-        id_list(packages.iter().map(|p| p.0))
+        ids_param(conn, 1)
     );
-    let rows = sqlx::query(&sql).persistent(false).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql).bind(ids_json(packages.iter().map(|p| p.0))).fetch_all(conn).await?;
     rows.iter()
         .map(|row| {
             Ok((
@@ -237,24 +237,24 @@ pub async fn sod_rules_of(
     if packages.is_empty() {
         return Ok(out);
     }
-    let list = id_list(packages.iter().map(|p| p.0));
+    let (list, ids) = (ids_param(conn, 1), ids_json(packages.iter().map(|p| p.0)));
     let sql = format!(
         "SELECT i.package_id AS owner, p.id, p.name FROM package_incompatible_packages i
-           JOIN access_packages p ON p.id = i.other_package_id WHERE i.package_id IN ({list})
+           JOIN access_packages p ON p.id = i.other_package_id WHERE i.package_id IN {list}
          UNION
          SELECT i.other_package_id AS owner, p.id, p.name FROM package_incompatible_packages i
-           JOIN access_packages p ON p.id = i.package_id WHERE i.other_package_id IN ({list})
+           JOIN access_packages p ON p.id = i.package_id WHERE i.other_package_id IN {list}
          ORDER BY owner, id"
     );
-    let rows: Vec<(i64, i64, String)> = sqlx::query_as(&sql).persistent(false).fetch_all(&mut *conn).await?;
+    let rows: Vec<(i64, i64, String)> = sqlx::query_as(&sql).bind(&ids).fetch_all(&mut *conn).await?;
     for (owner, id, name) in rows {
         out.entry(PackageId(owner)).or_default().incompatible_packages.push((PackageId(id), name));
     }
     let sql = format!(
         "SELECT i.package_id, g.id, g.name FROM package_incompatible_groups i
-           JOIN directory_groups g ON g.id = i.group_id WHERE i.package_id IN ({list}) ORDER BY i.package_id, g.id"
+           JOIN directory_groups g ON g.id = i.group_id WHERE i.package_id IN {list} ORDER BY i.package_id, g.id"
     );
-    let rows: Vec<(i64, i64, String)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
+    let rows: Vec<(i64, i64, String)> = sqlx::query_as(&sql).bind(&ids).fetch_all(conn).await?;
     for (owner, id, name) in rows {
         out.entry(PackageId(owner)).or_default().incompatible_groups.push((GroupId(id), name));
     }
@@ -443,8 +443,8 @@ pub async fn package_names(
     conn: &mut Conn,
     ids: &[PackageId],
 ) -> Result<std::collections::HashMap<PackageId, String>, sqlx::Error> {
-    let sql = format!("SELECT id, name FROM access_packages WHERE id IN ({})", id_list(ids.iter().map(|p| p.0)));
-    let rows: Vec<(i64, String)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
+    let sql = format!("SELECT id, name FROM access_packages WHERE id IN {}", ids_param(conn, 1));
+    let rows: Vec<(i64, String)> = sqlx::query_as(&sql).bind(ids_json(ids.iter().map(|p| p.0))).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(id, name)| (PackageId(id), name)).collect())
 }
 
@@ -454,11 +454,8 @@ pub async fn extension_terms(
     conn: &mut Conn,
     ids: &[PolicyId],
 ) -> Result<std::collections::HashMap<PolicyId, (bool, crate::domain::policy::Expiration)>, sqlx::Error> {
-    let sql = format!(
-        "SELECT id, extension_allowed, expiration FROM policies WHERE id IN ({})",
-        id_list(ids.iter().map(|p| p.0))
-    );
-    let rows = sqlx::query(&sql).persistent(false).fetch_all(conn).await?;
+    let sql = format!("SELECT id, extension_allowed, expiration FROM policies WHERE id IN {}", ids_param(conn, 1));
+    let rows = sqlx::query(&sql).bind(ids_json(ids.iter().map(|p| p.0))).fetch_all(conn).await?;
     rows.iter()
         .map(|row| Ok((PolicyId(row.int("id")?), (row.flag("extension_allowed")?, row.json("expiration")?))))
         .collect()
@@ -504,10 +501,10 @@ pub async fn role_catalogs(
 ) -> Result<Vec<(ResourceRoleId, CatalogId)>, sqlx::Error> {
     let sql = format!(
         "SELECT rr.id, cr.catalog_id FROM resource_roles rr JOIN catalog_resources cr ON cr.resource_id = rr.resource_id \
-         WHERE rr.id IN ({})",
-        id_list(roles.iter().map(|r| r.0))
+         WHERE rr.id IN {}",
+        ids_param(conn, 1)
     );
-    let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
+    let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).bind(ids_json(roles.iter().map(|r| r.0))).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(r, c)| (ResourceRoleId(r), CatalogId(c))).collect())
 }
 
@@ -561,9 +558,10 @@ pub async fn role_names(
 ) -> Result<std::collections::HashMap<ResourceRoleId, (String, String)>, sqlx::Error> {
     let sql = format!(
         "SELECT rr.id, r.name, rr.name FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id \
-         WHERE rr.id IN ({})",
-        id_list(roles.iter().map(|r| r.0))
+         WHERE rr.id IN {}",
+        ids_param(conn, 1)
     );
-    let rows: Vec<(i64, String, String)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
+    let rows: Vec<(i64, String, String)> =
+        sqlx::query_as(&sql).bind(ids_json(roles.iter().map(|r| r.0))).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(id, resource, role)| (ResourceRoleId(id), (resource, role))).collect())
 }

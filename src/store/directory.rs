@@ -2,7 +2,7 @@
 
 use sqlx::any::AnyRow;
 
-use super::{id_list, Conn, RowExt};
+use super::{id_list, ids_json, ids_param, Conn, RowExt};
 use crate::domain::ids::*;
 use crate::domain::model::{Role, RoleGrant, User, UserKind, UserState};
 
@@ -30,11 +30,8 @@ pub async fn user(conn: &mut Conn, id: UserId) -> Result<Option<User>, sqlx::Err
 }
 
 pub async fn users(conn: &mut Conn, ids: &[UserId]) -> Result<Vec<User>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE id IN ({}) ORDER BY display_name",
-        id_list(ids.iter().map(|u| u.0))
-    );
-    let rows = sqlx::query(&sql).persistent(false).fetch_all(conn).await?;
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id IN {} ORDER BY display_name", ids_param(conn, 1));
+    let rows = sqlx::query(&sql).bind(ids_json(ids.iter().map(|u| u.0))).fetch_all(conn).await?;
     rows.iter().map(user_from_row).collect()
 }
 
@@ -121,8 +118,8 @@ pub async fn catalog_owners(conn: &mut Conn, catalog: CatalogId) -> Result<Vec<U
 }
 
 pub async fn active_among(conn: &mut Conn, ids: &[UserId]) -> Result<Vec<UserId>, sqlx::Error> {
-    let sql = format!("SELECT id FROM users WHERE state = 'active' AND id IN ({})", id_list(ids.iter().map(|u| u.0)));
-    let ids: Vec<i64> = sqlx::query_scalar(&sql).persistent(false).fetch_all(conn).await?;
+    let sql = format!("SELECT id FROM users WHERE state = 'active' AND id IN {}", ids_param(conn, 1));
+    let ids: Vec<i64> = sqlx::query_scalar(&sql).bind(ids_json(ids.iter().map(|u| u.0))).fetch_all(conn).await?;
     Ok(ids.into_iter().map(UserId).collect())
 }
 
@@ -260,8 +257,8 @@ pub async fn revoke_group_bootstrap(conn: &mut Conn, user: UserId) -> Result<boo
 
 /// Display names by id.
 pub async fn names(conn: &mut Conn, ids: &[UserId]) -> Result<std::collections::HashMap<UserId, String>, sqlx::Error> {
-    let sql = format!("SELECT id, display_name FROM users WHERE id IN ({})", id_list(ids.iter().map(|u| u.0)));
-    let rows: Vec<(i64, String)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
+    let sql = format!("SELECT id, display_name FROM users WHERE id IN {}", ids_param(conn, 1));
+    let rows: Vec<(i64, String)> = sqlx::query_as(&sql).bind(ids_json(ids.iter().map(|u| u.0))).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(id, name)| (UserId(id), name)).collect())
 }
 
@@ -273,11 +270,8 @@ pub async fn group_names(conn: &mut Conn) -> Result<std::collections::HashMap<Gr
 
 /// Group memberships of several users at once.
 pub async fn groups_of_users(conn: &mut Conn, users: &[UserId]) -> Result<Vec<(UserId, GroupId)>, sqlx::Error> {
-    let sql = format!(
-        "SELECT user_id, group_id FROM group_members WHERE user_id IN ({})",
-        id_list(users.iter().map(|u| u.0))
-    );
-    let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
+    let sql = format!("SELECT user_id, group_id FROM group_members WHERE user_id IN {}", ids_param(conn, 1));
+    let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).bind(ids_json(users.iter().map(|u| u.0))).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(u, g)| (UserId(u), GroupId(g))).collect())
 }
 
@@ -424,8 +418,8 @@ pub async fn direct_reports(conn: &mut Conn, manager: UserId) -> Result<Vec<(Use
 
 /// The roles of several users at once.
 pub async fn roles_of_users(conn: &mut Conn, users: &[UserId]) -> Result<Vec<(UserId, Role)>, sqlx::Error> {
-    let sql =
-        format!("SELECT user_id, role FROM role_assignments WHERE user_id IN ({})", id_list(users.iter().map(|u| u.0)));
-    let rows: Vec<(i64, String)> = sqlx::query_as(&sql).persistent(false).fetch_all(conn).await?;
+    let sql = format!("SELECT user_id, role FROM role_assignments WHERE user_id IN {}", ids_param(conn, 1));
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as(&sql).bind(ids_json(users.iter().map(|u| u.0))).fetch_all(conn).await?;
     rows.into_iter().map(|(u, r)| Ok((UserId(u), super::parse_word("role", &r, Role::parse)?))).collect()
 }

@@ -289,16 +289,37 @@ impl From<sqlx::Error> for crate::domain::DomainError {
     }
 }
 
+/// `(…)` for `IN`: the ids bound as parameter `$n`, a JSON array from [`ids_json`]. The
+/// statement's text is the same whatever the ids, so each connection prepares it once.
+pub fn ids_param(conn: &Conn, n: u8) -> String {
+    if conn.backend_name() == "PostgreSQL" {
+        format!("(SELECT value::bigint FROM json_array_elements_text(${n}::json))")
+    } else {
+        format!("(SELECT value FROM json_each(${n}))")
+    }
+}
+
+/// The ids as the JSON array [`ids_param`] reads, each once.
+pub fn ids_json(ids: impl IntoIterator<Item = i64>) -> String {
+    format!("[{}]", id_list_text(ids))
+}
+
 /// A comma-separated list of ids for an `IN (…)` clause, each id once, in order. Ids are
 /// integers we format ourselves, so this cannot inject anything; an empty list matches
 /// nothing. A statement built with it is new text each time: run it with
 /// `.persistent(false)`, so it does not push the fixed statements out of each connection's
 /// prepared-statement cache.
 pub fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
-    let ids: std::collections::BTreeSet<i64> = ids.into_iter().collect();
-    if ids.is_empty() {
-        return "NULL".to_owned();
+    let list = id_list_text(ids);
+    if list.is_empty() {
+        "NULL".to_owned()
+    } else {
+        list
     }
+}
+
+fn id_list_text(ids: impl IntoIterator<Item = i64>) -> String {
+    let ids: std::collections::BTreeSet<i64> = ids.into_iter().collect();
     let mut list = String::with_capacity(ids.len() * 8);
     for id in ids {
         if !list.is_empty() {

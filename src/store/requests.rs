@@ -439,10 +439,10 @@ pub async fn decisions_of(conn: &mut Conn, requests: &[RequestId]) -> Result<Vec
     let sql = format!(
         "SELECT d.request_id, d.stage, u.display_name, d.decision, d.justification, d.decided_at
          FROM decisions d LEFT JOIN users u ON u.id = d.approver_id
-         WHERE d.request_id IN ({}) ORDER BY d.request_id, d.stage",
-        super::id_list(requests.iter().map(|r| r.0))
+         WHERE d.request_id IN {} ORDER BY d.request_id, d.stage",
+        super::ids_param(conn, 1)
     );
-    let rows = sqlx::query(&sql).persistent(false).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql).bind(super::ids_json(requests.iter().map(|r| r.0))).fetch_all(conn).await?;
     rows.iter().map(decision_from_row).collect()
 }
 
@@ -503,10 +503,10 @@ pub async fn approver_names(
 ) -> Result<Vec<(RequestId, u32, String, ApproverSource)>, sqlx::Error> {
     let sql = format!(
         "SELECT a.request_id, a.stage, u.display_name, a.source FROM request_approvers a
-         JOIN users u ON u.id = a.user_id WHERE a.request_id IN ({}) ORDER BY a.request_id, a.stage, u.display_name",
-        super::id_list(requests.iter().map(|r| r.0))
+         JOIN users u ON u.id = a.user_id WHERE a.request_id IN {} ORDER BY a.request_id, a.stage, u.display_name",
+        super::ids_param(conn, 1)
     );
-    let rows = sqlx::query(&sql).persistent(false).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql).bind(super::ids_json(requests.iter().map(|r| r.0))).fetch_all(conn).await?;
     rows.iter()
         .map(|row| {
             Ok((
