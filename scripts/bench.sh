@@ -99,6 +99,9 @@ if [[ "$approvals" == 1 ]]; then
   cargo bench --bench approvals -- --base "$base" --database-url "$QM_DATABASE_URL" --approvers 32 --requests 10000 \
     || status=$?
   rm -f "$summary"
+  if [[ "$backend" == postgres && "${started_pg:-}" != 1 ]]; then
+    echo "the approvals used up pending requests: empty $QM_BENCH_POSTGRES_URL before the next run" >&2
+  fi
   echo "server RSS after the approvals: $(rss)"
   exit $status
 fi

@@ -32,9 +32,8 @@ cp -r public/. "$site/"
 # script, the wasm and the stylesheet, written to pkg/hash.txt for the server to read at start.
 hash=$(cat "$site/pkg/quartermaster.js" "$site/pkg/quartermaster_bg.wasm" "$site/pkg/quartermaster.css" \
   | sha256sum | cut -c1-16)
-for old in "$site"/pkg/quartermaster.????????????????*; do
-  [[ -e "$old" && "$old" != "$site/pkg/quartermaster.$hash"* ]] && rm -f "$old"
-done
+# Earlier builds' copies stay a week: a server started before this build still names them.
+find "$site/pkg" -maxdepth 1 -name 'quartermaster.????????????????*' ! -name "quartermaster.$hash*" -mtime +7 -delete
 cp -p "$site/pkg/quartermaster.js" "$site/pkg/quartermaster.$hash.js"
 cp -p "$site/pkg/quartermaster_bg.wasm" "$site/pkg/quartermaster.${hash}_bg.wasm"
 cp -p "$site/pkg/quartermaster.css" "$site/pkg/quartermaster.$hash.css"
@@ -43,10 +42,13 @@ echo "$hash" > "$site/pkg/hash.txt"
 # shrinks to about a quarter). Brotli through Node's zlib, which setup.sh's Node brings.
 for f in "$site"/pkg/*.wasm "$site"/pkg/*.js "$site"/pkg/*.css; do
   [[ -f "$f.gz" && "$f.gz" -nt "$f" ]] || gzip -9 -k -f "$f"
-  if [[ ! -f "$f.br" || "$f" -nt "$f.br" ]] && command -v node >/dev/null; then
-    node -e 'const z = require("zlib"), fs = require("fs"), f = process.argv[1];
-      fs.writeFileSync(f + ".br", z.brotliCompressSync(fs.readFileSync(f),
-        { params: { [z.constants.BROTLI_PARAM_QUALITY]: 11, [z.constants.BROTLI_PARAM_SIZE_HINT]: fs.statSync(f).size } }));' "$f"
+  if [[ ! -f "$f.br" || "$f" -nt "$f.br" ]]; then
+    rm -f "$f.br"
+    # Written aside and moved into place: an interrupted build leaves no truncated copy.
+    command -v node >/dev/null && node -e 'const z = require("zlib"), fs = require("fs"), f = process.argv[1];
+      fs.writeFileSync(f + ".br.tmp", z.brotliCompressSync(fs.readFileSync(f),
+        { params: { [z.constants.BROTLI_PARAM_QUALITY]: 11, [z.constants.BROTLI_PARAM_SIZE_HINT]: fs.statSync(f).size } }));
+      fs.renameSync(f + ".br.tmp", f + ".br");' "$f"
   fi
 done
 

@@ -292,11 +292,15 @@ fn is_hashed_bundle_file(path: &str) -> bool {
         .is_some_and(|tail| matches!(tail, ".js" | "_bg.wasm" | ".css"))
 }
 
+/// Caches must also keep the brotli, gzip and plain copies apart (`Vary`), and a revalidation
+/// (304) of a hashed file keeps it immutable.
 async fn bundle_cache_headers(req: Request, next: Next) -> Response {
     let immutable = is_hashed_bundle_file(req.uri().path());
     let mut res = next.run(req).await;
-    let value = if immutable && res.status().is_success() { "public, max-age=31536000, immutable" } else { "no-cache" };
+    let kept = res.status().is_success() || res.status() == StatusCode::NOT_MODIFIED;
+    let value = if immutable && kept { "public, max-age=31536000, immutable" } else { "no-cache" };
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+    res.headers_mut().append(header::VARY, HeaderValue::from_static("accept-encoding"));
     res
 }
 

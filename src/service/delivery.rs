@@ -78,7 +78,7 @@ pub struct FailedWork {
 impl Service {
     /// One pass over the due outbox entries. One bad entry never stops the pass: its failure
     /// is logged with its id, recorded on the entry, and the others go on.
-    #[tracing::instrument(name = "deliver_pending", skip_all, fields(operator = %by, limit))]
+    #[tracing::instrument(name = "deliver_pending", skip_all, fields(operator = %by, limit = limit))]
     pub async fn deliver_pending(&self, by: &Operator<'_>, limit: i64) -> DomainResult<DeliveryReport> {
         by.require(Permission::Administer)?;
         let now = self.now();

@@ -514,7 +514,7 @@ impl Service {
 
     /// Disable or re-enable a person (administrators). A disabled person's sessions stop
     /// working at their next request, and they lose what they hold (see `leavers.rs`).
-    #[tracing::instrument(name = "set_user_active", skip_all, fields(actor = actor.id().0, user = user.0, active))]
+    #[tracing::instrument(name = "set_user_active", skip_all, fields(actor = actor.id().0, user = user.0, active = active))]
     pub async fn set_user_active(&self, actor: &Actor, user: UserId, active: bool) -> DomainResult<()> {
         use crate::domain::audit::AuditEvent;
         use crate::domain::authz::Permission;

@@ -132,7 +132,7 @@ impl Service {
 
     /// Requests I filed or that were filed for me, newest first, each with its timeline;
     /// one page before request id `before`.
-    #[tracing::instrument(name = "my_requests", skip_all, fields(actor = actor.id().0, before))]
+    #[tracing::instrument(name = "my_requests", skip_all, fields(actor = actor.id().0, before = before))]
     pub async fn my_requests(&self, actor: &Actor, before: Option<i64>) -> DomainResult<Page<RequestView>> {
         let now = self.now();
         let mut conn = self.db.pool().acquire().await?;
@@ -171,7 +171,7 @@ impl Service {
 
     /// My assignments (live ones first, then ended ones), each part newest first; one page
     /// after the cursor `before` (the previous page's `next`).
-    #[tracing::instrument(name = "my_access", skip_all, fields(actor = actor.id().0, before))]
+    #[tracing::instrument(name = "my_access", skip_all, fields(actor = actor.id().0, before = before))]
     pub async fn my_access(&self, actor: &Actor, before: Option<i64>) -> DomainResult<Page<AssignmentView>> {
         let now = self.now();
         let mut conn = self.db.pool().acquire().await?;
@@ -219,7 +219,7 @@ impl Service {
 
     /// Requests waiting for my decision, oldest first, with what an approver needs to know;
     /// one page after request id `after`.
-    #[tracing::instrument(name = "pending_approvals", skip_all, fields(actor = actor.id().0, after))]
+    #[tracing::instrument(name = "pending_approvals", skip_all, fields(actor = actor.id().0, after = after))]
     pub async fn pending_approvals(&self, actor: &Actor, after: Option<i64>) -> DomainResult<Page<ApprovalItem>> {
         let mut conn = self.db.pool().acquire().await?;
         let mut rows = requests::pending_for(&mut conn, actor.id(), after.unwrap_or(0), APPROVALS_PAGE + 1).await?;
@@ -287,7 +287,7 @@ impl Service {
     }
 
     /// Decisions I made, newest first; one page before decision id `before`.
-    #[tracing::instrument(name = "decision_history", skip_all, fields(actor = actor.id().0, before))]
+    #[tracing::instrument(name = "decision_history", skip_all, fields(actor = actor.id().0, before = before))]
     pub async fn decision_history(&self, actor: &Actor, before: Option<i64>) -> DomainResult<Page<DecisionView>> {
         let mut conn = self.db.pool().acquire().await?;
         let mut rows =

@@ -595,6 +595,9 @@ pub async fn grants_described(
     conn: &mut Conn,
     assignments: &[AssignmentId],
 ) -> Result<Vec<(AssignmentId, String, GrantState)>, sqlx::Error> {
+    if assignments.is_empty() {
+        return Ok(Vec::new());
+    }
     let sql = format!(
         "SELECT g.assignment_id, r.name AS resource, rr.name AS role, g.state FROM grants g
          JOIN resource_roles rr ON rr.id = g.resource_role_id JOIN resources r ON r.id = rr.resource_id

@@ -165,6 +165,9 @@ pub async fn policy(conn: &mut Conn, id: PolicyId) -> Result<Option<Policy>, sql
 }
 
 async fn attach_requestors(conn: &mut Conn, policies: &mut [Policy]) -> Result<(), sqlx::Error> {
+    if policies.is_empty() {
+        return Ok(());
+    }
     let sql = format!(
         "SELECT policy_id, user_id, group_id, org_id FROM policy_requestors WHERE policy_id IN {}",
         ids_param(conn, 1)

@@ -132,7 +132,9 @@ pub async fn insert_approvers(
             .collect();
         let sql =
             format!("INSERT INTO request_approvers (request_id, stage, user_id, source) VALUES {}", rows.join(", "));
-        let mut q = sqlx::query(&sql);
+        // A few shapes (one to eight approvers) recur and stay prepared; larger ones would
+        // only push the fixed statements out of the connection's cache.
+        let mut q = sqlx::query(&sql).persistent(chunk.len() <= 8);
         for (user, source) in chunk {
             q = q.bind(request.0).bind(i64::from(stage)).bind(user.0).bind(source.as_str());
         }

@@ -109,7 +109,7 @@ async fn pages_render_on_the_server_with_data(backend: Backend) {
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     let html = home.text().await.unwrap();
     // The page names the client bundle: content-hashed when the site was built with hashes.
-    let bundle = quartermaster::server::bundle_name(std::path::Path::new("target/site"));
+    let bundle = quartermaster::server::bundle_name(&common::site_root());
     let (script, stylesheet) = (format!("/pkg/{bundle}.js"), format!("/pkg/{bundle}.css"));
     for expected in ["Maya Chen", "Developer Tools", "Production Access", "Request access", &script, &stylesheet] {
         assert!(html.contains(expected), "home page lacks {expected:?}");
