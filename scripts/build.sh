@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the portal without cargo-leptos (which would download tools from outside the registries):
-# the wasm client (hydrate), wasm-bindgen, wasm-opt, CSS and assets into target/site, then the
-# server (ssr).   scripts/build.sh [debug|release]   (default: debug)
+# the server (ssr) and, beside it, the wasm client (hydrate), wasm-bindgen, wasm-opt, CSS and
+# assets into target/site.   scripts/build.sh [debug|release]   (default: debug)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-debug}"
@@ -11,7 +11,18 @@ log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 
 scripts/setup.sh
 
-log "building the wasm client"
+# The server builds in the background while the client is made: their target folders differ,
+# and the client's long single-threaded steps (link-time optimization, wasm-opt) leave a core
+# free that the server's build uses.
+log "building the server ($profile), and beside it the wasm client"
+if [[ "$profile" == "release" ]]; then
+  cargo build --release --features ssr --bin quartermaster &
+else
+  cargo build --features ssr --bin quartermaster &
+fi
+server_build=$!
+trap 'kill "$server_build" 2>/dev/null || true' EXIT
+
 cargo build --lib --target wasm32-unknown-unknown --no-default-features --features hydrate \
   --profile wasm-release --target-dir target/wasm
 wasm=target/wasm/wasm32-unknown-unknown/wasm-release/quartermaster.wasm
@@ -52,9 +63,6 @@ for f in "$site"/pkg/*.wasm "$site"/pkg/*.js "$site"/pkg/*.css; do
   fi
 done
 
-log "building the server ($profile)"
-if [[ "$profile" == "release" ]]; then
-  cargo build --release --features ssr --bin quartermaster
-else
-  cargo build --features ssr --bin quartermaster
-fi
+log "waiting for the server's build"
+wait "$server_build"
+trap - EXIT
