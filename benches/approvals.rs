@@ -50,8 +50,8 @@ async fn main() {
     busiest.sort_by_key(|(user, list)| (std::cmp::Reverse(list.len()), *user));
     busiest.truncate(approvers);
     let mut chosen: BTreeMap<i64, i64> = BTreeMap::new();
-    // (approver, [(request, raced: sent as the second of two)])
-    let mut work: Vec<(i64, Vec<(i64, bool)>)> = busiest.iter().map(|(u, _)| (*u, Vec::new())).collect();
+    // (approver, the requests it sends)
+    let mut work: Vec<(i64, Vec<i64>)> = busiest.iter().map(|(u, _)| (*u, Vec::new())).collect();
     let mut next = vec![0usize; busiest.len()];
     'deal: loop {
         let mut dealt = false;
@@ -60,7 +60,7 @@ async fn main() {
                 next[i] += 1;
                 if !chosen.contains_key(request) {
                     chosen.insert(*request, *stage);
-                    work[i].1.push((*request, false));
+                    work[i].1.push(*request);
                     dealt = true;
                     break;
                 }
@@ -82,7 +82,7 @@ async fn main() {
     // Each request's first sender and its place in that sender's list: the second send goes
     // to the same place in the other's list, so the two arrive at about the same time.
     let owner: BTreeMap<i64, (i64, usize)> =
-        work.iter().flat_map(|(u, l)| l.iter().enumerate().map(move |(at, (r, _))| (*r, (*u, at)))).collect();
+        work.iter().flat_map(|(u, l)| l.iter().enumerate().map(move |(at, r)| (*r, (*u, at)))).collect();
     let mut raced = 0;
     for (i, (request, (first, at))) in owner.iter().enumerate() {
         if i % 10 != 0 {
@@ -91,7 +91,7 @@ async fn main() {
         let other = racers.iter().find(|(u, list)| *u != first && list.contains(request)).map(|(u, _)| *u);
         if let Some(other) = other {
             if let Some((_, list)) = work.iter_mut().find(|(u, _)| *u == other) {
-                list.insert((*at).min(list.len()), (*request, true));
+                list.insert((*at).min(list.len()), *request);
                 raced += 1;
             }
         }
@@ -144,7 +144,7 @@ async fn main() {
             let (client, base) = (client.clone(), base.clone());
             tokio::spawn(async move {
                 let mut answers = Vec::with_capacity(list.len());
-                for (request, _) in list {
+                for request in list {
                     let status = client
                         .post(format!("{base}/api/decide"))
                         .header("origin", &base)
@@ -191,18 +191,22 @@ async fn main() {
     let ids: Vec<i64> = chosen.keys().copied().collect();
     let mut decided = BTreeSet::new();
     let mut deciders = BTreeSet::new();
-    for chunk in ids.chunks(500) {
-        let list = quartermaster::store::id_list(chunk.iter().copied());
-        let sql = format!("SELECT request_id, stage, approver_id FROM decisions WHERE request_id IN ({list})");
-        let rows: Vec<(i64, i64, Option<i64>)> =
-            sqlx::query_as(&sql).persistent(false).fetch_all(db.pool()).await.unwrap();
-        for (request, stage, approver) in rows {
-            if chosen.get(&request) == Some(&stage) {
-                decided.insert(request);
-            }
-            if let Some(approver) = approver {
-                deciders.insert((request, approver));
-            }
+    let mut conn = db.pool().acquire().await.unwrap();
+    let sql = format!(
+        "SELECT request_id, stage, approver_id FROM decisions WHERE request_id IN {}",
+        quartermaster::store::ids_param(&conn, 1)
+    );
+    let rows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(&sql)
+        .bind(quartermaster::store::ids_json(ids.iter().copied()))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    for (request, stage, approver) in rows {
+        if chosen.get(&request) == Some(&stage) {
+            decided.insert(request);
+        }
+        if let Some(approver) = approver {
+            deciders.insert((request, approver));
         }
     }
     let wrong: Vec<String> = approved_by

@@ -31,6 +31,13 @@ pub struct Page<T> {
     pub as_of: Millis,
 }
 
+impl<T> Page<T> {
+    /// A list with nothing in it (and so no next page), read at `as_of`.
+    pub fn empty(as_of: Millis) -> Self {
+        Page { items: Vec::new(), next: None, as_of }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CatalogOption {
     pub id: i64,

@@ -139,7 +139,7 @@ impl Service {
         let mut rows = requests::of_user(&mut conn, actor.id(), before.unwrap_or(i64::MAX), REQUESTS_PAGE + 1).await?;
         let next = page_cursor(&mut rows, REQUESTS_PAGE, |r| r.id.0);
         if rows.is_empty() {
-            return Ok(Page { items: Vec::new(), next, as_of: to_ms(self.now()) });
+            return Ok(Page::empty(to_ms(now)));
         }
         let ids: Vec<RequestId> = rows.iter().map(|r| r.id).collect();
         let packages = catalog::package_names(&mut conn, &rows.iter().map(|r| r.package).collect::<Vec<_>>()).await?;
@@ -181,7 +181,7 @@ impl Service {
         // The order comes from the query, so pages never overlap or skip.
         let next = page_cursor(&mut rows, ACCESS_PAGE, assignments::live_first_key);
         if rows.is_empty() {
-            return Ok(Page { items: Vec::new(), next, as_of: to_ms(self.now()) });
+            return Ok(Page::empty(to_ms(now)));
         }
         let terms = catalog::extension_terms(&mut conn, &rows.iter().map(|a| a.policy).collect::<Vec<_>>()).await?;
         let package_ids: Vec<PackageId> = rows.iter().map(|a| a.package).collect();
@@ -225,7 +225,7 @@ impl Service {
         let mut rows = requests::pending_for(&mut conn, actor.id(), after.unwrap_or(0), APPROVALS_PAGE + 1).await?;
         let next = page_cursor(&mut rows, APPROVALS_PAGE, |r| r.id.0);
         if rows.is_empty() {
-            return Ok(Page { items: Vec::new(), next, as_of: to_ms(self.now()) });
+            return Ok(Page::empty(to_ms(self.now())));
         }
         let requested: Vec<PackageId> = rows.iter().map(|r| r.package).collect();
         let people: Vec<UserId> = rows.iter().flat_map(|r| [r.requestor, r.target]).collect();
