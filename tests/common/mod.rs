@@ -108,6 +108,106 @@ pub struct TestApp {
     _db: TestDb,
 }
 
+/// The HTTP helpers: requests to this server as the tests make them. Requests a test makes
+/// unusual on purpose (another origin, no origin, another host) are built in the test itself,
+/// with [`TestApp::url`].
+impl TestApp {
+    /// The address of `path` (which starts with `/`) on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET `path` with `c`.
+    pub async fn get(&self, c: &reqwest::Client, path: &str) -> reqwest::Response {
+        c.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// GET `path` with `c`, carrying the session `cookie` itself.
+    pub async fn get_with_cookie(&self, c: &reqwest::Client, path: &str, cookie: &str) -> reqwest::Response {
+        c.get(self.url(path)).header("cookie", cookie).send().await.unwrap()
+    }
+
+    /// The body of the page at `path`, whatever its status (the caller checks what it shows).
+    pub async fn page(&self, c: &reqwest::Client, path: &str) -> String {
+        self.get(c, path).await.text().await.unwrap()
+    }
+
+    /// A POST to `path` from this site (`Origin` the server's own), for the caller to add a
+    /// form and headers to.
+    pub fn post(&self, c: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
+        c.post(self.url(path)).header("origin", &self.base)
+    }
+
+    /// `form` posted to `path` from this site.
+    pub async fn post_form<F: serde::Serialize + ?Sized>(
+        &self,
+        c: &reqwest::Client,
+        path: &str,
+        form: &F,
+    ) -> reqwest::Response {
+        self.post(c, path).form(form).send().await.unwrap()
+    }
+
+    /// `form` posted to `action` from the page at `page` on this site, the way a browser with
+    /// JavaScript off posts a plain form (the answer sends it back to the page).
+    pub async fn submit<F: serde::Serialize + ?Sized>(
+        &self,
+        c: &reqwest::Client,
+        page: &str,
+        action: &str,
+        form: &F,
+    ) -> reqwest::Response {
+        self.post(c, action).header("referer", self.url(page)).form(form).send().await.unwrap()
+    }
+
+    /// Demo sign-in as `user` in the browser `c` (which keeps the session cookie).
+    pub async fn sign_in(&self, c: &reqwest::Client, user: UserId) {
+        let res = self.post_form(c, "/auth/demo", &[("user_id", user.0.to_string())]).await;
+        assert_eq!(res.status(), 303, "demo sign-in redirects home");
+    }
+
+    /// Sign out the browser `c`.
+    pub async fn sign_out(&self, c: &reqwest::Client) -> reqwest::Response {
+        self.post(c, "/auth/signout").send().await.unwrap()
+    }
+
+    /// A call of the server function `name` by the browser `c`, the way the hydrated page makes
+    /// it (asking for JSON: no redirect back to the page), for the caller to add a form to.
+    pub fn server_fn(&self, c: &reqwest::Client, name: &str) -> reqwest::RequestBuilder {
+        self.post(c, &format!("/api/{name}")).header("accept", "application/json")
+    }
+
+    /// The same call with `form` from a client of its own (no cookie store, following
+    /// redirects), carrying the session `cookie` (none when empty).
+    pub async fn call_server_fn(&self, cookie: &str, name: &str, form: &[(&str, String)]) -> reqwest::Response {
+        let mut req = self.server_fn(&reqwest::Client::new(), name).form(form);
+        if !cookie.is_empty() {
+            req = req.header("cookie", cookie);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// A session cookie for `user`, made the way sign-in makes one (for tests that need to act
+    /// as someone without going through a sign-in flow).
+    pub async fn session_cookie(&self, user: UserId) -> String {
+        self.session_cookie_signed_in_at(user, chrono::Utc::now().timestamp_millis()).await
+    }
+
+    /// The same, for a sign-in at `signed_in_at` (milliseconds since the epoch).
+    pub async fn session_cookie_signed_in_at(&self, user: UserId, signed_in_at: i64) -> String {
+        use tower_sessions::session::{Id, Record};
+        use tower_sessions::SessionStore;
+        let store = quartermaster::store::sessions::DbSessionStore::new(self.service.db().clone());
+        let mut data = std::collections::HashMap::new();
+        data.insert("user_id".to_owned(), serde_json::json!(user.0));
+        data.insert("signed_in_at".to_owned(), serde_json::json!(signed_in_at));
+        let mut record =
+            Record { id: Id::default(), data, expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1) };
+        store.create(&mut record).await.unwrap();
+        format!("qm_session={}", record.id)
+    }
+}
+
 pub async fn spawn_app(backend: Backend, demo: bool) -> TestApp {
     spawn_app_with(backend, |args| args.demo = demo).await
 }
@@ -171,6 +271,24 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A client that keeps no cookies (each request says whose session it carries) and does not
+/// follow redirects.
+pub fn bare_client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The `qm_session` cookie a response sets, as a `Cookie` header value.
+pub fn session_cookie_of(res: &reqwest::Response) -> String {
+    res.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("qm_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("sign-in sets the session cookie")
+        .to_owned()
+}
+
 /// Generate one `#[tokio::test]` per backend for each listed async fn taking a `Backend`.
 #[macro_export]
 macro_rules! on_both_databases {
@@ -192,29 +310,6 @@ macro_rules! on_both_databases {
             )*
         }
     };
-}
-
-/// A session cookie for `user`, made the way sign-in makes one (for tests that need to act as
-/// someone without going through a sign-in flow).
-pub async fn session_cookie(app: &TestApp, user: quartermaster::domain::ids::UserId) -> String {
-    session_cookie_signed_in_at(app, user, chrono::Utc::now().timestamp_millis()).await
-}
-
-pub async fn session_cookie_signed_in_at(
-    app: &TestApp,
-    user: quartermaster::domain::ids::UserId,
-    signed_in_at: i64,
-) -> String {
-    use tower_sessions::session::{Id, Record};
-    use tower_sessions::SessionStore;
-    let store = quartermaster::store::sessions::DbSessionStore::new(app.service.db().clone());
-    let mut data = std::collections::HashMap::new();
-    data.insert("user_id".to_owned(), serde_json::json!(user.0));
-    data.insert("signed_in_at".to_owned(), serde_json::json!(signed_in_at));
-    let mut record =
-        Record { id: Id::default(), data, expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1) };
-    store.create(&mut record).await.unwrap();
-    format!("qm_session={}", record.id)
 }
 
 /// A request for a package with a justification and nothing else.

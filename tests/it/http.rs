@@ -41,9 +41,9 @@ async fn over_https_cookies_are_secure_and_hsts_is_sent(backend: Backend) {
     let c = client();
     // Any answer that writes the session sets the cookie: a plain-form post keeps its outcome
     // in a signed-in session (demo sign-in is never beside a public URL).
-    let id = common::session_cookie(&app, app.ids.maya).await.trim_start_matches("qm_session=").to_owned();
+    let id = app.session_cookie(app.ids.maya).await.trim_start_matches("qm_session=").to_owned();
     let res = c
-        .post(format!("{}/api/cancel_request", app.base))
+        .post(app.url("/api/cancel_request"))
         .header("cookie", format!("__Host-qm_session={id}"))
         .header("host", "access.example.com")
         .header("origin", "https://access.example.com")
@@ -63,23 +63,12 @@ async fn over_https_cookies_are_secure_and_hsts_is_sent(backend: Backend) {
 async fn health_and_readiness(backend: Backend) {
     let app = spawn_app(backend, false).await;
     let c = client();
-    let res = c.get(format!("{}/healthz", app.base)).send().await.unwrap();
+    let res = app.get(&c, "/healthz").await;
     assert_eq!(res.status(), 200);
     assert!(res.headers().contains_key("x-request-id"), "every response carries a request id");
-    let res = c.get(format!("{}/readyz", app.base)).send().await.unwrap();
+    let res = app.get(&c, "/readyz").await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "ready");
-}
-
-async fn sign_in_as(c: &reqwest::Client, base: &str, user: i64) {
-    let res = c
-        .post(format!("{base}/auth/demo"))
-        .header("origin", base)
-        .form(&[("user_id", user.to_string())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303, "demo sign-in redirects home");
 }
 
 async fn pages_render_on_the_server_with_data(backend: Backend) {
@@ -87,23 +76,16 @@ async fn pages_render_on_the_server_with_data(backend: Backend) {
     let c = client();
     // Anonymous: the landing page offers sign-in, listing the demo people (even to a client
     // that does not ask for HTML, like plain curl); other pages redirect to sign-in.
-    let res = reqwest::get(format!("{}/", app.base)).await.unwrap();
+    let res = reqwest::get(app.url("/")).await.unwrap();
     assert_eq!(res.status(), 200);
     let landing = res.text().await.unwrap();
     assert!(landing.contains("Maya Chen") && landing.contains("/auth/demo"), "demo people listed");
-    let res = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(format!("{}/approvals", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get(&common::bare_client(), "/approvals").await;
     assert_eq!(res.status(), 302);
     assert_eq!(res.headers()["location"], "/signin?return_to=%2Fapprovals");
 
-    sign_in_as(&c, &app.base, app.ids.maya.0).await;
-    let home = c.get(format!("{}/", app.base)).send().await.unwrap();
+    app.sign_in(&c, app.ids.maya).await;
+    let home = app.get(&c, "/").await;
     assert_eq!(home.status(), 200);
     let csp = home.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
@@ -124,7 +106,7 @@ async fn pages_render_on_the_server_with_data(backend: Backend) {
     if std::env::var("QM_REQUIRE_SITE").is_ok() {
         assert_ne!(bundle, "quartermaster", "scripts/build.sh writes hashed copies");
         let get = async |path: &str, encoding: Option<&str>| {
-            let mut req = c.get(format!("{}{path}", app.base));
+            let mut req = c.get(app.url(path));
             if let Some(e) = encoding {
                 req = req.header("accept-encoding", e);
             }
@@ -151,14 +133,14 @@ async fn pages_render_on_the_server_with_data(backend: Backend) {
     }
 
     // 404 is a page a person understands, with the right status.
-    let missing = c.get(format!("{}/no/such/page", app.base)).send().await.unwrap();
+    let missing = app.get(&c, "/no/such/page").await;
     assert_eq!(missing.status(), 404);
     assert!(missing.text().await.unwrap().contains("Not found"));
 
     // Sign-out ends the server-side session.
-    let out = c.post(format!("{}/auth/signout", app.base)).header("origin", &app.base).send().await.unwrap();
+    let out = app.sign_out(&c).await;
     assert_eq!(out.status(), 303);
-    let after = c.get(format!("{}/approvals", app.base)).send().await.unwrap();
+    let after = app.get(&c, "/approvals").await;
     assert_eq!(after.status(), 302);
 }
 
@@ -166,7 +148,7 @@ async fn cross_site_posts_are_refused(backend: Backend) {
     let app = spawn_app(backend, true).await;
     let c = client();
     let res = c
-        .post(format!("{}/auth/demo", app.base))
+        .post(app.url("/auth/demo"))
         .header("origin", "https://evil.example")
         .form(&[("user_id", app.ids.grace.0.to_string())])
         .send()
@@ -174,7 +156,7 @@ async fn cross_site_posts_are_refused(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), 403);
     let res = c
-        .post(format!("{}/auth/demo", app.base))
+        .post(app.url("/auth/demo"))
         .header("sec-fetch-site", "cross-site")
         .form(&[("user_id", app.ids.grace.0.to_string())])
         .send()
@@ -183,9 +165,9 @@ async fn cross_site_posts_are_refused(backend: Backend) {
     assert_eq!(res.status(), 403);
     assert!(res.headers().get("set-cookie").is_none(), "no session was created");
     // Server functions too: a forged cross-site form post to one is refused before it runs.
-    let cookie = common::session_cookie(&app, app.ids.maya).await;
+    let cookie = app.session_cookie(app.ids.maya).await;
     let forged = c
-        .post(format!("{}/api/request_access", app.base))
+        .post(app.url("/api/request_access"))
         .header("cookie", &cookie)
         .header("sec-fetch-site", "cross-site")
         .form(&[("package_id", app.ids.developer_tools.0.to_string()), ("justification", "x".into())])
@@ -200,7 +182,7 @@ async fn cross_site_posts_are_refused(backend: Backend) {
 async fn content_security_policy_carries_the_script_nonce(backend: Backend) {
     let app = spawn_app(backend, true).await;
     let c = client();
-    let res = c.get(format!("{}/signin", app.base)).send().await.unwrap();
+    let res = app.get(&c, "/signin").await;
     let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
     let html = res.text().await.unwrap();
     let nonce =
@@ -214,7 +196,7 @@ async fn content_security_policy_carries_the_script_nonce(backend: Backend) {
         scripts,
         "every script carries this response's nonce"
     );
-    let other = c.get(format!("{}/signin", app.base)).send().await.unwrap();
+    let other = app.get(&c, "/signin").await;
     assert!(
         !other.headers()["content-security-policy"].to_str().unwrap().contains(&nonce),
         "a fresh nonce per response"
@@ -226,8 +208,8 @@ async fn content_security_policy_carries_the_script_nonce(backend: Backend) {
 async fn sessions_end_when_the_user_is_disabled_or_too_old(backend: Backend) {
     let app = spawn_app(backend, false).await;
     let c = client();
-    let cookie = common::session_cookie(&app, app.ids.maya).await;
-    let home = c.get(format!("{}/", app.base)).header("cookie", &cookie).send().await.unwrap();
+    let cookie = app.session_cookie(app.ids.maya).await;
+    let home = app.get_with_cookie(&c, "/", &cookie).await;
     assert_eq!(home.status(), 200);
     let grace = app.service.actor(app.ids.grace).await.unwrap().unwrap();
     app.service.set_user_active(&grace, app.ids.maya, false).await.unwrap();
@@ -239,17 +221,17 @@ async fn sessions_end_when_the_user_is_disabled_or_too_old(backend: Backend) {
             .unwrap()
     };
     assert_eq!(sessions_of_maya().await, 0, "disabling deletes the person's sessions at once");
-    let after = c.get(format!("{}/approvals", app.base)).header("cookie", &cookie).send().await.unwrap();
+    let after = app.get_with_cookie(&c, "/approvals", &cookie).await;
     assert_eq!(after.status(), 302, "a disabled user's session stops at the next request");
     // Enabled again, she signs in again: the old session stays gone.
     app.service.set_user_active(&grace, app.ids.maya, true).await.unwrap();
-    let again = c.get(format!("{}/approvals", app.base)).header("cookie", &cookie).send().await.unwrap();
+    let again = app.get_with_cookie(&c, "/approvals", &cookie).await;
     assert_eq!(again.status(), 302, "a session from before the disabling never comes back");
 
     let twelve_hours = quartermaster::auth::SessionSettings::default().absolute_ms;
     let old = chrono::Utc::now().timestamp_millis() - twelve_hours - 1000;
-    let stale = common::session_cookie_signed_in_at(&app, app.ids.omar, old).await;
-    let res = c.get(format!("{}/approvals", app.base)).header("cookie", &stale).send().await.unwrap();
+    let stale = app.session_cookie_signed_in_at(app.ids.omar, old).await;
+    let res = app.get_with_cookie(&c, "/approvals", &stale).await;
     assert_eq!(res.status(), 302, "a session past its absolute lifetime ends");
 }
 
@@ -271,83 +253,68 @@ async fn demo_mode_is_refused_off_loopback(backend: Backend) {
 async fn plain_form_actions_work_without_javascript(backend: Backend) {
     let app = spawn_app(backend, true).await;
     let c = client();
-    sign_in_as(&c, &app.base, app.ids.jamal.0).await;
-    let page = format!("{}/packages/{}", app.base, app.ids.sales_crm.0);
-    let html = c.get(&page).send().await.unwrap().text().await.unwrap();
+    app.sign_in(&c, app.ids.jamal).await;
+    let page = format!("/packages/{}", app.ids.sales_crm.0);
+    let html = app.page(&c, &page).await;
     let action = form_action(&html, "/api/request_access").expect("the request form posts to its server function");
     // A browser with JavaScript off posts the form and follows the redirect back.
-    let res = c
-        .post(format!("{}{}", app.base, action))
-        .header("origin", &app.base)
-        .header("referer", &page)
-        .header("accept", "text/html")
-        .form(&[
-            ("package_id", app.ids.sales_crm.0.to_string()),
-            ("justification", "EMEA".into()),
-            ("answers[region]", "EMEA".into()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .submit(
+            &c,
+            &page,
+            action,
+            &[
+                ("package_id", app.ids.sales_crm.0.to_string()),
+                ("justification", "EMEA".into()),
+                ("answers[region]", "EMEA".into()),
+            ],
+        )
+        .await;
     assert_eq!(res.status(), 302);
-    let back = c.get(&page).send().await.unwrap().text().await.unwrap();
+    let back = app.page(&c, &page).await;
     assert!(back.contains("waiting for approval"), "the outcome is shown after the redirect");
     // The approver sees it on the server-rendered Approvals page.
     let c2 = client();
-    sign_in_as(&c2, &app.base, app.ids.sofia.0).await;
-    let approvals = c2.get(format!("{}/approvals", app.base)).send().await.unwrap().text().await.unwrap();
+    app.sign_in(&c2, app.ids.sofia).await;
+    let approvals = app.page(&c2, "/approvals").await;
     assert!(approvals.contains("Jamal Carter") && approvals.contains("Sales CRM"));
 
     // Several at once, as a plain form: Priya asks too, Sofia ticks both and approves.
     let c3 = client();
-    sign_in_as(&c3, &app.base, app.ids.priya.0).await;
-    c3.post(format!("{}/api/request_access", app.base))
-        .header("origin", &app.base)
-        .header("referer", &page)
-        .form(&[("package_id", app.ids.sales_crm.0.to_string()), ("justification", "APAC".into())])
-        .send()
-        .await
-        .unwrap();
+    app.sign_in(&c3, app.ids.priya).await;
+    app.submit(
+        &c3,
+        &page,
+        "/api/request_access",
+        &[("package_id", app.ids.sales_crm.0.to_string()), ("justification", "APAC".into())],
+    )
+    .await;
     let sofia = app.service.actor(app.ids.sofia).await.unwrap().unwrap();
     let pending: Vec<i64> =
         app.service.pending_approvals(&sofia, None).await.unwrap().items.iter().map(|i| i.request_id).collect();
     assert_eq!(pending.len(), 2);
-    let approvals_page = format!("{}/approvals", app.base);
-    let res = c2
-        .post(format!("{}/api/decide_many", app.base))
-        .header("origin", &app.base)
-        .header("referer", &approvals_page)
-        .form(&[
-            ("request_ids[0]", pending[0].to_string()),
-            ("request_ids[2]", pending[1].to_string()),
-            ("decision", "approve".into()),
-            ("justification", "Q1 hires".into()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .submit(
+            &c2,
+            "/approvals",
+            "/api/decide_many",
+            &[
+                ("request_ids[0]", pending[0].to_string()),
+                ("request_ids[2]", pending[1].to_string()),
+                ("decision", "approve".into()),
+                ("justification", "Q1 hires".into()),
+            ],
+        )
+        .await;
     assert_eq!(res.status(), 302);
-    let after = c2.get(&approvals_page).send().await.unwrap().text().await.unwrap();
+    let after = app.page(&c2, "/approvals").await;
     assert!(after.contains("Approved 2 of 2 selected requests."), "bulk outcome shown");
     assert!(app.service.pending_approvals(&sofia, None).await.unwrap().items.is_empty());
 }
 
-/// A server function called the way the hydrated page calls it (no HTML, no redirect).
 /// The `action` of the first form on the page that posts to a path starting with `prefix`.
 fn form_action<'a>(html: &'a str, prefix: &str) -> Option<&'a str> {
     html.split("action=\"").skip(1).filter_map(|s| s.split('"').next()).find(|a| a.starts_with(prefix))
-}
-
-async fn call_server_fn(base: &str, cookie: &str, name: &str, form: &[(&str, String)]) -> reqwest::Response {
-    let mut req = reqwest::Client::new()
-        .post(format!("{base}/api/{name}"))
-        .header("origin", base)
-        .header("accept", "application/json")
-        .form(form);
-    if !cookie.is_empty() {
-        req = req.header("cookie", cookie);
-    }
-    req.send().await.unwrap()
 }
 
 /// Deciding several requests where one of them was decided meanwhile (or never existed): the
@@ -373,7 +340,7 @@ async fn a_bulk_decision_answers_by_its_outcome(backend: Backend) {
         app.service.my_requests(who, None).await.unwrap().items.into_iter().find(|r| r.id == id.0).unwrap().state
     };
 
-    let cookie = common::session_cookie(&app, ids.sofia).await;
+    let cookie = app.session_cookie(ids.sofia).await;
     let bulk = |requests: &[i64]| {
         let mut form: Vec<(String, String)> =
             requests.iter().enumerate().map(|(i, id)| (format!("request_ids[{i}]"), id.to_string())).collect();
@@ -387,7 +354,7 @@ async fn a_bulk_decision_answers_by_its_outcome(backend: Backend) {
 
     // With JavaScript: one valid, one already decided.
     let form = bulk(&[jamal_req.0, priya_req.0]);
-    let res = call_server_fn(&app.base, &cookie, "decide_many", &as_refs(&form)).await;
+    let res = app.call_server_fn(&cookie, "decide_many", &as_refs(&form)).await;
     assert_eq!(res.status(), 200, "a partial success is an answer, not an error");
     let notice: quartermaster::views::Notice = res.json().await.unwrap();
     assert!(notice.text.starts_with("Approved 1 of 2 selected requests."), "{}", notice.text);
@@ -402,25 +369,24 @@ async fn a_bulk_decision_answers_by_its_outcome(backend: Backend) {
 
     // When nothing went through, the error answers with its own status (409), as JSON.
     let form = bulk(&[priya_req.0]);
-    let res = call_server_fn(&app.base, &cookie, "decide_many", &as_refs(&form)).await;
+    let res = app.call_server_fn(&cookie, "decide_many", &as_refs(&form)).await;
     assert_eq!(res.status(), 409);
     let error: quartermaster::ui::error::AppError = res.json().await.unwrap();
     assert!(matches!(error, quartermaster::ui::error::AppError::AlreadyDecided(_)), "{error:?}");
     // A call whose arguments do not parse is refused as invalid (422), not as a server fault.
-    let res = call_server_fn(&app.base, &cookie, "decide_many", &[("request_ids[0]", jamal_req.0.to_string())]).await;
+    let res = app.call_server_fn(&cookie, "decide_many", &[("request_ids[0]", jamal_req.0.to_string())]).await;
     assert_eq!(res.status(), 422);
     // Nobody signed in: 401.
-    let res = call_server_fn(&app.base, "", "decide_many", &as_refs(&bulk(&[noah_req.0]))).await;
+    let res = app.call_server_fn("", "decide_many", &as_refs(&bulk(&[noah_req.0]))).await;
     assert_eq!(res.status(), 401);
 
     // Without JavaScript: a plain form with one valid and one unknown request is redirected
     // back, and the page shows the outcome once.
     let c = client();
-    let page = format!("{}/approvals", app.base);
+    let page = app.url("/approvals");
     let form = bulk(&[noah_req.0, 987_654_321]);
-    let res = c
-        .post(format!("{}/api/decide_many", app.base))
-        .header("origin", &app.base)
+    let res = app
+        .post(&c, "/api/decide_many")
         .header("referer", &page)
         .header("cookie", &cookie)
         .form(&as_refs(&form))
@@ -430,9 +396,9 @@ async fn a_bulk_decision_answers_by_its_outcome(backend: Backend) {
     assert_eq!(res.status(), 302);
     let back = res.headers()["location"].to_str().unwrap();
     assert!(back.starts_with(&page) && !back.contains("__err"), "back to the page, no error in the address: {back}");
-    let html = c.get(&page).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    let html = app.get_with_cookie(&c, "/approvals", &cookie).await.text().await.unwrap();
     assert!(html.contains("Approved 1 of 2 selected requests."), "the outcome is shown after the redirect");
-    let again = c.get(&page).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    let again = app.get_with_cookie(&c, "/approvals", &cookie).await.text().await.unwrap();
     assert!(!again.contains("selected requests."), "shown once");
     let state = state_of(&noah, noah_req).await;
     assert!(["approved", "delivering", "delivered"].contains(&state.as_str()), "Noah's request was approved: {state}");
@@ -443,13 +409,12 @@ async fn a_bulk_decision_answers_by_its_outcome(backend: Backend) {
 async fn sessions_follow_the_injected_clock(backend: Backend) {
     let clock = quartermaster::domain::clock::ManualClock::new(chrono::Utc::now());
     let app = common::spawn_app_with_clock(backend, clock.clone()).await;
-    let page = format!("{}/approvals", app.base);
-    let status = async |c: &reqwest::Client| c.get(&page).send().await.unwrap().status().as_u16();
+    let status = async |c: &reqwest::Client| app.get(c, "/approvals").await.status().as_u16();
     let hours = |h: i64| chrono::Duration::hours(h);
 
     // Active every 7 hours: the idle timeout never strikes, the absolute lifetime does.
     let c = client();
-    sign_in_as(&c, &app.base, app.ids.maya.0).await;
+    app.sign_in(&c, app.ids.maya).await;
     assert_eq!(status(&c).await, 200);
     clock.advance(hours(7));
     assert_eq!(status(&c).await, 200, "7 hours idle is within the 8-hour idle timeout");
@@ -460,7 +425,7 @@ async fn sessions_follow_the_injected_clock(backend: Backend) {
 
     // Idle for more than 8 hours: the session is gone.
     let c = client();
-    sign_in_as(&c, &app.base, app.ids.maya.0).await;
+    app.sign_in(&c, app.ids.maya).await;
     assert_eq!(status(&c).await, 200);
     clock.advance(hours(8) + chrono::Duration::minutes(1));
     assert_eq!(status(&c).await, 302, "idle past 8 hours");
@@ -468,7 +433,7 @@ async fn sessions_follow_the_injected_clock(backend: Backend) {
     // Activity is real activity, whatever it is: server-function calls alone keep a session
     // alive. And it is written back now and then, not on every request.
     let c = client();
-    sign_in_as(&c, &app.base, app.ids.omar.0).await;
+    app.sign_in(&c, app.ids.omar).await;
     let expiry = async || -> i64 {
         sqlx::query_scalar("SELECT expiry_date FROM sessions WHERE user_id = $1")
             .bind(app.ids.omar.0)
@@ -481,13 +446,7 @@ async fn sessions_follow_the_injected_clock(backend: Backend) {
     assert_eq!(status(&c).await, 200);
     assert_eq!(expiry().await, signed_in, "a page view five minutes in writes nothing");
     let call = async || {
-        let res = c
-            .post(format!("{}/api/my_requests", app.base))
-            .header("origin", &app.base)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap();
+        let res = app.server_fn(&c, "my_requests").send().await.unwrap();
         assert_eq!(res.status(), 200);
     };
     clock.advance(hours(7));
@@ -554,8 +513,8 @@ async fn approvers_see_the_requested_schedule(backend: Backend) {
         app.service.submit_request(&priya, common::ask(ids.sales_analytics, "Pipeline review")).await.unwrap().request;
 
     let c = client();
-    sign_in_as(&c, &app.base, ids.sofia.0).await;
-    let html = c.get(format!("{}/approvals", app.base)).send().await.unwrap().text().await.unwrap();
+    app.sign_in(&c, ids.sofia).await;
+    let html = app.page(&c, "/approvals").await;
     let fmt = |t: chrono::DateTime<Utc>| quartermaster::ui::format_time(t.timestamp_millis());
     let card = text_of(section(&html, &format!("approval-{}", jamal_req.0), "</li>"));
     assert!(card.contains(&format!("Starts: {}", fmt(start))), "the chosen start: {card}");
@@ -567,8 +526,8 @@ async fn approvers_see_the_requested_schedule(backend: Backend) {
     // Approved, Jamal's access waits for its start: his page says when it starts.
     app.service.decide(&sofia, jamal_req, Decision::Approve, "ok").await.unwrap();
     let c = client();
-    sign_in_as(&c, &app.base, ids.jamal.0).await;
-    let home = c.get(format!("{}/", app.base)).send().await.unwrap().text().await.unwrap();
+    app.sign_in(&c, ids.jamal).await;
+    let home = app.page(&c, "/").await;
     let access = text_of(section(&home, "my-access", "</table>"));
     assert!(access.contains(&format!("Starts {}", fmt(start))), "{access}");
     assert!(!access.contains("Active") && !access.contains("Being delivered"), "not active yet: {access}");
@@ -593,8 +552,8 @@ async fn approvers_see_the_requested_schedule(backend: Backend) {
         .unwrap()
         .request;
     let c = client();
-    sign_in_as(&c, &app.base, ids.linus.0).await;
-    let html = c.get(format!("{}/approvals", app.base)).send().await.unwrap().text().await.unwrap();
+    app.sign_in(&c, ids.linus).await;
+    let html = app.page(&c, "/approvals").await;
     let card = text_of(section(&html, &format!("approval-{}", ext.0), "</li>"));
     assert!(card.contains("New end: extends by 30 days from approval"), "{card}");
 }
@@ -631,10 +590,10 @@ async fn failed_provisioning_is_listed_and_retried_from_the_admin_page(backend: 
     assert_eq!(app.service.failed_work(&sofia).await.unwrap().len(), 1);
     assert!(app.service.failed_work(&linus).await.unwrap().is_empty());
 
-    let admin_page = format!("{}/admin", app.base);
+    let admin_page = app.url("/admin");
     let c = client();
-    sign_in_as(&c, &app.base, ids.grace.0).await;
-    let html = c.get(&admin_page).send().await.unwrap().text().await.unwrap();
+    app.sign_in(&c, ids.grace).await;
+    let html = app.page(&c, "/admin").await;
     let row = text_of(section(&html, &format!("failed-{}", add.outbox_id), "</tr>"));
     for expected in ["Jamal Carter", "Remote App · User", "Add", "8", "no connector for scim systems is configured"] {
         assert!(row.contains(expected), "the failed addition's row lacks {expected:?}: {row}");
@@ -642,16 +601,9 @@ async fn failed_provisioning_is_listed_and_retried_from_the_admin_page(backend: 
 
     // A member's call is refused and changes nothing.
     let maya = client();
-    sign_in_as(&maya, &app.base, ids.maya.0).await;
+    app.sign_in(&maya, ids.maya).await;
     for (name, form) in [("retry_delivery", vec![("outbox_id", add.outbox_id.to_string())]), ("failed_work", vec![])] {
-        let res = maya
-            .post(format!("{}/api/{name}", app.base))
-            .header("origin", &app.base)
-            .header("accept", "application/json")
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let res = app.server_fn(&maya, name).form(&form).send().await.unwrap();
         assert!([403, 404].contains(&res.status().as_u16()), "{name}: {}", res.status());
     }
     let state_of = async |id: i64| -> String {
@@ -667,19 +619,12 @@ async fn failed_provisioning_is_listed_and_retried_from_the_admin_page(backend: 
     // function, is redirected back, and the page says what happened.
     let action =
         form_action(&html, "/api/retry_delivery").expect("the Retry button is a form posting to its server function");
-    let res = c
-        .post(format!("{}{}", app.base, action))
-        .header("origin", &app.base)
-        .header("referer", &admin_page)
-        .form(&[("outbox_id", add.outbox_id.to_string())])
-        .send()
-        .await
-        .unwrap();
+    let res = app.submit(&c, "/admin", action, &[("outbox_id", add.outbox_id.to_string())]).await;
     assert_eq!(res.status(), 302);
     let back = res.headers()["location"].to_str().unwrap();
     assert!(back.starts_with(&admin_page) && !back.contains("__err"), "{back}");
     assert_eq!(state_of(add.outbox_id).await, "pending", "back in the queue");
-    let html = c.get(&admin_page).send().await.unwrap().text().await.unwrap();
+    let html = app.page(&c, "/admin").await;
     assert!(html.contains("Queued again"), "the outcome is shown after the redirect");
     assert!(!html.contains(&format!("id=\"failed-{}\"", add.outbox_id)), "no longer listed as failed");
 
@@ -692,21 +637,15 @@ async fn failed_provisioning_is_listed_and_retried_from_the_admin_page(backend: 
         .unwrap();
     let removal = failed_kind("remove_member").await;
     let c = client();
-    sign_in_as(&c, &app.base, ids.grace.0).await;
-    let html = c.get(&admin_page).send().await.unwrap().text().await.unwrap();
+    app.sign_in(&c, ids.grace).await;
+    let html = app.page(&c, "/admin").await;
     let row = text_of(section(&html, &format!("failed-{}", removal.outbox_id), "</tr>"));
     for expected in ["Jamal Carter", "Remote App · User", "Remove", "no connector for scim systems is configured"] {
         assert!(row.contains(expected), "the failed removal's row lacks {expected:?}: {row}");
     }
     // With JavaScript the page calls the server function and gets the outcome as JSON.
-    let res = c
-        .post(format!("{}/api/retry_delivery", app.base))
-        .header("origin", &app.base)
-        .header("accept", "application/json")
-        .form(&[("outbox_id", removal.outbox_id.to_string())])
-        .send()
-        .await
-        .unwrap();
+    let res =
+        app.server_fn(&c, "retry_delivery").form(&[("outbox_id", removal.outbox_id.to_string())]).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let notice: quartermaster::views::Notice = res.json().await.unwrap();
     assert!(notice.ok && notice.text.starts_with("Queued again"), "{notice:?}");
@@ -777,25 +716,18 @@ async fn demo_sign_in_offers_and_accepts_only_demo_people(backend: Backend) {
         .await
         .unwrap();
 
-    let page = client().get(format!("{}/signin", app.base)).send().await.unwrap().text().await.unwrap();
+    let page = app.page(&client(), "/signin").await;
     assert!(page.contains("Grace Hopper") && page.contains("Noah Williams"), "demo people are listed");
     for real in ["Rita Real", "Lars Local", "Ana Linked", "Maya Chen"] {
         assert!(!page.contains(real), "{real} is listed on the demo sign-in page");
     }
     for id in [rita, lars, ana, app.ids.maya.0] {
-        let c = client();
-        let res = c
-            .post(format!("{}/auth/demo", app.base))
-            .header("origin", &app.base)
-            .form(&[("user_id", id.to_string())])
-            .send()
-            .await
-            .unwrap();
+        let res = app.post_form(&client(), "/auth/demo", &[("user_id", id.to_string())]).await;
         assert_eq!(res.status(), 403, "user {id}");
         assert!(res.headers().get("set-cookie").is_none(), "no session for user {id}");
     }
     let c = client();
-    sign_in_as(&c, &app.base, app.ids.grace.0).await;
+    app.sign_in(&c, app.ids.grace).await;
 }
 
 /// Demo requests must name a loopback host and must not come through a proxy.
@@ -803,8 +735,7 @@ async fn demo_sign_in_only_from_this_computer(backend: Backend) {
     let app = spawn_app(backend, true).await;
     let port = app.base.rsplit(':').next().unwrap().to_owned();
     let demo_post = async |headers: &[(&str, String)]| {
-        let mut req =
-            client().post(format!("{}/auth/demo", app.base)).form(&[("user_id", app.ids.grace.0.to_string())]);
+        let mut req = client().post(app.url("/auth/demo")).form(&[("user_id", app.ids.grace.0.to_string())]);
         for (k, v) in headers {
             req = req.header(*k, v);
         }
@@ -823,11 +754,11 @@ async fn demo_sign_in_only_from_this_computer(backend: Backend) {
     }
     // The sign-in page lists nobody to such requests: a foreign name gets no page at all (the
     // edge serves loopback names only without a public URL), a proxied request no people.
-    let res = client().get(format!("{}/signin", app.base)).header("host", host.clone()).send().await.unwrap();
+    let res = client().get(app.url("/signin")).header("host", host.clone()).send().await.unwrap();
     assert_eq!(res.status(), 403);
     assert!(!res.text().await.unwrap().contains("Grace Hopper"));
     let page = client()
-        .get(format!("{}/signin", app.base))
+        .get(app.url("/signin"))
         .header("x-forwarded-for", "203.0.113.7")
         .send()
         .await
@@ -847,13 +778,8 @@ async fn demo_sign_in_only_from_this_computer(backend: Backend) {
 async fn return_to_stays_on_this_site(backend: Backend) {
     let app = spawn_app(backend, true).await;
     let demo = async |return_to: &str| {
-        let res = client()
-            .post(format!("{}/auth/demo", app.base))
-            .header("origin", &app.base)
-            .form(&[("user_id", app.ids.grace.0.to_string()), ("return_to", return_to.to_owned())])
-            .send()
-            .await
-            .unwrap();
+        let form = [("user_id", app.ids.grace.0.to_string()), ("return_to", return_to.to_owned())];
+        let res = app.post_form(&client(), "/auth/demo", &form).await;
         assert_eq!(res.status(), 303, "{return_to:?}");
         res.headers()["location"].to_str().unwrap().to_owned()
     };
@@ -862,24 +788,17 @@ async fn return_to_stays_on_this_site(backend: Backend) {
         assert_eq!(demo(evil).await, "/", "{evil:?}");
     }
     // The sign-in page carries return_to into the demo form.
-    let page = client().get(format!("{}/signin?return_to=%2Fapprovals", app.base)).send().await.unwrap();
-    let html = page.text().await.unwrap();
+    let html = app.page(&client(), "/signin?return_to=%2Fapprovals").await;
     assert!(html.contains("name=\"return_to\" value=\"/approvals\""), "the form carries return_to");
 
     // A plain form is sent back to its Referer: only ever on this site.
     for (referer, back) in [
         ("https://evil.example/phish".to_owned(), None),
-        (format!("{}/\t/evil.example", app.base), None),
-        (format!("{}/approvals", app.base), Some(format!("{}/approvals", app.base))),
+        (app.url("/\t/evil.example"), None),
+        (app.url("/approvals"), Some(app.url("/approvals"))),
     ] {
-        let res = client()
-            .post(format!("{}/api/cancel_request", app.base))
-            .header("origin", &app.base)
-            .header("referer", &referer)
-            .form(&[("request_id", "1")])
-            .send()
-            .await
-            .unwrap();
+        let cancel = app.post(&client(), "/api/cancel_request").header("referer", &referer);
+        let res = cancel.form(&[("request_id", "1")]).send().await.unwrap();
         assert_eq!(res.status(), 302, "{referer}");
         let location = res.headers()["location"].to_str().unwrap().to_owned();
         match back {
@@ -896,7 +815,7 @@ async fn return_to_stays_on_this_site(backend: Backend) {
     })
     .await;
     for (asked, kept) in [("%2F%09%2Fevil.example", "/"), ("%2F%2Fevil.example", "/"), ("%2Fapprovals", "/approvals")] {
-        let res = client().get(format!("{}/auth/login?return_to={asked}", app.base)).send().await.unwrap();
+        let res = app.get(&client(), &format!("/auth/login?return_to={asked}")).await;
         assert_eq!(res.status(), 303, "{asked}");
         assert!(res.headers()["location"].to_str().unwrap().starts_with(&provider), "off to the provider");
         let stored: String =
@@ -931,10 +850,10 @@ async fn fake_provider() -> String {
 async fn unsafe_requests_need_an_origin_and_a_known_host(backend: Backend) {
     let app = spawn_app(backend, false).await;
     let maya = app.service.actor(app.ids.maya).await.unwrap().unwrap();
-    let cookie = common::session_cookie(&app, app.ids.maya).await;
+    let cookie = app.session_cookie(app.ids.maya).await;
     let ask = |headers: &[(&'static str, String)]| {
         let mut req = reqwest::Client::new()
-            .post(format!("{}/api/request_access", app.base))
+            .post(app.url("/api/request_access"))
             .header("accept", "application/json")
             .form(&[("package_id", app.ids.developer_tools.0.to_string()), ("justification", "x".into())]);
         for (k, v) in headers {
@@ -951,26 +870,21 @@ async fn unsafe_requests_need_an_origin_and_a_known_host(backend: Backend) {
     assert_eq!(ask(&[]).await.unwrap().status(), 401);
     // Without a public URL only loopback names are served: a page on another name that
     // resolves here (DNS rebinding) gets nothing, its own origin notwithstanding.
-    let rebound = reqwest::Client::new()
-        .get(format!("{}/", app.base))
-        .header("host", "rebind.evil.example")
-        .send()
-        .await
-        .unwrap();
+    let rebound = reqwest::Client::new().get(app.url("/")).header("host", "rebind.evil.example").send().await.unwrap();
     assert_eq!(rebound.status(), 403);
     let rebound = ask(&[("host", "rebind.evil.example".into()), ("origin", "http://rebind.evil.example".into())]);
     assert_eq!(rebound.await.unwrap().status(), 403);
-    let home = reqwest::Client::new().get(format!("{}/", app.base)).header("host", "localhost").send().await.unwrap();
+    let home = reqwest::Client::new().get(app.url("/")).header("host", "localhost").send().await.unwrap();
     assert_eq!(home.status(), 200, "a loopback name is fine");
 
     // A public URL: only its host is served, only its origin may post.
     let app = common::spawn_app_with(backend, |args| args.public_url = Some("http://access.example.test".into())).await;
     let maya = app.service.actor(app.ids.maya).await.unwrap().unwrap();
-    let cookie = common::session_cookie(&app, app.ids.maya).await;
+    let cookie = app.session_cookie(app.ids.maya).await;
     let public = "http://access.example.test".to_owned();
     let host = "access.example.test".to_owned();
     let get = async |path: &str, host: Option<&str>| {
-        let mut req = client().get(format!("{}{path}", app.base)).header("cookie", &cookie);
+        let mut req = client().get(app.url(path)).header("cookie", &cookie);
         if let Some(host) = host {
             req = req.header("host", host);
         }
@@ -984,7 +898,7 @@ async fn unsafe_requests_need_an_origin_and_a_known_host(backend: Backend) {
     assert_eq!(get("/healthz", None).await, 200, "probes may name any host");
     let ask = |headers: Vec<(&'static str, String)>| {
         let mut req = reqwest::Client::new()
-            .post(format!("{}/api/request_access", app.base))
+            .post(app.url("/api/request_access"))
             .header("accept", "application/json")
             .header("cookie", &cookie)
             .form(&[("package_id", app.ids.developer_tools.0.to_string()), ("justification", "x".into())]);
@@ -1024,10 +938,9 @@ async fn limits_refuse_with_nothing_changed(backend: Backend) {
     let app = spawn_app(backend, true).await;
     let ids = &app.ids;
     let jamal = app.service.actor(ids.jamal).await.unwrap().unwrap();
-    let cookie = common::session_cookie(&app, ids.jamal).await;
+    let cookie = app.session_cookie(ids.jamal).await;
     let ask = async |justification: String| {
-        call_server_fn(
-            &app.base,
+        app.call_server_fn(
             &cookie,
             "request_access",
             &[("package_id", ids.sales_analytics.0.to_string()), ("justification", justification)],
@@ -1043,27 +956,26 @@ async fn limits_refuse_with_nothing_changed(backend: Backend) {
     let error: quartermaster::ui::error::AppError = res.json().await.unwrap();
     assert_eq!(error.field(), Some("justification"), "{error:?}");
     assert!(error.to_string().contains("2000"), "{error}");
-    let res = call_server_fn(&app.base, &cookie, "browse_packages", &[("q", "x".repeat(201))]).await;
+    let res = app.call_server_fn(&cookie, "browse_packages", &[("q", "x".repeat(201))]).await;
     assert_eq!(res.status(), 422);
     let error: quartermaster::ui::error::AppError = res.json().await.unwrap();
     assert_eq!(error.field(), Some("q"), "{error:?}");
-    assert_eq!(call_server_fn(&app.base, &cookie, "browse_packages", &[("q", "x".repeat(200))]).await.status(), 200);
+    assert_eq!(app.call_server_fn(&cookie, "browse_packages", &[("q", "x".repeat(200))]).await.status(), 200);
     assert_eq!(requested().await, 0, "nothing was requested");
 
     // Without JavaScript the page says what was wrong.
     let c = client();
-    let page = format!("{}/packages/{}", app.base, ids.sales_analytics.0);
-    let res = c
-        .post(format!("{}/api/request_access", app.base))
+    let page = format!("/packages/{}", ids.sales_analytics.0);
+    let res = app
+        .post(&c, "/api/request_access")
         .header("cookie", &cookie)
-        .header("origin", &app.base)
-        .header("referer", &page)
+        .header("referer", app.url(&page))
         .form(&[("package_id", ids.sales_analytics.0.to_string()), ("justification", "x".repeat(2001))])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 302);
-    let html = c.get(&page).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    let html = app.get_with_cookie(&c, &page, &cookie).await.text().await.unwrap();
     assert!(html.contains("justification is too long"), "the field's message is shown");
     assert_eq!(requested().await, 0, "nothing was requested");
     assert_eq!(ask("x".repeat(2000)).await.status(), 200, "2000 characters are fine");
@@ -1071,13 +983,13 @@ async fn limits_refuse_with_nothing_changed(backend: Backend) {
 
     // 101 requests in one bulk decision: refused, and the real one among them stays pending.
     let filed = app.service.submit_request(&jamal, common::ask(ids.sales_crm, "EMEA")).await.unwrap().request;
-    let sofia_cookie = common::session_cookie(&app, ids.sofia).await;
+    let sofia_cookie = app.session_cookie(ids.sofia).await;
     let mut form: Vec<(String, String)> = vec![("request_ids[0]".into(), filed.0.to_string())];
     form.extend((1..=100).map(|i| (format!("request_ids[{i}]"), (900_000 + i).to_string())));
     form.push(("decision".into(), "approve".into()));
     form.push(("justification".into(), "all of them".into()));
     let form: Vec<(&str, String)> = form.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    let res = call_server_fn(&app.base, &sofia_cookie, "decide_many", &form).await;
+    let res = app.call_server_fn(&sofia_cookie, "decide_many", &form).await;
     assert_eq!(res.status(), 422);
     let error: quartermaster::ui::error::AppError = res.json().await.unwrap();
     assert_eq!(error.field(), Some("request_ids"), "{error:?}");
@@ -1092,15 +1004,15 @@ async fn limits_refuse_with_nothing_changed(backend: Backend) {
 async fn answers_are_not_stored_and_readiness_says_little(backend: Backend) {
     let app = spawn_app(backend, true).await;
     let c = client();
-    sign_in_as(&c, &app.base, app.ids.maya.0).await;
+    app.sign_in(&c, app.ids.maya).await;
     for path in ["/", "/approvals", "/signin"] {
-        let res = c.get(format!("{}{path}", app.base)).send().await.unwrap();
+        let res = app.get(&c, path).await;
         assert_eq!(res.status(), 200, "{path}");
         assert_eq!(res.headers().get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"), "{path}");
     }
-    let cookie = common::session_cookie(&app, app.ids.maya).await;
+    let cookie = app.session_cookie(app.ids.maya).await;
     for cookie in [cookie.as_str(), ""] {
-        let res = call_server_fn(&app.base, cookie, "my_requests", &[]).await;
+        let res = app.call_server_fn(cookie, "my_requests", &[]).await;
         assert_eq!(res.headers().get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"), "{cookie:?}");
     }
 
@@ -1109,7 +1021,7 @@ async fn answers_are_not_stored_and_readiness_says_little(backend: Backend) {
         .execute(app.service.db().pool())
         .await
         .unwrap();
-    let res = c.get(format!("{}/readyz", app.base)).send().await.unwrap();
+    let res = app.get(&c, "/readyz").await;
     assert_eq!(res.status(), 503);
     assert_eq!(res.text().await.unwrap(), "not ready");
 }
@@ -1145,13 +1057,12 @@ async fn sign_in_starts_from_an_empty_session_stored_hashed(backend: Backend) {
     assert_eq!(stored[0].1, Some(app.ids.omar.0));
     // The stored key presented as a cookie signs nobody in.
     let c = client();
-    let res = c.get(format!("{}/approvals", app.base)).header("cookie", format!("qm_session={}", stored[0].0));
-    assert_eq!(res.send().await.unwrap().status(), 302);
+    let res = app.get_with_cookie(&c, "/approvals", &format!("qm_session={}", stored[0].0)).await;
+    assert_eq!(res.status(), 302);
 
     // Maya signs in on the browser Omar left signed in.
-    let res = c
-        .post(format!("{}/auth/demo", app.base))
-        .header("origin", &app.base)
+    let res = app
+        .post(&c, "/auth/demo")
         .header("cookie", format!("qm_session={omars}"))
         .form(&[("user_id", app.ids.maya.0.to_string())])
         .send()
@@ -1165,8 +1076,8 @@ async fn sign_in_starts_from_an_empty_session_stored_hashed(backend: Backend) {
     assert_eq!(stored.len(), 1, "Omar's session is gone: {stored:?}");
     assert_eq!(stored[0].1, Some(app.ids.maya.0));
     assert!(!stored[0].2.contains("omars-id-token"), "nothing of Omar's session survives: {}", stored[0].2);
-    let old = c.get(format!("{}/approvals", app.base)).header("cookie", format!("qm_session={omars}"));
-    assert_eq!(old.send().await.unwrap().status(), 302, "Omar's cookie no longer works");
+    let old = app.get_with_cookie(&c, "/approvals", &format!("qm_session={omars}")).await;
+    assert_eq!(old.status(), 302, "Omar's cookie no longer works");
 }
 
 /// Rate limits and the body limit are settings; over one the answer is 429 (with
@@ -1182,37 +1093,32 @@ async fn rate_limits_and_the_body_limit_are_settings(backend: Backend) {
     let c = client();
     // Sign-in: two attempts a minute from one address, then 429 before any handler runs.
     for _ in 0..2 {
-        assert_eq!(c.get(format!("{}/auth/login", app.base)).send().await.unwrap().status(), 404, "no provider here");
+        assert_eq!(app.get(&c, "/auth/login").await.status(), 404, "no provider here");
     }
-    let res = c.get(format!("{}/auth/login", app.base)).send().await.unwrap();
+    let res = app.get(&c, "/auth/login").await;
     assert_eq!(res.status(), 429);
     let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=30).contains(&wait), "{wait}");
     assert!(res.text().await.unwrap().contains("Too many requests"));
-    assert_eq!(c.get(format!("{}/approvals", app.base)).send().await.unwrap().status(), 302, "pages are not limited");
+    assert_eq!(app.get(&c, "/approvals").await.status(), 302, "pages are not limited");
 
     // Server functions: a burst of ten per session, then 429 and nothing done.
     let jamal = app.service.actor(ids.jamal).await.unwrap().unwrap();
-    let cookie = common::session_cookie(&app, ids.jamal).await;
+    let cookie = app.session_cookie(ids.jamal).await;
     let ask = [("package_id", ids.sales_analytics.0.to_string()), ("justification", "x".repeat(3 * 1024))];
-    let res = call_server_fn(
-        &app.base,
-        &cookie,
-        "request_access",
-        &[ask[0].clone(), ("justification", "y".repeat(5 * 1024))],
-    )
-    .await;
+    let res =
+        app.call_server_fn(&cookie, "request_access", &[ask[0].clone(), ("justification", "y".repeat(5 * 1024))]).await;
     assert_eq!(res.status(), 413, "over --max-body-kib");
     for _ in 0..9 {
-        assert_eq!(call_server_fn(&app.base, &cookie, "browse_packages", &[("q", String::new())]).await.status(), 200);
+        assert_eq!(app.call_server_fn(&cookie, "browse_packages", &[("q", String::new())]).await.status(), 200);
     }
-    let res = call_server_fn(&app.base, &cookie, "request_access", &ask).await;
+    let res = app.call_server_fn(&cookie, "request_access", &ask).await;
     assert_eq!(res.status(), 429);
     assert!(res.headers().contains_key("retry-after"));
     assert!(app.service.my_requests(&jamal, None).await.unwrap().items.is_empty(), "nothing was requested");
     // Another session is not held up.
-    let other = common::session_cookie(&app, ids.sofia).await;
-    assert_eq!(call_server_fn(&app.base, &other, "browse_packages", &[("q", String::new())]).await.status(), 200);
+    let other = app.session_cookie(ids.sofia).await;
+    assert_eq!(app.call_server_fn(&other, "browse_packages", &[("q", String::new())]).await.status(), 200);
 }
 
 /// Statements run while serving, counted from sqlx's own log events (target `sqlx::query`).
@@ -1275,16 +1181,16 @@ async fn pages_stay_within_their_query_budget(backend: Backend) {
         let mut most = 0;
         for _ in 0..5 {
             let before = STATEMENTS.load(std::sync::atomic::Ordering::SeqCst);
-            let res = c.get(format!("{}{path}", app.base)).header("cookie", cookie).send().await.unwrap();
+            let res = app.get_with_cookie(&c, path, cookie).await;
             assert_eq!(res.status(), 200, "{path}");
             res.text().await.unwrap();
             most = most.max(STATEMENTS.load(std::sync::atomic::Ordering::SeqCst) - before);
         }
         most
     };
-    let omar_cookie = common::session_cookie(&app, ids.omar).await;
-    let grace_cookie = common::session_cookie(&app, ids.grace).await;
-    let linus_cookie = common::session_cookie(&app, ids.linus).await;
+    let omar_cookie = app.session_cookie(ids.omar).await;
+    let grace_cookie = app.session_cookie(ids.grace).await;
+    let linus_cookie = app.session_cookie(ids.linus).await;
     let package = format!("/packages/{}", ids.developer_tools.0);
     let mut used = Vec::new();
     for (who, cookie, path, budget) in [

@@ -212,18 +212,6 @@ async fn once_per_object(db: &Db, action: &str, n: i64) {
     assert_eq!((total, objects), (n, n), "{action}: {total} events over {objects} objects, expected one each for {n}");
 }
 
-/// The `qm_session` cookie a response sets, as a `Cookie` header value.
-fn session_cookie_of(res: &reqwest::Response) -> String {
-    res.headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("qm_session="))
-        .and_then(|v| v.split(';').next())
-        .expect("sign-in sets the session cookie")
-        .to_owned()
-}
-
 // ---- 1. Sessions ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -233,7 +221,7 @@ async fn a_session_made_on_one_instance_works_on_the_other() {
     let (a, b) = two(&test_db.url, None, true).await;
     assert_ne!(a.base, b.base);
     // No cookie store: the cookie goes exactly where the test sends it.
-    let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let c = common::bare_client();
     let approvals = async |base: &str, cookie: Option<&str>| {
         let mut req = c.get(format!("{base}/approvals")).header("accept", "text/html");
         if let Some(cookie) = cookie {
@@ -256,7 +244,7 @@ async fn a_session_made_on_one_instance_works_on_the_other() {
         .await
         .unwrap();
     assert_eq!(res.status(), 303, "demo sign-in on A");
-    let cookie = session_cookie_of(&res);
+    let cookie = common::session_cookie_of(&res);
     let (status, page) = approvals(&a.base, Some(&cookie)).await;
     assert_eq!(status, 200, "signed in on A");
     assert!(page.contains("Sofia Rossi"), "A's page is Sofia's");

@@ -106,7 +106,7 @@ async fn authorize(c: &Client, s: &Setup, account: &str) -> Url {
 
 /// The same, starting at `login` (the portal's sign-in path with its query).
 async fn authorize_from(c: &Client, s: &Setup, account: &str, login: &str) -> Url {
-    let res = c.get(format!("{}{login}", s.app.base)).send().await.unwrap();
+    let res = s.app.get(c, login).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let url = location(&res, &Url::parse(&s.app.base).unwrap());
     assert!(url.as_str().starts_with(&s.provider.issuer), "sent to the provider: {url}");
@@ -117,7 +117,7 @@ async fn authorize_from(c: &Client, s: &Setup, account: &str, login: &str) -> Ur
 }
 
 async fn signed_in_name(c: &Client, s: &Setup) -> Option<String> {
-    let res = c.get(format!("{}/approvals", s.app.base)).send().await.unwrap();
+    let res = s.app.get(c, "/approvals").await;
     if res.status() != StatusCode::OK {
         return None;
     }
@@ -130,7 +130,7 @@ async fn provider_sign_in_creates_the_person_and_signs_out_everywhere(backend: B
     let jar = Arc::new(Jar::default());
     let c = browser(jar.clone());
     // The sign-in page offers the provider.
-    let page = c.get(format!("{}/signin", s.app.base)).send().await.unwrap().text().await.unwrap();
+    let page = s.app.page(&c, "/signin").await;
     assert!(page.contains("Sign in with Example IdP"));
 
     let callback = authorize(&c, &s, "alice").await;
@@ -138,7 +138,7 @@ async fn provider_sign_in_creates_the_person_and_signs_out_everywhere(backend: B
     let res = c.get(callback).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "{}", res.text().await.unwrap());
     assert_eq!(signed_in_name(&c, &s).await.as_deref(), Some("Alice Admin"));
-    let home = c.get(format!("{}/", s.app.base)).send().await.unwrap().text().await.unwrap();
+    let home = s.app.page(&c, "/").await;
     assert!(home.contains(">Admin<"), "administrator bootstrapped by the qm-admins group claim");
 
     // Bob: created just in time, with department, title, groups and manager from the claims.
@@ -166,12 +166,12 @@ async fn provider_sign_in_creates_the_person_and_signs_out_everywhere(backend: B
     // "Engineering" is a group kept here (the demo's local group): a provider claim naming it
     // does not join it, so it does not make Bob eligible for what that group may request.
     assert!(groups.is_empty(), "{groups:?}");
-    let home_b = b.get(format!("{}/", s.app.base)).send().await.unwrap().text().await.unwrap();
+    let home_b = s.app.page(&b, "/").await;
     assert!(!home_b.contains(">Admin<"));
     assert!(!home_b.contains("Production Access"), "a provider group named like a local group grants nothing");
 
     // Sign-out ends the portal session and sends the browser to the provider's logout.
-    let res = c.post(format!("{}/auth/signout", s.app.base)).header("origin", &s.app.base).send().await.unwrap();
+    let res = s.app.sign_out(&c).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let to = res.headers()[LOCATION].to_str().unwrap().to_owned();
     assert!(to.starts_with(&format!("{}/session/end", s.provider.issuer)) && to.contains("id_token_hint="), "{to}");
@@ -214,7 +214,7 @@ async fn bad_callbacks_are_refused_without_a_session(backend: Backend) {
     // the login cookie put back.
     let jar = Arc::new(Jar::default());
     let c = browser(jar.clone());
-    let login = c.get(format!("{}/auth/login", s.app.base)).send().await.unwrap();
+    let login = s.app.get(&c, "/auth/login").await;
     let login_cookie = login
         .headers()
         .get_all("set-cookie")
@@ -227,7 +227,7 @@ async fn bad_callbacks_are_refused_without_a_session(backend: Backend) {
     assert_eq!(first.status(), StatusCode::SEE_OTHER);
     let c2 = browser({
         let jar = Arc::new(Jar::default());
-        jar.add_cookie_str(&login_cookie, &Url::parse(&format!("{}/auth/", s.app.base)).unwrap());
+        jar.add_cookie_str(&login_cookie, &Url::parse(&s.app.url("/auth/")).unwrap());
         jar
     });
     expect_refused(&c2, &s, cb.clone(), "replayed state").await;
@@ -250,7 +250,7 @@ async fn bad_callbacks_are_refused_without_a_session(backend: Backend) {
     expect_refused(&c4, &s, fresh, "missing login cookie").await;
 
     // The provider reports an error.
-    let mut err = Url::parse(&format!("{}/auth/callback", s.app.base)).unwrap();
+    let mut err = Url::parse(&s.app.url("/auth/callback")).unwrap();
     err.query_pairs_mut().append_pair("error", "access_denied").append_pair("state", "x");
     expect_refused(&c4, &s, err, "provider error").await;
 }
@@ -373,7 +373,7 @@ async fn leaving_the_admin_group_revokes_administrator(backend: Backend) {
     let c = assert_signed_in(&s, "alice", "no longer in qm-admins").await;
     assert!(!is_admin(&s, alice).await, "administrator revoked");
     assert_eq!(audited(&s, "role.revoked", alice).await.len(), 1);
-    let home = c.get(format!("{}/", s.app.base)).send().await.unwrap().text().await.unwrap();
+    let home = s.app.page(&c, "/").await;
     assert!(!home.contains(">Admin<"), "no Admin area");
 }
 
@@ -433,7 +433,7 @@ async fn a_rotated_provider_key_is_followed(backend: Backend) {
     let kid = s.provider.rotate_key().await;
     let c = assert_signed_in(&s, "bob", "after the rotation").await;
     // The ID token of that sign-in was signed by the new key (it is the sign-out's hint).
-    let res = c.post(format!("{}/auth/signout", s.app.base)).header("origin", &s.app.base).send().await.unwrap();
+    let res = s.app.sign_out(&c).await;
     let to = Url::parse(res.headers()[LOCATION].to_str().unwrap()).unwrap();
     let hint = to.query_pairs().find(|(k, _)| k == "id_token_hint").unwrap().1.into_owned();
     use base64::Engine;

@@ -219,16 +219,16 @@ async fn sign_in(issuer: &Issuer, app: &TestApp, mint: Mint) -> Outcome {
     let jar = Arc::new(Jar::default());
     let c =
         reqwest::Client::builder().cookie_provider(jar).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let login = c.get(format!("{}/auth/login", app.base)).send().await.unwrap();
+    let login = app.get(&c, "/auth/login").await;
     let to = reqwest::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
     let q: std::collections::HashMap<String, String> = to.query_pairs().into_owned().collect();
     *issuer.mint.lock().unwrap() = (mint, q["nonce"].clone());
     issuer.userinfo_reads.store(0, Ordering::SeqCst);
-    let callback = format!("{}/auth/callback?code=abc&state={}", app.base, q["state"]);
+    let callback = app.url(&format!("/auth/callback?code=abc&state={}", q["state"]));
     let res = c.get(callback).send().await.unwrap();
     let status = res.status().as_u16();
     let body = res.text().await.unwrap();
-    let home = c.get(format!("{}/approvals", app.base)).header("accept", "text/html").send().await.unwrap();
+    let home = c.get(app.url("/approvals")).header("accept", "text/html").send().await.unwrap();
     Outcome { status, body, signed_in: home.status() == 200 }
 }
 

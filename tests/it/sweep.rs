@@ -16,7 +16,7 @@ use crate::common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::peers::OidcProvider;
-use common::{ask, free_port, session_cookie, spawn_app, try_spawn_app_with, TestApp};
+use common::{ask, bare_client, free_port, session_cookie_of, spawn_app, try_spawn_app_with, TestApp};
 use quartermaster::domain::authz::Operator;
 use quartermaster::domain::ids::{AssignmentId, CatalogId, PackageId, RequestId, ResourceSystemId, UserId};
 use quartermaster::domain::model::Role;
@@ -469,12 +469,6 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
     calls
 }
 
-/// A client that keeps no cookies of its own (each call says whose session it carries) and
-/// does not follow redirects.
-fn bare_client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
-
 struct Reply {
     status: u16,
     location: Option<String>,
@@ -666,7 +660,7 @@ async fn every_route_and_server_function_by_role(backend: Backend) {
         let fx = fixtures(&app).await;
         let calls = calls(&app, &fx);
         let cookie = match person(&app.ids, column) {
-            Some(user) => Some(session_cookie(&app, user).await),
+            Some(user) => Some(app.session_cookie(user).await),
             None => None,
         };
         let c = bare_client();
@@ -724,7 +718,7 @@ async fn unsafe_calls_from_elsewhere_are_refused_and_change_nothing(backend: Bac
         let want = TABLE.iter().find(|(n, _)| *n == call.name).map_or("", |(_, w)| *w);
         let column = (1..ROLES.len()).rev().find(|&i| want.as_bytes().get(i) == Some(&b'A')).unwrap_or(ROLES.len() - 1);
         let user = person(&app.ids, column).unwrap();
-        let cookie = session_cookie(&app, user).await;
+        let cookie = app.session_cookie(user).await;
         let people_events = audit_by_people(&app).await;
         let before = match call.effect {
             Some(effect) => state_of(&app, effect, Some(&cookie)).await,
@@ -776,25 +770,15 @@ async fn rows_nobody_passes_here_pass_elsewhere(backend: Backend) {
 
     // Demo sign-in, on: the same post the sweep sends signs in as the person picked.
     let app = spawn_app(backend, true).await;
-    let c = bare_client();
-    let res = c
-        .post(format!("{}/auth/demo", app.base))
-        .form(&[("user_id", app.ids.grace.0.to_string())])
-        .header("origin", &app.base)
+    let res = app
+        .post(&bare_client(), "/auth/demo")
         .header("sec-fetch-site", "same-origin")
+        .form(&[("user_id", app.ids.grace.0.to_string())])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 303, "demo sign-in with demo on");
-    let cookie = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("qm_session="))
-        .and_then(|v| v.split(';').next())
-        .expect("demo sign-in sets the session cookie")
-        .to_owned();
+    let cookie = session_cookie_of(&res);
     let who = state_of(&app, Effect::Session, Some(&cookie)).await.unwrap();
     assert!(who.contains("grace@quartermaster.example"), "signed in as Grace: {who}");
     println!("control ({}): /auth/demo with demo sign-in on signs in", backend.name());
@@ -804,23 +788,14 @@ async fn rows_nobody_passes_here_pass_elsewhere(backend: Backend) {
     let (app, provider) = app_with_provider(backend).await;
     let c = common::client();
     let base = reqwest::Url::parse(&app.base).unwrap();
-    let res = c.get(format!("{}/auth/login", app.base)).send().await.unwrap();
+    let res = app.get(&c, "/auth/login").await;
     assert_eq!(res.status(), 303, "/auth/login with a provider");
     let url = base.join(res.headers()["location"].to_str().unwrap()).unwrap();
     assert!(url.as_str().starts_with(&provider.issuer), "sent to the provider: {url}");
     let url = provider.log_in(&c, url, &app.base, "alice").await;
     let res = c.get(url).send().await.unwrap();
     assert_eq!(res.status(), 303, "/auth/callback of a completed login: {}", res.text().await.unwrap());
-    let viewer: serde_json::Value = c
-        .post(format!("{}/api/get_viewer", app.base))
-        .header("origin", &app.base)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let viewer: serde_json::Value = app.server_fn(&c, "get_viewer").send().await.unwrap().json().await.unwrap();
     assert_eq!(viewer["email"], "alice@example.test", "signed in through the provider");
     println!("control ({}): /auth/login and /auth/callback with a provider sign in", backend.name());
 }
