@@ -3,6 +3,7 @@
 #
 #   scripts/bench.sh [--scale F] [--backend sqlite|postgres] [--rate R] [--duration D]
 #   scripts/bench.sh --approvals --scale 0.5   # 10,000 approvals by 32 approvers at once
+#   scripts/bench.sh --expiry --scale 1 --rate 50   # every live assignment expiring while pages serve
 #
 # Builds release, seeds (or reuses) a scale database under target/bench, starts the server on
 # 127.0.0.1 (demo sign-in, rate limits off, pinned to CPU 0 where `taskset` exists), and drives
@@ -19,9 +20,11 @@ backend=sqlite
 rate=1000
 duration=10s
 approvals=0
+expiry=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --approvals) approvals=1; shift ;;
+    --expiry) expiry=1; shift ;;
     --scale) scale="$2"; shift 2 ;;
     --backend) backend="$2"; shift 2 ;;
     --rate) rate="$2"; shift 2 ;;
@@ -32,6 +35,7 @@ done
 
 scripts/build.sh release >&2
 [[ "$approvals" == 1 ]] && cargo bench --bench approvals --no-run >&2
+[[ "$expiry" == 1 ]] && cargo bench --bench expiry --no-run >&2
 command -v oha >/dev/null || cargo install oha --locked --version '^1' >&2
 bin=target/release/quartermaster
 mkdir -p target/bench
@@ -64,6 +68,22 @@ case "$backend" in
     ;;
   *) echo "--backend sqlite|postgres" >&2; exit 2 ;;
 esac
+
+if [[ "$expiry" == 1 ]]; then
+  # The sweep ends every live assignment: it runs on a copy (SQLite) or a fresh cluster's
+  # database (PostgreSQL, seeded above), never on the kept scale data.
+  if [[ "$backend" == sqlite ]]; then
+    rm -f "target/bench/expiry-$scale.db"*
+    for f in "target/bench/scale-$scale.db"{,-wal}; do
+      [[ -f "$f" ]] && cp "$f" "target/bench/expiry-${f#target/bench/scale-}"
+    done
+    export QM_DATABASE_URL="sqlite://target/bench/expiry-$scale.db"
+  else
+    rm -f "$summary"
+    [[ "${started_pg:-}" == 1 ]] || echo "the sweep ends the assignments of $QM_BENCH_POSTGRES_URL: seed anew before the next run" >&2
+  fi
+  cargo bench --bench expiry -- prepare --database-url "$QM_DATABASE_URL" --baseline target/bench/expiry-baseline >&2
+fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
@@ -111,6 +131,37 @@ approver_cookie=$(cookie_of "$approver")
 
 client_pin=()
 command -v taskset >/dev/null && client_pin=(taskset -c 1)
+
+if [[ "$expiry" == 1 ]]; then
+  # The server's workers sweep from their first round; benches/expiry.rs follows them in the
+  # database while My Access is measured open loop at the chosen rate in 5-second windows.
+  "${client_pin[@]}" cargo bench --bench expiry -- watch --database-url "$QM_DATABASE_URL" \
+    --baseline target/bench/expiry-baseline >target/bench/expiry.out &
+  watch_pid=$!
+  windows=""
+  while kill -0 "$watch_pid" 2>/dev/null; do
+    window=$("${client_pin[@]}" oha --no-tui --output-format json -z 5s -q "$rate" --latency-correction -c 16 \
+      -H "cookie: $heavy_cookie" "$base/")
+    windows+="$(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); p = d["latencyPercentiles"]
+print(d["summary"]["requestsPerSec"], p["p50"], p["p99"], p["p99.9"], ",".join(sorted(d.get("statusCodeDistribution", {}))))' "$window")"$'\n'
+  done
+  status=0
+  wait "$watch_pid" || status=$?
+  cat target/bench/expiry.out
+  python3 - "$windows" "$rate" <<'EOF'
+import sys
+rows = [r.split() for r in sys.argv[1].strip().splitlines() if r.strip()]
+print(f"\nMy Access (the person with 50 assignments) open loop at {sys.argv[2]}/s during the sweep, 5-second windows (ms)\n")
+print("| window | achieved/s | p50 | p99 | p99.9 | statuses |")
+print("|---|---|---|---|---|---|")
+for i, (rps, p50, p99, p999, codes) in enumerate(rows):
+    print(f"| {i * 5}–{i * 5 + 5} s | {float(rps):.0f} | {float(p50)*1000:.1f} | {float(p99)*1000:.1f} | {float(p999)*1000:.1f} | {codes} |")
+if rows:
+    print(f"\nworst window p99: {max(float(r[2]) for r in rows)*1000:.1f} ms")
+EOF
+  echo "server RSS at the sweep's end: $(rss)"
+  exit $status
+fi
 # One page: its most requests/s (closed loop, 16 connections, 5 s), then its latency open-loop
 # at the chosen rate (corrected for coordinated omission).
 run() { # name path [cookie]

@@ -55,11 +55,12 @@ pub async fn is_demo_person(db: &Db, user: UserId) -> Result<bool, DomainError> 
 
 /// The people demo sign-in offers: active demo people only, never anyone else.
 pub async fn sign_in_people(service: &Service) -> Result<Vec<crate::views::DemoPerson>, DomainError> {
+    let mut people = service.demo_people().await?;
+    let offered: Vec<UserId> = people.iter().map(|p| UserId(p.id)).collect();
     let demo: std::collections::HashSet<i64> = {
         let mut conn = service.db().pool().acquire().await?;
-        seed::active_demo_user_ids(&mut conn, &DEMO_EMAIL_DOMAINS).await?.into_iter().map(|u| u.0).collect()
+        seed::demo_user_ids_among(&mut conn, &offered, &DEMO_EMAIL_DOMAINS).await?.into_iter().map(|u| u.0).collect()
     };
-    let mut people = service.demo_people().await?;
     people.retain(|p| demo.contains(&p.id));
     Ok(people)
 }

@@ -123,24 +123,72 @@ impl Service {
         Ok(())
     }
 
-    /// The clock's turn: end every assignment whose end has passed. Returns how many.
+    /// The clock's turn: end the assignments whose end has passed, up to [`EXPIRY_PASS`] of
+    /// them, oldest end first. Returns how many ended (the worker loop calls again while this
+    /// makes progress, so a backlog drains without waiting for the next tick).
     #[tracing::instrument(name = "expire_assignments", skip_all, fields(operator = %by))]
     pub async fn expire_assignments(&self, by: &Operator<'_>) -> DomainResult<usize> {
         by.require(Permission::Administer)?;
         let now = self.now();
         let due = {
             let mut conn = self.db.pool().acquire().await?;
-            assignments::due_to_expire(&mut conn, now, 500).await?
+            assignments::due_to_expire(&mut conn, now, EXPIRY_PASS).await?
         };
         let mut expired = 0;
-        for id in due {
-            // One bad assignment never stops the pass: it is logged and the others go on.
-            match self.expire_one(id, now).await {
-                Ok(true) => expired += 1,
-                Ok(false) => {}
-                Err(e) => tracing::error!(assignment = id.0, error = ?e, "expiry of this assignment failed"),
+        for batch in due.chunks(EXPIRY_BATCH) {
+            match self.expire_batch(batch, now).await {
+                Ok(n) => expired += n,
+                Err(e) => {
+                    // One bad assignment never stops the pass: the batch is done again one at
+                    // a time, and the one that fails is logged while the others go on.
+                    tracing::warn!(first = batch[0].0, error = ?e, "expiry batch failed; one at a time");
+                    for id in batch {
+                        match self.expire_one(*id, now).await {
+                            Ok(true) => expired += 1,
+                            Ok(false) => {}
+                            Err(e) => {
+                                tracing::error!(assignment = id.0, error = ?e, "expiry of this assignment failed")
+                            }
+                        }
+                    }
+                }
             }
         }
+        Ok(expired)
+    }
+
+    /// Expire a batch in one transaction (one commit and one turn at the audit chain for many
+    /// expiries). Each assignment is read again under its holder's lock, as in
+    /// [`Self::expire_one`]; the holders are locked in id order, so two batches never wait on
+    /// each other in a circle.
+    async fn expire_batch(&self, ids: &[AssignmentId], now: DateTime<Utc>) -> DomainResult<usize> {
+        let mut tx = self.db.begin().await?;
+        let mut holders = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(a) = assignments::assignment(&mut tx, *id).await? {
+                holders.push(a.user);
+            }
+        }
+        holders.sort();
+        holders.dedup();
+        for user in holders {
+            self.db.lock_user(&mut tx, user).await?;
+        }
+        let mut events = Vec::new();
+        let mut expired = 0;
+        for id in ids {
+            let Some(a) = assignments::assignment(&mut tx, *id).await? else { continue };
+            if !a.state.is_live() || a.end_at.is_none_or(|end| end > now) {
+                continue;
+            }
+            let mut these = vec![expired_event(&a)];
+            self.checkpoint("assignment.expiring").await;
+            if end_assignment(self, &mut tx, &a, AssignmentState::Expired, now, &mut these).await? {
+                events.append(&mut these);
+                expired += 1;
+            }
+        }
+        self.commit(tx, events).await?;
         Ok(expired)
     }
 
@@ -154,9 +202,7 @@ impl Service {
         if !a.state.is_live() || a.end_at.is_none_or(|end| end > now) {
             return Ok(false);
         }
-        let mut events = vec![AuditEvent::new(None, "assignment.expired", "assignment", id.0)
-            .before(json!({"state": a.state.as_str(), "end": a.end_at}))
-            .after(json!({"state": "expired"}))];
+        let mut events = vec![expired_event(&a)];
         self.checkpoint("assignment.expiring").await;
         if !end_assignment(self, &mut tx, &a, AssignmentState::Expired, now, &mut events).await? {
             return Ok(false);
@@ -314,6 +360,17 @@ pub(super) async fn extend_on_approval(
         return Err(DomainError::AlreadyDecided("the request changed meanwhile".into()));
     }
     Ok(state)
+}
+
+/// Due assignments one expiry pass takes.
+const EXPIRY_PASS: i64 = 500;
+/// Expiries per transaction.
+const EXPIRY_BATCH: usize = 100;
+
+fn expired_event(a: &assignments::AssignmentRow) -> AuditEvent {
+    AuditEvent::new(None, "assignment.expired", "assignment", a.id.0)
+        .before(json!({"state": a.state.as_str(), "end": a.end_at}))
+        .after(json!({"state": "expired"}))
 }
 
 /// End a live assignment and enqueue the removal of each grant no other live assignment

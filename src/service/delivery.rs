@@ -46,6 +46,13 @@ pub struct DeliveryReport {
     pub errors: usize,
 }
 
+impl DeliveryReport {
+    /// Every entry the pass claimed, whatever became of it.
+    pub fn claimed(&self) -> usize {
+        self.delivered + self.retried + self.failed + self.withdrawn + self.errors
+    }
+}
+
 /// Attempts before an entry is given up and its grant marked failed for repair.
 pub const MAX_ATTEMPTS: i64 = 8;
 

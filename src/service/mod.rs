@@ -129,16 +129,28 @@ pub async fn run_workers(service: Service, interval: std::time::Duration) {
                 tracing::error!(error = ?e, "sign-in clean-up failed");
             }
         }
-        // Expiry first, so access that has ended is not delivered in the same round.
-        let workers = crate::domain::authz::Operator::Workers;
-        if let Err(e) = service.expire_assignments(&workers).await {
-            tracing::error!(error = ?e, "expiry pass failed");
-        }
-        if let Err(e) = service.time_out_stages(&workers).await {
-            tracing::error!(error = ?e, "time-out pass failed");
-        }
-        if let Err(e) = service.deliver_pending(&workers, 200).await {
-            tracing::error!(error = ?e, "delivery pass failed");
-        }
+        // Rounds back to back while they find work, so a backlog (a million expiries falling
+        // due together, the removals they queue) drains at the database's pace; the tick only
+        // paces an idle loop. A pass that only fails makes no progress and ends the drain.
+        while worker_round(&service).await > 0 {}
     }
+}
+
+/// One round of the passes; how many items they took (ended, timed out, or claimed).
+async fn worker_round(service: &Service) -> usize {
+    // Expiry first, so access that has ended is not delivered in the same round.
+    let workers = crate::domain::authz::Operator::Workers;
+    let expired = service.expire_assignments(&workers).await.unwrap_or_else(|e| {
+        tracing::error!(error = ?e, "expiry pass failed");
+        0
+    });
+    let timed_out = service.time_out_stages(&workers).await.unwrap_or_else(|e| {
+        tracing::error!(error = ?e, "time-out pass failed");
+        0
+    });
+    let delivery = service.deliver_pending(&workers, 200).await.unwrap_or_else(|e| {
+        tracing::error!(error = ?e, "delivery pass failed");
+        delivery::DeliveryReport::default()
+    });
+    expired + timed_out + delivery.claimed()
 }

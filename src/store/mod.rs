@@ -134,7 +134,10 @@ impl Db {
     /// other's requests at once would deadlock. SQLite: the write transaction (`BEGIN
     /// IMMEDIATE`) already excludes every other writer, so nothing more is needed.
     /// Take it before reading what the decision depends on, and only for one person per
-    /// transaction (the audit chain's lock is always taken after it, at commit).
+    /// transaction (the audit chain's lock is always taken after it, at commit) — except the
+    /// expiry batch, which locks all its holders first, in id order, before changing anything:
+    /// it never holds a person while waiting on a row someone else's one-person transaction
+    /// holds, so no circle of waits can form.
     /// Hold one request row until the transaction ends (PostgreSQL; SQLite's writer lock
     /// already does): for changes to a request that are not version-guarded, such as
     /// replacing its approvers. Take it after the person's lock, as `decide` does.

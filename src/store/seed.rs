@@ -58,15 +58,23 @@ pub async fn count_non_demo_users(conn: &mut Conn, domains: &[&str]) -> Result<i
     query.fetch_one(conn).await
 }
 
-/// The active demo people.
-pub async fn active_demo_user_ids(conn: &mut Conn, domains: &[&str]) -> Result<Vec<UserId>, sqlx::Error> {
-    let sql = format!("SELECT id FROM users WHERE state = 'active' AND {} ORDER BY id", demo_person_condition(domains));
+/// Which of `ids` are demo people (read by id: never a scan of the directory).
+pub async fn demo_user_ids_among(
+    conn: &mut Conn,
+    ids: &[UserId],
+    domains: &[&str],
+) -> Result<Vec<UserId>, sqlx::Error> {
+    let sql = format!(
+        "SELECT id FROM users WHERE id IN {} AND {} ORDER BY id",
+        super::ids_param(conn, domains.len() as u8 + 1),
+        demo_person_condition(domains)
+    );
     let mut query = sqlx::query_scalar(&sql);
     for pattern in domain_patterns(domains) {
         query = query.bind(pattern);
     }
-    let ids: Vec<i64> = query.fetch_all(conn).await?;
-    Ok(ids.into_iter().map(UserId).collect())
+    let found: Vec<i64> = query.bind(super::ids_json(ids.iter().map(|u| u.0))).fetch_all(conn).await?;
+    Ok(found.into_iter().map(UserId).collect())
 }
 
 /// Whether this user is a demo person.

@@ -734,4 +734,8 @@ async fn open_work_and_roles_are_read_through_their_indexes(backend: Backend) {
     assert!(inbox.contains("request_approvers_inbox"), "{inbox}");
     let roles = plan("SELECT role, catalog_id FROM role_assignments WHERE user_id = 5").await;
     assert!(roles.contains("role_assignments_user"), "{roles}");
+    // Demo sign-in's people, first by name: read in index order, not sorted from a scan.
+    let people = plan("SELECT id FROM users WHERE state = 'active' ORDER BY display_name, id LIMIT 100").await;
+    assert!(people.contains("users_active_by_name"), "{people}");
+    assert!(!people.contains("TEMP B-TREE") && !people.contains("Sort"), "{people}");
 }

@@ -23,6 +23,7 @@ const ROUNDS: usize = 200;
 on_both_databases!(
     racing_decisions_have_exactly_one_winner,
     two_workers_never_deliver_the_same_entry_and_a_lapsed_lease_is_taken_over,
+    a_backlog_of_expiries_drains_in_batches_each_ended_once,
 );
 
 async fn racing_decisions_have_exactly_one_winner(backend: Backend) {
@@ -564,4 +565,92 @@ async fn two_identities_racing_to_link_one_account_link_it_once() {
         .await
         .unwrap();
     assert_eq!(subject.as_deref(), Some("first"), "linked once, to the first identity");
+}
+
+/// 160 assignments run out at once (40 people, four packages each, all four granting the same
+/// built-in role): two workers on two instances sweep them together. The first pass of each
+/// takes more than one batch; between them every assignment ends exactly once with its audit
+/// event, and each person's role is queued for removal once (when the last of their four
+/// ends), the other three grants kept.
+async fn a_backlog_of_expiries_drains_in_batches_each_ended_once(backend: Backend) {
+    use quartermaster::domain::ids::{PolicyId, ResourceRoleId};
+    use quartermaster::domain::policy::{Policy, RequestorScope};
+    use quartermaster::store::catalog;
+    let w = World::new(backend).await;
+    let now = w.clock_now_ms();
+    let mut tx = w.db().begin().await.unwrap();
+    let cat = catalog::package(&mut tx, w.ids.sales_crm).await.unwrap().unwrap().catalog_id;
+    let role: i64 = sqlx::query_scalar(
+        "SELECT rr.id FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id WHERE r.name = 'Sales Dashboards'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    let mut packages = Vec::new();
+    for i in 0..4 {
+        let p = catalog::insert_package(&mut tx, cat, &format!("Quarter {i}"), "", &[ResourceRoleId(role)], now)
+            .await
+            .unwrap();
+        let policy = catalog::insert_policy(&mut tx, &Policy::new(p, "All", RequestorScope::AllMembers, vec![]), now)
+            .await
+            .unwrap();
+        packages.push((p, policy));
+    }
+    let mut people = Vec::new();
+    for i in 0..40 {
+        let email = format!("quarter{i}@quartermaster.example");
+        let user = NewUser {
+            email: &email,
+            display_name: &format!("Quarter {i}"),
+            department: "Sales",
+            job_title: "Account Executive",
+            manager_id: Some(w.ids.sofia),
+            kind: quartermaster::domain::model::UserKind::Member,
+            connected_org_id: None,
+        };
+        people.push(directory::insert_user(&mut tx, &user, now).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+    let grace = w.actor(w.ids.grace).await;
+    let end = w.clock.now() + Duration::days(1);
+    for person in &people {
+        for (package, policy) in &packages {
+            let policy: PolicyId = *policy;
+            w.service.assign_directly(&grace, *person, *package, policy, Some(end), "quarter close").await.unwrap();
+        }
+    }
+    while w.service.deliver_pending(&Operator::Workers, 500).await.unwrap().claimed() > 0 {}
+    let live = "SELECT COUNT(*) FROM assignments a JOIN access_packages p ON p.id = a.package_id \
+                WHERE p.name LIKE 'Quarter %' AND a.state = 'delivered'";
+    assert_eq!(count(&w, live).await, 160);
+    let removals_before = count(&w, "SELECT COUNT(*) FROM outbox WHERE kind = 'remove_member'").await;
+
+    w.clock.advance(Duration::days(2));
+    let other = Service::with_clock(w.db().clone(), Arc::new(w.clock.clone()));
+    let sweep = |s: Service| tokio::spawn(async move { s.expire_assignments(&Operator::Workers).await });
+    let (a, b) = tokio::join!(sweep(w.service.clone()), sweep(other));
+    let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+    assert_eq!(a + b, 160, "every assignment ended once between the two workers ({a} + {b})");
+    assert!(a.max(b) > 100, "a pass takes more than one batch ({a} + {b})");
+    assert_eq!(count(&w, live).await, 0);
+    let expired_events = "SELECT COUNT(*) FROM audit_events e JOIN assignments a ON a.id = e.object_id \
+                          JOIN access_packages p ON p.id = a.package_id \
+                          WHERE e.action = 'assignment.expired' AND p.name LIKE 'Quarter %'";
+    assert_eq!(count(&w, expired_events).await, 160, "one audit event per expiry");
+    let removals = count(&w, "SELECT COUNT(*) FROM outbox WHERE kind = 'remove_member'").await - removals_before;
+    assert_eq!(removals, 40, "one removal per person, queued when their last holding ended");
+    let kept = "SELECT COUNT(*) FROM grants g JOIN assignments a ON a.id = g.assignment_id \
+                JOIN access_packages p ON p.id = a.package_id \
+                WHERE p.name LIKE 'Quarter %' AND g.state = 'removed'";
+    assert_eq!(count(&w, kept).await, 120, "the other three grants of each person kept the role");
+    let admin = w.actor(w.ids.grace).await;
+    let chain = w.service.verify_audit_chain(&Operator::Person(&admin)).await.unwrap();
+    assert!(matches!(chain, quartermaster::service::ChainCheck::Intact { .. }), "{chain:?}");
+    // The removals are delivered: nobody keeps the role.
+    while w.service.deliver_pending(&Operator::Workers, 500).await.unwrap().claimed() > 0 {}
+    let members = format!(
+        "SELECT COUNT(*) FROM builtin_memberships WHERE resource_role_id = {role} AND user_id IN ({})",
+        people.iter().map(|p| p.0.to_string()).collect::<Vec<_>>().join(", ")
+    );
+    assert_eq!(count(&w, &members).await, 0);
 }
