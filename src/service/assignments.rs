@@ -163,17 +163,8 @@ impl Service {
     /// each other in a circle.
     async fn expire_batch(&self, ids: &[AssignmentId], now: DateTime<Utc>) -> DomainResult<usize> {
         let mut tx = self.db.begin().await?;
-        let mut holders = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(a) = assignments::assignment(&mut tx, *id).await? {
-                holders.push(a.user);
-            }
-        }
-        holders.sort();
-        holders.dedup();
-        for user in holders {
-            self.db.lock_user(&mut tx, user).await?;
-        }
+        let holders = assignments::holders_of(&mut tx, ids).await?;
+        self.db.lock_users(&mut tx, &holders).await?;
         let mut events = Vec::new();
         let mut expired = 0;
         for id in ids {

@@ -187,6 +187,15 @@ fn due_to_expire_sql() -> String {
     )
 }
 
+/// The people holding these assignments, each once, in id order.
+pub async fn holders_of(conn: &mut Conn, ids: &[AssignmentId]) -> Result<Vec<UserId>, sqlx::Error> {
+    let sql =
+        format!("SELECT DISTINCT user_id FROM assignments WHERE id IN {} ORDER BY user_id", super::ids_param(conn, 1));
+    let users: Vec<i64> =
+        sqlx::query_scalar(&sql).bind(super::ids_json(ids.iter().map(|a| a.0))).fetch_all(conn).await?;
+    Ok(users.into_iter().map(UserId).collect())
+}
+
 /// The assignment a grant belongs to.
 pub async fn assignment_of_grant(conn: &mut Conn, grant: GrantId) -> Result<Option<AssignmentRow>, sqlx::Error> {
     let sql = format!(

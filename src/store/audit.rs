@@ -68,30 +68,42 @@ pub async fn append(
         sqlx::query("SELECT pg_advisory_xact_lock(7270001)").execute(&mut **tx).await?;
     }
     let mut prev = head(tx).await?.map_or_else(|| GENESIS_HASH.to_owned(), |(_, hash)| hash);
-    for event in events {
-        let before = event.before.to_string();
-        let after = event.after.to_string();
-        let hash = chain_hash(&prev, at, event, &before, &after);
-        sqlx::query(
-            "INSERT INTO audit_events (at, actor_id, action, object_type, object_id, before, after, \
-             reason, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(at.timestamp_millis())
-        .bind(event.actor.map(|a| a.0))
-        .bind(&event.action)
-        .bind(&event.object_type)
-        .bind(event.object_id)
-        .bind(&before)
-        .bind(&after)
-        .bind(&event.reason)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut **tx)
-        .await?;
-        prev = hash;
+    // Many events (an expiry batch) go in as few statements: rows of one `INSERT … VALUES`
+    // take their ids in the order written, which is the chain's order.
+    for chunk in events.chunks(APPEND_CHUNK) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", (1..=10).map(|k| format!("${}", i * 10 + k)).collect::<Vec<_>>().join(", ")))
+            .collect();
+        let sql = format!(
+            "INSERT INTO audit_events (at, actor_id, action, object_type, object_id, before, after, reason, \
+             prev_hash, hash) VALUES {}",
+            rows.join(", ")
+        );
+        // Statements of the common sizes stay prepared; rarer ones are not cached.
+        let mut query = sqlx::query(&sql).persistent(chunk.len() <= 4 || chunk.len() == APPEND_CHUNK);
+        for event in chunk {
+            let before = event.before.to_string();
+            let after = event.after.to_string();
+            let hash = chain_hash(&prev, at, event, &before, &after);
+            query = query
+                .bind(at.timestamp_millis())
+                .bind(event.actor.map(|a| a.0))
+                .bind(event.action.clone())
+                .bind(event.object_type.clone())
+                .bind(event.object_id)
+                .bind(before)
+                .bind(after)
+                .bind(event.reason.clone())
+                .bind(std::mem::replace(&mut prev, hash.clone()))
+                .bind(hash);
+        }
+        query.execute(&mut **tx).await?;
     }
     Ok(())
 }
+
+/// Events per `INSERT` (ten parameters each, well inside SQLite's limit of 32,766).
+const APPEND_CHUNK: usize = 50;
 
 /// The newest event's id and hash: the chain's head.
 pub async fn head(conn: &mut Conn) -> Result<Option<(i64, String)>, sqlx::Error> {

@@ -161,6 +161,16 @@ impl Db {
         Ok(())
     }
 
+    /// [`Self::lock_user`] for several people in one statement, in id order (PostgreSQL locks
+    /// the rows as the sorted result returns them), for the expiry batch.
+    pub async fn lock_users(&self, tx: &mut Tx, users: &[crate::domain::ids::UserId]) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Postgres && !users.is_empty() {
+            let sql = format!("SELECT id FROM users WHERE id IN {} ORDER BY id FOR NO KEY UPDATE", ids_param(tx, 1));
+            sqlx::query(&sql).bind(ids_json(users.iter().map(|u| u.0))).fetch_all(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// Apply pending migrations for this backend.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         self.backend.migrator().run(&self.pool).await
