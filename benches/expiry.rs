@@ -7,8 +7,8 @@
 //! of every live assignment to a minute ago, before the server starts. `watch`, started with the server, follows
 //! the running server's workers from the database: how many assignments are still due, how
 //! many removals wait to be delivered. It prints a progress line a second, and at the end
-//! the sweep's time (the first expiry to none due), the delivery of the removals it queued
-//! (time and entries/s), and checks: every assignment that was due ended exactly once (one
+//! the sweep's time (its first expiry event to its last), the delivery of the removals it
+//! queued (from the first expiry to the last removal done, and entries/s), and checks: every assignment that was due ended exactly once (one
 //! `assignment.expired` event each, none live), every removal queued was delivered or is
 //! waiting for a retry, nothing failed. Exit status 1 otherwise.
 
@@ -34,6 +34,7 @@ async fn main() {
         // The ends move to a minute ago, before the server starts: its first pass finds them
         // all due. What the checks compare with is kept in the baseline file.
         let events = count(expired_events.into()).await;
+        let audit = count("SELECT COALESCE(MAX(id), 0) FROM audit_events".into()).await;
         let outbox = count("SELECT COALESCE(MAX(id), 0) FROM outbox".into()).await;
         let moved = sqlx::query(&format!("UPDATE assignments SET end_at = $1 WHERE state IN {LIVE}"))
             .bind(now() - 60_000)
@@ -41,7 +42,7 @@ async fn main() {
             .await
             .expect("moving the ends")
             .rows_affected();
-        std::fs::write(&baseline, format!("{moved} {events} {outbox} {}", now())).expect("the baseline file");
+        std::fs::write(&baseline, format!("{moved} {events} {outbox} {} {audit}", now())).expect("the baseline file");
         println!("{moved} assignments now due");
         return;
     }
@@ -50,7 +51,9 @@ async fn main() {
         .split_whitespace()
         .map(|n| n.parse().expect("a number"))
         .collect();
-    let [due_at_start, events_before, outbox_before, prepared_ms] = numbers[..] else { panic!("a bad baseline file") };
+    let [due_at_start, events_before, outbox_before, prepared_ms, audit_before] = numbers[..] else {
+        panic!("a bad baseline file")
+    };
 
     let timeout =
         Duration::from_secs(arg("--timeout-seconds").map_or(1800, |v| v.parse().expect("--timeout-seconds N")));
@@ -107,13 +110,31 @@ async fn main() {
     )
     .await;
 
-    let swept_s = swept.unwrap_or(f64::NAN);
-    let drained_s = drained.unwrap_or(f64::NAN);
+    // The times come from the database: the sweep from its first expiry event to its last,
+    // the removals until the last one was done (the watch's own clock starts late).
+    let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(&format!(
+        "SELECT MIN(at), MAX(at) FROM audit_events WHERE id > {audit_before} AND action = 'assignment.expired'"
+    ))
+    .fetch_one(pool)
+    .await
+    .expect("the sweep's events");
+    let delivered_at: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT MAX(updated_at) FROM outbox WHERE kind = 'remove_member' AND id > {outbox_before} AND state = 'done'"
+    ))
+    .fetch_one(pool)
+    .await
+    .expect("the removals' times");
+    let seconds = |from: Option<i64>, to: Option<i64>| match (from, to) {
+        (Some(from), Some(to)) => (to - from).max(1) as f64 / 1000.0,
+        _ => f64::NAN,
+    };
+    let swept_s = seconds(first, last);
+    let drained_s = seconds(first, delivered_at);
     println!("| assignments due | sweep | expiries/s | removals queued | delivered | delivery done at | removals/s |");
     println!("|---|---|---|---|---|---|---|");
     println!(
         "| {due_at_start} | {swept_s:.1} s | {:.0} | {queued} | {done} | {drained_s:.1} s | {:.0} |",
-        due_at_start as f64 / swept_s,
+        expired_events as f64 / swept_s,
         done as f64 / drained_s
     );
     let mut ok = true;

@@ -79,7 +79,6 @@ if [[ "$expiry" == 1 ]]; then
     done
     export QM_DATABASE_URL="sqlite://target/bench/expiry-$scale.db"
   else
-    rm -f "$summary"
     [[ "${started_pg:-}" == 1 ]] || echo "the sweep ends the assignments of $QM_BENCH_POSTGRES_URL: seed anew before the next run" >&2
   fi
   cargo bench --bench expiry -- prepare --database-url "$QM_DATABASE_URL" --baseline target/bench/expiry-baseline >&2
@@ -138,26 +137,41 @@ if [[ "$expiry" == 1 ]]; then
   "${client_pin[@]}" cargo bench --bench expiry -- watch --database-url "$QM_DATABASE_URL" \
     --baseline target/bench/expiry-baseline >target/bench/expiry.out &
   watch_pid=$!
+  # Beside the page, a write: demo sign-in (a session stored) at 5 a second.
+  summarize='import json, sys; d = json.loads(sys.argv[1]); p = d["latencyPercentiles"]
+print(d["summary"]["requestsPerSec"], p["p50"], p["p99"], p["p99.9"], ",".join(sorted(d.get("statusCodeDistribution", {}))))'
   windows=""
+  writes=""
   while kill -0 "$watch_pid" 2>/dev/null; do
+    "${client_pin[@]}" oha --no-tui --output-format json -z 5s -q 5 --latency-correction -c 2 --redirect 0 -m POST \
+      -H "origin: $base" -T application/x-www-form-urlencoded -d "user_id=$heavy" "$base/auth/demo" \
+      >target/bench/expiry-write.json &
+    write_pid=$!
     window=$("${client_pin[@]}" oha --no-tui --output-format json -z 5s -q "$rate" --latency-correction -c 16 \
       -H "cookie: $heavy_cookie" "$base/")
-    windows+="$(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); p = d["latencyPercentiles"]
-print(d["summary"]["requestsPerSec"], p["p50"], p["p99"], p["p99.9"], ",".join(sorted(d.get("statusCodeDistribution", {}))))' "$window")"$'\n'
+    wait "$write_pid"
+    windows+="$(python3 -c "$summarize" "$window")"$'\n'
+    writes+="$(python3 -c "$summarize" "$(cat target/bench/expiry-write.json)")"$'\n'
   done
   status=0
   wait "$watch_pid" || status=$?
+  # The PostgreSQL data has expired now (the SQLite run used a copy).
+  [[ "$backend" == postgres ]] && rm -f "$summary"
   cat target/bench/expiry.out
-  python3 - "$windows" "$rate" <<'EOF'
+  python3 - "$windows" "$writes" "$rate" <<'EOF'
 import sys
-rows = [r.split() for r in sys.argv[1].strip().splitlines() if r.strip()]
-print(f"\nMy Access (the person with 50 assignments) open loop at {sys.argv[2]}/s during the sweep, 5-second windows (ms)\n")
-print("| window | achieved/s | p50 | p99 | p99.9 | statuses |")
-print("|---|---|---|---|---|---|")
-for i, (rps, p50, p99, p999, codes) in enumerate(rows):
-    print(f"| {i * 5}–{i * 5 + 5} s | {float(rps):.0f} | {float(p50)*1000:.1f} | {float(p99)*1000:.1f} | {float(p999)*1000:.1f} | {codes} |")
-if rows:
-    print(f"\nworst window p99: {max(float(r[2]) for r in rows)*1000:.1f} ms")
+pages = [r.split() for r in sys.argv[1].strip().splitlines() if r.strip()]
+writes = [r.split() for r in sys.argv[2].strip().splitlines() if r.strip()]
+print(f"\nDuring the sweep, 5-second windows (ms): My Access (the person with 50 assignments) open loop at {sys.argv[3]}/s; demo sign-in (a write) at 5/s\n")
+print("| window | My Access achieved/s | p50 | p99 | p99.9 | statuses | sign-in p50 | p99 | statuses |")
+print("|---|---|---|---|---|---|---|---|---|")
+ms = lambda v: f"{float(v) * 1000:.1f}"
+for i, (page, write) in enumerate(zip(pages, writes)):
+    print(f"| {i * 5}–{i * 5 + 5} s | {float(page[0]):.0f} | {ms(page[1])} | {ms(page[2])} | {ms(page[3])} | {page[4]} "
+          f"| {ms(write[1])} | {ms(write[2])} | {write[4]} |")
+if pages:
+    print(f"\nworst window p99: My Access {max(float(r[2]) for r in pages) * 1000:.1f} ms, "
+          f"sign-in {max(float(r[2]) for r in writes) * 1000:.1f} ms")
 EOF
   echo "server RSS at the sweep's end: $(rss)"
   exit $status

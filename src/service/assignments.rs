@@ -132,7 +132,7 @@ impl Service {
         let now = self.now();
         let due = {
             let mut conn = self.db.pool().acquire().await?;
-            assignments::due_to_expire(&mut conn, now, EXPIRY_PASS).await?
+            assignments::due_to_expire(&mut conn, now, EXPIRY_PASS as i64).await?
         };
         let mut expired = 0;
         for batch in due.chunks(EXPIRY_BATCH) {
@@ -163,24 +163,45 @@ impl Service {
     /// each other in a circle.
     async fn expire_batch(&self, ids: &[AssignmentId], now: DateTime<Utc>) -> DomainResult<usize> {
         let mut tx = self.db.begin().await?;
-        let holders = assignments::holders_of(&mut tx, ids).await?;
-        self.db.lock_users(&mut tx, &holders).await?;
+        match self.expire_in(&mut tx, ids, now).await {
+            Ok((expired, events)) => {
+                self.commit(tx, events).await?;
+                Ok(expired)
+            }
+            Err(e) => {
+                // Release the holders at once: the one-at-a-time retry needs their locks.
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!(error = %rollback, "rolling back the failed expiry batch");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The batch's work inside its transaction: the number ended and their audit events.
+    async fn expire_in(
+        &self,
+        tx: &mut Tx,
+        ids: &[AssignmentId],
+        now: DateTime<Utc>,
+    ) -> DomainResult<(usize, Vec<AuditEvent>)> {
+        let holders = assignments::holders_of(tx, ids).await?;
+        self.db.lock_users(tx, &holders).await?;
         let mut events = Vec::new();
         let mut expired = 0;
         for id in ids {
-            let Some(a) = assignments::assignment(&mut tx, *id).await? else { continue };
+            let Some(a) = assignments::assignment(tx, *id).await? else { continue };
             if !a.state.is_live() || a.end_at.is_none_or(|end| end > now) {
                 continue;
             }
             let mut these = vec![expired_event(&a)];
             self.checkpoint("assignment.expiring").await;
-            if end_assignment(self, &mut tx, &a, AssignmentState::Expired, now, &mut these).await? {
+            if end_assignment(self, tx, &a, AssignmentState::Expired, now, &mut these).await? {
                 events.append(&mut these);
                 expired += 1;
             }
         }
-        self.commit(tx, events).await?;
-        Ok(expired)
+        Ok((expired, events))
     }
 
     /// Expire one assignment if its end has passed, read under the holder's lock: an extension
@@ -354,7 +375,7 @@ pub(super) async fn extend_on_approval(
 }
 
 /// Due assignments one expiry pass takes.
-const EXPIRY_PASS: i64 = 500;
+pub(super) const EXPIRY_PASS: usize = 500;
 /// Expiries per transaction.
 const EXPIRY_BATCH: usize = 100;
 

@@ -117,27 +117,35 @@ pub async fn run_workers(service: Service, interval: std::time::Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let sessions = crate::store::sessions::DbSessionStore::with_clock(service.db.clone(), service.clock.clone());
-    let mut rounds: u64 = 0;
+    let mut cleaned: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
-        rounds += 1;
-        if rounds % 150 == 1 {
-            if let Err(e) = sessions.delete_expired().await {
-                tracing::error!(error = %e, "session clean-up failed");
+        // Rounds back to back while a pass comes back full, so a backlog (a million expiries
+        // falling due together, the removals they queue) drains at the database's pace; the
+        // tick paces the rest. The clean-up keeps its own time, drain or not.
+        loop {
+            if cleaned.is_none_or(|at| at.elapsed() >= interval * 150) {
+                cleaned = Some(std::time::Instant::now());
+                if let Err(e) = sessions.delete_expired().await {
+                    tracing::error!(error = %e, "session clean-up failed");
+                }
+                if let Err(e) = service.forget_abandoned_sign_ins().await {
+                    tracing::error!(error = ?e, "sign-in clean-up failed");
+                }
             }
-            if let Err(e) = service.forget_abandoned_sign_ins().await {
-                tracing::error!(error = ?e, "sign-in clean-up failed");
+            if !worker_round(&service).await {
+                break;
             }
         }
-        // Rounds back to back while they find work, so a backlog (a million expiries falling
-        // due together, the removals they queue) drains at the database's pace; the tick only
-        // paces an idle loop. A pass that only fails makes no progress and ends the drain.
-        while worker_round(&service).await > 0 {}
     }
 }
 
-/// One round of the passes; how many items they took (ended, timed out, or claimed).
-async fn worker_round(service: &Service) -> usize {
+/// Outbox entries one delivery pass claims.
+const DELIVERY_PASS: usize = 200;
+
+/// One round of the passes. Whether one of them came back full (more work is likely waiting):
+/// a pass that finds less, or only fails, ends the drain until the next tick.
+async fn worker_round(service: &Service) -> bool {
     // Expiry first, so access that has ended is not delivered in the same round.
     let workers = crate::domain::authz::Operator::Workers;
     let expired = service.expire_assignments(&workers).await.unwrap_or_else(|e| {
@@ -148,9 +156,9 @@ async fn worker_round(service: &Service) -> usize {
         tracing::error!(error = ?e, "time-out pass failed");
         0
     });
-    let delivery = service.deliver_pending(&workers, 200).await.unwrap_or_else(|e| {
+    let delivery = service.deliver_pending(&workers, DELIVERY_PASS as i64).await.unwrap_or_else(|e| {
         tracing::error!(error = ?e, "delivery pass failed");
         delivery::DeliveryReport::default()
     });
-    expired + timed_out + delivery.claimed()
+    expired >= assignments::EXPIRY_PASS || timed_out >= requests::TIME_OUT_PASS || delivery.claimed() >= DELIVERY_PASS
 }

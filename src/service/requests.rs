@@ -41,6 +41,9 @@ pub struct RequestOutcome {
     pub message: String,
 }
 
+/// Overdue requests one time-out pass takes.
+pub(super) const TIME_OUT_PASS: usize = 500;
+
 impl Service {
     /// File a request. Refused (with nothing stored) when the person is not eligible, already
     /// has the access, or already waits for it; stored as `rejected`, with the reason, when
@@ -305,7 +308,7 @@ impl Service {
         let now = self.now();
         let due = {
             let mut conn = self.db.pool().acquire().await?;
-            requests::overdue(&mut conn, now, 500).await?
+            requests::overdue(&mut conn, now, TIME_OUT_PASS as i64).await?
         };
         let mut moved = 0;
         for id in due {

@@ -122,22 +122,6 @@ impl Db {
         }
     }
 
-    /// Serialize every change to one person's access: the lock is held until the transaction
-    /// ends, so a rule that reads several rows (another assignment still holding the same
-    /// resource role, an incompatible package granted at the same moment, an extension racing
-    /// the expiry) sees the other transaction's committed result, or waits for it.
-    ///
-    /// PostgreSQL: `SELECT … FOR NO KEY UPDATE` on the person's row — it excludes every other
-    /// `lock_user` of that person and every update of the row, but not the `FOR KEY SHARE` a
-    /// foreign-key check takes when some other row names the person (a decision naming its
-    /// approver, a request naming its requestor): with `FOR UPDATE`, two people approving each
-    /// other's requests at once would deadlock. SQLite: the write transaction (`BEGIN
-    /// IMMEDIATE`) already excludes every other writer, so nothing more is needed.
-    /// Take it before reading what the decision depends on, and only for one person per
-    /// transaction (the audit chain's lock is always taken after it, at commit) — except the
-    /// expiry batch, which locks all its holders first, in id order, before changing anything:
-    /// it never holds a person while waiting on a row someone else's one-person transaction
-    /// holds, so no circle of waits can form.
     /// Hold one request row until the transaction ends (PostgreSQL; SQLite's writer lock
     /// already does): for changes to a request that are not version-guarded, such as
     /// replacing its approvers. Take it after the person's lock, as `decide` does.
@@ -151,6 +135,20 @@ impl Db {
         Ok(())
     }
 
+    /// Serialize every change to one person's access: the lock is held until the transaction
+    /// ends, so a rule that reads several rows (another assignment still holding the same
+    /// resource role, an incompatible package granted at the same moment, an extension racing
+    /// the expiry) sees the other transaction's committed result, or waits for it.
+    ///
+    /// PostgreSQL: `SELECT … FOR NO KEY UPDATE` on the person's row — it excludes every other
+    /// `lock_user` of that person and every update of the row, but not the `FOR KEY SHARE` a
+    /// foreign-key check takes when some other row names the person (a decision naming its
+    /// approver, a request naming its requestor): with `FOR UPDATE`, two people approving each
+    /// other's requests at once would deadlock. SQLite: the write transaction (`BEGIN
+    /// IMMEDIATE`) already excludes every other writer, so nothing more is needed.
+    /// Take it before reading what the decision depends on, and only for one person per
+    /// transaction (the audit chain's lock is always taken after it, at commit); the expiry
+    /// batch's exception is [`Self::lock_users`].
     pub async fn lock_user(&self, tx: &mut Tx, user: crate::domain::ids::UserId) -> Result<(), sqlx::Error> {
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE")
@@ -162,7 +160,12 @@ impl Db {
     }
 
     /// [`Self::lock_user`] for several people in one statement, in id order (PostgreSQL locks
-    /// the rows as the sorted result returns them), for the expiry batch.
+    /// the rows as the sorted result returns them), for the expiry batch, which takes it
+    /// before changing anything. While it waits for one person it holds others, but no wait
+    /// can close a circle: every other transaction locks one person (then perhaps a request
+    /// row, then the audit lock at commit), and the rows the batch goes on to change — its
+    /// holders' assignments and grants, new outbox entries — are changed by others only under
+    /// that holder's lock. Two batches lock in the same order.
     pub async fn lock_users(&self, tx: &mut Tx, users: &[crate::domain::ids::UserId]) -> Result<(), sqlx::Error> {
         if self.backend == Backend::Postgres && !users.is_empty() {
             let sql = format!("SELECT id FROM users WHERE id IN {} ORDER BY id FOR NO KEY UPDATE", ids_param(tx, 1));
