@@ -329,6 +329,8 @@ impl Oidc {
         }
         let (url, state, nonce) = request.url();
         let login_id = random_id();
+        let _turn =
+            db.write_turn().await.map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?;
         let mut conn = db
             .pool()
             .acquire()
@@ -369,16 +371,21 @@ impl Oidc {
             ));
         }
         let login_id = login_id.ok_or_else(|| OidcError::new(RESTART, "callback without a login cookie"))?;
-        let mut conn = db
-            .pool()
-            .acquire()
-            .await
-            .map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?;
-        let stored = logins::take(&mut conn, login_id)
-            .await
-            .map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?
-            .ok_or_else(|| OidcError::new(RESTART, "unknown or already used login state"))?;
-        drop(conn);
+        let stored = {
+            let _turn = db
+                .write_turn()
+                .await
+                .map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?;
+            let mut conn = db
+                .pool()
+                .acquire()
+                .await
+                .map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?;
+            logins::take(&mut conn, login_id)
+                .await
+                .map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?
+                .ok_or_else(|| OidcError::new(RESTART, "unknown or already used login state"))?
+        };
         if now_ms - stored.created_at > LOGIN_TTL_MS {
             return Err(OidcError::new(RESTART, "login state expired"));
         }

@@ -53,7 +53,35 @@ impl Backend {
 }
 
 /// A write transaction. Dropping it without `commit` rolls it back.
-pub type Tx = Transaction<'static, Any>;
+/// A write transaction: sqlx's, plus (on SQLite) this process's turn at the one writer, held
+/// until it commits, rolls back or is dropped. It derefs to the connection, like sqlx's.
+pub struct Tx {
+    inner: Transaction<'static, Any>,
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.inner
+    }
+}
 
 /// A savepoint inside a transaction: a failed statement in it can be rolled back without
 /// aborting the outer transaction (PostgreSQL aborts a whole transaction on any error).
@@ -61,7 +89,7 @@ pub type Savepoint<'a> = Transaction<'a, Any>;
 
 pub async fn savepoint(tx: &mut Tx) -> Result<Savepoint<'_>, sqlx::Error> {
     use sqlx::Acquire;
-    tx.begin().await
+    (&mut tx.inner).begin().await
 }
 
 /// The database handle shared by the whole application.
@@ -69,6 +97,11 @@ pub async fn savepoint(tx: &mut Tx) -> Result<Savepoint<'_>, sqlx::Error> {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer. A connection that finds it busy polls (the busy handler sleeps
+    /// between tries, up to 100 ms), so under back-to-back writes — a sweep's batches, a
+    /// burst of approvals — a waiting writer keeps missing the gaps. This process's writers
+    /// take turns here instead, first come first served ([`Db::begin`], [`Db::write_turn`]).
+    writer: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Db {
@@ -97,7 +130,7 @@ impl Db {
             });
         }
         let pool = options.connect(&url).await?;
-        Ok(Db { pool, backend })
+        Ok(Db { pool, backend, writer: std::sync::Arc::new(tokio::sync::Semaphore::new(1)) })
     }
 
     pub fn backend(&self) -> Backend {
@@ -115,11 +148,26 @@ impl Db {
     /// On PostgreSQL the isolation level is set here, not left to the server's default:
     /// READ COMMITTED, with rules that span rows (reference counts, separation of duties,
     /// expiry against extension) serialized per person by [`Db::lock_user`].
+    ///
+    /// On SQLite it first waits for this process's turn at the writer ([`Db::write_turn`]):
+    /// never call it while holding another transaction or a turn.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await,
+        let turn = self.write_turn().await?;
+        let inner = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?,
+        };
+        Ok(Tx { inner, _turn: turn })
+    }
+
+    /// This process's turn at SQLite's one writer, for a write outside [`Db::begin`] (a
+    /// session saved): hold it across the statement. Nothing on PostgreSQL.
+    pub async fn write_turn(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, sqlx::Error> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
         }
+        let turn = self.writer.clone().acquire_owned().await.map_err(|_| sqlx::Error::PoolClosed)?;
+        Ok(Some(turn))
     }
 
     /// Hold one request row until the transaction ends (PostgreSQL; SQLite's writer lock

@@ -97,6 +97,7 @@ impl SessionStore for DbSessionStore {
                  WHERE EXISTS (SELECT 1 FROM users WHERE id = $4 AND state = 'active' FOR SHARE)"
             }
         };
+        let _turn = self.db.write_turn().await.map_err(backend)?;
         loop {
             let inserted = sqlx::query(sql)
                 .bind(storage_key(&record.id))
@@ -123,6 +124,7 @@ impl SessionStore for DbSessionStore {
     /// it back by writing to it afterwards.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let (data, expiry) = self.encode(record)?;
+        let _turn = self.db.write_turn().await.map_err(backend)?;
         sqlx::query("UPDATE sessions SET data = $1, expiry_date = $2, user_id = $3 WHERE id = $4")
             .bind(data)
             .bind(expiry)
@@ -151,6 +153,7 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let _turn = self.db.write_turn().await.map_err(backend)?;
         sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(storage_key(id))
             .execute(self.db.pool())
@@ -163,6 +166,7 @@ impl SessionStore for DbSessionStore {
 #[async_trait]
 impl ExpiredDeletion for DbSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
+        let _turn = self.db.write_turn().await.map_err(backend)?;
         sqlx::query("DELETE FROM sessions WHERE expiry_date <= $1")
             .bind(self.now_ms())
             .execute(self.db.pool())

@@ -654,3 +654,55 @@ async fn a_backlog_of_expiries_drains_in_batches_each_ended_once(backend: Backen
     );
     assert_eq!(count(&w, &members).await, 0);
 }
+
+/// SQLite has one writer, and a connection that finds it busy sleeps between tries: a worker
+/// committing transaction after transaction (an expiry sweep) would keep winning the writer
+/// over a sign-in or an approval that asked first. This process's writers take turns in the
+/// order they asked, so a writer waits for the transaction running when it asked, and not
+/// for the sweep's next ones: counted here as the sweep's commits while a writer waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writers_take_turns_in_the_order_they_asked() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let test_db = common::fresh_db(Backend::Sqlite).await;
+    let db = test_db.db.clone();
+    let commits = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sweep = {
+        let (db, commits, stop) = (db.clone(), commits.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                // A batch's worth of work while holding the writer (a few milliseconds).
+                let mut tx = db.begin().await.unwrap();
+                sqlx::query("UPDATE users SET job_title = job_title WHERE id = 1").execute(&mut *tx).await.unwrap();
+                let _: i64 = sqlx::query_scalar(
+                    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) \
+                     SELECT SUM(x) FROM c",
+                )
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+                commits.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    while commits.load(Ordering::SeqCst) < 3 {
+        tokio::task::yield_now().await;
+    }
+    let mut overtaken = Vec::new();
+    for _ in 0..5 {
+        let before = commits.load(Ordering::SeqCst);
+        let tx = db.begin().await.unwrap();
+        overtaken.push(commits.load(Ordering::SeqCst) - before);
+        tx.commit().await.unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    sweep.await.unwrap();
+    assert!(commits.load(Ordering::SeqCst) > 3, "the sweep made progress");
+    // The transaction running when the writer asked, and perhaps one that had committed but
+    // not yet been counted; never a run of them.
+    assert!(
+        overtaken.iter().min().is_some_and(|n| *n <= 3),
+        "the sweep's commits while a writer waited: {overtaken:?}"
+    );
+}
