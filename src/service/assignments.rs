@@ -2,6 +2,8 @@
 //! ending one with its reference-counted removals. Every change to a person's access holds
 //! that person's lock ([`crate::store::Db::lock_user`]).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -123,7 +125,7 @@ impl Service {
         Ok(())
     }
 
-    /// The clock's turn: end the assignments whose end has passed, up to [`EXPIRY_PASS`] of
+    /// The clock's turn: end the assignments whose end has passed, up to `EXPIRY_PASS` of
     /// them, oldest end first. Returns how many ended (the worker loop calls again while this
     /// makes progress, so a backlog drains without waiting for the next tick).
     #[tracing::instrument(name = "expire_assignments", skip_all, fields(operator = %by))]
@@ -187,21 +189,23 @@ impl Service {
     ) -> DomainResult<(usize, Vec<AuditEvent>)> {
         let holders = assignments::holders_of(tx, ids).await?;
         self.db.lock_users(tx, &holders).await?;
-        let mut events = Vec::new();
-        let mut expired = 0;
-        for id in ids {
-            let Some(a) = assignments::assignment(tx, *id).await? else { continue };
-            if !a.state.is_live() || a.end_at.is_none_or(|end| end > now) {
-                continue;
-            }
-            let mut these = vec![expired_event(&a)];
+        // Read again under the locks: an extension committed meanwhile moved the end.
+        let due = assignments::due_among(tx, ids, now).await?;
+        for _ in &due {
+            // Once per assignment about to expire (tests count them, and park here).
             self.checkpoint("assignment.expiring").await;
-            if end_assignment(self, tx, &a, AssignmentState::Expired, now, &mut these).await? {
-                events.append(&mut these);
-                expired += 1;
+        }
+        let due_ids: Vec<AssignmentId> = due.iter().map(|a| a.id).collect();
+        let ended = end_assignments(self, tx, &due_ids, AssignmentState::Expired, now).await?;
+        let rows: HashMap<AssignmentId, &assignments::AssignmentRow> = due.iter().map(|a| (a.id, a)).collect();
+        let mut events = Vec::with_capacity(ended.len() * 2);
+        for (id, removal) in &ended {
+            if let Some(a) = rows.get(id) {
+                events.push(expired_event(a));
+                events.extend(removal.clone());
             }
         }
-        Ok((expired, events))
+        Ok((ended.len(), events))
     }
 
     /// Expire one assignment if its end has passed, read under the holder's lock: an extension
@@ -385,12 +389,65 @@ fn expired_event(a: &assignments::AssignmentRow) -> AuditEvent {
         .after(json!({"state": "expired"}))
 }
 
-/// End a live assignment and enqueue the removal of each grant no other live assignment
-/// still holds (reference counting). False when the assignment was no longer live.
-///
-/// The caller holds the person's lock ([`crate::store::Db::lock_user`]), so the count of other
-/// holders cannot change before this commits: two assignments ending at the same moment
-/// enqueue exactly one removal.
+/// End these assignments (guarded: only those still live move to `to`) and give up their
+/// grants: a role no other live assignment of the person holds has its removal queued, once
+/// per person and role; a role still held elsewhere is kept (the grant marked removed).
+/// Returns the assignments ended, in the order given, each with its `grants.removal_enqueued`
+/// event saying exactly what was queued and what stays held. The callers hold the lock of
+/// every person concerned.
+pub(super) async fn end_assignments(
+    service: &Service,
+    tx: &mut Conn,
+    ids: &[AssignmentId],
+    to: AssignmentState,
+    now: DateTime<Utc>,
+) -> DomainResult<Vec<(AssignmentId, Option<AuditEvent>)>> {
+    use crate::domain::request::GrantState;
+    service.checkpoint("assignment.ending").await;
+    let ended = assignments::end_many(tx, ids, to, now).await?;
+    // In the order given, as if one after the other: the last of several holding the same
+    // role queues its removal, the earlier ones see it still held.
+    let ended: Vec<AssignmentId> = ids.iter().filter(|id| ended.contains(id)).copied().collect();
+    let grants = assignments::grants_held_by(tx, &ended).await?;
+    let pairs: Vec<(UserId, ResourceRoleId)> = grants.iter().map(|g| (g.user, g.role)).collect();
+    let held_elsewhere = assignments::still_held(tx, &pairs).await?;
+    let position = |a: AssignmentId| ended.iter().position(|e| *e == a).unwrap_or(usize::MAX);
+    let mut last_holder: HashMap<(UserId, ResourceRoleId), (usize, GrantId)> = HashMap::new();
+    for g in &grants {
+        let key = (position(g.assignment), g.id);
+        let slot = last_holder.entry((g.user, g.role)).or_insert(key);
+        *slot = (*slot).max(key);
+    }
+    let (mut removing, mut kept) = (Vec::new(), Vec::new());
+    let mut told: HashMap<AssignmentId, (Vec<i64>, Vec<i64>)> = HashMap::new();
+    for g in &grants {
+        let pair = (g.user, g.role);
+        let entry = told.entry(g.assignment).or_default();
+        if !held_elsewhere.contains(&pair) && last_holder.get(&pair).is_some_and(|(_, id)| *id == g.id) {
+            removing.push(g.id);
+            entry.0.push(g.role.0);
+        } else {
+            kept.push(g.id);
+            entry.1.push(g.role.0);
+        }
+    }
+    assignments::set_grants_state(tx, &kept, GrantState::Removed, "still held through another assignment", now).await?;
+    assignments::set_grants_state(tx, &removing, GrantState::Removing, "", now).await?;
+    assignments::enqueue_removals(tx, &removing, now).await?;
+    Ok(ended
+        .into_iter()
+        .map(|id| {
+            // Say exactly what was done: which removals were queued, which roles stay held.
+            let event = told.remove(&id).map(|(enqueued, kept)| {
+                AuditEvent::new(None, "grants.removal_enqueued", "assignment", id.0)
+                    .after(json!({"removing": enqueued, "still_held_elsewhere": kept}))
+            });
+            (id, event)
+        })
+        .collect())
+}
+
+/// [`end_assignments`] for one: whether it was still live and ended; its event pushed.
 pub(super) async fn end_assignment(
     service: &Service,
     tx: &mut Conn,
@@ -399,38 +456,8 @@ pub(super) async fn end_assignment(
     now: DateTime<Utc>,
     events: &mut Vec<AuditEvent>,
 ) -> DomainResult<bool> {
-    use crate::domain::request::GrantState;
-    let mut plan = Vec::new();
-    for g in assignments::grants_of(tx, a.id).await? {
-        if matches!(g.state, GrantState::Removed | GrantState::Removing) {
-            continue;
-        }
-        let others = assignments::other_live_holders(tx, g.user, g.role, Some(a.id)).await?;
-        plan.push((g, others));
-    }
-    service.checkpoint("assignment.ending").await;
-    if !assignments::end(tx, a.id, to, now).await? {
-        return Ok(false);
-    }
-    let (mut enqueued, mut kept) = (Vec::new(), Vec::new());
-    for (g, others) in plan {
-        if others > 0 {
-            assignments::set_grant_state(tx, g.id, GrantState::Removed, "still held through another assignment", now)
-                .await?;
-            kept.push(g.role.0);
-        } else {
-            assignments::set_grant_state(tx, g.id, GrantState::Removing, "", now).await?;
-            assignments::enqueue(tx, "remove_member", g.role, g.user, g.id, now, now).await?;
-            enqueued.push(g.role.0);
-        }
-    }
-    // Say exactly what was done: which removals were queued, which roles stay held.
-    if !enqueued.is_empty() || !kept.is_empty() {
-        events.push(
-            AuditEvent::new(None, "grants.removal_enqueued", "assignment", a.id.0)
-                .after(json!({"removing": enqueued, "still_held_elsewhere": kept})),
-        );
-    }
+    let Some((_, event)) = end_assignments(service, tx, &[a.id], to, now).await?.pop() else { return Ok(false) };
+    events.extend(event);
     Ok(true)
 }
 

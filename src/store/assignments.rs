@@ -129,21 +129,6 @@ pub async fn insert(conn: &mut Conn, a: &NewAssignment, now: DateTime<Utc>) -> R
     Ok(AssignmentId(id))
 }
 
-/// Move a live assignment to `to`; false when it is no longer live (someone else ended it).
-pub async fn end(
-    conn: &mut Conn,
-    id: AssignmentId,
-    to: AssignmentState,
-    now: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    let sql = format!(
-        "UPDATE assignments SET state = $1, updated_at = $2, end_at = COALESCE(end_at, $2), version = version + 1 \
-         WHERE id = $3 AND state IN {LIVE}"
-    );
-    let done = sqlx::query(&sql).bind(to.as_str()).bind(to_ms(now)).bind(id.0).execute(conn).await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// Set a new end on a live assignment.
 pub async fn set_end(
     conn: &mut Conn,
@@ -194,6 +179,121 @@ pub async fn holders_of(conn: &mut Conn, ids: &[AssignmentId]) -> Result<Vec<Use
     let users: Vec<i64> =
         sqlx::query_scalar(&sql).bind(super::ids_json(ids.iter().map(|a| a.0))).fetch_all(conn).await?;
     Ok(users.into_iter().map(UserId).collect())
+}
+
+/// Move these assignments to `to` where they are still live (someone else may have ended one);
+/// the ones moved.
+pub async fn end_many(
+    conn: &mut Conn,
+    ids: &[AssignmentId],
+    to: AssignmentState,
+    now: DateTime<Utc>,
+) -> Result<Vec<AssignmentId>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE assignments SET state = $1, updated_at = $2, end_at = COALESCE(end_at, $2), version = version + 1 \
+         WHERE id IN {} AND state IN {LIVE} RETURNING id",
+        super::ids_param(conn, 3)
+    );
+    let ended: Vec<i64> = sqlx::query_scalar(&sql)
+        .bind(to.as_str())
+        .bind(to_ms(now))
+        .bind(super::ids_json(ids.iter().map(|a| a.0)))
+        .fetch_all(conn)
+        .await?;
+    Ok(ended.into_iter().map(AssignmentId).collect())
+}
+
+/// The grants of these assignments not yet given up (neither removed nor being removed), by
+/// assignment, then id.
+pub async fn grants_held_by(conn: &mut Conn, assignments: &[AssignmentId]) -> Result<Vec<GrantRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT id, assignment_id, resource_role_id, user_id, state, attempts, last_error FROM grants \
+         WHERE assignment_id IN {} AND state NOT IN ('removed', 'removing') ORDER BY assignment_id, id",
+        super::ids_param(conn, 1)
+    );
+    let rows = sqlx::query(&sql).bind(super::ids_json(assignments.iter().map(|a| a.0))).fetch_all(conn).await?;
+    rows.iter().map(grant_from_row).collect()
+}
+
+/// Which of these (person, role) pairs a live assignment still holds (the reference count of
+/// [`other_live_holders`], for many pairs at once).
+pub async fn still_held(
+    conn: &mut Conn,
+    pairs: &[(UserId, ResourceRoleId)],
+) -> Result<std::collections::HashSet<(UserId, ResourceRoleId)>, sqlx::Error> {
+    if pairs.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!(
+        "SELECT DISTINCT g.user_id, g.resource_role_id FROM grants g JOIN assignments a ON a.id = g.assignment_id \
+         WHERE g.user_id IN {} AND g.resource_role_id IN {} AND a.state IN {LIVE} \
+         AND g.state IN ('pending', 'delivered', 'failed')",
+        super::ids_param(conn, 1),
+        super::ids_param(conn, 2)
+    );
+    let held: Vec<(i64, i64)> = sqlx::query_as(&sql)
+        .bind(super::ids_json(pairs.iter().map(|(u, _)| u.0)))
+        .bind(super::ids_json(pairs.iter().map(|(_, r)| r.0)))
+        .fetch_all(conn)
+        .await?;
+    let wanted: std::collections::HashSet<_> = pairs.iter().copied().collect();
+    Ok(held.into_iter().map(|(u, r)| (UserId(u), ResourceRoleId(r))).filter(|p| wanted.contains(p)).collect())
+}
+
+/// [`set_grant_state`] for many grants.
+pub async fn set_grants_state(
+    conn: &mut Conn,
+    grants: &[GrantId],
+    state: GrantState,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    if grants.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE grants SET state = $1, last_error = $2, attempts = attempts + 1, updated_at = $3 WHERE id IN {}",
+        super::ids_param(conn, 4)
+    );
+    sqlx::query(&sql)
+        .bind(state.as_str())
+        .bind(error)
+        .bind(to_ms(now))
+        .bind(super::ids_json(grants.iter().map(|g| g.0)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Queue the removal of each of these grants' memberships, due now ([`enqueue`] for many).
+pub async fn enqueue_removals(conn: &mut Conn, grants: &[GrantId], now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    if grants.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO outbox (kind, resource_role_id, user_id, grant_id, next_attempt_at, created_at, updated_at) \
+         SELECT 'remove_member', resource_role_id, user_id, id, $1, $1, $1 FROM grants WHERE id IN {} ORDER BY id",
+        super::ids_param(conn, 2)
+    );
+    sqlx::query(&sql).bind(to_ms(now)).bind(super::ids_json(grants.iter().map(|g| g.0))).execute(conn).await?;
+    Ok(())
+}
+/// Which of these assignments are live and past their end at `now`, in the order given.
+pub async fn due_among(
+    conn: &mut Conn,
+    ids: &[AssignmentId],
+    now: DateTime<Utc>,
+) -> Result<Vec<AssignmentRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE id IN {} AND state IN {LIVE} \
+         AND end_at IS NOT NULL AND end_at <= $2",
+        super::ids_param(conn, 1)
+    );
+    let rows =
+        sqlx::query(&sql).bind(super::ids_json(ids.iter().map(|a| a.0))).bind(to_ms(now)).fetch_all(conn).await?;
+    let mut due = rows.iter().map(assignment_from_row).collect::<Result<Vec<_>, _>>()?;
+    due.sort_by_key(|a| ids.iter().position(|id| *id == a.id));
+    Ok(due)
 }
 
 /// The assignment a grant belongs to.

@@ -683,7 +683,9 @@ async fn my_access_pages_keep_one_order(backend: Backend) {
         let id = store::insert(&mut tx, &a, now).await.unwrap();
         // Every third one has ended: live and ended interleave by id.
         if i % 3 == 0 {
-            store::end(&mut tx, id, quartermaster::domain::request::AssignmentState::Removed, now).await.unwrap();
+            store::end_many(&mut tx, &[id], quartermaster::domain::request::AssignmentState::Removed, now)
+                .await
+                .unwrap();
         }
     }
     tx.commit().await.unwrap();
