@@ -3,7 +3,8 @@
 #
 #   scripts/bench.sh [--scale F] [--backend sqlite|postgres] [--rate R] [--duration D]
 #   scripts/bench.sh --approvals --scale 0.5   # 10,000 approvals by 32 approvers at once
-#   scripts/bench.sh --expiry --scale 1 --rate 50   # every live assignment expiring while pages serve
+#   scripts/bench.sh --expiry --scale 1 --rate 50 [--sweep-only]   # every live assignment expiring
+#                                                 # while pages serve (--sweep-only: not awaiting the removals)
 #
 # Builds release, seeds (or reuses) a scale database under target/bench, starts the server on
 # 127.0.0.1 (demo sign-in, rate limits off, pinned to CPU 0 where `taskset` exists), and drives
@@ -21,10 +22,12 @@ rate=1000
 duration=10s
 approvals=0
 expiry=0
+sweep_only=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --approvals) approvals=1; shift ;;
     --expiry) expiry=1; shift ;;
+    --sweep-only) sweep_only=(--sweep-only); shift ;;
     --scale) scale="$2"; shift 2 ;;
     --backend) backend="$2"; shift 2 ;;
     --rate) rate="$2"; shift 2 ;;
@@ -135,7 +138,7 @@ if [[ "$expiry" == 1 ]]; then
   # The server's workers sweep from their first round; benches/expiry.rs follows them in the
   # database while My Access is measured open loop at the chosen rate in 5-second windows.
   "${client_pin[@]}" cargo bench --bench expiry -- watch --database-url "$QM_DATABASE_URL" \
-    --baseline target/bench/expiry-baseline >target/bench/expiry.out &
+    --baseline target/bench/expiry-baseline "${sweep_only[@]}" >target/bench/expiry.out &
   watch_pid=$!
   # Beside the page, a write: demo sign-in (a session stored) at 5 a second.
   summarize='import json, sys; d = json.loads(sys.argv[1]); p = d["latencyPercentiles"]

@@ -112,53 +112,72 @@ fn worker_name() -> String {
 /// The background workers: delivery, stage time-outs, expiry, and (every few minutes)
 /// forgetting expired sessions and abandoned sign-ins. Every instance may run them; each piece
 /// of work is claimed by a guarded update, so two instances never do it twice.
+///
+/// Each pass drains on its own: it runs again at once while it comes back full, so a backlog
+/// (a million expiries falling due together, the removals they queue) drains at the
+/// database's pace, and the tick paces the rest. A sweep does not hold up deliveries; on
+/// SQLite they take turns at the one writer. Delivery needs no order: it withdraws an
+/// addition whose access has ended or is no longer allowed.
 pub async fn run_workers(service: Service, interval: std::time::Duration) {
-    use tower_sessions::session_store::ExpiredDeletion;
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let sessions = crate::store::sessions::DbSessionStore::with_clock(service.db.clone(), service.clock.clone());
-    let mut cleaned: Option<std::time::Instant> = None;
-    loop {
-        tick.tick().await;
-        // Rounds back to back while a pass comes back full, so a backlog (a million expiries
-        // falling due together, the removals they queue) drains at the database's pace; the
-        // tick paces the rest. The clean-up keeps its own time, drain or not.
-        loop {
-            if cleaned.is_none_or(|at| at.elapsed() >= interval * 150) {
-                cleaned = Some(std::time::Instant::now());
-                if let Err(e) = sessions.delete_expired().await {
-                    tracing::error!(error = %e, "session clean-up failed");
-                }
-                if let Err(e) = service.forget_abandoned_sign_ins().await {
-                    tracing::error!(error = ?e, "sign-in clean-up failed");
-                }
-            }
-            if !worker_round(&service).await {
-                break;
-            }
-        }
-    }
+    let service = &service;
+    tokio::join!(
+        drain(interval, "expiry", move || async move {
+            let n = service.expire_assignments(&crate::domain::authz::Operator::Workers).await?;
+            Ok(n >= assignments::EXPIRY_PASS)
+        }),
+        drain(interval, "time-out", move || async move {
+            let n = service.time_out_stages(&crate::domain::authz::Operator::Workers).await?;
+            Ok(n >= requests::TIME_OUT_PASS)
+        }),
+        drain(interval, "delivery", move || async move {
+            let report =
+                service.deliver_pending(&crate::domain::authz::Operator::Workers, DELIVERY_PASS as i64).await?;
+            Ok(report.claimed() >= DELIVERY_PASS)
+        }),
+        clean_up(service, interval * 150),
+    );
 }
 
 /// Outbox entries one delivery pass claims.
 const DELIVERY_PASS: usize = 200;
 
-/// One round of the passes. Whether one of them came back full (more work is likely waiting):
-/// a pass that finds less, or only fails, ends the drain until the next tick.
-async fn worker_round(service: &Service) -> bool {
-    // Expiry first, so access that has ended is not delivered in the same round.
-    let workers = crate::domain::authz::Operator::Workers;
-    let expired = service.expire_assignments(&workers).await.unwrap_or_else(|e| {
-        tracing::error!(error = ?e, "expiry pass failed");
-        0
-    });
-    let timed_out = service.time_out_stages(&workers).await.unwrap_or_else(|e| {
-        tracing::error!(error = ?e, "time-out pass failed");
-        0
-    });
-    let delivery = service.deliver_pending(&workers, DELIVERY_PASS as i64).await.unwrap_or_else(|e| {
-        tracing::error!(error = ?e, "delivery pass failed");
-        delivery::DeliveryReport::default()
-    });
-    expired >= assignments::EXPIRY_PASS || timed_out >= requests::TIME_OUT_PASS || delivery.claimed() >= DELIVERY_PASS
+/// Run a pass at every tick, and again at once while it says it came back full (more work is
+/// likely waiting). A pass that finds less, or fails, waits for the next tick.
+async fn drain<F, Fut>(interval: std::time::Duration, pass: &'static str, mut run: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::domain::DomainResult<bool>>,
+{
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        loop {
+            match run().await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::error!(pass, error = ?e, "worker pass failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Forget expired sessions and abandoned sign-ins, at start and then every `every`.
+async fn clean_up(service: &Service, every: std::time::Duration) {
+    use tower_sessions::session_store::ExpiredDeletion;
+    let sessions = crate::store::sessions::DbSessionStore::with_clock(service.db.clone(), service.clock.clone());
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sessions.delete_expired().await {
+            tracing::error!(error = %e, "session clean-up failed");
+        }
+        if let Err(e) = service.forget_abandoned_sign_ins().await {
+            tracing::error!(error = ?e, "sign-in clean-up failed");
+        }
+    }
 }
