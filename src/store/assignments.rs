@@ -224,20 +224,19 @@ pub async fn still_held(
     if pairs.is_empty() {
         return Ok(Default::default());
     }
+    // Exactly the pairs asked about, each a seek in `grants_holder` (two `IN` lists would seek
+    // every person with every role).
     let sql = format!(
         "SELECT DISTINCT g.user_id, g.resource_role_id FROM grants g JOIN assignments a ON a.id = g.assignment_id \
-         WHERE g.user_id IN {} AND g.resource_role_id IN {} AND a.state IN {LIVE} \
+         WHERE (g.user_id, g.resource_role_id) IN {} AND a.state IN {LIVE} \
          AND g.state IN ('pending', 'delivered', 'failed')",
-        super::ids_param(conn, 1),
-        super::ids_param(conn, 2)
+        super::pairs_param(conn, 1)
     );
-    let held: Vec<(i64, i64)> = sqlx::query_as(&sql)
-        .bind(super::ids_json(pairs.iter().map(|(u, _)| u.0)))
-        .bind(super::ids_json(pairs.iter().map(|(_, r)| r.0)))
-        .fetch_all(conn)
-        .await?;
-    let wanted: std::collections::HashSet<_> = pairs.iter().copied().collect();
-    Ok(held.into_iter().map(|(u, r)| (UserId(u), ResourceRoleId(r))).filter(|p| wanted.contains(p)).collect())
+    let mut unique: Vec<(i64, i64)> = pairs.iter().map(|(u, r)| (u.0, r.0)).collect();
+    unique.sort_unstable();
+    unique.dedup();
+    let held: Vec<(i64, i64)> = sqlx::query_as(&sql).bind(super::pairs_json(unique)).fetch_all(conn).await?;
+    Ok(held.into_iter().map(|(u, r)| (UserId(u), ResourceRoleId(r))).collect())
 }
 
 /// [`set_grant_state`] for many grants.

@@ -363,6 +363,22 @@ pub fn ids_param(conn: &Conn, n: u8) -> String {
     }
 }
 
+/// A subquery of the integer pairs bound as parameter `$n` (a JSON array of two-element
+/// arrays, [`pairs_json`]), for `(a, b) IN …`: one statement text, whatever the count.
+pub fn pairs_param(conn: &Conn, n: u8) -> String {
+    if conn.backend_name() == "PostgreSQL" {
+        format!("(SELECT (value->>0)::bigint, (value->>1)::bigint FROM json_array_elements(${n}::json))")
+    } else {
+        format!("(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(${n}))")
+    }
+}
+
+/// The pairs as the JSON [`pairs_param`] reads.
+pub fn pairs_json(pairs: impl IntoIterator<Item = (i64, i64)>) -> String {
+    let items: Vec<String> = pairs.into_iter().map(|(a, b)| format!("[{a},{b}]")).collect();
+    format!("[{}]", items.join(","))
+}
+
 /// The ids as the JSON array [`ids_param`] reads, each once.
 pub fn ids_json(ids: impl IntoIterator<Item = i64>) -> String {
     format!("[{}]", id_list_text(ids))
