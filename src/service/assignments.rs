@@ -380,8 +380,10 @@ pub(super) async fn extend_on_approval(
 
 /// Due assignments one expiry pass takes.
 pub(super) const EXPIRY_PASS: usize = 500;
-/// Expiries per transaction.
-const EXPIRY_BATCH: usize = 100;
+/// Expiries per transaction: on SQLite every other writer (a sign-in, an approval, a
+/// delivery) waits for the batch running when it asked, so it stays short (25: a few
+/// milliseconds; 100 made the sweep 6 % faster and a sign-in's p99 2.5 times longer).
+const EXPIRY_BATCH: usize = 25;
 
 fn expired_event(a: &assignments::AssignmentRow) -> AuditEvent {
     AuditEvent::new(None, "assignment.expired", "assignment", a.id.0)

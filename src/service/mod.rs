@@ -97,6 +97,7 @@ impl Service {
     /// Forget OpenID Connect sign-ins that were started and never finished.
     #[tracing::instrument(name = "forget_abandoned_sign_ins", skip_all)]
     pub async fn forget_abandoned_sign_ins(&self) -> crate::domain::DomainResult<u64> {
+        let _turn = self.db.write_turn().await?;
         let mut conn = self.db.pool().acquire().await?;
         let before = self.now().timestamp_millis() - crate::auth::oidc::LOGIN_TTL_MS;
         Ok(crate::store::logins::purge(&mut conn, before).await?)

@@ -166,8 +166,13 @@ impl Db {
         if self.backend != Backend::Sqlite {
             return Ok(None);
         }
-        let turn = self.writer.clone().acquire_owned().await.map_err(|_| sqlx::Error::PoolClosed)?;
-        Ok(Some(turn))
+        // As long as SQLite's own busy timeout: a writer never waits forever, even if a turn
+        // were held by mistake across another write.
+        match tokio::time::timeout(Duration::from_secs(15), self.writer.clone().acquire_owned()).await {
+            Ok(Ok(turn)) => Ok(Some(turn)),
+            Ok(Err(_)) => Err(sqlx::Error::PoolClosed),
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
+        }
     }
 
     /// Hold one request row until the transaction ends (PostgreSQL; SQLite's writer lock
