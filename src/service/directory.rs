@@ -4,7 +4,7 @@ use super::Service;
 use crate::domain::authz::Actor;
 use crate::domain::ids::UserId;
 use crate::domain::{DomainError, DomainResult};
-use crate::store::directory;
+use crate::store::{directory, Tx};
 use crate::views::{DemoPerson, Viewer};
 
 impl Service {
@@ -223,6 +223,13 @@ impl Service {
         }
     }
 
+    /// Whether `user` is now linked to this very identity: a sign-in of the same person (another
+    /// tab) committed since this one looked the identity up.
+    async fn is_identity_of(&self, tx: &mut Tx, identity: &ProviderIdentity, user: UserId) -> DomainResult<bool> {
+        let mine = directory::user_by_identity(tx, &identity.issuer, &identity.subject).await?;
+        Ok(mine.is_some_and(|m| m.id == user))
+    }
+
     async fn sign_in_once(&self, identity: &ProviderIdentity, admins: &AdminBootstrap) -> DomainResult<UserId> {
         use crate::domain::audit::AuditEvent;
         use crate::domain::model::{Role, UserKind};
@@ -273,6 +280,7 @@ impl Service {
         // is still connected; a member is held to the gate. Their row is locked first, as
         // disabling locks it, so a disabling under way is seen.
         let known = directory::user_by_identity(&mut tx, &identity.issuer, &identity.subject).await?;
+        self.checkpoint("sign_in.identity_read").await;
         let known = match known {
             Some(u) => {
                 self.db.lock_user(&mut tx, u.id).await?;
@@ -325,6 +333,9 @@ impl Service {
                     // same email may have linked the account meanwhile.
                     let u = match directory::user_by_email(&mut tx, &identity.email).await? {
                         Some((again, None)) if again.id == u.id => again,
+                        _ if self.is_identity_of(&mut tx, identity, u.id).await? => {
+                            return Err(DomainError::Conflict(EMAIL_TAKEN.into()));
+                        }
                         _ => {
                             return already_linked(tx, u.id, "the account was linked to another sign-in meanwhile")
                                 .await
@@ -342,7 +353,12 @@ impl Service {
                     Some(u)
                 }
                 Some((u, Some(_))) => {
-                    return already_linked(tx, u.id, "the account is already linked to another sign-in").await
+                    // This very identity, committed since it was looked up: the same person
+                    // signing in from another tab got there first. Try again as them.
+                    if self.is_identity_of(&mut tx, identity, u.id).await? {
+                        return Err(DomainError::Conflict(EMAIL_TAKEN.into()));
+                    }
+                    return already_linked(tx, u.id, "the account is already linked to another sign-in").await;
                 }
                 None => None,
             },
