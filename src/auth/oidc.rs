@@ -329,13 +329,8 @@ impl Oidc {
         }
         let (url, state, nonce) = request.url();
         let login_id = random_id();
-        let _turn =
-            db.write_turn().await.map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?;
-        let mut conn = db
-            .pool()
-            .acquire()
-            .await
-            .map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?;
+        let _turn = db.write_turn().await.map_err(sign_in_failed)?;
+        let mut conn = db.pool().acquire().await.map_err(sign_in_failed)?;
         let _ = logins::purge(&mut conn, now_ms - LOGIN_TTL_MS).await;
         logins::insert(
             &mut conn,
@@ -349,7 +344,7 @@ impl Oidc {
             },
         )
         .await
-        .map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?;
+        .map_err(sign_in_failed)?;
         Ok((url.to_string(), login_id))
     }
 
@@ -372,18 +367,11 @@ impl Oidc {
         }
         let login_id = login_id.ok_or_else(|| OidcError::new(RESTART, "callback without a login cookie"))?;
         let stored = {
-            let _turn = db
-                .write_turn()
-                .await
-                .map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?;
-            let mut conn = db
-                .pool()
-                .acquire()
-                .await
-                .map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?;
+            let _turn = db.write_turn().await.map_err(sign_in_failed)?;
+            let mut conn = db.pool().acquire().await.map_err(sign_in_failed)?;
             logins::take(&mut conn, login_id)
                 .await
-                .map_err(|e| OidcError::new("Sign-in failed; please try again.", e.to_string()))?
+                .map_err(sign_in_failed)?
                 .ok_or_else(|| OidcError::new(RESTART, "unknown or already used login state"))?
         };
         if now_ms - stored.created_at > LOGIN_TTL_MS {
@@ -547,6 +535,11 @@ fn jwt_payload(jwt: &str) -> Option<serde_json::Map<String, serde_json::Value>> 
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A sign-in that failed on our side (the database): the person may simply try again.
+fn sign_in_failed(e: sqlx::Error) -> OidcError {
+    OidcError::new("Sign-in failed; please try again.", e.to_string())
 }
 
 #[cfg(test)]

@@ -393,3 +393,29 @@ pub async fn package_with_an_unreachable_target(
     tx.commit().await.unwrap();
     pkg
 }
+
+/// `n` new people (demo addresses) with `manager`, created at `now_ms`.
+pub async fn hire(
+    db: &Db,
+    prefix: &str,
+    n: usize,
+    manager: quartermaster::domain::ids::UserId,
+    now_ms: i64,
+) -> Vec<quartermaster::domain::ids::UserId> {
+    let mut conn = db.pool().acquire().await.unwrap();
+    let mut people = Vec::new();
+    for i in 0..n {
+        let email = format!("{prefix}{i}@quartermaster.example");
+        let user = quartermaster::store::directory::NewUser {
+            email: &email,
+            display_name: &format!("{prefix} {i}"),
+            department: "Engineering",
+            job_title: "Engineer",
+            manager_id: Some(manager),
+            kind: quartermaster::domain::model::UserKind::Member,
+            connected_org_id: None,
+        };
+        people.push(quartermaster::store::directory::insert_user(&mut conn, &user, now_ms).await.unwrap());
+    }
+    people
+}

@@ -27,7 +27,6 @@ use quartermaster::domain::ids::{PackageId, UserId};
 use quartermaster::domain::request::Decision;
 use quartermaster::server::Application;
 use quartermaster::service::{ChainCheck, DeliveryReport, Service};
-use quartermaster::store::directory::{self, NewUser};
 use quartermaster::store::{Backend, Db};
 use tokio::sync::Notify;
 
@@ -148,26 +147,6 @@ async fn wait_for(db: &Db, what: &str, sql: &str, want: i64) -> i64 {
     }
 }
 
-/// `n` new people (demo addresses) with `manager`, created at `now_ms`.
-async fn hire(db: &Db, prefix: &str, n: usize, manager: UserId, now_ms: i64) -> Vec<UserId> {
-    let mut conn = db.pool().acquire().await.unwrap();
-    let mut people = Vec::new();
-    for i in 0..n {
-        let email = format!("{prefix}{i}@quartermaster.example");
-        let user = NewUser {
-            email: &email,
-            display_name: &format!("{prefix} {i}"),
-            department: "Engineering",
-            job_title: "Engineer",
-            manager_id: Some(manager),
-            kind: quartermaster::domain::model::UserKind::Member,
-            connected_org_id: None,
-        };
-        people.push(directory::insert_user(&mut conn, &user, now_ms).await.unwrap());
-    }
-    people
-}
-
 async fn actor(service: &Service, id: UserId) -> Actor {
     service.actor(id).await.unwrap().expect("an active person")
 }
@@ -282,7 +261,7 @@ async fn the_workers_of_both_instances_deliver_every_entry_exactly_once() {
     let db = &test_db.db;
     let ids = quartermaster::demo::seed_directory_and_catalogs(db).await.unwrap();
     let setup = Service::new(db.clone());
-    let people = hire(db, "builder", PEOPLE, ids.linus, Utc::now().timestamp_millis()).await;
+    let people = common::hire(db, "builder", PEOPLE, ids.linus, Utc::now().timestamp_millis()).await;
     let linus = actor(&setup, ids.linus).await;
     for id in &people {
         let who = actor(&setup, *id).await;
@@ -350,7 +329,7 @@ async fn a_stage_time_out_and_an_expiry_are_each_applied_once() {
     let ids = quartermaster::demo::seed_directory_and_catalogs(db).await.unwrap();
     let clock = ManualClock::new(Utc::now());
     let setup = Service::with_clock(db.clone(), Arc::new(clock.clone()));
-    let people = hire(db, "temp", N, ids.linus, Utc::now().timestamp_millis()).await;
+    let people = common::hire(db, "temp", N, ids.linus, Utc::now().timestamp_millis()).await;
     // Each asks for Sales CRM (one stage, their manager, 7 days, then the request expires) and
     // nobody decides; each gets Sales Analytics (no approval, 30 days of access).
     let mut crm = Vec::new();
@@ -422,7 +401,7 @@ async fn a_killed_instance_leaves_its_work_to_the_other() {
     let ids = quartermaster::demo::seed_directory_and_catalogs(db).await.unwrap();
     let clock = ManualClock::new(Utc::now());
     let setup = Service::with_clock(db.clone(), Arc::new(clock.clone()));
-    let people = hire(db, "worker", N, ids.linus, Utc::now().timestamp_millis()).await;
+    let people = common::hire(db, "worker", N, ids.linus, Utc::now().timestamp_millis()).await;
     for id in &people {
         let who = actor(&setup, *id).await;
         setup.submit_request(&who, common::ask(ids.developer_tools, "")).await.unwrap();

@@ -596,21 +596,8 @@ async fn a_backlog_of_expiries_drains_in_batches_each_ended_once(backend: Backen
             .unwrap();
         packages.push((p, policy));
     }
-    let mut people = Vec::new();
-    for i in 0..40 {
-        let email = format!("quarter{i}@quartermaster.example");
-        let user = NewUser {
-            email: &email,
-            display_name: &format!("Quarter {i}"),
-            department: "Sales",
-            job_title: "Account Executive",
-            manager_id: Some(w.ids.sofia),
-            kind: quartermaster::domain::model::UserKind::Member,
-            connected_org_id: None,
-        };
-        people.push(directory::insert_user(&mut tx, &user, now).await.unwrap());
-    }
     tx.commit().await.unwrap();
+    let people = common::hire(w.db(), "quarter", 40, w.ids.sofia, now).await;
     let grace = w.actor(w.ids.grace).await;
     let end = w.clock.now() + Duration::days(1);
     for person in &people {
