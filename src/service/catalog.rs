@@ -1,15 +1,13 @@
 //! Browsing what one may request.
 
-use std::collections::BTreeMap;
-
 use super::Service;
 use crate::domain::authz::Actor;
 use crate::domain::eligibility::{may_request, RequestorFacts};
 use crate::domain::ids::*;
 use crate::domain::policy::Policy;
 use crate::domain::DomainResult;
-use crate::store::{catalog, directory, Conn};
-use crate::views::{CatalogOption, PackageCard, Page, ResourceRoleView};
+use crate::store::{catalog, directory};
+use crate::views::{CatalogOption, PackageCard, Page};
 
 pub const PAGE_SIZE: i64 = 24;
 
@@ -25,6 +23,7 @@ impl Service {
         cursor: Option<&str>,
     ) -> DomainResult<Page<PackageCard>> {
         let mut conn = self.db.pool().acquire().await?;
+        let known = self.catalog_snapshot(&mut conn).await?;
         let groups = directory::groups_of(&mut conn, actor.id()).await?;
         let org_configured = match actor.user.connected_org_id {
             Some(org) => directory::org_is_configured(&mut conn, org).await?,
@@ -36,7 +35,7 @@ impl Service {
         // The SQL pre-filter may admit packages the eligibility rule then refuses: keep reading
         // candidates until the page is full or there are none left, so a page is never short
         // while a "next" link is offered.
-        let mut page: Vec<(crate::domain::model::AccessPackage, String, Vec<Policy>)> = Vec::new();
+        let mut page: Vec<(crate::domain::model::AccessPackage, String, Vec<&Policy>)> = Vec::new();
         let mut next = None;
         'fill: loop {
             let batch = catalog::candidate_packages(
@@ -49,12 +48,10 @@ impl Service {
             )
             .await?;
             let exhausted = batch.len() as i64 <= PAGE_SIZE;
-            let ids: Vec<PackageId> = batch.iter().map(|(p, _)| p.id).collect();
-            let policies = catalog::policies_of(&mut conn, &ids).await?;
             for (package, catalog_name) in batch {
                 after = Some((package.name.clone(), package.id.0));
-                let eligible: Vec<Policy> =
-                    policies.iter().filter(|p| p.package_id == package.id && may_request(&facts, p)).cloned().collect();
+                let eligible: Vec<&Policy> =
+                    known.policies_of(package.id).iter().filter(|p| may_request(&facts, p)).collect();
                 if eligible.is_empty() {
                     continue;
                 }
@@ -69,8 +66,6 @@ impl Service {
                 break;
             }
         }
-        let ids: Vec<PackageId> = page.iter().map(|(p, _, _)| p.id).collect();
-        let mut roles = roles_by_package(&mut conn, &ids).await?;
         let held = crate::store::assignments::live_packages(&mut conn, actor.id()).await?;
         let pending = crate::store::requests::open_request_packages(&mut conn, actor.id()).await?;
         let items = page
@@ -82,7 +77,7 @@ impl Service {
                     name: package.name,
                     description: package.description,
                     catalog: catalog_name,
-                    resources: roles.remove(&package.id).unwrap_or_default(),
+                    resources: known.roles_of(package.id),
                     approval_stages: eligible.iter().map(|p| p.approval.stages.len() as u32).max().unwrap_or(0),
                     expiration: first.expiration.describe(),
                     status: if held.contains(&package.id) {
@@ -103,29 +98,15 @@ impl Service {
     pub async fn catalog_options(&self, actor: &Actor) -> DomainResult<Vec<CatalogOption>> {
         let mut conn = self.db.pool().acquire().await?;
         let guest = actor.user.kind == crate::domain::model::UserKind::Guest;
-        Ok(catalog::catalogs(&mut conn)
+        Ok(self
+            .catalog_snapshot(&mut conn)
             .await?
-            .into_iter()
+            .catalogs()
+            .iter()
             .filter(|c| c.enabled && (!guest || c.externally_visible))
-            .map(|c| CatalogOption { id: c.id.0, name: c.name })
+            .map(|c| CatalogOption { id: c.id.0, name: c.name.clone() })
             .collect())
     }
-}
-
-pub(super) async fn roles_by_package(
-    conn: &mut Conn,
-    ids: &[PackageId],
-) -> DomainResult<BTreeMap<PackageId, Vec<ResourceRoleView>>> {
-    let mut out: BTreeMap<PackageId, Vec<ResourceRoleView>> = BTreeMap::new();
-    for (package, role) in catalog::package_roles(conn, ids).await? {
-        out.entry(package).or_default().push(ResourceRoleView {
-            id: role.id.0,
-            resource: role.resource_name,
-            role: role.role_name,
-            system: role.system_kind.as_str().to_owned(),
-        });
-    }
-    Ok(out)
 }
 
 /// Keyset cursor: the last row's sort key, opaque to clients.

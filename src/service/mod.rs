@@ -12,6 +12,7 @@ mod delivery;
 pub mod directory;
 mod leavers;
 mod requests;
+pub mod snapshot;
 mod views;
 
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct Service {
     /// This instance's name on the delivery leases it takes.
     worker: Arc<str>,
     checkpoints: Checkpoints,
+    /// The catalog as the pages show it, kept between requests ([`snapshot`]).
+    catalog: Arc<snapshot::SnapshotCache>,
 }
 
 type CheckpointFn =
@@ -59,7 +62,7 @@ impl Service {
     }
 
     pub fn with_clock(db: Db, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock, worker: worker_name().into(), checkpoints: Checkpoints::default() }
+        Self { db, clock, worker: worker_name().into(), checkpoints: Checkpoints::default(), catalog: Arc::default() }
     }
 
     /// The same service with a hook called at every checkpoint (for tests that force

@@ -2,7 +2,6 @@
 
 use chrono::Duration;
 
-use super::catalog::roles_by_package;
 use super::Service;
 use crate::domain::approvers::ApproverSource;
 use crate::domain::authz::Actor;
@@ -32,28 +31,26 @@ impl Service {
     #[tracing::instrument(name = "package_detail", skip_all, fields(actor = actor.id().0, package = id.0))]
     pub async fn package_detail(&self, actor: &Actor, id: PackageId) -> DomainResult<PackageDetail> {
         let mut conn = self.db.pool().acquire().await?;
-        let package = catalog::package(&mut conn, id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
-        let catalog_row = catalog::catalog(&mut conn, package.catalog_id)
-            .await?
-            .ok_or_else(|| DomainError::not_found("access package"))?;
+        let known = self.catalog_snapshot(&mut conn).await?;
+        let package = known.package(id).ok_or_else(|| DomainError::not_found("access package"))?;
+        let catalog_row = known.catalog(package.catalog_id).ok_or_else(|| DomainError::not_found("access package"))?;
         let groups = directory::groups_of(&mut conn, actor.id()).await?;
         let org_configured = match actor.user.connected_org_id {
             Some(org) => directory::org_is_configured(&mut conn, org).await?,
             None => false,
         };
         let facts = RequestorFacts { user: &actor.user, groups: &groups, org_configured };
-        let policies: Vec<Policy> =
-            catalog::policies_of(&mut conn, &[id]).await?.into_iter().filter(|p| may_request(&facts, p)).collect();
+        let policies: Vec<&Policy> = known.policies_of(id).iter().filter(|p| may_request(&facts, p)).collect();
         // A guest who has a link to a package in a catalog not visible to externals learns
         // nothing about it.
         if policies.is_empty()
             || !package.enabled
-            || !crate::domain::eligibility::may_see_catalog(&actor.user, &catalog_row)
+            || !crate::domain::eligibility::may_see_catalog(&actor.user, catalog_row)
         {
             return Err(DomainError::not_found("access package"));
         }
-        let roles = roles_by_package(&mut conn, &[id]).await?.remove(&id).unwrap_or_default();
-        let rules = catalog::sod_rules(&mut conn, id).await?;
+        let roles = known.roles_of(id);
+        let rules = known.sod_rules(id);
         let holdings = sod::Holdings { packages: assignments::live_packages(&mut conn, actor.id()).await?, groups };
         let conflicts = sod::conflicts(&rules, &holdings);
         let mut approver_names = std::collections::HashMap::new();
@@ -66,7 +63,12 @@ impl Service {
             })
             .collect();
         approver_names.extend(directory::names(&mut conn, &named).await?);
-        let group_names = directory::group_names(&mut conn).await?;
+        let by_group = policies
+            .iter()
+            .flat_map(|p| p.approval.stages.iter().flat_map(|s| s.primary.iter()))
+            .any(|s| matches!(s, ApproverSpec::Group { .. }));
+        let group_names =
+            if by_group { directory::group_names(&mut conn).await? } else { std::collections::HashMap::new() };
         let describe = |spec: &ApproverSpec| match spec {
             ApproverSpec::User { id } => approver_names.get(id).cloned().unwrap_or_else(|| "a named approver".into()),
             ApproverSpec::Group { id } => format!("{} group", group_names.get(id).cloned().unwrap_or_default()),
@@ -117,9 +119,9 @@ impl Service {
             reports,
             card: PackageCard {
                 id: package.id.0,
-                name: package.name,
-                description: package.description,
-                catalog: catalog_row.name,
+                name: package.name.clone(),
+                description: package.description.clone(),
+                catalog: catalog_row.name.clone(),
                 resources: roles,
                 approval_stages: policies.iter().map(|p| p.approval.stages.len() as u32).max().unwrap_or(0),
                 expiration: policies.first().map(|p| p.expiration.describe()).unwrap_or_default(),
@@ -142,7 +144,7 @@ impl Service {
             return Ok(Page::empty(to_ms(now)));
         }
         let ids: Vec<RequestId> = rows.iter().map(|r| r.id).collect();
-        let packages = catalog::package_names(&mut conn, &rows.iter().map(|r| r.package).collect::<Vec<_>>()).await?;
+        let known = self.catalog_snapshot(&mut conn).await?;
         let people: Vec<UserId> = rows.iter().flat_map(|r| [r.requestor, r.target]).collect();
         let names = directory::names(&mut conn, &people).await?;
         let decisions = requests::decisions_of(&mut conn, &ids).await?;
@@ -155,7 +157,7 @@ impl Service {
             .iter()
             .map(|r| RequestView {
                 id: r.id.0,
-                package: packages.get(&r.package).cloned().unwrap_or_default(),
+                package: known.package_name(r.package),
                 requestor: name(&r.requestor),
                 target: name(&r.target),
                 state: r.state.as_str().to_owned(),
@@ -183,10 +185,7 @@ impl Service {
         if rows.is_empty() {
             return Ok(Page::empty(to_ms(now)));
         }
-        let terms = catalog::extension_terms(&mut conn, &rows.iter().map(|a| a.policy).collect::<Vec<_>>()).await?;
-        let package_ids: Vec<PackageId> = rows.iter().map(|a| a.package).collect();
-        let packages = catalog::package_names(&mut conn, &package_ids).await?;
-        let roles = roles_by_package(&mut conn, &package_ids).await?;
+        let known = self.catalog_snapshot(&mut conn).await?;
         let list: Vec<AssignmentView> = rows
             .into_iter()
             .map(|a| {
@@ -201,15 +200,16 @@ impl Service {
                 };
                 AssignmentView {
                     id: a.id.0,
-                    package: packages.get(&a.package).cloned().unwrap_or_default(),
+                    package: known.package_name(a.package),
                     state: a.state.as_str().to_owned(),
                     start_at: to_ms(a.start_at),
                     end_at: a.end_at.map(to_ms),
                     bucket: bucket.to_owned(),
-                    resources: roles.get(&a.package).cloned().unwrap_or_default(),
+                    resources: known.roles_of(a.package),
                     can_extend: a.state.is_live()
-                        && terms.get(&a.policy).is_some_and(|(allowed, expiration)| {
-                            *allowed && !matches!(expiration, Expiration::Never | Expiration::OnDate { .. })
+                        && known.policy(a.policy).is_some_and(|p| {
+                            p.extension_allowed
+                                && !matches!(p.expiration, Expiration::Never | Expiration::OnDate { .. })
                         }),
                 }
             })
@@ -227,20 +227,12 @@ impl Service {
         if rows.is_empty() {
             return Ok(Page::empty(to_ms(self.now())));
         }
-        let requested: Vec<PackageId> = rows.iter().map(|r| r.package).collect();
         let people: Vec<UserId> = rows.iter().flat_map(|r| [r.requestor, r.target]).collect();
         let targets: Vec<UserId> = rows.iter().map(|r| r.target).collect();
         let users = directory::users(&mut conn, &people).await?;
         let held = assignments::live_packages_of(&mut conn, &targets).await?;
         let groups = directory::groups_of_users(&mut conn, &targets).await?;
-        // Names for the requested packages and for what each person already holds; the
-        // resources, policies and rules only of the requested ones.
-        let named: Vec<PackageId> = requested.iter().copied().chain(held.iter().map(|(_, p)| *p)).collect();
-        let packages = catalog::package_names(&mut conn, &named).await?;
-        let roles = roles_by_package(&mut conn, &requested).await?;
-        let policies: std::collections::HashMap<PolicyId, Policy> =
-            catalog::policies_of(&mut conn, &requested).await?.into_iter().map(|p| (p.id, p)).collect();
-        let rules = catalog::sod_rules_of(&mut conn, &requested).await?;
+        let known = self.catalog_snapshot(&mut conn).await?;
         let items = rows
             .into_iter()
             .map(|r| {
@@ -250,9 +242,9 @@ impl Service {
                     packages: held.iter().filter(|(u, _)| *u == r.target).map(|(_, p)| *p).collect(),
                     groups: groups.iter().filter(|(u, _)| *u == r.target).map(|(_, g)| *g).collect(),
                 };
-                let conflicts = rules.get(&r.package).map(|rule| sod::conflicts(rule, &holdings)).unwrap_or_default();
+                let conflicts = sod::conflicts(&known.sod_rules(r.package), &holdings);
                 let stage = r.stages.get(r.current_stage.saturating_sub(1) as usize);
-                let policy = policies.get(&r.policy);
+                let policy = known.policy(r.policy);
                 let prompt = |qid: &str| {
                     policy
                         .and_then(|p| p.questions.iter().find(|q| q.id == qid))
@@ -263,7 +255,7 @@ impl Service {
                     requestor: requestor.map(|u| u.display_name.clone()).unwrap_or_default(),
                     target: target.map(|u| u.display_name.clone()).unwrap_or_default(),
                     target_title: target.map(|u| format!("{} · {}", u.job_title, u.department)).unwrap_or_default(),
-                    package: packages.get(&r.package).cloned().unwrap_or_default(),
+                    package: known.package_name(r.package),
                     stage: r.current_stage,
                     stage_count: r.stages.len() as u32,
                     created_at: to_ms(r.created_at),
@@ -271,8 +263,12 @@ impl Service {
                     justification: r.justification.clone(),
                     answers: r.answers.iter().map(|a| (prompt(&a.question_id), a.value.clone())).collect(),
                     justification_required: stage.is_some_and(|s| s.justification_required),
-                    resources: roles.get(&r.package).cloned().unwrap_or_default(),
-                    current_access: holdings.packages.iter().filter_map(|p| packages.get(p).cloned()).collect(),
+                    resources: known.roles_of(r.package),
+                    current_access: holdings
+                        .packages
+                        .iter()
+                        .filter_map(|p| known.package(*p).map(|p| p.name.clone()))
+                        .collect(),
                     sod_warning: (!conflicts.is_empty()).then(|| sod::explain(&conflicts)),
                     is_extension: r.kind == RequestKind::UserExtend,
                     start_at: r.start_at.map(to_ms),

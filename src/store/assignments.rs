@@ -8,7 +8,9 @@ use crate::domain::ids::*;
 use crate::domain::model::ResourceSystemKind;
 use crate::domain::request::{AssignmentState, GrantState};
 
-const LIVE: &str = "('delivering', 'delivered', 'partially_delivered', 'delivery_failed')";
+/// The live states, written as every query and every partial index writes them: SQLite uses a
+/// partial index only for a condition written exactly as the index's (migration 0009).
+pub const LIVE: &str = "('delivering', 'delivered', 'partially_delivered', 'delivery_failed')";
 
 #[derive(Clone, Debug)]
 pub struct AssignmentRow {

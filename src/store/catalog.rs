@@ -173,6 +173,7 @@ async fn attach_requestors(conn: &mut Conn, policies: &mut [Policy]) -> Result<(
         ids_param(conn, 1)
     );
     let rows = sqlx::query(&sql).bind(ids_json(policies.iter().map(|p| p.id.0))).fetch_all(conn).await?;
+    let at: std::collections::HashMap<PolicyId, usize> = policies.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
     for row in &rows {
         let policy_id = PolicyId(row.int("policy_id")?);
         let entry = if let Some(u) = row.opt_int("user_id")? {
@@ -184,8 +185,8 @@ async fn attach_requestors(conn: &mut Conn, policies: &mut [Policy]) -> Result<(
         } else {
             continue;
         };
-        if let Some(p) = policies.iter_mut().find(|p| p.id == policy_id) {
-            p.requestors.push(entry);
+        if let Some(&i) = at.get(&policy_id) {
+            policies[i].requestors.push(entry);
         }
     }
     Ok(())
@@ -262,6 +263,45 @@ pub async fn sod_rules_of(
         out.entry(PackageId(owner)).or_default().incompatible_groups.push((GroupId(id), name));
     }
     Ok(out)
+}
+
+/// The catalog's generation: one more after every committed change to the catalog's tables
+/// (triggers of migration 0010), so a kept copy is current while it matches.
+pub async fn generation(conn: &mut Conn) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT generation FROM catalog_generation WHERE id = 1").fetch_one(conn).await
+}
+
+/// Everything of the catalog a page shows, and the generation it is as of.
+pub struct CatalogContents {
+    pub generation: i64,
+    /// By name.
+    pub catalogs: Vec<Catalog>,
+    pub packages: Vec<AccessPackage>,
+    /// With their requestor lists, by package and id.
+    pub policies: Vec<Policy>,
+    pub roles: Vec<(PackageId, ResourceRoleInfo)>,
+    pub sod: std::collections::HashMap<PackageId, SodRules>,
+}
+
+/// Read the whole catalog in one read transaction on this connection (a repeatable-read
+/// snapshot on PostgreSQL, SQLite's read snapshot), so its parts and its generation agree.
+pub async fn contents(conn: &mut Conn) -> Result<CatalogContents, sqlx::Error> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    if tx.backend_name() == "PostgreSQL" {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    }
+    let generation = generation(&mut tx).await?;
+    let catalogs = catalogs(&mut tx).await?;
+    let sql = format!("SELECT {PACKAGE_COLUMNS} FROM access_packages p ORDER BY p.id");
+    let rows = sqlx::query(&sql).fetch_all(&mut *tx).await?;
+    let packages: Vec<AccessPackage> = rows.iter().map(package_from_row).collect::<Result<_, _>>()?;
+    let ids: Vec<PackageId> = packages.iter().map(|p| p.id).collect();
+    let policies = policies_of(&mut tx, &ids).await?;
+    let roles = package_roles(&mut tx, &ids).await?;
+    let sod = sod_rules_of(&mut tx, &ids).await?;
+    tx.commit().await?;
+    Ok(CatalogContents { generation, catalogs, packages, policies, roles, sod })
 }
 
 // ---- writes used by the admin operations and the demo seed ----

@@ -40,6 +40,7 @@ on_both_databases!(
     package_pages_are_full_until_the_last,
     my_access_pages_keep_one_order,
     open_work_and_roles_are_read_through_their_indexes,
+    catalog_changes_show_on_the_next_page,
 );
 
 fn production(w: &World) -> NewRequest {
@@ -708,7 +709,7 @@ async fn my_access_pages_keep_one_order(backend: Backend) {
 
 async fn open_work_and_roles_are_read_through_their_indexes(backend: Backend) {
     let w = World::new(backend).await;
-    let plan = |sql: &'static str| {
+    let plan_of = |sql: String| {
         let pool = w.db().pool().clone();
         async move {
             let mut conn = pool.acquire().await.unwrap();
@@ -728,16 +729,89 @@ async fn open_work_and_roles_are_read_through_their_indexes(backend: Backend) {
             lines.join("\n")
         }
     };
+    let plan = |sql: &'static str| plan_of(sql.to_owned());
     let inbox = plan(
         "SELECT r.id FROM request_approvers a JOIN requests r ON r.id = a.request_id \
          WHERE a.user_id = 5 AND a.active = 1 AND a.request_id > 0 ORDER BY a.request_id LIMIT 51",
     )
     .await;
     assert!(inbox.contains("request_approvers_inbox"), "{inbox}");
+    // What people hold, as every query asks it (live states in the same order as the
+    // partial index's condition, which SQLite needs to use the index).
+    let held = plan_of(format!(
+        "SELECT user_id, package_id FROM assignments WHERE state IN {} AND user_id IN (5, 6)",
+        assignments::LIVE
+    ))
+    .await;
+    if backend == Backend::Sqlite {
+        assert!(held.contains("assignments_one_live"), "{held}");
+    }
     let roles = plan("SELECT role, catalog_id FROM role_assignments WHERE user_id = 5").await;
     assert!(roles.contains("role_assignments_user"), "{roles}");
     // Demo sign-in's people, first by name: read in index order, not sorted from a scan.
     let people = plan("SELECT id FROM users WHERE state = 'active' ORDER BY display_name, id LIMIT 100").await;
     assert!(people.contains("users_active_by_name"), "{people}");
     assert!(!people.contains("TEMP B-TREE") && !people.contains("Sort"), "{people}");
+}
+
+/// Pages read the catalog from the instance's kept snapshot. A change committed by anyone,
+/// through the service or straight in the database as another instance would, shows on the
+/// next page: packages, their resource roles, their policies, and the group names of rules.
+async fn catalog_changes_show_on_the_next_page(backend: Backend) {
+    let w = World::new(backend).await;
+    let omar = w.actor(w.ids.omar).await;
+    let pool = w.db().pool();
+    let package = w.ids.developer_tools;
+    let before = w.service.package_detail(&omar, package).await.unwrap();
+    assert_eq!(before.card.name, "Developer Tools");
+    sqlx::query("UPDATE access_packages SET name = 'Developer Tools (2027)' WHERE id = $1")
+        .bind(package.0)
+        .execute(pool)
+        .await
+        .unwrap();
+    let renamed = w.service.package_detail(&omar, package).await.unwrap();
+    assert_eq!(renamed.card.name, "Developer Tools (2027)");
+    let dropped = before.card.resources[0].id;
+    sqlx::query("DELETE FROM package_resource_roles WHERE package_id = $1 AND resource_role_id = $2")
+        .bind(package.0)
+        .bind(dropped)
+        .execute(pool)
+        .await
+        .unwrap();
+    let fewer = w.service.package_detail(&omar, package).await.unwrap();
+    assert_eq!(fewer.card.resources.len(), before.card.resources.len() - 1);
+    assert!(fewer.card.resources.iter().all(|r| r.id != dropped));
+    // A rule against a group: its name shows in the warning, and a rename shows too.
+    let grace = w.actor(w.ids.grace).await;
+    let group: i64 = sqlx::query_scalar("SELECT group_id FROM group_members WHERE user_id = $1 LIMIT 1")
+        .bind(w.ids.omar.0)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO package_incompatible_groups (package_id, group_id) VALUES ($1, $2)")
+        .bind(package.0)
+        .bind(group)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE directory_groups SET name = 'Renamed Group' WHERE id = $1")
+        .bind(group)
+        .execute(pool)
+        .await
+        .unwrap();
+    let warned = w.service.package_detail(&omar, package).await.unwrap();
+    assert!(warned.sod_warning.as_deref().is_some_and(|s| s.contains("Renamed Group")), "{:?}", warned.sod_warning);
+    // Its policies switched off: the package is offered no more, through the service too.
+    sqlx::query("UPDATE policies SET enabled = 0 WHERE package_id = $1").bind(package.0).execute(pool).await.unwrap();
+    assert!(matches!(w.service.package_detail(&omar, package).await, Err(DomainError::NotFound(_))));
+    let mut open = quartermaster::domain::policy::Policy::new(
+        package,
+        "Everyone again",
+        quartermaster::domain::policy::RequestorScope::AllMembers,
+        vec![],
+    );
+    open.on_behalf_allowed = false;
+    w.service.create_policy(&grace, open).await.unwrap();
+    let back = w.service.package_detail(&omar, package).await.unwrap();
+    assert_eq!(back.policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["Everyone again"]);
 }

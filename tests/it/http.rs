@@ -1177,7 +1177,10 @@ async fn pages_stay_within_their_query_budget(backend: Backend) {
     // The most statements any of five renders of the page takes: a page must make its body
     // once per request, every time (a boundary that walked a closure child made it up to three
     // times, more often under load).
+    // A first render reads the catalog into the instance's snapshot (again after each catalog
+    // change); it is not counted.
     let statements = async |cookie: &str, path: &str| -> usize {
+        app.get_with_cookie(&c, path, cookie).await.text().await.unwrap();
         let mut most = 0;
         for _ in 0..5 {
             let before = STATEMENTS.load(std::sync::atomic::Ordering::SeqCst);
@@ -1195,11 +1198,12 @@ async fn pages_stay_within_their_query_budget(backend: Backend) {
     let mut used = Vec::new();
     for (who, cookie, path, budget) in [
         // Today's counts. Without the per-request actor they were 56, 34, 31, 41; with it, and
-        // before the signed-in gate made its page once per request, 44, 30, 23, 29.
-        ("omar", &omar_cookie, "/", 24),
-        ("omar", &omar_cookie, package.as_str(), 18),
-        ("linus", &linus_cookie, "/approvals", 15),
-        ("grace", &grace_cookie, "/admin", 17),
+        // before the signed-in gate made its page once per request, 44, 30, 23, 29; before
+        // the catalog snapshot, 24, 18, 15, 15.
+        ("omar", &omar_cookie, "/", 20),
+        ("omar", &omar_cookie, package.as_str(), 11),
+        ("linus", &linus_cookie, "/approvals", 10),
+        ("grace", &grace_cookie, "/admin", 15),
     ] {
         let n = statements(cookie, path).await;
         println!("{who:>6} {path:<14} {n} statements");
