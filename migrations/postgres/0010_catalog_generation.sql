@@ -17,25 +17,14 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER catalogs_generation BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON catalogs
-    FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_generation();
-CREATE TRIGGER resource_systems_generation BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON resource_systems
-    FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_generation();
-CREATE TRIGGER resources_generation BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON resources
-    FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_generation();
-CREATE TRIGGER resource_roles_generation BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON resource_roles
-    FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_generation();
-CREATE TRIGGER access_packages_generation BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON access_packages
-    FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_generation();
-CREATE TRIGGER package_resource_roles_generation BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON package_resource_roles
-    FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_generation();
-CREATE TRIGGER package_incompatible_packages_generation BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON package_incompatible_packages
-    FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_generation();
-CREATE TRIGGER package_incompatible_groups_generation BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON package_incompatible_groups
-    FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_generation();
-CREATE TRIGGER policies_generation BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON policies
-    FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_generation();
-CREATE TRIGGER policy_requestors_generation BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON policy_requestors
-    FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_generation();
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['catalogs', 'resource_systems', 'resources', 'resource_roles', 'access_packages', 'package_resource_roles', 'package_incompatible_packages', 'package_incompatible_groups', 'policies', 'policy_requestors'] LOOP
+        EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_generation()', t || '_generation', t);
+    END LOOP;
+END
+$$;
 CREATE TRIGGER directory_groups_rename_generation BEFORE UPDATE OF name ON directory_groups
     FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_generation();
