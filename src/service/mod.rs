@@ -12,7 +12,7 @@ mod delivery;
 pub mod directory;
 mod leavers;
 mod requests;
-pub mod snapshot;
+mod snapshot;
 mod views;
 
 use std::sync::Arc;

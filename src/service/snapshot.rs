@@ -15,7 +15,7 @@ use crate::domain::ids::{CatalogId, PackageId, PolicyId};
 use crate::domain::model::{AccessPackage, Catalog};
 use crate::domain::policy::Policy;
 use crate::domain::sod::SodRules;
-use crate::domain::DomainResult;
+use crate::domain::{DomainError, DomainResult};
 use crate::store::{catalog, Conn};
 use crate::views::ResourceRoleView;
 
@@ -105,9 +105,14 @@ impl Snapshot {
 pub(super) struct SnapshotCache {
     current: RwLock<Arc<Snapshot>>,
     /// Held while reading the catalog anew, so requests that find it out of date at the same
-    /// time read it once.
-    loading: tokio::sync::Mutex<()>,
+    /// time read it once. It also keeps the last reading that failed: at which generation,
+    /// when, and why.
+    loading: tokio::sync::Mutex<Option<(i64, std::time::Instant, String)>>,
 }
+
+/// After a reading of the catalog failed (a row that cannot be decoded), pages that find the
+/// same generation get the same error for this long instead of each reading it again.
+const FAILED_READ_HOLDS: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl std::fmt::Debug for SnapshotCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,17 +126,16 @@ impl SnapshotCache {
         self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The kept snapshot if it is as of `generation` or later.
-    fn at_least(&self, generation: i64) -> Option<Arc<Snapshot>> {
+    /// The kept snapshot if it is as of `generation`. Any other number means a change: a
+    /// higher one a commit since, a lower one a database restored from a backup.
+    fn as_of(&self, generation: i64) -> Option<Arc<Snapshot>> {
         let kept = self.kept();
-        (kept.generation >= generation).then_some(kept)
+        (kept.generation == generation).then_some(kept)
     }
 
     fn keep(&self, snapshot: Arc<Snapshot>) {
-        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        if snapshot.generation > current.generation {
-            *current = snapshot;
-        }
+        // Readings take turns (`loading`), so the last one read is the newest.
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
     }
 
     /// The catalog as of now: the kept copy while the database's generation matches, else
@@ -139,16 +143,32 @@ impl SnapshotCache {
     /// holds its own, and the pool could run out).
     pub(super) async fn get(&self, conn: &mut Conn) -> DomainResult<Arc<Snapshot>> {
         let generation = catalog::generation(conn).await?;
-        if let Some(kept) = self.at_least(generation) {
+        if let Some(kept) = self.as_of(generation) {
             return Ok(kept);
         }
-        let _loading = self.loading.lock().await;
-        if let Some(kept) = self.at_least(generation) {
+        let mut failed = self.loading.lock().await;
+        if let Some(kept) = self.as_of(generation) {
             return Ok(kept);
         }
-        let snapshot = Arc::new(Snapshot::new(catalog::contents(conn).await?));
-        self.keep(snapshot.clone());
-        Ok(snapshot)
+        if let Some((at, when, why)) = failed.as_ref() {
+            if *at == generation && when.elapsed() < FAILED_READ_HOLDS {
+                return Err(DomainError::Internal(why.clone()));
+            }
+        }
+        match catalog::contents(conn).await {
+            Ok(contents) => {
+                *failed = None;
+                let snapshot = Arc::new(Snapshot::new(contents));
+                self.keep(snapshot.clone());
+                Ok(snapshot)
+            }
+            Err(e) => {
+                let why = format!("reading the catalog at generation {generation}: {e}");
+                tracing::error!(generation, error = %e, "could not read the catalog");
+                *failed = Some((generation, std::time::Instant::now(), why.clone()));
+                Err(DomainError::Internal(why))
+            }
+        }
     }
 }
 

@@ -481,29 +481,6 @@ async fn insert_requestors(conn: &mut Conn, policy: PolicyId, requestors: &[Requ
     Ok(())
 }
 
-/// Names of packages by id.
-pub async fn package_names(
-    conn: &mut Conn,
-    ids: &[PackageId],
-) -> Result<std::collections::HashMap<PackageId, String>, sqlx::Error> {
-    let sql = format!("SELECT id, name FROM access_packages WHERE id IN {}", ids_param(conn, 1));
-    let rows: Vec<(i64, String)> = sqlx::query_as(&sql).bind(ids_json(ids.iter().map(|p| p.0))).fetch_all(conn).await?;
-    Ok(rows.into_iter().map(|(id, name)| (PackageId(id), name)).collect())
-}
-
-/// What an extension depends on, for each of these policies: whether it allows one, and how
-/// its access expires.
-pub async fn extension_terms(
-    conn: &mut Conn,
-    ids: &[PolicyId],
-) -> Result<std::collections::HashMap<PolicyId, (bool, crate::domain::policy::Expiration)>, sqlx::Error> {
-    let sql = format!("SELECT id, extension_allowed, expiration FROM policies WHERE id IN {}", ids_param(conn, 1));
-    let rows = sqlx::query(&sql).bind(ids_json(ids.iter().map(|p| p.0))).fetch_all(conn).await?;
-    rows.iter()
-        .map(|row| Ok((PolicyId(row.int("id")?), (row.flag("extension_allowed")?, row.json("expiration")?))))
-        .collect()
-}
-
 /// Change a catalog's settings.
 pub async fn update_catalog(conn: &mut Conn, c: &Catalog) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(

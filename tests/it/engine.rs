@@ -814,4 +814,42 @@ async fn catalog_changes_show_on_the_next_page(backend: Backend) {
     w.service.create_policy(&grace, open).await.unwrap();
     let back = w.service.package_detail(&omar, package).await.unwrap();
     assert_eq!(back.policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["Everyone again"]);
+    // A database restored from a backup carries an older generation: any other number is a
+    // change, not only a higher one.
+    sqlx::query("UPDATE access_packages SET name = 'Developer Tools (restored)' WHERE id = $1")
+        .bind(package.0)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE catalog_generation SET generation = 1").execute(pool).await.unwrap();
+    assert_eq!(w.service.package_detail(&omar, package).await.unwrap().card.name, "Developer Tools (restored)");
+    // A row that cannot be decoded fails the pages that need the catalog (every time, not
+    // with a half-read copy); mended, they work again at once.
+    let approval: String = sqlx::query_scalar("SELECT approval FROM policies WHERE package_id = $1 AND enabled = 1")
+        .bind(package.0)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE policies SET approval = 'not json' WHERE package_id = $1")
+        .bind(package.0)
+        .execute(pool)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let broken = w.service.package_detail(&omar, package).await;
+        assert!(matches!(&broken, Err(DomainError::Internal(why)) if why.contains("catalog")), "{broken:?}");
+        assert!(w.service.requestable_packages(&omar, "", None, None).await.is_err(), "the same for every page");
+    }
+    sqlx::query("UPDATE policies SET approval = $1 WHERE package_id = $2 AND enabled = 1")
+        .bind(&approval)
+        .bind(package.0)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM policies WHERE package_id = $1 AND enabled = 0")
+        .bind(package.0)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(w.service.package_detail(&omar, package).await.unwrap().card.name, "Developer Tools (restored)");
 }
