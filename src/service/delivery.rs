@@ -16,8 +16,10 @@
 //! target, so a slow target holds no database lock. It records each result in another short
 //! transaction, under the person's lock, only while it still holds the claim. The built-in
 //! resource system lives in our own database, so it is applied inside that recording
-//! transaction (atomically with the reference-count check); external connectors (issue 12)
-//! are called between the two transactions.
+//! transaction (atomically with the reference-count check), a batch of entries
+//! ([`DELIVERY_BATCH`]) per transaction, their people locked in id order; a batch that fails
+//! is undone and done again one entry at a time. External connectors (issue 12) are called
+//! between two transactions of their own.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
@@ -47,11 +49,24 @@ pub struct DeliveryReport {
 }
 
 impl DeliveryReport {
+    fn count(&mut self, outcome: Delivered) {
+        match outcome {
+            Delivered::Done => self.delivered += 1,
+            Delivered::Withdrawn => self.withdrawn += 1,
+            Delivered::Retry => self.retried += 1,
+            Delivered::Failed => self.failed += 1,
+        }
+    }
+
     /// Every entry the pass claimed, whatever became of it.
     pub fn claimed(&self) -> usize {
         self.delivered + self.retried + self.failed + self.withdrawn + self.errors
     }
 }
+
+/// Built-in entries recorded per transaction. Every other writer waits for the batch in
+/// progress, so it stays small (as the expiry batches do).
+pub const DELIVERY_BATCH: usize = 25;
 
 /// Attempts before an entry is given up and its grant marked failed for repair.
 pub const MAX_ATTEMPTS: i64 = 8;
@@ -99,24 +114,102 @@ impl Service {
             ids
         };
         let mut report = DeliveryReport::default();
-        for id in claimed {
-            // Each entry on the clock of its own turn (a slow target delays the next ones).
+        for chunk in claimed.chunks(DELIVERY_BATCH) {
+            for _ in chunk {
+                // Once per entry taken up (tests count them, and park here).
+                self.checkpoint("delivery.claimed").await;
+            }
             let now = self.now();
-            match self.deliver_one(id, &token, now).await {
-                Ok(Delivered::Done) => report.delivered += 1,
-                Ok(Delivered::Withdrawn) => report.withdrawn += 1,
-                Ok(Delivered::Retry) => report.retried += 1,
-                Ok(Delivered::Failed) => report.failed += 1,
+            let alone = match self.deliver_batch(chunk, &token, now).await {
+                Ok((outcomes, alone)) => {
+                    outcomes.into_iter().for_each(|o| report.count(o));
+                    alone
+                }
                 Err(e) => {
-                    tracing::error!(outbox = id, error = ?e, "delivery of this entry failed");
-                    report.errors += 1;
-                    if let Err(e2) = self.record_fault(id, &token, &e, now).await {
-                        tracing::error!(outbox = id, error = ?e2, "could not record the delivery fault");
+                    // One bad entry never stops the pass: the batch is done again one at a
+                    // time, and the one that fails is logged and recorded while the others go on.
+                    tracing::warn!(first = chunk[0], error = ?e, "delivery batch failed; one at a time");
+                    chunk.to_vec()
+                }
+            };
+            for id in alone {
+                // Each entry on the clock of its own turn (a slow target delays the next ones).
+                let now = self.now();
+                match self.deliver_one(id, &token, now).await {
+                    Ok(outcome) => report.count(outcome),
+                    Err(e) => {
+                        tracing::error!(outbox = id, error = ?e, "delivery of this entry failed");
+                        report.errors += 1;
+                        if let Err(e2) = self.record_fault(id, &token, &e, now).await {
+                            tracing::error!(outbox = id, error = ?e2, "could not record the delivery fault");
+                        }
                     }
                 }
             }
         }
         Ok(report)
+    }
+
+    /// The built-in entries of a batch recorded in one transaction (one commit and one turn at
+    /// the writer for many: a sweep's removals, a burst of approvals), their people locked in
+    /// id order in one statement, each entry checked and applied as [`Self::deliver_one`]
+    /// does. Returns their outcomes, and the entries to deliver one at a time (external
+    /// targets, which are called outside any transaction). On an error nothing of the batch
+    /// is kept.
+    async fn deliver_batch(
+        &self,
+        ids: &[i64],
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> DomainResult<(Vec<Delivered>, Vec<i64>)> {
+        let mut tx = self.db.begin().await?;
+        let mut events = Vec::new();
+        match self.deliver_batch_in(&mut tx, ids, token, now, &mut events).await {
+            Ok(done) => {
+                self.commit(tx, events).await?;
+                Ok(done)
+            }
+            Err(e) => {
+                // Release the people at once: the one-at-a-time retry needs their locks.
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!(error = %rollback, "rolling back the failed delivery batch");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn deliver_batch_in(
+        &self,
+        tx: &mut Tx,
+        ids: &[i64],
+        token: &str,
+        now: DateTime<Utc>,
+        events: &mut Vec<AuditEvent>,
+    ) -> DomainResult<(Vec<Delivered>, Vec<i64>)> {
+        let (builtin, external): (Vec<OutboxItem>, Vec<OutboxItem>) = assignments::outbox_items(tx, ids)
+            .await?
+            .into_iter()
+            .partition(|i| i.system_kind == ResourceSystemKind::Builtin);
+        let mut people: Vec<_> = builtin.iter().map(|i| i.user).collect();
+        people.sort();
+        people.dedup();
+        self.db.lock_users(tx, &people).await?;
+        let mut outcomes = Vec::with_capacity(builtin.len());
+        for item in &builtin {
+            let outcome = match check_claimed(self, tx, item, token, now, events).await? {
+                Some(settled) => settled,
+                None => {
+                    let result = apply_builtin_isolated(tx, item, now).await?;
+                    record(tx, item, token, result, now, events).await?
+                }
+            };
+            outcomes.push(outcome);
+        }
+        // Entries not found are left to the one-at-a-time path, which reports them.
+        let found: Vec<i64> = builtin.iter().chain(&external).map(|i| i.id).collect();
+        let alone = ids.iter().copied().filter(|id| !found.contains(id)).chain(external.iter().map(|i| i.id)).collect();
+        Ok((outcomes, alone))
     }
 
     /// Deliver one claimed entry. First, under the person's lock: is the claim still ours, and
@@ -126,75 +219,29 @@ impl Service {
     /// called after that transaction commits, with the lease renewed, and its answer recorded
     /// in a second one.
     async fn deliver_one(&self, id: i64, token: &str, now: DateTime<Utc>) -> DomainResult<Delivered> {
-        self.checkpoint("delivery.claimed").await;
         let mut tx = self.db.begin().await?;
         let item =
             assignments::outbox_item(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("outbox entry"))?;
         self.db.lock_user(&mut tx, item.user).await?;
-        if !assignments::still_claimed(&mut tx, id, token).await? {
-            return Err(DomainError::Internal(format!("lost the lease on outbox entry {id}")));
-        }
         let mut events = Vec::new();
-        if item.kind == "add_member" {
-            if let Some(why) = withdraw_if_stale(self, &mut tx, &item, now, &mut events).await? {
-                finish(&mut tx, &item, token, "done", &why, now).await?;
-                self.commit(tx, events).await?;
-                return Ok(Delivered::Withdrawn);
-            }
-        } else if assignments::other_live_holders(&mut tx, item.user, item.role, None).await? > 0 {
-            // Another live assignment holds the role again: the membership stays.
-            let why = "still held through another assignment";
-            finish(&mut tx, &item, token, "done", why, now).await?;
-            if let Some(grant) = item.grant {
-                assignments::set_grant_state(&mut tx, grant, GrantState::Removed, why, now).await?;
-                events.push(AuditEvent::new(None, "grant.kept", "grant", grant.0).reason(why));
-            }
-            self.commit(tx, events).await?;
-            return Ok(Delivered::Done);
-        }
-        let result = match item.system_kind {
-            ResourceSystemKind::Builtin => {
-                let mut savepoint = crate::store::savepoint(&mut tx).await?;
-                match apply_builtin(&mut savepoint, &item, now).await {
-                    Ok(()) => {
-                        savepoint.commit().await?;
-                        Ok(())
+        let outcome = match check_claimed(self, &mut tx, &item, token, now, &mut events).await? {
+            Some(settled) => settled,
+            None => {
+                let result = match item.system_kind {
+                    ResourceSystemKind::Builtin => apply_builtin_isolated(&mut tx, &item, now).await?,
+                    other => {
+                        let until = checked_after(now, LEASE, "lease")?;
+                        if !assignments::renew_lease(&mut tx, id, token, until).await? {
+                            return Err(DomainError::Internal(format!("lost the lease on outbox entry {id}")));
+                        }
+                        tx.commit().await?;
+                        let result = self.call_connector(other, &item).await;
+                        tx = self.db.begin().await?;
+                        self.db.lock_user(&mut tx, item.user).await?;
+                        result
                     }
-                    Err(e) => {
-                        savepoint.rollback().await?;
-                        Err(e)
-                    }
-                }
-            }
-            other => {
-                let until = checked_after(now, LEASE, "lease")?;
-                if !assignments::renew_lease(&mut tx, id, token, until).await? {
-                    return Err(DomainError::Internal(format!("lost the lease on outbox entry {id}")));
-                }
-                tx.commit().await?;
-                let result = self.call_connector(other, &item).await;
-                tx = self.db.begin().await?;
-                self.db.lock_user(&mut tx, item.user).await?;
-                result
-            }
-        };
-        let outcome = match result {
-            Ok(()) => {
-                finish(&mut tx, &item, token, "done", "", now).await?;
-                settle(&mut tx, &item, now, &mut events).await?;
-                Delivered::Done
-            }
-            Err(error) if item.attempts >= MAX_ATTEMPTS => {
-                finish(&mut tx, &item, token, "failed", &error, now).await?;
-                give_up(&mut tx, &item, &error, now, &mut events).await?;
-                Delivered::Failed
-            }
-            Err(error) => {
-                let retry_at = checked_after(now, backoff(item.attempts), "retry")?;
-                if !assignments::retry_later(&mut tx, id, token, &error, retry_at, now).await? {
-                    return Err(DomainError::Internal(format!("lost the lease on outbox entry {id}")));
-                }
-                Delivered::Retry
+                };
+                record(&mut tx, &item, token, result, now, &mut events).await?
             }
         };
         self.commit(tx, events).await?;
@@ -292,6 +339,90 @@ impl Service {
             .after(json!({"state": "pending"}));
         self.commit(tx, vec![event]).await
     }
+}
+
+/// Under the person's lock, before any work: fails when the claim is no longer ours, and
+/// settles the entry when the work is no longer wanted (an addition whose access is no longer
+/// allowed or has ended; a removal of a role another live assignment holds again). `None`:
+/// go on and deliver it.
+async fn check_claimed(
+    service: &Service,
+    tx: &mut Tx,
+    item: &OutboxItem,
+    token: &str,
+    now: DateTime<Utc>,
+    events: &mut Vec<AuditEvent>,
+) -> DomainResult<Option<Delivered>> {
+    if !assignments::still_claimed(tx, item.id, token).await? {
+        return Err(DomainError::Internal(format!("lost the lease on outbox entry {}", item.id)));
+    }
+    if item.kind == "add_member" {
+        if let Some(why) = withdraw_if_stale(service, tx, item, now, events).await? {
+            finish(tx, item, token, "done", &why, now).await?;
+            return Ok(Some(Delivered::Withdrawn));
+        }
+    } else if assignments::other_live_holders(tx, item.user, item.role, None).await? > 0 {
+        // Another live assignment holds the role again: the membership stays.
+        let why = "still held through another assignment";
+        finish(tx, item, token, "done", why, now).await?;
+        if let Some(grant) = item.grant {
+            assignments::set_grant_state(tx, grant, GrantState::Removed, why, now).await?;
+            events.push(AuditEvent::new(None, "grant.kept", "grant", grant.0).reason(why));
+        }
+        return Ok(Some(Delivered::Done));
+    }
+    Ok(None)
+}
+
+/// The built-in target applied inside a savepoint: a failed statement is rolled back alone
+/// and comes back as the target's answer, recorded like any failure.
+async fn apply_builtin_isolated(
+    tx: &mut Tx,
+    item: &OutboxItem,
+    now: DateTime<Utc>,
+) -> DomainResult<Result<(), String>> {
+    let mut savepoint = crate::store::savepoint(tx).await?;
+    match apply_builtin(&mut savepoint, item, now).await {
+        Ok(()) => {
+            savepoint.commit().await?;
+            Ok(Ok(()))
+        }
+        Err(e) => {
+            savepoint.rollback().await?;
+            Ok(Err(e))
+        }
+    }
+}
+
+/// The target's answer recorded on the claimed entry: done (and the grant settled), failed
+/// after the last attempt (and given up), or due again after a backoff.
+async fn record(
+    tx: &mut Tx,
+    item: &OutboxItem,
+    token: &str,
+    result: Result<(), String>,
+    now: DateTime<Utc>,
+    events: &mut Vec<AuditEvent>,
+) -> DomainResult<Delivered> {
+    Ok(match result {
+        Ok(()) => {
+            finish(tx, item, token, "done", "", now).await?;
+            settle(tx, item, now, events).await?;
+            Delivered::Done
+        }
+        Err(error) if item.attempts >= MAX_ATTEMPTS => {
+            finish(tx, item, token, "failed", &error, now).await?;
+            give_up(tx, item, &error, now, events).await?;
+            Delivered::Failed
+        }
+        Err(error) => {
+            let retry_at = checked_after(now, backoff(item.attempts), "retry")?;
+            if !assignments::retry_later(tx, item.id, token, &error, retry_at, now).await? {
+                return Err(DomainError::Internal(format!("lost the lease on outbox entry {}", item.id)));
+            }
+            Delivered::Retry
+        }
+    })
 }
 
 /// Settle the claimed entry, or fail: the claim was lost meanwhile.

@@ -24,7 +24,7 @@ use crate::store::Db;
 
 pub use admin::Incompatible;
 pub use audit::{AuditAnchor, ChainCheck};
-pub use delivery::{DeliveryReport, FailedWork};
+pub use delivery::{DeliveryReport, FailedWork, DELIVERY_BATCH};
 pub use leavers::Offboarded;
 pub use requests::{NewRequest, RequestOutcome};
 

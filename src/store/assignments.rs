@@ -630,6 +630,16 @@ pub async fn outbox_item(conn: &mut Conn, id: i64) -> Result<Option<OutboxItem>,
     row.as_ref().map(outbox_item_from_row).transpose()
 }
 
+/// Several entries by id (those that exist), in id order.
+pub async fn outbox_items(conn: &mut Conn, ids: &[i64]) -> Result<Vec<OutboxItem>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {OUTBOX_ITEM_COLUMNS} {OUTBOX_ITEM_FROM} WHERE o.id IN {} ORDER BY o.id",
+        super::ids_param(conn, 1)
+    );
+    let rows = sqlx::query(&sql).bind(super::ids_json(ids.iter().copied())).fetch_all(conn).await?;
+    rows.iter().map(outbox_item_from_row).collect()
+}
+
 /// Put failed work back in the queue, due now, with a fresh count of attempts. False when it
 /// was not failed (someone else retried it first).
 pub async fn requeue_failed(conn: &mut Conn, id: i64, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {

@@ -395,7 +395,8 @@ async fn a_killed_instance_leaves_its_work_to_the_other() {
     // 125 people × Developer Tools (two roles) = 250 entries: A claims the first 200 (one
     // pass's limit), delivers 5 and hangs; 50 stay unclaimed.
     const N: usize = 125;
-    const DELIVERED_BY_A: usize = 5;
+    // A records its built-in entries a batch per transaction: it delivers one batch, then hangs.
+    const DELIVERED_BY_A: usize = quartermaster::service::DELIVERY_BATCH;
     let test_db = common::fresh_db(Backend::Postgres).await;
     let db = &test_db.db;
     let ids = quartermaster::demo::seed_directory_and_catalogs(db).await.unwrap();

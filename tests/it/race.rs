@@ -23,6 +23,7 @@ const ROUNDS: usize = 200;
 on_both_databases!(
     racing_decisions_have_exactly_one_winner,
     two_workers_never_deliver_the_same_entry_and_a_lapsed_lease_is_taken_over,
+    a_delivery_batch_that_lost_one_claim_still_delivers_the_others,
     a_backlog_of_expiries_drains_in_batches_each_ended_once,
 );
 
@@ -447,6 +448,42 @@ async fn two_workers_never_deliver_the_same_entry_and_a_lapsed_lease_is_taken_ov
     assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'grant.delivered'").await, 1);
     assert_eq!(count(&w, "SELECT COUNT(*) FROM outbox WHERE state = 'done'").await, 1);
     assert_eq!(count(&w, "SELECT COUNT(*) FROM builtin_memberships").await, 1);
+}
+
+/// Built-in entries are recorded a batch per transaction. When one of them can no longer be
+/// recorded (its claim was taken over meanwhile), the batch is undone and done again one
+/// entry at a time: the others are delivered, the lost one is reported, nothing twice.
+async fn a_delivery_batch_that_lost_one_claim_still_delivers_the_others(backend: Backend) {
+    let w = World::new(backend).await;
+    let now = w.clock.now().timestamp_millis();
+    for id in common::hire(w.db(), "batch", 3, w.ids.linus, now).await {
+        let who = w.actor(id).await;
+        w.service.submit_request(&who, common::ask(w.ids.developer_tools, "")).await.unwrap();
+    }
+    let entries = count(&w, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'").await;
+    assert_eq!(entries, 6, "two roles for each of three people");
+    // A claims them all and stands before recording any.
+    let mut a = park_at(&w.service, "delivery.claimed");
+    let worker_a = {
+        let s = a.service.clone();
+        tokio::spawn(async move { s.deliver_pending(&Operator::Workers, 50).await })
+    };
+    a.arrived.recv().await.unwrap();
+    // One entry is taken from it, as by another worker once a lease has lapsed.
+    sqlx::query("UPDATE outbox SET claimed_by = 'another worker' WHERE id = (SELECT MIN(id) FROM outbox)")
+        .execute(w.db().pool())
+        .await
+        .unwrap();
+    a.release.add_permits(entries as usize);
+    let report = worker_a.await.unwrap().unwrap();
+    assert_eq!((report.delivered, report.errors), (entries as usize - 1, 1), "{report:?}");
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM outbox WHERE state = 'done'").await, entries - 1);
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM builtin_memberships").await, entries - 1);
+    assert_eq!(
+        count(&w, "SELECT COUNT(DISTINCT object_id) FROM audit_events WHERE action = 'grant.delivered'").await,
+        entries - 1
+    );
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'grant.delivered'").await, entries - 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
