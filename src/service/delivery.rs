@@ -187,10 +187,11 @@ impl Service {
         now: DateTime<Utc>,
         events: &mut Vec<AuditEvent>,
     ) -> DomainResult<(Vec<Delivered>, Vec<i64>)> {
-        let (builtin, external): (Vec<OutboxItem>, Vec<OutboxItem>) = assignments::outbox_items(tx, ids)
+        let builtin: Vec<OutboxItem> = assignments::outbox_items(tx, ids)
             .await?
             .into_iter()
-            .partition(|i| i.system_kind == ResourceSystemKind::Builtin);
+            .filter(|i| i.system_kind == ResourceSystemKind::Builtin)
+            .collect();
         let mut people: Vec<_> = builtin.iter().map(|i| i.user).collect();
         people.sort();
         people.dedup();
@@ -206,10 +207,10 @@ impl Service {
             };
             outcomes.push(outcome);
         }
-        // Entries not found are left to the one-at-a-time path, which reports them.
-        let found: Vec<i64> = builtin.iter().chain(&external).map(|i| i.id).collect();
-        let alone = ids.iter().copied().filter(|id| !found.contains(id)).chain(external.iter().map(|i| i.id)).collect();
-        Ok((outcomes, alone))
+        // The rest (external targets; entries missing or unreadable, which the one-at-a-time
+        // path reports) go one at a time.
+        let recorded: std::collections::HashSet<i64> = builtin.iter().map(|i| i.id).collect();
+        Ok((outcomes, ids.iter().copied().filter(|id| !recorded.contains(id)).collect()))
     }
 
     /// Deliver one claimed entry. First, under the person's lock: is the claim still ours, and

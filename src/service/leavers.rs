@@ -72,8 +72,9 @@ impl Service {
 
         for req in requests::open_with_approver(tx, user).await? {
             // Hold the request while its approvers change (after the person's lock, as
-            // `decide` takes them), and read it again under that lock.
-            self.db.lock_request(tx, req.id).await?;
+            // `decide` takes them), and read it again under that lock: one no longer waiting
+            // for approval is left alone (and not locked).
+            self.db.lock_pending_request(tx, req.id).await?;
             let Some(req) = requests::request(tx, req.id).await? else { continue };
             if req.state != RequestState::PendingApproval {
                 continue;

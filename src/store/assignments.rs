@@ -630,14 +630,16 @@ pub async fn outbox_item(conn: &mut Conn, id: i64) -> Result<Option<OutboxItem>,
     row.as_ref().map(outbox_item_from_row).transpose()
 }
 
-/// Several entries by id (those that exist), in id order.
+/// Several entries by id, in id order: those that exist and can be read. An entry left out is
+/// for the caller to read on its own ([`outbox_item`]), which reports why, so one bad row
+/// never stops the others.
 pub async fn outbox_items(conn: &mut Conn, ids: &[i64]) -> Result<Vec<OutboxItem>, sqlx::Error> {
     let sql = format!(
         "SELECT {OUTBOX_ITEM_COLUMNS} {OUTBOX_ITEM_FROM} WHERE o.id IN {} ORDER BY o.id",
         super::ids_param(conn, 1)
     );
     let rows = sqlx::query(&sql).bind(super::ids_json(ids.iter().copied())).fetch_all(conn).await?;
-    rows.iter().map(outbox_item_from_row).collect()
+    Ok(rows.iter().filter_map(|row| outbox_item_from_row(row).ok()).collect())
 }
 
 /// Put failed work back in the queue, due now, with a fresh count of attempts. False when it

@@ -175,12 +175,19 @@ impl Db {
         }
     }
 
-    /// Hold one request row until the transaction ends (PostgreSQL; SQLite's writer lock
-    /// already does): for changes to a request that are not version-guarded, such as
-    /// replacing its approvers. Take it after the person's lock, as `decide` does.
-    pub async fn lock_request(&self, tx: &mut Tx, request: crate::domain::ids::RequestId) -> Result<(), sqlx::Error> {
+    /// Hold one request row until the transaction ends, while it waits for approval
+    /// (PostgreSQL; SQLite's writer lock already does): for changes to a pending request that
+    /// are not version-guarded, such as replacing its approvers. Take it after the person's
+    /// lock, as `decide` does, and read the request again after it. A request past approval
+    /// is not locked: a delivery batch updates such requests of the people it holds, in its
+    /// own order, and waiting for one of them while holding another could close a circle.
+    pub async fn lock_pending_request(
+        &self,
+        tx: &mut Tx,
+        request: crate::domain::ids::RequestId,
+    ) -> Result<(), sqlx::Error> {
         if self.backend == Backend::Postgres {
-            sqlx::query("SELECT id FROM requests WHERE id = $1 FOR UPDATE")
+            sqlx::query("SELECT id FROM requests WHERE id = $1 AND state = 'pending_approval' FOR UPDATE")
                 .bind(request.0)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -200,8 +207,8 @@ impl Db {
     /// other's requests at once would deadlock. SQLite: the write transaction (`BEGIN
     /// IMMEDIATE`) already excludes every other writer, so nothing more is needed.
     /// Take it before reading what the decision depends on, and only for one person per
-    /// transaction (the audit chain's lock is always taken after it, at commit); the expiry
-    /// batch's exception is [`Self::lock_users`].
+    /// transaction (the audit chain's lock is always taken after it, at commit); the
+    /// exception, for the expiry and delivery batches, is [`Self::lock_users`].
     pub async fn lock_user(&self, tx: &mut Tx, user: crate::domain::ids::UserId) -> Result<(), sqlx::Error> {
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE")
@@ -213,12 +220,14 @@ impl Db {
     }
 
     /// [`Self::lock_user`] for several people in one statement, in id order (PostgreSQL locks
-    /// the rows as the sorted result returns them), for the expiry batch, which takes it
-    /// before changing anything. While it waits for one person it holds others, but no wait
-    /// can close a circle: every other transaction locks one person (then perhaps a request
-    /// row, then the audit lock at commit), and the rows the batch goes on to change — its
-    /// holders' assignments and grants, new outbox entries — are changed by others only under
-    /// that holder's lock. Two batches lock in the same order.
+    /// the rows as the sorted result returns them), for the expiry and delivery batches, which
+    /// take it before changing anything. While it waits for one person it holds others, but
+    /// no wait can close a circle: every other transaction locks one person (then perhaps a
+    /// pending request, [`Self::lock_pending_request`], then the audit lock at commit), and
+    /// the rows a batch goes on to change — its people's assignments and grants, their
+    /// requests past approval, new outbox entries, the outbox entries it has claimed — are
+    /// changed by others only under that person's lock (or, for claimed entries, not while
+    /// the claim holds). Batches lock in the same order.
     pub async fn lock_users(&self, tx: &mut Tx, users: &[crate::domain::ids::UserId]) -> Result<(), sqlx::Error> {
         if self.backend == Backend::Postgres && !users.is_empty() {
             let sql = format!("SELECT id FROM users WHERE id IN {} ORDER BY id FOR NO KEY UPDATE", ids_param(tx, 1));

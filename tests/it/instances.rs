@@ -51,9 +51,10 @@ impl Seen {
     }
 }
 
-/// Hold this instance's delivery worker when it takes up its entry number `after + 1` (it has
-/// delivered `after` entries of its claim), and say so; let it go on when `release` is told,
-/// never without one (a hung instance, about to be killed).
+/// Hold this instance's delivery worker when it takes up its entry number `after + 1`, and say
+/// so; let it go on when `release` is told, never without one (a hung instance, about to be
+/// killed). Entries are taken up a batch at a time ([`quartermaster::service::DELIVERY_BATCH`])
+/// before the batch is recorded: held at a batch's first entry, it has delivered `after`.
 #[derive(Clone)]
 struct Hold {
     after: usize,
@@ -273,12 +274,13 @@ async fn the_workers_of_both_instances_deliver_every_entry_exactly_once() {
     assert_eq!(count(db, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'").await, entries);
     assert_eq!(count(db, "SELECT COUNT(*) FROM builtin_memberships").await, 0);
 
-    // A starts, claims a pass (200 entries) and is held after delivering a few of them. B
+    // A starts, claims a pass (200 entries) and is held after delivering its first batch. B
     // starts then, while A's claim is in flight, and takes up work of its own; then A goes on.
     // A claim that did not exclude entries another instance holds would take A's here.
     let started = Instant::now();
     let (held, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let hold = Hold { after: 10, held: held.clone(), release: Some(release.clone()) };
+    let after = quartermaster::service::DELIVERY_BATCH;
+    let hold = Hold { after, held: held.clone(), release: Some(release.clone()) };
     let a = run(build(&test_db.url, None, false, Some(hold)).await);
     tokio::time::timeout(DEADLINE, held.notified()).await.expect("A claimed work");
     let b = run(build(&test_db.url, None, false, None).await);
@@ -393,9 +395,8 @@ async fn a_stage_time_out_and_an_expiry_are_each_applied_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_instance_leaves_its_work_to_the_other() {
     // 125 people × Developer Tools (two roles) = 250 entries: A claims the first 200 (one
-    // pass's limit), delivers 5 and hangs; 50 stay unclaimed.
+    // pass's limit), delivers one batch (25) and hangs; 50 stay unclaimed.
     const N: usize = 125;
-    // A records its built-in entries a batch per transaction: it delivers one batch, then hangs.
     const DELIVERED_BY_A: usize = quartermaster::service::DELIVERY_BATCH;
     let test_db = common::fresh_db(Backend::Postgres).await;
     let db = &test_db.db;

@@ -469,8 +469,11 @@ async fn a_delivery_batch_that_lost_one_claim_still_delivers_the_others(backend:
         tokio::spawn(async move { s.deliver_pending(&Operator::Workers, 50).await })
     };
     a.arrived.recv().await.unwrap();
-    // One entry is taken from it, as by another worker once a lease has lapsed.
-    sqlx::query("UPDATE outbox SET claimed_by = 'another worker' WHERE id = (SELECT MIN(id) FROM outbox)")
+    // One entry is taken from it, as by another worker once a lease has lapsed: the last, so
+    // the batch has done the others' work before it finds out (and must undo it).
+    let lost: i64 = sqlx::query_scalar("SELECT MAX(id) FROM outbox").fetch_one(w.db().pool()).await.unwrap();
+    sqlx::query("UPDATE outbox SET claimed_by = 'another worker' WHERE id = $1")
+        .bind(lost)
         .execute(w.db().pool())
         .await
         .unwrap();
@@ -484,6 +487,18 @@ async fn a_delivery_batch_that_lost_one_claim_still_delivers_the_others(backend:
         entries - 1
     );
     assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'grant.delivered'").await, entries - 1);
+    // Two of the three people got both roles: their assignments were delivered, once each.
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'assignment.delivered'").await, 2);
+    assert_eq!(
+        count(&w, "SELECT COUNT(DISTINCT object_id) FROM audit_events WHERE action = 'assignment.delivered'").await,
+        2
+    );
+    // The lost entry is left as the other worker has it.
+    let untouched = format!(
+        "SELECT COUNT(*) FROM outbox WHERE id = {lost} AND state = 'pending' AND claimed_by = 'another worker' \
+         AND attempts = 1 AND last_error = ''"
+    );
+    assert_eq!(count(&w, &untouched).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
