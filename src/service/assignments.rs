@@ -165,19 +165,8 @@ impl Service {
     /// each other in a circle.
     async fn expire_batch(&self, ids: &[AssignmentId], now: DateTime<Utc>) -> DomainResult<usize> {
         let mut tx = self.db.begin().await?;
-        match self.expire_in(&mut tx, ids, now).await {
-            Ok((expired, events)) => {
-                self.commit(tx, events).await?;
-                Ok(expired)
-            }
-            Err(e) => {
-                // Release the holders at once: the one-at-a-time retry needs their locks.
-                if let Err(rollback) = tx.rollback().await {
-                    tracing::warn!(error = %rollback, "rolling back the failed expiry batch");
-                }
-                Err(e)
-            }
-        }
+        let done = self.expire_in(&mut tx, ids, now).await;
+        self.end_batch(tx, done, "expiry batch").await
     }
 
     /// The batch's work inside its transaction: the number ended and their audit events.

@@ -15,6 +15,29 @@ impl Service {
         tx.commit().await?;
         Ok(())
     }
+
+    /// End a batch's transaction (expiry, delivery): commit it with the batch's audit events,
+    /// or, when the batch failed, roll it back at once, since the one-at-a-time retry that
+    /// follows needs the locks it holds.
+    pub(super) async fn end_batch<T>(
+        &self,
+        tx: Tx,
+        done: DomainResult<(T, Vec<AuditEvent>)>,
+        what: &str,
+    ) -> DomainResult<T> {
+        match done {
+            Ok((out, events)) => {
+                self.commit(tx, events).await?;
+                Ok(out)
+            }
+            Err(e) => {
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!(error = %rollback, "rolling back the failed {what}");
+                }
+                Err(e)
+            }
+        }
+    }
 }
 
 /// The result of walking the audit chain.

@@ -164,19 +164,8 @@ impl Service {
     ) -> DomainResult<(Vec<Delivered>, Vec<i64>)> {
         let mut tx = self.db.begin().await?;
         let mut events = Vec::new();
-        match self.deliver_batch_in(&mut tx, ids, token, now, &mut events).await {
-            Ok(done) => {
-                self.commit(tx, events).await?;
-                Ok(done)
-            }
-            Err(e) => {
-                // Release the people at once: the one-at-a-time retry needs their locks.
-                if let Err(rollback) = tx.rollback().await {
-                    tracing::warn!(error = %rollback, "rolling back the failed delivery batch");
-                }
-                Err(e)
-            }
-        }
+        let done = self.deliver_batch_in(&mut tx, ids, token, now, &mut events).await.map(|d| (d, events));
+        self.end_batch(tx, done, "delivery batch").await
     }
 
     async fn deliver_batch_in(
