@@ -431,15 +431,11 @@ impl Service {
             }
             Err(e) => return Err(e.into()),
         };
-        let roles = catalog::package_roles(tx, &[req.package]).await?;
-        for (_, role) in &roles {
-            let grant = assignments::insert_grant(tx, assignment, req.target, role.id, now).await?;
-            // Access that starts later is provisioned when it starts.
-            assignments::enqueue(tx, "add_member", role.id, req.target, grant, start, now).await?;
-        }
+        // Access that starts later is provisioned when it starts.
+        let grants = assignments::grant_package_roles(tx, assignment, req.target, req.package, start, now).await?;
         // A package that grants nothing is delivered at once.
-        let state = if roles.is_empty() { RequestState::Delivered } else { RequestState::Delivering };
-        if roles.is_empty() {
+        let state = if grants == 0 { RequestState::Delivered } else { RequestState::Delivering };
+        if grants == 0 {
             assignments::set_state(tx, assignment, AssignmentState::Delivered, now).await?;
         }
         let t = Transition {
@@ -455,7 +451,7 @@ impl Service {
         }
         events.push(AuditEvent::new(None, "assignment.created", "assignment", assignment.0).after(json!({
             "user": req.target, "package": req.package, "policy": req.policy, "request": req.id,
-            "start": start, "end": end, "grants": roles.len(),
+            "start": start, "end": end, "grants": grants,
         })));
         Ok(state)
     }

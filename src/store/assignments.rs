@@ -332,24 +332,45 @@ fn grant_from_row(row: &AnyRow) -> Result<GrantRow, sqlx::Error> {
     })
 }
 
-pub async fn insert_grant(
+/// A new assignment's grants, one per resource role of its package (in the order the package
+/// lists them: resource, then role name), each with its `add_member` entry in the outbox, due
+/// at `due` (access that starts later is provisioned when it starts): two statements whatever
+/// the number of roles. Returns how many grants were made.
+pub async fn grant_package_roles(
     conn: &mut Conn,
     assignment: AssignmentId,
     user: UserId,
-    role: ResourceRoleId,
+    package: PackageId,
+    due: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<GrantId, sqlx::Error> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO grants (assignment_id, resource_role_id, user_id, state, updated_at) \
-         VALUES ($1, $2, $3, 'pending', $4) RETURNING id",
+) -> Result<u64, sqlx::Error> {
+    let made = sqlx::query(
+        "INSERT INTO grants (assignment_id, resource_role_id, user_id, state, updated_at)
+         SELECT $1, prr.resource_role_id, $2, 'pending', $3
+         FROM package_resource_roles prr
+         JOIN resource_roles rr ON rr.id = prr.resource_role_id
+         JOIN resources r ON r.id = rr.resource_id
+         WHERE prr.package_id = $4
+         ORDER BY r.name, rr.name",
     )
     .bind(assignment.0)
-    .bind(role.0)
     .bind(user.0)
     .bind(to_ms(now))
-    .fetch_one(conn)
+    .bind(package.0)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        "INSERT INTO outbox (kind, resource_role_id, user_id, grant_id, next_attempt_at, created_at, updated_at)
+         SELECT 'add_member', g.resource_role_id, g.user_id, g.id, $2, $3, $3
+         FROM grants g WHERE g.assignment_id = $1 ORDER BY g.id",
+    )
+    .bind(assignment.0)
+    .bind(to_ms(due))
+    .bind(to_ms(now))
+    .execute(conn)
     .await?;
-    Ok(GrantId(id))
+    Ok(made)
 }
 
 pub async fn grants_of(conn: &mut Conn, assignment: AssignmentId) -> Result<Vec<GrantRow>, sqlx::Error> {
@@ -431,31 +452,6 @@ pub struct OutboxItem {
     pub attempts: i64,
     pub last_error: String,
     pub system_kind: ResourceSystemKind,
-}
-
-/// Enqueue provisioning work, due at `due` (an access that starts later waits until then).
-pub async fn enqueue(
-    conn: &mut Conn,
-    kind: &str,
-    role: ResourceRoleId,
-    user: UserId,
-    grant: GrantId,
-    due: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO outbox (kind, resource_role_id, user_id, grant_id, next_attempt_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6)",
-    )
-    .bind(kind)
-    .bind(role.0)
-    .bind(user.0)
-    .bind(grant.0)
-    .bind(to_ms(due))
-    .bind(to_ms(now))
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 const OUTBOX_ITEM_COLUMNS: &str = "o.id, o.kind, o.resource_role_id, o.user_id, o.grant_id, o.attempts, \
