@@ -1212,7 +1212,7 @@ async fn pages_stay_within_their_query_budget(backend: Backend) {
     // A decision, the busiest write: the most statements any of Linus's approvals takes (one
     // of them grants the access: an assignment, its grants and their outbox entries, set-based
     // however many roles the package has; it was 27 on SQLite with a grant and an entry per
-    // role). PostgreSQL takes three more: the person's and the request's locks, the isolation.
+    // role). PostgreSQL counts three more: the person's lock, the audit chain's lock, the commit.
     let waiting: Vec<i64> = sqlx::query_scalar(
         "SELECT DISTINCT r.id FROM requests r JOIN request_approvers a ON a.request_id = r.id \
          WHERE a.user_id = $1 AND a.active = 1 ORDER BY r.id",
