@@ -1231,6 +1231,16 @@ async fn pages_stay_within_their_query_budget(backend: Backend) {
         most = most.max(STATEMENTS.load(std::sync::atomic::Ordering::SeqCst) - before);
     }
     println!(" linus decide         {most} statements");
+    // One of them granted: Maya's Sales CRM (two roles, one stage) has its assignment, both
+    // grants and both additions queued, so the count above includes granting.
+    let granted = format!(
+        "SELECT COUNT(*) FROM requests r JOIN grants g ON g.assignment_id = r.assignment_id \
+         JOIN outbox o ON o.grant_id = g.id AND o.kind = 'add_member' AND o.state = 'pending' \
+         WHERE r.target_user_id = {} AND r.package_id = {} AND r.state = 'delivering'",
+        ids.maya.0, ids.sales_crm.0
+    );
+    let queued: i64 = sqlx::query_scalar(&granted).fetch_one(app.service.db().pool()).await.unwrap();
+    assert_eq!(queued, 2, "Maya's approval granted two roles, each with its addition queued");
     used.push(("decide".to_owned(), most, if backend == Backend::Sqlite { 24 } else { 27 }));
     for (path, n, budget) in used {
         assert!(n > 0, "{path}: the counter sees statements");
