@@ -163,19 +163,20 @@ impl Service {
         now: DateTime<Utc>,
     ) -> DomainResult<(Vec<Delivered>, Vec<i64>)> {
         let mut tx = self.db.begin().await?;
-        let mut events = Vec::new();
-        let done = self.deliver_batch_in(&mut tx, ids, token, now, &mut events).await.map(|d| (d, events));
+        let done = self.deliver_batch_in(&mut tx, ids, token, now).await;
         self.end_batch(tx, done, "delivery batch").await
     }
 
+    /// The batch's work inside its transaction: what [`Self::deliver_batch`] returns, and the
+    /// audit events.
     async fn deliver_batch_in(
         &self,
         tx: &mut Tx,
         ids: &[i64],
         token: &str,
         now: DateTime<Utc>,
-        events: &mut Vec<AuditEvent>,
-    ) -> DomainResult<(Vec<Delivered>, Vec<i64>)> {
+    ) -> DomainResult<((Vec<Delivered>, Vec<i64>), Vec<AuditEvent>)> {
+        let mut events = Vec::new();
         let builtin: Vec<OutboxItem> = assignments::outbox_items(tx, ids)
             .await?
             .into_iter()
@@ -187,11 +188,11 @@ impl Service {
         self.db.lock_users(tx, &people).await?;
         let mut outcomes = Vec::with_capacity(builtin.len());
         for item in &builtin {
-            let outcome = match check_claimed(self, tx, item, token, now, events).await? {
+            let outcome = match check_claimed(self, tx, item, token, now, &mut events).await? {
                 Some(settled) => settled,
                 None => {
                     let result = apply_builtin_isolated(tx, item, now).await?;
-                    record(tx, item, token, result, now, events).await?
+                    record(tx, item, token, result, now, &mut events).await?
                 }
             };
             outcomes.push(outcome);
@@ -199,7 +200,8 @@ impl Service {
         // The rest (external targets; entries missing or unreadable, which the one-at-a-time
         // path reports) go one at a time.
         let recorded: std::collections::HashSet<i64> = builtin.iter().map(|i| i.id).collect();
-        Ok((outcomes, ids.iter().copied().filter(|id| !recorded.contains(id)).collect()))
+        let alone = ids.iter().copied().filter(|id| !recorded.contains(id)).collect();
+        Ok(((outcomes, alone), events))
     }
 
     /// Deliver one claimed entry. First, under the person's lock: is the claim still ours, and

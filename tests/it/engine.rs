@@ -761,23 +761,19 @@ async fn catalog_changes_show_on_the_next_page(backend: Backend) {
     let w = World::new(backend).await;
     let omar = w.actor(w.ids.omar).await;
     let pool = w.db().pool();
+    // A change straight in the database, its parameters all ids.
+    let change = async |sql: &str, ids: &[i64]| {
+        ids.iter().fold(sqlx::query(sql), |q, id| q.bind(*id)).execute(pool).await.unwrap();
+    };
     let package = w.ids.developer_tools;
     let before = w.service.package_detail(&omar, package).await.unwrap();
     assert_eq!(before.card.name, "Developer Tools");
-    sqlx::query("UPDATE access_packages SET name = 'Developer Tools (2027)' WHERE id = $1")
-        .bind(package.0)
-        .execute(pool)
-        .await
-        .unwrap();
+    change("UPDATE access_packages SET name = 'Developer Tools (2027)' WHERE id = $1", &[package.0]).await;
     let renamed = w.service.package_detail(&omar, package).await.unwrap();
     assert_eq!(renamed.card.name, "Developer Tools (2027)");
     let dropped = before.card.resources[0].id;
-    sqlx::query("DELETE FROM package_resource_roles WHERE package_id = $1 AND resource_role_id = $2")
-        .bind(package.0)
-        .bind(dropped)
-        .execute(pool)
-        .await
-        .unwrap();
+    change("DELETE FROM package_resource_roles WHERE package_id = $1 AND resource_role_id = $2", &[package.0, dropped])
+        .await;
     let fewer = w.service.package_detail(&omar, package).await.unwrap();
     assert_eq!(fewer.card.resources.len(), before.card.resources.len() - 1);
     assert!(fewer.card.resources.iter().all(|r| r.id != dropped));
@@ -788,21 +784,12 @@ async fn catalog_changes_show_on_the_next_page(backend: Backend) {
         .fetch_one(pool)
         .await
         .unwrap();
-    sqlx::query("INSERT INTO package_incompatible_groups (package_id, group_id) VALUES ($1, $2)")
-        .bind(package.0)
-        .bind(group)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE directory_groups SET name = 'Renamed Group' WHERE id = $1")
-        .bind(group)
-        .execute(pool)
-        .await
-        .unwrap();
+    change("INSERT INTO package_incompatible_groups (package_id, group_id) VALUES ($1, $2)", &[package.0, group]).await;
+    change("UPDATE directory_groups SET name = 'Renamed Group' WHERE id = $1", &[group]).await;
     let warned = w.service.package_detail(&omar, package).await.unwrap();
     assert!(warned.sod_warning.as_deref().is_some_and(|s| s.contains("Renamed Group")), "{:?}", warned.sod_warning);
     // Its policies switched off: the package is offered no more, through the service too.
-    sqlx::query("UPDATE policies SET enabled = 0 WHERE package_id = $1").bind(package.0).execute(pool).await.unwrap();
+    change("UPDATE policies SET enabled = 0 WHERE package_id = $1", &[package.0]).await;
     assert!(matches!(w.service.package_detail(&omar, package).await, Err(DomainError::NotFound(_))));
     let mut open = quartermaster::domain::policy::Policy::new(
         package,
@@ -816,12 +803,8 @@ async fn catalog_changes_show_on_the_next_page(backend: Backend) {
     assert_eq!(back.policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["Everyone again"]);
     // A database restored from a backup carries an older generation: any other number is a
     // change, not only a higher one.
-    sqlx::query("UPDATE access_packages SET name = 'Developer Tools (restored)' WHERE id = $1")
-        .bind(package.0)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE catalog_generation SET generation = 1").execute(pool).await.unwrap();
+    change("UPDATE access_packages SET name = 'Developer Tools (restored)' WHERE id = $1", &[package.0]).await;
+    change("UPDATE catalog_generation SET generation = 1", &[]).await;
     assert_eq!(w.service.package_detail(&omar, package).await.unwrap().card.name, "Developer Tools (restored)");
     // A row that cannot be decoded fails the pages that need the catalog (every time, not
     // with a half-read copy); mended, they work again at once.
@@ -830,11 +813,7 @@ async fn catalog_changes_show_on_the_next_page(backend: Backend) {
         .fetch_one(pool)
         .await
         .unwrap();
-    sqlx::query("UPDATE policies SET approval = 'not json' WHERE package_id = $1")
-        .bind(package.0)
-        .execute(pool)
-        .await
-        .unwrap();
+    change("UPDATE policies SET approval = 'not json' WHERE package_id = $1", &[package.0]).await;
     for _ in 0..2 {
         let broken = w.service.package_detail(&omar, package).await;
         assert!(matches!(&broken, Err(DomainError::Internal(why)) if why.contains("catalog")), "{broken:?}");
@@ -846,10 +825,6 @@ async fn catalog_changes_show_on_the_next_page(backend: Backend) {
         .execute(pool)
         .await
         .unwrap();
-    sqlx::query("DELETE FROM policies WHERE package_id = $1 AND enabled = 0")
-        .bind(package.0)
-        .execute(pool)
-        .await
-        .unwrap();
+    change("DELETE FROM policies WHERE package_id = $1 AND enabled = 0", &[package.0]).await;
     assert_eq!(w.service.package_detail(&omar, package).await.unwrap().card.name, "Developer Tools (restored)");
 }
