@@ -6,10 +6,10 @@ use crate::domain::eligibility::{may_request, RequestorFacts};
 use crate::domain::ids::*;
 use crate::domain::policy::Policy;
 use crate::domain::DomainResult;
-use crate::store::{catalog, directory};
+use crate::store::directory;
 use crate::views::{CatalogOption, PackageCard, Page};
 
-pub const PAGE_SIZE: i64 = 24;
+pub const PAGE_SIZE: usize = 24;
 
 impl Service {
     /// Packages this person may request, one page at a time, searchable by name,
@@ -30,53 +30,30 @@ impl Service {
             None => false,
         };
         let facts = RequestorFacts { user: &actor.user, groups: &groups, org_configured };
-        let key = catalog::RequestorKey { user: actor.id(), kind: actor.user.kind, org: actor.user.connected_org_id };
-        let mut after = cursor.and_then(decode_cursor);
-        // The SQL pre-filter may admit packages the eligibility rule then refuses: keep reading
-        // candidates until the page is full or there are none left, so a page is never short
-        // while a "next" link is offered.
-        let mut page: Vec<(crate::domain::model::AccessPackage, String, Vec<&Policy>)> = Vec::new();
-        let mut next = None;
-        'fill: loop {
-            let batch = catalog::candidate_packages(
-                &mut conn,
-                &key,
-                search,
-                catalog_filter,
-                after.as_ref().map(|(n, id)| (n.as_str(), *id)),
-                PAGE_SIZE + 1,
-            )
-            .await?;
-            let exhausted = batch.len() as i64 <= PAGE_SIZE;
-            for (package, catalog_name) in batch {
-                after = Some((package.name.clone(), package.id.0));
-                let eligible: Vec<&Policy> =
+        let after = cursor.and_then(decode_cursor);
+        let mut eligible = known
+            .browsable(&actor.user, search, catalog_filter, after.as_ref().map(|(n, id)| (n.as_str(), *id)))
+            .filter_map(|(package, catalog)| {
+                let policies: Vec<&Policy> =
                     known.policies_of(package.id).iter().filter(|p| may_request(&facts, p)).collect();
-                if eligible.is_empty() {
-                    continue;
-                }
-                if page.len() as i64 == PAGE_SIZE {
-                    // Another eligible package follows: the next page starts after this one.
-                    next = page.last().map(|(p, _, _)| encode_cursor(&p.name, p.id.0));
-                    break 'fill;
-                }
-                page.push((package, catalog_name, eligible));
-            }
-            if exhausted {
-                break;
-            }
-        }
-        let held = crate::store::assignments::live_packages(&mut conn, actor.id()).await?;
-        let pending = crate::store::requests::open_request_packages(&mut conn, actor.id()).await?;
+                (!policies.is_empty()).then_some((package, catalog, policies))
+            });
+        let page: Vec<_> = eligible.by_ref().take(PAGE_SIZE).collect();
+        // Another eligible package follows: the next page starts after this one's last.
+        let next = match eligible.next() {
+            Some(_) => page.last().map(|(p, _, _)| encode_cursor(&p.name, p.id.0)),
+            None => None,
+        };
+        let (held, pending) = crate::store::assignments::held_and_awaited_packages(&mut conn, actor.id()).await?;
         let items = page
             .into_iter()
-            .filter_map(|(package, catalog_name, eligible)| {
+            .filter_map(|(package, catalog, eligible)| {
                 let first = eligible.first()?;
                 Some(PackageCard {
                     id: package.id.0,
-                    name: package.name,
-                    description: package.description,
-                    catalog: catalog_name,
+                    name: package.name.clone(),
+                    description: package.description.clone(),
+                    catalog: catalog.name.clone(),
                     resources: known.roles_of(package.id),
                     approval_stages: eligible.iter().map(|p| p.approval.stages.len() as u32).max().unwrap_or(0),
                     expiration: first.expiration.describe(),

@@ -27,10 +27,7 @@ impl Service {
     #[tracing::instrument(name = "viewer", skip_all, fields(actor = actor.id().0))]
     pub async fn viewer(&self, actor: &Actor) -> DomainResult<Viewer> {
         let mut conn = self.db.pool().acquire().await?;
-        let pending = crate::store::requests::pending_approval_count(&mut conn, actor.id()).await?;
-        let approver = pending > 0
-            || directory::has_reports(&mut conn, actor.id()).await?
-            || crate::store::requests::has_been_approver(&mut conn, actor.id()).await?;
+        let (pending, approver) = crate::store::requests::approver_standing(&mut conn, actor.id()).await?;
         Ok(Viewer {
             id: actor.id().0,
             name: actor.user.display_name.clone(),

@@ -576,8 +576,7 @@ pub(super) async fn sod_conflicts(
     if rules.incompatible_packages.is_empty() && rules.incompatible_groups.is_empty() {
         return Ok(Vec::new());
     }
-    let mut packages = assignments::live_packages(conn, user).await?;
-    let open = requests::open_request_packages(conn, user).await?;
+    let (mut packages, open) = assignments::held_and_awaited_packages(conn, user).await?;
     packages.extend(open.into_iter().filter(|p| *p != package));
     let groups = directory::groups_of(conn, user).await?;
     Ok(sod::conflicts(&rules, &Holdings { packages, groups }))

@@ -11,8 +11,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::domain::eligibility::may_see_catalog;
 use crate::domain::ids::{CatalogId, PackageId, PolicyId};
-use crate::domain::model::{AccessPackage, Catalog};
+use crate::domain::model::{AccessPackage, Catalog, User};
 use crate::domain::policy::Policy;
 use crate::domain::sod::SodRules;
 use crate::domain::{DomainError, DomainResult};
@@ -24,7 +25,11 @@ use crate::views::ResourceRoleView;
 pub struct Snapshot {
     generation: i64,
     catalogs: Vec<Catalog>,
+    catalog_at: HashMap<CatalogId, usize>,
     packages: HashMap<PackageId, AccessPackage>,
+    /// Packages in browsing order (name, then id), each with the lower-cased texts a search
+    /// matches: its name, its description and the names of the resources it grants.
+    by_name: Vec<(PackageId, Vec<String>)>,
     policies: HashMap<PackageId, Vec<Policy>>,
     policy_at: HashMap<PolicyId, (PackageId, usize)>,
     roles: HashMap<PackageId, Vec<ResourceRoleView>>,
@@ -50,9 +55,22 @@ impl Snapshot {
                 system: role.system_kind.as_str().to_owned(),
             });
         }
+        let mut by_name: Vec<(&AccessPackage, Vec<String>)> = contents
+            .packages
+            .iter()
+            .map(|p| {
+                let mut texts = vec![p.name.to_lowercase(), p.description.to_lowercase()];
+                texts.extend(roles.get(&p.id).into_iter().flatten().map(|r| r.resource.to_lowercase()));
+                (p, texts)
+            })
+            .collect();
+        by_name.sort_by(|(a, _), (b, _)| (&a.name, a.id).cmp(&(&b.name, b.id)));
+        let by_name = by_name.into_iter().map(|(p, texts)| (p.id, texts)).collect();
         Snapshot {
             generation: contents.generation,
+            catalog_at: contents.catalogs.iter().enumerate().map(|(i, c)| (c.id, i)).collect(),
             catalogs: contents.catalogs,
+            by_name,
             packages: contents.packages.into_iter().map(|p| (p.id, p)).collect(),
             policies,
             policy_at,
@@ -67,7 +85,36 @@ impl Snapshot {
     }
 
     pub fn catalog(&self, id: CatalogId) -> Option<&Catalog> {
-        self.catalogs.iter().find(|c| c.id == id)
+        self.catalogs.get(*self.catalog_at.get(&id)?)
+    }
+
+    /// The packages a person may browse, in browsing order (name, then id), starting after
+    /// `after` (a package's name and id): enabled and not hidden, in a catalog they may see
+    /// ([`may_see_catalog`]), in `catalog` if given, and matching `search` if it is not blank
+    /// (a case-insensitive part of the name, the description or a resource's name). Whether
+    /// a policy lets them request it is the caller's question.
+    pub fn browsable<'a>(
+        &'a self,
+        viewer: &'a User,
+        search: &str,
+        catalog: Option<CatalogId>,
+        after: Option<(&str, i64)>,
+    ) -> impl Iterator<Item = (&'a AccessPackage, &'a Catalog)> + 'a {
+        let term = search.trim().to_lowercase();
+        let start = after.map_or(0, |(name, id)| {
+            self.by_name
+                .partition_point(|(p, _)| self.packages.get(p).is_some_and(|p| (p.name.as_str(), p.id.0) <= (name, id)))
+        });
+        self.by_name[start..].iter().filter_map(move |(id, texts)| {
+            let package = self.packages.get(id)?;
+            let home = self.catalog(package.catalog_id)?;
+            let shown = package.enabled
+                && !package.hidden
+                && catalog.is_none_or(|c| c == home.id)
+                && may_see_catalog(viewer, home)
+                && (term.is_empty() || texts.iter().any(|t| t.contains(&term)));
+            shown.then_some((package, home))
+        })
     }
 
     pub fn package(&self, id: PackageId) -> Option<&AccessPackage> {

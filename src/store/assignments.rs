@@ -63,6 +63,31 @@ pub async fn live_packages(conn: &mut Conn, user: UserId) -> Result<Vec<PackageI
     Ok(ids.into_iter().map(PackageId).collect())
 }
 
+/// In one statement: the packages a person holds (live assignments), and those they wait
+/// for (their own open requests).
+pub async fn held_and_awaited_packages(
+    conn: &mut Conn,
+    user: UserId,
+) -> Result<(Vec<PackageId>, Vec<PackageId>), sqlx::Error> {
+    let sql = format!(
+        "SELECT package_id, 1 AS held FROM assignments WHERE user_id = $1 AND state IN {LIVE}
+         UNION ALL
+         SELECT package_id, 0 AS held FROM requests
+          WHERE target_user_id = $1 AND state IN ('submitted', 'pending_approval')"
+    );
+    let rows = sqlx::query(&sql).bind(user.0).fetch_all(conn).await?;
+    let (mut held, mut awaited) = (Vec::new(), Vec::new());
+    for row in &rows {
+        let package = PackageId(row.int("package_id")?);
+        if row.flag("held")? {
+            held.push(package);
+        } else {
+            awaited.push(package);
+        }
+    }
+    Ok((held, awaited))
+}
+
 /// Live packages of several users at once.
 pub async fn live_packages_of(conn: &mut Conn, users: &[UserId]) -> Result<Vec<(UserId, PackageId)>, sqlx::Error> {
     let sql = format!(

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::{ids_json, ids_param, Conn, RowExt};
 use crate::domain::ids::*;
-use crate::domain::model::{AccessPackage, Catalog, ResourceRoleInfo, ResourceSystemKind, UserKind};
+use crate::domain::model::{AccessPackage, Catalog, ResourceRoleInfo, ResourceSystemKind};
 use crate::domain::policy::{Policy, RequestorRef, RequestorScope};
 use crate::domain::sod::SodRules;
 
@@ -52,67 +52,6 @@ pub async fn package(conn: &mut Conn, id: PackageId) -> Result<Option<AccessPack
     let sql = format!("SELECT {PACKAGE_COLUMNS} FROM access_packages p WHERE p.id = $1");
     let row = sqlx::query(&sql).bind(id.0).fetch_optional(conn).await?;
     row.as_ref().map(package_from_row).transpose()
-}
-
-/// Who is asking, for the requestable-packages pre-filter.
-pub struct RequestorKey {
-    pub user: UserId,
-    pub kind: UserKind,
-    pub org: Option<OrgId>,
-}
-
-/// One page of packages that have at least one enabled policy whose scope may admit this
-/// person, in enabled catalogs (visible to externals when the person is a guest), not hidden,
-/// matching the search. This is a pre-filter for paging; the domain's eligibility rule
-/// decides per policy afterwards.
-pub async fn candidate_packages(
-    conn: &mut Conn,
-    who: &RequestorKey,
-    search: &str,
-    catalog: Option<CatalogId>,
-    after: Option<(&str, i64)>,
-    limit: i64,
-) -> Result<Vec<(AccessPackage, String)>, sqlx::Error> {
-    let pattern = if search.trim().is_empty() {
-        String::new()
-    } else {
-        format!("%{}%", search.trim().to_lowercase().replace(['%', '_'], ""))
-    };
-    let (after_name, after_id) = after.unwrap_or(("", 0));
-    let sql = format!(
-        "SELECT {PACKAGE_COLUMNS}, c.name AS catalog_name
-         FROM access_packages p JOIN catalogs c ON c.id = p.catalog_id
-         WHERE c.enabled = 1 AND p.enabled = 1 AND p.hidden = 0
-           AND ($1 = 'member' OR c.externally_visible = 1)
-           AND ($2 = 0 OR p.catalog_id = $2)
-           AND ($3 = '' OR LOWER(p.name) LIKE $3 OR LOWER(p.description) LIKE $3 OR EXISTS (
-                SELECT 1 FROM package_resource_roles prr
-                JOIN resource_roles rr ON rr.id = prr.resource_role_id
-                JOIN resources r ON r.id = rr.resource_id
-                WHERE prr.package_id = p.id AND LOWER(r.name) LIKE $3))
-           AND EXISTS (SELECT 1 FROM policies pol WHERE pol.package_id = p.id AND pol.enabled = 1 AND (
-                   (pol.requestor_scope = 'all_members' AND $1 = 'member')
-                OR (pol.requestor_scope = 'all_externals' AND $1 = 'guest')
-                OR (pol.requestor_scope IN ('specific', 'connected_orgs') AND EXISTS (
-                     SELECT 1 FROM policy_requestors pr WHERE pr.policy_id = pol.id AND (
-                        pr.user_id = $4 OR pr.org_id = $5
-                        OR pr.group_id IN (SELECT gm.group_id FROM group_members gm WHERE gm.user_id = $4))))))
-           AND (p.name > $6 OR (p.name = $6 AND p.id > $7))
-         ORDER BY p.name, p.id
-         LIMIT $8"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(who.kind.as_str())
-        .bind(catalog.map_or(0, |c| c.0))
-        .bind(pattern)
-        .bind(who.user.0)
-        .bind(who.org.map_or(-1, |o| o.0))
-        .bind(after_name)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(conn)
-        .await?;
-    rows.iter().map(|row| Ok((package_from_row(row)?, row.text("catalog_name")?))).collect()
 }
 
 const POLICY_COLUMNS: &str = "id, package_id, name, description, requestor_scope, \

@@ -123,14 +123,6 @@ pub async fn active_among(conn: &mut Conn, ids: &[UserId]) -> Result<Vec<UserId>
     Ok(ids.into_iter().map(UserId).collect())
 }
 
-pub async fn has_reports(conn: &mut Conn, user: UserId) -> Result<bool, sqlx::Error> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE manager_id = $1 AND state = 'active'")
-        .bind(user.0)
-        .fetch_one(conn)
-        .await?;
-    Ok(n > 0)
-}
-
 /// A new person in the directory.
 #[derive(Clone, Debug)]
 pub struct NewUser<'a> {

@@ -352,24 +352,26 @@ pub async fn open_request_exists(conn: &mut Conn, target: UserId, package: Packa
     Ok(n > 0)
 }
 
-/// Packages this user has requested and still waits for.
-pub async fn open_request_packages(conn: &mut Conn, target: UserId) -> Result<Vec<PackageId>, sqlx::Error> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT package_id FROM requests WHERE target_user_id = $1 AND state IN ('submitted', 'pending_approval')",
-    )
-    .bind(target.0)
-    .fetch_all(conn)
-    .await?;
-    Ok(ids.into_iter().map(PackageId).collect())
-}
-
 /// Open work only: the inbox index (`request_approvers_inbox`, active rows) serves it.
 const PENDING_FOR: &str = "FROM request_approvers a JOIN requests r ON r.id = a.request_id
      WHERE a.user_id = $1 AND a.active = 1";
 
-pub async fn pending_approval_count(conn: &mut Conn, user: UserId) -> Result<i64, sqlx::Error> {
-    let sql = format!("SELECT COUNT(*) {PENDING_FOR}");
-    sqlx::query_scalar(&sql).bind(user.0).fetch_one(conn).await
+/// For the page chrome, in one statement: how many decisions wait for this person, and
+/// whether they approve at all (someone active reports to them, or they have been asked to
+/// decide before). Active approver rows are exactly the open work (every change of a
+/// request's stage or state sets them), so the count needs no join: the inbox index alone
+/// answers it.
+pub async fn approver_standing(conn: &mut Conn, user: UserId) -> Result<(i64, bool), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM request_approvers WHERE user_id = $1 AND active = 1) AS pending,
+                CASE WHEN EXISTS (SELECT 1 FROM users WHERE manager_id = $1 AND state = 'active')
+                       OR EXISTS (SELECT 1 FROM request_approvers WHERE user_id = $1)
+                     THEN 1 ELSE 0 END AS approver",
+    )
+    .bind(user.0)
+    .fetch_one(conn)
+    .await?;
+    Ok((row.int("pending")?, row.flag("approver")?))
 }
 
 /// Requests waiting for this approver, oldest first, one page after `after`.
@@ -383,14 +385,6 @@ pub async fn pending_for(
     let sql = format!("SELECT {} {PENDING_FOR} AND a.request_id > $2 ORDER BY a.request_id LIMIT $3", cols.join(", "));
     let rows = sqlx::query(&sql).bind(user.0).bind(after).bind(limit).fetch_all(conn).await?;
     rows.iter().map(request_from_row).collect()
-}
-
-pub async fn has_been_approver(conn: &mut Conn, user: UserId) -> Result<bool, sqlx::Error> {
-    let n: Option<i64> = sqlx::query_scalar("SELECT 1 FROM request_approvers WHERE user_id = $1 LIMIT 1")
-        .bind(user.0)
-        .fetch_optional(conn)
-        .await?;
-    Ok(n.is_some())
 }
 
 /// Pending requests whose current stage is past its due time.

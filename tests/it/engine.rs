@@ -41,6 +41,7 @@ on_both_databases!(
     my_access_pages_keep_one_order,
     open_work_and_roles_are_read_through_their_indexes,
     catalog_changes_show_on_the_next_page,
+    browsing_shows_only_what_may_be_requested,
 );
 
 fn production(w: &World) -> NewRequest {
@@ -628,7 +629,7 @@ async fn package_pages_are_full_until_the_last(backend: Backend) {
     let w = World::new(backend).await;
     let org: i64 = sqlx::query_scalar("SELECT id FROM connected_orgs").fetch_one(w.db().pool()).await.unwrap();
     // Northwind is only proposed: "all external users" policies do not admit its people, though
-    // the SQL pre-filter cannot tell. Interleave such packages with ones that do admit them.
+    // the policy's scope alone cannot tell. Interleave such packages with ones that do admit them.
     sqlx::query("UPDATE connected_orgs SET state = 'proposed'").execute(w.db().pool()).await.unwrap();
     for i in 0..30 {
         packages_in_catalog_of(&w, w.ids.sales_crm, &format!("Partner kit {i:02}a"), 1, |p| {
@@ -827,4 +828,60 @@ async fn catalog_changes_show_on_the_next_page(backend: Backend) {
         .unwrap();
     change("DELETE FROM policies WHERE package_id = $1 AND enabled = 0", &[package.0]).await;
     assert_eq!(w.service.package_detail(&omar, package).await.unwrap().card.name, "Developer Tools (restored)");
+}
+
+/// Browsing is answered from the instance's copy of the catalog: it must apply every rule the
+/// database query it replaced applied, and see each change on the next page.
+async fn browsing_shows_only_what_may_be_requested(backend: Backend) {
+    let w = World::new(backend).await;
+    let jamal = w.actor(w.ids.jamal).await;
+    let noah = w.actor(w.ids.noah).await;
+    let pool = w.db().pool();
+    let change = async |sql: &str, id: i64| {
+        sqlx::query(sql).bind(id).execute(pool).await.unwrap();
+    };
+    let all = vec!["Developer Tools", "Sales Analytics (30 days)", "Sales CRM"];
+    assert_eq!(offered(&w, &jamal, "").await, all);
+    assert_eq!(
+        offered(&w, &jamal, "  DashBoards ").await,
+        offered(&w, &jamal, "dashboards").await,
+        "any case, trimmed"
+    );
+    // A description matches too, in any case, beyond ASCII.
+    change(
+        "UPDATE access_packages SET description = 'Le débogueur et les compilateurs' WHERE id = $1",
+        w.ids.developer_tools.0,
+    )
+    .await;
+    assert_eq!(offered(&w, &jamal, "DÉBOGUEUR").await, vec!["Developer Tools"]);
+    assert!(offered(&w, &jamal, "no such thing").await.is_empty());
+    // One catalog only.
+    let tools_catalog: i64 = sqlx::query_scalar("SELECT catalog_id FROM access_packages WHERE id = $1")
+        .bind(w.ids.developer_tools.0)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let in_catalog = w.service.requestable_packages(&jamal, "", Some(CatalogId(tools_catalog)), None).await.unwrap();
+    let in_catalog: Vec<String> = in_catalog.items.into_iter().map(|p| p.name).collect();
+    assert!(in_catalog.contains(&"Developer Tools".to_owned()), "{in_catalog:?}");
+    assert!(in_catalog.len() < all.len(), "the filter leaves out the other catalogs: {in_catalog:?}");
+    // Hidden and disabled packages are not offered; a disabled catalog takes its packages along.
+    change("UPDATE access_packages SET hidden = 1 WHERE id = $1", w.ids.sales_crm.0).await;
+    assert_eq!(offered(&w, &jamal, "").await, vec!["Developer Tools", "Sales Analytics (30 days)"]);
+    change("UPDATE access_packages SET hidden = 0, enabled = 0 WHERE id = $1", w.ids.sales_crm.0).await;
+    assert_eq!(offered(&w, &jamal, "").await, vec!["Developer Tools", "Sales Analytics (30 days)"]);
+    change("UPDATE access_packages SET enabled = 1 WHERE id = $1", w.ids.sales_crm.0).await;
+    assert_eq!(offered(&w, &jamal, "").await, all);
+    assert_eq!(offered(&w, &noah, "").await, vec!["Sales CRM"]);
+    // A guest sees only catalogs marked visible to external users.
+    change(
+        "UPDATE catalogs SET externally_visible = 0 WHERE id = (SELECT catalog_id FROM access_packages WHERE id = $1)",
+        w.ids.sales_crm.0,
+    )
+    .await;
+    assert!(offered(&w, &noah, "").await.is_empty(), "the catalog is no longer visible to guests");
+    assert!(offered(&w, &jamal, "").await.contains(&"Sales CRM".to_owned()), "members still see it");
+    change("UPDATE catalogs SET enabled = 0 WHERE id = $1", tools_catalog).await;
+    let left = offered(&w, &jamal, "").await;
+    assert!(!left.contains(&"Developer Tools".to_owned()), "{left:?}");
 }
