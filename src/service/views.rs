@@ -51,7 +51,13 @@ impl Service {
         }
         let roles = known.roles_of(id);
         let rules = known.sod_rules(id);
-        let holdings = sod::Holdings { packages: assignments::live_packages(&mut conn, actor.id()).await?, groups };
+        // What the person holds matters only to a rule against another package.
+        let held = if rules.incompatible_packages.is_empty() {
+            Vec::new()
+        } else {
+            assignments::live_packages(&mut conn, actor.id()).await?
+        };
+        let holdings = sod::Holdings { packages: held, groups };
         let conflicts = sod::conflicts(&rules, &holdings);
         let mut approver_names = std::collections::HashMap::new();
         let named: Vec<UserId> = policies

@@ -249,6 +249,9 @@ pub async fn revoke_group_bootstrap(conn: &mut Conn, user: UserId) -> Result<boo
 
 /// Display names by id.
 pub async fn names(conn: &mut Conn, ids: &[UserId]) -> Result<std::collections::HashMap<UserId, String>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
     let sql = format!("SELECT id, display_name FROM users WHERE id IN {}", ids_param(conn, 1));
     let rows: Vec<(i64, String)> = sqlx::query_as(&sql).bind(ids_json(ids.iter().map(|u| u.0))).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(id, name)| (UserId(id), name)).collect())

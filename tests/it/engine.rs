@@ -197,6 +197,9 @@ async fn separation_of_duties_rejects_and_names_the_conflict(backend: Backend) {
     let out = w.service.submit_request(&tom, ask(w.ids.payments_approver, "Cover for Elena")).await.unwrap();
     assert_eq!(out.state, RequestState::Rejected);
     assert!(out.message.contains("Invoice Processing"), "{}", out.message);
+    // The package's page warns before anyone files.
+    let page = w.service.package_detail(&tom, w.ids.payments_approver).await.unwrap();
+    assert!(page.sod_warning.as_deref().is_some_and(|s| s.contains("Invoice Processing")), "{:?}", page.sod_warning);
     let mine = w.service.my_requests(&tom, None).await.unwrap().items;
     assert_eq!(mine[0].state, "rejected");
     assert!(mine[0].reason.contains("separation of duties"));

@@ -1202,9 +1202,9 @@ async fn pages_stay_within_their_query_budget(backend: Backend) {
         // the catalog snapshot, 24, 18, 15, 15; before browsing from it and the chrome's one
         // statement, 20, 11, 10, 15.
         ("omar", &omar_cookie, "/", 16),
-        ("omar", &omar_cookie, package.as_str(), 9),
+        ("omar", &omar_cookie, package.as_str(), 7),
         ("linus", &linus_cookie, "/approvals", 10),
-        ("grace", &grace_cookie, "/admin", 12),
+        ("grace", &grace_cookie, "/admin", 11),
     ] {
         let n = statements(cookie, path).await;
         println!("{who:>6} {path:<14} {n} statements");
