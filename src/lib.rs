@@ -5,6 +5,7 @@
 
 #![cfg_attr(feature = "hydrate", allow(unused_imports))]
 
+pub mod states;
 pub mod ui;
 pub mod views;
 

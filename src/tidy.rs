@@ -6,7 +6,7 @@
 //! - `service` and `auth` do not reach up into `server`;
 //! - system operations run as `Operator::Workers` only from the worker loop, the CLI and the
 //!   demo seeding (REST and server functions pass the person);
-//! - a response status is set in one place per kind of answer: pages (`ui/pages.rs`) and
+//! - a response status is set in one place per kind of answer: pages (`ui/components.rs`) and
 //!   server functions (`server.rs`, from the error's own status) — never as a side effect of
 //!   converting an error;
 //! - the router mounts only what the authorization sweep (`tests/sweep.rs`) enumerates: the
@@ -68,7 +68,7 @@ const RULES: &[Rule] = &[
     },
     Rule {
         name: "response statuses are set at the boundary only",
-        applies: |p| p != "ui/pages.rs",
+        applies: |p| p != "ui/components.rs",
         needles: &[".set_status("],
         in_tests: false,
     },
@@ -373,7 +373,7 @@ fn each_rule_catches_what_it_names() {
     assert_eq!(lines("ui/api.rs", "s.deliver_pending(&Operator::Workers, 10)\n"), vec![(1, RULES[4].name)]);
     assert!(lines("service/mod.rs", "s.deliver_pending(&Operator::Workers, 10)\n").is_empty());
     assert_eq!(lines("ui/error.rs", "res.set_status(code);\n"), vec![(1, RULES[5].name)]);
-    assert!(lines("ui/pages.rs", "res.set_status(code);\n").is_empty());
+    assert!(lines("ui/components.rs", "res.set_status(code);\n").is_empty());
 }
 
 /// The router's file as it is mounts only what is sanctioned; anything more is caught.

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::states::{AccessBucket, AssignmentState, Decision, PackageStatus, RequestState, StepStatus};
+
 /// Timestamps cross the wire as Unix milliseconds; the browser shows them in its own zone.
 pub type Millis = i64;
 
@@ -64,8 +66,8 @@ pub struct PackageCard {
     /// The largest number of approval stages among the policies that apply.
     pub approval_stages: u32,
     pub expiration: String,
-    /// The viewer holds it already, or waits for it: `held`, `pending`, or empty.
-    pub status: String,
+    /// The viewer holds it already, waits for it, or may ask for it.
+    pub status: PackageStatus,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -119,8 +121,7 @@ pub struct TimelineStep {
     pub title: String,
     pub detail: String,
     pub at: Option<Millis>,
-    /// done | current | failed | upcoming
-    pub status: String,
+    pub status: StepStatus,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -129,8 +130,7 @@ pub struct RequestView {
     pub package: String,
     pub requestor: String,
     pub target: String,
-    pub state: String,
-    pub state_label: String,
+    pub state: RequestState,
     pub created_at: Millis,
     pub reason: String,
     pub can_cancel: bool,
@@ -141,11 +141,10 @@ pub struct RequestView {
 pub struct AssignmentView {
     pub id: i64,
     pub package: String,
-    pub state: String,
+    pub state: AssignmentState,
     pub start_at: Millis,
     pub end_at: Option<Millis>,
-    /// scheduled (starts later) | active | expiring | ended
-    pub bucket: String,
+    pub bucket: AccessBucket,
     pub resources: Vec<ResourceRoleView>,
     /// The policy allows asking for more time.
     pub can_extend: bool,
@@ -188,7 +187,7 @@ pub struct DecisionView {
     pub package: String,
     pub target: String,
     pub stage: u32,
-    pub decision: String,
+    pub decision: Decision,
     pub justification: String,
     pub decided_at: Millis,
 }

@@ -5,35 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::*;
 
-/// An enum stored and shown as a fixed word (`"pending_approval"`), the same in code,
-/// database and API.
-macro_rules! word_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident = $word:literal),* $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),* }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $word),* }
-            }
-
-            pub fn parse(word: &str) -> Option<Self> {
-                match word { $($word => Some($name::$variant),)* _ => None }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-pub(crate) use word_enum;
+pub(crate) use crate::states::word_enum;
 
 word_enum!(UserKind { Member = "member", Guest = "guest" });
 word_enum!(UserState { Active = "active", Disabled = "disabled" });

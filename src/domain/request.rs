@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{DomainError, DomainResult};
 use super::ids::*;
 use super::model::word_enum;
+pub use crate::states::{AssignmentState, Decision, RequestState};
 
 word_enum!(RequestKind {
     UserAdd = "user_add",
@@ -21,69 +22,6 @@ word_enum!(RequestKind {
     SystemRemove = "system_remove",
 });
 
-word_enum!(RequestState {
-    Submitted = "submitted",
-    PendingApproval = "pending_approval",
-    Approved = "approved",
-    Delivering = "delivering",
-    Delivered = "delivered",
-    PartiallyDelivered = "partially_delivered",
-    DeliveryFailed = "delivery_failed",
-    Denied = "denied",
-    Canceled = "canceled",
-    Expired = "expired",
-    Rejected = "rejected",
-});
-
-impl RequestState {
-    /// Still waiting for a decision.
-    pub fn is_open(self) -> bool {
-        matches!(self, RequestState::Submitted | RequestState::PendingApproval)
-    }
-
-    /// Ended without access.
-    pub fn is_refused(self) -> bool {
-        matches!(self, RequestState::Denied | RequestState::Canceled | RequestState::Expired | RequestState::Rejected)
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            RequestState::Submitted => "Submitted",
-            RequestState::PendingApproval => "Pending approval",
-            RequestState::Approved => "Approved",
-            RequestState::Delivering => "Delivering",
-            RequestState::Delivered => "Delivered",
-            RequestState::PartiallyDelivered => "Partially delivered",
-            RequestState::DeliveryFailed => "Delivery failed",
-            RequestState::Denied => "Denied",
-            RequestState::Canceled => "Canceled",
-            RequestState::Expired => "Expired",
-            RequestState::Rejected => "Rejected",
-        }
-    }
-}
-
-word_enum!(AssignmentState {
-    Delivering = "delivering",
-    Delivered = "delivered",
-    PartiallyDelivered = "partially_delivered",
-    DeliveryFailed = "delivery_failed",
-    Expired = "expired",
-    Removed = "removed",
-});
-
-impl AssignmentState {
-    pub fn is_live(self) -> bool {
-        matches!(
-            self,
-            AssignmentState::Delivering
-                | AssignmentState::Delivered
-                | AssignmentState::PartiallyDelivered
-                | AssignmentState::DeliveryFailed
-        )
-    }
-}
-
 word_enum!(GrantState {
     Pending = "pending",
     Delivered = "delivered",
@@ -91,8 +29,6 @@ word_enum!(GrantState {
     Removing = "removing",
     Removed = "removed",
 });
-
-word_enum!(Decision { Approve = "approve", Deny = "deny", Timeout = "timeout" });
 
 /// The part of a request the decision rules need.
 #[derive(Clone, Debug)]

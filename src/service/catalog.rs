@@ -7,7 +7,7 @@ use crate::domain::ids::*;
 use crate::domain::policy::Policy;
 use crate::domain::DomainResult;
 use crate::store::directory;
-use crate::views::{CatalogOption, PackageCard, Page};
+use crate::views::{CatalogOption, PackageCard, PackageStatus, Page};
 
 pub const PAGE_SIZE: usize = 24;
 
@@ -58,11 +58,11 @@ impl Service {
                     approval_stages: eligible.iter().map(|p| p.approval.stages.len() as u32).max().unwrap_or(0),
                     expiration: first.expiration.describe(),
                     status: if held.contains(&package.id) {
-                        "held".to_owned()
+                        PackageStatus::Held
                     } else if pending.contains(&package.id) {
-                        "pending".to_owned()
+                        PackageStatus::Pending
                     } else {
-                        String::new()
+                        PackageStatus::Available
                     },
                 })
             })

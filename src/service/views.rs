@@ -131,7 +131,7 @@ impl Service {
                 resources: roles,
                 approval_stages: policies.iter().map(|p| p.approval.stages.len() as u32).max().unwrap_or(0),
                 expiration: policies.first().map(|p| p.expiration.describe()).unwrap_or_default(),
-                status: String::new(),
+                status: PackageStatus::Available,
             },
             policies: policy_views,
             sod_warning: (!conflicts.is_empty()).then(|| sod::explain(&conflicts)),
@@ -166,8 +166,7 @@ impl Service {
                 package: known.package_name(r.package),
                 requestor: name(&r.requestor),
                 target: name(&r.target),
-                state: r.state.as_str().to_owned(),
-                state_label: r.state.label().to_owned(),
+                state: r.state,
                 created_at: to_ms(r.created_at),
                 reason: r.outcome_reason.clone(),
                 can_cancel: r.state.is_open() && r.requestor == actor.id(),
@@ -196,21 +195,21 @@ impl Service {
             .into_iter()
             .map(|a| {
                 let bucket = if !a.state.is_live() {
-                    "ended"
+                    AccessBucket::Ended
                 } else if a.start_at > now {
-                    "scheduled"
+                    AccessBucket::Scheduled
                 } else if a.end_at.is_some_and(|end| end - now < Duration::days(EXPIRING_SOON_DAYS)) {
-                    "expiring"
+                    AccessBucket::Expiring
                 } else {
-                    "active"
+                    AccessBucket::Active
                 };
                 AssignmentView {
                     id: a.id.0,
                     package: known.package_name(a.package),
-                    state: a.state.as_str().to_owned(),
+                    state: a.state,
                     start_at: to_ms(a.start_at),
                     end_at: a.end_at.map(to_ms),
-                    bucket: bucket.to_owned(),
+                    bucket,
                     resources: known.roles_of(a.package),
                     can_extend: a.state.is_live()
                         && known.policy(a.policy).is_some_and(|p| {
@@ -302,7 +301,7 @@ impl Service {
                 package: d.package,
                 target: d.target,
                 stage: d.stage,
-                decision: d.decision.as_str().to_owned(),
+                decision: d.decision,
                 justification: d.justification,
                 decided_at: to_ms(d.decided_at),
             })
@@ -369,7 +368,7 @@ fn timeline(
         title: "Submitted".into(),
         detail: if r.justification.is_empty() { String::new() } else { format!("“{}”", r.justification) },
         at: Some(to_ms(r.created_at)),
-        status: "done".into(),
+        status: StepStatus::Done,
     }];
     for (i, _) in r.stages.iter().enumerate() {
         let k = (i + 1) as u32;
@@ -391,46 +390,50 @@ fn timeline(
                 };
                 let why =
                     if d.justification.is_empty() { String::new() } else { format!(": “{}”", d.justification) };
-                let status = if d.decision == Decision::Approve { "done" } else { "failed" };
+                let status = if d.decision == Decision::Approve { StepStatus::Done } else { StepStatus::Failed };
                 (status, format!("{who} {verb}{why}"), Some(to_ms(d.decided_at)))
             }
             None if r.state == RequestState::PendingApproval && r.current_stage == k => {
-                ("current", format!("Waiting for {}", names.join(", ")), r.stage_due_at.map(to_ms))
+                (StepStatus::Current, format!("Waiting for {}", names.join(", ")), r.stage_due_at.map(to_ms))
             }
-            None if r.state.is_refused() => ("skipped", "Not reached".into(), None),
-            None => ("upcoming", format!("Approvers: {}", names.join(", ")), None),
+            None if r.state.is_refused() => (StepStatus::Skipped, "Not reached".into(), None),
+            None => (StepStatus::Upcoming, format!("Approvers: {}", names.join(", ")), None),
         };
-        steps.push(TimelineStep { title: format!("Approval stage {k}"), detail, at, status: status.into() });
+        steps.push(TimelineStep { title: format!("Approval stage {k}"), detail, at, status });
     }
     let starts_later =
         r.start_at.filter(|s| *s > now && matches!(r.state, RequestState::Approved | RequestState::Delivering));
     let (title, status, detail) = match r.state {
-        _ if starts_later.is_some() => ("Starts", "current", "Access begins on the date asked for".to_owned()),
+        _ if starts_later.is_some() => {
+            ("Starts", StepStatus::Current, "Access begins on the date asked for".to_owned())
+        }
         RequestState::Delivered => {
-            ("Delivered", "done", delivery.unwrap_or_else(|| "Access granted in every resource".to_owned()))
+            ("Delivered", StepStatus::Done, delivery.unwrap_or_else(|| "Access granted in every resource".to_owned()))
         }
         RequestState::Delivering | RequestState::Approved => {
-            ("Delivering", "current", delivery.unwrap_or_else(|| "Access is being granted".to_owned()))
+            ("Delivering", StepStatus::Current, delivery.unwrap_or_else(|| "Access is being granted".to_owned()))
         }
         RequestState::PartiallyDelivered => {
-            ("Partially delivered", "failed", "Some resources are still being granted".to_owned())
+            ("Partially delivered", StepStatus::Failed, "Some resources are still being granted".to_owned())
         }
         RequestState::DeliveryFailed => (
             "Delivery failed",
-            "failed",
+            StepStatus::Failed,
             if r.outcome_reason.is_empty() {
                 "An administrator has been told".to_owned()
             } else {
                 r.outcome_reason.clone()
             },
         ),
-        RequestState::Denied => ("Denied", "failed", r.outcome_reason.clone()),
-        RequestState::Canceled => ("Canceled", "failed", r.outcome_reason.clone()),
-        RequestState::Expired => ("Expired", "failed", "Nobody decided in time; you can ask again".to_owned()),
-        RequestState::Rejected => ("Rejected", "failed", r.outcome_reason.clone()),
-        RequestState::Submitted | RequestState::PendingApproval => ("Delivered", "upcoming", String::new()),
+        RequestState::Denied => ("Denied", StepStatus::Failed, r.outcome_reason.clone()),
+        RequestState::Canceled => ("Canceled", StepStatus::Failed, r.outcome_reason.clone()),
+        RequestState::Expired => {
+            ("Expired", StepStatus::Failed, "Nobody decided in time; you can ask again".to_owned())
+        }
+        RequestState::Rejected => ("Rejected", StepStatus::Failed, r.outcome_reason.clone()),
+        RequestState::Submitted | RequestState::PendingApproval => ("Delivered", StepStatus::Upcoming, String::new()),
     };
-    steps.push(TimelineStep { title: title.into(), detail, at: starts_later.map(to_ms), status: status.into() });
+    steps.push(TimelineStep { title: title.into(), detail, at: starts_later.map(to_ms), status });
     steps
 }
 

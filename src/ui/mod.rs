@@ -2,8 +2,9 @@
 //! a real `<form>` that also works with JavaScript off.
 
 pub mod api;
+pub mod components;
 pub mod error;
-mod pages;
+pub(crate) mod pages;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
@@ -12,6 +13,7 @@ use leptos_router::{hooks::use_location, path, SsrMode};
 
 use crate::views::{Notice, Viewer};
 use api::get_viewer;
+use components::initials;
 
 /// Whether demo sign-in is on (server context).
 #[derive(Clone, Copy, Debug)]
@@ -173,17 +175,6 @@ fn Nav(viewer: Viewer, open: RwSignal<bool>) -> impl IntoView {
     }
 }
 
-pub fn initials(name: &str) -> String {
-    name.split_whitespace().filter_map(|w| w.chars().next()).take(2).collect()
-}
-
-/// A one-line result of an action: green for done, red for refused.
-#[component]
-pub fn NoticeBanner(notice: Notice) -> impl IntoView {
-    let class = if notice.ok { "notice ok" } else { "notice err" };
-    view! { <p class=class role=if notice.ok { "status" } else { "alert" }>{notice.text}</p> }
-}
-
 /// Where the viewer is, for redirects back after sign-in.
 pub fn current_path() -> String {
     use_location().pathname.get_untracked()
@@ -247,69 +238,12 @@ fn track_browser_tz(tz: RwSignal<i32>) {
     let _ = tz;
 }
 
-/// A Unix-millisecond time as a readable date and time at an offset from UTC (minutes).
-pub fn format_time_at(ms: i64, offset_minutes: i32) -> String {
-    let Some(offset) = chrono::FixedOffset::east_opt(offset_minutes * 60) else { return String::new() };
-    let Some(t) = chrono::DateTime::from_timestamp_millis(ms) else { return String::new() };
-    let zone = match offset_minutes {
-        0 => "UTC".to_owned(),
-        m if m % 60 == 0 => format!("UTC{:+}", m / 60),
-        m => format!("UTC{:+}:{:02}", m / 60, (m % 60).abs()),
-    };
-    format!("{} {zone}", t.with_timezone(&offset).format("%Y-%m-%d %H:%M"))
-}
-
-/// A Unix-millisecond time in UTC (for places outside the reactive page).
-pub fn format_time(ms: i64) -> String {
-    format_time_at(ms, 0)
-}
-
-/// A time in the viewer's time zone, with the exact instant in `datetime`.
-#[component]
-pub fn Time(ms: i64) -> impl IntoView {
-    let tz = use_context::<TzOffset>().map(|t| t.0);
-    let iso = chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339()).unwrap_or_default();
-    view! { <time datetime=iso>{move || format_time_at(ms, tz.map_or(0, |s| s.get()))}</time> }
-}
-
-/// "in 3 days", "2 hours ago", relative to `now`.
-pub fn relative(ms: i64, now: i64) -> String {
-    let diff = (ms - now) / 1000;
-    let (n, unit) = match diff.abs() {
-        s if s < 90 => return "just now".into(),
-        s if s < 90 * 60 => (s / 60, "minute"),
-        s if s < 36 * 3600 => (s / 3600, "hour"),
-        s => (s / 86400, "day"),
-    };
-    let plural = if n == 1 { "" } else { "s" };
-    if diff > 0 {
-        format!("in {n} {unit}{plural}")
-    } else {
-        format!("{n} {unit}{plural} ago")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn relative_times_read_naturally() {
-        let now = 1_000_000_000_000;
-        assert_eq!(relative(now + 3 * 86_400_000, now), "in 3 days");
-        assert_eq!(relative(now - 2 * 3_600_000, now), "2 hours ago");
-        assert_eq!(relative(now + 10_000, now), "just now");
-        assert_eq!(relative(now - 60_000 * 5, now), "5 minutes ago");
-        assert_eq!(initials("Grace Brewster Hopper"), "GB");
-    }
-
-    #[test]
-    fn times_in_the_viewers_zone() {
-        let ms = 1_796_461_200_000; // 2026-12-05 09:00 UTC
-        assert_eq!(format_time_at(ms, 0), "2026-12-05 09:00 UTC");
-        assert_eq!(format_time_at(ms, 60), "2026-12-05 10:00 UTC+1");
-        assert_eq!(format_time_at(ms, -300), "2026-12-05 04:00 UTC-5");
-        assert_eq!(format_time_at(ms, 330), "2026-12-05 14:30 UTC+5:30");
+    fn the_time_zone_cookie() {
         assert_eq!(tz_from_cookies("a=1; qm_tz=-300"), Some(-300));
         assert_eq!(tz_from_cookies("qm_tz=99999"), None);
     }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
+use quartermaster::views::AccessBucket;
 
 use quartermaster::domain::authz::Operator;
 
@@ -87,14 +88,14 @@ async fn two_stage_request_is_approved_and_delivered(backend: Backend) {
     assert_eq!(report.delivered, 1);
     assert_eq!(members(&w, w.ids.production_role).await, vec![w.ids.omar]);
     let mine = w.service.my_requests(&omar, None).await.unwrap().items;
-    assert_eq!(mine[0].state, "delivered");
+    assert_eq!(mine[0].state, RequestState::Delivered);
     let steps: Vec<_> = mine[0].timeline.iter().map(|s| (s.title.as_str(), s.status.as_str())).collect();
     assert_eq!(
         steps,
         vec![("Submitted", "done"), ("Approval stage 1", "done"), ("Approval stage 2", "done"), ("Delivered", "done")]
     );
     let access = w.service.my_access(&omar, None).await.unwrap().items;
-    assert_eq!(access[0].state, "delivered");
+    assert_eq!(access[0].state, quartermaster::views::AssignmentState::Delivered);
     assert!(access[0].end_at.is_some(), "30-day policy sets an end");
     assert!(
         matches!(w.service.verify_audit_chain(&Operator::Workers).await.unwrap(), ChainCheck::Intact { events, .. } if events >= 5)
@@ -109,7 +110,7 @@ async fn deny_ends_the_request_with_the_reason(backend: Backend) {
     let denied = w.service.decide(&sofia, out.request, Decision::Deny, "Use the shared EMEA licence").await.unwrap();
     assert_eq!(denied.state, RequestState::Denied);
     let mine = w.service.my_requests(&jamal, None).await.unwrap().items;
-    assert_eq!(mine[0].state, "denied");
+    assert_eq!(mine[0].state, RequestState::Denied);
     assert!(mine[0].timeline.iter().any(|s| s.detail.contains("Use the shared EMEA licence")));
     let again = w.service.decide(&sofia, out.request, Decision::Approve, "").await.unwrap_err();
     assert_eq!(again, DomainError::AlreadyDecided("Sofia Rossi denied this request first".into()));
@@ -175,10 +176,11 @@ async fn refusals_say_why(backend: Backend) {
     assert_eq!(have, DomainError::Conflict("you already have this access".into()));
     // The catalog says so too, before anyone clicks.
     let cards = w.service.requestable_packages(&maya, "", None, None).await.unwrap().items;
-    let status = |name: &str| cards.iter().find(|c| c.name == name).map(|c| c.status.clone()).unwrap();
+    let status = |name: &str| cards.iter().find(|c| c.name == name).map(|c| c.status).unwrap();
+    use quartermaster::views::PackageStatus;
     assert_eq!(
-        (status("Developer Tools").as_str(), status("Production Access").as_str(), status("Sales CRM").as_str()),
-        ("held", "pending", "")
+        (status("Developer Tools"), status("Production Access"), status("Sales CRM")),
+        (PackageStatus::Held, PackageStatus::Pending, PackageStatus::Available)
     );
     // Packages offered to Jamal are only those he may request.
     let names = offered(&w, &jamal, "").await;
@@ -201,7 +203,7 @@ async fn separation_of_duties_rejects_and_names_the_conflict(backend: Backend) {
     let page = w.service.package_detail(&tom, w.ids.payments_approver).await.unwrap();
     assert!(page.sod_warning.as_deref().is_some_and(|s| s.contains("Invoice Processing")), "{:?}", page.sod_warning);
     let mine = w.service.my_requests(&tom, None).await.unwrap().items;
-    assert_eq!(mine[0].state, "rejected");
+    assert_eq!(mine[0].state, RequestState::Rejected);
     assert!(mine[0].reason.contains("separation of duties"));
 }
 
@@ -699,7 +701,7 @@ async fn my_access_pages_keep_one_order(backend: Backend) {
     let mut cursor = None;
     loop {
         let page = w.service.my_access(&jamal, cursor).await.unwrap();
-        all.extend(page.items.into_iter().map(|a| (a.bucket != "ended", a.id)));
+        all.extend(page.items.into_iter().map(|a| (a.bucket != AccessBucket::Ended, a.id)));
         match page.next {
             Some(next) => cursor = Some(next.parse::<i64>().unwrap()),
             None => break,

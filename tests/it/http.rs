@@ -515,7 +515,7 @@ async fn approvers_see_the_requested_schedule(backend: Backend) {
     let c = client();
     app.sign_in(&c, ids.sofia).await;
     let html = app.page(&c, "/approvals").await;
-    let fmt = |t: chrono::DateTime<Utc>| quartermaster::ui::format_time(t.timestamp_millis());
+    let fmt = |t: chrono::DateTime<Utc>| quartermaster::ui::components::format_time(t.timestamp_millis());
     let card = text_of(section(&html, &format!("approval-{}", jamal_req.0), "</li>"));
     assert!(card.contains(&format!("Starts: {}", fmt(start))), "the chosen start: {card}");
     assert!(card.contains(&format!("Ends: {} (chosen by the requestor)", fmt(end))), "the chosen end: {card}");

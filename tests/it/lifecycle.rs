@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
+use quartermaster::views::AccessBucket;
 
 use quartermaster::domain::authz::Operator;
 
@@ -53,9 +54,9 @@ async fn delivery_checks_again_and_withdraws_stale_access(backend: Backend) {
     let report = w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     assert_eq!((report.delivered, report.withdrawn), (0, 2), "{report:?}");
     let r = w.service.my_requests(&maya, None).await.unwrap().items.remove(0);
-    assert_eq!(r.state, "delivery_failed");
+    assert_eq!(r.state, quartermaster::views::RequestState::DeliveryFailed);
     assert!(r.reason.contains("no longer available"), "{}", r.reason);
-    assert_eq!(w.service.my_access(&maya, None).await.unwrap().items[0].bucket, "ended");
+    assert_eq!(w.service.my_access(&maya, None).await.unwrap().items[0].bucket, AccessBucket::Ended);
     let held: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM builtin_memberships").fetch_one(w.db().pool()).await.unwrap();
     assert_eq!(held, 0, "nothing was granted");
@@ -443,7 +444,7 @@ async fn failed_delivery_rolls_up_and_an_administrator_retries_it(backend: Backe
     // with the reason.
     let r = w.service.my_requests(&jamal, None).await.unwrap().items.remove(0);
     assert_eq!(r.id, out.request.0);
-    assert_eq!(r.state, "partially_delivered");
+    assert_eq!(r.state, quartermaster::views::RequestState::PartiallyDelivered);
     assert!(r.reason.contains("no connector"), "{}", r.reason);
     let a_state: String = sqlx::query_scalar("SELECT state FROM assignments").fetch_one(w.db().pool()).await.unwrap();
     assert_eq!(a_state, "partially_delivered");

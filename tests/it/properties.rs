@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
+use quartermaster::views::AccessBucket;
 
 use quartermaster::domain::authz::Operator;
 
@@ -136,7 +137,15 @@ async fn run(backend: Backend, ops: Vec<Op>, progress: &std::sync::Mutex<Progres
             },
             Op::GiveUp { who } => {
                 let actor = w.actor(people[who]).await;
-                match w.service.my_access(&actor, None).await.unwrap().items.into_iter().find(|a| a.bucket != "ended") {
+                match w
+                    .service
+                    .my_access(&actor, None)
+                    .await
+                    .unwrap()
+                    .items
+                    .into_iter()
+                    .find(|a| a.bucket != AccessBucket::Ended)
+                {
                     Some(a) => w.service.remove_assignment(&actor, AssignmentId(a.id), "").await.map(|()| {
                         progress.lock().unwrap().ended += 1;
                     }),

@@ -1,0 +1,166 @@
+//! Approvals (`/approvals`): decisions waiting for me, and the ones I made.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+use crate::ui::api::*;
+use crate::ui::components::*;
+use crate::views::*;
+
+#[component]
+pub fn Approvals() -> impl IntoView {
+    view! {
+        <Title text="Approvals" />
+        <SignedIn>
+            <ApprovalsBody />
+        </SignedIn>
+    }
+}
+
+#[component]
+fn ApprovalsBody() -> impl IntoView {
+    let query = use_query_map();
+    let after = move || query.read().get("after");
+    let history_before = move || query.read().get("history_before");
+    let decide = ServerAction::<Decide>::new();
+    let bulk = ServerAction::<DecideMany>::new();
+    let pending = Resource::new(
+        move || (decide.version().get(), bulk.version().get(), after()),
+        |(_, _, a)| pending_approvals(a),
+    );
+    let history = Resource::new(
+        move || (decide.version().get(), bulk.version().get(), history_before()),
+        |(_, _, b)| decision_history(b),
+    );
+    let latest = latest_of(vec![decide.value().into(), bulk.value().into()]);
+    view! {
+        <h1>"Approvals"</h1>
+        <Notices latest flash=flash() />
+        <section class="panel" aria-labelledby="pending-h">
+            <h2 id="pending-h">"Waiting for you"</h2>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || pending.get().map(|r| match r {
+                    Ok(page) if page.items.is_empty() => view! { <p class="empty">"Nothing waits for your decision."</p> }.into_any(),
+                    Ok(page) => view! {
+                        <ActionForm action=bulk attr:id="bulk-form" attr:class="form bulk">
+                            <p class="small muted">"Tick requests below to decide several at once."</p>
+                            <label for="bulk-justification">"Reason for all selected"</label>
+                            <textarea id="bulk-justification" name="justification" rows="2"></textarea>
+                            <div class="actions">
+                                <button type="submit" name="decision" value="approve" class="btn">"Approve selected"</button>
+                                <button type="submit" name="decision" value="deny" class="btn-danger">"Deny selected"</button>
+                            </div>
+                        </ActionForm>
+                        <ul class="approvals">
+                            {page.items.into_iter().enumerate().map(|(index, item)| view! { <ApprovalCard item index decide as_of=page.as_of /> }).collect_view()}
+                        </ul>
+                        {page.next.map(|n| view! { <p><a class="btn-secondary" href=format!("/approvals?after={n}")>"More requests →"</a></p> })}
+                    }.into_any(),
+                    Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
+                })}
+            </Suspense>
+        </section>
+        <section class="panel" aria-labelledby="history-h">
+            <h2 id="history-h">"Your decisions"</h2>
+            <Suspense fallback=|| ()>
+                {move || history.get().map(|r| match r {
+                    Ok(page) if page.items.is_empty() => view! { <p class="empty">"No decisions yet."</p> }.into_any(),
+                    Ok(page) => view! {
+                        <table class="table" id="history">
+                            <thead><tr><th>"Package"</th><th>"For"</th><th>"Stage"</th><th>"Decision"</th><th>"When"</th></tr></thead>
+                            <tbody>
+                                {page.items.into_iter().map(|d| view! {
+                                    <tr>
+                                        <td>{d.package}</td>
+                                        <td>{d.target}</td>
+                                        <td>{d.stage}</td>
+                                        <td><span class=format!("state state-{}", d.decision.as_str())>{d.decision.label()}</span>{(!d.justification.is_empty()).then(|| format!(" — “{}”", d.justification))}</td>
+                                        <td><Time ms=d.decided_at /></td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                        {page.next.map(|n| view! { <p><a class="btn-secondary" href=format!("/approvals?history_before={n}#history-h")>"Older decisions →"</a></p> })}
+                    }.into_any(),
+                    Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn ApprovalCard(item: ApprovalItem, index: usize, decide: ServerAction<Decide>, as_of: i64) -> impl IntoView {
+    let jid = format!("justification-{}", item.request_id);
+    let select_id = format!("select-{}", item.request_id);
+    let select_for = select_id.clone();
+    view! {
+        <li class="approval card" id=format!("approval-{}", item.request_id)>
+            <div class="card-top">
+                <label class="select" for=select_for>
+                    <input type="checkbox" id=select_id form="bulk-form" name=format!("request_ids[{index}]") value=item.request_id />
+                    <span class="sr-only">{format!("Select the request of {} for {}", item.target, item.package)}</span>
+                </label>
+                <span class="chip">{format!("Stage {} of {}", item.stage, item.stage_count)}</span>
+                {item.due_at.map(|d| view! {
+                    <span class="muted small"><Time ms=d />{format!(" · due {}", relative(d, as_of))}</span>
+                })}
+            </div>
+            <h3>{item.package.clone()}{item.is_extension.then(|| view! { <span class="chip">"Extension"</span> })}</h3>
+            <p>
+                <strong>{item.target.clone()}</strong>
+                <span class="muted">{format!(" · {}", item.target_title)}</span>
+                {(item.requestor != item.target).then(|| view! { <span class="muted">{format!(" · asked by {}", item.requestor)}</span> })}
+            </p>
+            <p class="muted small">"Submitted "<Time ms=item.created_at />{format!(" · {}", relative(item.created_at, as_of))}</p>
+            {(!item.justification.is_empty()).then(|| view! { <blockquote>{item.justification.clone()}</blockquote> })}
+            <ApprovalSchedule item=item.clone() />
+            {(!item.answers.is_empty()).then(|| view! {
+                <dl class="answers">
+                    {item.answers.iter().map(|(q, a)| view! { <dt>{q.clone()}</dt><dd>{a.clone()}</dd> }).collect_view()}
+                </dl>
+            })}
+            <p class="small"><strong>"Grants: "</strong>{item.resources.iter().map(|r| format!("{} · {}", r.resource, r.role)).collect::<Vec<_>>().join(", ")}</p>
+            <p class="small"><strong>"Already has: "</strong>{if item.current_access.is_empty() { "nothing yet".to_owned() } else { item.current_access.join(", ") }}</p>
+            {item.sod_warning.clone().map(|w| view! { <p class="notice warn" role="alert">{w}</p> })}
+            <ActionForm action=decide attr:class="form decide">
+                <input type="hidden" name="request_id" value=item.request_id />
+                <label for=jid.clone()>{if item.justification_required { "Reason (required)" } else { "Reason (optional)" }}</label>
+                <textarea id=jid name="justification" rows="2" required=item.justification_required></textarea>
+                <div class="actions">
+                    <button type="submit" name="decision" value="approve" class="btn">"Approve"</button>
+                    <button type="submit" name="decision" value="deny" class="btn-danger">"Deny"</button>
+                </div>
+            </ActionForm>
+        </li>
+    }
+}
+
+/// When the access would start and end, as the requestor asked: the dates they chose, or
+/// "when approved" and the policy's period counted from then.
+#[component]
+fn ApprovalSchedule(item: ApprovalItem) -> impl IntoView {
+    if item.is_extension {
+        return view! {
+            <p class="small schedule"><strong>"New end: "</strong>{item.period}</p>
+        }
+        .into_any();
+    }
+    let start = match item.start_at {
+        Some(t) => view! { <Time ms=t /> }.into_any(),
+        None => "when approved".into_any(),
+    };
+    let end = match item.end_at {
+        Some(t) => view! { <Time ms=t />" (chosen by the requestor)" }.into_any(),
+        None => item.period.into_any(),
+    };
+    view! {
+        <p class="small schedule">
+            <strong>"Starts: "</strong>{start}
+            <span class="sep" aria-hidden="true">" · "</span>
+            <strong>"Ends: "</strong>{end}
+        </p>
+    }
+    .into_any()
+}

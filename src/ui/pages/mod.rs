@@ -1,0 +1,15 @@
+//! The pages, one module per area. What several pages share is in `ui::components`.
+
+mod admin;
+mod approvals;
+mod errors;
+mod my_access;
+mod package;
+mod sign_in;
+
+pub use admin::Admin;
+pub use approvals::Approvals;
+pub use errors::NotFound;
+pub use my_access::MyAccess;
+pub use package::PackagePage;
+pub use sign_in::SignIn;
