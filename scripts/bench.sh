@@ -104,10 +104,11 @@ rss() { awk '/VmRSS/ {printf "%.0f MB", $2/1024}' "/proc/$server_pid/status"; }
 rss_rest=$(rss)
 
 # Who to be, from the seed's summary.
-read -r heavy approver package <<<"$(python3 - "$summary" <<'EOF'
+read -r heavy approver package admin audit_type audit_id <<<"$(python3 - "$summary" <<'EOF'
 import json, sys
 ids = json.load(open(sys.argv[1]))["ids"]
-print(ids["heavy_person"]["id"], ids["busiest_approver"]["id"], ids["big_package"]["id"])
+print(ids["heavy_person"]["id"], ids["busiest_approver"]["id"], ids["big_package"]["id"],
+      ids["administrator"]["id"], ids["audit_object"]["object_type"], ids["audit_object"]["object_id"])
 EOF
 )"
 cookie_of() {
@@ -130,6 +131,7 @@ fi
 
 heavy_cookie=$(cookie_of "$heavy")
 approver_cookie=$(cookie_of "$approver")
+admin_cookie=$(cookie_of "$admin")
 
 client_pin=()
 command -v taskset >/dev/null && client_pin=(taskset -c 1)
@@ -203,6 +205,7 @@ results=$(
   run "My Access (heavy person)" "/" "$heavy_cookie"
   run "package page (big package)" "/packages/$package" "$heavy_cookie"
   run "Approvals (busiest approver)" "/approvals" "$approver_cookie"
+  run "audit log, one object" "/admin/audit?object_type=$audit_type&object_id=$audit_id" "$admin_cookie"
 )
 rss_load=$(rss)
 

@@ -232,3 +232,53 @@ pub struct FailedWorkView {
     pub attempts: i64,
     pub error: String,
 }
+
+/// What the audit log is narrowed to, as the filter form sends it: every field optional
+/// (empty), dates as `YYYY-MM-DD` (whole days, UTC).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    /// A person's email address, or their id.
+    #[serde(default)]
+    pub who: String,
+    #[serde(default)]
+    pub object_type: String,
+    #[serde(default)]
+    pub object_id: String,
+    #[serde(default)]
+    pub action: String,
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub to: String,
+}
+
+impl AuditFilter {
+    /// Each field with its form name.
+    pub fn fields(&self) -> [(&'static str, &str); 6] {
+        [
+            ("who", &self.who),
+            ("object_type", &self.object_type),
+            ("object_id", &self.object_id),
+            ("action", &self.action),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+    }
+}
+
+/// One event of the audit trail, as the audit log shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEventView {
+    pub id: i64,
+    pub at: Millis,
+    /// Who acted: a person's name, or "Quartermaster" for the system's own work.
+    pub actor: String,
+    pub actor_id: Option<i64>,
+    pub action: String,
+    pub object_type: String,
+    pub object_id: i64,
+    /// The values before and after, as the JSON that was hashed.
+    pub before: String,
+    pub after: String,
+    pub reason: String,
+}

@@ -106,6 +106,43 @@ test('a pending request can be canceled by its requester', async ({ page }, t) =
   await expect(page.locator('li.request', { hasText: 'Sales CRM' }).first()).toContainText('Canceled');
 });
 
+test('the audit log filtered to one request shows its whole story, and the CSV export holds the same rows', async ({ page }, t) => {
+  const p = people(t);
+  await as(page, p.cancel, t);
+  await requestPackage(page, t, 'Sales CRM', { justification: 'For the audit trail' });
+  await expect(await notice(page)).toContainText('waiting for approval');
+  await page.goto('/');
+  await settle(page, t);
+  const item = page.locator('li.request', { hasText: 'Sales CRM' }).first();
+  const id = (await item.getAttribute('id'))?.replace('request-', '') ?? '';
+  expect(id).toMatch(/^\d+$/);
+  await item.getByRole('button', { name: 'Cancel request' }).click();
+  await expect(await notice(page)).toContainText('canceled');
+
+  await as(page, 'grace', t);
+  await page.goto('/admin');
+  await settle(page, t);
+  await page.getByRole('link', { name: 'Audit log' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Audit log' })).toBeVisible();
+  await settle(page, t);
+  await page.locator('#object_type').fill('request');
+  await page.locator('#object_id').fill(id);
+  await page.getByRole('button', { name: 'Filter' }).click();
+  const rows = page.locator('#audit-log tbody tr');
+  await expect(rows).toHaveCount(2);
+  await expect(rows.nth(0)).toContainText('request.canceled');
+  await expect(rows.nth(1)).toContainText('request.submitted');
+  await expect(rows.nth(0)).toContainText(names[p.cancel]);
+  await shot(page, t, 'audit-log');
+  const shown = await rows.evaluateAll((trs) => trs.map((tr) => tr.id.replace('event-', '')));
+  const href = await page.getByRole('link', { name: 'Export as CSV' }).getAttribute('href');
+  const csv = await page.request.get(href ?? '');
+  expect(csv.status()).toBe(200);
+  const lines = (await csv.text()).split('\r\n').filter((l) => l.length > 0);
+  expect(lines[0]).toContain('id,at,actor_id,actor,action');
+  expect(lines.slice(1).map((l) => l.split(',')[0])).toEqual(shown);
+});
+
 test('an approver is not offered their own request, and a forged decision is refused', async ({ page, baseURL }, t) => {
   // Grace has no manager: her Sales CRM request falls back to the catalog owner, Sofia.
   await as(page, 'grace', t);

@@ -3,18 +3,19 @@ import AxeBuilder from '@axe-core/playwright';
 import { emails, signIn, settle, shot } from './helpers';
 
 // Accessibility: every page, checked by axe-core (labels, roles, contrast, landmarks…).
-const pages: Array<[string, string]> = [
-  ['sign-in', '/signin'],
-  ['my-access', '/'],
-  ['package', '/packages/2'],
-  ['approvals', '/approvals'],
-  ['admin', '/admin'],
+const pages: Array<[string, string, keyof typeof emails]> = [
+  ['sign-in', '/signin', 'linus'],
+  ['my-access', '/', 'linus'],
+  ['package', '/packages/2', 'linus'],
+  ['approvals', '/approvals', 'linus'],
+  ['admin', '/admin', 'linus'],
+  ['audit-log', '/admin/audit', 'grace'],
 ];
 
-for (const [name, path] of pages) {
+for (const [name, path, who] of pages) {
   test(`${name} has no serious accessibility problems`, async ({ page }, t) => {
     test.skip(t.project.name !== 'js', 'axe runs in the page; the markup is the same without JavaScript');
-    if (path !== '/signin') await signIn(page, emails.linus);
+    if (path !== '/signin') await signIn(page, emails[who]);
     await page.goto(path);
     await settle(page, t);
     const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa']).analyze();

@@ -1,11 +1,16 @@
 //! Appending audit events to the hash chain, inside the transaction of the change, and
 //! proving the chain.
 
+use std::collections::HashMap;
+
 use super::Service;
 use crate::domain::audit::{chain_hash, AuditEvent, GENESIS_HASH};
-use crate::domain::authz::{Operator, Permission};
-use crate::domain::DomainResult;
+use crate::domain::authz::{Actor, Operator, Permission};
+use crate::domain::ids::UserId;
+use crate::domain::{DomainError, DomainResult};
+use crate::store::audit::AuditSearch;
 use crate::store::Tx;
+use crate::views::{AuditEventView, AuditFilter, Page};
 
 impl Service {
     /// Append the events and commit: the change, its audit trail and its outbox entries land
@@ -156,4 +161,106 @@ impl Service {
         }
         Ok(ChainCheck::Intact { events: count, head })
     }
+}
+
+/// How many events the audit log shows at a time.
+pub const AUDIT_PAGE: i64 = 50;
+
+impl Service {
+    /// The audit log, newest first, narrowed by `filter`; one page of events older than event
+    /// `before`. For those who may read the audit trail (administrators). A filter that does
+    /// not parse is refused with the field it is about, before anything is read.
+    #[tracing::instrument(name = "audit_log", skip_all, fields(actor = actor.id().0, before = before))]
+    pub async fn audit_log(
+        &self,
+        actor: &Actor,
+        filter: &AuditFilter,
+        before: Option<i64>,
+    ) -> DomainResult<Page<AuditEventView>> {
+        actor.require(Permission::ReadAudit)?;
+        let mut conn = self.db.pool().acquire().await?;
+        let search = audit_search(&mut conn, filter).await?;
+        let mut rows =
+            crate::store::audit::search(&mut conn, &search, before.unwrap_or(i64::MAX), AUDIT_PAGE + 1).await?;
+        let next = super::views::page_cursor(&mut rows, AUDIT_PAGE, |r| r.id);
+        let people: Vec<UserId> = rows.iter().filter_map(|r| r.actor).collect();
+        let names = crate::store::directory::names(&mut conn, &people).await?;
+        let items = rows.into_iter().map(|r| event_view(r, &names)).collect();
+        Ok(Page { items, next, as_of: crate::store::to_ms(self.now()) })
+    }
+
+    /// Every event matching `filter`, newest first, a page at a time, for the CSV export:
+    /// `each` gets the pages in order; authorization and the filter are checked first.
+    #[tracing::instrument(name = "audit_export", skip_all, fields(actor = actor.id().0))]
+    pub async fn audit_export(
+        &self,
+        actor: &Actor,
+        filter: &AuditFilter,
+        mut each: impl FnMut(Vec<AuditEventView>),
+    ) -> DomainResult<()> {
+        actor.require(Permission::ReadAudit)?;
+        let mut conn = self.db.pool().acquire().await?;
+        let search = audit_search(&mut conn, filter).await?;
+        let mut before = i64::MAX;
+        loop {
+            let rows = crate::store::audit::search(&mut conn, &search, before, 1000).await?;
+            let Some(last) = rows.last() else { return Ok(()) };
+            before = last.id;
+            let people: Vec<UserId> = rows.iter().filter_map(|r| r.actor).collect();
+            let names = crate::store::directory::names(&mut conn, &people).await?;
+            each(rows.into_iter().map(|r| event_view(r, &names)).collect());
+        }
+    }
+}
+
+fn event_view(r: crate::store::audit::AuditRow, names: &HashMap<UserId, String>) -> AuditEventView {
+    AuditEventView {
+        id: r.id,
+        at: crate::store::to_ms(r.at),
+        actor: match r.actor {
+            Some(id) => names.get(&id).cloned().unwrap_or_else(|| format!("person {}", id.0)),
+            None => "Quartermaster".to_owned(),
+        },
+        actor_id: r.actor.map(|u| u.0),
+        action: r.action,
+        object_type: r.object_type,
+        object_id: r.object_id,
+        before: r.before,
+        after: r.after,
+        reason: r.reason,
+    }
+}
+
+/// The filter form's fields as a search: a person by email or id, whole UTC days.
+async fn audit_search(conn: &mut crate::store::Conn, f: &AuditFilter) -> DomainResult<AuditSearch> {
+    let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+    let day = |field: &str, value: &str| -> DomainResult<Option<chrono::DateTime<chrono::Utc>>> {
+        let Some(value) = text(value) else { return Ok(None) };
+        let date = chrono::NaiveDate::parse_from_str(&value, "%Y-%m-%d")
+            .map_err(|_| DomainError::invalid(field, "use a date like 2026-12-31"))?;
+        Ok(date.and_hms_opt(0, 0, 0).map(|t| t.and_utc()))
+    };
+    let actor = match text(&f.who) {
+        None => None,
+        Some(who) => match who.parse::<i64>() {
+            Ok(id) => Some(UserId(id)),
+            Err(_) => match crate::store::directory::user_by_email(conn, &who).await? {
+                Some((user, _)) => Some(user.id),
+                None => return Err(DomainError::invalid("who", "nobody has that email address")),
+            },
+        },
+    };
+    let object_id = match text(&f.object_id) {
+        None => None,
+        Some(id) => Some(id.parse::<i64>().map_err(|_| DomainError::invalid("object_id", "an object id is a number"))?),
+    };
+    let from = day("from", &f.from)?;
+    // "To" a day includes that day.
+    let until = day("to", &f.to)?.map(|t| t + chrono::Duration::days(1));
+    if let (Some(from), Some(until)) = (from, until) {
+        if until <= from {
+            return Err(DomainError::invalid("to", "the end comes before the start"));
+        }
+    }
+    Ok(AuditSearch { actor, object_type: text(&f.object_type), object_id, action: text(&f.action), from, until })
 }

@@ -312,7 +312,7 @@ impl Service {
 
 /// Keyset paging: rows were fetched one past the page size; drop the extra one and return the
 /// key of the last kept row as the next cursor.
-fn page_cursor<T>(rows: &mut Vec<T>, size: i64, key: impl Fn(&T) -> i64) -> Option<String> {
+pub(super) fn page_cursor<T>(rows: &mut Vec<T>, size: i64, key: impl Fn(&T) -> i64) -> Option<String> {
     if rows.len() as i64 > size {
         rows.truncate(size as usize);
         rows.last().map(|r| key(r).to_string())

@@ -22,33 +22,81 @@ pub struct AuditRow {
     pub hash: String,
 }
 
+const COLUMNS: &str = "id, at, actor_id, action, object_type, object_id, before, after, reason, prev_hash, hash";
+
+fn row_of(row: &sqlx::any::AnyRow) -> Result<AuditRow, sqlx::Error> {
+    Ok(AuditRow {
+        id: row.int("id")?,
+        at: row.time("at")?,
+        actor: row.opt_int("actor_id")?.map(UserId),
+        action: row.text("action")?,
+        object_type: row.text("object_type")?,
+        object_id: row.int("object_id")?,
+        before: row.text("before")?,
+        after: row.text("after")?,
+        reason: row.text("reason")?,
+        prev_hash: row.text("prev_hash")?,
+        hash: row.text("hash")?,
+    })
+}
+
 /// Events after `after_id`, in chain order.
 pub async fn page(conn: &mut Conn, after_id: i64, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, at, actor_id, action, object_type, object_id, before, after, reason, prev_hash, hash \
-         FROM audit_events WHERE id > $1 ORDER BY id LIMIT $2",
-    )
-    .bind(after_id)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(AuditRow {
-                id: row.int("id")?,
-                at: row.time("at")?,
-                actor: row.opt_int("actor_id")?.map(UserId),
-                action: row.text("action")?,
-                object_type: row.text("object_type")?,
-                object_id: row.int("object_id")?,
-                before: row.text("before")?,
-                after: row.text("after")?,
-                reason: row.text("reason")?,
-                prev_hash: row.text("prev_hash")?,
-                hash: row.text("hash")?,
-            })
-        })
-        .collect()
+    let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE id > $1 ORDER BY id LIMIT $2");
+    let rows = sqlx::query(&sql).bind(after_id).bind(limit).fetch_all(conn).await?;
+    rows.iter().map(row_of).collect()
+}
+
+/// What the audit log is narrowed to; every part optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditSearch {
+    pub actor: Option<UserId>,
+    pub object_type: Option<String>,
+    pub object_id: Option<i64>,
+    pub action: Option<String>,
+    /// From this instant on.
+    pub from: Option<DateTime<Utc>>,
+    /// Before this instant.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Events matching `search` older than event `before`, newest first. Each filter is an
+/// equality or a range on an indexed column: the object (`audit_events_object`), the person
+/// (`audit_events_actor`), the action (`audit_events_action`), the time (`audit_events_at`).
+pub async fn search(
+    conn: &mut Conn,
+    search: &AuditSearch,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    enum Param<'a> {
+        Int(i64),
+        Text(&'a str),
+    }
+    let mut params = vec![Param::Int(before)];
+    let mut sql = format!("SELECT {COLUMNS} FROM audit_events WHERE id < $1");
+    let conditions = [
+        ("actor_id =", search.actor.map(|u| Param::Int(u.0))),
+        ("object_type =", search.object_type.as_deref().map(Param::Text)),
+        ("object_id =", search.object_id.map(Param::Int)),
+        ("action =", search.action.as_deref().map(Param::Text)),
+        ("at >=", search.from.map(|t| Param::Int(super::to_ms(t)))),
+        ("at <", search.until.map(|t| Param::Int(super::to_ms(t)))),
+    ];
+    for (condition, param) in conditions {
+        if let Some(param) = param {
+            params.push(param);
+            sql.push_str(&format!(" AND {condition} ${}", params.len()));
+        }
+    }
+    params.push(Param::Int(limit));
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", params.len()));
+    let query = params.into_iter().fold(sqlx::query(&sql), |q, p| match p {
+        Param::Int(v) => q.bind(v),
+        Param::Text(t) => q.bind(t),
+    });
+    let rows = query.fetch_all(conn).await?;
+    rows.iter().map(row_of).collect()
 }
 
 /// Append events to the hash chain inside the caller's transaction, under the chain lock. On

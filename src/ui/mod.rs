@@ -104,6 +104,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/packages/:id") view=pages::PackagePage ssr=SsrMode::Async />
                     <Route path=path!("/approvals") view=pages::Approvals ssr=SsrMode::Async />
                     <Route path=path!("/admin") view=pages::Admin ssr=SsrMode::Async />
+                    <Route path=path!("/admin/audit") view=pages::AuditLog ssr=SsrMode::Async />
                     <Route path=path!("/signin") view=pages::SignIn ssr=SsrMode::Async />
                 </Routes>
             </main>

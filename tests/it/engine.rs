@@ -43,6 +43,7 @@ on_both_databases!(
     open_work_and_roles_are_read_through_their_indexes,
     catalog_changes_show_on_the_next_page,
     browsing_shows_only_what_may_be_requested,
+    the_audit_log_narrows_pages_and_is_for_administrators,
 );
 
 fn production(w: &World) -> NewRequest {
@@ -758,6 +759,22 @@ async fn open_work_and_roles_are_read_through_their_indexes(backend: Backend) {
     let people = plan("SELECT id FROM users WHERE state = 'active' ORDER BY display_name, id LIMIT 100").await;
     assert!(people.contains("users_active_by_name"), "{people}");
     assert!(!people.contains("TEMP B-TREE") && !people.contains("Sort"), "{people}");
+    // The audit log, newest first, by action and by one object: each through its index, in
+    // the index's order (no sort of the matching events).
+    let audit = |filter: &str| {
+        plan_of(format!("SELECT id FROM audit_events WHERE id < 1000 AND {filter} ORDER BY id DESC LIMIT 51"))
+    };
+    for (filter, index) in [
+        ("action = 'request.approved'", "audit_events_action"),
+        ("object_type = 'request' AND object_id = 5", "audit_events_object"),
+        ("actor_id = 5", "audit_events_actor"),
+    ] {
+        let used = audit(filter).await;
+        assert!(used.contains(index), "{filter}: {used}");
+        assert!(!used.contains("TEMP B-TREE") && !used.contains("Sort"), "{filter}: {used}");
+    }
+    let by_day = audit("at >= 1000 AND at < 2000").await;
+    assert!(by_day.contains("audit_events_at"), "{by_day}");
 }
 
 /// Pages read the catalog from the instance's kept snapshot. A change committed by anyone,
@@ -889,4 +906,81 @@ async fn browsing_shows_only_what_may_be_requested(backend: Backend) {
     change("UPDATE catalogs SET enabled = 0 WHERE id = $1", tools_catalog).await;
     let left = offered(&w, &jamal, "").await;
     assert!(!left.contains(&"Developer Tools".to_owned()), "{left:?}");
+}
+
+/// The audit log: one request's whole story by its object, one person's doings by email or
+/// id, days, pages that neither overlap nor skip, refusals of bad filters (naming the field)
+/// and of everyone but administrators.
+async fn the_audit_log_narrows_pages_and_is_for_administrators(backend: Backend) {
+    use quartermaster::views::AuditFilter;
+    let w = World::new(backend).await;
+    let maya = w.actor(w.ids.maya).await;
+    let grace = w.actor(w.ids.grace).await;
+    let out = w.service.submit_request(&maya, production(&w)).await.unwrap();
+    let request = out.request.0;
+    w.service.cancel_request(&maya, out.request).await.unwrap();
+    let by_object = AuditFilter { object_type: "request".into(), object_id: request.to_string(), ..Default::default() };
+    let story = w.service.audit_log(&grace, &by_object, None).await.unwrap();
+    let actions: Vec<&str> = story.items.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, vec!["request.canceled", "request.submitted"], "newest first, this request only");
+    assert!(story.items.iter().all(|e| e.object_id == request && e.actor == "Maya Chen"), "{:?}", story.items);
+    // One person, by email or by id: the same events.
+    let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+        .bind(w.ids.maya.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    let by_email = AuditFilter { who: email.to_uppercase(), ..Default::default() };
+    let mine = w.service.audit_log(&grace, &by_email, None).await.unwrap().items;
+    let by_id = AuditFilter { who: w.ids.maya.0.to_string(), ..Default::default() };
+    assert_eq!(mine, w.service.audit_log(&grace, &by_id, None).await.unwrap().items);
+    assert!(mine.len() >= 2 && mine.iter().all(|e| e.actor_id == Some(w.ids.maya.0)), "{mine:?}");
+    // Days: today holds them, tomorrow nothing.
+    let today = w.clock.now().date_naive();
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    let on = |from: chrono::NaiveDate, to: chrono::NaiveDate| AuditFilter {
+        from: day(from),
+        to: day(to),
+        ..by_object.clone()
+    };
+    assert_eq!(w.service.audit_log(&grace, &on(today, today), None).await.unwrap().items.len(), 2);
+    let tomorrow = today + Duration::days(1);
+    assert!(w.service.audit_log(&grace, &on(tomorrow, tomorrow), None).await.unwrap().items.is_empty());
+    // Pages of the whole log: each older than the last, none repeated, down to the first.
+    for _ in 0..30 {
+        let again = w.service.submit_request(&maya, production(&w)).await.unwrap();
+        w.service.cancel_request(&maya, again.request).await.unwrap();
+    }
+    let everything = AuditFilter::default();
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events").fetch_one(w.db().pool()).await.unwrap();
+    assert!(total > 50, "more than one page: {total}");
+    let (mut seen, mut before) = (Vec::new(), None);
+    loop {
+        let page = w.service.audit_log(&grace, &everything, before).await.unwrap();
+        seen.extend(page.items.iter().map(|e| e.id));
+        match page.next {
+            Some(next) => before = Some(next.parse::<i64>().unwrap()),
+            None => break,
+        }
+    }
+    assert!(seen.windows(2).all(|p| p[0] > p[1]), "newest first, no repeats");
+    assert_eq!(seen.len() as i64, total, "every event, once");
+    // Bad filters name their field; nobody but an administrator reads the trail.
+    for (filter, field) in [
+        (AuditFilter { object_id: "seven".into(), ..Default::default() }, "object_id"),
+        (AuditFilter { who: "nobody@example.invalid".into(), ..Default::default() }, "who"),
+        (AuditFilter { from: "31/12/2026".into(), ..Default::default() }, "from"),
+        (AuditFilter { from: day(tomorrow), to: day(today), ..Default::default() }, "to"),
+    ] {
+        let refused = w.service.audit_log(&grace, &filter, None).await.unwrap_err();
+        assert!(
+            matches!(refused, DomainError::Invalid { field: Some(ref f), .. } if f == field),
+            "{field}: {refused:?}"
+        );
+    }
+    for who in [w.ids.maya, w.ids.linus, w.ids.omar] {
+        let someone = w.actor(who).await;
+        let refused = w.service.audit_log(&someone, &everything, None).await.unwrap_err();
+        assert!(matches!(refused, DomainError::Forbidden(_)), "{refused:?}");
+    }
 }

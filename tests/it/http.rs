@@ -31,6 +31,7 @@ on_both_databases!(
     unsafe_requests_need_an_origin_and_a_known_host,
     limits_refuse_with_nothing_changed,
     answers_are_not_stored_and_readiness_says_little,
+    the_audit_log_page_and_its_csv_show_the_same_events,
 );
 
 async fn over_https_cookies_are_secure_and_hsts_is_sent(backend: Backend) {
@@ -1247,4 +1248,55 @@ async fn pages_stay_within_their_query_budget(backend: Backend) {
         assert!(n > 0, "{path}: the counter sees statements");
         assert!(n <= budget, "{path}: {n} statements, budget {budget}");
     }
+}
+
+/// The audit log page narrowed to one request shows its story, with a CSV link that holds
+/// the same events; a bad filter is explained on the page; others are refused both.
+async fn the_audit_log_page_and_its_csv_show_the_same_events(backend: Backend) {
+    let app = common::spawn_app_with(backend, |args| args.no_workers = true).await;
+    let ids = &app.ids;
+    let maya = app.service.actor(ids.maya).await.unwrap().unwrap();
+    let out = app.service.submit_request(&maya, common::ask(ids.sales_crm, "Pairing with sales")).await.unwrap();
+    app.service.cancel_request(&maya, out.request).await.unwrap();
+    let c = client();
+    let grace = app.session_cookie(ids.grace).await;
+    let filter = format!("object_type=request&object_id={}", out.request.0);
+    let res = app.get_with_cookie(&c, &format!("/admin/audit?{filter}"), &grace).await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    let shown: Vec<i64> = page
+        .match_indices("<tr id=\"event-")
+        .filter_map(|(i, m)| page[i + m.len()..].split('"').next()?.parse().ok())
+        .collect();
+    assert_eq!(shown.len(), 2, "submitted and canceled: {shown:?}");
+    assert!(page.contains("request.submitted") && page.contains("request.canceled"));
+    assert!(
+        page.contains(&format!("href=\"/admin/audit.csv?{}\"", filter.replace('&', "&amp;"))),
+        "the export link keeps the filter"
+    );
+    let csv = app.get_with_cookie(&c, &format!("/admin/audit.csv?{filter}"), &grace).await;
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let csv = csv.text().await.unwrap();
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert!(lines[0].starts_with("id,at,actor_id,actor,action,"), "{}", lines[0]);
+    let exported: Vec<i64> = lines[1..].iter().map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(exported, shown, "the export holds the page's events, in its order");
+    assert!(
+        csv.contains(r#""{""state"":""canceled""}""#),
+        "quotes in a value are doubled inside a quoted field: {csv}"
+    );
+    // A filter that does not parse: explained, nothing listed, no export of everything.
+    let bad = app.get_with_cookie(&c, "/admin/audit?object_id=seven", &grace).await.text().await.unwrap();
+    assert!(bad.contains("an object id is a number") && !bad.contains("<tr id=\"event-"), "{bad}");
+    let bad_csv = app.get_with_cookie(&c, "/admin/audit.csv?object_id=seven", &grace).await;
+    assert_eq!(bad_csv.status(), 422);
+    // Not an administrator: refused, page and export; signed out: sent to sign in.
+    let linus = app.session_cookie(ids.linus).await;
+    assert_eq!(app.get_with_cookie(&c, &format!("/admin/audit?{filter}"), &linus).await.status(), 403);
+    let refused = app.get_with_cookie(&c, &format!("/admin/audit.csv?{filter}"), &linus).await;
+    assert_eq!(refused.status(), 403);
+    assert!(!refused.text().await.unwrap().contains("request.submitted"));
+    let anonymous = common::bare_client().get(app.url("/admin/audit.csv")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 303, "sent to sign in");
 }

@@ -113,6 +113,8 @@ const TABLE: &[(&str, &str)] = &[
     // ... and he may ask for his direct reports (Omar asking "for" himself asks for himself).
     ("request_access → for a direct report", "DDDADDDDDDDA"),
     ("builtin_groups", "DDDDDDDDDDAD"),
+    // The audit trail is for administrators only: not catalog owners, not the people in it.
+    ("audit_log", "DDDDDDDDDDAD"),
     // Anyone holding a role opens the list; it shows Engineering's failed work to
     // Engineering's owner and administrators only.
     ("failed_work", "DDDDDAAAAAAD"),
@@ -124,6 +126,7 @@ const TABLE: &[(&str, &str)] = &[
     ("/approvals", "DAAAAAAAAAAA"),
     ("/approvals → Omar's request", "DDDDADDDDDDD"),
     ("/admin", "DDDDDAAAAAAD"),
+    ("/admin/audit", "DDDDDDDDDDAD"),
     ("/admin → Omar's failed entry", "DDDDDDADDDAD"),
     ("/packages/{id}", "DADAAAAAAAAA"),
     ("/signin", "AAAAAAAAAAAA"),
@@ -134,6 +137,7 @@ const TABLE: &[(&str, &str)] = &[
     ("/auth/demo", "DDDDDDDDDDDD"),
     ("/auth/login", "DDDDDDDDDDDD"),
     ("/auth/callback", "DDDDDDDDDDDD"),
+    ("/admin/audit.csv", "DDDDDDDDDDAD"),
 ];
 
 /// Rows nobody passes in the sweep's application, why, and where their positive control is.
@@ -355,6 +359,7 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             ),
             "decide" => (decision(vec![("request_id", fx.decide.0.to_string())]), Some(Effect::Request(fx.decide))),
             "decide_many" => (decision(request_ids(fx.decide_many)), Some(Effect::Request(fx.decide_many))),
+            "audit_log" => (vec![("filter[action]", String::new())], None),
             _ => (vec![], None),
         }
     };

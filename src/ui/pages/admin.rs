@@ -27,6 +27,7 @@ fn AdminBody() -> impl IntoView {
         Some(v) if v.admin_area => view! {
             <h1>"Admin"</h1>
             <p class="lead">{format!("Signed in as {}{}.", v.name, if v.is_admin { ", administrator" } else { "" })}</p>
+            {v.is_admin.then(|| view! { <p><a class="btn-secondary" href="/admin/audit">"Audit log"</a></p> })}
             <FailedWork />
             <AdminCatalogs />
             {v.is_admin.then(|| view! { <BuiltinGroups /> })}

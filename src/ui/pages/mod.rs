@@ -2,6 +2,7 @@
 
 mod admin;
 mod approvals;
+mod audit;
 mod errors;
 mod my_access;
 mod package;
@@ -9,6 +10,7 @@ mod sign_in;
 
 pub use admin::Admin;
 pub use approvals::Approvals;
+pub use audit::AuditLog;
 pub use errors::NotFound;
 pub use my_access::MyAccess;
 pub use package::PackagePage;

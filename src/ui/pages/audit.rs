@@ -1,0 +1,136 @@
+//! The audit log (`/admin/audit`): every change, newest first, narrowed by who, what kind of
+//! object, which object, action and days; a page at a time, and all of it as CSV.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Form;
+use leptos_router::hooks::use_query_map;
+
+use crate::ui::api::*;
+use crate::ui::components::*;
+use crate::ui::error::AppError;
+use crate::views::*;
+
+#[component]
+pub fn AuditLog() -> impl IntoView {
+    view! {
+        <Title text="Audit log" />
+        <SignedIn>
+            <AuditBody />
+        </SignedIn>
+    }
+}
+
+/// The filter as a query string (`who=…&object_type=…`), for the next page and the export.
+fn filter_query(f: &AuditFilter) -> String {
+    f.fields()
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| format!("{k}={}", urlencode(v.trim())))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[component]
+fn AuditBody() -> impl IntoView {
+    let query = use_query_map();
+    let field = move |k: &str| query.read().get(k).unwrap_or_default();
+    let filter = move || AuditFilter {
+        who: field("who"),
+        object_type: field("object_type"),
+        object_id: field("object_id"),
+        action: field("action"),
+        from: field("from"),
+        to: field("to"),
+    };
+    let before = move || query.read().get("before");
+    let events = Resource::new(move || (filter(), before()), |(f, b)| audit_log(f, b));
+    let input = move |id: &'static str, label: &'static str, kind: &'static str, hint: &'static str| {
+        view! {
+            <label class="field">
+                <span>{label}</span>
+                <input id=id name=id type=kind placeholder=hint prop:value=move || field(id) />
+            </label>
+        }
+    };
+    view! {
+        <h1>"Audit log"</h1>
+        <p class="muted">"Every change, with who made it and the values before and after. Newest first."</p>
+        <section class="panel" aria-labelledby="filter-h">
+            <h2 id="filter-h" class="sr-only">"Filter"</h2>
+            <Form method="GET" action="/admin/audit" attr:class="filters" attr:role="search">
+                {input("who", "Who", "text", "email or person id")}
+                {input("object_type", "Object type", "text", "request, assignment, package…")}
+                {input("object_id", "Object id", "text", "")}
+                {input("action", "Action", "text", "request.approved")}
+                {input("from", "From", "date", "")}
+                {input("to", "To", "date", "")}
+                <button type="submit" class="btn">"Filter"</button>
+                <a class="btn-secondary" href="/admin/audit">"Clear"</a>
+            </Form>
+        </section>
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || events.get().map(|r| match r {
+                Ok(page) => {
+                    let q = filter_query(&filter());
+                    let export = format!("/admin/audit.csv?{q}");
+                    let next = page.next.clone().map(|n| {
+                        let sep = if q.is_empty() { "" } else { "&" };
+                        format!("/admin/audit?{q}{sep}before={n}")
+                    });
+                    view! {
+                        <p><a class="btn-secondary" href=export download="audit-log.csv">"Export as CSV"</a></p>
+                        {if page.items.is_empty() {
+                            view! { <p class="empty">"No events match this filter."</p> }.into_any()
+                        } else {
+                            view! { <AuditTable events=page.items /> }.into_any()
+                        }}
+                        {next.map(|href| view! { <p><a class="btn-secondary" href=href>"Older events →"</a></p> })}
+                    }.into_any()
+                }
+                Err(AppError::Invalid { field, message }) => {
+                    let text = match field {
+                        Some(f) => format!("{f}: {message}"),
+                        None => message,
+                    };
+                    view! { <NoticeBanner notice=Notice { ok: false, text, field: None } /> }.into_any()
+                }
+                Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn AuditTable(events: Vec<AuditEventView>) -> impl IntoView {
+    view! {
+        <table class="table" id="audit-log">
+            <thead><tr><th>"When"</th><th>"Who"</th><th>"Action"</th><th>"Object"</th><th>"Details"</th></tr></thead>
+            <tbody>
+                {events.into_iter().map(|e| {
+                    let who = match e.actor_id {
+                        Some(id) => view! { <a href=format!("/admin/audit?who={id}")>{e.actor.clone()}</a> }.into_any(),
+                        None => view! { <span class="muted">{e.actor.clone()}</span> }.into_any(),
+                    };
+                    let object = format!("/admin/audit?object_type={}&object_id={}", urlencode(&e.object_type), e.object_id);
+                    view! {
+                        <tr id=format!("event-{}", e.id)>
+                            <td><Time ms=e.at /></td>
+                            <td>{who}</td>
+                            <td><code>{e.action.clone()}</code></td>
+                            <td><a href=object>{format!("{} {}", e.object_type, e.object_id)}</a></td>
+                            <td>
+                                {(!e.reason.is_empty()).then(|| view! { <p>{e.reason.clone()}</p> })}
+                                <details>
+                                    <summary>"Before and after"</summary>
+                                    <pre class="json">{e.before.clone()}</pre>
+                                    <pre class="json">{e.after.clone()}</pre>
+                                </details>
+                            </td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
