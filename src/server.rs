@@ -314,56 +314,84 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready or not, in a fixed word: the reason (a database error can name hosts and users) goes
-/// to the log only.
-/// The audit log narrowed by the page's filter, every matching event, as CSV (administrators).
-/// Signed-out visitors are sent to sign in; a filter that does not parse answers 422 naming
-/// the field.
+/// The audit log narrowed by the page's filter, every matching event, as CSV (administrators),
+/// streamed a thousand events at a time, never stored by a browser or proxy. Signed-out
+/// visitors are sent to sign in; a filter that does not parse answers 422 naming the field;
+/// a browser sent here by another site is refused (a GET, so the edge's origin check does
+/// not apply, and the session cookie is `SameSite=Lax`).
 async fn audit_csv(
     State(state): State<AppState>,
     session: tower_sessions::Session,
+    headers: http::HeaderMap,
     axum::extract::Query(filter): axum::extract::Query<crate::views::AuditFilter>,
 ) -> Response {
+    let from_elsewhere = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|site| !matches!(site, "same-origin" | "none"));
+    if from_elsewhere {
+        return (StatusCode::FORBIDDEN, "the audit export starts from this site's own pages").into_response();
+    }
     let service = &state.auth.service;
     let actor = match crate::auth::session_actor(&session, service, &state.auth.sessions).await {
         Ok(Some(actor)) => actor,
         Ok(None) => return axum::response::Redirect::to("/signin?return_to=%2Fadmin%2Faudit").into_response(),
         Err(e) => return error_response(e),
     };
-    let mut csv = String::from("id,at,actor_id,actor,action,object_type,object_id,reason,before,after\r\n");
-    let written = service
-        .audit_export(&actor, &filter, |events| {
-            for e in events {
-                let at = chrono::DateTime::from_timestamp_millis(e.at).map(|t| t.to_rfc3339()).unwrap_or_default();
-                let fields = [
-                    e.id.to_string(),
-                    at,
-                    e.actor_id.map(|id| id.to_string()).unwrap_or_default(),
-                    e.actor,
-                    e.action,
-                    e.object_type,
-                    e.object_id.to_string(),
-                    e.reason,
-                    e.before,
-                    e.after,
-                ];
-                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-                csv.push_str(&line.join(","));
-                csv.push_str("\r\n");
+    let export = match service.audit_export(&actor, &filter).await {
+        Ok(export) => export,
+        Err(e) => return error_response(e),
+    };
+    const HEADER: &str = "id,at,actor_id,actor,action,object_type,object_id,reason,before,after\r\n";
+    // The header, then a chunk per page; a failure part way ends the body with an error, so the
+    // download is cut short visibly rather than looking complete.
+    let chunks = futures_util::stream::unfold((true, Some(export)), |(first, export)| async move {
+        if first {
+            return Some((Ok(HEADER.to_owned()), (false, export)));
+        }
+        let mut export = export?;
+        match export.next_page().await {
+            Ok(Some(events)) => Some((Ok(csv_lines(events)), (false, Some(export)))),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "the audit export failed part way");
+                Some((Err(std::io::Error::other("the audit export failed part way")), (false, None)))
             }
-        })
-        .await;
-    match written {
-        Ok(()) => (
-            [
-                (http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (http::header::CONTENT_DISPOSITION, "attachment; filename=\"audit-log.csv\""),
-            ],
-            csv,
-        )
-            .into_response(),
-        Err(e) => error_response(e),
+        }
+    });
+    (
+        [
+            (http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (http::header::CONTENT_DISPOSITION, "attachment; filename=\"audit-log.csv\""),
+            (http::header::CACHE_CONTROL, "no-store"),
+        ],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response()
+}
+
+/// Audit events as CSV lines, in the order of [`audit_csv`]'s header.
+fn csv_lines(events: Vec<crate::views::AuditEventView>) -> String {
+    let mut csv = String::new();
+    for e in events {
+        let at = chrono::DateTime::from_timestamp_millis(e.at).map(|t| t.to_rfc3339()).unwrap_or_default();
+        let fields = [
+            e.id.to_string(),
+            at,
+            e.actor_id.map(|id| id.to_string()).unwrap_or_default(),
+            e.actor,
+            e.action,
+            e.object_type,
+            e.object_id.to_string(),
+            e.reason,
+            e.before,
+            e.after,
+        ];
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        csv.push_str(&line.join(","));
+        csv.push_str("\r\n");
     }
+    csv
 }
 
 /// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break, and when
@@ -385,6 +413,8 @@ fn error_response(e: crate::domain::DomainError) -> Response {
     (status, e.to_string()).into_response()
 }
 
+/// Ready or not, in a fixed word: the reason (a database error can name hosts and users) goes
+/// to the log only.
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.auth.service.db().readiness().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
@@ -568,11 +598,12 @@ async fn limit_body(limit: usize, req: Request, next: Next) -> Response {
 }
 
 async fn security_headers(req: Request, next: Next, https: bool) -> Response {
-    // Pages (they show a signed-in person's data), server-function answers and sign-in are
-    // never stored by a browser or a proxy; the client bundle sets its own policy.
+    // Pages (they show a signed-in person's data), server-function answers, sign-in and the
+    // admin area's exports are never stored by a browser or a proxy; the client bundle sets
+    // its own policy.
     let dynamic = {
         let path = req.uri().path();
-        path.starts_with("/api/") || path.starts_with("/auth/")
+        path.starts_with("/api/") || path.starts_with("/auth/") || path.starts_with("/admin/")
     };
     let mut res = next.run(req).await;
     let h = res.headers_mut();

@@ -166,6 +166,9 @@ impl Service {
 /// How many events the audit log shows at a time.
 pub const AUDIT_PAGE: i64 = 50;
 
+/// Longest value of a filter field, in characters.
+const MAX_FILTER: usize = 200;
+
 impl Service {
     /// The audit log, newest first, narrowed by `filter`; one page of events older than event
     /// `before`. For those who may read the audit trail (administrators). A filter that does
@@ -189,27 +192,45 @@ impl Service {
         Ok(Page { items, next, as_of: crate::store::to_ms(self.now()) })
     }
 
-    /// Every event matching `filter`, newest first, a page at a time, for the CSV export:
-    /// `each` gets the pages in order; authorization and the filter are checked first.
+    /// An export of every event matching `filter`, newest first, read a page at a time as the
+    /// caller asks ([`AuditExport::next_page`]): the permission and the filter are checked
+    /// here, once, so the export can only be had by someone allowed to read it.
     #[tracing::instrument(name = "audit_export", skip_all, fields(actor = actor.id().0))]
-    pub async fn audit_export(
-        &self,
-        actor: &Actor,
-        filter: &AuditFilter,
-        mut each: impl FnMut(Vec<AuditEventView>),
-    ) -> DomainResult<()> {
+    pub async fn audit_export(&self, actor: &Actor, filter: &AuditFilter) -> DomainResult<AuditExport> {
         actor.require(Permission::ReadAudit)?;
         let mut conn = self.db.pool().acquire().await?;
         let search = audit_search(&mut conn, filter).await?;
-        let mut before = i64::MAX;
-        loop {
-            let rows = crate::store::audit::search(&mut conn, &search, before, 1000).await?;
-            let Some(last) = rows.last() else { return Ok(()) };
-            before = last.id;
-            let people: Vec<UserId> = rows.iter().filter_map(|r| r.actor).collect();
-            let names = crate::store::directory::names(&mut conn, &people).await?;
-            each(rows.into_iter().map(|r| event_view(r, &names)).collect());
+        Ok(AuditExport { service: self.clone(), search, before: i64::MAX, done: false })
+    }
+}
+
+/// Events read for an export per page (and per database connection taken).
+const EXPORT_PAGE: i64 = 1000;
+
+/// An audit export under way, from [`Service::audit_export`]. Each page takes a connection
+/// from the pool for its own read only, so a slow reader of a large export holds none.
+#[derive(Debug)]
+pub struct AuditExport {
+    service: Service,
+    search: AuditSearch,
+    before: i64,
+    done: bool,
+}
+
+impl AuditExport {
+    /// The next events, newest first; `None` once every matching event was given.
+    pub async fn next_page(&mut self) -> DomainResult<Option<Vec<AuditEventView>>> {
+        if self.done {
+            return Ok(None);
         }
+        let mut conn = self.service.db.pool().acquire().await?;
+        let rows = crate::store::audit::search(&mut conn, &self.search, self.before, EXPORT_PAGE).await?;
+        self.done = (rows.len() as i64) < EXPORT_PAGE;
+        let Some(last) = rows.last() else { return Ok(None) };
+        self.before = last.id;
+        let people: Vec<UserId> = rows.iter().filter_map(|r| r.actor).collect();
+        let names = crate::store::directory::names(&mut conn, &people).await?;
+        Ok(Some(rows.into_iter().map(|r| event_view(r, &names)).collect()))
     }
 }
 
@@ -233,6 +254,11 @@ fn event_view(r: crate::store::audit::AuditRow, names: &HashMap<UserId, String>)
 
 /// The filter form's fields as a search: a person by email or id, whole UTC days.
 async fn audit_search(conn: &mut crate::store::Conn, f: &AuditFilter) -> DomainResult<AuditSearch> {
+    for (field, value) in f.fields() {
+        if value.chars().count() > MAX_FILTER {
+            return Err(DomainError::invalid(field, format!("{field} is too long: at most {MAX_FILTER} characters")));
+        }
+    }
     let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     let day = |field: &str, value: &str| -> DomainResult<Option<chrono::DateTime<chrono::Utc>>> {
         let Some(value) = text(value) else { return Ok(None) };
@@ -256,7 +282,13 @@ async fn audit_search(conn: &mut crate::store::Conn, f: &AuditFilter) -> DomainR
     };
     let from = day("from", &f.from)?;
     // "To" a day includes that day.
-    let until = day("to", &f.to)?.map(|t| t + chrono::Duration::days(1));
+    let until = match day("to", &f.to)? {
+        None => None,
+        Some(t) => Some(
+            t.checked_add_signed(chrono::Duration::days(1))
+                .ok_or_else(|| DomainError::invalid("to", "use a date like 2026-12-31"))?,
+        ),
+    };
     if let (Some(from), Some(until)) = (from, until) {
         if until <= from {
             return Err(DomainError::invalid("to", "the end comes before the start"));

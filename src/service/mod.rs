@@ -23,7 +23,7 @@ use crate::domain::clock::{Clock, SystemClock};
 use crate::store::Db;
 
 pub use admin::Incompatible;
-pub use audit::{AuditAnchor, ChainCheck};
+pub use audit::{AuditAnchor, AuditExport, ChainCheck};
 pub use delivery::{DeliveryReport, FailedWork, DELIVERY_BATCH};
 pub use leavers::Offboarded;
 pub use requests::{NewRequest, RequestOutcome};

@@ -60,9 +60,20 @@ pub struct AuditSearch {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// How far an event's time can run behind one appended before it: each commit reads the clock
+/// before it takes the chain's lock (PostgreSQL), so a commit that waited on the lock can
+/// carry an earlier time than the event ahead of it in the chain. An hour is far beyond any
+/// transaction's wait.
+const CLOCK_SLACK_MS: i64 = 3_600_000;
+
 /// Events matching `search` older than event `before`, newest first. Each filter is an
-/// equality or a range on an indexed column: the object (`audit_events_object`), the person
-/// (`audit_events_actor`), the action (`audit_events_action`), the time (`audit_events_at`).
+/// equality on an indexed column: the person (`audit_events_actor`), the object
+/// (`audit_events_object`), the kind of object (`audit_events_type`), the action
+/// (`audit_events_action`). A time range is read as a range of ids: its ends are found
+/// through `audit_events_at` (widened by [`CLOCK_SLACK_MS`], so no event in the range falls
+/// outside), then the ids are read in order and each event's time checked. Reading the
+/// time index itself would sort every event of the range for each page. The statement takes
+/// one of 64 shapes (which filters are set), few enough to stay prepared per connection.
 pub async fn search(
     conn: &mut Conn,
     search: &AuditSearch,
@@ -73,15 +84,33 @@ pub async fn search(
         Int(i64),
         Text(&'a str),
     }
-    let mut params = vec![Param::Int(before)];
-    let mut sql = format!("SELECT {COLUMNS} FROM audit_events WHERE id < $1");
+    let (mut after, mut before) = (0, before);
+    if let Some(from) = search.from {
+        let edge: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM audit_events WHERE at < $1 ORDER BY at DESC, id DESC LIMIT 1")
+                .bind(super::to_ms(from) - CLOCK_SLACK_MS)
+                .fetch_optional(&mut *conn)
+                .await?;
+        after = edge.unwrap_or(0);
+    }
+    if let Some(until) = search.until {
+        let edge: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM audit_events WHERE at >= $1 ORDER BY at, id LIMIT 1")
+                .bind(super::to_ms(until).saturating_add(CLOCK_SLACK_MS))
+                .fetch_optional(&mut *conn)
+                .await?;
+        before = before.min(edge.unwrap_or(i64::MAX));
+    }
+    let mut params = vec![Param::Int(before), Param::Int(after)];
+    let mut sql = format!("SELECT {COLUMNS} FROM audit_events WHERE id < $1 AND id > $2");
+    // `+at`: the time is checked on the rows read, never used to choose an index.
     let conditions = [
         ("actor_id =", search.actor.map(|u| Param::Int(u.0))),
         ("object_type =", search.object_type.as_deref().map(Param::Text)),
         ("object_id =", search.object_id.map(Param::Int)),
         ("action =", search.action.as_deref().map(Param::Text)),
-        ("at >=", search.from.map(|t| Param::Int(super::to_ms(t)))),
-        ("at <", search.until.map(|t| Param::Int(super::to_ms(t)))),
+        ("+at >=", search.from.map(|t| Param::Int(super::to_ms(t)))),
+        ("+at <", search.until.map(|t| Param::Int(super::to_ms(t)))),
     ];
     for (condition, param) in conditions {
         if let Some(param) = param {

@@ -768,13 +768,22 @@ async fn open_work_and_roles_are_read_through_their_indexes(backend: Backend) {
         ("action = 'request.approved'", "audit_events_action"),
         ("object_type = 'request' AND object_id = 5", "audit_events_object"),
         ("actor_id = 5", "audit_events_actor"),
+        ("object_type = 'catalog'", "audit_events_type"),
     ] {
         let used = audit(filter).await;
-        assert!(used.contains(index), "{filter}: {used}");
+        // On the test's near-empty table PostgreSQL may as well read the kind-of-object index
+        // and check the id on each row (both read in order); with a real table's statistics it
+        // takes the object's own.
+        let also = backend == Backend::Postgres && index == "audit_events_object" && used.contains("audit_events_type");
+        assert!(used.contains(index) || also, "{filter}: {used}");
         assert!(!used.contains("TEMP B-TREE") && !used.contains("Sort"), "{filter}: {used}");
     }
-    let by_day = audit("at >= 1000 AND at < 2000").await;
-    assert!(by_day.contains("audit_events_at"), "{by_day}");
+    // Days: the range's ends found through the time index, then its ids read in order.
+    let edge = plan("SELECT id FROM audit_events WHERE at < 5000 ORDER BY at DESC, id DESC LIMIT 1").await;
+    assert!(edge.contains("audit_events_at"), "{edge}");
+    assert!(!edge.contains("TEMP B-TREE") && !edge.contains("Sort"), "{edge}");
+    let by_day = audit("id > 10 AND +at >= 1000 AND +at < 2000").await;
+    assert!(!by_day.contains("TEMP B-TREE") && !by_day.contains("Sort"), "{by_day}");
 }
 
 /// Pages read the catalog from the instance's kept snapshot. A change committed by anyone,
@@ -946,6 +955,21 @@ async fn the_audit_log_narrows_pages_and_is_for_administrators(backend: Backend)
     assert_eq!(w.service.audit_log(&grace, &on(today, today), None).await.unwrap().items.len(), 2);
     let tomorrow = today + Duration::days(1);
     assert!(w.service.audit_log(&grace, &on(tomorrow, tomorrow), None).await.unwrap().items.is_empty());
+    // Three days apart, three stories: a middle day holds the middle one only, whole.
+    let mut days = Vec::new();
+    for _ in 0..3 {
+        w.clock.advance(Duration::days(3));
+        let again = w.service.submit_request(&maya, production(&w)).await.unwrap();
+        w.service.cancel_request(&maya, again.request).await.unwrap();
+        days.push((w.clock.now().date_naive(), again.request.0));
+    }
+    let (middle, middle_request) = days[1];
+    let that_day = AuditFilter { from: day(middle), to: day(middle), ..Default::default() };
+    let held = w.service.audit_log(&grace, &that_day, None).await.unwrap().items;
+    assert_eq!(held.iter().map(|e| e.object_id).collect::<Vec<_>>(), vec![middle_request, middle_request], "{held:?}");
+    let from_middle = AuditFilter { from: day(middle), ..Default::default() };
+    let since = w.service.audit_log(&grace, &from_middle, None).await.unwrap().items;
+    assert_eq!(since.len(), 4, "the middle day's and the last day's: {since:?}");
     // Pages of the whole log: each older than the last, none repeated, down to the first.
     for _ in 0..30 {
         let again = w.service.submit_request(&maya, production(&w)).await.unwrap();
@@ -971,6 +995,9 @@ async fn the_audit_log_narrows_pages_and_is_for_administrators(backend: Backend)
         (AuditFilter { who: "nobody@example.invalid".into(), ..Default::default() }, "who"),
         (AuditFilter { from: "31/12/2026".into(), ..Default::default() }, "from"),
         (AuditFilter { from: day(tomorrow), to: day(today), ..Default::default() }, "to"),
+        // The last day chrono knows: the day after it does not exist.
+        (AuditFilter { to: "+262142-12-31".into(), ..Default::default() }, "to"),
+        (AuditFilter { action: "x".repeat(201), ..Default::default() }, "action"),
     ] {
         let refused = w.service.audit_log(&grace, &filter, None).await.unwrap_err();
         assert!(

@@ -1276,6 +1276,7 @@ async fn the_audit_log_page_and_its_csv_show_the_same_events(backend: Backend) {
     );
     let csv = app.get_with_cookie(&c, &format!("/admin/audit.csv?{filter}"), &grace).await;
     assert_eq!(csv.status(), 200);
+    assert_eq!(csv.headers()["cache-control"], "no-store", "the trail is kept by no cache");
     assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let csv = csv.text().await.unwrap();
     let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
@@ -1291,6 +1292,16 @@ async fn the_audit_log_page_and_its_csv_show_the_same_events(backend: Backend) {
     assert!(bad.contains("an object id is a number") && !bad.contains("<tr id=\"event-"), "{bad}");
     let bad_csv = app.get_with_cookie(&c, "/admin/audit.csv?object_id=seven", &grace).await;
     assert_eq!(bad_csv.status(), 422);
+    // Another site sending an administrator's browser here starts nothing.
+    let sent = c
+        .get(app.url(&format!("/admin/audit.csv?{filter}")))
+        .header("cookie", &grace)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 403);
+    assert!(!sent.text().await.unwrap().contains("request.submitted"));
     // Not an administrator: refused, page and export; signed out: sent to sign in.
     let linus = app.session_cookie(ids.linus).await;
     assert_eq!(app.get_with_cookie(&c, &format!("/admin/audit?{filter}"), &linus).await.status(), 403);
