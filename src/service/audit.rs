@@ -200,7 +200,7 @@ impl Service {
         actor.require(Permission::ReadAudit)?;
         let mut conn = self.db.pool().acquire().await?;
         let search = audit_search(&mut conn, filter).await?;
-        Ok(AuditExport { service: self.clone(), search, before: i64::MAX, done: false })
+        Ok(AuditExport { service: self.clone(), actor: actor.id(), search, before: i64::MAX, done: false })
     }
 }
 
@@ -212,6 +212,8 @@ const EXPORT_PAGE: i64 = 1000;
 #[derive(Debug)]
 pub struct AuditExport {
     service: Service,
+    /// Who asked, for the log.
+    actor: UserId,
     search: AuditSearch,
     before: i64,
     done: bool,
@@ -219,6 +221,7 @@ pub struct AuditExport {
 
 impl AuditExport {
     /// The next events, newest first; `None` once every matching event was given.
+    #[tracing::instrument(name = "audit_export_page", skip_all, fields(actor = self.actor.0, before = self.before))]
     pub async fn next_page(&mut self) -> DomainResult<Option<Vec<AuditEventView>>> {
         if self.done {
             return Ok(None);

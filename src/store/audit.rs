@@ -73,7 +73,8 @@ const CLOCK_SLACK_MS: i64 = 3_600_000;
 /// through `audit_events_at` (widened by [`CLOCK_SLACK_MS`], so no event in the range falls
 /// outside), then the ids are read in order and each event's time checked. Reading the
 /// time index itself would sort every event of the range for each page. The statement takes
-/// one of 64 shapes (which filters are set), few enough to stay prepared per connection.
+/// one of 64 shapes (which filters are set): bounded, unlike an id list's text, so it stays
+/// prepared per connection (sqlx keeps 100).
 pub async fn search(
     conn: &mut Conn,
     search: &AuditSearch,
@@ -88,7 +89,7 @@ pub async fn search(
     if let Some(from) = search.from {
         let edge: Option<i64> =
             sqlx::query_scalar("SELECT id FROM audit_events WHERE at < $1 ORDER BY at DESC, id DESC LIMIT 1")
-                .bind(super::to_ms(from) - CLOCK_SLACK_MS)
+                .bind(super::to_ms(from).saturating_sub(CLOCK_SLACK_MS))
                 .fetch_optional(&mut *conn)
                 .await?;
         after = edge.unwrap_or(0);
