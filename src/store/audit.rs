@@ -60,10 +60,9 @@ pub struct AuditSearch {
     pub until: Option<DateTime<Utc>>,
 }
 
-/// How far an event's time can run behind one appended before it: each commit reads the clock
-/// before it takes the chain's lock (PostgreSQL), so a commit that waited on the lock can
-/// carry an earlier time than the event ahead of it in the chain. An hour is far beyond any
-/// transaction's wait.
+/// How far an event's time may run behind one appended before it. [`append`] stamps no event
+/// earlier than the chain's head ([`not_before`]), so none does; the margin is kept for
+/// trails written before that rule, or by other means (seed-scale writes times in order).
 const CLOCK_SLACK_MS: i64 = 3_600_000;
 
 /// Events matching `search` older than event `before`, newest first. Each filter is an
@@ -129,6 +128,21 @@ pub async fn search(
     rows.iter().map(row_of).collect()
 }
 
+/// Times never run backwards along the chain: an event is stamped no earlier than the one
+/// ahead of it. A commit reads the clock before it takes the chain's lock, so it can find a
+/// later time at the head (by its wait for the lock, or a clock stepped back); it then takes
+/// that time. The audit log's day filters rely on times ordered like ids.
+fn not_before(at: DateTime<Utc>, last_ms: i64) -> DateTime<Utc> {
+    let behind = last_ms - at.timestamp_millis();
+    if behind <= 0 {
+        return at;
+    }
+    if behind > 1000 {
+        tracing::warn!(behind_ms = behind, "the clock is behind the audit chain's head; stamping the head's time");
+    }
+    DateTime::from_timestamp_millis(last_ms).unwrap_or(at)
+}
+
 /// Append events to the hash chain inside the caller's transaction, under the chain lock. On
 /// SQLite the write transaction already excludes every other writer; on PostgreSQL a
 /// transaction-scoped advisory lock orders appends. Should two appends ever read the same head
@@ -145,7 +159,12 @@ pub async fn append(
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock(7270001)").execute(&mut **tx).await?;
     }
-    let mut prev = head(tx).await?.map_or_else(|| GENESIS_HASH.to_owned(), |(_, hash)| hash);
+    let last: Option<(String, i64)> =
+        sqlx::query_as("SELECT hash, at FROM audit_events ORDER BY id DESC LIMIT 1").fetch_optional(&mut **tx).await?;
+    let (mut prev, at) = match last {
+        None => (GENESIS_HASH.to_owned(), at),
+        Some((hash, last_ms)) => (hash, not_before(at, last_ms)),
+    };
     // Many events (an expiry batch) go in as few statements: rows of one `INSERT … VALUES`
     // take their ids in the order written, which is the chain's order.
     for chunk in events.chunks(APPEND_CHUNK) {
@@ -182,11 +201,6 @@ pub async fn append(
 
 /// Events per `INSERT` (ten parameters each, well inside SQLite's limit of 32,766).
 const APPEND_CHUNK: usize = 50;
-
-/// The newest event's id and hash: the chain's head.
-pub async fn head(conn: &mut Conn) -> Result<Option<(i64, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1").fetch_optional(conn).await
-}
 
 /// The hash stored for one event.
 pub async fn hash_of(conn: &mut Conn, id: i64) -> Result<Option<String>, sqlx::Error> {

@@ -970,6 +970,17 @@ async fn the_audit_log_narrows_pages_and_is_for_administrators(backend: Backend)
     let from_middle = AuditFilter { from: day(middle), ..Default::default() };
     let since = w.service.audit_log(&grace, &from_middle, None).await.unwrap().items;
     assert_eq!(since.len(), 4, "the middle day's and the last day's: {since:?}");
+    // A clock stepped back two days: the next events take the chain head's time, so times
+    // stay ordered like the chain and the last day's filter finds them.
+    let (last_day, _) = days[2];
+    w.clock.advance(Duration::days(-2));
+    let late = w.service.submit_request(&maya, production(&w)).await.unwrap();
+    w.service.cancel_request(&maya, late.request).await.unwrap();
+    let on_last = AuditFilter { from: day(last_day), to: day(last_day), ..Default::default() };
+    let last = w.service.audit_log(&grace, &on_last, None).await.unwrap().items;
+    assert_eq!(last.len(), 4, "the last day's story and the late one: {last:?}");
+    assert!(last.windows(2).all(|p| p[0].at >= p[1].at), "times ordered like ids: {last:?}");
+    w.clock.advance(Duration::days(2));
     // Pages of the whole log: each older than the last, none repeated, down to the first.
     for _ in 0..30 {
         let again = w.service.submit_request(&maya, production(&w)).await.unwrap();
