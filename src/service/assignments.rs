@@ -245,11 +245,7 @@ impl Service {
         if !policy.extension_allowed {
             return Err(DomainError::forbidden("the policy of this access does not allow extensions"));
         }
-        let groups = directory::groups_of(&mut tx, actor.id()).await?;
-        let org_configured = match actor.user.connected_org_id {
-            Some(org) => directory::org_is_configured(&mut tx, org).await?,
-            None => false,
-        };
+        let (groups, org_configured) = directory::requestor_context(&mut tx, &actor.user).await?;
         if !may_request(&RequestorFacts { user: &actor.user, groups: &groups, org_configured }, &policy) {
             return Err(DomainError::forbidden("you are no longer eligible for this access, so it cannot be extended"));
         }

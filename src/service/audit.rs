@@ -186,9 +186,7 @@ impl Service {
         let mut rows =
             crate::store::audit::search(&mut conn, &search, before.unwrap_or(i64::MAX), AUDIT_PAGE + 1).await?;
         let next = super::views::page_cursor(&mut rows, AUDIT_PAGE, |r| r.id);
-        let people: Vec<UserId> = rows.iter().filter_map(|r| r.actor).collect();
-        let names = crate::store::directory::names(&mut conn, &people).await?;
-        let items = rows.into_iter().map(|r| event_view(r, &names)).collect();
+        let items = event_views(&mut conn, rows).await?;
         Ok(Page { items, next, as_of: crate::store::to_ms(self.now()) })
     }
 
@@ -231,10 +229,18 @@ impl AuditExport {
         self.done = (rows.len() as i64) < EXPORT_PAGE;
         let Some(last) = rows.last() else { return Ok(None) };
         self.before = last.id;
-        let people: Vec<UserId> = rows.iter().filter_map(|r| r.actor).collect();
-        let names = crate::store::directory::names(&mut conn, &people).await?;
-        Ok(Some(rows.into_iter().map(|r| event_view(r, &names)).collect()))
+        Ok(Some(event_views(&mut conn, rows).await?))
     }
+}
+
+/// Events as the audit log shows them, with the names of the people who acted (one read).
+async fn event_views(
+    conn: &mut crate::store::Conn,
+    rows: Vec<crate::store::audit::AuditRow>,
+) -> DomainResult<Vec<AuditEventView>> {
+    let people: Vec<UserId> = rows.iter().filter_map(|r| r.actor).collect();
+    let names = crate::store::directory::names(conn, &people).await?;
+    Ok(rows.into_iter().map(|r| event_view(r, &names)).collect())
 }
 
 fn event_view(r: crate::store::audit::AuditRow, names: &HashMap<UserId, String>) -> AuditEventView {

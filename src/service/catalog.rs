@@ -2,7 +2,7 @@
 
 use super::Service;
 use crate::domain::authz::Actor;
-use crate::domain::eligibility::{may_request, RequestorFacts};
+use crate::domain::eligibility::{may_request, may_see_catalog, RequestorFacts};
 use crate::domain::ids::*;
 use crate::domain::policy::Policy;
 use crate::domain::DomainResult;
@@ -24,11 +24,7 @@ impl Service {
     ) -> DomainResult<Page<PackageCard>> {
         let mut conn = self.db.pool().acquire().await?;
         let known = self.catalog_snapshot(&mut conn).await?;
-        let groups = directory::groups_of(&mut conn, actor.id()).await?;
-        let org_configured = match actor.user.connected_org_id {
-            Some(org) => directory::org_is_configured(&mut conn, org).await?,
-            None => false,
-        };
+        let (groups, org_configured) = directory::requestor_context(&mut conn, &actor.user).await?;
         let facts = RequestorFacts { user: &actor.user, groups: &groups, org_configured };
         let after = cursor.and_then(decode_cursor);
         let mut eligible = known
@@ -74,13 +70,12 @@ impl Service {
     #[tracing::instrument(name = "catalog_options", skip_all, fields(actor = actor.id().0))]
     pub async fn catalog_options(&self, actor: &Actor) -> DomainResult<Vec<CatalogOption>> {
         let mut conn = self.db.pool().acquire().await?;
-        let guest = actor.user.kind == crate::domain::model::UserKind::Guest;
         Ok(self
             .catalog_snapshot(&mut conn)
             .await?
             .catalogs()
             .iter()
-            .filter(|c| c.enabled && (!guest || c.externally_visible))
+            .filter(|c| may_see_catalog(&actor.user, c))
             .map(|c| CatalogOption { id: c.id.0, name: c.name.clone() })
             .collect())
     }

@@ -79,11 +79,7 @@ impl Service {
         }
 
         let policies = catalog::policies_of(&mut tx, &[package.id]).await?;
-        let groups = directory::groups_of(&mut tx, target.id).await?;
-        let org_configured = match target.connected_org_id {
-            Some(org) => directory::org_is_configured(&mut tx, org).await?,
-            None => false,
-        };
+        let (groups, org_configured) = directory::requestor_context(&mut tx, &target).await?;
         if !may_see_catalog(&target, &catalog_row) {
             return Err(DomainError::not_found("access package"));
         }

@@ -34,11 +34,7 @@ impl Service {
         let known = self.catalog_snapshot(&mut conn).await?;
         let package = known.package(id).ok_or_else(|| DomainError::not_found("access package"))?;
         let catalog_row = known.catalog(package.catalog_id).ok_or_else(|| DomainError::not_found("access package"))?;
-        let groups = directory::groups_of(&mut conn, actor.id()).await?;
-        let org_configured = match actor.user.connected_org_id {
-            Some(org) => directory::org_is_configured(&mut conn, org).await?,
-            None => false,
-        };
+        let (groups, org_configured) = directory::requestor_context(&mut conn, &actor.user).await?;
         let facts = RequestorFacts { user: &actor.user, groups: &groups, org_configured };
         let policies: Vec<&Policy> = known.policies_of(id).iter().filter(|p| may_request(&facts, p)).collect();
         // A guest who has a link to a package in a catalog not visible to externals learns

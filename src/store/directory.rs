@@ -77,6 +77,17 @@ pub async fn group_members(conn: &mut Conn, group: GroupId) -> Result<Vec<UserId
     Ok(ids.into_iter().map(UserId).collect())
 }
 
+/// What the eligibility rules need beyond the person: their groups, and whether their
+/// connected organisation is configured (false for a member).
+pub async fn requestor_context(conn: &mut Conn, user: &User) -> Result<(Vec<GroupId>, bool), sqlx::Error> {
+    let groups = groups_of(conn, user.id).await?;
+    let org_configured = match user.connected_org_id {
+        Some(org) => org_is_configured(conn, org).await?,
+        None => false,
+    };
+    Ok((groups, org_configured))
+}
+
 pub async fn org_is_configured(conn: &mut Conn, org: OrgId) -> Result<bool, sqlx::Error> {
     let state: Option<String> =
         sqlx::query_scalar("SELECT state FROM connected_orgs WHERE id = $1").bind(org.0).fetch_optional(conn).await?;
