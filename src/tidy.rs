@@ -6,6 +6,8 @@
 //! - `service` and `auth` do not reach up into `server`;
 //! - system operations run as `Operator::Workers` only from the worker loop, the CLI and the
 //!   demo seeding (REST and server functions pass the person);
+//! - the catalog permissions are checked only where the capability handles are made
+//!   (`service/capability.rs`): an admin operation is a method of the handle it needs;
 //! - a response status is set in one place per kind of answer: pages (`ui/components.rs`) and
 //!   server functions (`server.rs`, from the error's own status) — never as a side effect of
 //!   converting an error;
@@ -64,6 +66,18 @@ const RULES: &[Rule] = &[
         name: "only the worker loop, the CLI and the demo seeding act as the workers",
         applies: |p| !matches!(p, "service/mod.rs" | "main.rs" | "demo.rs" | "domain/authz.rs"),
         needles: &["Operator::Workers"],
+        in_tests: false,
+    },
+    Rule {
+        name: "catalog permissions are checked where the capability handles are made",
+        applies: |p| !matches!(p, "service/capability.rs" | "domain/authz.rs"),
+        needles: &[
+            "Permission::CreateCatalog",
+            "Permission::ManageCatalog",
+            "Permission::ManagePackages",
+            "Permission::AssignInCatalog",
+            "Permission::ReadCatalog",
+        ],
         in_tests: false,
     },
     Rule {
@@ -372,7 +386,10 @@ fn each_rule_catches_what_it_names() {
     assert!(lines("ui/api.rs", "use crate::server::AppState;\n").is_empty());
     assert_eq!(lines("ui/api.rs", "s.deliver_pending(&Operator::Workers, 10)\n"), vec![(1, RULES[4].name)]);
     assert!(lines("service/mod.rs", "s.deliver_pending(&Operator::Workers, 10)\n").is_empty());
-    assert_eq!(lines("ui/error.rs", "res.set_status(code);\n"), vec![(1, RULES[5].name)]);
+    assert_eq!(lines("service/views.rs", "actor.require(Permission::ReadCatalog(c))?;\n"), vec![(1, RULES[5].name)]);
+    assert_eq!(lines("ui/api.rs", "if actor.can(Permission::ManagePackages(c)) {\n"), vec![(1, RULES[5].name)]);
+    assert!(lines("service/capability.rs", "actor.require(Permission::ReadCatalog(c))?;\n").is_empty());
+    assert_eq!(lines("ui/error.rs", "res.set_status(code);\n"), vec![(1, RULES[6].name)]);
     assert!(lines("ui/components.rs", "res.set_status(code);\n").is_empty());
 }
 

@@ -1,11 +1,12 @@
-//! Managing catalogs, resources, packages, policies and who manages them. Each operation checks
-//! the actor's role for the catalog it touches and writes its audit event with the change.
+//! Managing catalogs, resources, packages, policies and who manages them. Each operation is a
+//! method of the capability handle it needs ([`super::capability`]): the handle was authorized
+//! for one catalog, and the operation checks that what it touches is in that catalog. Every
+//! change writes its audit event in its transaction.
 
 use serde_json::json;
 
-use super::Service;
+use super::capability::{Administrator, CatalogCreator, CatalogOwner, InCatalog, MayManagePackages};
 use crate::domain::audit::AuditEvent;
-use crate::domain::authz::{Actor, Permission};
 use crate::domain::ids::*;
 use crate::domain::model::{AccessPackage, Catalog, Role};
 use crate::domain::policy::Policy;
@@ -38,88 +39,82 @@ fn unique(err: sqlx::Error, what: &str) -> DomainError {
     }
 }
 
-impl Service {
+impl CatalogCreator<'_> {
     /// Create a catalog; its creator becomes its owner.
-    #[tracing::instrument(name = "create_catalog", skip_all, fields(actor = actor.id().0))]
+    #[tracing::instrument(name = "create_catalog", skip_all, fields(actor = self.actor.id().0))]
     pub async fn create_catalog(
         &self,
-        actor: &Actor,
         name: &str,
         description: &str,
         externally_visible: bool,
     ) -> DomainResult<CatalogId> {
-        actor.require(Permission::CreateCatalog)?;
+        let (service, actor) = (self.service, self.actor);
         let name = clean_name("name", name)?;
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
+        let now = service.now();
+        let mut tx = service.db.begin().await?;
         let id = catalog::insert_catalog(&mut tx, &name, description.trim(), externally_visible, to_ms(now))
             .await
             .map_err(|e| unique(e, "a catalog"))?;
         directory::grant_role(&mut tx, actor.id(), Role::CatalogOwner, Some(id), to_ms(now)).await?;
         let event = AuditEvent::new(Some(actor.id()), "catalog.created", "catalog", id.0)
             .after(json!({"name": name, "description": description.trim(), "externally_visible": externally_visible}));
-        self.commit(tx, vec![event]).await?;
+        service.commit(tx, vec![event]).await?;
         Ok(id)
     }
+}
 
-    #[tracing::instrument(name = "update_catalog", skip_all, fields(actor = actor.id().0, catalog = changed.id.0))]
-    pub async fn update_catalog(&self, actor: &Actor, changed: Catalog) -> DomainResult<()> {
-        actor.require(Permission::ManageCatalog(changed.id))?;
+impl Administrator<'_> {
+    /// Give someone a global role (administrator, catalog creator).
+    #[tracing::instrument(name = "grant_global_role", skip_all, fields(actor = self.actor.id().0, user = user.0, ?role))]
+    pub async fn grant_role(&self, user: UserId, role: Role) -> DomainResult<()> {
+        if !matches!(role, Role::Administrator | Role::CatalogCreator) {
+            return Err(DomainError::invalid("role", "this role is held for one catalog"));
+        }
+        grant(self.service, self.actor, user, role, None).await
+    }
+}
+
+impl CatalogOwner<'_> {
+    #[tracing::instrument(name = "update_catalog", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0))]
+    pub async fn update_catalog(&self, changed: Catalog) -> DomainResult<()> {
+        let (service, actor) = (self.service, self.actor);
+        self.owns(changed.id, "catalog")?;
         let name = clean_name("name", &changed.name)?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = service.db.begin().await?;
         let before = catalog::catalog(&mut tx, changed.id).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
         let after = Catalog { name, ..changed };
         catalog::update_catalog(&mut tx, &after).await.map_err(|e| unique(e, "a catalog"))?;
         let event = AuditEvent::new(Some(actor.id()), "catalog.updated", "catalog", after.id.0)
             .before(json!(before))
             .after(json!(after));
-        self.commit(tx, vec![event]).await
+        service.commit(tx, vec![event]).await
     }
 
-    /// Give someone a role: catalog roles by the catalog's owners, global roles by administrators.
-    #[tracing::instrument(name = "grant_role", skip_all, fields(actor = actor.id().0, user = user.0, ?role, catalog = scope.map(|c| c.0)))]
-    pub async fn grant_role(
-        &self,
-        actor: &Actor,
-        user: UserId,
-        role: Role,
-        scope: Option<CatalogId>,
-    ) -> DomainResult<()> {
-        match (role, scope) {
-            (Role::Administrator | Role::CatalogCreator, None) => actor.require(Permission::Administer)?,
-            (Role::Administrator | Role::CatalogCreator, Some(_)) => {
-                return Err(DomainError::invalid("role", "this role is global, not per catalog"))
-            }
-            (_, Some(c)) => actor.require(Permission::ManageCatalog(c))?,
-            (_, None) => return Err(DomainError::invalid("catalog", "this role is held for one catalog")),
+    /// Give someone a role in this catalog (owner, package manager, assignment manager, reader).
+    #[tracing::instrument(name = "grant_catalog_role", skip_all, fields(actor = self.actor.id().0, user = user.0, ?role, catalog = self.catalog.0))]
+    pub async fn grant_role(&self, user: UserId, role: Role) -> DomainResult<()> {
+        if matches!(role, Role::Administrator | Role::CatalogCreator) {
+            return Err(DomainError::invalid("role", "this role is global, not per catalog"));
         }
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
-        directory::user(&mut tx, user).await?.ok_or_else(|| DomainError::not_found("person"))?;
-        directory::grant_role(&mut tx, user, role, scope, to_ms(now)).await?;
-        let event = AuditEvent::new(Some(actor.id()), "role.granted", "user", user.0)
-            .after(json!({"role": role.as_str(), "catalog": scope}));
-        self.commit(tx, vec![event]).await
+        grant(self.service, self.actor, user, role, Some(self.catalog)).await
     }
 
-    /// Add a resource (with its roles) from a resource system to a catalog.
-    #[tracing::instrument(name = "add_resource", skip_all, fields(actor = actor.id().0, catalog = catalog_id.0, system = system.0))]
+    /// Add a resource (with its roles) from a resource system to this catalog.
+    #[tracing::instrument(name = "add_resource", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0, system = system.0))]
     pub async fn add_resource(
         &self,
-        actor: &Actor,
-        catalog_id: CatalogId,
         system: ResourceSystemId,
         name: &str,
         description: &str,
         roles: &[&str],
     ) -> DomainResult<Vec<ResourceRoleId>> {
-        actor.require(Permission::ManageCatalog(catalog_id))?;
+        let (service, actor, catalog_id) = (self.service, self.actor, self.catalog);
         let name = clean_name("name", name)?;
         if roles.is_empty() || roles.iter().any(|r| r.trim().is_empty()) {
             return Err(DomainError::invalid("roles", "name at least one role (for example Member)"));
         }
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
+        let now = service.now();
+        let mut tx = service.db.begin().await?;
         catalog::catalog(&mut tx, catalog_id).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
         if !catalog::resource_system_exists(&mut tx, system).await? {
             return Err(DomainError::not_found("resource system"));
@@ -129,24 +124,41 @@ impl Service {
             .map_err(|e| unique(e, "a resource"))?;
         let event = AuditEvent::new(Some(actor.id()), "resource.added", "catalog", catalog_id.0)
             .after(json!({"resource": name, "system": system, "roles": roles}));
-        self.commit(tx, vec![event]).await?;
+        service.commit(tx, vec![event]).await?;
         Ok(ids)
     }
+}
 
-    /// Create an access package granting resource roles that belong to the same catalog.
-    #[tracing::instrument(name = "create_package", skip_all, fields(actor = actor.id().0, catalog = catalog_id.0))]
+/// A role granted, audited (the caller's handle decided who may grant which role where).
+async fn grant(
+    service: &super::Service,
+    actor: &crate::domain::authz::Actor,
+    user: UserId,
+    role: Role,
+    scope: Option<CatalogId>,
+) -> DomainResult<()> {
+    let now = service.now();
+    let mut tx = service.db.begin().await?;
+    directory::user(&mut tx, user).await?.ok_or_else(|| DomainError::not_found("person"))?;
+    directory::grant_role(&mut tx, user, role, scope, to_ms(now)).await?;
+    let event = AuditEvent::new(Some(actor.id()), "role.granted", "user", user.0)
+        .after(json!({"role": role.as_str(), "catalog": scope}));
+    service.commit(tx, vec![event]).await
+}
+
+impl<S: MayManagePackages> InCatalog<'_, S> {
+    /// Create an access package in this catalog, granting resource roles of this catalog.
+    #[tracing::instrument(name = "create_package", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0))]
     pub async fn create_package(
         &self,
-        actor: &Actor,
-        catalog_id: CatalogId,
         name: &str,
         description: &str,
         roles: &[ResourceRoleId],
     ) -> DomainResult<PackageId> {
-        actor.require(Permission::ManagePackages(catalog_id))?;
+        let (service, actor, catalog_id) = (self.service, self.actor, self.catalog);
         let name = clean_name("name", name)?;
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
+        let now = service.now();
+        let mut tx = service.db.begin().await?;
         catalog::catalog(&mut tx, catalog_id).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
         let held = catalog::role_catalogs(&mut tx, roles).await?;
         if let Some(stray) = roles.iter().find(|r| !held.iter().any(|(id, c)| id == *r && *c == catalog_id)) {
@@ -157,18 +169,19 @@ impl Service {
             .map_err(|e| unique(e, "a package in this catalog"))?;
         let event = AuditEvent::new(Some(actor.id()), "package.created", "package", id.0)
             .after(json!({"catalog": catalog_id, "name": name, "roles": roles}));
-        self.commit(tx, vec![event]).await?;
+        service.commit(tx, vec![event]).await?;
         Ok(id)
     }
 
     /// Rename, hide, disable a package. `changed.version` must be the version read.
-    #[tracing::instrument(name = "update_package", skip_all, fields(actor = actor.id().0, package = changed.id.0))]
-    pub async fn update_package(&self, actor: &Actor, changed: AccessPackage) -> DomainResult<()> {
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
+    #[tracing::instrument(name = "update_package", skip_all, fields(actor = self.actor.id().0, package = changed.id.0))]
+    pub async fn update_package(&self, changed: AccessPackage) -> DomainResult<()> {
+        let (service, actor) = (self.service, self.actor);
+        let now = service.now();
+        let mut tx = service.db.begin().await?;
         let before =
             catalog::package(&mut tx, changed.id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
-        actor.require(Permission::ManagePackages(before.catalog_id))?;
+        self.owns(before.catalog_id, "access package")?;
         if changed.catalog_id != before.catalog_id {
             return Err(DomainError::invalid("catalog", "a package stays in its catalog"));
         }
@@ -184,20 +197,16 @@ impl Service {
         let event = AuditEvent::new(Some(actor.id()), "package.updated", "package", after.id.0)
             .before(json!(before))
             .after(json!(after));
-        self.commit(tx, vec![event]).await
+        service.commit(tx, vec![event]).await
     }
 
     /// Declare that a package cannot be held together with another package or a group.
-    #[tracing::instrument(name = "add_incompatibility", skip_all, fields(actor = actor.id().0, package = package.0))]
-    pub async fn add_incompatibility(
-        &self,
-        actor: &Actor,
-        package: PackageId,
-        other: Incompatible,
-    ) -> DomainResult<()> {
-        let mut tx = self.db.begin().await?;
+    #[tracing::instrument(name = "add_incompatibility", skip_all, fields(actor = self.actor.id().0, package = package.0))]
+    pub async fn add_incompatibility(&self, package: PackageId, other: Incompatible) -> DomainResult<()> {
+        let (service, actor) = (self.service, self.actor);
+        let mut tx = service.db.begin().await?;
         let pkg = catalog::package(&mut tx, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
-        actor.require(Permission::ManagePackages(pkg.catalog_id))?;
+        self.owns(pkg.catalog_id, "access package")?;
         match other {
             Incompatible::Package(p) if p == package => {
                 return Err(DomainError::invalid("incompatible", "a package cannot conflict with itself"))
@@ -206,7 +215,7 @@ impl Service {
                 let other =
                     catalog::package(&mut tx, p).await?.ok_or_else(|| DomainError::not_found("access package"))?;
                 // A rule binds both packages: whoever sets it must manage the other one too.
-                if !actor.can(Permission::ManagePackages(other.catalog_id)) {
+                if service.package_manager(actor, other.catalog_id).is_err() {
                     return Err(DomainError::forbidden(
                         "you can mark as incompatible only packages of catalogs whose packages you manage",
                     ));
@@ -221,37 +230,39 @@ impl Service {
                 Incompatible::Group(g) => json!({"group": g}),
             }),
         );
-        self.commit(tx, vec![event]).await
+        service.commit(tx, vec![event]).await
     }
 
-    #[tracing::instrument(name = "create_policy", skip_all, fields(actor = actor.id().0, package = policy.package_id.0))]
-    pub async fn create_policy(&self, actor: &Actor, policy: Policy) -> DomainResult<PolicyId> {
+    #[tracing::instrument(name = "create_policy", skip_all, fields(actor = self.actor.id().0, package = policy.package_id.0))]
+    pub async fn create_policy(&self, policy: Policy) -> DomainResult<PolicyId> {
+        let (service, actor) = (self.service, self.actor);
         policy.validate()?;
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
+        let now = service.now();
+        let mut tx = service.db.begin().await?;
         let pkg = catalog::package(&mut tx, policy.package_id)
             .await?
             .ok_or_else(|| DomainError::not_found("access package"))?;
-        actor.require(Permission::ManagePackages(pkg.catalog_id))?;
+        self.owns(pkg.catalog_id, "access package")?;
         let id = catalog::insert_policy(&mut tx, &policy, to_ms(now)).await?;
         let event =
             AuditEvent::new(Some(actor.id()), "policy.created", "policy", id.0).after(json!(Policy { id, ..policy }));
-        self.commit(tx, vec![event]).await?;
+        service.commit(tx, vec![event]).await?;
         Ok(id)
     }
 
     /// Replace a policy's settings. Requests already approved are untouched; pending ones keep
     /// the stages they were filed under. `changed.version` must be the version read.
-    #[tracing::instrument(name = "update_policy", skip_all, fields(actor = actor.id().0, policy = changed.id.0))]
-    pub async fn update_policy(&self, actor: &Actor, changed: Policy) -> DomainResult<()> {
+    #[tracing::instrument(name = "update_policy", skip_all, fields(actor = self.actor.id().0, policy = changed.id.0))]
+    pub async fn update_policy(&self, changed: Policy) -> DomainResult<()> {
+        let (service, actor) = (self.service, self.actor);
         changed.validate()?;
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
+        let now = service.now();
+        let mut tx = service.db.begin().await?;
         let before = catalog::policy(&mut tx, changed.id).await?.ok_or_else(|| DomainError::not_found("policy"))?;
         let pkg = catalog::package(&mut tx, before.package_id)
             .await?
             .ok_or_else(|| DomainError::not_found("access package"))?;
-        actor.require(Permission::ManagePackages(pkg.catalog_id))?;
+        self.owns(pkg.catalog_id, "policy")?;
         if changed.package_id != before.package_id {
             return Err(DomainError::invalid("package", "a policy stays with its package"));
         }
@@ -263,6 +274,6 @@ impl Service {
         let event = AuditEvent::new(Some(actor.id()), "policy.updated", "policy", changed.id.0)
             .before(json!(before))
             .after(json!(changed));
-        self.commit(tx, vec![event]).await
+        service.commit(tx, vec![event]).await
     }
 }

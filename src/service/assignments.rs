@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::capability::{InCatalog, MayAssign};
 use super::requests::{load_available_package, resolve_stages, sod_conflicts, stage_due};
 use super::{RequestOutcome, Service};
 use crate::domain::audit::AuditEvent;
@@ -21,23 +22,23 @@ use crate::domain::{DomainError, DomainResult};
 use crate::store::requests::{NewRequestRow, RequestRow, Transition};
 use crate::store::{assignments, catalog, directory, is_unique_violation, requests, Conn, Tx};
 
-impl Service {
-    /// An assignment manager assigns a package directly (an `admin_add` request, approved by
-    /// its maker). Separation of duties still applies.
-    #[tracing::instrument(name = "assign_directly", skip_all, fields(actor = actor.id().0, user = user.0, package = package.0, policy = policy.0))]
+impl<S: MayAssign> InCatalog<'_, S> {
+    /// Assign a package of this catalog directly (an `admin_add` request, approved by its
+    /// maker). Separation of duties still applies.
+    #[tracing::instrument(name = "assign_directly", skip_all, fields(actor = self.actor.id().0, user = user.0, package = package.0, policy = policy.0))]
     pub async fn assign_directly(
         &self,
-        actor: &Actor,
         user: UserId,
         package: PackageId,
         policy: PolicyId,
         end: Option<DateTime<Utc>>,
         justification: &str,
     ) -> DomainResult<RequestOutcome> {
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
+        let (service, actor) = (self.service, self.actor);
+        let now = service.now();
+        let mut tx = service.db.begin().await?;
         let pkg = catalog::package(&mut tx, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
-        actor.require(Permission::AssignInCatalog(pkg.catalog_id))?;
+        self.owns(pkg.catalog_id, "access package")?;
         let pkg = load_available_package(&mut tx, package).await?;
         let pol = catalog::policy(&mut tx, policy)
             .await?
@@ -47,7 +48,7 @@ impl Service {
             .await?
             .filter(User::is_active)
             .ok_or_else(|| DomainError::not_found("person"))?;
-        self.db.lock_user(&mut tx, target.id).await?;
+        service.db.lock_user(&mut tx, target.id).await?;
         if assignments::live_assignment(&mut tx, target.id, pkg.id).await?.is_some() {
             return Err(DomainError::Conflict(format!("{} already has this access", target.display_name)));
         }
@@ -85,44 +86,27 @@ impl Service {
             .after(json!({"package": pkg.id, "policy": pol.id, "target": target.id, "end": end}))
             .reason(justification.trim())];
         let current = requests::request(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("request"))?;
-        let state = self.approve_and_grant(&mut tx, &current, &mut events, now).await?;
+        let state = service.approve_and_grant(&mut tx, &current, &mut events, now).await?;
         if !matches!(state, RequestState::Delivering | RequestState::Delivered) {
             let reason = requests::request(&mut tx, id).await?.map(|r| r.outcome_reason).unwrap_or_default();
             return Err(DomainError::Conflict(reason));
         }
-        self.commit(tx, events).await?;
+        service.commit(tx, events).await?;
         Ok(RequestOutcome { request: id, state, message: format!("{} is being given access.", target.display_name) })
     }
 
-    /// End an assignment: the holder gives it up, or an assignment manager removes it.
-    #[tracing::instrument(name = "remove_assignment", skip_all, fields(actor = actor.id().0, assignment = id.0))]
-    pub async fn remove_assignment(&self, actor: &Actor, id: AssignmentId, reason: &str) -> DomainResult<()> {
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
-        let a = assignments::assignment(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("assignment"))?;
-        // Serialize with every other change to this person's access, then read it again.
-        self.db.lock_user(&mut tx, a.user).await?;
-        let a = assignments::assignment(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("assignment"))?;
-        if a.user != actor.id() {
-            let pkg =
-                catalog::package(&mut tx, a.package).await?.ok_or_else(|| DomainError::not_found("assignment"))?;
-            if !actor.can(Permission::AssignInCatalog(pkg.catalog_id)) {
-                return Err(DomainError::not_found("assignment"));
-            }
-        }
-        if !a.state.is_live() {
-            return Err(DomainError::AlreadyDecided(format!("this access has already {}", a.state.as_str())));
-        }
-        let action = if a.user == actor.id() { "assignment.given_up" } else { "assignment.removed" };
-        let mut events = vec![AuditEvent::new(Some(actor.id()), action, "assignment", id.0)
-            .before(json!({"state": a.state.as_str()}))
-            .after(json!({"state": "removed"}))
-            .reason(reason.trim())];
-        if !end_assignment(self, &mut tx, &a, AssignmentState::Removed, now, &mut events).await? {
-            return Err(DomainError::AlreadyDecided("this access has already ended".into()));
-        }
-        self.commit(tx, events).await?;
-        Ok(())
+    /// Remove someone's assignment to a package of this catalog.
+    #[tracing::instrument(name = "remove_assignment", skip_all, fields(actor = self.actor.id().0, assignment = id.0))]
+    pub async fn remove_assignment(&self, id: AssignmentId, reason: &str) -> DomainResult<()> {
+        end_by_person(self.service, self.actor, id, reason, Some(self.catalog)).await
+    }
+}
+
+impl Service {
+    /// The holder gives up their own assignment.
+    #[tracing::instrument(name = "give_up_assignment", skip_all, fields(actor = actor.id().0, assignment = id.0))]
+    pub async fn give_up_assignment(&self, actor: &Actor, id: AssignmentId, reason: &str) -> DomainResult<()> {
+        end_by_person(self, actor, id, reason, None).await
     }
 
     /// The clock's turn: end the assignments whose end has passed, up to `EXPIRY_PASS` of
@@ -374,6 +358,48 @@ fn expired_event(a: &assignments::AssignmentRow) -> AuditEvent {
     AuditEvent::new(None, "assignment.expired", "assignment", a.id.0)
         .before(json!({"state": a.state.as_str(), "end": a.end_at}))
         .after(json!({"state": "expired"}))
+}
+
+/// End an assignment for a person: its holder (`catalog` is `None`), or someone removing it
+/// from a package of `catalog`. An assignment elsewhere, or someone else's without a catalog,
+/// is "not found".
+async fn end_by_person(
+    service: &Service,
+    actor: &Actor,
+    id: AssignmentId,
+    reason: &str,
+    catalog: Option<CatalogId>,
+) -> DomainResult<()> {
+    let now = service.now();
+    let mut tx = service.db.begin().await?;
+    let a = assignments::assignment(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("assignment"))?;
+    // Serialize with every other change to this person's access, then read it again.
+    service.db.lock_user(&mut tx, a.user).await?;
+    let a = assignments::assignment(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("assignment"))?;
+    let removing = match catalog {
+        None if a.user == actor.id() => false,
+        None => return Err(DomainError::not_found("assignment")),
+        Some(c) => {
+            let pkg =
+                catalog::package(&mut tx, a.package).await?.ok_or_else(|| DomainError::not_found("assignment"))?;
+            if pkg.catalog_id != c {
+                return Err(DomainError::not_found("assignment"));
+            }
+            true
+        }
+    };
+    if !a.state.is_live() {
+        return Err(DomainError::AlreadyDecided(format!("this access has already {}", a.state.as_str())));
+    }
+    let action = if removing { "assignment.removed" } else { "assignment.given_up" };
+    let mut events = vec![AuditEvent::new(Some(actor.id()), action, "assignment", id.0)
+        .before(json!({"state": a.state.as_str()}))
+        .after(json!({"state": "removed"}))
+        .reason(reason.trim())];
+    if !end_assignment(service, &mut tx, &a, AssignmentState::Removed, now, &mut events).await? {
+        return Err(DomainError::AlreadyDecided("this access has already ended".into()));
+    }
+    service.commit(tx, events).await
 }
 
 /// End these assignments (guarded: only those still live move to `to`) and give up their

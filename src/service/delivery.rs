@@ -307,7 +307,7 @@ impl Service {
         let item = assignments::outbox_item(&mut tx, outbox_id)
             .await?
             .ok_or_else(|| DomainError::not_found("provisioning work"))?;
-        if !may_repair(&mut tx, actor, item.id).await? {
+        if !may_repair(self, &mut tx, actor, item.id).await? {
             return Err(DomainError::not_found("provisioning work"));
         }
         self.db.lock_user(&mut tx, item.user).await?;
@@ -434,11 +434,11 @@ async fn finish(
 }
 
 /// Administrators repair everything; a catalog's owners repair the work its packages made.
-async fn may_repair(conn: &mut Conn, actor: &Actor, outbox_id: i64) -> DomainResult<bool> {
+async fn may_repair(service: &Service, conn: &mut Conn, actor: &Actor, outbox_id: i64) -> DomainResult<bool> {
     if actor.can(Permission::Administer) {
         return Ok(true);
     }
-    Ok(assignments::catalog_of_outbox(conn, outbox_id).await?.is_some_and(|c| actor.can(Permission::ManageCatalog(c))))
+    Ok(assignments::catalog_of_outbox(conn, outbox_id).await?.is_some_and(|c| service.catalog_owner(actor, c).is_ok()))
 }
 
 /// Before granting: is the assignment still live and not past its end, and may the person

@@ -524,21 +524,22 @@ impl Service {
         self.commit(tx, events).await?;
         Ok(user)
     }
+}
 
+impl super::capability::Administrator<'_> {
     /// Disable or re-enable a person (administrators). A disabled person's sessions stop
     /// working at their next request, and they lose what they hold (see `leavers.rs`).
-    #[tracing::instrument(name = "set_user_active", skip_all, fields(actor = actor.id().0, user = user.0, active = active))]
-    pub async fn set_user_active(&self, actor: &Actor, user: UserId, active: bool) -> DomainResult<()> {
+    #[tracing::instrument(name = "set_user_active", skip_all, fields(actor = self.actor.id().0, user = user.0, active = active))]
+    pub async fn set_user_active(&self, user: UserId, active: bool) -> DomainResult<()> {
         use crate::domain::audit::AuditEvent;
-        use crate::domain::authz::Permission;
         use crate::domain::model::UserState;
-        actor.require(Permission::Administer)?;
+        let (service, actor) = (self.service, self.actor);
         if user == actor.id() && !active {
             return Err(DomainError::invalid("user", "you cannot disable yourself"));
         }
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
-        self.db.lock_user(&mut tx, user).await?;
+        let now = service.now();
+        let mut tx = service.db.begin().await?;
+        service.db.lock_user(&mut tx, user).await?;
         let before = directory::user(&mut tx, user).await?.ok_or_else(|| DomainError::not_found("person"))?;
         let state = if active { UserState::Active } else { UserState::Disabled };
         if before.state == state {
@@ -556,9 +557,9 @@ impl Service {
         .before(serde_json::json!({"state": before.state.as_str()}))
         .after(serde_json::json!({"state": state.as_str()}))];
         if !active {
-            let gone = self.offboard(&mut tx, user, Some(actor.id()), now, &mut events).await?;
+            let gone = service.offboard(&mut tx, user, Some(actor.id()), now, &mut events).await?;
             tracing::info!(user = user.0, ?gone, "leaver offboarded");
         }
-        self.commit(tx, events).await
+        service.commit(tx, events).await
     }
 }

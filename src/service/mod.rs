@@ -7,6 +7,7 @@
 mod admin;
 mod assignments;
 mod audit;
+pub mod capability;
 mod catalog;
 mod delivery;
 pub mod directory;

@@ -290,7 +290,7 @@ pub async fn give_up_access(assignment_id: i64) -> Result<Notice, AppError> {
     let result = async {
         let (service, actor) = server::actor().await?;
         service
-            .remove_assignment(&actor, crate::domain::ids::AssignmentId(assignment_id), "given up by the holder")
+            .give_up_assignment(&actor, crate::domain::ids::AssignmentId(assignment_id), "given up by the holder")
             .await?;
         Ok(ok("Access given up. It is being removed."))
     }

@@ -96,7 +96,7 @@ impl World {
         policy.extension_allowed = true;
         policy.extension_needs_approval = false;
         let admin = self.actor(self.ids.grace).await;
-        self.service.update_policy(&admin, policy).await.unwrap();
+        self.service.package_manager_of(&admin, package).await.unwrap().update_policy(policy).await.unwrap();
     }
 }
 

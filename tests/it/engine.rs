@@ -245,10 +245,10 @@ async fn grants_are_reference_counted(backend: Backend) {
     // Giving up Sales CRM takes the last holder away.
     let crm_assignment =
         w.service.my_access(&priya, None).await.unwrap().items.into_iter().find(|a| a.package == "Sales CRM").unwrap();
-    w.service.remove_assignment(&priya, AssignmentId(crm_assignment.id), "no longer needed").await.unwrap();
+    w.service.give_up_assignment(&priya, AssignmentId(crm_assignment.id), "no longer needed").await.unwrap();
     w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     assert!(members(&w, viewer_role).await.is_empty());
-    let again = w.service.remove_assignment(&priya, AssignmentId(crm_assignment.id), "").await.unwrap_err();
+    let again = w.service.give_up_assignment(&priya, AssignmentId(crm_assignment.id), "").await.unwrap_err();
     assert!(matches!(again, DomainError::AlreadyDecided(_)));
 }
 
@@ -265,21 +265,25 @@ async fn direct_assignment_needs_the_catalog_role(backend: Backend) {
     let dev_policy = policies(w.ids.developer_tools).await;
     let crm_policy = policies(w.ids.sales_crm).await;
     let maya = w.actor(w.ids.maya).await;
-    let denied =
-        w.service.assign_directly(&maya, w.ids.omar, w.ids.developer_tools, dev_policy, None, "").await.unwrap_err();
-    assert!(matches!(denied, DomainError::Forbidden(_)));
+    // Maya holds no role: the catalog is not even there for her.
+    let denied = w.service.assignment_manager_of(&maya, w.ids.developer_tools).await.err();
+    assert!(matches!(denied, Some(DomainError::NotFound(_))), "{denied:?}");
     let lucas = w.actor(w.ids.lucas).await;
-    let out = w
-        .service
-        .assign_directly(&lucas, w.ids.omar, w.ids.developer_tools, dev_policy, None, "Onboarding")
-        .await
-        .unwrap();
+    let engineering = w.service.assignment_manager_of(&lucas, w.ids.developer_tools).await.unwrap();
+    let out =
+        engineering.assign_directly(w.ids.omar, w.ids.developer_tools, dev_policy, None, "Onboarding").await.unwrap();
     assert_eq!(out.state, RequestState::Delivering);
-    let other_catalog =
-        w.service.assign_directly(&lucas, w.ids.omar, w.ids.sales_crm, crm_policy, None, "").await.unwrap_err();
-    assert!(matches!(other_catalog, DomainError::Forbidden(_)));
+    // Sales is not his: no handle for it, and his Engineering handle does not reach into it.
+    let other_catalog = w.service.assignment_manager_of(&lucas, w.ids.sales_crm).await.err();
+    assert!(matches!(other_catalog, Some(DomainError::NotFound(_))), "{other_catalog:?}");
+    let reach = engineering.assign_directly(w.ids.omar, w.ids.sales_crm, crm_policy, None, "").await.unwrap_err();
+    assert!(matches!(reach, DomainError::NotFound(_)), "{reach:?}");
     let grace = w.actor(w.ids.grace).await;
-    w.service.assign_directly(&grace, w.ids.omar, w.ids.sales_crm, crm_policy, None, "").await.unwrap();
+    let sales = w.service.assignment_manager_of(&grace, w.ids.sales_crm).await.unwrap();
+    sales.assign_directly(w.ids.omar, w.ids.sales_crm, crm_policy, None, "").await.unwrap();
+    // An administrator's Sales handle reaches into Sales only.
+    let elsewhere = sales.assign_directly(w.ids.tom, w.ids.developer_tools, dev_policy, None, "").await.unwrap_err();
+    assert!(matches!(elsewhere, DomainError::NotFound(_)), "{elsewhere:?}");
 }
 
 async fn audit_chain_detects_tampering(backend: Backend) {
@@ -572,7 +576,7 @@ async fn guests_cannot_reach_packages_of_catalogs_hidden_from_them(backend: Back
         vec![],
     );
     open.on_behalf_allowed = false;
-    w.service.create_policy(&grace, open).await.unwrap();
+    w.service.package_manager_of(&grace, w.ids.developer_tools).await.unwrap().create_policy(open).await.unwrap();
     let noah = w.actor(w.ids.noah).await;
     assert!(matches!(w.service.package_detail(&noah, w.ids.developer_tools).await, Err(DomainError::NotFound(_))));
     assert!(matches!(
@@ -590,19 +594,17 @@ async fn an_incompatibility_needs_both_catalogs(backend: Backend) {
     let linus = w.actor(w.ids.linus).await;
     let grace = w.actor(w.ids.grace).await;
     // Linus owns Engineering, not Finance: he cannot bind a Finance package with his rule.
-    let refused = w
-        .service
-        .add_incompatibility(&linus, w.ids.developer_tools, Incompatible::Package(w.ids.payments_approver))
-        .await;
+    let engineering = w.service.package_manager_of(&linus, w.ids.developer_tools).await.unwrap();
+    let refused =
+        engineering.add_incompatibility(w.ids.developer_tools, Incompatible::Package(w.ids.payments_approver)).await;
     assert!(matches!(refused, Err(DomainError::Forbidden(_))), "{refused:?}");
-    assert!(w
-        .service
-        .add_incompatibility(&linus, w.ids.developer_tools, Incompatible::Package(w.ids.production_access))
+    assert!(engineering
+        .add_incompatibility(w.ids.developer_tools, Incompatible::Package(w.ids.production_access))
         .await
         .is_ok());
-    assert!(w
-        .service
-        .add_incompatibility(&grace, w.ids.developer_tools, Incompatible::Package(w.ids.payments_approver))
+    let as_admin = w.service.package_manager_of(&grace, w.ids.developer_tools).await.unwrap();
+    assert!(as_admin
+        .add_incompatibility(w.ids.developer_tools, Incompatible::Package(w.ids.payments_approver))
         .await
         .is_ok());
 }
@@ -830,7 +832,7 @@ async fn catalog_changes_show_on_the_next_page(backend: Backend) {
         vec![],
     );
     open.on_behalf_allowed = false;
-    w.service.create_policy(&grace, open).await.unwrap();
+    w.service.package_manager_of(&grace, package).await.unwrap().create_policy(open).await.unwrap();
     let back = w.service.package_detail(&omar, package).await.unwrap();
     assert_eq!(back.policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["Everyone again"]);
     // A database restored from a backup carries an older generation: any other number is a

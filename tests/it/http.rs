@@ -213,7 +213,7 @@ async fn sessions_end_when_the_user_is_disabled_or_too_old(backend: Backend) {
     let home = app.get_with_cookie(&c, "/", &cookie).await;
     assert_eq!(home.status(), 200);
     let grace = app.service.actor(app.ids.grace).await.unwrap().unwrap();
-    app.service.set_user_active(&grace, app.ids.maya, false).await.unwrap();
+    app.service.administrator(&grace).unwrap().set_user_active(app.ids.maya, false).await.unwrap();
     let sessions_of_maya = async || -> i64 {
         sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE user_id = $1")
             .bind(app.ids.maya.0)
@@ -225,7 +225,7 @@ async fn sessions_end_when_the_user_is_disabled_or_too_old(backend: Backend) {
     let after = app.get_with_cookie(&c, "/approvals", &cookie).await;
     assert_eq!(after.status(), 302, "a disabled user's session stops at the next request");
     // Enabled again, she signs in again: the old session stays gone.
-    app.service.set_user_active(&grace, app.ids.maya, true).await.unwrap();
+    app.service.administrator(&grace).unwrap().set_user_active(app.ids.maya, true).await.unwrap();
     let again = app.get_with_cookie(&c, "/approvals", &cookie).await;
     assert_eq!(again.status(), 302, "a session from before the disabling never comes back");
 
@@ -499,7 +499,7 @@ async fn approvers_see_the_requested_schedule(backend: Backend) {
     };
     assert!(policy.schedule_allowed);
     policy.approval.stages = vec![Stage::new(vec![ApproverSpec::Manager])];
-    app.service.update_policy(&grace, policy).await.unwrap();
+    app.service.package_manager_of(&grace, ids.sales_analytics).await.unwrap().update_policy(policy).await.unwrap();
 
     // Jamal asks for ten days from a date ahead (the dates as the request form sends them);
     // Priya asks with no dates.
@@ -633,7 +633,7 @@ async fn failed_provisioning_is_listed_and_retried_from_the_admin_page(backend: 
     // listed the same way.
     let assignment = app.service.my_access(&jamal, None).await.unwrap().items[0].id;
     app.service
-        .remove_assignment(&jamal, quartermaster::domain::ids::AssignmentId(assignment), "no longer needed")
+        .give_up_assignment(&jamal, quartermaster::domain::ids::AssignmentId(assignment), "no longer needed")
         .await
         .unwrap();
     let removal = failed_kind("remove_member").await;

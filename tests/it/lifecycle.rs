@@ -50,7 +50,7 @@ async fn delivery_checks_again_and_withdraws_stale_access(backend: Backend) {
         catalog::package(&mut conn, w.ids.developer_tools).await.unwrap().unwrap()
     };
     pkg.enabled = false;
-    w.service.update_package(&linus, pkg).await.unwrap();
+    w.service.package_manager_of(&linus, pkg.id).await.unwrap().update_package(pkg).await.unwrap();
     let report = w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     assert_eq!((report.delivered, report.withdrawn), (0, 2), "{report:?}");
     let r = w.service.my_requests(&maya, None).await.unwrap().items.remove(0);
@@ -112,9 +112,10 @@ async fn policy_edits_leave_pending_requests_their_stages(backend: Backend) {
     let sofia = w.actor(w.ids.sofia).await;
     let mut p = policy_of(&w, w.ids.sales_crm).await;
     p.approval.stages.push(Stage { timeout_days: 5, ..Stage::new(vec![ApproverSpec::User { id: w.ids.elena }]) });
-    w.service.update_policy(&sofia, p.clone()).await.unwrap();
+    let sales = w.service.package_manager_of(&sofia, w.ids.sales_crm).await.unwrap();
+    sales.update_policy(p.clone()).await.unwrap();
     // A stale edit (old version) is refused.
-    let stale = w.service.update_policy(&sofia, p).await.unwrap_err();
+    let stale = sales.update_policy(p).await.unwrap_err();
     assert!(matches!(stale, DomainError::Conflict(_)), "{stale:?}");
     // The pending request keeps its one stage.
     let done = w.service.decide(&sofia, pending.request, Decision::Approve, "").await.unwrap();
@@ -137,7 +138,7 @@ async fn disabled_package_cannot_be_approved(backend: Backend) {
     let mut pkg = catalog::package(&mut conn, w.ids.production_access).await.unwrap().unwrap();
     drop(conn);
     pkg.enabled = false;
-    w.service.update_package(&linus, pkg).await.unwrap();
+    w.service.package_manager_of(&linus, pkg.id).await.unwrap().update_package(pkg).await.unwrap();
     let decided = w.service.decide(&linus, out.request, Decision::Approve, "").await.unwrap();
     assert_eq!(decided.state, RequestState::Rejected);
     assert!(decided.message.contains("no longer available"), "{}", decided.message);
@@ -152,7 +153,7 @@ async fn time_out_escalates_once_then_expires(backend: Backend) {
     p.approval.stages[0].on_timeout = OnTimeout::Escalate;
     p.approval.stages[0].escalation = vec![ApproverSpec::User { id: w.ids.grace }];
     p.approval.stages[0].timeout_days = 2;
-    w.service.update_policy(&sofia, p).await.unwrap();
+    w.service.package_manager_of(&sofia, w.ids.sales_crm).await.unwrap().update_policy(p).await.unwrap();
     let jamal = w.actor(w.ids.jamal).await;
     let out = w.service.submit_request(&jamal, ask(w.ids.sales_crm, "")).await.unwrap();
     let grace = w.actor(w.ids.grace).await;
@@ -210,37 +211,38 @@ async fn catalog_management_and_its_audit(backend: Backend) {
     let grace = w.actor(w.ids.grace).await;
     let linus = w.actor(w.ids.linus).await;
     // Administrators make catalog creators; creators own what they create.
-    w.service.grant_role(&grace, w.ids.omar, Role::CatalogCreator, None).await.unwrap();
+    w.service.administrator(&grace).unwrap().grant_role(w.ids.omar, Role::CatalogCreator).await.unwrap();
     let omar = w.actor(w.ids.omar).await;
-    let cat = w.service.create_catalog(&omar, "Data Platform", "Warehouses and pipelines", false).await.unwrap();
-    let dup = w.service.create_catalog(&omar, "Data Platform", "", false).await.unwrap_err();
+    let creator = w.service.catalog_creator(&omar).unwrap();
+    let cat = creator.create_catalog("Data Platform", "Warehouses and pipelines", false).await.unwrap();
+    let dup = creator.create_catalog("Data Platform", "", false).await.unwrap_err();
     assert!(matches!(dup, DomainError::Conflict(_)));
     let omar = w.actor(w.ids.omar).await; // now holds catalog_owner for it
+    let owner = w.service.catalog_owner(&omar, cat).unwrap();
     let system: i64 =
         sqlx::query_scalar("SELECT id FROM resource_systems LIMIT 1").fetch_one(w.db().pool()).await.unwrap();
-    let roles = w
-        .service
-        .add_resource(&omar, cat, ResourceSystemId(system), "Warehouse", "Snowflake", &["Reader", "Writer"])
-        .await
-        .unwrap();
-    let stray = w.service.create_package(&omar, cat, "Bad", "", &[w.ids.production_role]).await.unwrap_err();
+    let roles =
+        owner.add_resource(ResourceSystemId(system), "Warehouse", "Snowflake", &["Reader", "Writer"]).await.unwrap();
+    let stray = owner.create_package("Bad", "", &[w.ids.production_role]).await.unwrap_err();
     assert!(matches!(stray, DomainError::Invalid { .. }), "roles of another catalog are refused");
-    let pkg =
-        w.service.create_package(&omar, cat, "Warehouse readers", "Read the warehouse", &[roles[0]]).await.unwrap();
+    let pkg = owner.create_package("Warehouse readers", "Read the warehouse", &[roles[0]]).await.unwrap();
     let mut p = policy_of(&w, w.ids.developer_tools).await;
     p.package_id = pkg;
     p.name = "Engineers".into();
     p.approval.stages = vec![Stage { timeout_days: 3, ..Stage::new(vec![ApproverSpec::CatalogOwners]) }];
-    w.service.create_policy(&omar, p.clone()).await.unwrap();
+    owner.create_policy(p.clone()).await.unwrap();
     let mut bad = p.clone();
     bad.approval.stages[0].timeout_days = 0;
-    assert!(matches!(w.service.create_policy(&omar, bad).await, Err(DomainError::Invalid { .. })));
+    assert!(matches!(owner.create_policy(bad).await, Err(DomainError::Invalid { .. })));
     assert!(
-        matches!(w.service.create_policy(&linus, p).await, Err(DomainError::Forbidden(_))),
-        "Linus does not manage that catalog"
+        matches!(w.service.package_manager_of(&linus, pkg).await, Err(DomainError::NotFound(_))),
+        "Linus does not manage that catalog: to him it is not there"
     );
-    w.service.add_incompatibility(&omar, pkg, Incompatible::Group(GroupId(2))).await.unwrap(); // Finance
-                                                                                               // Maya can request it; Omar (owner) approves.
+    // His own catalog's handle does not reach into Omar's either.
+    let engineering = w.service.package_manager_of(&linus, w.ids.developer_tools).await.unwrap();
+    assert!(matches!(engineering.create_policy(p).await, Err(DomainError::NotFound(_))));
+    owner.add_incompatibility(pkg, Incompatible::Group(GroupId(2))).await.unwrap(); // Finance
+                                                                                    // Maya can request it; Omar (owner) approves.
     let maya = w.actor(w.ids.maya).await;
     let out = w.service.submit_request(&maya, ask(pkg, "analysis")).await.unwrap();
     w.service.decide(&omar, out.request, Decision::Approve, "").await.unwrap();
@@ -261,8 +263,9 @@ async fn catalog_management_and_its_audit(backend: Backend) {
     }
 }
 
-/// Each operation × each role: the outcome is allowed (Ok or a business refusal) or
-/// forbidden, exactly as the roles say.
+/// Each operation × each role, through the capability handles: an allowed operation really
+/// succeeds (each row starts from the same state), a refused one is forbidden or — for
+/// someone who may not even see the catalog — "not found". Nothing else counts.
 async fn authorization_table_operations_by_role(backend: Backend) {
     let w = World::new(backend).await;
     let eng: i64 = sqlx::query_scalar("SELECT catalog_id FROM access_packages WHERE id = $1")
@@ -271,70 +274,139 @@ async fn authorization_table_operations_by_role(backend: Backend) {
         .await
         .unwrap();
     let eng = CatalogId(eng);
-    // The people: a plain member, an approver, the catalog's owner, its assignment manager, an administrator.
-    let roles: [(&str, UserId); 5] = [
+    let builtin: i64 = sqlx::query_scalar("SELECT id FROM resource_systems WHERE kind = 'builtin'")
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    let grace = w.actor(w.ids.grace).await;
+    let as_admin = w.service.catalog_owner(&grace, eng).unwrap();
+    as_admin.grant_role(w.ids.jamal, Role::AccessPackageManager).await.unwrap();
+    w.service.administrator(&grace).unwrap().grant_role(w.ids.priya, Role::CatalogCreator).await.unwrap();
+    let dev_policy = policy_of(&w, w.ids.developer_tools).await.id;
+    let live = |user: UserId| {
+        let pool = w.db().pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT id FROM assignments WHERE user_id = $1 AND package_id = $2 \
+                 AND state IN ('delivering', 'delivered', 'partially_delivered', 'delivery_failed')",
+            )
+            .bind(user.0)
+            .bind(w.ids.developer_tools.0)
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    // The people: one per role the spec names.
+    let roles: [(&str, UserId); 8] = [
         ("member", w.ids.maya),
         ("approver", w.ids.hana),
+        ("catalog creator", w.ids.priya),
         ("catalog owner", w.ids.linus),
+        ("another catalog's owner", w.ids.sofia),
+        ("package manager", w.ids.jamal),
         ("assignment manager", w.ids.lucas),
         ("administrator", w.ids.grace),
     ];
-    let allowed = |r: &Result<(), DomainError>| !matches!(r, Err(DomainError::Forbidden(_)));
+    const OPS: [&str; 10] = [
+        "create catalog",
+        "grant global role",
+        "edit catalog",
+        "grant catalog role",
+        "add resource",
+        "create package",
+        "edit package",
+        "edit policy",
+        "assign directly",
+        "remove assignment",
+    ];
     let mut table = Vec::new();
     for (name, id) in roles {
+        // Every row starts alike: Tom lacks Developer Tools (to be assigned), Elena holds it
+        // (to be removed).
+        let assign = w.service.assignment_manager(&grace, eng).unwrap();
+        if let Some(a) = live(w.ids.tom).await {
+            assign.remove_assignment(AssignmentId(a), "reset").await.unwrap();
+        }
+        if live(w.ids.elena).await.is_none() {
+            assign.assign_directly(w.ids.elena, w.ids.developer_tools, dev_policy, None, "reset").await.unwrap();
+        }
+        let elena = AssignmentId(live(w.ids.elena).await.unwrap());
         let actor: Actor = w.actor(id).await;
-        let dev_policy = policy_of(&w, w.ids.developer_tools).await;
         let mut pkg_row = {
             let mut conn = w.db().pool().acquire().await.unwrap();
             catalog::package(&mut conn, w.ids.developer_tools).await.unwrap().unwrap()
         };
         pkg_row.description = format!("edited by {name}");
-        let results = [
-            (
-                "create catalog",
-                w.service.create_catalog(&actor, &format!("Catalog of {name}"), "", false).await.map(|_| ()),
-            ),
-            ("grant catalog role", w.service.grant_role(&actor, w.ids.omar, Role::CatalogReader, Some(eng)).await),
-            ("grant global role", w.service.grant_role(&actor, w.ids.omar, Role::CatalogCreator, None).await),
-            ("edit package", w.service.update_package(&actor, pkg_row).await),
-            ("edit policy", w.service.update_policy(&actor, dev_policy).await),
-            (
-                "assign directly",
-                w.service
-                    .assign_directly(
-                        &actor,
-                        w.ids.tom,
-                        w.ids.developer_tools,
-                        policy_of(&w, w.ids.developer_tools).await.id,
-                        None,
-                        "",
-                    )
+        let mut catalog_row = {
+            let mut conn = w.db().pool().acquire().await.unwrap();
+            catalog::catalog(&mut conn, eng).await.unwrap().unwrap()
+        };
+        catalog_row.description = format!("edited by {name}");
+        let s = &w.service;
+        let results: [Result<(), DomainError>; 10] = [
+            async {
+                s.catalog_creator(&actor)?.create_catalog(&format!("Catalog of {name}"), "", false).await.map(|_| ())
+            }
+            .await,
+            async { s.administrator(&actor)?.grant_role(w.ids.omar, Role::CatalogCreator).await }.await,
+            async { s.catalog_owner(&actor, eng)?.update_catalog(catalog_row).await }.await,
+            async { s.catalog_owner(&actor, eng)?.grant_role(w.ids.omar, Role::CatalogReader).await }.await,
+            async {
+                let owner = s.catalog_owner(&actor, eng)?;
+                owner
+                    .add_resource(ResourceSystemId(builtin), &format!("Resource of {name}"), "", &["Member"])
                     .await
-                    .map(|_| ()),
-            ),
+                    .map(|_| ())
+            }
+            .await,
+            async {
+                let roles = [w.ids.production_role];
+                s.package_manager(&actor, eng)?
+                    .create_package(&format!("Package of {name}"), "", &roles)
+                    .await
+                    .map(|_| ())
+            }
+            .await,
+            async { s.package_manager(&actor, eng)?.update_package(pkg_row).await }.await,
+            async { s.package_manager(&actor, eng)?.update_policy(policy_of(&w, w.ids.developer_tools).await).await }
+                .await,
+            async {
+                let handle = s.assignment_manager(&actor, eng)?;
+                handle.assign_directly(w.ids.tom, w.ids.developer_tools, dev_policy, None, "").await.map(|_| ())
+            }
+            .await,
+            async { s.assignment_manager(&actor, eng)?.remove_assignment(elena, "").await }.await,
         ];
-        let row: Vec<(&str, bool)> = results.iter().map(|(op, r)| (*op, allowed(r))).collect();
+        let row: Vec<char> = results
+            .iter()
+            .zip(OPS)
+            .map(|(r, op)| match r {
+                Ok(()) => 'A',
+                Err(DomainError::Forbidden(_) | DomainError::NotFound(_)) => 'D',
+                Err(other) => panic!("{name}, {op}: neither done nor refused: {other:?}"),
+            })
+            .collect();
         table.push((name, row));
     }
-    let expect: [(&str, [bool; 6]); 5] = [
-        ("member", [false, false, false, false, false, false]),
-        ("approver", [false, false, false, false, false, false]),
-        ("catalog owner", [false, true, false, true, true, true]),
-        ("assignment manager", [false, false, false, false, false, true]),
-        ("administrator", [true, true, true, true, true, true]),
+    //                                     create catalog, grant global role, edit catalog, grant catalog role,
+    //                                     add resource, create package, edit package, edit policy, assign, remove
+    let expect: [(&str, &str); 8] = [
+        ("member", "DDDDDDDDDD"),
+        ("approver", "DDDDDDDDDD"),
+        ("catalog creator", "ADDDDDDDDD"),
+        ("catalog owner", "DDAAAAAAAA"),
+        ("another catalog's owner", "DDDDDDDDDD"),
+        ("package manager", "DDDDDAAAAA"),
+        ("assignment manager", "DDDDDDDDAA"),
+        ("administrator", "AAAAAAAAAA"),
     ];
-    println!("operation × role ({}):", backend.name());
+    println!("operation × role ({}): {}", backend.name(), OPS.join(", "));
     for ((name, row), (ename, erow)) in table.iter().zip(expect.iter()) {
         assert_eq!(name, ename);
-        let got: Vec<bool> = row.iter().map(|(_, a)| *a).collect();
-        println!(
-            "  {name:<20} {}",
-            row.iter()
-                .map(|(op, a)| format!("{op}: {}", if *a { "allowed" } else { "forbidden" }))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        assert_eq!(got, erow.to_vec(), "{name}");
+        let got: String = row.iter().collect();
+        println!("  {name:<24} {got}");
+        assert_eq!(got, *erow, "{name}");
     }
 }
 
@@ -354,7 +426,7 @@ async fn leavers_lose_access_and_stop_approving(backend: Backend) {
         let mut conn = w.db().pool().acquire().await.unwrap();
         catalog::package(&mut conn, w.ids.sales_crm).await.unwrap().unwrap().catalog_id
     };
-    w.service.grant_role(&grace, w.ids.hana, Role::CatalogOwner, Some(sales)).await.unwrap();
+    w.service.catalog_owner(&grace, sales).unwrap().grant_role(w.ids.hana, Role::CatalogOwner).await.unwrap();
     w.service.submit_request(&sofia, ask(w.ids.sales_analytics, "")).await.unwrap();
     w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     let own = w.service.submit_request(&sofia, ask(w.ids.sales_crm, "")).await.unwrap();
@@ -363,7 +435,7 @@ async fn leavers_lose_access_and_stop_approving(backend: Backend) {
     let priyas = w.service.submit_request(&priya, ask(w.ids.sales_crm, "")).await.unwrap();
     assert!(!w.service.pending_approvals(&sofia, None).await.unwrap().items.is_empty());
 
-    w.service.set_user_active(&grace, w.ids.sofia, false).await.unwrap();
+    w.service.administrator(&grace).unwrap().set_user_active(w.ids.sofia, false).await.unwrap();
 
     // Her own request is canceled, her access ended through the audited path, its removal queued.
     let state = |id: RequestId| {
@@ -399,7 +471,7 @@ async fn leavers_lose_access_and_stop_approving(backend: Backend) {
     }
     assert_eq!(w.service.pending_approvals(&hana, None).await.unwrap().items.len(), 2);
     // When Hana leaves too, nobody is left: the requests expire, with the reason.
-    w.service.set_user_active(&grace, w.ids.hana, false).await.unwrap();
+    w.service.administrator(&grace).unwrap().set_user_active(w.ids.hana, false).await.unwrap();
     for r in [jamals.request, priyas.request] {
         assert_eq!(state(r).await, "expired");
         let reason: String = sqlx::query_scalar("SELECT outcome_reason FROM requests WHERE id = $1")
@@ -419,11 +491,8 @@ async fn leavers_lose_access_and_stop_approving(backend: Backend) {
         let mut conn = w.db().pool().acquire().await.unwrap();
         catalog::policies_of(&mut conn, &[w.ids.sales_analytics]).await.unwrap()[0].id
     };
-    assert!(w
-        .service
-        .assign_directly(&grace, w.ids.sofia, w.ids.sales_analytics, grace_assigns, None, "")
-        .await
-        .is_err());
+    let sales = w.service.assignment_manager_of(&grace, w.ids.sales_analytics).await.unwrap();
+    assert!(sales.assign_directly(w.ids.sofia, w.ids.sales_analytics, grace_assigns, None, "").await.is_err());
 }
 
 async fn failed_delivery_rolls_up_and_an_administrator_retries_it(backend: Backend) {
@@ -611,7 +680,7 @@ async fn an_existing_account_is_linked_only_on_a_verified_email_of_an_allowed_do
     g.groups = Some(vec!["qm-admins".into()]);
     w.service.sign_in_from_provider(&g, &group).await.unwrap();
     let grace = w.actor(w.ids.grace).await;
-    w.service.grant_role(&grace, gina, Role::Administrator, None).await.unwrap();
+    w.service.administrator(&grace).unwrap().grant_role(gina, Role::Administrator).await.unwrap();
     g.groups = Some(vec![]);
     w.service.sign_in_from_provider(&g, &group).await.unwrap();
     assert!(w.actor(gina).await.is_admin(), "a grant by hand outlives the bootstrap");

@@ -146,7 +146,7 @@ async fn run(backend: Backend, ops: Vec<Op>, progress: &std::sync::Mutex<Progres
                     .into_iter()
                     .find(|a| a.bucket != AccessBucket::Ended)
                 {
-                    Some(a) => w.service.remove_assignment(&actor, AssignmentId(a.id), "").await.map(|()| {
+                    Some(a) => w.service.give_up_assignment(&actor, AssignmentId(a.id), "").await.map(|()| {
                         progress.lock().unwrap().ended += 1;
                     }),
                     None => Ok(()),

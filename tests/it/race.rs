@@ -292,7 +292,7 @@ async fn interleaved_endings_enqueue_exactly_one_removal() {
     first.arrived.recv().await.unwrap();
     let give_up = {
         let (s, a) = (second.service.clone(), jamal.clone());
-        tokio::spawn(async move { s.remove_assignment(&a, crm, "done with it").await })
+        tokio::spawn(async move { s.give_up_assignment(&a, crm, "done with it").await })
     };
     let seen = second_operation(&w, Some(&mut second), &give_up).await;
     first.release();
@@ -329,7 +329,9 @@ async fn incompatible_packages_granted_at_the_same_moment_cannot_both_succeed() 
     first.arrived.recv().await.unwrap();
     let assign = {
         let (s, a, u, p) = (second.service.clone(), elena.clone(), w.ids.tom, w.ids.payments_approver);
-        tokio::spawn(async move { s.assign_directly(&a, u, p, payments_policy, None, "cover").await })
+        tokio::spawn(async move {
+            s.assignment_manager_of(&a, p).await?.assign_directly(u, p, payments_policy, None, "cover").await
+        })
     };
     let seen = second_operation(&w, Some(&mut second), &assign).await;
     first.release();
@@ -655,7 +657,13 @@ async fn a_backlog_of_expiries_drains_in_batches_each_ended_once(backend: Backen
     for person in &people {
         for (package, policy) in &packages {
             let policy: PolicyId = *policy;
-            w.service.assign_directly(&grace, *person, *package, policy, Some(end), "quarter close").await.unwrap();
+            w.service
+                .assignment_manager_of(&grace, *package)
+                .await
+                .unwrap()
+                .assign_directly(*person, *package, policy, Some(end), "quarter close")
+                .await
+                .unwrap();
         }
     }
     while w.service.deliver_pending(&Operator::Workers, 500).await.unwrap().claimed() > 0 {}

@@ -98,8 +98,9 @@ const TABLE: &[(&str, &str)] = &[
     ("my_access", "DAAAAAAAAAAA"),
     ("my_access → Omar's assignment", "DDDDDDDDDDDA"),
     ("extend_access", "DDDDDDDDDDDA"),
-    // Removing an assignment in Engineering: its holder, and who may assign in Engineering.
-    ("give_up_access", "DDDDDDADAAAA"),
+    // Giving up an assignment: its holder only (removing someone's is an assignment manager's
+    // operation, on the package's assignments).
+    ("give_up_access", "DDDDDDDDDDDA"),
     ("pending_approvals", "DAAAAAAAAAAA"),
     ("pending_approvals → Omar's request", "DDDDADDDDDDD"),
     ("decision_history", "DAAAAAAAAAAA"),
@@ -219,8 +220,8 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         sqlx::query_scalar("SELECT id FROM resource_systems WHERE kind = 'builtin'").fetch_one(pool).await.unwrap(),
     );
     // The roles the demo does not hand out, through the audited service.
-    s.grant_role(&grace, ids.priya, Role::CatalogCreator, None).await.unwrap();
-    s.grant_role(&grace, ids.jamal, Role::AccessPackageManager, Some(eng)).await.unwrap();
+    s.administrator(&grace).unwrap().grant_role(ids.priya, Role::CatalogCreator).await.unwrap();
+    s.catalog_owner(&grace, eng).unwrap().grant_role(ids.jamal, Role::AccessPackageManager).await.unwrap();
 
     let by_hana = || vec![Stage::new(vec![ApproverSpec::User { id: ids.hana }])];
     let mut tx = s.db().begin().await.unwrap();
