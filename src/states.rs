@@ -147,3 +147,36 @@ word_enum!(
     /// A package as the browsing person stands to it.
     PackageStatus { Available = "available", Held = "held", Pending = "pending" }
 );
+
+word_enum!(
+    /// A role held in one catalog (the words are the roles' own, as stored).
+    CatalogRole {
+        CatalogOwner = "catalog_owner",
+        AccessPackageManager = "access_package_manager",
+        AssignmentManager = "assignment_manager",
+        CatalogReader = "catalog_reader",
+    }
+);
+
+impl CatalogRole {
+    pub fn label(self) -> &'static str {
+        match self {
+            CatalogRole::CatalogOwner => "Owner",
+            CatalogRole::AccessPackageManager => "Access package manager",
+            CatalogRole::AssignmentManager => "Assignment manager",
+            CatalogRole::CatalogReader => "Reader",
+        }
+    }
+
+    /// What the role lets its holder do, in a sentence.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CatalogRole::CatalogOwner => "Edits the catalog, its resources and who manages it; everything below.",
+            CatalogRole::AccessPackageManager => {
+                "Creates and edits the catalog's access packages and policies; assigns."
+            }
+            CatalogRole::AssignmentManager => "Assigns people to the catalog's packages directly and removes them.",
+            CatalogRole::CatalogReader => "Sees the catalog's packages, policies and assignments.",
+        }
+    }
+}

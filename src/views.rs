@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::states::{AccessBucket, AssignmentState, Decision, PackageStatus, RequestState, StepStatus};
+pub use crate::states::{
+    AccessBucket, AssignmentState, CatalogRole, Decision, PackageStatus, RequestState, StepStatus,
+};
 
 /// Timestamps cross the wire as Unix milliseconds; the browser shows them in its own zone.
 pub type Millis = i64;
@@ -281,4 +283,81 @@ pub struct AuditEventView {
     pub before: String,
     pub after: String,
     pub reason: String,
+}
+
+/// A catalog in the admin list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatalogSummary {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub enabled: bool,
+    pub externally_visible: bool,
+    pub packages: i64,
+    pub resources: i64,
+}
+
+/// The catalogs someone manages (all of them for administrators), and whether they may
+/// create one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatalogList {
+    pub items: Vec<CatalogSummary>,
+    pub may_create: bool,
+}
+
+/// Someone holding a role in a catalog.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoleHolder {
+    pub user_id: i64,
+    pub name: String,
+    pub email: String,
+    pub role: CatalogRole,
+}
+
+/// A resource of a catalog, with its roles.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatalogResource {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub system: String,
+    pub roles: Vec<String>,
+}
+
+/// A package of a catalog, as its admin page lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatalogPackage {
+    pub id: i64,
+    pub name: String,
+    pub enabled: bool,
+    pub hidden: bool,
+}
+
+/// A system resources come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SystemOption {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+}
+
+/// One catalog's admin page: its settings, who manages it, its resources and packages, and
+/// what the viewer may change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatalogAdmin {
+    pub summary: CatalogSummary,
+    pub holders: Vec<RoleHolder>,
+    pub resources: Vec<CatalogResource>,
+    pub packages: Vec<CatalogPackage>,
+    pub systems: Vec<SystemOption>,
+    /// The viewer owns it (or administers): settings, roles, resources, deletion.
+    pub may_own: bool,
+}
+
+/// A person a picker offers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PersonOption {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
 }

@@ -10,6 +10,8 @@ const pages: Array<[string, string, keyof typeof emails]> = [
   ['approvals', '/approvals', 'linus'],
   ['admin', '/admin', 'linus'],
   ['audit-log', '/admin/audit', 'grace'],
+  ['admin-catalogs', '/admin/catalogs', 'grace'],
+  ['admin-catalog', '/admin/catalogs/1', 'linus'],
 ];
 
 for (const [name, path, who] of pages) {

@@ -20,6 +20,24 @@ word_enum!(
         AssignmentManager = "assignment_manager",
     }
 );
+impl Role {
+    /// The role as held in one catalog, or `None` for the global ones.
+    pub fn in_catalog(self) -> Option<crate::states::CatalogRole> {
+        crate::states::CatalogRole::parse(self.as_str())
+    }
+}
+
+impl From<crate::states::CatalogRole> for Role {
+    fn from(role: crate::states::CatalogRole) -> Self {
+        match role {
+            crate::states::CatalogRole::CatalogOwner => Role::CatalogOwner,
+            crate::states::CatalogRole::AccessPackageManager => Role::AccessPackageManager,
+            crate::states::CatalogRole::AssignmentManager => Role::AssignmentManager,
+            crate::states::CatalogRole::CatalogReader => Role::CatalogReader,
+        }
+    }
+}
+
 word_enum!(ResourceSystemKind { Builtin = "builtin", Scim = "scim", Ldap = "ldap", Webhook = "webhook" });
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,4 +101,21 @@ pub struct ResourceRoleInfo {
 pub struct Schedule {
     pub start: DateTime<Utc>,
     pub end: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::states::CatalogRole;
+
+    /// A catalog role on the wire is the stored role's own word, both ways.
+    #[test]
+    fn catalog_roles_are_the_stored_roles() {
+        for role in CatalogRole::ALL {
+            assert_eq!(Role::from(*role).as_str(), role.as_str());
+            assert_eq!(Role::from(*role).in_catalog(), Some(*role));
+        }
+        assert_eq!(Role::Administrator.in_catalog(), None);
+        assert_eq!(Role::CatalogCreator.in_catalog(), None);
+    }
 }

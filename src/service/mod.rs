@@ -9,6 +9,7 @@ mod assignments;
 mod audit;
 pub mod capability;
 mod catalog;
+mod catalog_admin;
 mod delivery;
 pub mod directory;
 mod leavers;
@@ -46,8 +47,9 @@ type CheckpointFn =
 
 /// Named points inside operations, each after the operation has read what its rule depends on
 /// and before it writes (`assignment.ending`, `access.granting`, `assignment.expiring`,
-/// `assignment.extending`, `delivery.claimed`, `decision.locked`). Tests park an operation there to force an
-/// interleaving with another one; in production none is set and a checkpoint costs a branch.
+/// `assignment.extending`, `delivery.claimed`, `decision.locked`, `catalog.role_revoking`).
+/// Tests park an operation there to force an interleaving with another one; in production none
+/// is set and a checkpoint costs a branch.
 #[derive(Clone, Default)]
 struct Checkpoints(Option<Arc<CheckpointFn>>);
 

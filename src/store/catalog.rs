@@ -20,17 +20,21 @@ fn catalog_from_row(row: &AnyRow) -> Result<Catalog, sqlx::Error> {
 }
 
 pub async fn catalog(conn: &mut Conn, id: CatalogId) -> Result<Option<Catalog>, sqlx::Error> {
-    let row = sqlx::query("SELECT id, name, description, enabled, externally_visible FROM catalogs WHERE id = $1")
-        .bind(id.0)
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query(
+        "SELECT id, name, description, enabled, externally_visible FROM catalogs WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(id.0)
+    .fetch_optional(conn)
+    .await?;
     row.as_ref().map(catalog_from_row).transpose()
 }
 
 pub async fn catalogs(conn: &mut Conn) -> Result<Vec<Catalog>, sqlx::Error> {
-    let rows = sqlx::query("SELECT id, name, description, enabled, externally_visible FROM catalogs ORDER BY name")
-        .fetch_all(conn)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT id, name, description, enabled, externally_visible FROM catalogs WHERE deleted_at IS NULL ORDER BY name",
+    )
+    .fetch_all(conn)
+    .await?;
     rows.iter().map(catalog_from_row).collect()
 }
 
@@ -423,7 +427,8 @@ async fn insert_requestors(conn: &mut Conn, policy: PolicyId, requestors: &[Requ
 /// Change a catalog's settings.
 pub async fn update_catalog(conn: &mut Conn, c: &Catalog) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE catalogs SET name = $1, description = $2, enabled = $3, externally_visible = $4 WHERE id = $5",
+        "UPDATE catalogs SET name = $1, description = $2, enabled = $3, externally_visible = $4 \
+         WHERE id = $5 AND deleted_at IS NULL",
     )
     .bind(&c.name)
     .bind(&c.description)
@@ -523,4 +528,155 @@ pub async fn role_names(
     let rows: Vec<(i64, String, String)> =
         sqlx::query_as(&sql).bind(ids_json(roles.iter().map(|r| r.0))).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(id, resource, role)| (ResourceRoleId(id), (resource, role))).collect())
+}
+
+// ---- what the catalog admin pages show ----
+
+/// A catalog in the admin list, with how much is in it.
+pub struct CatalogSummaryRow {
+    pub catalog: Catalog,
+    pub packages: i64,
+    pub resources: i64,
+}
+
+/// Catalogs (all, or these), by name, with their package and resource counts.
+pub async fn catalog_summaries(
+    conn: &mut Conn,
+    only: Option<&[CatalogId]>,
+) -> Result<Vec<CatalogSummaryRow>, sqlx::Error> {
+    let filter = match only {
+        Some(_) => format!("AND c.id IN {}", ids_param(conn, 1)),
+        None => String::new(),
+    };
+    let sql = format!(
+        "SELECT c.id, c.name, c.description, c.enabled, c.externally_visible, \
+         (SELECT COUNT(*) FROM access_packages p WHERE p.catalog_id = c.id) AS packages, \
+         (SELECT COUNT(*) FROM catalog_resources r WHERE r.catalog_id = c.id) AS resources \
+         FROM catalogs c WHERE c.deleted_at IS NULL {filter} ORDER BY c.name, c.id"
+    );
+    let mut query = sqlx::query(&sql);
+    if let Some(ids) = only {
+        query = query.bind(ids_json(ids.iter().map(|c| c.0)));
+    }
+    let rows = query.fetch_all(conn).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(CatalogSummaryRow {
+                catalog: catalog_from_row(row)?,
+                packages: row.int("packages")?,
+                resources: row.int("resources")?,
+            })
+        })
+        .collect()
+}
+
+/// Who holds a role in the catalog: (person, role word, name, email), by role then name.
+pub async fn role_holders(
+    conn: &mut Conn,
+    catalog: CatalogId,
+) -> Result<Vec<(UserId, String, String, String)>, sqlx::Error> {
+    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+        "SELECT u.id, ra.role, u.display_name, u.email FROM role_assignments ra \
+         JOIN users u ON u.id = ra.user_id WHERE ra.catalog_id = $1 ORDER BY ra.role, u.display_name, u.id",
+    )
+    .bind(catalog.0)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id, role, name, email)| (UserId(id), role, name, email)).collect())
+}
+
+/// A resource of a catalog, with its system and its roles.
+pub struct CatalogResourceRow {
+    pub id: ResourceId,
+    pub name: String,
+    pub description: String,
+    pub system: String,
+    pub roles: Vec<String>,
+}
+
+/// The catalog's resources by name, each with its roles by name.
+pub async fn catalog_resources(conn: &mut Conn, catalog: CatalogId) -> Result<Vec<CatalogResourceRow>, sqlx::Error> {
+    let rows: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT r.id, r.name, r.description, s.name, rr.name FROM catalog_resources cr \
+         JOIN resources r ON r.id = cr.resource_id JOIN resource_systems s ON s.id = r.system_id \
+         LEFT JOIN resource_roles rr ON rr.resource_id = r.id \
+         WHERE cr.catalog_id = $1 ORDER BY r.name, r.id, rr.name",
+    )
+    .bind(catalog.0)
+    .fetch_all(conn)
+    .await?;
+    let mut out: Vec<CatalogResourceRow> = Vec::new();
+    for (id, name, description, system, role) in rows {
+        if out.last().is_none_or(|r| r.id.0 != id) {
+            out.push(CatalogResourceRow { id: ResourceId(id), name, description, system, roles: Vec::new() });
+        }
+        if let (Some(role), Some(last)) = (role, out.last_mut()) {
+            last.roles.push(role);
+        }
+    }
+    Ok(out)
+}
+
+/// The catalog's packages by name.
+pub async fn packages_in(conn: &mut Conn, catalog: CatalogId) -> Result<Vec<AccessPackage>, sqlx::Error> {
+    let sql = format!("SELECT {PACKAGE_COLUMNS} FROM access_packages p WHERE p.catalog_id = $1 ORDER BY p.name, p.id");
+    let rows = sqlx::query(&sql).bind(catalog.0).fetch_all(conn).await?;
+    rows.iter().map(package_from_row).collect()
+}
+
+/// The resource systems resources can come from: (id, name, kind word), by name.
+pub async fn resource_systems(conn: &mut Conn) -> Result<Vec<(ResourceSystemId, String, String)>, sqlx::Error> {
+    let rows: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT id, name, kind FROM resource_systems ORDER BY name, id").fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(id, name, kind)| (ResourceSystemId(id), name, kind)).collect())
+}
+
+/// What keeps a catalog from being deleted: per package (by name), its live assignments and
+/// its open requests, for the packages that have any.
+pub async fn deletion_blockers(conn: &mut Conn, catalog: CatalogId) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT p.name, \
+         (SELECT COUNT(*) FROM assignments a WHERE a.package_id = p.id \
+          AND a.state IN ('delivering', 'delivered', 'partially_delivered', 'delivery_failed')) AS live, \
+         (SELECT COUNT(*) FROM requests q WHERE q.package_id = p.id \
+          AND q.state IN ('submitted', 'pending_approval')) AS open \
+         FROM access_packages p WHERE p.catalog_id = $1 ORDER BY p.name, p.id",
+    )
+    .bind(catalog.0)
+    .fetch_all(conn)
+    .await
+    .map(|rows: Vec<(String, i64, i64)>| rows.into_iter().filter(|(_, live, open)| *live > 0 || *open > 0).collect())
+}
+
+/// Mark a catalog deleted: disabled, its packages disabled, its name freed. False when it
+/// was already gone.
+pub async fn mark_deleted(conn: &mut Conn, catalog: CatalogId, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE catalogs SET deleted_at = $1, enabled = 0, name = name || ' (deleted ' || CAST(id AS TEXT) || ')' \
+         WHERE id = $2 AND deleted_at IS NULL",
+    )
+    .bind(now)
+    .bind(catalog.0)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE access_packages SET enabled = 0, version = version + 1, updated_at = $1 WHERE catalog_id = $2")
+        .bind(now)
+        .bind(catalog.0)
+        .execute(conn)
+        .await?;
+    Ok(true)
+}
+
+/// Take the catalog's row lock for this transaction (PostgreSQL; on SQLite the transaction
+/// already holds the one writer). False when the catalog is not there (or deleted).
+pub async fn lock_catalog(conn: &mut Conn, catalog: CatalogId) -> Result<bool, sqlx::Error> {
+    let sql = if conn.backend_name() == "PostgreSQL" {
+        "SELECT id FROM catalogs WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE"
+    } else {
+        "SELECT id FROM catalogs WHERE id = $1 AND deleted_at IS NULL"
+    };
+    Ok(sqlx::query_scalar::<_, i64>(sql).bind(catalog.0).fetch_optional(conn).await?.is_some())
 }

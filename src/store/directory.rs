@@ -429,3 +429,82 @@ pub async fn roles_of_users(conn: &mut Conn, users: &[UserId]) -> Result<Vec<(Us
         sqlx::query_as(&sql).bind(ids_json(users.iter().map(|u| u.0))).fetch_all(conn).await?;
     rows.into_iter().map(|(u, r)| Ok((UserId(u), super::parse_word("role", &r, Role::parse)?))).collect()
 }
+
+/// Take a role from someone in a catalog. False when they did not hold it.
+pub async fn revoke_catalog_role(
+    conn: &mut Conn,
+    user: UserId,
+    role: Role,
+    catalog: CatalogId,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM role_assignments WHERE user_id = $1 AND role = $2 AND catalog_id = $3")
+        .bind(user.0)
+        .bind(role.as_str())
+        .bind(catalog.0)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// How many hold `role` in the catalog.
+pub async fn count_holders(conn: &mut Conn, role: Role, catalog: CatalogId) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM role_assignments WHERE role = $1 AND catalog_id = $2")
+        .bind(role.as_str())
+        .bind(catalog.0)
+        .fetch_one(conn)
+        .await
+}
+
+/// Active people whose email or name starts with `prefix` (`prefix` lowercase; names match
+/// with their first letter as typed or capitalized), at most `limit`, by name. Each part is a
+/// range over an index (`users_email_lower`, `users_active_by_name`), never a scan.
+pub async fn people_starting_with(conn: &mut Conn, prefix: &str, limit: i64) -> Result<Vec<User>, sqlx::Error> {
+    let Some(upper) = prefix_end(prefix) else { return Ok(Vec::new()) };
+    let by_email = format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE LOWER(email) >= $1 AND LOWER(email) < $2 AND state = 'active' \
+         ORDER BY LOWER(email) LIMIT $3"
+    );
+    let mut found: Vec<User> = Vec::new();
+    let rows = sqlx::query(&by_email).bind(prefix).bind(&upper).bind(limit).fetch_all(&mut *conn).await?;
+    for row in &rows {
+        found.push(user_from_row(row)?);
+    }
+    let mut capitalized = prefix.chars();
+    let forms: Vec<String> = match capitalized.next() {
+        Some(first) => {
+            let upper_first: String = first.to_uppercase().chain(capitalized).collect();
+            if upper_first == prefix {
+                vec![upper_first]
+            } else {
+                vec![prefix.to_owned(), upper_first]
+            }
+        }
+        None => Vec::new(),
+    };
+    let by_name = format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE state = 'active' AND display_name >= $1 AND display_name < $2 \
+         ORDER BY display_name, id LIMIT $3"
+    );
+    for form in forms {
+        let Some(end) = prefix_end(&form) else { continue };
+        let rows = sqlx::query(&by_name).bind(&form).bind(&end).bind(limit).fetch_all(&mut *conn).await?;
+        for row in &rows {
+            found.push(user_from_row(row)?);
+        }
+    }
+    // The ranges are as the database orders text; keep exactly what starts with the prefix.
+    found.retain(|u| u.email.to_lowercase().starts_with(prefix) || u.display_name.to_lowercase().starts_with(prefix));
+    found.sort_by(|a, b| (&a.display_name, a.id.0).cmp(&(&b.display_name, b.id.0)));
+    found.dedup_by_key(|u| u.id);
+    found.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(found)
+}
+
+/// The first text after every text starting with `prefix` (its last character moved one on).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    let last = chars.pop()?;
+    let next = char::from_u32(u32::from(last) + 1)?;
+    chars.push(next);
+    Some(chars.into_iter().collect())
+}

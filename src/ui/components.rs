@@ -219,3 +219,65 @@ mod tests {
         assert_eq!(format_time_at(ms, 330), "2026-12-05 14:30 UTC+5:30");
     }
 }
+
+/// The message about one form field, next to it: from the hydrated form's answer, or (with
+/// JavaScript off) from the outcome carried over the redirect.
+#[component]
+pub fn FieldError(
+    #[prop(into)] latest: Signal<Option<Result<Notice, AppError>>>,
+    flash: Flash,
+    field: &'static str,
+) -> impl IntoView {
+    move || {
+        let from_action = match latest.get() {
+            Some(Err(AppError::Invalid { field: Some(f), message })) if f == field => Some(message),
+            _ => None,
+        };
+        let from_flash = flash
+            .get()
+            .and_then(|r| r.ok().flatten())
+            .filter(|n| !n.ok && n.field.as_deref() == Some(field))
+            .map(|n| n.text);
+        from_action.or(from_flash).map(|message| view! { <p class="field-error" role="alert">{message}</p> })
+    }
+}
+
+/// A person picker: type a name or an email; with JavaScript, matching people are offered as
+/// you type (their email fills the field). The field sends what it holds (an email), which the
+/// server resolves to exactly one active person.
+#[component]
+pub fn PersonPicker(name: &'static str, label: &'static str) -> impl IntoView {
+    let typed = RwSignal::new(String::new());
+    let found = Resource::new(
+        move || typed.get(),
+        |q| async move {
+            if q.trim().chars().count() < 2 {
+                Ok(Vec::new())
+            } else {
+                crate::ui::api::find_people(q).await
+            }
+        },
+    );
+    let list = format!("{name}-options");
+    view! {
+        <label class="field">
+            <span>{label}</span>
+            <input
+                type="text"
+                name=name
+                list=list.clone()
+                autocomplete="off"
+                placeholder="name or email"
+                required
+                on:input=move |ev| typed.set(event_target_value(&ev))
+            />
+        </label>
+        <datalist id=list>
+            <Suspense fallback=|| ()>
+                {move || found.get().and_then(Result::ok).map(|people| {
+                    people.into_iter().map(|p| view! { <option value=p.email.clone()>{format!("{} · {}", p.name, p.email)}</option> }).collect_view()
+                })}
+            </Suspense>
+        </datalist>
+    }
+}

@@ -105,6 +105,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/approvals") view=pages::Approvals ssr=SsrMode::Async />
                     <Route path=path!("/admin") view=pages::Admin ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=pages::AuditLog ssr=SsrMode::Async />
+                    <Route path=path!("/admin/catalogs") view=pages::Catalogs ssr=SsrMode::Async />
+                    <Route path=path!("/admin/catalogs/:catalog") view=pages::CatalogPage ssr=SsrMode::Async />
                     <Route path=path!("/signin") view=pages::SignIn ssr=SsrMode::Async />
                 </Routes>
             </main>

@@ -6,6 +6,7 @@
 use crate::common;
 
 use common::{client, spawn_app};
+use quartermaster::domain::model::Role;
 use quartermaster::store::Backend;
 
 on_both_databases!(
@@ -32,6 +33,7 @@ on_both_databases!(
     limits_refuse_with_nothing_changed,
     answers_are_not_stored_and_readiness_says_little,
     the_audit_log_page_and_its_csv_show_the_same_events,
+    catalogs_are_built_from_plain_forms,
 );
 
 async fn over_https_cookies_are_secure_and_hsts_is_sent(backend: Backend) {
@@ -1310,4 +1312,108 @@ async fn the_audit_log_page_and_its_csv_show_the_same_events(backend: Backend) {
     assert!(!refused.text().await.unwrap().contains("request.submitted"));
     let anonymous = common::bare_client().get(app.url("/admin/audit.csv")).send().await.unwrap();
     assert_eq!(anonymous.status(), 303, "sent to sign in");
+}
+
+/// Without JavaScript, a catalog creator makes a catalog, lands on its page, edits it, adds a
+/// resource and an assignment manager (typing the email), and cannot delete a catalog whose
+/// package someone holds: every step a plain form, every outcome on the page after the redirect.
+async fn catalogs_are_built_from_plain_forms(backend: Backend) {
+    let app = spawn_app(backend, true).await;
+    let ids = &app.ids;
+    let grace = app.service.actor(ids.grace).await.unwrap().unwrap();
+    app.service.administrator(&grace).unwrap().grant_role(ids.priya, Role::CatalogCreator).await.unwrap();
+    let c = client();
+    app.sign_in(&c, ids.priya).await;
+    let list = app.page(&c, "/admin/catalogs").await;
+    let create = form_action(&list, "/api/create_catalog").expect("the new-catalog form posts to its server function");
+    let res =
+        app.submit(&c, "/admin/catalogs", create, &[("name", "Data Platform"), ("description", "Warehouses")]).await;
+    assert!([302, 303].contains(&res.status().as_u16()), "{}", res.status());
+    let page = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(page.starts_with("/admin/catalogs/"), "lands on the new catalog: {page}");
+    let html = app.page(&c, &page).await;
+    assert!(html.contains("Catalog “Data Platform” created"), "the outcome is shown once, after the redirect");
+    let id = page.trim_start_matches("/admin/catalogs/").to_owned();
+
+    // A name already taken is a message on the page, and nothing is made.
+    let res = app.submit(&c, "/admin/catalogs", create, &[("name", "Engineering"), ("description", "")]).await;
+    let back = res.headers()["location"].to_str().unwrap().trim_start_matches(&app.base).to_owned();
+    assert!(back.starts_with("/admin/catalogs"), "{back}");
+    assert!(app.page(&c, &back).await.contains("a catalog with that name already exists"));
+
+    let save = form_action(&html, "/api/update_catalog").expect("settings form");
+    let res = app
+        .submit(
+            &c,
+            &page,
+            save,
+            &[("catalog_id", id.as_str()), ("name", "Data Platform"), ("description", "Lakes"), ("enabled", "on")],
+        )
+        .await;
+    assert!([302, 303].contains(&res.status().as_u16()));
+    let add = form_action(&html, "/api/add_resource").expect("add-resource form");
+    let builtin: i64 = sqlx::query_scalar("SELECT id FROM resource_systems WHERE kind = 'builtin'")
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    let builtin = builtin.to_string();
+    app.submit(
+        &c,
+        &page,
+        add,
+        &[
+            ("catalog_id", id.as_str()),
+            ("system_id", builtin.as_str()),
+            ("name", "Warehouse"),
+            ("description", "Snowflake"),
+            ("roles", "Reader, Writer"),
+        ],
+    )
+    .await;
+    let grant = form_action(&html, "/api/grant_catalog_role").expect("grant form");
+    app.submit(
+        &c,
+        &page,
+        grant,
+        &[("catalog_id", id.as_str()), ("person", "lucas@quartermaster.example"), ("role", "assignment_manager")],
+    )
+    .await;
+    let html = app.page(&c, &page).await;
+    let text = text_of(&html);
+    for expected in ["Lakes", "Warehouse", "Reader, Writer", "Lucas", "Assignment manager", "Priya", "Owner"] {
+        assert!(text.contains(expected), "the catalog page lacks {expected:?}: {text}");
+    }
+    // Lucas manages assignments there: he sees the catalog, without its owner's forms.
+    let lucas = client();
+    app.sign_in(&lucas, ids.lucas).await;
+    let seen = app.page(&lucas, &page).await;
+    assert!(seen.contains("Data Platform") && form_action(&seen, "/api/update_catalog").is_none());
+    // Another catalog's owner: not found, by link too.
+    let sofia = client();
+    app.sign_in(&sofia, ids.sofia).await;
+    let res = app.get(&sofia, &page).await;
+    assert_eq!(res.status(), 404);
+
+    // Engineering is in use: deleting it is refused, with the reason, and nothing changes.
+    let linus = client();
+    app.sign_in(&linus, ids.linus).await;
+    let eng: i64 = sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Engineering'")
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    let maya = app.service.actor(ids.maya).await.unwrap().unwrap();
+    app.service.submit_request(&maya, common::ask(ids.developer_tools, "")).await.unwrap();
+    let eng_page = format!("/admin/catalogs/{eng}");
+    let html = app.page(&linus, &eng_page).await;
+    let delete = form_action(&html, "/api/delete_catalog").expect("delete form");
+    let res = app.submit(&linus, &eng_page, delete, &[("catalog_id", eng.to_string())]).await;
+    let back = res.headers()["location"].to_str().unwrap().trim_start_matches(&app.base).to_owned();
+    let html = app.page(&linus, &back).await;
+    assert!(html.contains("Developer Tools: 1 live assignment"), "the refusal says why");
+    let deleted: Option<i64> = sqlx::query_scalar("SELECT deleted_at FROM catalogs WHERE id = $1")
+        .bind(eng)
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(deleted, None);
 }

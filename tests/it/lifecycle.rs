@@ -25,6 +25,8 @@ on_both_databases!(
     time_out_escalates_once_then_expires,
     extension_goes_through_approval,
     catalog_management_and_its_audit,
+    catalogs_are_deleted_only_unused_and_always_keep_an_owner,
+    the_person_picker_finds_active_people_by_email_or_name,
     authorization_table_operations_by_role,
     managers_request_for_their_reports_and_dates_are_honoured,
     delivery_checks_again_and_withdraws_stale_access,
@@ -261,6 +263,113 @@ async fn catalog_management_and_its_audit(backend: Backend) {
     ] {
         assert!(actions.iter().any(|a| a == expected), "no {expected} event in {actions:?}");
     }
+}
+
+async fn catalogs_are_deleted_only_unused_and_always_keep_an_owner(backend: Backend) {
+    use quartermaster::views::CatalogRole;
+    let w = World::new(backend).await;
+    let grace = w.actor(w.ids.grace).await;
+    let sales = {
+        let mut conn = w.db().pool().acquire().await.unwrap();
+        catalog::package(&mut conn, w.ids.sales_crm).await.unwrap().unwrap().catalog_id
+    };
+    // Jamal holds Sales CRM: Sales cannot be deleted, and the refusal names the package.
+    let jamal = w.actor(w.ids.jamal).await;
+    let crm = w.service.submit_request(&jamal, ask(w.ids.sales_crm, "")).await.unwrap();
+    let sofia = w.actor(w.ids.sofia).await;
+    w.service.decide(&sofia, crm.request, Decision::Approve, "").await.unwrap();
+    let owner = w.service.catalog_owner(&sofia, sales).unwrap();
+    let refused = owner.delete_catalog().await.unwrap_err();
+    match &refused {
+        DomainError::Conflict(why) => assert!(why.contains("Sales CRM: 1 live assignment"), "{why}"),
+        other => panic!("expected a conflict naming the package, got {other:?}"),
+    }
+    // Once the access is gone, the catalog goes: out of every list, its packages no longer
+    // requestable, its name free again, its history kept.
+    let held = w.service.my_access(&jamal, None).await.unwrap().items;
+    let crm_assignment = held.iter().find(|a| a.package == "Sales CRM").unwrap().id;
+    w.service.give_up_assignment(&jamal, AssignmentId(crm_assignment), "").await.unwrap();
+    let as_admin = w.service.catalog_owner(&grace, sales).unwrap();
+    as_admin.delete_catalog().await.unwrap();
+    let names: Vec<String> =
+        w.service.admin_catalogs(&grace).await.unwrap().items.into_iter().map(|c| c.name).collect();
+    assert!(!names.iter().any(|n| n.starts_with("Sales")), "{names:?}");
+    assert!(matches!(
+        w.service.catalog_reader(&grace, sales).unwrap().admin_view().await,
+        Err(DomainError::NotFound(_))
+    ));
+    let refused = w.service.submit_request(&jamal, ask(w.ids.sales_crm, "")).await.unwrap_err();
+    assert!(matches!(refused, DomainError::NotFound(_) | DomainError::Conflict(_)), "{refused:?}");
+    assert!(!offered(&w, &jamal).await.iter().any(|n| n == "Sales CRM"));
+    w.service.catalog_creator(&grace).unwrap().create_catalog("Sales & Marketing", "again", false).await.unwrap();
+    let again = as_admin.delete_catalog().await.unwrap_err();
+    assert!(matches!(again, DomainError::NotFound(_)), "{again:?}");
+    let deleted = count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'catalog.deleted'").await;
+    assert_eq!(deleted, 1);
+
+    // Engineering's owner cannot leave it without an owner; with a second owner he can go.
+    let eng = {
+        let mut conn = w.db().pool().acquire().await.unwrap();
+        catalog::package(&mut conn, w.ids.developer_tools).await.unwrap().unwrap().catalog_id
+    };
+    let linus = w.actor(w.ids.linus).await;
+    let engineering = w.service.catalog_owner(&linus, eng).unwrap();
+    let owners = |w: &World| {
+        let pool = w.db().pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM role_assignments WHERE catalog_id = $1 AND role = 'catalog_owner'",
+            )
+            .bind(eng.0)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(owners(&w).await, 1, "Linus owns Engineering alone");
+    let last = engineering.revoke_role(w.ids.linus, CatalogRole::CatalogOwner).await;
+    assert!(matches!(last, Err(DomainError::Conflict(_))), "{last:?}");
+    assert_eq!(owners(&w).await, 1, "refused, and nothing changed");
+    engineering.grant_role_to("hana@quartermaster.example", CatalogRole::CatalogOwner).await.unwrap();
+    engineering.revoke_role(w.ids.linus, CatalogRole::CatalogOwner).await.unwrap();
+    let who: Vec<i64> =
+        sqlx::query_scalar("SELECT user_id FROM role_assignments WHERE catalog_id = $1 AND role = 'catalog_owner'")
+            .bind(eng.0)
+            .fetch_all(w.db().pool())
+            .await
+            .unwrap();
+    assert!(!who.contains(&w.ids.linus.0) && !who.is_empty(), "{who:?}");
+    // A picker entry that names nobody is a message on the field, and changes nothing.
+    let hana = w.actor(w.ids.hana).await;
+    let by_hana = w.service.catalog_owner(&hana, eng).unwrap();
+    let nobody = by_hana.grant_role_to("nobody@nowhere.example", CatalogRole::CatalogReader).await.unwrap_err();
+    assert!(matches!(&nobody, DomainError::Invalid { field: Some(f), .. } if f == "person"), "{nobody:?}");
+    let vague = by_hana.grant_role_to("Tom", CatalogRole::CatalogReader).await.unwrap_err();
+    assert!(matches!(&vague, DomainError::Invalid { field: Some(f), .. } if f == "person"), "{vague:?}");
+}
+
+async fn offered(w: &World, who: &Actor) -> Vec<String> {
+    w.service.requestable_packages(who, "", None, None).await.unwrap().items.into_iter().map(|c| c.name).collect()
+}
+
+async fn the_person_picker_finds_active_people_by_email_or_name(backend: Backend) {
+    let w = World::new(backend).await;
+    let linus = w.actor(w.ids.linus).await;
+    let names =
+        |people: Vec<quartermaster::views::PersonOption>| people.into_iter().map(|p| p.name).collect::<Vec<_>>();
+    // By the start of the email, of the name as typed, and of the name in lower case.
+    assert_eq!(names(w.service.find_people(&linus, "tom@").await.unwrap()), ["Tom Becker"]);
+    assert_eq!(names(w.service.find_people(&linus, "Hana").await.unwrap()), ["Hana Sato"]);
+    assert_eq!(names(w.service.find_people(&linus, "  hana ").await.unwrap()), ["Hana Sato"]);
+    assert!(w.service.find_people(&linus, "").await.unwrap().is_empty());
+    assert!(w.service.find_people(&linus, "zzz").await.unwrap().is_empty());
+    // Disabled people are not offered.
+    let grace = w.actor(w.ids.grace).await;
+    w.service.administrator(&grace).unwrap().set_user_active(w.ids.tom, false).await.unwrap();
+    assert!(w.service.find_people(&linus, "tom").await.unwrap().is_empty());
+    // Only people who manage something look others up.
+    let maya = w.actor(w.ids.maya).await;
+    assert!(matches!(w.service.find_people(&maya, "tom").await, Err(DomainError::Forbidden(_))));
 }
 
 /// Each operation × each role, through the capability handles: an allowed operation really

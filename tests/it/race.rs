@@ -783,3 +783,42 @@ async fn a_second_tab_finding_its_identity_just_linked_signs_in_as_it() {
     assert_eq!(b.as_ref().ok(), Some(&a), "{b:?}");
     assert_eq!(count(&w, "SELECT COUNT(*) FROM users WHERE LOWER(email) = 'twin@example.test'").await, 1);
 }
+
+/// Two owners of a catalog take each other's role at the same moment: the catalog keeps one
+/// owner. The first is parked after its count, before it commits; the second waits for the
+/// catalog's lock, then counts what the first left and is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_owners_taking_each_others_role_leave_one_owner() {
+    use quartermaster::domain::model::Role;
+    use quartermaster::views::CatalogRole;
+    let w = World::new(Backend::Postgres).await;
+    let grace = w.actor(w.ids.grace).await;
+    let eng = {
+        let mut conn = w.db().pool().acquire().await.unwrap();
+        quartermaster::store::catalog::package(&mut conn, w.ids.developer_tools).await.unwrap().unwrap().catalog_id
+    };
+    w.service.catalog_owner(&grace, eng).unwrap().grant_role(w.ids.hana, Role::CatalogOwner).await.unwrap();
+    let (linus, hana) = (w.actor(w.ids.linus).await, w.actor(w.ids.hana).await);
+    let mut first = park_at(&w.service, "catalog.role_revoking");
+    let by_linus = {
+        let (s, a, hana_id) = (first.service.clone(), linus.clone(), w.ids.hana);
+        tokio::spawn(async move { s.catalog_owner(&a, eng)?.revoke_role(hana_id, CatalogRole::CatalogOwner).await })
+    };
+    first.arrived.recv().await.unwrap();
+    let by_hana = {
+        let (s, a, linus_id) = (w.service.clone(), hana.clone(), w.ids.linus);
+        tokio::spawn(async move { s.catalog_owner(&a, eng)?.revoke_role(linus_id, CatalogRole::CatalogOwner).await })
+    };
+    let seen = second_operation(&w, None, &by_hana).await;
+    first.release();
+    let (a, b) = (by_linus.await.unwrap(), by_hana.await.unwrap());
+    let owners: Vec<i64> =
+        sqlx::query_scalar("SELECT user_id FROM role_assignments WHERE catalog_id = $1 AND role = 'catalog_owner'")
+            .bind(eng.0)
+            .fetch_all(w.db().pool())
+            .await
+            .unwrap();
+    assert_eq!(owners, vec![w.ids.linus.0], "exactly one owner is left (first: {a:?}, second: {b:?}, {seen:?})");
+    assert!(a.is_ok() && matches!(b, Err(DomainError::Conflict(_))), "first: {a:?}, second: {b:?}");
+    assert_eq!(seen, Second::Blocked, "the second waited for the catalog's lock");
+}

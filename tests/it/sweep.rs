@@ -139,6 +139,23 @@ const TABLE: &[(&str, &str)] = &[
     ("/auth/login", "DDDDDDDDDDDD"),
     ("/auth/callback", "DDDDDDDDDDDD"),
     ("/admin/audit.csv", "DDDDDDDDDDAD"),
+    // Catalogs in the admin area: the list for anyone holding a role, each catalog for who
+    // holds a role in it (another catalog's owner is told it does not exist).
+    ("admin_catalogs", "DDDDDAAAAAAD"),
+    ("admin_catalogs → Engineering", "DDDDDDADAAAD"),
+    ("/admin/catalogs", "DDDDDAAAAAAD"),
+    ("/admin/catalogs/{catalog}", "DDDDDDADAAAD"),
+    ("load_catalog", "DDDDDDADAAAD"),
+    ("find_people", "DDDDDAAAAAAD"),
+    // Catalog creators and administrators create catalogs; only the owner (and
+    // administrators) change one, its roles and resources — not its package or assignment
+    // managers.
+    ("create_catalog", "DDDDDADDDDAD"),
+    ("update_catalog", "DDDDDDADDDAD"),
+    ("delete_catalog", "DDDDDDADDDAD"),
+    ("grant_catalog_role", "DDDDDDADDDAD"),
+    ("revoke_catalog_role", "DDDDDDADDDAD"),
+    ("add_resource", "DDDDDDADDDAD"),
 ];
 
 /// Rows nobody passes in the sweep's application, why, and where their positive control is.
@@ -153,6 +170,7 @@ const READ_MARK: &str = "sweep-read-request-7d1e";
 const DECISION_MARK: &str = "sweep-decision-4b2a";
 const FAILED_MARK: &str = "sweep-failed-entry-9c3f";
 const HELD_PACKAGE: &str = "Sweep Held Access";
+const NEW_CATALOG: &str = "Sweep New Catalog";
 
 /// The objects the calls aim at, fresh in each application. Every call has its own, so no
 /// call in a column can spoil another's.
@@ -173,6 +191,13 @@ struct Fixtures {
     extend: AssignmentId,
     /// One of Omar's provisioning entries in Engineering, as it is after its last attempt failed.
     retry: i64,
+    /// The catalog every object is in (Engineering), and the built-in resource system.
+    catalog: CatalogId,
+    builtin: ResourceSystemId,
+    /// An empty catalog Engineering's owner also owns (to be deleted).
+    empty: CatalogId,
+    /// Someone holding a role in Engineering that no column holds (to be taken back).
+    reader: UserId,
 }
 
 /// A package of the sweep's own in a catalog: its own built-in resource (so removing one
@@ -222,6 +247,9 @@ async fn fixtures(app: &TestApp) -> Fixtures {
     // The roles the demo does not hand out, through the audited service.
     s.administrator(&grace).unwrap().grant_role(ids.priya, Role::CatalogCreator).await.unwrap();
     s.catalog_owner(&grace, eng).unwrap().grant_role(ids.jamal, Role::AccessPackageManager).await.unwrap();
+    s.catalog_owner(&grace, eng).unwrap().grant_role(ids.elena, Role::CatalogReader).await.unwrap();
+    let empty = s.catalog_creator(&grace).unwrap().create_catalog("Sweep Empty", "", false).await.unwrap();
+    s.catalog_owner(&grace, empty).unwrap().grant_role(ids.linus, Role::CatalogOwner).await.unwrap();
 
     let by_hana = || vec![Stage::new(vec![ApproverSpec::User { id: ids.hana }])];
     let mut tx = s.db().begin().await.unwrap();
@@ -305,6 +333,10 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         give_up: assignment(ids.developer_tools).await,
         extend: assignment(extend).await,
         retry: entry(retry, "unreachable").await,
+        catalog: eng,
+        builtin,
+        empty,
+        reader: ids.elena,
     }
 }
 
@@ -318,6 +350,12 @@ enum Effect {
     RequestFor(PackageId),
     /// Who the caller's session belongs to.
     Session,
+    /// A catalog's settings (and whether it is deleted).
+    Catalog(CatalogId),
+    /// Who holds roles in a catalog, and its resources.
+    CatalogContents(CatalogId),
+    /// The catalogs named so.
+    CatalogsNamed(&'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -361,6 +399,49 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             "decide" => (decision(vec![("request_id", fx.decide.0.to_string())]), Some(Effect::Request(fx.decide))),
             "decide_many" => (decision(request_ids(fx.decide_many)), Some(Effect::Request(fx.decide_many))),
             "audit_log" => (vec![("filter[action]", String::new())], None),
+            "admin_catalogs" => (vec![], None),
+            "load_catalog" => (vec![("catalog_id", fx.catalog.0.to_string())], None),
+            "find_people" => (vec![("query", "gr".into())], None),
+            "create_catalog" => (
+                vec![("name", NEW_CATALOG.into()), ("description", "sweep".into())],
+                Some(Effect::CatalogsNamed(NEW_CATALOG)),
+            ),
+            "update_catalog" => (
+                vec![
+                    ("catalog_id", fx.catalog.0.to_string()),
+                    ("name", "Engineering".into()),
+                    ("description", "edited by the sweep".into()),
+                    ("enabled", "on".into()),
+                ],
+                Some(Effect::Catalog(fx.catalog)),
+            ),
+            "delete_catalog" => (vec![("catalog_id", fx.empty.0.to_string())], Some(Effect::Catalog(fx.empty))),
+            "grant_catalog_role" => (
+                vec![
+                    ("catalog_id", fx.catalog.0.to_string()),
+                    ("person", "tom@quartermaster.example".into()),
+                    ("role", "catalog_reader".into()),
+                ],
+                Some(Effect::CatalogContents(fx.catalog)),
+            ),
+            "revoke_catalog_role" => (
+                vec![
+                    ("catalog_id", fx.catalog.0.to_string()),
+                    ("user_id", fx.reader.0.to_string()),
+                    ("role", "catalog_reader".into()),
+                ],
+                Some(Effect::CatalogContents(fx.catalog)),
+            ),
+            "add_resource" => (
+                vec![
+                    ("catalog_id", fx.catalog.0.to_string()),
+                    ("system_id", fx.builtin.0.to_string()),
+                    ("name", "Sweep Resource".into()),
+                    ("description", String::new()),
+                    ("roles", "Member".into()),
+                ],
+                Some(Effect::CatalogContents(fx.catalog)),
+            ),
             _ => (vec![], None),
         }
     };
@@ -388,7 +469,9 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
                 route.path()
             );
             let path = route.path().to_owned();
-            let concrete = path.replace("{id}", &ids.developer_tools.0.to_string());
+            let concrete = path
+                .replace("{id}", &ids.developer_tools.0.to_string())
+                .replace("{catalog}", &fx.catalog.0.to_string());
             calls.push(Call {
                 name: path,
                 path: concrete,
@@ -430,6 +513,7 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
         read("Omar's request", "/", READ_MARK),
         read("Omar's request", "/approvals", READ_MARK),
         read("Omar's failed entry", "/admin", FAILED_MARK),
+        read("Engineering", "admin_catalogs", "Engineering"),
         Call {
             name: "load_package → Sales CRM (open to partners)".into(),
             args: vec![("id", crm.clone())],
@@ -554,6 +638,39 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
                     .await
                     .unwrap();
             format!("{n} requests")
+        }
+        Effect::Catalog(id) => {
+            let row: (String, String, i64, i64, Option<i64>) = sqlx::query_as(
+                "SELECT name, description, enabled, externally_visible, deleted_at FROM catalogs WHERE id = $1",
+            )
+            .bind(id.0)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            format!("{row:?}")
+        }
+        Effect::CatalogContents(id) => {
+            let roles: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT user_id, role FROM role_assignments WHERE catalog_id = $1 ORDER BY user_id, role",
+            )
+            .bind(id.0)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            let resources: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM catalog_resources WHERE catalog_id = $1")
+                .bind(id.0)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            format!("{roles:?}, {resources} resources")
+        }
+        Effect::CatalogsNamed(name) => {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM catalogs WHERE name = $1")
+                .bind(name)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            format!("{n} catalogs")
         }
         Effect::Session => {
             let cookie = cookie?;

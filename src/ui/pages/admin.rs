@@ -29,7 +29,7 @@ fn AdminBody() -> impl IntoView {
             <p class="lead">{format!("Signed in as {}{}.", v.name, if v.is_admin { ", administrator" } else { "" })}</p>
             {v.is_admin.then(|| view! { <p><a class="btn-secondary" href="/admin/audit">"Audit log"</a></p> })}
             <FailedWork />
-            <AdminCatalogs />
+            <ManagedCatalogs />
             {v.is_admin.then(|| view! { <BuiltinGroups /> })}
         }
         .into_any(),
@@ -38,17 +38,22 @@ fn AdminBody() -> impl IntoView {
     }
 }
 
+/// The catalogs the viewer manages, each linking to its admin page.
 #[component]
-fn AdminCatalogs() -> impl IntoView {
-    let packages = Resource::new(|| (), |_| browse_packages(String::new(), None, None));
+fn ManagedCatalogs() -> impl IntoView {
+    let catalogs = Resource::new(|| (), |_| admin_catalogs());
     view! {
-        <section class="panel">
-            <h2>"Catalogs"</h2>
+        <section class="panel" aria-labelledby="admin-catalogs-h">
+            <h2 id="admin-catalogs-h">"Catalogs"</h2>
             <Suspense fallback=|| ()>
-                {move || packages.get().and_then(Result::ok).map(|b| view! {
-                    <ul class="plain">
-                        {b.catalogs.into_iter().map(|c| view! { <li><a href=format!("/?catalog={}", c.id)>{c.name}</a></li> }).collect_view()}
-                    </ul>
+                {move || catalogs.get().map(|r| match r {
+                    Ok(list) => view! {
+                        <ul class="plain" id="admin-catalogs">
+                            {list.items.into_iter().map(|c| view! { <li><a href=format!("/admin/catalogs/{}", c.id)>{c.name}</a></li> }).collect_view()}
+                        </ul>
+                        <p><a class="btn-secondary" href="/admin/catalogs">{if list.may_create { "All catalogs, or a new one" } else { "All catalogs" }}</a></p>
+                    }.into_any(),
+                    Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
                 })}
             </Suspense>
         </section>

@@ -3,6 +3,7 @@
 mod admin;
 mod approvals;
 mod audit;
+mod catalogs;
 mod errors;
 mod my_access;
 mod package;
@@ -11,6 +12,7 @@ mod sign_in;
 pub use admin::Admin;
 pub use approvals::Approvals;
 pub use audit::AuditLog;
+pub use catalogs::{CatalogPage, Catalogs};
 pub use errors::NotFound;
 pub use my_access::MyAccess;
 pub use package::PackagePage;

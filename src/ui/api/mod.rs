@@ -8,6 +8,9 @@ use leptos::prelude::*;
 use super::error::AppError;
 use crate::views::*;
 
+mod catalogs;
+pub use catalogs::*;
+
 #[cfg(feature = "ssr")]
 mod server {
     use leptos::prelude::*;
@@ -65,15 +68,34 @@ mod server {
                 Ok(n) => n.clone(),
                 Err(e) => Notice { ok: false, text: e.to_string(), field: e.field().map(str::to_owned) },
             };
-            // Only into a signed-in session: an anonymous post must not create a stored
-            // session just to say "please sign in" (the sign-in page says that).
-            if let Ok(session) = session().await {
-                if session.get::<i64>(crate::auth::USER_KEY).await.ok().flatten().is_some() {
-                    let _ = session.insert(NOTICE_KEY, notice).await;
-                }
-            }
+            keep(notice).await;
         }
         result
+    }
+
+    /// Like [`finish`], but a success moves on to the page at `path` (a new object's page,
+    /// the list after a deletion), with or without JavaScript; the outcome waits there in
+    /// the session. A failure stays on the page the form is on.
+    pub async fn finish_at(result: Result<Notice, AppError>, path: &str) -> Result<Notice, AppError> {
+        match &result {
+            Ok(notice) => {
+                keep(notice.clone()).await;
+                leptos_axum::redirect(path);
+                result
+            }
+            Err(_) => finish(result).await,
+        }
+    }
+
+    /// Keep the outcome in the session for the next page shown. Only into a signed-in
+    /// session: an anonymous post must not create a stored session just to say "please sign
+    /// in" (the sign-in page says that).
+    async fn keep(notice: Notice) {
+        if let Ok(session) = session().await {
+            if session.get::<i64>(crate::auth::USER_KEY).await.ok().flatten().is_some() {
+                let _ = session.insert(NOTICE_KEY, notice).await;
+            }
+        }
     }
 
     /// The notice carried over a redirect, taken from the session once per request (a page

@@ -1,0 +1,66 @@
+import { test, expect, TestInfo } from '@playwright/test';
+import { emails, signIn, settle, shot } from './helpers';
+
+// The admin area, with JavaScript (hydrated) and without (plain forms). The two runs share one
+// demo database, so each makes its own catalog.
+const suffix = (t: TestInfo) => (t.project.name === 'js' ? 'js' : 'plain');
+
+test('an administrator builds a catalog: settings, a resource, an assignment manager', async ({ page }, t) => {
+  await signIn(page, emails.grace);
+  await page.goto('/admin');
+  await settle(page, t);
+  await shot(page, t, 'admin');
+  await page.getByRole('link', { name: 'All catalogs, or a new one' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Catalogs' })).toBeVisible();
+  await settle(page, t);
+  await shot(page, t, 'admin-catalogs');
+
+  const name = `Data Platform ${suffix(t)}`;
+  await page.locator('#new-name').fill(name);
+  await page.locator('#new-description').fill('Warehouses and pipelines');
+  await page.getByRole('button', { name: 'Create catalog' }).click();
+  await expect(page.getByRole('heading', { level: 1, name })).toBeVisible();
+  await expect(page.locator('.notices')).toContainText('created');
+  await settle(page, t);
+
+  await page.locator('#resource-name').fill(`Warehouse ${suffix(t)}`);
+  await page.locator('#resource-description').fill('Snowflake');
+  await page.locator('#resource-roles').fill('Reader, Writer');
+  await page.getByRole('button', { name: 'Add resource' }).click();
+  await expect(page.locator('#catalog-resources')).toContainText('Reader, Writer');
+  await settle(page, t);
+
+  await page.locator('#grant-role input[name="person"]').fill(emails.lucas);
+  await page.locator('#grant-role select[name="role"]').selectOption('assignment_manager');
+  await page.getByRole('button', { name: 'Add', exact: true }).click();
+  await expect(page.locator('#catalog-roles')).toContainText('Lucas Martin');
+  await expect(page.locator('#catalog-roles')).toContainText('Assignment manager');
+  await settle(page, t);
+
+  // A typo in the email is a message next to the field, and nobody is added.
+  await page.locator('#grant-role input[name="person"]').fill('nobody@quartermaster.example');
+  await page.getByRole('button', { name: 'Add', exact: true }).click();
+  await expect(page.locator('.field-error').first()).toContainText('no active person with that email');
+  await expect(page.locator('#catalog-roles tbody tr')).toHaveCount(2);
+  await shot(page, t, 'admin-catalog');
+});
+
+test('a catalog owner cannot see or open another catalog, by link either', async ({ page }, t) => {
+  await signIn(page, emails.grace);
+  await page.goto('/admin/catalogs');
+  await settle(page, t);
+  const engineering = await page.locator('#catalog-list a', { hasText: 'Engineering' }).getAttribute('href');
+  expect(engineering).toMatch(/^\/admin\/catalogs\/\d+$/);
+
+  // Sofia owns Sales & Marketing only.
+  await signIn(page, emails.sofia);
+  await page.goto('/admin/catalogs');
+  await settle(page, t);
+  await expect(page.locator('#catalog-list')).toContainText('Sales & Marketing');
+  await expect(page.locator('#catalog-list')).not.toContainText('Engineering');
+  const res = await page.goto(engineering ?? '');
+  expect(res?.status()).toBe(404);
+  await expect(page.getByRole('heading', { level: 1, name: 'Not found' })).toBeVisible();
+  await expect(page.locator('body')).not.toContainText('Linus Park');
+  await shot(page, t, 'admin-catalog-of-another');
+});

@@ -1,0 +1,197 @@
+//! The catalog admin pages: the catalogs someone manages, one catalog with who manages it, its
+//! resources and packages; deleting a catalog, taking a role back; the person picker.
+
+use serde_json::json;
+
+use super::capability::{CatalogOwner, Scope};
+use super::Service;
+use crate::domain::audit::AuditEvent;
+use crate::domain::authz::{Actor, Permission};
+use crate::domain::ids::*;
+use crate::domain::model::Role;
+use crate::domain::{DomainError, DomainResult};
+use crate::store::{catalog, directory, to_ms};
+use crate::views::{
+    CatalogAdmin, CatalogList, CatalogPackage, CatalogResource, CatalogRole, CatalogSummary, PersonOption, RoleHolder,
+    SystemOption,
+};
+
+/// At most this many people in a picker's answer.
+pub const PICKER_LIMIT: i64 = 10;
+
+fn summary(row: catalog::CatalogSummaryRow) -> CatalogSummary {
+    CatalogSummary {
+        id: row.catalog.id.0,
+        name: row.catalog.name,
+        description: row.catalog.description,
+        enabled: row.catalog.enabled,
+        externally_visible: row.catalog.externally_visible,
+        packages: row.packages,
+        resources: row.resources,
+    }
+}
+
+impl Service {
+    /// The catalogs this person manages in any role (every catalog for administrators), and
+    /// whether they may create one. For anyone without a role in the admin area: forbidden.
+    #[tracing::instrument(name = "admin_catalogs", skip_all, fields(actor = actor.id().0))]
+    pub async fn admin_catalogs(&self, actor: &Actor) -> DomainResult<CatalogList> {
+        let may_create = self.catalog_creator(actor).is_ok();
+        if !actor.has_admin_area() || !actor.user.is_active() {
+            return Err(DomainError::forbidden("only people who manage catalogs see this"));
+        }
+        let mut conn = self.db.pool().acquire().await?;
+        let rows = if actor.can(Permission::Administer) {
+            catalog::catalog_summaries(&mut conn, None).await?
+        } else {
+            let mine: Vec<CatalogId> = actor.roles.iter().filter_map(|g| g.catalog).collect();
+            catalog::catalog_summaries(&mut conn, Some(&mine)).await?
+        };
+        Ok(CatalogList { items: rows.into_iter().map(summary).collect(), may_create })
+    }
+
+    /// People whose email or name starts with `query`, for the pickers of the admin area.
+    #[tracing::instrument(name = "find_people", skip_all, fields(actor = actor.id().0))]
+    pub async fn find_people(&self, actor: &Actor, query: &str) -> DomainResult<Vec<PersonOption>> {
+        if !actor.has_admin_area() || !actor.user.is_active() {
+            return Err(DomainError::forbidden("only people who manage catalogs look people up"));
+        }
+        let query = query.trim().to_lowercase();
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        if query.chars().count() > 200 {
+            return Err(DomainError::invalid("person", "at most 200 characters"));
+        }
+        let mut conn = self.db.pool().acquire().await?;
+        let people = directory::people_starting_with(&mut conn, &query, PICKER_LIMIT).await?;
+        Ok(people.into_iter().map(|u| PersonOption { id: u.id.0, name: u.display_name, email: u.email }).collect())
+    }
+
+    /// The one active person an entry of a picker names: an id the browser picked, or an
+    /// email typed by hand (without JavaScript). Anything else asks for the email.
+    pub(super) async fn resolve_person(&self, conn: &mut crate::store::Conn, entry: &str) -> DomainResult<UserId> {
+        let entry = entry.trim();
+        let not_found = || DomainError::invalid("person", "no active person with that email; type their full email");
+        let user = match entry.parse::<i64>() {
+            Ok(id) => directory::user(conn, UserId(id)).await?,
+            Err(_) if entry.contains('@') => directory::user_by_email(conn, entry).await?.map(|(u, _)| u),
+            Err(_) => return Err(not_found()),
+        };
+        user.filter(|u| u.is_active()).map(|u| u.id).ok_or_else(not_found)
+    }
+}
+
+impl<S: Scope> super::capability::InCatalog<'_, S> {
+    /// The catalog's admin page.
+    #[tracing::instrument(name = "catalog_admin", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0))]
+    pub async fn admin_view(&self) -> DomainResult<CatalogAdmin> {
+        let mut conn = self.service.db.pool().acquire().await?;
+        let row = catalog::catalog_summaries(&mut conn, Some(&[self.catalog]))
+            .await?
+            .pop()
+            .ok_or_else(|| DomainError::not_found("catalog"))?;
+        let holders = catalog::role_holders(&mut conn, self.catalog)
+            .await?
+            .into_iter()
+            .filter_map(|(id, role, name, email)| {
+                Some(RoleHolder { user_id: id.0, name, email, role: CatalogRole::parse(&role)? })
+            })
+            .collect();
+        let resources = catalog::catalog_resources(&mut conn, self.catalog)
+            .await?
+            .into_iter()
+            .map(|r| CatalogResource {
+                id: r.id.0,
+                name: r.name,
+                description: r.description,
+                system: r.system,
+                roles: r.roles,
+            })
+            .collect();
+        let packages = catalog::packages_in(&mut conn, self.catalog)
+            .await?
+            .into_iter()
+            .map(|p| CatalogPackage { id: p.id.0, name: p.name, enabled: p.enabled, hidden: p.hidden })
+            .collect();
+        let systems = catalog::resource_systems(&mut conn)
+            .await?
+            .into_iter()
+            .map(|(id, name, kind)| SystemOption { id: id.0, name, kind })
+            .collect();
+        let may_own = self.service.catalog_owner(self.actor, self.catalog).is_ok();
+        Ok(CatalogAdmin { summary: summary(row), holders, resources, packages, systems, may_own })
+    }
+}
+
+impl CatalogOwner<'_> {
+    /// Give the role in this catalog to the person a picker names (an id, or an email).
+    #[tracing::instrument(name = "grant_catalog_role_to", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0, role = role.as_str()))]
+    pub async fn grant_role_to(&self, person: &str, role: CatalogRole) -> DomainResult<UserId> {
+        let user = {
+            let mut conn = self.service.db.pool().acquire().await?;
+            self.service.resolve_person(&mut conn, person).await?
+        };
+        self.grant_role(user, Role::from(role)).await?;
+        Ok(user)
+    }
+
+    /// Take a role in this catalog back. The catalog keeps at least one owner.
+    #[tracing::instrument(name = "revoke_catalog_role", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0, user = user.0, role = role.as_str()))]
+    pub async fn revoke_role(&self, user: UserId, role: CatalogRole) -> DomainResult<()> {
+        let (service, actor) = (self.service, self.actor);
+        let mut tx = service.db.begin().await?;
+        // Changes to who owns a catalog take turns (the catalog's row lock on PostgreSQL; the
+        // one writer on SQLite): two owners taking each other's role at once cannot both
+        // succeed, since the second counts after the first has committed.
+        if !catalog::lock_catalog(&mut tx, self.catalog).await? {
+            return Err(DomainError::not_found("catalog"));
+        }
+        if !directory::revoke_catalog_role(&mut tx, user, Role::from(role), self.catalog).await? {
+            return Err(DomainError::not_found("role"));
+        }
+        if role == CatalogRole::CatalogOwner
+            && directory::count_holders(&mut tx, Role::CatalogOwner, self.catalog).await? == 0
+        {
+            return Err(DomainError::Conflict("a catalog keeps at least one owner: add another owner first".into()));
+        }
+        service.checkpoint("catalog.role_revoking").await;
+        let event = AuditEvent::new(Some(actor.id()), "role.revoked", "user", user.0)
+            .before(json!({"role": role.as_str(), "catalog": self.catalog}));
+        service.commit(tx, vec![event]).await
+    }
+
+    /// Delete the catalog: refused, with the reason, while any of its packages has live
+    /// assignments or open requests. The row stays (history names it), marked deleted.
+    #[tracing::instrument(name = "delete_catalog", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0))]
+    pub async fn delete_catalog(&self) -> DomainResult<()> {
+        let (service, actor) = (self.service, self.actor);
+        let now = service.now();
+        let mut tx = service.db.begin().await?;
+        if !catalog::lock_catalog(&mut tx, self.catalog).await? {
+            return Err(DomainError::not_found("catalog"));
+        }
+        let before = catalog::catalog(&mut tx, self.catalog).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
+        let blockers = catalog::deletion_blockers(&mut tx, self.catalog).await?;
+        if !blockers.is_empty() {
+            let reasons: Vec<String> = blockers
+                .iter()
+                .map(|(name, live, open)| match (live, open) {
+                    (0, open) => format!("{name}: {open} open request(s)"),
+                    (live, 0) => format!("{name}: {live} live assignment(s)"),
+                    (live, open) => format!("{name}: {live} live assignment(s), {open} open request(s)"),
+                })
+                .collect();
+            return Err(DomainError::Conflict(format!(
+                "this catalog's packages are still in use — remove their assignments and settle their requests first ({})",
+                reasons.join("; ")
+            )));
+        }
+        if !catalog::mark_deleted(&mut tx, self.catalog, to_ms(now)).await? {
+            return Err(DomainError::not_found("catalog"));
+        }
+        let event =
+            AuditEvent::new(Some(actor.id()), "catalog.deleted", "catalog", self.catalog.0).before(json!(before));
+        service.commit(tx, vec![event]).await
+    }
+}
