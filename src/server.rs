@@ -264,6 +264,7 @@ pub fn plain_routes() -> Vec<(&'static str, Method, axum::routing::MethodRouter<
         ("/auth/callback", Method::GET, get(crate::auth::oidc_callback)),
         ("/auth/signout", Method::POST, post(crate::auth::sign_out)),
         ("/admin/audit.csv", Method::GET, get(audit_csv)),
+        ("/admin/packages/{package}/assignments.csv", Method::GET, get(package_assignments_csv)),
     ]
 }
 
@@ -314,81 +315,179 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// A CSV download: a header line, then rows a page at a time until none is left.
+trait CsvExport: Send + 'static {
+    const HEADER: &'static str;
+    /// The next page's rows, each a row's fields; `None` once everything was given.
+    fn next_rows(
+        &mut self,
+    ) -> impl std::future::Future<Output = crate::domain::DomainResult<Option<Vec<Vec<String>>>>> + Send;
+}
+
+impl CsvExport for crate::service::AuditExport {
+    const HEADER: &'static str = "id,at,actor_id,actor,action,object_type,object_id,reason,before,after\r\n";
+    async fn next_rows(&mut self) -> crate::domain::DomainResult<Option<Vec<Vec<String>>>> {
+        Ok(self.next_page().await?.map(|events| {
+            events
+                .into_iter()
+                .map(|e| {
+                    vec![
+                        e.id.to_string(),
+                        rfc3339(e.at),
+                        e.actor_id.map(|id| id.to_string()).unwrap_or_default(),
+                        e.actor,
+                        e.action,
+                        e.object_type,
+                        e.object_id.to_string(),
+                        e.reason,
+                        e.before,
+                        e.after,
+                    ]
+                })
+                .collect()
+        }))
+    }
+}
+
+impl CsvExport for crate::service::AssignmentExport {
+    const HEADER: &'static str = "assignment_id,user_id,name,email,state,start_at,end_at,policy,request_id\r\n";
+    async fn next_rows(&mut self) -> crate::domain::DomainResult<Option<Vec<Vec<String>>>> {
+        Ok(self.next_page().await?.map(|rows| {
+            rows.into_iter()
+                .map(|a| {
+                    vec![
+                        a.id.to_string(),
+                        a.user_id.to_string(),
+                        a.name,
+                        a.email,
+                        a.state.as_str().to_owned(),
+                        rfc3339(a.start_at),
+                        a.end_at.map(rfc3339).unwrap_or_default(),
+                        a.policy,
+                        a.request_id.map(|id| id.to_string()).unwrap_or_default(),
+                    ]
+                })
+                .collect()
+        }))
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339()).unwrap_or_default()
+}
+
+/// Refuse a download a browser was sent to by another site (a GET, so the edge's origin check
+/// does not apply, and the session cookie is `SameSite=Lax`): a value that is not text counts
+/// as foreign, as the edge reads it.
+fn from_elsewhere(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .map(|v| v.to_str().unwrap_or("invalid"))
+        .is_some_and(|site| !matches!(site, "same-origin" | "none"))
+}
+
+/// The signed-in person of a download, or the answer to give instead (sign in first, coming
+/// back to `page`).
+async fn download_actor(
+    state: &AppState,
+    session: &tower_sessions::Session,
+    page: &str,
+) -> Result<crate::domain::authz::Actor, Response> {
+    match crate::auth::session_actor(session, &state.auth.service, &state.auth.sessions).await {
+        Ok(Some(actor)) => Ok(actor),
+        Ok(None) => {
+            let back = url::form_urlencoded::byte_serialize(page.as_bytes()).collect::<String>();
+            Err(axum::response::Redirect::to(&format!("/signin?return_to={back}")).into_response())
+        }
+        Err(e) => Err(error_response(e)),
+    }
+}
+
+/// Stream `export` as a CSV file named `filename`, never stored by a browser or proxy: the
+/// header, then a chunk per page; a failure part way ends the body with an error, so the
+/// download is cut short visibly rather than looking complete.
+fn csv_download<E: CsvExport>(export: E, filename: &str) -> Response {
+    let chunks = futures_util::stream::unfold((true, Some(export)), |(first, export)| async move {
+        if first {
+            return Some((Ok(E::HEADER.to_owned()), (false, export)));
+        }
+        let mut export = export?;
+        match export.next_rows().await {
+            Ok(Some(rows)) => Some((Ok(csv_lines(rows)), (false, Some(export)))),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "an export failed part way");
+                Some((Err(std::io::Error::other("the export failed part way")), (false, None)))
+            }
+        }
+    });
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    let mut res = axum::body::Body::from_stream(chunks).into_response();
+    let headers = res.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(http::header::CONTENT_DISPOSITION, value);
+    }
+    res
+}
+
 /// The audit log narrowed by the page's filter, every matching event, as CSV (administrators),
-/// streamed a thousand events at a time, never stored by a browser or proxy. Signed-out
-/// visitors are sent to sign in; a filter that does not parse answers 422 naming the field;
-/// a browser sent here by another site is refused (a GET, so the edge's origin check does
-/// not apply, and the session cookie is `SameSite=Lax`).
+/// streamed a thousand events at a time. Signed-out visitors are sent to sign in; a filter
+/// that does not parse answers 422 naming the field; a browser sent here by another site is
+/// refused.
 async fn audit_csv(
     State(state): State<AppState>,
     session: tower_sessions::Session,
     headers: http::HeaderMap,
     axum::extract::Query(filter): axum::extract::Query<crate::views::AuditFilter>,
 ) -> Response {
-    // As the edge reads it: a value that is not text counts as foreign.
-    let from_elsewhere = headers
-        .get("sec-fetch-site")
-        .map(|v| v.to_str().unwrap_or("invalid"))
-        .is_some_and(|site| !matches!(site, "same-origin" | "none"));
-    if from_elsewhere {
+    if from_elsewhere(&headers) {
         return (StatusCode::FORBIDDEN, "the audit export starts from this site's own pages").into_response();
     }
-    let service = &state.auth.service;
-    let actor = match crate::auth::session_actor(&session, service, &state.auth.sessions).await {
-        Ok(Some(actor)) => actor,
-        Ok(None) => return axum::response::Redirect::to("/signin?return_to=%2Fadmin%2Faudit").into_response(),
-        Err(e) => return error_response(e),
+    let actor = match download_actor(&state, &session, "/admin/audit").await {
+        Ok(actor) => actor,
+        Err(answer) => return answer,
     };
-    let export = match service.audit_export(&actor, &filter).await {
-        Ok(export) => export,
-        Err(e) => return error_response(e),
-    };
-    const HEADER: &str = "id,at,actor_id,actor,action,object_type,object_id,reason,before,after\r\n";
-    // The header, then a chunk per page; a failure part way ends the body with an error, so the
-    // download is cut short visibly rather than looking complete.
-    let chunks = futures_util::stream::unfold((true, Some(export)), |(first, export)| async move {
-        if first {
-            return Some((Ok(HEADER.to_owned()), (false, export)));
-        }
-        let mut export = export?;
-        match export.next_page().await {
-            Ok(Some(events)) => Some((Ok(csv_lines(events)), (false, Some(export)))),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::error!(error = %e, "the audit export failed part way");
-                Some((Err(std::io::Error::other("the audit export failed part way")), (false, None)))
-            }
-        }
-    });
-    (
-        [
-            (http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (http::header::CONTENT_DISPOSITION, "attachment; filename=\"audit-log.csv\""),
-            (http::header::CACHE_CONTROL, "no-store"),
-        ],
-        axum::body::Body::from_stream(chunks),
-    )
-        .into_response()
+    match state.auth.service.audit_export(&actor, &filter).await {
+        Ok(export) => csv_download(export, "audit-log.csv"),
+        Err(e) => error_response(e),
+    }
 }
 
-/// Audit events as CSV lines, in the order of [`audit_csv`]'s header.
-fn csv_lines(events: Vec<crate::views::AuditEventView>) -> String {
+/// A package's assignments narrowed by its page's filter, as CSV (who may read its catalog),
+/// streamed a thousand at a time; refused and redirected like the audit export.
+async fn package_assignments_csv(
+    State(state): State<AppState>,
+    session: tower_sessions::Session,
+    headers: http::HeaderMap,
+    axum::extract::Path(package): axum::extract::Path<i64>,
+    axum::extract::Query(filter): axum::extract::Query<crate::views::AssignmentFilter>,
+) -> Response {
+    if from_elsewhere(&headers) {
+        return (StatusCode::FORBIDDEN, "the export starts from this site's own pages").into_response();
+    }
+    let actor = match download_actor(&state, &session, &format!("/admin/packages/{package}")).await {
+        Ok(actor) => actor,
+        Err(answer) => return answer,
+    };
+    let service = &state.auth.service;
+    let package = crate::domain::ids::PackageId(package);
+    let export = async {
+        let reader = service.package_reader(&actor, package).await?;
+        reader.export_assignments(package, &filter).await
+    };
+    match export.await {
+        Ok(export) => csv_download(export, "assignments.csv"),
+        Err(e) => error_response(e),
+    }
+}
+
+/// Rows as CSV lines.
+fn csv_lines(rows: Vec<Vec<String>>) -> String {
     let mut csv = String::new();
-    for e in events {
-        let at = chrono::DateTime::from_timestamp_millis(e.at).map(|t| t.to_rfc3339()).unwrap_or_default();
-        let fields = [
-            e.id.to_string(),
-            at,
-            e.actor_id.map(|id| id.to_string()).unwrap_or_default(),
-            e.actor,
-            e.action,
-            e.object_type,
-            e.object_id.to_string(),
-            e.reason,
-            e.before,
-            e.after,
-        ];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+    for row in rows {
+        let line: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
         csv.push_str(&line.join(","));
         csv.push_str("\r\n");
     }

@@ -361,3 +361,48 @@ pub struct PersonOption {
     pub name: String,
     pub email: String,
 }
+
+/// What a package's assignment list is narrowed to: a state (`live`, the default; `ended`;
+/// `all`; or one state's word) and the start of a person's email or name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AssignmentFilter {
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub q: String,
+}
+
+/// One assignment in a package's admin list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PackageAssignment {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub email: String,
+    pub state: AssignmentState,
+    pub start_at: Millis,
+    pub end_at: Option<Millis>,
+    pub policy: String,
+    /// The request it came from (a direct assignment is an `admin_add` request too).
+    pub request_id: Option<i64>,
+}
+
+/// A policy to pick when assigning directly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyOption {
+    pub id: i64,
+    pub name: String,
+}
+
+/// A package's admin page: its assignments (a page of them) and what the viewer may do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PackageAssignments {
+    pub package_id: i64,
+    pub package: String,
+    pub catalog_id: i64,
+    pub catalog: String,
+    pub assignments: Page<PackageAssignment>,
+    pub policies: Vec<PolicyOption>,
+    /// The viewer assigns and removes in this catalog.
+    pub may_assign: bool,
+}

@@ -64,3 +64,37 @@ test('a catalog owner cannot see or open another catalog, by link either', async
   await expect(page.locator('body')).not.toContainText('Linus Park');
   await shot(page, t, 'admin-catalog-of-another');
 });
+
+test('an assignment manager assigns a person directly, finds and removes them, and exports the list', async ({ page }, t) => {
+  // Lucas manages Engineering's assignments. Each run assigns its own person.
+  const who = t.project.name === 'js' ? { email: emails.tom, name: 'Tom Becker' } : { email: emails.elena, name: 'Elena Petrova' };
+  await signIn(page, emails.lucas);
+  await page.goto('/admin/catalogs');
+  await settle(page, t);
+  await page.locator('#catalog-list a', { hasText: 'Engineering' }).click();
+  await settle(page, t);
+  await page.locator('#catalog-packages a', { hasText: 'Developer Tools' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Developer Tools' })).toBeVisible();
+  await settle(page, t);
+
+  await page.locator('#assign-form input[name="person"]').fill(who.email);
+  await page.locator('#assign-form input[name="justification"]').fill('Cover for the quarter');
+  await page.getByRole('button', { name: 'Assign', exact: true }).click();
+  await expect(page.locator('.notices')).toContainText('is being given access');
+  const row = page.locator('#package-assignments tr', { hasText: who.name });
+  await expect(row).toHaveCount(1);
+  await settle(page, t);
+  await shot(page, t, 'admin-package-assignments');
+
+  await page.getByRole('searchbox', { name: 'Person' }).fill(who.email.slice(0, 4));
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await expect(page.locator('#package-assignments tbody tr')).toHaveCount(1);
+  await settle(page, t);
+  await page.locator('#package-assignments tr', { hasText: who.name }).getByRole('button', { name: 'Remove' }).click();
+  await expect(page.locator('.notices')).toContainText('Assignment removed');
+
+  const href = await page.getByRole('link', { name: 'Export as CSV' }).getAttribute('href');
+  const csv = await page.request.get((href ?? '').replace(/state=[a-z_]*/, 'state=all'));
+  expect(csv.status()).toBe(200);
+  expect(await csv.text()).toContain(`${who.name},${who.email},removed`);
+});

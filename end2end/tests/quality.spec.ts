@@ -12,6 +12,7 @@ const pages: Array<[string, string, keyof typeof emails]> = [
   ['audit-log', '/admin/audit', 'grace'],
   ['admin-catalogs', '/admin/catalogs', 'grace'],
   ['admin-catalog', '/admin/catalogs/1', 'linus'],
+  ['admin-package', '/admin/packages/1', 'lucas'],
 ];
 
 for (const [name, path, who] of pages) {

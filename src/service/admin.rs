@@ -70,7 +70,8 @@ impl Administrator<'_> {
         if !matches!(role, Role::Administrator | Role::CatalogCreator) {
             return Err(DomainError::invalid("role", "this role is held for one catalog"));
         }
-        grant(self.service, self.actor, user, role, None).await
+        let tx = self.service.db.begin().await?;
+        grant(self.service, tx, self.actor, user, role, None).await
     }
 }
 
@@ -81,9 +82,12 @@ impl CatalogOwner<'_> {
         self.owns(changed.id, "catalog")?;
         let name = clean_name("name", &changed.name)?;
         let mut tx = service.db.begin().await?;
+        self.lock(&mut tx).await?;
         let before = catalog::catalog(&mut tx, changed.id).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
         let after = Catalog { name, ..changed };
-        catalog::update_catalog(&mut tx, &after).await.map_err(|e| unique(e, "a catalog"))?;
+        if !catalog::update_catalog(&mut tx, &after).await.map_err(|e| unique(e, "a catalog"))? {
+            return Err(DomainError::not_found("catalog"));
+        }
         let event = AuditEvent::new(Some(actor.id()), "catalog.updated", "catalog", after.id.0)
             .before(json!(before))
             .after(json!(after));
@@ -96,7 +100,9 @@ impl CatalogOwner<'_> {
         if matches!(role, Role::Administrator | Role::CatalogCreator) {
             return Err(DomainError::invalid("role", "this role is global, not per catalog"));
         }
-        grant(self.service, self.actor, user, role, Some(self.catalog)).await
+        let mut tx = self.service.db.begin().await?;
+        self.lock(&mut tx).await?;
+        grant(self.service, tx, self.actor, user, role, Some(self.catalog)).await
     }
 
     /// Add a resource (with its roles) from a resource system to this catalog.
@@ -115,7 +121,7 @@ impl CatalogOwner<'_> {
         }
         let now = service.now();
         let mut tx = service.db.begin().await?;
-        catalog::catalog(&mut tx, catalog_id).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
+        self.lock(&mut tx).await?;
         if !catalog::resource_system_exists(&mut tx, system).await? {
             return Err(DomainError::not_found("resource system"));
         }
@@ -132,13 +138,13 @@ impl CatalogOwner<'_> {
 /// A role granted, audited (the caller's handle decided who may grant which role where).
 async fn grant(
     service: &super::Service,
+    mut tx: crate::store::Tx,
     actor: &crate::domain::authz::Actor,
     user: UserId,
     role: Role,
     scope: Option<CatalogId>,
 ) -> DomainResult<()> {
     let now = service.now();
-    let mut tx = service.db.begin().await?;
     directory::user(&mut tx, user).await?.ok_or_else(|| DomainError::not_found("person"))?;
     directory::grant_role(&mut tx, user, role, scope, to_ms(now)).await?;
     let event = AuditEvent::new(Some(actor.id()), "role.granted", "user", user.0)
@@ -159,7 +165,7 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         let name = clean_name("name", name)?;
         let now = service.now();
         let mut tx = service.db.begin().await?;
-        catalog::catalog(&mut tx, catalog_id).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
+        self.lock(&mut tx).await?;
         let held = catalog::role_catalogs(&mut tx, roles).await?;
         if let Some(stray) = roles.iter().find(|r| !held.iter().any(|(id, c)| id == *r && *c == catalog_id)) {
             return Err(DomainError::invalid("roles", format!("resource role {stray} is not in this catalog")));
@@ -179,6 +185,7 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         let (service, actor) = (self.service, self.actor);
         let now = service.now();
         let mut tx = service.db.begin().await?;
+        self.lock(&mut tx).await?;
         let before =
             catalog::package(&mut tx, changed.id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
         self.owns(before.catalog_id, "access package")?;
@@ -205,6 +212,7 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
     pub async fn add_incompatibility(&self, package: PackageId, other: Incompatible) -> DomainResult<()> {
         let (service, actor) = (self.service, self.actor);
         let mut tx = service.db.begin().await?;
+        self.lock(&mut tx).await?;
         let pkg = catalog::package(&mut tx, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
         self.owns(pkg.catalog_id, "access package")?;
         match other {
@@ -214,11 +222,10 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
             Incompatible::Package(p) => {
                 let other =
                     catalog::package(&mut tx, p).await?.ok_or_else(|| DomainError::not_found("access package"))?;
-                // A rule binds both packages: whoever sets it must manage the other one too.
+                // A rule binds both packages: whoever sets it must manage the other one too
+                // (else the other package is not there for them, exactly like an unknown one).
                 if service.package_manager(actor, other.catalog_id).is_err() {
-                    return Err(DomainError::forbidden(
-                        "you can mark as incompatible only packages of catalogs whose packages you manage",
-                    ));
+                    return Err(DomainError::not_found("access package"));
                 }
                 catalog::add_incompatible_package(&mut tx, package, p).await.map_err(|e| unique(e, "this rule"))?;
             }
@@ -239,6 +246,7 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         policy.validate()?;
         let now = service.now();
         let mut tx = service.db.begin().await?;
+        self.lock(&mut tx).await?;
         let pkg = catalog::package(&mut tx, policy.package_id)
             .await?
             .ok_or_else(|| DomainError::not_found("access package"))?;
@@ -258,6 +266,7 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         changed.validate()?;
         let now = service.now();
         let mut tx = service.db.begin().await?;
+        self.lock(&mut tx).await?;
         let before = catalog::policy(&mut tx, changed.id).await?.ok_or_else(|| DomainError::not_found("policy"))?;
         let pkg = catalog::package(&mut tx, before.package_id)
             .await?

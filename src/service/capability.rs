@@ -96,6 +96,16 @@ impl<S: Scope> InCatalog<'_, S> {
         self.actor
     }
 
+    /// Before a change in this catalog: its locks, in the order every catalog writer takes
+    /// them ([`catalog::lock_catalog`]); a deleted catalog is "not found".
+    pub(super) async fn lock(&self, tx: &mut crate::store::Tx) -> DomainResult<()> {
+        if catalog::lock_catalog(tx, self.catalog).await? {
+            Ok(())
+        } else {
+            Err(DomainError::not_found("catalog"))
+        }
+    }
+
     /// The object's catalog must be this handle's: otherwise it is "not found" (`what`).
     pub(super) fn owns(&self, object_catalog: CatalogId, what: &str) -> DomainResult<()> {
         if object_catalog == self.catalog {
@@ -182,6 +192,11 @@ impl Service {
         actor: &'a Actor,
         package: PackageId,
     ) -> DomainResult<AssignmentManager<'a>> {
+        self.in_catalog_of(actor, package).await
+    }
+
+    /// The reader's handle for the catalog `package` is in.
+    pub async fn package_reader<'a>(&'a self, actor: &'a Actor, package: PackageId) -> DomainResult<CatalogReader<'a>> {
         self.in_catalog_of(actor, package).await
     }
 

@@ -50,11 +50,18 @@ impl Service {
         Ok(CatalogList { items: rows.into_iter().map(summary).collect(), may_create })
     }
 
-    /// People whose email or name starts with `query`, for the pickers of the admin area.
+    /// People whose email or name starts with `query`, for the pickers of the admin area:
+    /// for those who give people roles or access (administrators; catalog owners, package and
+    /// assignment managers) — not readers, not catalog creators before they own a catalog.
     #[tracing::instrument(name = "find_people", skip_all, fields(actor = actor.id().0))]
     pub async fn find_people(&self, actor: &Actor, query: &str) -> DomainResult<Vec<PersonOption>> {
-        if !actor.has_admin_area() || !actor.user.is_active() {
-            return Err(DomainError::forbidden("only people who manage catalogs look people up"));
+        let picks = actor.can(Permission::Administer)
+            || actor.roles.iter().any(|g| {
+                g.catalog.is_some()
+                    && matches!(g.role, Role::CatalogOwner | Role::AccessPackageManager | Role::AssignmentManager)
+            });
+        if !picks {
+            return Err(DomainError::forbidden("only people who give others roles or access look people up"));
         }
         let query = query.trim().to_lowercase();
         if query.is_empty() {
@@ -144,9 +151,7 @@ impl CatalogOwner<'_> {
         // Changes to who owns a catalog take turns (the catalog's row lock on PostgreSQL; the
         // one writer on SQLite): two owners taking each other's role at once cannot both
         // succeed, since the second counts after the first has committed.
-        if !catalog::lock_catalog(&mut tx, self.catalog).await? {
-            return Err(DomainError::not_found("catalog"));
-        }
+        self.lock(&mut tx).await?;
         if !directory::revoke_catalog_role(&mut tx, user, Role::from(role), self.catalog).await? {
             return Err(DomainError::not_found("role"));
         }
@@ -168,9 +173,7 @@ impl CatalogOwner<'_> {
         let (service, actor) = (self.service, self.actor);
         let now = service.now();
         let mut tx = service.db.begin().await?;
-        if !catalog::lock_catalog(&mut tx, self.catalog).await? {
-            return Err(DomainError::not_found("catalog"));
-        }
+        self.lock(&mut tx).await?;
         let before = catalog::catalog(&mut tx, self.catalog).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
         let blockers = catalog::deletion_blockers(&mut tx, self.catalog).await?;
         if !blockers.is_empty() {
@@ -187,7 +190,16 @@ impl CatalogOwner<'_> {
                 reasons.join("; ")
             )));
         }
-        if !catalog::mark_deleted(&mut tx, self.catalog, to_ms(now)).await? {
+        let marked = catalog::mark_deleted(&mut tx, self.catalog, to_ms(now)).await.map_err(|e| {
+            if crate::store::is_unique_violation(&e) {
+                DomainError::Conflict(
+                    "another catalog holds this catalog's name as deleted; rename this one first".into(),
+                )
+            } else {
+                e.into()
+            }
+        })?;
+        if !marked {
             return Err(DomainError::not_found("catalog"));
         }
         let event =

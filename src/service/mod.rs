@@ -13,6 +13,7 @@ mod catalog_admin;
 mod delivery;
 pub mod directory;
 mod leavers;
+mod package_admin;
 mod requests;
 mod snapshot;
 mod views;
@@ -28,6 +29,7 @@ pub use admin::Incompatible;
 pub use audit::{AuditAnchor, AuditExport, ChainCheck};
 pub use delivery::{DeliveryReport, FailedWork, DELIVERY_BATCH};
 pub use leavers::Offboarded;
+pub use package_admin::AssignmentExport;
 pub use requests::{NewRequest, RequestOutcome};
 
 /// The application's operations over one database and one clock.

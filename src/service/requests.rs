@@ -555,7 +555,10 @@ pub(super) async fn load_available_package(
     id: PackageId,
 ) -> DomainResult<crate::domain::model::AccessPackage> {
     let package = catalog::package(conn, id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
-    let catalog = catalog::catalog(conn, package.catalog_id).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
+    // Held until the transaction ends: a catalog being deleted waits for this request or
+    // assignment (and counts it), or this waits for the deletion and finds the catalog gone.
+    let catalog =
+        catalog::catalog_held(conn, package.catalog_id).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
     if !package.enabled || !catalog.enabled {
         return Err(DomainError::Conflict("this access package is not available at the moment".into()));
     }

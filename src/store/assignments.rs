@@ -767,6 +767,65 @@ pub async fn live_of_user(conn: &mut Conn, user: UserId) -> Result<Vec<Assignmen
     rows.iter().map(assignment_from_row).collect()
 }
 
+/// One assignment of a package as its admin list shows it.
+pub struct PackageAssignmentRow {
+    pub id: AssignmentId,
+    pub user: UserId,
+    pub name: String,
+    pub email: String,
+    pub state: AssignmentState,
+    pub start_at: DateTime<Utc>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub policy: String,
+    pub request: Option<RequestId>,
+}
+
+/// A package's assignments in `states`, newest first, before the assignment `before`; with
+/// `prefix` (lowercase), only people whose email or name starts with it. At most `limit`.
+/// The states are the enum's own words, written into the statement (a handful of lists).
+pub async fn package_assignments(
+    conn: &mut Conn,
+    package: PackageId,
+    states: &[AssignmentState],
+    prefix: Option<&str>,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<PackageAssignmentRow>, sqlx::Error> {
+    let words: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    let person = if prefix.is_some() {
+        "AND (LOWER(u.email) LIKE $4 ESCAPE '\\' OR LOWER(u.display_name) LIKE $4 ESCAPE '\\')"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT a.id, a.user_id, u.display_name, u.email, a.state, a.start_at, a.end_at, p.name AS policy, \
+         a.request_id FROM assignments a JOIN users u ON u.id = a.user_id JOIN policies p ON p.id = a.policy_id \
+         WHERE a.package_id = $1 AND a.id < $2 AND a.state IN ({}) {person} ORDER BY a.id DESC LIMIT $3",
+        words.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(package.0).bind(before).bind(limit);
+    if let Some(prefix) = prefix {
+        let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        query = query.bind(format!("{escaped}%"));
+    }
+    let rows = query.fetch_all(conn).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(PackageAssignmentRow {
+                id: AssignmentId(row.int("id")?),
+                user: UserId(row.int("user_id")?),
+                name: row.text("display_name")?,
+                email: row.text("email")?,
+                state: row.word("state", AssignmentState::parse)?,
+                start_at: row.time("start_at")?,
+                end_at: row.opt_time("end_at")?,
+                policy: row.text("policy")?,
+                request: row.opt_int("request_id")?.map(RequestId),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -665,18 +665,35 @@ pub async fn mark_deleted(conn: &mut Conn, catalog: CatalogId, now: i64) -> Resu
     sqlx::query("UPDATE access_packages SET enabled = 0, version = version + 1, updated_at = $1 WHERE catalog_id = $2")
         .bind(now)
         .bind(catalog.0)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    // Nobody manages a deleted catalog.
+    sqlx::query("DELETE FROM role_assignments WHERE catalog_id = $1").bind(catalog.0).execute(conn).await?;
     Ok(true)
 }
 
-/// Take the catalog's row lock for this transaction (PostgreSQL; on SQLite the transaction
-/// already holds the one writer). False when the catalog is not there (or deleted).
+/// Before changing anything in a catalog: take the catalog generation's row, then the
+/// catalog's row, for this transaction (PostgreSQL, in the order every catalog writer takes
+/// them — the generation first, as 0010's triggers do — so two changes cannot hold each
+/// other's; on SQLite the transaction already holds the one writer). False when the catalog
+/// is not there (or deleted): nothing may change in a deleted catalog.
 pub async fn lock_catalog(conn: &mut Conn, catalog: CatalogId) -> Result<bool, sqlx::Error> {
     let sql = if conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT generation FROM catalog_generation WHERE id = 1 FOR UPDATE").execute(&mut *conn).await?;
         "SELECT id FROM catalogs WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE"
     } else {
         "SELECT id FROM catalogs WHERE id = $1 AND deleted_at IS NULL"
     };
     Ok(sqlx::query_scalar::<_, i64>(sql).bind(catalog.0).fetch_optional(conn).await?.is_some())
+}
+
+/// The catalog, held in share mode for this transaction on PostgreSQL (a deletion waits for
+/// it, and it waits for a deletion under way): what a request or an assignment is made in.
+pub async fn catalog_held(conn: &mut Conn, id: CatalogId) -> Result<Option<Catalog>, sqlx::Error> {
+    let lock = if conn.backend_name() == "PostgreSQL" { " FOR SHARE" } else { "" };
+    let sql = format!(
+        "SELECT id, name, description, enabled, externally_visible FROM catalogs WHERE id = $1 AND deleted_at IS NULL{lock}"
+    );
+    let row = sqlx::query(&sql).bind(id.0).fetch_optional(conn).await?;
+    row.as_ref().map(catalog_from_row).transpose()
 }

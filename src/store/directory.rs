@@ -446,29 +446,48 @@ pub async fn revoke_catalog_role(
     Ok(done.rows_affected() > 0)
 }
 
-/// How many hold `role` in the catalog.
+/// How many active people hold `role` in the catalog.
 pub async fn count_holders(conn: &mut Conn, role: Role, catalog: CatalogId) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM role_assignments WHERE role = $1 AND catalog_id = $2")
-        .bind(role.as_str())
-        .bind(catalog.0)
-        .fetch_one(conn)
-        .await
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM role_assignments ra JOIN users u ON u.id = ra.user_id \
+         WHERE ra.role = $1 AND ra.catalog_id = $2 AND u.state = 'active'",
+    )
+    .bind(role.as_str())
+    .bind(catalog.0)
+    .fetch_one(conn)
+    .await
 }
 
 /// Active people whose email or name starts with `prefix` (`prefix` lowercase; names match
-/// with their first letter as typed or capitalized), at most `limit`, by name. Each part is a
-/// range over an index (`users_email_lower`, `users_active_by_name`), never a scan.
+/// with their first letter as typed or capitalized), at most `limit`, by name. Each part reads
+/// an index, never the whole table: on SQLite a range over `users_email_lower` and
+/// `users_active_by_name` (bytes order, so the range is exact); on PostgreSQL a `LIKE 'x%'`
+/// over their `text_pattern_ops` twins (migration 0013), whatever the collation.
 pub async fn people_starting_with(conn: &mut Conn, prefix: &str, limit: i64) -> Result<Vec<User>, sqlx::Error> {
-    let Some(upper) = prefix_end(prefix) else { return Ok(Vec::new()) };
-    let by_email = format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE LOWER(email) >= $1 AND LOWER(email) < $2 AND state = 'active' \
-         ORDER BY LOWER(email) LIMIT $3"
-    );
-    let mut found: Vec<User> = Vec::new();
-    let rows = sqlx::query(&by_email).bind(prefix).bind(&upper).bind(limit).fetch_all(&mut *conn).await?;
-    for row in &rows {
-        found.push(user_from_row(row)?);
-    }
+    let postgres = conn.backend_name() == "PostgreSQL";
+    let (by_email, by_name) = if postgres {
+        (
+            format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE LOWER(email) LIKE $1 ESCAPE '\\' AND state = 'active' \
+                 ORDER BY LOWER(email) LIMIT $2"
+            ),
+            format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE state = 'active' AND display_name LIKE $1 ESCAPE '\\' \
+                 ORDER BY display_name, id LIMIT $2"
+            ),
+        )
+    } else {
+        (
+            format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE LOWER(email) >= $1 AND LOWER(email) < $3 AND state = 'active' \
+                 ORDER BY LOWER(email) LIMIT $2"
+            ),
+            format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE state = 'active' AND display_name >= $1 AND display_name < $3 \
+                 ORDER BY display_name, id LIMIT $2"
+            ),
+        )
+    };
     let mut capitalized = prefix.chars();
     let forms: Vec<String> = match capitalized.next() {
         Some(first) => {
@@ -479,20 +498,23 @@ pub async fn people_starting_with(conn: &mut Conn, prefix: &str, limit: i64) -> 
                 vec![prefix.to_owned(), upper_first]
             }
         }
-        None => Vec::new(),
+        None => return Ok(Vec::new()),
     };
-    let by_name = format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE state = 'active' AND display_name >= $1 AND display_name < $2 \
-         ORDER BY display_name, id LIMIT $3"
-    );
-    for form in forms {
-        let Some(end) = prefix_end(&form) else { continue };
-        let rows = sqlx::query(&by_name).bind(&form).bind(&end).bind(limit).fetch_all(&mut *conn).await?;
-        for row in &rows {
+    let mut found: Vec<User> = Vec::new();
+    let searches = std::iter::once((by_email.as_str(), prefix.to_owned()))
+        .chain(forms.into_iter().map(|form| (by_name.as_str(), form)));
+    for (sql, start) in searches {
+        let query = if postgres {
+            let escaped = start.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            sqlx::query(sql).bind(format!("{escaped}%")).bind(limit)
+        } else {
+            let Some(end) = prefix_end(&start) else { continue };
+            sqlx::query(sql).bind(start).bind(limit).bind(end)
+        };
+        for row in &query.fetch_all(&mut *conn).await? {
             found.push(user_from_row(row)?);
         }
     }
-    // The ranges are as the database orders text; keep exactly what starts with the prefix.
     found.retain(|u| u.email.to_lowercase().starts_with(prefix) || u.display_name.to_lowercase().starts_with(prefix));
     found.sort_by(|a, b| (&a.display_name, a.id.0).cmp(&(&b.display_name, b.id.0)));
     found.dedup_by_key(|u| u.id);

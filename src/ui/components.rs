@@ -220,6 +220,22 @@ mod tests {
     }
 }
 
+/// A list that could not be shown: a filter that does not parse is a message above where the
+/// list goes (naming the field), anything else the error page.
+#[component]
+pub fn ListError(error: AppError) -> impl IntoView {
+    match error {
+        AppError::Invalid { field, message } => {
+            let text = match field {
+                Some(f) => format!("{f}: {message}"),
+                None => message,
+            };
+            view! { <NoticeBanner notice=Notice { ok: false, text, field: None } /> }.into_any()
+        }
+        e => view! { <ErrorPanel error=e /> }.into_any(),
+    }
+}
+
 /// The message about one form field, next to it: from the hydrated form's answer, or (with
 /// JavaScript off) from the outcome carried over the redirect.
 #[component]

@@ -281,9 +281,45 @@ async fn direct_assignment_needs_the_catalog_role(backend: Backend) {
     let grace = w.actor(w.ids.grace).await;
     let sales = w.service.assignment_manager_of(&grace, w.ids.sales_crm).await.unwrap();
     sales.assign_directly(w.ids.omar, w.ids.sales_crm, crm_policy, None, "").await.unwrap();
-    // An administrator's Sales handle reaches into Sales only.
+    // An administrator's Sales handle reaches into Sales only: every operation on an
+    // Engineering object through it is "not found".
     let elsewhere = sales.assign_directly(w.ids.tom, w.ids.developer_tools, dev_policy, None, "").await.unwrap_err();
     assert!(matches!(elsewhere, DomainError::NotFound(_)), "{elsewhere:?}");
+    let sales_packages = w.service.package_manager_of(&grace, w.ids.sales_crm).await.unwrap();
+    let dev_row = {
+        let mut conn = w.db().pool().acquire().await.unwrap();
+        quartermaster::store::catalog::package(&mut conn, w.ids.developer_tools).await.unwrap().unwrap()
+    };
+    let dev_policy_row = {
+        let mut conn = w.db().pool().acquire().await.unwrap();
+        quartermaster::store::catalog::policies_of(&mut conn, &[w.ids.developer_tools]).await.unwrap().remove(0)
+    };
+    let omar_dev: i64 = sqlx::query_scalar("SELECT id FROM assignments WHERE user_id = $1 AND package_id = $2")
+        .bind(w.ids.omar.0)
+        .bind(w.ids.developer_tools.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    let mut new_policy = dev_policy_row.clone();
+    new_policy.name = "Reached in".into();
+    let reached = [
+        ("edit a package", sales_packages.update_package(dev_row).await),
+        ("edit a policy", sales_packages.update_policy(dev_policy_row).await),
+        ("add a policy", sales_packages.create_policy(new_policy).await.map(|_| ())),
+        (
+            "add an incompatibility",
+            sales_packages
+                .add_incompatibility(
+                    w.ids.developer_tools,
+                    quartermaster::service::Incompatible::Package(w.ids.sales_crm),
+                )
+                .await,
+        ),
+        ("remove an assignment", sales.remove_assignment(AssignmentId(omar_dev), "").await),
+    ];
+    for (what, outcome) in reached {
+        assert!(matches!(outcome, Err(DomainError::NotFound(_))), "{what}: {outcome:?}");
+    }
 }
 
 async fn audit_chain_detects_tampering(backend: Backend) {
@@ -597,7 +633,7 @@ async fn an_incompatibility_needs_both_catalogs(backend: Backend) {
     let engineering = w.service.package_manager_of(&linus, w.ids.developer_tools).await.unwrap();
     let refused =
         engineering.add_incompatibility(w.ids.developer_tools, Incompatible::Package(w.ids.payments_approver)).await;
-    assert!(matches!(refused, Err(DomainError::Forbidden(_))), "{refused:?}");
+    assert!(matches!(refused, Err(DomainError::NotFound(_))), "{refused:?}");
     assert!(engineering
         .add_incompatibility(w.ids.developer_tools, Incompatible::Package(w.ids.production_access))
         .await

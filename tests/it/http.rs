@@ -34,6 +34,7 @@ on_both_databases!(
     answers_are_not_stored_and_readiness_says_little,
     the_audit_log_page_and_its_csv_show_the_same_events,
     catalogs_are_built_from_plain_forms,
+    a_package_s_assignments_are_listed_assigned_removed_and_exported,
 );
 
 async fn over_https_cookies_are_secure_and_hsts_is_sent(backend: Backend) {
@@ -1416,4 +1417,89 @@ async fn catalogs_are_built_from_plain_forms(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(deleted, None);
+}
+
+/// An assignment manager, without JavaScript: assigns two people to Developer Tools directly
+/// (one until a date), finds one by the start of her email, removes him, sees him under the
+/// ended ones, and exports what the page lists as CSV.
+async fn a_package_s_assignments_are_listed_assigned_removed_and_exported(backend: Backend) {
+    let app = spawn_app(backend, true).await;
+    let ids = &app.ids;
+    let c = client();
+    app.sign_in(&c, ids.lucas).await;
+    let page = format!("/admin/packages/{}", ids.developer_tools.0);
+    let html = app.page(&c, &page).await;
+    let assign = form_action(&html, "/api/assign_package").expect("the assign form posts to its server function");
+    let policy: i64 = sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
+        .bind(ids.developer_tools.0)
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    let (package, policy) = (ids.developer_tools.0.to_string(), policy.to_string());
+    for (person, end) in [("tom@quartermaster.example", "2099-01-31"), ("elena@quartermaster.example", "")] {
+        let form = [
+            ("package_id", package.as_str()),
+            ("person", person),
+            ("policy_id", policy.as_str()),
+            ("end", end),
+            ("justification", "cover"),
+        ];
+        let res = app.submit(&c, &page, assign, &form).await;
+        let back = res.headers()["location"].to_str().unwrap().to_owned();
+        assert!(!back.contains("__err"), "{person}: {back}");
+    }
+    // A date that is not one is a message on the field, and nobody is assigned.
+    let form = [
+        ("package_id", package.as_str()),
+        ("person", "hana@quartermaster.example"),
+        ("policy_id", policy.as_str()),
+        ("end", "next week"),
+        ("justification", ""),
+    ];
+    let res = app.submit(&c, &page, assign, &form).await;
+    let back = res.headers()["location"].to_str().unwrap().trim_start_matches(&app.base).to_owned();
+    assert!(app.page(&c, &back).await.contains("a date like 2027-03-31"));
+    let html = app.page(&c, &page).await;
+    let listed = text_of(section(&html, "package-assignments", "</table>"));
+    assert!(listed.contains("Tom Becker") && listed.contains("Elena Petrova"), "{listed}");
+    assert!(!listed.contains("Hana Sato"), "{listed}");
+    let found = text_of(section(&app.page(&c, &format!("{page}?q=ELENA")).await, "package-assignments", "</table>"));
+    assert!(found.contains("Elena Petrova") && !found.contains("Tom Becker"), "{found}");
+
+    // Remove Tom's: he moves from the live list to the ended one.
+    let tom: i64 = sqlx::query_scalar("SELECT id FROM assignments WHERE user_id = $1 AND package_id = $2")
+        .bind(ids.tom.0)
+        .bind(ids.developer_tools.0)
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    let remove = form_action(&html, "/api/remove_package_assignment").expect("a Remove button per live row");
+    let form = [("package_id", package.clone()), ("assignment_id", tom.to_string()), ("reason", "done".into())];
+    app.submit(&c, &page, remove, &form).await;
+    let live = text_of(section(&app.page(&c, &page).await, "package-assignments", "</table>"));
+    assert!(!live.contains("Tom Becker"), "{live}");
+    let ended =
+        text_of(section(&app.page(&c, &format!("{page}?state=ended")).await, "package-assignments", "</table>"));
+    assert!(ended.contains("Tom Becker") && ended.contains("Removed"), "{ended}");
+
+    // The export holds what the list holds, newest first.
+    let res = app.get(&c, &format!("{page}/assignments.csv?state=all")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let csv = res.text().await.unwrap();
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "assignment_id,user_id,name,email,state,start_at,end_at,policy,request_id");
+    let ids_in_csv: Vec<i64> = lines[1..].iter().map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
+    let ids_in_db: Vec<i64> = sqlx::query_scalar("SELECT id FROM assignments WHERE package_id = $1 ORDER BY id DESC")
+        .bind(ids.developer_tools.0)
+        .fetch_all(app.service.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(ids_in_csv, ids_in_db);
+    assert!(csv.contains("Tom Becker") && csv.contains(",removed,") && csv.contains("2099-01-31T23:59:59"));
+    // Sofia owns another catalog: the package's list is not there for her, nor its export.
+    let sofia = client();
+    app.sign_in(&sofia, ids.sofia).await;
+    assert_eq!(app.get(&sofia, &page).await.status(), 404);
+    assert_eq!(app.get(&sofia, &format!("{page}/assignments.csv")).await.status(), 404);
 }

@@ -304,6 +304,29 @@ async fn catalogs_are_deleted_only_unused_and_always_keep_an_owner(backend: Back
     w.service.catalog_creator(&grace).unwrap().create_catalog("Sales & Marketing", "again", false).await.unwrap();
     let again = as_admin.delete_catalog().await.unwrap_err();
     assert!(matches!(again, DomainError::NotFound(_)), "{again:?}");
+    // Nothing in a deleted catalog changes any more, even through a handle made before, and
+    // nobody manages it: its roles went with it.
+    let mut crm_row = {
+        let mut conn = w.db().pool().acquire().await.unwrap();
+        catalog::package(&mut conn, w.ids.sales_crm).await.unwrap().unwrap()
+    };
+    crm_row.enabled = true;
+    let refusals = [
+        ("edit a package", as_admin.update_package(crm_row).await),
+        ("edit a policy", as_admin.update_policy(policy_of(&w, w.ids.sales_crm).await).await),
+        ("grant a role", as_admin.grant_role(w.ids.maya, Role::CatalogReader).await),
+        ("take a role back", as_admin.revoke_role(w.ids.sofia, CatalogRole::CatalogOwner).await),
+    ];
+    for (what, refused) in refusals {
+        assert!(matches!(refused, Err(DomainError::NotFound(_))), "{what}: {refused:?}");
+    }
+    let roles_left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM role_assignments WHERE catalog_id = $1")
+        .bind(sales.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(roles_left, 0);
+    assert!(matches!(w.service.catalog_owner(&w.actor(w.ids.sofia).await, sales), Err(DomainError::NotFound(_))));
     let deleted = count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'catalog.deleted'").await;
     assert_eq!(deleted, 1);
 
@@ -363,13 +386,28 @@ async fn the_person_picker_finds_active_people_by_email_or_name(backend: Backend
     assert_eq!(names(w.service.find_people(&linus, "  hana ").await.unwrap()), ["Hana Sato"]);
     assert!(w.service.find_people(&linus, "").await.unwrap().is_empty());
     assert!(w.service.find_people(&linus, "zzz").await.unwrap().is_empty());
+    // A prefix ending in z (whose range end is punctuation in most collations) still finds.
+    let now = {
+        use quartermaster::domain::clock::Clock;
+        w.clock.now().timestamp_millis()
+    };
+    common::hire(w.db(), "Inez", 1, w.ids.linus, now).await;
+    assert_eq!(names(w.service.find_people(&linus, "inez").await.unwrap()), ["Inez 0"]);
+    assert_eq!(names(w.service.find_people(&linus, "inez0@quartermaster.exam").await.unwrap()), ["Inez 0"]);
     // Disabled people are not offered.
     let grace = w.actor(w.ids.grace).await;
     w.service.administrator(&grace).unwrap().set_user_active(w.ids.tom, false).await.unwrap();
     assert!(w.service.find_people(&linus, "tom").await.unwrap().is_empty());
-    // Only people who manage something look others up.
+    // Only people who give roles or access look others up: not members, not readers.
     let maya = w.actor(w.ids.maya).await;
     assert!(matches!(w.service.find_people(&maya, "tom").await, Err(DomainError::Forbidden(_))));
+    let eng = {
+        let mut conn = w.db().pool().acquire().await.unwrap();
+        catalog::package(&mut conn, w.ids.developer_tools).await.unwrap().unwrap().catalog_id
+    };
+    w.service.catalog_owner(&grace, eng).unwrap().grant_role(w.ids.maya, Role::CatalogReader).await.unwrap();
+    let reader = w.actor(w.ids.maya).await;
+    assert!(matches!(w.service.find_people(&reader, "tom").await, Err(DomainError::Forbidden(_))));
 }
 
 /// Each operation × each role, through the capability handles: an allowed operation really

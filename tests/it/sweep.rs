@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::peers::OidcProvider;
 use common::{ask, bare_client, free_port, session_cookie_of, spawn_app, try_spawn_app_with, TestApp};
 use quartermaster::domain::authz::Operator;
-use quartermaster::domain::ids::{AssignmentId, CatalogId, PackageId, RequestId, ResourceSystemId, UserId};
+use quartermaster::domain::ids::{AssignmentId, CatalogId, PackageId, PolicyId, RequestId, ResourceSystemId, UserId};
 use quartermaster::domain::model::Role;
 use quartermaster::domain::policy::{Answer, ApproverSpec, Expiration, Policy, RequestorRef, RequestorScope, Stage};
 use quartermaster::domain::request::Decision;
@@ -146,7 +146,8 @@ const TABLE: &[(&str, &str)] = &[
     ("/admin/catalogs", "DDDDDAAAAAAD"),
     ("/admin/catalogs/{catalog}", "DDDDDDADAAAD"),
     ("load_catalog", "DDDDDDADAAAD"),
-    ("find_people", "DDDDDAAAAAAD"),
+    // The person picker: for who gives roles or access (not a catalog creator owning nothing).
+    ("find_people", "DDDDDDAAAAAD"),
     // Catalog creators and administrators create catalogs; only the owner (and
     // administrators) change one, its roles and resources — not its package or assignment
     // managers.
@@ -156,6 +157,14 @@ const TABLE: &[(&str, &str)] = &[
     ("grant_catalog_role", "DDDDDDADDDAD"),
     ("revoke_catalog_role", "DDDDDDADDDAD"),
     ("add_resource", "DDDDDDADDDAD"),
+    // A package's assignments (Developer Tools, in Engineering): read by who holds a role in
+    // its catalog, changed by who may assign there — its owner and its package and assignment
+    // managers; not another catalog's owner.
+    ("load_package_assignments", "DDDDDDADAAAD"),
+    ("/admin/packages/{package}", "DDDDDDADAAAD"),
+    ("/admin/packages/{package}/assignments.csv", "DDDDDDADAAAD"),
+    ("assign_package", "DDDDDDADAAAD"),
+    ("remove_package_assignment", "DDDDDDADAAAD"),
 ];
 
 /// Rows nobody passes in the sweep's application, why, and where their positive control is.
@@ -198,6 +207,8 @@ struct Fixtures {
     empty: CatalogId,
     /// Someone holding a role in Engineering that no column holds (to be taken back).
     reader: UserId,
+    /// Developer Tools' policy (for assigning directly).
+    dev_policy: PolicyId,
 }
 
 /// A package of the sweep's own in a catalog: its own built-in resource (so removing one
@@ -337,6 +348,13 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         builtin,
         empty,
         reader: ids.elena,
+        dev_policy: PolicyId(
+            sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
+                .bind(ids.developer_tools.0)
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+        ),
     }
 }
 
@@ -356,6 +374,8 @@ enum Effect {
     CatalogContents(CatalogId),
     /// The catalogs named so.
     CatalogsNamed(&'static str),
+    /// A person's live assignments to a package.
+    LiveAssignments(UserId, PackageId),
 }
 
 #[derive(Clone, Debug)]
@@ -400,6 +420,27 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             "decide_many" => (decision(request_ids(fx.decide_many)), Some(Effect::Request(fx.decide_many))),
             "audit_log" => (vec![("filter[action]", String::new())], None),
             "admin_catalogs" => (vec![], None),
+            "load_package_assignments" => {
+                (vec![("package_id", ids.developer_tools.0.to_string()), ("filter[state]", "live".into())], None)
+            }
+            "assign_package" => (
+                vec![
+                    ("package_id", ids.developer_tools.0.to_string()),
+                    ("person", "tom@quartermaster.example".into()),
+                    ("policy_id", fx.dev_policy.0.to_string()),
+                    ("end", String::new()),
+                    ("justification", "sweep".into()),
+                ],
+                Some(Effect::LiveAssignments(ids.tom, ids.developer_tools)),
+            ),
+            "remove_package_assignment" => (
+                vec![
+                    ("package_id", ids.developer_tools.0.to_string()),
+                    ("assignment_id", fx.extend.0.to_string()),
+                    ("reason", "sweep".into()),
+                ],
+                Some(Effect::Assignment(fx.extend)),
+            ),
             "load_catalog" => (vec![("catalog_id", fx.catalog.0.to_string())], None),
             "find_people" => (vec![("query", "gr".into())], None),
             "create_catalog" => (
@@ -471,7 +512,8 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             let path = route.path().to_owned();
             let concrete = path
                 .replace("{id}", &ids.developer_tools.0.to_string())
-                .replace("{catalog}", &fx.catalog.0.to_string());
+                .replace("{catalog}", &fx.catalog.0.to_string())
+                .replace("{package}", &ids.developer_tools.0.to_string());
             calls.push(Call {
                 name: path,
                 path: concrete,
@@ -488,7 +530,8 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             "/auth/signout" => (vec![], Some(Effect::Session)),
             _ => (vec![], None),
         };
-        calls.push(Call { name: path.to_owned(), path: path.to_owned(), method, args, effect, shows: None });
+        let concrete = path.replace("{package}", &ids.developer_tools.0.to_string());
+        calls.push(Call { name: path.to_owned(), path: concrete, method, args, effect, shows: None });
     }
     // One row per route: two routes under one name would hide one of them.
     let mut seen = BTreeSet::new();
@@ -663,6 +706,18 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
                 .await
                 .unwrap();
             format!("{roles:?}, {resources} resources")
+        }
+        Effect::LiveAssignments(user, package) => {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM assignments WHERE user_id = $1 AND package_id = $2 \
+                 AND state IN ('delivering', 'delivered', 'partially_delivered', 'delivery_failed')",
+            )
+            .bind(user.0)
+            .bind(package.0)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            format!("{n} live")
         }
         Effect::CatalogsNamed(name) => {
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM catalogs WHERE name = $1")

@@ -8,7 +8,9 @@ use leptos::prelude::*;
 use super::error::AppError;
 use crate::views::*;
 
+mod assignments;
 mod catalogs;
+pub use assignments::*;
 pub use catalogs::*;
 
 #[cfg(feature = "ssr")]

@@ -8,7 +8,6 @@ use leptos_router::hooks::use_query_map;
 
 use crate::ui::api::*;
 use crate::ui::components::*;
-use crate::ui::error::AppError;
 use crate::views::*;
 
 #[component]
@@ -88,14 +87,7 @@ fn AuditBody() -> impl IntoView {
                         {next.map(|href| view! { <p><a class="btn-secondary" href=href>"Older events →"</a></p> })}
                     }.into_any()
                 }
-                Err(AppError::Invalid { field, message }) => {
-                    let text = match field {
-                        Some(f) => format!("{f}: {message}"),
-                        None => message,
-                    };
-                    view! { <NoticeBanner notice=Notice { ok: false, text, field: None } /> }.into_any()
-                }
-                Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
+                Err(e) => view! { <ListError error=e /> }.into_any(),
             })}
         </Suspense>
     }

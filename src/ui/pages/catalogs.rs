@@ -182,7 +182,7 @@ fn CatalogView(d: CatalogAdmin, actions: Actions) -> impl IntoView {
                     <ul class="plain" id="catalog-packages">
                         {d.packages.iter().map(|p| view! {
                             <li>
-                                <a href=format!("/packages/{}", p.id)>{p.name.clone()}</a>
+                                <a href=format!("/admin/packages/{}", p.id)>{p.name.clone()}</a>
                                 {(!p.enabled).then(|| view! { " " <span class="tag">"Disabled"</span> })}
                                 {p.hidden.then(|| view! { " " <span class="tag">"Hidden"</span> })}
                             </li>

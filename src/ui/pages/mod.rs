@@ -7,6 +7,7 @@ mod catalogs;
 mod errors;
 mod my_access;
 mod package;
+mod package_admin;
 mod sign_in;
 
 pub use admin::Admin;
@@ -16,4 +17,5 @@ pub use catalogs::{CatalogPage, Catalogs};
 pub use errors::NotFound;
 pub use my_access::MyAccess;
 pub use package::PackagePage;
+pub use package_admin::PackageAdmin;
 pub use sign_in::SignIn;
