@@ -822,3 +822,53 @@ async fn two_owners_taking_each_others_role_leave_one_owner() {
     assert!(a.is_ok() && matches!(b, Err(DomainError::Conflict(_))), "first: {a:?}, second: {b:?}");
     assert_eq!(seen, Second::Blocked, "the second waited for the catalog's lock");
 }
+
+/// A catalog is deleted while someone's request in it is being granted: the deletion waits for
+/// the request (which holds the catalog in share mode), then counts the new assignment and is
+/// refused — a live assignment never ends up in a deleted catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_a_catalog_waits_for_a_request_being_granted_in_it() {
+    let w = World::new(Backend::Postgres).await;
+    let grace = w.actor(w.ids.grace).await;
+    let maya = w.actor(w.ids.maya).await;
+    let eng = {
+        let mut conn = w.db().pool().acquire().await.unwrap();
+        quartermaster::store::catalog::package(&mut conn, w.ids.developer_tools).await.unwrap().unwrap().catalog_id
+    };
+    // Engineering in use only by what this test grants: its demo holders give theirs up.
+    let held: Vec<i64> = sqlx::query_scalar(
+        "SELECT a.id FROM assignments a JOIN access_packages p ON p.id = a.package_id WHERE p.catalog_id = $1 \
+         AND a.state IN ('delivering', 'delivered', 'partially_delivered', 'delivery_failed')",
+    )
+    .bind(eng.0)
+    .fetch_all(w.db().pool())
+    .await
+    .unwrap();
+    let manager = w.service.assignment_manager(&grace, eng).unwrap();
+    for id in held {
+        manager.remove_assignment(AssignmentId(id), "clearing the catalog").await.unwrap();
+    }
+    let mut first = park_at(&w.service, "access.granting");
+    let submit = {
+        let (s, a, p) = (first.service.clone(), maya.clone(), w.ids.developer_tools);
+        tokio::spawn(async move { s.submit_request(&a, common::ask(p, "tools")).await })
+    };
+    first.arrived.recv().await.unwrap();
+    let delete = {
+        let (s, a) = (w.service.clone(), grace.clone());
+        tokio::spawn(async move { s.catalog_owner(&a, eng)?.delete_catalog().await })
+    };
+    let seen = second_operation(&w, None, &delete).await;
+    first.release();
+    let granted = submit.await.unwrap();
+    let deleted = delete.await.unwrap();
+    let gone: Option<i64> = sqlx::query_scalar("SELECT deleted_at FROM catalogs WHERE id = $1")
+        .bind(eng.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert!(granted.is_ok(), "{granted:?}");
+    assert!(matches!(deleted, Err(DomainError::Conflict(_))), "the deletion counts the new assignment: {deleted:?}");
+    assert_eq!(gone, None, "the catalog is still there ({seen:?})");
+    assert_eq!(seen, Second::Blocked, "the deletion waited for the request");
+}
