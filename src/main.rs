@@ -72,10 +72,14 @@ async fn seed_scale(db: Db, args: &quartermaster::config::ScaleArgs) -> Result<(
 /// head to keep, and fail on the first broken link.
 async fn verify(db: Db, anchor: Option<&str>) -> Result<(), String> {
     let anchor = anchor.map(str::parse::<AuditAnchor>).transpose()?;
-    let check = Service::new(db)
-        .verify_audit_chain_against(&Operator::Workers, anchor.as_ref())
-        .await
-        .map_err(|e| format!("cannot read the audit trail: {e:?}"))?;
+    let service = Service::new(db);
+    let check = match anchor {
+        // An anchor kept outside: checked as given (the walk is not recorded).
+        Some(anchor) => service.verify_audit_chain_against(&Operator::Workers, Some(&anchor)).await,
+        // Otherwise against the head the last intact walk recorded, and recorded for the audit log.
+        None => service.verify_and_record_audit_chain(&Operator::Workers).await,
+    }
+    .map_err(|e| format!("cannot read the audit trail: {e:?}"))?;
     match check {
         ChainCheck::Intact { events, head } => {
             let head = head.map_or_else(|| "none (no events yet)".to_owned(), |h| h.to_string());

@@ -406,3 +406,16 @@ pub struct PackageAssignments {
     /// The viewer assigns and removes in this catalog.
     pub may_assign: bool,
 }
+
+/// The latest walk of the audit chain, as the audit log shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChainStatus {
+    pub at: Millis,
+    /// Who walked it: a person's name, or "the command line".
+    pub by: String,
+    pub intact: bool,
+    pub events: i64,
+    pub head_id: Option<i64>,
+    pub broken_event_id: Option<i64>,
+    pub why: String,
+}

@@ -135,6 +135,14 @@ impl std::fmt::Display for Operator<'_> {
 }
 
 impl Operator<'_> {
+    /// The person running the operation, if it is a person.
+    pub fn person(&self) -> Option<&Actor> {
+        match self {
+            Operator::Workers => None,
+            Operator::Person(actor) => Some(actor),
+        }
+    }
+
     pub fn require(&self, permission: Permission) -> DomainResult<()> {
         match self {
             Operator::Workers => Ok(()),

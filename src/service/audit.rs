@@ -163,6 +163,69 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Walk the chain as `by`, checking that it still holds the head the last intact walk
+    /// recorded, and record what the walk found (the audit log shows the latest).
+    #[tracing::instrument(name = "verify_and_record_audit_chain", skip_all, fields(operator = %by))]
+    pub async fn verify_and_record_audit_chain(&self, by: &Operator<'_>) -> DomainResult<ChainCheck> {
+        by.require(Permission::ReadAudit)?;
+        let anchor = {
+            let mut conn = self.db.pool().acquire().await?;
+            crate::store::audit::latest_verifications(&mut conn).await?.1
+        };
+        let anchor = anchor.map(|(id, hash)| AuditAnchor { id, hash });
+        let check = self.verify_audit_chain_against(by, anchor.as_ref()).await?;
+        let (intact, events, head, broken_event, why) = match &check {
+            ChainCheck::Intact { events, head } => (
+                true,
+                i64::try_from(*events).unwrap_or(i64::MAX),
+                head.as_ref().map(|h| (h.id, h.hash.clone())),
+                None,
+                String::new(),
+            ),
+            ChainCheck::Broken { event_id, why } => (false, 0, None, Some(*event_id), why.clone()),
+        };
+        let by_user = by.person().map(Actor::id);
+        let row = crate::store::audit::VerificationRow {
+            at: self.now(),
+            by: by_user,
+            intact,
+            events,
+            head,
+            broken_event,
+            why,
+        };
+        let mut tx = self.db.begin().await?;
+        crate::store::audit::record_verification(&mut tx, &row).await?;
+        tx.commit().await?;
+        Ok(check)
+    }
+
+    /// The latest walk of the chain, for those who read the audit trail.
+    #[tracing::instrument(name = "audit_chain_status", skip_all, fields(actor = actor.id().0))]
+    pub async fn audit_chain_status(&self, actor: &Actor) -> DomainResult<Option<crate::views::ChainStatus>> {
+        actor.require(Permission::ReadAudit)?;
+        let mut conn = self.db.pool().acquire().await?;
+        let Some(latest) = crate::store::audit::latest_verifications(&mut conn).await?.0 else { return Ok(None) };
+        let by = match latest.by {
+            Some(user) => crate::store::directory::names(&mut conn, &[user])
+                .await?
+                .remove(&user)
+                .unwrap_or_else(|| format!("person {}", user.0)),
+            None => "the command line".to_owned(),
+        };
+        Ok(Some(crate::views::ChainStatus {
+            at: crate::store::to_ms(latest.at),
+            by,
+            intact: latest.intact,
+            events: latest.events,
+            head_id: latest.head.map(|(id, _)| id),
+            broken_event_id: latest.broken_event,
+            why: latest.why,
+        }))
+    }
+}
+
 /// How many events the audit log shows at a time.
 pub const AUDIT_PAGE: i64 = 50;
 

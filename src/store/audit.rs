@@ -206,3 +206,69 @@ const APPEND_CHUNK: usize = 50;
 pub async fn hash_of(conn: &mut Conn, id: i64) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT hash FROM audit_events WHERE id = $1").bind(id).fetch_optional(conn).await
 }
+
+/// A walk of the audit chain as recorded.
+pub struct VerificationRow {
+    pub at: DateTime<Utc>,
+    pub by: Option<UserId>,
+    pub intact: bool,
+    pub events: i64,
+    pub head: Option<(i64, String)>,
+    pub broken_event: Option<i64>,
+    pub why: String,
+}
+
+/// Record a walk of the chain.
+pub async fn record_verification(conn: &mut Conn, v: &VerificationRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_verifications (at, by_user_id, intact, events, head_id, head_hash, broken_event_id, why) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(super::to_ms(v.at))
+    .bind(v.by.map(|u| u.0))
+    .bind(i64::from(v.intact))
+    .bind(v.events)
+    .bind(v.head.as_ref().map(|(id, _)| *id))
+    .bind(v.head.as_ref().map(|(_, hash)| hash.clone()))
+    .bind(v.broken_event)
+    .bind(&v.why)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The latest walk of the chain, and the head the latest intact walk recorded.
+pub async fn latest_verifications(
+    conn: &mut Conn,
+) -> Result<(Option<VerificationRow>, Option<(i64, String)>), sqlx::Error> {
+    let latest = sqlx::query(
+        "SELECT at, by_user_id, intact, events, head_id, head_hash, broken_event_id, why FROM audit_verifications \
+         ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let latest = latest
+        .map(|row| -> Result<VerificationRow, sqlx::Error> {
+            let head = match (row.opt_int("head_id")?, row.opt_text("head_hash")?) {
+                (Some(id), Some(hash)) => Some((id, hash)),
+                _ => None,
+            };
+            Ok(VerificationRow {
+                at: row.time("at")?,
+                by: row.opt_int("by_user_id")?.map(UserId),
+                intact: row.flag("intact")?,
+                events: row.int("events")?,
+                head,
+                broken_event: row.opt_int("broken_event_id")?,
+                why: row.text("why")?,
+            })
+        })
+        .transpose()?;
+    let anchor: Option<(i64, String)> = sqlx::query_as(
+        "SELECT head_id, head_hash FROM audit_verifications WHERE intact = 1 AND head_id IS NOT NULL \
+         AND head_hash IS NOT NULL ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok((latest, anchor))
+}

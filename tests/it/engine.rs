@@ -18,6 +18,7 @@ use quartermaster::service::{AuditAnchor, ChainCheck, NewRequest};
 use quartermaster::store::{assignments, Backend};
 
 on_both_databases!(
+    each_walk_of_the_chain_is_recorded_and_the_next_checks_its_head,
     two_stage_request_is_approved_and_delivered,
     deny_ends_the_request_with_the_reason,
     cancel_while_pending_and_late_deciders_are_told,
@@ -374,6 +375,43 @@ async fn audit_chain_cannot_fork(backend: Backend) {
 
 /// An audit event's content columns, as the tampering tests read and write them.
 type Event = (i64, Option<i64>, String, String, i64, String, String, String);
+
+/// Each walk of the chain is recorded and shown to administrators; the next walk checks the
+/// head the last intact one recorded, so a cut tail is found without an anchor kept by hand.
+async fn each_walk_of_the_chain_is_recorded_and_the_next_checks_its_head(backend: Backend) {
+    let w = World::new(backend).await;
+    let grace = w.actor(w.ids.grace).await;
+    let maya = w.actor(w.ids.maya).await;
+    assert_eq!(w.service.audit_chain_status(&grace).await.unwrap(), None, "never walked yet");
+    w.service.submit_request(&maya, ask(w.ids.developer_tools, "")).await.unwrap();
+    let by_grace = Operator::Person(&grace);
+    let ChainCheck::Intact { events, head: Some(head) } =
+        w.service.verify_and_record_audit_chain(&by_grace).await.unwrap()
+    else {
+        panic!("chain broken")
+    };
+    let status = w.service.audit_chain_status(&grace).await.unwrap().unwrap();
+    assert!(status.intact && status.events == events as i64 && status.head_id == Some(head.id), "{status:?}");
+    assert_eq!(status.by, "Grace Hopper");
+    // Only who reads the audit trail walks it or sees the result.
+    assert!(matches!(w.service.audit_chain_status(&maya).await, Err(DomainError::Forbidden(_))));
+    assert!(matches!(
+        w.service.verify_and_record_audit_chain(&Operator::Person(&maya)).await,
+        Err(DomainError::Forbidden(_))
+    ));
+    // The newest events are cut: the chain left is intact by itself, but not the recorded head.
+    sqlx::query("DELETE FROM audit_events WHERE id >= $1").bind(head.id).execute(w.db().pool()).await.unwrap();
+    match w.service.verify_and_record_audit_chain(&Operator::Workers).await.unwrap() {
+        ChainCheck::Broken { event_id, why } => {
+            assert_eq!(event_id, head.id);
+            assert!(why.contains("tail was cut"), "{why}");
+        }
+        other => panic!("a cut tail was not found: {other:?}"),
+    }
+    let status = w.service.audit_chain_status(&grace).await.unwrap().unwrap();
+    assert!(!status.intact && status.broken_event_id == Some(head.id), "{status:?}");
+    assert_eq!(status.by, "the command line");
+}
 
 async fn audit_chain_detects_removal_reordering_and_a_cut_tail(backend: Backend) {
     let w = World::new(backend).await;

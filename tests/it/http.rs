@@ -1326,6 +1326,25 @@ async fn the_audit_log_page_and_its_csv_show_the_same_events(backend: Backend) {
     assert!(!refused.text().await.unwrap().contains("request.submitted"));
     let anonymous = common::bare_client().get(app.url("/admin/audit.csv")).send().await.unwrap();
     assert_eq!(anonymous.status(), 303, "sent to sign in");
+
+    // The integrity panel, without JavaScript: not walked yet; its button walks the chain and
+    // the page says what the walk found.
+    let page = app.get_with_cookie(&c, "/admin/audit", &grace).await.text().await.unwrap();
+    assert!(page.contains("The chain has not been verified yet."), "{page}");
+    let action = form_action(&page, "/api/verify_audit_chain").expect("the Verify button is a plain form");
+    let res = app
+        .post(&c, action)
+        .header("cookie", &grace)
+        .header("referer", app.url("/admin/audit"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert!([302, 303].contains(&res.status().as_u16()), "{}", res.status());
+    let page = app.get_with_cookie(&c, "/admin/audit", &grace).await.text().await.unwrap();
+    let panel = text_of(section(&page, "chain-status", "</section>"));
+    assert!(panel.contains("The audit chain is intact") && panel.contains("Intact:"), "{panel}");
+    assert!(panel.contains("by Grace Hopper"), "{panel}");
 }
 
 /// Without JavaScript, a catalog creator makes a catalog, lands on its page, edits it, adds a

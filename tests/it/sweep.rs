@@ -116,6 +116,8 @@ const TABLE: &[(&str, &str)] = &[
     ("builtin_groups", "DDDDDDDDDDAD"),
     // The audit trail is for administrators only: not catalog owners, not the people in it.
     ("audit_log", "DDDDDDDDDDAD"),
+    ("audit_chain_status", "DDDDDDDDDDAD"),
+    ("verify_audit_chain", "DDDDDDDDDDAD"),
     // Anyone holding a role opens the list; it shows Engineering's failed work to
     // Engineering's owner and administrators only.
     ("failed_work", "DDDDDAAAAAAD"),
@@ -376,6 +378,8 @@ enum Effect {
     CatalogsNamed(&'static str),
     /// A person's live assignments to a package.
     LiveAssignments(UserId, PackageId),
+    /// The walks of the audit chain recorded.
+    Verifications,
 }
 
 #[derive(Clone, Debug)]
@@ -420,6 +424,7 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             "decide_many" => (decision(request_ids(fx.decide_many)), Some(Effect::Request(fx.decide_many))),
             "audit_log" => (vec![("filter[action]", String::new())], None),
             "admin_catalogs" => (vec![], None),
+            "verify_audit_chain" => (vec![], Some(Effect::Verifications)),
             "load_package_assignments" => {
                 (vec![("package_id", ids.developer_tools.0.to_string()), ("filter[state]", "live".into())], None)
             }
@@ -718,6 +723,10 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
             .await
             .unwrap();
             format!("{n} live")
+        }
+        Effect::Verifications => {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_verifications").fetch_one(pool).await.unwrap();
+            format!("{n} walks")
         }
         Effect::CatalogsNamed(name) => {
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM catalogs WHERE name = $1")

@@ -366,6 +366,36 @@ pub async fn audit_log(filter: AuditFilter, before: Option<String>) -> Result<Pa
     Ok(service.audit_log(&actor, &filter, cursor(before)).await?)
 }
 
+/// The latest walk of the audit chain (administrators).
+#[server(endpoint = "audit_chain_status")]
+pub async fn audit_chain_status() -> Result<Option<ChainStatus>, AppError> {
+    let (service, actor) = server::actor().await?;
+    Ok(service.audit_chain_status(&actor).await?)
+}
+
+/// Walk the audit chain now and record what it found (administrators).
+#[server(endpoint = "verify_audit_chain")]
+pub async fn verify_audit_chain() -> Result<Notice, AppError> {
+    use crate::service::ChainCheck;
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        let by = crate::domain::authz::Operator::Person(&actor);
+        Ok(match service.verify_and_record_audit_chain(&by).await? {
+            ChainCheck::Intact { events, head } => ok(match head {
+                Some(head) => format!("The audit chain is intact: {events} events, through event {}.", head.id),
+                None => "The audit chain is intact: no events yet.".to_owned(),
+            }),
+            ChainCheck::Broken { event_id, why } => Notice {
+                ok: false,
+                text: format!("The audit chain is broken at event {event_id}: {why}."),
+                field: None,
+            },
+        })
+    }
+    .await;
+    server::finish(result).await
+}
+
 #[server(endpoint = "builtin_groups")]
 pub async fn builtin_groups() -> Result<Vec<BuiltinGroupView>, AppError> {
     let (service, actor) = server::actor().await?;

@@ -55,6 +55,7 @@ fn AuditBody() -> impl IntoView {
     view! {
         <h1>"Audit log"</h1>
         <p class="muted">"Every change, with who made it and the values before and after. Newest first."</p>
+        <ChainPanel />
         <section class="panel" aria-labelledby="filter-h">
             <h2 id="filter-h" class="sr-only">"Filter"</h2>
             <Form method="GET" action="/admin/audit" attr:class="filters" attr:role="search">
@@ -90,6 +91,43 @@ fn AuditBody() -> impl IntoView {
                 Err(e) => view! { <ListError error=e /> }.into_any(),
             })}
         </Suspense>
+    }
+}
+
+/// The chain's integrity: what the latest walk found, and a button to walk it now (the whole
+/// chain, checked against the head the last intact walk recorded).
+#[component]
+fn ChainPanel() -> impl IntoView {
+    let verify = ServerAction::<VerifyAuditChain>::new();
+    let status = Resource::new(move || verify.version().get(), |_| audit_chain_status());
+    view! {
+        <section class="panel" aria-labelledby="chain-h" id="chain-status">
+            <h2 id="chain-h">"Integrity"</h2>
+            <Notices latest=verify.value() flash=flash() />
+            <Suspense fallback=|| ()>
+                {move || status.get().map(|r| match r {
+                    Ok(Some(s)) if s.intact => view! {
+                        <p class="notice ok">
+                            {format!("Intact: {} events", s.events)}
+                            {s.head_id.map(|id| format!(", through event {id}"))}
+                            ". Verified " <Time ms=s.at /> {format!(" by {}.", s.by)}
+                        </p>
+                    }.into_any(),
+                    Ok(Some(s)) => view! {
+                        <p class="notice err" role="alert">
+                            {format!("Broken at event {}: {}. ", s.broken_event_id.unwrap_or(0), s.why)}
+                            "Found " <Time ms=s.at /> {format!(" by {}.", s.by)}
+                        </p>
+                    }.into_any(),
+                    Ok(None) => view! { <p class="muted">"The chain has not been verified yet."</p> }.into_any(),
+                    Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
+                })}
+            </Suspense>
+            <ActionForm action=verify attr:class="inline" attr:id="verify-chain">
+                <button type="submit" class="btn-secondary">"Verify the chain now"</button>
+            </ActionForm>
+            <p class="muted small">"Each event's hash covers the one before it: an edited, removed or reordered event breaks the chain from there on. The head of the last intact walk is checked too, so a cut tail is found."</p>
+        </section>
     }
 }
 
