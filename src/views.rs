@@ -419,3 +419,57 @@ pub struct ChainStatus {
     pub broken_event_id: Option<i64>,
     pub why: String,
 }
+
+/// A person as the admin area shows them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PersonSummary {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub department: String,
+    pub job_title: String,
+    pub guest: bool,
+    pub active: bool,
+    pub manager: Option<String>,
+}
+
+/// One approval stage's decision on the request that gave an assignment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecisionStep {
+    pub stage: i64,
+    pub approver: String,
+    pub decision: Decision,
+    pub at: Millis,
+    pub justification: String,
+}
+
+/// Why a person has a package: the package and its catalog, the policy, the request (who
+/// asked, when, why — or who assigned it directly), each stage's decision, and the dates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccessExplain {
+    pub assignment_id: i64,
+    pub package_id: i64,
+    pub package: String,
+    pub catalog: String,
+    pub policy: String,
+    pub state: AssignmentState,
+    pub start_at: Millis,
+    pub end_at: Option<Millis>,
+    pub request_id: Option<i64>,
+    /// "Requested by …" or "Assigned directly by …".
+    pub how: String,
+    pub requested_at: Option<Millis>,
+    pub justification: String,
+    pub decisions: Vec<DecisionStep>,
+}
+
+/// What a person has, as far as the viewer may see (the catalogs they read; all for
+/// administrators), each line with its path; and the roles they hold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PersonAccess {
+    pub person: PersonSummary,
+    pub roles: Vec<String>,
+    pub access: Vec<AccessExplain>,
+    /// Live assignments in catalogs the viewer does not read (not shown).
+    pub hidden: usize,
+}

@@ -98,3 +98,20 @@ test('an assignment manager assigns a person directly, finds and removes them, a
   expect(csv.status()).toBe(200);
   expect(await csv.text()).toContain(`${who.name},${who.email},removed`);
 });
+
+test('an administrator finds a person and sees what they have, and why', async ({ page }, t) => {
+  await signIn(page, emails.grace);
+  await page.goto('/admin');
+  await settle(page, t);
+  await page.getByRole('link', { name: 'People' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'People' })).toBeVisible();
+  await settle(page, t);
+  await page.getByRole('searchbox', { name: 'Name or email' }).fill('omar');
+  await page.getByRole('button', { name: 'Find' }).click();
+  await page.locator('#people-found a', { hasText: 'Omar Haddad' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Omar Haddad' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'What they have, and why' })).toBeVisible();
+  await expect(page.locator('#person-access')).toContainText('Developer Tools');
+  await expect(page.locator('#person-access')).toContainText('Requested by themselves');
+  await shot(page, t, 'admin-person');
+});

@@ -13,6 +13,7 @@ const pages: Array<[string, string, keyof typeof emails]> = [
   ['admin-catalogs', '/admin/catalogs', 'grace'],
   ['admin-catalog', '/admin/catalogs/1', 'linus'],
   ['admin-package', '/admin/packages/1', 'lucas'],
+  ['admin-person', '/admin/people/4', 'grace'],
 ];
 
 for (const [name, path, who] of pages) {

@@ -12,9 +12,20 @@ use crate::domain::model::Role;
 use crate::domain::{DomainError, DomainResult};
 use crate::store::{catalog, directory, to_ms};
 use crate::views::{
-    CatalogAdmin, CatalogList, CatalogPackage, CatalogResource, CatalogRole, CatalogSummary, PersonOption, RoleHolder,
-    SystemOption,
+    AccessExplain, CatalogAdmin, CatalogList, CatalogPackage, CatalogResource, CatalogRole, CatalogSummary,
+    DecisionStep, PersonAccess, PersonOption, PersonSummary, RoleHolder, SystemOption,
 };
+
+/// Administrators, and those who give people roles or access in a catalog (its owners,
+/// package and assignment managers): who looks people up.
+fn gives_roles_or_access(actor: &Actor) -> bool {
+    actor.can(Permission::Administer)
+        || (actor.user.is_active()
+            && actor.roles.iter().any(|g| {
+                g.catalog.is_some()
+                    && matches!(g.role, Role::CatalogOwner | Role::AccessPackageManager | Role::AssignmentManager)
+            }))
+}
 
 /// At most this many people in a picker's answer.
 pub const PICKER_LIMIT: i64 = 10;
@@ -55,12 +66,7 @@ impl Service {
     /// assignment managers) — not readers, not catalog creators before they own a catalog.
     #[tracing::instrument(name = "find_people", skip_all, fields(actor = actor.id().0))]
     pub async fn find_people(&self, actor: &Actor, query: &str) -> DomainResult<Vec<PersonOption>> {
-        let picks = actor.can(Permission::Administer)
-            || actor.roles.iter().any(|g| {
-                g.catalog.is_some()
-                    && matches!(g.role, Role::CatalogOwner | Role::AccessPackageManager | Role::AssignmentManager)
-            });
-        if !picks {
+        if !gives_roles_or_access(actor) {
             return Err(DomainError::forbidden("only people who give others roles or access look people up"));
         }
         let query = query.trim().to_lowercase();
@@ -73,6 +79,93 @@ impl Service {
         let mut conn = self.db.pool().acquire().await?;
         let people = directory::people_starting_with(&mut conn, &query, PICKER_LIMIT).await?;
         Ok(people.into_iter().map(|u| PersonOption { id: u.id.0, name: u.display_name, email: u.email }).collect())
+    }
+
+    /// What a person has, each line with its path (package, catalog, policy, request,
+    /// decisions, dates): for who looks people up, showing what is in the catalogs they read
+    /// (everything for administrators) and counting the rest.
+    #[tracing::instrument(name = "person_access", skip_all, fields(actor = actor.id().0, user = user.0))]
+    pub async fn person_access(&self, actor: &Actor, user: UserId) -> DomainResult<PersonAccess> {
+        if !gives_roles_or_access(actor) {
+            return Err(DomainError::forbidden("only people who give others roles or access see what people have"));
+        }
+        let mut conn = self.db.pool().acquire().await?;
+        let person = directory::user(&mut conn, user).await?.ok_or_else(|| DomainError::not_found("person"))?;
+        let rows = crate::store::assignments::explained_holdings(&mut conn, user).await?;
+        let (shown, hidden): (Vec<_>, Vec<_>) =
+            rows.into_iter().partition(|r| self.catalog_reader(actor, r.catalog).is_ok());
+        let requests: Vec<RequestId> = shown.iter().filter_map(|r| r.request).collect();
+        let decisions = crate::store::assignments::decisions_on(&mut conn, &requests).await?;
+        let mut people: Vec<UserId> = shown.iter().filter_map(|r| r.requestor).collect();
+        people.extend(decisions.iter().filter_map(|d| d.2));
+        people.extend(person.manager_id);
+        people.sort_by_key(|u| u.0);
+        people.dedup();
+        let names = directory::names(&mut conn, &people).await?;
+        let name = |u: UserId| names.get(&u).cloned().unwrap_or_else(|| format!("person {}", u.0));
+        let access = shown
+            .into_iter()
+            .map(|r| {
+                let how = match (r.kind.as_deref(), r.requestor) {
+                    (Some("admin_add"), Some(by)) => format!("Assigned directly by {}", name(by)),
+                    (_, Some(by)) if by == user => "Requested by themselves".to_owned(),
+                    (_, Some(by)) => format!("Requested for them by {}", name(by)),
+                    _ => "Given without a request".to_owned(),
+                };
+                let steps = decisions
+                    .iter()
+                    .filter(|d| Some(d.0) == r.request)
+                    .filter_map(|(_, stage, approver, word, justification, at)| {
+                        Some(DecisionStep {
+                            stage: *stage,
+                            approver: approver.map_or_else(|| "nobody (the stage timed out)".to_owned(), name),
+                            decision: crate::views::Decision::parse(word)?,
+                            at: to_ms(*at),
+                            justification: justification.clone(),
+                        })
+                    })
+                    .collect();
+                AccessExplain {
+                    assignment_id: r.id.0,
+                    package_id: r.package.0,
+                    package: r.package_name,
+                    catalog: r.catalog_name,
+                    policy: r.policy_name,
+                    state: r.state,
+                    start_at: to_ms(r.start_at),
+                    end_at: r.end_at.map(to_ms),
+                    request_id: r.request.map(|q| q.0),
+                    how,
+                    requested_at: r.requested_at.map(to_ms),
+                    justification: r.justification,
+                    decisions: steps,
+                }
+            })
+            .collect();
+        let roles = directory::roles(&mut conn, user)
+            .await?
+            .into_iter()
+            .map(|g| match (g.role.in_catalog(), g.catalog) {
+                (Some(role), Some(c)) => format!("{} of catalog {}", role.label(), c.0),
+                _ => g.role.as_str().replace('_', " "),
+            })
+            .collect();
+        let active = person.is_active();
+        Ok(PersonAccess {
+            person: PersonSummary {
+                id: person.id.0,
+                name: person.display_name,
+                email: person.email,
+                department: person.department,
+                job_title: person.job_title,
+                guest: person.kind == crate::domain::model::UserKind::Guest,
+                active,
+                manager: person.manager_id.map(name),
+            },
+            roles,
+            access,
+            hidden: hidden.len(),
+        })
     }
 
     /// The one active person an entry of a picker names: an id the browser picked, or an

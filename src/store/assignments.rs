@@ -826,6 +826,87 @@ pub async fn package_assignments(
         .collect()
 }
 
+/// One live assignment of a person with the path that gave it: package, catalog, policy, and
+/// the request it came from.
+pub struct ExplainedRow {
+    pub id: AssignmentId,
+    pub state: AssignmentState,
+    pub start_at: DateTime<Utc>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub package: PackageId,
+    pub package_name: String,
+    pub catalog: CatalogId,
+    pub catalog_name: String,
+    pub policy_name: String,
+    pub request: Option<RequestId>,
+    pub kind: Option<String>,
+    pub requestor: Option<UserId>,
+    pub requested_at: Option<DateTime<Utc>>,
+    pub justification: String,
+}
+
+/// A person's live assignments, by package name, each with its path.
+pub async fn explained_holdings(conn: &mut Conn, user: UserId) -> Result<Vec<ExplainedRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT a.id, a.state, a.start_at, a.end_at, p.id AS package_id, p.name AS package_name, \
+         c.id AS catalog_id, c.name AS catalog_name, pol.name AS policy_name, a.request_id, r.kind, \
+         r.requestor_id, r.created_at AS requested_at, COALESCE(r.justification, '') AS justification \
+         FROM assignments a JOIN access_packages p ON p.id = a.package_id JOIN catalogs c ON c.id = p.catalog_id \
+         JOIN policies pol ON pol.id = a.policy_id LEFT JOIN requests r ON r.id = a.request_id \
+         WHERE a.user_id = $1 AND a.state IN {LIVE} ORDER BY p.name, a.id"
+    );
+    let rows = sqlx::query(&sql).bind(user.0).fetch_all(conn).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ExplainedRow {
+                id: AssignmentId(row.int("id")?),
+                state: row.word("state", AssignmentState::parse)?,
+                start_at: row.time("start_at")?,
+                end_at: row.opt_time("end_at")?,
+                package: PackageId(row.int("package_id")?),
+                package_name: row.text("package_name")?,
+                catalog: CatalogId(row.int("catalog_id")?),
+                catalog_name: row.text("catalog_name")?,
+                policy_name: row.text("policy_name")?,
+                request: row.opt_int("request_id")?.map(RequestId),
+                kind: row.opt_text("kind")?,
+                requestor: row.opt_int("requestor_id")?.map(UserId),
+                requested_at: row.opt_time("requested_at")?,
+                justification: row.text("justification")?,
+            })
+        })
+        .collect()
+}
+
+/// The decisions on these requests: (request, stage, approver, decision word, justification,
+/// when), by request and stage.
+pub async fn decisions_on(
+    conn: &mut Conn,
+    requests: &[RequestId],
+) -> Result<Vec<(RequestId, i64, Option<UserId>, String, String, DateTime<Utc>)>, sqlx::Error> {
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT request_id, stage, approver_id, decision, justification, decided_at FROM decisions \
+         WHERE request_id IN {} ORDER BY request_id, stage",
+        super::ids_param(conn, 1)
+    );
+    let rows = sqlx::query(&sql).bind(super::ids_json(requests.iter().map(|r| r.0))).fetch_all(conn).await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                RequestId(row.int("request_id")?),
+                row.int("stage")?,
+                row.opt_int("approver_id")?.map(UserId),
+                row.text("decision")?,
+                row.text("justification")?,
+                row.time("decided_at")?,
+            ))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -27,6 +27,7 @@ on_both_databases!(
     catalog_management_and_its_audit,
     catalogs_are_deleted_only_unused_and_always_keep_an_owner,
     the_person_picker_finds_active_people_by_email_or_name,
+    what_a_person_has_is_explained_line_by_line,
     authorization_table_operations_by_role,
     managers_request_for_their_reports_and_dates_are_honoured,
     delivery_checks_again_and_withdraws_stale_access,
@@ -369,6 +370,49 @@ async fn catalogs_are_deleted_only_unused_and_always_keep_an_owner(backend: Back
     assert!(matches!(&nobody, DomainError::Invalid { field: Some(f), .. } if f == "person"), "{nobody:?}");
     let vague = by_hana.grant_role_to("Tom", CatalogRole::CatalogReader).await.unwrap_err();
     assert!(matches!(&vague, DomainError::Invalid { field: Some(f), .. } if f == "person"), "{vague:?}");
+}
+
+/// The access explain: each package a person holds, with its catalog, policy, the request (or
+/// who assigned it), every stage's decision and the dates; only what the viewer's catalogs hold.
+async fn what_a_person_has_is_explained_line_by_line(backend: Backend) {
+    let w = World::new(backend).await;
+    let grace = w.actor(w.ids.grace).await;
+    let (maya, linus, hana) = (w.actor(w.ids.maya).await, w.actor(w.ids.linus).await, w.actor(w.ids.hana).await);
+    // Production Access: Linus (her manager) then Security approve, each with a reason.
+    let mut prod = ask(w.ids.production_access, "On call");
+    prod.answers = vec![Answer { question_id: "service".into(), value: "Payments API".into() }];
+    let out = w.service.submit_request(&maya, prod).await.unwrap();
+    w.service.decide(&linus, out.request, Decision::Approve, "Rotation confirmed").await.unwrap();
+    w.service.decide(&hana, out.request, Decision::Approve, "Security ok").await.unwrap();
+    // Sales CRM, assigned directly by Grace.
+    let crm_policy = policy_of(&w, w.ids.sales_crm).await.id;
+    let sales = w.service.assignment_manager_of(&grace, w.ids.sales_crm).await.unwrap();
+    sales.assign_directly(w.ids.maya, w.ids.sales_crm, crm_policy, None, "Pairing with sales").await.unwrap();
+
+    let all = w.service.person_access(&grace, w.ids.maya).await.unwrap();
+    assert_eq!(all.person.name, "Maya Chen");
+    assert_eq!(all.hidden, 0);
+    let line = |name: &str| all.access.iter().find(|a| a.package == name).unwrap_or_else(|| panic!("no {name}"));
+    let prod = line("Production Access");
+    assert_eq!(prod.catalog, "Engineering");
+    assert_eq!(prod.how, "Requested by themselves");
+    assert_eq!(prod.request_id, Some(out.request.0));
+    let steps: Vec<(i64, &str, &str)> =
+        prod.decisions.iter().map(|d| (d.stage, d.approver.as_str(), d.justification.as_str())).collect();
+    assert_eq!(steps, [(1, "Linus Park", "Rotation confirmed"), (2, "Hana Sato", "Security ok")]);
+    let crm = line("Sales CRM");
+    assert_eq!(crm.how, "Assigned directly by Grace Hopper");
+    assert_eq!(crm.justification, "Pairing with sales");
+    assert!(crm.decisions.is_empty());
+    // Sofia owns Sales only: she sees Sales CRM, and that one more line exists elsewhere.
+    let sofia = w.actor(w.ids.sofia).await;
+    let hers = w.service.person_access(&sofia, w.ids.maya).await.unwrap();
+    let shown: Vec<&str> = hers.access.iter().map(|a| a.package.as_str()).collect();
+    assert_eq!(shown, ["Sales CRM"]);
+    assert_eq!(hers.hidden, all.access.len() - 1);
+    // A member sees nobody's.
+    let omar = w.actor(w.ids.omar).await;
+    assert!(matches!(w.service.person_access(&omar, w.ids.maya).await, Err(DomainError::Forbidden(_))));
 }
 
 async fn offered(w: &World, who: &Actor) -> Vec<String> {

@@ -167,6 +167,14 @@ const TABLE: &[(&str, &str)] = &[
     ("/admin/packages/{package}/assignments.csv", "DDDDDDADAAAD"),
     ("assign_package", "DDDDDDADAAAD"),
     ("remove_package_assignment", "DDDDDDADAAAD"),
+    // People, and what one has and why: for who gives roles or access; each sees the lines
+    // in the catalogs they read (another catalog's owner opens the page, without Omar's
+    // Engineering access on it).
+    ("load_person_access", "DDDDDDAAAAAD"),
+    ("load_person_access → Omar's Engineering access", "DDDDDDADAAAD"),
+    ("/admin/people", "DDDDDDAAAAAD"),
+    ("/admin/people/{user}", "DDDDDDAAAAAD"),
+    ("/admin/people/{user} → Omar's Engineering access", "DDDDDDADAAAD"),
 ];
 
 /// Rows nobody passes in the sweep's application, why, and where their positive control is.
@@ -424,6 +432,7 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             "decide_many" => (decision(request_ids(fx.decide_many)), Some(Effect::Request(fx.decide_many))),
             "audit_log" => (vec![("filter[action]", String::new())], None),
             "admin_catalogs" => (vec![], None),
+            "load_person_access" => (vec![("user_id", ids.omar.0.to_string())], None),
             "verify_audit_chain" => (vec![], Some(Effect::Verifications)),
             "load_package_assignments" => {
                 (vec![("package_id", ids.developer_tools.0.to_string()), ("filter[state]", "live".into())], None)
@@ -518,7 +527,8 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             let concrete = path
                 .replace("{id}", &ids.developer_tools.0.to_string())
                 .replace("{catalog}", &fx.catalog.0.to_string())
-                .replace("{package}", &ids.developer_tools.0.to_string());
+                .replace("{package}", &ids.developer_tools.0.to_string())
+                .replace("{user}", &ids.omar.0.to_string());
             calls.push(Call {
                 name: path,
                 path: concrete,
@@ -562,6 +572,8 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
         read("Omar's request", "/approvals", READ_MARK),
         read("Omar's failed entry", "/admin", FAILED_MARK),
         read("Engineering", "admin_catalogs", "Engineering"),
+        read("Omar's Engineering access", "load_person_access", HELD_PACKAGE),
+        read("Omar's Engineering access", "/admin/people/{user}", HELD_PACKAGE),
         Call {
             name: "load_package → Sales CRM (open to partners)".into(),
             args: vec![("id", crm.clone())],

@@ -152,3 +152,10 @@ pub async fn find_people(query: String) -> Result<Vec<PersonOption>, AppError> {
     let (service, actor) = server::actor().await?;
     Ok(service.find_people(&actor, &query).await?)
 }
+
+/// What a person has, each line with its path (the access explain).
+#[server(endpoint = "load_person_access")]
+pub async fn load_person_access(user_id: i64) -> Result<PersonAccess, AppError> {
+    let (service, actor) = server::actor().await?;
+    Ok(service.person_access(&actor, crate::domain::ids::UserId(user_id)).await?)
+}

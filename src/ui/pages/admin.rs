@@ -27,7 +27,10 @@ fn AdminBody() -> impl IntoView {
         Some(v) if v.admin_area => view! {
             <h1>"Admin"</h1>
             <p class="lead">{format!("Signed in as {}{}.", v.name, if v.is_admin { ", administrator" } else { "" })}</p>
-            {v.is_admin.then(|| view! { <p><a class="btn-secondary" href="/admin/audit">"Audit log"</a></p> })}
+            <p class="tags">
+                {v.is_admin.then(|| view! { <a class="btn-secondary" href="/admin/audit">"Audit log"</a> })}
+                <a class="btn-secondary" href="/admin/people">"People"</a>
+            </p>
             <FailedWork />
             <ManagedCatalogs />
             {v.is_admin.then(|| view! { <BuiltinGroups /> })}

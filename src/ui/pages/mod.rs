@@ -8,6 +8,7 @@ mod errors;
 mod my_access;
 mod package;
 mod package_admin;
+mod people;
 mod sign_in;
 
 pub use admin::Admin;
@@ -18,4 +19,5 @@ pub use errors::NotFound;
 pub use my_access::MyAccess;
 pub use package::PackagePage;
 pub use package_admin::PackageAdmin;
+pub use people::{People, Person};
 pub use sign_in::SignIn;

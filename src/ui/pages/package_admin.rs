@@ -147,7 +147,7 @@ fn PackageAdminView(
                         <tbody>
                             {d.assignments.items.into_iter().map(|a| view! {
                                 <tr id=format!("assignment-{}", a.id)>
-                                    <td>{a.name}<span class="muted small block">{a.email}</span></td>
+                                    <td><a href=format!("/admin/people/{}", a.user_id)>{a.name}</a><span class="muted small block">{a.email}</span></td>
                                     <td><span class=format!("state state-{}", a.state.as_str())>{a.state.label()}</span></td>
                                     <td><Time ms=a.start_at /></td>
                                     <td>{match a.end_at { Some(ms) => view! { <Time ms /> }.into_any(), None => view! { "—" }.into_any() }}</td>
