@@ -2,6 +2,9 @@
 # A private PostgreSQL cluster for the tests, on a free loopback port.
 #   source scripts/pg-cluster.sh start   -> exports QM_TEST_POSTGRES_URL and QM_PG_DATA
 #   scripts/pg-cluster.sh stop           (uses QM_PG_DATA)
+# Sourced, it leaves the caller's shell options as it found them (a caller without `set -e`
+# that sources it must not start exiting at its first failing command, leaving the cluster).
+if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then qm_pg_caller_options=$(set +o); fi
 set -euo pipefail
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -30,3 +33,4 @@ case "${1:-}" in
     exit 2
     ;;
 esac
+if [[ -n "${qm_pg_caller_options:-}" ]]; then eval "$qm_pg_caller_options"; unset qm_pg_caller_options; fi

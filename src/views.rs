@@ -472,4 +472,9 @@ pub struct PersonAccess {
     pub access: Vec<AccessExplain>,
     /// Live assignments in catalogs the viewer does not read (not shown).
     pub hidden: usize,
+    /// The global roles they hold (administrator, catalog creator), and whether the viewer
+    /// may change them (administrators).
+    pub administrator: bool,
+    pub catalog_creator: bool,
+    pub may_change_global_roles: bool,
 }

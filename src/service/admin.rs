@@ -73,6 +73,28 @@ impl Administrator<'_> {
         let tx = self.service.db.begin().await?;
         grant(self.service, tx, self.actor, user, role, None).await
     }
+
+    /// Take a global role back. There is always an active administrator left.
+    #[tracing::instrument(name = "revoke_global_role", skip_all, fields(actor = self.actor.id().0, user = user.0, ?role))]
+    pub async fn revoke_role(&self, user: UserId, role: Role) -> DomainResult<()> {
+        if !matches!(role, Role::Administrator | Role::CatalogCreator) {
+            return Err(DomainError::invalid("role", "this role is held for one catalog"));
+        }
+        let (service, actor) = (self.service, self.actor);
+        let mut tx = service.db.begin().await?;
+        if !directory::revoke_global_role(&mut tx, user, role).await? {
+            return Err(DomainError::not_found("role"));
+        }
+        if role == Role::Administrator && directory::count_global_holders(&mut tx, role).await? == 0 {
+            return Err(DomainError::Conflict(
+                "someone must stay an administrator: make another person one first".into(),
+            ));
+        }
+        service.checkpoint("role.revoking").await;
+        let event = AuditEvent::new(Some(actor.id()), "role.revoked", "user", user.0)
+            .before(json!({"role": role.as_str(), "catalog": null}));
+        service.commit(tx, vec![event]).await
+    }
 }
 
 impl CatalogOwner<'_> {

@@ -98,7 +98,13 @@ impl<S: MayAssign> InCatalog<'_, S> {
     /// Remove someone's assignment to a package of this catalog.
     #[tracing::instrument(name = "remove_assignment", skip_all, fields(actor = self.actor.id().0, assignment = id.0))]
     pub async fn remove_assignment(&self, id: AssignmentId, reason: &str) -> DomainResult<()> {
-        end_by_person(self.service, self.actor, id, reason, Some(self.catalog)).await
+        end_by_person(self.service, self.actor, id, reason, Some((self.catalog, None))).await
+    }
+
+    /// Remove someone's assignment to `package` (a package's page removes only its own).
+    #[tracing::instrument(name = "remove_package_assignment", skip_all, fields(actor = self.actor.id().0, package = package.0, assignment = id.0))]
+    pub async fn remove_from_package(&self, package: PackageId, id: AssignmentId, reason: &str) -> DomainResult<()> {
+        end_by_person(self.service, self.actor, id, reason, Some((self.catalog, Some(package)))).await
     }
 }
 
@@ -361,14 +367,14 @@ fn expired_event(a: &assignments::AssignmentRow) -> AuditEvent {
 }
 
 /// End an assignment for a person: its holder (`catalog` is `None`), or someone removing it
-/// from a package of `catalog`. An assignment elsewhere, or someone else's without a catalog,
-/// is "not found".
+/// from a package of `catalog` (that package, when one is named). An assignment elsewhere, or
+/// someone else's without a catalog, is "not found".
 async fn end_by_person(
     service: &Service,
     actor: &Actor,
     id: AssignmentId,
     reason: &str,
-    catalog: Option<CatalogId>,
+    catalog: Option<(CatalogId, Option<PackageId>)>,
 ) -> DomainResult<()> {
     let now = service.now();
     let mut tx = service.db.begin().await?;
@@ -379,10 +385,10 @@ async fn end_by_person(
     let removing = match catalog {
         None if a.user == actor.id() => false,
         None => return Err(DomainError::not_found("assignment")),
-        Some(c) => {
+        Some((c, package)) => {
             let pkg =
                 catalog::package(&mut tx, a.package).await?.ok_or_else(|| DomainError::not_found("assignment"))?;
-            if pkg.catalog_id != c {
+            if pkg.catalog_id != c || package.is_some_and(|p| p != a.package) {
                 return Err(DomainError::not_found("assignment"));
             }
             true

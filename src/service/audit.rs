@@ -99,13 +99,16 @@ impl Service {
         anchor: Option<&AuditAnchor>,
     ) -> DomainResult<ChainCheck> {
         by.require(Permission::ReadAudit)?;
-        let mut conn = self.db.pool().acquire().await?;
         let mut prev = GENESIS_HASH.to_owned();
         let mut after_id = 0;
         let mut count = 0;
         let mut head = None;
         loop {
-            let page = crate::store::audit::page(&mut conn, after_id, 1000).await?;
+            // A connection per page: a long chain's walk holds none between pages.
+            let page = {
+                let mut conn = self.db.pool().acquire().await?;
+                crate::store::audit::page(&mut conn, after_id, 1000).await?
+            };
             if page.is_empty() {
                 break;
             }
@@ -140,6 +143,7 @@ impl Service {
             }
         }
         if let Some(anchor) = anchor {
+            let mut conn = self.db.pool().acquire().await?;
             match crate::store::audit::hash_of(&mut conn, anchor.id).await? {
                 Some(hash) if hash == anchor.hash => {}
                 Some(_) => {
@@ -169,6 +173,10 @@ impl Service {
     #[tracing::instrument(name = "verify_and_record_audit_chain", skip_all, fields(operator = %by))]
     pub async fn verify_and_record_audit_chain(&self, by: &Operator<'_>) -> DomainResult<ChainCheck> {
         by.require(Permission::ReadAudit)?;
+        // One walk at a time on this instance: a walk reads the whole chain.
+        let Ok(_walk) = self.chain_walk.try_lock() else {
+            return Err(DomainError::Conflict("a walk of the audit chain is under way; try again when it ends".into()));
+        };
         let anchor = {
             let mut conn = self.db.pool().acquire().await?;
             crate::store::audit::latest_verifications(&mut conn).await?.1

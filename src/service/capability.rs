@@ -167,7 +167,8 @@ impl Service {
         package: PackageId,
     ) -> DomainResult<InCatalog<'a, S>> {
         let mut conn = self.db.pool().acquire().await?;
-        let found = catalog::package(&mut conn, package).await?;
+        // A package of a deleted catalog is gone with it.
+        let found = catalog::live_package(&mut conn, package).await?;
         drop(conn);
         // Not knowing the package and not being allowed to know it answer alike.
         let pkg = found.ok_or_else(|| DomainError::not_found("access package"))?;

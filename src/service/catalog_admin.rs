@@ -119,6 +119,7 @@ impl Service {
                         Some(DecisionStep {
                             stage: *stage,
                             approver: approver.map_or_else(|| "nobody (the stage timed out)".to_owned(), name),
+                            // The store accepts only the three words (a CHECK constraint).
                             decision: crate::views::Decision::parse(word)?,
                             at: to_ms(*at),
                             justification: justification.clone(),
@@ -142,12 +143,21 @@ impl Service {
                 }
             })
             .collect();
-        let roles = directory::roles(&mut conn, user)
-            .await?
+        let grants = directory::roles(&mut conn, user).await?;
+        let global = |role: Role| grants.iter().any(|g| g.role == role && g.catalog.is_none());
+        let (administrator, catalog_creator) = (global(Role::Administrator), global(Role::CatalogCreator));
+        // Their roles in the catalogs the viewer reads (and their global ones): who manages
+        // another catalog is that catalog's business.
+        let catalogs: std::collections::HashMap<CatalogId, String> =
+            catalog::catalogs(&mut conn).await?.into_iter().map(|c| (c.id, c.name)).collect();
+        let roles = grants
             .into_iter()
-            .map(|g| match (g.role.in_catalog(), g.catalog) {
-                (Some(role), Some(c)) => format!("{} of catalog {}", role.label(), c.0),
-                _ => g.role.as_str().replace('_', " "),
+            .filter_map(|g| match (g.role.in_catalog(), g.catalog) {
+                (Some(role), Some(c)) => self
+                    .catalog_reader(actor, c)
+                    .is_ok()
+                    .then(|| format!("{} of {}", role.label(), catalogs.get(&c).cloned().unwrap_or_default())),
+                _ => Some(g.role.as_str().replace('_', " ")),
             })
             .collect();
         let active = person.is_active();
@@ -165,6 +175,9 @@ impl Service {
             roles,
             access,
             hidden: hidden.len(),
+            administrator,
+            catalog_creator,
+            may_change_global_roles: self.administrator(actor).is_ok(),
         })
     }
 

@@ -42,6 +42,8 @@ pub struct Service {
     checkpoints: Checkpoints,
     /// The catalog as the pages show it, kept between requests ([`snapshot`]).
     catalog: Arc<snapshot::SnapshotCache>,
+    /// Held while this instance walks the audit chain (one walk at a time).
+    chain_walk: Arc<tokio::sync::Mutex<()>>,
 }
 
 type CheckpointFn =
@@ -49,7 +51,8 @@ type CheckpointFn =
 
 /// Named points inside operations, each after the operation has read what its rule depends on
 /// and before it writes (`assignment.ending`, `access.granting`, `assignment.expiring`,
-/// `assignment.extending`, `delivery.claimed`, `decision.locked`, `catalog.role_revoking`).
+/// `assignment.extending`, `delivery.claimed`, `decision.locked`, `catalog.role_revoking`,
+/// `role.revoking`).
 /// Tests park an operation there to force an interleaving with another one; in production none
 /// is set and a checkpoint costs a branch.
 #[derive(Clone, Default)]
@@ -67,7 +70,14 @@ impl Service {
     }
 
     pub fn with_clock(db: Db, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock, worker: worker_name().into(), checkpoints: Checkpoints::default(), catalog: Arc::default() }
+        Self {
+            db,
+            clock,
+            worker: worker_name().into(),
+            checkpoints: Checkpoints::default(),
+            catalog: Arc::default(),
+            chain_walk: Arc::default(),
+        }
     }
 
     /// The same service with a hook called at every checkpoint (for tests that force

@@ -58,7 +58,9 @@ impl<S: Scope> InCatalog<'_, S> {
         conn: &mut Conn,
         package: PackageId,
     ) -> DomainResult<crate::domain::model::AccessPackage> {
-        let pkg = catalog::package(conn, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+        // A package of a deleted catalog is gone with it.
+        let pkg =
+            catalog::live_package(conn, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
         self.owns(pkg.catalog_id, "access package")?;
         Ok(pkg)
     }

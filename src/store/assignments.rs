@@ -793,7 +793,7 @@ pub async fn package_assignments(
 ) -> Result<Vec<PackageAssignmentRow>, sqlx::Error> {
     let words: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
     let person = if prefix.is_some() {
-        "AND (LOWER(u.email) LIKE $4 ESCAPE '\\' OR LOWER(u.display_name) LIKE $4 ESCAPE '\\')"
+        "AND (LOWER(u.email) LIKE $4 ESCAPE '!' OR LOWER(u.display_name) LIKE $4 ESCAPE '!')"
     } else {
         ""
     };
@@ -805,7 +805,7 @@ pub async fn package_assignments(
     );
     let mut query = sqlx::query(&sql).bind(package.0).bind(before).bind(limit);
     if let Some(prefix) = prefix {
-        let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = prefix.replace('!', "!!").replace('%', "!%").replace('_', "!_");
         query = query.bind(format!("{escaped}%"));
     }
     let rows = query.fetch_all(conn).await?;

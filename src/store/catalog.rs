@@ -52,6 +52,16 @@ fn package_from_row(row: &AnyRow) -> Result<AccessPackage, sqlx::Error> {
 
 const PACKAGE_COLUMNS: &str = "p.id, p.catalog_id, p.name, p.description, p.hidden, p.enabled, p.version";
 
+/// The package, if its catalog is not deleted.
+pub async fn live_package(conn: &mut Conn, id: PackageId) -> Result<Option<AccessPackage>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {PACKAGE_COLUMNS} FROM access_packages p JOIN catalogs c ON c.id = p.catalog_id \
+         WHERE p.id = $1 AND c.deleted_at IS NULL"
+    );
+    let row = sqlx::query(&sql).bind(id.0).fetch_optional(conn).await?;
+    row.as_ref().map(package_from_row).transpose()
+}
+
 pub async fn package(conn: &mut Conn, id: PackageId) -> Result<Option<AccessPackage>, sqlx::Error> {
     let sql = format!("SELECT {PACKAGE_COLUMNS} FROM access_packages p WHERE p.id = $1");
     let row = sqlx::query(&sql).bind(id.0).fetch_optional(conn).await?;
@@ -672,19 +682,24 @@ pub async fn mark_deleted(conn: &mut Conn, catalog: CatalogId, now: i64) -> Resu
     Ok(true)
 }
 
-/// Before changing anything in a catalog: take the catalog generation's row, then the
-/// catalog's row, for this transaction (PostgreSQL, in the order every catalog writer takes
-/// them — the generation first, as 0010's triggers do — so two changes cannot hold each
-/// other's; on SQLite the transaction already holds the one writer). False when the catalog
-/// is not there (or deleted): nothing may change in a deleted catalog.
+/// Before changing anything in a catalog: take the catalog's row, then the catalog
+/// generation's row, for this transaction (PostgreSQL; on SQLite the transaction already holds
+/// the one writer). Every change to a catalog's tables starts here, so they all take the two
+/// in this order and cannot hold each other's (creating a catalog takes the generation only);
+/// waiting for the catalog's row — behind requests holding it in share mode — holds nothing
+/// that changes to other catalogs need. False when the catalog is not there (or deleted):
+/// nothing may change in a deleted catalog.
 pub async fn lock_catalog(conn: &mut Conn, catalog: CatalogId) -> Result<bool, sqlx::Error> {
-    let sql = if conn.backend_name() == "PostgreSQL" {
-        sqlx::query("SELECT generation FROM catalog_generation WHERE id = 1 FOR UPDATE").execute(&mut *conn).await?;
-        "SELECT id FROM catalogs WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE"
-    } else {
-        "SELECT id FROM catalogs WHERE id = $1 AND deleted_at IS NULL"
-    };
-    Ok(sqlx::query_scalar::<_, i64>(sql).bind(catalog.0).fetch_optional(conn).await?.is_some())
+    if conn.backend_name() != "PostgreSQL" {
+        let sql = "SELECT id FROM catalogs WHERE id = $1 AND deleted_at IS NULL";
+        return Ok(sqlx::query_scalar::<_, i64>(sql).bind(catalog.0).fetch_optional(conn).await?.is_some());
+    }
+    let sql = "SELECT id FROM catalogs WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE";
+    if sqlx::query_scalar::<_, i64>(sql).bind(catalog.0).fetch_optional(&mut *conn).await?.is_none() {
+        return Ok(false);
+    }
+    sqlx::query("SELECT generation FROM catalog_generation WHERE id = 1 FOR UPDATE").execute(conn).await?;
+    Ok(true)
 }
 
 /// The catalog, held in share mode for this transaction on PostgreSQL (a deletion waits for

@@ -468,11 +468,11 @@ pub async fn people_starting_with(conn: &mut Conn, prefix: &str, limit: i64) -> 
     let (by_email, by_name) = if postgres {
         (
             format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE LOWER(email) LIKE $1 ESCAPE '\\' AND state = 'active' \
+                "SELECT {USER_COLUMNS} FROM users WHERE LOWER(email) LIKE $1 ESCAPE '!' AND state = 'active' \
                  ORDER BY LOWER(email) LIMIT $2"
             ),
             format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE state = 'active' AND display_name LIKE $1 ESCAPE '\\' \
+                "SELECT {USER_COLUMNS} FROM users WHERE state = 'active' AND display_name LIKE $1 ESCAPE '!' \
                  ORDER BY display_name, id LIMIT $2"
             ),
         )
@@ -505,7 +505,7 @@ pub async fn people_starting_with(conn: &mut Conn, prefix: &str, limit: i64) -> 
         .chain(forms.into_iter().map(|form| (by_name.as_str(), form)));
     for (sql, start) in searches {
         let query = if postgres {
-            let escaped = start.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let escaped = start.replace('!', "!!").replace('%', "!%").replace('_', "!_");
             sqlx::query(sql).bind(format!("{escaped}%")).bind(limit)
         } else {
             let Some(end) = prefix_end(&start) else { continue };
@@ -529,4 +529,33 @@ fn prefix_end(prefix: &str) -> Option<String> {
     let next = char::from_u32(u32::from(last) + 1)?;
     chars.push(next);
     Some(chars.into_iter().collect())
+}
+
+/// Take a global role from someone, first locking every holder's grant of it (PostgreSQL), so
+/// two people taking the role from each other at once take turns and the count after sees
+/// the other's removal. False when they did not hold it.
+pub async fn revoke_global_role(conn: &mut Conn, user: UserId, role: Role) -> Result<bool, sqlx::Error> {
+    if conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT id FROM role_assignments WHERE role = $1 AND catalog_id IS NULL FOR UPDATE")
+            .bind(role.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    let done = sqlx::query("DELETE FROM role_assignments WHERE user_id = $1 AND role = $2 AND catalog_id IS NULL")
+        .bind(user.0)
+        .bind(role.as_str())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// How many active people hold a global role.
+pub async fn count_global_holders(conn: &mut Conn, role: Role) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM role_assignments ra JOIN users u ON u.id = ra.user_id \
+         WHERE ra.role = $1 AND ra.catalog_id IS NULL AND u.state = 'active'",
+    )
+    .bind(role.as_str())
+    .fetch_one(conn)
+    .await
 }

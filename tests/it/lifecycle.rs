@@ -28,6 +28,7 @@ on_both_databases!(
     catalogs_are_deleted_only_unused_and_always_keep_an_owner,
     the_person_picker_finds_active_people_by_email_or_name,
     what_a_person_has_is_explained_line_by_line,
+    global_roles_are_given_and_taken_and_an_administrator_stays,
     authorization_table_operations_by_role,
     managers_request_for_their_reports_and_dates_are_honoured,
     delivery_checks_again_and_withdraws_stale_access,
@@ -328,6 +329,11 @@ async fn catalogs_are_deleted_only_unused_and_always_keep_an_owner(backend: Back
         .unwrap();
     assert_eq!(roles_left, 0);
     assert!(matches!(w.service.catalog_owner(&w.actor(w.ids.sofia).await, sales), Err(DomainError::NotFound(_))));
+    // Its packages are gone with it, for their lists and exports too.
+    assert!(matches!(w.service.package_reader(&grace, w.ids.sales_crm).await, Err(DomainError::NotFound(_))));
+    let reader = w.service.catalog_reader(&grace, sales).unwrap();
+    let filter = quartermaster::views::AssignmentFilter::default();
+    assert!(matches!(reader.export_assignments(w.ids.sales_crm, &filter).await, Err(DomainError::NotFound(_))));
     let deleted = count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'catalog.deleted'").await;
     assert_eq!(deleted, 1);
 
@@ -410,9 +416,43 @@ async fn what_a_person_has_is_explained_line_by_line(backend: Backend) {
     let shown: Vec<&str> = hers.access.iter().map(|a| a.package.as_str()).collect();
     assert_eq!(shown, ["Sales CRM"]);
     assert_eq!(hers.hidden, all.access.len() - 1);
+    // Who manages another catalog is that catalog's business: Grace sees Linus own
+    // Engineering, Sofia does not.
+    let owner = |a: &quartermaster::views::PersonAccess| a.roles.iter().any(|r| r.contains("Engineering"));
+    assert!(owner(&w.service.person_access(&grace, w.ids.linus).await.unwrap()));
+    assert!(!owner(&w.service.person_access(&sofia, w.ids.linus).await.unwrap()));
     // A member sees nobody's.
     let omar = w.actor(w.ids.omar).await;
     assert!(matches!(w.service.person_access(&omar, w.ids.maya).await, Err(DomainError::Forbidden(_))));
+}
+
+async fn global_roles_are_given_and_taken_and_an_administrator_stays(backend: Backend) {
+    let w = World::new(backend).await;
+    let grace = w.actor(w.ids.grace).await;
+    let admin = w.service.administrator(&grace).unwrap();
+    // Grace is the only administrator: she cannot leave the organisation without one.
+    let alone = admin.revoke_role(w.ids.grace, Role::Administrator).await;
+    assert!(matches!(alone, Err(DomainError::Conflict(_))), "{alone:?}");
+    assert!(w.actor(w.ids.grace).await.is_admin(), "refused, and nothing changed");
+    // She makes Linus an administrator and Maya a catalog creator, then steps down.
+    admin.grant_role(w.ids.linus, Role::Administrator).await.unwrap();
+    admin.grant_role(w.ids.maya, Role::CatalogCreator).await.unwrap();
+    assert!(w.service.catalog_creator(&w.actor(w.ids.maya).await).is_ok());
+    admin.revoke_role(w.ids.grace, Role::Administrator).await.unwrap();
+    assert!(!w.actor(w.ids.grace).await.is_admin());
+    let linus = w.actor(w.ids.linus).await;
+    let by_linus = w.service.administrator(&linus).unwrap();
+    by_linus.revoke_role(w.ids.maya, Role::CatalogCreator).await.unwrap();
+    assert!(w.service.catalog_creator(&w.actor(w.ids.maya).await).is_err());
+    // Not held: not found; a catalog role here: refused by field; a non-administrator: no handle.
+    assert!(matches!(by_linus.revoke_role(w.ids.maya, Role::CatalogCreator).await, Err(DomainError::NotFound(_))));
+    assert!(matches!(
+        by_linus.revoke_role(w.ids.maya, Role::CatalogOwner).await,
+        Err(DomainError::Invalid { field: Some(f), .. }) if f == "role"
+    ));
+    assert!(matches!(w.service.administrator(&w.actor(w.ids.maya).await), Err(DomainError::Forbidden(_))));
+    let revoked = count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'role.revoked'").await;
+    assert_eq!(revoked, 2);
 }
 
 async fn offered(w: &World, who: &Actor) -> Vec<String> {

@@ -872,3 +872,36 @@ async fn deleting_a_catalog_waits_for_a_request_being_granted_in_it() {
     assert_eq!(gone, None, "the catalog is still there ({seen:?})");
     assert_eq!(seen, Second::Blocked, "the deletion waited for the request");
 }
+
+/// The two administrators take the role from each other at the same moment: one stays. The
+/// first is parked after its count; the second waits for the administrators' grants (locked
+/// by the first), then counts what the first left and is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_administrators_demoting_each_other_leave_one() {
+    use quartermaster::domain::model::Role;
+    let w = World::new(Backend::Postgres).await;
+    let grace = w.actor(w.ids.grace).await;
+    w.service.administrator(&grace).unwrap().grant_role(w.ids.linus, Role::Administrator).await.unwrap();
+    let linus = w.actor(w.ids.linus).await;
+    let mut first = park_at(&w.service, "role.revoking");
+    let by_grace = {
+        let (s, a, other) = (first.service.clone(), grace.clone(), w.ids.linus);
+        tokio::spawn(async move { s.administrator(&a)?.revoke_role(other, Role::Administrator).await })
+    };
+    first.arrived.recv().await.unwrap();
+    let by_linus = {
+        let (s, a, other) = (w.service.clone(), linus.clone(), w.ids.grace);
+        tokio::spawn(async move { s.administrator(&a)?.revoke_role(other, Role::Administrator).await })
+    };
+    let seen = second_operation(&w, None, &by_linus).await;
+    first.release();
+    let (a, b) = (by_grace.await.unwrap(), by_linus.await.unwrap());
+    let admins: Vec<i64> =
+        sqlx::query_scalar("SELECT user_id FROM role_assignments WHERE role = 'administrator' AND catalog_id IS NULL")
+            .fetch_all(w.db().pool())
+            .await
+            .unwrap();
+    assert_eq!(admins, vec![w.ids.grace.0], "one administrator stays (first: {a:?}, second: {b:?}, {seen:?})");
+    assert!(a.is_ok() && matches!(b, Err(DomainError::Conflict(_))), "first: {a:?}, second: {b:?}");
+    assert_eq!(seen, Second::Blocked);
+}

@@ -175,6 +175,8 @@ const TABLE: &[(&str, &str)] = &[
     ("/admin/people", "DDDDDDAAAAAD"),
     ("/admin/people/{user}", "DDDDDDAAAAAD"),
     ("/admin/people/{user} → Omar's Engineering access", "DDDDDDADAAAD"),
+    // Global roles are given and taken back by administrators only.
+    ("set_global_role", "DDDDDDDDDDAD"),
 ];
 
 /// Rows nobody passes in the sweep's application, why, and where their positive control is.
@@ -219,6 +221,8 @@ struct Fixtures {
     reader: UserId,
     /// Developer Tools' policy (for assigning directly).
     dev_policy: PolicyId,
+    /// Elena's Developer Tools, assigned directly (to be removed from the package's page).
+    remove: AssignmentId,
 }
 
 /// A package of the sweep's own in a catalog: its own built-in resource (so removing one
@@ -344,6 +348,27 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         id
     };
     entry(failed, FAILED_MARK).await;
+    let dev_policy = PolicyId(
+        sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
+            .bind(ids.developer_tools.0)
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+    );
+    let dev = s.assignment_manager_of(&grace, ids.developer_tools).await.unwrap();
+    dev.assign_directly(ids.elena, ids.developer_tools, dev_policy, None, "sweep").await.unwrap();
+    let assignment_of = |user: UserId, package: PackageId| async move {
+        let id: i64 = sqlx::query_scalar(
+            "SELECT id FROM assignments WHERE user_id = $1 AND package_id = $2 \
+             AND state IN ('delivering', 'delivered', 'partially_delivered', 'delivery_failed')",
+        )
+        .bind(user.0)
+        .bind(package.0)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        AssignmentId(id)
+    };
     Fixtures {
         cancel,
         decide,
@@ -358,13 +383,8 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         builtin,
         empty,
         reader: ids.elena,
-        dev_policy: PolicyId(
-            sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
-                .bind(ids.developer_tools.0)
-                .fetch_one(pool)
-                .await
-                .unwrap(),
-        ),
+        dev_policy,
+        remove: assignment_of(ids.elena, ids.developer_tools).await,
     }
 }
 
@@ -388,6 +408,8 @@ enum Effect {
     LiveAssignments(UserId, PackageId),
     /// The walks of the audit chain recorded.
     Verifications,
+    /// A person's global roles.
+    GlobalRoles(UserId),
 }
 
 #[derive(Clone, Debug)]
@@ -433,6 +455,10 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             "audit_log" => (vec![("filter[action]", String::new())], None),
             "admin_catalogs" => (vec![], None),
             "load_person_access" => (vec![("user_id", ids.omar.0.to_string())], None),
+            "set_global_role" => (
+                vec![("user_id", ids.omar.0.to_string()), ("role", "catalog_creator".into()), ("grant", "true".into())],
+                Some(Effect::GlobalRoles(ids.omar)),
+            ),
             "verify_audit_chain" => (vec![], Some(Effect::Verifications)),
             "load_package_assignments" => {
                 (vec![("package_id", ids.developer_tools.0.to_string()), ("filter[state]", "live".into())], None)
@@ -450,10 +476,10 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             "remove_package_assignment" => (
                 vec![
                     ("package_id", ids.developer_tools.0.to_string()),
-                    ("assignment_id", fx.extend.0.to_string()),
+                    ("assignment_id", fx.remove.0.to_string()),
                     ("reason", "sweep".into()),
                 ],
-                Some(Effect::Assignment(fx.extend)),
+                Some(Effect::Assignment(fx.remove)),
             ),
             "load_catalog" => (vec![("catalog_id", fx.catalog.0.to_string())], None),
             "find_people" => (vec![("query", "gr".into())], None),
@@ -735,6 +761,15 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
             .await
             .unwrap();
             format!("{n} live")
+        }
+        Effect::GlobalRoles(user) => {
+            let roles: Vec<String> =
+                sqlx::query_scalar("SELECT role FROM role_assignments WHERE user_id = $1 AND catalog_id IS NULL")
+                    .bind(user.0)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            format!("{roles:?}")
         }
         Effect::Verifications => {
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_verifications").fetch_one(pool).await.unwrap();

@@ -23,8 +23,15 @@ pub async fn load_package_assignments(
 ) -> Result<PackageAssignments, AppError> {
     let (service, actor) = server::actor().await?;
     let package = self::package_id(package_id);
+    let before = match before.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
+        Some(b) => Some(b.parse::<i64>().map_err(|_| AppError::Invalid {
+            field: Some("before".into()),
+            message: "not a page of this list".into(),
+        })?),
+        None => None,
+    };
     let reader = service.package_reader(&actor, package).await?;
-    Ok(reader.package_assignments(package, &filter, before.and_then(|b| b.parse().ok())).await?)
+    Ok(reader.package_assignments(package, &filter, before).await?)
 }
 
 /// Assign a person (the picker's entry) to the package directly.
@@ -60,8 +67,9 @@ pub async fn remove_package_assignment(
     let result = async {
         at_most("reason", &reason, MAX_JUSTIFICATION)?;
         let (service, actor) = server::actor().await?;
-        let manager = service.assignment_manager_of(&actor, self::package_id(package_id)).await?;
-        manager.remove_assignment(crate::domain::ids::AssignmentId(assignment_id), &reason).await?;
+        let package = self::package_id(package_id);
+        let manager = service.assignment_manager_of(&actor, package).await?;
+        manager.remove_from_package(package, crate::domain::ids::AssignmentId(assignment_id), &reason).await?;
         Ok(ok("Assignment removed: the access is being taken back."))
     }
     .await;

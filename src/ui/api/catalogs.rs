@@ -153,6 +153,37 @@ pub async fn find_people(query: String) -> Result<Vec<PersonOption>, AppError> {
     Ok(service.find_people(&actor, &query).await?)
 }
 
+/// A global role (`administrator`, `catalog_creator`) given (`grant` = "true") or taken back.
+#[server(endpoint = "set_global_role")]
+pub async fn set_global_role(user_id: i64, role: String, grant: String) -> Result<Notice, AppError> {
+    use crate::domain::model::Role;
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        let role = match role.as_str() {
+            "administrator" => Role::Administrator,
+            "catalog_creator" => Role::CatalogCreator,
+            _ => {
+                return Err(AppError::Invalid {
+                    field: Some("role".into()),
+                    message: "administrator or catalog_creator".into(),
+                })
+            }
+        };
+        let admin = service.administrator(&actor)?;
+        let user = crate::domain::ids::UserId(user_id);
+        let label = role.as_str().replace('_', " ");
+        if grant == "true" {
+            admin.grant_role(user, role).await?;
+            Ok(ok(format!("Now {label}.")))
+        } else {
+            admin.revoke_role(user, role).await?;
+            Ok(ok(format!("No longer {label}.")))
+        }
+    }
+    .await;
+    server::finish(result).await
+}
+
 /// What a person has, each line with its path (the access explain).
 #[server(endpoint = "load_person_access")]
 pub async fn load_person_access(user_id: i64) -> Result<PersonAccess, AppError> {

@@ -71,11 +71,12 @@ pub fn Person() -> impl IntoView {
 fn PersonBody() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("user").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-    let access = Resource::new(id, load_person_access);
+    let set_role = ServerAction::<SetGlobalRole>::new();
+    let access = Resource::new(move || (id(), set_role.version().get()), |(id, _)| load_person_access(id));
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || access.get().map(|r| match r {
-                Ok(a) => view! { <PersonView a /> }.into_any(),
+                Ok(a) => view! { <PersonView a set_role /> }.into_any(),
                 Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
             })}
         </Suspense>
@@ -83,7 +84,7 @@ fn PersonBody() -> impl IntoView {
 }
 
 #[component]
-fn PersonView(a: PersonAccess) -> impl IntoView {
+fn PersonView(a: PersonAccess, set_role: ServerAction<SetGlobalRole>) -> impl IntoView {
     let p = a.person.clone();
     let facts = [
         (!p.job_title.is_empty()).then(|| p.job_title.clone()),
@@ -99,6 +100,14 @@ fn PersonView(a: PersonAccess) -> impl IntoView {
         <h1>{p.name.clone()}</h1>
         <p class="lead">{p.email.clone()}" · "{facts.join(" · ")}</p>
         {(!a.roles.is_empty()).then(|| view! { <p class="tags">{a.roles.iter().map(|r| view! { <span class="tag">{r.clone()}</span> }).collect_view()}</p> })}
+        <Notices latest=set_role.value() flash=flash() />
+        {a.may_change_global_roles.then(|| view! {
+            <section class="panel" aria-labelledby="global-h" id="global-roles">
+                <h2 id="global-h">"Global roles"</h2>
+                <GlobalRole set_role user=p.id role="administrator" label="Administrator" held=a.administrator />
+                <GlobalRole set_role user=p.id role="catalog_creator" label="Catalog creator" held=a.catalog_creator />
+            </section>
+        })}
         <section class="panel" aria-labelledby="has-h">
             <h2 id="has-h">"What they have, and why"</h2>
             {if a.access.is_empty() {
@@ -114,6 +123,28 @@ fn PersonView(a: PersonAccess) -> impl IntoView {
                 <p class="muted small">{format!("And {} more in catalogs you do not manage.", a.hidden)}</p>
             })}
         </section>
+    }
+}
+
+/// One global role: whether the person holds it, and the button that changes it.
+#[component]
+fn GlobalRole(
+    set_role: ServerAction<SetGlobalRole>,
+    user: i64,
+    role: &'static str,
+    label: &'static str,
+    held: bool,
+) -> impl IntoView {
+    view! {
+        <ActionForm action=set_role attr:class="filters">
+            <input type="hidden" name="user_id" value=user />
+            <input type="hidden" name="role" value=role />
+            <input type="hidden" name="grant" value=if held { "false" } else { "true" } />
+            <span class="field">{format!("{label}: {}", if held { "yes" } else { "no" })}</span>
+            <button type="submit" class="btn-secondary">
+                {if held { format!("Remove {}", label.to_lowercase()) } else { format!("Make {}", label.to_lowercase()) }}
+            </button>
+        </ActionForm>
     }
 }
 
