@@ -478,3 +478,22 @@ pub struct PersonAccess {
     pub catalog_creator: bool,
     pub may_change_global_roles: bool,
 }
+
+/// A directory group, as the people page lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    pub id: i64,
+    pub name: String,
+    /// Where it comes from: `local`, `oidc` or `scim`.
+    pub source: String,
+    pub members: i64,
+}
+
+/// The directory as administrators browse it: active people by name, a page at a time, and
+/// the groups. Others who look people up get `may_browse: false` and search instead.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Directory {
+    pub may_browse: bool,
+    pub people: Page<PersonOption>,
+    pub groups: Vec<GroupSummary>,
+}

@@ -106,6 +106,9 @@ test('an administrator finds a person and sees what they have, and why', async (
   await page.getByRole('link', { name: 'People' }).click();
   await expect(page.getByRole('heading', { level: 1, name: 'People' })).toBeVisible();
   await settle(page, t);
+  await expect(page.locator('#directory')).toContainText('Maya Chen');
+  await expect(page.locator('#groups')).toContainText('Finance');
+  await shot(page, t, 'admin-people');
   await page.getByRole('searchbox', { name: 'Name or email' }).fill('omar');
   await page.getByRole('button', { name: 'Find' }).click();
   await page.locator('#people-found a', { hasText: 'Omar Haddad' }).click();

@@ -14,6 +14,7 @@ const pages: Array<[string, string, keyof typeof emails]> = [
   ['admin-catalog', '/admin/catalogs/1', 'linus'],
   ['admin-package', '/admin/packages/1', 'lucas'],
   ['admin-person', '/admin/people/4', 'grace'],
+  ['admin-people', '/admin/people', 'grace'],
 ];
 
 for (const [name, path, who] of pages) {

@@ -13,7 +13,7 @@ use crate::domain::{DomainError, DomainResult};
 use crate::store::{catalog, directory, to_ms};
 use crate::views::{
     AccessExplain, CatalogAdmin, CatalogList, CatalogPackage, CatalogResource, CatalogRole, CatalogSummary,
-    DecisionStep, PersonAccess, PersonOption, PersonSummary, RoleHolder, SystemOption,
+    DecisionStep, Directory, GroupSummary, Page, PersonAccess, PersonOption, PersonSummary, RoleHolder, SystemOption,
 };
 
 /// Administrators, and those who give people roles or access in a catalog (its owners,
@@ -25,6 +25,20 @@ fn gives_roles_or_access(actor: &Actor) -> bool {
                 g.catalog.is_some()
                     && matches!(g.role, Role::CatalogOwner | Role::AccessPackageManager | Role::AssignmentManager)
             }))
+}
+
+/// People per page of the directory.
+const DIRECTORY_PAGE: i64 = 50;
+
+/// The directory's cursor: the last person's name and id, opaque to clients.
+fn encode_person_cursor(name: &str, id: i64) -> String {
+    hex::encode(format!("{id}:{name}"))
+}
+
+fn decode_person_cursor(cursor: &str) -> Option<(String, i64)> {
+    let text = String::from_utf8(hex::decode(cursor).ok()?).ok()?;
+    let (id, name) = text.split_once(':')?;
+    Some((name.to_owned(), id.parse().ok()?))
 }
 
 /// At most this many people in a picker's answer.
@@ -179,6 +193,43 @@ impl Service {
             catalog_creator,
             may_change_global_roles: self.administrator(actor).is_ok(),
         })
+    }
+
+    /// The directory a page at a time: active people by name after the cursor, and the
+    /// groups. Administrators browse it; others who look people up are told to search.
+    #[tracing::instrument(name = "directory", skip_all, fields(actor = actor.id().0))]
+    pub async fn directory(&self, actor: &Actor, after: Option<&str>) -> DomainResult<Directory> {
+        if !gives_roles_or_access(actor) {
+            return Err(DomainError::forbidden("only people who give others roles or access look people up"));
+        }
+        let now = to_ms(self.now());
+        if self.administrator(actor).is_err() {
+            return Ok(Directory { may_browse: false, people: Page::empty(now), groups: Vec::new() });
+        }
+        let after = match after.filter(|a| !a.is_empty()) {
+            Some(cursor) => Some(
+                decode_person_cursor(cursor).ok_or_else(|| DomainError::invalid("after", "not a page of this list"))?,
+            ),
+            None => None,
+        };
+        let mut conn = self.db.pool().acquire().await?;
+        let mut people = directory::active_people_after(
+            &mut conn,
+            after.as_ref().map(|(name, id)| (name.as_str(), *id)),
+            DIRECTORY_PAGE + 1,
+        )
+        .await?;
+        let more = people.len() as i64 > DIRECTORY_PAGE;
+        people.truncate(DIRECTORY_PAGE as usize);
+        let next = if more { people.last().map(|u| encode_person_cursor(&u.display_name, u.id.0)) } else { None };
+        let groups = directory::group_summaries(&mut conn, 500)
+            .await?
+            .into_iter()
+            .map(|(id, name, source, members)| GroupSummary { id: id.0, name, source, members })
+            .collect();
+        let items =
+            people.into_iter().map(|u| PersonOption { id: u.id.0, name: u.display_name, email: u.email }).collect();
+        Ok(Directory { may_browse: true, people: Page { items, next, as_of: now }, groups })
     }
 
     /// The one active person an entry of a picker names: an id the browser picked, or an

@@ -559,3 +559,31 @@ pub async fn count_global_holders(conn: &mut Conn, role: Role) -> Result<i64, sq
     .fetch_one(conn)
     .await
 }
+
+/// Active people by name, after the person `after` (name, id), at most `limit` (the
+/// `users_active_by_name` index, in its order).
+pub async fn active_people_after(
+    conn: &mut Conn,
+    after: Option<(&str, i64)>,
+    limit: i64,
+) -> Result<Vec<User>, sqlx::Error> {
+    let (name, id) = after.unwrap_or(("", 0));
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE state = 'active' \
+         AND (display_name > $1 OR (display_name = $1 AND id > $2)) ORDER BY display_name, id LIMIT $3"
+    );
+    let rows = sqlx::query(&sql).bind(name).bind(id).bind(limit).fetch_all(conn).await?;
+    rows.iter().map(user_from_row).collect()
+}
+
+/// Directory groups by name with how many members each has, at most `limit`.
+pub async fn group_summaries(conn: &mut Conn, limit: i64) -> Result<Vec<(GroupId, String, String, i64)>, sqlx::Error> {
+    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+        "SELECT g.id, g.name, g.source, (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) AS members \
+         FROM directory_groups g ORDER BY g.name, g.id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id, name, source, members)| (GroupId(id), name, source, members)).collect())
+}

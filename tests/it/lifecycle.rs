@@ -29,6 +29,7 @@ on_both_databases!(
     the_person_picker_finds_active_people_by_email_or_name,
     what_a_person_has_is_explained_line_by_line,
     global_roles_are_given_and_taken_and_an_administrator_stays,
+    administrators_browse_the_directory_a_page_at_a_time,
     authorization_table_operations_by_role,
     managers_request_for_their_reports_and_dates_are_honoured,
     delivery_checks_again_and_withdraws_stale_access,
@@ -453,6 +454,44 @@ async fn global_roles_are_given_and_taken_and_an_administrator_stays(backend: Ba
     assert!(matches!(w.service.administrator(&w.actor(w.ids.maya).await), Err(DomainError::Forbidden(_))));
     let revoked = count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'role.revoked'").await;
     assert_eq!(revoked, 2);
+}
+
+async fn administrators_browse_the_directory_a_page_at_a_time(backend: Backend) {
+    let w = World::new(backend).await;
+    let now = {
+        use quartermaster::domain::clock::Clock;
+        w.clock.now().timestamp_millis()
+    };
+    common::hire(w.db(), "Zoe", 60, w.ids.linus, now).await;
+    let grace = w.actor(w.ids.grace).await;
+    let mut seen: Vec<(String, i64)> = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let d = w.service.directory(&grace, after.as_deref()).await.unwrap();
+        assert!(d.may_browse && d.people.items.len() <= 50);
+        seen.extend(d.people.items.iter().map(|p| (p.name.clone(), p.id)));
+        pages += 1;
+        match d.people.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let active: i64 = count(&w, "SELECT COUNT(*) FROM users WHERE state = 'active'").await;
+    assert_eq!(seen.len() as i64, active, "every active person once");
+    assert!(pages >= 2, "{pages} pages");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "by name, then id");
+    let d = w.service.directory(&grace, None).await.unwrap();
+    assert!(d.groups.iter().any(|g| g.name == "Finance"), "{:?}", d.groups);
+    assert!(matches!(w.service.directory(&grace, Some("zz")).await, Err(DomainError::Invalid { .. })));
+    // Engineering's owner searches instead; a member sees nothing.
+    let linus = w.actor(w.ids.linus).await;
+    let his = w.service.directory(&linus, None).await.unwrap();
+    assert!(!his.may_browse && his.people.items.is_empty() && his.groups.is_empty());
+    let maya = w.actor(w.ids.maya).await;
+    assert!(matches!(w.service.directory(&maya, None).await, Err(DomainError::Forbidden(_))));
 }
 
 async fn offered(w: &World, who: &Actor) -> Vec<String> {

@@ -171,6 +171,9 @@ const TABLE: &[(&str, &str)] = &[
     // in the catalogs they read (another catalog's owner opens the page, without Omar's
     // Engineering access on it).
     ("load_person_access", "DDDDDDAAAAAD"),
+    // The directory: administrators browse it; others who look people up are told to search.
+    ("load_directory", "DDDDDDAAAAAD"),
+    ("load_directory → everyone by name", "DDDDDDDDDDAD"),
     ("load_person_access → Omar's Engineering access", "DDDDDDADAAAD"),
     ("/admin/people", "DDDDDDAAAAAD"),
     ("/admin/people/{user}", "DDDDDDAAAAAD"),
@@ -599,6 +602,7 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
         read("Omar's failed entry", "/admin", FAILED_MARK),
         read("Engineering", "admin_catalogs", "Engineering"),
         read("Omar's Engineering access", "load_person_access", HELD_PACKAGE),
+        read("everyone by name", "load_directory", "Maya Chen"),
         read("Omar's Engineering access", "/admin/people/{user}", HELD_PACKAGE),
         Call {
             name: "load_package → Sales CRM (open to partners)".into(),

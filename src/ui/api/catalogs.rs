@@ -184,6 +184,13 @@ pub async fn set_global_role(user_id: i64, role: String, grant: String) -> Resul
     server::finish(result).await
 }
 
+/// The directory a page at a time (administrators browse; others search).
+#[server(endpoint = "load_directory")]
+pub async fn load_directory(after: Option<String>) -> Result<Directory, AppError> {
+    let (service, actor) = server::actor().await?;
+    Ok(service.directory(&actor, after.as_deref()).await?)
+}
+
 /// What a person has, each line with its path (the access explain).
 #[server(endpoint = "load_person_access")]
 pub async fn load_person_access(user_id: i64) -> Result<PersonAccess, AppError> {

@@ -27,6 +27,8 @@ fn PeopleBody() -> impl IntoView {
     let q = move || query.read().get("q").unwrap_or_default();
     // Asked even when empty: the answer says whether the viewer may look people up at all.
     let found = Resource::new(q, find_people);
+    let after = move || query.read().get("after");
+    let listing = Resource::new(after, load_directory);
     view! {
         <p class="crumbs"><a href="/admin">"Admin"</a>" / People"</p>
         <h1>"People"</h1>
@@ -55,6 +57,28 @@ fn PeopleBody() -> impl IntoView {
                 })}
             </Suspense>
         </section>
+        <Suspense fallback=|| ()>
+            {move || listing.get().and_then(Result::ok).filter(|d| d.may_browse && q().trim().is_empty()).map(|d| view! {
+                <section class="panel" aria-labelledby="directory-h">
+                    <h2 id="directory-h">"Everyone active, by name"</h2>
+                    <ul class="plain" id="directory">
+                        {d.people.items.into_iter().map(|p| view! {
+                            <li><a href=format!("/admin/people/{}", p.id)>{p.name}</a>" "<span class="muted small">{p.email}</span></li>
+                        }).collect_view()}
+                    </ul>
+                    {d.people.next.map(|n| view! { <p><a class="btn-secondary" href=format!("/admin/people?after={n}")>"More people →"</a></p> })}
+                </section>
+                <section class="panel" aria-labelledby="groups-h">
+                    <h2 id="groups-h">"Groups"</h2>
+                    <table class="table" id="groups">
+                        <thead><tr><th>"Group"</th><th>"From"</th><th>"Members"</th></tr></thead>
+                        <tbody>
+                            {d.groups.into_iter().map(|g| view! { <tr><td>{g.name}</td><td>{g.source}</td><td>{g.members}</td></tr> }).collect_view()}
+                        </tbody>
+                    </table>
+                </section>
+            })}
+        </Suspense>
     }
 }
 
