@@ -497,3 +497,24 @@ pub struct Directory {
     pub people: Page<PersonOption>,
     pub groups: Vec<GroupSummary>,
 }
+
+/// A sponsor of a connected organization: internal (one of ours) or external (one of theirs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sponsor {
+    pub user_id: i64,
+    pub name: String,
+    pub email: String,
+    pub external: bool,
+}
+
+/// A connected organization: its guests sign in and request what its policies allow while it
+/// is `configured`; a `proposed` one is known but admits nobody.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectedOrg {
+    pub id: i64,
+    pub name: String,
+    pub domain: String,
+    pub configured: bool,
+    pub sponsors: Vec<Sponsor>,
+    pub guests: i64,
+}

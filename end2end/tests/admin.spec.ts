@@ -118,3 +118,23 @@ test('an administrator finds a person and sees what they have, and why', async (
   await expect(page.locator('#person-access')).toContainText('Requested by themselves');
   await shot(page, t, 'admin-person');
 });
+
+test('an administrator connects an organization and names its sponsor', async ({ page }, t) => {
+  const name = `Contoso ${suffix(t)}`;
+  await signIn(page, emails.grace);
+  await page.goto('/admin');
+  await settle(page, t);
+  await page.getByRole('link', { name: 'Connected organizations' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Connected organizations' })).toBeVisible();
+  await settle(page, t);
+  await page.locator('#org-name').fill(name);
+  await page.locator('#org-domain').fill(`contoso-${suffix(t)}.example`);
+  await page.getByRole('button', { name: 'Add organization' }).click();
+  const panel = page.locator('section.panel', { has: page.getByRole('heading', { level: 2, name }) });
+  await expect(panel).toContainText('Configured');
+  await settle(page, t);
+  await panel.locator('input[name="person"]').fill(emails.elena);
+  await panel.getByRole('button', { name: 'Add sponsor' }).click();
+  await expect(page.locator('section.panel', { has: page.getByRole('heading', { level: 2, name }) })).toContainText('Elena Petrova');
+  await shot(page, t, 'admin-orgs');
+});

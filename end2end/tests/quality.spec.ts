@@ -15,6 +15,7 @@ const pages: Array<[string, string, keyof typeof emails]> = [
   ['admin-package', '/admin/packages/1', 'lucas'],
   ['admin-person', '/admin/people/4', 'grace'],
   ['admin-people', '/admin/people', 'grace'],
+  ['admin-orgs', '/admin/orgs', 'grace'],
 ];
 
 for (const [name, path, who] of pages) {

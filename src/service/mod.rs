@@ -13,6 +13,7 @@ mod catalog_admin;
 mod delivery;
 pub mod directory;
 mod leavers;
+mod orgs;
 mod package_admin;
 mod requests;
 mod snapshot;

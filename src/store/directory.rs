@@ -587,3 +587,107 @@ pub async fn group_summaries(conn: &mut Conn, limit: i64) -> Result<Vec<(GroupId
     .await?;
     Ok(rows.into_iter().map(|(id, name, source, members)| (GroupId(id), name, source, members)).collect())
 }
+
+/// A connected organization with its sponsors (user, name, email, kind) and its guests' count.
+pub struct OrgRow {
+    pub id: OrgId,
+    pub name: String,
+    pub domain: String,
+    pub state: String,
+    pub sponsors: Vec<(UserId, String, String, String)>,
+    pub guests: i64,
+}
+
+/// Every connected organization by name, with its sponsors and how many guests it has.
+pub async fn connected_orgs(conn: &mut Conn) -> Result<Vec<OrgRow>, sqlx::Error> {
+    let orgs: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+        "SELECT o.id, o.name, o.domain, o.state, (SELECT COUNT(*) FROM users u WHERE u.connected_org_id = o.id) \
+         FROM connected_orgs o ORDER BY o.name, o.id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let sponsors: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
+        "SELECT s.org_id, u.id, u.display_name, u.email, s.kind FROM connected_org_sponsors s \
+         JOIN users u ON u.id = s.user_id ORDER BY s.kind, u.display_name, u.id",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(orgs
+        .into_iter()
+        .map(|(id, name, domain, state, guests)| OrgRow {
+            id: OrgId(id),
+            name,
+            domain,
+            state,
+            sponsors: sponsors
+                .iter()
+                .filter(|s| s.0 == id)
+                .map(|(_, user, name, email, kind)| (UserId(*user), name.clone(), email.clone(), kind.clone()))
+                .collect(),
+            guests,
+        })
+        .collect())
+}
+
+pub async fn insert_org(
+    conn: &mut Conn,
+    name: &str,
+    domain: &str,
+    state: &str,
+    now: i64,
+) -> Result<OrgId, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO connected_orgs (name, domain, state, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(name)
+    .bind(domain)
+    .bind(state)
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(OrgId(id))
+}
+
+/// An organization as it is: (name, domain, state).
+pub async fn org(conn: &mut Conn, id: OrgId) -> Result<Option<(String, String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT name, domain, state FROM connected_orgs WHERE id = $1").bind(id.0).fetch_optional(conn).await
+}
+
+pub async fn update_org(
+    conn: &mut Conn,
+    id: OrgId,
+    name: &str,
+    domain: &str,
+    state: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE connected_orgs SET name = $1, domain = $2, state = $3 WHERE id = $4")
+        .bind(name)
+        .bind(domain)
+        .bind(state)
+        .bind(id.0)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Make someone a sponsor (`internal` or `external`). False when they already were one.
+pub async fn add_sponsor(conn: &mut Conn, org: OrgId, user: UserId, kind: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO connected_org_sponsors (org_id, user_id, kind) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(org.0)
+    .bind(user.0)
+    .bind(kind)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn remove_sponsor(conn: &mut Conn, org: OrgId, user: UserId) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM connected_org_sponsors WHERE org_id = $1 AND user_id = $2")
+        .bind(org.0)
+        .bind(user.0)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

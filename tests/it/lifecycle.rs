@@ -30,6 +30,7 @@ on_both_databases!(
     what_a_person_has_is_explained_line_by_line,
     global_roles_are_given_and_taken_and_an_administrator_stays,
     administrators_browse_the_directory_a_page_at_a_time,
+    connected_organizations_and_their_sponsors_are_managed_by_administrators,
     authorization_table_operations_by_role,
     managers_request_for_their_reports_and_dates_are_honoured,
     delivery_checks_again_and_withdraws_stale_access,
@@ -492,6 +493,55 @@ async fn administrators_browse_the_directory_a_page_at_a_time(backend: Backend) 
     assert!(!his.may_browse && his.people.items.is_empty() && his.groups.is_empty());
     let maya = w.actor(w.ids.maya).await;
     assert!(matches!(w.service.directory(&maya, None).await, Err(DomainError::Forbidden(_))));
+}
+
+async fn connected_organizations_and_their_sponsors_are_managed_by_administrators(backend: Backend) {
+    let w = World::new(backend).await;
+    let grace = w.actor(w.ids.grace).await;
+    let admin = w.service.administrator(&grace).unwrap();
+    let noah = w.actor(w.ids.noah).await;
+    let northwind = noah.user.connected_org_id.unwrap();
+    assert!(offered(&w, &noah).await.iter().any(|p| p == "Sales CRM"), "a configured partner's guest is offered it");
+    // A bad domain is a message on its field; a taken one a conflict; nothing is added.
+    let bad = admin.create_org("Contoso", "not a domain", true).await.unwrap_err();
+    assert!(matches!(&bad, DomainError::Invalid { field: Some(f), .. } if f == "domain"), "{bad:?}");
+    let taken = admin.create_org("Someone Else", "northwind.example", true).await.unwrap_err();
+    assert!(matches!(taken, DomainError::Conflict(_)), "{taken:?}");
+    let contoso = admin.create_org("Contoso", "@Contoso.Example", false).await.unwrap();
+    let orgs = admin.connected_orgs().await.unwrap();
+    let c = orgs.iter().find(|o| o.id == contoso.0).unwrap();
+    assert_eq!((c.domain.as_str(), c.configured), ("contoso.example", false));
+    // Northwind proposed again: new guests from its domain are not admitted at sign-in (and
+    // policies open to all configured organizations leave its guests out) until it is
+    // configured; a policy naming it keeps working, as in the reference.
+    let admitted = |w: &World| {
+        let pool = w.db().pool().clone();
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            quartermaster::store::directory::configured_org_by_domain(&mut conn, "northwind.example").await.unwrap()
+        }
+    };
+    assert_eq!(admitted(&w).await, Some(northwind));
+    admin.update_org(northwind, "Northwind Partners", "northwind.example", false).await.unwrap();
+    assert_eq!(admitted(&w).await, None);
+    admin.update_org(northwind, "Northwind Partners", "northwind.example", true).await.unwrap();
+    assert_eq!(admitted(&w).await, Some(northwind));
+    // Sponsors: members inside, the organization's own guests outside.
+    admin.add_sponsor(northwind, "tom@quartermaster.example", false).await.unwrap();
+    let outsider = admin.add_sponsor(northwind, "maya@quartermaster.example", true).await.unwrap_err();
+    assert!(matches!(&outsider, DomainError::Invalid { field: Some(f), .. } if f == "person"), "{outsider:?}");
+    admin.add_sponsor(northwind, "noah@northwind.example", true).await.unwrap();
+    let again = admin.add_sponsor(northwind, "tom@quartermaster.example", false).await.unwrap_err();
+    assert!(matches!(again, DomainError::Conflict(_)), "{again:?}");
+    let n = admin.connected_orgs().await.unwrap().into_iter().find(|o| o.id == northwind.0).unwrap();
+    assert!(n.sponsors.iter().any(|s| s.name == "Tom Becker" && !s.external), "{:?}", n.sponsors);
+    assert!(n.sponsors.iter().any(|s| s.name == "Noah Williams" && s.external), "{:?}", n.sponsors);
+    admin.remove_sponsor(northwind, w.ids.tom).await.unwrap();
+    assert!(matches!(admin.remove_sponsor(northwind, w.ids.tom).await, Err(DomainError::NotFound(_))));
+    let events = count(&w, "SELECT COUNT(*) FROM audit_events WHERE action LIKE 'org.%'").await;
+    assert_eq!(events, 6, "created, updated twice, two sponsors added, one removed");
+    // Only administrators manage them.
+    assert!(w.service.administrator(&w.actor(w.ids.linus).await).is_err());
 }
 
 async fn offered(w: &World, who: &Actor) -> Vec<String> {

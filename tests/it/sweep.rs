@@ -180,6 +180,13 @@ const TABLE: &[(&str, &str)] = &[
     ("/admin/people/{user} → Omar's Engineering access", "DDDDDDADAAAD"),
     // Global roles are given and taken back by administrators only.
     ("set_global_role", "DDDDDDDDDDAD"),
+    // Connected organizations and their sponsors: administrators only.
+    ("load_orgs", "DDDDDDDDDDAD"),
+    ("/admin/orgs", "DDDDDDDDDDAD"),
+    ("create_org", "DDDDDDDDDDAD"),
+    ("update_org", "DDDDDDDDDDAD"),
+    ("add_sponsor", "DDDDDDDDDDAD"),
+    ("remove_sponsor", "DDDDDDDDDDAD"),
 ];
 
 /// Rows nobody passes in the sweep's application, why, and where their positive control is.
@@ -226,6 +233,8 @@ struct Fixtures {
     dev_policy: PolicyId,
     /// Elena's Developer Tools, assigned directly (to be removed from the package's page).
     remove: AssignmentId,
+    /// Northwind, the connected organization (Sofia sponsors it).
+    org: i64,
 }
 
 /// A package of the sweep's own in a catalog: its own built-in resource (so removing one
@@ -388,6 +397,10 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         reader: ids.elena,
         dev_policy,
         remove: assignment_of(ids.elena, ids.developer_tools).await,
+        org: sqlx::query_scalar("SELECT id FROM connected_orgs WHERE domain = 'northwind.example'")
+            .fetch_one(pool)
+            .await
+            .unwrap(),
     }
 }
 
@@ -413,6 +426,8 @@ enum Effect {
     Verifications,
     /// A person's global roles.
     GlobalRoles(UserId),
+    /// The connected organizations: their rows and sponsors.
+    Orgs,
 }
 
 #[derive(Clone, Debug)]
@@ -458,6 +473,34 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             "audit_log" => (vec![("filter[action]", String::new())], None),
             "admin_catalogs" => (vec![], None),
             "load_person_access" => (vec![("user_id", ids.omar.0.to_string())], None),
+            "create_org" => (
+                vec![
+                    ("name", "Sweep Partners".into()),
+                    ("domain", "sweep.example".into()),
+                    ("configured", "on".into()),
+                ],
+                Some(Effect::Orgs),
+            ),
+            "update_org" => (
+                vec![
+                    ("org_id", fx.org.to_string()),
+                    ("name", "Northwind Renamed".into()),
+                    ("domain", "northwind.example".into()),
+                    ("configured", "on".into()),
+                ],
+                Some(Effect::Orgs),
+            ),
+            "add_sponsor" => (
+                vec![
+                    ("org_id", fx.org.to_string()),
+                    ("person", "tom@quartermaster.example".into()),
+                    ("kind", "internal".into()),
+                ],
+                Some(Effect::Orgs),
+            ),
+            "remove_sponsor" => {
+                (vec![("org_id", fx.org.to_string()), ("user_id", ids.sofia.0.to_string())], Some(Effect::Orgs))
+            }
             "set_global_role" => (
                 vec![("user_id", ids.omar.0.to_string()), ("role", "catalog_creator".into()), ("grant", "true".into())],
                 Some(Effect::GlobalRoles(ids.omar)),
@@ -765,6 +808,19 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
             .await
             .unwrap();
             format!("{n} live")
+        }
+        Effect::Orgs => {
+            let orgs: Vec<(i64, String, String, String)> =
+                sqlx::query_as("SELECT id, name, domain, state FROM connected_orgs ORDER BY id")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            let sponsors: Vec<(i64, i64, String)> =
+                sqlx::query_as("SELECT org_id, user_id, kind FROM connected_org_sponsors ORDER BY org_id, user_id")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            format!("{orgs:?} {sponsors:?}")
         }
         Effect::GlobalRoles(user) => {
             let roles: Vec<String> =

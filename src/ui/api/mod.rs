@@ -10,8 +10,10 @@ use crate::views::*;
 
 mod assignments;
 mod catalogs;
+mod orgs;
 pub use assignments::*;
 pub use catalogs::*;
+pub use orgs::*;
 
 #[cfg(feature = "ssr")]
 mod server {

@@ -30,6 +30,7 @@ fn AdminBody() -> impl IntoView {
             <p class="tags">
                 {v.is_admin.then(|| view! { <a class="btn-secondary" href="/admin/audit">"Audit log"</a> })}
                 <a class="btn-secondary" href="/admin/people">"People"</a>
+                {v.is_admin.then(|| view! { <a class="btn-secondary" href="/admin/orgs">"Connected organizations"</a> })}
             </p>
             <FailedWork />
             <ManagedCatalogs />

@@ -1,0 +1,134 @@
+//! Connected organizations (administrators): their name, email domain and state, and their
+//! internal and external sponsors. Every change is audited.
+
+use serde_json::json;
+
+use super::capability::Administrator;
+use crate::domain::audit::AuditEvent;
+use crate::domain::ids::{OrgId, UserId};
+use crate::domain::{DomainError, DomainResult};
+use crate::store::{directory, is_unique_violation, to_ms};
+use crate::views::{ConnectedOrg, Sponsor};
+
+/// A connected organization's fields, checked: a name, a domain (lowercase, with a dot, no
+/// `@`), a state word.
+fn clean(name: &str, domain: &str, configured: bool) -> DomainResult<(String, String, &'static str)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(DomainError::invalid("name", "a name of at most 200 characters"));
+    }
+    let domain = domain.trim().trim_start_matches('@').to_lowercase();
+    let valid = domain.len() <= 253
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+    if !valid {
+        return Err(DomainError::invalid("domain", "an email domain like partner.example"));
+    }
+    Ok((name.to_owned(), domain, if configured { "configured" } else { "proposed" }))
+}
+
+fn taken(e: sqlx::Error) -> DomainError {
+    if is_unique_violation(&e) {
+        DomainError::Conflict("a connected organization with that name or domain already exists".into())
+    } else {
+        e.into()
+    }
+}
+
+impl Administrator<'_> {
+    /// Every connected organization, by name, with its sponsors and guests' count.
+    #[tracing::instrument(name = "connected_orgs", skip_all, fields(actor = self.actor.id().0))]
+    pub async fn connected_orgs(&self) -> DomainResult<Vec<ConnectedOrg>> {
+        let mut conn = self.service.db.pool().acquire().await?;
+        Ok(directory::connected_orgs(&mut conn)
+            .await?
+            .into_iter()
+            .map(|o| ConnectedOrg {
+                id: o.id.0,
+                name: o.name,
+                domain: o.domain,
+                configured: o.state == "configured",
+                sponsors: o
+                    .sponsors
+                    .into_iter()
+                    .map(|(user, name, email, kind)| Sponsor {
+                        user_id: user.0,
+                        name,
+                        email,
+                        external: kind == "external",
+                    })
+                    .collect(),
+                guests: o.guests,
+            })
+            .collect())
+    }
+
+    #[tracing::instrument(name = "create_org", skip_all, fields(actor = self.actor.id().0))]
+    pub async fn create_org(&self, name: &str, domain: &str, configured: bool) -> DomainResult<OrgId> {
+        let (name, domain, state) = clean(name, domain, configured)?;
+        let now = self.service.now();
+        let mut tx = self.service.db.begin().await?;
+        let id = directory::insert_org(&mut tx, &name, &domain, state, to_ms(now)).await.map_err(taken)?;
+        let event = AuditEvent::new(Some(self.actor.id()), "org.created", "connected_org", id.0)
+            .after(json!({"name": name, "domain": domain, "state": state}));
+        self.service.commit(tx, vec![event]).await?;
+        Ok(id)
+    }
+
+    /// Rename it, change its domain, or its state (a `proposed` organization admits nobody).
+    #[tracing::instrument(name = "update_org", skip_all, fields(actor = self.actor.id().0, org = id.0))]
+    pub async fn update_org(&self, id: OrgId, name: &str, domain: &str, configured: bool) -> DomainResult<()> {
+        let (name, domain, state) = clean(name, domain, configured)?;
+        let mut tx = self.service.db.begin().await?;
+        let before =
+            directory::org(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("connected organization"))?;
+        if !directory::update_org(&mut tx, id, &name, &domain, state).await.map_err(taken)? {
+            return Err(DomainError::not_found("connected organization"));
+        }
+        let event = AuditEvent::new(Some(self.actor.id()), "org.updated", "connected_org", id.0)
+            .before(json!({"name": before.0, "domain": before.1, "state": before.2}))
+            .after(json!({"name": name, "domain": domain, "state": state}));
+        self.service.commit(tx, vec![event]).await
+    }
+
+    /// Make the person a picker names a sponsor: internal (a member, who approves its guests'
+    /// requests) or external (one of its own guests).
+    #[tracing::instrument(name = "add_sponsor", skip_all, fields(actor = self.actor.id().0, org = org.0))]
+    pub async fn add_sponsor(&self, org: OrgId, person: &str, external: bool) -> DomainResult<UserId> {
+        let mut tx = self.service.db.begin().await?;
+        directory::org(&mut tx, org).await?.ok_or_else(|| DomainError::not_found("connected organization"))?;
+        let user = self.service.resolve_person(&mut tx, person).await?;
+        let who = directory::user(&mut tx, user).await?.ok_or_else(|| DomainError::not_found("person"))?;
+        match (external, who.connected_org_id) {
+            (true, Some(theirs)) if theirs == org => {}
+            (true, _) => {
+                return Err(DomainError::invalid("person", "an external sponsor is one of this organization's guests"))
+            }
+            (false, None) => {}
+            (false, Some(_)) => {
+                return Err(DomainError::invalid("person", "an internal sponsor is one of your members"))
+            }
+        }
+        let kind = if external { "external" } else { "internal" };
+        if !directory::add_sponsor(&mut tx, org, user, kind).await? {
+            return Err(DomainError::Conflict(format!("{} is a sponsor already", who.display_name)));
+        }
+        let event = AuditEvent::new(Some(self.actor.id()), "org.sponsor_added", "connected_org", org.0)
+            .after(json!({"user": user, "kind": kind}));
+        self.service.commit(tx, vec![event]).await?;
+        Ok(user)
+    }
+
+    #[tracing::instrument(name = "remove_sponsor", skip_all, fields(actor = self.actor.id().0, org = org.0, user = user.0))]
+    pub async fn remove_sponsor(&self, org: OrgId, user: UserId) -> DomainResult<()> {
+        let mut tx = self.service.db.begin().await?;
+        if !directory::remove_sponsor(&mut tx, org, user).await? {
+            return Err(DomainError::not_found("sponsor"));
+        }
+        let event = AuditEvent::new(Some(self.actor.id()), "org.sponsor_removed", "connected_org", org.0)
+            .before(json!({"user": user}));
+        self.service.commit(tx, vec![event]).await
+    }
+}

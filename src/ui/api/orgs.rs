@@ -1,0 +1,86 @@
+//! Server functions of the connected organizations page (administrators).
+
+#[cfg(not(feature = "ssr"))]
+use leptos::server;
+
+use crate::ui::error::AppError;
+use crate::views::*;
+
+#[cfg(feature = "ssr")]
+use super::{at_most, ok, server};
+
+/// A checkbox's value: sent ("on") when ticked, absent when not.
+#[cfg(feature = "ssr")]
+fn ticked(value: &Option<String>) -> bool {
+    value.as_deref().is_some_and(|v| !v.is_empty() && v != "false")
+}
+
+#[cfg(feature = "ssr")]
+fn org_id(id: i64) -> crate::domain::ids::OrgId {
+    crate::domain::ids::OrgId(id)
+}
+
+#[server(endpoint = "load_orgs")]
+pub async fn load_orgs() -> Result<Vec<ConnectedOrg>, AppError> {
+    let (service, actor) = server::actor().await?;
+    Ok(service.administrator(&actor)?.connected_orgs().await?)
+}
+
+#[server(endpoint = "create_org")]
+pub async fn create_org(name: String, domain: String, configured: Option<String>) -> Result<Notice, AppError> {
+    let result = async {
+        at_most("domain", &domain, 253)?;
+        let (service, actor) = server::actor().await?;
+        service.administrator(&actor)?.create_org(&name, &domain, ticked(&configured)).await?;
+        Ok(ok(format!("Connected organization “{}” added.", name.trim())))
+    }
+    .await;
+    server::finish(result).await
+}
+
+#[server(endpoint = "update_org")]
+pub async fn update_org(
+    org_id: i64,
+    name: String,
+    domain: String,
+    configured: Option<String>,
+) -> Result<Notice, AppError> {
+    let result = async {
+        at_most("domain", &domain, 253)?;
+        let (service, actor) = server::actor().await?;
+        service.administrator(&actor)?.update_org(self::org_id(org_id), &name, &domain, ticked(&configured)).await?;
+        Ok(ok("Connected organization saved."))
+    }
+    .await;
+    server::finish(result).await
+}
+
+/// Add a sponsor: `person` is the picker's entry, `kind` `internal` or `external`.
+#[server(endpoint = "add_sponsor")]
+pub async fn add_sponsor(org_id: i64, person: String, kind: String) -> Result<Notice, AppError> {
+    let result = async {
+        at_most("person", &person, 320)?;
+        let external = match kind.as_str() {
+            "internal" => false,
+            "external" => true,
+            _ => return Err(AppError::Invalid { field: Some("kind".into()), message: "internal or external".into() }),
+        };
+        let (service, actor) = server::actor().await?;
+        service.administrator(&actor)?.add_sponsor(self::org_id(org_id), &person, external).await?;
+        Ok(ok("Sponsor added."))
+    }
+    .await;
+    server::finish(result).await
+}
+
+#[server(endpoint = "remove_sponsor")]
+pub async fn remove_sponsor(org_id: i64, user_id: i64) -> Result<Notice, AppError> {
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        let user = crate::domain::ids::UserId(user_id);
+        service.administrator(&actor)?.remove_sponsor(self::org_id(org_id), user).await?;
+        Ok(ok("Sponsor removed."))
+    }
+    .await;
+    server::finish(result).await
+}
