@@ -17,16 +17,35 @@ fn clean(name: &str, domain: &str, configured: bool) -> DomainResult<(String, St
     if name.is_empty() || name.chars().count() > 200 {
         return Err(DomainError::invalid("name", "a name of at most 200 characters"));
     }
-    let domain = domain.trim().trim_start_matches('@').to_lowercase();
+    let domain = domain.trim().trim_start_matches('@').to_ascii_lowercase();
+    let labels: Vec<&str> = domain.split('.').collect();
     let valid = domain.len() <= 253
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
     if !valid {
         return Err(DomainError::invalid("domain", "an email domain like partner.example"));
     }
     Ok((name.to_owned(), domain, if configured { "configured" } else { "proposed" }))
+}
+
+/// A connected organization's domain is not one our own people's addresses are in (nor a
+/// parent of one): its guests are made at sign-in by their address's domain, and new staff
+/// would become its guests.
+async fn not_our_own(conn: &mut crate::store::Conn, domain: &str) -> DomainResult<()> {
+    let members = directory::members_in_domain(conn, domain).await?;
+    if members > 0 {
+        return Err(DomainError::invalid(
+            "domain",
+            format!("{members} of your own people have addresses in {domain}: a partner's domain is theirs alone"),
+        ));
+    }
+    Ok(())
 }
 
 fn taken(e: sqlx::Error) -> DomainError {
@@ -70,6 +89,7 @@ impl Administrator<'_> {
         let (name, domain, state) = clean(name, domain, configured)?;
         let now = self.service.now();
         let mut tx = self.service.db.begin().await?;
+        not_our_own(&mut tx, &domain).await?;
         let id = directory::insert_org(&mut tx, &name, &domain, state, to_ms(now)).await.map_err(taken)?;
         let event = AuditEvent::new(Some(self.actor.id()), "org.created", "connected_org", id.0)
             .after(json!({"name": name, "domain": domain, "state": state}));
@@ -82,8 +102,21 @@ impl Administrator<'_> {
     pub async fn update_org(&self, id: OrgId, name: &str, domain: &str, configured: bool) -> DomainResult<()> {
         let (name, domain, state) = clean(name, domain, configured)?;
         let mut tx = self.service.db.begin().await?;
-        let before =
-            directory::org(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("connected organization"))?;
+        let before = directory::org_locked(&mut tx, id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("connected organization"))?;
+        if before.1 != domain {
+            not_our_own(&mut tx, &domain).await?;
+            // Its guests signed in with addresses in the old domain: they would be refused.
+            let guests = directory::guests_of(&mut tx, id).await?;
+            if guests > 0 {
+                return Err(DomainError::Conflict(format!(
+                    "{guests} guest(s) of this organization sign in with addresses in {}: keep its domain, or add \
+                     another organization for the new one",
+                    before.1
+                )));
+            }
+        }
         if !directory::update_org(&mut tx, id, &name, &domain, state).await.map_err(taken)? {
             return Err(DomainError::not_found("connected organization"));
         }
@@ -100,7 +133,12 @@ impl Administrator<'_> {
         let mut tx = self.service.db.begin().await?;
         directory::org(&mut tx, org).await?.ok_or_else(|| DomainError::not_found("connected organization"))?;
         let user = self.service.resolve_person(&mut tx, person).await?;
-        let who = directory::user(&mut tx, user).await?.ok_or_else(|| DomainError::not_found("person"))?;
+        // Serialized with the person being disabled (a leaver), then read again.
+        self.service.db.lock_user(&mut tx, user).await?;
+        let who = directory::user(&mut tx, user)
+            .await?
+            .filter(crate::domain::model::User::is_active)
+            .ok_or_else(|| DomainError::invalid("person", "no active person with that email; type their full email"))?;
         match (external, who.connected_org_id) {
             (true, Some(theirs)) if theirs == org => {}
             (true, _) => {

@@ -570,7 +570,7 @@ pub async fn active_people_after(
     let (name, id) = after.unwrap_or(("", 0));
     let sql = format!(
         "SELECT {USER_COLUMNS} FROM users WHERE state = 'active' \
-         AND (display_name > $1 OR (display_name = $1 AND id > $2)) ORDER BY display_name, id LIMIT $3"
+         AND display_name >= $1 AND (display_name > $1 OR id > $2) ORDER BY display_name, id LIMIT $3"
     );
     let rows = sqlx::query(&sql).bind(name).bind(id).bind(limit).fetch_all(conn).await?;
     rows.iter().map(user_from_row).collect()
@@ -651,6 +651,32 @@ pub async fn insert_org(
 /// An organization as it is: (name, domain, state).
 pub async fn org(conn: &mut Conn, id: OrgId) -> Result<Option<(String, String, String)>, sqlx::Error> {
     sqlx::query_as("SELECT name, domain, state FROM connected_orgs WHERE id = $1").bind(id.0).fetch_optional(conn).await
+}
+
+/// The organization as it is, its row locked for this transaction on PostgreSQL.
+pub async fn org_locked(conn: &mut Conn, id: OrgId) -> Result<Option<(String, String, String)>, sqlx::Error> {
+    let lock = if conn.backend_name() == "PostgreSQL" { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT name, domain, state FROM connected_orgs WHERE id = $1{lock}");
+    sqlx::query_as(&sql).bind(id.0).fetch_optional(conn).await
+}
+
+/// How many people are guests of the organization.
+pub async fn guests_of(conn: &mut Conn, org: OrgId) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE connected_org_id = $1").bind(org.0).fetch_one(conn).await
+}
+
+/// How many members (not guests) have an address in `domain` or one of its subdomains (a
+/// scan of the people: an administrator's rare change).
+pub async fn members_in_domain(conn: &mut Conn, domain: &str) -> Result<i64, sqlx::Error> {
+    let escaped = domain.replace('!', "!!").replace('%', "!%").replace('_', "!_");
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE kind = 'member' \
+         AND (LOWER(email) LIKE $1 ESCAPE '!' OR LOWER(email) LIKE $2 ESCAPE '!')",
+    )
+    .bind(format!("%@{escaped}"))
+    .bind(format!("%.{escaped}"))
+    .fetch_one(conn)
+    .await
 }
 
 pub async fn update_org(

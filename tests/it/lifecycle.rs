@@ -464,6 +464,22 @@ async fn administrators_browse_the_directory_a_page_at_a_time(backend: Backend) 
         w.clock.now().timestamp_millis()
     };
     common::hire(w.db(), "Zoe", 60, w.ids.linus, now).await;
+    // Namesakes across a page boundary: the id breaks the tie, none is skipped or repeated.
+    let mut conn = w.db().pool().acquire().await.unwrap();
+    for i in 0..5 {
+        let email = format!("sam{i}@quartermaster.example");
+        let sam = quartermaster::store::directory::NewUser {
+            email: &email,
+            display_name: "Sam Same",
+            department: "Engineering",
+            job_title: "Engineer",
+            manager_id: None,
+            kind: quartermaster::domain::model::UserKind::Member,
+            connected_org_id: None,
+        };
+        quartermaster::store::directory::insert_user(&mut conn, &sam, now).await.unwrap();
+    }
+    drop(conn);
     let grace = w.actor(w.ids.grace).await;
     let mut seen: Vec<(String, i64)> = Vec::new();
     let mut after: Option<String> = None;
@@ -481,9 +497,13 @@ async fn administrators_browse_the_directory_a_page_at_a_time(backend: Backend) 
     let active: i64 = count(&w, "SELECT COUNT(*) FROM users WHERE state = 'active'").await;
     assert_eq!(seen.len() as i64, active, "every active person once");
     assert!(pages >= 2, "{pages} pages");
-    let mut sorted = seen.clone();
-    sorted.sort();
-    assert_eq!(seen, sorted, "by name, then id");
+    // In the database's own order (its collation), whatever that is.
+    let ordered: Vec<(String, i64)> =
+        sqlx::query_as("SELECT display_name, id FROM users WHERE state = 'active' ORDER BY display_name, id")
+            .fetch_all(w.db().pool())
+            .await
+            .unwrap();
+    assert_eq!(seen, ordered, "by name, then id, each once");
     let d = w.service.directory(&grace, None).await.unwrap();
     assert!(d.groups.iter().any(|g| g.name == "Finance"), "{:?}", d.groups);
     assert!(matches!(w.service.directory(&grace, Some("zz")).await, Err(DomainError::Invalid { .. })));
@@ -507,6 +527,18 @@ async fn connected_organizations_and_their_sponsors_are_managed_by_administrator
     assert!(matches!(&bad, DomainError::Invalid { field: Some(f), .. } if f == "domain"), "{bad:?}");
     let taken = admin.create_org("Someone Else", "northwind.example", true).await.unwrap_err();
     assert!(matches!(taken, DomainError::Conflict(_)), "{taken:?}");
+    // Our own people's domain (or a parent of it) is never a partner's: new staff would
+    // become its guests at sign-in.
+    for ours in ["quartermaster.example", "example"] {
+        let refused = admin.create_org("Us", ours, true).await.unwrap_err();
+        assert!(
+            matches!(&refused, DomainError::Invalid { field: Some(f), .. } if f == "domain"),
+            "{ours}: {refused:?}"
+        );
+    }
+    for bad in ["a..b", "-x.example", "x.example-", "ex ample.com", "é.example"] {
+        assert!(admin.create_org("Bad", bad, true).await.is_err(), "{bad}");
+    }
     let contoso = admin.create_org("Contoso", "@Contoso.Example", false).await.unwrap();
     let orgs = admin.connected_orgs().await.unwrap();
     let c = orgs.iter().find(|o| o.id == contoso.0).unwrap();
@@ -526,6 +558,10 @@ async fn connected_organizations_and_their_sponsors_are_managed_by_administrator
     assert_eq!(admitted(&w).await, None);
     admin.update_org(northwind, "Northwind Partners", "northwind.example", true).await.unwrap();
     assert_eq!(admitted(&w).await, Some(northwind));
+    // Its guest signs in with an address in its domain: the domain stays while it has guests.
+    let moved = admin.update_org(northwind, "Northwind Partners", "northwind.test", true).await.unwrap_err();
+    assert!(matches!(&moved, DomainError::Conflict(why) if why.contains("1 guest")), "{moved:?}");
+    assert_eq!(admitted(&w).await, Some(northwind));
     // Sponsors: members inside, the organization's own guests outside.
     admin.add_sponsor(northwind, "tom@quartermaster.example", false).await.unwrap();
     let outsider = admin.add_sponsor(northwind, "maya@quartermaster.example", true).await.unwrap_err();
@@ -539,7 +575,7 @@ async fn connected_organizations_and_their_sponsors_are_managed_by_administrator
     admin.remove_sponsor(northwind, w.ids.tom).await.unwrap();
     assert!(matches!(admin.remove_sponsor(northwind, w.ids.tom).await, Err(DomainError::NotFound(_))));
     let events = count(&w, "SELECT COUNT(*) FROM audit_events WHERE action LIKE 'org.%'").await;
-    assert_eq!(events, 6, "created, updated twice, two sponsors added, one removed");
+    assert_eq!(events, 6, "created, updated twice, two sponsors added, one removed (refusals record nothing)");
     // Only administrators manage them.
     assert!(w.service.administrator(&w.actor(w.ids.linus).await).is_err());
 }

@@ -24,7 +24,6 @@ struct Actions {
     update: ServerAction<UpdateOrg>,
     add: ServerAction<AddSponsor>,
     remove: ServerAction<RemoveSponsor>,
-    latest: Signal<Option<Result<Notice, AppError>>>,
     flash: Flash,
 }
 
@@ -39,7 +38,10 @@ fn OrgsBody() -> impl IntoView {
     );
     let latest =
         latest_of(vec![create.value().into(), update.value().into(), add.value().into(), remove.value().into()]);
-    let actions = Actions { update, add, remove, latest, flash: flash() };
+    let actions = Actions { update, add, remove, flash: flash() };
+    // The new-organization form shows only its own answers by its fields (the banner above
+    // shows every answer).
+    let created: Signal<Option<Result<Notice, AppError>>> = create.value().into();
     view! {
         <p class="crumbs"><a href="/admin">"Admin"</a>" / Connected organizations"</p>
         <h1>"Connected organizations"</h1>
@@ -55,10 +57,10 @@ fn OrgsBody() -> impl IntoView {
                         <ActionForm action=create attr:class="form" attr:id="new-org">
                             <label for="org-name">"Name"</label>
                             <input type="text" id="org-name" name="name" required maxlength="200" />
-                            <FieldError latest flash=actions.flash field="name" />
+                            <FieldError latest=created flash=actions.flash field="name" />
                             <label for="org-domain">"Email domain"</label>
                             <input type="text" id="org-domain" name="domain" required placeholder="partner.example" />
-                            <FieldError latest flash=actions.flash field="domain" />
+                            <FieldError latest=created flash=actions.flash field="domain" />
                             <label class="check"><input type="checkbox" name="configured" checked=true />" Configured: its people may sign in and request"</label>
                             <p><button type="submit" class="btn">"Add organization"</button></p>
                         </ActionForm>
@@ -72,7 +74,7 @@ fn OrgsBody() -> impl IntoView {
 
 #[component]
 fn OrgPanel(o: ConnectedOrg, actions: Actions) -> impl IntoView {
-    let Actions { update, add, remove, latest, flash } = actions;
+    let Actions { update, add, remove, .. } = actions;
     let heading = format!("org-{}-h", o.id);
     let labelled = heading.clone();
     let org_id = o.id;
@@ -85,7 +87,7 @@ fn OrgPanel(o: ConnectedOrg, actions: Actions) -> impl IntoView {
             </p>
             <ActionForm action=update attr:class="filters">
                 <input type="hidden" name="org_id" value=org_id />
-                <label class="field"><span>"Name"</span><input type="text" name="name" value=o.name.clone() required /></label>
+                <label class="field"><span>"Name"</span><input type="text" name="name" value=o.name.clone() required maxlength="200" /></label>
                 <label class="field"><span>"Email domain"</span><input type="text" name="domain" value=o.domain.clone() required /></label>
                 <label class="check"><input type="checkbox" name="configured" checked=o.configured />" Configured"</label>
                 <button type="submit" class="btn-secondary">"Save"</button>
@@ -121,7 +123,6 @@ fn OrgPanel(o: ConnectedOrg, actions: Actions) -> impl IntoView {
                 </label>
                 <button type="submit" class="btn-secondary">"Add sponsor"</button>
             </ActionForm>
-            <FieldError latest flash field="person" />
         </section>
     }
 }
