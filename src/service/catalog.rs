@@ -81,12 +81,12 @@ impl Service {
     }
 }
 
-/// Keyset cursor: the last row's sort key, opaque to clients.
-fn encode_cursor(name: &str, id: i64) -> String {
+/// Keyset cursor: the last row's sort key (a name and an id), opaque to clients.
+pub(super) fn encode_cursor(name: &str, id: i64) -> String {
     hex::encode(format!("{id}:{name}"))
 }
 
-fn decode_cursor(cursor: &str) -> Option<(String, i64)> {
+pub(super) fn decode_cursor(cursor: &str) -> Option<(String, i64)> {
     let bytes = hex::decode(cursor).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (id, name) = text.split_once(':')?;

@@ -30,17 +30,6 @@ fn gives_roles_or_access(actor: &Actor) -> bool {
 /// People per page of the directory.
 const DIRECTORY_PAGE: i64 = 50;
 
-/// The directory's cursor: the last person's name and id, opaque to clients.
-fn encode_person_cursor(name: &str, id: i64) -> String {
-    hex::encode(format!("{id}:{name}"))
-}
-
-fn decode_person_cursor(cursor: &str) -> Option<(String, i64)> {
-    let text = String::from_utf8(hex::decode(cursor).ok()?).ok()?;
-    let (id, name) = text.split_once(':')?;
-    Some((name.to_owned(), id.parse().ok()?))
-}
-
 /// At most this many people in a picker's answer.
 pub const PICKER_LIMIT: i64 = 10;
 
@@ -129,15 +118,12 @@ impl Service {
                 let steps = decisions
                     .iter()
                     .filter(|d| Some(d.0) == r.request)
-                    .filter_map(|(_, stage, approver, word, justification, at)| {
-                        Some(DecisionStep {
-                            stage: *stage,
-                            approver: approver.map_or_else(|| "nobody (the stage timed out)".to_owned(), name),
-                            // The store accepts only the three words (a CHECK constraint).
-                            decision: crate::views::Decision::parse(word)?,
-                            at: to_ms(*at),
-                            justification: justification.clone(),
-                        })
+                    .map(|(_, stage, approver, decision, justification, at)| DecisionStep {
+                        stage: *stage,
+                        approver: approver.map_or_else(|| "nobody (the stage timed out)".to_owned(), name),
+                        decision: *decision,
+                        at: to_ms(*at),
+                        justification: justification.clone(),
                     })
                     .collect();
                 AccessExplain {
@@ -208,7 +194,8 @@ impl Service {
         }
         let after = match after.filter(|a| !a.is_empty()) {
             Some(cursor) => Some(
-                decode_person_cursor(cursor).ok_or_else(|| DomainError::invalid("after", "not a page of this list"))?,
+                super::catalog::decode_cursor(cursor)
+                    .ok_or_else(|| DomainError::invalid("after", "not a page of this list"))?,
             ),
             None => None,
         };
@@ -221,7 +208,8 @@ impl Service {
         .await?;
         let more = people.len() as i64 > DIRECTORY_PAGE;
         people.truncate(DIRECTORY_PAGE as usize);
-        let next = if more { people.last().map(|u| encode_person_cursor(&u.display_name, u.id.0)) } else { None };
+        let next =
+            if more { people.last().map(|u| super::catalog::encode_cursor(&u.display_name, u.id.0)) } else { None };
         let groups = directory::group_summaries(&mut conn, 500)
             .await?
             .into_iter()

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use super::{to_ms, Conn, RowExt};
 use crate::domain::ids::*;
 use crate::domain::model::ResourceSystemKind;
-use crate::domain::request::{AssignmentState, GrantState};
+use crate::domain::request::{AssignmentState, Decision, GrantState};
 
 /// The live states, written as every query and every partial index writes them: SQLite uses a
 /// partial index only for a condition written exactly as the index's (migration 0009).
@@ -878,12 +878,12 @@ pub async fn explained_holdings(conn: &mut Conn, user: UserId) -> Result<Vec<Exp
         .collect()
 }
 
-/// The decisions on these requests: (request, stage, approver, decision word, justification,
-/// when), by request and stage.
+/// The decisions on these requests: (request, stage, approver, decision, justification, when),
+/// by request and stage.
 pub async fn decisions_on(
     conn: &mut Conn,
     requests: &[RequestId],
-) -> Result<Vec<(RequestId, i64, Option<UserId>, String, String, DateTime<Utc>)>, sqlx::Error> {
+) -> Result<Vec<(RequestId, i64, Option<UserId>, Decision, String, DateTime<Utc>)>, sqlx::Error> {
     if requests.is_empty() {
         return Ok(Vec::new());
     }
@@ -899,7 +899,7 @@ pub async fn decisions_on(
                 RequestId(row.int("request_id")?),
                 row.int("stage")?,
                 row.opt_int("approver_id")?.map(UserId),
-                row.text("decision")?,
+                row.word("decision", Decision::parse)?,
                 row.text("justification")?,
                 row.time("decided_at")?,
             ))

@@ -336,6 +336,12 @@ pub async fn decision_history(before: Option<String>) -> Result<Page<DecisionVie
     Ok(service.decision_history(&actor, cursor(before)).await?)
 }
 
+/// A checkbox's value: sent ("on") when ticked, absent when not.
+#[cfg(feature = "ssr")]
+fn ticked(value: &Option<String>) -> bool {
+    value.as_deref().is_some_and(|v| !v.is_empty() && v != "false")
+}
+
 #[cfg(feature = "ssr")]
 fn parse_decision(word: &str) -> Result<crate::domain::request::Decision, AppError> {
     use crate::domain::request::Decision;

@@ -7,13 +7,7 @@ use crate::ui::error::AppError;
 use crate::views::*;
 
 #[cfg(feature = "ssr")]
-use super::{at_most, ok, server};
-
-/// A checkbox's value: sent ("on") when ticked, absent when not.
-#[cfg(feature = "ssr")]
-fn ticked(value: &Option<String>) -> bool {
-    value.as_deref().is_some_and(|v| !v.is_empty() && v != "false")
-}
+use super::{at_most, ok, server, ticked};
 
 #[cfg(feature = "ssr")]
 fn org_id(id: i64) -> crate::domain::ids::OrgId {
