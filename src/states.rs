@@ -180,3 +180,52 @@ impl CatalogRole {
         }
     }
 }
+
+word_enum!(
+    /// A step of the access package builder, in order.
+    WizardStep {
+        Basics = "basics",
+        Roles = "roles",
+        Requestors = "requestors",
+        Approval = "approval",
+        Lifecycle = "lifecycle",
+        Questions = "questions",
+        Review = "review",
+    }
+);
+
+impl WizardStep {
+    pub fn label(self) -> &'static str {
+        match self {
+            WizardStep::Basics => "Basics",
+            WizardStep::Roles => "Resource roles",
+            WizardStep::Requestors => "Who can request",
+            WizardStep::Approval => "Approval",
+            WizardStep::Lifecycle => "Lifecycle",
+            WizardStep::Questions => "Questions",
+            WizardStep::Review => "Review and create",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+
+    pub fn next(self) -> Self {
+        Self::ALL.get(self.index() + 1).copied().unwrap_or(self)
+    }
+
+    pub fn back(self) -> Self {
+        self.index().checked_sub(1).and_then(|i| Self::ALL.get(i).copied()).unwrap_or(self)
+    }
+}
+
+word_enum!(
+    /// What a builder draft makes when it is saved: a new package (also a copy of one), a new
+    /// policy for a package, or changes to a package and one of its policies.
+    DraftMode {
+        NewPackage = "new_package",
+        NewPolicy = "new_policy",
+        Edit = "edit",
+    }
+);

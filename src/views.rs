@@ -352,6 +352,54 @@ pub struct CatalogAdmin {
     pub systems: Vec<SystemOption>,
     /// The viewer owns it (or administers): settings, roles, resources, deletion.
     pub may_own: bool,
+    /// The viewer builds and edits its packages (owner, package manager, administrator).
+    pub may_build: bool,
+    /// The viewer's own builder drafts in this catalog, most recent first.
+    pub drafts: Vec<DraftSummary>,
+}
+
+/// Questions one policy may ask (the builder shows as many rows at most).
+pub const MAX_QUESTIONS: usize = 20;
+
+/// A builder draft in progress, for resuming or discarding.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DraftSummary {
+    pub id: i64,
+    pub name: String,
+    pub mode: crate::states::DraftMode,
+    pub step: crate::states::WizardStep,
+    pub updated_at: i64,
+}
+
+/// Something the builder offers to pick: a resource role, a package, a group, an organization.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    pub id: i64,
+    pub name: String,
+    pub detail: String,
+}
+
+/// One step of the access package builder: the draft as its form fields (the names the server
+/// reads back), what can be picked, and on the last step what will be made and what the change
+/// does to requests already waiting.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DraftView {
+    pub id: i64,
+    pub catalog_id: i64,
+    pub catalog: String,
+    pub mode: crate::states::DraftMode,
+    /// The package edited or given a policy (none for a new package).
+    pub package_id: Option<i64>,
+    pub step: crate::states::WizardStep,
+    pub values: std::collections::BTreeMap<String, String>,
+    pub roles: Vec<Choice>,
+    pub packages: Vec<Choice>,
+    pub groups: Vec<Choice>,
+    pub orgs: Vec<Choice>,
+    /// The Review step: (what, how), in the steps' order.
+    pub summary: Vec<(String, String)>,
+    /// The Review step of an edit: what saving does to requests already filed.
+    pub impact: Vec<String>,
 }
 
 /// A person a picker offers.
@@ -405,6 +453,8 @@ pub struct PackageAssignments {
     pub policies: Vec<PolicyOption>,
     /// The viewer assigns and removes in this catalog.
     pub may_assign: bool,
+    /// The viewer edits, copies and adds policies to the package (the builder).
+    pub may_build: bool,
 }
 
 /// The latest walk of the audit chain, as the audit log shows it.

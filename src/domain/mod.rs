@@ -8,6 +8,7 @@ pub mod approvers;
 pub mod audit;
 pub mod authz;
 pub mod clock;
+pub mod draft;
 pub mod eligibility;
 pub mod error;
 #[cfg(test)]

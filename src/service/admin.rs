@@ -183,128 +183,176 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         description: &str,
         roles: &[ResourceRoleId],
     ) -> DomainResult<PackageId> {
+        let mut tx = self.service.db.begin().await?;
+        self.lock(&mut tx).await?;
+        let (id, event) = self.insert_package_in(&mut tx, name, description, roles).await?;
+        self.service.commit(tx, vec![event]).await?;
+        Ok(id)
+    }
+
+    /// [`Self::create_package`] inside the caller's transaction, which holds the catalog's lock.
+    pub(super) async fn insert_package_in(
+        &self,
+        tx: &mut crate::store::Tx,
+        name: &str,
+        description: &str,
+        roles: &[ResourceRoleId],
+    ) -> DomainResult<(PackageId, AuditEvent)> {
         let (service, actor, catalog_id) = (self.service, self.actor, self.catalog);
         let name = clean_name("name", name)?;
         let now = service.now();
-        let mut tx = service.db.begin().await?;
-        self.lock(&mut tx).await?;
-        let held = catalog::role_catalogs(&mut tx, roles).await?;
+        if roles.is_empty() {
+            return Err(DomainError::invalid("roles", "pick at least one resource role"));
+        }
+        let held = catalog::role_catalogs(tx, roles).await?;
         if let Some(stray) = roles.iter().find(|r| !held.iter().any(|(id, c)| id == *r && *c == catalog_id)) {
             return Err(DomainError::invalid("roles", format!("resource role {stray} is not in this catalog")));
         }
-        let id = catalog::insert_package(&mut tx, catalog_id, &name, description.trim(), roles, to_ms(now))
+        let id = catalog::insert_package(tx, catalog_id, &name, description.trim(), roles, to_ms(now))
             .await
             .map_err(|e| unique(e, "a package in this catalog"))?;
         let event = AuditEvent::new(Some(actor.id()), "package.created", "package", id.0)
             .after(json!({"catalog": catalog_id, "name": name, "roles": roles}));
-        service.commit(tx, vec![event]).await?;
-        Ok(id)
+        Ok((id, event))
     }
 
     /// Rename, hide, disable a package. `changed.version` must be the version read.
     #[tracing::instrument(name = "update_package", skip_all, fields(actor = self.actor.id().0, package = changed.id.0))]
     pub async fn update_package(&self, changed: AccessPackage) -> DomainResult<()> {
+        let mut tx = self.service.db.begin().await?;
+        self.lock(&mut tx).await?;
+        let event = self.update_package_in(&mut tx, changed).await?;
+        self.service.commit(tx, vec![event]).await
+    }
+
+    /// [`Self::update_package`] inside the caller's transaction, which holds the catalog's lock.
+    pub(super) async fn update_package_in(
+        &self,
+        tx: &mut crate::store::Tx,
+        changed: AccessPackage,
+    ) -> DomainResult<AuditEvent> {
         let (service, actor) = (self.service, self.actor);
         let now = service.now();
-        let mut tx = service.db.begin().await?;
-        self.lock(&mut tx).await?;
-        let before =
-            catalog::package(&mut tx, changed.id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+        let before = catalog::package(tx, changed.id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
         self.owns(before.catalog_id, "access package")?;
         if changed.catalog_id != before.catalog_id {
             return Err(DomainError::invalid("catalog", "a package stays in its catalog"));
         }
         let after = AccessPackage { name: clean_name("name", &changed.name)?, ..changed };
-        if !catalog::update_package(&mut tx, &after, to_ms(now))
-            .await
-            .map_err(|e| unique(e, "a package in this catalog"))?
-        {
+        if !catalog::update_package(tx, &after, to_ms(now)).await.map_err(|e| unique(e, "a package in this catalog"))? {
             return Err(DomainError::Conflict(
                 "someone else changed this package meanwhile; reload and try again".into(),
             ));
         }
-        let event = AuditEvent::new(Some(actor.id()), "package.updated", "package", after.id.0)
+        Ok(AuditEvent::new(Some(actor.id()), "package.updated", "package", after.id.0)
             .before(json!(before))
-            .after(json!(after));
-        service.commit(tx, vec![event]).await
+            .after(json!(after)))
     }
 
     /// Declare that a package cannot be held together with another package or a group.
     #[tracing::instrument(name = "add_incompatibility", skip_all, fields(actor = self.actor.id().0, package = package.0))]
     pub async fn add_incompatibility(&self, package: PackageId, other: Incompatible) -> DomainResult<()> {
-        let (service, actor) = (self.service, self.actor);
-        let mut tx = service.db.begin().await?;
+        let mut tx = self.service.db.begin().await?;
         self.lock(&mut tx).await?;
-        let pkg = catalog::package(&mut tx, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+        let event = self.add_incompatibility_in(&mut tx, package, other).await?;
+        self.service.commit(tx, vec![event]).await
+    }
+
+    /// [`Self::add_incompatibility`] inside the caller's transaction, which holds the catalog's lock.
+    pub(super) async fn add_incompatibility_in(
+        &self,
+        tx: &mut crate::store::Tx,
+        package: PackageId,
+        other: Incompatible,
+    ) -> DomainResult<AuditEvent> {
+        let (service, actor) = (self.service, self.actor);
+        let pkg = catalog::package(tx, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
         self.owns(pkg.catalog_id, "access package")?;
         match other {
             Incompatible::Package(p) if p == package => {
                 return Err(DomainError::invalid("incompatible", "a package cannot conflict with itself"))
             }
             Incompatible::Package(p) => {
-                let other =
-                    catalog::package(&mut tx, p).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+                let other = catalog::package(tx, p).await?.ok_or_else(|| DomainError::not_found("access package"))?;
                 // A rule binds both packages: whoever sets it must manage the other one too
                 // (else the other package is not there for them, exactly like an unknown one).
                 if service.package_manager(actor, other.catalog_id).is_err() {
                     return Err(DomainError::not_found("access package"));
                 }
-                catalog::add_incompatible_package(&mut tx, package, p).await.map_err(|e| unique(e, "this rule"))?;
+                catalog::add_incompatible_package(tx, package, p).await.map_err(|e| unique(e, "this rule"))?;
             }
-            Incompatible::Group(g) => catalog::add_incompatible_group(&mut tx, package, g).await?,
+            Incompatible::Group(g) => catalog::add_incompatible_group(tx, package, g).await?,
         }
-        let event = AuditEvent::new(Some(actor.id()), "package.incompatibility_added", "package", package.0).after(
-            json!(match other {
+        Ok(AuditEvent::new(Some(actor.id()), "package.incompatibility_added", "package", package.0).after(json!(
+            match other {
                 Incompatible::Package(p) => json!({"package": p}),
                 Incompatible::Group(g) => json!({"group": g}),
-            }),
-        );
-        service.commit(tx, vec![event]).await
+            }
+        )))
     }
 
     #[tracing::instrument(name = "create_policy", skip_all, fields(actor = self.actor.id().0, package = policy.package_id.0))]
     pub async fn create_policy(&self, policy: Policy) -> DomainResult<PolicyId> {
-        let (service, actor) = (self.service, self.actor);
         policy.validate()?;
-        let now = service.now();
-        let mut tx = service.db.begin().await?;
+        let mut tx = self.service.db.begin().await?;
         self.lock(&mut tx).await?;
-        let pkg = catalog::package(&mut tx, policy.package_id)
-            .await?
-            .ok_or_else(|| DomainError::not_found("access package"))?;
+        let (id, event) = self.insert_policy_in(&mut tx, policy).await?;
+        self.service.commit(tx, vec![event]).await?;
+        Ok(id)
+    }
+
+    /// [`Self::create_policy`] inside the caller's transaction, which holds the catalog's
+    /// lock; the caller has validated the policy.
+    pub(super) async fn insert_policy_in(
+        &self,
+        tx: &mut crate::store::Tx,
+        policy: Policy,
+    ) -> DomainResult<(PolicyId, AuditEvent)> {
+        let (service, actor) = (self.service, self.actor);
+        let now = service.now();
+        let pkg =
+            catalog::package(tx, policy.package_id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
         self.owns(pkg.catalog_id, "access package")?;
-        let id = catalog::insert_policy(&mut tx, &policy, to_ms(now)).await?;
+        let id = catalog::insert_policy(tx, &policy, to_ms(now)).await?;
         let event =
             AuditEvent::new(Some(actor.id()), "policy.created", "policy", id.0).after(json!(Policy { id, ..policy }));
-        service.commit(tx, vec![event]).await?;
-        Ok(id)
+        Ok((id, event))
     }
 
     /// Replace a policy's settings. Requests already approved are untouched; pending ones keep
     /// the stages they were filed under. `changed.version` must be the version read.
     #[tracing::instrument(name = "update_policy", skip_all, fields(actor = self.actor.id().0, policy = changed.id.0))]
     pub async fn update_policy(&self, changed: Policy) -> DomainResult<()> {
-        let (service, actor) = (self.service, self.actor);
         changed.validate()?;
-        let now = service.now();
-        let mut tx = service.db.begin().await?;
+        let mut tx = self.service.db.begin().await?;
         self.lock(&mut tx).await?;
-        let before = catalog::policy(&mut tx, changed.id).await?.ok_or_else(|| DomainError::not_found("policy"))?;
-        let pkg = catalog::package(&mut tx, before.package_id)
-            .await?
-            .ok_or_else(|| DomainError::not_found("access package"))?;
+        let event = self.update_policy_in(&mut tx, changed).await?;
+        self.service.commit(tx, vec![event]).await
+    }
+
+    /// [`Self::update_policy`] inside the caller's transaction, which holds the catalog's
+    /// lock; the caller has validated the policy.
+    pub(super) async fn update_policy_in(
+        &self,
+        tx: &mut crate::store::Tx,
+        changed: Policy,
+    ) -> DomainResult<AuditEvent> {
+        let (service, actor) = (self.service, self.actor);
+        let now = service.now();
+        let before = catalog::policy(tx, changed.id).await?.ok_or_else(|| DomainError::not_found("policy"))?;
+        let pkg =
+            catalog::package(tx, before.package_id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
         self.owns(pkg.catalog_id, "policy")?;
         if changed.package_id != before.package_id {
             return Err(DomainError::invalid("package", "a policy stays with its package"));
         }
-        if !catalog::update_policy(&mut tx, &changed, to_ms(now)).await? {
+        if !catalog::update_policy(tx, &changed, to_ms(now)).await? {
             return Err(DomainError::Conflict(
                 "someone else changed this policy meanwhile; reload and try again".into(),
             ));
         }
-        let event = AuditEvent::new(Some(actor.id()), "policy.updated", "policy", changed.id.0)
+        Ok(AuditEvent::new(Some(actor.id()), "policy.updated", "policy", changed.id.0)
             .before(json!(before))
-            .after(json!(changed));
-        service.commit(tx, vec![event]).await
+            .after(json!(changed)))
     }
 }

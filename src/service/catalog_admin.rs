@@ -272,7 +272,10 @@ impl<S: Scope> super::capability::InCatalog<'_, S> {
             .map(|(id, name, kind)| SystemOption { id: id.0, name, kind })
             .collect();
         let may_own = self.service.catalog_owner(self.actor, self.catalog).is_ok();
-        Ok(CatalogAdmin { summary: summary(row), holders, resources, packages, systems, may_own })
+        let may_build = self.service.package_manager(self.actor, self.catalog).is_ok();
+        let drafts =
+            if may_build { super::drafts::summaries(&mut conn, self.actor.id(), self.catalog).await? } else { vec![] };
+        Ok(CatalogAdmin { summary: summary(row), holders, resources, packages, systems, may_own, may_build, drafts })
     }
 }
 

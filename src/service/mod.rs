@@ -12,6 +12,7 @@ mod catalog;
 mod catalog_admin;
 mod delivery;
 pub mod directory;
+pub mod drafts;
 mod leavers;
 mod orgs;
 mod package_admin;

@@ -104,6 +104,7 @@ impl<S: Scope> InCatalog<'_, S> {
             assignments: Page { items: rows.into_iter().map(view).collect(), next, as_of: to_ms(self.service.now()) },
             policies,
             may_assign: self.service.assignment_manager(self.actor, self.catalog).is_ok(),
+            may_build: self.service.package_manager(self.actor, self.catalog).is_ok(),
         })
     }
 

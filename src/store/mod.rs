@@ -428,6 +428,7 @@ pub mod assignments;
 pub mod audit;
 pub mod catalog;
 pub mod directory;
+pub mod drafts;
 pub mod logins;
 pub mod requests;
 pub mod scale;

@@ -242,7 +242,7 @@ pub fn ListError(error: AppError) -> impl IntoView {
 pub fn FieldError(
     #[prop(into)] latest: Signal<Option<Result<Notice, AppError>>>,
     flash: Flash,
-    field: &'static str,
+    #[prop(into)] field: String,
 ) -> impl IntoView {
     move || {
         let from_action = match latest.get() {
@@ -252,7 +252,7 @@ pub fn FieldError(
         let from_flash = flash
             .get()
             .and_then(|r| r.ok().flatten())
-            .filter(|n| !n.ok && n.field.as_deref() == Some(field))
+            .filter(|n| !n.ok && n.field.as_deref() == Some(field.as_str()))
             .map(|n| n.text);
         from_action.or(from_flash).map(|message| view! { <p class="field-error" role="alert">{message}</p> })
     }

@@ -108,6 +108,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/catalogs") view=pages::Catalogs ssr=SsrMode::Async />
                     <Route path=path!("/admin/catalogs/:catalog") view=pages::CatalogPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/packages/:package") view=pages::PackageAdmin ssr=SsrMode::Async />
+                    <Route path=path!("/admin/drafts/:draft/:step") view=pages::Builder ssr=SsrMode::Async />
                     <Route path=path!("/admin/people") view=pages::People ssr=SsrMode::Async />
                     <Route path=path!("/admin/orgs") view=pages::Orgs ssr=SsrMode::Async />
                     <Route path=path!("/admin/people/:user") view=pages::Person ssr=SsrMode::Async />

@@ -10,6 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod builder;
 mod cli;
 mod engine;
 mod http;

@@ -187,6 +187,15 @@ const TABLE: &[(&str, &str)] = &[
     ("update_org", "DDDDDDDDDDAD"),
     ("add_sponsor", "DDDDDDDDDDAD"),
     ("remove_sponsor", "DDDDDDDDDDAD"),
+    // The package builder: who builds packages in Engineering starts a draft (its owner, its
+    // package manager, administrators); a draft is its author's alone (Linus's here), so
+    // nobody else — not even an administrator — opens, saves, discards or finishes it.
+    ("start_package_draft", "DDDDDDADADAD"),
+    ("load_package_draft", "DDDDDDADDDDD"),
+    ("/admin/drafts/{draft}/{step}", "DDDDDDADDDDD"),
+    ("save_draft_step", "DDDDDDADDDDD"),
+    ("discard_package_draft", "DDDDDDADDDDD"),
+    ("finish_package_draft", "DDDDDDADDDDD"),
 ];
 
 /// Rows nobody passes in the sweep's application, why, and where their positive control is.
@@ -235,6 +244,12 @@ struct Fixtures {
     remove: AssignmentId,
     /// Northwind, the connected organization (Sofia sponsors it).
     org: i64,
+    /// Builder drafts of Engineering's owner: one to read, one to save a step of, one to
+    /// discard, and a complete one (a copy of a package) to finish.
+    draft_read: i64,
+    draft_save: i64,
+    draft_discard: i64,
+    draft_finish: i64,
 }
 
 /// A package of the sweep's own in a catalog: its own built-in resource (so removing one
@@ -367,6 +382,11 @@ async fn fixtures(app: &TestApp) -> Fixtures {
             .await
             .unwrap(),
     );
+    let linus = actor(ids.linus).await;
+    let builder = s.package_manager(&linus, eng).unwrap();
+    let draft = || async { builder.start_draft(quartermaster::service::drafts::DraftStart::New).await.unwrap() };
+    let (draft_read, draft_save, draft_discard) = (draft().await, draft().await, draft().await);
+    let draft_finish = builder.start_draft(quartermaster::service::drafts::DraftStart::Copy(for_report)).await.unwrap();
     let dev = s.assignment_manager_of(&grace, ids.developer_tools).await.unwrap();
     dev.assign_directly(ids.elena, ids.developer_tools, dev_policy, None, "sweep").await.unwrap();
     let assignment_of = |user: UserId, package: PackageId| async move {
@@ -401,6 +421,10 @@ async fn fixtures(app: &TestApp) -> Fixtures {
             .fetch_one(pool)
             .await
             .unwrap(),
+        draft_read,
+        draft_save,
+        draft_discard,
+        draft_finish,
     }
 }
 
@@ -428,6 +452,10 @@ enum Effect {
     GlobalRoles(UserId),
     /// The connected organizations: their rows and sponsors.
     Orgs,
+    /// A builder draft: its step and body, or gone.
+    Draft(i64),
+    /// How many builder drafts a catalog has.
+    DraftsIn(CatalogId),
 }
 
 #[derive(Clone, Debug)]
@@ -506,6 +534,27 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
                 Some(Effect::GlobalRoles(ids.omar)),
             ),
             "verify_audit_chain" => (vec![], Some(Effect::Verifications)),
+            "start_package_draft" => (
+                vec![("catalog_id", fx.catalog.0.to_string()), ("from", "new".into())],
+                Some(Effect::DraftsIn(fx.catalog)),
+            ),
+            "load_package_draft" => (vec![("draft_id", fx.draft_read.to_string())], None),
+            "save_draft_step" => (
+                vec![
+                    ("draft_id", fx.draft_save.to_string()),
+                    ("step", "basics".into()),
+                    ("go", "next".into()),
+                    ("f[name]", "Sweep Draft".into()),
+                    ("f[policy_name]", "Everyone".into()),
+                ],
+                Some(Effect::Draft(fx.draft_save)),
+            ),
+            "discard_package_draft" => {
+                (vec![("draft_id", fx.draft_discard.to_string())], Some(Effect::Draft(fx.draft_discard)))
+            }
+            "finish_package_draft" => {
+                (vec![("draft_id", fx.draft_finish.to_string())], Some(Effect::Draft(fx.draft_finish)))
+            }
             "load_package_assignments" => {
                 (vec![("package_id", ids.developer_tools.0.to_string()), ("filter[state]", "live".into())], None)
             }
@@ -600,7 +649,9 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
                 .replace("{id}", &ids.developer_tools.0.to_string())
                 .replace("{catalog}", &fx.catalog.0.to_string())
                 .replace("{package}", &ids.developer_tools.0.to_string())
-                .replace("{user}", &ids.omar.0.to_string());
+                .replace("{user}", &ids.omar.0.to_string())
+                .replace("{draft}", &fx.draft_read.to_string())
+                .replace("{step}", "basics");
             calls.push(Call {
                 name: path,
                 path: concrete,
@@ -830,6 +881,22 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
                     .await
                     .unwrap();
             format!("{roles:?}")
+        }
+        Effect::Draft(id) => {
+            let row: Option<(String, String)> = sqlx::query_as("SELECT step, body FROM package_drafts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .unwrap();
+            format!("{row:?}")
+        }
+        Effect::DraftsIn(catalog) => {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM package_drafts WHERE catalog_id = $1")
+                .bind(catalog.0)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            format!("{n} drafts")
         }
         Effect::Verifications => {
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_verifications").fetch_one(pool).await.unwrap();

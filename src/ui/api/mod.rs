@@ -10,9 +10,11 @@ use crate::views::*;
 
 mod assignments;
 mod catalogs;
+mod drafts;
 mod orgs;
 pub use assignments::*;
 pub use catalogs::*;
+pub use drafts::*;
 pub use orgs::*;
 
 #[cfg(feature = "ssr")]
@@ -89,6 +91,13 @@ mod server {
             }
             Err(_) => finish(result).await,
         }
+    }
+
+    /// Go to the page at `path` with this outcome waiting there (a refusal that belongs to
+    /// another page, such as a builder problem found at the end, shown at its step).
+    pub async fn finish_to(notice: Notice, path: &str) {
+        keep(notice).await;
+        leptos_axum::redirect(path);
     }
 
     /// Keep the outcome in the session for the next page shown. Only into a signed-in

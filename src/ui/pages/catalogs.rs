@@ -113,6 +113,8 @@ struct Actions {
     revoke: ServerAction<RevokeCatalogRole>,
     add: ServerAction<AddResource>,
     delete: ServerAction<DeleteCatalog>,
+    start: ServerAction<StartPackageDraft>,
+    discard: ServerAction<DiscardPackageDraft>,
     latest: Signal<Option<Result<Notice, crate::ui::error::AppError>>>,
     flash: Flash,
 }
@@ -128,6 +130,7 @@ fn CatalogBody() -> impl IntoView {
         ServerAction::<AddResource>::new(),
         ServerAction::<DeleteCatalog>::new(),
     );
+    let (start, discard) = (ServerAction::<StartPackageDraft>::new(), ServerAction::<DiscardPackageDraft>::new());
     let changed = move || {
         (
             save.version().get(),
@@ -135,6 +138,7 @@ fn CatalogBody() -> impl IntoView {
             revoke.version().get(),
             add.version().get(),
             delete.version().get(),
+            discard.version().get(),
         )
     };
     let detail = Resource::new(move || (id(), changed()), |(id, _)| load_catalog(id));
@@ -144,8 +148,10 @@ fn CatalogBody() -> impl IntoView {
         revoke.value().into(),
         add.value().into(),
         delete.value().into(),
+        start.value().into(),
+        discard.value().into(),
     ]);
-    let actions = Actions { save, grant, revoke, add, delete, latest, flash: flash() };
+    let actions = Actions { save, grant, revoke, add, delete, start, discard, latest, flash: flash() };
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || detail.get().map(|r| match r {
@@ -175,6 +181,7 @@ fn CatalogView(d: CatalogAdmin, actions: Actions) -> impl IntoView {
         <Resources catalog=c.id resources=d.resources.clone() systems=d.systems.clone() may_own=d.may_own actions />
         <section class="panel" aria-labelledby="packages-h">
             <h2 id="packages-h">"Access packages"</h2>
+            {d.may_build.then(|| view! { <Build catalog=c.id drafts=d.drafts.clone() actions /> })}
             {if d.packages.is_empty() {
                 view! { <p class="empty">"No access package in this catalog yet."</p> }.into_any()
             } else {
@@ -200,6 +207,33 @@ fn CatalogView(d: CatalogAdmin, actions: Actions) -> impl IntoView {
                     <button type="submit" class="btn-danger">"Delete catalog"</button>
                 </ActionForm>
             </section>
+        })}
+    }
+}
+
+/// Start the package builder, and the viewer's drafts to resume or discard.
+#[component]
+fn Build(catalog: i64, drafts: Vec<DraftSummary>, actions: Actions) -> impl IntoView {
+    view! {
+        <ActionForm action=actions.start attr:class="inline" attr:id="new-package">
+            <input type="hidden" name="catalog_id" value=catalog />
+            <input type="hidden" name="from" value="new" />
+            <button type="submit" class="btn">"New access package"</button>
+        </ActionForm>
+        {(!drafts.is_empty()).then(|| view! {
+            <h3>"Your drafts"</h3>
+            <ul class="plain" id="catalog-drafts">
+                {drafts.into_iter().map(|dr| view! {
+                    <li>
+                        <a href=crate::ui::api::draft_path(dr.id, dr.step)>{dr.name}</a>
+                        <span class="muted small">{format!(" · at {} · ", dr.step.label())}<Time ms=dr.updated_at /></span>" "
+                        <ActionForm action=actions.discard attr:class="inline">
+                            <input type="hidden" name="draft_id" value=dr.id />
+                            <button type="submit" class="btn-secondary">"Discard"</button>
+                        </ActionForm>
+                    </li>
+                }).collect_view()}
+            </ul>
         })}
     }
 }

@@ -3,6 +3,7 @@
 mod admin;
 mod approvals;
 mod audit;
+mod builder;
 mod catalogs;
 mod errors;
 mod my_access;
@@ -15,6 +16,7 @@ mod sign_in;
 pub use admin::Admin;
 pub use approvals::Approvals;
 pub use audit::AuditLog;
+pub use builder::Builder;
 pub use catalogs::{CatalogPage, Catalogs};
 pub use errors::NotFound;
 pub use my_access::MyAccess;

@@ -48,12 +48,13 @@ fn PackageAdminBody() -> impl IntoView {
         move || (id(), filter(), before(), assign.version().get(), remove.version().get()),
         |(id, f, b, _, _)| load_package_assignments(id, f, b),
     );
-    let latest = latest_of(vec![assign.value().into(), remove.value().into()]);
+    let start = ServerAction::<StartPackageDraft>::new();
+    let latest = latest_of(vec![assign.value().into(), remove.value().into(), start.value().into()]);
     let flash = flash();
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || data.get().map(|r| match r {
-                Ok(d) => view! { <PackageAdminView d filter=filter() assign remove latest flash /> }.into_any(),
+                Ok(d) => view! { <PackageAdminView d filter=filter() assign remove start latest flash /> }.into_any(),
                 Err(e) => view! { <ListError error=e /> }.into_any(),
             })}
         </Suspense>
@@ -66,6 +67,7 @@ fn PackageAdminView(
     filter: AssignmentFilter,
     assign: ServerAction<AssignPackage>,
     remove: ServerAction<RemovePackageAssignment>,
+    start: ServerAction<StartPackageDraft>,
     latest: Signal<Option<Result<Notice, AppError>>>,
     flash: Flash,
 ) -> impl IntoView {
@@ -93,6 +95,7 @@ fn PackageAdminView(
         <h1>{d.package.clone()}</h1>
         <p class="lead"><a href=format!("/packages/{}", d.package_id)>"As requesters see it"</a></p>
         <Notices latest flash />
+        {d.may_build.then(|| view! { <Build catalog=d.catalog_id package=package_id policies=d.policies.clone() start /> })}
         {may_assign.then(|| view! {
             <section class="panel" aria-labelledby="assign-h">
                 <h2 id="assign-h">"Assign directly"</h2>
@@ -169,6 +172,47 @@ fn PackageAdminView(
                 }.into_any()
             }}
             {next.map(|href| view! { <p><a class="btn-secondary" href=href>"Older assignments →"</a></p> })}
+        </section>
+    }
+}
+
+/// The builder for this package: edit it with one of its policies, add a policy, copy it.
+#[component]
+fn Build(
+    catalog: i64,
+    package: i64,
+    policies: Vec<PolicyOption>,
+    start: ServerAction<StartPackageDraft>,
+) -> impl IntoView {
+    view! {
+        <section class="panel" aria-labelledby="build-h">
+            <h2 id="build-h">"Settings and policies"</h2>
+            <ul class="plain" id="package-policies">
+                {policies.into_iter().map(|p| view! {
+                    <li>
+                        {p.name.clone()}" "
+                        <ActionForm action=start attr:class="inline">
+                            <input type="hidden" name="catalog_id" value=catalog />
+                            <input type="hidden" name="from" value="edit" />
+                            <input type="hidden" name="package_id" value=package />
+                            <input type="hidden" name="policy_id" value=p.id />
+                            <button type="submit" class="btn-secondary">{format!("Edit with “{}”", p.name)}</button>
+                        </ActionForm>
+                    </li>
+                }).collect_view()}
+            </ul>
+            <ActionForm action=start attr:class="inline" attr:id="add-policy">
+                <input type="hidden" name="catalog_id" value=catalog />
+                <input type="hidden" name="from" value="policy" />
+                <input type="hidden" name="package_id" value=package />
+                <button type="submit" class="btn-secondary">"Add a policy"</button>
+            </ActionForm>" "
+            <ActionForm action=start attr:class="inline" attr:id="copy-package">
+                <input type="hidden" name="catalog_id" value=catalog />
+                <input type="hidden" name="from" value="copy" />
+                <input type="hidden" name="package_id" value=package />
+                <button type="submit" class="btn-secondary">"Copy this package"</button>
+            </ActionForm>
         </section>
     }
 }

@@ -1,0 +1,821 @@
+//! The access package builder's draft: what an author has entered so far, and the two
+//! directions between it and the builder's forms. [`PackageDraft::apply`] reads one step's
+//! form fields into the draft (or refuses them with a message for the field), and
+//! [`PackageDraft::form_values`] writes the draft back as the same fields, so a step shows
+//! exactly what was saved. The field names live here only, on both sides.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::error::{DomainError, DomainResult};
+use super::ids::*;
+use super::policy::*;
+use crate::states::{DraftMode, WizardStep};
+
+/// Approval stages the builder offers (the policy's own limit).
+pub const STAGES: usize = MAX_STAGES;
+pub use crate::views::MAX_QUESTIONS;
+/// Longest description, question or option list, in characters.
+const MAX_TEXT: usize = 2000;
+/// Most people named in one list (requestors, approvers).
+const MAX_PEOPLE: usize = 100;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PackageDraft {
+    pub name: String,
+    pub description: String,
+    pub hidden: bool,
+    pub roles: Vec<ResourceRoleId>,
+    /// The policy being built: `id` and `version` are the edited policy's (else zero).
+    pub policy: Policy,
+    pub incompatible_packages: Vec<PackageId>,
+    pub incompatible_groups: Vec<GroupId>,
+    /// The package's version when an edit began (a change meanwhile is a conflict at saving).
+    #[serde(default)]
+    pub package_version: i64,
+}
+
+impl PackageDraft {
+    /// An empty draft for a new package: members may request, no approval, no expiry.
+    pub fn new() -> Self {
+        PackageDraft {
+            name: String::new(),
+            description: String::new(),
+            hidden: false,
+            roles: vec![],
+            policy: Policy::new(PackageId(0), "Members", RequestorScope::AllMembers, vec![]),
+            incompatible_packages: vec![],
+            incompatible_groups: vec![],
+            package_version: 0,
+        }
+    }
+}
+
+impl Default for PackageDraft {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One step's form fields, as posted.
+pub struct Fields<'a>(pub &'a HashMap<String, String>);
+
+impl Fields<'_> {
+    fn text(&self, key: &str) -> &str {
+        self.0.get(key).map_or("", |v| v.trim())
+    }
+
+    fn ticked(&self, key: &str) -> bool {
+        matches!(self.text(key), "on" | "true" | "1" | "yes")
+    }
+
+    fn bounded(&self, key: &str, max: usize) -> DomainResult<String> {
+        let v = self.text(key);
+        if v.chars().count() > max {
+            return Err(DomainError::invalid(key, format!("at most {max} characters")));
+        }
+        Ok(v.to_owned())
+    }
+
+    fn number(&self, key: &str, range: std::ops::RangeInclusive<u32>, what: &str) -> DomainResult<u32> {
+        let n = self
+            .text(key)
+            .parse::<u32>()
+            .map_err(|_| DomainError::invalid(key, format!("{what}: a whole number, please")))?;
+        if !range.contains(&n) {
+            return Err(DomainError::invalid(key, format!("{what}: from {} to {}", range.start(), range.end())));
+        }
+        Ok(n)
+    }
+
+    /// The ids of the ticked boxes named `{prefix}{id}`, in id order.
+    fn ticked_ids(&self, prefix: &str) -> Vec<i64> {
+        let mut ids: Vec<i64> = self
+            .0
+            .keys()
+            .filter_map(|k| k.strip_prefix(prefix).and_then(|id| id.parse().ok()).filter(|_| self.ticked(k)))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn word<T>(&self, key: &str, parse: fn(&str) -> Option<T>) -> DomainResult<T> {
+        parse(self.text(key)).ok_or_else(|| DomainError::invalid(key, "choose one of the options"))
+    }
+}
+
+/// The emails in a list field: separated by commas, semicolons, spaces or lines.
+pub fn emails_in(value: &str) -> Vec<String> {
+    value
+        .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_lowercase())
+        .collect()
+}
+
+/// The fields of a step that name people by email (to be looked up before [`PackageDraft::apply`]).
+pub fn people_fields(step: WizardStep) -> Vec<String> {
+    match step {
+        WizardStep::Requestors => vec!["people".into()],
+        WizardStep::Approval => (1..=STAGES)
+            .flat_map(|i| [format!("s{i}_people"), format!("s{i}_fallback"), format!("s{i}_escalation")])
+            .collect(),
+        WizardStep::Lifecycle => vec!["review_people".into()],
+        _ => vec![],
+    }
+}
+
+/// Everyone a draft names, to show their emails.
+impl PackageDraft {
+    pub fn people(&self) -> Vec<UserId> {
+        let mut ids: Vec<UserId> = self
+            .policy
+            .requestors
+            .iter()
+            .filter_map(|r| match r {
+                RequestorRef::User(u) => Some(*u),
+                _ => None,
+            })
+            .collect();
+        let specs =
+            self.policy.approval.stages.iter().flat_map(|s| s.primary.iter().chain(&s.fallback).chain(&s.escalation));
+        let reviewers = match &self.policy.review {
+            ReviewSettings::Recurring { reviewers, .. } => reviewers.as_slice(),
+            ReviewSettings::Off => &[],
+        };
+        ids.extend(specs.chain(reviewers).filter_map(|s| match s {
+            ApproverSpec::User { id } => Some(*id),
+            _ => None,
+        }));
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+/// Looks people up by their (lower-case) email.
+pub type People = HashMap<String, UserId>;
+
+fn people_in(fields: &Fields<'_>, key: &str, people: &People) -> DomainResult<Vec<UserId>> {
+    let emails = emails_in(fields.text(key));
+    if emails.len() > MAX_PEOPLE {
+        return Err(DomainError::invalid(key, format!("at most {MAX_PEOPLE} people")));
+    }
+    let mut ids = Vec::new();
+    for email in emails {
+        let id = people
+            .get(&email)
+            .ok_or_else(|| DomainError::invalid(key, format!("nobody active has the email {email}")))?;
+        if !ids.contains(id) {
+            ids.push(*id);
+        }
+    }
+    Ok(ids)
+}
+
+fn users(ids: Vec<UserId>) -> Vec<ApproverSpec> {
+    ids.into_iter().map(|id| ApproverSpec::User { id }).collect()
+}
+
+fn join_emails(ids: impl Iterator<Item = UserId>, emails: &HashMap<UserId, String>) -> String {
+    ids.filter_map(|id| emails.get(&id).cloned()).collect::<Vec<_>>().join(", ")
+}
+
+fn spec_users(specs: &[ApproverSpec]) -> impl Iterator<Item = UserId> + '_ {
+    specs.iter().filter_map(|s| match s {
+        ApproverSpec::User { id } => Some(*id),
+        _ => None,
+    })
+}
+
+const ON: &str = "on";
+
+fn flag(v: bool) -> String {
+    if v { ON } else { "" }.to_owned()
+}
+
+impl PackageDraft {
+    /// Read one step's fields into the draft, after checking them; on a refusal the draft is
+    /// unchanged and the error names the field. `mode` decides which parts a step may change
+    /// (an edit keeps the package's resource roles; a new policy keeps the package's basics).
+    pub fn apply(
+        &mut self,
+        mode: DraftMode,
+        step: WizardStep,
+        fields: &Fields<'_>,
+        people: &People,
+        now: DateTime<Utc>,
+    ) -> DomainResult<()> {
+        let mut next = self.clone();
+        match step {
+            WizardStep::Basics => next.basics(mode, fields)?,
+            WizardStep::Roles => {
+                if mode == DraftMode::NewPackage {
+                    next.resource_roles(fields)?
+                }
+            }
+            WizardStep::Requestors => next.requestors(fields, people)?,
+            WizardStep::Approval => next.approval(fields, people)?,
+            WizardStep::Lifecycle => next.lifecycle(fields, people, now)?,
+            WizardStep::Questions => next.questions(fields)?,
+            WizardStep::Review => {}
+        }
+        *self = next;
+        Ok(())
+    }
+
+    fn basics(&mut self, mode: DraftMode, f: &Fields<'_>) -> DomainResult<()> {
+        if mode != DraftMode::NewPolicy {
+            let name = f.bounded("name", 200)?;
+            if name.is_empty() {
+                return Err(DomainError::invalid("name", "the package needs a name"));
+            }
+            self.name = name;
+            self.description = f.bounded("description", MAX_TEXT)?;
+            self.hidden = f.ticked("hidden");
+        }
+        let policy_name = f.bounded("policy_name", 200)?;
+        if policy_name.is_empty() {
+            return Err(DomainError::invalid("policy_name", "the policy needs a name (for example: Employees)"));
+        }
+        self.policy.name = policy_name;
+        self.policy.description = f.bounded("policy_description", MAX_TEXT)?;
+        Ok(())
+    }
+
+    fn resource_roles(&mut self, f: &Fields<'_>) -> DomainResult<()> {
+        let roles: Vec<ResourceRoleId> = f.ticked_ids("role_").into_iter().map(ResourceRoleId).collect();
+        if roles.is_empty() {
+            return Err(DomainError::invalid("roles", "pick at least one resource role"));
+        }
+        self.roles = roles;
+        self.incompatible_packages = f.ticked_ids("sod_package_").into_iter().map(PackageId).collect();
+        self.incompatible_groups = f.ticked_ids("sod_group_").into_iter().map(GroupId).collect();
+        Ok(())
+    }
+
+    fn requestors(&mut self, f: &Fields<'_>, people: &People) -> DomainResult<()> {
+        let scope = f.word("scope", RequestorScope::parse)?;
+        let requestors: Vec<RequestorRef> = match scope {
+            RequestorScope::Specific => {
+                let mut list: Vec<RequestorRef> =
+                    people_in(f, "people", people)?.into_iter().map(RequestorRef::User).collect();
+                list.extend(f.ticked_ids("group_").into_iter().map(|g| RequestorRef::Group(GroupId(g))));
+                if list.is_empty() {
+                    return Err(DomainError::invalid("people", "name at least one person or group who may request"));
+                }
+                list
+            }
+            RequestorScope::ConnectedOrgs => {
+                let list: Vec<RequestorRef> =
+                    f.ticked_ids("org_").into_iter().map(|o| RequestorRef::Org(OrgId(o))).collect();
+                if list.is_empty() {
+                    return Err(DomainError::invalid("orgs", "pick at least one connected organization"));
+                }
+                list
+            }
+            _ => vec![],
+        };
+        self.policy.scope = scope;
+        self.policy.requestors = requestors;
+        self.policy.justification_required = f.ticked("justification_required");
+        self.policy.on_behalf_allowed = f.ticked("on_behalf_allowed");
+        Ok(())
+    }
+
+    fn approval(&mut self, f: &Fields<'_>, people: &People) -> DomainResult<()> {
+        let count = f.number("stages", 0..=STAGES as u32, "approval stages")? as usize;
+        let mut stages = Vec::with_capacity(count);
+        for i in 1..=count {
+            let key = |k: &str| format!("s{i}_{k}");
+            let primary = match f.text(&key("approver")) {
+                "people" => {
+                    let ids = people_in(f, &key("people"), people)?;
+                    if ids.is_empty() {
+                        return Err(DomainError::invalid(&key("people"), format!("stage {i}: name who approves")));
+                    }
+                    users(ids)
+                }
+                "group" => {
+                    let group = f.text(&key("group")).parse::<i64>().ok().filter(|g| *g > 0).ok_or_else(|| {
+                        DomainError::invalid(&key("group"), format!("stage {i}: pick the group that approves"))
+                    })?;
+                    vec![ApproverSpec::Group { id: GroupId(group) }]
+                }
+                "manager" => vec![ApproverSpec::Manager],
+                "catalog_owners" => vec![ApproverSpec::CatalogOwners],
+                "sponsors" => vec![ApproverSpec::Sponsors],
+                _ => return Err(DomainError::invalid(&key("approver"), format!("stage {i}: choose who approves"))),
+            };
+            let on_timeout = match f.text(&key("on_timeout")) {
+                "escalate" => OnTimeout::Escalate,
+                _ => OnTimeout::Expire,
+            };
+            let escalation = users(people_in(f, &key("escalation"), people)?);
+            if on_timeout == OnTimeout::Escalate && escalation.is_empty() {
+                return Err(DomainError::invalid(
+                    &key("escalation"),
+                    format!("stage {i}: name who the request goes to when nobody decides in time"),
+                ));
+            }
+            stages.push(Stage {
+                primary,
+                fallback: users(people_in(f, &key("fallback"), people)?),
+                escalation,
+                justification_required: f.ticked(&key("justification")),
+                timeout_days: f.number(&key("timeout"), 1..=MAX_TIMEOUT_DAYS, &format!("stage {i}: days to decide"))?,
+                on_timeout,
+            });
+        }
+        self.policy.approval = Approval { stages };
+        Ok(())
+    }
+
+    fn lifecycle(&mut self, f: &Fields<'_>, people: &People, now: DateTime<Utc>) -> DomainResult<()> {
+        let expiration = match f.text("expires") {
+            "never" => Expiration::Never,
+            "on_date" => {
+                let date = NaiveDate::parse_from_str(f.text("exp_date"), "%Y-%m-%d")
+                    .map_err(|_| DomainError::invalid("exp_date", "a date, as YYYY-MM-DD"))?;
+                if date <= now.date_naive() {
+                    return Err(DomainError::invalid("exp_date", "the end date must lie ahead"));
+                }
+                Expiration::OnDate { date }
+            }
+            "after_days" => Expiration::AfterDays { days: f.number("exp_days", 1..=3660, "days")? },
+            "after_hours" => Expiration::AfterHours { hours: f.number("exp_hours", 1..=3660 * 24, "hours")? },
+            _ => return Err(DomainError::invalid("expires", "choose when access ends")),
+        };
+        let schedule_allowed = f.ticked("schedule_allowed");
+        let max_lead_days = if schedule_allowed {
+            f.number("max_lead_days", 0..=MAX_LEAD_DAYS, "days ahead")?
+        } else {
+            self.policy.max_lead_days
+        };
+        let review = match f.text("review") {
+            "off" | "" => ReviewSettings::Off,
+            word => {
+                let frequency = match word {
+                    "weekly" => ReviewFrequency::Weekly,
+                    "monthly" => ReviewFrequency::Monthly,
+                    "quarterly" => ReviewFrequency::Quarterly,
+                    "annually" => ReviewFrequency::Annually,
+                    _ => return Err(DomainError::invalid("review", "choose how often access is reviewed")),
+                };
+                let (reviewers, self_review) = match f.text("review_by") {
+                    "self" => (vec![], true),
+                    "manager" => (vec![ApproverSpec::Manager], false),
+                    "people" => {
+                        let ids = people_in(f, "review_people", people)?;
+                        if ids.is_empty() {
+                            return Err(DomainError::invalid("review_people", "name who reviews"));
+                        }
+                        (users(ids), false)
+                    }
+                    _ => return Err(DomainError::invalid("review_by", "choose who reviews")),
+                };
+                let default_decision = match f.text("review_default") {
+                    "keep" => ReviewDefault::Keep,
+                    "remove" => ReviewDefault::Remove,
+                    "recommendation" => ReviewDefault::Recommendation,
+                    _ => return Err(DomainError::invalid("review_default", "choose what happens without an answer")),
+                };
+                ReviewSettings::Recurring {
+                    frequency,
+                    reviewers,
+                    self_review,
+                    duration_days: f.number("review_days", 1..=90, "review duration in days")?,
+                    default_decision,
+                    apply_automatically: f.ticked("review_auto"),
+                }
+            }
+        };
+        let extension_allowed = f.ticked("extension_allowed");
+        if extension_allowed && expiration == Expiration::Never {
+            return Err(DomainError::invalid("extension_allowed", "access that never ends needs no extension"));
+        }
+        let p = &mut self.policy;
+        p.expiration = expiration;
+        p.schedule_allowed = schedule_allowed;
+        p.max_lead_days = max_lead_days;
+        p.extension_allowed = extension_allowed;
+        p.extension_needs_approval = f.ticked("extension_needs_approval");
+        p.review = review;
+        Ok(())
+    }
+
+    fn questions(&mut self, f: &Fields<'_>) -> DomainResult<()> {
+        let mut found: Vec<(u32, usize, Question)> = Vec::new();
+        for i in 1..=MAX_QUESTIONS + 2 {
+            let key = |k: &str| format!("q{i}_{k}");
+            let prompt = f.bounded(&key("prompt"), 500)?;
+            if prompt.is_empty() {
+                continue;
+            }
+            let kind = match f.text(&key("kind")) {
+                "choice" => {
+                    let options: Vec<String> = f
+                        .bounded(&key("options"), MAX_TEXT)?
+                        .split(['\n', ','])
+                        .map(|o| o.trim().to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect();
+                    if options.len() < 2 {
+                        return Err(DomainError::invalid(&key("options"), "offer at least two options, one per line"));
+                    }
+                    QuestionKind::Choice { options }
+                }
+                _ => QuestionKind::Text { multiline: f.ticked(&key("multiline")) },
+            };
+            let order = match f.text(&key("order")) {
+                "" => i as u32,
+                _ => f.number(&key("order"), 1..=99, "position")?,
+            };
+            let id = match f.text(&key("id")) {
+                "" => String::new(),
+                id => id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect(),
+            };
+            found.push((order, i, Question { id, prompt, required: f.ticked(&key("required")), kind }));
+        }
+        if found.len() > MAX_QUESTIONS {
+            return Err(DomainError::invalid("questions", format!("at most {MAX_QUESTIONS} questions")));
+        }
+        found.sort_by_key(|(order, i, _)| (*order, *i));
+        // A question keeps its key (requests already filed answer it by that key); a new one
+        // gets the first free `qN`.
+        let mut questions: Vec<Question> = Vec::with_capacity(found.len());
+        let mut taken: Vec<String> = found.iter().map(|(_, _, q)| q.id.clone()).filter(|id| !id.is_empty()).collect();
+        for (_, _, mut q) in found {
+            if q.id.is_empty() || questions.iter().any(|o| o.id == q.id) {
+                let n = (1..).find(|n| !taken.contains(&format!("q{n}"))).unwrap_or(0);
+                q.id = format!("q{n}");
+                taken.push(q.id.clone());
+            }
+            questions.push(q);
+        }
+        self.policy.questions = questions;
+        Ok(())
+    }
+
+    /// Everything checked again, as at saving: every step's rules and the policy's own.
+    pub fn validate(&self, mode: DraftMode, now: DateTime<Utc>) -> DomainResult<()> {
+        if mode != DraftMode::NewPolicy && self.name.trim().is_empty() {
+            return Err(DomainError::invalid("name", "the package needs a name"));
+        }
+        if mode == DraftMode::NewPackage && self.roles.is_empty() {
+            return Err(DomainError::invalid("roles", "pick at least one resource role"));
+        }
+        self.policy.validate_at(now)
+    }
+
+    /// Where the first problem is: the step to send the author back to.
+    pub fn step_of_field(field: &str) -> WizardStep {
+        let numbered =
+            |prefix: char| field.starts_with(prefix) && field.chars().nth(1).is_some_and(|c| c.is_ascii_digit());
+        match field {
+            "name" | "description" | "policy_name" | "policy_description" => WizardStep::Basics,
+            "roles" => WizardStep::Roles,
+            "requestors" | "people" | "orgs" | "scope" => WizardStep::Requestors,
+            "approval" | "stages" => WizardStep::Approval,
+            "expiration" | "expires" | "exp_date" | "exp_days" | "exp_hours" | "max_lead_days"
+            | "extension_allowed" => WizardStep::Lifecycle,
+            f if f.starts_with("review") => WizardStep::Lifecycle,
+            "questions" => WizardStep::Questions,
+            _ if numbered('s') => WizardStep::Approval,
+            _ if numbered('q') => WizardStep::Questions,
+            _ => WizardStep::Review,
+        }
+    }
+
+    /// The draft as the builder's form fields (the inverse of [`Self::apply`]): `emails` names
+    /// the people it refers to.
+    pub fn form_values(&self, emails: &HashMap<UserId, String>) -> HashMap<String, String> {
+        let p = &self.policy;
+        let mut v: HashMap<String, String> = HashMap::new();
+        let mut set = |k: &str, value: String| {
+            v.insert(k.to_owned(), value);
+        };
+        set("name", self.name.clone());
+        set("description", self.description.clone());
+        set("hidden", flag(self.hidden));
+        set("policy_name", p.name.clone());
+        set("policy_description", p.description.clone());
+        for r in &self.roles {
+            set(&format!("role_{r}"), ON.into());
+        }
+        for pk in &self.incompatible_packages {
+            set(&format!("sod_package_{pk}"), ON.into());
+        }
+        for g in &self.incompatible_groups {
+            set(&format!("sod_group_{g}"), ON.into());
+        }
+        set("scope", p.scope.as_str().into());
+        let users = p.requestors.iter().filter_map(|r| match r {
+            RequestorRef::User(u) => Some(*u),
+            _ => None,
+        });
+        set("people", join_emails(users, emails));
+        for r in &p.requestors {
+            match r {
+                RequestorRef::Group(g) => set(&format!("group_{g}"), ON.into()),
+                RequestorRef::Org(o) => set(&format!("org_{o}"), ON.into()),
+                RequestorRef::User(_) => {}
+            }
+        }
+        set("justification_required", flag(p.justification_required));
+        set("on_behalf_allowed", flag(p.on_behalf_allowed));
+        set("stages", p.approval.stages.len().to_string());
+        for i in 1..=STAGES {
+            let key = |k: &str| format!("s{i}_{k}");
+            let Some(stage) = p.approval.stages.get(i - 1) else {
+                set(&key("approver"), "people".into());
+                set(&key("timeout"), "7".into());
+                set(&key("on_timeout"), "expire".into());
+                continue;
+            };
+            let approver = match stage.primary.first() {
+                Some(ApproverSpec::Group { id }) => {
+                    set(&key("group"), id.to_string());
+                    "group"
+                }
+                Some(ApproverSpec::Manager) => "manager",
+                Some(ApproverSpec::CatalogOwners) => "catalog_owners",
+                Some(ApproverSpec::Sponsors) => "sponsors",
+                Some(ApproverSpec::User { .. }) | None => "people",
+            };
+            set(&key("approver"), approver.into());
+            set(&key("people"), join_emails(spec_users(&stage.primary), emails));
+            set(&key("fallback"), join_emails(spec_users(&stage.fallback), emails));
+            set(&key("escalation"), join_emails(spec_users(&stage.escalation), emails));
+            set(&key("justification"), flag(stage.justification_required));
+            set(&key("timeout"), stage.timeout_days.to_string());
+            set(
+                &key("on_timeout"),
+                match stage.on_timeout {
+                    OnTimeout::Expire => "expire",
+                    OnTimeout::Escalate => "escalate",
+                }
+                .into(),
+            );
+        }
+        let expires = match p.expiration {
+            Expiration::Never => "never",
+            Expiration::OnDate { date } => {
+                set("exp_date", date.format("%Y-%m-%d").to_string());
+                "on_date"
+            }
+            Expiration::AfterDays { days } => {
+                set("exp_days", days.to_string());
+                "after_days"
+            }
+            Expiration::AfterHours { hours } => {
+                set("exp_hours", hours.to_string());
+                "after_hours"
+            }
+        };
+        set("expires", expires.into());
+        set("schedule_allowed", flag(p.schedule_allowed));
+        set("max_lead_days", p.max_lead_days.to_string());
+        set("extension_allowed", flag(p.extension_allowed));
+        set("extension_needs_approval", flag(p.extension_needs_approval));
+        match &p.review {
+            ReviewSettings::Off => {
+                set("review", "off".into());
+                set("review_by", "manager".into());
+                set("review_days", "14".into());
+                set("review_default", "keep".into());
+            }
+            ReviewSettings::Recurring {
+                frequency,
+                reviewers,
+                self_review,
+                duration_days,
+                default_decision,
+                apply_automatically,
+            } => {
+                let word = match frequency {
+                    ReviewFrequency::Weekly => "weekly",
+                    ReviewFrequency::Monthly => "monthly",
+                    ReviewFrequency::Quarterly => "quarterly",
+                    ReviewFrequency::Annually => "annually",
+                };
+                set("review", word.into());
+                let by = if *self_review {
+                    "self"
+                } else if reviewers.contains(&ApproverSpec::Manager) {
+                    "manager"
+                } else {
+                    "people"
+                };
+                set("review_by", by.into());
+                set("review_people", join_emails(spec_users(reviewers), emails));
+                set("review_days", duration_days.to_string());
+                let default = match default_decision {
+                    ReviewDefault::Keep => "keep",
+                    ReviewDefault::Remove => "remove",
+                    ReviewDefault::Recommendation => "recommendation",
+                };
+                set("review_default", default.into());
+                set("review_auto", flag(*apply_automatically));
+            }
+        }
+        for (n, q) in p.questions.iter().enumerate() {
+            let i = n + 1;
+            let key = |k: &str| format!("q{i}_{k}");
+            set(&key("id"), q.id.clone());
+            set(&key("prompt"), q.prompt.clone());
+            set(&key("required"), flag(q.required));
+            set(&key("order"), i.to_string());
+            match &q.kind {
+                QuestionKind::Text { multiline } => {
+                    set(&key("kind"), "text".into());
+                    set(&key("multiline"), flag(*multiline));
+                }
+                QuestionKind::Choice { options } => {
+                    set(&key("kind"), "choice".into());
+                    set(&key("options"), options.join("\n"));
+                }
+            }
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-30T12:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    fn people() -> People {
+        [("hana@x.example".to_owned(), UserId(7)), ("tom@x.example".to_owned(), UserId(9))].into_iter().collect()
+    }
+
+    fn emails() -> HashMap<UserId, String> {
+        people().into_iter().map(|(e, id)| (id, e)).collect()
+    }
+
+    /// Every step, filled as an admin would, then written back as form values and read again:
+    /// the same draft (what a step shows is what was saved).
+    #[test]
+    fn steps_read_back_what_they_wrote() {
+        let mut d = PackageDraft::new();
+        let steps = [
+            (WizardStep::Basics, fields(&[("name", " Payroll "), ("policy_name", "Finance"), ("hidden", "on")])),
+            (WizardStep::Roles, fields(&[("role_3", "on"), ("role_11", "on"), ("role_5", ""), ("sod_group_2", "on")])),
+            (
+                WizardStep::Requestors,
+                fields(&[
+                    ("scope", "specific"),
+                    ("people", "Tom@x.example"),
+                    ("group_4", "on"),
+                    ("justification_required", "on"),
+                ]),
+            ),
+            (
+                WizardStep::Approval,
+                fields(&[
+                    ("stages", "2"),
+                    ("s1_approver", "manager"),
+                    ("s1_timeout", "3"),
+                    ("s1_on_timeout", "escalate"),
+                    ("s1_escalation", "hana@x.example"),
+                    ("s2_approver", "people"),
+                    ("s2_people", "hana@x.example, tom@x.example"),
+                    ("s2_timeout", "7"),
+                    ("s2_justification", "on"),
+                    ("s3_approver", "group"),
+                ]),
+            ),
+            (
+                WizardStep::Lifecycle,
+                fields(&[
+                    ("expires", "after_days"),
+                    ("exp_days", "30"),
+                    ("schedule_allowed", "on"),
+                    ("max_lead_days", "14"),
+                    ("extension_allowed", "on"),
+                    ("review", "quarterly"),
+                    ("review_by", "people"),
+                    ("review_people", "hana@x.example"),
+                    ("review_days", "10"),
+                    ("review_default", "remove"),
+                ]),
+            ),
+            (
+                WizardStep::Questions,
+                fields(&[
+                    ("q1_prompt", "Which cost centre?"),
+                    ("q1_kind", "choice"),
+                    ("q1_options", "CC-1\nCC-2"),
+                    ("q1_order", "2"),
+                    ("q2_prompt", "Why now?"),
+                    ("q2_required", "on"),
+                    ("q2_order", "1"),
+                    ("q3_prompt", ""),
+                ]),
+            ),
+        ];
+        for (step, f) in &steps {
+            d.apply(DraftMode::NewPackage, *step, &Fields(f), &people(), now()).unwrap();
+        }
+        assert_eq!(d.name, "Payroll");
+        assert_eq!(d.roles, vec![ResourceRoleId(3), ResourceRoleId(11)]);
+        assert_eq!(d.incompatible_groups, vec![GroupId(2)]);
+        assert_eq!(d.policy.requestors, vec![RequestorRef::User(UserId(9)), RequestorRef::Group(GroupId(4))]);
+        assert_eq!(d.policy.approval.stages.len(), 2);
+        assert_eq!(d.policy.approval.stages[0].escalation, vec![ApproverSpec::User { id: UserId(7) }]);
+        assert_eq!(d.policy.expiration, Expiration::AfterDays { days: 30 });
+        assert_eq!(
+            d.policy.questions.iter().map(|q| q.prompt.as_str()).collect::<Vec<_>>(),
+            ["Why now?", "Which cost centre?"]
+        );
+        assert!(d.policy.questions[0].required);
+        d.validate(DraftMode::NewPackage, now()).unwrap();
+
+        let values = d.form_values(&emails());
+        let mut again = PackageDraft::new();
+        for step in WizardStep::ALL {
+            again.apply(DraftMode::NewPackage, *step, &Fields(&values), &people(), now()).unwrap();
+        }
+        assert_eq!(again, d);
+    }
+
+    #[test]
+    fn a_refused_step_changes_nothing_and_names_its_field() {
+        let mut d = PackageDraft::new();
+        let before = d.clone();
+        let cases = [
+            (WizardStep::Basics, fields(&[("name", ""), ("policy_name", "x")]), "name"),
+            (WizardStep::Roles, fields(&[("role_3", "")]), "roles"),
+            (WizardStep::Requestors, fields(&[("scope", "specific"), ("people", "nobody@x.example")]), "people"),
+            (WizardStep::Requestors, fields(&[("scope", "connected_orgs")]), "orgs"),
+            (WizardStep::Approval, fields(&[("stages", "4")]), "stages"),
+            (
+                WizardStep::Approval,
+                fields(&[("stages", "1"), ("s1_approver", "people"), ("s1_timeout", "3")]),
+                "s1_people",
+            ),
+            (
+                WizardStep::Approval,
+                fields(&[("stages", "1"), ("s1_approver", "manager"), ("s1_timeout", "30")]),
+                "s1_timeout",
+            ),
+            (
+                WizardStep::Approval,
+                fields(&[
+                    ("stages", "1"),
+                    ("s1_approver", "manager"),
+                    ("s1_timeout", "3"),
+                    ("s1_on_timeout", "escalate"),
+                ]),
+                "s1_escalation",
+            ),
+            (WizardStep::Lifecycle, fields(&[("expires", "on_date"), ("exp_date", "2026-11-30")]), "exp_date"),
+            (WizardStep::Lifecycle, fields(&[("expires", "after_days"), ("exp_days", "zero")]), "exp_days"),
+            (WizardStep::Lifecycle, fields(&[("expires", "never"), ("extension_allowed", "on")]), "extension_allowed"),
+            (
+                WizardStep::Questions,
+                fields(&[("q1_prompt", "Pick"), ("q1_kind", "choice"), ("q1_options", "one")]),
+                "q1_options",
+            ),
+        ];
+        for (step, f, field) in cases {
+            let err = d.apply(DraftMode::NewPackage, step, &Fields(&f), &people(), now()).unwrap_err();
+            assert!(
+                matches!(&err, DomainError::Invalid { field: Some(got), .. } if got == field),
+                "{step}: {err:?} should name {field}"
+            );
+            assert_eq!(d, before, "{step}: refused, yet changed");
+            assert_eq!(PackageDraft::step_of_field(field), step, "{field} belongs to {step}");
+        }
+    }
+
+    #[test]
+    fn an_edit_keeps_the_roles_and_a_new_policy_keeps_the_package() {
+        let mut d = PackageDraft { name: "Payroll".into(), roles: vec![ResourceRoleId(1)], ..PackageDraft::new() };
+        d.apply(DraftMode::Edit, WizardStep::Roles, &Fields(&fields(&[("role_2", "on")])), &people(), now()).unwrap();
+        assert_eq!(d.roles, vec![ResourceRoleId(1)]);
+        let f = fields(&[("name", "Renamed"), ("policy_name", "Contractors")]);
+        d.apply(DraftMode::NewPolicy, WizardStep::Basics, &Fields(&f), &people(), now()).unwrap();
+        assert_eq!((d.name.as_str(), d.policy.name.as_str()), ("Payroll", "Contractors"));
+    }
+
+    #[test]
+    fn questions_keep_their_keys_and_new_ones_get_free_keys() {
+        let mut d = PackageDraft::new();
+        let f = fields(&[("q1_id", "q2"), ("q1_prompt", "Old"), ("q2_prompt", "New"), ("q3_prompt", "Newer")]);
+        d.apply(DraftMode::NewPackage, WizardStep::Questions, &Fields(&f), &people(), now()).unwrap();
+        let ids: Vec<&str> = d.policy.questions.iter().map(|q| q.id.as_str()).collect();
+        assert_eq!(ids, ["q2", "q1", "q3"]);
+    }
+}

@@ -1,0 +1,307 @@
+//! The access package builder (issue 11 point 2) through the service, on SQLite and
+//! PostgreSQL: a package built step by step is requested, approved through both stages and
+//! delivered; drafts are their authors' alone and keep every saved step; a refused step saves
+//! nothing; two "create" clicks make one package; an edit shows what it does to waiting
+//! requests, leaves them their stages, and refuses to overwrite a change made meanwhile.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+
+use crate::common;
+use common::{ask, World};
+use quartermaster::domain::ids::*;
+use quartermaster::domain::model::Role;
+use quartermaster::domain::policy::Answer;
+use quartermaster::domain::request::{Decision, RequestState};
+use quartermaster::domain::DomainError;
+use quartermaster::service::drafts::{DraftStart, Go};
+use quartermaster::states::{DraftMode, WizardStep};
+use quartermaster::store::Backend;
+
+on_both_databases!(
+    a_built_package_is_requested_approved_in_two_stages_and_delivered,
+    drafts_are_their_authors_alone_and_keep_every_saved_step,
+    an_edit_shows_its_impact_and_waiting_requests_keep_their_stages,
+);
+
+fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+async fn engineering(w: &World) -> CatalogId {
+    CatalogId(
+        sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Engineering'")
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap(),
+    )
+}
+
+async fn count(w: &World, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(w.db().pool()).await.unwrap()
+}
+
+async fn a_built_package_is_requested_approved_in_two_stages_and_delivered(backend: Backend) {
+    let w = World::new(backend).await;
+    let eng = engineering(&w).await;
+    let linus = w.actor(w.ids.linus).await;
+    let id = w.service.package_manager(&linus, eng).unwrap().start_draft(DraftStart::New).await.unwrap();
+    // Each operation opens the draft anew, as each request does.
+    let draft = async || w.service.draft(&linus, id).await.unwrap();
+
+    // The roles step offers the catalog's resource roles; pick two.
+    let view = draft().await.view(Some(WizardStep::Roles)).await.unwrap();
+    assert!(view.roles.len() >= 2, "Engineering offers resource roles: {:?}", view.roles);
+    let (r1, r2) = (format!("role_{}", view.roles[0].id), format!("role_{}", view.roles[1].id));
+    let steps = [
+        (
+            WizardStep::Basics,
+            fields(&[("name", "Data Science Lab"), ("description", "GPUs"), ("policy_name", "Engineers")]),
+        ),
+        (WizardStep::Roles, fields(&[(&r1, "on"), (&r2, "on")])),
+        (WizardStep::Requestors, fields(&[("scope", "all_members"), ("justification_required", "on")])),
+        (
+            WizardStep::Approval,
+            fields(&[
+                ("stages", "2"),
+                ("s1_approver", "people"),
+                ("s1_people", "hana@quartermaster.example"),
+                ("s1_timeout", "7"),
+                ("s2_approver", "people"),
+                ("s2_people", "KAI@quartermaster.example"),
+                ("s2_timeout", "3"),
+            ]),
+        ),
+        (WizardStep::Lifecycle, fields(&[("expires", "after_days"), ("exp_days", "30"), ("review", "off")])),
+        (WizardStep::Questions, fields(&[("q1_prompt", "Which project?"), ("q1_required", "on")])),
+    ];
+    for (step, f) in &steps {
+        let to = draft().await.save_step(*step, Go::Next, f).await.unwrap();
+        assert_eq!(to, step.next());
+        // A reload shows the step as saved: the draft remembers where the author is.
+        let again = w.service.draft(&linus, id).await.unwrap().view(None).await.unwrap();
+        assert_eq!(again.step, step.next());
+    }
+    let review = draft().await.view(Some(WizardStep::Review)).await.unwrap();
+    let said = |what: &str| review.summary.iter().find(|(w, _)| w == what).map(|(_, h)| h.clone()).unwrap_or_default();
+    assert_eq!(said("Package"), "Data Science Lab");
+    assert!(said("Approval stage 1").contains("Hana"), "{:?}", review.summary);
+    assert!(said("Approval stage 2").contains("Kai"), "{:?}", review.summary);
+    assert!(said("Lifecycle").contains("30 days"));
+    assert!(said("Questions").contains("Which project? (text, required)"));
+
+    let package = draft().await.finish().await.unwrap();
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM package_drafts").await, 0, "the draft is gone once used");
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_events WHERE action IN ('package.created', 'policy.created')")
+            .fetch_all(w.db().pool())
+            .await
+            .unwrap();
+    assert_eq!(actions, ["package.created", "policy.created"], "made in one audited transaction");
+
+    // Maya requests it, answering the required question; Hana, then Kai, approve.
+    let maya = w.actor(w.ids.maya).await;
+    let unanswered = w.service.submit_request(&maya, ask(package, "model training")).await.unwrap_err();
+    assert!(matches!(unanswered, DomainError::Invalid { .. }), "the required question is asked: {unanswered:?}");
+    let mut new = ask(package, "model training");
+    let q = review.values.get("q1_id").cloned().unwrap_or_else(|| "q1".into());
+    new.answers = vec![Answer { question_id: q, value: "Forecasting".into() }];
+    let out = w.service.submit_request(&maya, new).await.unwrap();
+    assert_eq!(out.state, RequestState::PendingApproval);
+    let kai = w.actor(w.ids.kai).await;
+    assert!(w.service.decide(&kai, out.request, Decision::Approve, "").await.is_err(), "stage 2 waits for stage 1");
+    let hana = w.actor(w.ids.hana).await;
+    w.service.decide(&hana, out.request, Decision::Approve, "").await.unwrap();
+    w.service.decide(&kai, out.request, Decision::Approve, "").await.unwrap();
+    for _ in 0..10 {
+        w.service.deliver_pending(&quartermaster::domain::authz::Operator::Workers, 50).await.unwrap();
+    }
+    let (state, start, end): (String, i64, Option<i64>) =
+        sqlx::query_as("SELECT state, start_at, end_at FROM assignments WHERE user_id = $1 AND package_id = $2")
+            .bind(w.ids.maya.0)
+            .bind(package.0)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap();
+    assert_eq!(state, "delivered");
+    assert_eq!(end.map(|e| e - start), Some(30 * 86_400_000), "ends 30 days after it was granted");
+    let grants = count(
+        &w,
+        &format!(
+            "SELECT COUNT(*) FROM grants g JOIN assignments a ON a.id = g.assignment_id WHERE a.package_id = {}",
+            package.0
+        ),
+    )
+    .await;
+    assert_eq!(grants, 2, "both resource roles granted");
+}
+
+async fn drafts_are_their_authors_alone_and_keep_every_saved_step(backend: Backend) {
+    let w = World::new(backend).await;
+    let eng = engineering(&w).await;
+    let linus = w.actor(w.ids.linus).await;
+    let grace = w.actor(w.ids.grace).await;
+    w.service.catalog_owner(&grace, eng).unwrap().grant_role(w.ids.jamal, Role::AccessPackageManager).await.unwrap();
+    let jamal = w.actor(w.ids.jamal).await;
+    let id = w.service.package_manager(&linus, eng).unwrap().start_draft(DraftStart::New).await.unwrap();
+
+    // Nobody else opens it: not a package manager of the catalog, not an administrator, not
+    // someone with no role (each is told it does not exist).
+    for other in [&jamal, &grace, &w.actor(w.ids.maya).await] {
+        assert!(matches!(w.service.draft(other, id).await, Err(DomainError::NotFound(_))));
+    }
+    // Someone without the role cannot start one.
+    let maya = w.actor(w.ids.maya).await;
+    assert!(w.service.package_manager(&maya, eng).is_err());
+
+    let draft = async || w.service.draft(&linus, id).await.unwrap();
+    let body = || async {
+        sqlx::query_scalar::<_, String>("SELECT body FROM package_drafts WHERE id = $1")
+            .bind(id)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap()
+    };
+    // A refused step names its field and saves nothing.
+    let before = body().await;
+    let refused = draft()
+        .await
+        .save_step(
+            WizardStep::Approval,
+            Go::Next,
+            &fields(&[
+                ("stages", "1"),
+                ("s1_approver", "people"),
+                ("s1_people", "nobody@nowhere.example"),
+                ("s1_timeout", "3"),
+            ]),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(&refused, DomainError::Invalid { field: Some(f), .. } if f == "s1_people"), "{refused:?}");
+    assert_eq!(body().await, before);
+
+    // Two tabs: each saves its own step onto what the other saved.
+    let (basics, lifecycle) = (
+        fields(&[("name", "Two Tabs"), ("policy_name", "Everyone")]),
+        fields(&[("expires", "after_hours"), ("exp_hours", "8")]),
+    );
+    let (a, b) = tokio::join!(async { draft().await.save_step(WizardStep::Basics, Go::Next, &basics).await }, async {
+        draft().await.save_step(WizardStep::Lifecycle, Go::Next, &lifecycle).await
+    },);
+    a.unwrap();
+    b.unwrap();
+    let view = draft().await.view(Some(WizardStep::Review)).await.unwrap();
+    assert_eq!(view.values.get("name").map(String::as_str), Some("Two Tabs"));
+    assert_eq!(view.values.get("exp_hours").map(String::as_str), Some("8"));
+
+    // Create refuses a draft missing its roles, naming the step's field.
+    let missing = draft().await.finish().await.unwrap_err();
+    assert!(matches!(&missing, DomainError::Invalid { field: Some(f), .. } if f == "roles"), "{missing:?}");
+    let roles = draft().await.view(Some(WizardStep::Roles)).await.unwrap().roles;
+    draft()
+        .await
+        .save_step(WizardStep::Roles, Go::Next, &fields(&[(&format!("role_{}", roles[0].id), "on")]))
+        .await
+        .unwrap();
+
+    // Two "create" clicks at once (two tabs): one package, the other told the draft is gone.
+    let packages_before = count(&w, "SELECT COUNT(*) FROM access_packages").await;
+    let (tab1, tab2) = (draft().await, draft().await);
+    let (a, b) = tokio::join!(tab1.finish(), tab2.finish());
+    let made = [&a, &b].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(made, 1, "exactly one create wins: {a:?} {b:?}");
+    assert!([a, b].into_iter().any(|r| matches!(r, Err(DomainError::NotFound(_)))));
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM access_packages").await, packages_before + 1);
+
+    // A role taken away ends the work: the draft no longer opens.
+    let id = w.service.package_manager(&jamal, eng).unwrap().start_draft(DraftStart::New).await.unwrap();
+    w.service
+        .catalog_owner(&grace, eng)
+        .unwrap()
+        .revoke_role(w.ids.jamal, quartermaster::views::CatalogRole::AccessPackageManager)
+        .await
+        .unwrap();
+    let jamal = w.actor(w.ids.jamal).await;
+    assert!(w.service.draft(&jamal, id).await.is_err());
+}
+
+async fn an_edit_shows_its_impact_and_waiting_requests_keep_their_stages(backend: Backend) {
+    let w = World::new(backend).await;
+    let linus = w.actor(w.ids.linus).await;
+    let omar = w.actor(w.ids.omar).await;
+    // Omar's request for Production Access waits at its first stage.
+    let mut prod = ask(w.ids.production_access, "on call");
+    prod.answers = vec![Answer { question_id: "service".into(), value: "Payments API".into() }];
+    let waiting = w.service.submit_request(&omar, prod).await.unwrap().request;
+    let stages_before: String = sqlx::query_scalar("SELECT stages FROM requests WHERE id = $1")
+        .bind(waiting.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    let policy = PolicyId(
+        sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
+            .bind(w.ids.production_access.0)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap(),
+    );
+    let original = quartermaster::store::catalog::policy(&mut w.db().pool().acquire().await.unwrap(), policy)
+        .await
+        .unwrap()
+        .unwrap();
+    let pm = w.service.package_manager_of(&linus, w.ids.production_access).await.unwrap();
+    let id = pm.start_draft(DraftStart::Edit(w.ids.production_access, policy)).await.unwrap();
+    let stale = pm.start_draft(DraftStart::Edit(w.ids.production_access, policy)).await.unwrap();
+    let draft = async || w.service.draft(&linus, id).await.unwrap();
+    assert_eq!(draft().await.mode(), DraftMode::Edit);
+    // The edit starts from the policy as it is: its steps show its settings.
+    let basics = draft().await.view(Some(WizardStep::Approval)).await.unwrap();
+    let stages = basics.values.get("stages").cloned().unwrap();
+    assert_ne!(stages, "0");
+    draft()
+        .await
+        .save_step(
+            WizardStep::Approval,
+            Go::Next,
+            &fields(&[("stages", "1"), ("s1_approver", "catalog_owners"), ("s1_timeout", "5")]),
+        )
+        .await
+        .unwrap();
+    let review = draft().await.view(Some(WizardStep::Review)).await.unwrap();
+    let impact = review.impact.join(" ");
+    assert!(impact.contains("Changes: approval."), "{impact}");
+    assert!(
+        impact.contains("1 request waiting for approval under this policy keeps the stages it was filed under"),
+        "{impact}"
+    );
+    draft().await.finish().await.unwrap();
+    let after = quartermaster::store::catalog::policy(&mut w.db().pool().acquire().await.unwrap(), policy)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.approval.stages.len(), 1);
+    assert_eq!((&after.expiration, &after.questions), (&original.expiration, &original.questions), "the rest is kept");
+    let stages_now: String = sqlx::query_scalar("SELECT stages FROM requests WHERE id = $1")
+        .bind(waiting.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(stages_now, stages_before, "the waiting request keeps its stages");
+    // The other draft began before this change: saving it would overwrite it, so it is refused.
+    let other = async || w.service.draft(&linus, stale).await.unwrap();
+    let conflict = other().await.finish().await.unwrap_err();
+    assert!(matches!(conflict, DomainError::Conflict(_)), "{conflict:?}");
+    assert!(
+        other()
+            .await
+            .view(Some(WizardStep::Review))
+            .await
+            .unwrap()
+            .impact
+            .iter()
+            .any(|l| l.contains("changed this policy after you began")),
+        "the review says so before saving"
+    );
+}
