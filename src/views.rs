@@ -391,6 +391,8 @@ pub struct DraftView {
     /// The package edited or given a policy (none for a new package).
     pub package_id: Option<i64>,
     pub step: crate::states::WizardStep,
+    /// When it was last saved (the Review step sends it back with Create).
+    pub updated_at: i64,
     pub values: std::collections::BTreeMap<String, String>,
     pub roles: Vec<Choice>,
     pub packages: Vec<Choice>,

@@ -4,7 +4,8 @@
 -- to a package (a package, no policy), or edits a package and one of its policies (both).
 -- Creating from it, or discarding it, deletes it.
 CREATE TABLE package_drafts (
-    id          INTEGER PRIMARY KEY,
+    -- AUTOINCREMENT: an id is never given again (a stale tab must not reach a newer draft).
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     author_id   BIGINT NOT NULL REFERENCES users (id),
     catalog_id  BIGINT NOT NULL REFERENCES catalogs (id),
     package_id  BIGINT REFERENCES access_packages (id),

@@ -35,6 +35,10 @@ pub struct PackageDraft {
     /// The package's version when an edit began (a change meanwhile is a conflict at saving).
     #[serde(default)]
     pub package_version: i64,
+    /// Every question key the policy has used (requests already filed answer by key): a new
+    /// question never takes one, even of a question deleted since.
+    #[serde(default)]
+    pub used_keys: Vec<String>,
 }
 
 impl PackageDraft {
@@ -49,6 +53,7 @@ impl PackageDraft {
             incompatible_packages: vec![],
             incompatible_groups: vec![],
             package_version: 0,
+            used_keys: vec![],
         }
     }
 }
@@ -98,6 +103,7 @@ impl Fields<'_> {
             .filter_map(|k| k.strip_prefix(prefix).and_then(|id| id.parse().ok()).filter(|_| self.ticked(k)))
             .collect();
         ids.sort_unstable();
+        ids.dedup();
         ids
     }
 
@@ -188,6 +194,71 @@ fn spec_users(specs: &[ApproverSpec]) -> impl Iterator<Item = UserId> + '_ {
         ApproverSpec::User { id } => Some(*id),
         _ => None,
     })
+}
+
+/// Approvers a step's form cannot show (a stage's catalog owners as fallback, a second kind of
+/// primary approver, a group of reviewers…): written as JSON in a hidden field beside a "keep
+/// them" box, so an edit never drops what it cannot show.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    #[serde(default)]
+    pub primary: Vec<ApproverSpec>,
+    #[serde(default)]
+    pub fallback: Vec<ApproverSpec>,
+    #[serde(default)]
+    pub escalation: Vec<ApproverSpec>,
+}
+
+impl Kept {
+    pub fn is_empty(&self) -> bool {
+        self.primary.is_empty() && self.fallback.is_empty() && self.escalation.is_empty()
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &ApproverSpec> {
+        self.primary.iter().chain(&self.fallback).chain(&self.escalation)
+    }
+}
+
+/// The kept approvers of a `{prefix}_kept` field, when its `{prefix}_keep` box is ticked.
+fn kept_in(f: &Fields<'_>, prefix: &str) -> DomainResult<Kept> {
+    let (key, json) = (format!("{prefix}_kept"), f.text(&format!("{prefix}_kept")));
+    if json.is_empty() || !f.ticked(&format!("{prefix}_keep")) {
+        return Ok(Kept::default());
+    }
+    let kept: Kept = serde_json::from_str(json).map_err(|_| DomainError::invalid(&key, "this field was changed"))?;
+    if kept.all().count() > MAX_PEOPLE {
+        return Err(DomainError::invalid(&key, format!("at most {MAX_PEOPLE} approvers")));
+    }
+    Ok(kept)
+}
+
+fn merged(mut list: Vec<ApproverSpec>, more: Vec<ApproverSpec>) -> Vec<ApproverSpec> {
+    for spec in more {
+        if !list.contains(&spec) {
+            list.push(spec);
+        }
+    }
+    list
+}
+
+fn not_users(specs: &[ApproverSpec]) -> Vec<ApproverSpec> {
+    specs.iter().filter(|s| !matches!(s, ApproverSpec::User { .. })).copied().collect()
+}
+
+/// A policy with its approver and reviewer lists in one order (the builder may give them back
+/// in another), for telling whether an edit changed anything.
+pub fn normalized(policy: &Policy) -> Policy {
+    let key = |s: &ApproverSpec| serde_json::to_string(s).unwrap_or_default();
+    let mut p = policy.clone();
+    for stage in &mut p.approval.stages {
+        for list in [&mut stage.primary, &mut stage.fallback, &mut stage.escalation] {
+            list.sort_by_key(key);
+        }
+    }
+    if let ReviewSettings::Recurring { reviewers, .. } = &mut p.review {
+        reviewers.sort_by_key(key);
+    }
+    p
 }
 
 const ON: &str = "on";
@@ -290,10 +361,11 @@ impl PackageDraft {
         let mut stages = Vec::with_capacity(count);
         for i in 1..=count {
             let key = |k: &str| format!("s{i}_{k}");
+            let kept = kept_in(f, &format!("s{i}"))?;
             let primary = match f.text(&key("approver")) {
                 "people" => {
                     let ids = people_in(f, &key("people"), people)?;
-                    if ids.is_empty() {
+                    if ids.is_empty() && kept.primary.is_empty() {
                         return Err(DomainError::invalid(&key("people"), format!("stage {i}: name who approves")));
                     }
                     users(ids)
@@ -313,7 +385,8 @@ impl PackageDraft {
                 "escalate" => OnTimeout::Escalate,
                 _ => OnTimeout::Expire,
             };
-            let escalation = users(people_in(f, &key("escalation"), people)?);
+            let primary = merged(primary, kept.primary);
+            let escalation = merged(users(people_in(f, &key("escalation"), people)?), kept.escalation);
             if on_timeout == OnTimeout::Escalate && escalation.is_empty() {
                 return Err(DomainError::invalid(
                     &key("escalation"),
@@ -322,7 +395,7 @@ impl PackageDraft {
             }
             stages.push(Stage {
                 primary,
-                fallback: users(people_in(f, &key("fallback"), people)?),
+                fallback: merged(users(people_in(f, &key("fallback"), people)?), kept.fallback),
                 escalation,
                 justification_required: f.ticked(&key("justification")),
                 timeout_days: f.number(&key("timeout"), 1..=MAX_TIMEOUT_DAYS, &format!("stage {i}: days to decide"))?,
@@ -364,15 +437,16 @@ impl PackageDraft {
                     "annually" => ReviewFrequency::Annually,
                     _ => return Err(DomainError::invalid("review", "choose how often access is reviewed")),
                 };
+                let kept = kept_in(f, "review")?.primary;
                 let (reviewers, self_review) = match f.text("review_by") {
-                    "self" => (vec![], true),
-                    "manager" => (vec![ApproverSpec::Manager], false),
+                    "self" => (kept, true),
+                    "manager" => (merged(vec![ApproverSpec::Manager], kept), false),
                     "people" => {
                         let ids = people_in(f, "review_people", people)?;
-                        if ids.is_empty() {
+                        if ids.is_empty() && kept.is_empty() {
                             return Err(DomainError::invalid("review_people", "name who reviews"));
                         }
-                        (users(ids), false)
+                        (merged(users(ids), kept), false)
                     }
                     _ => return Err(DomainError::invalid("review_by", "choose who reviews")),
                 };
@@ -407,54 +481,66 @@ impl PackageDraft {
     }
 
     fn questions(&mut self, f: &Fields<'_>) -> DomainResult<()> {
+        // Every row the form has (each numbered `q{i}_…`), the empty ones skipped.
+        let rows =
+            f.0.keys()
+                .filter_map(|k| {
+                    k.strip_prefix('q').and_then(|rest| rest.split_once('_')).and_then(|(i, _)| i.parse::<usize>().ok())
+                })
+                .max()
+                .unwrap_or(0);
+        let known: Vec<String> =
+            self.used_keys.iter().chain(self.policy.questions.iter().map(|q| &q.id)).cloned().collect();
         let mut found: Vec<(u32, usize, Question)> = Vec::new();
-        for i in 1..=MAX_QUESTIONS + 2 {
+        for i in 1..=rows {
             let key = |k: &str| format!("q{i}_{k}");
             let prompt = f.bounded(&key("prompt"), 500)?;
             if prompt.is_empty() {
                 continue;
             }
+            if found.len() == MAX_QUESTIONS {
+                return Err(DomainError::invalid("questions", format!("at most {MAX_QUESTIONS} questions")));
+            }
             let kind = match f.text(&key("kind")) {
                 "choice" => {
                     let options: Vec<String> = f
                         .bounded(&key("options"), MAX_TEXT)?
-                        .split(['\n', ','])
+                        .lines()
                         .map(|o| o.trim().to_owned())
                         .filter(|o| !o.is_empty())
                         .collect();
-                    if options.len() < 2 {
-                        return Err(DomainError::invalid(&key("options"), "offer at least two options, one per line"));
+                    if options.is_empty() {
+                        return Err(DomainError::invalid(&key("options"), "offer the options, one per line"));
                     }
                     QuestionKind::Choice { options }
                 }
                 _ => QuestionKind::Text { multiline: f.ticked(&key("multiline")) },
             };
             let order = match f.text(&key("order")) {
-                "" => i as u32,
+                "" => u32::try_from(i).unwrap_or(u32::MAX),
                 _ => f.number(&key("order"), 1..=99, "position")?,
             };
-            let id = match f.text(&key("id")) {
-                "" => String::new(),
-                id => id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect(),
-            };
+            // A question keeps its key only if the policy gave it (else it is new).
+            let id = Some(f.text(&key("id"))).filter(|id| known.iter().any(|k| k == id)).unwrap_or("").to_owned();
             found.push((order, i, Question { id, prompt, required: f.ticked(&key("required")), kind }));
         }
-        if found.len() > MAX_QUESTIONS {
-            return Err(DomainError::invalid("questions", format!("at most {MAX_QUESTIONS} questions")));
-        }
         found.sort_by_key(|(order, i, _)| (*order, *i));
-        // A question keeps its key (requests already filed answer it by that key); a new one
-        // gets the first free `qN`.
+        // A new question gets the first key no question of this policy ever had.
+        let mut used = known;
         let mut questions: Vec<Question> = Vec::with_capacity(found.len());
-        let mut taken: Vec<String> = found.iter().map(|(_, _, q)| q.id.clone()).filter(|id| !id.is_empty()).collect();
         for (_, _, mut q) in found {
             if q.id.is_empty() || questions.iter().any(|o| o.id == q.id) {
-                let n = (1..).find(|n| !taken.contains(&format!("q{n}"))).unwrap_or(0);
+                let n = (1..).find(|n| !used.contains(&format!("q{n}"))).unwrap_or(0);
                 q.id = format!("q{n}");
-                taken.push(q.id.clone());
+            }
+            if !used.contains(&q.id) {
+                used.push(q.id.clone());
             }
             questions.push(q);
         }
+        used.sort_unstable();
+        used.dedup();
+        self.used_keys = used;
         self.policy.questions = questions;
         Ok(())
     }
@@ -466,6 +552,9 @@ impl PackageDraft {
         }
         if mode == DraftMode::NewPackage && self.roles.is_empty() {
             return Err(DomainError::invalid("roles", "pick at least one resource role"));
+        }
+        if self.policy.name.trim().is_empty() {
+            return Err(DomainError::invalid("policy_name", "the policy needs a name (for example: Employees)"));
         }
         self.policy.validate_at(now)
     }
@@ -535,18 +624,34 @@ impl PackageDraft {
                 set(&key("on_timeout"), "expire".into());
                 continue;
             };
-            let approver = match stage.primary.first() {
-                Some(ApproverSpec::Group { id }) => {
+            // The form shows one kind of primary approver (all the people, or the first other
+            // kind); the rest is kept.
+            let (approver, shown): (&str, Vec<ApproverSpec>) = match stage.primary.first() {
+                Some(first @ ApproverSpec::Group { id }) => {
                     set(&key("group"), id.to_string());
-                    "group"
+                    ("group", vec![*first])
                 }
-                Some(ApproverSpec::Manager) => "manager",
-                Some(ApproverSpec::CatalogOwners) => "catalog_owners",
-                Some(ApproverSpec::Sponsors) => "sponsors",
-                Some(ApproverSpec::User { .. }) | None => "people",
+                Some(first @ ApproverSpec::Manager) => ("manager", vec![*first]),
+                Some(first @ ApproverSpec::CatalogOwners) => ("catalog_owners", vec![*first]),
+                Some(first @ ApproverSpec::Sponsors) => ("sponsors", vec![*first]),
+                Some(ApproverSpec::User { .. }) | None => (
+                    "people",
+                    stage.primary.iter().filter(|s| matches!(s, ApproverSpec::User { .. })).copied().collect(),
+                ),
             };
             set(&key("approver"), approver.into());
-            set(&key("people"), join_emails(spec_users(&stage.primary), emails));
+            if approver == "people" {
+                set(&key("people"), join_emails(spec_users(&stage.primary), emails));
+            }
+            let kept = Kept {
+                primary: stage.primary.iter().filter(|s| !shown.contains(s)).copied().collect(),
+                fallback: not_users(&stage.fallback),
+                escalation: not_users(&stage.escalation),
+            };
+            if !kept.is_empty() {
+                set(&key("kept"), serde_json::to_string(&kept).unwrap_or_default());
+                set(&key("keep"), ON.into());
+            }
             set(&key("fallback"), join_emails(spec_users(&stage.fallback), emails));
             set(&key("escalation"), join_emails(spec_users(&stage.escalation), emails));
             set(&key("justification"), flag(stage.justification_required));
@@ -602,15 +707,25 @@ impl PackageDraft {
                     ReviewFrequency::Annually => "annually",
                 };
                 set("review", word.into());
-                let by = if *self_review {
-                    "self"
+                let (by, shown): (&str, Vec<ApproverSpec>) = if *self_review {
+                    ("self", vec![])
                 } else if reviewers.contains(&ApproverSpec::Manager) {
-                    "manager"
+                    ("manager", vec![ApproverSpec::Manager])
                 } else {
-                    "people"
+                    ("people", reviewers.iter().filter(|s| matches!(s, ApproverSpec::User { .. })).copied().collect())
                 };
                 set("review_by", by.into());
-                set("review_people", join_emails(spec_users(reviewers), emails));
+                if by == "people" {
+                    set("review_people", join_emails(spec_users(reviewers), emails));
+                }
+                let kept = Kept {
+                    primary: reviewers.iter().filter(|s| !shown.contains(s)).copied().collect(),
+                    ..Kept::default()
+                };
+                if !kept.is_empty() {
+                    set("review_kept", serde_json::to_string(&kept).unwrap_or_default());
+                    set("review_keep", ON.into());
+                }
                 set("review_days", duration_days.to_string());
                 let default = match default_decision {
                     ReviewDefault::Keep => "keep",
@@ -785,8 +900,19 @@ mod tests {
             (WizardStep::Lifecycle, fields(&[("expires", "never"), ("extension_allowed", "on")]), "extension_allowed"),
             (
                 WizardStep::Questions,
-                fields(&[("q1_prompt", "Pick"), ("q1_kind", "choice"), ("q1_options", "one")]),
+                fields(&[("q1_prompt", "Pick"), ("q1_kind", "choice"), ("q1_options", " \n ")]),
                 "q1_options",
+            ),
+            (
+                WizardStep::Approval,
+                fields(&[
+                    ("stages", "1"),
+                    ("s1_approver", "manager"),
+                    ("s1_timeout", "3"),
+                    ("s1_kept", "{"),
+                    ("s1_keep", "on"),
+                ]),
+                "s1_kept",
             ),
         ];
         for (step, f, field) in cases {
@@ -811,11 +937,66 @@ mod tests {
     }
 
     #[test]
-    fn questions_keep_their_keys_and_new_ones_get_free_keys() {
+    fn questions_keep_their_keys_and_new_ones_never_reuse_one() {
         let mut d = PackageDraft::new();
-        let f = fields(&[("q1_id", "q2"), ("q1_prompt", "Old"), ("q2_prompt", "New"), ("q3_prompt", "Newer")]);
-        d.apply(DraftMode::NewPackage, WizardStep::Questions, &Fields(&f), &people(), now()).unwrap();
+        let old = |id: &str| Question {
+            id: id.into(),
+            prompt: format!("Old {id}"),
+            required: false,
+            kind: QuestionKind::Text { multiline: true },
+        };
+        d.policy.questions = vec![old("q1"), old("q2")];
+        d.used_keys = vec!["q1".into(), "q2".into()];
+        // q1 deleted, q2 kept (and still multi-line), one new, one with a forged key.
+        let f = fields(&[
+            ("q1_id", "q2"),
+            ("q1_prompt", "Old q2"),
+            ("q1_multiline", "on"),
+            ("q2_prompt", "New"),
+            ("q3_id", "zzz"),
+            ("q3_prompt", "Forged"),
+        ]);
+        d.apply(DraftMode::Edit, WizardStep::Questions, &Fields(&f), &people(), now()).unwrap();
         let ids: Vec<&str> = d.policy.questions.iter().map(|q| q.id.as_str()).collect();
-        assert_eq!(ids, ["q2", "q1", "q3"]);
+        assert_eq!(ids, ["q2", "q3", "q4"], "q1 is never given to another question");
+        assert_eq!(d.policy.questions[0].kind, QuestionKind::Text { multiline: true });
+        assert_eq!(d.used_keys, ["q1", "q2", "q3", "q4"]);
+    }
+
+    /// What a step's form cannot show (other kinds of approvers and reviewers) is kept beside
+    /// it, and comes back unchanged.
+    #[test]
+    fn approvers_the_form_cannot_show_are_kept() {
+        let mut d = PackageDraft { name: "Payroll".into(), ..PackageDraft::new() };
+        d.policy.approval.stages = vec![Stage {
+            primary: vec![ApproverSpec::Manager, ApproverSpec::User { id: UserId(7) }],
+            fallback: vec![ApproverSpec::CatalogOwners, ApproverSpec::User { id: UserId(9) }],
+            escalation: vec![ApproverSpec::Group { id: GroupId(3) }],
+            justification_required: true,
+            timeout_days: 5,
+            on_timeout: OnTimeout::Escalate,
+        }];
+        d.policy.expiration = Expiration::AfterDays { days: 10 };
+        d.policy.review = ReviewSettings::Recurring {
+            frequency: ReviewFrequency::Monthly,
+            reviewers: vec![ApproverSpec::Group { id: GroupId(2) }, ApproverSpec::Manager],
+            self_review: false,
+            duration_days: 7,
+            default_decision: ReviewDefault::Keep,
+            apply_automatically: true,
+        };
+        let values = d.form_values(&emails());
+        let mut again = d.clone();
+        for step in WizardStep::ALL {
+            again.apply(DraftMode::Edit, *step, &Fields(&values), &people(), now()).unwrap();
+        }
+        assert_eq!(normalized(&again.policy), normalized(&d.policy));
+        // Unticking "keep" drops them.
+        let mut dropped = values.clone();
+        dropped.remove("s1_keep");
+        dropped.insert("s1_on_timeout".into(), "expire".into());
+        again.apply(DraftMode::Edit, WizardStep::Approval, &Fields(&dropped), &people(), now()).unwrap();
+        assert_eq!(again.policy.approval.stages[0].primary, vec![ApproverSpec::Manager]);
+        assert_eq!(again.policy.approval.stages[0].fallback, vec![ApproverSpec::User { id: UserId(9) }]);
     }
 }

@@ -350,6 +350,8 @@ impl CatalogOwner<'_> {
         if !marked {
             return Err(DomainError::not_found("catalog"));
         }
+        // Builder drafts in it can never be finished: they go with it.
+        crate::store::drafts::delete_drafts_in(&mut tx, self.catalog).await?;
         let event =
             AuditEvent::new(Some(actor.id()), "catalog.deleted", "catalog", self.catalog.0).before(json!(before));
         service.commit(tx, vec![event]).await

@@ -70,11 +70,12 @@ pub(super) async fn summaries(conn: &mut Conn, author: UserId, catalog: CatalogI
         .await?
         .iter()
         .map(|row| {
-            let body = body_of(row)?;
-            let name = match mode_of(row) {
-                DraftMode::NewPolicy => format!("{} · policy “{}”", body.name, body.policy.name),
-                _ if body.name.is_empty() => "Untitled package".to_owned(),
-                _ => body.name,
+            // A draft this version cannot read is still listed, to be discarded.
+            let name = match (body_of(row), mode_of(row)) {
+                (Err(_), _) => "A draft that can no longer be read: discard it".to_owned(),
+                (Ok(body), DraftMode::NewPolicy) => format!("{} · policy “{}”", body.name, body.policy.name),
+                (Ok(body), _) if body.name.is_empty() => "Untitled package".to_owned(),
+                (Ok(body), _) => body.name,
             };
             Ok(DraftSummary {
                 id: row.id,
@@ -93,9 +94,11 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
     pub async fn start_draft(&self, from: DraftStart) -> DomainResult<i64> {
         let (service, actor) = (self.service, self.actor);
         let mut tx = service.db.begin().await?;
-        if drafts::count_drafts(&mut tx, actor.id()).await? >= MAX_DRAFTS {
+        // The catalog is live, and one start at a time counts the drafts in it.
+        self.lock(&mut tx).await?;
+        if drafts::count_drafts(&mut tx, actor.id(), self.catalog).await? >= MAX_DRAFTS {
             return Err(DomainError::Conflict(format!(
-                "you have {MAX_DRAFTS} drafts in progress: finish or discard some first"
+                "you have {MAX_DRAFTS} drafts in progress in this catalog: finish or discard some first"
             )));
         }
         let mut body = PackageDraft::new();
@@ -142,6 +145,7 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
                 }
             }
         };
+        body.used_keys = body.policy.questions.iter().map(|q| q.id.clone()).collect();
         let new = drafts::NewDraft {
             author: actor.id(),
             catalog: self.catalog,
@@ -164,6 +168,19 @@ pub struct Draft<'a> {
 }
 
 impl Service {
+    /// Throw a draft away: its author may, even without the role any more (nothing is made).
+    #[tracing::instrument(name = "discard_draft", skip_all, fields(actor = actor.id().0, draft = id))]
+    pub async fn discard_draft(&self, actor: &Actor, id: i64) -> DomainResult<CatalogId> {
+        let mut tx = self.db.begin().await?;
+        let row = drafts::draft(&mut tx, id, true)
+            .await?
+            .filter(|r| r.author == actor.id())
+            .ok_or_else(|| DomainError::not_found("draft"))?;
+        drafts::delete_draft(&mut tx, id, actor.id()).await?;
+        tx.commit().await?;
+        Ok(row.catalog)
+    }
+
     /// Open a draft: its author's only.
     pub async fn draft<'a>(&'a self, actor: &'a Actor, id: i64) -> DomainResult<Draft<'a>> {
         let mut conn = self.db.pool().acquire().await?;
@@ -173,6 +190,16 @@ impl Service {
             .ok_or_else(|| DomainError::not_found("draft"))?;
         let pm = self.package_manager(actor, row.catalog)?;
         Ok(Draft { pm, row })
+    }
+}
+
+/// An edit made stale by a change since it began cannot be saved: say what to do.
+fn stale_edit(e: DomainError) -> DomainError {
+    match e {
+        DomainError::Conflict(_) => DomainError::Conflict(
+            "someone changed this package or policy after you began this edit: discard this draft and edit again from the package's page".into(),
+        ),
+        other => other,
     }
 }
 
@@ -237,23 +264,14 @@ impl Draft<'_> {
         Ok(to)
     }
 
-    /// Throw the draft away.
-    #[tracing::instrument(name = "discard_draft", skip_all, fields(actor = self.pm.actor.id().0, draft = self.row.id))]
-    pub async fn discard(self) -> DomainResult<()> {
-        let mut tx = self.pm.service.db.begin().await?;
-        if !drafts::delete_draft(&mut tx, self.row.id, self.row.author).await? {
-            return Err(DomainError::not_found("draft"));
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Make what the draft describes, in one transaction with its audit events, and delete
     /// the draft; a second "create" (another tab, a double click) finds it gone. Answers the
     /// package made or changed. A problem sends the author back to its step: the error names
     /// the field.
     #[tracing::instrument(name = "finish_draft", skip_all, fields(actor = self.pm.actor.id().0, draft = self.row.id))]
-    pub async fn finish(self) -> DomainResult<PackageId> {
+    /// `seen`: when the draft was last saved as the author reviewed it; a save since (another
+    /// tab) is refused, so what is made is what was reviewed.
+    pub async fn finish(self, seen: Option<i64>) -> DomainResult<PackageId> {
         let (pm, service) = (&self.pm, self.pm.service);
         let now = service.now();
         let mut tx = service.db.begin().await?;
@@ -262,6 +280,11 @@ impl Draft<'_> {
             .await?
             .filter(|r| r.author == self.row.author)
             .ok_or_else(|| DomainError::not_found("draft"))?;
+        if seen.is_some_and(|s| s != row.updated_at) {
+            return Err(DomainError::Conflict(
+                "this draft was changed in another tab since you reviewed it: review it again".into(),
+            ));
+        }
         let body = body_of(&row)?;
         let mode = mode_of(&row);
         body.validate(mode, now)?;
@@ -315,11 +338,15 @@ impl Draft<'_> {
                         version: body.package_version,
                         ..current
                     };
-                    events.push(pm.update_package_in(&mut tx, changed).await?);
+                    events.push(pm.update_package_in(&mut tx, changed).await.map_err(stale_edit)?);
                 }
                 policy.id = pol;
                 policy.package_id = p;
-                events.push(pm.update_policy_in(&mut tx, policy).await?);
+                // Nothing changed: no event, and no new version (other open edits stay valid).
+                let current = catalog::policy(&mut tx, pol).await?.ok_or_else(|| DomainError::not_found("policy"))?;
+                if draft::normalized(&current) != draft::normalized(&policy) {
+                    events.push(pm.update_policy_in(&mut tx, policy).await.map_err(stale_edit)?);
+                }
                 p
             }
         };
@@ -344,7 +371,7 @@ impl Draft<'_> {
             .map(|u| (u.id, (u.display_name, u.email)))
             .collect();
         let emails: HashMap<UserId, String> = named.iter().map(|(id, (_, e))| (*id, e.clone())).collect();
-        let values: BTreeMap<String, String> = body.form_values(&emails).into_iter().collect();
+        let mut values: BTreeMap<String, String> = body.form_values(&emails).into_iter().collect();
         let catalog_name = catalog::catalog(&mut conn, row.catalog)
             .await?
             .map(|c| c.name)
@@ -375,6 +402,23 @@ impl Draft<'_> {
             .into_iter()
             .map(|o| Choice { id: o.id.0, name: o.name, detail: o.domain })
             .collect();
+        // What the form keeps but cannot show, in words beside its "keep" box.
+        let kept: Vec<(String, String)> = values
+            .iter()
+            .filter_map(|(k, v)| k.strip_suffix("_kept").map(|prefix| (prefix.to_owned(), v.clone())))
+            .collect();
+        for (prefix, json) in kept {
+            if let Ok(kept) = serde_json::from_str::<draft::Kept>(&json) {
+                let first = if prefix == "review" { "reviewers" } else { "approved by" };
+                let parts = [(first, &kept.primary), ("fallback", &kept.fallback), ("alternates", &kept.escalation)];
+                let text: Vec<String> = parts
+                    .iter()
+                    .filter(|(_, specs)| !specs.is_empty())
+                    .map(|(what, specs)| format!("{what}: {}", approvers(specs, &groups, &named)))
+                    .collect();
+                values.insert(format!("{prefix}_kept_text"), text.join("; "));
+            }
+        }
         let step = step.or_else(|| WizardStep::parse(&row.step)).unwrap_or(WizardStep::Basics);
         let (summary, impact) = if step == WizardStep::Review {
             let summary = summarize(&body, mode_of(row), &roles, &packages, &groups, &orgs, &named);
@@ -393,6 +437,7 @@ impl Draft<'_> {
             mode: mode_of(row),
             package_id: row.package.map(|p| p.0),
             step,
+            updated_at: row.updated_at,
             values,
             roles,
             packages,
@@ -407,28 +452,39 @@ impl Draft<'_> {
 /// Everything a draft names still exists: people, groups, organizations (picked when the
 /// step was saved, perhaps gone since).
 async fn check_references(conn: &mut Conn, body: &PackageDraft) -> DomainResult<()> {
-    let people = body.people();
-    let found = directory::users(conn, &people).await?;
-    if let Some(gone) = people.iter().find(|id| !found.iter().any(|u| u.id == **id)) {
-        return Err(DomainError::invalid("people", format!("person {gone} no longer exists")));
-    }
-    let groups = directory::group_names(conn).await?;
     let p = &body.policy;
-    let named_groups = p
+    let reviewers: &[ApproverSpec] = match &p.review {
+        ReviewSettings::Recurring { reviewers, .. } => reviewers,
+        ReviewSettings::Off => &[],
+    };
+    let approvers = p.approval.stages.iter().flat_map(|s| s.primary.iter().chain(&s.fallback).chain(&s.escalation));
+    // Each thing named, with the field (and so the step) that names it.
+    let mut named: Vec<(&str, Option<UserId>, Option<GroupId>)> = p
         .requestors
         .iter()
         .filter_map(|r| match r {
-            RequestorRef::Group(g) => Some(*g),
-            _ => None,
+            RequestorRef::User(u) => Some(("people", Some(*u), None)),
+            RequestorRef::Group(g) => Some(("requestors", None, Some(*g))),
+            RequestorRef::Org(_) => None,
         })
-        .chain(p.approval.stages.iter().flat_map(|s| s.primary.iter()).filter_map(|a| match a {
-            ApproverSpec::Group { id } => Some(*id),
+        .collect();
+    for (field, specs) in [("approval", approvers.collect::<Vec<_>>()), ("review_people", reviewers.iter().collect())] {
+        named.extend(specs.into_iter().filter_map(|s| match s {
+            ApproverSpec::User { id } => Some((field, Some(*id), None)),
+            ApproverSpec::Group { id } => Some((field, None, Some(*id))),
             _ => None,
-        }))
-        .chain(body.incompatible_groups.iter().copied());
-    for g in named_groups {
-        if !groups.contains_key(&g) {
-            return Err(DomainError::invalid("requestors", format!("group {g} no longer exists")));
+        }));
+    }
+    named.extend(body.incompatible_groups.iter().map(|g| ("roles", None, Some(*g))));
+    let people: Vec<UserId> = named.iter().filter_map(|(_, u, _)| *u).collect();
+    let active = directory::active_among(conn, &people).await?;
+    let groups = directory::group_names(conn).await?;
+    for (field, user, group) in &named {
+        if let Some(u) = user.filter(|u| !active.contains(u)) {
+            return Err(DomainError::invalid(field, format!("person {u} is no longer active: name someone else")));
+        }
+        if let Some(g) = group.filter(|g| !groups.contains_key(g)) {
+            return Err(DomainError::invalid(field, format!("group {g} no longer exists")));
         }
     }
     let orgs = directory::connected_orgs(conn).await?;

@@ -101,8 +101,21 @@ pub async fn drafts_in(
     rows.iter().map(from_row).collect()
 }
 
-pub async fn count_drafts(conn: &mut Conn, author: UserId) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM package_drafts WHERE author_id = $1").bind(author.0).fetch_one(conn).await
+pub async fn count_drafts(conn: &mut Conn, author: UserId, catalog: CatalogId) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM package_drafts WHERE author_id = $1 AND catalog_id = $2")
+        .bind(author.0)
+        .bind(catalog.0)
+        .fetch_one(conn)
+        .await
+}
+
+/// A deleted catalog's drafts.
+pub async fn delete_drafts_in(conn: &mut Conn, catalog: CatalogId) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM package_drafts WHERE catalog_id = $1")
+        .bind(catalog.0)
+        .execute(conn)
+        .await?
+        .rows_affected())
 }
 
 /// Requests filed under a policy still waiting for a decision.

@@ -20,6 +20,7 @@ use quartermaster::states::{DraftMode, WizardStep};
 use quartermaster::store::Backend;
 
 on_both_databases!(
+    an_edit_that_changes_nothing_keeps_everything_the_form_cannot_show,
     a_built_package_is_requested_approved_in_two_stages_and_delivered,
     drafts_are_their_authors_alone_and_keep_every_saved_step,
     an_edit_shows_its_impact_and_waiting_requests_keep_their_stages,
@@ -91,7 +92,8 @@ async fn a_built_package_is_requested_approved_in_two_stages_and_delivered(backe
     assert!(said("Lifecycle").contains("30 days"));
     assert!(said("Questions").contains("Which project? (text, required)"));
 
-    let package = draft().await.finish().await.unwrap();
+    // Create, as the Review step shows it (a save since would be refused).
+    let package = draft().await.finish(Some(review.updated_at)).await.unwrap();
     assert_eq!(count(&w, "SELECT COUNT(*) FROM package_drafts").await, 0, "the draft is gone once used");
     let actions: Vec<String> =
         sqlx::query_scalar("SELECT action FROM audit_events WHERE action IN ('package.created', 'policy.created')")
@@ -197,7 +199,7 @@ async fn drafts_are_their_authors_alone_and_keep_every_saved_step(backend: Backe
     assert_eq!(view.values.get("exp_hours").map(String::as_str), Some("8"));
 
     // Create refuses a draft missing its roles, naming the step's field.
-    let missing = draft().await.finish().await.unwrap_err();
+    let missing = draft().await.finish(None).await.unwrap_err();
     assert!(matches!(&missing, DomainError::Invalid { field: Some(f), .. } if f == "roles"), "{missing:?}");
     let roles = draft().await.view(Some(WizardStep::Roles)).await.unwrap().roles;
     draft()
@@ -206,10 +208,17 @@ async fn drafts_are_their_authors_alone_and_keep_every_saved_step(backend: Backe
         .await
         .unwrap();
 
+    // Reviewed, then changed in another tab: Create is refused until it is reviewed again.
+    let reviewed = draft().await.view(Some(WizardStep::Review)).await.unwrap().updated_at;
+    w.clock.advance(chrono::Duration::seconds(5));
+    draft().await.save_step(WizardStep::Basics, Go::Next, &basics).await.unwrap();
+    let stale = draft().await.finish(Some(reviewed)).await.unwrap_err();
+    assert!(matches!(stale, DomainError::Conflict(_)), "{stale:?}");
+
     // Two "create" clicks at once (two tabs): one package, the other told the draft is gone.
     let packages_before = count(&w, "SELECT COUNT(*) FROM access_packages").await;
     let (tab1, tab2) = (draft().await, draft().await);
-    let (a, b) = tokio::join!(tab1.finish(), tab2.finish());
+    let (a, b) = tokio::join!(tab1.finish(None), tab2.finish(None));
     let made = [&a, &b].iter().filter(|r| r.is_ok()).count();
     assert_eq!(made, 1, "exactly one create wins: {a:?} {b:?}");
     assert!([a, b].into_iter().any(|r| matches!(r, Err(DomainError::NotFound(_)))));
@@ -225,6 +234,10 @@ async fn drafts_are_their_authors_alone_and_keep_every_saved_step(backend: Backe
         .unwrap();
     let jamal = w.actor(w.ids.jamal).await;
     assert!(w.service.draft(&jamal, id).await.is_err());
+    // ... though its author may still throw it away (nobody else may).
+    assert!(matches!(w.service.discard_draft(&linus, id).await, Err(DomainError::NotFound(_))));
+    assert_eq!(w.service.discard_draft(&jamal, id).await.unwrap(), eng);
+    assert_eq!(count(&w, &format!("SELECT COUNT(*) FROM package_drafts WHERE id = {id}")).await, 0);
 }
 
 async fn an_edit_shows_its_impact_and_waiting_requests_keep_their_stages(backend: Backend) {
@@ -276,7 +289,7 @@ async fn an_edit_shows_its_impact_and_waiting_requests_keep_their_stages(backend
         impact.contains("1 request waiting for approval under this policy keeps the stages it was filed under"),
         "{impact}"
     );
-    draft().await.finish().await.unwrap();
+    draft().await.finish(None).await.unwrap();
     let after = quartermaster::store::catalog::policy(&mut w.db().pool().acquire().await.unwrap(), policy)
         .await
         .unwrap()
@@ -291,7 +304,7 @@ async fn an_edit_shows_its_impact_and_waiting_requests_keep_their_stages(backend
     assert_eq!(stages_now, stages_before, "the waiting request keeps its stages");
     // The other draft began before this change: saving it would overwrite it, so it is refused.
     let other = async || w.service.draft(&linus, stale).await.unwrap();
-    let conflict = other().await.finish().await.unwrap_err();
+    let conflict = other().await.finish(None).await.unwrap_err();
     assert!(matches!(conflict, DomainError::Conflict(_)), "{conflict:?}");
     assert!(
         other()
@@ -304,4 +317,48 @@ async fn an_edit_shows_its_impact_and_waiting_requests_keep_their_stages(backend
             .any(|l| l.contains("changed this policy after you began")),
         "the review says so before saving"
     );
+}
+
+/// Production Access's policy has what the builder's form cannot show (the catalog's owners as
+/// stage 1's fallback, a group approving stage 2): stepping through an edit with Next, changing
+/// nothing, keeps all of it — no change, no audit event, no new version.
+async fn an_edit_that_changes_nothing_keeps_everything_the_form_cannot_show(backend: Backend) {
+    let w = World::new(backend).await;
+    let linus = w.actor(w.ids.linus).await;
+    let policy = PolicyId(
+        sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
+            .bind(w.ids.production_access.0)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap(),
+    );
+    let read = || async {
+        quartermaster::store::catalog::policy(&mut w.db().pool().acquire().await.unwrap(), policy)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let before = read().await;
+    assert!(!before.approval.stages[0].fallback.is_empty(), "the demo policy has a fallback");
+    let pm = w.service.package_manager_of(&linus, w.ids.production_access).await.unwrap();
+    let id = pm.start_draft(DraftStart::Edit(w.ids.production_access, policy)).await.unwrap();
+    let draft = async || w.service.draft(&linus, id).await.unwrap();
+    for step in WizardStep::ALL {
+        // What the page shows is what it posts back (the form's own fields, unchanged).
+        let shown: HashMap<String, String> = draft()
+            .await
+            .view(Some(*step))
+            .await
+            .unwrap()
+            .values
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with("_text"))
+            .collect();
+        draft().await.save_step(*step, Go::Next, &shown).await.unwrap();
+    }
+    let events = count(&w, "SELECT COUNT(*) FROM audit_events").await;
+    draft().await.finish(None).await.unwrap();
+    let after = read().await;
+    assert_eq!(after, before, "nothing changed, not even the version");
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events").await, events, "and nothing is recorded");
 }

@@ -94,12 +94,15 @@ pub async fn save_draft_step(
             return Err(AppError::Invalid { field: Some("f".into()), message: "that form is too large".into() });
         }
         let (service, actor) = server::actor().await?;
-        let to = service.draft(&actor, draft_id).await?.save_step(step, go, &f).await?;
-        Ok((to, ok(format!("Saved. Step {} of {}: {}.", to.index() + 1, WizardStep::ALL.len(), to.label()))))
+        Ok(service.draft(&actor, draft_id).await?.save_step(step, go, &f).await?)
     }
     .await;
     match result {
-        Ok((to, notice)) => server::finish_at(Ok(notice), &draft_path(draft_id, to)).await,
+        // Saved: the next step is the answer, with nothing kept to show there.
+        Ok(to) => {
+            leptos_axum::redirect(&draft_path(draft_id, to));
+            Ok(Notice { ok: true, text: String::new(), field: None })
+        }
         Err(e) => server::finish(Err(e)).await,
     }
 }
@@ -109,9 +112,7 @@ pub async fn save_draft_step(
 pub async fn discard_package_draft(draft_id: i64) -> Result<Notice, AppError> {
     let result = async {
         let (service, actor) = server::actor().await?;
-        let draft = service.draft(&actor, draft_id).await?;
-        let catalog = draft.catalog();
-        draft.discard().await?;
+        let catalog = service.discard_draft(&actor, draft_id).await?;
         Ok((catalog, ok("Draft discarded.")))
     }
     .await;
@@ -122,9 +123,10 @@ pub async fn discard_package_draft(draft_id: i64) -> Result<Notice, AppError> {
 }
 
 /// Create (or save) what the draft describes, then show the package. A problem found now
-/// sends the author to the step where it is, with the message next to the field.
+/// sends the author to the step where it is, with the message next to the field. `seen`: the
+/// draft's last save as the Review step showed it (a save since, in another tab, is refused).
 #[server(endpoint = "finish_package_draft")]
-pub async fn finish_package_draft(draft_id: i64) -> Result<Notice, AppError> {
+pub async fn finish_package_draft(draft_id: i64, seen: Option<i64>) -> Result<Notice, AppError> {
     use crate::domain::draft::PackageDraft;
     use crate::states::DraftMode;
     let (service, actor) = match server::actor().await {
@@ -134,7 +136,7 @@ pub async fn finish_package_draft(draft_id: i64) -> Result<Notice, AppError> {
     let result = async {
         let draft = service.draft(&actor, draft_id).await?;
         let mode = draft.mode();
-        let package = draft.finish().await?;
+        let package = draft.finish(seen).await?;
         let text = match mode {
             DraftMode::NewPackage => "Access package created: people in scope can request it now.",
             DraftMode::NewPolicy => "Policy added.",

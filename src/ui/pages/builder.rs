@@ -52,8 +52,11 @@ fn BuilderBody() -> impl IntoView {
     let finish = ServerAction::<FinishPackageDraft>::new();
     let discard = ServerAction::<DiscardPackageDraft>::new();
     let draft = Resource::new(move || (id(), step()), |(id, step)| load_package_draft(id, Some(step)));
+    // A step's save answers nothing to show (the next step is the answer); its refusals do.
     let latest = latest_of(vec![save.value().into(), finish.value().into(), discard.value().into()]);
-    let flash = flash();
+    // Taken again at each step: an outcome kept for this step (a problem found at Create)
+    // waits in the session for it.
+    let flash: Flash = Resource::new(move || (id(), step()), |_| take_notice());
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || draft.get().map(|r| match r {
@@ -107,13 +110,13 @@ fn Step(
             <input type="hidden" name="draft_id" value=d.id />
             <input type="hidden" name="step" value=step.as_str() />
             <input type="hidden" name="f[_]" value="1" />
-            <nav class="steps" aria-label="Steps">
+            <nav class="wizard-steps" aria-label="Steps">
                 <ol>
                     {WizardStep::ALL.iter().map(|s| {
                         let current = *s == step;
                         view! {
                             <li>
-                                <button type="submit" name="go" value=format!("to:{s}") class=if current { "step current" } else { "step" }
+                                <button type="submit" name="go" value=format!("to:{s}") class=if current { "wizard-step current" } else { "wizard-step" }
                                     aria-current=current.then_some("step")>
                                     {format!("{}. {}", s.index() + 1, s.label())}
                                 </button>
@@ -132,6 +135,7 @@ fn Step(
         {(step == WizardStep::Review).then(|| view! {
             <ActionForm action=finish attr:class="inline" attr:id="wizard-create">
                 <input type="hidden" name="draft_id" value=d.id />
+                <input type="hidden" name="seen" value=d.updated_at />
                 <button type="submit" class="btn">{create}</button>
             </ActionForm>
         })}
@@ -189,6 +193,20 @@ fn Select(ctx: Ctx, key: String, label: &'static str, options: Vec<(&'static str
         </select>
         <Problem ctx field=key />
     }
+}
+
+/// Approvers the form cannot show (kept from the policy being edited), with a box to drop them.
+#[component]
+fn Kept(ctx: Ctx, prefix: String) -> impl IntoView {
+    let json = ctx.val(&format!("{prefix}_kept"));
+    (!json.is_empty()).then(|| {
+        let label = format!("Also keep — {}", ctx.val(&format!("{prefix}_kept_text")));
+        view! {
+            <input type="hidden" name=format!("f[{prefix}_kept]") value=json />
+            <Check ctx=ctx.clone() key=format!("{prefix}_keep") label />
+            <Problem ctx field=format!("{prefix}_kept") />
+        }
+    })
 }
 
 /// Boxes to tick, one per choice, named `{prefix}{id}`.
@@ -282,6 +300,7 @@ fn Requestors(ctx: Ctx, d: DraftView) -> impl IntoView {
         <Problem ctx=ctx.clone() field="people".into() />
         <Ticks ctx=ctx.clone() prefix="group_" legend="Specific groups" choices=d.groups.clone() />
         <Ticks ctx=ctx.clone() prefix="org_" legend="Connected organizations" choices=d.orgs.clone() />
+        <Problem ctx=ctx.clone() field="requestors".into() />
         <Problem ctx=ctx.clone() field="orgs".into() />
         <Check ctx=ctx.clone() key="justification_required".into() label="Requesters must say why".into() />
         <Check ctx key="on_behalf_allowed".into() label="Managers may request for their direct reports".into() />
@@ -298,15 +317,27 @@ const APPROVERS: [(&str, &str); 5] = [
 
 #[component]
 fn Approval(ctx: Ctx, groups: Vec<Choice>) -> impl IntoView {
+    // With JavaScript, only the stages chosen are shown (effects run in the browser only;
+    // without it every stage is there, and those beyond the number are ignored).
+    let count = RwSignal::new(ctx.val("stages").parse::<usize>().unwrap_or(0));
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
     view! {
-        <Select ctx=ctx.clone() key="stages".into() label="Approval stages"
-            options=vec![("0", "None: granted on request"), ("1", "One stage"), ("2", "Two stages"), ("3", "Three stages")] />
-        <p class="muted small">"Stages beyond the number chosen are ignored. A request waits at each stage in turn; nobody approves their own request."</p>
+        <label for="f-stages">"Approval stages"</label>
+        <select id="f-stages" name="f[stages]" on:change=move |ev| count.set(event_target_value(&ev).parse().unwrap_or(0))>
+            {[("0", "None: granted on request"), ("1", "One stage"), ("2", "Two stages"), ("3", "Three stages")]
+                .into_iter()
+                .map(|(w, l)| view! { <option value=w selected=ctx.val("stages") == w>{l}</option> })
+                .collect_view()}
+        </select>
+        <Problem ctx=ctx.clone() field="stages".into() />
+        <Problem ctx=ctx.clone() field="approval".into() />
+        <p class="muted small">"A request waits at each stage in turn; nobody approves their own request."</p>
         {(1..=3).map(|i| {
             let k = |s: &str| format!("s{i}_{s}");
             let group = ctx.val(&k("group"));
             view! {
-                <fieldset class="stage">
+                <fieldset class="stage" style:display=move || { if hydrated.get() && i > count.get() { "none" } else { "" } }>
                     <legend>{format!("Stage {i}")}</legend>
                     <Select ctx=ctx.clone() key=k("approver") label="Approved by" options=APPROVERS.to_vec() />
                     <Text ctx=ctx.clone() key=k("people") label="People (emails, for “specific people”)" />
@@ -322,6 +353,7 @@ fn Approval(ctx: Ctx, groups: Vec<Choice>) -> impl IntoView {
                         options=vec![("expire", "The request expires"), ("escalate", "It goes to alternate approvers")] />
                     <Text ctx=ctx.clone() key=k("escalation") label="Alternate approvers (emails)" />
                     <Check ctx=ctx.clone() key=k("justification") label="Approvers must give a reason".into() />
+                    <Kept ctx=ctx.clone() prefix=format!("s{i}") />
                 </fieldset>
             }
         }).collect_view()}
@@ -345,6 +377,7 @@ fn Lifecycle(ctx: Ctx) -> impl IntoView {
             }).collect_view()}
         </fieldset>
         <Problem ctx=ctx.clone() field="expires".into() />
+        <Problem ctx=ctx.clone() field="expiration".into() />
         <Text ctx=ctx.clone() key="exp_date".into() label="End date" kind="date" />
         <Text ctx=ctx.clone() key="exp_days".into() label="Days" kind="number" />
         <Text ctx=ctx.clone() key="exp_hours".into() label="Hours" kind="number" />
@@ -359,6 +392,7 @@ fn Lifecycle(ctx: Ctx) -> impl IntoView {
         <Select ctx=ctx.clone() key="review_by".into() label="Reviewed by"
             options=vec![("manager", "Their managers"), ("self", "The people themselves"), ("people", "Specific people")] />
         <Text ctx=ctx.clone() key="review_people".into() label="Reviewers (emails, for “specific people”)" />
+        <Kept ctx=ctx.clone() prefix="review".into() />
         <Text ctx=ctx.clone() key="review_days".into() label="Days a review lasts" kind="number" />
         <Select ctx=ctx.clone() key="review_default".into() label="If a reviewer does not answer"
             options=vec![("keep", "Keep access"), ("remove", "Remove access"), ("recommendation", "Take the recommendation")] />
@@ -369,7 +403,7 @@ fn Lifecycle(ctx: Ctx) -> impl IntoView {
 #[component]
 fn Questions(ctx: Ctx) -> impl IntoView {
     let existing = (1..).take_while(|i| !ctx.val(&format!("q{i}_prompt")).is_empty()).count();
-    let rows = (existing + 2).min(crate::views::MAX_QUESTIONS);
+    let rows = (existing + 2).min(crate::views::MAX_QUESTIONS.max(existing));
     view! {
         <p class="muted small">"Asked of every requester. Leave a question empty to remove it; the numbers set the order."</p>
         <Problem ctx=ctx.clone() field="questions".into() />
@@ -385,6 +419,7 @@ fn Questions(ctx: Ctx) -> impl IntoView {
                     <textarea id=format!("f-{}", k("options")) name=format!("f[{}]", k("options")) rows="2">{ctx.val(&k("options"))}</textarea>
                     <Problem ctx=ctx.clone() field=k("options") />
                     <Check ctx=ctx.clone() key=k("required") label="Required".into() />
+                    <Check ctx=ctx.clone() key=k("multiline") label="A longer answer (several lines)".into() />
                     <Text ctx=ctx.clone() key=k("order") label="Position" kind="number" />
                 </fieldset>
             }
