@@ -116,6 +116,16 @@ pub enum Command {
     /// people, 2,000 packages, 1,000,000 assignments, 20,000 pending requests, 10,000,000 audit
     /// events), through bulk inserts. Refused when the database holds anyone.
     SeedScale(ScaleArgs),
+    /// Add people from a CSV: `email,name[,department[,job title[,manager's email]]]`, one per
+    /// line (a header line allowed; managers before their reports). Shows what each line would
+    /// do; `--apply` adds them, each audited. Exits 1 when any line is refused.
+    ImportUsers {
+        /// The CSV file.
+        file: PathBuf,
+        /// Add them (without it, nothing is written).
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 /// `seed-scale`: how big, which organisation, where the summary goes.

@@ -43,6 +43,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Verify { anchor } => verify(db, anchor.as_deref()).await,
         Command::SeedScale(args) => seed_scale(db, &args).await,
+        Command::ImportUsers { file, apply } => import_users(db, &file, apply).await,
         Command::Serve(args) => {
             if args.demo {
                 demo::seed_if_empty(&db).await.map_err(|e| format!("seeding failed: {e}"))?;
@@ -64,6 +65,26 @@ async fn seed_scale(db: Db, args: &quartermaster::config::ScaleArgs) -> Result<(
     if let Some(path) = &args.summary {
         let json = summary.to_json().map_err(|e| format!("seed-scale: {e}"))?;
         std::fs::write(path, json).map_err(|e| format!("cannot write the summary to {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `quartermaster import-users`: each line's outcome, then a summary; fails when a line was refused.
+async fn import_users(db: Db, file: &std::path::Path, apply: bool) -> Result<(), String> {
+    use quartermaster::service::Imported;
+    let csv = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let lines = Service::new(db)
+        .import_people(&Operator::Workers, &csv, apply)
+        .await
+        .map_err(|e| format!("import-users: {e}"))?;
+    for line in &lines {
+        println!("{line}");
+    }
+    let refused = lines.iter().filter(|l| matches!(l.outcome, Imported::Refused(_))).count();
+    let done = lines.len() - refused;
+    println!("{done} {}, {refused} refused", if apply { "added" } else { "would be added (run again with --apply)" });
+    if refused > 0 {
+        return Err(format!("{refused} line(s) refused"));
     }
     Ok(())
 }

@@ -265,6 +265,7 @@ pub fn plain_routes() -> Vec<(&'static str, Method, axum::routing::MethodRouter<
         ("/auth/signout", Method::POST, post(crate::auth::sign_out)),
         ("/admin/audit.csv", Method::GET, get(audit_csv)),
         ("/admin/packages/{package}/assignments.csv", Method::GET, get(package_assignments_csv)),
+        ("/admin/packages/{package}/bulk", Method::POST, post(bulk_assign)),
     ]
 }
 
@@ -479,6 +480,102 @@ async fn package_assignments_csv(
     };
     match export.await {
         Ok(export) => csv_download(export, "assignments.csv"),
+        Err(e) => error_response(e),
+    }
+}
+
+/// What a bulk assignment form sends: the rows as a file or pasted, the policy, why.
+#[derive(Debug, Default, serde::Deserialize)]
+struct BulkForm {
+    #[serde(default)]
+    csv: String,
+    policy_id: i64,
+    #[serde(default)]
+    justification: String,
+}
+
+/// Largest file a bulk assignment reads.
+const MAX_BULK_FILE: usize = 1 << 20;
+
+/// The form, as a file upload (`multipart/form-data`: a `file`, or `csv` pasted) or as a plain
+/// form with the rows pasted; `Err` says why it cannot be read.
+async fn read_bulk_form(request: axum::extract::Request) -> Result<BulkForm, String> {
+    use axum::extract::FromRequest;
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if !multipart {
+        let axum::Form(form) = axum::Form::<BulkForm>::from_request(request, &())
+            .await
+            .map_err(|_| "choose a policy and a file".to_owned())?;
+        return Ok(form);
+    }
+    let mut parts = axum::extract::Multipart::from_request(request, &())
+        .await
+        .map_err(|_| "that upload could not be read".to_owned())?;
+    let (mut form, mut file, mut policy) = (BulkForm::default(), String::new(), None);
+    while let Some(field) = parts.next_field().await.map_err(|_| "that upload could not be read".to_owned())? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let bytes = field.bytes().await.map_err(|_| "that upload could not be read".to_owned())?;
+        if bytes.len() > MAX_BULK_FILE {
+            return Err(format!("the file is too large: at most {} KiB", MAX_BULK_FILE / 1024));
+        }
+        let text = String::from_utf8(bytes.to_vec()).map_err(|_| "the file must be text (CSV, UTF-8)".to_owned())?;
+        match name.as_str() {
+            "file" => file = text,
+            "csv" => form.csv = text,
+            "policy_id" => policy = text.trim().parse().ok(),
+            "justification" => form.justification = text,
+            _ => {}
+        }
+    }
+    form.policy_id = policy.ok_or("choose a policy")?;
+    if !file.trim().is_empty() {
+        form.csv = file;
+    }
+    Ok(form)
+}
+
+/// Bulk assignment from a CSV: the job starts, and the browser goes to its progress page; a
+/// form or file that cannot be read goes back to the package's page with the reason, and
+/// nothing is started.
+async fn bulk_assign(
+    State(state): State<AppState>,
+    session: tower_sessions::Session,
+    axum::extract::Path(package): axum::extract::Path<i64>,
+    request: axum::extract::Request,
+) -> Response {
+    let back = format!("/admin/packages/{package}");
+    // A post is not a page: who is not signed in is told so (401), not sent elsewhere.
+    let actor = match crate::auth::session_actor(&session, &state.auth.service, &state.auth.sessions).await {
+        Ok(Some(actor)) => actor,
+        Ok(None) => return error_response(crate::domain::DomainError::Unauthenticated),
+        Err(e) => return error_response(e),
+    };
+    let service = &state.auth.service;
+    let package = crate::domain::ids::PackageId(package);
+    let started = async {
+        let manager = service.assignment_manager_of(&actor, package).await?;
+        let form = read_bulk_form(request).await.map_err(|why| crate::domain::DomainError::invalid("file", why))?;
+        manager.start_bulk(package, crate::domain::ids::PolicyId(form.policy_id), &form.csv, &form.justification).await
+    };
+    match started.await {
+        Ok(job) => {
+            let worker = service.clone();
+            tokio::spawn(async move {
+                if let Err(e) = worker.run_bulk_job(job).await {
+                    tracing::error!(job, error = ?e, "bulk assignment stopped; a worker takes it up again");
+                }
+            });
+            axum::response::Redirect::to(&format!("/admin/bulk/{job}")).into_response()
+        }
+        Err(crate::domain::DomainError::Invalid { field, message }) => {
+            let notice = crate::views::Notice { ok: false, text: message, field };
+            let _ = session.insert(crate::ui::NOTICE_KEY, notice).await;
+            axum::response::Redirect::to(&back).into_response()
+        }
         Err(e) => error_response(e),
     }
 }

@@ -361,6 +361,30 @@ pub struct CatalogAdmin {
 /// Questions one policy may ask (the builder shows as many rows at most).
 pub const MAX_QUESTIONS: usize = 20;
 
+/// A bulk assignment: its progress and each row's outcome.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BulkJobView {
+    pub id: i64,
+    pub package_id: i64,
+    pub package: String,
+    pub total: i64,
+    pub assigned: usize,
+    pub skipped: usize,
+    pub running: bool,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    pub rows: Vec<BulkRowView>,
+}
+
+/// One row of a bulk assignment: `outcome` is `assigned` or `skipped` (with why), or none yet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BulkRowView {
+    pub line: i64,
+    pub person: String,
+    pub outcome: Option<String>,
+    pub why: String,
+}
+
 /// A builder draft in progress, for resuming or discarding.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DraftSummary {

@@ -7,6 +7,7 @@
 pub mod approvers;
 pub mod audit;
 pub mod authz;
+pub mod bulk;
 pub mod clock;
 pub mod draft;
 pub mod eligibility;

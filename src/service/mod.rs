@@ -7,12 +7,14 @@
 mod admin;
 mod assignments;
 mod audit;
+pub mod bulk;
 pub mod capability;
 mod catalog;
 mod catalog_admin;
 mod delivery;
 pub mod directory;
 pub mod drafts;
+mod import;
 mod leavers;
 mod orgs;
 mod package_admin;
@@ -30,6 +32,7 @@ use crate::store::Db;
 pub use admin::Incompatible;
 pub use audit::{AuditAnchor, AuditExport, ChainCheck};
 pub use delivery::{DeliveryReport, FailedWork, DELIVERY_BATCH};
+pub use import::{ImportLine, Imported};
 pub use leavers::Offboarded;
 pub use package_admin::AssignmentExport;
 pub use requests::{NewRequest, RequestOutcome};
@@ -154,6 +157,10 @@ pub async fn run_workers(service: Service, interval: std::time::Duration) {
             let report =
                 service.deliver_pending(&crate::domain::authz::Operator::Workers, DELIVERY_PASS as i64).await?;
             Ok(report.claimed() >= DELIVERY_PASS)
+        }),
+        drain(interval, "bulk assignment", move || async move {
+            service.resume_bulk_jobs().await?;
+            Ok(false)
         }),
         clean_up(service, interval * 150),
     );

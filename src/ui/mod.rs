@@ -19,6 +19,9 @@ use components::initials;
 #[derive(Clone, Copy, Debug)]
 pub struct DemoMode(pub bool);
 
+/// Where the outcome of a plain form post waits in the session for the next page.
+pub const NOTICE_KEY: &str = "notice";
+
 /// The notice taken from the session for this request (server context, one per request).
 #[derive(Clone, Debug, Default)]
 pub struct NoticeCell(pub std::sync::Arc<std::sync::OnceLock<Option<Notice>>>);
@@ -109,6 +112,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/catalogs/:catalog") view=pages::CatalogPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/packages/:package") view=pages::PackageAdmin ssr=SsrMode::Async />
                     <Route path=path!("/admin/drafts/:draft/:step") view=pages::Builder ssr=SsrMode::Async />
+                    <Route path=path!("/admin/bulk/:job") view=pages::BulkJob ssr=SsrMode::Async />
                     <Route path=path!("/admin/people") view=pages::People ssr=SsrMode::Async />
                     <Route path=path!("/admin/orgs") view=pages::Orgs ssr=SsrMode::Async />
                     <Route path=path!("/admin/people/:user") view=pages::Person ssr=SsrMode::Async />

@@ -244,3 +244,47 @@ async fn serves_until_sigterm_then_exits_cleanly() {
     assert!(!lines.is_empty(), "JSON log lines");
     assert!(lines.iter().any(|l| l.to_string().contains("request_id")), "request ids in the logs");
 }
+
+/// `import-users` shows first, then adds with `--apply`: each line's outcome, a refused line
+/// changes nothing and makes the exit code 1; a second run finds everyone already there.
+#[test]
+fn import_users_shows_then_adds_line_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let run = |args: &[&str]| Command::new(BIN).args(args).env("QM_DATABASE_URL", &url).output().unwrap();
+    assert!(run(&["seed-demo"]).status.success());
+    let csv = dir.path().join("people.csv");
+    std::fs::write(
+        &csv,
+        "email,name,department,job title,manager\n\
+         ada@contoso.example,Ada Lovelace,Engineering,Engineer,linus@quartermaster.example\n\
+         not-an-email,Nobody\n\
+         bob@contoso.example,Bob Lee,Engineering,Engineer,ada@contoso.example\n",
+    )
+    .unwrap();
+    let file = csv.to_str().unwrap();
+    let users = || {
+        let out = Command::new("python3")
+            .args(["-c", &format!("import sqlite3; print(sqlite3.connect('{}/cli.db').execute(\"SELECT COUNT(*) FROM users WHERE email LIKE '%@contoso.example'\").fetchone()[0])", dir.path().display())])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let shown = run(&["import-users", file]);
+    let text = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(!shown.status.success(), "a refused line fails the run: {text}");
+    assert!(text.contains("line 2: ada@contoso.example would be added"), "{text}");
+    assert!(text.contains("line 3: not-an-email refused: not an email address"), "{text}");
+    assert!(
+        text.contains("line 4: bob@contoso.example would be added"),
+        "Ada, listed before him, is his manager: {text}"
+    );
+    assert_eq!(users(), "0", "nothing written without --apply");
+    let applied = run(&["import-users", file, "--apply"]);
+    let text = String::from_utf8_lossy(&applied.stdout).to_string();
+    assert!(text.contains("2 added, 1 refused"), "{text}");
+    assert_eq!(users(), "2");
+    let again = run(&["import-users", file, "--apply"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("someone already has this email"));
+    assert_eq!(users(), "2");
+}

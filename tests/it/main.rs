@@ -11,6 +11,7 @@
 mod common;
 
 mod builder;
+mod bulk;
 mod cli;
 mod engine;
 mod http;

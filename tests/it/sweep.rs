@@ -196,6 +196,10 @@ const TABLE: &[(&str, &str)] = &[
     ("save_draft_step", "DDDDDDADDDDD"),
     ("discard_package_draft", "DDDDDDADDDDD"),
     ("finish_package_draft", "DDDDDDADDDDD"),
+    // Bulk assignment from a file: who may assign in Engineering starts one and follows it.
+    ("/admin/packages/{package}/bulk", "DDDDDDADAAAD"),
+    ("load_bulk_job", "DDDDDDADAAAD"),
+    ("/admin/bulk/{job}", "DDDDDDADAAAD"),
 ];
 
 /// Rows nobody passes in the sweep's application, why, and where their positive control is.
@@ -250,6 +254,8 @@ struct Fixtures {
     draft_save: i64,
     draft_discard: i64,
     draft_finish: i64,
+    /// A bulk assignment to Developer Tools (its one row names nobody: it changes nothing).
+    bulk_job: i64,
 }
 
 /// A package of the sweep's own in a catalog: its own built-in resource (so removing one
@@ -388,6 +394,8 @@ async fn fixtures(app: &TestApp) -> Fixtures {
     let (draft_read, draft_save, draft_discard) = (draft().await, draft().await, draft().await);
     let draft_finish = builder.start_draft(quartermaster::service::drafts::DraftStart::Copy(for_report)).await.unwrap();
     let dev = s.assignment_manager_of(&grace, ids.developer_tools).await.unwrap();
+    let bulk_job =
+        dev.start_bulk(ids.developer_tools, dev_policy, "nobody@quartermaster.example\n", "sweep").await.unwrap();
     dev.assign_directly(ids.elena, ids.developer_tools, dev_policy, None, "sweep").await.unwrap();
     let assignment_of = |user: UserId, package: PackageId| async move {
         let id: i64 = sqlx::query_scalar(
@@ -425,6 +433,7 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         draft_save,
         draft_discard,
         draft_finish,
+        bulk_job,
     }
 }
 
@@ -456,6 +465,8 @@ enum Effect {
     Draft(i64),
     /// How many builder drafts a catalog has.
     DraftsIn(CatalogId),
+    /// How many bulk assignments a package has had.
+    BulkJobs(PackageId),
 }
 
 #[derive(Clone, Debug)]
@@ -539,6 +550,7 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
                 Some(Effect::DraftsIn(fx.catalog)),
             ),
             "load_package_draft" => (vec![("draft_id", fx.draft_read.to_string())], None),
+            "load_bulk_job" => (vec![("job_id", fx.bulk_job.to_string())], None),
             "save_draft_step" => (
                 vec![
                     ("draft_id", fx.draft_save.to_string()),
@@ -651,7 +663,8 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
                 .replace("{package}", &ids.developer_tools.0.to_string())
                 .replace("{user}", &ids.omar.0.to_string())
                 .replace("{draft}", &fx.draft_read.to_string())
-                .replace("{step}", "basics");
+                .replace("{step}", "basics")
+                .replace("{job}", &fx.bulk_job.to_string());
             calls.push(Call {
                 name: path,
                 path: concrete,
@@ -666,6 +679,14 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
         let (args, effect) = match path {
             "/auth/demo" => (vec![("user_id", ids.grace.0.to_string())], Some(Effect::Session)),
             "/auth/signout" => (vec![], Some(Effect::Session)),
+            "/admin/packages/{package}/bulk" => (
+                vec![
+                    ("csv", "nobody@quartermaster.example".to_owned()),
+                    ("policy_id", fx.dev_policy.0.to_string()),
+                    ("justification", "sweep".to_owned()),
+                ],
+                Some(Effect::BulkJobs(ids.developer_tools)),
+            ),
             _ => (vec![], None),
         };
         let concrete = path.replace("{package}", &ids.developer_tools.0.to_string());
@@ -889,6 +910,14 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
                 .await
                 .unwrap();
             format!("{row:?}")
+        }
+        Effect::BulkJobs(package) => {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bulk_jobs WHERE package_id = $1")
+                .bind(package.0)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            format!("{n} jobs")
         }
         Effect::DraftsIn(catalog) => {
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM package_drafts WHERE catalog_id = $1")

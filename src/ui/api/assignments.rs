@@ -75,3 +75,10 @@ pub async fn remove_package_assignment(
     .await;
     server::finish(result).await
 }
+
+/// A bulk assignment's progress and each row's outcome.
+#[server(endpoint = "load_bulk_job")]
+pub async fn load_bulk_job(job_id: i64) -> Result<BulkJobView, AppError> {
+    let (service, actor) = server::actor().await?;
+    Ok(service.bulk_job(&actor, job_id).await?)
+}

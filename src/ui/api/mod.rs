@@ -27,7 +27,7 @@ mod server {
     use crate::ui::error::AppError;
     use crate::views::Notice;
 
-    const NOTICE_KEY: &str = "notice";
+    use crate::ui::NOTICE_KEY;
 
     pub fn service() -> Result<Service, AppError> {
         use_context::<Service>().ok_or(AppError::Internal)

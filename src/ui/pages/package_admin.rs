@@ -86,6 +86,7 @@ fn PackageAdminView(
     let chosen = if filter.state.is_empty() { "live".to_owned() } else { filter.state.clone() };
     let package_id = d.package_id;
     let may_assign = d.may_assign;
+    let bulk_policies = d.policies.clone();
     view! {
         <Title text=format!("{} · assignments", d.package) />
         <p class="crumbs">
@@ -120,6 +121,23 @@ fn PackageAdminView(
                 </ActionForm>
                 <FieldError latest flash field="person" />
                 <FieldError latest flash field="end" />
+                <h3>"Assign many from a file"</h3>
+                <p class="muted small">"A CSV with one email per line, and optionally an end date (YYYY-MM-DD) after a comma. Each row is assigned on its own; you see which were skipped and why."</p>
+                <form method="post" enctype="multipart/form-data" action=format!("/admin/packages/{package_id}/bulk") class="form" id="bulk-form">
+                    <label for="bulk-file">"CSV file"</label>
+                    <input type="file" id="bulk-file" name="file" accept=".csv,text/csv,text/plain" />
+                    <label for="bulk-csv">"Or paste the rows"</label>
+                    <textarea id="bulk-csv" name="csv" rows="3" placeholder="maya@example.com
+    tom@example.com,2027-03-31"></textarea>
+                    <label for="bulk-policy">"Policy"</label>
+                    <select id="bulk-policy" name="policy_id">
+                        {bulk_policies.iter().map(|p| view! { <option value=p.id>{p.name.clone()}</option> }).collect_view()}
+                    </select>
+                    <label for="bulk-justification">"Why"</label>
+                    <input type="text" id="bulk-justification" name="justification" placeholder="Team onboarding" />
+                    <p><button type="submit" class="btn">"Assign from file"</button></p>
+                </form>
+                <FieldError latest flash field="file" />
             </section>
         })}
         <section class="panel" aria-labelledby="assignments-h">

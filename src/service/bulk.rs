@@ -1,0 +1,182 @@
+//! Bulk assignment from an uploaded CSV. Starting a job reads the whole file first (a file that
+//! cannot be read is refused whole, nothing done), stores its rows, and returns at once; the
+//! rows are then assigned one by one, each as its own audited operation (the same
+//! `assign_person` as assigning one person on the page), with the uploader's rights as they
+//! are at that moment, and each row's outcome — assigned, or skipped and why — recorded as it
+//! goes. A job is claimed by one worker at a time; if the process stops, a worker takes it up
+//! again after the claim runs out and carries on from the first row without an outcome (a row
+//! assigned just before the stop then reads "already has this access").
+
+use super::capability::{InCatalog, MayAssign};
+use super::Service;
+use crate::domain::bulk::{parse_rows, BulkRow};
+use crate::domain::ids::*;
+use crate::domain::{DomainError, DomainResult};
+use crate::store::{bulk, catalog, to_ms};
+use crate::views::{BulkJobView, BulkRowView};
+
+/// Rows assigned between two renewals of a job's claim.
+const BATCH: i64 = 25;
+/// How long a claim holds without renewal (a stopped worker's job is taken up after it).
+const CLAIM_MS: i64 = 60_000;
+
+impl<S: MayAssign> InCatalog<'_, S> {
+    /// Start assigning the people a CSV names to a package under one of its policies; answers
+    /// the job, whose rows are assigned in the background.
+    #[tracing::instrument(name = "start_bulk_assignment", skip_all, fields(actor = self.actor.id().0, package = package.0))]
+    pub async fn start_bulk(
+        &self,
+        package: PackageId,
+        policy: PolicyId,
+        csv: &str,
+        justification: &str,
+    ) -> DomainResult<i64> {
+        let (service, actor) = (self.service, self.actor);
+        let rows = parse_rows(csv)?;
+        if justification.chars().count() > 2000 {
+            return Err(DomainError::invalid("justification", "at most 2000 characters"));
+        }
+        let now = service.now();
+        let mut tx = service.db.begin().await?;
+        let pkg =
+            catalog::live_package(&mut tx, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+        self.owns(pkg.catalog_id, "access package")?;
+        if catalog::policy(&mut tx, policy).await?.is_none_or(|p| p.package_id != package) {
+            return Err(DomainError::invalid("policy_id", "choose one of this package's policies"));
+        }
+        let new =
+            bulk::NewJob { author: actor.id(), package, policy, justification: justification.trim(), rows: &rows };
+        let id = bulk::insert_job(&mut tx, &new, to_ms(now)).await?;
+        let event = crate::domain::audit::AuditEvent::new(
+            Some(actor.id()),
+            "package.bulk_assignment_started",
+            "package",
+            package.0,
+        )
+        .after(serde_json::json!({"job": id, "policy": policy, "rows": rows.len()}));
+        service.commit(tx, vec![event]).await?;
+        Ok(id)
+    }
+
+    /// A job's progress and each row's outcome (a job of a package in this catalog).
+    async fn bulk_job_view(&self, job: bulk::JobRow) -> DomainResult<BulkJobView> {
+        let id = job.id;
+        let mut conn = self.service.db.pool().acquire().await?;
+        let pkg =
+            catalog::package(&mut conn, job.package).await?.ok_or_else(|| DomainError::not_found("bulk assignment"))?;
+        self.owns(pkg.catalog_id, "bulk assignment")?;
+        let rows: Vec<BulkRowView> = bulk::job_rows(&mut conn, id)
+            .await?
+            .into_iter()
+            .map(|(line, person, outcome, why)| BulkRowView { line, person, outcome, why })
+            .collect();
+        let count = |word: &str| rows.iter().filter(|r| r.outcome.as_deref() == Some(word)).count();
+        Ok(BulkJobView {
+            id,
+            package_id: job.package.0,
+            package: pkg.name,
+            total: job.total,
+            assigned: count("assigned"),
+            skipped: count("skipped"),
+            running: job.state == "running",
+            created_at: job.created_at,
+            finished_at: job.finished_at,
+            rows,
+        })
+    }
+}
+
+impl Service {
+    /// A bulk assignment's progress, for who may assign in its package's catalog.
+    #[tracing::instrument(name = "bulk_job", skip(self, actor), fields(actor = actor.id().0))]
+    pub async fn bulk_job(&self, actor: &crate::domain::authz::Actor, id: i64) -> DomainResult<BulkJobView> {
+        let job = {
+            let mut conn = self.db.pool().acquire().await?;
+            bulk::job(&mut conn, id).await?.ok_or_else(|| DomainError::not_found("bulk assignment"))?
+        };
+        self.assignment_manager_of(actor, job.package).await?.bulk_job_view(job).await
+    }
+
+    /// Assign a job's remaining rows, if no other worker holds it; answers whether it ran.
+    #[tracing::instrument(name = "run_bulk_job", skip(self))]
+    pub async fn run_bulk_job(&self, id: i64) -> DomainResult<bool> {
+        if !self.claim(id).await? {
+            return Ok(false);
+        }
+        let job = {
+            let mut conn = self.db.pool().acquire().await?;
+            bulk::job(&mut conn, id).await?.ok_or_else(|| DomainError::not_found("bulk assignment"))?
+        };
+        loop {
+            let rows = {
+                let mut conn = self.db.pool().acquire().await?;
+                bulk::pending_rows(&mut conn, id, BATCH).await?
+            };
+            if rows.is_empty() {
+                break;
+            }
+            for row in rows {
+                let (outcome, why) = match self.assign_row(&job, &row).await {
+                    Ok(message) => ("assigned", message),
+                    Err(DomainError::Internal(e)) => return Err(DomainError::Internal(e)),
+                    Err(e) => ("skipped", e.to_string()),
+                };
+                let mut tx = self.db.begin().await?;
+                bulk::record_row(&mut tx, id, row.line, outcome, &why).await?;
+                tx.commit().await?;
+            }
+            if !self.claim_again(id).await? {
+                return Ok(true);
+            }
+        }
+        let mut tx = self.db.begin().await?;
+        bulk::finish_job(&mut tx, id, to_ms(self.now())).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Take up the jobs nobody is working on (new ones whose starter stopped, or a stopped
+    /// worker's); answers how many ran.
+    #[tracing::instrument(name = "resume_bulk_jobs", skip(self))]
+    pub async fn resume_bulk_jobs(&self) -> DomainResult<usize> {
+        let ids = {
+            let mut conn = self.db.pool().acquire().await?;
+            bulk::unclaimed_jobs(&mut conn, to_ms(self.now()), 10).await?
+        };
+        let mut ran = 0;
+        for id in ids {
+            if self.run_bulk_job(id).await? {
+                ran += 1;
+            }
+        }
+        Ok(ran)
+    }
+
+    async fn claim(&self, id: i64) -> DomainResult<bool> {
+        let now = to_ms(self.now());
+        let mut tx = self.db.begin().await?;
+        let claimed = bulk::claim_job(&mut tx, id, now, now + CLAIM_MS).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Renew this worker's claim (it holds it: nobody else claims before it runs out).
+    async fn claim_again(&self, id: i64) -> DomainResult<bool> {
+        let now = to_ms(self.now());
+        let mut tx = self.db.begin().await?;
+        let done = bulk::renew_claim(&mut tx, id, now + CLAIM_MS).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// One row: with the uploader's rights as they are now, as its own audited operation.
+    async fn assign_row(&self, job: &bulk::JobRow, row: &BulkRow) -> DomainResult<String> {
+        let actor = self
+            .actor(job.author)
+            .await?
+            .ok_or_else(|| DomainError::forbidden("the person who uploaded the file can no longer assign"))?;
+        let manager = self.assignment_manager_of(&actor, job.package).await?;
+        let outcome = manager.assign_person(job.package, &row.person, job.policy, &row.end, &job.justification).await?;
+        Ok(outcome.message)
+    }
+}
