@@ -81,8 +81,10 @@ async fn import_users(db: Db, file: &std::path::Path, apply: bool) -> Result<(),
         println!("{line}");
     }
     let refused = lines.iter().filter(|l| matches!(l.outcome, Imported::Refused(_))).count();
-    let done = lines.len() - refused;
-    println!("{done} {}, {refused} refused", if apply { "added" } else { "would be added (run again with --apply)" });
+    let there = lines.iter().filter(|l| l.outcome == Imported::AlreadyThere).count();
+    let done = lines.len() - refused - there;
+    let verb = if apply { "added" } else { "would be added (run again with --apply)" };
+    println!("{done} {verb}, {there} already there, {refused} refused");
     if refused > 0 {
         return Err(format!("{refused} line(s) refused"));
     }

@@ -368,11 +368,14 @@ pub struct BulkJobView {
     pub package_id: i64,
     pub package: String,
     pub total: i64,
-    pub assigned: usize,
-    pub skipped: usize,
+    pub assigned: i64,
+    pub skipped: i64,
+    /// Rows that could not be assigned for a reason of ours (to try again).
+    pub failed: i64,
     pub running: bool,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// While it runs, the rows skipped so far; once done, every row.
     pub rows: Vec<BulkRowView>,
 }
 

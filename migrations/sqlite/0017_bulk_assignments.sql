@@ -1,7 +1,8 @@
 -- Bulk assignment from an uploaded CSV: the job (who, which package and policy, why) and its
 -- rows, each assigned as its own audited operation and its outcome recorded as it goes, so the
 -- page shows progress and a restart carries on where the last row ended. A job is claimed by
--- one worker at a time (claimed_until), like the outbox.
+-- one worker at a time (claimed_by until claimed_until), like the outbox; a row's outcome
+-- "assigned" is written in the transaction that assigns it.
 CREATE TABLE bulk_jobs (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     author_id      BIGINT NOT NULL REFERENCES users (id),
@@ -10,6 +11,7 @@ CREATE TABLE bulk_jobs (
     justification  TEXT NOT NULL DEFAULT '',
     total          BIGINT NOT NULL,
     state          TEXT NOT NULL,
+    claimed_by     TEXT,
     claimed_until  BIGINT,
     created_at     BIGINT NOT NULL,
     finished_at    BIGINT

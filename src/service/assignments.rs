@@ -34,6 +34,22 @@ impl<S: MayAssign> InCatalog<'_, S> {
         end: Option<DateTime<Utc>>,
         justification: &str,
     ) -> DomainResult<RequestOutcome> {
+        self.assign_directly_marked(user, package, policy, (None, end), justification, None).await
+    }
+
+    /// [`Self::assign_directly`] from a start (`None`: now) to an end (`None`: the policy's
+    /// period), recording `mark` — a bulk job's row — as assigned in the same transaction: a
+    /// row is assigned and marked so together, or neither. Access that starts later is
+    /// delivered when it starts.
+    pub(super) async fn assign_directly_marked(
+        &self,
+        user: UserId,
+        package: PackageId,
+        policy: PolicyId,
+        (start, end): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        justification: &str,
+        mark: Option<(i64, i64)>,
+    ) -> DomainResult<RequestOutcome> {
         let (service, actor) = (self.service, self.actor);
         let now = service.now();
         let mut tx = service.db.begin().await?;
@@ -56,12 +72,20 @@ impl<S: MayAssign> InCatalog<'_, S> {
         if !conflicts.is_empty() {
             return Err(DomainError::Conflict(sod::explain(&conflicts)));
         }
-        let latest = pol.expiration.end_for(now)?;
-        if pol.expiration.is_fixed_date() && latest.is_some_and(|l| l <= now) {
+        let start = start.filter(|s| *s > now);
+        let from = start.unwrap_or(now);
+        if start.is_some_and(|s| s > now + chrono::Duration::days(i64::from(crate::domain::policy::MAX_LEAD_DAYS))) {
+            return Err(DomainError::invalid(
+                "start",
+                format!("at most {} days ahead", crate::domain::policy::MAX_LEAD_DAYS),
+            ));
+        }
+        let latest = pol.expiration.end_for(from)?;
+        if pol.expiration.is_fixed_date() && latest.is_some_and(|l| l <= from) {
             return Err(DomainError::invalid("end", "this policy's end date has passed"));
         }
         match (end, latest) {
-            (Some(e), _) if e <= now => return Err(DomainError::invalid("end", "the end must be in the future")),
+            (Some(e), _) if e <= from => return Err(DomainError::invalid("end", "the end must come after the start")),
             (Some(e), Some(l)) if e > l => return Err(DomainError::invalid("end", "past what the policy allows")),
             _ => {}
         }
@@ -77,13 +101,13 @@ impl<S: MayAssign> InCatalog<'_, S> {
             stage_due_at: None,
             justification: justification.trim(),
             answers: &[],
-            start_at: None,
+            start_at: start,
             end_at: end,
             outcome_reason: "",
         };
         let id = requests::insert(&mut tx, &row, now).await?;
         let mut events = vec![AuditEvent::new(Some(actor.id()), "request.admin_assigned", "request", id.0)
-            .after(json!({"package": pkg.id, "policy": pol.id, "target": target.id, "end": end}))
+            .after(json!({"package": pkg.id, "policy": pol.id, "target": target.id, "start": start, "end": end}))
             .reason(justification.trim())];
         let current = requests::request(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("request"))?;
         let state = service.approve_and_grant(&mut tx, &current, &mut events, now).await?;
@@ -91,8 +115,17 @@ impl<S: MayAssign> InCatalog<'_, S> {
             let reason = requests::request(&mut tx, id).await?.map(|r| r.outcome_reason).unwrap_or_default();
             return Err(DomainError::Conflict(reason));
         }
+        let message = match start {
+            Some(s) => format!("{} gets access from {}.", target.display_name, s.format("%Y-%m-%d")),
+            None => format!("{} is being given access.", target.display_name),
+        };
+        if let Some((job, line)) = mark {
+            if !crate::store::bulk::record_row(&mut tx, job, line, "assigned", &message).await? {
+                return Err(DomainError::Conflict("this row was already done".into()));
+            }
+        }
         service.commit(tx, events).await?;
-        Ok(RequestOutcome { request: id, state, message: format!("{} is being given access.", target.display_name) })
+        Ok(RequestOutcome { request: id, state, message })
     }
 
     /// Remove someone's assignment to a package of this catalog.

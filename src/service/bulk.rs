@@ -9,7 +9,7 @@
 
 use super::capability::{InCatalog, MayAssign};
 use super::Service;
-use crate::domain::bulk::{parse_rows, BulkRow};
+use crate::domain::bulk::parse_rows;
 use crate::domain::ids::*;
 use crate::domain::{DomainError, DomainResult};
 use crate::store::{bulk, catalog, to_ms};
@@ -41,6 +41,9 @@ impl<S: MayAssign> InCatalog<'_, S> {
         let pkg =
             catalog::live_package(&mut tx, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
         self.owns(pkg.catalog_id, "access package")?;
+        if !pkg.enabled || !catalog::catalog_held(&mut tx, pkg.catalog_id).await?.is_some_and(|c| c.enabled) {
+            return Err(DomainError::invalid("file", "this package is disabled: enable it (and its catalog) first"));
+        }
         if catalog::policy(&mut tx, policy).await?.is_none_or(|p| p.package_id != package) {
             return Err(DomainError::invalid("policy_id", "choose one of this package's policies"));
         }
@@ -65,20 +68,24 @@ impl<S: MayAssign> InCatalog<'_, S> {
         let pkg =
             catalog::package(&mut conn, job.package).await?.ok_or_else(|| DomainError::not_found("bulk assignment"))?;
         self.owns(pkg.catalog_id, "bulk assignment")?;
-        let rows: Vec<BulkRowView> = bulk::job_rows(&mut conn, id)
+        let (assigned, skipped, failed) = bulk::outcome_counts(&mut conn, id).await?;
+        let running = job.state == "running";
+        // While it runs, the problems so far; once done, every row.
+        let only = if running { Some("skipped") } else { None };
+        let rows: Vec<BulkRowView> = bulk::job_rows(&mut conn, id, only)
             .await?
             .into_iter()
             .map(|(line, person, outcome, why)| BulkRowView { line, person, outcome, why })
             .collect();
-        let count = |word: &str| rows.iter().filter(|r| r.outcome.as_deref() == Some(word)).count();
         Ok(BulkJobView {
             id,
             package_id: job.package.0,
             package: pkg.name,
             total: job.total,
-            assigned: count("assigned"),
-            skipped: count("skipped"),
-            running: job.state == "running",
+            assigned,
+            skipped,
+            failed,
+            running,
             created_at: job.created_at,
             finished_at: job.finished_at,
             rows,
@@ -87,19 +94,24 @@ impl<S: MayAssign> InCatalog<'_, S> {
 }
 
 impl Service {
-    /// A bulk assignment's progress, for who may assign in its package's catalog.
+    /// A bulk assignment's progress, for who may assign in its package's catalog (to anyone
+    /// else, whatever the reason, it does not exist).
     #[tracing::instrument(name = "bulk_job", skip(self, actor), fields(actor = actor.id().0))]
     pub async fn bulk_job(&self, actor: &crate::domain::authz::Actor, id: i64) -> DomainResult<BulkJobView> {
+        let gone = || DomainError::not_found("bulk assignment");
         let job = {
             let mut conn = self.db.pool().acquire().await?;
-            bulk::job(&mut conn, id).await?.ok_or_else(|| DomainError::not_found("bulk assignment"))?
+            bulk::job(&mut conn, id).await?.ok_or_else(gone)?
         };
-        self.assignment_manager_of(actor, job.package).await?.bulk_job_view(job).await
+        let manager = self.assignment_manager_of(actor, job.package).await.map_err(|_| gone())?;
+        manager.bulk_job_view(job).await
     }
 
     /// Assign a job's remaining rows, if no other worker holds it; answers whether it ran.
+    /// One job at a time per instance.
     #[tracing::instrument(name = "run_bulk_job", skip(self))]
     pub async fn run_bulk_job(&self, id: i64) -> DomainResult<bool> {
+        let _turn = self.bulk_turn.lock().await;
         if !self.claim(id).await? {
             return Ok(false);
         }
@@ -115,18 +127,55 @@ impl Service {
             if rows.is_empty() {
                 break;
             }
+            // The uploader's rights as they are now: without them (or without the package),
+            // no row can be assigned, and the rest are skipped for that one reason.
+            let actor = self.actor(job.author).await?;
+            let manager = match &actor {
+                Some(actor) => self.assignment_manager_of(actor, job.package).await,
+                None => Err(DomainError::forbidden("the person who uploaded the file can no longer assign")),
+            };
+            let manager = match manager {
+                Ok(manager) => manager,
+                Err(e) => {
+                    let mut tx = self.db.begin().await?;
+                    bulk::skip_remaining(&mut tx, id, &format!("not assigned: {e}")).await?;
+                    bulk::finish_job(&mut tx, id, to_ms(self.now())).await?;
+                    tx.commit().await?;
+                    return Ok(true);
+                }
+            };
             for row in rows {
-                let (outcome, why) = match self.assign_row(&job, &row).await {
-                    Ok(message) => ("assigned", message),
-                    Err(DomainError::Internal(e)) => return Err(DomainError::Internal(e)),
+                // Still this worker's (a claim that ran out may have been taken over).
+                if !self.claim_again(id).await? {
+                    return Ok(true);
+                }
+                let outcome = if !row.person.contains('@') || row.person.chars().count() > 320 {
+                    Err(DomainError::invalid("person", "not an email address"))
+                } else {
+                    let mark = Some((id, row.line));
+                    manager
+                        .assign_person_marked(
+                            job.package,
+                            &row.person,
+                            job.policy,
+                            ("", &row.end),
+                            &job.justification,
+                            mark,
+                        )
+                        .await
+                };
+                // Assigned rows were recorded with their assignment; the others now.
+                let (word, why) = match outcome {
+                    Ok(_) => continue,
+                    Err(DomainError::Internal(e)) => {
+                        tracing::error!(job = id, line = row.line, error = %e, "bulk row failed");
+                        ("failed", "could not be assigned (an error on our side): try this person again".to_owned())
+                    }
                     Err(e) => ("skipped", e.to_string()),
                 };
                 let mut tx = self.db.begin().await?;
-                bulk::record_row(&mut tx, id, row.line, outcome, &why).await?;
+                bulk::record_row(&mut tx, id, row.line, word, &why).await?;
                 tx.commit().await?;
-            }
-            if !self.claim_again(id).await? {
-                return Ok(true);
             }
         }
         let mut tx = self.db.begin().await?;
@@ -136,7 +185,7 @@ impl Service {
     }
 
     /// Take up the jobs nobody is working on (new ones whose starter stopped, or a stopped
-    /// worker's); answers how many ran.
+    /// worker's); answers how many ran. One failing job does not hold up the others.
     #[tracing::instrument(name = "resume_bulk_jobs", skip(self))]
     pub async fn resume_bulk_jobs(&self) -> DomainResult<usize> {
         let ids = {
@@ -145,8 +194,10 @@ impl Service {
         };
         let mut ran = 0;
         for id in ids {
-            if self.run_bulk_job(id).await? {
-                ran += 1;
+            match self.run_bulk_job(id).await {
+                Ok(true) => ran += 1,
+                Ok(false) => {}
+                Err(e) => tracing::error!(job = id, error = ?e, "bulk assignment stopped; taken up again later"),
             }
         }
         Ok(ran)
@@ -155,28 +206,17 @@ impl Service {
     async fn claim(&self, id: i64) -> DomainResult<bool> {
         let now = to_ms(self.now());
         let mut tx = self.db.begin().await?;
-        let claimed = bulk::claim_job(&mut tx, id, now, now + CLAIM_MS).await?;
+        let claimed = bulk::claim_job(&mut tx, id, &self.worker, now, now + CLAIM_MS).await?;
         tx.commit().await?;
         Ok(claimed)
     }
 
-    /// Renew this worker's claim (it holds it: nobody else claims before it runs out).
+    /// Renew this worker's claim; false when it no longer holds the job.
     async fn claim_again(&self, id: i64) -> DomainResult<bool> {
         let now = to_ms(self.now());
         let mut tx = self.db.begin().await?;
-        let done = bulk::renew_claim(&mut tx, id, now + CLAIM_MS).await?;
+        let held = bulk::renew_claim(&mut tx, id, &self.worker, now + CLAIM_MS).await?;
         tx.commit().await?;
-        Ok(done)
-    }
-
-    /// One row: with the uploader's rights as they are now, as its own audited operation.
-    async fn assign_row(&self, job: &bulk::JobRow, row: &BulkRow) -> DomainResult<String> {
-        let actor = self
-            .actor(job.author)
-            .await?
-            .ok_or_else(|| DomainError::forbidden("the person who uploaded the file can no longer assign"))?;
-        let manager = self.assignment_manager_of(&actor, job.package).await?;
-        let outcome = manager.assign_person(job.package, &row.person, job.policy, &row.end, &job.justification).await?;
-        Ok(outcome.message)
+        Ok(held)
     }
 }

@@ -20,6 +20,8 @@ pub const MAX_IMPORT: usize = 10_000;
 pub enum Imported {
     Added,
     WouldAdd,
+    /// Someone already has this email: nothing to do (a second run after a fix says so).
+    AlreadyThere,
     Refused(String),
 }
 
@@ -35,6 +37,7 @@ impl std::fmt::Display for ImportLine {
         match &self.outcome {
             Imported::Added => write!(f, "line {}: {} added", self.line, self.email),
             Imported::WouldAdd => write!(f, "line {}: {} would be added", self.line, self.email),
+            Imported::AlreadyThere => write!(f, "line {}: {} is already there", self.line, self.email),
             Imported::Refused(why) => write!(f, "line {}: {} refused: {why}", self.line, self.email),
         }
     }
@@ -45,21 +48,17 @@ impl Service {
     #[tracing::instrument(name = "import_people", skip(self, csv), fields(%by))]
     pub async fn import_people(&self, by: &Operator<'_>, csv: &str, apply: bool) -> DomainResult<Vec<ImportLine>> {
         by.require(Permission::Administer)?;
+        let csv = csv.strip_prefix('\u{feff}').unwrap_or(csv);
+        if csv.lines().filter(|l| !l.trim().is_empty()).count() > MAX_IMPORT + 1 {
+            return Err(crate::domain::DomainError::invalid("file", format!("at most {MAX_IMPORT} people per file")));
+        }
         let mut out = Vec::new();
         let mut seen: Vec<String> = Vec::new();
         for (i, text) in csv.lines().enumerate() {
             let fields: Vec<&str> = text.split(',').map(|f| f.trim().trim_matches('"').trim()).collect();
             let email = fields.first().copied().unwrap_or_default().to_lowercase();
-            if email.is_empty() || (i == 0 && email == "email") {
+            if email.is_empty() || (out.is_empty() && email == "email") {
                 continue;
-            }
-            if out.len() == MAX_IMPORT {
-                out.push(ImportLine {
-                    line: i + 1,
-                    email,
-                    outcome: Imported::Refused(format!("at most {MAX_IMPORT} lines per file")),
-                });
-                break;
             }
             let field = |n: usize| fields.get(n).copied().unwrap_or_default();
             let outcome = self.import_one(&email, &fields, field(4), apply, &seen).await?;
@@ -83,7 +82,13 @@ impl Service {
         let (name, department, title) = (field(1), field(2), field(3));
         let refused = |why: &str| Ok(Imported::Refused(why.to_owned()));
         let parts: Vec<&str> = email.split('@').collect();
-        if parts.len() != 2 || parts[0].is_empty() || !parts[1].contains('.') || email.len() > 320 {
+        let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != ',');
+        if parts.len() != 2
+            || !plain(parts[0])
+            || !parts[1].contains('.')
+            || parts[1].split('.').any(|label| !plain(label))
+            || email.len() > 320
+        {
             return refused("not an email address");
         }
         if name.is_empty() || name.chars().count() > 200 {
@@ -97,7 +102,7 @@ impl Service {
         }
         let mut tx = self.db.begin().await?;
         if directory::user_by_email(&mut tx, email).await?.is_some() {
-            return refused("someone already has this email");
+            return Ok(Imported::AlreadyThere);
         }
         let manager = match manager_email {
             "" => None,

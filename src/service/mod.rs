@@ -49,6 +49,9 @@ pub struct Service {
     catalog: Arc<snapshot::SnapshotCache>,
     /// Held while this instance walks the audit chain (one walk at a time).
     chain_walk: Arc<tokio::sync::Mutex<()>>,
+    /// Held while this instance runs a bulk assignment (one at a time: uploads queue, and the
+    /// pool and SQLite's writer stay free for everyone else).
+    bulk_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 type CheckpointFn =
@@ -82,6 +85,7 @@ impl Service {
             checkpoints: Checkpoints::default(),
             catalog: Arc::default(),
             chain_walk: Arc::default(),
+            bulk_turn: Arc::default(),
         }
     }
 

@@ -142,24 +142,40 @@ impl<S: MayAssign> InCatalog<'_, S> {
         package: PackageId,
         person: &str,
         policy: PolicyId,
-        end: &str,
+        (start, end): (&str, &str),
         justification: &str,
     ) -> DomainResult<RequestOutcome> {
-        let end = match end.trim() {
-            "" => None,
-            day => {
-                let day = NaiveDate::parse_from_str(day, "%Y-%m-%d")
-                    .map_err(|_| DomainError::invalid("end", "a date like 2027-03-31"))?;
-                let end_of_day =
-                    day.and_hms_opt(23, 59, 59).map(|t| DateTime::<Utc>::from_naive_utc_and_offset(t, Utc));
-                Some(end_of_day.ok_or_else(|| DomainError::invalid("end", "a date like 2027-03-31"))?)
+        self.assign_person_marked(package, person, policy, (start, end), justification, None).await
+    }
+
+    /// [`Self::assign_person`] for a bulk job's row (`mark`: job and line), recorded with it.
+    pub(super) async fn assign_person_marked(
+        &self,
+        package: PackageId,
+        person: &str,
+        policy: PolicyId,
+        (start, end): (&str, &str),
+        justification: &str,
+        mark: Option<(i64, i64)>,
+    ) -> DomainResult<RequestOutcome> {
+        // A start is the beginning of its day, an end the end of its day (UTC).
+        let day = |field: &str, text: &str, at: (u32, u32, u32)| -> DomainResult<Option<DateTime<Utc>>> {
+            match text.trim() {
+                "" => Ok(None),
+                day => {
+                    let bad = || DomainError::invalid(field, "a date like 2027-03-31");
+                    let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad())?;
+                    let t = day.and_hms_opt(at.0, at.1, at.2).ok_or_else(bad)?;
+                    Ok(Some(DateTime::<Utc>::from_naive_utc_and_offset(t, Utc)))
+                }
             }
         };
+        let (start, end) = (day("start", start, (0, 0, 0))?, day("end", end, (23, 59, 59))?);
         let user = {
             let mut conn = self.service.db.pool().acquire().await?;
             self.service.resolve_person(&mut conn, person).await?
         };
-        self.assign_directly(user, package, policy, end, justification).await
+        self.assign_directly_marked(user, package, policy, (start, end), justification, mark).await
     }
 }
 

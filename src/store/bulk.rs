@@ -76,12 +76,13 @@ pub async fn job(conn: &mut Conn, id: i64) -> Result<Option<JobRow>, sqlx::Error
     row.as_ref().map(job_from_row).transpose()
 }
 
-/// Claim a running job until `until`, unless another worker holds it.
-pub async fn claim_job(conn: &mut Conn, id: i64, now: i64, until: i64) -> Result<bool, sqlx::Error> {
+/// Claim a running job for worker `by` until `until`, unless another worker holds it.
+pub async fn claim_job(conn: &mut Conn, id: i64, by: &str, now: i64, until: i64) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE bulk_jobs SET claimed_until = $1 WHERE id = $2 AND state = 'running' \
-         AND (claimed_until IS NULL OR claimed_until < $3)",
+        "UPDATE bulk_jobs SET claimed_by = $1, claimed_until = $2 WHERE id = $3 AND state = 'running' \
+         AND (claimed_until IS NULL OR claimed_until < $4)",
     )
+    .bind(by)
     .bind(until)
     .bind(id)
     .bind(now)
@@ -114,15 +115,40 @@ pub async fn pending_rows(conn: &mut Conn, job: i64, limit: i64) -> Result<Vec<B
     Ok(rows.into_iter().map(|(line, person, end)| BulkRow { line, person, end }).collect())
 }
 
-pub async fn record_row(conn: &mut Conn, job: i64, line: i64, outcome: &str, why: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE bulk_job_rows SET outcome = $1, why = $2 WHERE job_id = $3 AND line = $4")
-        .bind(outcome)
-        .bind(why)
-        .bind(job)
-        .bind(line)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Record a row's outcome, if it has none yet; false when it had one (another worker).
+pub async fn record_row(conn: &mut Conn, job: i64, line: i64, outcome: &str, why: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE bulk_job_rows SET outcome = $1, why = $2 WHERE job_id = $3 AND line = $4 AND outcome IS NULL",
+    )
+    .bind(outcome)
+    .bind(why)
+    .bind(job)
+    .bind(line)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Every row still to do, skipped for one reason (the job cannot go on).
+pub async fn skip_remaining(conn: &mut Conn, job: i64, why: &str) -> Result<u64, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE bulk_job_rows SET outcome = 'skipped', why = $1 WHERE job_id = $2 AND outcome IS NULL")
+            .bind(why)
+            .bind(job)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected())
+}
+
+/// A job's rows counted by outcome: (assigned, skipped, failed).
+pub async fn outcome_counts(conn: &mut Conn, job: i64) -> Result<(i64, i64, i64), sqlx::Error> {
+    let rows: Vec<(Option<String>, i64)> =
+        sqlx::query_as("SELECT outcome, COUNT(*) FROM bulk_job_rows WHERE job_id = $1 GROUP BY outcome")
+            .bind(job)
+            .fetch_all(conn)
+            .await?;
+    let n = |w: &str| rows.iter().find(|(o, _)| o.as_deref() == Some(w)).map_or(0, |(_, c)| *c);
+    Ok((n("assigned"), n("skipped"), n("failed")))
 }
 
 pub async fn finish_job(conn: &mut Conn, job: i64, now: i64) -> Result<bool, sqlx::Error> {
@@ -135,20 +161,41 @@ pub async fn finish_job(conn: &mut Conn, job: i64, now: i64) -> Result<bool, sql
     Ok(done.rows_affected() == 1)
 }
 
-/// Every row of a job with its outcome (none yet: still to do), in file order.
-pub async fn job_rows(conn: &mut Conn, job: i64) -> Result<Vec<(i64, String, Option<String>, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT line, person, outcome, why FROM bulk_job_rows WHERE job_id = $1 ORDER BY line")
-        .bind(job)
-        .fetch_all(conn)
-        .await
+/// A job's rows with their outcome (none yet: still to do), in file order; `only`: those with
+/// this outcome.
+pub async fn job_rows(
+    conn: &mut Conn,
+    job: i64,
+    only: Option<&str>,
+) -> Result<Vec<(i64, String, Option<String>, String)>, sqlx::Error> {
+    match only {
+        Some(outcome) => {
+            sqlx::query_as(
+                "SELECT line, person, outcome, why FROM bulk_job_rows WHERE job_id = $1 AND outcome = $2 ORDER BY line",
+            )
+            .bind(job)
+            .bind(outcome)
+            .fetch_all(conn)
+            .await
+        }
+        None => {
+            sqlx::query_as("SELECT line, person, outcome, why FROM bulk_job_rows WHERE job_id = $1 ORDER BY line")
+                .bind(job)
+                .fetch_all(conn)
+                .await
+        }
+    }
 }
 
-/// Extend a running job's claim.
-pub async fn renew_claim(conn: &mut Conn, id: i64, until: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE bulk_jobs SET claimed_until = $1 WHERE id = $2 AND state = 'running'")
-        .bind(until)
-        .bind(id)
-        .execute(conn)
-        .await?;
+/// Extend worker `by`'s claim on a running job; false when it no longer holds it (its claim
+/// ran out and another worker took the job).
+pub async fn renew_claim(conn: &mut Conn, id: i64, by: &str, until: i64) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE bulk_jobs SET claimed_until = $1 WHERE id = $2 AND state = 'running' AND claimed_by = $3")
+            .bind(until)
+            .bind(id)
+            .bind(by)
+            .execute(conn)
+            .await?;
     Ok(done.rows_affected() == 1)
 }

@@ -12,7 +12,10 @@ use quartermaster::domain::ids::*;
 use quartermaster::domain::DomainError;
 use quartermaster::store::Backend;
 
-on_both_databases!(a_bulk_file_assigns_each_row_on_its_own_and_names_the_skipped_ones);
+on_both_databases!(
+    a_bulk_file_assigns_each_row_on_its_own_and_names_the_skipped_ones,
+    a_direct_assignment_can_be_scheduled
+);
 
 async fn count(w: &World, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(w.db().pool()).await.unwrap()
@@ -69,9 +72,12 @@ async fn a_bulk_file_assigns_each_row_on_its_own_and_names_the_skipped_ones(back
         .unwrap();
     assert!(!held.run_bulk_job(job).await.unwrap(), "claimed elsewhere: not run here");
     assert_eq!(w.service.resume_bulk_jobs().await.unwrap(), 0);
-    // The claim runs out (that worker stopped): a worker takes it up and finishes it.
+    // The claim runs out (that worker stopped): two instances go for it at once; one takes it
+    // up and finishes it, the other leaves it alone.
     w.clock.advance(chrono::Duration::hours(2));
-    assert_eq!(w.service.resume_bulk_jobs().await.unwrap(), 1);
+    let other = quartermaster::service::Service::with_clock(w.db().clone(), std::sync::Arc::new(w.clock.clone()));
+    let (a, b) = tokio::join!(w.service.resume_bulk_jobs(), other.resume_bulk_jobs());
+    assert_eq!(a.unwrap() + b.unwrap(), 1, "exactly one instance ran it");
 
     let done = w.service.bulk_job(&lucas, job).await.unwrap();
     assert_eq!((done.assigned, done.skipped, done.running), (48, 2, false), "{:?}", done.rows);
@@ -116,4 +122,75 @@ async fn a_bulk_file_assigns_each_row_on_its_own_and_names_the_skipped_ones(back
     );
     // A finished job is not run again.
     assert!(!w.service.run_bulk_job(job).await.unwrap());
+
+    // The uploader loses the right to assign before the rows are done: none is assigned, and
+    // each says why.
+    let later = manager
+        .start_bulk(w.ids.developer_tools, policy, "omar@quartermaster.example\ntom@quartermaster.example\n", "")
+        .await
+        .unwrap();
+    let eng = CatalogId(
+        sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Engineering'")
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap(),
+    );
+    let grace = w.actor(w.ids.grace).await;
+    w.service
+        .catalog_owner(&grace, eng)
+        .unwrap()
+        .revoke_role(w.ids.lucas, quartermaster::views::CatalogRole::AssignmentManager)
+        .await
+        .unwrap();
+    assert!(w.service.run_bulk_job(later).await.unwrap());
+    let stopped = w.service.bulk_job(&grace, later).await.unwrap();
+    assert_eq!((stopped.assigned, stopped.skipped, stopped.running), (0, 2, false));
+    assert!(stopped.rows.iter().all(|r| r.why.starts_with("not assigned")), "{:?}", stopped.rows);
+    // Lucas no longer sees it either.
+    let lucas = w.actor(w.ids.lucas).await;
+    assert!(matches!(w.service.bulk_job(&lucas, later).await, Err(DomainError::NotFound(_))));
+}
+
+/// Direct assignment with a schedule: from a day ahead until a later one; an end before the
+/// start, or a start past the longest lead time, is refused with nothing made.
+async fn a_direct_assignment_can_be_scheduled(backend: Backend) {
+    let w = World::new(backend).await;
+    let lucas = w.actor(w.ids.lucas).await;
+    let policy = PolicyId(
+        sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
+            .bind(w.ids.developer_tools.0)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap(),
+    );
+    let manager = w.service.assignment_manager_of(&lucas, w.ids.developer_tools).await.unwrap();
+    let today = w.clock.now().date_naive();
+    let day = |n: i64| (today + chrono::Duration::days(n)).format("%Y-%m-%d").to_string();
+    let assign = |start: String, end: String| {
+        let manager = &manager;
+        async move {
+            manager
+                .assign_person(w.ids.developer_tools, "tom@quartermaster.example", policy, (&start, &end), "cover")
+                .await
+        }
+    };
+    for (start, end, field) in
+        [(day(10), day(5), "end"), (day(400), String::new(), "start"), ("10/12/2026".into(), String::new(), "start")]
+    {
+        let refused = assign(start, end).await.unwrap_err();
+        assert!(matches!(&refused, DomainError::Invalid { field: Some(f), .. } if f == field), "{refused:?}");
+    }
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM assignments WHERE user_id IN (SELECT id FROM users WHERE email = 'tom@quartermaster.example')").await, 0);
+    let out = assign(day(3), day(20)).await.unwrap();
+    assert!(out.message.contains(&format!("from {}", day(3))), "{}", out.message);
+    let (start, end): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT a.start_at, a.end_at FROM assignments a JOIN users u ON u.id = a.user_id WHERE u.email = 'tom@quartermaster.example'",
+    )
+    .fetch_one(w.db().pool())
+    .await
+    .unwrap();
+    let midnight =
+        |n: i64| (today + chrono::Duration::days(n)).and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
+    assert_eq!(start, midnight(3), "starts at the beginning of its day");
+    assert_eq!(end, Some(midnight(21) - 1000), "ends at the end of its day");
 }

@@ -282,9 +282,10 @@ fn import_users_shows_then_adds_line_by_line() {
     assert_eq!(users(), "0", "nothing written without --apply");
     let applied = run(&["import-users", file, "--apply"]);
     let text = String::from_utf8_lossy(&applied.stdout).to_string();
-    assert!(text.contains("2 added, 1 refused"), "{text}");
+    assert!(text.contains("2 added, 0 already there, 1 refused"), "{text}");
     assert_eq!(users(), "2");
     let again = run(&["import-users", file, "--apply"]);
-    assert!(String::from_utf8_lossy(&again.stdout).contains("someone already has this email"));
+    let again_text = String::from_utf8_lossy(&again.stdout).to_string();
+    assert!(again_text.contains("ada@contoso.example is already there"), "{again_text}");
     assert_eq!(users(), "2");
 }

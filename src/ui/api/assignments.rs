@@ -40,6 +40,7 @@ pub async fn assign_package(
     package_id: i64,
     person: String,
     policy_id: i64,
+    start: Option<String>,
     end: String,
     justification: String,
 ) -> Result<Notice, AppError> {
@@ -50,7 +51,8 @@ pub async fn assign_package(
         let package = self::package_id(package_id);
         let manager = service.assignment_manager_of(&actor, package).await?;
         let policy = crate::domain::ids::PolicyId(policy_id);
-        let outcome = manager.assign_person(package, &person, policy, &end, &justification).await?;
+        let start = start.unwrap_or_default();
+        let outcome = manager.assign_person(package, &person, policy, (&start, &end), &justification).await?;
         Ok(ok(outcome.message))
     }
     .await;

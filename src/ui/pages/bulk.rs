@@ -1,10 +1,10 @@
 //! A bulk assignment's progress (`/admin/bulk/:job`): how many rows are done, and each row's
-//! outcome — assigned, or skipped and why. While it runs the page reloads itself every two
-//! seconds (a plain refresh: the same with JavaScript and without).
+//! outcome — assigned, or skipped and why. While it runs the page reloads itself every few
+//! seconds (a plain refresh: the same with JavaScript and without), unless asked not to.
 
 use leptos::prelude::*;
 use leptos_meta::{Meta, Title};
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::ui::api::*;
 use crate::ui::components::*;
@@ -23,11 +23,12 @@ pub fn BulkJob() -> impl IntoView {
 fn BulkBody() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("job").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let paused = use_query_map().read_untracked().get("paused").is_some();
     let job = Resource::new(id, load_bulk_job);
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || job.get().map(|r| match r {
-                Ok(j) => view! { <Progress j /> }.into_any(),
+                Ok(j) => view! { <Progress j paused /> }.into_any(),
                 Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
             })}
         </Suspense>
@@ -35,14 +36,15 @@ fn BulkBody() -> impl IntoView {
 }
 
 #[component]
-fn Progress(j: BulkJobView) -> impl IntoView {
-    let done = j.assigned + j.skipped;
-    let total = usize::try_from(j.total).unwrap_or(0);
+fn Progress(j: BulkJobView, paused: bool) -> impl IntoView {
+    let done = j.assigned + j.skipped + j.failed;
+    let total = j.total;
+    let here = format!("/admin/bulk/{}", j.id);
     let skipped: Vec<BulkRowView> =
-        j.rows.iter().filter(|r| r.outcome.as_deref() == Some("skipped")).cloned().collect();
+        j.rows.iter().filter(|r| matches!(r.outcome.as_deref(), Some("skipped" | "failed"))).cloned().collect();
     view! {
         <Title text=format!("Bulk assignment · {}", j.package) />
-        {j.running.then(|| view! { <Meta http_equiv="refresh" content="2" /> })}
+        {(j.running && !paused).then(|| view! { <Meta http_equiv="refresh" content="3" /> })}
         <p class="crumbs">
             <a href="/admin">"Admin"</a>" / "<a href=format!("/admin/packages/{}", j.package_id)>{j.package.clone()}</a>
         </p>
@@ -50,10 +52,15 @@ fn Progress(j: BulkJobView) -> impl IntoView {
         <section class="panel" aria-labelledby="progress-h" id="bulk-progress">
             <h2 id="progress-h">{if j.running { "Assigning…" } else { "Done" }}</h2>
             <progress max=total value=done aria-label="Rows done">{format!("{done} of {total}")}</progress>
-            <p id="bulk-summary">
+            <p id="bulk-summary" aria-live="polite">
                 {format!("{done} of {total} rows: {} assigned, {} skipped.", j.assigned, j.skipped)}
-                {j.running.then_some(" This page refreshes until every row is done.")}
+                {(j.failed > 0).then(|| format!(" {} could not be assigned because of an error on our side: try them again.", j.failed))}
             </p>
+            {j.running.then(|| if paused {
+                view! { <p><a href=here.clone()>"Refresh, and keep refreshing"</a></p> }.into_any()
+            } else {
+                view! { <p class="small">"This page refreshes every few seconds until every row is done. "<a href=format!("{here}?paused=1")>"Stop refreshing"</a></p> }.into_any()
+            })}
             <p class="muted small">"Each row is its own assignment, audited on its own: a skipped row changes nothing."</p>
         </section>
         {(!skipped.is_empty()).then(|| view! {
@@ -67,6 +74,7 @@ fn Progress(j: BulkJobView) -> impl IntoView {
                 </table>
             </section>
         })}
+        {(!j.running).then(|| view! {
         <section class="panel" aria-labelledby="rows-h">
             <h2 id="rows-h">"Every row"</h2>
             <table class="table" id="bulk-rows">
@@ -74,7 +82,8 @@ fn Progress(j: BulkJobView) -> impl IntoView {
                 <tbody>
                     {j.rows.into_iter().map(|r| {
                         let outcome = match r.outcome.as_deref() {
-                            Some("assigned") => "Assigned".to_owned(),
+                            Some("assigned") => "Assigned: access is being granted".to_owned(),
+                            Some("failed") => format!("Not assigned: {}", r.why),
                             Some(_) => format!("Skipped: {}", r.why),
                             None => "Waiting".to_owned(),
                         };
@@ -83,6 +92,7 @@ fn Progress(j: BulkJobView) -> impl IntoView {
                 </tbody>
             </table>
         </section>
+        })}
         <p><a href=format!("/admin/packages/{}", j.package_id)>"Back to the package"</a></p>
     }
 }

@@ -110,6 +110,10 @@ fn PackageAdminView(
                         </select>
                     </label>
                     <label class="field">
+                        <span>"From (optional)"</span>
+                        <input type="date" name="start" />
+                    </label>
+                    <label class="field">
                         <span>"Until (optional)"</span>
                         <input type="date" name="end" />
                     </label>
