@@ -282,11 +282,12 @@ impl PackageDraft {
         let mut next = self.clone();
         match step {
             WizardStep::Basics => next.basics(mode, fields)?,
-            WizardStep::Roles => {
-                if mode == DraftMode::NewPackage {
-                    next.resource_roles(fields)?
-                }
-            }
+            WizardStep::Roles => match mode {
+                DraftMode::NewPackage => next.resource_roles(fields)?,
+                // An edit keeps the package's roles; its separation-of-duties rules change.
+                DraftMode::Edit => next.separation_of_duties(fields),
+                DraftMode::NewPolicy => {}
+            },
             WizardStep::Requestors => next.requestors(fields, people)?,
             WizardStep::Approval => next.approval(fields, people)?,
             WizardStep::Lifecycle => next.lifecycle(fields, people, now)?,
@@ -322,9 +323,13 @@ impl PackageDraft {
             return Err(DomainError::invalid("roles", "pick at least one resource role"));
         }
         self.roles = roles;
+        self.separation_of_duties(f);
+        Ok(())
+    }
+
+    fn separation_of_duties(&mut self, f: &Fields<'_>) {
         self.incompatible_packages = f.ticked_ids("sod_package_").into_iter().map(PackageId).collect();
         self.incompatible_groups = f.ticked_ids("sod_group_").into_iter().map(GroupId).collect();
-        Ok(())
     }
 
     fn requestors(&mut self, f: &Fields<'_>, people: &People) -> DomainResult<()> {
@@ -928,9 +933,22 @@ mod tests {
 
     #[test]
     fn an_edit_keeps_the_roles_and_a_new_policy_keeps_the_package() {
-        let mut d = PackageDraft { name: "Payroll".into(), roles: vec![ResourceRoleId(1)], ..PackageDraft::new() };
-        d.apply(DraftMode::Edit, WizardStep::Roles, &Fields(&fields(&[("role_2", "on")])), &people(), now()).unwrap();
+        let mut d = PackageDraft {
+            name: "Payroll".into(),
+            roles: vec![ResourceRoleId(1)],
+            incompatible_groups: vec![GroupId(4)],
+            ..PackageDraft::new()
+        };
+        let f = fields(&[("role_2", "on"), ("sod_package_9", "on")]);
+        d.apply(DraftMode::NewPolicy, WizardStep::Roles, &Fields(&f), &people(), now()).unwrap();
+        assert_eq!(
+            (d.incompatible_packages.len(), d.incompatible_groups.len()),
+            (0, 1),
+            "a new policy leaves the rules"
+        );
+        d.apply(DraftMode::Edit, WizardStep::Roles, &Fields(&f), &people(), now()).unwrap();
         assert_eq!(d.roles, vec![ResourceRoleId(1)]);
+        assert_eq!((d.incompatible_packages.clone(), d.incompatible_groups.clone()), (vec![PackageId(9)], vec![]));
         let f = fields(&[("name", "Renamed"), ("policy_name", "Contractors")]);
         d.apply(DraftMode::NewPolicy, WizardStep::Basics, &Fields(&f), &people(), now()).unwrap();
         assert_eq!((d.name.as_str(), d.policy.name.as_str()), ("Payroll", "Contractors"));

@@ -291,6 +291,39 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         )))
     }
 
+    /// Take back a rule that a package cannot be held with another package or a group, inside
+    /// the caller's transaction, which holds the catalog's lock. A rule binding another
+    /// catalog's package needs its package manager too (as adding it did).
+    pub(super) async fn remove_incompatibility_in(
+        &self,
+        tx: &mut crate::store::Tx,
+        package: PackageId,
+        other: Incompatible,
+    ) -> DomainResult<AuditEvent> {
+        let (service, actor) = (self.service, self.actor);
+        let pkg = catalog::package(tx, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+        self.owns(pkg.catalog_id, "access package")?;
+        let removed = match other {
+            Incompatible::Package(p) => {
+                let other = catalog::package(tx, p).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+                if service.package_manager(actor, other.catalog_id).is_err() {
+                    return Err(DomainError::not_found("access package"));
+                }
+                crate::store::drafts::remove_incompatible_package(tx, package, p).await?
+            }
+            Incompatible::Group(g) => crate::store::drafts::remove_incompatible_group(tx, package, g).await?,
+        };
+        if !removed {
+            return Err(DomainError::Conflict("that rule was already taken back".into()));
+        }
+        Ok(AuditEvent::new(Some(actor.id()), "package.incompatibility_removed", "package", package.0).before(json!(
+            match other {
+                Incompatible::Package(p) => json!({"package": p}),
+                Incompatible::Group(g) => json!({"group": g}),
+            }
+        )))
+    }
+
     #[tracing::instrument(name = "create_policy", skip_all, fields(actor = self.actor.id().0, package = policy.package_id.0))]
     pub async fn create_policy(&self, policy: Policy) -> DomainResult<PolicyId> {
         policy.validate()?;

@@ -340,6 +340,22 @@ impl Draft<'_> {
                     };
                     events.push(pm.update_package_in(&mut tx, changed).await.map_err(stale_edit)?);
                 }
+                // Separation of duties: what the draft ticks, against the rules as they are now.
+                let rules = catalog::sod_rules(&mut tx, p).await?;
+                let now_packages: Vec<PackageId> = rules.incompatible_packages.iter().map(|(id, _)| *id).collect();
+                let now_groups: Vec<GroupId> = rules.incompatible_groups.iter().map(|(id, _)| *id).collect();
+                for q in body.incompatible_packages.iter().filter(|q| !now_packages.contains(q)) {
+                    events.push(pm.add_incompatibility_in(&mut tx, p, Incompatible::Package(*q)).await?);
+                }
+                for q in now_packages.iter().filter(|q| !body.incompatible_packages.contains(q)) {
+                    events.push(pm.remove_incompatibility_in(&mut tx, p, Incompatible::Package(*q)).await?);
+                }
+                for g in body.incompatible_groups.iter().filter(|g| !now_groups.contains(g)) {
+                    events.push(pm.add_incompatibility_in(&mut tx, p, Incompatible::Group(*g)).await?);
+                }
+                for g in now_groups.iter().filter(|g| !body.incompatible_groups.contains(g)) {
+                    events.push(pm.remove_incompatibility_in(&mut tx, p, Incompatible::Group(*g)).await?);
+                }
                 policy.id = pol;
                 policy.package_id = p;
                 // Nothing changed: no event, and no new version (other open edits stay valid).
@@ -385,12 +401,20 @@ impl Draft<'_> {
                 detail: system,
             })
             .collect();
-        let packages: Vec<Choice> = catalog::packages_in(&mut conn, row.catalog)
+        let mut packages: Vec<Choice> = catalog::packages_in(&mut conn, row.catalog)
             .await?
             .into_iter()
             .filter(|p| Some(p.id) != row.package)
             .map(|p| Choice { id: p.id.0, name: p.name, detail: String::new() })
             .collect();
+        // A rule with another catalog's package is offered too (unticking it takes it back).
+        for other in &body.incompatible_packages {
+            if !packages.iter().any(|c| c.id == other.0) {
+                if let Some(p) = catalog::package(&mut conn, *other).await? {
+                    packages.push(Choice { id: p.id.0, name: p.name, detail: "another catalog".into() });
+                }
+            }
+        }
         let mut groups: Vec<Choice> = directory::group_names(&mut conn)
             .await?
             .into_iter()
@@ -422,9 +446,9 @@ impl Draft<'_> {
         let step = step.or_else(|| WizardStep::parse(&row.step)).unwrap_or(WizardStep::Basics);
         let (summary, impact) = if step == WizardStep::Review {
             let summary = summarize(&body, mode_of(row), &roles, &packages, &groups, &orgs, &named);
-            let impact = match row.policy {
-                Some(pol) => impact_of(&mut conn, &body, pol).await?,
-                None => vec![],
+            let impact = match (row.package, row.policy) {
+                (Some(pkg), Some(pol)) => impact_of(&mut conn, &body, pkg, pol).await?,
+                _ => vec![],
             };
             (summary, impact)
         } else {
@@ -542,7 +566,7 @@ fn summarize(
         out.push(("Description".into(), body.description.clone()));
     }
     out.push(("Resource roles".into(), names_of(body.roles.iter().map(|r| r.0), roles)));
-    if mode == DraftMode::NewPackage {
+    if mode != DraftMode::NewPolicy {
         out.push((
             "Incompatible with".into(),
             format!(
@@ -636,10 +660,25 @@ fn summarize(
 
 /// What saving an edit does: which parts change, and the requests waiting under the policy
 /// (they keep the stages they were filed under).
-async fn impact_of(conn: &mut Conn, body: &PackageDraft, policy: PolicyId) -> DomainResult<Vec<String>> {
+async fn impact_of(
+    conn: &mut Conn,
+    body: &PackageDraft,
+    package: PackageId,
+    policy: PolicyId,
+) -> DomainResult<Vec<String>> {
     let Some(current) = catalog::policy(conn, policy).await? else {
         return Err(DomainError::not_found("policy"));
     };
+    let rules = catalog::sod_rules(conn, package).await?;
+    let mut now_rules: (Vec<PackageId>, Vec<GroupId>) = (
+        rules.incompatible_packages.iter().map(|(id, _)| *id).collect(),
+        rules.incompatible_groups.iter().map(|(id, _)| *id).collect(),
+    );
+    now_rules.0.sort_unstable();
+    now_rules.1.sort_unstable();
+    let mut new_rules = (body.incompatible_packages.clone(), body.incompatible_groups.clone());
+    new_rules.0.sort_unstable();
+    new_rules.1.sort_unstable();
     let new = &body.policy;
     let parts = [
         (current.name != new.name || current.description != new.description, "the policy's name"),
@@ -648,15 +687,19 @@ async fn impact_of(conn: &mut Conn, body: &PackageDraft, policy: PolicyId) -> Do
                 != (new.scope, &new.requestors, new.justification_required, new.on_behalf_allowed),
             "who can request",
         ),
-        (current.approval != new.approval, "approval"),
+        (draft::normalized(&current).approval != draft::normalized(new).approval, "approval"),
         (
             (current.expiration, current.schedule_allowed, current.max_lead_days, current.extension_allowed)
                 != (new.expiration, new.schedule_allowed, new.max_lead_days, new.extension_allowed)
                 || current.extension_needs_approval != new.extension_needs_approval
-                || current.review != new.review,
+                || draft::normalized(&current).review != draft::normalized(new).review,
             "lifecycle",
         ),
         (current.questions != new.questions, "questions"),
+        (
+            now_rules != new_rules,
+            "separation of duties (people already holding both keep them; new requests are checked)",
+        ),
     ];
     let changed: Vec<&str> = parts.iter().filter(|(c, _)| *c).map(|(_, w)| *w).collect();
     let mut out = vec![if changed.is_empty() {

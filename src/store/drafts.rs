@@ -161,3 +161,30 @@ pub async fn role_choices(
     .await?;
     Ok(rows.into_iter().map(|(id, r, rr, s)| (ResourceRoleId(id), r, rr, s)).collect())
 }
+
+/// Take back a rule that two packages cannot be held together (whichever names the other).
+pub async fn remove_incompatible_package(conn: &mut Conn, a: PackageId, b: PackageId) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM package_incompatible_packages WHERE (package_id = $1 AND other_package_id = $2) \
+         OR (package_id = $2 AND other_package_id = $1)",
+    )
+    .bind(a.0)
+    .bind(b.0)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Take back a rule that a package cannot be held with a group's membership.
+pub async fn remove_incompatible_group(
+    conn: &mut Conn,
+    package: PackageId,
+    group: GroupId,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM package_incompatible_groups WHERE package_id = $1 AND group_id = $2")
+        .bind(package.0)
+        .bind(group.0)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}

@@ -20,6 +20,7 @@ use quartermaster::states::{DraftMode, WizardStep};
 use quartermaster::store::Backend;
 
 on_both_databases!(
+    an_edit_changes_separation_of_duties_rules_audited,
     an_edit_that_changes_nothing_keeps_everything_the_form_cannot_show,
     a_built_package_is_requested_approved_in_two_stages_and_delivered,
     drafts_are_their_authors_alone_and_keep_every_saved_step,
@@ -253,13 +254,7 @@ async fn an_edit_shows_its_impact_and_waiting_requests_keep_their_stages(backend
         .fetch_one(w.db().pool())
         .await
         .unwrap();
-    let policy = PolicyId(
-        sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
-            .bind(w.ids.production_access.0)
-            .fetch_one(w.db().pool())
-            .await
-            .unwrap(),
-    );
+    let policy = first_policy(&w, w.ids.production_access).await;
     let original = quartermaster::store::catalog::policy(&mut w.db().pool().acquire().await.unwrap(), policy)
         .await
         .unwrap()
@@ -325,13 +320,7 @@ async fn an_edit_shows_its_impact_and_waiting_requests_keep_their_stages(backend
 async fn an_edit_that_changes_nothing_keeps_everything_the_form_cannot_show(backend: Backend) {
     let w = World::new(backend).await;
     let linus = w.actor(w.ids.linus).await;
-    let policy = PolicyId(
-        sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
-            .bind(w.ids.production_access.0)
-            .fetch_one(w.db().pool())
-            .await
-            .unwrap(),
-    );
+    let policy = first_policy(&w, w.ids.production_access).await;
     let read = || async {
         quartermaster::store::catalog::policy(&mut w.db().pool().acquire().await.unwrap(), policy)
             .await
@@ -361,4 +350,49 @@ async fn an_edit_that_changes_nothing_keeps_everything_the_form_cannot_show(back
     let after = read().await;
     assert_eq!(after, before, "nothing changed, not even the version");
     assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events").await, events, "and nothing is recorded");
+}
+
+/// Payments Approver cannot be held with Invoice Processing. Finance's owner edits it: unticks
+/// that rule and ticks a group instead; saving takes one back and adds the other, each
+/// audited, and the Review step said so first.
+async fn an_edit_changes_separation_of_duties_rules_audited(backend: Backend) {
+    let w = World::new(backend).await;
+    let elena = w.actor(w.ids.elena).await; // owner of Finance
+    let pkg = w.ids.payments_approver;
+    let policy = first_policy(&w, pkg).await;
+    let pm = w.service.package_manager_of(&elena, pkg).await.unwrap();
+    let id = pm.start_draft(DraftStart::Edit(pkg, policy)).await.unwrap();
+    let draft = async || w.service.draft(&elena, id).await.unwrap();
+    let roles = draft().await.view(Some(WizardStep::Roles)).await.unwrap();
+    let invoices = format!("sod_package_{}", w.ids.invoice_processing.0);
+    assert_eq!(roles.values.get(&invoices).map(String::as_str), Some("on"), "the rule is shown ticked");
+    let group = roles.groups.first().unwrap().id;
+    let ticked = fields(&[(&format!("sod_group_{group}"), "on")]);
+    draft().await.save_step(WizardStep::Roles, Go::Next, &ticked).await.unwrap();
+    let review = draft().await.view(Some(WizardStep::Review)).await.unwrap();
+    assert!(review.impact.join(" ").contains("separation of duties"), "{:?}", review.impact);
+    draft().await.finish(Some(review.updated_at)).await.unwrap();
+    let rules =
+        quartermaster::store::catalog::sod_rules(&mut w.db().pool().acquire().await.unwrap(), pkg).await.unwrap();
+    assert!(rules.incompatible_packages.is_empty(), "{rules:?}");
+    assert_eq!(rules.incompatible_groups.iter().map(|(g, _)| g.0).collect::<Vec<_>>(), [group]);
+    for action in ["package.incompatibility_removed", "package.incompatibility_added"] {
+        let n = count(
+            &w,
+            &format!("SELECT COUNT(*) FROM audit_events WHERE action = '{action}' AND object_id = {}", pkg.0),
+        )
+        .await;
+        assert_eq!(n, 1, "{action}");
+    }
+}
+
+/// A package's first policy.
+async fn first_policy(w: &World, package: PackageId) -> PolicyId {
+    PolicyId(
+        sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
+            .bind(package.0)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap(),
+    )
 }

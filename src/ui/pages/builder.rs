@@ -256,7 +256,13 @@ fn Roles(ctx: Ctx, d: DraftView) -> impl IntoView {
             d.roles.iter().filter(|r| ctx.on(&format!("role_{}", r.id))).map(|r| r.name.clone()).collect();
         return view! {
             <p>"This package grants: "<strong>{chosen.join(", ")}</strong></p>
-            <p class="muted small">"Its resource roles and separation-of-duties rules are kept as they are here; make a copy to build a package with other roles."</p>
+            <p class="muted small">"Its resource roles stay as they are here; make a copy to build a package with other roles."</p>
+            {(d.mode == DraftMode::Edit).then(|| view! {
+                <h2 class="small">"Separation of duties"</h2>
+                <p class="muted small">"Someone holding one of these cannot request this package (and the other way round)."</p>
+                <Ticks ctx=ctx.clone() prefix="sod_package_" legend="Incompatible access packages" choices=d.packages.clone() />
+                <Ticks ctx=ctx.clone() prefix="sod_group_" legend="Incompatible groups" choices=d.groups.clone() />
+            })}
         }
         .into_any();
     }
