@@ -20,6 +20,16 @@ pub enum Incompatible {
     Group(GroupId),
 }
 
+impl Incompatible {
+    /// As an audit event records it.
+    fn as_json(self) -> serde_json::Value {
+        match self {
+            Incompatible::Package(p) => json!({"package": p}),
+            Incompatible::Group(g) => json!({"group": g}),
+        }
+    }
+}
+
 fn clean_name(field: &str, name: &str) -> DomainResult<String> {
     let name = name.trim();
     if name.is_empty() {
@@ -265,30 +275,32 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         package: PackageId,
         other: Incompatible,
     ) -> DomainResult<AuditEvent> {
-        let (service, actor) = (self.service, self.actor);
-        let pkg = catalog::package(tx, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
-        self.owns(pkg.catalog_id, "access package")?;
+        self.may_bind(tx, package, other).await?;
         match other {
             Incompatible::Package(p) if p == package => {
                 return Err(DomainError::invalid("incompatible", "a package cannot conflict with itself"))
             }
             Incompatible::Package(p) => {
-                let other = catalog::package(tx, p).await?.ok_or_else(|| DomainError::not_found("access package"))?;
-                // A rule binds both packages: whoever sets it must manage the other one too
-                // (else the other package is not there for them, exactly like an unknown one).
-                if service.package_manager(actor, other.catalog_id).is_err() {
-                    return Err(DomainError::not_found("access package"));
-                }
-                catalog::add_incompatible_package(tx, package, p).await.map_err(|e| unique(e, "this rule"))?;
+                catalog::add_incompatible_package(tx, package, p).await.map_err(|e| unique(e, "this rule"))?
             }
             Incompatible::Group(g) => catalog::add_incompatible_group(tx, package, g).await?,
         }
-        Ok(AuditEvent::new(Some(actor.id()), "package.incompatibility_added", "package", package.0).after(json!(
-            match other {
-                Incompatible::Package(p) => json!({"package": p}),
-                Incompatible::Group(g) => json!({"group": g}),
+        Ok(AuditEvent::new(Some(self.actor.id()), "package.incompatibility_added", "package", package.0)
+            .after(other.as_json()))
+    }
+
+    /// The package is in this catalog, and a rule's other package is one the actor manages too:
+    /// a rule binds both packages (else the other is not there for them, like an unknown one).
+    async fn may_bind(&self, tx: &mut crate::store::Tx, package: PackageId, other: Incompatible) -> DomainResult<()> {
+        let pkg = catalog::package(tx, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+        self.owns(pkg.catalog_id, "access package")?;
+        if let Incompatible::Package(p) = other {
+            let other = catalog::package(tx, p).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+            if self.service.package_manager(self.actor, other.catalog_id).is_err() {
+                return Err(DomainError::not_found("access package"));
             }
-        )))
+        }
+        Ok(())
     }
 
     /// Take back a rule that a package cannot be held with another package or a group, inside
@@ -300,28 +312,16 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         package: PackageId,
         other: Incompatible,
     ) -> DomainResult<AuditEvent> {
-        let (service, actor) = (self.service, self.actor);
-        let pkg = catalog::package(tx, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
-        self.owns(pkg.catalog_id, "access package")?;
+        self.may_bind(tx, package, other).await?;
         let removed = match other {
-            Incompatible::Package(p) => {
-                let other = catalog::package(tx, p).await?.ok_or_else(|| DomainError::not_found("access package"))?;
-                if service.package_manager(actor, other.catalog_id).is_err() {
-                    return Err(DomainError::not_found("access package"));
-                }
-                crate::store::drafts::remove_incompatible_package(tx, package, p).await?
-            }
+            Incompatible::Package(p) => crate::store::drafts::remove_incompatible_package(tx, package, p).await?,
             Incompatible::Group(g) => crate::store::drafts::remove_incompatible_group(tx, package, g).await?,
         };
         if !removed {
             return Err(DomainError::Conflict("that rule was already taken back".into()));
         }
-        Ok(AuditEvent::new(Some(actor.id()), "package.incompatibility_removed", "package", package.0).before(json!(
-            match other {
-                Incompatible::Package(p) => json!({"package": p}),
-                Incompatible::Group(g) => json!({"group": g}),
-            }
-        )))
+        Ok(AuditEvent::new(Some(self.actor.id()), "package.incompatibility_removed", "package", package.0)
+            .before(other.as_json()))
     }
 
     #[tracing::instrument(name = "create_policy", skip_all, fields(actor = self.actor.id().0, package = policy.package_id.0))]
