@@ -39,6 +39,10 @@ pub struct PackageDraft {
     /// question never takes one, even of a question deleted since.
     #[serde(default)]
     pub used_keys: Vec<String>,
+    /// An edit's separation-of-duties rules when it began: saving applies only what the author
+    /// ticked or unticked since, so a rule someone else changed meanwhile stays as they left it.
+    #[serde(default)]
+    pub sod_base: (Vec<PackageId>, Vec<GroupId>),
 }
 
 impl PackageDraft {
@@ -54,6 +58,7 @@ impl PackageDraft {
             incompatible_groups: vec![],
             package_version: 0,
             used_keys: vec![],
+            sod_base: (vec![], vec![]),
         }
     }
 }
@@ -284,8 +289,10 @@ impl PackageDraft {
             WizardStep::Basics => next.basics(mode, fields)?,
             WizardStep::Roles => match mode {
                 DraftMode::NewPackage => next.resource_roles(fields)?,
-                // An edit keeps the package's roles; its separation-of-duties rules change.
-                DraftMode::Edit => next.separation_of_duties(fields),
+                // An edit keeps the package's roles; its separation-of-duties rules change (when
+                // the form showed them).
+                DraftMode::Edit if fields.ticked("sod_shown") => next.separation_of_duties(fields),
+                DraftMode::Edit => {}
                 DraftMode::NewPolicy => {}
             },
             WizardStep::Requestors => next.requestors(fields, people)?,
@@ -594,6 +601,7 @@ impl PackageDraft {
         set("name", self.name.clone());
         set("description", self.description.clone());
         set("hidden", flag(self.hidden));
+        set("sod_shown", ON.into());
         set("policy_name", p.name.clone());
         set("policy_description", p.description.clone());
         for r in &self.roles {
@@ -939,7 +947,7 @@ mod tests {
             incompatible_groups: vec![GroupId(4)],
             ..PackageDraft::new()
         };
-        let f = fields(&[("role_2", "on"), ("sod_package_9", "on")]);
+        let f = fields(&[("role_2", "on"), ("sod_package_9", "on"), ("sod_shown", "on")]);
         d.apply(DraftMode::NewPolicy, WizardStep::Roles, &Fields(&f), &people(), now()).unwrap();
         assert_eq!(
             (d.incompatible_packages.len(), d.incompatible_groups.len()),

@@ -72,6 +72,10 @@ impl<S: MayAssign> InCatalog<'_, S> {
         if !conflicts.is_empty() {
             return Err(DomainError::Conflict(sod::explain(&conflicts)));
         }
+        // A start today (its midnight has passed) means now; an earlier day is refused.
+        if start.is_some_and(|s| s.date_naive() < now.date_naive()) {
+            return Err(DomainError::invalid("start", "the start cannot be in the past"));
+        }
         let start = start.filter(|s| *s > now);
         let from = start.unwrap_or(now);
         if start.is_some_and(|s| s > now + chrono::Duration::days(i64::from(crate::domain::policy::MAX_LEAD_DAYS))) {

@@ -4,8 +4,8 @@
 //! `assign_person` as assigning one person on the page), with the uploader's rights as they
 //! are at that moment, and each row's outcome — assigned, or skipped and why — recorded as it
 //! goes. A job is claimed by one worker at a time; if the process stops, a worker takes it up
-//! again after the claim runs out and carries on from the first row without an outcome (a row
-//! assigned just before the stop then reads "already has this access").
+//! again after the claim runs out and carries on from the first row without an outcome (a
+//! row's "assigned" is written in its assignment's transaction, so none is done twice).
 
 use super::capability::{InCatalog, MayAssign};
 use super::Service;
@@ -15,7 +15,7 @@ use crate::domain::{DomainError, DomainResult};
 use crate::store::{bulk, catalog, to_ms};
 use crate::views::{BulkJobView, BulkRowView};
 
-/// Rows assigned between two renewals of a job's claim.
+/// Rows read at a time (the claim is renewed before each row).
 const BATCH: i64 = 25;
 /// How long a claim holds without renewal (a stopped worker's job is taken up after it).
 const CLAIM_MS: i64 = 60_000;
@@ -71,7 +71,7 @@ impl<S: MayAssign> InCatalog<'_, S> {
         let (assigned, skipped, failed) = bulk::outcome_counts(&mut conn, id).await?;
         let running = job.state == "running";
         // While it runs, the problems so far; once done, every row.
-        let only = if running { Some("skipped") } else { None };
+        let only = if running { Some("problems") } else { None };
         let rows: Vec<BulkRowView> = bulk::job_rows(&mut conn, id, only)
             .await?
             .into_iter()
@@ -103,7 +103,10 @@ impl Service {
             let mut conn = self.db.pool().acquire().await?;
             bulk::job(&mut conn, id).await?.ok_or_else(gone)?
         };
-        let manager = self.assignment_manager_of(actor, job.package).await.map_err(|_| gone())?;
+        let manager = self.assignment_manager_of(actor, job.package).await.map_err(|e| match e {
+            DomainError::NotFound(_) | DomainError::Forbidden(_) => gone(),
+            other => other,
+        })?;
         manager.bulk_job_view(job).await
     }
 
@@ -136,13 +139,15 @@ impl Service {
             };
             let manager = match manager {
                 Ok(manager) => manager,
-                Err(e) => {
+                // Anything else (the database) leaves the job to be taken up again.
+                Err(e @ (DomainError::Forbidden(_) | DomainError::NotFound(_))) => {
                     let mut tx = self.db.begin().await?;
                     bulk::skip_remaining(&mut tx, id, &format!("not assigned: {e}")).await?;
                     bulk::finish_job(&mut tx, id, to_ms(self.now())).await?;
                     tx.commit().await?;
                     return Ok(true);
                 }
+                Err(e) => return Err(e),
             };
             for row in rows {
                 // Still this worker's (a claim that ran out may have been taken over).

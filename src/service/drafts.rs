@@ -116,6 +116,7 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
                 let rules = catalog::sod_rules(&mut tx, p).await?;
                 body.incompatible_packages = rules.incompatible_packages.iter().map(|(id, _)| *id).collect();
                 body.incompatible_groups = rules.incompatible_groups.iter().map(|(id, _)| *id).collect();
+                body.sod_base = (body.incompatible_packages.clone(), body.incompatible_groups.clone());
                 let policies = catalog::policies_of(&mut tx, &[p]).await?;
                 match from {
                     DraftStart::Copy(_) => {
@@ -340,20 +341,41 @@ impl Draft<'_> {
                     };
                     events.push(pm.update_package_in(&mut tx, changed).await.map_err(stale_edit)?);
                 }
-                // Separation of duties: what the draft ticks, against the rules as they are now.
+                // Separation of duties: only what the author ticked or unticked since the edit
+                // began, applied to the rules as they are now (a rule someone else changed
+                // meanwhile stays as they left it).
                 let rules = catalog::sod_rules(&mut tx, p).await?;
                 let now_packages: Vec<PackageId> = rules.incompatible_packages.iter().map(|(id, _)| *id).collect();
                 let now_groups: Vec<GroupId> = rules.incompatible_groups.iter().map(|(id, _)| *id).collect();
-                for q in body.incompatible_packages.iter().filter(|q| !now_packages.contains(q)) {
+                let (base_packages, base_groups) = &body.sod_base;
+                let ticked = |list: &[PackageId], q: &PackageId| list.contains(q);
+                let cannot_take_back = |e: DomainError| match e {
+                    DomainError::NotFound(_) => DomainError::invalid(
+                        "roles",
+                        "a rule with another catalog's package can be taken back only by someone who manages both",
+                    ),
+                    other => other,
+                };
+                for q in
+                    body.incompatible_packages.iter().filter(|q| !ticked(base_packages, q) && !now_packages.contains(q))
+                {
                     events.push(pm.add_incompatibility_in(&mut tx, p, Incompatible::Package(*q)).await?);
                 }
-                for q in now_packages.iter().filter(|q| !body.incompatible_packages.contains(q)) {
-                    events.push(pm.remove_incompatibility_in(&mut tx, p, Incompatible::Package(*q)).await?);
+                for q in
+                    base_packages.iter().filter(|q| !ticked(&body.incompatible_packages, q) && now_packages.contains(q))
+                {
+                    events.push(
+                        pm.remove_incompatibility_in(&mut tx, p, Incompatible::Package(*q))
+                            .await
+                            .map_err(cannot_take_back)?,
+                    );
                 }
-                for g in body.incompatible_groups.iter().filter(|g| !now_groups.contains(g)) {
+                for g in body.incompatible_groups.iter().filter(|g| !base_groups.contains(g) && !now_groups.contains(g))
+                {
                     events.push(pm.add_incompatibility_in(&mut tx, p, Incompatible::Group(*g)).await?);
                 }
-                for g in now_groups.iter().filter(|g| !body.incompatible_groups.contains(g)) {
+                for g in base_groups.iter().filter(|g| !body.incompatible_groups.contains(g) && now_groups.contains(g))
+                {
                     events.push(pm.remove_incompatibility_in(&mut tx, p, Incompatible::Group(*g)).await?);
                 }
                 policy.id = pol;
@@ -407,11 +429,12 @@ impl Draft<'_> {
             .filter(|p| Some(p.id) != row.package)
             .map(|p| Choice { id: p.id.0, name: p.name, detail: String::new() })
             .collect();
-        // A rule with another catalog's package is offered too (unticking it takes it back).
-        for other in &body.incompatible_packages {
-            if !packages.iter().any(|c| c.id == other.0) {
-                if let Some(p) = catalog::package(&mut conn, *other).await? {
-                    packages.push(Choice { id: p.id.0, name: p.name, detail: "another catalog".into() });
+        // A rule the package has with another catalog's package is offered too (unticking it
+        // takes it back); no other package of another catalog is ever named here.
+        if let Some(package) = row.package {
+            for (id, name) in catalog::sod_rules(&mut conn, package).await?.incompatible_packages {
+                if !packages.iter().any(|c| c.id == id.0) {
+                    packages.push(Choice { id: id.0, name, detail: "another catalog".into() });
                 }
             }
         }

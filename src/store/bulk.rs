@@ -162,7 +162,7 @@ pub async fn finish_job(conn: &mut Conn, job: i64, now: i64) -> Result<bool, sql
 }
 
 /// A job's rows with their outcome (none yet: still to do), in file order; `only`: those with
-/// this outcome.
+/// this outcome (`problems`: skipped or failed).
 pub async fn job_rows(
     conn: &mut Conn,
     job: i64,
@@ -171,7 +171,8 @@ pub async fn job_rows(
     match only {
         Some(outcome) => {
             sqlx::query_as(
-                "SELECT line, person, outcome, why FROM bulk_job_rows WHERE job_id = $1 AND outcome = $2 ORDER BY line",
+                "SELECT line, person, outcome, why FROM bulk_job_rows WHERE job_id = $1 \
+                 AND (outcome = $2 OR ($2 = 'problems' AND outcome IN ('skipped', 'failed'))) ORDER BY line",
             )
             .bind(job)
             .bind(outcome)

@@ -174,9 +174,12 @@ async fn a_direct_assignment_can_be_scheduled(backend: Backend) {
                 .await
         }
     };
-    for (start, end, field) in
-        [(day(10), day(5), "end"), (day(400), String::new(), "start"), ("10/12/2026".into(), String::new(), "start")]
-    {
+    for (start, end, field) in [
+        (day(-1), String::new(), "start"),
+        (day(10), day(5), "end"),
+        (day(400), String::new(), "start"),
+        ("10/12/2026".into(), String::new(), "start"),
+    ] {
         let refused = assign(start, end).await.unwrap_err();
         assert!(matches!(&refused, DomainError::Invalid { field: Some(f), .. } if f == field), "{refused:?}");
     }

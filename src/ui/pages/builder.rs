@@ -260,6 +260,7 @@ fn Roles(ctx: Ctx, d: DraftView) -> impl IntoView {
             {(d.mode == DraftMode::Edit).then(|| view! {
                 <h2 class="small">"Separation of duties"</h2>
                 <p class="muted small">"Someone holding one of these cannot request this package (and the other way round)."</p>
+                <input type="hidden" name="f[sod_shown]" value="on" />
                 <Ticks ctx=ctx.clone() prefix="sod_package_" legend="Incompatible access packages" choices=d.packages.clone() />
                 <Ticks ctx=ctx.clone() prefix="sod_group_" legend="Incompatible groups" choices=d.groups.clone() />
             })}
