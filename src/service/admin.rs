@@ -314,8 +314,8 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
     ) -> DomainResult<AuditEvent> {
         self.may_bind(tx, package, other).await?;
         let removed = match other {
-            Incompatible::Package(p) => crate::store::drafts::remove_incompatible_package(tx, package, p).await?,
-            Incompatible::Group(g) => crate::store::drafts::remove_incompatible_group(tx, package, g).await?,
+            Incompatible::Package(p) => catalog::remove_incompatible_package(tx, package, p).await?,
+            Incompatible::Group(g) => catalog::remove_incompatible_group(tx, package, g).await?,
         };
         if !removed {
             return Err(DomainError::Conflict("that rule was already taken back".into()));

@@ -215,7 +215,7 @@ async fn people_named(conn: &mut Conn, step: WizardStep, fields: &HashMap<String
     if emails.len() > 1000 {
         return Err(DomainError::invalid("people", "too many people named at once"));
     }
-    Ok(drafts::active_by_email(conn, &emails).await?.into_iter().collect())
+    Ok(directory::active_by_email(conn, &emails).await?.into_iter().collect())
 }
 
 impl Draft<'_> {
@@ -414,7 +414,7 @@ impl Draft<'_> {
             .await?
             .map(|c| c.name)
             .ok_or_else(|| DomainError::not_found("catalog"))?;
-        let roles: Vec<Choice> = drafts::role_choices(&mut conn, row.catalog)
+        let roles: Vec<Choice> = catalog::role_choices(&mut conn, row.catalog)
             .await?
             .into_iter()
             .map(|(id, resource, role, system)| Choice {
@@ -733,7 +733,7 @@ async fn impact_of(
     if current.version != new.version {
         out.push("Someone changed this policy after you began; saving will ask you to start again from it.".into());
     }
-    let waiting = drafts::pending_under_policy(conn, policy).await?;
+    let waiting = crate::store::requests::pending_under_policy(conn, policy).await?;
     out.push(match waiting {
         0 => "No request is waiting under this policy.".to_owned(),
         n => format!(

@@ -134,8 +134,8 @@ impl<S: Scope> InCatalog<'_, S> {
 
 impl<S: MayAssign> InCatalog<'_, S> {
     /// Assign the person a picker names (an id or an email) to a package of this catalog,
-    /// under one of its policies, until `end` (a `YYYY-MM-DD` day, UTC, or empty: as long as
-    /// the policy allows).
+    /// under one of its policies, from `start` until `end` (`YYYY-MM-DD` days, UTC; an empty
+    /// start: now; an empty end: as long as the policy allows).
     #[tracing::instrument(name = "assign_person", skip_all, fields(actor = self.actor.id().0, package = package.0))]
     pub async fn assign_person(
         &self,

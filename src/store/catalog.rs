@@ -712,3 +712,48 @@ pub async fn catalog_held(conn: &mut Conn, id: CatalogId) -> Result<Option<Catal
     let row = sqlx::query(&sql).bind(id.0).fetch_optional(conn).await?;
     row.as_ref().map(catalog_from_row).transpose()
 }
+
+/// The resource roles of a catalog's resources, for picking: (role, resource, role name,
+/// system name), by resource then role.
+pub async fn role_choices(
+    conn: &mut Conn,
+    catalog: CatalogId,
+) -> Result<Vec<(ResourceRoleId, String, String, String)>, sqlx::Error> {
+    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+        "SELECT rr.id, r.name, rr.name, s.name FROM catalog_resources cr \
+         JOIN resources r ON r.id = cr.resource_id JOIN resource_systems s ON s.id = r.system_id \
+         JOIN resource_roles rr ON rr.resource_id = r.id \
+         WHERE cr.catalog_id = $1 ORDER BY r.name, r.id, rr.name, rr.id",
+    )
+    .bind(catalog.0)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id, r, rr, s)| (ResourceRoleId(id), r, rr, s)).collect())
+}
+
+/// Take back a rule that two packages cannot be held together (whichever names the other).
+pub async fn remove_incompatible_package(conn: &mut Conn, a: PackageId, b: PackageId) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM package_incompatible_packages WHERE (package_id = $1 AND other_package_id = $2) \
+         OR (package_id = $2 AND other_package_id = $1)",
+    )
+    .bind(a.0)
+    .bind(b.0)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Take back a rule that a package cannot be held with a group's membership.
+pub async fn remove_incompatible_group(
+    conn: &mut Conn,
+    package: PackageId,
+    group: GroupId,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM package_incompatible_groups WHERE package_id = $1 AND group_id = $2")
+        .bind(package.0)
+        .bind(group.0)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}

@@ -717,3 +717,19 @@ pub async fn remove_sponsor(conn: &mut Conn, org: OrgId, user: UserId) -> Result
         .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Active people by email (compared in lower case): (lower-case email, id).
+pub async fn active_by_email(conn: &mut Conn, emails: &[String]) -> Result<Vec<(String, UserId)>, sqlx::Error> {
+    if emails.is_empty() {
+        return Ok(vec![]);
+    }
+    let list = if conn.backend_name() == "PostgreSQL" {
+        "(SELECT value FROM json_array_elements_text($1::json))"
+    } else {
+        "(SELECT value FROM json_each($1))"
+    };
+    let sql = format!("SELECT LOWER(email), id FROM users WHERE state = 'active' AND LOWER(email) IN {list}");
+    let json = serde_json::to_string(emails).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let rows: Vec<(String, i64)> = sqlx::query_as(&sql).bind(json).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(e, id)| (e, UserId(id))).collect())
+}

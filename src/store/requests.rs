@@ -594,3 +594,13 @@ pub async fn stage_approvers(
         .await?;
     rows.iter().map(|row| Ok((UserId(row.int("user_id")?), row.word("source", ApproverSource::parse)?))).collect()
 }
+
+/// Requests filed under a policy still waiting for a decision.
+pub async fn pending_under_policy(conn: &mut Conn, policy: PolicyId) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM requests WHERE policy_id = $1 AND state IN ('submitted', 'pending_approval')",
+    )
+    .bind(policy.0)
+    .fetch_one(conn)
+    .await
+}

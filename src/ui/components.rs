@@ -108,8 +108,7 @@ pub fn flash() -> Flash {
 pub fn Notices(#[prop(into)] latest: Signal<Option<Result<Notice, AppError>>>, flash: Flash) -> impl IntoView {
     view! {
         <div class="notices" aria-live="polite">
-            // An empty outcome says nothing (a move whose answer is the next page).
-            {move || latest.get().filter(|r| !matches!(r, Ok(n) if n.text.is_empty())).map(|r| match r {
+            {move || latest.get().map(|r| match r {
                 Ok(n) => view! { <NoticeBanner notice=n /> }.into_any(),
                 Err(e) => view! { <NoticeBanner notice=Notice { ok: false, text: e.to_string(), field: None } /> }.into_any(),
             })}

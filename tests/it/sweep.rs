@@ -806,6 +806,11 @@ fn same_origin(base: &str) -> [(&str, &str); 2] {
 }
 
 /// The state `effect` names, as text (nothing when it does not apply: no session to end).
+/// A count of rows about one object.
+async fn count_of(pool: &sqlx::AnyPool, sql: &str, id: i64) -> i64 {
+    sqlx::query_scalar(sql).bind(id).fetch_one(pool).await.unwrap()
+}
+
 async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option<String> {
     let pool = app.service.db().pool();
     Some(match effect {
@@ -912,21 +917,12 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
             format!("{row:?}")
         }
         Effect::BulkJobs(package) => {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bulk_jobs WHERE package_id = $1")
-                .bind(package.0)
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            format!("{n} jobs")
+            format!("{} jobs", count_of(pool, "SELECT COUNT(*) FROM bulk_jobs WHERE package_id = $1", package.0).await)
         }
-        Effect::DraftsIn(catalog) => {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM package_drafts WHERE catalog_id = $1")
-                .bind(catalog.0)
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            format!("{n} drafts")
-        }
+        Effect::DraftsIn(catalog) => format!(
+            "{} drafts",
+            count_of(pool, "SELECT COUNT(*) FROM package_drafts WHERE catalog_id = $1", catalog.0).await
+        ),
         Effect::Verifications => {
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_verifications").fetch_one(pool).await.unwrap();
             format!("{n} walks")

@@ -98,10 +98,10 @@ pub async fn save_draft_step(
     }
     .await;
     match result {
-        // Saved: the next step is the answer, with nothing kept to show there.
+        // Saved: the next step is the answer; nothing is kept in the session to show there.
         Ok(to) => {
             leptos_axum::redirect(&draft_path(draft_id, to));
-            Ok(Notice { ok: true, text: String::new(), field: None })
+            Ok(ok(format!("Saved. Step {} of {}: {}.", to.index() + 1, WizardStep::ALL.len(), to.label())))
         }
         Err(e) => server::finish(Err(e)).await,
     }

@@ -52,8 +52,9 @@ fn BuilderBody() -> impl IntoView {
     let finish = ServerAction::<FinishPackageDraft>::new();
     let discard = ServerAction::<DiscardPackageDraft>::new();
     let draft = Resource::new(move || (id(), step()), |(id, step)| load_package_draft(id, Some(step)));
-    // A step's save answers nothing to show (the next step is the answer); its refusals do.
-    let latest = latest_of(vec![save.value().into(), finish.value().into(), discard.value().into()]);
+    // A step saved is answered by the next step itself; only a refused save is shown.
+    let refused = Signal::derive(move || save.value().get().filter(|r| r.is_err()));
+    let latest = latest_of(vec![refused, finish.value().into(), discard.value().into()]);
     // Taken again at each step: an outcome kept for this step (a problem found at Create)
     // waits in the session for it.
     let flash: Flash = Resource::new(move || (id(), step()), |_| take_notice());
