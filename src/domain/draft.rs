@@ -275,7 +275,7 @@ fn flag(v: bool) -> String {
 impl PackageDraft {
     /// Read one step's fields into the draft, after checking them; on a refusal the draft is
     /// unchanged and the error names the field. `mode` decides which parts a step may change
-    /// (an edit keeps the package's resource roles; a new policy keeps the package's basics).
+    /// (a new policy keeps the package's basics and roles).
     pub fn apply(
         &mut self,
         mode: DraftMode,
@@ -288,11 +288,20 @@ impl PackageDraft {
         match step {
             WizardStep::Basics => next.basics(mode, fields)?,
             WizardStep::Roles => match mode {
-                DraftMode::NewPackage => next.resource_roles(fields)?,
-                // An edit keeps the package's roles; its separation-of-duties rules change (when
-                // the form showed them).
-                DraftMode::Edit if fields.ticked("sod_shown") => next.separation_of_duties(fields),
-                DraftMode::Edit => {}
+                DraftMode::NewPackage => {
+                    next.resource_roles(fields)?;
+                    next.separation_of_duties(fields);
+                }
+                // An edit changes the package's roles and its separation-of-duties rules, each
+                // when the form showed them.
+                DraftMode::Edit => {
+                    if fields.ticked("roles_shown") {
+                        next.resource_roles(fields)?;
+                    }
+                    if fields.ticked("sod_shown") {
+                        next.separation_of_duties(fields);
+                    }
+                }
                 DraftMode::NewPolicy => {}
             },
             WizardStep::Requestors => next.requestors(fields, people)?,
@@ -330,7 +339,6 @@ impl PackageDraft {
             return Err(DomainError::invalid("roles", "pick at least one resource role"));
         }
         self.roles = roles;
-        self.separation_of_duties(f);
         Ok(())
     }
 
@@ -602,6 +610,7 @@ impl PackageDraft {
         set("description", self.description.clone());
         set("hidden", flag(self.hidden));
         set("sod_shown", ON.into());
+        set("roles_shown", ON.into());
         set("policy_name", p.name.clone());
         set("policy_description", p.description.clone());
         for r in &self.roles {
@@ -940,7 +949,7 @@ mod tests {
     }
 
     #[test]
-    fn an_edit_keeps_the_roles_and_a_new_policy_keeps_the_package() {
+    fn an_edit_changes_only_what_its_form_showed_and_a_new_policy_keeps_the_package() {
         let mut d = PackageDraft {
             name: "Payroll".into(),
             roles: vec![ResourceRoleId(1)],
@@ -954,9 +963,17 @@ mod tests {
             (0, 1),
             "a new policy leaves the rules"
         );
+        assert_eq!(d.roles, vec![ResourceRoleId(1)], "a new policy leaves the roles");
         d.apply(DraftMode::Edit, WizardStep::Roles, &Fields(&f), &people(), now()).unwrap();
-        assert_eq!(d.roles, vec![ResourceRoleId(1)]);
+        assert_eq!(d.roles, vec![ResourceRoleId(1)], "the form did not show the roles");
         assert_eq!((d.incompatible_packages.clone(), d.incompatible_groups.clone()), (vec![PackageId(9)], vec![]));
+        let shown = fields(&[("role_2", "on"), ("role_3", "on"), ("roles_shown", "on")]);
+        d.apply(DraftMode::Edit, WizardStep::Roles, &Fields(&shown), &people(), now()).unwrap();
+        assert_eq!(d.roles, vec![ResourceRoleId(2), ResourceRoleId(3)], "an edit changes the roles it showed");
+        assert_eq!(d.incompatible_packages, vec![PackageId(9)], "and leaves the rules it did not show");
+        let none = fields(&[("roles_shown", "on")]);
+        let err = d.apply(DraftMode::Edit, WizardStep::Roles, &Fields(&none), &people(), now()).unwrap_err();
+        assert!(matches!(&err, DomainError::Invalid { field: Some(f), .. } if f == "roles"), "{err:?}");
         let f = fields(&[("name", "Renamed"), ("policy_name", "Contractors")]);
         d.apply(DraftMode::NewPolicy, WizardStep::Basics, &Fields(&f), &people(), now()).unwrap();
         assert_eq!((d.name.as_str(), d.policy.name.as_str()), ("Payroll", "Contractors"));
@@ -993,7 +1010,7 @@ mod tests {
     /// it, and comes back unchanged.
     #[test]
     fn approvers_the_form_cannot_show_are_kept() {
-        let mut d = PackageDraft { name: "Payroll".into(), ..PackageDraft::new() };
+        let mut d = PackageDraft { name: "Payroll".into(), roles: vec![ResourceRoleId(1)], ..PackageDraft::new() };
         d.policy.approval.stages = vec![Stage {
             primary: vec![ApproverSpec::Manager, ApproverSpec::User { id: UserId(7) }],
             fallback: vec![ApproverSpec::CatalogOwners, ApproverSpec::User { id: UserId(9) }],

@@ -259,6 +259,45 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
             .after(json!(after)))
     }
 
+    /// Change the resource roles a package grants, inside the caller's transaction (which holds
+    /// the catalog's lock), if the package is still at `version` (it moves to the next). The
+    /// people holding it are brought in line afterwards, a batch at a time
+    /// ([`Service::sync_package_roles`]): the new roles added, the dropped ones taken back unless
+    /// another of their assignments holds them. `None` when the roles are the same.
+    pub(super) async fn change_roles_in(
+        &self,
+        tx: &mut crate::store::Tx,
+        package: PackageId,
+        version: i64,
+        roles: &[ResourceRoleId],
+    ) -> DomainResult<Option<AuditEvent>> {
+        let (service, actor, catalog_id) = (self.service, self.actor, self.catalog);
+        let now = service.now();
+        let pkg = catalog::package(tx, package).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+        self.owns(pkg.catalog_id, "access package")?;
+        if roles.is_empty() {
+            return Err(DomainError::invalid("roles", "pick at least one resource role"));
+        }
+        let held = catalog::role_catalogs(tx, roles).await?;
+        if let Some(stray) = roles.iter().find(|r| !held.iter().any(|(id, c)| id == *r && *c == catalog_id)) {
+            return Err(DomainError::invalid("roles", format!("resource role {stray} is not in this catalog")));
+        }
+        let (added, removed) = catalog::set_package_roles(tx, package, roles).await?;
+        if added.is_empty() && removed.is_empty() {
+            return Ok(None);
+        }
+        if !catalog::bump_package_version(tx, package, version, to_ms(now)).await? {
+            return Err(DomainError::Conflict(
+                "someone else changed this package meanwhile; reload and try again".into(),
+            ));
+        }
+        crate::store::role_sync::request(tx, package, now).await?;
+        Ok(Some(
+            AuditEvent::new(Some(actor.id()), "package.roles_changed", "package", package.0)
+                .after(json!({"added": added, "removed": removed})),
+        ))
+    }
+
     /// Declare that a package cannot be held together with another package or a group.
     #[tracing::instrument(name = "add_incompatibility", skip_all, fields(actor = self.actor.id().0, package = package.0))]
     pub async fn add_incompatibility(&self, package: PackageId, other: Incompatible) -> DomainResult<()> {

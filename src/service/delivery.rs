@@ -324,7 +324,7 @@ impl Service {
         }
         if let Some(grant) = item.grant {
             let back = if item.kind == "add_member" { GrantState::Pending } else { GrantState::Removing };
-            assignments::set_grant_state_if(&mut tx, grant, GrantState::Failed, back, now).await?;
+            assignments::set_grant_state_if(&mut tx, grant, (GrantState::Failed, back), "", now).await?;
         }
         let event = AuditEvent::new(Some(actor.id()), "delivery.retried", "outbox", outbox_id)
             .before(json!({"state": "failed", "error": item.last_error, "attempts": item.attempts}))
@@ -358,8 +358,11 @@ async fn check_claimed(
         let why = "still held through another assignment";
         finish(tx, item, token, "done", why, now).await?;
         if let Some(grant) = item.grant {
-            assignments::set_grant_state(tx, grant, GrantState::Removed, why, now).await?;
-            events.push(AuditEvent::new(None, "grant.kept", "grant", grant.0).reason(why));
+            // (A grant taken up again meanwhile is `pending`, and stays so.)
+            if assignments::set_grant_state_if(tx, grant, (GrantState::Removing, GrantState::Removed), why, now).await?
+            {
+                events.push(AuditEvent::new(None, "grant.kept", "grant", grant.0).reason(why));
+            }
         }
         return Ok(Some(Delivered::Done));
     }
@@ -460,9 +463,21 @@ async fn withdraw_if_stale(
         // The expiry job ends it (and records that); nothing is added in the meantime.
         return Ok(Some("the access period had ended".to_owned()));
     }
+    if assignments::grant_state(conn, grant)
+        .await?
+        .is_some_and(|s| matches!(s, GrantState::Removing | GrantState::Removed))
+    {
+        return Ok(Some("the role was taken out of the package".to_owned()));
+    }
     let Some(why) = super::requests::access_blocker(conn, assignment.package, assignment.user).await? else {
         return Ok(None);
     };
+    // Access the person already has (a role added to a package they hold): a rule met since
+    // (the package disabled, a separation-of-duties rule added) does not take it away; it
+    // decides new access only.
+    if assignments::grants_of(conn, assignment.id).await?.iter().any(|g| g.state == GrantState::Delivered) {
+        return Ok(None);
+    }
     events.push(
         AuditEvent::new(None, "assignment.withdrawn", "assignment", assignment.id.0)
             .before(json!({"state": assignment.state.as_str()}))
@@ -498,8 +513,14 @@ async fn settle(
 ) -> DomainResult<()> {
     let Some(grant) = item.grant else { return Ok(()) };
     let added = item.kind == "add_member";
-    let new_state = if added { GrantState::Delivered } else { GrantState::Removed };
-    assignments::set_grant_state(conn, grant, new_state, "", now).await?;
+    // Only from the state the work was queued in: a grant given up or taken up again while an
+    // external target was being called keeps its new state (its own work follows).
+    let (from, to) =
+        if added { (GrantState::Pending, GrantState::Delivered) } else { (GrantState::Removing, GrantState::Removed) };
+    if !assignments::set_grant_state_if(conn, grant, (from, to), "", now).await? {
+        // Moot: the grant's newer work (a removal, an addition) follows and is recorded then.
+        return Ok(());
+    }
     let Some(assignment) = assignments::assignment_of_grant(conn, grant).await? else { return Ok(()) };
     events.push(
         AuditEvent::new(None, if added { "grant.delivered" } else { "grant.removed" }, "grant", grant.0).after(json!({
@@ -524,7 +545,11 @@ async fn give_up(
     events: &mut Vec<AuditEvent>,
 ) -> DomainResult<()> {
     let Some(grant) = item.grant else { return Ok(()) };
-    assignments::set_grant_state(tx, grant, GrantState::Failed, error, now).await?;
+    let from = if item.kind == "add_member" { GrantState::Pending } else { GrantState::Removing };
+    if !assignments::set_grant_state_if(tx, grant, (from, GrantState::Failed), error, now).await? {
+        // Given up or taken up again meanwhile: this work is moot, its successor decides.
+        return Ok(());
+    }
     let what = if item.kind == "add_member" { "adding" } else { "removing" };
     events.push(
         AuditEvent::new(None, "grant.delivery_failed", "grant", grant.0)
@@ -543,7 +568,7 @@ async fn give_up(
 /// The assignment's (and its request's) delivery state, from all its grants: every grant
 /// delivered → `delivered`; some failed → `partially_delivered` when others were delivered,
 /// else `delivery_failed`; otherwise still `delivering`. Only a change is written and audited.
-async fn roll_up(
+pub(super) async fn roll_up(
     conn: &mut Conn,
     assignment: &assignments::AssignmentRow,
     reason: &str,
@@ -553,7 +578,9 @@ async fn roll_up(
     if !assignment.state.is_live() {
         return Ok(());
     }
-    let grants = assignments::grants_of(conn, assignment.id).await?;
+    // Only the roles the package grants now: one taken out (given up, or its removal failed)
+    // no longer counts.
+    let grants = assignments::current_grants_of(conn, assignment.id).await?;
     let delivered = grants.iter().filter(|g| g.state == GrantState::Delivered).count();
     let failed = grants.iter().any(|g| g.state == GrantState::Failed);
     let (a_state, r_state) = if delivered == grants.len() {

@@ -329,6 +329,7 @@ impl Draft<'_> {
             (Some(p), Some(pol)) => {
                 let current =
                     catalog::live_package(&mut tx, p).await?.ok_or_else(|| DomainError::not_found("access package"))?;
+                let mut version = body.package_version;
                 if (current.name.as_str(), current.description.as_str(), current.hidden)
                     != (body.name.as_str(), body.description.trim(), body.hidden)
                 {
@@ -336,11 +337,14 @@ impl Draft<'_> {
                         name: body.name.clone(),
                         description: body.description.trim().to_owned(),
                         hidden: body.hidden,
-                        version: body.package_version,
+                        version,
                         ..current
                     };
                     events.push(pm.update_package_in(&mut tx, changed).await.map_err(stale_edit)?);
+                    version += 1;
                 }
+                // The roles (its holders are brought in line after, batch by batch).
+                events.extend(pm.change_roles_in(&mut tx, p, version, &body.roles).await.map_err(stale_edit)?);
                 // Separation of duties: only what the author ticked or unticked since the edit
                 // began, applied to the rules as they are now (a rule someone else changed
                 // meanwhile stays as they left it).
@@ -470,7 +474,7 @@ impl Draft<'_> {
         let (summary, impact) = if step == WizardStep::Review {
             let summary = summarize(&body, mode_of(row), &roles, &packages, &groups, &orgs, &named);
             let impact = match (row.package, row.policy) {
-                (Some(pkg), Some(pol)) => impact_of(&mut conn, &body, pkg, pol).await?,
+                (Some(pkg), Some(pol)) => impact_of(&mut conn, &body, pkg, pol, &roles).await?,
                 _ => vec![],
             };
             (summary, impact)
@@ -688,10 +692,15 @@ async fn impact_of(
     body: &PackageDraft,
     package: PackageId,
     policy: PolicyId,
+    role_names: &[Choice],
 ) -> DomainResult<Vec<String>> {
     let Some(current) = catalog::policy(conn, policy).await? else {
         return Err(DomainError::not_found("policy"));
     };
+    let now_roles: Vec<i64> =
+        catalog::package_roles(conn, &[package]).await?.into_iter().map(|(_, r)| r.id.0).collect();
+    let added: Vec<i64> = body.roles.iter().map(|r| r.0).filter(|r| !now_roles.contains(r)).collect();
+    let removed: Vec<i64> = now_roles.iter().copied().filter(|r| !body.roles.iter().any(|x| x.0 == *r)).collect();
     let rules = catalog::sod_rules(conn, package).await?;
     let mut now_rules: (Vec<PackageId>, Vec<GroupId>) = (
         rules.incompatible_packages.iter().map(|(id, _)| *id).collect(),
@@ -730,6 +739,28 @@ async fn impact_of(
     } else {
         format!("Changes: {}.", changed.join(", "))
     }];
+    if !added.is_empty() || !removed.is_empty() {
+        let mut what = Vec::new();
+        if !added.is_empty() {
+            what.push(format!("adds {}", names_of(added.iter().copied(), role_names)));
+        }
+        if !removed.is_empty() {
+            what.push(format!("takes out {}", names_of(removed.iter().copied(), role_names)));
+        }
+        let holders = crate::store::role_sync::holders(conn, package).await?;
+        out.push(format!(
+            "Resource roles: {}. {}",
+            what.join("; "),
+            match holders {
+                0 => "Nobody holds this package yet.".to_owned(),
+                n => format!(
+                    "The {n} {} holding this package {} brought in line in the background (the package's page shows progress): a role taken out stays with anyone another assignment gives it to.",
+                    if n == 1 { "person" } else { "people" },
+                    if n == 1 { "is" } else { "are" },
+                ),
+            }
+        ));
+    }
     if current.version != new.version {
         out.push("Someone changed this policy after you began; saving will ask you to start again from it.".into());
     }

@@ -19,6 +19,7 @@ mod leavers;
 mod orgs;
 mod package_admin;
 mod requests;
+pub mod role_sync;
 mod snapshot;
 mod views;
 
@@ -161,6 +162,11 @@ pub async fn run_workers(service: Service, interval: std::time::Duration) {
             let report =
                 service.deliver_pending(&crate::domain::authz::Operator::Workers, DELIVERY_PASS as i64).await?;
             Ok(report.claimed() >= DELIVERY_PASS)
+        }),
+        drain(interval, "role sync", move || async move {
+            let batches =
+                service.sync_package_roles(&crate::domain::authz::Operator::Workers, role_sync::SYNC_PASS).await?;
+            Ok(batches >= role_sync::SYNC_PASS)
         }),
         drain(interval, "bulk assignment", move || async move {
             service.resume_bulk_jobs().await?;

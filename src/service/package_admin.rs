@@ -96,6 +96,7 @@ impl<S: Scope> InCatalog<'_, S> {
             .into_iter()
             .map(|p| PolicyOption { id: p.id.0, name: p.name })
             .collect();
+        let roles_syncing = crate::store::role_sync::still_to_sync(&mut conn, package).await?;
         Ok(PackageAssignments {
             package_id: pkg.id.0,
             package: pkg.name,
@@ -105,6 +106,7 @@ impl<S: Scope> InCatalog<'_, S> {
             policies,
             may_assign: self.service.assignment_manager(self.actor, self.catalog).is_ok(),
             may_build: self.service.package_manager(self.actor, self.catalog).is_ok(),
+            roles_syncing,
         })
     }
 

@@ -398,6 +398,20 @@ pub async fn grant_package_roles(
     Ok(made)
 }
 
+/// The grants of an assignment for the roles its package grants now, not given up.
+pub async fn current_grants_of(conn: &mut Conn, assignment: AssignmentId) -> Result<Vec<GrantRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT g.id, g.assignment_id, g.resource_role_id, g.user_id, g.state, g.attempts, g.last_error \
+         FROM grants g JOIN assignments a ON a.id = g.assignment_id \
+         JOIN package_resource_roles prr ON prr.package_id = a.package_id AND prr.resource_role_id = g.resource_role_id \
+         WHERE g.assignment_id = $1 AND g.state NOT IN ('removing', 'removed') ORDER BY g.id",
+    )
+    .bind(assignment.0)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(grant_from_row).collect()
+}
+
 pub async fn grants_of(conn: &mut Conn, assignment: AssignmentId) -> Result<Vec<GrantRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, assignment_id, resource_role_id, user_id, state, attempts, last_error FROM grants \
@@ -428,23 +442,32 @@ pub async fn set_grant_state(
     Ok(())
 }
 
-/// Move a grant from `from` to `to`; false when it was not in `from`.
+/// Move a grant from `from` to `to`, with the error (empty: none); false when it was not in
+/// `from`.
 pub async fn set_grant_state_if(
     conn: &mut Conn,
     grant: GrantId,
-    from: GrantState,
-    to: GrantState,
+    (from, to): (GrantState, GrantState),
+    error: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let done =
-        sqlx::query("UPDATE grants SET state = $1, last_error = '', updated_at = $2 WHERE id = $3 AND state = $4")
+        sqlx::query("UPDATE grants SET state = $1, last_error = $2, updated_at = $3 WHERE id = $4 AND state = $5")
             .bind(to.as_str())
+            .bind(error)
             .bind(to_ms(now))
             .bind(grant.0)
             .bind(from.as_str())
             .execute(conn)
             .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// A grant's state, if it exists.
+pub async fn grant_state(conn: &mut Conn, grant: GrantId) -> Result<Option<GrantState>, sqlx::Error> {
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM grants WHERE id = $1").bind(grant.0).fetch_optional(conn).await?;
+    state.map(|s| super::parse_word("state", &s, GrantState::parse)).transpose()
 }
 
 /// How many grants of live assignments other than `except` hold this role for this user:

@@ -362,6 +362,55 @@ pub async fn insert_package(
     Ok(PackageId(id))
 }
 
+/// Make these the package's resource roles; the roles added and the roles taken out.
+pub async fn set_package_roles(
+    conn: &mut Conn,
+    package: PackageId,
+    roles: &[ResourceRoleId],
+) -> Result<(Vec<ResourceRoleId>, Vec<ResourceRoleId>), sqlx::Error> {
+    let now: Vec<i64> =
+        sqlx::query_scalar("SELECT resource_role_id FROM package_resource_roles WHERE package_id = $1 ORDER BY 1")
+            .bind(package.0)
+            .fetch_all(&mut *conn)
+            .await?;
+    let added: Vec<ResourceRoleId> = roles.iter().filter(|r| !now.contains(&r.0)).copied().collect();
+    let removed: Vec<ResourceRoleId> =
+        now.iter().filter(|r| !roles.iter().any(|x| x.0 == **r)).map(|r| ResourceRoleId(*r)).collect();
+    for role in &removed {
+        sqlx::query("DELETE FROM package_resource_roles WHERE package_id = $1 AND resource_role_id = $2")
+            .bind(package.0)
+            .bind(role.0)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for role in &added {
+        sqlx::query("INSERT INTO package_resource_roles (package_id, resource_role_id) VALUES ($1, $2)")
+            .bind(package.0)
+            .bind(role.0)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok((added, removed))
+}
+
+/// Move a package to its next version, if it is still at `version` (a change that is not one
+/// of its own columns, such as its roles, still makes older edits stale).
+pub async fn bump_package_version(
+    conn: &mut Conn,
+    package: PackageId,
+    version: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE access_packages SET version = version + 1, updated_at = $1 WHERE id = $2 AND version = $3")
+            .bind(now)
+            .bind(package.0)
+            .bind(version)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn add_incompatible_package(conn: &mut Conn, a: PackageId, b: PackageId) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO package_incompatible_packages (package_id, other_package_id) VALUES ($1, $2)")
         .bind(a.0)

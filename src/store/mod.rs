@@ -432,5 +432,6 @@ pub mod directory;
 pub mod drafts;
 pub mod logins;
 pub mod requests;
+pub mod role_sync;
 pub mod scale;
 pub mod seed;

@@ -264,16 +264,7 @@ pub fn FieldError(
 #[component]
 pub fn PersonPicker(name: &'static str, label: &'static str) -> impl IntoView {
     let typed = RwSignal::new(String::new());
-    let found = Resource::new(
-        move || typed.get(),
-        |q| async move {
-            if q.trim().chars().count() < 2 {
-                Ok(Vec::new())
-            } else {
-                crate::ui::api::find_people(q).await
-            }
-        },
-    );
+    let found = people_found(typed);
     let list = format!("{name}-options");
     view! {
         <label class="field">
@@ -288,12 +279,82 @@ pub fn PersonPicker(name: &'static str, label: &'static str) -> impl IntoView {
                 on:input=move |ev| typed.set(event_target_value(&ev))
             />
         </label>
-        <datalist id=list>
+        <Found id=list found />
+    }
+}
+
+/// The people whose name or email starts with what is typed (from two characters on).
+fn people_found(typed: RwSignal<String>) -> Resource<Result<Vec<PersonOption>, AppError>> {
+    Resource::new(
+        move || typed.get(),
+        |q| async move {
+            if q.trim().chars().count() < 2 {
+                Ok(Vec::new())
+            } else {
+                crate::ui::api::find_people(q).await
+            }
+        },
+    )
+}
+
+/// A picker's suggestions, as the options of a `<datalist>`.
+#[component]
+fn Found(id: String, found: Resource<Result<Vec<PersonOption>, AppError>>) -> impl IntoView {
+    view! {
+        <datalist id=id>
             <Suspense fallback=|| ()>
                 {move || found.get().and_then(Result::ok).map(|people| {
                     people.into_iter().map(|p| view! { <option value=p.email.clone()>{format!("{} · {}", p.name, p.email)}</option> }).collect_view()
                 })}
             </Suspense>
         </datalist>
+    }
+}
+
+/// Several people, as emails separated by commas: typed, which works without JavaScript; with
+/// it, also found by name or email as one types and added to the list with "Add" (or Enter,
+/// which here adds rather than submits the form).
+#[component]
+pub fn PeopleList(name: String, id: String, label: &'static str, value: String) -> impl IntoView {
+    let list = RwSignal::new(value.clone());
+    let typed = RwSignal::new(String::new());
+    // The finder needs JavaScript: it shows once the page is hydrated (effects run in the
+    // browser only).
+    let ready = RwSignal::new(false);
+    Effect::new(move |_| ready.set(true));
+    let found = people_found(typed);
+    let add = move || {
+        let who = typed.get_untracked().trim().to_owned();
+        if who.contains('@') {
+            list.update(|l| {
+                let kept = l.trim().trim_end_matches(',').trim();
+                *l = if kept.is_empty() { who } else { format!("{kept}, {who}") };
+            });
+            typed.set(String::new());
+        }
+    };
+    let options = format!("{id}-found");
+    view! {
+        <label for=id.clone()>{label}</label>
+        <textarea id=id name=name rows="2" prop:value=move || list.get() on:input=move |ev| list.set(event_target_value(&ev))>{value}</textarea>
+        <span class="picker-add" hidden=move || !ready.get()>
+            <input
+                type="search"
+                list=options.clone()
+                autocomplete="off"
+                placeholder="Find by name or email"
+                aria-label=format!("Find someone to add ({label})")
+                prop:value=move || typed.get()
+                on:input=move |ev| typed.set(event_target_value(&ev))
+                on:keydown=move |ev| {
+                    if ev.key() == "Enter" {
+                        ev.prevent_default();
+                        add();
+                    }
+                }
+            />
+            <button type="button" class="btn secondary" on:click=move |_| add()>"Add"</button>
+        </span>
+        <Found id=options found />
     }
 }

@@ -2,7 +2,8 @@
 //! PostgreSQL: a package built step by step is requested, approved through both stages and
 //! delivered; drafts are their authors' alone and keep every saved step; a refused step saves
 //! nothing; two "create" clicks make one package; an edit shows what it does to waiting
-//! requests, leaves them their stages, and refuses to overwrite a change made meanwhile.
+//! requests, leaves them their stages, and refuses to overwrite a change made meanwhile; an
+//! edit of a package's resource roles reaches everyone holding it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -20,6 +21,8 @@ use quartermaster::states::{DraftMode, WizardStep};
 use quartermaster::store::Backend;
 
 on_both_databases!(
+    an_edit_changes_the_roles_of_everyone_holding_the_package,
+    a_role_sync_started_over_by_another_edit_reaches_everyone_of_a_disabled_package,
     an_edit_changes_separation_of_duties_rules_audited,
     an_edit_that_changes_nothing_keeps_everything_the_form_cannot_show,
     a_built_package_is_requested_approved_in_two_stages_and_delivered,
@@ -403,4 +406,275 @@ async fn first_policy(w: &World, package: PackageId) -> PolicyId {
             .await
             .unwrap(),
     )
+}
+
+/// A resource role by its resource's and its own name.
+async fn role(w: &World, resource: &str, name: &str) -> ResourceRoleId {
+    ResourceRoleId(
+        sqlx::query_scalar(
+            "SELECT rr.id FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id \
+             WHERE r.name = $1 AND rr.name = $2",
+        )
+        .bind(resource)
+        .bind(name)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap(),
+    )
+}
+
+/// Who is a member of a built-in role, by id.
+async fn members(w: &World, role: ResourceRoleId) -> Vec<UserId> {
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT user_id FROM builtin_memberships WHERE resource_role_id = $1 ORDER BY user_id")
+            .bind(role.0)
+            .fetch_all(w.db().pool())
+            .await
+            .unwrap();
+    ids.into_iter().map(UserId).collect()
+}
+
+/// The workers' turns until nothing is left: the role syncs, then delivery.
+async fn settle(w: &World) {
+    use quartermaster::domain::authz::Operator;
+    for _ in 0..10 {
+        w.service.sync_package_roles(&Operator::Workers, 1000).await.unwrap();
+        w.service.deliver_pending(&Operator::Workers, 200).await.unwrap();
+    }
+}
+
+/// Maya, Omar and Hana hold Developer Tools (GitHub Member, Staging Member); Maya also holds
+/// Production Access (Production Operator). Linus, Engineering's owner, edits Developer Tools: GitHub Maintainer and
+/// Production Operator in, Staging Member out. Everyone holding it gets the new roles and
+/// loses Staging. A second edit takes Production Operator out and puts Staging back: Omar and
+/// Hana lose Operator, Maya keeps it through Production Access, and Staging comes back. An
+/// edit begun before the first cannot put the old roles back.
+async fn an_edit_changes_the_roles_of_everyone_holding_the_package(backend: Backend) {
+    let w = World::new(backend).await;
+    let eng = engineering(&w).await;
+    let linus = w.actor(w.ids.linus).await;
+    let (dev, prod) = (w.ids.developer_tools, w.ids.production_access);
+    let am = w.service.assignment_manager(&linus, eng).unwrap();
+    let dev_policy = first_policy(&w, dev).await;
+    for person in [w.ids.maya, w.ids.omar, w.ids.hana] {
+        am.assign_directly(person, dev, dev_policy, None, "team").await.unwrap();
+    }
+    am.assign_directly(w.ids.maya, prod, first_policy(&w, prod).await, None, "on call").await.unwrap();
+    settle(&w).await;
+    let member = role(&w, "GitHub Developers", "Member").await;
+    let maintainer = role(&w, "GitHub Developers", "Maintainer").await;
+    let staging = role(&w, "Staging Environment", "Member").await;
+    let operator = role(&w, "Production Servers", "Operator").await;
+    let holders = {
+        let mut h = vec![w.ids.maya, w.ids.omar, w.ids.hana];
+        h.sort();
+        h
+    };
+    assert_eq!(members(&w, staging).await, holders, "Developer Tools delivered");
+    assert_eq!(members(&w, operator).await, vec![w.ids.maya]);
+
+    let pm = w.service.package_manager(&linus, eng).unwrap();
+    let policy = first_policy(&w, dev).await;
+    let stale = pm.start_draft(DraftStart::Edit(dev, policy)).await.unwrap();
+    let edit = async |roles: &[ResourceRoleId]| {
+        let id = pm.start_draft(DraftStart::Edit(dev, policy)).await.unwrap();
+        let mut f: Vec<(String, String)> = roles.iter().map(|r| (format!("role_{r}"), "on".to_owned())).collect();
+        f.push(("roles_shown".into(), "on".into()));
+        let f: HashMap<String, String> = f.into_iter().collect();
+        w.service.draft(&linus, id).await.unwrap().save_step(WizardStep::Roles, Go::Next, &f).await.unwrap();
+        let review = w.service.draft(&linus, id).await.unwrap().view(Some(WizardStep::Review)).await.unwrap();
+        w.service.draft(&linus, id).await.unwrap().finish(Some(review.updated_at)).await.unwrap();
+        review.impact.join(" ")
+    };
+    let impact = edit(&[member, maintainer, operator]).await;
+    assert!(impact.contains("Resource roles: adds Maintainer of GitHub Developers, Operator of Production Servers; takes out Member of Staging Environment."), "{impact}");
+    assert!(impact.contains("The 3 people holding this package are brought in line"), "{impact}");
+    let roles_now = async |w: &World| {
+        let mut r: Vec<i64> =
+            sqlx::query_scalar("SELECT resource_role_id FROM package_resource_roles WHERE package_id = $1")
+                .bind(dev.0)
+                .fetch_all(w.db().pool())
+                .await
+                .unwrap();
+        r.sort_unstable();
+        r
+    };
+    let mut expected = vec![member.0, maintainer.0, operator.0];
+    expected.sort_unstable();
+    assert_eq!(roles_now(&w).await, expected);
+    assert_eq!(
+        count(
+            &w,
+            &format!(
+                "SELECT COUNT(*) FROM audit_events WHERE action = 'package.roles_changed' AND object_id = {}",
+                dev.0
+            )
+        )
+        .await,
+        1
+    );
+    // Nothing reaches the holders until the sync runs: the edit itself stays one small
+    // transaction, and the package's page says how many wait.
+    assert_eq!(members(&w, maintainer).await, vec![]);
+    let page = async || {
+        am.package_assignments(dev, &quartermaster::views::AssignmentFilter::default(), None)
+            .await
+            .unwrap()
+            .roles_syncing
+    };
+    assert_eq!(page().await, Some(3));
+    settle(&w).await;
+    assert_eq!(page().await, None, "done");
+    assert_eq!(members(&w, maintainer).await, holders, "everyone holding it got the new role");
+    assert_eq!(members(&w, operator).await, holders);
+    assert_eq!(members(&w, staging).await, vec![], "and lost the one taken out");
+    let states: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT state FROM assignments WHERE package_id = $1 AND state IN ('delivering', 'delivered')",
+    )
+    .bind(dev.0)
+    .fetch_all(w.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(states, ["delivered"], "each holder's access is delivered again");
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'grants.synced'").await, 3);
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'package.roles_synced'").await, 1);
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM package_role_syncs").await, 0, "the sync is done");
+
+    // The edit begun before would put the old roles back: refused, with what to do.
+    let conflict = w.service.draft(&linus, stale).await.unwrap().finish(None).await.unwrap_err();
+    assert!(matches!(conflict, DomainError::Conflict(_)), "{conflict:?}");
+    assert_eq!(roles_now(&w).await, expected);
+
+    edit(&[member, maintainer, staging]).await;
+    settle(&w).await;
+    assert_eq!(members(&w, operator).await, vec![w.ids.maya], "kept where Production Access grants it");
+    assert_eq!(members(&w, staging).await, holders, "a role put back is granted again");
+    let kept: String = sqlx::query_scalar(
+        "SELECT g.last_error FROM grants g JOIN assignments a ON a.id = g.assignment_id \
+         WHERE a.package_id = $1 AND a.user_id = $2 AND g.resource_role_id = $3",
+    )
+    .bind(dev.0)
+    .bind(w.ids.maya.0)
+    .bind(operator.0)
+    .fetch_one(w.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(kept, "still held through another assignment");
+    // A role taken out before its addition was delivered is never added: the three new grants
+    // wait, the role goes, and the waiting additions are withdrawn.
+    edit(&[member, maintainer, staging, operator]).await;
+    w.service.sync_package_roles(&quartermaster::domain::authz::Operator::Workers, 100).await.unwrap();
+    edit(&[member, maintainer, staging]).await;
+    settle(&w).await;
+    assert_eq!(members(&w, operator).await, vec![w.ids.maya], "the role is not given");
+    let withdrawn = count(
+        &w,
+        &format!(
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'add_member' AND resource_role_id = {} \
+             AND state = 'done' AND last_error = 'the role was taken out of the package'",
+            operator.0
+        ),
+    )
+    .await;
+    assert_eq!(withdrawn, 3, "the three waiting additions were withdrawn, not delivered");
+    // And the other way round: Staging taken out, its removals queued, then put back before
+    // they ran. The memberships stay, and the grants are delivered again, not left removed.
+    edit(&[member, maintainer]).await;
+    w.service.sync_package_roles(&quartermaster::domain::authz::Operator::Workers, 100).await.unwrap();
+    edit(&[member, maintainer, staging]).await;
+    settle(&w).await;
+    assert_eq!(members(&w, staging).await, holders);
+    let grants: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT g.state FROM grants g JOIN assignments a ON a.id = g.assignment_id \
+         WHERE a.package_id = $1 AND g.resource_role_id = $2",
+    )
+    .bind(dev.0)
+    .bind(staging.0)
+    .fetch_all(w.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(grants, ["delivered"], "each holder's Staging grant is delivered");
+}
+
+/// Thirty people hold Developer Tools, which is then disabled (nobody new may request it; who
+/// holds it keeps it). An edit adds GitHub Maintainer; one batch of the sync reaches the first
+/// holders only, then a second edit takes Maintainer out again and adds Production Operator.
+/// The sync starts over from the first holder: in the end all thirty have Operator (a disabled
+/// package's holders keep what it grants), nobody has Maintainer, and the sync is gone.
+async fn a_role_sync_started_over_by_another_edit_reaches_everyone_of_a_disabled_package(backend: Backend) {
+    use quartermaster::domain::authz::Operator;
+    use quartermaster::service::role_sync::SYNC_BATCH;
+    use quartermaster::store::directory::{self, NewUser};
+    let w = World::new(backend).await;
+    let eng = engineering(&w).await;
+    let linus = w.actor(w.ids.linus).await;
+    let dev = w.ids.developer_tools;
+    let dev_policy = first_policy(&w, dev).await;
+    let am = w.service.assignment_manager(&linus, eng).unwrap();
+    let mut people = Vec::new();
+    for i in 0..30 {
+        let email = format!("dev{i}@quartermaster.example");
+        let id = directory::insert_user(
+            &mut w.db().pool().acquire().await.unwrap(),
+            &NewUser {
+                email: &email,
+                display_name: &format!("Developer {i}"),
+                department: "Engineering",
+                job_title: "Engineer",
+                manager_id: Some(w.ids.linus),
+                kind: quartermaster::domain::model::UserKind::Member,
+                connected_org_id: None,
+            },
+            quartermaster::domain::clock::Clock::now(&w.clock).timestamp_millis(),
+        )
+        .await
+        .unwrap();
+        am.assign_directly(id, dev, dev_policy, None, "team").await.unwrap();
+        people.push(id);
+    }
+    settle(&w).await;
+    let pm = w.service.package_manager(&linus, eng).unwrap();
+    let pkg = quartermaster::store::catalog::package(&mut w.db().pool().acquire().await.unwrap(), dev)
+        .await
+        .unwrap()
+        .unwrap();
+    pm.update_package(quartermaster::domain::model::AccessPackage { enabled: false, ..pkg }).await.unwrap();
+
+    let member = role(&w, "GitHub Developers", "Member").await;
+    let maintainer = role(&w, "GitHub Developers", "Maintainer").await;
+    let staging = role(&w, "Staging Environment", "Member").await;
+    let operator = role(&w, "Production Servers", "Operator").await;
+    let edit = async |roles: &[ResourceRoleId]| {
+        let id = pm.start_draft(DraftStart::Edit(dev, dev_policy)).await.unwrap();
+        let mut f: HashMap<String, String> = roles.iter().map(|r| (format!("role_{r}"), "on".to_owned())).collect();
+        f.insert("roles_shown".into(), "on".into());
+        w.service.draft(&linus, id).await.unwrap().save_step(WizardStep::Roles, Go::Next, &f).await.unwrap();
+        w.service.draft(&linus, id).await.unwrap().finish(None).await.unwrap();
+    };
+    edit(&[member, staging, maintainer]).await;
+    assert_eq!(w.service.sync_package_roles(&Operator::Workers, 1).await.unwrap(), 1);
+    let waiting =
+        format!("SELECT COUNT(*) FROM grants WHERE resource_role_id = {} AND state = 'pending'", maintainer.0);
+    assert_eq!(count(&w, &waiting).await, SYNC_BATCH, "one batch reached the first holders");
+    edit(&[member, staging, operator]).await;
+    settle(&w).await;
+
+    let mut holders = people.clone();
+    holders.sort();
+    assert_eq!(members(&w, operator).await, holders, "every holder, the first ones again");
+    assert_eq!(members(&w, maintainer).await, vec![], "the role taken out reached nobody");
+    let live =
+        count(&w, &format!("SELECT COUNT(*) FROM assignments WHERE package_id = {} AND state = 'delivered'", dev.0))
+            .await;
+    assert_eq!(live, 30, "a disabled package's holders keep it, and what is added to it");
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM package_role_syncs").await, 0);
+    assert_eq!(
+        count(
+            &w,
+            &format!("SELECT COUNT(*) FROM grants WHERE resource_role_id = {} AND state <> 'removed'", maintainer.0)
+        )
+        .await,
+        0,
+        "the first holders' Maintainer grants were taken back"
+    );
 }

@@ -263,6 +263,16 @@ async fn count(w: &World, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(w.db().pool()).await.unwrap()
 }
 
+/// The removals of a Sales Dashboards role queued so far.
+async fn dashboard_removals(w: &World) -> i64 {
+    count(
+        w,
+        "SELECT COUNT(*) FROM outbox o JOIN resource_roles rr ON rr.id = o.resource_role_id \
+         JOIN resources r ON r.id = rr.resource_id WHERE o.kind = 'remove_member' AND r.name = 'Sales Dashboards'",
+    )
+    .await
+}
+
 /// Jamal holds Sales CRM (approved by his manager Sofia) and Sales Analytics (30 days, no
 /// approval): both grant Sales Dashboards · Viewer. Returns their assignments (CRM, analytics).
 async fn jamal_with_two_holdings(w: &World) -> (Actor, AssignmentId, AssignmentId) {
@@ -299,12 +309,7 @@ async fn interleaved_endings_enqueue_exactly_one_removal() {
     second.release();
     assert_eq!(expiry.await.unwrap().unwrap(), 1);
     give_up.await.unwrap().unwrap();
-    let removals = count(
-        &w,
-        "SELECT COUNT(*) FROM outbox o JOIN resource_roles rr ON rr.id = o.resource_role_id \
-         JOIN resources r ON r.id = rr.resource_id WHERE o.kind = 'remove_member' AND r.name = 'Sales Dashboards'",
-    )
-    .await;
+    let removals = dashboard_removals(&w).await;
     assert_eq!(removals, 1, "the shared role must be removed exactly once (second operation: {seen:?})");
     assert_eq!(seen, Second::Blocked);
     w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
@@ -904,4 +909,69 @@ async fn two_administrators_demoting_each_other_leave_one() {
     assert_eq!(admins, vec![w.ids.grace.0], "one administrator stays (first: {a:?}, second: {b:?}, {seen:?})");
     assert!(a.is_ok() && matches!(b, Err(DomainError::Conflict(_))), "first: {a:?}, second: {b:?}");
     assert_eq!(seen, Second::Blocked);
+}
+
+/// Sales CRM stops granting Sales Dashboards · Viewer while Jamal gives up Sales Analytics,
+/// the other package that grants it: the role sync (parked under Jamal's lock, before it counts
+/// who else holds the role) and the ending meet. Exactly one of them queues the removal, and
+/// Jamal ends up without the role; without the sync taking the person's lock each would count
+/// the other's grant, and the membership would stay for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_role_sync_and_an_ending_sharing_a_role_remove_it_once() {
+    use quartermaster::service::drafts::{DraftStart, Go};
+    use quartermaster::states::WizardStep;
+    let w = World::new(Backend::Postgres).await;
+    let (jamal, _crm, analytics) = jamal_with_two_holdings(&w).await;
+    let sofia = w.actor(w.ids.sofia).await;
+    let crm_user: i64 = sqlx::query_scalar(
+        "SELECT rr.id FROM resource_roles rr JOIN resources r ON r.id = rr.resource_id \
+         WHERE r.name = 'Salesforce CRM' AND rr.name = 'User'",
+    )
+    .fetch_one(w.db().pool())
+    .await
+    .unwrap();
+    let policy: i64 = sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
+        .bind(w.ids.sales_crm.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    let pm = w.service.package_manager_of(&sofia, w.ids.sales_crm).await.unwrap();
+    let draft = pm.start_draft(DraftStart::Edit(w.ids.sales_crm, PolicyId(policy))).await.unwrap();
+    let fields: std::collections::HashMap<String, String> =
+        [(format!("role_{crm_user}"), "on".to_owned()), ("roles_shown".to_owned(), "on".to_owned())].into();
+    w.service.draft(&sofia, draft).await.unwrap().save_step(WizardStep::Roles, Go::Next, &fields).await.unwrap();
+    w.service.draft(&sofia, draft).await.unwrap().finish(None).await.unwrap();
+
+    let mut first = park_at(&w.service, "role_sync.locked");
+    let sync = {
+        let s = first.service.clone();
+        tokio::spawn(async move { s.sync_package_roles(&Operator::Workers, 100).await })
+    };
+    first.arrived.recv().await.unwrap();
+    let mut second = park_at(&w.service, "assignment.ending");
+    let give_up = {
+        let (s, a) = (second.service.clone(), jamal.clone());
+        tokio::spawn(async move { s.give_up_assignment(&a, analytics, "done with it").await })
+    };
+    let seen = second_operation(&w, Some(&mut second), &give_up).await;
+    first.release();
+    second.release();
+    sync.await.unwrap().unwrap();
+    give_up.await.unwrap().unwrap();
+    let removals = dashboard_removals(&w).await;
+    assert_eq!(removals, 1, "the shared role is removed exactly once (second operation: {seen:?})");
+    assert_eq!(seen, Second::Blocked);
+    for _ in 0..3 {
+        w.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    }
+    let viewer = count(
+        &w,
+        &format!(
+            "SELECT COUNT(*) FROM builtin_memberships m JOIN resource_roles rr ON rr.id = m.resource_role_id \
+             JOIN resources r ON r.id = rr.resource_id WHERE r.name = 'Sales Dashboards' AND m.user_id = {}",
+            w.ids.jamal.0
+        ),
+    )
+    .await;
+    assert_eq!(viewer, 0, "Jamal no longer has the role");
 }

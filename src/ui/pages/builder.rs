@@ -157,6 +157,12 @@ fn Problem(ctx: Ctx, field: String) -> impl IntoView {
     view! { <FieldError latest=ctx.latest flash=ctx.flash field /> }
 }
 
+/// People named by email, with the finder ([`PeopleList`]).
+#[component]
+fn People(ctx: Ctx, key: String, label: &'static str) -> impl IntoView {
+    view! { <PeopleList name=format!("f[{key}]") id=format!("f-{key}") label value=ctx.val(&key) /> }
+}
+
 /// A one-line text (or number, or date) field.
 #[component]
 fn Text(
@@ -252,32 +258,31 @@ fn Basics(ctx: Ctx, mode: DraftMode) -> impl IntoView {
 
 #[component]
 fn Roles(ctx: Ctx, d: DraftView) -> impl IntoView {
-    if d.mode != DraftMode::NewPackage {
+    if d.mode == DraftMode::NewPolicy {
         let chosen: Vec<String> =
             d.roles.iter().filter(|r| ctx.on(&format!("role_{}", r.id))).map(|r| r.name.clone()).collect();
         return view! {
             <p>"This package grants: "<strong>{chosen.join(", ")}</strong></p>
-            <p class="muted small">"Its resource roles stay as they are here; make a copy to build a package with other roles."</p>
-            {(d.mode == DraftMode::Edit).then(|| view! {
-                <h2 class="small">"Separation of duties"</h2>
-                <p class="muted small">"Someone holding one of these cannot request this package (and the other way round)."</p>
-                <input type="hidden" name="f[sod_shown]" value="on" />
-                <Ticks ctx=ctx.clone() prefix="sod_package_" legend="Incompatible access packages" choices=d.packages.clone() />
-                <Ticks ctx=ctx.clone() prefix="sod_group_" legend="Incompatible groups" choices=d.groups.clone() />
-            })}
+            <p class="muted small">"A new policy grants the package's resource roles; edit the package to change them."</p>
         }
         .into_any();
     }
+    let edit = d.mode == DraftMode::Edit;
     let no_roles = d.roles.is_empty();
     view! {
         {no_roles.then(|| view! {
             <p class="notice err">"This catalog has no resources yet. "
                 <a href=format!("/admin/catalogs/{}", d.catalog_id)>"Add one on the catalog's page"</a>", then come back: this draft waits."</p>
         })}
+        {edit.then(|| view! {
+            <input type="hidden" name="f[roles_shown]" value="on" />
+            <p class="muted small">"People who hold this package get a role you add, and lose a role you take out unless another of their assignments gives it; the Review step says how many."</p>
+        })}
         <Ticks ctx=ctx.clone() prefix="role_" legend="Resource roles this package grants" choices=d.roles.clone() />
         <Problem ctx=ctx.clone() field="roles".into() />
         <h2 class="small">"Separation of duties"</h2>
         <p class="muted small">"Someone holding one of these cannot request this package (and the other way round)."</p>
+        {edit.then(|| view! { <input type="hidden" name="f[sod_shown]" value="on" /> })}
         <Ticks ctx=ctx.clone() prefix="sod_package_" legend="Incompatible access packages" choices=d.packages.clone() />
         <Ticks ctx prefix="sod_group_" legend="Incompatible groups" choices=d.groups.clone() />
     }
@@ -303,8 +308,7 @@ fn Requestors(ctx: Ctx, d: DraftView) -> impl IntoView {
             }).collect_view()}
         </fieldset>
         <Problem ctx=ctx.clone() field="scope".into() />
-        <label for="f-people">"Specific people (emails, separated by commas)"</label>
-        <textarea id="f-people" name="f[people]" rows="2">{ctx.val("people")}</textarea>
+        <People ctx=ctx.clone() key="people".into() label="Specific people (emails, separated by commas)" />
         <Problem ctx=ctx.clone() field="people".into() />
         <Ticks ctx=ctx.clone() prefix="group_" legend="Specific groups" choices=d.groups.clone() />
         <Ticks ctx=ctx.clone() prefix="org_" legend="Connected organizations" choices=d.orgs.clone() />
@@ -348,7 +352,8 @@ fn Approval(ctx: Ctx, groups: Vec<Choice>) -> impl IntoView {
                 <fieldset class="stage" style:display=move || { if hydrated.get() && i > count.get() { "none" } else { "" } }>
                     <legend>{format!("Stage {i}")}</legend>
                     <Select ctx=ctx.clone() key=k("approver") label="Approved by" options=APPROVERS.to_vec() />
-                    <Text ctx=ctx.clone() key=k("people") label="People (emails, for “specific people”)" />
+                    <People ctx=ctx.clone() key=k("people") label="People (emails, for “specific people”)" />
+                    <Problem ctx=ctx.clone() field=k("people") />
                     <label for=format!("f-{}", k("group"))>"Group (for “members of a group”)"</label>
                     <select id=format!("f-{}", k("group")) name=format!("f[{}]", k("group"))>
                         <option value="">"—"</option>
@@ -399,7 +404,8 @@ fn Lifecycle(ctx: Ctx) -> impl IntoView {
             options=vec![("off", "Off"), ("weekly", "Weekly"), ("monthly", "Monthly"), ("quarterly", "Quarterly"), ("annually", "Annually")] />
         <Select ctx=ctx.clone() key="review_by".into() label="Reviewed by"
             options=vec![("manager", "Their managers"), ("self", "The people themselves"), ("people", "Specific people")] />
-        <Text ctx=ctx.clone() key="review_people".into() label="Reviewers (emails, for “specific people”)" />
+        <People ctx=ctx.clone() key="review_people".into() label="Reviewers (emails, for “specific people”)" />
+        <Problem ctx=ctx.clone() field="review_people".into() />
         <Kept ctx=ctx.clone() prefix="review".into() />
         <Text ctx=ctx.clone() key="review_days".into() label="Days a review lasts" kind="number" />
         <Select ctx=ctx.clone() key="review_default".into() label="If a reviewer does not answer"

@@ -96,6 +96,18 @@ fn PackageAdminView(
         <h1>{d.package.clone()}</h1>
         <p class="lead"><a href=format!("/packages/{}", d.package_id)>"As requesters see it"</a></p>
         <Notices latest flash />
+        {d.roles_syncing.map(|left| view! {
+            <p class="notice" role="status">
+                "This package's resource roles changed: "
+                {match left {
+                    0 => "the last of its holders are being brought in line".to_owned(),
+                    1 => "1 of its holders is still being brought in line".to_owned(),
+                    n => format!("{n} of its holders are still being brought in line"),
+                }}
+                " (new roles added, dropped ones taken back). "
+                <a href=format!("/admin/packages/{}", d.package_id)>"Refresh"</a>
+            </p>
+        })}
         {d.may_build.then(|| view! { <Build catalog=d.catalog_id package=package_id policies=d.policies.clone() start /> })}
         {may_assign.then(|| view! {
             <section class="panel" aria-labelledby="assign-h">
