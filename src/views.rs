@@ -484,8 +484,9 @@ pub struct PackageAssignments {
     pub may_assign: bool,
     /// The viewer edits, copies and adds policies to the package (the builder).
     pub may_build: bool,
-    /// The package's roles changed and this many holders wait to be brought in line.
-    pub roles_syncing: Option<i64>,
+    /// The package's roles changed and this many holders wait to be brought in line (with
+    /// why the sync is stuck at one, if it is).
+    pub roles_syncing: Option<(i64, String)>,
 }
 
 /// The latest walk of the audit chain, as the audit log shows it.

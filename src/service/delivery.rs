@@ -472,10 +472,10 @@ async fn withdraw_if_stale(
     let Some(why) = super::requests::access_blocker(conn, assignment.package, assignment.user).await? else {
         return Ok(None);
     };
-    // Access the person already has (a role added to a package they hold): a rule met since
+    // Access that has arrived already (a role added to a package they hold): a rule met since
     // (the package disabled, a separation-of-duties rule added) does not take it away; it
     // decides new access only.
-    if assignments::grants_of(conn, assignment.id).await?.iter().any(|g| g.state == GrantState::Delivered) {
+    if assignment.delivered_at.is_some() {
         return Ok(None);
     }
     events.push(
@@ -578,11 +578,11 @@ pub(super) async fn roll_up(
     if !assignment.state.is_live() {
         return Ok(());
     }
-    // Only the roles the package grants now: one taken out (given up, or its removal failed)
-    // no longer counts.
-    let grants = assignments::current_grants_of(conn, assignment.id).await?;
-    let delivered = grants.iter().filter(|g| g.state == GrantState::Delivered).count();
-    let failed = grants.iter().any(|g| g.state == GrantState::Failed);
+    // Every role the package grants now: one taken out no longer counts, one added and not
+    // reached by the sync yet (no grant) or being taken up again is still to deliver.
+    let grants = assignments::role_states(conn, assignment.id).await?;
+    let delivered = grants.iter().filter(|g| **g == Some(GrantState::Delivered)).count();
+    let failed = grants.contains(&Some(GrantState::Failed));
     let (a_state, r_state) = if delivered == grants.len() {
         (AssignmentState::Delivered, RequestState::Delivered)
     } else if failed && delivered > 0 {

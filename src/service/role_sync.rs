@@ -67,15 +67,19 @@ impl Service {
         Ok(done)
     }
 
-    /// A batch in its own transaction; when it fails, the same holders one at a time, and one
-    /// that fails alone is passed over (logged and audited: its grants stay as they were) so
-    /// the others are not held back for good.
+    /// A batch in its own transaction; when it fails, the same holders one at a time. A holder
+    /// whose own sync fails holds the cursor there: the failure is counted and shown on the
+    /// package's page, and the next pass tries again (a fault that passes, such as a lost
+    /// connection, loses nothing; one that stays is seen, not skipped).
     async fn sync_step(&self, sync: &Sync, limit: i64) -> DomainResult<Option<Sync>> {
         match self.sync_once(sync, limit).await {
             Ok(next) => Ok(next),
             Err(e) if limit == 1 => {
-                tracing::error!(package = sync.package.0, after = sync.after.0, error = ?e, "role sync of one holder failed; passed over");
-                self.pass_over(sync, &e).await
+                tracing::error!(package = sync.package.0, after = sync.after.0, error = ?e, "role sync of one holder failed");
+                let mut tx = self.db.begin().await?;
+                role_sync::failed(&mut tx, sync, &format!("{e}")).await?;
+                tx.commit().await?;
+                Err(e)
             }
             Err(e) => {
                 tracing::warn!(package = sync.package.0, error = ?e, "role sync batch failed; one at a time");
@@ -96,20 +100,6 @@ impl Service {
         let mut tx = self.db.begin().await?;
         let done = self.sync_batch(&mut tx, sync, limit, now).await;
         self.end_batch(tx, done, "role sync batch").await
-    }
-
-    /// Move the sync past the next holder, whose own sync failed, recording why.
-    async fn pass_over(&self, sync: &Sync, fault: &crate::domain::DomainError) -> DomainResult<Option<Sync>> {
-        let mut tx = self.db.begin().await?;
-        let Some((id, _)) = role_sync::next_holders(&mut tx, sync, 1).await?.pop() else { return Ok(None) };
-        if !role_sync::advance(&mut tx, sync, id).await? {
-            return Ok(None);
-        }
-        let event = AuditEvent::new(None, "grants.sync_failed", "assignment", id.0)
-            .after(json!({"package": sync.package}))
-            .reason(format!("{fault:?}"));
-        self.commit(tx, vec![event]).await?;
-        Ok(Some(Sync { after: id, ..*sync }))
     }
 
     /// One batch: the next holders after the sync's cursor, their people locked in id order in

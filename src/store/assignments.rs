@@ -8,6 +8,13 @@ use crate::domain::ids::*;
 use crate::domain::model::ResourceSystemKind;
 use crate::domain::request::{AssignmentState, Decision, GrantState};
 
+/// A grant `g` of a live assignment `a` that holds its role for its person: waiting or
+/// delivered, or failed while its package still grants the role (a failed removal of a role
+/// taken out of the package holds nothing).
+const HOLDING: &str = "(g.state IN ('pending', 'delivered') OR (g.state = 'failed' AND EXISTS \
+    (SELECT 1 FROM package_resource_roles prr WHERE prr.package_id = a.package_id \
+     AND prr.resource_role_id = g.resource_role_id)))";
+
 /// The live states, written as every query and every partial index writes them: SQLite uses a
 /// partial index only for a condition written exactly as the index's (migration 0009).
 pub const LIVE: &str = "('delivering', 'delivered', 'partially_delivered', 'delivery_failed')";
@@ -23,9 +30,12 @@ pub struct AssignmentRow {
     pub start_at: DateTime<Utc>,
     pub end_at: Option<DateTime<Utc>>,
     pub version: i64,
+    /// When some of its access first arrived.
+    pub delivered_at: Option<DateTime<Utc>>,
 }
 
-const ASSIGNMENT_COLUMNS: &str = "id, user_id, package_id, policy_id, request_id, state, start_at, end_at, version";
+const ASSIGNMENT_COLUMNS: &str =
+    "id, user_id, package_id, policy_id, request_id, state, start_at, end_at, version, delivered_at";
 
 fn assignment_from_row(row: &AnyRow) -> Result<AssignmentRow, sqlx::Error> {
     Ok(AssignmentRow {
@@ -38,6 +48,7 @@ fn assignment_from_row(row: &AnyRow) -> Result<AssignmentRow, sqlx::Error> {
         start_at: row.time("start_at")?,
         end_at: row.opt_time("end_at")?,
         version: row.int("version")?,
+        delivered_at: row.opt_time("delivered_at")?,
     })
 }
 
@@ -181,7 +192,12 @@ pub async fn set_state(
     to: AssignmentState,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let sql = format!("UPDATE assignments SET state = $1, updated_at = $2 WHERE id = $3 AND state IN {LIVE}");
+    // Delivered, wholly or in part: its access has arrived (the first time is kept).
+    let sql = format!(
+        "UPDATE assignments SET state = $1, updated_at = $2, \
+         delivered_at = CASE WHEN $1 IN ('delivered', 'partially_delivered') THEN COALESCE(delivered_at, $2) \
+         ELSE delivered_at END WHERE id = $3 AND state IN {LIVE}"
+    );
     sqlx::query(&sql).bind(to.as_str()).bind(to_ms(now)).bind(id.0).execute(conn).await?;
     Ok(())
 }
@@ -255,8 +271,7 @@ pub async fn still_held(
     // every person with every role).
     let sql = format!(
         "SELECT DISTINCT g.user_id, g.resource_role_id FROM grants g JOIN assignments a ON a.id = g.assignment_id \
-         WHERE (g.user_id, g.resource_role_id) IN {} AND a.state IN {LIVE} \
-         AND g.state IN ('pending', 'delivered', 'failed')",
+         WHERE (g.user_id, g.resource_role_id) IN {} AND a.state IN {LIVE} AND {HOLDING}",
         super::pairs_param(conn, 1)
     );
     let mut unique: Vec<(i64, i64)> = pairs.iter().map(|(u, r)| (u.0, r.0)).collect();
@@ -398,18 +413,19 @@ pub async fn grant_package_roles(
     Ok(made)
 }
 
-/// The grants of an assignment for the roles its package grants now, not given up.
-pub async fn current_grants_of(conn: &mut Conn, assignment: AssignmentId) -> Result<Vec<GrantRow>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT g.id, g.assignment_id, g.resource_role_id, g.user_id, g.state, g.attempts, g.last_error \
-         FROM grants g JOIN assignments a ON a.id = g.assignment_id \
-         JOIN package_resource_roles prr ON prr.package_id = a.package_id AND prr.resource_role_id = g.resource_role_id \
-         WHERE g.assignment_id = $1 AND g.state NOT IN ('removing', 'removed') ORDER BY g.id",
+/// Each role the assignment's package grants now, with the state of the assignment's grant
+/// for it (`None`: no grant yet, the role was added and the sync has not reached it).
+pub async fn role_states(conn: &mut Conn, assignment: AssignmentId) -> Result<Vec<Option<GrantState>>, sqlx::Error> {
+    let states: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT g.state FROM assignments a \
+         JOIN package_resource_roles prr ON prr.package_id = a.package_id \
+         LEFT JOIN grants g ON g.assignment_id = a.id AND g.resource_role_id = prr.resource_role_id \
+         WHERE a.id = $1 ORDER BY prr.resource_role_id",
     )
     .bind(assignment.0)
     .fetch_all(conn)
     .await?;
-    rows.iter().map(grant_from_row).collect()
+    states.into_iter().map(|s| s.map(|s| super::parse_word("state", &s, GrantState::parse)).transpose()).collect()
 }
 
 pub async fn grants_of(conn: &mut Conn, assignment: AssignmentId) -> Result<Vec<GrantRow>, sqlx::Error> {
@@ -480,8 +496,7 @@ pub async fn other_live_holders(
 ) -> Result<i64, sqlx::Error> {
     let sql = format!(
         "SELECT COUNT(*) FROM grants g JOIN assignments a ON a.id = g.assignment_id \
-         WHERE g.user_id = $1 AND g.resource_role_id = $2 AND a.id <> $3 AND a.state IN {LIVE} \
-         AND g.state IN ('pending', 'delivered', 'failed')"
+         WHERE g.user_id = $1 AND g.resource_role_id = $2 AND a.id <> $3 AND a.state IN {LIVE} AND {HOLDING}"
     );
     sqlx::query_scalar(&sql).bind(user.0).bind(role.0).bind(except.map_or(0, |a| a.0)).fetch_one(conn).await
 }

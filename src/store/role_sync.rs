@@ -34,7 +34,8 @@ pub async fn request(conn: &mut Conn, package: PackageId, now: DateTime<Utc>) ->
 /// The packages waiting, oldest request first.
 pub async fn waiting(conn: &mut Conn, limit: i64) -> Result<Vec<Sync>, sqlx::Error> {
     let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT package_id, generation, after_id FROM package_role_syncs ORDER BY requested_at, package_id LIMIT $1",
+        "SELECT package_id, generation, after_id FROM package_role_syncs \
+         ORDER BY failures, requested_at, package_id LIMIT $1",
     )
     .bind(limit)
     .fetch_all(conn)
@@ -59,15 +60,15 @@ pub async fn next_holders(
     Ok(rows.into_iter().map(|(a, u)| (AssignmentId(a), UserId(u))).collect())
 }
 
-/// When the package's holders wait to be brought in line, how many are left (one statement,
-/// for the package's page).
-pub async fn still_to_sync(conn: &mut Conn, package: PackageId) -> Result<Option<i64>, sqlx::Error> {
+/// When the package's holders wait to be brought in line: how many are left, and why the sync
+/// is stuck at one if it is (one statement, for the package's page).
+pub async fn still_to_sync(conn: &mut Conn, package: PackageId) -> Result<Option<(i64, String)>, sqlx::Error> {
     let sql = format!(
-        "SELECT COUNT(a.id) FROM package_role_syncs s LEFT JOIN assignments a \
+        "SELECT COUNT(a.id), s.last_error FROM package_role_syncs s LEFT JOIN assignments a \
          ON a.package_id = s.package_id AND a.state IN {LIVE} AND a.id > s.after_id \
-         WHERE s.package_id = $1 GROUP BY s.package_id"
+         WHERE s.package_id = $1 GROUP BY s.package_id, s.last_error"
     );
-    sqlx::query_scalar(&sql).bind(package.0).fetch_optional(conn).await
+    sqlx::query_as(&sql).bind(package.0).fetch_optional(conn).await
 }
 
 /// How many people hold the package now (live assignments).
@@ -117,6 +118,7 @@ pub async fn add_missing(
     );
     let revived: Vec<(i64, i64, i64, i64)> =
         sqlx::query_as(&sql).bind(to_ms(now)).bind(&list).bind(package.0).fetch_all(&mut *conn).await?;
+    supersede_failed(conn, &revived.iter().map(|(g, ..)| *g).collect::<Vec<_>>(), now).await?;
     made.extend(revived);
     made.sort_unstable();
     if !made.is_empty() {
@@ -156,9 +158,10 @@ pub async fn drop_extra(
         .bind(to_ms(now))
         .bind(super::ids_json(ids.iter().map(|a| a.0)))
         .bind(package.0)
-        .fetch_all(conn)
+        .fetch_all(&mut *conn)
         .await?;
     dropped.sort_unstable();
+    supersede_failed(conn, &dropped.iter().map(|(g, ..)| *g).collect::<Vec<_>>(), now).await?;
     Ok(touched(dropped))
 }
 
@@ -166,7 +169,8 @@ pub async fn drop_extra(
 /// change of the package's roles meanwhile); false otherwise.
 pub async fn advance(conn: &mut Conn, sync: &Sync, to: AssignmentId) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE package_role_syncs SET after_id = $1 WHERE package_id = $2 AND generation = $3 AND after_id = $4",
+        "UPDATE package_role_syncs SET after_id = $1, failures = 0, last_error = '' \
+         WHERE package_id = $2 AND generation = $3 AND after_id = $4",
     )
     .bind(to.0)
     .bind(sync.package.0)
@@ -187,4 +191,35 @@ pub async fn finish(conn: &mut Conn, sync: &Sync) -> Result<bool, sqlx::Error> {
             .execute(conn)
             .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The holder after the cursor could not be brought in line: count it and say why, if the sync
+/// is still the one read.
+pub async fn failed(conn: &mut Conn, sync: &Sync, error: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE package_role_syncs SET failures = failures + 1, last_error = $1 \
+         WHERE package_id = $2 AND generation = $3 AND after_id = $4",
+    )
+    .bind(error)
+    .bind(sync.package.0)
+    .bind(sync.generation)
+    .bind(sync.after.0)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Failed work of these grants, superseded by the work a sync queues now: settled, saying so
+/// (it leaves the failed-work list; retrying it would queue the same work twice).
+async fn supersede_failed(conn: &mut Conn, grants: &[i64], now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    if grants.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE outbox SET state = 'done', last_error = 'superseded: taken up again by a role sync', \
+         updated_at = $1 WHERE state = 'failed' AND grant_id IN {}",
+        super::ids_param(conn, 2)
+    );
+    sqlx::query(&sql).bind(to_ms(now)).bind(super::ids_json(grants.iter().copied())).execute(conn).await?;
+    Ok(())
 }

@@ -313,11 +313,13 @@ fn Found(id: String, found: Resource<Result<Vec<PersonOption>, AppError>>) -> im
 
 /// Several people, as emails separated by commas: typed, which works without JavaScript; with
 /// it, also found by name or email as one types and added to the list with "Add" (or Enter,
-/// which here adds rather than submits the form).
+/// which here adds rather than submits the form). The list is the plain textarea: what was
+/// typed before the page came alive is kept, and the form posts exactly what it shows.
 #[component]
 pub fn PeopleList(name: String, id: String, label: &'static str, value: String) -> impl IntoView {
-    let list = RwSignal::new(value.clone());
+    let field = NodeRef::<leptos::html::Textarea>::new();
     let typed = RwSignal::new(String::new());
+    let said = RwSignal::new(String::new());
     // The finder needs JavaScript: it shows once the page is hydrated (effects run in the
     // browser only).
     let ready = RwSignal::new(false);
@@ -325,35 +327,40 @@ pub fn PeopleList(name: String, id: String, label: &'static str, value: String) 
     let found = people_found(typed);
     let add = move || {
         let who = typed.get_untracked().trim().to_owned();
-        if who.contains('@') {
-            list.update(|l| {
-                let kept = l.trim().trim_end_matches(',').trim();
-                *l = if kept.is_empty() { who } else { format!("{kept}, {who}") };
-            });
-            typed.set(String::new());
+        if !who.contains('@') {
+            said.set("Pick someone from the suggestions, or type their email.".into());
+            return;
         }
+        if let Some(el) = field.get_untracked() {
+            let current = el.value();
+            let kept = current.trim().trim_end_matches(',').trim();
+            el.set_value(&if kept.is_empty() { who.clone() } else { format!("{kept}, {who}") });
+        }
+        said.set(format!("Added {who}."));
+        typed.set(String::new());
     };
     let options = format!("{id}-found");
     view! {
         <label for=id.clone()>{label}</label>
-        <textarea id=id name=name rows="2" prop:value=move || list.get() on:input=move |ev| list.set(event_target_value(&ev))>{value}</textarea>
+        <textarea id=id name=name rows="2" node_ref=field>{value}</textarea>
         <span class="picker-add" hidden=move || !ready.get()>
             <input
                 type="search"
                 list=options.clone()
                 autocomplete="off"
                 placeholder="Find by name or email"
-                aria-label=format!("Find someone to add ({label})")
+                aria-label=format!("Find someone to add: {label}")
                 prop:value=move || typed.get()
                 on:input=move |ev| typed.set(event_target_value(&ev))
                 on:keydown=move |ev| {
-                    if ev.key() == "Enter" {
+                    if ev.key() == "Enter" && !ev.is_composing() {
                         ev.prevent_default();
                         add();
                     }
                 }
             />
-            <button type="button" class="btn secondary" on:click=move |_| add()>"Add"</button>
+            <button type="button" class="btn secondary" aria-label=format!("Add to: {label}") on:click=move |_| add()>"Add"</button>
+            <span class="muted small" role="status" aria-live="polite">{move || said.get()}</span>
         </span>
         <Found id=options found />
     }

@@ -522,7 +522,7 @@ async fn an_edit_changes_the_roles_of_everyone_holding_the_package(backend: Back
             .unwrap()
             .roles_syncing
     };
-    assert_eq!(page().await, Some(3));
+    assert_eq!(page().await, Some((3, String::new())));
     settle(&w).await;
     assert_eq!(page().await, None, "done");
     assert_eq!(members(&w, maintainer).await, holders, "everyone holding it got the new role");
@@ -598,9 +598,10 @@ async fn an_edit_changes_the_roles_of_everyone_holding_the_package(backend: Back
 
 /// Thirty people hold Developer Tools, which is then disabled (nobody new may request it; who
 /// holds it keeps it). An edit adds GitHub Maintainer; one batch of the sync reaches the first
-/// holders only, then a second edit takes Maintainer out again and adds Production Operator.
-/// The sync starts over from the first holder: in the end all thirty have Operator (a disabled
-/// package's holders keep what it grants), nobody has Maintainer, and the sync is gone.
+/// holders only, then a second edit replaces every role with Production Operator. The sync
+/// starts over from the first holder: in the end all thirty have Operator and nothing else of
+/// the package (a disabled package's holders keep it and get what is added to it), nobody has
+/// Maintainer, and the sync is gone.
 async fn a_role_sync_started_over_by_another_edit_reaches_everyone_of_a_disabled_package(backend: Backend) {
     use quartermaster::domain::authz::Operator;
     use quartermaster::service::role_sync::SYNC_BATCH;
@@ -656,13 +657,18 @@ async fn a_role_sync_started_over_by_another_edit_reaches_everyone_of_a_disabled
     let waiting =
         format!("SELECT COUNT(*) FROM grants WHERE resource_role_id = {} AND state = 'pending'", maintainer.0);
     assert_eq!(count(&w, &waiting).await, SYNC_BATCH, "one batch reached the first holders");
-    edit(&[member, staging, operator]).await;
+    // The second edit replaces every role: nothing of what the holders had stays granted.
+    edit(&[operator]).await;
     settle(&w).await;
 
     let mut holders = people.clone();
     holders.sort();
     assert_eq!(members(&w, operator).await, holders, "every holder, the first ones again");
     assert_eq!(members(&w, maintainer).await, vec![], "the role taken out reached nobody");
+    for (gone, what) in [(member, "GitHub Member"), (staging, "Staging")] {
+        let left: Vec<UserId> = members(&w, gone).await.into_iter().filter(|u| people.contains(u)).collect();
+        assert_eq!(left, vec![], "{what} was taken back from every holder");
+    }
     let live =
         count(&w, &format!("SELECT COUNT(*) FROM assignments WHERE package_id = {} AND state = 'delivered'", dev.0))
             .await;

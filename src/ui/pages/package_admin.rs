@@ -96,7 +96,7 @@ fn PackageAdminView(
         <h1>{d.package.clone()}</h1>
         <p class="lead"><a href=format!("/packages/{}", d.package_id)>"As requesters see it"</a></p>
         <Notices latest flash />
-        {d.roles_syncing.map(|left| view! {
+        {d.roles_syncing.map(|(left, stuck)| view! {
             <p class="notice" role="status">
                 "This package's resource roles changed: "
                 {match left {
@@ -105,6 +105,7 @@ fn PackageAdminView(
                     n => format!("{n} of its holders are still being brought in line"),
                 }}
                 " (new roles added, dropped ones taken back). "
+                {(!stuck.is_empty()).then(|| format!("It is held up at one holder, tried again on every pass: {stuck}. "))}
                 <a href=format!("/admin/packages/{}", d.package_id)>"Refresh"</a>
             </p>
         })}
