@@ -48,24 +48,24 @@ impl Service {
     #[tracing::instrument(name = "import_people", skip(self, csv), fields(%by))]
     pub async fn import_people(&self, by: &Operator<'_>, csv: &str, apply: bool) -> DomainResult<Vec<ImportLine>> {
         by.require(Permission::Administer)?;
-        let csv = csv.strip_prefix('\u{feff}').unwrap_or(csv);
-        if csv.lines().filter(|l| !l.trim().is_empty()).count() > MAX_IMPORT + 1 {
+        let mut records = crate::domain::bulk::csv_records(csv)?;
+        if records.first().and_then(|(_, f)| f.first()).is_some_and(|e| e.eq_ignore_ascii_case("email")) {
+            records.remove(0);
+        }
+        if records.len() > MAX_IMPORT {
             return Err(crate::domain::DomainError::invalid("file", format!("at most {MAX_IMPORT} people per file")));
         }
         let mut out = Vec::new();
         let mut seen: Vec<String> = Vec::new();
-        for (i, text) in csv.lines().enumerate() {
-            let fields: Vec<&str> = text.split(',').map(|f| f.trim().trim_matches('"').trim()).collect();
-            let email = fields.first().copied().unwrap_or_default().to_lowercase();
-            if email.is_empty() || (out.is_empty() && email == "email") {
-                continue;
-            }
+        for (line, fields) in records {
+            let email = fields.first().map(|e| e.to_lowercase()).unwrap_or_default();
+            let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
             let field = |n: usize| fields.get(n).copied().unwrap_or_default();
             let outcome = self.import_one(&email, &fields, field(4), apply, &seen).await?;
             if !matches!(outcome, Imported::Refused(_)) {
                 seen.push(email.clone());
             }
-            out.push(ImportLine { line: i + 1, email, outcome });
+            out.push(ImportLine { line: usize::try_from(line).unwrap_or(usize::MAX), email, outcome });
         }
         Ok(out)
     }
