@@ -2,6 +2,7 @@
 # Every test: unit tests, integration tests on SQLite and on PostgreSQL, and the browser tests
 # in Debian's Chromium. Installs what it needs first (idempotent).
 #   QM_TEST_POSTGRES_URL=postgres://…/postgres  use that server instead of a private cluster
+#   QM_TEST_SCIM_URL=http://…/v2 QM_TEST_SCIM_TOKEN=…  use that SCIM target instead of starting scim2-server
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,13 @@ if [[ -z "${QM_TEST_POSTGRES_URL:-}" ]]; then
 fi
 export QM_TEST_POSTGRES_URL
 export QM_REQUIRE_SITE=1
+
+if [[ -z "${QM_TEST_SCIM_URL:-}" ]]; then
+  log "starting a SCIM target (scim2-server)"
+  source scripts/scim-peer.sh start
+  peers_started+=("QM_SCIM_PID=$QM_SCIM_PID scripts/scim-peer.sh stop")
+fi
+export QM_TEST_SCIM_URL QM_TEST_SCIM_TOKEN
 
 logs=$(mktemp -d)
 status=0

@@ -62,7 +62,8 @@ impl Application {
     /// Bind (port 0 picks a free port: tests use that) and build the router. The options are
     /// checked first ([`ServeArgs::check`]), and demo mode's database too.
     pub async fn build(db: Db, args: ServeArgs) -> std::io::Result<Self> {
-        let service = Service::new(db);
+        let key = crate::connectors::secret::SecretKey::from_env().map_err(std::io::Error::other)?;
+        let service = Service::new(db).with_secret_key(key);
         Self::build_with(service, args).await
     }
 

@@ -74,6 +74,50 @@ impl CatalogCreator<'_> {
 }
 
 impl Administrator<'_> {
+    /// Add a SCIM 2.0 target as a resource system: its base URL, whether it may create people
+    /// it does not know, and its bearer token, sealed with the operator's key (never stored,
+    /// logged or audited in the clear).
+    #[tracing::instrument(name = "add_scim_system", skip_all, fields(actor = self.actor.id().0))]
+    pub async fn add_scim_system(
+        &self,
+        name: &str,
+        base_url: &str,
+        token: &str,
+        create_users: bool,
+    ) -> DomainResult<ResourceSystemId> {
+        let (service, actor) = (self.service, self.actor);
+        let name = clean_name("name", name)?;
+        let config = crate::connectors::scim::ScimConfig::checked(base_url, create_users)
+            .map_err(|m| DomainError::invalid("base_url", m))?;
+        if token.trim().is_empty() || token.len() > 4096 {
+            return Err(DomainError::invalid("token", "the bearer token the target gave (up to 4096 characters)"));
+        }
+        let key = service.secret_key.as_ref().ok_or_else(|| {
+            DomainError::invalid(
+                "token",
+                "set QM_SECRET_KEY (or QM_SECRET_KEY_FILE) so connector secrets can be stored",
+            )
+        })?;
+        let sealed = key.seal(token.trim()).map_err(DomainError::Internal)?;
+        let config_text = serde_json::to_string(&config).map_err(|e| DomainError::Internal(e.to_string()))?;
+        let now = service.now();
+        let mut tx = service.db.begin().await?;
+        let id = catalog::insert_connector(
+            &mut tx,
+            &name,
+            crate::domain::model::ResourceSystemKind::Scim,
+            &config_text,
+            &sealed,
+            to_ms(now),
+        )
+        .await
+        .map_err(|e| unique(e, "a resource system"))?;
+        let event = AuditEvent::new(Some(actor.id()), "resource_system.added", "resource_system", id.0)
+            .after(json!({"name": name, "kind": "scim", "config": config, "token": "(sealed)"}));
+        service.commit(tx, vec![event]).await?;
+        Ok(id)
+    }
+
     /// Give someone a global role (administrator, catalog creator).
     #[tracing::instrument(name = "grant_global_role", skip_all, fields(actor = self.actor.id().0, user = user.0, ?role))]
     pub async fn grant_role(&self, user: UserId, role: Role) -> DomainResult<()> {
@@ -146,8 +190,25 @@ impl CatalogOwner<'_> {
         description: &str,
         roles: &[&str],
     ) -> DomainResult<Vec<ResourceRoleId>> {
+        self.add_resource_as(system, &name.trim().to_lowercase().replace(' ', "-"), name, description, roles).await
+    }
+
+    /// [`Self::add_resource`] naming the resource's id in its system (a target group's id).
+    #[tracing::instrument(name = "add_resource", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0, system = system.0))]
+    pub async fn add_resource_as(
+        &self,
+        system: ResourceSystemId,
+        external_id: &str,
+        name: &str,
+        description: &str,
+        roles: &[&str],
+    ) -> DomainResult<Vec<ResourceRoleId>> {
         let (service, actor, catalog_id) = (self.service, self.actor, self.catalog);
         let name = clean_name("name", name)?;
+        let external_id = external_id.trim();
+        if external_id.is_empty() || external_id.chars().count() > 200 {
+            return Err(DomainError::invalid("external_id", "the resource's id in its system (1 to 200 characters)"));
+        }
         if roles.is_empty() || roles.iter().any(|r| r.trim().is_empty()) {
             return Err(DomainError::invalid("roles", "name at least one role (for example Member)"));
         }
@@ -157,11 +218,20 @@ impl CatalogOwner<'_> {
         if !catalog::resource_system_exists(&mut tx, system).await? {
             return Err(DomainError::not_found("resource system"));
         }
-        let ids = catalog::insert_resource(&mut tx, system, catalog_id, &name, description.trim(), roles, to_ms(now))
-            .await
-            .map_err(|e| unique(e, "a resource"))?;
+        let ids = catalog::insert_resource_as(
+            &mut tx,
+            system,
+            catalog_id,
+            external_id,
+            &name,
+            description.trim(),
+            roles,
+            to_ms(now),
+        )
+        .await
+        .map_err(|e| unique(e, "a resource"))?;
         let event = AuditEvent::new(Some(actor.id()), "resource.added", "catalog", catalog_id.0)
-            .after(json!({"resource": name, "system": system, "roles": roles}));
+            .after(json!({"resource": name, "system": system, "external_id": external_id, "roles": roles}));
         service.commit(tx, vec![event]).await?;
         Ok(ids)
     }

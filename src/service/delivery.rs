@@ -262,10 +262,37 @@ impl Service {
         self.commit(tx, vec![event]).await
     }
 
-    /// Talk to an external target. Connectors arrive with issue 12; until then this work
-    /// retries and then fails visibly, like any unreachable target.
-    async fn call_connector(&self, kind: ResourceSystemKind, _item: &OutboxItem) -> Result<(), String> {
-        Err(format!("no connector for {} systems is configured", kind.as_str()))
+    /// Talk to an external target: ensure the person is (or is not) a member of the group.
+    /// SCIM 2.0 so far; LDAP and webhooks follow, and their work retries and then fails
+    /// visibly, like any unreachable target.
+    async fn call_connector(&self, kind: ResourceSystemKind, item: &OutboxItem) -> Result<(), String> {
+        let (target, person) = {
+            let mut conn = self.db.pool().acquire().await.map_err(|e| format!("database: {e}"))?;
+            let target = crate::store::catalog::target_of(&mut conn, item.role)
+                .await
+                .map_err(|e| format!("database: {e}"))?
+                .ok_or_else(|| "the resource role is gone".to_owned())?;
+            let person = crate::store::directory::user(&mut conn, item.user)
+                .await
+                .map_err(|e| format!("database: {e}"))?
+                .ok_or_else(|| "the person is gone".to_owned())?;
+            (target, person)
+        };
+        match kind {
+            ResourceSystemKind::Scim => {
+                let config: crate::connectors::scim::ScimConfig = serde_json::from_str(&target.config)
+                    .map_err(|_| "the SCIM system is not configured (no base URL)")?;
+                let key = self.secret_key.as_ref().ok_or("QM_SECRET_KEY is not set: the SCIM token cannot be read")?;
+                let token = key.open(&target.secret)?;
+                let scim = crate::connectors::scim::Scim { config: &config, token: &token };
+                if item.kind == "add_member" {
+                    scim.ensure_member(&target.external_id, &person.email, &person.display_name).await
+                } else {
+                    scim.ensure_not_member(&target.external_id, &person.email).await
+                }
+            }
+            other => Err(format!("no connector for {} systems is configured", other.as_str())),
+        }
     }
 
     /// Failed provisioning work, newest first, that this person may see and retry:

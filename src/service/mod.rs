@@ -53,6 +53,9 @@ pub struct Service {
     /// Held while this instance runs a bulk assignment (one at a time: uploads queue, and the
     /// pool and SQLite's writer stay free for everyone else).
     bulk_turn: Arc<tokio::sync::Mutex<()>>,
+    /// The operator's key for connector secrets (none: connectors with secrets cannot be added
+    /// or used).
+    secret_key: Option<Arc<crate::connectors::secret::SecretKey>>,
 }
 
 type CheckpointFn =
@@ -87,7 +90,14 @@ impl Service {
             catalog: Arc::default(),
             chain_walk: Arc::default(),
             bulk_turn: Arc::default(),
+            secret_key: None,
         }
+    }
+
+    /// This service with the operator's key for connector secrets.
+    pub fn with_secret_key(mut self, key: Option<crate::connectors::secret::SecretKey>) -> Self {
+        self.secret_key = key.map(Arc::new);
+        self
     }
 
     /// The same service with a hook called at every checkpoint (for tests that force

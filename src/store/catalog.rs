@@ -296,6 +296,57 @@ pub async fn insert_resource_system(
     Ok(ResourceSystemId(id))
 }
 
+/// A connector's resource system: its config (JSON) and its sealed secret.
+pub async fn insert_connector(
+    conn: &mut Conn,
+    name: &str,
+    kind: ResourceSystemKind,
+    config: &str,
+    secret: &str,
+    now: i64,
+) -> Result<ResourceSystemId, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO resource_systems (name, kind, config, secret, health, created_at) \
+         VALUES ($1, $2, $3, $4, 'unknown', $5) RETURNING id",
+    )
+    .bind(name)
+    .bind(kind.as_str())
+    .bind(config)
+    .bind(secret)
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(ResourceSystemId(id))
+}
+
+/// Where a role is delivered: its system's kind, config and sealed secret, and the resource's
+/// id in that system.
+pub struct Target {
+    pub kind: ResourceSystemKind,
+    pub config: String,
+    pub secret: String,
+    pub external_id: String,
+}
+
+pub async fn target_of(conn: &mut Conn, role: ResourceRoleId) -> Result<Option<Target>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT s.kind, s.config, s.secret, r.external_id FROM resource_roles rr \
+         JOIN resources r ON r.id = rr.resource_id JOIN resource_systems s ON s.id = r.system_id WHERE rr.id = $1",
+    )
+    .bind(role.0)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|row| {
+        Ok(Target {
+            kind: row.word("kind", ResourceSystemKind::parse)?,
+            config: row.text("config")?,
+            secret: row.text("secret")?,
+            external_id: row.text("external_id")?,
+        })
+    })
+    .transpose()
+}
+
 /// A resource with its roles, added to a catalog. Returns the role ids in the order given.
 pub async fn insert_resource(
     conn: &mut Conn,
@@ -306,12 +357,28 @@ pub async fn insert_resource(
     roles: &[&str],
     now: i64,
 ) -> Result<Vec<ResourceRoleId>, sqlx::Error> {
+    let external_id = name.to_lowercase().replace(' ', "-");
+    insert_resource_as(conn, system, catalog, &external_id, name, description, roles, now).await
+}
+
+/// [`insert_resource`] with the resource's id in its system (a target group's id).
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_resource_as(
+    conn: &mut Conn,
+    system: ResourceSystemId,
+    catalog: CatalogId,
+    external_id: &str,
+    name: &str,
+    description: &str,
+    roles: &[&str],
+    now: i64,
+) -> Result<Vec<ResourceRoleId>, sqlx::Error> {
     let resource: i64 = sqlx::query_scalar(
         "INSERT INTO resources (system_id, external_id, name, description, kind, created_at) \
          VALUES ($1, $2, $3, $4, 'group', $5) RETURNING id",
     )
     .bind(system.0)
-    .bind(name.to_lowercase().replace(' ', "-"))
+    .bind(external_id)
     .bind(name)
     .bind(description)
     .bind(now)

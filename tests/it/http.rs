@@ -600,7 +600,7 @@ async fn failed_provisioning_is_listed_and_retried_from_the_admin_page(backend: 
     app.sign_in(&c, ids.grace).await;
     let html = app.page(&c, "/admin").await;
     let row = text_of(section(&html, &format!("failed-{}", add.outbox_id), "</tr>"));
-    for expected in ["Jamal Carter", "Remote App · User", "Add", "8", "no connector for scim systems is configured"] {
+    for expected in ["Jamal Carter", "Remote App · User", "Add", "8", "the SCIM system is not configured"] {
         assert!(row.contains(expected), "the failed addition's row lacks {expected:?}: {row}");
     }
 
@@ -645,7 +645,7 @@ async fn failed_provisioning_is_listed_and_retried_from_the_admin_page(backend: 
     app.sign_in(&c, ids.grace).await;
     let html = app.page(&c, "/admin").await;
     let row = text_of(section(&html, &format!("failed-{}", removal.outbox_id), "</tr>"));
-    for expected in ["Jamal Carter", "Remote App · User", "Remove", "no connector for scim systems is configured"] {
+    for expected in ["Jamal Carter", "Remote App · User", "Remove", "the SCIM system is not configured"] {
         assert!(row.contains(expected), "the failed removal's row lacks {expected:?}: {row}");
     }
     // With JavaScript the page calls the server function and gets the outcome as JSON.

@@ -870,7 +870,7 @@ async fn failed_delivery_rolls_up_and_an_administrator_retries_it(backend: Backe
     let r = w.service.my_requests(&jamal, None).await.unwrap().items.remove(0);
     assert_eq!(r.id, out.request.0);
     assert_eq!(r.state, quartermaster::views::RequestState::PartiallyDelivered);
-    assert!(r.reason.contains("no connector"), "{}", r.reason);
+    assert!(r.reason.contains("the SCIM system is not configured"), "{}", r.reason);
     let a_state: String = sqlx::query_scalar("SELECT state FROM assignments").fetch_one(w.db().pool()).await.unwrap();
     assert_eq!(a_state, "partially_delivered");
     assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'grant.delivery_failed'").await, 1);
@@ -880,7 +880,7 @@ async fn failed_delivery_rolls_up_and_an_administrator_retries_it(backend: Backe
     let linus = w.actor(w.ids.linus).await;
     let seen = w.service.failed_deliveries(&grace).await.unwrap();
     assert_eq!(seen.len(), 1);
-    assert!(seen[0].error.contains("no connector"), "{:?}", seen[0]);
+    assert!(seen[0].error.contains("the SCIM system is not configured"), "{:?}", seen[0]);
     assert_eq!(w.service.failed_deliveries(&sofia).await.unwrap().len(), 1);
     assert!(w.service.failed_deliveries(&linus).await.unwrap().is_empty());
     assert!(matches!(w.service.retry_delivery(&linus, seen[0].outbox_id).await, Err(DomainError::NotFound(_))));

@@ -13,6 +13,7 @@ mod common;
 mod builder;
 mod bulk;
 mod cli;
+mod connectors;
 mod engine;
 mod http;
 mod instances;

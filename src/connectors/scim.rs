@@ -1,0 +1,169 @@
+//! A SCIM 2.0 target (RFC 7644): the person is found by `userName` (their email), created
+//! when the connector may create people, and added to or removed from the target group with
+//! PATCH. Both are idempotent: adding a member already there, or removing one already gone (or
+//! a person the target does not know), is success. 200 and 204 are both success.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// How a SCIM resource system is reached (its `config`; the bearer token is kept sealed apart).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScimConfig {
+    /// The service provider's base, e.g. `https://idp.example/scim/v2`.
+    pub base_url: String,
+    /// Create a person the target does not know (else adding them fails, saying so).
+    #[serde(default)]
+    pub create_users: bool,
+}
+
+impl ScimConfig {
+    /// A base URL an administrator may give: http or https, a host, no credentials, no query.
+    pub fn checked(base_url: &str, create_users: bool) -> Result<Self, String> {
+        let url = url::Url::parse(base_url.trim()).map_err(|_| "the base URL is not a URL".to_owned())?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err("the base URL must be http(s)://host/…".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
+            return Err("the base URL takes no credentials, query or fragment (the token is given apart)".into());
+        }
+        Ok(ScimConfig { base_url: url.as_str().trim_end_matches('/').to_owned(), create_users })
+    }
+}
+
+/// One SCIM target with its token.
+pub struct Scim<'a> {
+    pub config: &'a ScimConfig,
+    pub token: &'a str,
+}
+
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+/// A string inside a SCIM filter: quoted as JSON does (RFC 7644 §3.4.2.2).
+fn filter_string(value: &str) -> String {
+    serde_json::Value::String(value.to_owned()).to_string()
+}
+
+impl Scim<'_> {
+    fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.config.base_url)
+    }
+
+    /// The call, with the token; its answer whatever the status.
+    async fn call(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
+        request
+            .bearer_auth(self.token)
+            .header(reqwest::header::ACCEPT, "application/scim+json")
+            .send()
+            .await
+            .map_err(|e| format!("SCIM target unreachable: {}", without_url(&e)))
+    }
+
+    /// The call; a status other than success is an error saying what the target answered.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
+        refused(self.call(request).await?).await
+    }
+
+    /// The target's id of the person whose `userName` is this email, if it knows them.
+    async fn user_id(&self, email: &str) -> Result<Option<String>, String> {
+        let filter = format!("userName eq {}", filter_string(email));
+        let response = self.send(super::http()?.get(self.url("Users")).query(&[("filter", filter)])).await?;
+        let list: serde_json::Value =
+            response.json().await.map_err(|e| format!("SCIM target: unreadable user list: {e}"))?;
+        Ok(list["Resources"].as_array().and_then(|r| r.first()).and_then(|u| u["id"].as_str()).map(str::to_owned))
+    }
+
+    /// Create the person; if the target has them already (made meanwhile by another call: 409
+    /// Conflict), theirs is the id.
+    async fn create_user(&self, email: &str, name: &str) -> Result<String, String> {
+        let body = json!({
+            "schemas": [USER],
+            "userName": email,
+            "displayName": name,
+            "emails": [{"value": email, "primary": true}],
+            "active": true,
+        });
+        let response = self
+            .call(super::http()?.post(self.url("Users")).header("content-type", "application/scim+json").json(&body))
+            .await?;
+        if response.status() == reqwest::StatusCode::CONFLICT {
+            return self
+                .user_id(email)
+                .await?
+                .ok_or_else(|| format!("SCIM target: {email} conflicts yet is not found"));
+        }
+        let response = refused(response).await?;
+        let user: serde_json::Value =
+            response.json().await.map_err(|e| format!("SCIM target: unreadable new user: {e}"))?;
+        user["id"].as_str().map(str::to_owned).ok_or_else(|| "SCIM target: the new user has no id".to_owned())
+    }
+
+    async fn patch_group(&self, group: &str, operation: serde_json::Value) -> Result<(), String> {
+        let body = json!({"schemas": [PATCH_OP], "Operations": [operation]});
+        let url = self.url(&format!("Groups/{}", urlencoding(group)));
+        self.send(super::http()?.patch(url).header("content-type", "application/scim+json").json(&body)).await?;
+        Ok(())
+    }
+
+    /// Make the person a member of the group.
+    pub async fn ensure_member(&self, group: &str, email: &str, name: &str) -> Result<(), String> {
+        let id = match self.user_id(email).await? {
+            Some(id) => id,
+            None if self.config.create_users => self.create_user(email, name).await?,
+            None => {
+                return Err(format!("the SCIM target has no user {email} (and this connector does not create users)"))
+            }
+        };
+        self.patch_group(group, json!({"op": "add", "path": "members", "value": [{"value": id}]})).await
+    }
+
+    /// Make sure the person is not a member of the group.
+    pub async fn ensure_not_member(&self, group: &str, email: &str) -> Result<(), String> {
+        let Some(id) = self.user_id(email).await? else { return Ok(()) };
+        let path = format!("members[value eq {}]", filter_string(&id));
+        self.patch_group(group, json!({"op": "remove", "path": path})).await
+    }
+}
+
+/// The answer, or what the target said when it refused.
+async fn refused(response: reqwest::Response) -> Result<reqwest::Response, String> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body: String = response.text().await.unwrap_or_default().chars().take(300).collect();
+    Err(format!("SCIM target answered {status}: {body}"))
+}
+
+/// A path segment: the group's id as the target gave it, percent-encoded.
+fn urlencoding(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+/// A transport error without its URL (which the logs and the failed-work list do not need).
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection refused or failed"
+    } else {
+        "request failed"
+    };
+    kind.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn base_urls_and_filters_are_checked_and_quoted() {
+        assert_eq!(ScimConfig::checked("http://127.0.0.1:9/v2/", false).unwrap().base_url, "http://127.0.0.1:9/v2");
+        assert!(ScimConfig::checked("ftp://x/v2", false).is_err());
+        assert!(ScimConfig::checked("https://u:p@x/v2", false).is_err());
+        assert!(ScimConfig::checked("https://x/v2?token=1", false).is_err());
+        assert_eq!(filter_string(r#"a"b@x"#), r#""a\"b@x""#);
+        assert_eq!(urlencoding("a b/c"), "a%20b%2Fc");
+    }
+}
