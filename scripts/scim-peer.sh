@@ -11,9 +11,15 @@ qm_scim_venv="$qm_scim_root/target/peers/scim"
 
 case "${1:-}" in
   start)
-    if [[ ! -x "$qm_scim_venv/bin/scim2-server" ]]; then
+    # Pinned, with what it pulls in, so a new release elsewhere cannot change the target; a
+    # changed pin reinstalls.
+    pins="scim2-server==0.8.3 scim2-models==0.12.3"
+    if [[ "$(cat "$qm_scim_venv/.pins" 2>/dev/null)" != "$pins" ]]; then
+      rm -rf "$qm_scim_venv"
       python3 -m venv "$qm_scim_venv"
-      "$qm_scim_venv/bin/pip" install --quiet 'scim2-server>=0.8,<0.9'
+      # shellcheck disable=SC2086
+      "$qm_scim_venv/bin/pip" install --quiet $pins
+      echo "$pins" >"$qm_scim_venv/.pins"
     fi
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
     token=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
@@ -21,11 +27,20 @@ case "${1:-}" in
     "$qm_scim_venv/bin/scim2-server" --hostname 127.0.0.1 --port "$port" --bearer-token "$token" >"$log" 2>&1 &
     export QM_SCIM_PID=$!
     # Ready when it answers (it starts in well under a second; give it ten).
+    ready=
     for _ in $(seq 1 100); do
-      if curl -fsS -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:$port/v2/ServiceProviderConfig" 2>/dev/null; then break; fi
-      if ! kill -0 "$QM_SCIM_PID" 2>/dev/null; then cat "$log" >&2; echo "scim2-server did not start" >&2; exit 1; fi
+      if curl -fsS -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:$port/v2/ServiceProviderConfig" 2>/dev/null; then ready=1; break; fi
+      if ! kill -0 "$QM_SCIM_PID" 2>/dev/null; then break; fi
       sleep 0.1
     done
+    if [[ -z "$ready" ]]; then
+      kill "$QM_SCIM_PID" 2>/dev/null || true
+      cat "$log" >&2
+      echo "scim2-server did not answer on 127.0.0.1:$port" >&2
+      rm -f "$log"
+      return 1 2>/dev/null || exit 1
+    fi
+    rm -f "$log"
     export QM_TEST_SCIM_URL="http://127.0.0.1:$port/v2"
     export QM_TEST_SCIM_TOKEN="$token"
     echo "SCIM target (scim2-server) on 127.0.0.1:$port, pid $QM_SCIM_PID"

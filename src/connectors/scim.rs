@@ -61,16 +61,48 @@ impl Scim<'_> {
 
     /// The call; a status other than success is an error saying what the target answered.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
-        refused(self.call(request).await?).await
+        self.refused(self.call(request).await?).await
     }
 
-    /// The target's id of the person whose `userName` is this email, if it knows them.
+    /// The answer, or what the target said when it refused: the status and the start of the
+    /// body (read up to 2 KiB), the token blanked out should a gateway echo it.
+    async fn refused(&self, mut response: reqwest::Response) -> Result<reqwest::Response, String> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = response.chunk().await {
+            body.extend_from_slice(&chunk);
+            if body.len() >= 2048 {
+                break;
+            }
+        }
+        let text: String = String::from_utf8_lossy(&body).replace(self.token, "(token)").chars().take(300).collect();
+        Err(format!("SCIM target answered {status}: {text}"))
+    }
+
+    /// The target's id of the person whose `userName` is this email, if it knows them. The
+    /// answer is checked, not trusted: only a user whose `userName` is the email (in any case)
+    /// counts, and two of them is an error (a target that ignored the filter, or duplicates).
     async fn user_id(&self, email: &str) -> Result<Option<String>, String> {
         let filter = format!("userName eq {}", filter_string(email));
         let response = self.send(super::http()?.get(self.url("Users")).query(&[("filter", filter)])).await?;
         let list: serde_json::Value =
             response.json().await.map_err(|e| format!("SCIM target: unreadable user list: {e}"))?;
-        Ok(list["Resources"].as_array().and_then(|r| r.first()).and_then(|u| u["id"].as_str()).map(str::to_owned))
+        let matching: Vec<&str> = list["Resources"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|u| u["userName"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(email)))
+            .filter_map(|u| u["id"].as_str())
+            .collect();
+        match matching.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some((*one).to_owned())),
+            _ => Err(format!("the SCIM target has {} users named {email}", matching.len())),
+        }
     }
 
     /// Create the person; if the target has them already (made meanwhile by another call: 409
@@ -92,7 +124,7 @@ impl Scim<'_> {
                 .await?
                 .ok_or_else(|| format!("SCIM target: {email} conflicts yet is not found"));
         }
-        let response = refused(response).await?;
+        let response = self.refused(response).await?;
         let user: serde_json::Value =
             response.json().await.map_err(|e| format!("SCIM target: unreadable new user: {e}"))?;
         user["id"].as_str().map(str::to_owned).ok_or_else(|| "SCIM target: the new user has no id".to_owned())
@@ -105,8 +137,9 @@ impl Scim<'_> {
         Ok(())
     }
 
-    /// Make the person a member of the group.
-    pub async fn ensure_member(&self, group: &str, email: &str, name: &str) -> Result<(), String> {
+    /// Make the person a member of the group; the target's id of the person (to keep: removal
+    /// uses it, whatever their email is by then).
+    pub async fn ensure_member(&self, group: &str, email: &str, name: &str) -> Result<String, String> {
         let id = match self.user_id(email).await? {
             Some(id) => id,
             None if self.config.create_users => self.create_user(email, name).await?,
@@ -114,25 +147,24 @@ impl Scim<'_> {
                 return Err(format!("the SCIM target has no user {email} (and this connector does not create users)"))
             }
         };
-        self.patch_group(group, json!({"op": "add", "path": "members", "value": [{"value": id}]})).await
+        self.patch_group(group, json!({"op": "add", "path": "members", "value": [{"value": id}]})).await?;
+        Ok(id)
     }
 
-    /// Make sure the person is not a member of the group.
-    pub async fn ensure_not_member(&self, group: &str, email: &str) -> Result<(), String> {
-        let Some(id) = self.user_id(email).await? else { return Ok(()) };
+    /// Make sure the person is not a member of the group: the target's id kept when they were
+    /// added (`known`), else the one their email finds; a person the target does not know is
+    /// no member.
+    pub async fn ensure_not_member(&self, group: &str, known: Option<&str>, email: &str) -> Result<(), String> {
+        let id = match known {
+            Some(id) => id.to_owned(),
+            None => match self.user_id(email).await? {
+                Some(id) => id,
+                None => return Ok(()),
+            },
+        };
         let path = format!("members[value eq {}]", filter_string(&id));
         self.patch_group(group, json!({"op": "remove", "path": path})).await
     }
-}
-
-/// The answer, or what the target said when it refused.
-async fn refused(response: reqwest::Response) -> Result<reqwest::Response, String> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    let body: String = response.text().await.unwrap_or_default().chars().take(300).collect();
-    Err(format!("SCIM target answered {status}: {body}"))
 }
 
 /// A path segment: the group's id as the target gave it, percent-encoded.

@@ -190,10 +190,21 @@ impl CatalogOwner<'_> {
         description: &str,
         roles: &[&str],
     ) -> DomainResult<Vec<ResourceRoleId>> {
+        let kind = {
+            let mut conn = self.service.db.pool().acquire().await?;
+            catalog::resource_system_kind(&mut conn, system).await?
+        };
+        if kind.is_some_and(|k| k != crate::domain::model::ResourceSystemKind::Builtin) {
+            return Err(DomainError::invalid("system", "a connected system's group is added by its id in that system"));
+        }
         self.add_resource_as(system, &name.trim().to_lowercase().replace(' ', "-"), name, description, roles).await
     }
 
-    /// [`Self::add_resource`] naming the resource's id in its system (a target group's id).
+    /// [`Self::add_resource`] naming the resource's id in its system. A group of a connected
+    /// system (SCIM) is bound by an administrator only — anyone who may bind a target's group
+    /// could give themselves that group — with exactly one role (one membership to give and
+    /// take back) and the group's id as the target gave it.
+
     #[tracing::instrument(name = "add_resource", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0, system = system.0))]
     pub async fn add_resource_as(
         &self,
@@ -212,11 +223,22 @@ impl CatalogOwner<'_> {
         if roles.is_empty() || roles.iter().any(|r| r.trim().is_empty()) {
             return Err(DomainError::invalid("roles", "name at least one role (for example Member)"));
         }
+        if matches!(external_id, "." | "..") {
+            return Err(DomainError::invalid("external_id", "not a group's id"));
+        }
         let now = service.now();
         let mut tx = service.db.begin().await?;
         self.lock(&mut tx).await?;
-        if !catalog::resource_system_exists(&mut tx, system).await? {
-            return Err(DomainError::not_found("resource system"));
+        let kind = catalog::resource_system_kind(&mut tx, system)
+            .await?
+            .ok_or_else(|| DomainError::not_found("resource system"))?;
+        if kind != crate::domain::model::ResourceSystemKind::Builtin {
+            if !actor.can(crate::domain::authz::Permission::Administer) {
+                return Err(DomainError::forbidden("only administrators add the groups of a connected system"));
+            }
+            if roles.len() != 1 {
+                return Err(DomainError::invalid("roles", "a connected system's group has one role (its membership)"));
+            }
         }
         let ids = catalog::insert_resource_as(
             &mut tx,

@@ -266,18 +266,18 @@ impl Service {
     /// SCIM 2.0 so far; LDAP and webhooks follow, and their work retries and then fails
     /// visibly, like any unreachable target.
     async fn call_connector(&self, kind: ResourceSystemKind, item: &OutboxItem) -> Result<(), String> {
-        let (target, person) = {
-            let mut conn = self.db.pool().acquire().await.map_err(|e| format!("database: {e}"))?;
-            let target = crate::store::catalog::target_of(&mut conn, item.role)
-                .await
-                .map_err(|e| format!("database: {e}"))?
-                .ok_or_else(|| "the resource role is gone".to_owned())?;
-            let person = crate::store::directory::user(&mut conn, item.user)
-                .await
-                .map_err(|e| format!("database: {e}"))?
-                .ok_or_else(|| "the person is gone".to_owned())?;
-            (target, person)
-        };
+        let db = |e: sqlx::Error| format!("database: {e}");
+        let mut conn = self.db.pool().acquire().await.map_err(db)?;
+        let target = crate::store::catalog::target_of(&mut conn, item.role)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| "the resource role is gone".to_owned())?;
+        let person = crate::store::directory::user(&mut conn, item.user)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| "the person is gone".to_owned())?;
+        let known = crate::store::catalog::connector_account(&mut conn, target.system, item.user).await.map_err(db)?;
+        drop(conn);
         match kind {
             ResourceSystemKind::Scim => {
                 let config: crate::connectors::scim::ScimConfig = serde_json::from_str(&target.config)
@@ -286,9 +286,23 @@ impl Service {
                 let token = key.open(&target.secret)?;
                 let scim = crate::connectors::scim::Scim { config: &config, token: &token };
                 if item.kind == "add_member" {
-                    scim.ensure_member(&target.external_id, &person.email, &person.display_name).await
+                    let id = scim.ensure_member(&target.external_id, &person.email, &person.display_name).await?;
+                    // Kept for removal (an email may change); the work is done either way, and a
+                    // removal without it finds the person by email.
+                    if known.as_deref() != Some(id.as_str()) {
+                        let kept = async {
+                            let mut tx = self.db.begin().await?;
+                            crate::store::catalog::keep_connector_account(&mut tx, target.system, item.user, &id)
+                                .await?;
+                            tx.commit().await
+                        };
+                        if let Err(e) = kept.await {
+                            tracing::warn!(outbox = item.id, error = %e, "the target's id for the person was not kept");
+                        }
+                    }
+                    Ok(())
                 } else {
-                    scim.ensure_not_member(&target.external_id, &person.email).await
+                    scim.ensure_not_member(&target.external_id, known.as_deref(), &person.email).await
                 }
             }
             other => Err(format!("no connector for {} systems is configured", other.as_str())),

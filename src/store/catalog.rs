@@ -322,6 +322,7 @@ pub async fn insert_connector(
 /// Where a role is delivered: its system's kind, config and sealed secret, and the resource's
 /// id in that system.
 pub struct Target {
+    pub system: ResourceSystemId,
     pub kind: ResourceSystemKind,
     pub config: String,
     pub secret: String,
@@ -330,7 +331,7 @@ pub struct Target {
 
 pub async fn target_of(conn: &mut Conn, role: ResourceRoleId) -> Result<Option<Target>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT s.kind, s.config, s.secret, r.external_id FROM resource_roles rr \
+        "SELECT s.id, s.kind, s.config, s.secret, r.external_id FROM resource_roles rr \
          JOIN resources r ON r.id = rr.resource_id JOIN resource_systems s ON s.id = r.system_id WHERE rr.id = $1",
     )
     .bind(role.0)
@@ -338,6 +339,7 @@ pub async fn target_of(conn: &mut Conn, role: ResourceRoleId) -> Result<Option<T
     .await?;
     row.map(|row| {
         Ok(Target {
+            system: ResourceSystemId(row.int("id")?),
             kind: row.word("kind", ResourceSystemKind::parse)?,
             config: row.text("config")?,
             secret: row.text("secret")?,
@@ -345,6 +347,48 @@ pub async fn target_of(conn: &mut Conn, role: ResourceRoleId) -> Result<Option<T
         })
     })
     .transpose()
+}
+
+/// The target's id for the person, kept when they were first added there.
+pub async fn connector_account(
+    conn: &mut Conn,
+    system: ResourceSystemId,
+    user: UserId,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT external_id FROM connector_accounts WHERE system_id = $1 AND user_id = $2")
+        .bind(system.0)
+        .bind(user.0)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Keep the target's id for the person (the latest the target gave).
+pub async fn keep_connector_account(
+    conn: &mut Conn,
+    system: ResourceSystemId,
+    user: UserId,
+    external_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO connector_accounts (system_id, user_id, external_id) VALUES ($1, $2, $3) \
+         ON CONFLICT (system_id, user_id) DO UPDATE SET external_id = excluded.external_id",
+    )
+    .bind(system.0)
+    .bind(user.0)
+    .bind(external_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A resource system's kind, if it exists.
+pub async fn resource_system_kind(
+    conn: &mut Conn,
+    id: ResourceSystemId,
+) -> Result<Option<ResourceSystemKind>, sqlx::Error> {
+    let kind: Option<String> =
+        sqlx::query_scalar("SELECT kind FROM resource_systems WHERE id = $1").bind(id.0).fetch_optional(conn).await?;
+    kind.map(|k| super::parse_word("kind", &k, ResourceSystemKind::parse)).transpose()
 }
 
 /// A resource with its roles, added to a catalog. Returns the role ids in the order given.
@@ -596,12 +640,6 @@ pub async fn role_catalogs(
     );
     let rows: Vec<(i64, i64)> = sqlx::query_as(&sql).bind(ids_json(roles.iter().map(|r| r.0))).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(r, c)| (ResourceRoleId(r), CatalogId(c))).collect())
-}
-
-pub async fn resource_system_exists(conn: &mut Conn, id: ResourceSystemId) -> Result<bool, sqlx::Error> {
-    let n: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM resource_systems WHERE id = $1").bind(id.0).fetch_one(conn).await?;
-    Ok(n > 0)
 }
 
 pub async fn add_incompatible_group(conn: &mut Conn, package: PackageId, group: GroupId) -> Result<(), sqlx::Error> {

@@ -78,11 +78,12 @@ async fn a_scim_group_gains_and_loses_the_member_a_package_gives(backend: Backen
         .await
         .unwrap();
     assert!(stored.starts_with("v1:") && !stored.contains(&token), "the token is sealed");
-    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE after LIKE $1")
-        .bind(format!("%{token}%"))
-        .fetch_one(w.db().pool())
-        .await
-        .unwrap();
+    let audited: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE after LIKE $1 OR before LIKE $1 OR reason LIKE $1")
+            .bind(format!("%{token}%"))
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap();
     assert_eq!(audited, 0, "and never audited in the clear");
 
     let linus = w.actor(w.ids.linus).await;
@@ -92,12 +93,27 @@ async fn a_scim_group_gains_and_loses_the_member_a_package_gives(backend: Backen
             .await
             .unwrap(),
     );
-    let owner = service.catalog_owner(&linus, eng).unwrap();
+    // Binding a target's group is for administrators; Grace holds Engineering's roles through it.
+    let owner = service.catalog_owner(&grace, eng).unwrap();
     let roles = owner.add_resource_as(system, &group, &name, "A SCIM group", &["Member"]).await.unwrap();
     let pm = service.package_manager(&linus, eng).unwrap();
     let package = pm.create_package(&format!("SCIM {name}"), "", &roles).await.unwrap();
     let policy = pm.create_policy(Policy::new(package, "Everyone", RequestorScope::Nobody, vec![])).await.unwrap();
     let am = service.assignment_manager(&linus, eng).unwrap();
+    // A catalog owner who is not an administrator cannot bind a target's group (they could
+    // give it to themselves), and a connected system's group has one role.
+    let sofia = w.actor(w.ids.sofia).await;
+    let sales_owner = service.catalog_owner(&sofia, sales(&w).await).unwrap();
+    let refused = sales_owner.add_resource_as(system, &group, "Mine", "", &["Member"]).await.unwrap_err();
+    assert!(matches!(refused, quartermaster::domain::DomainError::Forbidden(_)), "{refused:?}");
+    assert!(owner.add_resource_as(system, &group, "Two", "", &["Member", "Owner"]).await.is_err());
+    // Someone else is in the target already, whose name the filter must tell apart.
+    scim(
+        reqwest::Method::POST,
+        "Users",
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("not-maya-{name}@x.example")})),
+    )
+    .await;
     am.assign_directly(w.ids.maya, package, policy, None, "pairing").await.unwrap();
     service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     assert_eq!(members(&group).await, ["maya@quartermaster.example"], "Maya is in the target's group");
@@ -115,6 +131,14 @@ async fn a_scim_group_gains_and_loses_the_member_a_package_gives(backend: Backen
         .fetch_one(w.db().pool())
         .await
         .unwrap();
+    // Her email changes at the identity provider before she is removed: the target's id kept
+    // when she was added still finds her account.
+    sqlx::query("UPDATE users SET email = $1 WHERE id = $2")
+        .bind(format!("maya.{name}@quartermaster.example"))
+        .bind(w.ids.maya.0)
+        .execute(w.db().pool())
+        .await
+        .unwrap();
     am.remove_from_package(package, AssignmentId(assignment), "done").await.unwrap();
     service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     assert_eq!(members(&group).await, Vec::<String>::new(), "and gone once removed");
@@ -124,4 +148,13 @@ async fn a_scim_group_gains_and_loses_the_member_a_package_gives(backend: Backen
         .await
         .unwrap();
     assert_eq!(removed, "removed");
+}
+
+async fn sales(w: &World) -> CatalogId {
+    CatalogId(
+        sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Sales & Marketing'")
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap(),
+    )
 }
