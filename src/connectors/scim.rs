@@ -17,11 +17,24 @@ pub struct ScimConfig {
 }
 
 impl ScimConfig {
+    /// What the system's token is sealed for: a token is opened only for the address it was
+    /// given for.
+    pub fn seal_context(&self) -> String {
+        format!("scim {}", self.base_url)
+    }
+
     /// A base URL an administrator may give: http or https, a host, no credentials, no query.
     pub fn checked(base_url: &str, create_users: bool) -> Result<Self, String> {
         let url = url::Url::parse(base_url.trim()).map_err(|_| "the base URL is not a URL".to_owned())?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err("the base URL must be http(s)://host/…".into());
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => return Err("the base URL must be https://host/…".into()),
+        };
+        // The bearer token goes with every call: over https, or to this machine.
+        if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+            return Err("the base URL must be https:// (plain http only to this machine)".into());
         }
         if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
             return Err("the base URL takes no credentials, query or fragment (the token is given apart)".into());
@@ -193,6 +206,9 @@ mod tests {
     fn base_urls_and_filters_are_checked_and_quoted() {
         assert_eq!(ScimConfig::checked("http://127.0.0.1:9/v2/", false).unwrap().base_url, "http://127.0.0.1:9/v2");
         assert!(ScimConfig::checked("ftp://x/v2", false).is_err());
+        assert!(ScimConfig::checked("http://idp.example/v2", false).is_err(), "the token would travel in clear");
+        assert!(ScimConfig::checked("https://idp.example/v2", false).is_ok());
+        assert!(ScimConfig::checked("http://localhost:8080/v2", false).is_ok());
         assert!(ScimConfig::checked("https://u:p@x/v2", false).is_err());
         assert!(ScimConfig::checked("https://x/v2?token=1", false).is_err());
         assert_eq!(filter_string(r#"a"b@x"#), r#""a\"b@x""#);

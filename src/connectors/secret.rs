@@ -1,9 +1,11 @@
 //! Connector secrets at rest: XChaCha20-Poly1305 with a random nonce per value, under a key
 //! the operator gives in `QM_SECRET_KEY` (64 hex digits) or a file named by
 //! `QM_SECRET_KEY_FILE`. Stored as `v1:` and the hex of nonce and ciphertext; a value that was
-//! changed, or a different key, does not decrypt.
+//! changed, or a different key, does not decrypt. Each secret is sealed for what it belongs to
+//! (its context, e.g. a SCIM system's kind and base URL, as associated data): pointed
+//! elsewhere by a changed row, it does not open, so it is never sent to another host.
 
-use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 /// The key that seals connector secrets. Its `Debug` shows nothing of it.
@@ -38,15 +40,15 @@ impl SecretKey {
         Ok(None)
     }
 
-    pub fn seal(&self, plain: &str) -> Result<String, String> {
+    pub fn seal(&self, plain: &str, context: &str) -> Result<String, String> {
         let nonce: [u8; 24] = rand::random();
         let sealed = XChaCha20Poly1305::new(&self.0.into())
-            .encrypt(XNonce::from_slice(&nonce), plain.as_bytes())
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain.as_bytes(), aad: context.as_bytes() })
             .map_err(|_| "a secret could not be encrypted".to_owned())?;
         Ok(format!("v1:{}{}", hex::encode(nonce), hex::encode(sealed)))
     }
 
-    pub fn open(&self, stored: &str) -> Result<String, String> {
+    pub fn open(&self, stored: &str, context: &str) -> Result<String, String> {
         let bytes = stored
             .strip_prefix("v1:")
             .and_then(|h| hex::decode(h).ok())
@@ -54,8 +56,11 @@ impl SecretKey {
             .ok_or_else(|| "a stored secret is not readable".to_owned())?;
         let (nonce, sealed) = bytes.split_at(24);
         let plain = XChaCha20Poly1305::new(&self.0.into())
-            .decrypt(XNonce::from_slice(nonce), sealed)
-            .map_err(|_| "a stored secret does not open with this key (was QM_SECRET_KEY changed?)".to_owned())?;
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: context.as_bytes() })
+            .map_err(|_| {
+                "a stored secret does not open with this key for this system (was QM_SECRET_KEY, or the system's address, changed?)"
+                    .to_owned()
+            })?;
         String::from_utf8(plain).map_err(|_| "a stored secret is not text".to_owned())
     }
 }
@@ -68,15 +73,17 @@ mod tests {
     #[test]
     fn a_secret_opens_with_its_key_only_and_is_never_stored_plain() {
         let key = SecretKey::from_hex(&"ab".repeat(32)).unwrap();
-        let sealed = key.seal("token-123").unwrap();
+        let here = "scim https://idp.example/scim/v2";
+        let sealed = key.seal("token-123", here).unwrap();
         assert!(!sealed.contains("token-123"));
-        assert_ne!(sealed, key.seal("token-123").unwrap(), "a fresh nonce each time");
-        assert_eq!(key.open(&sealed).unwrap(), "token-123");
+        assert_ne!(sealed, key.seal("token-123", here).unwrap(), "a fresh nonce each time");
+        assert_eq!(key.open(&sealed, here).unwrap(), "token-123");
+        assert!(key.open(&sealed, "scim https://attacker.example/v2").is_err(), "sealed for its system only");
         let other = SecretKey::from_hex(&"cd".repeat(32)).unwrap();
-        assert!(other.open(&sealed).is_err());
+        assert!(other.open(&sealed, here).is_err());
         let mut tampered = sealed.clone();
         tampered.replace_range(sealed.len() - 2.., if sealed.ends_with("00") { "01" } else { "00" });
-        assert!(key.open(&tampered).is_err());
+        assert!(key.open(&tampered, here).is_err());
         assert!(SecretKey::from_hex("short").is_err());
         assert_eq!(format!("{key:?}"), "SecretKey(..)");
     }

@@ -98,7 +98,7 @@ impl Administrator<'_> {
                 "set QM_SECRET_KEY (or QM_SECRET_KEY_FILE) so connector secrets can be stored",
             )
         })?;
-        let sealed = key.seal(token.trim()).map_err(DomainError::Internal)?;
+        let sealed = key.seal(token.trim(), &config.seal_context()).map_err(DomainError::Internal)?;
         let config_text = serde_json::to_string(&config).map_err(|e| DomainError::Internal(e.to_string()))?;
         let now = service.now();
         let mut tx = service.db.begin().await?;

@@ -283,7 +283,7 @@ impl Service {
                 let config: crate::connectors::scim::ScimConfig = serde_json::from_str(&target.config)
                     .map_err(|_| "the SCIM system is not configured (no base URL)")?;
                 let key = self.secret_key.as_ref().ok_or("QM_SECRET_KEY is not set: the SCIM token cannot be read")?;
-                let token = key.open(&target.secret)?;
+                let token = key.open(&target.secret, &config.seal_context())?;
                 let scim = crate::connectors::scim::Scim { config: &config, token: &token };
                 if item.kind == "add_member" {
                     let id = scim.ensure_member(&target.external_id, &person.email, &person.display_name).await?;

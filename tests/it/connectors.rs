@@ -148,6 +148,24 @@ async fn a_scim_group_gains_and_loses_the_member_a_package_gives(backend: Backen
         .await
         .unwrap();
     assert_eq!(removed, "removed");
+
+    // Someone with the database points the system elsewhere: the token, sealed for the address
+    // it was given for, does not open, and nothing is sent there.
+    sqlx::query("UPDATE resource_systems SET config = $1 WHERE id = $2")
+        .bind(json!({"base_url": "http://127.0.0.1:9/v2", "create_users": true}).to_string())
+        .bind(system.0)
+        .execute(w.db().pool())
+        .await
+        .unwrap();
+    am.assign_directly(w.ids.omar, package, policy, None, "").await.unwrap();
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    let error: String =
+        sqlx::query_scalar("SELECT o.last_error FROM outbox o JOIN grants g ON g.id = o.grant_id WHERE g.user_id = $1")
+            .bind(w.ids.omar.0)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap();
+    assert!(error.contains("does not open"), "{error}");
 }
 
 async fn sales(w: &World) -> CatalogId {
