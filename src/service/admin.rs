@@ -190,21 +190,13 @@ impl CatalogOwner<'_> {
         description: &str,
         roles: &[&str],
     ) -> DomainResult<Vec<ResourceRoleId>> {
-        let kind = {
-            let mut conn = self.service.db.pool().acquire().await?;
-            catalog::resource_system_kind(&mut conn, system).await?
-        };
-        if kind.is_some_and(|k| k != crate::domain::model::ResourceSystemKind::Builtin) {
-            return Err(DomainError::invalid("system", "a connected system's group is added by its id in that system"));
-        }
-        self.add_resource_as(system, &name.trim().to_lowercase().replace(' ', "-"), name, description, roles).await
+        self.add_resource_in(system, None, name, description, roles).await
     }
 
     /// [`Self::add_resource`] naming the resource's id in its system. A group of a connected
     /// system (SCIM) is bound by an administrator only — anyone who may bind a target's group
     /// could give themselves that group — with exactly one role (one membership to give and
     /// take back) and the group's id as the target gave it.
-
     #[tracing::instrument(name = "add_resource", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0, system = system.0))]
     pub async fn add_resource_as(
         &self,
@@ -214,9 +206,24 @@ impl CatalogOwner<'_> {
         description: &str,
         roles: &[&str],
     ) -> DomainResult<Vec<ResourceRoleId>> {
+        self.add_resource_in(system, Some(external_id), name, description, roles).await
+    }
+
+    /// Both: `external_id` given, or (`None`) made from the name, which only the built-in
+    /// system accepts (a connected system's group has the id its system gave it).
+    async fn add_resource_in(
+        &self,
+        system: ResourceSystemId,
+        external_id: Option<&str>,
+        name: &str,
+        description: &str,
+        roles: &[&str],
+    ) -> DomainResult<Vec<ResourceRoleId>> {
         let (service, actor, catalog_id) = (self.service, self.actor, self.catalog);
         let name = clean_name("name", name)?;
-        let external_id = external_id.trim();
+        let derived = name.to_lowercase().replace(' ', "-");
+        let external_id_was_derived = external_id.is_none();
+        let external_id = external_id.map_or(derived.as_str(), str::trim);
         if external_id.is_empty() || external_id.chars().count() > 200 {
             return Err(DomainError::invalid("external_id", "the resource's id in its system (1 to 200 characters)"));
         }
@@ -233,6 +240,12 @@ impl CatalogOwner<'_> {
             .await?
             .ok_or_else(|| DomainError::not_found("resource system"))?;
         if kind != crate::domain::model::ResourceSystemKind::Builtin {
+            if external_id_was_derived {
+                return Err(DomainError::invalid(
+                    "system",
+                    "a connected system's group is added by its id in that system",
+                ));
+            }
             if !actor.can(crate::domain::authz::Permission::Administer) {
                 return Err(DomainError::forbidden("only administrators add the groups of a connected system"));
             }

@@ -428,36 +428,6 @@ pub async fn role_states(conn: &mut Conn, assignment: AssignmentId) -> Result<Ve
     states.into_iter().map(|s| s.map(|s| super::parse_word("state", &s, GrantState::parse)).transpose()).collect()
 }
 
-pub async fn grants_of(conn: &mut Conn, assignment: AssignmentId) -> Result<Vec<GrantRow>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, assignment_id, resource_role_id, user_id, state, attempts, last_error FROM grants \
-         WHERE assignment_id = $1 ORDER BY id",
-    )
-    .bind(assignment.0)
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(grant_from_row).collect()
-}
-
-pub async fn set_grant_state(
-    conn: &mut Conn,
-    grant: GrantId,
-    state: GrantState,
-    error: &str,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE grants SET state = $1, last_error = $2, attempts = attempts + 1, updated_at = $3 WHERE id = $4",
-    )
-    .bind(state.as_str())
-    .bind(error)
-    .bind(to_ms(now))
-    .bind(grant.0)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Move a grant from `from` to `to`, with the error (empty: none); false when it was not in
 /// `from`.
 pub async fn set_grant_state_if(
