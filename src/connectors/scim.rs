@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::CallError;
+
 /// How a SCIM resource system is reached (its `config`; the bearer token is kept sealed apart).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScimConfig {
@@ -14,13 +16,26 @@ pub struct ScimConfig {
     /// Create a person the target does not know (else adding them fails, saying so).
     #[serde(default)]
     pub create_users: bool,
+    /// Calls this instance makes to the target at once (1–32; 4 when not set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u16>,
 }
+
+/// Calls at once to a target whose settings do not say.
+pub const DEFAULT_IN_FLIGHT: u16 = 4;
+/// The most calls at once an administrator may allow one target.
+pub const MAX_IN_FLIGHT: u16 = 32;
 
 impl ScimConfig {
     /// What the system's token is sealed for: a token is opened only for the address it was
     /// given for.
     pub fn seal_context(&self) -> String {
         format!("scim {}", self.base_url)
+    }
+
+    /// How many calls this instance makes to the target at once.
+    pub fn in_flight(&self) -> usize {
+        usize::from(self.max_in_flight.unwrap_or(DEFAULT_IN_FLIGHT).clamp(1, MAX_IN_FLIGHT))
     }
 
     /// A base URL an administrator may give: http or https, a host, no credentials, no query.
@@ -39,7 +54,7 @@ impl ScimConfig {
         if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
             return Err("the base URL takes no credentials, query or fragment (the token is given apart)".into());
         }
-        Ok(ScimConfig { base_url: url.as_str().trim_end_matches('/').to_owned(), create_users })
+        Ok(ScimConfig { base_url: url.as_str().trim_end_matches('/').to_owned(), create_users, max_in_flight: None })
     }
 }
 
@@ -47,6 +62,8 @@ impl ScimConfig {
 pub struct Scim<'a> {
     pub config: &'a ScimConfig,
     pub token: &'a str,
+    /// The time of the calls (a `Retry-After` date is read against it).
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -63,27 +80,28 @@ impl Scim<'_> {
     }
 
     /// The call, with the token; its answer whatever the status.
-    async fn call(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
-        request
-            .bearer_auth(self.token)
-            .header(reqwest::header::ACCEPT, "application/scim+json")
-            .send()
-            .await
-            .map_err(|e| format!("SCIM target unreachable: {}", without_url(&e)))
+    async fn call(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
+        request.bearer_auth(self.token).header(reqwest::header::ACCEPT, "application/scim+json").send().await.map_err(
+            |e| CallError::Unavailable {
+                message: format!("SCIM target unreachable: {}", without_url(&e)),
+                after: None,
+            },
+        )
     }
 
     /// The call; a status other than success is an error saying what the target answered.
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
         self.refused(self.call(request).await?).await
     }
 
     /// The answer, or what the target said when it refused: the status and the start of the
     /// body (read up to 2 KiB), the token blanked out should a gateway echo it.
-    async fn refused(&self, mut response: reqwest::Response) -> Result<reqwest::Response, String> {
+    async fn refused(&self, mut response: reqwest::Response) -> Result<reqwest::Response, CallError> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
+        let after = super::retry_after(response.headers(), self.now);
         let mut body = Vec::new();
         while let Ok(Some(chunk)) = response.chunk().await {
             body.extend_from_slice(&chunk);
@@ -92,13 +110,13 @@ impl Scim<'_> {
             }
         }
         let text: String = String::from_utf8_lossy(&body).replace(self.token, "(token)").chars().take(300).collect();
-        Err(format!("SCIM target answered {status}: {text}"))
+        Err(CallError::from_status(status, format!("SCIM target answered {status}: {text}"), after))
     }
 
     /// The target's id of the person whose `userName` is this email, if it knows them. The
     /// answer is checked, not trusted: only a user whose `userName` is the email (in any case)
     /// counts, and two of them is an error (a target that ignored the filter, or duplicates).
-    async fn user_id(&self, email: &str) -> Result<Option<String>, String> {
+    async fn user_id(&self, email: &str) -> Result<Option<String>, CallError> {
         let filter = format!("userName eq {}", filter_string(email));
         let response = self.send(super::http()?.get(self.url("Users")).query(&[("filter", filter)])).await?;
         let list: serde_json::Value =
@@ -114,13 +132,13 @@ impl Scim<'_> {
         match matching.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some((*one).to_owned())),
-            _ => Err(format!("the SCIM target has {} users named {email}", matching.len())),
+            _ => Err(CallError::Permanent(format!("the SCIM target has {} users named {email}", matching.len()))),
         }
     }
 
     /// Create the person; if the target has them already (made meanwhile by another call: 409
     /// Conflict), theirs is the id.
-    async fn create_user(&self, email: &str, name: &str) -> Result<String, String> {
+    async fn create_user(&self, email: &str, name: &str) -> Result<String, CallError> {
         let body = json!({
             "schemas": [USER],
             "userName": email,
@@ -135,15 +153,15 @@ impl Scim<'_> {
             return self
                 .user_id(email)
                 .await?
-                .ok_or_else(|| format!("SCIM target: {email} conflicts yet is not found"));
+                .ok_or_else(|| format!("SCIM target: {email} conflicts yet is not found").into());
         }
         let response = self.refused(response).await?;
         let user: serde_json::Value =
             response.json().await.map_err(|e| format!("SCIM target: unreadable new user: {e}"))?;
-        user["id"].as_str().map(str::to_owned).ok_or_else(|| "SCIM target: the new user has no id".to_owned())
+        user["id"].as_str().map(str::to_owned).ok_or_else(|| "SCIM target: the new user has no id".into())
     }
 
-    async fn patch_group(&self, group: &str, operation: serde_json::Value) -> Result<(), String> {
+    async fn patch_group(&self, group: &str, operation: serde_json::Value) -> Result<(), CallError> {
         let body = json!({"schemas": [PATCH_OP], "Operations": [operation]});
         let url = self.url(&format!("Groups/{}", urlencoding(group)));
         self.send(super::http()?.patch(url).header("content-type", "application/scim+json").json(&body)).await?;
@@ -152,12 +170,14 @@ impl Scim<'_> {
 
     /// Make the person a member of the group; the target's id of the person (to keep: removal
     /// uses it, whatever their email is by then).
-    pub async fn ensure_member(&self, group: &str, email: &str, name: &str) -> Result<String, String> {
+    pub async fn ensure_member(&self, group: &str, email: &str, name: &str) -> Result<String, CallError> {
         let id = match self.user_id(email).await? {
             Some(id) => id,
             None if self.config.create_users => self.create_user(email, name).await?,
             None => {
-                return Err(format!("the SCIM target has no user {email} (and this connector does not create users)"))
+                return Err(CallError::Permanent(format!(
+                    "the SCIM target has no user {email} (and this connector does not create users)"
+                )))
             }
         };
         self.patch_group(group, json!({"op": "add", "path": "members", "value": [{"value": id}]})).await?;
@@ -167,7 +187,7 @@ impl Scim<'_> {
     /// Make sure the person is not a member of the group: the target's id kept when they were
     /// added (`known`), else the one their email finds; a person the target does not know is
     /// no member.
-    pub async fn ensure_not_member(&self, group: &str, known: Option<&str>, email: &str) -> Result<(), String> {
+    pub async fn ensure_not_member(&self, group: &str, known: Option<&str>, email: &str) -> Result<(), CallError> {
         let id = match known {
             Some(id) => id.to_owned(),
             None => match self.user_id(email).await? {

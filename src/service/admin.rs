@@ -118,6 +118,70 @@ impl Administrator<'_> {
         Ok(id)
     }
 
+    /// Change a SCIM system's settings: its base URL, whether it creates people, how many
+    /// calls this instance makes to it at once, and (optionally) a new token. A token is sealed
+    /// for one address, so a new base URL needs the token again. Refused when another change
+    /// was saved since this one was read. Audited without the token.
+    #[tracing::instrument(name = "edit_scim_system", skip_all, fields(actor = self.actor.id().0, system = system.0))]
+    pub async fn edit_scim_system(
+        &self,
+        system: ResourceSystemId,
+        base_url: &str,
+        token: Option<&str>,
+        create_users: bool,
+        max_in_flight: u16,
+    ) -> DomainResult<()> {
+        use crate::connectors::scim::{ScimConfig, MAX_IN_FLIGHT};
+        let service = self.service;
+        let mut config =
+            ScimConfig::checked(base_url, create_users).map_err(|m| DomainError::invalid("base_url", m))?;
+        if !(1..=MAX_IN_FLIGHT).contains(&max_in_flight) {
+            return Err(DomainError::invalid("max_in_flight", format!("between 1 and {MAX_IN_FLIGHT} calls at once")));
+        }
+        config.max_in_flight = Some(max_in_flight);
+        let token = token.map(str::trim).filter(|t| !t.is_empty());
+        if token.is_some_and(|t| t.len() > 4096) {
+            return Err(DomainError::invalid("token", "the bearer token the target gave (up to 4096 characters)"));
+        }
+        let mut tx = service.db.begin().await?;
+        let Some((kind, before_text, before_secret)) = catalog::connector(&mut tx, system).await? else {
+            return Err(DomainError::not_found("resource system"));
+        };
+        if kind != crate::domain::model::ResourceSystemKind::Scim {
+            return Err(DomainError::invalid("system", "this is not a SCIM system"));
+        }
+        let before: ScimConfig = serde_json::from_str(&before_text)
+            .map_err(|_| DomainError::Internal(format!("resource system {} has unreadable settings", system.0)))?;
+        let secret = match token {
+            Some(token) => {
+                let key = service.secret_key.as_ref().ok_or_else(|| {
+                    DomainError::invalid(
+                        "token",
+                        "set QM_SECRET_KEY (or QM_SECRET_KEY_FILE) so connector secrets can be stored",
+                    )
+                })?;
+                key.seal(token, &config.seal_context()).map_err(DomainError::Internal)?
+            }
+            None if before.base_url == config.base_url => before_secret.clone(),
+            None => {
+                return Err(DomainError::invalid(
+                    "token",
+                    "a new base URL needs the token again: the one stored is sealed for the old address",
+                ))
+            }
+        };
+        let config_text = serde_json::to_string(&config).map_err(|e| DomainError::Internal(e.to_string()))?;
+        if !catalog::update_connector(&mut tx, system, (&before_text, &before_secret), (&config_text, &secret)).await? {
+            return Err(DomainError::AlreadyDecided(
+                "someone changed this system meanwhile; open it again to see their change".into(),
+            ));
+        }
+        let event = AuditEvent::new(Some(self.actor.id()), "resource_system.changed", "resource_system", system.0)
+            .before(json!({"config": before}))
+            .after(json!({"config": config, "token": if token.is_some() { "(replaced, sealed)" } else { "(kept)" }}));
+        service.commit(tx, vec![event]).await
+    }
+
     /// Give someone a global role (administrator, catalog creator).
     #[tracing::instrument(name = "grant_global_role", skip_all, fields(actor = self.actor.id().0, user = user.0, ?role))]
     pub async fn grant_role(&self, user: UserId, role: Role) -> DomainResult<()> {

@@ -20,11 +20,28 @@
 //! ([`DELIVERY_BATCH`]) per transaction, their people locked in id order; a batch that fails
 //! is undone and done again one entry at a time. External connectors (issue 12) are called
 //! between two transactions of their own.
+//!
+//! External targets, per pass:
+//! - **Side by side, within limits.** Each system's entries are delivered concurrently, at
+//!   most its `max_in_flight` calls at once from this instance; systems do not wait for each
+//!   other. Removals go before additions.
+//! - **One piece of work per membership at a time.** The claim takes no entry of a (person,
+//!   role) pair while another of the pair is held under a live lease, by any instance; the
+//!   entries of a pair claimed together are delivered in turn, in queue order. Should two
+//!   instances still claim entries of one pair in the same instant, the check under the
+//!   person's lock sends back each that sees the other ([`assignments::pair_in_flight`]).
+//! - **An unavailable target is left alone.** Unreachable, timed out, or answering 429/503:
+//!   the entry is retried after the target's `Retry-After` (else its backoff), and the
+//!   system's other entries of the pass are given back untried, due then too, without
+//!   spending an attempt. A target that refuses the call itself (other 4xx) fails the entry at
+//!   once, for an administrator to fix and retry; anything else is retried with exponential
+//!   backoff and jitter.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::Service;
+use crate::connectors::CallError;
 use crate::domain::audit::AuditEvent;
 use crate::domain::authz::{Actor, Operator, Permission};
 use crate::domain::ids::CatalogId;
@@ -46,6 +63,9 @@ pub struct DeliveryReport {
     /// Entries whose result could not be recorded (a database fault, or the lease was lost);
     /// their lease runs out and they are picked up again.
     pub errors: usize,
+    /// Given back untried (their target was unavailable, or other work for the same
+    /// membership came first), without spending an attempt.
+    pub deferred: usize,
 }
 
 impl DeliveryReport {
@@ -53,14 +73,15 @@ impl DeliveryReport {
         match outcome {
             Delivered::Done => self.delivered += 1,
             Delivered::Withdrawn => self.withdrawn += 1,
-            Delivered::Retry => self.retried += 1,
+            Delivered::Retry | Delivered::Unavailable(_) => self.retried += 1,
             Delivered::Failed => self.failed += 1,
+            Delivered::Deferred => self.deferred += 1,
         }
     }
 
     /// Every entry the pass claimed, whatever became of it.
     pub fn claimed(&self) -> usize {
-        self.delivered + self.retried + self.failed + self.withdrawn + self.errors
+        self.delivered + self.retried + self.failed + self.withdrawn + self.errors + self.deferred
     }
 }
 
@@ -74,9 +95,16 @@ pub const MAX_ATTEMPTS: i64 = 8;
 /// How long a claim holds. Every call to a target must time out well within it.
 pub const LEASE: Duration = Duration::minutes(5);
 
+/// The wait before attempt `attempts + 1`: 5 s doubled per attempt (at most 2¹⁰), with
+/// jitter (between half and all of it), so entries that failed together do not all come back
+/// in the same instant.
 fn backoff(attempts: i64) -> Duration {
-    Duration::seconds(5 * 2_i64.pow(attempts.clamp(0, 10) as u32))
+    let full_ms = 5_000 * 2_i64.pow(attempts.clamp(0, 10) as u32);
+    Duration::milliseconds(full_ms / 2 + rand::random_range(0..=full_ms / 2))
 }
+
+/// How long an entry steps back while another claim delivers the same membership.
+const PAIR_WAIT: Duration = Duration::seconds(5);
 
 /// What became of one entry.
 enum Delivered {
@@ -84,6 +112,11 @@ enum Delivered {
     Withdrawn,
     Retry,
     Failed,
+    /// Given back untried (see [`DeliveryReport::deferred`]).
+    Deferred,
+    /// Tried and retried later; the target is unavailable until then, so the system's other
+    /// entries of this pass wait too.
+    Unavailable(DateTime<Utc>),
 }
 
 /// A failed entry as an administrator sees it.
@@ -114,40 +147,143 @@ impl Service {
             ids
         };
         let mut report = DeliveryReport::default();
+        let mut alone = Vec::new();
         for chunk in claimed.chunks(DELIVERY_BATCH) {
             for _ in chunk {
                 // Once per entry taken up (tests count them, and park here).
                 self.checkpoint("delivery.claimed").await;
             }
             let now = self.now();
-            let alone = match self.deliver_batch(chunk, &token, now).await {
-                Ok((outcomes, alone)) => {
+            match self.deliver_batch(chunk, &token, now).await {
+                Ok((outcomes, rest)) => {
                     outcomes.into_iter().for_each(|o| report.count(o));
-                    alone
+                    alone.extend(rest);
                 }
                 Err(e) => {
                     // One bad entry never stops the pass: the batch is done again one at a
                     // time, and the one that fails is logged and recorded while the others go on.
                     tracing::warn!(first = chunk[0], error = ?e, "delivery batch failed; one at a time");
-                    chunk.to_vec()
-                }
-            };
-            for id in alone {
-                // Each entry on the clock of its own turn (a slow target delays the next ones).
-                let now = self.now();
-                match self.deliver_one(id, &token, now).await {
-                    Ok(outcome) => report.count(outcome),
-                    Err(e) => {
-                        tracing::error!(outbox = id, error = ?e, "delivery of this entry failed");
-                        report.errors += 1;
-                        if let Err(e2) = self.record_fault(id, &token, &e, now).await {
-                            tracing::error!(outbox = id, error = ?e2, "could not record the delivery fault");
-                        }
-                    }
+                    alone.extend_from_slice(chunk);
                 }
             }
         }
+        self.deliver_alone(alone, &token, &mut report).await;
         Ok(report)
+    }
+
+    /// The entries delivered one at a time: external targets, side by side per system within
+    /// its limit (removals first), and entries of a failed batch or unreadable ones, in turn.
+    async fn deliver_alone(&self, ids: Vec<i64>, token: &str, report: &mut DeliveryReport) {
+        use futures_util::StreamExt;
+        if ids.is_empty() {
+            return;
+        }
+        let items = match self.db.pool().acquire().await {
+            Ok(mut conn) => assignments::outbox_items(&mut conn, &ids).await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let mut systems: std::collections::BTreeMap<_, Vec<OutboxItem>> = Default::default();
+        for item in items.into_iter().filter(|i| i.system_kind != ResourceSystemKind::Builtin) {
+            systems.entry(item.system).or_default().push(item);
+        }
+        let external: std::collections::HashSet<i64> = systems.values().flatten().map(|i| i.id).collect();
+        for id in ids.iter().copied().filter(|id| !external.contains(id)) {
+            let now = self.now();
+            let outcome = self.deliver_one(id, token, now).await;
+            self.tally(report, id, token, outcome, now).await;
+        }
+        let runs = systems.into_iter().map(|(system, items)| async move {
+            // The entries of one membership in turn, in queue order; memberships side by side,
+            // those with a removal first.
+            let mut pairs: std::collections::BTreeMap<_, Vec<OutboxItem>> = Default::default();
+            for item in items {
+                pairs.entry((item.user, item.role)).or_default().push(item);
+            }
+            let mut pairs: Vec<Vec<OutboxItem>> = pairs.into_values().collect();
+            pairs.sort_by_key(|p| (p.iter().all(|i| i.kind == "add_member"), p[0].id));
+            let limit = self.in_flight(system).await;
+            let pause = std::sync::Mutex::new(None::<DateTime<Utc>>);
+            let pause = &pause;
+            futures_util::stream::iter(pairs)
+                .map(|pair| async move {
+                    let mut outcomes = Vec::with_capacity(pair.len());
+                    for item in pair {
+                        outcomes.push(self.deliver_unless_paused(item.id, token, pause).await);
+                    }
+                    outcomes
+                })
+                .buffer_unordered(limit)
+                .collect::<Vec<_>>()
+                .await
+        });
+        for (id, now, outcome) in futures_util::future::join_all(runs).await.into_iter().flatten().flatten() {
+            self.tally(report, id, token, outcome, now).await;
+        }
+    }
+
+    /// One external entry: given back untried while its system is unavailable (as an earlier
+    /// call of this pass found), else delivered; an unavailable answer pauses the system.
+    async fn deliver_unless_paused(
+        &self,
+        id: i64,
+        token: &str,
+        pause: &std::sync::Mutex<Option<DateTime<Utc>>>,
+    ) -> (i64, DateTime<Utc>, DomainResult<Delivered>) {
+        let now = self.now();
+        let paused = pause.lock().map(|p| *p).unwrap_or(None).filter(|until| *until > now);
+        let outcome = match paused {
+            Some(until) => self.defer(id, token, until).await,
+            None => self.deliver_one(id, token, now).await,
+        };
+        if let Ok(Delivered::Unavailable(until)) = &outcome {
+            if let Ok(mut p) = pause.lock() {
+                *p = Some(p.map_or(*until, |p| p.max(*until)));
+            }
+        }
+        (id, now, outcome)
+    }
+
+    /// One entry's outcome counted; a fault of our own is logged and recorded on the entry.
+    async fn tally(
+        &self,
+        report: &mut DeliveryReport,
+        id: i64,
+        token: &str,
+        outcome: DomainResult<Delivered>,
+        now: DateTime<Utc>,
+    ) {
+        match outcome {
+            Ok(outcome) => report.count(outcome),
+            Err(e) => {
+                tracing::error!(outbox = id, error = ?e, "delivery of this entry failed");
+                report.errors += 1;
+                if let Err(e2) = self.record_fault(id, token, &e, now).await {
+                    tracing::error!(outbox = id, error = ?e2, "could not record the delivery fault");
+                }
+            }
+        }
+    }
+
+    /// How many calls this instance makes to the system at once (its settings; the default
+    /// when they cannot be read).
+    async fn in_flight(&self, system: crate::domain::ids::ResourceSystemId) -> usize {
+        let default = usize::from(crate::connectors::scim::DEFAULT_IN_FLIGHT);
+        let Ok(mut conn) = self.db.pool().acquire().await else { return default };
+        match crate::store::catalog::connector(&mut conn, system).await {
+            Ok(Some((ResourceSystemKind::Scim, config, _))) => {
+                serde_json::from_str::<crate::connectors::scim::ScimConfig>(&config).map_or(default, |c| c.in_flight())
+            }
+            _ => default,
+        }
+    }
+
+    /// Give a claimed entry back untried, due at `until`.
+    async fn defer(&self, id: i64, token: &str, until: DateTime<Utc>) -> DomainResult<Delivered> {
+        let mut conn = self.db.pool().acquire().await?;
+        if !assignments::release(&mut conn, id, token, until).await? {
+            return Err(DomainError::Internal(format!("lost the lease on outbox entry {id}")));
+        }
+        Ok(Delivered::Deferred)
     }
 
     /// The built-in entries of a batch recorded in one transaction (one commit and one turn at
@@ -191,7 +327,7 @@ impl Service {
             let outcome = match check_claimed(self, tx, item, token, now, &mut events).await? {
                 Some(settled) => settled,
                 None => {
-                    let result = apply_builtin_isolated(tx, item, now).await?;
+                    let result = apply_builtin_isolated(tx, item, now).await?.map_err(CallError::Transient);
                     record(tx, item, token, result, now, &mut events).await?
                 }
             };
@@ -220,13 +356,26 @@ impl Service {
             Some(settled) => settled,
             None => {
                 let result = match item.system_kind {
-                    ResourceSystemKind::Builtin => apply_builtin_isolated(&mut tx, &item, now).await?,
+                    ResourceSystemKind::Builtin => {
+                        apply_builtin_isolated(&mut tx, &item, now).await?.map_err(CallError::Transient)
+                    }
                     other => {
+                        if assignments::pair_in_flight(&mut tx, &item, token, now).await? {
+                            // Another claim is delivering this membership: step back.
+                            let at = checked_after(now, PAIR_WAIT, "retry")?;
+                            if !assignments::release(&mut tx, id, token, at).await? {
+                                return Err(DomainError::Internal(format!("lost the lease on outbox entry {id}")));
+                            }
+                            tx.commit().await?;
+                            return Ok(Delivered::Deferred);
+                        }
                         let until = checked_after(now, LEASE, "lease")?;
                         if !assignments::renew_lease(&mut tx, id, token, until).await? {
                             return Err(DomainError::Internal(format!("lost the lease on outbox entry {id}")));
                         }
                         tx.commit().await?;
+                        // Checked and committed, not yet called (tests park here).
+                        self.checkpoint("delivery.calling").await;
                         let result = self.call_connector(other, &item).await;
                         tx = self.db.begin().await?;
                         self.db.lock_user(&mut tx, item.user).await?;
@@ -265,17 +414,17 @@ impl Service {
     /// Talk to an external target: ensure the person is (or is not) a member of the group.
     /// SCIM 2.0 so far; LDAP and webhooks follow, and their work retries and then fails
     /// visibly, like any unreachable target.
-    async fn call_connector(&self, kind: ResourceSystemKind, item: &OutboxItem) -> Result<(), String> {
-        let db = |e: sqlx::Error| format!("database: {e}");
+    async fn call_connector(&self, kind: ResourceSystemKind, item: &OutboxItem) -> Result<(), CallError> {
+        let db = |e: sqlx::Error| CallError::Transient(format!("database: {e}"));
         let mut conn = self.db.pool().acquire().await.map_err(db)?;
         let target = crate::store::catalog::target_of(&mut conn, item.role)
             .await
             .map_err(db)?
-            .ok_or_else(|| "the resource role is gone".to_owned())?;
+            .ok_or(CallError::Transient("the resource role is gone".to_owned()))?;
         let person = crate::store::directory::user(&mut conn, item.user)
             .await
             .map_err(db)?
-            .ok_or_else(|| "the person is gone".to_owned())?;
+            .ok_or(CallError::Transient("the person is gone".to_owned()))?;
         let known = crate::store::catalog::connector_account(&mut conn, target.system, item.user).await.map_err(db)?;
         drop(conn);
         match kind {
@@ -283,8 +432,8 @@ impl Service {
                 let config: crate::connectors::scim::ScimConfig = serde_json::from_str(&target.config)
                     .map_err(|_| "the SCIM system is not configured (no base URL)")?;
                 let key = self.secret_key.as_ref().ok_or("QM_SECRET_KEY is not set: the SCIM token cannot be read")?;
-                let token = key.open(&target.secret, &config.seal_context())?;
-                let scim = crate::connectors::scim::Scim { config: &config, token: &token };
+                let token = key.open(&target.secret, &config.seal_context()).map_err(CallError::Transient)?;
+                let scim = crate::connectors::scim::Scim { config: &config, token: &token, now: self.now() };
                 if item.kind == "add_member" {
                     let id = scim.ensure_member(&target.external_id, &person.email, &person.display_name).await?;
                     // Kept for removal (an email may change); the work is done either way, and a
@@ -305,7 +454,7 @@ impl Service {
                     scim.ensure_not_member(&target.external_id, known.as_deref(), &person.email).await
                 }
             }
-            other => Err(format!("no connector for {} systems is configured", other.as_str())),
+            other => Err(CallError::Transient(format!("no connector for {} systems is configured", other.as_str()))),
         }
     }
 
@@ -436,29 +585,35 @@ async fn record(
     tx: &mut Tx,
     item: &OutboxItem,
     token: &str,
-    result: Result<(), String>,
+    result: Result<(), CallError>,
     now: DateTime<Utc>,
     events: &mut Vec<AuditEvent>,
 ) -> DomainResult<Delivered> {
-    Ok(match result {
+    let error = match result {
         Ok(()) => {
             finish(tx, item, token, "done", "", now).await?;
             settle(tx, item, now, events).await?;
-            Delivered::Done
+            return Ok(Delivered::Done);
         }
-        Err(error) if item.attempts >= MAX_ATTEMPTS => {
-            finish(tx, item, token, "failed", &error, now).await?;
-            give_up(tx, item, &error, now, events).await?;
-            Delivered::Failed
+        Err(error) => error,
+    };
+    if matches!(error, CallError::Permanent(_)) || item.attempts >= MAX_ATTEMPTS {
+        finish(tx, item, token, "failed", error.message(), now).await?;
+        give_up(tx, item, error.message(), now, events).await?;
+        return Ok(Delivered::Failed);
+    }
+    let wait = match &error {
+        // The target's own word, at least a second.
+        CallError::Unavailable { after: Some(after), .. } => {
+            Duration::from_std(*after).unwrap_or(LEASE).max(Duration::seconds(1))
         }
-        Err(error) => {
-            let retry_at = checked_after(now, backoff(item.attempts), "retry")?;
-            if !assignments::retry_later(tx, item.id, token, &error, retry_at, now).await? {
-                return Err(DomainError::Internal(format!("lost the lease on outbox entry {}", item.id)));
-            }
-            Delivered::Retry
-        }
-    })
+        _ => backoff(item.attempts),
+    };
+    let retry_at = checked_after(now, wait, "retry")?;
+    if !assignments::retry_later(tx, item.id, token, error.message(), retry_at, now).await? {
+        return Err(DomainError::Internal(format!("lost the lease on outbox entry {}", item.id)));
+    }
+    Ok(if matches!(error, CallError::Unavailable { .. }) { Delivered::Unavailable(retry_at) } else { Delivered::Retry })
 }
 
 /// Settle the claimed entry, or fail: the claim was lost meanwhile.
@@ -595,7 +750,11 @@ async fn give_up(
     events.push(
         AuditEvent::new(None, "grant.delivery_failed", "grant", grant.0)
             .after(json!({"kind": item.kind, "user": item.user, "resource_role": item.role, "attempts": item.attempts}))
-            .reason(format!("{what} failed after {} attempts: {error}", item.attempts)),
+            .reason(format!(
+                "{what} failed after {} attempt{}: {error}",
+                item.attempts,
+                if item.attempts == 1 { "" } else { "s" }
+            )),
     );
     if item.kind != "add_member" {
         return Ok(());

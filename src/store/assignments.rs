@@ -485,10 +485,11 @@ pub struct OutboxItem {
     pub attempts: i64,
     pub last_error: String,
     pub system_kind: ResourceSystemKind,
+    pub system: ResourceSystemId,
 }
 
 const OUTBOX_ITEM_COLUMNS: &str = "o.id, o.kind, o.resource_role_id, o.user_id, o.grant_id, o.attempts, \
-    o.last_error, s.kind AS system_kind";
+    o.last_error, s.kind AS system_kind, s.id AS system_id";
 
 const OUTBOX_ITEM_FROM: &str = "FROM outbox o
     JOIN resource_roles rr ON rr.id = o.resource_role_id
@@ -505,6 +506,7 @@ fn outbox_item_from_row(row: &AnyRow) -> Result<OutboxItem, sqlx::Error> {
         attempts: row.int("attempts")?,
         last_error: row.text("last_error")?,
         system_kind: row.word("system_kind", ResourceSystemKind::parse)?,
+        system: ResourceSystemId(row.int("system_id")?),
     })
 }
 
@@ -523,12 +525,20 @@ pub async fn claim_due(
     limit: i64,
 ) -> Result<Vec<i64>, sqlx::Error> {
     let skip_locked = if backend == super::Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    // One claim per (person, role) at a time: an entry waits while another of the same pair
+    // is held under a live lease (being delivered by this instance or another), so a target
+    // never sees an addition and a removal of one membership at once. Entries of one pair
+    // claimed together are delivered in turn, in queue order.
     let sql = format!(
         "UPDATE outbox SET claimed_until = $1, claimed_by = $2, attempts = attempts + 1, updated_at = $3
-         WHERE id IN (SELECT id FROM outbox
-             WHERE state = 'pending' AND kind <> 'email' AND next_attempt_at <= $3
-               AND (claimed_until IS NULL OR claimed_until <= $3)
-             ORDER BY next_attempt_at, id LIMIT $4 {skip_locked})
+         WHERE id IN (SELECT o.id FROM outbox o
+             WHERE o.state = 'pending' AND o.kind <> 'email' AND o.next_attempt_at <= $3
+               AND (o.claimed_until IS NULL OR o.claimed_until <= $3)
+               AND NOT EXISTS (SELECT 1 FROM outbox e
+                   WHERE e.state = 'pending' AND e.user_id = o.user_id
+                     AND e.resource_role_id = o.resource_role_id AND e.id <> o.id
+                     AND e.claimed_until > $3)
+             ORDER BY o.next_attempt_at, o.id LIMIT $4 {skip_locked})
          RETURNING id"
     );
     let mut ids: Vec<i64> = sqlx::query_scalar(&sql)
@@ -552,6 +562,45 @@ pub async fn still_claimed(conn: &mut Conn, id: i64, token: &str) -> Result<bool
             .fetch_one(conn)
             .await?;
     Ok(n > 0)
+}
+
+/// Is other work for the same person and role being delivered under another claim? (Two
+/// instances can claim two entries of one pair in the same instant; each checks this under
+/// the person's lock before calling the target, and the later one steps back.)
+pub async fn pair_in_flight(
+    conn: &mut Conn,
+    item: &OutboxItem,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND user_id = $1 AND resource_role_id = $2 \
+         AND id <> $3 AND claimed_by <> $4 AND claimed_until > $5",
+    )
+    .bind(item.user.0)
+    .bind(item.role.0)
+    .bind(item.id)
+    .bind(token)
+    .bind(to_ms(now))
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Give a claimed entry back untried, due at `at`: the attempt the claim counted is taken
+/// back (its target was unavailable, or other work for the pair came first). False when the
+/// claim was lost.
+pub async fn release(conn: &mut Conn, id: i64, token: &str, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE outbox SET attempts = attempts - 1, next_attempt_at = $1, claimed_until = NULL, claimed_by = '' \
+         WHERE id = $2 AND state = 'pending' AND claimed_by = $3 AND attempts > 0",
+    )
+    .bind(to_ms(at))
+    .bind(id)
+    .bind(token)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Hold the claim longer (before a call to a target). False when it was lost.

@@ -319,6 +319,40 @@ pub async fn insert_connector(
     Ok(ResourceSystemId(id))
 }
 
+/// A connected system's kind, config and sealed secret.
+pub async fn connector(
+    conn: &mut Conn,
+    system: ResourceSystemId,
+) -> Result<Option<(ResourceSystemKind, String, String)>, sqlx::Error> {
+    let row = sqlx::query("SELECT kind, config, secret FROM resource_systems WHERE id = $1")
+        .bind(system.0)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|row| Ok((row.word("kind", ResourceSystemKind::parse)?, row.text("config")?, row.text("secret")?)))
+        .transpose()
+}
+
+/// A connected system's new settings, only while it still has the config and secret the
+/// change was made from (two administrators editing at once: the second is refused).
+pub async fn update_connector(
+    conn: &mut Conn,
+    system: ResourceSystemId,
+    (config_before, secret_before): (&str, &str),
+    (config, secret): (&str, &str),
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE resource_systems SET config = $1, secret = $2 WHERE id = $3 AND config = $4 AND secret = $5",
+    )
+    .bind(config)
+    .bind(secret)
+    .bind(system.0)
+    .bind(config_before)
+    .bind(secret_before)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Where a role is delivered: its system's kind, config and sealed secret, and the resource's
 /// id in that system.
 pub struct Target {

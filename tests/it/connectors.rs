@@ -6,15 +6,24 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
+use chrono::Duration;
 use common::World;
 use quartermaster::connectors::secret::SecretKey;
 use quartermaster::domain::authz::Operator;
+use quartermaster::domain::clock::Clock;
 use quartermaster::domain::ids::*;
 use quartermaster::domain::policy::{Policy, RequestorScope};
+use quartermaster::service::Service;
 use quartermaster::store::Backend;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
 
-on_both_databases!(a_scim_group_gains_and_loses_the_member_a_package_gives);
+on_both_databases!(
+    a_scim_group_gains_and_loses_the_member_a_package_gives,
+    an_unavailable_target_is_waited_for_and_called_within_its_limit,
+    one_membership_is_never_delivered_twice_at_once,
+);
 
 /// The SCIM target the test command started.
 fn target() -> (String, String) {
@@ -171,6 +180,249 @@ async fn a_scim_group_gains_and_loses_the_member_a_package_gives(backend: Backen
 async fn sales(w: &World) -> CatalogId {
     CatalogId(
         sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Sales & Marketing'")
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap(),
+    )
+}
+
+/// A group made in the target by its own administrator; its id there.
+async fn new_group(name: &str) -> String {
+    let group = scim(
+        reqwest::Method::POST,
+        "Groups",
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name})),
+    )
+    .await;
+    group["id"].as_str().unwrap().to_owned()
+}
+
+/// A package in Engineering whose one role is membership of the target's `group`, and a
+/// policy for direct assignment by Linus (its package manager).
+async fn package_for(w: &World, service: &Service, system: ResourceSystemId, group: &str) -> (PackageId, PolicyId) {
+    let grace = w.actor(w.ids.grace).await;
+    let linus = w.actor(w.ids.linus).await;
+    let eng = CatalogId(
+        sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Engineering'")
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap(),
+    );
+    let name = format!("group {group}");
+    let roles =
+        service.catalog_owner(&grace, eng).unwrap().add_resource_as(system, group, &name, "", &["Member"]).await;
+    let pm = service.package_manager(&linus, eng).unwrap();
+    let package = pm.create_package(&name, "", &roles.unwrap()).await.unwrap();
+    let policy = pm.create_policy(Policy::new(package, "Direct", RequestorScope::Nobody, vec![])).await.unwrap();
+    (package, policy)
+}
+
+/// A SCIM target's front door that the test controls: it answers 429 with `Retry-After: 120`,
+/// or passes every call on to the real target (after a short delay, so calls at once are
+/// seen), counting calls and the most at once.
+#[derive(Clone, Default)]
+struct FrontDoor {
+    throttle: Arc<std::sync::atomic::AtomicBool>,
+    calls: Arc<AtomicUsize>,
+    now: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+impl FrontDoor {
+    /// Open on `port` (127.0.0.1), in front of the target the test command started.
+    async fn open(port: u16) -> Self {
+        use axum::{body::Bytes, extract::State, http, response::IntoResponse};
+        let door = FrontDoor::default();
+        let (url, _) = target();
+        let upstream = url::Url::parse(&url).unwrap();
+        let origin = format!("http://{}:{}", upstream.host_str().unwrap(), upstream.port().unwrap());
+        let relay = async move |State((door, origin)): State<(FrontDoor, String)>,
+                                method: http::Method,
+                                uri: http::Uri,
+                                headers: http::HeaderMap,
+                                body: Bytes| {
+            door.calls.fetch_add(1, SeqCst);
+            let at_once = door.now.fetch_add(1, SeqCst) + 1;
+            door.most.fetch_max(at_once, SeqCst);
+            let answer = if door.throttle.load(SeqCst) {
+                (http::StatusCode::TOO_MANY_REQUESTS, [(http::header::RETRY_AFTER, "120")], "slow down").into_response()
+            } else {
+                tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+                let mut call = reqwest::Client::new().request(method, format!("{origin}{uri}")).body(body);
+                for name in [http::header::AUTHORIZATION, http::header::CONTENT_TYPE, http::header::ACCEPT] {
+                    if let Some(v) = headers.get(&name) {
+                        call = call.header(name, v);
+                    }
+                }
+                let answer = call.send().await.unwrap();
+                let status = answer.status();
+                let kind = answer.headers().get(http::header::CONTENT_TYPE).cloned();
+                let mut response = answer.bytes().await.unwrap().into_response();
+                *response.status_mut() = status;
+                if let Some(kind) = kind {
+                    response.headers_mut().insert(http::header::CONTENT_TYPE, kind);
+                }
+                response
+            };
+            door.now.fetch_sub(1, SeqCst);
+            answer
+        };
+        let router = axum::Router::new().fallback(relay).with_state((door.clone(), origin));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        door
+    }
+}
+
+async fn pending_entries(w: &World) -> Vec<(i64, i64)> {
+    sqlx::query_as("SELECT attempts, next_attempt_at FROM outbox WHERE state = 'pending' ORDER BY id")
+        .fetch_all(w.db().pool())
+        .await
+        .unwrap()
+}
+
+/// A target that is down, then throttling, then back: the work waits without spending
+/// attempts, honours `Retry-After`, and is delivered once the target is back, at most the
+/// system's limit of calls at once. A call the target refuses outright fails at once.
+async fn an_unavailable_target_is_waited_for_and_called_within_its_limit(backend: Backend) {
+    let w = World::new(backend).await;
+    let service = w.service.clone().with_secret_key(Some(SecretKey::from_hex(&"5b".repeat(32)).unwrap()));
+    let (_, token) = target();
+    let grace = w.actor(w.ids.grace).await;
+    let admin = service.administrator(&grace).unwrap();
+    // Nothing listens on the port yet: the target is down.
+    let port = common::free_port();
+    let door_url = format!("http://127.0.0.1:{port}/v2");
+    let system = admin.add_scim_system(&format!("Flaky {port}"), &door_url, &token, true).await.unwrap();
+    assert!(admin.edit_scim_system(system, &door_url, None, true, 0).await.is_err(), "at least one call");
+    assert!(admin.edit_scim_system(system, "http://127.0.0.1:1/v2", None, true, 2).await.is_err(), "new URL, no token");
+    admin.edit_scim_system(system, &door_url, None, true, 2).await.unwrap();
+    let group = new_group(&format!("flaky-{backend:?}-{}", rand::random::<u32>())).await;
+    let (package, policy) = package_for(&w, &service, system, &group).await;
+    let linus = w.actor(w.ids.linus).await;
+    let am = service.assignment_manager_of(&linus, package).await.unwrap();
+    let people = [w.ids.maya, w.ids.omar, w.ids.jamal, w.ids.hana, w.ids.tom, w.ids.kai];
+    for person in people {
+        am.assign_directly(person, package, policy, None, "").await.unwrap();
+    }
+
+    // Down: the first calls (two at once at most) find nobody; the rest wait untried.
+    let report = service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!((report.claimed(), report.delivered, report.failed), (6, 0, 0), "{report:?}");
+    assert!((1..=2).contains(&report.retried) && report.deferred == 6 - report.retried, "{report:?}");
+    let now = w.clock.now().timestamp_millis();
+    let entries = pending_entries(&w).await;
+    assert_eq!(entries.iter().map(|e| e.0).sum::<i64>(), report.retried as i64, "only calls made spend attempts");
+    assert!(entries.iter().all(|e| e.1 > now && e.1 <= now + 10_000), "{entries:?}");
+
+    // Throttling: the target's Retry-After is honoured, for the system's other work too.
+    let door = FrontDoor::open(port).await;
+    door.throttle.store(true, SeqCst);
+    w.clock.advance(Duration::hours(1));
+    let report = service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!((report.claimed(), report.delivered), (6, 0), "{report:?}");
+    assert!((1..=2).contains(&door.calls.load(SeqCst)), "{} calls", door.calls.load(SeqCst));
+    let due = w.clock.now().timestamp_millis() + 120_000;
+    assert!(pending_entries(&w).await.iter().all(|e| e.1 == due), "{:?}", pending_entries(&w).await);
+    w.clock.advance(Duration::seconds(60));
+    assert_eq!(service.deliver_pending(&Operator::Workers, 50).await.unwrap().claimed(), 0, "not before");
+
+    // Back: everyone is delivered, two calls at once and never more.
+    door.throttle.store(false, SeqCst);
+    w.clock.advance(Duration::seconds(61));
+    let report = service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!(report.delivered, 6, "{report:?}");
+    assert_eq!(door.most.load(SeqCst), 2, "the system's limit, used");
+    let mut expected = Vec::new();
+    for person in people {
+        expected.push(
+            sqlx::query_scalar::<_, String>("SELECT email FROM users WHERE id = $1")
+                .bind(person.0)
+                .fetch_one(w.db().pool())
+                .await
+                .unwrap(),
+        );
+    }
+    let mut seen = members(&group).await;
+    seen.sort();
+    expected.sort();
+    assert_eq!(seen, expected);
+
+    // A group the target does not have: refused (404), failed at the first attempt.
+    let (missing, missing_policy) = package_for(&w, &service, system, "no-such-group").await;
+    service
+        .assignment_manager_of(&linus, missing)
+        .await
+        .unwrap()
+        .assign_directly(w.ids.maya, missing, missing_policy, None, "")
+        .await
+        .unwrap();
+    let report = service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!(report.failed, 1, "{report:?}");
+    let (attempts, error): (i64, String) =
+        sqlx::query_as("SELECT attempts, last_error FROM outbox WHERE state = 'failed'")
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap();
+    assert_eq!(attempts, 1);
+    assert!(error.contains("404"), "{error}");
+}
+
+/// Two instances: while one is taking Maya out of the group (checked, its call under way),
+/// she is assigned again. The other instance does not add her meanwhile (the target would
+/// see the addition and then the removal, and she would end outside the group she holds);
+/// the addition is delivered once the removal is done.
+async fn one_membership_is_never_delivered_twice_at_once(backend: Backend) {
+    let w = World::new(backend).await;
+    let service = w.service.clone().with_secret_key(Some(SecretKey::from_hex(&"5c".repeat(32)).unwrap()));
+    let (url, token) = target();
+    let grace = w.actor(w.ids.grace).await;
+    let system = service
+        .administrator(&grace)
+        .unwrap()
+        .add_scim_system(&format!("Ordered {backend:?}"), &url, &token, true)
+        .await
+        .unwrap();
+    let group = new_group(&format!("ordered-{backend:?}-{}", rand::random::<u32>())).await;
+    let (package, policy) = package_for(&w, &service, system, &group).await;
+    let linus = w.actor(w.ids.linus).await;
+    let am = service.assignment_manager_of(&linus, package).await.unwrap();
+    am.assign_directly(w.ids.maya, package, policy, None, "").await.unwrap();
+    let first = newest_assignment(&w, w.ids.maya, package).await;
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!(members(&group).await, ["maya@quartermaster.example"]);
+
+    am.remove_from_package(package, first, "rotating").await.unwrap();
+    let mut one = crate::race::park_at(&service, "delivery.calling");
+    let removing = {
+        let s = one.service.clone();
+        tokio::spawn(async move { s.deliver_pending(&Operator::Workers, 50).await })
+    };
+    one.arrived.recv().await.unwrap();
+    am.assign_directly(w.ids.maya, package, policy, None, "back again").await.unwrap();
+    let again = newest_assignment(&w, w.ids.maya, package).await;
+    assert_ne!(again, first);
+    let other = service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!(other.claimed(), 0, "the other instance waits for the removal under way: {other:?}");
+    one.release();
+    assert_eq!(removing.await.unwrap().unwrap().delivered, 1);
+    assert_eq!(members(&group).await, Vec::<String>::new());
+    let after = service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!(after.delivered, 1, "{after:?}");
+    assert_eq!(members(&group).await, ["maya@quartermaster.example"], "she holds it again, and is in the group");
+    let state: String = sqlx::query_scalar("SELECT state FROM assignments WHERE id = $1")
+        .bind(again.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(state, "delivered");
+}
+
+async fn newest_assignment(w: &World, user: UserId, package: PackageId) -> AssignmentId {
+    AssignmentId(
+        sqlx::query_scalar("SELECT MAX(id) FROM assignments WHERE user_id = $1 AND package_id = $2")
+            .bind(user.0)
+            .bind(package.0)
             .fetch_one(w.db().pool())
             .await
             .unwrap(),

@@ -189,13 +189,13 @@ use quartermaster::service::Service;
 use tokio::sync::{mpsc, Semaphore};
 
 /// A copy of a service that stops at the named checkpoint until released.
-struct Parked {
-    service: Service,
-    arrived: mpsc::UnboundedReceiver<()>,
+pub(crate) struct Parked {
+    pub(crate) service: Service,
+    pub(crate) arrived: mpsc::UnboundedReceiver<()>,
     release: Arc<Semaphore>,
 }
 
-fn park_at(service: &Service, at: &'static str) -> Parked {
+pub(crate) fn park_at(service: &Service, at: &'static str) -> Parked {
     let (tx, arrived) = mpsc::unbounded_channel();
     let release = Arc::new(Semaphore::new(0));
     let gate = release.clone();
@@ -214,7 +214,7 @@ fn park_at(service: &Service, at: &'static str) -> Parked {
 }
 
 impl Parked {
-    fn release(&self) {
+    pub(crate) fn release(&self) {
         self.release.add_permits(1);
     }
 }
