@@ -10,6 +10,7 @@
 
 pub mod scim;
 pub mod secret;
+pub mod webhook;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -17,15 +18,15 @@ use std::time::Duration;
 /// Why a call to a target did not succeed, and so what the delivery worker does next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallError {
-    /// The target as a whole cannot take calls now: unreachable, timed out, or it answered
-    /// 429 or 503. Its other work waits too, until `after` (the target's `Retry-After`) or the
-    /// entry's backoff.
+    /// The target as a whole cannot take calls now: unreachable, timed out, it answered 429
+    /// or 503, or it refused our credentials (401, 403). Its other work waits too, on every
+    /// instance, until `after` (the target's `Retry-After`) or the entry's backoff.
     Unavailable { message: String, after: Option<Duration> },
     /// This call failed in a way that may pass (a 5xx, a 408, our own database or settings):
     /// retried with backoff.
     Transient(String),
-    /// The target refused the call itself (a 4xx: a bad token, an unknown group, a rejected
-    /// value): given up at once, for an administrator to fix and retry.
+    /// The target refused the call itself (another 4xx: an unknown group, a rejected value;
+    /// or a redirect): given up at once, for an administrator to fix and retry.
     Permanent(String),
 }
 
@@ -44,6 +45,12 @@ impl CallError {
         use reqwest::StatusCode as S;
         match status {
             S::TOO_MANY_REQUESTS | S::SERVICE_UNAVAILABLE => CallError::Unavailable { message, after },
+            // The token was refused (expired, revoked): no call to the system can succeed
+            // until an administrator gives a new one, so its work waits rather than failing
+            // entry by entry.
+            S::UNAUTHORIZED | S::FORBIDDEN => CallError::Unavailable { message, after: None },
+            // Redirects are not followed: the address is wrong, and asking again will not help.
+            s if s.is_redirection() => CallError::Permanent(message),
             S::REQUEST_TIMEOUT | S::TOO_EARLY => CallError::Transient(message),
             s if s.is_client_error() => CallError::Permanent(message),
             _ => CallError::Transient(message),
@@ -67,7 +74,7 @@ impl From<&str> for CallError {
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// A `Retry-After` header (RFC 9110 §10.2.3): seconds, or an HTTP date (read against `now`,
-/// this machine's time); capped at [`MAX_RETRY_AFTER`]. None when absent or unreadable.
+/// the service's clock); capped at [`MAX_RETRY_AFTER`]. None when absent or unreadable.
 pub fn retry_after(headers: &reqwest::header::HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     let wait = match value.parse::<u64>() {
@@ -78,6 +85,79 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap, now: chrono::DateTime<c
         }
     };
     Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// What a target said when it refused a call (`response` is not a success): the status and
+/// the start of the body (read up to 2 KiB), `secret` blanked out should a gateway echo it,
+/// classified by the status, with the target's `Retry-After`.
+pub async fn refusal(
+    mut response: reqwest::Response,
+    target: &str,
+    secret: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> CallError {
+    let status = response.status();
+    let after = retry_after(response.headers(), now);
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= 2048 {
+            break;
+        }
+    }
+    let mut text = String::from_utf8_lossy(&body).into_owned();
+    if !secret.is_empty() {
+        text = text.replace(secret, "(secret)");
+    }
+    let text: String = text.chars().take(300).collect();
+    CallError::from_status(status, format!("{target} answered {status}: {text}"), after)
+}
+
+/// A target's address an administrator may give: http or https, a host, no credentials, no
+/// query or fragment; plain http only to this machine (a secret goes with every call).
+pub fn checked_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text.trim()).map_err(|_| "not a URL".to_owned())?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err("it must be https://host/…".into()),
+    };
+    if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+        return Err("it must be https:// (plain http only to this machine)".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
+        return Err("it takes no credentials, query or fragment (the secret is given apart)".into());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// How many calls this instance makes to a connected system at once, from its settings.
+pub fn in_flight(kind: crate::domain::model::ResourceSystemKind, config: &str) -> usize {
+    use crate::domain::model::ResourceSystemKind as K;
+    let set = match kind {
+        K::Scim => serde_json::from_str::<scim::ScimConfig>(config).ok().and_then(|c| c.max_in_flight),
+        K::Webhook => serde_json::from_str::<webhook::WebhookConfig>(config).ok().and_then(|c| c.max_in_flight),
+        _ => None,
+    };
+    usize::from(set.unwrap_or(DEFAULT_IN_FLIGHT).clamp(1, MAX_IN_FLIGHT))
+}
+
+/// Calls at once to a target whose settings do not say.
+pub const DEFAULT_IN_FLIGHT: u16 = 4;
+/// The most calls at once an administrator may allow one target.
+pub const MAX_IN_FLIGHT: u16 = 32;
+
+/// A transport error without its URL (which the logs and the failed-work list do not need).
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection refused or failed"
+    } else {
+        "request failed"
+    };
+    kind.to_owned()
 }
 
 /// Every outbound call gives up after this long.
@@ -132,6 +212,8 @@ mod tests {
         assert!(matches!(of(S::INTERNAL_SERVER_ERROR), CallError::Transient(_)));
         assert!(matches!(of(S::REQUEST_TIMEOUT), CallError::Transient(_)));
         assert!(matches!(of(S::NOT_FOUND), CallError::Permanent(_)));
-        assert!(matches!(of(S::UNAUTHORIZED), CallError::Permanent(_)));
+        assert!(matches!(of(S::UNAUTHORIZED), CallError::Unavailable { after: None, .. }));
+        assert!(matches!(of(S::UNPROCESSABLE_ENTITY), CallError::Permanent(_)));
+        assert!(matches!(of(S::FOUND), CallError::Permanent(_)));
     }
 }

@@ -21,11 +21,6 @@ pub struct ScimConfig {
     pub max_in_flight: Option<u16>,
 }
 
-/// Calls at once to a target whose settings do not say.
-pub const DEFAULT_IN_FLIGHT: u16 = 4;
-/// The most calls at once an administrator may allow one target.
-pub const MAX_IN_FLIGHT: u16 = 32;
-
 impl ScimConfig {
     /// What the system's token is sealed for: a token is opened only for the address it was
     /// given for.
@@ -33,28 +28,10 @@ impl ScimConfig {
         format!("scim {}", self.base_url)
     }
 
-    /// How many calls this instance makes to the target at once.
-    pub fn in_flight(&self) -> usize {
-        usize::from(self.max_in_flight.unwrap_or(DEFAULT_IN_FLIGHT).clamp(1, MAX_IN_FLIGHT))
-    }
-
-    /// A base URL an administrator may give: http or https, a host, no credentials, no query.
+    /// A base URL an administrator may give: see [`super::checked_url`].
     pub fn checked(base_url: &str, create_users: bool) -> Result<Self, String> {
-        let url = url::Url::parse(base_url.trim()).map_err(|_| "the base URL is not a URL".to_owned())?;
-        let loopback = match url.host() {
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => return Err("the base URL must be https://host/…".into()),
-        };
-        // The bearer token goes with every call: over https, or to this machine.
-        if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
-            return Err("the base URL must be https:// (plain http only to this machine)".into());
-        }
-        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
-            return Err("the base URL takes no credentials, query or fragment (the token is given apart)".into());
-        }
-        Ok(ScimConfig { base_url: url.as_str().trim_end_matches('/').to_owned(), create_users, max_in_flight: None })
+        let base_url = super::checked_url(base_url).map_err(|e| format!("the base URL: {e}"))?;
+        Ok(ScimConfig { base_url, create_users, max_in_flight: None })
     }
 }
 
@@ -83,7 +60,7 @@ impl Scim<'_> {
     async fn call(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
         request.bearer_auth(self.token).header(reqwest::header::ACCEPT, "application/scim+json").send().await.map_err(
             |e| CallError::Unavailable {
-                message: format!("SCIM target unreachable: {}", without_url(&e)),
+                message: format!("SCIM target unreachable: {}", super::without_url(&e)),
                 after: None,
             },
         )
@@ -94,23 +71,12 @@ impl Scim<'_> {
         self.refused(self.call(request).await?).await
     }
 
-    /// The answer, or what the target said when it refused: the status and the start of the
-    /// body (read up to 2 KiB), the token blanked out should a gateway echo it.
-    async fn refused(&self, mut response: reqwest::Response) -> Result<reqwest::Response, CallError> {
-        let status = response.status();
-        if status.is_success() {
+    /// The answer, or what the target said when it refused.
+    async fn refused(&self, response: reqwest::Response) -> Result<reqwest::Response, CallError> {
+        if response.status().is_success() {
             return Ok(response);
         }
-        let after = super::retry_after(response.headers(), self.now);
-        let mut body = Vec::new();
-        while let Ok(Some(chunk)) = response.chunk().await {
-            body.extend_from_slice(&chunk);
-            if body.len() >= 2048 {
-                break;
-            }
-        }
-        let text: String = String::from_utf8_lossy(&body).replace(self.token, "(token)").chars().take(300).collect();
-        Err(CallError::from_status(status, format!("SCIM target answered {status}: {text}"), after))
+        Err(super::refusal(response, "SCIM target", self.token, self.now).await)
     }
 
     /// The target's id of the person whose `userName` is this email, if it knows them. The
@@ -203,18 +169,6 @@ impl Scim<'_> {
 /// A path segment: the group's id as the target gave it, percent-encoded.
 fn urlencoding(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
-}
-
-/// A transport error without its URL (which the logs and the failed-work list do not need).
-fn without_url(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection refused or failed"
-    } else {
-        "request failed"
-    };
-    kind.to_owned()
 }
 
 #[cfg(test)]

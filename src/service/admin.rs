@@ -85,43 +85,67 @@ impl Administrator<'_> {
         token: &str,
         create_users: bool,
     ) -> DomainResult<ResourceSystemId> {
-        let (service, actor) = (self.service, self.actor);
-        let name = clean_name("name", name)?;
         let config = crate::connectors::scim::ScimConfig::checked(base_url, create_users)
             .map_err(|m| DomainError::invalid("base_url", m))?;
         if token.trim().is_empty() || token.len() > 4096 {
             return Err(DomainError::invalid("token", "the bearer token the target gave (up to 4096 characters)"));
         }
-        let key = service.secret_key.as_ref().ok_or_else(|| {
-            DomainError::invalid(
-                "token",
-                "set QM_SECRET_KEY (or QM_SECRET_KEY_FILE) so connector secrets can be stored",
-            )
+        let sealed = self.seal(token.trim(), &config.seal_context(), "token")?;
+        let config = serde_json::to_value(&config).map_err(|e| DomainError::Internal(e.to_string()))?;
+        self.insert_connector(name, crate::domain::model::ResourceSystemKind::Scim, config, &sealed).await
+    }
+
+    /// Add a webhook receiver as a resource system: its URL and the shared secret its calls
+    /// are signed with (at least 16 characters), sealed with the operator's key (never stored,
+    /// logged or audited in the clear). Its resources are bound with `add_resource_as`.
+    #[tracing::instrument(name = "add_webhook_system", skip_all, fields(actor = self.actor.id().0))]
+    pub async fn add_webhook_system(&self, name: &str, url: &str, secret: &str) -> DomainResult<ResourceSystemId> {
+        let config =
+            crate::connectors::webhook::WebhookConfig::checked(url).map_err(|m| DomainError::invalid("url", m))?;
+        let secret = secret.trim();
+        if secret.chars().count() < 16 || secret.len() > 4096 {
+            return Err(DomainError::invalid("secret", "a shared secret of 16 to 4096 characters, to sign the calls"));
+        }
+        let sealed = self.seal(secret, &config.seal_context(), "secret")?;
+        let config = serde_json::to_value(&config).map_err(|e| DomainError::Internal(e.to_string()))?;
+        self.insert_connector(name, crate::domain::model::ResourceSystemKind::Webhook, config, &sealed).await
+    }
+
+    /// A secret sealed with the operator's key for `context` (refused, naming `field`, when no
+    /// key is set).
+    fn seal(&self, secret: &str, context: &str, field: &'static str) -> DomainResult<String> {
+        let key = self.service.secret_key.as_ref().ok_or_else(|| {
+            DomainError::invalid(field, "set QM_SECRET_KEY (or QM_SECRET_KEY_FILE) so connector secrets can be stored")
         })?;
-        let sealed = key.seal(token.trim(), &config.seal_context()).map_err(DomainError::Internal)?;
-        let config_text = serde_json::to_string(&config).map_err(|e| DomainError::Internal(e.to_string()))?;
+        key.seal(secret, context).map_err(DomainError::Internal)
+    }
+
+    /// The connected system stored and audited (its secret as "(sealed)").
+    async fn insert_connector(
+        &self,
+        name: &str,
+        kind: crate::domain::model::ResourceSystemKind,
+        config: serde_json::Value,
+        sealed: &str,
+    ) -> DomainResult<ResourceSystemId> {
+        let service = self.service;
+        let name = clean_name("name", name)?;
         let now = service.now();
         let mut tx = service.db.begin().await?;
-        let id = catalog::insert_connector(
-            &mut tx,
-            &name,
-            crate::domain::model::ResourceSystemKind::Scim,
-            &config_text,
-            &sealed,
-            to_ms(now),
-        )
-        .await
-        .map_err(|e| unique(e, "a resource system"))?;
-        let event = AuditEvent::new(Some(actor.id()), "resource_system.added", "resource_system", id.0)
-            .after(json!({"name": name, "kind": "scim", "config": config, "token": "(sealed)"}));
+        let id = catalog::insert_connector(&mut tx, &name, kind, &config.to_string(), sealed, to_ms(now))
+            .await
+            .map_err(|e| unique(e, "a resource system"))?;
+        let event = AuditEvent::new(Some(self.actor.id()), "resource_system.added", "resource_system", id.0)
+            .after(json!({"name": name, "kind": kind.as_str(), "config": config, "secret": "(sealed)"}));
         service.commit(tx, vec![event]).await?;
         Ok(id)
     }
 
     /// Change a SCIM system's settings: its base URL, whether it creates people, how many
     /// calls this instance makes to it at once, and (optionally) a new token. A token is sealed
-    /// for one address, so a new base URL needs the token again. Refused when another change
-    /// was saved since this one was read. Audited without the token.
+    /// for one address, so a new base URL needs the token again, and the target's ids kept for
+    /// people are forgotten (a removal finds them by email there). Refused when another change
+    /// is saved between this one's read and its write. Audited without the token.
     #[tracing::instrument(name = "edit_scim_system", skip_all, fields(actor = self.actor.id().0, system = system.0))]
     pub async fn edit_scim_system(
         &self,
@@ -131,7 +155,7 @@ impl Administrator<'_> {
         create_users: bool,
         max_in_flight: u16,
     ) -> DomainResult<()> {
-        use crate::connectors::scim::{ScimConfig, MAX_IN_FLIGHT};
+        use crate::connectors::{scim::ScimConfig, MAX_IN_FLIGHT};
         let service = self.service;
         let mut config =
             ScimConfig::checked(base_url, create_users).map_err(|m| DomainError::invalid("base_url", m))?;
@@ -153,15 +177,7 @@ impl Administrator<'_> {
         let before: ScimConfig = serde_json::from_str(&before_text)
             .map_err(|_| DomainError::Internal(format!("resource system {} has unreadable settings", system.0)))?;
         let secret = match token {
-            Some(token) => {
-                let key = service.secret_key.as_ref().ok_or_else(|| {
-                    DomainError::invalid(
-                        "token",
-                        "set QM_SECRET_KEY (or QM_SECRET_KEY_FILE) so connector secrets can be stored",
-                    )
-                })?;
-                key.seal(token, &config.seal_context()).map_err(DomainError::Internal)?
-            }
+            Some(token) => self.seal(token, &config.seal_context(), "token")?,
             None if before.base_url == config.base_url => before_secret.clone(),
             None => {
                 return Err(DomainError::invalid(
@@ -171,6 +187,10 @@ impl Administrator<'_> {
             }
         };
         let config_text = serde_json::to_string(&config).map_err(|e| DomainError::Internal(e.to_string()))?;
+        let moved = before.base_url != config.base_url;
+        if moved {
+            catalog::forget_connector_accounts(&mut tx, system).await?;
+        }
         if !catalog::update_connector(&mut tx, system, (&before_text, &before_secret), (&config_text, &secret)).await? {
             return Err(DomainError::AlreadyDecided(
                 "someone changed this system meanwhile; open it again to see their change".into(),
@@ -178,7 +198,11 @@ impl Administrator<'_> {
         }
         let event = AuditEvent::new(Some(self.actor.id()), "resource_system.changed", "resource_system", system.0)
             .before(json!({"config": before}))
-            .after(json!({"config": config, "token": if token.is_some() { "(replaced, sealed)" } else { "(kept)" }}));
+            .after(json!({
+                "config": config,
+                "token": if token.is_some() { "(replaced, sealed)" } else { "(kept)" },
+                "accounts_forgotten": moved,
+            }));
         service.commit(tx, vec![event]).await
     }
 

@@ -103,6 +103,14 @@ fn backoff(attempts: i64) -> Duration {
     Duration::milliseconds(full_ms / 2 + rand::random_range(0..=full_ms / 2))
 }
 
+/// External entries of one pass being delivered at once, all systems together (each holds a
+/// pool connection while it records its result).
+const PASS_IN_FLIGHT: usize = 8;
+
+/// The longest a system is left alone after it could not be reached (without a
+/// `Retry-After` of its own).
+const SYSTEM_PAUSE: Duration = Duration::seconds(60);
+
 /// How long an entry steps back while another claim delivers the same membership.
 const PAIR_WAIT: Duration = Duration::seconds(5);
 
@@ -179,9 +187,21 @@ impl Service {
             return;
         }
         let items = match self.db.pool().acquire().await {
-            Ok(mut conn) => assignments::outbox_items(&mut conn, &ids).await.unwrap_or_default(),
-            Err(_) => Vec::new(),
+            Ok(mut conn) => assignments::outbox_items(&mut conn, &ids).await,
+            Err(e) => Err(e),
         };
+        let items = items.unwrap_or_else(|e| {
+            // Safe (each entry is then read and delivered on its own, in turn), but slower.
+            tracing::warn!(error = %e, "the pass's entries could not be read together; one at a time");
+            Vec::new()
+        });
+        // A pass gives back what it has not started by half its lease (a slow target), so no
+        // entry it holds lapses to another instance while it waits here.
+        let started = std::time::Instant::now();
+        let budget = (LEASE / 2).to_std().unwrap_or(std::time::Duration::from_secs(60));
+        // All systems together hold at most this many of the pool's connections.
+        let pass_limit = tokio::sync::Semaphore::new(PASS_IN_FLIGHT);
+        let (pass_limit, started) = (&pass_limit, &started);
         let mut systems: std::collections::BTreeMap<_, Vec<OutboxItem>> = Default::default();
         for item in items.into_iter().filter(|i| i.system_kind != ResourceSystemKind::Builtin) {
             systems.entry(item.system).or_default().push(item);
@@ -207,8 +227,10 @@ impl Service {
             futures_util::stream::iter(pairs)
                 .map(|pair| async move {
                     let mut outcomes = Vec::with_capacity(pair.len());
+                    let _turn = pass_limit.acquire().await;
                     for item in pair {
-                        outcomes.push(self.deliver_unless_paused(item.id, token, pause).await);
+                        let late = started.elapsed() > budget;
+                        outcomes.push(self.deliver_unless_paused(item.id, token, pause, late).await);
                     }
                     outcomes
                 })
@@ -222,17 +244,20 @@ impl Service {
     }
 
     /// One external entry: given back untried while its system is unavailable (as an earlier
-    /// call of this pass found), else delivered; an unavailable answer pauses the system.
+    /// call of this pass found), or when the pass is `late` (due again at once), else
+    /// delivered; an unavailable answer pauses the system.
     async fn deliver_unless_paused(
         &self,
         id: i64,
         token: &str,
         pause: &std::sync::Mutex<Option<DateTime<Utc>>>,
+        late: bool,
     ) -> (i64, DateTime<Utc>, DomainResult<Delivered>) {
         let now = self.now();
         let paused = pause.lock().map(|p| *p).unwrap_or(None).filter(|until| *until > now);
         let outcome = match paused {
-            Some(until) => self.defer(id, token, until).await,
+            Some(until) => self.defer(id, token, until, now).await,
+            None if late => self.defer(id, token, now, now).await,
             None => self.deliver_one(id, token, now).await,
         };
         if let Ok(Delivered::Unavailable(until)) = &outcome {
@@ -264,25 +289,23 @@ impl Service {
         }
     }
 
-    /// How many calls this instance makes to the system at once (its settings; the default
+    /// How many calls this instance makes to the system at once (its settings; one at a time
     /// when they cannot be read).
     async fn in_flight(&self, system: crate::domain::ids::ResourceSystemId) -> usize {
-        let default = usize::from(crate::connectors::scim::DEFAULT_IN_FLIGHT);
-        let Ok(mut conn) = self.db.pool().acquire().await else { return default };
+        let Ok(mut conn) = self.db.pool().acquire().await else { return 1 };
         match crate::store::catalog::connector(&mut conn, system).await {
-            Ok(Some((ResourceSystemKind::Scim, config, _))) => {
-                serde_json::from_str::<crate::connectors::scim::ScimConfig>(&config).map_or(default, |c| c.in_flight())
-            }
-            _ => default,
+            Ok(Some((kind, config, _))) => crate::connectors::in_flight(kind, &config),
+            _ => 1,
         }
     }
 
     /// Give a claimed entry back untried, due at `until`.
-    async fn defer(&self, id: i64, token: &str, until: DateTime<Utc>) -> DomainResult<Delivered> {
-        let mut conn = self.db.pool().acquire().await?;
-        if !assignments::release(&mut conn, id, token, until).await? {
+    async fn defer(&self, id: i64, token: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> DomainResult<Delivered> {
+        let mut tx = self.db.begin().await?;
+        if !assignments::release(&mut tx, id, token, until, now).await? {
             return Err(DomainError::Internal(format!("lost the lease on outbox entry {id}")));
         }
+        tx.commit().await?;
         Ok(Delivered::Deferred)
     }
 
@@ -363,7 +386,7 @@ impl Service {
                         if assignments::pair_in_flight(&mut tx, &item, token, now).await? {
                             // Another claim is delivering this membership: step back.
                             let at = checked_after(now, PAIR_WAIT, "retry")?;
-                            if !assignments::release(&mut tx, id, token, at).await? {
+                            if !assignments::release(&mut tx, id, token, at, now).await? {
                                 return Err(DomainError::Internal(format!("lost the lease on outbox entry {id}")));
                             }
                             tx.commit().await?;
@@ -411,9 +434,9 @@ impl Service {
         self.commit(tx, vec![event]).await
     }
 
-    /// Talk to an external target: ensure the person is (or is not) a member of the group.
-    /// SCIM 2.0 so far; LDAP and webhooks follow, and their work retries and then fails
-    /// visibly, like any unreachable target.
+    /// Talk to an external target: ensure the person is (or is not) a member of the SCIM
+    /// group, or tell the webhook receiver that access was given or taken back. LDAP follows;
+    /// until then its work retries and then fails visibly, like any unreachable target.
     async fn call_connector(&self, kind: ResourceSystemKind, item: &OutboxItem) -> Result<(), CallError> {
         let db = |e: sqlx::Error| CallError::Transient(format!("database: {e}"));
         let mut conn = self.db.pool().acquire().await.map_err(db)?;
@@ -427,12 +450,13 @@ impl Service {
             .ok_or(CallError::Transient("the person is gone".to_owned()))?;
         let known = crate::store::catalog::connector_account(&mut conn, target.system, item.user).await.map_err(db)?;
         drop(conn);
+        let key = self.secret_key.as_ref();
+        let key = || key.ok_or("QM_SECRET_KEY is not set: the connector's secret cannot be read");
         match kind {
             ResourceSystemKind::Scim => {
                 let config: crate::connectors::scim::ScimConfig = serde_json::from_str(&target.config)
                     .map_err(|_| "the SCIM system is not configured (no base URL)")?;
-                let key = self.secret_key.as_ref().ok_or("QM_SECRET_KEY is not set: the SCIM token cannot be read")?;
-                let token = key.open(&target.secret, &config.seal_context()).map_err(CallError::Transient)?;
+                let token = key()?.open(&target.secret, &config.seal_context()).map_err(CallError::Transient)?;
                 let scim = crate::connectors::scim::Scim { config: &config, token: &token, now: self.now() };
                 if item.kind == "add_member" {
                     let id = scim.ensure_member(&target.external_id, &person.email, &person.display_name).await?;
@@ -453,6 +477,22 @@ impl Service {
                 } else {
                     scim.ensure_not_member(&target.external_id, known.as_deref(), &person.email).await
                 }
+            }
+            ResourceSystemKind::Webhook => {
+                let config: crate::connectors::webhook::WebhookConfig = serde_json::from_str(&target.config)
+                    .map_err(|_| "the webhook system is not configured (no URL)")?;
+                let secret = key()?.open(&target.secret, &config.seal_context()).map_err(CallError::Transient)?;
+                // One key per change, the same on every retry of it.
+                let id = format!("qm-outbox-{}", item.id);
+                let event = json!({
+                    "type": if item.kind == "add_member" { "access.granted" } else { "access.revoked" },
+                    "id": id,
+                    "person": {"id": item.user, "email": person.email, "display_name": person.display_name},
+                    "resource": {"external_id": target.external_id, "resource_role_id": item.role},
+                    "grant_id": item.grant,
+                });
+                let hook = crate::connectors::webhook::Webhook { config: &config, secret: &secret, now: self.now() };
+                hook.send(&id, &event).await
             }
             other => Err(CallError::Transient(format!("no connector for {} systems is configured", other.as_str()))),
         }
@@ -613,7 +653,12 @@ async fn record(
     if !assignments::retry_later(tx, item.id, token, error.message(), retry_at, now).await? {
         return Err(DomainError::Internal(format!("lost the lease on outbox entry {}", item.id)));
     }
-    Ok(if matches!(error, CallError::Unavailable { .. }) { Delivered::Unavailable(retry_at) } else { Delivered::Retry })
+    let CallError::Unavailable { after, .. } = error else { return Ok(Delivered::Retry) };
+    // No instance calls the system again before then: the target's word, or this entry's
+    // backoff up to a minute (an entry's long backoff does not hold up the system's other work).
+    let until = if after.is_some() { retry_at } else { retry_at.min(checked_after(now, SYSTEM_PAUSE, "retry")?) };
+    assignments::pause_system(tx, item.system, until).await?;
+    Ok(Delivered::Unavailable(until))
 }
 
 /// Settle the claimed entry, or fail: the claim was lost meanwhile.

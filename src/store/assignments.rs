@@ -528,7 +528,8 @@ pub async fn claim_due(
     // One claim per (person, role) at a time: an entry waits while another of the same pair
     // is held under a live lease (being delivered by this instance or another), so a target
     // never sees an addition and a removal of one membership at once. Entries of one pair
-    // claimed together are delivered in turn, in queue order.
+    // claimed together are delivered in turn, in queue order. Nothing is claimed for a system
+    // paused (it asked us to wait, or could not be reached).
     let sql = format!(
         "UPDATE outbox SET claimed_until = $1, claimed_by = $2, attempts = attempts + 1, updated_at = $3
          WHERE id IN (SELECT o.id FROM outbox o
@@ -538,6 +539,9 @@ pub async fn claim_due(
                    WHERE e.state = 'pending' AND e.user_id = o.user_id
                      AND e.resource_role_id = o.resource_role_id AND e.id <> o.id
                      AND e.claimed_until > $3)
+               AND NOT EXISTS (SELECT 1 FROM resource_roles rr
+                   JOIN resources r ON r.id = rr.resource_id JOIN resource_systems s ON s.id = r.system_id
+                   WHERE rr.id = o.resource_role_id AND s.paused_until > $3)
              ORDER BY o.next_attempt_at, o.id LIMIT $4 {skip_locked})
          RETURNING id"
     );
@@ -590,17 +594,36 @@ pub async fn pair_in_flight(
 /// Give a claimed entry back untried, due at `at`: the attempt the claim counted is taken
 /// back (its target was unavailable, or other work for the pair came first). False when the
 /// claim was lost.
-pub async fn release(conn: &mut Conn, id: i64, token: &str, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+pub async fn release(
+    conn: &mut Conn,
+    id: i64,
+    token: &str,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE outbox SET attempts = attempts - 1, next_attempt_at = $1, claimed_until = NULL, claimed_by = '' \
-         WHERE id = $2 AND state = 'pending' AND claimed_by = $3 AND attempts > 0",
+        "UPDATE outbox SET attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, next_attempt_at = $1, claimed_until = NULL, \
+         claimed_by = '', updated_at = $4 WHERE id = $2 AND state = 'pending' AND claimed_by = $3",
     )
     .bind(to_ms(at))
     .bind(id)
     .bind(token)
+    .bind(to_ms(now))
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// No instance claims the system's work before `until` (a later pause already set stands).
+pub async fn pause_system(conn: &mut Conn, system: ResourceSystemId, until: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE resource_systems SET paused_until = $1 WHERE id = $2 AND (paused_until IS NULL OR paused_until < $1)",
+    )
+    .bind(to_ms(until))
+    .bind(system.0)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Hold the claim longer (before a call to a target). False when it was lost.

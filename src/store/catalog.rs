@@ -332,6 +332,12 @@ pub async fn connector(
         .transpose()
 }
 
+/// Forget the target's ids kept for people (the system now points at another target).
+pub async fn forget_connector_accounts(conn: &mut Conn, system: ResourceSystemId) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM connector_accounts WHERE system_id = $1").bind(system.0).execute(conn).await?;
+    Ok(())
+}
+
 /// A connected system's new settings, only while it still has the config and secret the
 /// change was made from (two administrators editing at once: the second is refused).
 pub async fn update_connector(

@@ -6,8 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
+use base64::Engine as _;
 use chrono::Duration;
 use common::World;
+use hmac::{Hmac, Mac};
 use quartermaster::connectors::secret::SecretKey;
 use quartermaster::domain::authz::Operator;
 use quartermaster::domain::clock::Clock;
@@ -16,6 +18,7 @@ use quartermaster::domain::policy::{Policy, RequestorScope};
 use quartermaster::service::Service;
 use quartermaster::store::Backend;
 use serde_json::{json, Value};
+use sha2::Sha256;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
@@ -23,6 +26,7 @@ on_both_databases!(
     a_scim_group_gains_and_loses_the_member_a_package_gives,
     an_unavailable_target_is_waited_for_and_called_within_its_limit,
     one_membership_is_never_delivered_twice_at_once,
+    a_webhook_hears_each_grant_and_revoke_once_signed,
 );
 
 /// The SCIM target the test command started.
@@ -302,8 +306,8 @@ async fn an_unavailable_target_is_waited_for_and_called_within_its_limit(backend
     let linus = w.actor(w.ids.linus).await;
     let am = service.assignment_manager_of(&linus, package).await.unwrap();
     let people = [w.ids.maya, w.ids.omar, w.ids.jamal, w.ids.hana, w.ids.tom, w.ids.kai];
-    for person in people {
-        am.assign_directly(person, package, policy, None, "").await.unwrap();
+    for person in &people[..6] {
+        am.assign_directly(*person, package, policy, None, "").await.unwrap();
     }
 
     // Down: the first calls (two at once at most) find nobody; the rest wait untried.
@@ -326,15 +330,22 @@ async fn an_unavailable_target_is_waited_for_and_called_within_its_limit(backend
     assert!(pending_entries(&w).await.iter().all(|e| e.1 == due), "{:?}", pending_entries(&w).await);
     w.clock.advance(Duration::seconds(60));
     assert_eq!(service.deliver_pending(&Operator::Workers, 50).await.unwrap().claimed(), 0, "not before");
+    // Work queued meanwhile waits for the system too, on every instance (the pause is kept
+    // with the system): nothing is claimed, nothing reaches the target.
+    am.assign_directly(w.ids.lucas, package, policy, None, "").await.unwrap();
+    let calls = door.calls.load(SeqCst);
+    assert_eq!(service.deliver_pending(&Operator::Workers, 50).await.unwrap().claimed(), 0, "the system waits");
+    assert_eq!(door.calls.load(SeqCst), calls);
 
     // Back: everyone is delivered, two calls at once and never more.
     door.throttle.store(false, SeqCst);
+    door.most.store(0, SeqCst);
     w.clock.advance(Duration::seconds(61));
     let report = service.deliver_pending(&Operator::Workers, 50).await.unwrap();
-    assert_eq!(report.delivered, 6, "{report:?}");
+    assert_eq!(report.delivered, 7, "{report:?}");
     assert_eq!(door.most.load(SeqCst), 2, "the system's limit, used");
     let mut expected = Vec::new();
-    for person in people {
+    for person in people.iter().chain([&w.ids.lucas]) {
         expected.push(
             sqlx::query_scalar::<_, String>("SELECT email FROM users WHERE id = $1")
                 .bind(person.0)
@@ -366,6 +377,15 @@ async fn an_unavailable_target_is_waited_for_and_called_within_its_limit(backend
             .unwrap();
     assert_eq!(attempts, 1);
     assert!(error.contains("404"), "{error}");
+
+    // Pointed at another target (with its token), the ids kept for people there are forgotten.
+    let kept = "SELECT COUNT(*) FROM connector_accounts WHERE system_id = $1";
+    let accounts = async || sqlx::query_scalar::<_, i64>(kept).bind(system.0).fetch_one(w.db().pool()).await.unwrap();
+    assert_eq!(accounts().await, 7, "one per person, Maya's once for both groups");
+    admin.edit_scim_system(system, &door_url, None, false, 2).await.unwrap();
+    assert_eq!(accounts().await, 7, "the same target");
+    admin.edit_scim_system(system, "http://localhost:1/v2", Some(&token), false, 2).await.unwrap();
+    assert_eq!(accounts().await, 0);
 }
 
 /// Two instances: while one is taking Maya out of the group (checked, its call under way),
@@ -427,4 +447,113 @@ async fn newest_assignment(w: &World, user: UserId, package: PackageId) -> Assig
             .await
             .unwrap(),
     )
+}
+
+/// One call a receiver heard: its id, timestamp and signature headers, its body, and the
+/// status it was answered.
+type Heard = (String, i64, String, Value, u16);
+
+/// A webhook receiver the test runs: it keeps every call (its headers and body) and answers
+/// 500 to the next `fail` calls, 204 after.
+#[derive(Clone, Default)]
+struct Receiver {
+    calls: Arc<std::sync::Mutex<Vec<Heard>>>,
+    fail: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    async fn open() -> (Self, String) {
+        use axum::{body::Bytes, extract::State, http};
+        let receiver = Receiver::default();
+        let hear = async |State(r): State<Receiver>, headers: http::HeaderMap, body: Bytes| {
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let failing = r.fail.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok();
+            let status = if failing { 500 } else { 204 };
+            let body = String::from_utf8(body.to_vec()).unwrap();
+            r.calls.lock().unwrap().push((
+                header("webhook-id"),
+                header("webhook-timestamp").parse().unwrap(),
+                header("webhook-signature"),
+                serde_json::from_str(&body).unwrap(),
+                status,
+            ));
+            // The signature is checked here as a receiver would, over the body as it came.
+            let mut mac = Hmac::<Sha256>::new_from_slice(b"a shared secret, long enough").unwrap();
+            mac.update(format!("{}.{}.{body}", header("webhook-id"), header("webhook-timestamp")).as_bytes());
+            let expected =
+                format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+            assert_eq!(header("webhook-signature"), expected, "signed as docs/webhooks.md says");
+            http::StatusCode::from_u16(status).unwrap()
+        };
+        let router = axum::Router::new().route("/hooks/qm", axum::routing::post(hear)).with_state(receiver.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/qm", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        (receiver, url)
+    }
+
+    fn calls(&self) -> Vec<Heard> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+/// A package whose role is a webhook resource: each grant and each revoke reaches the
+/// receiver signed, once answered 2xx; a failed call is retried with the same idempotency
+/// key; nothing is sent twice for one change.
+async fn a_webhook_hears_each_grant_and_revoke_once_signed(backend: Backend) {
+    let w = World::new(backend).await;
+    let service = w.service.clone().with_secret_key(Some(SecretKey::from_hex(&"5d".repeat(32)).unwrap()));
+    let (receiver, url) = Receiver::open().await;
+    let grace = w.actor(w.ids.grace).await;
+    let admin = service.administrator(&grace).unwrap();
+    assert!(admin.add_webhook_system("Hooks", &url, "too short").await.is_err());
+    assert!(admin
+        .add_webhook_system("Hooks", "http://hooks.example/qm", "a shared secret, long enough")
+        .await
+        .is_err());
+    let system = admin.add_webhook_system("Hooks", &url, "a shared secret, long enough").await.unwrap();
+    let sealed: String = sqlx::query_scalar("SELECT secret FROM resource_systems WHERE id = $1")
+        .bind(system.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert!(!sealed.contains("shared secret"), "sealed at rest");
+    let (package, policy) = package_for(&w, &service, system, "payroll-app").await;
+    let linus = w.actor(w.ids.linus).await;
+    let am = service.assignment_manager_of(&linus, package).await.unwrap();
+
+    am.assign_directly(w.ids.maya, package, policy, None, "").await.unwrap();
+    assert_eq!(service.deliver_pending(&Operator::Workers, 50).await.unwrap().delivered, 1);
+    let calls = receiver.calls();
+    assert_eq!(calls.len(), 1);
+    let (id, timestamp, _, event, _) = &calls[0];
+    assert_eq!(*timestamp, w.clock.now().timestamp());
+    assert_eq!(event["type"], "access.granted");
+    assert_eq!(event["id"], id.as_str());
+    assert_eq!(event["person"]["email"], "maya@quartermaster.example");
+    assert_eq!(event["resource"]["external_id"], "payroll-app");
+
+    // The receiver fails once: the change is retried, with the same key, and done.
+    receiver.fail.store(1, SeqCst);
+    am.assign_directly(w.ids.omar, package, policy, None, "").await.unwrap();
+    assert_eq!(service.deliver_pending(&Operator::Workers, 50).await.unwrap().retried, 1);
+    w.clock.advance(Duration::hours(1));
+    assert_eq!(service.deliver_pending(&Operator::Workers, 50).await.unwrap().delivered, 1);
+    let calls = receiver.calls();
+    assert_eq!(calls.len(), 3);
+    assert_eq!((calls[1].0.as_str(), calls[1].4), (calls[2].0.as_str(), 500), "the failed call");
+    assert_eq!(calls[2].4, 204);
+    assert_eq!(calls[2].3["person"]["email"], "omar@quartermaster.example");
+
+    // Taken back: one revoke; nothing more is sent on later passes.
+    am.remove_from_package(package, newest_assignment(&w, w.ids.maya, package).await, "moved").await.unwrap();
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    w.clock.advance(Duration::days(1));
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    let calls = receiver.calls();
+    assert_eq!(calls.len(), 4);
+    assert_eq!(calls[3].3["type"], "access.revoked");
+    assert_eq!(calls[3].3["person"]["email"], "maya@quartermaster.example");
+    let answered: std::collections::HashSet<&str> = calls.iter().filter(|c| c.4 == 204).map(|c| c.0.as_str()).collect();
+    assert_eq!(answered.len(), 3, "one answered call per change: {calls:?}");
 }
