@@ -34,9 +34,13 @@ if $want_test; then
   need_apt=()
   [[ -x /usr/bin/chromium ]] || need_apt+=(chromium fonts-liberation)
   [[ -x /usr/lib/postgresql/15/bin/initdb ]] || need_apt+=(postgresql)
+  # The LDAP target of the provisioning tests (scripts/ldap-peer.sh), not configured as a
+  # service: the tests start their own.
+  [[ -x /usr/sbin/slapd ]] || need_apt+=(slapd ldap-utils)
   if ((${#need_apt[@]})); then
     log "installing ${need_apt[*]} (apt)"
     if [[ $(id -u) -eq 0 ]]; then SUDO=""; else SUDO="sudo"; fi
+    echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
   fi

@@ -3,6 +3,8 @@
 # in Debian's Chromium. Installs what it needs first (idempotent).
 #   QM_TEST_POSTGRES_URL=postgres://…/postgres  use that server instead of a private cluster
 #   QM_TEST_SCIM_URL=http://…/v2 QM_TEST_SCIM_TOKEN=…  use that SCIM target instead of starting scim2-server
+#   QM_TEST_LDAP_URL=ldap://… QM_TEST_LDAP_BASE=dc=… QM_TEST_LDAP_BIND_DN=… QM_TEST_LDAP_PASSWORD=…
+#                                   use that directory instead of starting slapd
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +42,13 @@ if [[ -z "${QM_TEST_SCIM_URL:-}" ]]; then
   peers_started+=("QM_SCIM_PID=$QM_SCIM_PID scripts/scim-peer.sh stop")
 fi
 export QM_TEST_SCIM_URL QM_TEST_SCIM_TOKEN
+
+if [[ -z "${QM_TEST_LDAP_URL:-}" ]]; then
+  log "starting an LDAP target (slapd)"
+  source scripts/ldap-peer.sh start
+  peers_started+=("QM_LDAP_PID=$QM_LDAP_PID QM_LDAP_DIR=$QM_LDAP_DIR scripts/ldap-peer.sh stop")
+fi
+export QM_TEST_LDAP_URL QM_TEST_LDAP_BASE QM_TEST_LDAP_BIND_DN QM_TEST_LDAP_PASSWORD
 
 logs=$(mktemp -d)
 status=0

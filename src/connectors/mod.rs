@@ -1,13 +1,14 @@
 //! Provisioning targets outside Quartermaster: the calls the delivery worker makes to add a
 //! person to a group in a target system and take them out again, each idempotent ("ensure
 //! member", "ensure not member"), and the encryption of the secrets they need at rest.
-//! Only SCIM 2.0 so far; LDAP and webhooks follow (issue 12).
+//! SCIM 2.0 groups, LDAP groups, and webhook receivers.
 //!
 //! A call that fails says what to do about it ([`CallError`]): try this entry again later,
 //! leave the whole system alone for a while (it is unreachable, or asked us to slow down), or
 //! give up at once (the target refused the call itself, and asking again will not change its
 //! mind).
 
+pub mod ldap;
 pub mod scim;
 pub mod secret;
 pub mod webhook;
@@ -20,7 +21,8 @@ use std::time::Duration;
 pub enum CallError {
     /// The target as a whole cannot take calls now: unreachable, timed out, it answered 429
     /// or 503, or it refused our credentials (401, 403). Its other work waits too, on every
-    /// instance, until `after` (the target's `Retry-After`) or the entry's backoff.
+    /// instance, until `after` (the target's `Retry-After`) or a backoff of at most a
+    /// minute; the entry spends no attempt.
     Unavailable { message: String, after: Option<Duration> },
     /// This call failed in a way that may pass (a 5xx, a 408, our own database or settings):
     /// retried with backoff.
@@ -118,9 +120,7 @@ pub async fn refusal(
 pub fn checked_url(text: &str) -> Result<String, String> {
     let url = url::Url::parse(text.trim()).map_err(|_| "not a URL".to_owned())?;
     let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(host) => is_loopback(&host),
         None => return Err("it must be https://host/…".into()),
     };
     if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
@@ -132,12 +132,29 @@ pub fn checked_url(text: &str) -> Result<String, String> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+/// Is this URL host this machine? (A scheme the URL standard does not know, such as
+/// `ldap`, leaves its host a name: an address written there is read here.)
+pub fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
 /// How many calls this instance makes to a connected system at once, from its settings.
 pub fn in_flight(kind: crate::domain::model::ResourceSystemKind, config: &str) -> usize {
     use crate::domain::model::ResourceSystemKind as K;
     let set = match kind {
         K::Scim => serde_json::from_str::<scim::ScimConfig>(config).ok().and_then(|c| c.max_in_flight),
         K::Webhook => serde_json::from_str::<webhook::WebhookConfig>(config).ok().and_then(|c| c.max_in_flight),
+        K::Ldap => serde_json::from_str::<ldap::LdapConfig>(config).ok().and_then(|c| c.max_in_flight),
         _ => None,
     };
     usize::from(set.unwrap_or(DEFAULT_IN_FLIGHT).clamp(1, MAX_IN_FLIGHT))

@@ -111,6 +111,42 @@ impl Administrator<'_> {
         self.insert_connector(name, crate::domain::model::ResourceSystemKind::Webhook, config, &sealed).await
     }
 
+    /// Add an LDAP directory as a resource system: its URL (ldaps://, or ldap:// with
+    /// StartTLS; plain only to this machine), the DN and password it binds with (sealed with
+    /// the operator's key), where people are found by `mail`, and which attribute lists a
+    /// group's members. Its groups are bound by DN with `add_resource_as`.
+    #[tracing::instrument(name = "add_ldap_system", skip_all, fields(actor = self.actor.id().0))]
+    pub async fn add_ldap_system(
+        &self,
+        name: &str,
+        settings: crate::connectors::ldap::LdapConfig,
+        password: &str,
+    ) -> DomainResult<ResourceSystemId> {
+        use crate::connectors::ldap::LdapConfig;
+        let config = LdapConfig::checked(
+            &settings.url,
+            settings.starttls,
+            &settings.bind_dn,
+            &settings.people_base,
+            settings.member_attribute,
+        )
+        .map_err(|m| DomainError::invalid("url", m))?;
+        let placeholder = settings.placeholder.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty());
+        if placeholder.as_ref().is_some_and(|p| !p.contains('=') || p.len() > 1024) {
+            return Err(DomainError::invalid(
+                "placeholder",
+                "a DN used for nothing else, like cn=placeholder,dc=example",
+            ));
+        }
+        let config = LdapConfig { placeholder, max_in_flight: settings.max_in_flight, ..config };
+        if password.is_empty() || password.len() > 4096 {
+            return Err(DomainError::invalid("password", "the bind password (up to 4096 characters)"));
+        }
+        let sealed = self.seal(password, &config.seal_context(), "password")?;
+        let config = serde_json::to_value(&config).map_err(|e| DomainError::Internal(e.to_string()))?;
+        self.insert_connector(name, crate::domain::model::ResourceSystemKind::Ldap, config, &sealed).await
+    }
+
     /// A secret sealed with the operator's key for `context` (refused, naming `field`, when no
     /// key is set).
     fn seal(&self, secret: &str, context: &str, field: &'static str) -> DomainResult<String> {

@@ -23,19 +23,22 @@
 //!
 //! External targets, per pass:
 //! - **Side by side, within limits.** Each system's entries are delivered concurrently, at
-//!   most its `max_in_flight` calls at once from this instance; systems do not wait for each
-//!   other. Removals go before additions.
+//!   most its `max_in_flight` calls at once from this instance, and all systems together at
+//!   most [`PASS_IN_FLIGHT`], in turns. Removals go before additions. Work not started by
+//!   half the lease is given back, due at once.
 //! - **One piece of work per membership at a time.** The claim takes no entry of a (person,
 //!   role) pair while another of the pair is held under a live lease, by any instance; the
 //!   entries of a pair claimed together are delivered in turn, in queue order. Should two
 //!   instances still claim entries of one pair in the same instant, the check under the
 //!   person's lock sends back each that sees the other ([`assignments::pair_in_flight`]).
-//! - **An unavailable target is left alone.** Unreachable, timed out, or answering 429/503:
-//!   the entry is retried after the target's `Retry-After` (else its backoff), and the
-//!   system's other entries of the pass are given back untried, due then too, without
-//!   spending an attempt. A target that refuses the call itself (other 4xx) fails the entry at
-//!   once, for an administrator to fix and retry; anything else is retried with exponential
-//!   backoff and jitter.
+//! - **An unavailable target is left alone.** Unreachable, timed out, answering 429/503, or
+//!   refusing our credentials (401/403): the entry is retried after the target's
+//!   `Retry-After` (else a backoff of at most a minute), the system is paused until then for
+//!   every instance (`resource_systems.paused_until`), its other entries of the pass are
+//!   given back untried, and no attempt is spent: an outage fails nothing. A target that
+//!   refuses the call itself (another 4xx, a redirect) fails the entry at once, for an
+//!   administrator to fix and retry; anything else is retried with exponential backoff and
+//!   jitter, [`MAX_ATTEMPTS`] in all.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
@@ -44,7 +47,7 @@ use super::Service;
 use crate::connectors::CallError;
 use crate::domain::audit::AuditEvent;
 use crate::domain::authz::{Actor, Operator, Permission};
-use crate::domain::ids::CatalogId;
+use crate::domain::ids::{CatalogId, ResourceSystemId};
 use crate::domain::model::ResourceSystemKind;
 use crate::domain::policy::checked_after;
 use crate::domain::request::{AssignmentState, GrantState, RequestState};
@@ -108,7 +111,7 @@ fn backoff(attempts: i64) -> Duration {
 const PASS_IN_FLIGHT: usize = 8;
 
 /// The longest a system is left alone after it could not be reached (without a
-/// `Retry-After` of its own).
+/// `Retry-After` of its own): then one call tries it again.
 const SYSTEM_PAUSE: Duration = Duration::seconds(60);
 
 /// How long an entry steps back while another claim delivers the same membership.
@@ -148,6 +151,8 @@ impl Service {
         // One token per pass: two passes of the same instance never mistake each other's claims.
         let token = format!("{}#{:08x}", self.worker, rand::random::<u32>());
         let lease_until = checked_after(now, LEASE, "lease")?;
+        // Leases run from here: a pass gives back what it has not started by half of one.
+        let started = std::time::Instant::now();
         let claimed = {
             let mut tx = self.db.begin().await?;
             let ids = assignments::claim_due(&mut tx, self.db.backend(), &token, now, lease_until, limit).await?;
@@ -175,13 +180,19 @@ impl Service {
                 }
             }
         }
-        self.deliver_alone(alone, &token, &mut report).await;
+        self.deliver_alone(alone, &token, started, &mut report).await;
         Ok(report)
     }
 
     /// The entries delivered one at a time: external targets, side by side per system within
     /// its limit (removals first), and entries of a failed batch or unreadable ones, in turn.
-    async fn deliver_alone(&self, ids: Vec<i64>, token: &str, report: &mut DeliveryReport) {
+    async fn deliver_alone(
+        &self,
+        ids: Vec<i64>,
+        token: &str,
+        started: std::time::Instant,
+        report: &mut DeliveryReport,
+    ) {
         use futures_util::StreamExt;
         if ids.is_empty() {
             return;
@@ -197,7 +208,6 @@ impl Service {
         });
         // A pass gives back what it has not started by half its lease (a slow target), so no
         // entry it holds lapses to another instance while it waits here.
-        let started = std::time::Instant::now();
         let budget = (LEASE / 2).to_std().unwrap_or(std::time::Duration::from_secs(60));
         // All systems together hold at most this many of the pool's connections.
         let pass_limit = tokio::sync::Semaphore::new(PASS_IN_FLIGHT);
@@ -221,7 +231,8 @@ impl Service {
             }
             let mut pairs: Vec<Vec<OutboxItem>> = pairs.into_values().collect();
             pairs.sort_by_key(|p| (p.iter().all(|i| i.kind == "add_member"), p[0].id));
-            let limit = self.in_flight(system).await;
+            // At most the pass's share: the systems' calls queue in turns for it.
+            let limit = self.in_flight(system).await.min(PASS_IN_FLIGHT);
             let pause = std::sync::Mutex::new(None::<DateTime<Utc>>);
             let pause = &pause;
             futures_util::stream::iter(pairs)
@@ -423,7 +434,7 @@ impl Service {
             assignments::finish(&mut tx, id, token, "failed", &error, now).await?
         } else {
             let retry_at = checked_after(now, backoff(attempts), "retry")?;
-            assignments::retry_later(&mut tx, id, token, &error, retry_at, now).await?
+            assignments::retry_later(&mut tx, id, token, (&error, true), retry_at, now).await?
         };
         if !recorded {
             return Ok(()); // another worker holds it now
@@ -434,9 +445,8 @@ impl Service {
         self.commit(tx, vec![event]).await
     }
 
-    /// Talk to an external target: ensure the person is (or is not) a member of the SCIM
-    /// group, or tell the webhook receiver that access was given or taken back. LDAP follows;
-    /// until then its work retries and then fails visibly, like any unreachable target.
+    /// Talk to an external target: ensure the person is (or is not) a member of the SCIM or
+    /// LDAP group, or tell the webhook receiver that access was given or taken back.
     async fn call_connector(&self, kind: ResourceSystemKind, item: &OutboxItem) -> Result<(), CallError> {
         let db = |e: sqlx::Error| CallError::Transient(format!("database: {e}"));
         let mut conn = self.db.pool().acquire().await.map_err(db)?;
@@ -460,22 +470,23 @@ impl Service {
                 let scim = crate::connectors::scim::Scim { config: &config, token: &token, now: self.now() };
                 if item.kind == "add_member" {
                     let id = scim.ensure_member(&target.external_id, &person.email, &person.display_name).await?;
-                    // Kept for removal (an email may change); the work is done either way, and a
-                    // removal without it finds the person by email.
-                    if known.as_deref() != Some(id.as_str()) {
-                        let kept = async {
-                            let mut tx = self.db.begin().await?;
-                            crate::store::catalog::keep_connector_account(&mut tx, target.system, item.user, &id)
-                                .await?;
-                            tx.commit().await
-                        };
-                        if let Err(e) = kept.await {
-                            tracing::warn!(outbox = item.id, error = %e, "the target's id for the person was not kept");
-                        }
-                    }
+                    self.keep_account(item, target.system, known.as_deref(), &id).await;
                     Ok(())
                 } else {
                     scim.ensure_not_member(&target.external_id, known.as_deref(), &person.email).await
+                }
+            }
+            ResourceSystemKind::Ldap => {
+                let config: crate::connectors::ldap::LdapConfig =
+                    serde_json::from_str(&target.config).map_err(|_| "the LDAP system is not configured (no URL)")?;
+                let password = key()?.open(&target.secret, &config.seal_context()).map_err(CallError::Transient)?;
+                let directory = crate::connectors::ldap::Directory { config: &config, password: &password };
+                if item.kind == "add_member" {
+                    let dn = directory.ensure_member(&target.external_id, &person.email).await?;
+                    self.keep_account(item, target.system, known.as_deref(), &dn).await;
+                    Ok(())
+                } else {
+                    directory.ensure_not_member(&target.external_id, known.as_deref(), &person.email).await
                 }
             }
             ResourceSystemKind::Webhook => {
@@ -495,6 +506,22 @@ impl Service {
                 hook.send(&id, &event).await
             }
             other => Err(CallError::Transient(format!("no connector for {} systems is configured", other.as_str()))),
+        }
+    }
+
+    /// The target's id for the person, kept for removal (an email may change). The work is
+    /// done either way, and a removal without it finds the person by email.
+    async fn keep_account(&self, item: &OutboxItem, system: ResourceSystemId, known: Option<&str>, id: &str) {
+        if known == Some(id) {
+            return;
+        }
+        let kept = async {
+            let mut tx = self.db.begin().await?;
+            crate::store::catalog::keep_connector_account(&mut tx, system, item.user, id).await?;
+            tx.commit().await
+        };
+        if let Err(e) = kept.await {
+            tracing::warn!(outbox = item.id, error = %e, "the target's id for the person was not kept");
         }
     }
 
@@ -637,28 +664,32 @@ async fn record(
         }
         Err(error) => error,
     };
+    let lost = || DomainError::Internal(format!("lost the lease on outbox entry {}", item.id));
+    if let CallError::Unavailable { message, after } = &error {
+        // The system failed, not this work: the attempt is given back (an outage, however
+        // long, fails nothing), and no instance calls the system before the target's own
+        // word (at least a second) or a short backoff (at most a minute).
+        let wait = match after {
+            Some(after) => Duration::from_std(*after).unwrap_or(LEASE).max(Duration::seconds(1)),
+            None => backoff(item.attempts).min(SYSTEM_PAUSE),
+        };
+        let until = checked_after(now, wait, "retry")?;
+        if !assignments::retry_later(tx, item.id, token, (message, false), until, now).await? {
+            return Err(lost());
+        }
+        assignments::pause_system(tx, item.system, until).await?;
+        return Ok(Delivered::Unavailable(until));
+    }
     if matches!(error, CallError::Permanent(_)) || item.attempts >= MAX_ATTEMPTS {
         finish(tx, item, token, "failed", error.message(), now).await?;
         give_up(tx, item, error.message(), now, events).await?;
         return Ok(Delivered::Failed);
     }
-    let wait = match &error {
-        // The target's own word, at least a second.
-        CallError::Unavailable { after: Some(after), .. } => {
-            Duration::from_std(*after).unwrap_or(LEASE).max(Duration::seconds(1))
-        }
-        _ => backoff(item.attempts),
-    };
-    let retry_at = checked_after(now, wait, "retry")?;
-    if !assignments::retry_later(tx, item.id, token, error.message(), retry_at, now).await? {
-        return Err(DomainError::Internal(format!("lost the lease on outbox entry {}", item.id)));
+    let retry_at = checked_after(now, backoff(item.attempts), "retry")?;
+    if !assignments::retry_later(tx, item.id, token, (error.message(), true), retry_at, now).await? {
+        return Err(lost());
     }
-    let CallError::Unavailable { after, .. } = error else { return Ok(Delivered::Retry) };
-    // No instance calls the system again before then: the target's word, or this entry's
-    // backoff up to a minute (an entry's long backoff does not hold up the system's other work).
-    let until = if after.is_some() { retry_at } else { retry_at.min(checked_after(now, SYSTEM_PAUSE, "retry")?) };
-    assignments::pause_system(tx, item.system, until).await?;
-    Ok(Delivered::Unavailable(until))
+    Ok(Delivered::Retry)
 }
 
 /// Settle the claimed entry, or fail: the claim was lost meanwhile.

@@ -663,19 +663,22 @@ pub async fn finish(
 }
 
 /// The attempt failed and another follows at `retry_at` (`failed` instead once `give_up`);
-/// the lease is released. False (nothing written) when the claim `token` no longer holds it.
+/// the lease is released. `spent`: the attempt counts (else it is given back: the target as a
+/// whole was unavailable, not this work). False (nothing written) when the claim `token` no
+/// longer holds it.
 pub async fn retry_later(
     conn: &mut Conn,
     id: i64,
     token: &str,
-    error: &str,
+    (error, spent): (&str, bool),
     retry_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    let attempts = if spent { "attempts" } else { "CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END" };
+    let done = sqlx::query(&format!(
         "UPDATE outbox SET last_error = $1, next_attempt_at = $2, updated_at = $3, claimed_until = NULL, \
-         claimed_by = '' WHERE id = $4 AND state = 'pending' AND claimed_by = $5",
-    )
+         claimed_by = '', attempts = {attempts} WHERE id = $4 AND state = 'pending' AND claimed_by = $5",
+    ))
     .bind(error)
     .bind(to_ms(retry_at))
     .bind(to_ms(now))

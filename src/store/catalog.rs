@@ -338,8 +338,9 @@ pub async fn forget_connector_accounts(conn: &mut Conn, system: ResourceSystemId
     Ok(())
 }
 
-/// A connected system's new settings, only while it still has the config and secret the
-/// change was made from (two administrators editing at once: the second is refused).
+/// A connected system's new settings (and no pause: they may be what it needed), only while
+/// it still has the config and secret the change was made from (two administrators saving
+/// at once: the second is refused).
 pub async fn update_connector(
     conn: &mut Conn,
     system: ResourceSystemId,
@@ -347,7 +348,8 @@ pub async fn update_connector(
     (config, secret): (&str, &str),
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE resource_systems SET config = $1, secret = $2 WHERE id = $3 AND config = $4 AND secret = $5",
+        "UPDATE resource_systems SET config = $1, secret = $2, paused_until = NULL \
+         WHERE id = $3 AND config = $4 AND secret = $5",
     )
     .bind(config)
     .bind(secret)

@@ -27,6 +27,7 @@ on_both_databases!(
     an_unavailable_target_is_waited_for_and_called_within_its_limit,
     one_membership_is_never_delivered_twice_at_once,
     a_webhook_hears_each_grant_and_revoke_once_signed,
+    an_ldap_group_follows_the_packages_that_grant_it,
 );
 
 /// The SCIM target the test command started.
@@ -306,7 +307,7 @@ async fn an_unavailable_target_is_waited_for_and_called_within_its_limit(backend
     let linus = w.actor(w.ids.linus).await;
     let am = service.assignment_manager_of(&linus, package).await.unwrap();
     let people = [w.ids.maya, w.ids.omar, w.ids.jamal, w.ids.hana, w.ids.tom, w.ids.kai];
-    for person in &people[..6] {
+    for person in &people {
         am.assign_directly(*person, package, policy, None, "").await.unwrap();
     }
 
@@ -316,7 +317,7 @@ async fn an_unavailable_target_is_waited_for_and_called_within_its_limit(backend
     assert!((1..=2).contains(&report.retried) && report.deferred == 6 - report.retried, "{report:?}");
     let now = w.clock.now().timestamp_millis();
     let entries = pending_entries(&w).await;
-    assert_eq!(entries.iter().map(|e| e.0).sum::<i64>(), report.retried as i64, "only calls made spend attempts");
+    assert!(entries.iter().all(|e| e.0 == 0), "an unavailable target spends no attempt: {entries:?}");
     assert!(entries.iter().all(|e| e.1 > now && e.1 <= now + 10_000), "{entries:?}");
 
     // Throttling: the target's Retry-After is honoured, for the system's other work too.
@@ -451,14 +452,15 @@ async fn newest_assignment(w: &World, user: UserId, package: PackageId) -> Assig
 
 /// One call a receiver heard: its id, timestamp and signature headers, its body, and the
 /// status it was answered.
-type Heard = (String, i64, String, Value, u16);
+type Heard = (String, i64, String, Value, u16, String);
 
 /// A webhook receiver the test runs: it keeps every call (its headers and body) and answers
-/// 500 to the next `fail` calls, 204 after.
+/// `fail_with` (500 unless set) to the next `fail` calls, 204 after.
 #[derive(Clone, Default)]
 struct Receiver {
     calls: Arc<std::sync::Mutex<Vec<Heard>>>,
     fail: Arc<AtomicUsize>,
+    fail_with: Arc<AtomicUsize>,
 }
 
 impl Receiver {
@@ -468,7 +470,11 @@ impl Receiver {
         let hear = async |State(r): State<Receiver>, headers: http::HeaderMap, body: Bytes| {
             let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
             let failing = r.fail.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok();
-            let status = if failing { 500 } else { 204 };
+            let status = match (failing, r.fail_with.load(SeqCst)) {
+                (false, _) => 204,
+                (true, 0) => 500,
+                (true, code) => u16::try_from(code).unwrap(),
+            };
             let body = String::from_utf8(body.to_vec()).unwrap();
             r.calls.lock().unwrap().push((
                 header("webhook-id"),
@@ -476,13 +482,8 @@ impl Receiver {
                 header("webhook-signature"),
                 serde_json::from_str(&body).unwrap(),
                 status,
+                body,
             ));
-            // The signature is checked here as a receiver would, over the body as it came.
-            let mut mac = Hmac::<Sha256>::new_from_slice(b"a shared secret, long enough").unwrap();
-            mac.update(format!("{}.{}.{body}", header("webhook-id"), header("webhook-timestamp")).as_bytes());
-            let expected =
-                format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
-            assert_eq!(header("webhook-signature"), expected, "signed as docs/webhooks.md says");
             http::StatusCode::from_u16(status).unwrap()
         };
         let router = axum::Router::new().route("/hooks/qm", axum::routing::post(hear)).with_state(receiver.clone());
@@ -492,8 +493,18 @@ impl Receiver {
         (receiver, url)
     }
 
+    /// The calls so far, each one's signature checked as a receiver would (docs/webhooks.md),
+    /// over the body as it came.
     fn calls(&self) -> Vec<Heard> {
-        self.calls.lock().unwrap().clone()
+        let calls = self.calls.lock().unwrap().clone();
+        for (id, timestamp, signature, _, _, body) in &calls {
+            let mut mac = Hmac::<Sha256>::new_from_slice(b"a shared secret, long enough").unwrap();
+            mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+            let expected =
+                format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+            assert_eq!(signature, &expected, "signed as docs/webhooks.md says");
+        }
+        calls
     }
 }
 
@@ -526,7 +537,7 @@ async fn a_webhook_hears_each_grant_and_revoke_once_signed(backend: Backend) {
     assert_eq!(service.deliver_pending(&Operator::Workers, 50).await.unwrap().delivered, 1);
     let calls = receiver.calls();
     assert_eq!(calls.len(), 1);
-    let (id, timestamp, _, event, _) = &calls[0];
+    let (id, timestamp, _, event, _, _) = &calls[0];
     assert_eq!(*timestamp, w.clock.now().timestamp());
     assert_eq!(event["type"], "access.granted");
     assert_eq!(event["id"], id.as_str());
@@ -556,4 +567,153 @@ async fn a_webhook_hears_each_grant_and_revoke_once_signed(backend: Backend) {
     assert_eq!(calls[3].3["person"]["email"], "maya@quartermaster.example");
     let answered: std::collections::HashSet<&str> = calls.iter().filter(|c| c.4 == 204).map(|c| c.0.as_str()).collect();
     assert_eq!(answered.len(), 3, "one answered call per change: {calls:?}");
+    let first: i64 = sqlx::query_scalar("SELECT MIN(id) FROM outbox").fetch_one(w.db().pool()).await.unwrap();
+    assert_eq!(calls[0].0, format!("qm-outbox-{first}"), "the key names the change");
+
+    // A call the receiver refuses outright (422) fails at once, for an administrator.
+    receiver.fail.store(1, SeqCst);
+    receiver.fail_with.store(422, SeqCst);
+    am.assign_directly(w.ids.hana, package, policy, None, "").await.unwrap();
+    let report = service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!((report.failed, report.retried), (1, 0), "{report:?}");
+}
+
+/// The LDAP target the test command started (slapd): URL, suffix, bind DN, password.
+fn directory() -> (String, String, String, String) {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: run the tests with scripts/test.sh, which starts slapd, or `source \
+                 scripts/ldap-peer.sh start` first"
+            )
+        })
+    };
+    (var("QM_TEST_LDAP_URL"), var("QM_TEST_LDAP_BASE"), var("QM_TEST_LDAP_BIND_DN"), var("QM_TEST_LDAP_PASSWORD"))
+}
+
+/// Straight to the directory, as its own administrator would.
+async fn ldap_admin() -> ldap3::Ldap {
+    let (url, _, bind_dn, password) = directory();
+    let (conn, mut ldap) = ldap3::LdapConnAsync::new(&url).await.unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind(&bind_dn, &password).await.unwrap().success().unwrap();
+    ldap
+}
+
+/// The group's `member` values, sorted.
+async fn ldap_members(group: &str) -> Vec<String> {
+    let mut ldap = ldap_admin().await;
+    let (entries, _) =
+        ldap.search(group, ldap3::Scope::Base, "(objectClass=*)", vec!["member"]).await.unwrap().success().unwrap();
+    let entry = ldap3::SearchEntry::construct(entries.into_iter().next().unwrap());
+    let mut members = entry.attrs.get("member").cloned().unwrap_or_default();
+    members.sort();
+    members
+}
+
+/// Two packages grant one LDAP group: the group follows who holds either, keeps a person
+/// while one of them does, and keeps the placeholder when its last member goes.
+async fn an_ldap_group_follows_the_packages_that_grant_it(backend: Backend) {
+    use ldap3::Mod;
+    use std::collections::HashSet;
+    let w = World::new(backend).await;
+    let service = w.service.clone().with_secret_key(Some(SecretKey::from_hex(&"5e".repeat(32)).unwrap()));
+    let (url, base, bind_dn, password) = directory();
+    // This run's people and group, made by the directory's administrator.
+    let tag = format!("{backend:?}-{}", rand::random::<u32>()).to_lowercase();
+    let people = format!("ou=run-{tag},ou=people,{base}");
+    let group = format!("cn=qm-{tag},ou=groups,{base}");
+    let mut ldap = ldap_admin().await;
+    ldap.add(
+        &people,
+        vec![
+            ("objectClass", HashSet::from(["organizationalUnit"])),
+            ("ou", HashSet::from([format!("run-{tag}").as_str()])),
+        ],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    let person = |name: &str| format!("cn={name},{people}");
+    for name in ["maya", "omar", "decoy"] {
+        let mail = format!("{name}@quartermaster.example");
+        let attrs = vec![
+            ("objectClass", HashSet::from(["inetOrgPerson"])),
+            ("cn", HashSet::from([name])),
+            ("sn", HashSet::from([name])),
+            ("mail", HashSet::from([mail.as_str()])),
+        ];
+        ldap.add(&person(name), attrs).await.unwrap().success().unwrap();
+    }
+    let decoy = person("decoy");
+    ldap.add(
+        &group,
+        vec![("objectClass", HashSet::from(["groupOfNames"])), ("member", HashSet::from([decoy.as_str()]))],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+
+    let grace = w.actor(w.ids.grace).await;
+    let admin = service.administrator(&grace).unwrap();
+    let settings = |url: &str| quartermaster::connectors::ldap::LdapConfig {
+        url: url.to_owned(),
+        starttls: false,
+        bind_dn: bind_dn.clone(),
+        people_base: people.clone(),
+        member_attribute: Default::default(),
+        placeholder: None,
+        max_in_flight: None,
+    };
+    let refused = admin.add_ldap_system("Directory", settings("ldap://dir.example"), &password).await;
+    assert!(refused.is_err(), "a bind password in clear to another machine");
+    let system = admin.add_ldap_system(&format!("Directory {tag}"), settings(&url), &password).await.unwrap();
+    let (first, first_policy) = package_for(&w, &service, system, &group).await;
+    let linus = w.actor(w.ids.linus).await;
+    let eng = CatalogId(
+        sqlx::query_scalar("SELECT catalog_id FROM access_packages WHERE id = $1")
+            .bind(first.0)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap(),
+    );
+    let role = ResourceRoleId(
+        sqlx::query_scalar("SELECT resource_role_id FROM package_resource_roles WHERE package_id = $1")
+            .bind(first.0)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap(),
+    );
+    let pm = service.package_manager(&linus, eng).unwrap();
+    let second = pm.create_package(&format!("Second {tag}"), "", &[role]).await.unwrap();
+    let second_policy = pm.create_policy(Policy::new(second, "Direct", RequestorScope::Nobody, vec![])).await.unwrap();
+    let am = service.assignment_manager(&linus, eng).unwrap();
+    am.assign_directly(w.ids.maya, first, first_policy, None, "").await.unwrap();
+    am.assign_directly(w.ids.maya, second, second_policy, None, "").await.unwrap();
+    am.assign_directly(w.ids.omar, first, first_policy, None, "").await.unwrap();
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    let mut expected = vec![decoy.clone(), person("maya"), person("omar")];
+    expected.sort();
+    assert_eq!(ldap_members(&group).await, expected);
+
+    // Maya gives up one of the two: she stays in the group; then the other: she is gone.
+    am.remove_from_package(first, newest_assignment(&w, w.ids.maya, first).await, "").await.unwrap();
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert!(ldap_members(&group).await.contains(&person("maya")), "still held through the second package");
+    am.remove_from_package(second, newest_assignment(&w, w.ids.maya, second).await, "").await.unwrap();
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!(ldap_members(&group).await, [decoy.clone(), person("omar")]);
+
+    // The group's last member goes: the placeholder keeps the group valid, and goes when
+    // someone is added again.
+    ldap.modify(&group, vec![Mod::Delete("member", HashSet::from([decoy.as_str()]))]).await.unwrap().success().unwrap();
+    am.remove_from_package(first, newest_assignment(&w, w.ids.omar, first).await, "").await.unwrap();
+    let report = service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!(report.delivered, 1, "{report:?}");
+    assert_eq!(ldap_members(&group).await, [format!("cn=quartermaster-placeholder,{people}")]);
+    am.assign_directly(w.ids.omar, first, first_policy, None, "").await.unwrap();
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!(ldap_members(&group).await, [person("omar")]);
 }
