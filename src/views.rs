@@ -589,6 +589,31 @@ pub struct Sponsor {
     pub external: bool,
 }
 
+/// A connected resource system (SCIM, LDAP, webhook) as the connectors page shows it: where
+/// it is, its queue and failures, its last success and last error, and whether it is paused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorView {
+    pub id: i64,
+    pub name: String,
+    /// `scim`, `ldap` or `webhook`.
+    pub kind: String,
+    /// The base URL or URL (never a secret).
+    pub address: String,
+    /// Its other settings, in a line.
+    pub settings: String,
+    /// Resources bound to catalogs.
+    pub resources: i64,
+    /// Work waiting or under way.
+    pub queued: i64,
+    /// Work given up after its last attempt (retry below).
+    pub failed: i64,
+    pub last_success: Option<Millis>,
+    pub last_error: String,
+    pub last_error_at: Option<Millis>,
+    /// No instance calls it before this (it was unavailable).
+    pub paused_until: Option<Millis>,
+}
+
 /// A connected organization: its guests sign in and request what its policies allow while it
 /// is `configured`; a `proposed` one is known but admits nobody.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

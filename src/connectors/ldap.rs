@@ -213,6 +213,25 @@ impl Directory<'_> {
         }
     }
 
+    /// Bind, and read the people base (changing nothing): what the directory said.
+    pub async fn probe(&self) -> Result<String, CallError> {
+        let mut ldap = self.open().await?;
+        let found = ldap
+            .with_timeout(CALL_TIMEOUT)
+            .search(&self.config.people_base, Scope::Base, "(objectClass=*)", vec!["1.1"])
+            .await
+            .map_err(unreachable)?
+            .success()
+            .map_err(unreachable)?;
+        let _ = ldap.unbind().await;
+        Ok(format!(
+            "bound as {}; the people base {} {}",
+            self.config.bind_dn,
+            self.config.people_base,
+            if found.0.is_empty() { "was not returned" } else { "is there" }
+        ))
+    }
+
     /// Make the person a member of the group (and take the placeholder out); their DN (to
     /// keep: removal uses it).
     pub async fn ensure_member(&self, group: &str, email: &str) -> Result<String, CallError> {

@@ -134,6 +134,21 @@ impl Scim<'_> {
         Ok(())
     }
 
+    /// Ask the target for its `ServiceProviderConfig` (changing nothing): what it says of
+    /// itself, in a line.
+    pub async fn probe(&self) -> Result<String, CallError> {
+        let response = self.send(super::http()?.get(self.url("ServiceProviderConfig"))).await?;
+        let status = response.status();
+        let config: serde_json::Value =
+            response.json().await.map_err(|e| format!("SCIM target: unreadable ServiceProviderConfig: {e}"))?;
+        let supported = |what: &str| config[what]["supported"].as_bool().unwrap_or(false);
+        Ok(format!(
+            "the target answered {status}: PATCH {}, filter {}",
+            if supported("patch") { "supported" } else { "not supported" },
+            if supported("filter") { "supported" } else { "not supported" },
+        ))
+    }
+
     /// Make the person a member of the group; the target's id of the person (to keep: removal
     /// uses it, whatever their email is by then).
     pub async fn ensure_member(&self, group: &str, email: &str, name: &str) -> Result<String, CallError> {

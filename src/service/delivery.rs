@@ -656,6 +656,11 @@ async fn record(
     now: DateTime<Utc>,
     events: &mut Vec<AuditEvent>,
 ) -> DomainResult<Delivered> {
+    if item.system_kind != ResourceSystemKind::Builtin {
+        // What the connectors page shows: the system's last success, or its last error.
+        let error = result.as_ref().err().map_or("", CallError::message);
+        crate::store::catalog::record_health(tx, item.system, error, now.timestamp_millis()).await?;
+    }
     let error = match result {
         Ok(()) => {
             finish(tx, item, token, "done", "", now).await?;

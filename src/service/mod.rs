@@ -11,6 +11,7 @@ pub mod bulk;
 pub mod capability;
 mod catalog;
 mod catalog_admin;
+mod connector_admin;
 mod delivery;
 pub mod directory;
 pub mod drafts;

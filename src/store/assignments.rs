@@ -689,6 +689,18 @@ pub async fn retry_later(
     Ok(done.rows_affected() == 1)
 }
 
+/// The failed entries of a system's work, oldest first, at most `limit`.
+pub async fn failed_of_system(conn: &mut Conn, system: ResourceSystemId, limit: i64) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT o.id FROM outbox o JOIN resource_roles rr ON rr.id = o.resource_role_id \
+         JOIN resources r ON r.id = rr.resource_id WHERE o.state = 'failed' AND r.system_id = $1 ORDER BY o.id LIMIT $2",
+    )
+    .bind(system.0)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
 /// The attempt count of an entry (for a fault recorded without the entry itself).
 pub async fn attempts_of(conn: &mut Conn, id: i64) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar("SELECT attempts FROM outbox WHERE id = $1").bind(id).fetch_optional(conn).await

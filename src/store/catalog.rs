@@ -332,6 +332,75 @@ pub async fn connector(
         .transpose()
 }
 
+/// A connected system's row for the connectors page.
+pub struct ConnectorHealth {
+    pub id: ResourceSystemId,
+    pub name: String,
+    pub kind: ResourceSystemKind,
+    pub config: String,
+    pub resources: i64,
+    pub queued: i64,
+    pub failed: i64,
+    pub last_success_at: Option<i64>,
+    pub last_error: String,
+    pub last_error_at: Option<i64>,
+    pub paused_until: Option<i64>,
+}
+
+/// Every connected system (not the built-in one), by name: its settings, its resources, its
+/// waiting and failed work (counted through the outbox's state index), and its health.
+pub async fn connector_health(conn: &mut Conn) -> Result<Vec<ConnectorHealth>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT s.id, s.name, s.kind, s.config, s.last_success_at, s.last_error, s.last_error_at, s.paused_until,
+             (SELECT COUNT(*) FROM resources r WHERE r.system_id = s.id) AS resources,
+             (SELECT COUNT(*) FROM outbox o JOIN resource_roles rr ON rr.id = o.resource_role_id
+                 JOIN resources r ON r.id = rr.resource_id
+                 WHERE o.state = 'pending' AND r.system_id = s.id) AS queued,
+             (SELECT COUNT(*) FROM outbox o JOIN resource_roles rr ON rr.id = o.resource_role_id
+                 JOIN resources r ON r.id = rr.resource_id
+                 WHERE o.state = 'failed' AND r.system_id = s.id) AS failed
+         FROM resource_systems s WHERE s.kind <> 'builtin' ORDER BY s.name, s.id",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ConnectorHealth {
+                id: ResourceSystemId(row.int("id")?),
+                name: row.text("name")?,
+                kind: row.word("kind", ResourceSystemKind::parse)?,
+                config: row.text("config")?,
+                resources: row.int("resources")?,
+                queued: row.int("queued")?,
+                failed: row.int("failed")?,
+                last_success_at: row.opt_int("last_success_at")?,
+                last_error: row.text("last_error")?,
+                last_error_at: row.opt_int("last_error_at")?,
+                paused_until: row.opt_int("paused_until")?,
+            })
+        })
+        .collect()
+}
+
+/// A delivery to the system went through (`error` empty), or failed with this error.
+pub async fn record_health(
+    conn: &mut Conn,
+    system: ResourceSystemId,
+    error: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let query = if error.is_empty() {
+        sqlx::query("UPDATE resource_systems SET last_success_at = $1 WHERE id = $2").bind(now).bind(system.0)
+    } else {
+        sqlx::query("UPDATE resource_systems SET last_error_at = $1, last_error = $2 WHERE id = $3")
+            .bind(now)
+            .bind(error)
+            .bind(system.0)
+    };
+    query.execute(conn).await?;
+    Ok(())
+}
+
 /// Forget the target's ids kept for people (the system now points at another target).
 pub async fn forget_connector_accounts(conn: &mut Conn, system: ResourceSystemId) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM connector_accounts WHERE system_id = $1").bind(system.0).execute(conn).await?;

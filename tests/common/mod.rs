@@ -247,7 +247,10 @@ pub async fn try_spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Se
         limits: Default::default(),
     };
     configure(&mut args);
-    let app = Application::build(test_db.db.clone(), args).await?;
+    // The operator's key for connector secrets, as QM_SECRET_KEY gives it in production.
+    let key = quartermaster::connectors::secret::SecretKey::from_hex(&"7e".repeat(32)).unwrap();
+    let service = Service::new(test_db.db.clone()).with_secret_key(Some(key));
+    let app = Application::build_with(service, args).await?;
     let base = format!("http://{}", app.local_addr());
     let service = app.service().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));

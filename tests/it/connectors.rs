@@ -28,6 +28,7 @@ on_both_databases!(
     one_membership_is_never_delivered_twice_at_once,
     a_webhook_hears_each_grant_and_revoke_once_signed,
     an_ldap_group_follows_the_packages_that_grant_it,
+    the_connectors_page_adds_tests_and_shows_a_system,
 );
 
 /// The SCIM target the test command started.
@@ -204,12 +205,17 @@ async fn new_group(name: &str) -> String {
 
 /// A package in Engineering whose one role is membership of the target's `group`, and a
 /// policy for direct assignment by Linus (its package manager).
-async fn package_for(w: &World, service: &Service, system: ResourceSystemId, group: &str) -> (PackageId, PolicyId) {
-    let grace = w.actor(w.ids.grace).await;
-    let linus = w.actor(w.ids.linus).await;
+async fn package_for(
+    service: &Service,
+    ids: &quartermaster::demo::DemoIds,
+    system: ResourceSystemId,
+    group: &str,
+) -> (PackageId, PolicyId) {
+    let actor = async |id| service.actor(id).await.unwrap().unwrap();
+    let (grace, linus) = (actor(ids.grace).await, actor(ids.linus).await);
     let eng = CatalogId(
         sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Engineering'")
-            .fetch_one(w.db().pool())
+            .fetch_one(service.db().pool())
             .await
             .unwrap(),
     );
@@ -303,7 +309,7 @@ async fn an_unavailable_target_is_waited_for_and_called_within_its_limit(backend
     assert!(admin.edit_scim_system(system, "http://127.0.0.1:1/v2", None, true, 2).await.is_err(), "new URL, no token");
     admin.edit_scim_system(system, &door_url, None, true, 2).await.unwrap();
     let group = new_group(&format!("flaky-{backend:?}-{}", rand::random::<u32>())).await;
-    let (package, policy) = package_for(&w, &service, system, &group).await;
+    let (package, policy) = package_for(&service, &w.ids, system, &group).await;
     let linus = w.actor(w.ids.linus).await;
     let am = service.assignment_manager_of(&linus, package).await.unwrap();
     let people = [w.ids.maya, w.ids.omar, w.ids.jamal, w.ids.hana, w.ids.tom, w.ids.kai];
@@ -361,7 +367,7 @@ async fn an_unavailable_target_is_waited_for_and_called_within_its_limit(backend
     assert_eq!(seen, expected);
 
     // A group the target does not have: refused (404), failed at the first attempt.
-    let (missing, missing_policy) = package_for(&w, &service, system, "no-such-group").await;
+    let (missing, missing_policy) = package_for(&service, &w.ids, system, "no-such-group").await;
     service
         .assignment_manager_of(&linus, missing)
         .await
@@ -405,7 +411,7 @@ async fn one_membership_is_never_delivered_twice_at_once(backend: Backend) {
         .await
         .unwrap();
     let group = new_group(&format!("ordered-{backend:?}-{}", rand::random::<u32>())).await;
-    let (package, policy) = package_for(&w, &service, system, &group).await;
+    let (package, policy) = package_for(&service, &w.ids, system, &group).await;
     let linus = w.actor(w.ids.linus).await;
     let am = service.assignment_manager_of(&linus, package).await.unwrap();
     am.assign_directly(w.ids.maya, package, policy, None, "").await.unwrap();
@@ -529,7 +535,7 @@ async fn a_webhook_hears_each_grant_and_revoke_once_signed(backend: Backend) {
         .await
         .unwrap();
     assert!(!sealed.contains("shared secret"), "sealed at rest");
-    let (package, policy) = package_for(&w, &service, system, "payroll-app").await;
+    let (package, policy) = package_for(&service, &w.ids, system, "payroll-app").await;
     let linus = w.actor(w.ids.linus).await;
     let am = service.assignment_manager_of(&linus, package).await.unwrap();
 
@@ -670,7 +676,7 @@ async fn an_ldap_group_follows_the_packages_that_grant_it(backend: Backend) {
     let refused = admin.add_ldap_system("Directory", settings("ldap://dir.example"), &password).await;
     assert!(refused.is_err(), "a bind password in clear to another machine");
     let system = admin.add_ldap_system(&format!("Directory {tag}"), settings(&url), &password).await.unwrap();
-    let (first, first_policy) = package_for(&w, &service, system, &group).await;
+    let (first, first_policy) = package_for(&service, &w.ids, system, &group).await;
     let linus = w.actor(w.ids.linus).await;
     let eng = CatalogId(
         sqlx::query_scalar("SELECT catalog_id FROM access_packages WHERE id = $1")
@@ -716,4 +722,85 @@ async fn an_ldap_group_follows_the_packages_that_grant_it(backend: Backend) {
     am.assign_directly(w.ids.omar, first, first_policy, None, "").await.unwrap();
     service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     assert_eq!(ldap_members(&group).await, [person("omar")]);
+}
+
+/// The connectors page, without JavaScript: an administrator adds a SCIM system (its token
+/// never shown again), tests it and sees the target's answer, sees its queue and last success
+/// once work is delivered, and a test of a directory with a wrong password says the bind was
+/// refused. Others are refused the page.
+async fn the_connectors_page_adds_tests_and_shows_a_system(backend: Backend) {
+    let app = common::spawn_app(backend, true).await;
+    let (url, token) = target();
+    let c = common::client();
+    app.sign_in(&c, app.ids.grace).await;
+    let page = "/admin/connectors";
+    let name = format!("Directory {backend:?} {}", rand::random::<u32>());
+    let form = [
+        ("kind", "scim"),
+        ("name", name.as_str()),
+        ("url", url.as_str()),
+        ("secret", token.as_str()),
+        ("create_users", "on"),
+    ];
+    let res = app.submit(&c, page, "/api/add_connector", &form).await;
+    assert_eq!(res.status(), 302);
+    let html = app.page(&c, page).await;
+    assert!(html.contains(&format!("“{name}” added")), "the outcome, after the redirect");
+    assert!(html.contains(&name) && html.contains(&url), "listed with its address");
+    assert!(!html.contains(&token), "the token is never shown");
+    let system: i64 = sqlx::query_scalar("SELECT id FROM resource_systems WHERE name = $1")
+        .bind(&name)
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    // A bad address is a message by its field, and nothing is added.
+    let bad = [("kind", "scim"), ("name", "Elsewhere"), ("url", "http://idp.example/v2"), ("secret", "t")];
+    app.submit(&c, page, "/api/add_connector", &bad).await;
+    let html = app.page(&c, page).await;
+    assert!(html.contains("plain http only to this machine"), "why it was refused");
+    assert!(!html.contains("Elsewhere"));
+
+    app.submit(&c, page, "/api/test_connector", &[("system_id", system.to_string())]).await;
+    let html = app.page(&c, page).await;
+    assert!(html.contains("It works: the target answered 200 OK: PATCH supported"), "the target's answer is shown");
+
+    // Work delivered there shows as its last success.
+    let group = new_group(&format!("page-{backend:?}-{}", rand::random::<u32>())).await;
+    let (package, policy) = package_for(&app.service, &app.ids, ResourceSystemId(system), &group).await;
+    let grace = app.service.actor(app.ids.grace).await.unwrap().unwrap();
+    let am = app.service.assignment_manager_of(&grace, package).await.unwrap();
+    am.assign_directly(app.ids.maya, package, policy, None, "").await.unwrap();
+    let html = app.page(&c, page).await;
+    assert!(html.contains(&format!("id=\"connector-{system}\"")), "its row");
+    app.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    let views = app.service.administrator(&grace).unwrap().connectors().await.unwrap();
+    let view = views.iter().find(|v| v.id == system).unwrap();
+    assert_eq!((view.resources, view.queued, view.failed), (1, 0, 0));
+    assert!(view.last_success.is_some() && view.last_error.is_empty(), "{view:?}");
+
+    // A directory with a wrong password: the test says the bind was refused.
+    let (ldap_url, base, bind_dn, _) = directory();
+    let wrong = [
+        ("kind", "ldap"),
+        ("name", "Wrong password"),
+        ("url", ldap_url.as_str()),
+        ("secret", "not the password"),
+        ("ldap[bind_dn]", bind_dn.as_str()),
+        ("ldap[people_base]", base.as_str()),
+        ("ldap[member_attribute]", "member"),
+    ];
+    app.submit(&c, page, "/api/add_connector", &wrong).await;
+    let ldap: i64 = sqlx::query_scalar("SELECT id FROM resource_systems WHERE name = 'Wrong password'")
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    app.submit(&c, page, "/api/test_connector", &[("system_id", ldap.to_string())]).await;
+    let html = app.page(&c, page).await;
+    assert!(html.contains("refused the bind: result 49"), "the directory's answer");
+
+    // Not for catalog owners.
+    let linus = common::client();
+    app.sign_in(&linus, app.ids.linus).await;
+    let res = app.server_fn(&linus, "load_connectors").send().await.unwrap();
+    assert_eq!(res.status(), 403);
 }

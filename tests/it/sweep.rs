@@ -19,7 +19,7 @@ use common::peers::OidcProvider;
 use common::{ask, bare_client, free_port, session_cookie_of, spawn_app, try_spawn_app_with, TestApp};
 use quartermaster::domain::authz::Operator;
 use quartermaster::domain::ids::{AssignmentId, CatalogId, PackageId, PolicyId, RequestId, ResourceSystemId, UserId};
-use quartermaster::domain::model::Role;
+use quartermaster::domain::model::{ResourceSystemKind, Role};
 use quartermaster::domain::policy::{Answer, ApproverSpec, Expiration, Policy, RequestorRef, RequestorScope, Stage};
 use quartermaster::domain::request::Decision;
 use quartermaster::store::{catalog, Backend, Tx};
@@ -187,6 +187,12 @@ const TABLE: &[(&str, &str)] = &[
     ("update_org", "DDDDDDDDDDAD"),
     ("add_sponsor", "DDDDDDDDDDAD"),
     ("remove_sponsor", "DDDDDDDDDDAD"),
+    // Connected systems (SCIM, LDAP, webhooks): administrators only.
+    ("load_connectors", "DDDDDDDDDDAD"),
+    ("/admin/connectors", "DDDDDDDDDDAD"),
+    ("add_connector", "DDDDDDDDDDAD"),
+    ("test_connector", "DDDDDDDDDDAD"),
+    ("retry_connector", "DDDDDDDDDDAD"),
     // The package builder: who builds packages in Engineering starts a draft (its owner, its
     // package manager, administrators); a draft is its author's alone (Linus's here), so
     // nobody else — not even an administrator — opens, saves, discards or finishes it.
@@ -248,6 +254,8 @@ struct Fixtures {
     remove: AssignmentId,
     /// Northwind, the connected organization (Sofia sponsors it).
     org: i64,
+    /// A connected system (a webhook receiver nobody runs) with one failed removal.
+    system: ResourceSystemId,
     /// Builder drafts of Engineering's owner: one to read, one to save a step of, one to
     /// discard, and a complete one (a copy of a package) to finish.
     draft_read: i64,
@@ -434,7 +442,32 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         draft_discard,
         draft_finish,
         bulk_job,
+        system: connected_system(app, eng).await,
     }
+}
+
+/// A webhook receiver nobody runs, bound to `catalog`, with one of Omar's removals there
+/// given up after its last attempt.
+async fn connected_system(app: &TestApp, catalog: CatalogId) -> ResourceSystemId {
+    use quartermaster::store::catalog as store;
+    let mut tx = app.service.db().begin().await.unwrap();
+    let config = r#"{"url":"http://127.0.0.1:9/hooks"}"#;
+    let system =
+        store::insert_connector(&mut tx, "Sweep Receiver", ResourceSystemKind::Webhook, config, "", 0).await.unwrap();
+    let roles = store::insert_resource_as(&mut tx, system, catalog, "sweep-app", "Sweep App", "", &["Member"], 0)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO outbox (kind, resource_role_id, user_id, state, attempts, next_attempt_at, last_error, \
+         created_at, updated_at) VALUES ('remove_member', $1, $2, 'failed', 8, 0, 'unreachable', 0, 0)",
+    )
+    .bind(roles[0].0)
+    .bind(app.ids.omar.0)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    system
 }
 
 /// What a call changes, read before and after it.
@@ -461,6 +494,8 @@ enum Effect {
     GlobalRoles(UserId),
     /// The connected organizations: their rows and sponsors.
     Orgs,
+    /// The connected systems, and their failed work.
+    Connectors,
     /// A builder draft: its step and body, or gone.
     Draft(i64),
     /// How many builder drafts a catalog has.
@@ -537,6 +572,17 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
                 ],
                 Some(Effect::Orgs),
             ),
+            "add_connector" => (
+                vec![
+                    ("kind", "webhook".into()),
+                    ("name", "Sweep Hooks".into()),
+                    ("url", "http://127.0.0.1:9/hooks".into()),
+                    ("secret", "a sweep secret, long enough".into()),
+                ],
+                Some(Effect::Connectors),
+            ),
+            "test_connector" => (vec![("system_id", fx.system.0.to_string())], None),
+            "retry_connector" => (vec![("system_id", fx.system.0.to_string())], Some(Effect::Connectors)),
             "remove_sponsor" => {
                 (vec![("org_id", fx.org.to_string()), ("user_id", ids.sofia.0.to_string())], Some(Effect::Orgs))
             }
@@ -885,6 +931,19 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
             .await
             .unwrap();
             format!("{n} live")
+        }
+        Effect::Connectors => {
+            let systems: Vec<(i64, String, String)> =
+                sqlx::query_as("SELECT id, name, config FROM resource_systems ORDER BY id")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            let failed: Vec<(i64, String)> =
+                sqlx::query_as("SELECT id, state FROM outbox WHERE state = 'failed' ORDER BY id")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            format!("{systems:?} {failed:?}")
         }
         Effect::Orgs => {
             let orgs: Vec<(i64, String, String, String)> =

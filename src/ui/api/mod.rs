@@ -10,10 +10,12 @@ use crate::views::*;
 
 mod assignments;
 mod catalogs;
+mod connectors;
 mod drafts;
 mod orgs;
 pub use assignments::*;
 pub use catalogs::*;
+pub use connectors::*;
 pub use drafts::*;
 pub use orgs::*;
 

@@ -31,6 +31,7 @@ fn AdminBody() -> impl IntoView {
                 {v.is_admin.then(|| view! { <a class="btn-secondary" href="/admin/audit">"Audit log"</a> })}
                 <a class="btn-secondary" href="/admin/people">"People"</a>
                 {v.is_admin.then(|| view! { <a class="btn-secondary" href="/admin/orgs">"Connected organizations"</a> })}
+                {v.is_admin.then(|| view! { <a class="btn-secondary" href="/admin/connectors">"Connected systems"</a> })}
             </p>
             <FailedWork />
             <ManagedCatalogs />

@@ -1,0 +1,160 @@
+//! Connected systems for administrators: the list with each one's queue, failures and
+//! health, a test of the connection showing the target's answer, and retrying a system's
+//! failed work. (Adding and changing them: `admin.rs`.)
+
+use super::capability::Administrator;
+use crate::connectors::{ldap, scim, webhook, CallError};
+use crate::domain::ids::ResourceSystemId;
+use crate::domain::model::ResourceSystemKind;
+use crate::domain::{DomainError, DomainResult};
+use crate::store::catalog;
+use crate::views::ConnectorView;
+
+impl Administrator<'_> {
+    /// Every connected system, by name, with its queue, failures and health.
+    #[tracing::instrument(name = "connectors", skip_all, fields(actor = self.actor.id().0))]
+    pub async fn connectors(&self) -> DomainResult<Vec<ConnectorView>> {
+        let mut conn = self.service.db.pool().acquire().await?;
+        let rows = catalog::connector_health(&mut conn).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let (address, settings) = describe(r.kind, &r.config);
+                ConnectorView {
+                    id: r.id.0,
+                    name: r.name,
+                    kind: r.kind.as_str().to_owned(),
+                    address,
+                    settings,
+                    resources: r.resources,
+                    queued: r.queued,
+                    failed: r.failed,
+                    last_success: r.last_success_at,
+                    last_error: r.last_error,
+                    last_error_at: r.last_error_at,
+                    paused_until: r.paused_until,
+                }
+            })
+            .collect())
+    }
+
+    /// Call the system once, changing nothing there, and say what it answered: SCIM, its
+    /// `ServiceProviderConfig`; LDAP, a bind and a read of the people base; a webhook, a
+    /// signed `ping` event. Ok(false, …) when the target could not be reached or refused.
+    #[tracing::instrument(name = "test_connector", skip_all, fields(actor = self.actor.id().0, system = system.0))]
+    pub async fn test_connector(&self, system: ResourceSystemId) -> DomainResult<(bool, String)> {
+        let service = self.service;
+        let (kind, config, sealed) = {
+            let mut conn = service.db.pool().acquire().await?;
+            catalog::connector(&mut conn, system).await?.ok_or_else(|| DomainError::not_found("resource system"))?
+        };
+        // A test that cannot run says why, as a failed test (the page shows it).
+        let Some(key) = service.secret_key.as_ref() else {
+            return Ok((false, "QM_SECRET_KEY is not set: the system's secret cannot be read".into()));
+        };
+        let unreadable = || DomainError::Internal(format!("resource system {} has unreadable settings", system.0));
+        let now = service.now();
+        let answer = match kind {
+            ResourceSystemKind::Scim => {
+                let config: scim::ScimConfig = serde_json::from_str(&config).map_err(|_| unreadable())?;
+                let token = match key.open(&sealed, &config.seal_context()) {
+                    Ok(token) => token,
+                    Err(e) => return Ok((false, e)),
+                };
+                scim::Scim { config: &config, token: &token, now }.probe().await
+            }
+            ResourceSystemKind::Ldap => {
+                let config: ldap::LdapConfig = serde_json::from_str(&config).map_err(|_| unreadable())?;
+                let password = match key.open(&sealed, &config.seal_context()) {
+                    Ok(password) => password,
+                    Err(e) => return Ok((false, e)),
+                };
+                ldap::Directory { config: &config, password: &password }.probe().await
+            }
+            ResourceSystemKind::Webhook => {
+                let config: webhook::WebhookConfig = serde_json::from_str(&config).map_err(|_| unreadable())?;
+                let secret = match key.open(&sealed, &config.seal_context()) {
+                    Ok(secret) => secret,
+                    Err(e) => return Ok((false, e)),
+                };
+                let id = format!("qm-ping-{:016x}", rand::random::<u64>());
+                let event = serde_json::json!({"type": "ping", "id": id});
+                let hook = webhook::Webhook { config: &config, secret: &secret, now };
+                hook.send(&id, &event).await.map(|()| "the receiver answered 2xx to a signed ping".to_owned())
+            }
+            ResourceSystemKind::Builtin => {
+                return Err(DomainError::invalid("system", "the built-in system needs no test"))
+            }
+        };
+        Ok(match answer {
+            Ok(said) => (true, said),
+            Err(e @ (CallError::Unavailable { .. } | CallError::Transient(_) | CallError::Permanent(_))) => {
+                (false, e.message().to_owned())
+            }
+        })
+    }
+
+    /// Put every failed piece of the system's work back in the queue (each as `retry_delivery`
+    /// does it: audited, and an addition whose access has ended is not retried). Returns how
+    /// many went back, and how many were left as they were.
+    #[tracing::instrument(name = "retry_connector", skip_all, fields(actor = self.actor.id().0, system = system.0))]
+    pub async fn retry_failed_of(&self, system: ResourceSystemId) -> DomainResult<(usize, usize)> {
+        let failed = {
+            let mut conn = self.service.db.pool().acquire().await?;
+            catalog::connector(&mut conn, system).await?.ok_or_else(|| DomainError::not_found("resource system"))?;
+            crate::store::assignments::failed_of_system(&mut conn, system, RETRY_AT_ONCE).await?
+        };
+        let (mut back, mut left) = (0, 0);
+        for id in failed {
+            match self.service.retry_delivery(self.actor, id).await {
+                Ok(()) => back += 1,
+                Err(DomainError::AlreadyDecided(_)) => left += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((back, left))
+    }
+}
+
+/// The most failed entries one "retry failed" puts back (the rest: press it again).
+const RETRY_AT_ONCE: i64 = 1000;
+
+/// A system's address and its other settings in a line, from its config (never a secret).
+fn describe(kind: ResourceSystemKind, config: &str) -> (String, String) {
+    let at_once = |n: Option<u16>| format!("{} calls at once", n.unwrap_or(crate::connectors::DEFAULT_IN_FLIGHT));
+    match kind {
+        ResourceSystemKind::Scim => match serde_json::from_str::<scim::ScimConfig>(config) {
+            Ok(c) => (
+                c.base_url,
+                format!(
+                    "{} · {}",
+                    if c.create_users { "creates people" } else { "finds people" },
+                    at_once(c.max_in_flight)
+                ),
+            ),
+            Err(_) => (String::new(), "unreadable settings".into()),
+        },
+        ResourceSystemKind::Ldap => match serde_json::from_str::<ldap::LdapConfig>(config) {
+            Ok(c) => (
+                c.url,
+                format!(
+                    "{}binds as {} · people under {} · {} · {}",
+                    if c.starttls { "StartTLS · " } else { "" },
+                    c.bind_dn,
+                    c.people_base,
+                    match c.member_attribute {
+                        ldap::MemberAttribute::Member => "member",
+                        ldap::MemberAttribute::UniqueMember => "uniqueMember",
+                    },
+                    at_once(c.max_in_flight)
+                ),
+            ),
+            Err(_) => (String::new(), "unreadable settings".into()),
+        },
+        ResourceSystemKind::Webhook => match serde_json::from_str::<webhook::WebhookConfig>(config) {
+            Ok(c) => (c.url, format!("signed JSON POST · {}", at_once(c.max_in_flight))),
+            Err(_) => (String::new(), "unreadable settings".into()),
+        },
+        ResourceSystemKind::Builtin => (String::new(), String::new()),
+    }
+}

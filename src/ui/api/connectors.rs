@@ -1,0 +1,112 @@
+//! Server functions of the connectors page (administrators): connected systems, adding one
+//! (SCIM, LDAP, webhook; its secret write-only), testing it, and retrying its failed work.
+
+#[cfg(not(feature = "ssr"))]
+use leptos::server;
+
+use crate::ui::error::AppError;
+use crate::views::*;
+
+#[cfg(feature = "ssr")]
+use super::{at_most, ok, server, ticked};
+
+#[server(endpoint = "load_connectors")]
+pub async fn load_connectors() -> Result<Vec<ConnectorView>, AppError> {
+    let (service, actor) = server::actor().await?;
+    Ok(service.administrator(&actor)?.connectors().await?)
+}
+
+/// The LDAP fields of the add form (`ldap[bind_dn]`, …).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct LdapFields {
+    #[serde(default)]
+    pub starttls: Option<String>,
+    #[serde(default)]
+    pub bind_dn: String,
+    #[serde(default)]
+    pub people_base: String,
+    #[serde(default)]
+    pub member_attribute: Option<String>,
+}
+
+/// Add a connected system. One form for the three kinds: `kind` says which fields count
+/// (SCIM: `url`, `secret` as its bearer token, `create_users`; LDAP: `url`, `secret` as its
+/// bind password, and `ldap[…]`; webhook: `url`, `secret` as its signing secret).
+#[server(endpoint = "add_connector")]
+pub async fn add_connector(
+    kind: String,
+    name: String,
+    url: String,
+    secret: String,
+    create_users: Option<String>,
+    ldap: Option<LdapFields>,
+) -> Result<Notice, AppError> {
+    let result = async {
+        at_most("url", &url, 2048)?;
+        at_most("secret", &secret, 4096)?;
+        let (service, actor) = server::actor().await?;
+        let admin = service.administrator(&actor)?;
+        match kind.as_str() {
+            "scim" => admin.add_scim_system(&name, &url, &secret, ticked(&create_users)).await?,
+            "webhook" => admin.add_webhook_system(&name, &url, &secret).await?,
+            "ldap" => {
+                use crate::connectors::ldap::{LdapConfig, MemberAttribute};
+                let fields = ldap.unwrap_or_default();
+                let member_attribute = match fields.member_attribute.as_deref() {
+                    None | Some("member") => MemberAttribute::Member,
+                    Some("uniqueMember") => MemberAttribute::UniqueMember,
+                    Some(_) => {
+                        return Err(AppError::Invalid {
+                            field: Some("ldap[member_attribute]".into()),
+                            message: "member or uniqueMember".into(),
+                        })
+                    }
+                };
+                let settings = LdapConfig {
+                    url: url.clone(),
+                    starttls: ticked(&fields.starttls),
+                    bind_dn: fields.bind_dn,
+                    people_base: fields.people_base,
+                    member_attribute,
+                    placeholder: None,
+                    max_in_flight: None,
+                };
+                admin.add_ldap_system(&name, settings, &secret).await?
+            }
+            _ => return Err(AppError::Invalid { field: Some("kind".into()), message: "scim, ldap or webhook".into() }),
+        };
+        Ok(ok(format!("“{}” added. Test it, then bind its groups to a catalog.", name.trim())))
+    }
+    .await;
+    server::finish(result).await
+}
+
+/// Call the system once, changing nothing there; the notice says what it answered.
+#[server(endpoint = "test_connector")]
+pub async fn test_connector(system_id: i64) -> Result<Notice, AppError> {
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        let system = crate::domain::ids::ResourceSystemId(system_id);
+        let (reached, said) = service.administrator(&actor)?.test_connector(system).await?;
+        Ok(Notice { ok: reached, text: if reached { format!("It works: {said}.") } else { said }, field: None })
+    }
+    .await;
+    server::finish(result).await
+}
+
+/// Put the system's failed work back in the queue.
+#[server(endpoint = "retry_connector")]
+pub async fn retry_connector(system_id: i64) -> Result<Notice, AppError> {
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        let system = crate::domain::ids::ResourceSystemId(system_id);
+        let (back, left) = service.administrator(&actor)?.retry_failed_of(system).await?;
+        Ok(ok(match (back, left) {
+            (0, 0) => "Nothing had failed.".to_owned(),
+            (back, 0) => format!("{back} queued again."),
+            (back, left) => format!("{back} queued again; {left} left as they were (their access has ended)."),
+        }))
+    }
+    .await;
+    server::finish(result).await
+}
