@@ -34,7 +34,7 @@ export default defineConfig({
     {
       // The demo organisation, and a hundred new hires for the bulk assignment test (in the
       // demo's domain: demo sign-in refuses a database holding anyone else).
-      command: `rm -rf ../target/e2e && mkdir -p ../target/e2e && ../target/debug/quartermaster seed-demo --database-url sqlite://../target/e2e/qm.db && ../target/debug/quartermaster import-users fixtures/new-hires.csv --apply --database-url sqlite://../target/e2e/qm.db && ../target/debug/quartermaster serve --demo --addr 127.0.0.1:${port} --database-url sqlite://../target/e2e/qm.db --site-root ../target/site`,
+      command: `rm -rf ../target/e2e && mkdir -p ../target/e2e && ../target/debug/quartermaster seed-demo --database-url sqlite://../target/e2e/qm.db && ../target/debug/quartermaster import-users fixtures/new-hires.csv --apply --database-url sqlite://../target/e2e/qm.db && QM_SECRET_KEY=${'7e'.repeat(32)} ../target/debug/quartermaster serve --demo --addr 127.0.0.1:${port} --database-url sqlite://../target/e2e/qm.db --site-root ../target/site`,
       url: `${baseURL}/healthz`,
       reuseExistingServer: false,
       timeout: 60_000,

@@ -349,7 +349,10 @@ pub struct CatalogAdmin {
     pub holders: Vec<RoleHolder>,
     pub resources: Vec<CatalogResource>,
     pub packages: Vec<CatalogPackage>,
+    /// The built-in system (resources added by name).
     pub systems: Vec<SystemOption>,
+    /// Connected systems whose groups the viewer may bind here (administrators only).
+    pub connected: Vec<SystemOption>,
     /// The viewer owns it (or administers): settings, roles, resources, deletion.
     pub may_own: bool,
     /// The viewer builds and edits its packages (owner, package manager, administrator).

@@ -138,3 +138,40 @@ test('an administrator connects an organization and names its sponsor', async ({
   await expect(page.locator('section.panel', { has: page.getByRole('heading', { level: 2, name }) })).toContainText('Elena Petrova');
   await shot(page, t, 'admin-orgs');
 });
+
+test('an administrator adds a connected system and tests it; its secret is never shown', async ({ page }, t) => {
+  await signIn(page, emails.grace);
+  await page.goto('/admin');
+  await settle(page, t);
+  await page.getByRole('link', { name: 'Connected systems' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Connected systems' })).toBeVisible();
+  await settle(page, t);
+
+  const name = `Payroll hooks ${suffix(t)}`;
+  await page.locator('#c-kind').selectOption('webhook');
+  await page.locator('#c-name').fill(name);
+  await page.locator('#c-url').fill('http://127.0.0.1:9/hooks');
+  await page.locator('#c-secret').fill('a shared secret, long enough');
+  await page.getByRole('button', { name: 'Add system' }).click();
+  await expect(page.locator('.notices')).toContainText(`“${name}” added`);
+  const row = page.locator('#connectors tr', { hasText: name });
+  await expect(row).toContainText('http://127.0.0.1:9/hooks');
+  await expect(page.locator('body')).not.toContainText('a shared secret, long enough');
+  await settle(page, t);
+
+  // Nobody listens there: the test says so, in the target's words.
+  await row.getByRole('button', { name: 'Test' }).click();
+  await expect(page.locator('.notices')).toContainText('webhook receiver unreachable');
+  await shot(page, t, 'admin-connectors');
+
+  // Its "payroll-app" bound to Engineering as a resource packages can grant.
+  await page.goto('/admin/catalogs/1');
+  await settle(page, t);
+  await page.locator('#bind-system').selectOption({ label: `${name} (webhook)` });
+  await page.locator('#bind-external').fill(`payroll-app-${suffix(t)}`);
+  await page.locator('#bind-name').fill(`Payroll ${suffix(t)}`);
+  await page.getByRole('button', { name: 'Bind group' }).click();
+  await expect(page.locator('.notices')).toContainText('bound');
+  await expect(page.locator('#catalog-resources')).toContainText(`Payroll ${suffix(t)}`);
+  await expect(page.locator('#catalog-resources tr', { hasText: `Payroll ${suffix(t)}` })).toContainText(name);
+});

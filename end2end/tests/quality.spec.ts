@@ -16,6 +16,7 @@ const pages: Array<[string, string, keyof typeof emails]> = [
   ['admin-person', '/admin/people/4', 'grace'],
   ['admin-people', '/admin/people', 'grace'],
   ['admin-orgs', '/admin/orgs', 'grace'],
+  ['admin-connectors', '/admin/connectors', 'grace'],
 ];
 
 for (const [name, path, who] of pages) {

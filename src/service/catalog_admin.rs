@@ -266,16 +266,30 @@ impl<S: Scope> super::capability::InCatalog<'_, S> {
             .into_iter()
             .map(|p| CatalogPackage { id: p.id.0, name: p.name, enabled: p.enabled, hidden: p.hidden })
             .collect();
-        let systems = catalog::resource_systems(&mut conn)
+        // Resources are added by name to the built-in system; a connected system's groups are
+        // bound by their id there, by administrators.
+        let administers = self.actor.can(crate::domain::authz::Permission::Administer);
+        let (systems, connected): (Vec<_>, Vec<_>) = catalog::resource_systems(&mut conn)
             .await?
             .into_iter()
             .map(|(id, name, kind)| SystemOption { id: id.0, name, kind })
-            .collect();
+            .partition(|s| s.kind == "builtin");
+        let connected = if administers { connected } else { Vec::new() };
         let may_own = self.service.catalog_owner(self.actor, self.catalog).is_ok();
         let may_build = self.service.package_manager(self.actor, self.catalog).is_ok();
         let drafts =
             if may_build { super::drafts::summaries(&mut conn, self.actor.id(), self.catalog).await? } else { vec![] };
-        Ok(CatalogAdmin { summary: summary(row), holders, resources, packages, systems, may_own, may_build, drafts })
+        Ok(CatalogAdmin {
+            summary: summary(row),
+            holders,
+            resources,
+            packages,
+            systems,
+            connected,
+            may_own,
+            may_build,
+            drafts,
+        })
     }
 }
 

@@ -159,6 +159,9 @@ const TABLE: &[(&str, &str)] = &[
     ("grant_catalog_role", "DDDDDDADDDAD"),
     ("revoke_catalog_role", "DDDDDDADDDAD"),
     ("add_resource", "DDDDDDADDDAD"),
+    // Binding a connected system's group: administrators only (a catalog's owner could give
+    // themselves any group there).
+    ("bind_group", "DDDDDDDDDDAD"),
     // A package's assignments (Developer Tools, in Engineering): read by who holds a role in
     // its catalog, changed by who may assign there — its owner and its package and assignment
     // managers; not another catalog's owner.
@@ -582,6 +585,16 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
                 Some(Effect::Connectors),
             ),
             "test_connector" => (vec![("system_id", fx.system.0.to_string())], None),
+            "bind_group" => (
+                vec![
+                    ("catalog_id", fx.catalog.0.to_string()),
+                    ("system_id", fx.system.0.to_string()),
+                    ("external_id", "sweep-group".into()),
+                    ("name", "Sweep Group".into()),
+                    ("description", String::new()),
+                ],
+                Some(Effect::CatalogContents(fx.catalog)),
+            ),
             "retry_connector" => (vec![("system_id", fx.system.0.to_string())], Some(Effect::Connectors)),
             "remove_sponsor" => {
                 (vec![("org_id", fx.org.to_string()), ("user_id", ids.sofia.0.to_string())], Some(Effect::Orgs))

@@ -140,6 +140,30 @@ pub async fn add_resource(
     server::finish(result).await
 }
 
+/// Bind a group of a connected system to the catalog as a resource with one role, its
+/// membership (administrators): `external_id` is its id there (a SCIM group's id, an LDAP
+/// group's DN, the name a webhook receiver knows it by).
+#[server(endpoint = "bind_group")]
+pub async fn bind_group(
+    catalog_id: i64,
+    system_id: i64,
+    external_id: String,
+    name: String,
+    description: String,
+) -> Result<Notice, AppError> {
+    let result = async {
+        at_most("external_id", &external_id, 1024)?;
+        at_most("description", &description, 2000)?;
+        let (service, actor) = server::actor().await?;
+        let owner = service.catalog_owner(&actor, self::catalog_id(catalog_id))?;
+        let system = crate::domain::ids::ResourceSystemId(system_id);
+        owner.add_resource_as(system, external_id.trim(), &name, &description, &["Member"]).await?;
+        Ok(ok(format!("“{}” bound: packages can grant its membership now.", name.trim())))
+    }
+    .await;
+    server::finish(result).await
+}
+
 /// People whose email or name starts with `query`, for the person pickers.
 #[server(endpoint = "find_people")]
 pub async fn find_people(query: String) -> Result<Vec<PersonOption>, AppError> {

@@ -112,6 +112,7 @@ struct Actions {
     grant: ServerAction<GrantCatalogRole>,
     revoke: ServerAction<RevokeCatalogRole>,
     add: ServerAction<AddResource>,
+    bind: ServerAction<BindGroup>,
     delete: ServerAction<DeleteCatalog>,
     start: ServerAction<StartPackageDraft>,
     discard: ServerAction<DiscardPackageDraft>,
@@ -131,12 +132,14 @@ fn CatalogBody() -> impl IntoView {
         ServerAction::<DeleteCatalog>::new(),
     );
     let (start, discard) = (ServerAction::<StartPackageDraft>::new(), ServerAction::<DiscardPackageDraft>::new());
+    let bind = ServerAction::<BindGroup>::new();
     let changed = move || {
         (
             save.version().get(),
             grant.version().get(),
             revoke.version().get(),
             add.version().get(),
+            bind.version().get(),
             delete.version().get(),
             discard.version().get(),
         )
@@ -147,11 +150,12 @@ fn CatalogBody() -> impl IntoView {
         grant.value().into(),
         revoke.value().into(),
         add.value().into(),
+        bind.value().into(),
         delete.value().into(),
         start.value().into(),
         discard.value().into(),
     ]);
-    let actions = Actions { save, grant, revoke, add, delete, start, discard, latest, flash: flash() };
+    let actions = Actions { save, grant, revoke, add, bind, delete, start, discard, latest, flash: flash() };
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || detail.get().map(|r| match r {
@@ -178,7 +182,14 @@ fn CatalogView(d: CatalogAdmin, actions: Actions) -> impl IntoView {
         <Notices latest flash />
         {d.may_own.then(|| view! { <Settings c=c.clone() actions /> })}
         <Managers catalog=c.id holders=d.holders.clone() may_own=d.may_own actions />
-        <Resources catalog=c.id resources=d.resources.clone() systems=d.systems.clone() may_own=d.may_own actions />
+        <Resources
+            catalog=c.id
+            resources=d.resources.clone()
+            systems=d.systems.clone()
+            connected=d.connected.clone()
+            may_own=d.may_own
+            actions
+        />
         <section class="panel" aria-labelledby="packages-h">
             <h2 id="packages-h">"Access packages"</h2>
             {d.may_build.then(|| view! { <Build catalog=c.id drafts=d.drafts.clone() actions /> })}
@@ -312,6 +323,7 @@ fn Resources(
     catalog: i64,
     resources: Vec<CatalogResource>,
     systems: Vec<SystemOption>,
+    connected: Vec<SystemOption>,
     may_own: bool,
     actions: Actions,
 ) -> impl IntoView {
@@ -354,6 +366,25 @@ fn Resources(
                     <input type="text" id="resource-roles" name="roles" value="Member" required />
                     <FieldError latest flash field="roles" />
                     <p><button type="submit" class="btn">"Add resource"</button></p>
+                </ActionForm>
+            })}
+            {(may_own && !connected.is_empty()).then(|| view! {
+                <h3>"Bind a group of a connected system"</h3>
+                <ActionForm action=actions.bind attr:class="form" attr:id="bind-group">
+                    <input type="hidden" name="catalog_id" value=catalog />
+                    <label for="bind-system">"System"</label>
+                    <select id="bind-system" name="system_id">
+                        {connected.into_iter().map(|s| view! { <option value=s.id>{format!("{} ({})", s.name, s.kind)}</option> }).collect_view()}
+                    </select>
+                    <label for="bind-external">"Its id there"</label>
+                    <input type="text" id="bind-external" name="external_id" required placeholder="a SCIM group's id · cn=…,ou=groups,dc=… · a receiver's name for it" />
+                    <FieldError latest flash field="external_id" />
+                    <label for="bind-name">"Name"</label>
+                    <input type="text" id="bind-name" name="name" required maxlength="200" />
+                    <label for="bind-description">"Description"</label>
+                    <input type="text" id="bind-description" name="description" />
+                    <p class="muted small">"One role, its membership: packages grant it like any other role."</p>
+                    <p><button type="submit" class="btn-secondary">"Bind group"</button></p>
                 </ActionForm>
             })}
         </section>
