@@ -615,6 +615,29 @@ pub struct ConnectorView {
     pub last_error_at: Option<Millis>,
     /// No instance calls it before this (it was unavailable).
     pub paused_until: Option<Millis>,
+    /// The last drift check's summary (empty: never checked), and when.
+    pub drift: String,
+    pub drift_checked_at: Option<Millis>,
+}
+
+/// Drift found in one bound group of a connected system.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupDrift {
+    /// The resource's name here, and the group's id there.
+    pub resource: String,
+    pub external_id: String,
+    /// Members the target lists.
+    pub members: i64,
+    /// Holders the group lacks (emails).
+    pub missing: Vec<String>,
+    /// Members nobody granted (emails, or the target's id of an account unknown here).
+    pub unexpected: Vec<String>,
+}
+
+/// A connected system's drift, group by group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DriftReport {
+    pub groups: Vec<GroupDrift>,
 }
 
 /// A connected organization: its guests sign in and request what its policies allow while it

@@ -62,6 +62,10 @@ pub struct LdapConfig {
     /// Calls this instance makes to the directory at once (1–32; 4 when not set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<u16>,
+    /// The share of a group's members (percent) a drift repair removes without a
+    /// confirmation (10 when not set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removal_threshold: Option<u8>,
 }
 
 impl LdapConfig {
@@ -111,6 +115,7 @@ impl LdapConfig {
             member_attribute,
             placeholder: None,
             max_in_flight: None,
+            removal_threshold: None,
         })
     }
 
@@ -211,6 +216,26 @@ impl Directory<'_> {
             }
             code => Err(refused("the change of the group", code, &result.text)),
         }
+    }
+
+    /// The DNs listed as the group's members (the placeholder left out).
+    pub async fn group_members(&self, group: &str) -> Result<Vec<String>, CallError> {
+        let mut ldap = self.open().await?;
+        let attribute = self.config.member_attribute.name();
+        let (entries, _) = ldap
+            .with_timeout(CALL_TIMEOUT)
+            .search(group, Scope::Base, "(objectClass=*)", vec![attribute])
+            .await
+            .map_err(unreachable)?
+            .success()
+            .map_err(unreachable)?;
+        let _ = ldap.unbind().await;
+        let placeholder = self.config.placeholder().to_lowercase();
+        Ok(entries
+            .into_iter()
+            .flat_map(|e| SearchEntry::construct(e).attrs.into_values().flatten())
+            .filter(|dn| dn.to_lowercase() != placeholder)
+            .collect())
     }
 
     /// Bind, and read the people base (changing nothing): what the directory said.

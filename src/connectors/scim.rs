@@ -19,6 +19,10 @@ pub struct ScimConfig {
     /// Calls this instance makes to the target at once (1–32; 4 when not set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<u16>,
+    /// The share of a group's members (percent) a drift repair removes without a
+    /// confirmation (10 when not set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removal_threshold: Option<u8>,
 }
 
 impl ScimConfig {
@@ -31,7 +35,7 @@ impl ScimConfig {
     /// A base URL an administrator may give: see [`super::checked_url`].
     pub fn checked(base_url: &str, create_users: bool) -> Result<Self, String> {
         let base_url = super::checked_url(base_url).map_err(|e| format!("the base URL: {e}"))?;
-        Ok(ScimConfig { base_url, create_users, max_in_flight: None })
+        Ok(ScimConfig { base_url, create_users, max_in_flight: None, removal_threshold: None })
     }
 }
 
@@ -132,6 +136,21 @@ impl Scim<'_> {
         let url = self.url(&format!("Groups/{}", urlencoding(group)));
         self.send(super::http()?.patch(url).header("content-type", "application/scim+json").json(&body)).await?;
         Ok(())
+    }
+
+    /// The target's ids of the group's members.
+    pub async fn group_members(&self, group: &str) -> Result<Vec<String>, CallError> {
+        let url = self.url(&format!("Groups/{}", urlencoding(group)));
+        let response = self.send(super::http()?.get(url)).await?;
+        let group: serde_json::Value =
+            response.json().await.map_err(|e| format!("SCIM target: unreadable group: {e}"))?;
+        Ok(group["members"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| m["value"].as_str().map(str::to_owned))
+            .collect())
     }
 
     /// Ask the target for its `ServiceProviderConfig` (changing nothing): what it says of

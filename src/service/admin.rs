@@ -138,7 +138,12 @@ impl Administrator<'_> {
                 "a DN used for nothing else, like cn=placeholder,dc=example",
             ));
         }
-        let config = LdapConfig { placeholder, max_in_flight: settings.max_in_flight, ..config };
+        let config = LdapConfig {
+            placeholder,
+            max_in_flight: settings.max_in_flight,
+            removal_threshold: settings.removal_threshold.map(|p| p.clamp(1, 100)),
+            ..config
+        };
         if password.is_empty() || password.len() > 4096 {
             return Err(DomainError::invalid("password", "the bind password (up to 4096 characters)"));
         }

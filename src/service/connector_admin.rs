@@ -33,6 +33,8 @@ impl Administrator<'_> {
                     last_error: r.last_error,
                     last_error_at: r.last_error_at,
                     paused_until: r.paused_until,
+                    drift: r.drift,
+                    drift_checked_at: r.drift_checked_at,
                 }
             })
             .collect())

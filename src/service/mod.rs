@@ -19,6 +19,7 @@ mod import;
 mod leavers;
 mod orgs;
 mod package_admin;
+mod reconcile;
 mod requests;
 pub mod role_sync;
 mod snapshot;
@@ -37,6 +38,7 @@ pub use delivery::{DeliveryReport, FailedWork, DELIVERY_BATCH};
 pub use import::{ImportLine, Imported};
 pub use leavers::Offboarded;
 pub use package_admin::AssignmentExport;
+pub use reconcile::{summary as drift_summary, Repaired};
 pub use requests::{NewRequest, RequestOutcome};
 
 /// The application's operations over one database and one clock.
@@ -184,6 +186,7 @@ pub async fn run_workers(service: Service, interval: std::time::Duration) {
             Ok(false)
         }),
         clean_up(service, interval * 150),
+        drift_checks(service, DRIFT_CHECK_EVERY),
     );
 }
 
@@ -210,6 +213,22 @@ where
                     break;
                 }
             }
+        }
+    }
+}
+
+/// How often every connected system's drift is checked (and kept for the connectors page).
+const DRIFT_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// Check every SCIM and LDAP system's drift every `every`, the first time one period after
+/// start (a restart does not call every target at once).
+async fn drift_checks(service: &Service, every: std::time::Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = service.check_drift_everywhere(&crate::domain::authz::Operator::Workers).await {
+            tracing::error!(pass = "drift check", error = ?e, "worker pass failed");
         }
     }
 }

@@ -345,6 +345,8 @@ pub struct ConnectorHealth {
     pub last_error: String,
     pub last_error_at: Option<i64>,
     pub paused_until: Option<i64>,
+    pub drift: String,
+    pub drift_checked_at: Option<i64>,
 }
 
 /// Every connected system (not the built-in one), by name: its settings, its resources, its
@@ -352,6 +354,7 @@ pub struct ConnectorHealth {
 pub async fn connector_health(conn: &mut Conn) -> Result<Vec<ConnectorHealth>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT s.id, s.name, s.kind, s.config, s.last_success_at, s.last_error, s.last_error_at, s.paused_until,
+             s.drift, s.drift_checked_at,
              (SELECT COUNT(*) FROM resources r WHERE r.system_id = s.id) AS resources,
              (SELECT COUNT(*) FROM outbox o JOIN resource_roles rr ON rr.id = o.resource_role_id
                  JOIN resources r ON r.id = rr.resource_id
@@ -377,9 +380,22 @@ pub async fn connector_health(conn: &mut Conn) -> Result<Vec<ConnectorHealth>, s
                 last_error: row.text("last_error")?,
                 last_error_at: row.opt_int("last_error_at")?,
                 paused_until: row.opt_int("paused_until")?,
+                drift: row.text("drift")?,
+                drift_checked_at: row.opt_int("drift_checked_at")?,
             })
         })
         .collect()
+}
+
+/// The last drift check's summary, kept on the system's row.
+pub async fn keep_drift(conn: &mut Conn, system: ResourceSystemId, summary: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE resource_systems SET drift = $1, drift_checked_at = $2 WHERE id = $3")
+        .bind(summary)
+        .bind(now)
+        .bind(system.0)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A delivery to the system went through (`error` empty), or failed with this error.

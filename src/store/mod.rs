@@ -431,6 +431,7 @@ pub mod catalog;
 pub mod directory;
 pub mod drafts;
 pub mod logins;
+pub mod reconcile;
 pub mod requests;
 pub mod role_sync;
 pub mod scale;

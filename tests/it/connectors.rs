@@ -29,6 +29,7 @@ on_both_databases!(
     a_webhook_hears_each_grant_and_revoke_once_signed,
     an_ldap_group_follows_the_packages_that_grant_it,
     the_connectors_page_adds_tests_and_shows_a_system,
+    drift_is_reported_and_repaired_behind_a_threshold,
 );
 
 /// The SCIM target the test command started.
@@ -672,6 +673,7 @@ async fn an_ldap_group_follows_the_packages_that_grant_it(backend: Backend) {
         member_attribute: Default::default(),
         placeholder: None,
         max_in_flight: None,
+        removal_threshold: None,
     };
     let refused = admin.add_ldap_system("Directory", settings("ldap://dir.example"), &password).await;
     assert!(refused.is_err(), "a bind password in clear to another machine");
@@ -777,6 +779,10 @@ async fn the_connectors_page_adds_tests_and_shows_a_system(backend: Backend) {
     let view = views.iter().find(|v| v.id == system).unwrap();
     assert_eq!((view.resources, view.queued, view.failed), (1, 0, 0));
     assert!(view.last_success.is_some() && view.last_error.is_empty(), "{view:?}");
+    app.submit(&c, page, "/api/check_drift", &[("system_id", system.to_string())]).await;
+    let html = app.page(&c, page).await;
+    assert!(html.contains("No drift: 1 group(s) hold exactly what is granted."), "the check's answer");
+    assert!(html.contains("Drift, checked"), "and kept on the system's row");
 
     // A directory with a wrong password: the test says the bind was refused.
     let (ldap_url, base, bind_dn, _) = directory();
@@ -797,10 +803,108 @@ async fn the_connectors_page_adds_tests_and_shows_a_system(backend: Backend) {
     app.submit(&c, page, "/api/test_connector", &[("system_id", ldap.to_string())]).await;
     let html = app.page(&c, page).await;
     assert!(html.contains("refused the bind: result 49"), "the directory's answer");
+    // The scheduled check reads every SCIM and LDAP system, and keeps why one could not be read.
+    package_for(&app.service, &app.ids, ResourceSystemId(ldap), &format!("cn=nobody-{backend:?},{base}")).await;
+    assert_eq!(app.service.check_drift_everywhere(&Operator::Workers).await.unwrap(), 2);
+    let views = app.service.administrator(&grace).unwrap().connectors().await.unwrap();
+    let ldap_view = views.iter().find(|v| v.id == ldap).unwrap();
+    assert!(ldap_view.drift.starts_with("not checked") && ldap_view.drift.contains("49"), "{ldap_view:?}");
 
     // Not for catalog owners.
     let linus = common::client();
     app.sign_in(&linus, app.ids.linus).await;
     let res = app.server_fn(&linus, "load_connectors").send().await.unwrap();
     assert_eq!(res.status(), 403);
+}
+
+/// Changes made behind Quartermaster's back are reported and repaired: a holder taken out
+/// is put back, a person whose access ended and an account nobody here knows are taken out;
+/// a repair removing more than a tenth of a group waits for a confirmation. Ended access is
+/// never re-added.
+async fn drift_is_reported_and_repaired_behind_a_threshold(backend: Backend) {
+    let w = World::new(backend).await;
+    let service = w.service.clone().with_secret_key(Some(SecretKey::from_hex(&"5f".repeat(32)).unwrap()));
+    let (url, token) = target();
+    let grace = w.actor(w.ids.grace).await;
+    let admin = service.administrator(&grace).unwrap();
+    let system = admin.add_scim_system(&format!("Drifting {backend:?}"), &url, &token, true).await.unwrap();
+    let group = new_group(&format!("drift-{backend:?}-{}", rand::random::<u32>())).await;
+    let (package, policy) = package_for(&service, &w.ids, system, &group).await;
+    let linus = w.actor(w.ids.linus).await;
+    let am = service.assignment_manager_of(&linus, package).await.unwrap();
+    for person in [w.ids.maya, w.ids.omar, w.ids.jamal] {
+        am.assign_directly(person, package, policy, None, "").await.unwrap();
+    }
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    am.remove_from_package(package, newest_assignment(&w, w.ids.jamal, package).await, "moved on").await.unwrap();
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    let clean = |r: &quartermaster::views::DriftReport| {
+        r.groups.iter().all(|g| g.missing.is_empty() && g.unexpected.is_empty())
+    };
+    assert!(clean(&admin.drift(system).await.unwrap()), "in line after delivery");
+
+    // Behind its back: Maya taken out; Jamal (whose access ended) and a stranger put in.
+    let account = async |user: UserId| -> String {
+        sqlx::query_scalar("SELECT external_id FROM connector_accounts WHERE system_id = $1 AND user_id = $2")
+            .bind(system.0)
+            .bind(user.0)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap()
+    };
+    let (maya, jamal) = (account(w.ids.maya).await, account(w.ids.jamal).await);
+    let stranger = scim(
+        reqwest::Method::POST,
+        "Users",
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("stranger-{group}@elsewhere.example")})),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let patch = |op: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [op]});
+    let path = format!("Groups/{group}");
+    scim(
+        reqwest::Method::PATCH,
+        &path,
+        Some(patch(json!({"op": "remove", "path": format!("members[value eq \"{maya}\"]")}))),
+    )
+    .await;
+    scim(
+        reqwest::Method::PATCH,
+        &path,
+        Some(patch(json!({"op": "add", "path": "members", "value": [{"value": jamal}, {"value": stranger}]}))),
+    )
+    .await;
+
+    let report = admin.drift(system).await.unwrap();
+    let g = &report.groups[0];
+    assert_eq!(g.missing, ["maya@quartermaster.example"]);
+    let mut unexpected = g.unexpected.clone();
+    unexpected.sort();
+    assert_eq!(unexpected, [format!("{stranger} (not known here)"), "jamal@quartermaster.example".to_owned()]);
+
+    // Two of three members to remove: refused without a confirmation, and nothing changes.
+    let refused = admin.repair_drift(system, false).await.unwrap_err();
+    assert!(format!("{refused:?}").contains("confirm"), "{refused:?}");
+    let queued = "SELECT COUNT(*) FROM outbox WHERE state = 'pending'";
+    assert_eq!(sqlx::query_scalar::<_, i64>(queued).fetch_one(w.db().pool()).await.unwrap(), 0);
+    assert_eq!(members(&group).await.len(), 3);
+
+    let done = admin.repair_drift(system, true).await.unwrap();
+    assert_eq!(
+        done,
+        quartermaster::service::Repaired { additions_queued: 1, removals_queued: 1, strangers_removed: 1 }
+    );
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    let mut now_in = members(&group).await;
+    now_in.sort();
+    assert_eq!(
+        now_in,
+        ["maya@quartermaster.example", "omar@quartermaster.example"],
+        "Jamal's ended access is not back"
+    );
+    assert!(clean(&admin.drift(system).await.unwrap()), "in line after the repair");
+    let audited = "SELECT COUNT(*) FROM audit_events WHERE action = 'resource_system.repaired'";
+    assert_eq!(sqlx::query_scalar::<_, i64>(audited).fetch_one(w.db().pool()).await.unwrap(), 1);
 }

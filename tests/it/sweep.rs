@@ -196,6 +196,8 @@ const TABLE: &[(&str, &str)] = &[
     ("add_connector", "DDDDDDDDDDAD"),
     ("test_connector", "DDDDDDDDDDAD"),
     ("retry_connector", "DDDDDDDDDDAD"),
+    ("check_drift", "DDDDDDDDDDAD"),
+    ("repair_drift", "DDDDDDDDDDAD"),
     // The package builder: who builds packages in Engineering starts a draft (its owner, its
     // package manager, administrators); a draft is its author's alone (Linus's here), so
     // nobody else — not even an administrator — opens, saves, discards or finishes it.
@@ -585,6 +587,8 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
                 Some(Effect::Connectors),
             ),
             "test_connector" => (vec![("system_id", fx.system.0.to_string())], None),
+            "check_drift" => (vec![("system_id", fx.system.0.to_string())], None),
+            "repair_drift" => (vec![("system_id", fx.system.0.to_string())], None),
             "bind_group" => (
                 vec![
                     ("catalog_id", fx.catalog.0.to_string()),

@@ -70,6 +70,7 @@ pub async fn add_connector(
                     member_attribute,
                     placeholder: None,
                     max_in_flight: None,
+                    removal_threshold: None,
                 };
                 admin.add_ldap_system(&name, settings, &secret).await?
             }
@@ -92,6 +93,54 @@ pub async fn test_connector(system_id: i64) -> Result<Notice, AppError> {
     }
     .await;
     server::finish(result).await
+}
+
+/// Compare what Quartermaster grants with what the system's bound groups hold (nothing
+/// changes); the notice says what differs.
+#[server(endpoint = "check_drift")]
+pub async fn check_drift(system_id: i64) -> Result<Notice, AppError> {
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        let system = crate::domain::ids::ResourceSystemId(system_id);
+        match service.administrator(&actor)?.drift(system).await {
+            Ok(report) => Ok(ok(crate::service::drift_summary(&report))),
+            Err(e) => could_not_compare(e),
+        }
+    }
+    .await;
+    server::finish(result).await
+}
+
+/// Repair the drift: missing members added back, members nobody granted taken out. More than
+/// the system's share of a group needs `confirm`.
+#[server(endpoint = "repair_drift")]
+pub async fn repair_drift(system_id: i64, confirm: Option<String>) -> Result<Notice, AppError> {
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        let system = crate::domain::ids::ResourceSystemId(system_id);
+        let done = match service.administrator(&actor)?.repair_drift(system, ticked(&confirm)).await {
+            Ok(done) => done,
+            Err(e) => return could_not_compare(e),
+        };
+        Ok(ok(format!(
+            "Repair under way: {} member(s) to add back and {} to take out are queued; {} account(s) unknown here taken out.",
+            done.additions_queued, done.removals_queued, done.strangers_removed
+        )))
+    }
+    .await;
+    server::finish(result).await
+}
+
+/// A comparison that could not run (the system cannot be read: unreachable, no key, a kind
+/// that keeps no memberships) is an answer saying why, not an error of the request.
+#[cfg(feature = "ssr")]
+fn could_not_compare(e: crate::domain::DomainError) -> Result<Notice, AppError> {
+    match e {
+        crate::domain::DomainError::Invalid { field: Some(field), message } if field == "system" => {
+            Ok(Notice { ok: false, text: format!("Not compared: {message}"), field: None })
+        }
+        e => Err(e.into()),
+    }
 }
 
 /// Put the system's failed work back in the queue.

@@ -26,11 +26,28 @@ fn ConnectorsBody() -> impl IntoView {
     let add = ServerAction::<AddConnector>::new();
     let test = ServerAction::<TestConnector>::new();
     let retry = ServerAction::<RetryConnector>::new();
+    let check = ServerAction::<CheckDrift>::new();
+    let repair = ServerAction::<RepairDrift>::new();
     let systems = Resource::new(
-        move || (add.version().get(), test.version().get(), retry.version().get()),
+        move || {
+            (
+                add.version().get(),
+                test.version().get(),
+                retry.version().get(),
+                check.version().get(),
+                repair.version().get(),
+            )
+        },
         |_| load_connectors(),
     );
-    let latest = latest_of(vec![add.value().into(), test.value().into(), retry.value().into()]);
+    let latest = latest_of(vec![
+        add.value().into(),
+        test.value().into(),
+        retry.value().into(),
+        check.value().into(),
+        repair.value().into(),
+    ]);
+    let row_actions = RowActions { test, retry, check, repair };
     let added: Signal<Option<Result<Notice, AppError>>> = add.value().into();
     let flash = flash();
     view! {
@@ -48,7 +65,7 @@ fn ConnectorsBody() -> impl IntoView {
                             <th>"Last success"</th><th>"Last error"</th><th><span class="sr-only">"Actions"</span></th>
                         </tr></thead>
                         <tbody>
-                            {list.into_iter().map(|c| view! { <ConnectorRow c test retry /> }).collect_view()}
+                            {list.into_iter().map(|c| view! { <ConnectorRow c actions=row_actions /> }).collect_view()}
                         </tbody>
                     </table>
                 }.into_any(),
@@ -99,12 +116,18 @@ fn ConnectorsBody() -> impl IntoView {
     }
 }
 
-#[component]
-fn ConnectorRow(
-    c: ConnectorView,
+#[derive(Clone, Copy)]
+struct RowActions {
     test: ServerAction<TestConnector>,
     retry: ServerAction<RetryConnector>,
-) -> impl IntoView {
+    check: ServerAction<CheckDrift>,
+    repair: ServerAction<RepairDrift>,
+}
+
+#[component]
+fn ConnectorRow(c: ConnectorView, actions: RowActions) -> impl IntoView {
+    let RowActions { test, retry, check, repair } = actions;
+    let compares = matches!(c.kind.as_str(), "scim" | "ldap");
     let kind = match c.kind.as_str() {
         "scim" => "SCIM",
         "ldap" => "LDAP",
@@ -118,6 +141,7 @@ fn ConnectorRow(
                 <div class="muted small">{c.address}</div>
                 <div class="muted small">{c.settings}</div>
                 {c.paused_until.map(|ms| view! { <div class="small">"Paused until "<Time ms /></div> })}
+                {c.drift_checked_at.map(|ms| view! { <div class="small drift">"Drift, checked "<Time ms />": "{c.drift.clone()}</div> })}
             </td>
             <td>{c.resources}</td>
             <td>{c.queued}</td>
@@ -136,6 +160,17 @@ fn ConnectorRow(
                     <ActionForm action=retry attr:class="inline">
                         <input type="hidden" name="system_id" value=c.id />
                         <button type="submit" class="btn-secondary">"Retry failed"</button>
+                    </ActionForm>
+                })}
+                {compares.then(|| view! {
+                    <ActionForm action=check attr:class="inline">
+                        <input type="hidden" name="system_id" value=c.id />
+                        <button type="submit" class="btn-secondary">"Check drift"</button>
+                    </ActionForm>
+                    <ActionForm action=repair attr:class="inline">
+                        <input type="hidden" name="system_id" value=c.id />
+                        <label class="check small"><input type="checkbox" name="confirm" />" even a mass removal"</label>
+                        <button type="submit" class="btn-secondary">"Repair drift"</button>
                     </ActionForm>
                 })}
             </td>
