@@ -130,6 +130,16 @@ impl LdapConfig {
     }
 }
 
+/// A DN as compared here: lower case, no spaces around its commas and equals signs (two
+/// spellings of one DN are one key).
+pub fn dn_key(dn: &str) -> String {
+    dn.split(',')
+        .map(|rdn| rdn.split('=').map(str::trim).collect::<Vec<_>>().join("="))
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_lowercase()
+}
+
 /// LDAP result codes this connector tells apart (RFC 4511 §4.1.9).
 mod rc {
     pub const SUCCESS: u32 = 0;
@@ -230,12 +240,38 @@ impl Directory<'_> {
             .success()
             .map_err(unreachable)?;
         let _ = ldap.unbind().await;
-        let placeholder = self.config.placeholder().to_lowercase();
+        // People only: entries under the people base (a nested group or a service entry
+        // elsewhere is left alone), the placeholder left out.
+        let placeholder = dn_key(&self.config.placeholder());
+        let people = format!(",{}", dn_key(&self.config.people_base));
         Ok(entries
             .into_iter()
             .flat_map(|e| SearchEntry::construct(e).attrs.into_values().flatten())
-            .filter(|dn| dn.to_lowercase() != placeholder)
+            .filter(|dn| {
+                let key = dn_key(dn);
+                key != placeholder && key.ends_with(&people)
+            })
             .collect())
+    }
+
+    /// The `mail` of the entry with this DN (none: no such entry, or no mail).
+    pub async fn entry_mail(&self, dn: &str) -> Result<Option<String>, CallError> {
+        let mut ldap = self.open().await?;
+        let found = ldap
+            .with_timeout(CALL_TIMEOUT)
+            .search(dn, Scope::Base, "(objectClass=*)", vec!["mail"])
+            .await
+            .map_err(unreachable)?;
+        let _ = ldap.unbind().await;
+        if found.1.rc == rc::NO_SUCH_OBJECT {
+            return Ok(None);
+        }
+        let (entries, _) = found.success().map_err(unreachable)?;
+        Ok(entries
+            .into_iter()
+            .next()
+            .and_then(|e| SearchEntry::construct(e).attrs.remove("mail"))
+            .and_then(|mut mails| mails.pop()))
     }
 
     /// Bind, and read the people base (changing nothing): what the directory said.
@@ -340,5 +376,6 @@ mod tests {
         assert!(matches!(refused("x", 65, ""), CallError::Permanent(_)));
         assert!(matches!(refused("x", 49, ""), CallError::Unavailable { .. }));
         assert!(matches!(refused("x", 80, ""), CallError::Transient(_)));
+        assert_eq!(dn_key("CN=Maya Patel, OU=People ,DC=x"), "cn=maya patel,ou=people,dc=x");
     }
 }

@@ -138,10 +138,11 @@ impl Scim<'_> {
         Ok(())
     }
 
-    /// The target's ids of the group's members.
+    /// The target's ids of the group's members that are people (a nested group is left
+    /// out). A group without `members` has none.
     pub async fn group_members(&self, group: &str) -> Result<Vec<String>, CallError> {
         let url = self.url(&format!("Groups/{}", urlencoding(group)));
-        let response = self.send(super::http()?.get(url)).await?;
+        let response = self.send(super::http()?.get(url).query(&[("attributes", "members")])).await?;
         let group: serde_json::Value =
             response.json().await.map_err(|e| format!("SCIM target: unreadable group: {e}"))?;
         Ok(group["members"]
@@ -149,8 +150,21 @@ impl Scim<'_> {
             .map(Vec::as_slice)
             .unwrap_or_default()
             .iter()
+            .filter(|m| m["type"].as_str().is_none_or(|t| t.eq_ignore_ascii_case("User")))
             .filter_map(|m| m["value"].as_str().map(str::to_owned))
             .collect())
+    }
+
+    /// The `userName` of the target's user with this id (none: no such user).
+    pub async fn user_name(&self, id: &str) -> Result<Option<String>, CallError> {
+        let url = self.url(&format!("Users/{}", urlencoding(id)));
+        let response = self.call(super::http()?.get(url)).await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let user: serde_json::Value =
+            self.refused(response).await?.json().await.map_err(|e| format!("SCIM target: unreadable user: {e}"))?;
+        Ok(user["userName"].as_str().map(str::to_owned))
     }
 
     /// Ask the target for its `ServiceProviderConfig` (changing nothing): what it says of

@@ -186,7 +186,7 @@ pub async fn run_workers(service: Service, interval: std::time::Duration) {
             Ok(false)
         }),
         clean_up(service, interval * 150),
-        drift_checks(service, DRIFT_CHECK_EVERY),
+        drift_checks(service, DRIFT_LOOK_EVERY),
     );
 }
 
@@ -217,17 +217,21 @@ where
     }
 }
 
-/// How often every connected system's drift is checked (and kept for the connectors page).
-const DRIFT_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+/// How often every connected system's drift is checked (and kept for the connectors page),
+/// and how often an instance looks for systems due a check.
+const DRIFT_CHECK_EVERY: chrono::Duration = chrono::Duration::hours(6);
+const DRIFT_LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Check every SCIM and LDAP system's drift every `every`, the first time one period after
-/// start (a restart does not call every target at once).
+/// Every ten minutes (the first a minute after start), check the systems not checked for six
+/// hours; each is claimed first, so one instance checks it.
 async fn drift_checks(service: &Service, every: std::time::Duration) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let first = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut tick = tokio::time::interval_at(first, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = service.check_drift_everywhere(&crate::domain::authz::Operator::Workers).await {
+        let by = crate::domain::authz::Operator::Workers;
+        if let Err(e) = service.check_drift_everywhere(&by, DRIFT_CHECK_EVERY).await {
             tracing::error!(pass = "drift check", error = ?e, "worker pass failed");
         }
     }

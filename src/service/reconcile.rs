@@ -5,11 +5,16 @@
 //! - **Only delivered access counts.** A holder whose grant is still on its way, or anyone with
 //!   work for the role still queued, is neither missing nor unexpected yet; ended access is
 //!   never expected, so no sync re-adds it.
+//! - **Members are people, found.** A nested group (SCIM `type: Group`, an LDAP DN outside
+//!   the people base) is left alone. A member whose account was never kept here is asked
+//!   about (SCIM `userName`, LDAP `mail`): a person here by that email is them (and the
+//!   account is kept on repair), so a lost id never makes a holder look like a stranger.
 //! - **Repair goes through the outbox.** A missing member's grant is queued again, an
 //!   unexpected member Quartermaster knows is queued for removal; delivery checks each under
 //!   the person's lock as always (an assignment ended meanwhile is not re-added; a role held
-//!   again is not removed). A member Quartermaster does not know at all is taken out directly,
-//!   after checking once more that nobody was given that account meanwhile.
+//!   again is not removed). A member nobody here is (no person by the target's email) is
+//!   taken out directly, after checking once more that nobody was given that account
+//!   meanwhile.
 //! - **A mass removal needs a confirmation.** Removing more than the system's share of a
 //!   group's members (10 % unless set) is refused without one.
 
@@ -38,6 +43,11 @@ enum Target {
 
 /// What a repair does.
 enum Fix {
+    /// The target's id for a person, found by asking the target who a member is: kept.
+    Keep {
+        user: UserId,
+        id: String,
+    },
     Add(GrantId),
     Remove(UserId, ResourceRoleId),
     /// An account Quartermaster does not know: taken out of `group` directly.
@@ -53,6 +63,8 @@ pub struct Repaired {
     pub additions_queued: usize,
     pub removals_queued: usize,
     pub strangers_removed: usize,
+    /// Accounts unknown here that could not be taken out (audited with the target's answer).
+    pub strangers_not_removed: usize,
 }
 
 impl Administrator<'_> {
@@ -101,6 +113,7 @@ impl Administrator<'_> {
                     done.removals_queued += 1;
                 }
                 Fix::Stranger { group, id } => strangers.push((group, id)),
+                Fix::Keep { user, id } => catalog::keep_connector_account(&mut tx, system, user, &id).await?,
             }
         }
         let event = AuditEvent::new(Some(self.actor.id()), "resource_system.repaired", "resource_system", system.0)
@@ -115,12 +128,16 @@ impl Administrator<'_> {
         // Accounts nobody here knows: out directly, unless one was given to someone meanwhile.
         if !strangers.is_empty() {
             let target = service.open_target(system).await?;
+            let key = |id: &str| match &target {
+                Target::Scim(..) => id.to_lowercase(),
+                Target::Ldap(..) => ldap::dn_key(id),
+            };
             let known: HashSet<String> = {
                 let mut conn = service.db.pool().acquire().await?;
-                reconcile::accounts(&mut conn, system).await?.into_iter().map(|(_, _, id)| id.to_lowercase()).collect()
+                reconcile::accounts(&mut conn, system).await?.into_iter().map(|(_, _, id)| key(&id)).collect()
             };
             let mut failed = Vec::new();
-            for (group, id) in strangers.into_iter().filter(|(_, id)| !known.contains(&id.to_lowercase())) {
+            for (group, id) in strangers.into_iter().filter(|(_, id)| !known.contains(&key(id))) {
                 let removed = match &target {
                     Target::Scim(config, token) => {
                         let scim = scim::Scim { config, token, now };
@@ -135,6 +152,7 @@ impl Administrator<'_> {
                     Err(e) => failed.push(json!({"group": group, "id": id, "error": e.message()})),
                 }
             }
+            done.strangers_not_removed = failed.len();
             if !failed.is_empty() {
                 let tx = service.db.begin().await?;
                 let event = AuditEvent::new(
@@ -152,18 +170,34 @@ impl Administrator<'_> {
 }
 
 impl super::Service {
-    /// The scheduled check: every SCIM and LDAP system's drift, kept on its row for the
-    /// connectors page (nothing is repaired). Returns how many systems were checked; one
-    /// that cannot be read keeps the reason instead.
+    /// The scheduled check: the drift of every SCIM and LDAP system not checked for
+    /// `older_than`, kept on its row for the connectors page (nothing is repaired). Each system
+    /// is claimed by a guarded update first, so of several instances one checks it. Returns
+    /// how many systems were checked; one that cannot be read keeps the reason instead.
     #[tracing::instrument(name = "check_drift_everywhere", skip_all, fields(operator = %by))]
-    pub async fn check_drift_everywhere(&self, by: &crate::domain::authz::Operator<'_>) -> DomainResult<usize> {
+    pub async fn check_drift_everywhere(
+        &self,
+        by: &crate::domain::authz::Operator<'_>,
+        older_than: chrono::Duration,
+    ) -> DomainResult<usize> {
         by.require(crate::domain::authz::Permission::Administer)?;
         let systems = {
             let mut conn = self.db.pool().acquire().await?;
             catalog::connector_health(&mut conn).await?
         };
         let mut checked = 0;
+        let now = self.now().timestamp_millis();
         for system in systems.iter().filter(|s| matches!(s.kind, ResourceSystemKind::Scim | ResourceSystemKind::Ldap)) {
+            let claimed = {
+                let mut tx = self.db.begin().await?;
+                let claimed =
+                    catalog::claim_drift_check(&mut tx, system.id, now, now - older_than.num_milliseconds()).await?;
+                tx.commit().await?;
+                claimed
+            };
+            if !claimed {
+                continue;
+            }
             let summary = match self.drift_and_fixes(system.id).await {
                 Ok((report, _, _)) => summary(&report),
                 Err(e) => {
@@ -229,25 +263,50 @@ impl super::Service {
         let groups = reconcile::bound_groups(&mut conn, system).await?;
         let accounts = reconcile::accounts(&mut conn, system).await?;
         drop(conn);
-        // The target's id (any case) → the person and their email.
-        let by_id: HashMap<String, (UserId, String)> =
-            accounts.into_iter().map(|(user, email, id)| (id.to_lowercase(), (user, email))).collect();
-        let emails: HashMap<UserId, String> = by_id.values().cloned().collect();
+        // The target's ids, as compared (SCIM ids in any case, LDAP DNs however spelled).
+        let key = |id: &str| match &target {
+            Target::Scim(..) => id.to_lowercase(),
+            Target::Ldap(..) => ldap::dn_key(id),
+        };
+        // The target's id → the person and their email.
+        let mut by_id: HashMap<String, (UserId, String)> =
+            accounts.into_iter().map(|(user, email, id)| (key(&id), (user, email))).collect();
         let now = self.now();
         let mut report = DriftReport { groups: Vec::new() };
         let mut fixes = Vec::new();
         for (role, group, name) in groups {
+            let compare_error = |e: CallError| DomainError::invalid("system", format!("{name}: {}", e.message()));
             let present = match &target {
                 Target::Scim(config, token) => scim::Scim { config, token, now }.group_members(&group).await,
                 Target::Ldap(config, password) => ldap::Directory { config, password }.group_members(&group).await,
             }
-            .map_err(|e: CallError| DomainError::invalid("system", format!("{name}: {}", e.message())))?;
+            .map_err(compare_error)?;
+            // A member whose account we never kept (added elsewhere, its id lost, a changed
+            // address): the target says who it is, and a person here by that email is them.
+            let unknown: Vec<&String> = present.iter().filter(|id| !by_id.contains_key(&key(id))).collect();
+            for id in unknown {
+                let email = match &target {
+                    Target::Scim(config, token) => scim::Scim { config, token, now }.user_name(id).await,
+                    Target::Ldap(config, password) => ldap::Directory { config, password }.entry_mail(id).await,
+                }
+                .map_err(compare_error)?;
+                let Some(email) = email else { continue };
+                let person = {
+                    let mut conn = self.db.pool().acquire().await?;
+                    crate::store::directory::user_by_email(&mut conn, &email).await?
+                };
+                if let Some((user, _)) = person {
+                    by_id.insert(key(id), (user.id, user.email.clone()));
+                    fixes.push(Fix::Keep { user: user.id, id: id.clone() });
+                }
+            }
             let holders = {
                 let mut conn = self.db.pool().acquire().await?;
                 reconcile::holders(&mut conn, role).await?
             };
+            let emails: HashMap<UserId, String> = by_id.values().cloned().collect();
             let present_people: HashSet<UserId> =
-                present.iter().filter_map(|id| by_id.get(&id.to_lowercase()).map(|(u, _)| *u)).collect();
+                present.iter().filter_map(|id| by_id.get(&key(id)).map(|(u, _)| *u)).collect();
             let mut drift = GroupDrift {
                 resource: name.clone(),
                 external_id: group.clone(),
@@ -263,7 +322,7 @@ impl super::Service {
                 }
             }
             for id in &present {
-                match by_id.get(&id.to_lowercase()) {
+                match by_id.get(&key(id)) {
                     Some((user, email)) => {
                         if !expected.contains(user) && !holders.changing.contains(user) {
                             drift.unexpected.push(email.clone());

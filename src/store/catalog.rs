@@ -387,6 +387,26 @@ pub async fn connector_health(conn: &mut Conn) -> Result<Vec<ConnectorHealth>, s
         .collect()
 }
 
+/// Claim the system's scheduled drift check: true (and marked checked now) when it was not
+/// checked since `before` — the instance that gets true checks it.
+pub async fn claim_drift_check(
+    conn: &mut Conn,
+    system: ResourceSystemId,
+    now: i64,
+    before: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE resource_systems SET drift_checked_at = $1 WHERE id = $2 \
+         AND (drift_checked_at IS NULL OR drift_checked_at <= $3)",
+    )
+    .bind(now)
+    .bind(system.0)
+    .bind(before)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// The last drift check's summary, kept on the system's row.
 pub async fn keep_drift(conn: &mut Conn, system: ResourceSystemId, summary: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE resource_systems SET drift = $1, drift_checked_at = $2 WHERE id = $3")
@@ -406,7 +426,14 @@ pub async fn record_health(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let query = if error.is_empty() {
-        sqlx::query("UPDATE resource_systems SET last_success_at = $1 WHERE id = $2").bind(now).bind(system.0)
+        // At most every ten seconds: every delivery to a system would otherwise queue on its
+        // one row (PostgreSQL holds the row lock to the end of each recording transaction).
+        sqlx::query(
+            "UPDATE resource_systems SET last_success_at = $1 WHERE id = $2 \
+             AND (last_success_at IS NULL OR last_success_at < $1 - 10000)",
+        )
+        .bind(now)
+        .bind(system.0)
     } else {
         sqlx::query("UPDATE resource_systems SET last_error_at = $1, last_error = $2 WHERE id = $3")
             .bind(now)

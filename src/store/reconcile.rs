@@ -24,17 +24,22 @@ pub async fn bound_groups(
 }
 
 /// Who holds the role through a live assignment, with their grant and its state
-/// (`delivered`: the target should have them; `pending`: on its way), and who has work for
-/// the role still queued (their membership is changing: neither missing nor unexpected yet).
+/// (`delivered`: the target should have them; `pending` or `failed`: on its way, or waiting
+/// for a repair), and who has work for the role still queued (their membership is changing:
+/// neither missing nor unexpected yet).
 pub struct Holders {
     pub delivered: Vec<(UserId, GrantId)>,
     pub changing: Vec<UserId>,
 }
 
 pub async fn holders(conn: &mut Conn, role: ResourceRoleId) -> Result<Holders, sqlx::Error> {
+    // A failed grant whose package still grants the role counts as held (as delivery counts
+    // it): it is waiting for a repair, so its member is neither missing nor unexpected.
     let sql = format!(
         "SELECT g.user_id, g.id, g.state FROM grants g JOIN assignments a ON a.id = g.assignment_id \
-         WHERE g.resource_role_id = $1 AND a.state IN {LIVE} AND g.state IN ('pending', 'delivered') ORDER BY g.id"
+         WHERE g.resource_role_id = $1 AND a.state IN {LIVE} AND (g.state IN ('pending', 'delivered') \
+           OR (g.state = 'failed' AND EXISTS (SELECT 1 FROM package_resource_roles prr \
+               WHERE prr.package_id = a.package_id AND prr.resource_role_id = g.resource_role_id))) ORDER BY g.id"
     );
     let rows: Vec<(i64, i64, String)> = sqlx::query_as(&sql).bind(role.0).fetch_all(&mut *conn).await?;
     let mut changing: Vec<UserId> = sqlx::query_scalar::<_, i64>(

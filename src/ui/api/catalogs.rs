@@ -152,9 +152,10 @@ pub async fn bind_group(
     description: String,
 ) -> Result<Notice, AppError> {
     let result = async {
-        at_most("external_id", &external_id, 1024)?;
+        at_most("external_id", &external_id, 200)?;
         at_most("description", &description, 2000)?;
         let (service, actor) = server::actor().await?;
+        service.administrator(&actor)?;
         let owner = service.catalog_owner(&actor, self::catalog_id(catalog_id))?;
         let system = crate::domain::ids::ResourceSystemId(system_id);
         owner.add_resource_as(system, external_id.trim(), &name, &description, &["Member"]).await?;

@@ -122,10 +122,18 @@ pub async fn repair_drift(system_id: i64, confirm: Option<String>) -> Result<Not
             Ok(done) => done,
             Err(e) => return could_not_compare(e),
         };
-        Ok(ok(format!(
+        let text = format!(
             "Repair under way: {} member(s) to add back and {} to take out are queued; {} account(s) unknown here taken out.",
             done.additions_queued, done.removals_queued, done.strangers_removed
-        )))
+        );
+        Ok(match done.strangers_not_removed {
+            0 => ok(text),
+            n => Notice {
+                ok: false,
+                text: format!("{text} {n} could not be taken out: the audit log has the target's answer."),
+                field: None,
+            },
+        })
     }
     .await;
     server::finish(result).await

@@ -128,6 +128,14 @@ struct RowActions {
 fn ConnectorRow(c: ConnectorView, actions: RowActions) -> impl IntoView {
     let RowActions { test, retry, check, repair } = actions;
     let compares = matches!(c.kind.as_str(), "scim" | "ldap");
+    let named = |what: &str| format!("{what}: {}", c.name);
+    let (test_label, retry_label, check_label, repair_label, confirm_label) = (
+        named("Test"),
+        named("Retry failed"),
+        named("Check drift"),
+        named("Repair drift"),
+        named("Repair even a mass removal"),
+    );
     let kind = match c.kind.as_str() {
         "scim" => "SCIM",
         "ldap" => "LDAP",
@@ -154,23 +162,23 @@ fn ConnectorRow(c: ConnectorView, actions: RowActions) -> impl IntoView {
             <td class="row-actions">
                 <ActionForm action=test attr:class="inline">
                     <input type="hidden" name="system_id" value=c.id />
-                    <button type="submit" class="btn-secondary">"Test"</button>
+                    <button type="submit" class="btn-secondary" aria-label=test_label>"Test"</button>
                 </ActionForm>
                 {(c.failed > 0).then(|| view! {
                     <ActionForm action=retry attr:class="inline">
                         <input type="hidden" name="system_id" value=c.id />
-                        <button type="submit" class="btn-secondary">"Retry failed"</button>
+                        <button type="submit" class="btn-secondary" aria-label=retry_label>"Retry failed"</button>
                     </ActionForm>
                 })}
                 {compares.then(|| view! {
                     <ActionForm action=check attr:class="inline">
                         <input type="hidden" name="system_id" value=c.id />
-                        <button type="submit" class="btn-secondary">"Check drift"</button>
+                        <button type="submit" class="btn-secondary" aria-label=check_label>"Check drift"</button>
                     </ActionForm>
                     <ActionForm action=repair attr:class="inline">
                         <input type="hidden" name="system_id" value=c.id />
-                        <label class="check small"><input type="checkbox" name="confirm" />" even a mass removal"</label>
-                        <button type="submit" class="btn-secondary">"Repair drift"</button>
+                        <label class="check small"><input type="checkbox" name="confirm" aria-label=confirm_label />" even a mass removal"</label>
+                        <button type="submit" class="btn-secondary" aria-label=repair_label>"Repair drift"</button>
                     </ActionForm>
                 })}
             </td>
