@@ -30,6 +30,7 @@ on_both_databases!(
     an_ldap_group_follows_the_packages_that_grant_it,
     the_connectors_page_adds_tests_and_shows_a_system,
     drift_is_reported_and_repaired_behind_a_threshold,
+    delivery_converges_after_twenty_sigkills,
 );
 
 /// The SCIM target the test command started.
@@ -966,4 +967,121 @@ async fn scim_user(name: &str) -> String {
     }
     assert!(answer.status().is_success(), "{}", answer.status());
     answer.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+/// The server process killed with SIGKILL twenty times while it delivers to a SCIM target,
+/// each time as soon as it has recorded some of its work (additions, and from the tenth
+/// round removals too): once it runs undisturbed, everything has converged. Nobody is
+/// missing or left behind in the group, nobody is in it twice or created twice there, and
+/// nothing failed. Between rounds the dead process's leases are made to lapse, as its
+/// five minutes would.
+async fn delivery_converges_after_twenty_sigkills(backend: Backend) {
+    let test_db = common::fresh_db(backend).await;
+    let db = test_db.db.clone();
+    let ids = quartermaster::demo::seed_directory_and_catalogs(&db).await.unwrap();
+    let hex = "6a".repeat(32);
+    let service = Service::new(db.clone()).with_secret_key(Some(SecretKey::from_hex(&hex).unwrap()));
+    let (url, token) = target();
+    let grace = service.actor(ids.grace).await.unwrap().unwrap();
+    let system = service.administrator(&grace).unwrap().add_scim_system("Killed", &url, &token, true).await.unwrap();
+    let tag = format!("kill-{backend:?}-{}", rand::random::<u32>()).to_lowercase();
+    let group = new_group(&tag).await;
+    let (package, policy) = package_for(&service, &ids, system, &group).await;
+    let people = common::hire(&db, &format!("{tag}-"), 40, ids.grace, chrono::Utc::now().timestamp_millis()).await;
+    let linus = service.actor(ids.linus).await.unwrap().unwrap();
+    let am = service.assignment_manager_of(&linus, package).await.unwrap();
+    for person in &people {
+        am.assign_directly(*person, package, policy, None, "").await.unwrap();
+    }
+    let count = async |sql: &str| sqlx::query_scalar::<_, i64>(sql).fetch_one(db.pool()).await.unwrap();
+    let settled = "SELECT COUNT(*) FROM outbox WHERE state <> 'pending'";
+    let pending = "SELECT COUNT(*) FROM outbox WHERE state = 'pending'";
+    let serve = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_quartermaster"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &test_db.url])
+            .arg("--site-root")
+            .arg(common::site_root())
+            .env("QM_SECRET_KEY", &hex)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let lapse = async || {
+        sqlx::query("UPDATE outbox SET claimed_until = NULL WHERE state = 'pending'").execute(db.pool()).await.unwrap();
+    };
+    let mut killed_mid_work = 0;
+    for round in 0..20 {
+        if round == 10 {
+            // A third of them leave while the rest is still arriving.
+            for person in &people[..15] {
+                am.remove_from_package(package, newest_assignment_of(&db, *person, package).await, "left")
+                    .await
+                    .unwrap();
+            }
+        }
+        lapse().await;
+        let before = count(settled).await;
+        let mut server = serve();
+        let started = std::time::Instant::now();
+        while count(settled).await == before && count(pending).await > 0 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "round {round}: no progress");
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        if count(pending).await > 0 {
+            killed_mid_work += 1;
+        }
+        server.kill().unwrap(); // SIGKILL
+        server.wait().unwrap();
+    }
+    assert!(killed_mid_work >= 15, "the kills must land while work is left ({killed_mid_work} of 20 did)");
+
+    // Undisturbed, it finishes.
+    lapse().await;
+    let mut server = serve();
+    let started = std::time::Instant::now();
+    while count(pending).await > 0 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the work never finished");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    assert_eq!(count("SELECT COUNT(*) FROM outbox WHERE state = 'failed'").await, 0, "nothing failed");
+    let mut expected: Vec<String> = (15..40).map(|i| format!("{tag}-{i}@quartermaster.example")).collect();
+    expected.sort();
+    let mut seen = members(&group).await;
+    seen.sort();
+    assert_eq!(seen, expected, "the group holds exactly who holds the package, each once");
+    for i in 0..40 {
+        let name = format!("{tag}-{i}@quartermaster.example");
+        let (url, token) = target();
+        let found: Value = reqwest::Client::new()
+            .get(format!("{url}/Users"))
+            .query(&[("filter", format!("userName eq \"{name}\""))])
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        // Those who left may have gone before they were ever added there.
+        let once = found["totalResults"].as_i64().unwrap();
+        assert!(once == 1 || (i < 15 && once == 0), "{name} was created {once} times in the target");
+    }
+    let delivered = "SELECT COUNT(*) FROM assignments WHERE state = 'delivered'";
+    assert_eq!(count(delivered).await, 25);
+}
+
+async fn newest_assignment_of(db: &quartermaster::store::Db, user: UserId, package: PackageId) -> AssignmentId {
+    AssignmentId(
+        sqlx::query_scalar("SELECT MAX(id) FROM assignments WHERE user_id = $1 AND package_id = $2")
+            .bind(user.0)
+            .bind(package.0)
+            .fetch_one(db.pool())
+            .await
+            .unwrap(),
+    )
 }
