@@ -5,6 +5,9 @@
 #   scripts/bench.sh --approvals --scale 0.5   # 10,000 approvals by 32 approvers at once
 #   scripts/bench.sh --expiry --scale 1 --rate 50 [--sweep-only]   # every live assignment expiring
 #                                                 # while pages serve (--sweep-only: not awaiting the removals)
+#   scripts/bench.sh --delivery [--grants 10000] [--in-flight 4] [--assign-rate R]   # grants delivered into scim2-server,
+#                                                 # beside the same calls made straight to it
+#                                                 # (--assign-rate R: assigned R a second, not all at once)
 #
 # Builds release, seeds (or reuses) a scale database under target/bench, starts the server on
 # 127.0.0.1 (demo sign-in, rate limits off, pinned to CPU 0 where `taskset` exists), and drives
@@ -22,11 +25,19 @@ rate=1000
 duration=10s
 approvals=0
 expiry=0
+delivery=0
+grants=10000
+in_flight=4
+assign_rate=()
 sweep_only=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --approvals) approvals=1; shift ;;
     --expiry) expiry=1; shift ;;
+    --delivery) delivery=1; shift ;;
+    --grants) grants="$2"; shift 2 ;;
+    --in-flight) in_flight="$2"; shift 2 ;;
+    --assign-rate) assign_rate=(--rate "$2"); shift 2 ;;
     --sweep-only) sweep_only=(--sweep-only); shift ;;
     --scale) scale="$2"; shift 2 ;;
     --backend) backend="$2"; shift 2 ;;
@@ -35,6 +46,17 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
+
+if [[ "$delivery" == 1 ]]; then
+  # benches/delivery.rs: its own database, the delivery workers in its process, a SCIM target
+  # started here (scim2-server, as the tests use it) and stopped at the end.
+  cargo bench --bench delivery --no-run >&2
+  source scripts/scim-peer.sh start >&2
+  trap 'scripts/scim-peer.sh stop' EXIT
+  cargo bench --bench delivery -- --scim-url "$QM_TEST_SCIM_URL" --scim-token "$QM_TEST_SCIM_TOKEN" \
+    --grants "$grants" --in-flight "$in_flight" "${assign_rate[@]}"
+  exit
+fi
 
 scripts/build.sh release >&2
 [[ "$approvals" == 1 ]] && cargo bench --bench approvals --no-run >&2
