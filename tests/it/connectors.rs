@@ -767,6 +767,25 @@ async fn the_connectors_page_adds_tests_and_shows_a_system(backend: Backend) {
     let html = app.page(&c, page).await;
     assert!(html.contains("It works: the target answered 200 OK: PATCH supported"), "the target's answer is shown");
 
+    // Its settings changed from the page: the token is kept unless a new one is given, and a
+    // new address without one is refused (the token is sealed for the old one).
+    let id = system.to_string();
+    let keep = [
+        ("system_id", id.as_str()),
+        ("url", url.as_str()),
+        ("secret", ""),
+        ("create_users", "on"),
+        ("max_in_flight", "3"),
+    ];
+    app.submit(&c, page, "/api/edit_connector", &keep).await;
+    let html = app.page(&c, page).await;
+    assert!(html.contains("Saved; the token is kept.") && html.contains("3 calls at once"), "saved");
+    let moved = [("system_id", id.as_str()), ("url", "http://localhost:1/v2"), ("secret", ""), ("max_in_flight", "3")];
+    app.submit(&c, page, "/api/edit_connector", &moved).await;
+    let html = app.page(&c, page).await;
+    assert!(html.contains("a new base URL needs the token again"), "refused, saying why");
+    assert!(html.contains(&url), "the address is unchanged");
+
     // Work delivered there shows as its last success.
     let group = new_group(&format!("page-{backend:?}-{}", rand::random::<u32>())).await;
     let (package, policy) = package_for(&app.service, &app.ids, ResourceSystemId(system), &group).await;

@@ -194,6 +194,7 @@ const TABLE: &[(&str, &str)] = &[
     ("load_connectors", "DDDDDDDDDDAD"),
     ("/admin/connectors", "DDDDDDDDDDAD"),
     ("add_connector", "DDDDDDDDDDAD"),
+    ("edit_connector", "DDDDDDDDDDAD"),
     ("test_connector", "DDDDDDDDDDAD"),
     ("retry_connector", "DDDDDDDDDDAD"),
     ("check_drift", "DDDDDDDDDDAD"),
@@ -261,6 +262,8 @@ struct Fixtures {
     org: i64,
     /// A connected system (a webhook receiver nobody runs) with one failed removal.
     system: ResourceSystemId,
+    /// A SCIM system nobody runs (its settings to change).
+    scim: ResourceSystemId,
     /// Builder drafts of Engineering's owner: one to read, one to save a step of, one to
     /// discard, and a complete one (a copy of a package) to finish.
     draft_read: i64,
@@ -448,6 +451,11 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         draft_finish,
         bulk_job,
         system: connected_system(app, eng).await,
+        scim: {
+            let grace = app.service.actor(ids.grace).await.unwrap().unwrap();
+            let admin = app.service.administrator(&grace).unwrap();
+            admin.add_scim_system("Sweep SCIM", "http://127.0.0.1:9/v2", "a token", false).await.unwrap()
+        },
     }
 }
 
@@ -587,6 +595,15 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
                 Some(Effect::Connectors),
             ),
             "test_connector" => (vec![("system_id", fx.system.0.to_string())], None),
+            "edit_connector" => (
+                vec![
+                    ("system_id", fx.scim.0.to_string()),
+                    ("url", "http://127.0.0.1:9/v2".into()),
+                    ("secret", String::new()),
+                    ("max_in_flight", "2".into()),
+                ],
+                Some(Effect::Connectors),
+            ),
             "check_drift" => (vec![("system_id", fx.system.0.to_string())], None),
             "repair_drift" => (vec![("system_id", fx.system.0.to_string())], None),
             "bind_group" => (

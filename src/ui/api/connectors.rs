@@ -82,6 +82,33 @@ pub async fn add_connector(
     server::finish(result).await
 }
 
+/// Change a SCIM system's settings: its base URL, whether it creates people, how many calls
+/// at once, and (when given) a new token — needed with a new base URL, since a token is
+/// sealed for its address. Saving lifts a pause the system was under.
+#[server(endpoint = "edit_connector")]
+pub async fn edit_connector(
+    system_id: i64,
+    url: String,
+    secret: String,
+    create_users: Option<String>,
+    max_in_flight: u16,
+) -> Result<Notice, AppError> {
+    let result = async {
+        at_most("url", &url, 2048)?;
+        at_most("secret", &secret, 4096)?;
+        let (service, actor) = server::actor().await?;
+        let system = crate::domain::ids::ResourceSystemId(system_id);
+        let token = Some(secret.as_str()).filter(|s| !s.trim().is_empty());
+        service
+            .administrator(&actor)?
+            .edit_scim_system(system, &url, token, ticked(&create_users), max_in_flight)
+            .await?;
+        Ok(ok(if token.is_some() { "Saved, with the new token." } else { "Saved; the token is kept." }))
+    }
+    .await;
+    server::finish(result).await
+}
+
 /// Call the system once, changing nothing there; the notice says what it answered.
 #[server(endpoint = "test_connector")]
 pub async fn test_connector(system_id: i64) -> Result<Notice, AppError> {

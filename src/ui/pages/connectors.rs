@@ -28,6 +28,7 @@ fn ConnectorsBody() -> impl IntoView {
     let retry = ServerAction::<RetryConnector>::new();
     let check = ServerAction::<CheckDrift>::new();
     let repair = ServerAction::<RepairDrift>::new();
+    let change = ServerAction::<EditConnector>::new();
     let systems = Resource::new(
         move || {
             (
@@ -36,6 +37,7 @@ fn ConnectorsBody() -> impl IntoView {
                 retry.version().get(),
                 check.version().get(),
                 repair.version().get(),
+                change.version().get(),
             )
         },
         |_| load_connectors(),
@@ -46,8 +48,9 @@ fn ConnectorsBody() -> impl IntoView {
         retry.value().into(),
         check.value().into(),
         repair.value().into(),
+        change.value().into(),
     ]);
-    let row_actions = RowActions { test, retry, check, repair };
+    let row_actions = RowActions { test, retry, check, repair, change };
     let added: Signal<Option<Result<Notice, AppError>>> = add.value().into();
     let flash = flash();
     view! {
@@ -122,11 +125,13 @@ struct RowActions {
     retry: ServerAction<RetryConnector>,
     check: ServerAction<CheckDrift>,
     repair: ServerAction<RepairDrift>,
+    change: ServerAction<EditConnector>,
 }
 
 #[component]
 fn ConnectorRow(c: ConnectorView, actions: RowActions) -> impl IntoView {
-    let RowActions { test, retry, check, repair } = actions;
+    let RowActions { test, retry, check, repair, change } = actions;
+    let scim = (c.kind == "scim").then(|| (c.id, c.name.clone(), c.address.clone(), c.settings.clone()));
     let compares = matches!(c.kind.as_str(), "scim" | "ldap");
     let named = |what: &str| format!("{what}: {}", c.name);
     let (test_label, retry_label, check_label, repair_label, confirm_label) = (
@@ -150,6 +155,25 @@ fn ConnectorRow(c: ConnectorView, actions: RowActions) -> impl IntoView {
                 <div class="muted small">{c.settings}</div>
                 {c.paused_until.map(|ms| view! { <div class="small">"Paused until "<Time ms /></div> })}
                 {c.drift_checked_at.map(|ms| view! { <div class="small drift">"Drift, checked "<Time ms />": "{c.drift.clone()}</div> })}
+                {scim.map(|(id, name, address, settings)| view! {
+                    <details class="small">
+                        <summary>"Change settings"</summary>
+                        <ActionForm action=change attr:class="form">
+                            <input type="hidden" name="system_id" value=id />
+                            <label for=format!("edit-url-{id}")>"Base URL"</label>
+                            <input type="text" id=format!("edit-url-{id}") name="url" value=address required />
+                            <label for=format!("edit-token-{id}")>"New token (empty: keep it; needed with a new base URL)"</label>
+                            <input type="password" id=format!("edit-token-{id}") name="secret" autocomplete="off" />
+                            <label class="check">
+                                <input type="checkbox" name="create_users" checked=settings.starts_with("creates") />
+                                " Create people the service does not know"
+                            </label>
+                            <label for=format!("edit-calls-{id}")>"Calls at once (1–32)"</label>
+                            <input type="number" id=format!("edit-calls-{id}") name="max_in_flight" min="1" max="32" value=calls_at_once(&settings) required />
+                            <p><button type="submit" class="btn-secondary" aria-label=format!("Save: {name}")>"Save"</button></p>
+                        </ActionForm>
+                    </details>
+                })}
             </td>
             <td>{c.resources}</td>
             <td>{c.queued}</td>
@@ -184,4 +208,9 @@ fn ConnectorRow(c: ConnectorView, actions: RowActions) -> impl IntoView {
             </td>
         </tr>
     }
+}
+
+/// The calls at once a system's settings line names ("… · 4 calls at once").
+fn calls_at_once(settings: &str) -> String {
+    settings.rsplit(" · ").next().and_then(|part| part.strip_suffix(" calls at once")).unwrap_or("4").to_owned()
 }
