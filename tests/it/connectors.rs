@@ -26,6 +26,7 @@ on_both_databases!(
     a_scim_group_gains_and_loses_the_member_a_package_gives,
     an_unavailable_target_is_waited_for_and_called_within_its_limit,
     one_membership_is_never_delivered_twice_at_once,
+    two_instances_deliver_side_by_side_each_entry_once,
     a_webhook_hears_each_grant_and_revoke_once_signed,
     an_ldap_group_follows_the_packages_that_grant_it,
     the_connectors_page_adds_tests_and_shows_a_system,
@@ -237,6 +238,8 @@ async fn package_for(
 struct FrontDoor {
     throttle: Arc<std::sync::atomic::AtomicBool>,
     calls: Arc<AtomicUsize>,
+    /// PATCH calls (a membership added or taken away), by the group's path.
+    patches: Arc<std::sync::Mutex<Vec<String>>>,
     now: Arc<AtomicUsize>,
     most: Arc<AtomicUsize>,
 }
@@ -255,6 +258,9 @@ impl FrontDoor {
                                 headers: http::HeaderMap,
                                 body: Bytes| {
             door.calls.fetch_add(1, SeqCst);
+            if method == http::Method::PATCH {
+                door.patches.lock().unwrap().push(uri.path().to_owned());
+            }
             let at_once = door.now.fetch_add(1, SeqCst) + 1;
             door.most.fetch_max(at_once, SeqCst);
             let answer = if door.throttle.load(SeqCst) {
@@ -1103,4 +1109,50 @@ async fn newest_assignment_of(db: &quartermaster::store::Db, user: UserId, packa
             .await
             .unwrap(),
     )
+}
+
+/// Two instances' workers deliver one backlog to one target side by side: each piece of work
+/// reaches the target exactly once (one PATCH per membership), both instances take part, and
+/// everyone is in the group.
+async fn two_instances_deliver_side_by_side_each_entry_once(backend: Backend) {
+    let w = World::new(backend).await;
+    let service = w.service.clone().with_secret_key(Some(SecretKey::from_hex(&"6b".repeat(32)).unwrap()));
+    let (_, token) = target();
+    let port = common::free_port();
+    let door = FrontDoor::open(port).await;
+    let door_url = format!("http://127.0.0.1:{port}/v2");
+    let grace = w.actor(w.ids.grace).await;
+    let system =
+        service.administrator(&grace).unwrap().add_scim_system("Shared", &door_url, &token, true).await.unwrap();
+    let group = new_group(&format!("shared-{backend:?}-{}", rand::random::<u32>())).await;
+    let (package, policy) = package_for(&service, &w.ids, system, &group).await;
+    let tag = format!("shared-{backend:?}-{}", rand::random::<u32>()).to_lowercase();
+    let people = common::hire(w.db(), &format!("{tag}-"), 24, w.ids.grace, w.clock.now().timestamp_millis()).await;
+    let linus = w.actor(w.ids.linus).await;
+    let am = service.assignment_manager_of(&linus, package).await.unwrap();
+    for person in &people {
+        am.assign_directly(*person, package, policy, None, "").await.unwrap();
+    }
+    // Two instances (each pass its own claim token), each taking a few entries a pass, side by
+    // side until the backlog is gone.
+    let instance = |service: Service| async move {
+        let mut delivered = 0;
+        loop {
+            let report = service.deliver_pending(&Operator::Workers, 4).await.unwrap();
+            delivered += report.delivered;
+            if report.claimed() == 0 {
+                return delivered;
+            }
+        }
+    };
+    let (a, b) = tokio::join!(instance(service.clone()), instance(service.clone()));
+    assert_eq!(a + b, 24, "every entry delivered once: {a} + {b}");
+    assert!(a > 0 && b > 0, "both instances took part: {a} and {b}");
+    let patches = door.patches.lock().unwrap().clone();
+    assert_eq!(patches.len(), 24, "one PATCH per membership");
+    let mut expected: Vec<String> = (0..24).map(|i| format!("{tag}-{i}@quartermaster.example")).collect();
+    expected.sort();
+    let mut seen = members(&group).await;
+    seen.sort();
+    assert_eq!(seen, expected);
 }
