@@ -148,6 +148,48 @@ pub fn is_loopback(host: &url::Host<&str>) -> bool {
     }
 }
 
+/// A connected system's settings with its secret opened: what every call to it needs.
+pub enum Opened {
+    Scim(scim::ScimConfig, String),
+    Ldap(ldap::LdapConfig, String),
+    Webhook(webhook::WebhookConfig, String),
+}
+
+impl Opened {
+    /// The system's settings read and its sealed secret opened with the operator's key (for
+    /// the address it was sealed for); why not, when it cannot be.
+    pub fn open(
+        kind: crate::domain::model::ResourceSystemKind,
+        config: &str,
+        sealed: &str,
+        key: Option<&secret::SecretKey>,
+    ) -> Result<Self, String> {
+        use crate::domain::model::ResourceSystemKind as K;
+        let key = || key.ok_or("QM_SECRET_KEY is not set: the connector's secret cannot be read".to_owned());
+        Ok(match kind {
+            K::Scim => {
+                let config: scim::ScimConfig = serde_json::from_str(config)
+                    .map_err(|_| "the SCIM system is not configured (no base URL)".to_owned())?;
+                let token = key()?.open(sealed, &config.seal_context())?;
+                Opened::Scim(config, token)
+            }
+            K::Ldap => {
+                let config: ldap::LdapConfig = serde_json::from_str(config)
+                    .map_err(|_| "the LDAP system is not configured (no URL)".to_owned())?;
+                let password = key()?.open(sealed, &config.seal_context())?;
+                Opened::Ldap(config, password)
+            }
+            K::Webhook => {
+                let config: webhook::WebhookConfig = serde_json::from_str(config)
+                    .map_err(|_| "the webhook system is not configured (no URL)".to_owned())?;
+                let secret = key()?.open(sealed, &config.seal_context())?;
+                Opened::Webhook(config, secret)
+            }
+            K::Builtin => return Err("the built-in system has no connector".to_owned()),
+        })
+    }
+}
+
 /// How many calls this instance makes to a connected system at once, from its settings.
 pub fn in_flight(kind: crate::domain::model::ResourceSystemKind, config: &str) -> usize {
     use crate::domain::model::ResourceSystemKind as K;

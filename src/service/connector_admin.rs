@@ -3,7 +3,7 @@
 //! failed work. (Adding and changing them: `admin.rs`.)
 
 use super::capability::Administrator;
-use crate::connectors::{ldap, scim, webhook, CallError};
+use crate::connectors::{ldap, scim, webhook, CallError, Opened};
 use crate::domain::ids::ResourceSystemId;
 use crate::domain::model::ResourceSystemKind;
 use crate::domain::{DomainError, DomainResult};
@@ -50,42 +50,23 @@ impl Administrator<'_> {
             let mut conn = service.db.pool().acquire().await?;
             catalog::connector(&mut conn, system).await?.ok_or_else(|| DomainError::not_found("resource system"))?
         };
+        if kind == ResourceSystemKind::Builtin {
+            return Err(DomainError::invalid("system", "the built-in system needs no test"));
+        }
         // A test that cannot run says why, as a failed test (the page shows it).
-        let Some(key) = service.secret_key.as_ref() else {
-            return Ok((false, "QM_SECRET_KEY is not set: the system's secret cannot be read".into()));
+        let opened = match Opened::open(kind, &config, &sealed, service.secret_key.as_deref()) {
+            Ok(opened) => opened,
+            Err(why) => return Ok((false, why)),
         };
-        let unreadable = || DomainError::Internal(format!("resource system {} has unreadable settings", system.0));
         let now = service.now();
-        let answer = match kind {
-            ResourceSystemKind::Scim => {
-                let config: scim::ScimConfig = serde_json::from_str(&config).map_err(|_| unreadable())?;
-                let token = match key.open(&sealed, &config.seal_context()) {
-                    Ok(token) => token,
-                    Err(e) => return Ok((false, e)),
-                };
-                scim::Scim { config: &config, token: &token, now }.probe().await
-            }
-            ResourceSystemKind::Ldap => {
-                let config: ldap::LdapConfig = serde_json::from_str(&config).map_err(|_| unreadable())?;
-                let password = match key.open(&sealed, &config.seal_context()) {
-                    Ok(password) => password,
-                    Err(e) => return Ok((false, e)),
-                };
-                ldap::Directory { config: &config, password: &password }.probe().await
-            }
-            ResourceSystemKind::Webhook => {
-                let config: webhook::WebhookConfig = serde_json::from_str(&config).map_err(|_| unreadable())?;
-                let secret = match key.open(&sealed, &config.seal_context()) {
-                    Ok(secret) => secret,
-                    Err(e) => return Ok((false, e)),
-                };
+        let answer = match opened {
+            Opened::Scim(config, token) => scim::Scim { config: &config, token: &token, now }.probe().await,
+            Opened::Ldap(config, password) => ldap::Directory { config: &config, password: &password }.probe().await,
+            Opened::Webhook(config, secret) => {
                 let id = format!("qm-ping-{:016x}", rand::random::<u64>());
                 let event = serde_json::json!({"type": "ping", "id": id});
                 let hook = webhook::Webhook { config: &config, secret: &secret, now };
                 hook.send(&id, &event).await.map(|()| "the receiver answered 2xx to a signed ping".to_owned())
-            }
-            ResourceSystemKind::Builtin => {
-                return Err(DomainError::invalid("system", "the built-in system needs no test"))
             }
         };
         Ok(match answer {

@@ -460,15 +460,18 @@ impl Service {
             .ok_or(CallError::Transient("the person is gone".to_owned()))?;
         let known = crate::store::catalog::connector_account(&mut conn, target.system, item.user).await.map_err(db)?;
         drop(conn);
-        let key = self.secret_key.as_ref();
-        let key = || key.ok_or("QM_SECRET_KEY is not set: the connector's secret cannot be read");
-        match kind {
-            ResourceSystemKind::Scim => {
-                let config: crate::connectors::scim::ScimConfig = serde_json::from_str(&target.config)
-                    .map_err(|_| "the SCIM system is not configured (no base URL)")?;
-                let token = key()?.open(&target.secret, &config.seal_context()).map_err(CallError::Transient)?;
-                let scim = crate::connectors::scim::Scim { config: &config, token: &token, now: self.now() };
-                if item.kind == "add_member" {
+        use crate::connectors::{ldap, scim, webhook, Opened};
+        let opened = match kind {
+            ResourceSystemKind::Builtin => {
+                return Err(CallError::Transient("no connector for builtin systems is configured".into()))
+            }
+            kind => Opened::open(kind, &target.config, &target.secret, self.secret_key.as_deref())?,
+        };
+        let adding = item.kind == "add_member";
+        match opened {
+            Opened::Scim(config, token) => {
+                let scim = scim::Scim { config: &config, token: &token, now: self.now() };
+                if adding {
                     let id = scim.ensure_member(&target.external_id, &person.email, &person.display_name).await?;
                     self.keep_account(item, target.system, known.as_deref(), &id).await;
                     Ok(())
@@ -476,12 +479,9 @@ impl Service {
                     scim.ensure_not_member(&target.external_id, known.as_deref(), &person.email).await
                 }
             }
-            ResourceSystemKind::Ldap => {
-                let config: crate::connectors::ldap::LdapConfig =
-                    serde_json::from_str(&target.config).map_err(|_| "the LDAP system is not configured (no URL)")?;
-                let password = key()?.open(&target.secret, &config.seal_context()).map_err(CallError::Transient)?;
-                let directory = crate::connectors::ldap::Directory { config: &config, password: &password };
-                if item.kind == "add_member" {
+            Opened::Ldap(config, password) => {
+                let directory = ldap::Directory { config: &config, password: &password };
+                if adding {
                     let dn = directory.ensure_member(&target.external_id, &person.email).await?;
                     self.keep_account(item, target.system, known.as_deref(), &dn).await;
                     Ok(())
@@ -489,23 +489,18 @@ impl Service {
                     directory.ensure_not_member(&target.external_id, known.as_deref(), &person.email).await
                 }
             }
-            ResourceSystemKind::Webhook => {
-                let config: crate::connectors::webhook::WebhookConfig = serde_json::from_str(&target.config)
-                    .map_err(|_| "the webhook system is not configured (no URL)")?;
-                let secret = key()?.open(&target.secret, &config.seal_context()).map_err(CallError::Transient)?;
+            Opened::Webhook(config, secret) => {
                 // One key per change, the same on every retry of it.
                 let id = format!("qm-outbox-{}", item.id);
                 let event = json!({
-                    "type": if item.kind == "add_member" { "access.granted" } else { "access.revoked" },
+                    "type": if adding { "access.granted" } else { "access.revoked" },
                     "id": id,
                     "person": {"id": item.user, "email": person.email, "display_name": person.display_name},
                     "resource": {"external_id": target.external_id, "resource_role_id": item.role},
                     "grant_id": item.grant,
                 });
-                let hook = crate::connectors::webhook::Webhook { config: &config, secret: &secret, now: self.now() };
-                hook.send(&id, &event).await
+                webhook::Webhook { config: &config, secret: &secret, now: self.now() }.send(&id, &event).await
             }
-            other => Err(CallError::Transient(format!("no connector for {} systems is configured", other.as_str()))),
         }
     }
 

@@ -41,6 +41,16 @@ enum Target {
     Ldap(ldap::LdapConfig, String),
 }
 
+impl Target {
+    /// A member's id there, as compared (SCIM ids in any case, LDAP DNs however spelled).
+    fn key(&self, id: &str) -> String {
+        match self {
+            Target::Scim(..) => id.to_lowercase(),
+            Target::Ldap(..) => ldap::dn_key(id),
+        }
+    }
+}
+
 /// What a repair does.
 enum Fix {
     /// The target's id for a person, found by asking the target who a member is: kept.
@@ -128,10 +138,7 @@ impl Administrator<'_> {
         // Accounts nobody here knows: out directly, unless one was given to someone meanwhile.
         if !strangers.is_empty() {
             let target = service.open_target(system).await?;
-            let key = |id: &str| match &target {
-                Target::Scim(..) => id.to_lowercase(),
-                Target::Ldap(..) => ldap::dn_key(id),
-            };
+            let key = |id: &str| target.key(id);
             let known: HashSet<String> = {
                 let mut conn = service.db.pool().acquire().await?;
                 reconcile::accounts(&mut conn, system).await?.into_iter().map(|(_, _, id)| key(&id)).collect()
@@ -227,23 +234,12 @@ impl super::Service {
             let mut conn = self.db.pool().acquire().await?;
             catalog::connector(&mut conn, system).await?.ok_or_else(|| DomainError::not_found("resource system"))?
         };
-        let key = self.secret_key.as_ref().ok_or_else(|| {
-            DomainError::invalid("system", "QM_SECRET_KEY is not set: the system's secret cannot be read")
-        })?;
-        let unreadable = || DomainError::Internal(format!("resource system {} has unreadable settings", system.0));
-        let open = |context: String| key.open(&sealed, &context).map_err(|e| DomainError::invalid("system", e));
-        match kind {
-            ResourceSystemKind::Scim => {
-                let config: scim::ScimConfig = serde_json::from_str(&config).map_err(|_| unreadable())?;
-                let token = open(config.seal_context())?;
-                Ok(Target::Scim(config, token))
-            }
-            ResourceSystemKind::Ldap => {
-                let config: ldap::LdapConfig = serde_json::from_str(&config).map_err(|_| unreadable())?;
-                let password = open(config.seal_context())?;
-                Ok(Target::Ldap(config, password))
-            }
-            _ => Err(DomainError::invalid(
+        let opened = crate::connectors::Opened::open(kind, &config, &sealed, self.secret_key.as_deref())
+            .map_err(|e| DomainError::invalid("system", e))?;
+        match opened {
+            crate::connectors::Opened::Scim(config, token) => Ok(Target::Scim(config, token)),
+            crate::connectors::Opened::Ldap(config, password) => Ok(Target::Ldap(config, password)),
+            crate::connectors::Opened::Webhook(..) => Err(DomainError::invalid(
                 "system",
                 "only SCIM and LDAP systems hold memberships to compare (a webhook receiver keeps its own)",
             )),
@@ -263,11 +259,7 @@ impl super::Service {
         let groups = reconcile::bound_groups(&mut conn, system).await?;
         let accounts = reconcile::accounts(&mut conn, system).await?;
         drop(conn);
-        // The target's ids, as compared (SCIM ids in any case, LDAP DNs however spelled).
-        let key = |id: &str| match &target {
-            Target::Scim(..) => id.to_lowercase(),
-            Target::Ldap(..) => ldap::dn_key(id),
-        };
+        let key = |id: &str| target.key(id);
         // The target's id → the person and their email.
         let mut by_id: HashMap<String, (UserId, String)> =
             accounts.into_iter().map(|(user, email, id)| (key(&id), (user, email))).collect();

@@ -423,7 +423,7 @@ async fn one_membership_is_never_delivered_twice_at_once(backend: Backend) {
     let linus = w.actor(w.ids.linus).await;
     let am = service.assignment_manager_of(&linus, package).await.unwrap();
     am.assign_directly(w.ids.maya, package, policy, None, "").await.unwrap();
-    let first = newest_assignment(&w, w.ids.maya, package).await;
+    let first = newest_assignment(w.db(), w.ids.maya, package).await;
     service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     assert_eq!(members(&group).await, ["maya@quartermaster.example"]);
 
@@ -435,7 +435,7 @@ async fn one_membership_is_never_delivered_twice_at_once(backend: Backend) {
     };
     one.arrived.recv().await.unwrap();
     am.assign_directly(w.ids.maya, package, policy, None, "back again").await.unwrap();
-    let again = newest_assignment(&w, w.ids.maya, package).await;
+    let again = newest_assignment(w.db(), w.ids.maya, package).await;
     assert_ne!(again, first);
     let other = service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     assert_eq!(other.claimed(), 0, "the other instance waits for the removal under way: {other:?}");
@@ -453,12 +453,12 @@ async fn one_membership_is_never_delivered_twice_at_once(backend: Backend) {
     assert_eq!(state, "delivered");
 }
 
-async fn newest_assignment(w: &World, user: UserId, package: PackageId) -> AssignmentId {
+async fn newest_assignment(db: &quartermaster::store::Db, user: UserId, package: PackageId) -> AssignmentId {
     AssignmentId(
         sqlx::query_scalar("SELECT MAX(id) FROM assignments WHERE user_id = $1 AND package_id = $2")
             .bind(user.0)
             .bind(package.0)
-            .fetch_one(w.db().pool())
+            .fetch_one(db.pool())
             .await
             .unwrap(),
     )
@@ -571,7 +571,7 @@ async fn a_webhook_hears_each_grant_and_revoke_once_signed(backend: Backend) {
     assert_eq!(calls[2].3["person"]["email"], "omar@quartermaster.example");
 
     // Taken back: one revoke; nothing more is sent on later passes.
-    am.remove_from_package(package, newest_assignment(&w, w.ids.maya, package).await, "moved").await.unwrap();
+    am.remove_from_package(package, newest_assignment(w.db(), w.ids.maya, package).await, "moved").await.unwrap();
     service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     w.clock.advance(Duration::days(1));
     service.deliver_pending(&Operator::Workers, 50).await.unwrap();
@@ -714,17 +714,17 @@ async fn an_ldap_group_follows_the_packages_that_grant_it(backend: Backend) {
     assert_eq!(ldap_members(&group).await, expected);
 
     // Maya gives up one of the two: she stays in the group; then the other: she is gone.
-    am.remove_from_package(first, newest_assignment(&w, w.ids.maya, first).await, "").await.unwrap();
+    am.remove_from_package(first, newest_assignment(w.db(), w.ids.maya, first).await, "").await.unwrap();
     service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     assert!(ldap_members(&group).await.contains(&person("maya")), "still held through the second package");
-    am.remove_from_package(second, newest_assignment(&w, w.ids.maya, second).await, "").await.unwrap();
+    am.remove_from_package(second, newest_assignment(w.db(), w.ids.maya, second).await, "").await.unwrap();
     service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     assert_eq!(ldap_members(&group).await, [decoy.clone(), person("omar")]);
 
     // The group's last member goes: the placeholder keeps the group valid, and goes when
     // someone is added again.
     ldap.modify(&group, vec![Mod::Delete("member", HashSet::from([decoy.as_str()]))]).await.unwrap().success().unwrap();
-    am.remove_from_package(first, newest_assignment(&w, w.ids.omar, first).await, "").await.unwrap();
+    am.remove_from_package(first, newest_assignment(w.db(), w.ids.omar, first).await, "").await.unwrap();
     let report = service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     assert_eq!(report.delivered, 1, "{report:?}");
     assert_eq!(ldap_members(&group).await, [format!("cn=quartermaster-placeholder,{people}")]);
@@ -863,7 +863,7 @@ async fn drift_is_reported_and_repaired_behind_a_threshold(backend: Backend) {
         am.assign_directly(person, package, policy, None, "").await.unwrap();
     }
     service.deliver_pending(&Operator::Workers, 50).await.unwrap();
-    am.remove_from_package(package, newest_assignment(&w, w.ids.jamal, package).await, "moved on").await.unwrap();
+    am.remove_from_package(package, newest_assignment(w.db(), w.ids.jamal, package).await, "moved on").await.unwrap();
     service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     let clean = |r: &quartermaster::views::DriftReport| {
         r.groups.iter().all(|g| g.missing.is_empty() && g.unexpected.is_empty())
@@ -962,22 +962,12 @@ async fn drift_is_reported_and_repaired_behind_a_threshold(backend: Backend) {
 /// The target's user with this userName, made there (as its own administrator would) when it
 /// has none: tests share one target.
 async fn scim_user(name: &str) -> String {
-    let filter = format!("userName eq \"{name}\"");
-    let (url, token) = target();
-    let found: Value = reqwest::Client::new()
-        .get(format!("{url}/Users"))
-        .query(&[("filter", filter)])
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found = users_named(name).await;
     if let Some(id) = found["Resources"][0]["id"].as_str() {
         return id.to_owned();
     }
     let made = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name});
+    let (url, token) = target();
     let answer = reqwest::Client::new()
         .post(format!("{url}/Users"))
         .bearer_auth(&token)
@@ -1041,9 +1031,7 @@ async fn delivery_converges_after_twenty_sigkills(backend: Backend) {
         if round == 10 {
             // A third of them leave while the rest is still arriving.
             for person in &people[..15] {
-                am.remove_from_package(package, newest_assignment_of(&db, *person, package).await, "left")
-                    .await
-                    .unwrap();
+                am.remove_from_package(package, newest_assignment(&db, *person, package).await, "left").await.unwrap();
             }
         }
         lapse().await;
@@ -1081,34 +1069,13 @@ async fn delivery_converges_after_twenty_sigkills(backend: Backend) {
     assert_eq!(seen, expected, "the group holds exactly who holds the package, each once");
     for i in 0..40 {
         let name = format!("{tag}-{i}@quartermaster.example");
-        let (url, token) = target();
-        let found: Value = reqwest::Client::new()
-            .get(format!("{url}/Users"))
-            .query(&[("filter", format!("userName eq \"{name}\""))])
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let found = users_named(&name).await;
         // Those who left may have gone before they were ever added there.
         let once = found["totalResults"].as_i64().unwrap();
         assert!(once == 1 || (i < 15 && once == 0), "{name} was created {once} times in the target");
     }
     let delivered = "SELECT COUNT(*) FROM assignments WHERE state = 'delivered'";
     assert_eq!(count(delivered).await, 25);
-}
-
-async fn newest_assignment_of(db: &quartermaster::store::Db, user: UserId, package: PackageId) -> AssignmentId {
-    AssignmentId(
-        sqlx::query_scalar("SELECT MAX(id) FROM assignments WHERE user_id = $1 AND package_id = $2")
-            .bind(user.0)
-            .bind(package.0)
-            .fetch_one(db.pool())
-            .await
-            .unwrap(),
-    )
 }
 
 /// Two instances' workers deliver one backlog to one target side by side: each piece of work
@@ -1155,4 +1122,12 @@ async fn two_instances_deliver_side_by_side_each_entry_once(backend: Backend) {
     let mut seen = members(&group).await;
     seen.sort();
     assert_eq!(seen, expected);
+}
+
+/// The target's list of users with this userName (its own answer to the filter).
+async fn users_named(name: &str) -> Value {
+    let filter = format!("userName eq \"{name}\"");
+    let (url, token) = target();
+    let list = reqwest::Client::new().get(format!("{url}/Users")).query(&[("filter", filter)]).bearer_auth(&token);
+    list.send().await.unwrap().json().await.unwrap()
 }
