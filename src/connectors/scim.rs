@@ -3,8 +3,14 @@
 //! PATCH. Both are idempotent: adding a member already there, or removing one already gone (or
 //! a person the target does not know), is success. 200 and 204 are both success.
 
+use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter, PatchPath, PatchValuePath, ValFilter};
+use scim_v2::models::group::{Group, Member, MemberType};
+use scim_v2::models::others::{ListResponse, OperationTarget, PatchOp, PatchOperation};
+use scim_v2::models::service_provider_config::ServiceProviderConfig;
+use scim_v2::models::user::{Email, User};
+use scim_v2::{schema_urns, Asserted};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::CallError;
 
@@ -47,12 +53,23 @@ pub struct Scim<'a> {
     pub now: chrono::DateTime<chrono::Utc>,
 }
 
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// `attribute eq "value"`: a comparison in the RFC 7644 §3.4.2.2 grammar, the value quoted
+/// as the grammar requires.
+fn equals(attribute: &str, value: &str) -> AttrExp {
+    AttrExp::Comparison(AttrPath::with_name(attribute), CompareOp::Eq, CompValue::Str(value.to_owned()))
+}
 
-/// A string inside a SCIM filter: quoted as JSON does (RFC 7644 §3.4.2.2).
-fn filter_string(value: &str) -> String {
-    serde_json::Value::String(value.to_owned()).to_string()
+/// One group of the target, as an import lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetGroup {
+    pub id: String,
+    pub name: String,
+}
+
+/// A page of the target's groups and how many it has in all.
+pub struct GroupsPage {
+    pub groups: Vec<TargetGroup>,
+    pub total: u64,
 }
 
 impl Scim<'_> {
@@ -83,25 +100,28 @@ impl Scim<'_> {
         Err(super::refusal(response, "SCIM target", self.token, self.now).await)
     }
 
+    /// The answer's body, read as the RFC's type for it (`what` names it in the error).
+    async fn read<T: DeserializeOwned>(response: reqwest::Response, what: &str) -> Result<T, CallError> {
+        let body = response.bytes().await.map_err(|e| format!("SCIM target: {what} not received: {e}"))?;
+        serde_json::from_slice(&body).map_err(|e| CallError::from(format!("SCIM target: unreadable {what}: {e}")))
+    }
+
     /// The target's id of the person whose `userName` is this email, if it knows them. The
     /// answer is checked, not trusted: only a user whose `userName` is the email (in any case)
     /// counts, and two of them is an error (a target that ignored the filter, or duplicates).
     async fn user_id(&self, email: &str) -> Result<Option<String>, CallError> {
-        let filter = format!("userName eq {}", filter_string(email));
+        let filter = Filter::Attr(equals("userName", email)).to_string();
         let response = self.send(super::http()?.get(self.url("Users")).query(&[("filter", filter)])).await?;
-        let list: serde_json::Value =
-            response.json().await.map_err(|e| format!("SCIM target: unreadable user list: {e}"))?;
-        let matching: Vec<&str> = list["Resources"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .filter(|u| u["userName"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(email)))
-            .filter_map(|u| u["id"].as_str())
+        let list: ListResponse<User<String>> = Self::read(response, "user list").await?;
+        let matching: Vec<String> = list
+            .resources
+            .into_iter()
+            .filter(|u| u.user_name.eq_ignore_ascii_case(email))
+            .filter_map(|u| u.id)
             .collect();
         match matching.as_slice() {
             [] => Ok(None),
-            [one] => Ok(Some((*one).to_owned())),
+            [one] => Ok(Some(one.clone())),
             _ => Err(CallError::Permanent(format!("the SCIM target has {} users named {email}", matching.len()))),
         }
     }
@@ -109,15 +129,20 @@ impl Scim<'_> {
     /// Create the person; if the target has them already (made meanwhile by another call: 409
     /// Conflict), theirs is the id.
     async fn create_user(&self, email: &str, name: &str) -> Result<String, CallError> {
-        let body = json!({
-            "schemas": [USER],
-            "userName": email,
-            "displayName": name,
-            "emails": [{"value": email, "primary": true}],
-            "active": true,
-        });
+        let user = User::<String> {
+            schemas: vec![schema_urns::USER.to_owned()],
+            user_name: email.to_owned(),
+            display_name: Asserted::set(name.to_owned()),
+            emails: Asserted::set(vec![Email {
+                value: Some(email.to_owned()),
+                primary: Some(true),
+                ..Email::default()
+            }]),
+            active: Asserted::set(true),
+            ..User::default()
+        };
         let response = self
-            .call(super::http()?.post(self.url("Users")).header("content-type", "application/scim+json").json(&body))
+            .call(super::http()?.post(self.url("Users")).header("content-type", "application/scim+json").json(&user))
             .await?;
         if response.status() == reqwest::StatusCode::CONFLICT {
             return self
@@ -125,14 +150,12 @@ impl Scim<'_> {
                 .await?
                 .ok_or_else(|| format!("SCIM target: {email} conflicts yet is not found").into());
         }
-        let response = self.refused(response).await?;
-        let user: serde_json::Value =
-            response.json().await.map_err(|e| format!("SCIM target: unreadable new user: {e}"))?;
-        user["id"].as_str().map(str::to_owned).ok_or_else(|| "SCIM target: the new user has no id".into())
+        let created: User<String> = Self::read(self.refused(response).await?, "new user").await?;
+        created.id.ok_or_else(|| "SCIM target: the new user has no id".into())
     }
 
-    async fn patch_group(&self, group: &str, operation: serde_json::Value) -> Result<(), CallError> {
-        let body = json!({"schemas": [PATCH_OP], "Operations": [operation]});
+    async fn patch_group(&self, group: &str, operation: PatchOperation) -> Result<(), CallError> {
+        let body = PatchOp { schemas: vec![schema_urns::PATCH_OP.to_owned()], operations: vec![operation] };
         let url = self.url(&format!("Groups/{}", urlencoding(group)));
         self.send(super::http()?.patch(url).header("content-type", "application/scim+json").json(&body)).await?;
         Ok(())
@@ -142,17 +165,28 @@ impl Scim<'_> {
     /// out). A group without `members` has none.
     pub async fn group_members(&self, group: &str) -> Result<Vec<String>, CallError> {
         let url = self.url(&format!("Groups/{}", urlencoding(group)));
-        let response = self.send(super::http()?.get(url).query(&[("attributes", "members")])).await?;
-        let group: serde_json::Value =
-            response.json().await.map_err(|e| format!("SCIM target: unreadable group: {e}"))?;
-        Ok(group["members"]
-            .as_array()
-            .map(Vec::as_slice)
+        let response = self.send(super::http()?.get(url).query(&[("attributes", "displayName,members")])).await?;
+        let group: Group<String> = Self::read(response, "group").await?;
+        Ok(group
+            .members
+            .into_option()
             .unwrap_or_default()
-            .iter()
-            .filter(|m| m["type"].as_str().is_none_or(|t| t.eq_ignore_ascii_case("User")))
-            .filter_map(|m| m["value"].as_str().map(str::to_owned))
+            .into_iter()
+            .filter(|m| m.r#type.as_ref().is_none_or(|t| *t == MemberType::User))
+            .filter_map(|m| m.value)
             .collect())
+    }
+
+    /// A page of the target's groups, `count` from the `start`th (1-based, as RFC 7644 §3.4.2.4
+    /// counts), by display name.
+    pub async fn groups(&self, start: u64, count: u64) -> Result<GroupsPage, CallError> {
+        let query =
+            [("attributes", "displayName".to_owned()), ("startIndex", start.to_string()), ("count", count.to_string())];
+        let response = self.send(super::http()?.get(self.url("Groups")).query(&query)).await?;
+        let list: ListResponse<Group<String>> = Self::read(response, "group list").await?;
+        let groups =
+            list.resources.into_iter().filter_map(|g| Some(TargetGroup { id: g.id?, name: g.display_name })).collect();
+        Ok(GroupsPage { groups, total: u64::try_from(list.total_results).unwrap_or(0) })
     }
 
     /// The `userName` of the target's user with this id (none: no such user).
@@ -162,9 +196,8 @@ impl Scim<'_> {
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let user: serde_json::Value =
-            self.refused(response).await?.json().await.map_err(|e| format!("SCIM target: unreadable user: {e}"))?;
-        Ok(user["userName"].as_str().map(str::to_owned))
+        let user: User<String> = Self::read(self.refused(response).await?, "user").await?;
+        Ok(Some(user.user_name))
     }
 
     /// Ask the target for its `ServiceProviderConfig` (changing nothing): what it says of
@@ -172,13 +205,12 @@ impl Scim<'_> {
     pub async fn probe(&self) -> Result<String, CallError> {
         let response = self.send(super::http()?.get(self.url("ServiceProviderConfig"))).await?;
         let status = response.status();
-        let config: serde_json::Value =
-            response.json().await.map_err(|e| format!("SCIM target: unreadable ServiceProviderConfig: {e}"))?;
-        let supported = |what: &str| config[what]["supported"].as_bool().unwrap_or(false);
+        let config: ServiceProviderConfig = Self::read(response, "ServiceProviderConfig").await?;
+        let said = |supported: bool| if supported { "supported" } else { "not supported" };
         Ok(format!(
             "the target answered {status}: PATCH {}, filter {}",
-            if supported("patch") { "supported" } else { "not supported" },
-            if supported("filter") { "supported" } else { "not supported" },
+            said(config.patch.supported),
+            said(config.filter.supported),
         ))
     }
 
@@ -194,7 +226,7 @@ impl Scim<'_> {
                 )))
             }
         };
-        self.patch_group(group, json!({"op": "add", "path": "members", "value": [{"value": id}]})).await?;
+        self.patch_group(group, add_member(&id)).await?;
         Ok(id)
     }
 
@@ -209,8 +241,28 @@ impl Scim<'_> {
                 None => return Ok(()),
             },
         };
-        let path = format!("members[value eq {}]", filter_string(&id));
-        self.patch_group(group, json!({"op": "remove", "path": path})).await
+        self.patch_group(group, remove_member(&id)).await
+    }
+}
+
+/// `{"op": "add", "path": "members", "value": [{"value": id}]}`
+fn add_member(id: &str) -> PatchOperation {
+    let member = Member::<String> { value: Some(id.to_owned()), ..Member::default() };
+    PatchOperation::Add(OperationTarget::WithPath {
+        path: PatchPath::Attr(AttrPath::with_name("members")),
+        value: Some(serde_json::json!([member])),
+    })
+}
+
+/// `{"op": "remove", "path": "members[value eq \"id\"]"}`
+fn remove_member(id: &str) -> PatchOperation {
+    PatchOperation::Remove {
+        path: PatchPath::Value(PatchValuePath {
+            attr: AttrPath::with_name("members"),
+            filter: ValFilter::Attr(equals("value", id)),
+            sub_attr: None,
+        }),
+        value: None,
     }
 }
 
@@ -233,7 +285,18 @@ mod tests {
         assert!(ScimConfig::checked("http://localhost:8080/v2", false).is_ok());
         assert!(ScimConfig::checked("https://u:p@x/v2", false).is_err());
         assert!(ScimConfig::checked("https://x/v2?token=1", false).is_err());
-        assert_eq!(filter_string(r#"a"b@x"#), r#""a\"b@x""#);
+        assert_eq!(Filter::Attr(equals("userName", r#"a"b@x"#)).to_string(), r#"userName eq "a\"b@x""#);
+        let patch = |op| {
+            serde_json::to_value(PatchOp { schemas: vec![schema_urns::PATCH_OP.into()], operations: vec![op] }).unwrap()
+        };
+        assert_eq!(
+            patch(add_member("u 1")),
+            serde_json::json!({"schemas": [schema_urns::PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": "u 1"}]}]})
+        );
+        assert_eq!(
+            patch(remove_member(r#"u"1"#)),
+            serde_json::json!({"schemas": [schema_urns::PATCH_OP], "Operations": [{"op": "remove", "path": r#"members[value eq "u\"1"]"#}]})
+        );
         assert_eq!(urlencoding("a b/c"), "a%20b%2Fc");
     }
 }
