@@ -26,12 +26,17 @@ pub struct WebhookConfig {
     /// Calls this instance makes to the receiver at once (1–32; 4 when not set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<u16>,
+    /// Also tell it the lifecycle of requests for packages that grant one of its roles
+    /// (created, approved, delivered, removed).
+    #[serde(default)]
+    pub lifecycle_events: bool,
 }
 
 impl WebhookConfig {
     /// A URL an administrator may give: see [`super::checked_url`].
     pub fn checked(url: &str) -> Result<Self, String> {
-        Ok(WebhookConfig { url: super::checked_url(url).map_err(|e| format!("the URL: {e}"))?, max_in_flight: None })
+        let url = super::checked_url(url).map_err(|e| format!("the URL: {e}"))?;
+        Ok(WebhookConfig { url, max_in_flight: None, lifecycle_events: false })
     }
 
     /// What the system's secret is sealed for: it opens only for the URL it was given for.

@@ -99,12 +99,19 @@ impl Administrator<'_> {
     /// are signed with (at least 16 characters), sealed with the operator's key (never stored,
     /// logged or audited in the clear). Its resources are bound with `add_resource_as`.
     #[tracing::instrument(name = "add_webhook_system", skip_all, fields(actor = self.actor.id().0))]
-    pub async fn add_webhook_system(&self, name: &str, url: &str, secret: &str) -> DomainResult<ResourceSystemId> {
-        let config =
+    pub async fn add_webhook_system(
+        &self,
+        name: &str,
+        url: &str,
+        secret: &str,
+        lifecycle_events: bool,
+    ) -> DomainResult<ResourceSystemId> {
+        let mut config =
             crate::connectors::webhook::WebhookConfig::checked(url).map_err(|m| DomainError::invalid("url", m))?;
+        config.lifecycle_events = lifecycle_events;
         let secret = secret.trim();
         if secret.chars().count() < 16 || secret.len() > 4096 {
-            return Err(DomainError::invalid("secret", "a shared secret of 16 to 4096 characters, to sign the calls"));
+            return Err(DomainError::invalid("secret", SIGNING_SECRET));
         }
         let sealed = self.seal(secret, &config.seal_context(), "secret")?;
         let config = serde_json::to_value(&config).map_err(|e| DomainError::Internal(e.to_string()))?;
@@ -196,39 +203,91 @@ impl Administrator<'_> {
         create_users: bool,
         max_in_flight: u16,
     ) -> DomainResult<()> {
-        use crate::connectors::{scim::ScimConfig, MAX_IN_FLIGHT};
-        let service = self.service;
+        use crate::connectors::scim::ScimConfig;
         let mut config =
             ScimConfig::checked(base_url, create_users).map_err(|m| DomainError::invalid("base_url", m))?;
-        if !(1..=MAX_IN_FLIGHT).contains(&max_in_flight) {
-            return Err(DomainError::invalid("max_in_flight", format!("between 1 and {MAX_IN_FLIGHT} calls at once")));
+        config.max_in_flight = Some(calls_at_once(max_in_flight)?);
+        let fresh = fresh_secret(token, "token", "the bearer token the target gave (up to 4096 characters)")?;
+        let sealed = fresh.map(|t| self.seal(t, &config.seal_context(), "token")).transpose()?;
+        let changed = Changed {
+            system,
+            kind: crate::domain::model::ResourceSystemKind::Scim,
+            secret_field: "token",
+            address: "base URL",
+        };
+        self.save_connector(changed, &config, |c: &ScimConfig| c.base_url.clone(), sealed).await
+    }
+
+    /// Change a webhook system's settings: its URL, whether it hears request lifecycle events,
+    /// how many calls at once, and (optionally) a new signing secret, needed with a new URL.
+    /// Guarded and audited as a SCIM system's change is.
+    #[tracing::instrument(name = "edit_webhook_system", skip_all, fields(actor = self.actor.id().0, system = system.0))]
+    pub async fn edit_webhook_system(
+        &self,
+        system: ResourceSystemId,
+        url: &str,
+        secret: Option<&str>,
+        lifecycle_events: bool,
+        max_in_flight: u16,
+    ) -> DomainResult<()> {
+        use crate::connectors::webhook::WebhookConfig;
+        let mut config = WebhookConfig::checked(url).map_err(|m| DomainError::invalid("url", m))?;
+        config.max_in_flight = Some(calls_at_once(max_in_flight)?);
+        config.lifecycle_events = lifecycle_events;
+        let fresh = fresh_secret(secret, "secret", SIGNING_SECRET)?;
+        if fresh.is_some_and(|s| s.chars().count() < 16) {
+            return Err(DomainError::invalid("secret", SIGNING_SECRET));
         }
-        config.max_in_flight = Some(max_in_flight);
-        let token = token.map(str::trim).filter(|t| !t.is_empty());
-        if token.is_some_and(|t| t.len() > 4096) {
-            return Err(DomainError::invalid("token", "the bearer token the target gave (up to 4096 characters)"));
-        }
+        let sealed = fresh.map(|s| self.seal(s, &config.seal_context(), "secret")).transpose()?;
+        let changed = Changed {
+            system,
+            kind: crate::domain::model::ResourceSystemKind::Webhook,
+            secret_field: "secret",
+            address: "URL",
+        };
+        self.save_connector(changed, &config, |c: &WebhookConfig| c.url.clone(), sealed).await
+    }
+
+    /// Save a connected system's new settings in one transaction: the new secret (sealed by
+    /// the caller), or the one stored when the address is unchanged (a secret is sealed for
+    /// its address, so a new one needs it again). A new address forgets the target's ids kept
+    /// for people. Refused when another change was saved since this one read the system.
+    async fn save_connector<C>(
+        &self,
+        changed: Changed,
+        config: &C,
+        address: impl Fn(&C) -> String,
+        sealed: Option<String>,
+    ) -> DomainResult<()>
+    where
+        C: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let Changed { system, kind, secret_field, address: address_name } = changed;
+        let service = self.service;
         let mut tx = service.db.begin().await?;
-        let Some((kind, before_text, before_secret)) = catalog::connector(&mut tx, system).await? else {
+        let Some((stored_kind, before_text, before_secret)) = catalog::connector(&mut tx, system).await? else {
             return Err(DomainError::not_found("resource system"));
         };
-        if kind != crate::domain::model::ResourceSystemKind::Scim {
-            return Err(DomainError::invalid("system", "this is not a SCIM system"));
+        if stored_kind != kind {
+            return Err(DomainError::invalid("system", format!("this is not a {} system", kind.as_str())));
         }
-        let before: ScimConfig = serde_json::from_str(&before_text)
+        let before: C = serde_json::from_str(&before_text)
             .map_err(|_| DomainError::Internal(format!("resource system {} has unreadable settings", system.0)))?;
-        let secret = match token {
-            Some(token) => self.seal(token, &config.seal_context(), "token")?,
-            None if before.base_url == config.base_url => before_secret.clone(),
+        let moved = address(&before) != address(config);
+        let replaced = sealed.is_some();
+        let secret = match sealed {
+            Some(sealed) => sealed,
+            None if !moved => before_secret.clone(),
             None => {
                 return Err(DomainError::invalid(
-                    "token",
-                    "a new base URL needs the token again: the one stored is sealed for the old address",
+                    secret_field,
+                    format!(
+                    "a new {address_name} needs the {secret_field} again: the one stored is sealed for the old address"
+                ),
                 ))
             }
         };
-        let config_text = serde_json::to_string(&config).map_err(|e| DomainError::Internal(e.to_string()))?;
-        let moved = before.base_url != config.base_url;
+        let config_text = serde_json::to_string(config).map_err(|e| DomainError::Internal(e.to_string()))?;
         if moved {
             catalog::forget_connector_accounts(&mut tx, system).await?;
         }
@@ -241,7 +300,7 @@ impl Administrator<'_> {
             .before(json!({"config": before}))
             .after(json!({
                 "config": config,
-                "token": if token.is_some() { "(replaced, sealed)" } else { "(kept)" },
+                secret_field: if replaced { "(replaced, sealed)" } else { "(kept)" },
                 "accounts_forgotten": moved,
             }));
         service.commit(tx, vec![event]).await
@@ -661,4 +720,33 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
             .before(json!(before))
             .after(json!(changed)))
     }
+}
+
+/// Which system a settings change is for, its kind, and what its secret is called.
+struct Changed {
+    system: ResourceSystemId,
+    kind: crate::domain::model::ResourceSystemKind,
+    secret_field: &'static str,
+    /// What its address is called ("base URL").
+    address: &'static str,
+}
+
+const SIGNING_SECRET: &str = "a shared secret of 16 to 4096 characters, to sign the calls";
+
+/// Calls at once an administrator may set for a system.
+fn calls_at_once(n: u16) -> DomainResult<u16> {
+    use crate::connectors::MAX_IN_FLIGHT;
+    if !(1..=MAX_IN_FLIGHT).contains(&n) {
+        return Err(DomainError::invalid("max_in_flight", format!("between 1 and {MAX_IN_FLIGHT} calls at once")));
+    }
+    Ok(n)
+}
+
+/// A new secret when one was typed (blank: keep the stored one), at most 4096 characters.
+fn fresh_secret<'a>(given: Option<&'a str>, field: &'static str, what: &str) -> DomainResult<Option<&'a str>> {
+    let given = given.map(str::trim).filter(|t| !t.is_empty());
+    if given.is_some_and(|t| t.len() > 4096) {
+        return Err(DomainError::invalid(field, what));
+    }
+    Ok(given)
 }

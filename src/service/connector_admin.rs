@@ -4,6 +4,7 @@
 
 use super::capability::Administrator;
 use crate::connectors::{ldap, scim, webhook, CallError, Opened};
+use crate::domain::audit::AuditEvent;
 use crate::domain::ids::ResourceSystemId;
 use crate::domain::model::ResourceSystemKind;
 use crate::domain::{DomainError, DomainResult};
@@ -95,6 +96,16 @@ impl Administrator<'_> {
                 Err(e) => return Err(e),
             }
         }
+        // Its failed lifecycle events (a webhook's) go back too, in one audited change.
+        let service = self.service;
+        let mut tx = service.db.begin().await?;
+        let events = crate::store::events::retry_failed(&mut tx, system, service.now()).await?;
+        if events > 0 {
+            let event = AuditEvent::new(Some(self.actor.id()), "webhook.events_retried", "resource_system", system.0)
+                .after(serde_json::json!({"events": events}));
+            service.commit(tx, vec![event]).await?;
+            back += usize::try_from(events).unwrap_or(usize::MAX);
+        }
         Ok((back, left))
     }
 }
@@ -135,7 +146,14 @@ fn describe(kind: ResourceSystemKind, config: &str) -> (String, String) {
             Err(_) => (String::new(), "unreadable settings".into()),
         },
         ResourceSystemKind::Webhook => match serde_json::from_str::<webhook::WebhookConfig>(config) {
-            Ok(c) => (c.url, format!("signed JSON POST · {}", at_once(c.max_in_flight))),
+            Ok(c) => (
+                c.url,
+                format!(
+                    "signed JSON POST{} · {}",
+                    if c.lifecycle_events { " · lifecycle events" } else { "" },
+                    at_once(c.max_in_flight)
+                ),
+            ),
             Err(_) => (String::new(), "unreadable settings".into()),
         },
         ResourceSystemKind::Builtin => (String::new(), String::new()),

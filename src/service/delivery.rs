@@ -101,7 +101,7 @@ pub const LEASE: Duration = Duration::minutes(5);
 /// The wait before attempt `attempts + 1`: 5 s doubled per attempt (at most 2¹⁰), with
 /// jitter (between half and all of it), so entries that failed together do not all come back
 /// in the same instant.
-fn backoff(attempts: i64) -> Duration {
+pub(super) fn backoff(attempts: i64) -> Duration {
     let full_ms = 5_000 * 2_i64.pow(attempts.clamp(0, 10) as u32);
     Duration::milliseconds(full_ms / 2 + rand::random_range(0..=full_ms / 2))
 }
@@ -112,7 +112,7 @@ const PASS_IN_FLIGHT: usize = 8;
 
 /// The longest a system is left alone after it could not be reached (without a
 /// `Retry-After` of its own): then one call tries it again.
-const SYSTEM_PAUSE: Duration = Duration::seconds(60);
+pub(super) const SYSTEM_PAUSE: Duration = Duration::seconds(60);
 
 /// How long an entry steps back while another claim delivers the same membership.
 const PAIR_WAIT: Duration = Duration::seconds(5);

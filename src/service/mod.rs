@@ -15,6 +15,7 @@ mod connector_admin;
 mod delivery;
 pub mod directory;
 pub mod drafts;
+mod events;
 mod import;
 mod leavers;
 mod orgs;
@@ -175,6 +176,11 @@ pub async fn run_workers(service: Service, interval: std::time::Duration) {
             let report =
                 service.deliver_pending(&crate::domain::authz::Operator::Workers, DELIVERY_PASS as i64).await?;
             Ok(report.claimed() >= DELIVERY_PASS)
+        }),
+        drain(interval, "lifecycle events", move || async move {
+            let n =
+                service.deliver_events(&crate::domain::authz::Operator::Workers, events::EVENTS_PASS as i64).await?;
+            Ok(n >= events::EVENTS_PASS)
         }),
         drain(interval, "role sync", move || async move {
             let batches =

@@ -648,18 +648,7 @@ pub async fn finish(
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE outbox SET state = $1, last_error = $2, updated_at = $3, claimed_until = NULL, claimed_by = '' \
-         WHERE id = $4 AND state = 'pending' AND claimed_by = $5",
-    )
-    .bind(state)
-    .bind(error)
-    .bind(to_ms(now))
-    .bind(id)
-    .bind(token)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    super::lease::finish(conn, super::lease::Queue::Outbox, (id, token), state, error, now).await
 }
 
 /// The attempt failed and another follows at `retry_at` (`failed` instead once `give_up`);
@@ -670,23 +659,11 @@ pub async fn retry_later(
     conn: &mut Conn,
     id: i64,
     token: &str,
-    (error, spent): (&str, bool),
+    error: (&str, bool),
     retry_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let attempts = if spent { "attempts" } else { "CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END" };
-    let done = sqlx::query(&format!(
-        "UPDATE outbox SET last_error = $1, next_attempt_at = $2, updated_at = $3, claimed_until = NULL, \
-         claimed_by = '', attempts = {attempts} WHERE id = $4 AND state = 'pending' AND claimed_by = $5",
-    ))
-    .bind(error)
-    .bind(to_ms(retry_at))
-    .bind(to_ms(now))
-    .bind(id)
-    .bind(token)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    super::lease::retry_later(conn, super::lease::Queue::Outbox, (id, token), error, retry_at, now).await
 }
 
 /// The failed entries of a system's work, oldest first, at most `limit`.

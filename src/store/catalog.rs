@@ -350,7 +350,8 @@ pub struct ConnectorHealth {
 }
 
 /// Every connected system (not the built-in one), by name: its settings, its resources, its
-/// waiting and failed work (counted through the outbox's state index), and its health.
+/// waiting and failed work (the outbox's and its lifecycle events', through their state
+/// indexes), and its health.
 pub async fn connector_health(conn: &mut Conn) -> Result<Vec<ConnectorHealth>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT s.id, s.name, s.kind, s.config, s.last_success_at, s.last_error, s.last_error_at, s.paused_until,
@@ -358,10 +359,12 @@ pub async fn connector_health(conn: &mut Conn) -> Result<Vec<ConnectorHealth>, s
              (SELECT COUNT(*) FROM resources r WHERE r.system_id = s.id) AS resources,
              (SELECT COUNT(*) FROM outbox o JOIN resource_roles rr ON rr.id = o.resource_role_id
                  JOIN resources r ON r.id = rr.resource_id
-                 WHERE o.state = 'pending' AND r.system_id = s.id) AS queued,
+                 WHERE o.state = 'pending' AND r.system_id = s.id)
+             + (SELECT COUNT(*) FROM webhook_events e WHERE e.system_id = s.id AND e.state = 'pending') AS queued,
              (SELECT COUNT(*) FROM outbox o JOIN resource_roles rr ON rr.id = o.resource_role_id
                  JOIN resources r ON r.id = rr.resource_id
-                 WHERE o.state = 'failed' AND r.system_id = s.id) AS failed
+                 WHERE o.state = 'failed' AND r.system_id = s.id)
+             + (SELECT COUNT(*) FROM webhook_events e WHERE e.system_id = s.id AND e.state = 'failed') AS failed
          FROM resource_systems s WHERE s.kind <> 'builtin' ORDER BY s.name, s.id",
     )
     .fetch_all(conn)

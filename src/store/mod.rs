@@ -430,6 +430,8 @@ pub mod bulk;
 pub mod catalog;
 pub mod directory;
 pub mod drafts;
+pub mod events;
+pub mod lease;
 pub mod logins;
 pub mod reconcile;
 pub mod requests;

@@ -28,6 +28,7 @@ on_both_databases!(
     one_membership_is_never_delivered_twice_at_once,
     two_instances_deliver_side_by_side_each_entry_once,
     a_webhook_hears_each_grant_and_revoke_once_signed,
+    a_webhook_hears_the_lifecycle_of_requests_once_each,
     an_ldap_group_follows_the_packages_that_grant_it,
     the_connectors_page_adds_tests_and_shows_a_system,
     drift_is_reported_and_repaired_behind_a_threshold,
@@ -531,12 +532,12 @@ async fn a_webhook_hears_each_grant_and_revoke_once_signed(backend: Backend) {
     let (receiver, url) = Receiver::open().await;
     let grace = w.actor(w.ids.grace).await;
     let admin = service.administrator(&grace).unwrap();
-    assert!(admin.add_webhook_system("Hooks", &url, "too short").await.is_err());
+    assert!(admin.add_webhook_system("Hooks", &url, "too short", false).await.is_err());
     assert!(admin
-        .add_webhook_system("Hooks", "http://hooks.example/qm", "a shared secret, long enough")
+        .add_webhook_system("Hooks", "http://hooks.example/qm", "a shared secret, long enough", false)
         .await
         .is_err());
-    let system = admin.add_webhook_system("Hooks", &url, "a shared secret, long enough").await.unwrap();
+    let system = admin.add_webhook_system("Hooks", &url, "a shared secret, long enough", false).await.unwrap();
     let sealed: String = sqlx::query_scalar("SELECT secret FROM resource_systems WHERE id = $1")
         .bind(system.0)
         .fetch_one(w.db().pool())
@@ -590,6 +591,107 @@ async fn a_webhook_hears_each_grant_and_revoke_once_signed(backend: Backend) {
     am.assign_directly(w.ids.hana, package, policy, None, "").await.unwrap();
     let report = service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     assert_eq!((report.failed, report.retried), (1, 0), "{report:?}");
+}
+
+/// A webhook that asks for lifecycle events hears each request for a package granting one of
+/// its roles through its life (created, approved, delivered, removed), once each, signed,
+/// with the grant and the revoke in between; a request for another package tells it nothing;
+/// a receiver that was unavailable hears the event once it is back, under the same key.
+async fn a_webhook_hears_the_lifecycle_of_requests_once_each(backend: Backend) {
+    use quartermaster::domain::policy::{ApproverSpec, Stage};
+    use quartermaster::domain::request::Decision;
+    let w = World::new(backend).await;
+    let service = w.service.clone().with_secret_key(Some(SecretKey::from_hex(&"5e".repeat(32)).unwrap()));
+    let (receiver, url) = Receiver::open().await;
+    let grace = w.actor(w.ids.grace).await;
+    let admin = service.administrator(&grace).unwrap();
+    let system = admin.add_webhook_system("Lifecycle", &url, "a shared secret, long enough", true).await.unwrap();
+    let (package, _) = package_for(&service, &w.ids, system, "crm-hooks").await;
+    let eng: i64 = sqlx::query_scalar("SELECT catalog_id FROM access_packages WHERE id = $1")
+        .bind(package.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    let linus = w.actor(w.ids.linus).await;
+    let mut asking = Policy::new(package, "Ask", RequestorScope::AllMembers, vec![]);
+    asking.approval.stages.push(Stage { timeout_days: 5, ..Stage::new(vec![ApproverSpec::User { id: w.ids.sofia }]) });
+    service.package_manager(&linus, CatalogId(eng)).unwrap().create_policy(asking).await.unwrap();
+    let (jamal, sofia) = (w.actor(w.ids.jamal).await, w.actor(w.ids.sofia).await);
+    let told = async || service.deliver_events(&Operator::Workers, 50).await.unwrap();
+
+    // Created: told once; a request for a package without its role is not told.
+    let asked = service.submit_request(&jamal, common::ask(package, "customer calls")).await.unwrap();
+    service.submit_request(&jamal, common::ask(w.ids.developer_tools, "builds")).await.unwrap();
+    assert_eq!(told().await, 1);
+    let calls = receiver.calls();
+    assert_eq!(calls.len(), 1);
+    let created = &calls[0].3;
+    assert_eq!(
+        (created["type"].as_str(), created["id"].as_str()),
+        (Some("request.created"), Some(calls[0].0.as_str()))
+    );
+    assert_eq!(created["request"]["id"], asked.request.0);
+    assert_eq!(created["person"]["email"], "jamal@quartermaster.example");
+    assert_eq!(created["package"]["id"], package.0);
+
+    // Approved, then delivered: the grant goes out between them.
+    service.decide(&sofia, asked.request, Decision::Approve, "fine").await.unwrap();
+    assert_eq!(told().await, 1);
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!(told().await, 1);
+    let calls = receiver.calls();
+    let types: Vec<&str> = calls.iter().map(|c| c.3["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["request.created", "request.approved", "access.granted", "assignment.delivered"]);
+    assert_eq!(calls[1].3["by"], "sofia@quartermaster.example");
+    assert_eq!(calls[1].3["reason"], "fine");
+    let assignment = calls[1].3["assignment"]["id"].as_i64().unwrap();
+    assert_eq!(calls[3].3["assignment"]["id"], assignment);
+
+    // Removed while the receiver is unavailable (503): the event waits, spends no attempt,
+    // and is told once the receiver is back, under the same key.
+    let am = service.assignment_manager_of(&linus, package).await.unwrap();
+    am.remove_from_package(package, AssignmentId(assignment), "moved teams").await.unwrap();
+    receiver.fail.store(1, SeqCst);
+    receiver.fail_with.store(503, SeqCst);
+    assert_eq!(told().await, 1);
+    let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM webhook_events WHERE event = 'assignment.removed'")
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(attempts, 0, "an unavailable receiver costs no attempt");
+    assert_eq!(told().await, 0, "the system is paused");
+    w.clock.advance(Duration::minutes(2));
+    assert_eq!(told().await, 1);
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    w.clock.advance(Duration::days(1));
+    assert_eq!(told().await, 0, "nothing more to tell");
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    let calls = receiver.calls();
+    let answered: Vec<(&str, &str)> =
+        calls.iter().filter(|c| c.4 == 204).map(|c| (c.3["type"].as_str().unwrap(), c.0.as_str())).collect();
+    let types: Vec<&str> = answered.iter().map(|a| a.0).collect();
+    assert_eq!(
+        types,
+        [
+            "request.created",
+            "request.approved",
+            "access.granted",
+            "assignment.delivered",
+            "assignment.removed",
+            "access.revoked"
+        ]
+    );
+    let keys: std::collections::HashSet<&str> = answered.iter().map(|a| a.1).collect();
+    assert_eq!(keys.len(), 6, "one key per change");
+    let refused = calls.iter().find(|c| c.4 == 503).unwrap();
+    assert_eq!(refused.0, answered[4].1, "the refused call is told again under its key");
+    assert_eq!(calls[calls.len() - 2].3["reason"], "moved teams");
+
+    // Lifecycle events off: grants and revokes only.
+    let page = admin.edit_webhook_system(system, &url, None, false, 4).await;
+    page.unwrap();
+    service.submit_request(&jamal, common::ask(package, "again")).await.unwrap();
+    assert_eq!(told().await, 0);
 }
 
 /// The LDAP target the test command started (slapd): URL, suffix, bind DN, password.
@@ -836,6 +938,57 @@ async fn the_connectors_page_adds_tests_and_shows_a_system(backend: Backend) {
     let views = app.service.administrator(&grace).unwrap().connectors().await.unwrap();
     let ldap_view = views.iter().find(|v| v.id == ldap).unwrap();
     assert!(ldap_view.drift.starts_with("not checked") && ldap_view.drift.contains("49"), "{ldap_view:?}");
+
+    // A webhook receiver hearing lifecycle events, added and then changed from the page: a
+    // new URL needs the signing secret again; without it nothing changes.
+    let hooks = [
+        ("kind", "webhook"),
+        ("name", "Ticketing"),
+        ("url", "https://hooks.example/qm"),
+        ("secret", "a signing secret, long enough"),
+        ("lifecycle_events", "on"),
+    ];
+    app.submit(&c, page, "/api/add_connector", &hooks).await;
+    let hook: i64 = sqlx::query_scalar("SELECT id FROM resource_systems WHERE name = 'Ticketing'")
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    let html = app.page(&c, page).await;
+    assert!(html.contains("signed JSON POST · lifecycle events · 4 calls at once"), "its settings");
+    assert!(!html.contains("a signing secret, long enough"), "the secret is never shown");
+    let hook_id = hook.to_string();
+    let quiet = [
+        ("system_id", hook_id.as_str()),
+        ("kind", "webhook"),
+        ("url", "https://hooks.example/qm"),
+        ("secret", ""),
+        ("max_in_flight", "2"),
+    ];
+    app.submit(&c, page, "/api/edit_connector", &quiet).await;
+    let html = app.page(&c, page).await;
+    assert!(html.contains("Saved; the secret is kept.") && html.contains("signed JSON POST · 2 calls at once"));
+    let elsewhere = [
+        ("system_id", hook_id.as_str()),
+        ("kind", "webhook"),
+        ("url", "https://other.example/qm"),
+        ("secret", ""),
+        ("lifecycle_events", "on"),
+        ("max_in_flight", "2"),
+    ];
+    app.submit(&c, page, "/api/edit_connector", &elsewhere).await;
+    let html = app.page(&c, page).await;
+    assert!(html.contains("a new URL needs the secret again"), "refused, saying why");
+    assert!(!html.contains("other.example") && !html.contains("· lifecycle events"), "nothing changed");
+    // A SCIM system is not changed as a webhook.
+    let crossed = [
+        ("system_id", id.as_str()),
+        ("kind", "webhook"),
+        ("url", url.as_str()),
+        ("secret", ""),
+        ("max_in_flight", "2"),
+    ];
+    app.submit(&c, page, "/api/edit_connector", &crossed).await;
+    assert!(app.page(&c, page).await.contains("this is not a webhook system"));
 
     // Not for catalog owners.
     let linus = common::client();

@@ -31,7 +31,8 @@ pub struct LdapFields {
 
 /// Add a connected system. One form for the three kinds: `kind` says which fields count
 /// (SCIM: `url`, `secret` as its bearer token, `create_users`; LDAP: `url`, `secret` as its
-/// bind password, and `ldap[…]`; webhook: `url`, `secret` as its signing secret).
+/// bind password, and `ldap[…]`; webhook: `url`, `secret` as its signing secret, and
+/// `lifecycle_events`).
 #[server(endpoint = "add_connector")]
 pub async fn add_connector(
     kind: String,
@@ -39,6 +40,7 @@ pub async fn add_connector(
     url: String,
     secret: String,
     create_users: Option<String>,
+    lifecycle_events: Option<String>,
     ldap: Option<LdapFields>,
 ) -> Result<Notice, AppError> {
     let result = async {
@@ -48,7 +50,7 @@ pub async fn add_connector(
         let admin = service.administrator(&actor)?;
         match kind.as_str() {
             "scim" => admin.add_scim_system(&name, &url, &secret, ticked(&create_users)).await?,
-            "webhook" => admin.add_webhook_system(&name, &url, &secret).await?,
+            "webhook" => admin.add_webhook_system(&name, &url, &secret, ticked(&lifecycle_events)).await?,
             "ldap" => {
                 use crate::connectors::ldap::{LdapConfig, MemberAttribute};
                 let fields = ldap.unwrap_or_default();
@@ -82,28 +84,44 @@ pub async fn add_connector(
     server::finish(result).await
 }
 
-/// Change a SCIM system's settings: its base URL, whether it creates people, how many calls
-/// at once, and (when given) a new token — needed with a new base URL, since a token is
-/// sealed for its address. Saving lifts a pause the system was under.
+/// Change a SCIM or webhook system's settings (`kind` says which; the stored kind must match):
+/// its address, how many calls at once, and (when given) a new secret — needed with a new
+/// address, since a secret is sealed for its address; SCIM: whether it creates people;
+/// webhook: whether it hears request lifecycle events. Saving lifts a pause.
 #[server(endpoint = "edit_connector")]
+#[allow(clippy::too_many_arguments)]
 pub async fn edit_connector(
     system_id: i64,
+    kind: Option<String>,
     url: String,
     secret: String,
     create_users: Option<String>,
+    lifecycle_events: Option<String>,
     max_in_flight: u16,
 ) -> Result<Notice, AppError> {
     let result = async {
         at_most("url", &url, 2048)?;
         at_most("secret", &secret, 4096)?;
         let (service, actor) = server::actor().await?;
+        let admin = service.administrator(&actor)?;
         let system = crate::domain::ids::ResourceSystemId(system_id);
-        let token = Some(secret.as_str()).filter(|s| !s.trim().is_empty());
-        service
-            .administrator(&actor)?
-            .edit_scim_system(system, &url, token, ticked(&create_users), max_in_flight)
-            .await?;
-        Ok(ok(if token.is_some() { "Saved, with the new token." } else { "Saved; the token is kept." }))
+        let fresh = Some(secret.as_str()).filter(|s| !s.trim().is_empty());
+        let secret_name = match kind.as_deref().unwrap_or("scim") {
+            "scim" => {
+                admin.edit_scim_system(system, &url, fresh, ticked(&create_users), max_in_flight).await?;
+                "token"
+            }
+            "webhook" => {
+                admin.edit_webhook_system(system, &url, fresh, ticked(&lifecycle_events), max_in_flight).await?;
+                "secret"
+            }
+            _ => return Err(AppError::Invalid { field: Some("kind".into()), message: "scim or webhook".into() }),
+        };
+        Ok(ok(if fresh.is_some() {
+            format!("Saved, with the new {secret_name}.")
+        } else {
+            format!("Saved; the {secret_name} is kept.")
+        }))
     }
     .await;
     server::finish(result).await

@@ -100,6 +100,7 @@ fn ConnectorsBody() -> impl IntoView {
                 <FieldError latest=added flash field="password" />
                 <FieldError latest=added flash field="secret" />
                 <label class="check"><input type="checkbox" name="create_users" />" SCIM: create people the service does not know"</label>
+                <label class="check"><input type="checkbox" name="lifecycle_events" />" Webhook: also tell it the lifecycle of requests (created, approved, delivered, removed) for packages that grant its roles"</label>
                 <fieldset>
                     <legend>"LDAP only"</legend>
                     <label class="check"><input type="checkbox" name="ldap[starttls]" />" StartTLS (with ldap://)"</label>
@@ -131,7 +132,8 @@ struct RowActions {
 #[component]
 fn ConnectorRow(c: ConnectorView, actions: RowActions) -> impl IntoView {
     let RowActions { test, retry, check, repair, change } = actions;
-    let scim = (c.kind == "scim").then(|| (c.id, c.name.clone(), c.address.clone(), c.settings.clone()));
+    let editable = matches!(c.kind.as_str(), "scim" | "webhook")
+        .then(|| (c.id, c.kind.clone(), c.name.clone(), c.address.clone(), c.settings.clone()));
     let compares = matches!(c.kind.as_str(), "scim" | "ldap");
     let named = |what: &str| format!("{what}: {}", c.name);
     let (test_label, retry_label, check_label, repair_label, confirm_label) = (
@@ -155,24 +157,44 @@ fn ConnectorRow(c: ConnectorView, actions: RowActions) -> impl IntoView {
                 <div class="muted small">{c.settings}</div>
                 {c.paused_until.map(|ms| view! { <div class="small">"Paused until "<Time ms /></div> })}
                 {c.drift_checked_at.map(|ms| view! { <div class="small drift">"Drift, checked "<Time ms />": "{c.drift.clone()}</div> })}
-                {scim.map(|(id, name, address, settings)| view! {
+                {editable.map(|(id, kind, name, address, settings)| {
+                    let scim = kind == "scim";
+                    let (address_label, secret_label) = if scim {
+                        ("Base URL", "New token (empty: keep it; needed with a new base URL)")
+                    } else {
+                        ("URL", "New signing secret (empty: keep it; needed with a new URL)")
+                    };
+                    view! {
                     <details class="small">
                         <summary>"Change settings"</summary>
                         <ActionForm action=change attr:class="form">
                             <input type="hidden" name="system_id" value=id />
-                            <label for=format!("edit-url-{id}")>"Base URL"</label>
+                            <input type="hidden" name="kind" value=kind />
+                            <label for=format!("edit-url-{id}")>{address_label}</label>
                             <input type="text" id=format!("edit-url-{id}") name="url" value=address required />
-                            <label for=format!("edit-token-{id}")>"New token (empty: keep it; needed with a new base URL)"</label>
+                            <label for=format!("edit-token-{id}")>{secret_label}</label>
                             <input type="password" id=format!("edit-token-{id}") name="secret" autocomplete="off" />
-                            <label class="check">
-                                <input type="checkbox" name="create_users" checked=settings.starts_with("creates") />
-                                " Create people the service does not know"
-                            </label>
+                            {if scim {
+                                view! {
+                                    <label class="check">
+                                        <input type="checkbox" name="create_users" checked=settings.starts_with("creates") />
+                                        " Create people the service does not know"
+                                    </label>
+                                }.into_any()
+                            } else {
+                                view! {
+                                    <label class="check">
+                                        <input type="checkbox" name="lifecycle_events" checked=settings.contains("lifecycle events") />
+                                        " Tell it the lifecycle of requests for packages that grant its roles"
+                                    </label>
+                                }.into_any()
+                            }}
                             <label for=format!("edit-calls-{id}")>"Calls at once (1–32)"</label>
                             <input type="number" id=format!("edit-calls-{id}") name="max_in_flight" min="1" max="32" value=calls_at_once(&settings) required />
                             <p><button type="submit" class="btn-secondary" aria-label=format!("Save: {name}")>"Save"</button></p>
                         </ActionForm>
                     </details>
+                    }
                 })}
             </td>
             <td>{c.resources}</td>

@@ -1,0 +1,231 @@
+//! Request lifecycle events told to webhook systems, like Entra's custom extensions: a request
+//! created, approved, its access delivered, its access removed. Each is derived from the
+//! audit event of the change and written with it, in its transaction ([`Service::commit`]),
+//! for every webhook system that asks for lifecycle events and has a role in the request's
+//! package; a worker sends it later, signed as the system's grants and revokes are
+//! (`docs/webhooks.md`), with its id as the idempotency key. At least once: a receiver that
+//! answered 2xx is not called again for it, one that did not is called again.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use super::Service;
+use crate::connectors::{webhook, CallError, Opened};
+use crate::domain::audit::AuditEvent;
+use crate::domain::authz::{Operator, Permission};
+use crate::domain::ids::ResourceSystemId;
+use crate::domain::policy::checked_after;
+use crate::domain::DomainResult;
+use crate::store::events::{self, ClaimedEvent, NewEvent};
+use crate::store::lease::{self, Queue};
+use crate::store::Tx;
+
+/// The lifecycle event an audited change reports, if it reports one, and whether its object
+/// is a request (else an assignment).
+fn lifecycle(action: &str) -> Option<(&'static str, bool)> {
+    Some(match action {
+        "request.submitted" | "request.admin_assigned" => ("request.created", true),
+        // An assignment is made when (and only when) its request is approved.
+        "assignment.created" => ("request.approved", false),
+        "assignment.delivered" => ("assignment.delivered", false),
+        "assignment.removed" | "assignment.expired" | "assignment.given_up" | "assignment.withdrawn" => {
+            ("assignment.removed", false)
+        }
+        _ => return None,
+    })
+}
+
+/// Events a pass claims.
+pub const EVENTS_PASS: usize = 100;
+
+/// Attempts before an event fails (for an administrator to retry), as for the outbox.
+const MAX_ATTEMPTS: i64 = super::delivery::MAX_ATTEMPTS;
+
+/// Queue the lifecycle events of a change's audit events, in its transaction.
+pub(super) async fn enqueue(tx: &mut Tx, audit: &[AuditEvent], now: DateTime<Utc>) -> DomainResult<()> {
+    let reported: Vec<(&AuditEvent, &'static str, bool)> =
+        audit.iter().filter_map(|e| lifecycle(&e.action).map(|(name, of_request)| (e, name, of_request))).collect();
+    if reported.is_empty() {
+        return Ok(());
+    }
+    let listening: Vec<ResourceSystemId> = events::webhooks(tx)
+        .await?
+        .into_iter()
+        .filter(|(_, config)| serde_json::from_str::<webhook::WebhookConfig>(config).is_ok_and(|c| c.lifecycle_events))
+        .map(|(id, _)| id)
+        .collect();
+    if listening.is_empty() {
+        return Ok(());
+    }
+    // Who made the change: an assignment is made by the worker side of an approval, whose
+    // decision (with its approver and words) is in the same change.
+    let decision = audit.iter().find(|e| e.actor.is_some() && e.object_type == "request");
+    for (event, name, of_request) in reported {
+        let (actor, reason) = match (name, decision) {
+            ("request.approved", Some(d)) if event.actor.is_none() => (d.actor, d.reason.as_str()),
+            _ => (event.actor, event.reason.as_str()),
+        };
+        let new = NewEvent {
+            event: name,
+            request: of_request.then_some(event.object_id),
+            assignment: (!of_request).then_some(event.object_id),
+            actor,
+            reason,
+        };
+        events::enqueue(tx, &listening, &new, now).await?;
+    }
+    Ok(())
+}
+
+/// What became of one event's call.
+enum Sent {
+    Done,
+    Retry,
+    Failed,
+    /// The receiver could not take it: the system waits until then, and its other events with it.
+    Unavailable(DateTime<Utc>),
+    /// Given back untried.
+    Deferred,
+}
+
+impl Service {
+    /// One pass over the due lifecycle events: each system's in queue order, one call at a time
+    /// per system, systems side by side. Returns how many were claimed.
+    #[tracing::instrument(name = "deliver_events", skip_all, fields(operator = %by))]
+    pub async fn deliver_events(&self, by: &Operator<'_>, limit: i64) -> DomainResult<usize> {
+        by.require(Permission::Administer)?;
+        let now = self.now();
+        let token = format!("{}#{:08x}", self.worker, rand::random::<u32>());
+        let lease_until = checked_after(now, super::delivery::LEASE, "lease")?;
+        let claimed = {
+            let mut tx = self.db.begin().await?;
+            let ids = events::claim_due(&mut tx, self.db.backend(), &token, now, lease_until, limit).await?;
+            tx.commit().await?;
+            ids
+        };
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.db.pool().acquire().await?;
+        let read = events::claimed(&mut conn, &claimed).await?;
+        drop(conn);
+        let mut systems: std::collections::BTreeMap<ResourceSystemId, Vec<ClaimedEvent>> = Default::default();
+        for event in read {
+            systems.entry(event.system).or_default().push(event);
+        }
+        let token = &token;
+        let runs = systems.into_iter().map(|(system, queue)| async move {
+            let mut paused: Option<DateTime<Utc>> = None;
+            for event in queue {
+                let id = event.id;
+                let now = self.now();
+                let outcome = match paused {
+                    Some(until) => self.give_back(id, token, until, now).await,
+                    None => self.send_event(system, event, token, now).await,
+                };
+                match outcome {
+                    Ok(Sent::Unavailable(until)) => paused = Some(until),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(event = id, error = ?e, "a lifecycle event could not be sent or recorded")
+                    }
+                }
+            }
+        });
+        futures_util::future::join_all(runs).await;
+        Ok(claimed.len())
+    }
+
+    async fn give_back(&self, id: i64, token: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> DomainResult<Sent> {
+        let mut tx = self.db.begin().await?;
+        lease::retry_later(&mut tx, Queue::WebhookEvents, (id, token), ("", false), until, now).await?;
+        tx.commit().await?;
+        Ok(Sent::Deferred)
+    }
+
+    /// Sign and send one event, and record the answer as delivery records a target's: done;
+    /// the receiver unavailable (the system paused, no attempt spent); refused (failed at
+    /// once); else retried with backoff, failed after the last attempt.
+    async fn send_event(
+        &self,
+        system: ResourceSystemId,
+        event: ClaimedEvent,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> DomainResult<Sent> {
+        let result = self.call_receiver(system, &event).await;
+        let mut tx = self.db.begin().await?;
+        let error = result.as_ref().err().map_or("", CallError::message);
+        crate::store::catalog::record_health(&mut tx, system, error, now.timestamp_millis()).await?;
+        let mut audit = Vec::new();
+        let sent = match result {
+            Ok(()) => {
+                lease::finish(&mut tx, Queue::WebhookEvents, (event.id, token), "done", "", now).await?;
+                Sent::Done
+            }
+            Err(CallError::Unavailable { message, after }) => {
+                let wait = match after {
+                    Some(after) => {
+                        Duration::from_std(after).unwrap_or(super::delivery::LEASE).max(Duration::seconds(1))
+                    }
+                    None => super::delivery::backoff(event.attempts).min(super::delivery::SYSTEM_PAUSE),
+                };
+                let until = checked_after(now, wait, "retry")?;
+                lease::retry_later(&mut tx, Queue::WebhookEvents, (event.id, token), (&message, false), until, now)
+                    .await?;
+                crate::store::assignments::pause_system(&mut tx, system, until).await?;
+                Sent::Unavailable(until)
+            }
+            Err(e) if matches!(e, CallError::Permanent(_)) || event.attempts >= MAX_ATTEMPTS => {
+                if lease::finish(&mut tx, Queue::WebhookEvents, (event.id, token), "failed", e.message(), now).await? {
+                    audit.push(
+                        AuditEvent::new(None, "webhook.event_failed", "webhook_event", event.id)
+                            .after(json!({"system": system, "type": event.body["type"], "attempts": event.attempts}))
+                            .reason(e.message()),
+                    );
+                }
+                Sent::Failed
+            }
+            Err(e) => {
+                let at = checked_after(now, super::delivery::backoff(event.attempts), "retry")?;
+                lease::retry_later(&mut tx, Queue::WebhookEvents, (event.id, token), (e.message(), true), at, now)
+                    .await?;
+                Sent::Retry
+            }
+        };
+        self.commit(tx, audit).await?;
+        Ok(sent)
+    }
+
+    async fn call_receiver(&self, system: ResourceSystemId, event: &ClaimedEvent) -> Result<(), CallError> {
+        let db = |e: sqlx::Error| CallError::Transient(format!("database: {e}"));
+        let mut conn = self.db.pool().acquire().await.map_err(db)?;
+        let (kind, config, sealed) = crate::store::catalog::connector(&mut conn, system)
+            .await
+            .map_err(db)?
+            .ok_or(CallError::Permanent("the system is gone".to_owned()))?;
+        drop(conn);
+        match Opened::open(kind, &config, &sealed, self.secret_key.as_deref()).map_err(CallError::Transient)? {
+            Opened::Webhook(config, secret) => {
+                let id = format!("qm-event-{}", event.id);
+                webhook::Webhook { config: &config, secret: &secret, now: self.now() }.send(&id, &event.body).await
+            }
+            _ => Err(CallError::Permanent("lifecycle events go to webhook systems only".to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lifecycle;
+
+    #[test]
+    fn each_lifecycle_step_is_reported_once() {
+        assert_eq!(lifecycle("request.submitted"), Some(("request.created", true)));
+        assert_eq!(lifecycle("assignment.created"), Some(("request.approved", false)));
+        assert_eq!(lifecycle("assignment.delivered"), Some(("assignment.delivered", false)));
+        assert_eq!(lifecycle("assignment.expired"), Some(("assignment.removed", false)));
+        assert_eq!(lifecycle("assignment.delivery_state"), None);
+        assert_eq!(lifecycle("grant.delivered"), None);
+    }
+}
