@@ -4,9 +4,8 @@
 //! a person the target does not know), is success. 200 and 204 are both success.
 
 use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter, PatchPath, PatchValuePath, ValFilter};
-use scim_v2::models::group::{Group, Member, MemberType};
-use scim_v2::models::others::{ListResponse, OperationTarget, PatchOp, PatchOperation};
-use scim_v2::models::service_provider_config::ServiceProviderConfig;
+use scim_v2::models::group::{Member, MemberType};
+use scim_v2::models::others::{OperationTarget, PatchOp, PatchOperation};
 use scim_v2::models::user::{Email, User};
 use scim_v2::{schema_urns, Asserted};
 use serde::de::DeserializeOwned;
@@ -57,6 +56,91 @@ pub struct Scim<'a> {
 /// as the grammar requires.
 fn equals(attribute: &str, value: &str) -> AttrExp {
     AttrExp::Comparison(AttrPath::with_name(attribute), CompareOp::Eq, CompValue::Str(value.to_owned()))
+}
+
+// What the target answers is read leniently, by the few attributes used (what is sent is
+// built from scim_v2's RFC types): real providers leave out `schemas`, send odd `meta` dates
+// or extra attributes, and one such resource in a list must not hide the others. A resource
+// without the attributes used is passed over, as a non-matching one is.
+
+/// A list answer (RFC 7644 §3.4.2): its resources, each read on its own.
+#[derive(Deserialize)]
+struct Listed {
+    #[serde(rename = "totalResults", default)]
+    total_results: Option<i64>,
+    #[serde(rename = "Resources", default)]
+    resources: Option<Vec<serde_json::Value>>,
+}
+
+impl Listed {
+    /// The resources that read as `T` (others passed over).
+    fn read<T: DeserializeOwned>(self) -> Vec<T> {
+        self.resources.unwrap_or_default().into_iter().filter_map(|r| serde_json::from_value(r).ok()).collect()
+    }
+}
+
+/// A user, by the attributes used.
+#[derive(Deserialize)]
+struct UserSeen {
+    id: String,
+    #[serde(rename = "userName")]
+    user_name: String,
+}
+
+/// A group, by the attributes used.
+#[derive(Deserialize)]
+struct GroupSeen {
+    id: Option<String>,
+    #[serde(rename = "displayName", default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    members: Option<Vec<MemberSeen>>,
+}
+
+impl GroupSeen {
+    /// The members that are people (no `type`, or `User` in any case); a nested group is
+    /// left out.
+    fn people(self) -> Vec<String> {
+        self.members
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.kind.clone().is_none_or(|t| MemberType::from(t) == MemberType::User))
+            .filter_map(|m| m.value)
+            .collect()
+    }
+}
+
+#[derive(Deserialize)]
+struct MemberSeen {
+    value: Option<String>,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+}
+
+/// `ServiceProviderConfig` (RFC 7643 §5), by the features the probe reports.
+#[derive(Deserialize)]
+struct ProviderSeen {
+    #[serde(default)]
+    patch: Option<SupportedSeen>,
+    #[serde(default)]
+    filter: Option<SupportedSeen>,
+}
+
+#[derive(Deserialize)]
+struct SupportedSeen {
+    #[serde(default)]
+    supported: serde_json::Value,
+}
+
+impl SupportedSeen {
+    /// `true`, or `"true"` as some providers send it.
+    fn yes(&self) -> bool {
+        match &self.supported {
+            serde_json::Value::Bool(b) => *b,
+            serde_json::Value::String(s) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        }
+    }
 }
 
 /// One group of the target, as an import lists it.
@@ -112,12 +196,12 @@ impl Scim<'_> {
     async fn user_id(&self, email: &str) -> Result<Option<String>, CallError> {
         let filter = Filter::Attr(equals("userName", email)).to_string();
         let response = self.send(super::http()?.get(self.url("Users")).query(&[("filter", filter)])).await?;
-        let list: ListResponse<User<String>> = Self::read(response, "user list").await?;
+        let list: Listed = Self::read(response, "user list").await?;
         let matching: Vec<String> = list
-            .resources
+            .read::<UserSeen>()
             .into_iter()
             .filter(|u| u.user_name.eq_ignore_ascii_case(email))
-            .filter_map(|u| u.id)
+            .map(|u| u.id)
             .collect();
         match matching.as_slice() {
             [] => Ok(None),
@@ -141,8 +225,14 @@ impl Scim<'_> {
             active: Asserted::set(true),
             ..User::default()
         };
+        // `groups` is read-only (RFC 7643 §4.1.2), and the type always writes it: left out.
+        let mut body =
+            serde_json::to_value(&user).map_err(|e| format!("SCIM: the new user could not be written: {e}"))?;
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("groups");
+        }
         let response = self
-            .call(super::http()?.post(self.url("Users")).header("content-type", "application/scim+json").json(&user))
+            .call(super::http()?.post(self.url("Users")).header("content-type", "application/scim+json").json(&body))
             .await?;
         if response.status() == reqwest::StatusCode::CONFLICT {
             return self
@@ -150,8 +240,8 @@ impl Scim<'_> {
                 .await?
                 .ok_or_else(|| format!("SCIM target: {email} conflicts yet is not found").into());
         }
-        let created: User<String> = Self::read(self.refused(response).await?, "new user").await?;
-        created.id.ok_or_else(|| "SCIM target: the new user has no id".into())
+        let created: serde_json::Value = Self::read(self.refused(response).await?, "new user").await?;
+        created["id"].as_str().map(str::to_owned).ok_or_else(|| "SCIM target: the new user has no id".into())
     }
 
     async fn patch_group(&self, group: &str, operation: PatchOperation) -> Result<(), CallError> {
@@ -166,15 +256,8 @@ impl Scim<'_> {
     pub async fn group_members(&self, group: &str) -> Result<Vec<String>, CallError> {
         let url = self.url(&format!("Groups/{}", urlencoding(group)));
         let response = self.send(super::http()?.get(url).query(&[("attributes", "displayName,members")])).await?;
-        let group: Group<String> = Self::read(response, "group").await?;
-        Ok(group
-            .members
-            .into_option()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|m| m.r#type.as_ref().is_none_or(|t| *t == MemberType::User))
-            .filter_map(|m| m.value)
-            .collect())
+        let group: GroupSeen = Self::read(response, "group").await?;
+        Ok(group.people())
     }
 
     /// A page of the target's groups, `count` from the `start`th (1-based, as RFC 7644 §3.4.2.4
@@ -183,10 +266,17 @@ impl Scim<'_> {
         let query =
             [("attributes", "displayName".to_owned()), ("startIndex", start.to_string()), ("count", count.to_string())];
         let response = self.send(super::http()?.get(self.url("Groups")).query(&query)).await?;
-        let list: ListResponse<Group<String>> = Self::read(response, "group list").await?;
-        let groups =
-            list.resources.into_iter().filter_map(|g| Some(TargetGroup { id: g.id?, name: g.display_name })).collect();
-        Ok(GroupsPage { groups, total: u64::try_from(list.total_results).unwrap_or(0) })
+        let list: Listed = Self::read(response, "group list").await?;
+        let total = list.total_results.and_then(|t| u64::try_from(t).ok()).unwrap_or(0);
+        let groups = list
+            .read::<GroupSeen>()
+            .into_iter()
+            .filter_map(|g| {
+                let id = g.id?;
+                Some(TargetGroup { name: g.display_name.unwrap_or_else(|| id.clone()), id })
+            })
+            .collect();
+        Ok(GroupsPage { groups, total })
     }
 
     /// The `userName` of the target's user with this id (none: no such user).
@@ -196,8 +286,8 @@ impl Scim<'_> {
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let user: User<String> = Self::read(self.refused(response).await?, "user").await?;
-        Ok(Some(user.user_name))
+        let user: serde_json::Value = Self::read(self.refused(response).await?, "user").await?;
+        Ok(user["userName"].as_str().map(str::to_owned))
     }
 
     /// Ask the target for its `ServiceProviderConfig` (changing nothing): what it says of
@@ -205,13 +295,9 @@ impl Scim<'_> {
     pub async fn probe(&self) -> Result<String, CallError> {
         let response = self.send(super::http()?.get(self.url("ServiceProviderConfig"))).await?;
         let status = response.status();
-        let config: ServiceProviderConfig = Self::read(response, "ServiceProviderConfig").await?;
-        let said = |supported: bool| if supported { "supported" } else { "not supported" };
-        Ok(format!(
-            "the target answered {status}: PATCH {}, filter {}",
-            said(config.patch.supported),
-            said(config.filter.supported),
-        ))
+        let config: ProviderSeen = Self::read(response, "ServiceProviderConfig").await?;
+        let said = |s: Option<SupportedSeen>| if s.is_some_and(|s| s.yes()) { "supported" } else { "not supported" };
+        Ok(format!("the target answered {status}: PATCH {}, filter {}", said(config.patch), said(config.filter)))
     }
 
     /// Make the person a member of the group; the target's id of the person (to keep: removal
@@ -275,6 +361,26 @@ fn urlencoding(segment: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn answers_are_read_by_the_attributes_used() {
+        // A resource a strict reading refuses (no schemas, a numeric id, an odd date) is passed
+        // over; the others are found.
+        let list: Listed = serde_json::from_value(serde_json::json!({"Resources": [
+            {"id": 7, "userName": "x@y"},
+            {"id": "u1", "userName": "a@b", "meta": {"created": "yesterday"}, "active": "True"},
+        ]}))
+        .unwrap();
+        let users = list.read::<UserSeen>();
+        assert_eq!(users.iter().map(|u| (u.id.as_str(), u.user_name.as_str())).collect::<Vec<_>>(), [("u1", "a@b")]);
+        let said: ProviderSeen = serde_json::from_value(serde_json::json!({"patch": {"supported": "True"}})).unwrap();
+        assert!(said.patch.is_some_and(|p| p.yes()) && said.filter.is_none());
+        let group: GroupSeen = serde_json::from_value(serde_json::json!({"id": "g", "members": [
+            {"value": "u1"}, {"value": "g2", "type": "Group"}, {"value": "u2", "type": "user", "display": "U"},
+        ]}))
+        .unwrap();
+        assert_eq!(group.people(), ["u1", "u2"]);
+    }
 
     #[test]
     fn base_urls_and_filters_are_checked_and_quoted() {

@@ -108,7 +108,7 @@ pub(super) fn backoff(attempts: i64) -> Duration {
 
 /// External entries of one pass being delivered at once, all systems together (each holds a
 /// pool connection while it records its result).
-const PASS_IN_FLIGHT: usize = 8;
+pub(super) const PASS_IN_FLIGHT: usize = 8;
 
 /// The longest a system is left alone after it could not be reached (without a
 /// `Retry-After` of its own): then one call tries it again.
@@ -877,10 +877,14 @@ pub(super) async fn roll_up(
     }
     let action =
         if a_state == AssignmentState::Delivered { "assignment.delivered" } else { "assignment.delivery_state" };
+    // Its access arrives whole for the first time (or after a failure), rather than again
+    // after a role was added to its package: what a lifecycle event reports.
+    let first = assignment.delivered_at.is_none()
+        || matches!(assignment.state, AssignmentState::PartiallyDelivered | AssignmentState::DeliveryFailed);
     events.push(
         AuditEvent::new(None, action, "assignment", assignment.id.0)
             .before(json!({"state": assignment.state.as_str()}))
-            .after(json!({"state": a_state.as_str(), "grants": grants.len(), "delivered": delivered}))
+            .after(json!({"state": a_state.as_str(), "grants": grants.len(), "delivered": delivered, "first": first}))
             .reason(reason),
     );
     Ok(())

@@ -7,6 +7,7 @@
 //! answered 2xx is not called again for it, one that did not is called again.
 
 use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
 use serde_json::json;
 
 use super::Service;
@@ -43,8 +44,12 @@ const MAX_ATTEMPTS: i64 = super::delivery::MAX_ATTEMPTS;
 
 /// Queue the lifecycle events of a change's audit events, in its transaction.
 pub(super) async fn enqueue(tx: &mut Tx, audit: &[AuditEvent], now: DateTime<Utc>) -> DomainResult<()> {
-    let reported: Vec<(&AuditEvent, &'static str, bool)> =
-        audit.iter().filter_map(|e| lifecycle(&e.action).map(|(name, of_request)| (e, name, of_request))).collect();
+    let reported: Vec<(&AuditEvent, &'static str, bool)> = audit
+        .iter()
+        // Delivered again after a role was added to the package is not news.
+        .filter(|e| !(e.action == "assignment.delivered" && e.after["first"] == false))
+        .filter_map(|e| lifecycle(&e.action).map(|(name, of_request)| (e, name, of_request)))
+        .collect();
     if reported.is_empty() {
         return Ok(());
     }
@@ -77,6 +82,12 @@ pub(super) async fn enqueue(tx: &mut Tx, audit: &[AuditEvent], now: DateTime<Utc
     Ok(())
 }
 
+/// Another claim holds the event now (this pass's lease ran out): nothing of this pass's
+/// answer is recorded (the transaction is dropped, so rolled back).
+fn lost(id: i64) -> crate::domain::DomainError {
+    crate::domain::DomainError::Internal(format!("lost the lease on lifecycle event {id}"))
+}
+
 /// What became of one event's call.
 enum Sent {
     Done,
@@ -106,14 +117,16 @@ impl Service {
         if claimed.is_empty() {
             return Ok(0);
         }
-        let mut conn = self.db.pool().acquire().await?;
-        let read = events::claimed(&mut conn, &claimed).await?;
-        drop(conn);
+        let read = self.read_claimed(&claimed, &token).await;
         let mut systems: std::collections::BTreeMap<ResourceSystemId, Vec<ClaimedEvent>> = Default::default();
         for event in read {
             systems.entry(event.system).or_default().push(event);
         }
-        let token = &token;
+        // Leases run from the claim: what is not started by half of one is given back, so no
+        // event this pass holds lapses to another instance while a slow receiver answers.
+        let started = std::time::Instant::now();
+        let budget = (super::delivery::LEASE / 2).to_std().unwrap_or(std::time::Duration::from_secs(60));
+        let (token, started) = (&token, &started);
         let runs = systems.into_iter().map(|(system, queue)| async move {
             let mut paused: Option<DateTime<Utc>> = None;
             for event in queue {
@@ -121,6 +134,7 @@ impl Service {
                 let now = self.now();
                 let outcome = match paused {
                     Some(until) => self.give_back(id, token, until, now).await,
+                    None if started.elapsed() > budget => self.give_back(id, token, now, now).await,
                     None => self.send_event(system, event, token, now).await,
                 };
                 match outcome {
@@ -132,13 +146,60 @@ impl Service {
                 }
             }
         });
-        futures_util::future::join_all(runs).await;
+        // Systems side by side, as many at once as a delivery pass calls.
+        futures_util::stream::iter(runs).buffer_unordered(super::delivery::PASS_IN_FLIGHT).collect::<Vec<()>>().await;
         Ok(claimed.len())
     }
 
+    /// The claimed events with what their calls say: read together, else one at a time. One
+    /// that cannot be read (or whose request is gone) is failed, saying why, rather than
+    /// claimed again forever.
+    async fn read_claimed(&self, ids: &[i64], token: &str) -> Vec<ClaimedEvent> {
+        let mut read = match self.claimed_events(ids).await {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::warn!(error = %e, "lifecycle events could not be read together; one at a time");
+                let mut read = Vec::new();
+                for id in ids {
+                    match self.claimed_events(&[*id]).await {
+                        Ok(one) => read.extend(one),
+                        Err(e) => tracing::error!(event = id, error = %e, "this lifecycle event cannot be read"),
+                    }
+                }
+                read
+            }
+        };
+        read.sort_by_key(|e| e.id);
+        for id in ids.iter().filter(|id| read.binary_search_by_key(*id, |e| e.id).is_err()) {
+            if let Err(e) = self.fail_unreadable(*id, token).await {
+                tracing::error!(event = id, error = ?e, "could not record an unreadable lifecycle event");
+            }
+        }
+        read
+    }
+
+    async fn claimed_events(&self, ids: &[i64]) -> Result<Vec<ClaimedEvent>, sqlx::Error> {
+        let mut conn = self.db.pool().acquire().await?;
+        events::claimed(&mut conn, ids).await
+    }
+
+    async fn fail_unreadable(&self, id: i64, token: &str) -> DomainResult<()> {
+        let mut tx = self.db.begin().await?;
+        let why = "the event cannot be read (its request or assignment is gone, or its row is damaged)";
+        if lease::finish(&mut tx, Queue::WebhookEvents, (id, token), "failed", why, self.now()).await? {
+            let event = AuditEvent::new(None, "webhook.event_failed", "webhook_event", id).reason(why);
+            self.commit(tx, vec![event]).await?;
+        }
+        Ok(())
+    }
+
+    /// Give a claimed event back untried, due at `until`; its attempt is not spent.
     async fn give_back(&self, id: i64, token: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> DomainResult<Sent> {
         let mut tx = self.db.begin().await?;
-        lease::retry_later(&mut tx, Queue::WebhookEvents, (id, token), ("", false), until, now).await?;
+        let why = "waiting: the receiver was unavailable, or the pass ran long";
+        if !lease::retry_later(&mut tx, Queue::WebhookEvents, (id, token), (why, false), until, now).await? {
+            return Err(lost(id));
+        }
         tx.commit().await?;
         Ok(Sent::Deferred)
     }
@@ -160,7 +221,9 @@ impl Service {
         let mut audit = Vec::new();
         let sent = match result {
             Ok(()) => {
-                lease::finish(&mut tx, Queue::WebhookEvents, (event.id, token), "done", "", now).await?;
+                if !lease::finish(&mut tx, Queue::WebhookEvents, (event.id, token), "done", "", now).await? {
+                    return Err(lost(event.id));
+                }
                 Sent::Done
             }
             Err(CallError::Unavailable { message, after }) => {
@@ -171,25 +234,31 @@ impl Service {
                     None => super::delivery::backoff(event.attempts).min(super::delivery::SYSTEM_PAUSE),
                 };
                 let until = checked_after(now, wait, "retry")?;
-                lease::retry_later(&mut tx, Queue::WebhookEvents, (event.id, token), (&message, false), until, now)
-                    .await?;
+                let spent = (message.as_str(), false);
+                if !lease::retry_later(&mut tx, Queue::WebhookEvents, (event.id, token), spent, until, now).await? {
+                    return Err(lost(event.id));
+                }
                 crate::store::assignments::pause_system(&mut tx, system, until).await?;
                 Sent::Unavailable(until)
             }
             Err(e) if matches!(e, CallError::Permanent(_)) || event.attempts >= MAX_ATTEMPTS => {
-                if lease::finish(&mut tx, Queue::WebhookEvents, (event.id, token), "failed", e.message(), now).await? {
-                    audit.push(
-                        AuditEvent::new(None, "webhook.event_failed", "webhook_event", event.id)
-                            .after(json!({"system": system, "type": event.body["type"], "attempts": event.attempts}))
-                            .reason(e.message()),
-                    );
+                if !lease::finish(&mut tx, Queue::WebhookEvents, (event.id, token), "failed", e.message(), now).await? {
+                    return Err(lost(event.id));
                 }
+                audit.push(
+                    AuditEvent::new(None, "webhook.event_failed", "webhook_event", event.id)
+                        .after(json!({"system": system, "type": event.body["type"], "attempts": event.attempts}))
+                        .reason(e.message()),
+                );
                 Sent::Failed
             }
             Err(e) => {
                 let at = checked_after(now, super::delivery::backoff(event.attempts), "retry")?;
-                lease::retry_later(&mut tx, Queue::WebhookEvents, (event.id, token), (e.message(), true), at, now)
-                    .await?;
+                if !lease::retry_later(&mut tx, Queue::WebhookEvents, (event.id, token), (e.message(), true), at, now)
+                    .await?
+                {
+                    return Err(lost(event.id));
+                }
                 Sent::Retry
             }
         };

@@ -95,7 +95,8 @@ pub struct ClaimedEvent {
     pub body: serde_json::Value,
 }
 
-/// The claimed events, read with what their calls say (one statement).
+/// The claimed events, read with what their calls say (one statement). One whose person or
+/// package cannot be found is left out (the caller fails it).
 pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<ClaimedEvent>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -110,13 +111,14 @@ pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<ClaimedEvent>, 
          FROM webhook_events e \
          LEFT JOIN assignments a ON a.id = e.assignment_id \
          LEFT JOIN requests q ON q.id = COALESCE(e.request_id, a.request_id) \
-         JOIN users u ON u.id = COALESCE(a.user_id, q.target_user_id) \
-         JOIN access_packages p ON p.id = COALESCE(a.package_id, q.package_id) \
+         LEFT JOIN users u ON u.id = COALESCE(a.user_id, q.target_user_id) \
+         LEFT JOIN access_packages p ON p.id = COALESCE(a.package_id, q.package_id) \
          LEFT JOIN users b ON b.id = e.actor_id \
          WHERE e.id IN ({list}) ORDER BY e.id"
     );
     let rows = sqlx::query(&sql).fetch_all(conn).await?;
     rows.iter()
+        .filter(|row| row.opt_int("person_id").ok().flatten().is_some() && row.opt_int("package_id").ok().flatten().is_some())
         .map(|row| {
             let id = row.int("id")?;
             let iso = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

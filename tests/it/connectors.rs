@@ -687,6 +687,28 @@ async fn a_webhook_hears_the_lifecycle_of_requests_once_each(backend: Backend) {
     assert_eq!(refused.0, answered[4].1, "the refused call is told again under its key");
     assert_eq!(calls[calls.len() - 2].3["reason"], "moved teams");
 
+    // An event that cannot be read (its request gone) is failed, saying why, not claimed
+    // again and again.
+    let now = w.clock.now().timestamp_millis();
+    sqlx::query(
+        "INSERT INTO webhook_events (system_id, event, occurred_at, next_attempt_at, updated_at) \
+         VALUES ($1, 'request.created', $2, $2, $2)",
+    )
+    .bind(system.0)
+    .bind(now)
+    .execute(w.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(told().await, 1);
+    let (state, why): (String, String) = sqlx::query_as(
+        "SELECT state, last_error FROM webhook_events WHERE request_id IS NULL AND assignment_id IS NULL",
+    )
+    .fetch_one(w.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(state, "failed", "{why}");
+    assert_eq!(told().await, 0);
+
     // Lifecycle events off: grants and revokes only.
     let page = admin.edit_webhook_system(system, &url, None, false, 4).await;
     page.unwrap();
