@@ -620,6 +620,53 @@ pub struct ConnectorView {
     pub drift_checked_at: Option<Millis>,
 }
 
+/// An import of a connected system's groups into a catalog, as it stands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupImportView {
+    pub id: i64,
+    /// The catalog the groups go to.
+    pub catalog: String,
+    /// LDAP: the DN the groups are under.
+    pub search_base: String,
+    pub running: bool,
+    pub failed: bool,
+    /// Groups read so far, and how many the target has (once its first page is read).
+    pub done: i64,
+    pub total: Option<i64>,
+    /// Bound as resources by this import, and found bound already.
+    pub imported: i64,
+    pub already: i64,
+    /// Why it failed, or why it is waiting.
+    pub error: String,
+    pub started: Millis,
+    pub finished: Option<Millis>,
+}
+
+/// One piece of a connected system's work waiting (or failed): a membership to add or take
+/// away, or a lifecycle event to tell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueuedWork {
+    /// `add`, `remove` or the event's type.
+    pub what: String,
+    pub person: String,
+    /// The resource's name (empty for an event).
+    pub resource: String,
+    pub attempts: i64,
+    pub next_attempt: Millis,
+    pub last_error: String,
+}
+
+/// One connected system's page: its row, its queue and failures (oldest first, the first of
+/// each), its imports, and the catalogs its groups can be imported into.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorDetail {
+    pub system: ConnectorView,
+    pub queue: Vec<QueuedWork>,
+    pub failures: Vec<QueuedWork>,
+    pub imports: Vec<GroupImportView>,
+    pub catalogs: Vec<(i64, String)>,
+}
+
 /// Drift found in one bound group of a connected system.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GroupDrift {

@@ -143,6 +143,7 @@ pub fn dn_key(dn: &str) -> String {
 /// LDAP result codes this connector tells apart (RFC 4511 §4.1.9).
 mod rc {
     pub const SUCCESS: u32 = 0;
+    pub const SIZE_LIMIT_EXCEEDED: u32 = 4;
     pub const NO_SUCH_ATTRIBUTE: u32 = 16;
     pub const ATTRIBUTE_OR_VALUE_EXISTS: u32 = 20;
     pub const NO_SUCH_OBJECT: u32 = 32;
@@ -252,6 +253,41 @@ impl Directory<'_> {
                 key != placeholder && key.ends_with(&people)
             })
             .collect())
+    }
+
+    /// The groups under `base` (`groupOfNames` or `groupOfUniqueNames`, whichever this system
+    /// lists members in), by DN, each with its `cn` (else its DN) as its name; sorted by DN,
+    /// so an import can go through them a page at a time. At most `limit`.
+    pub async fn groups(&self, base: &str, limit: i32) -> Result<Vec<super::scim::TargetGroup>, CallError> {
+        let class = match self.config.member_attribute {
+            MemberAttribute::Member => "groupOfNames",
+            MemberAttribute::UniqueMember => "groupOfUniqueNames",
+        };
+        let mut ldap = self.open().await?;
+        let entries = ldap
+            .with_timeout(CALL_TIMEOUT)
+            .with_search_options(ldap3::SearchOptions::new().sizelimit(limit))
+            .search(base, Scope::Subtree, &format!("(objectClass={class})"), vec!["cn"])
+            .await
+            .map_err(unreachable)?;
+        let _ = ldap.unbind().await;
+        // More than an import takes at once.
+        if entries.1.rc == rc::SIZE_LIMIT_EXCEEDED {
+            return Err(CallError::Permanent(format!(
+                "more than {limit} groups under {base}: import from a narrower base"
+            )));
+        }
+        let (entries, _) = entries.success().map_err(unreachable)?;
+        let mut groups: Vec<super::scim::TargetGroup> = entries
+            .into_iter()
+            .map(|e| {
+                let entry = SearchEntry::construct(e);
+                let name = entry.attrs.get("cn").and_then(|v| v.first()).cloned().unwrap_or_else(|| entry.dn.clone());
+                super::scim::TargetGroup { id: entry.dn, name }
+            })
+            .collect();
+        groups.sort_by_key(|g| dn_key(&g.id));
+        Ok(groups)
     }
 
     /// The `mail` of the entry with this DN (none: no such entry, or no mail).

@@ -12,6 +12,25 @@ use crate::store::catalog;
 use crate::views::ConnectorView;
 
 impl Administrator<'_> {
+    /// One connected system's page: its row, the first of its queue and of its failures,
+    /// its imports, and the catalogs its groups can go to.
+    #[tracing::instrument(name = "connector", skip_all, fields(actor = self.actor.id().0, system = system.0))]
+    pub async fn connector(&self, system: ResourceSystemId) -> DomainResult<crate::views::ConnectorDetail> {
+        let row = self
+            .connectors()
+            .await?
+            .into_iter()
+            .find(|c| c.id == system.0)
+            .ok_or_else(|| DomainError::not_found("resource system"))?;
+        let mut conn = self.service.db.pool().acquire().await?;
+        let queue = crate::store::imports::work_of_system(&mut conn, system, "pending", WORK_SHOWN).await?;
+        let failures = crate::store::imports::work_of_system(&mut conn, system, "failed", WORK_SHOWN).await?;
+        let catalogs = catalog::catalogs(&mut conn).await?.into_iter().map(|c| (c.id.0, c.name)).collect();
+        drop(conn);
+        let imports = self.group_imports(system).await?;
+        Ok(crate::views::ConnectorDetail { system: row, queue, failures, imports, catalogs })
+    }
+
     /// Every connected system, by name, with its queue, failures and health.
     #[tracing::instrument(name = "connectors", skip_all, fields(actor = self.actor.id().0))]
     pub async fn connectors(&self) -> DomainResult<Vec<ConnectorView>> {
@@ -109,6 +128,10 @@ impl Administrator<'_> {
         Ok((back, left))
     }
 }
+
+/// The most waiting (and failed) pieces of work a system's page lists of each queue; the row's
+/// counts say how many there are in all.
+const WORK_SHOWN: i64 = 50;
 
 /// The most failed entries one "retry failed" puts back (the rest: press it again).
 const RETRY_AT_ONCE: i64 = 1000;

@@ -17,6 +17,7 @@ pub mod directory;
 pub mod drafts;
 mod events;
 mod import;
+mod imports;
 mod leavers;
 mod orgs;
 mod package_admin;
@@ -186,6 +187,10 @@ pub async fn run_workers(service: Service, interval: std::time::Duration) {
             let batches =
                 service.sync_package_roles(&crate::domain::authz::Operator::Workers, role_sync::SYNC_PASS).await?;
             Ok(batches >= role_sync::SYNC_PASS)
+        }),
+        drain(interval, "group import", move || async move {
+            service.resume_group_imports().await?;
+            Ok(false)
         }),
         drain(interval, "bulk assignment", move || async move {
             service.resume_bulk_jobs().await?;

@@ -431,6 +431,7 @@ pub mod catalog;
 pub mod directory;
 pub mod drafts;
 pub mod events;
+pub mod imports;
 pub mod lease;
 pub mod logins;
 pub mod reconcile;

@@ -29,6 +29,7 @@ on_both_databases!(
     two_instances_deliver_side_by_side_each_entry_once,
     a_webhook_hears_each_grant_and_revoke_once_signed,
     a_webhook_hears_the_lifecycle_of_requests_once_each,
+    a_directory_s_groups_are_imported_a_page_at_a_time,
     an_ldap_group_follows_the_packages_that_grant_it,
     the_connectors_page_adds_tests_and_shows_a_system,
     drift_is_reported_and_repaired_behind_a_threshold,
@@ -749,6 +750,129 @@ async fn ldap_members(group: &str) -> Vec<String> {
     members
 }
 
+/// An LDAP directory's groups under a base are imported into a catalog a page at a time: the
+/// progress shows after each page, a worker stopped mid-import is taken over from the next
+/// page, a group bound already is counted and not bound twice, and a second import binds
+/// nothing. SCIM groups are imported the same way.
+async fn a_directory_s_groups_are_imported_a_page_at_a_time(backend: Backend) {
+    use std::collections::HashSet;
+    let w = World::new(backend).await;
+    let service = w.service.clone().with_secret_key(Some(SecretKey::from_hex(&"6a".repeat(32)).unwrap()));
+    let (url, base, bind_dn, password) = directory();
+    let tag = format!("{backend:?}-{}", rand::random::<u32>()).to_lowercase();
+    let under = format!("ou=imp-{tag},ou=groups,{base}");
+    let mut ldap = ldap_admin().await;
+    let ou = format!("imp-{tag}");
+    let unit = vec![("objectClass", HashSet::from(["organizationalUnit"])), ("ou", HashSet::from([ou.as_str()]))];
+    ldap.add(&under, unit).await.unwrap().success().unwrap();
+    for n in 0..150 {
+        let cn = format!("team-{n:03}");
+        let attrs = vec![
+            ("objectClass", HashSet::from(["groupOfNames"])),
+            ("cn", HashSet::from([cn.as_str()])),
+            ("member", HashSet::from([bind_dn.as_str()])),
+        ];
+        ldap.add(&format!("cn={cn},{under}"), attrs).await.unwrap().success().unwrap();
+    }
+    let grace = w.actor(w.ids.grace).await;
+    let admin = service.administrator(&grace).unwrap();
+    let settings = quartermaster::connectors::ldap::LdapConfig {
+        url,
+        starttls: false,
+        bind_dn: bind_dn.clone(),
+        people_base: format!("ou=people,{base}"),
+        member_attribute: Default::default(),
+        placeholder: None,
+        max_in_flight: None,
+        removal_threshold: None,
+    };
+    let system = admin.add_ldap_system(&format!("Import {tag}"), settings, &password).await.unwrap();
+    let eng = CatalogId(
+        sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Engineering'")
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap(),
+    );
+    // One group bound by hand beforehand.
+    service
+        .catalog_owner(&grace, eng)
+        .unwrap()
+        .add_resource_as(system, &format!("cn=team-007,{under}"), "Team 7", "", &["Member"])
+        .await
+        .unwrap();
+    assert!(admin.start_group_import(system, eng, "").await.is_err(), "an LDAP import needs its base");
+    let job = admin.start_group_import(system, eng, &under).await.unwrap();
+
+    // A worker binds the first page, then stops before recording the second.
+    let mut parked = crate::race::park_at(&service, "import.page");
+    let first = tokio::spawn({
+        let s = parked.service.clone();
+        async move { s.resume_group_imports().await }
+    });
+    parked.arrived.recv().await.unwrap();
+    parked.release();
+    parked.arrived.recv().await.unwrap();
+    let shown = admin.group_imports(system).await.unwrap();
+    assert_eq!(shown.len(), 1);
+    let now = &shown[0];
+    assert_eq!((now.id, now.running, now.done, now.total), (job, true, 100, Some(150)), "{now:?}");
+    assert_eq!((now.imported, now.already), (99, 1));
+    first.abort();
+    let _ = first.await;
+    // Its claim runs out; the next pass takes the job up from the second page.
+    assert_eq!(service.resume_group_imports().await.unwrap(), 0, "still claimed");
+    w.clock.advance(Duration::minutes(2));
+    assert_eq!(service.resume_group_imports().await.unwrap(), 1);
+    let done = &admin.group_imports(system).await.unwrap()[0];
+    assert_eq!((done.running, done.failed, done.done, done.imported, done.already), (false, false, 150, 149, 1));
+    let bound: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT r.external_id, (SELECT COUNT(*) FROM resource_roles rr WHERE rr.resource_id = r.id) \
+         FROM resources r JOIN catalog_resources cr ON cr.resource_id = r.id \
+         WHERE r.system_id = $1 AND cr.catalog_id = $2",
+    )
+    .bind(system.0)
+    .bind(eng.0)
+    .fetch_all(w.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(bound.len(), 150, "each group once");
+    assert!(bound.iter().all(|(_, roles)| *roles == 1), "one role each: its membership");
+    let team = sqlx::query_scalar::<_, String>("SELECT name FROM resources WHERE external_id = $1")
+        .bind(format!("cn=team-042,{under}"))
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(team, "team-042", "named by its cn");
+
+    // Again: nothing new.
+    admin.start_group_import(system, eng, &under).await.unwrap();
+    service.resume_group_imports().await.unwrap();
+    let again = &admin.group_imports(system).await.unwrap()[0];
+    assert_eq!((again.running, again.imported, again.already), (false, 0, 150));
+
+    // A SCIM target's groups: those made there are bound.
+    let (scim_url, token) = target();
+    let scim_system = admin.add_scim_system(&format!("Import SCIM {tag}"), &scim_url, &token, false).await.unwrap();
+    let made = [new_group(&format!("imp-a-{tag}")).await, new_group(&format!("imp-b-{tag}")).await];
+    admin.start_group_import(scim_system, eng, "").await.unwrap();
+    service.resume_group_imports().await.unwrap();
+    let scim_job = &admin.group_imports(scim_system).await.unwrap()[0];
+    assert!(!scim_job.running && !scim_job.failed && scim_job.imported >= 2, "{scim_job:?}");
+    for id in made {
+        let name: String = sqlx::query_scalar("SELECT name FROM resources WHERE system_id = $1 AND external_id = $2")
+            .bind(scim_system.0)
+            .bind(&id)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap();
+        assert!(name.starts_with("imp-"), "{name}");
+    }
+    // A webhook system has no groups to import.
+    let hooks = admin.add_webhook_system("No groups", "http://127.0.0.1:9/h", "a shared secret, long enough", false);
+    let hooks = hooks.await.unwrap();
+    assert!(admin.start_group_import(hooks, eng, "").await.is_err());
+}
+
 /// Two packages grant one LDAP group: the group follows who holds either, keeps a person
 /// while one of them does, and keeps the placeholder when its last member goes.
 async fn an_ldap_group_follows_the_packages_that_grant_it(backend: Backend) {
@@ -924,6 +1048,8 @@ async fn the_connectors_page_adds_tests_and_shows_a_system(backend: Backend) {
     am.assign_directly(app.ids.maya, package, policy, None, "").await.unwrap();
     let html = app.page(&c, page).await;
     assert!(html.contains(&format!("id=\"connector-{system}\"")), "its row");
+    let queue = app.page(&c, &format!("/admin/connectors/{system}")).await;
+    assert!(queue.contains("<td>add</td><td>maya@quartermaster.example</td>"), "the queue lists the work waiting");
     app.service.deliver_pending(&Operator::Workers, 50).await.unwrap();
     let views = app.service.administrator(&grace).unwrap().connectors().await.unwrap();
     let view = views.iter().find(|v| v.id == system).unwrap();
@@ -933,6 +1059,25 @@ async fn the_connectors_page_adds_tests_and_shows_a_system(backend: Backend) {
     let html = app.page(&c, page).await;
     assert!(html.contains("No drift: 1 group(s) hold exactly what is granted."), "the check's answer");
     assert!(html.contains("Drift, checked"), "and kept on the system's row");
+
+    // The system's own page: its queue, its failures, and an import of its groups, whose
+    // progress shows there.
+    let own = format!("/admin/connectors/{system}");
+    let html = app.page(&c, &own).await;
+    assert!(html.contains("Nothing is waiting.") && html.contains("Nothing has failed."), "its queues");
+    let eng: i64 = sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Engineering'")
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    let import = [("system_id", system.to_string()), ("catalog_id", eng.to_string())];
+    let res = app.submit(&c, &own, "/api/import_groups", &import).await;
+    assert_eq!(res.status(), 302);
+    let html = app.page(&c, &own).await;
+    assert!(html.contains("Import started") && html.contains("id=\"imports\""), "started, and listed");
+    assert!(html.contains("http-equiv=\"refresh\""), "the page follows a running import");
+    app.service.resume_group_imports().await.unwrap();
+    let html = app.page(&c, &own).await;
+    assert!(html.contains(">done<") && !html.contains("http-equiv=\"refresh\""), "done, and still");
 
     // A directory with a wrong password: the test says the bind was refused.
     let (ldap_url, base, bind_dn, _) = directory();

@@ -197,6 +197,9 @@ const TABLE: &[(&str, &str)] = &[
     ("edit_connector", "DDDDDDDDDDAD"),
     ("test_connector", "DDDDDDDDDDAD"),
     ("retry_connector", "DDDDDDDDDDAD"),
+    ("load_connector", "DDDDDDDDDDAD"),
+    ("/admin/connectors/{system}", "DDDDDDDDDDAD"),
+    ("import_groups", "DDDDDDDDDDAD"),
     ("check_drift", "DDDDDDDDDDAD"),
     ("repair_drift", "DDDDDDDDDDAD"),
     // The package builder: who builds packages in Engineering starts a draft (its owner, its
@@ -617,6 +620,11 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
                 Some(Effect::CatalogContents(fx.catalog)),
             ),
             "retry_connector" => (vec![("system_id", fx.system.0.to_string())], Some(Effect::Connectors)),
+            "load_connector" => (vec![("system_id", fx.system.0.to_string())], None),
+            "import_groups" => (
+                vec![("system_id", fx.scim.0.to_string()), ("catalog_id", fx.catalog.0.to_string())],
+                Some(Effect::Connectors),
+            ),
             "remove_sponsor" => {
                 (vec![("org_id", fx.org.to_string()), ("user_id", ids.sofia.0.to_string())], Some(Effect::Orgs))
             }
@@ -744,7 +752,8 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
                 .replace("{user}", &ids.omar.0.to_string())
                 .replace("{draft}", &fx.draft_read.to_string())
                 .replace("{step}", "basics")
-                .replace("{job}", &fx.bulk_job.to_string());
+                .replace("{job}", &fx.bulk_job.to_string())
+                .replace("{system}", &fx.system.0.to_string());
             calls.push(Call {
                 name: path,
                 path: concrete,
@@ -977,7 +986,12 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
                     .fetch_all(pool)
                     .await
                     .unwrap();
-            format!("{systems:?} {failed:?}")
+            let imports: Vec<(i64, i64, i64)> =
+                sqlx::query_as("SELECT id, system_id, catalog_id FROM group_imports ORDER BY id")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            format!("{systems:?} {failed:?} {imports:?}")
         }
         Effect::Orgs => {
             let orgs: Vec<(i64, String, String, String)> =

@@ -212,3 +212,29 @@ pub async fn retry_connector(system_id: i64) -> Result<Notice, AppError> {
     .await;
     server::finish(result).await
 }
+
+/// One connected system's page: its row, its queue and failures, its imports, the catalogs.
+#[server(endpoint = "load_connector")]
+pub async fn load_connector(system_id: i64) -> Result<crate::views::ConnectorDetail, AppError> {
+    let (service, actor) = server::actor().await?;
+    let system = crate::domain::ids::ResourceSystemId(system_id);
+    Ok(service.administrator(&actor)?.connector(system).await?)
+}
+
+/// Import the system's groups into a catalog as resources (SCIM: all of them; LDAP: those
+/// under `search_base`), a page at a time in the background; its progress shows on the
+/// system's page.
+#[server(endpoint = "import_groups")]
+pub async fn import_groups(system_id: i64, catalog_id: i64, search_base: Option<String>) -> Result<Notice, AppError> {
+    let result = async {
+        let base = search_base.unwrap_or_default();
+        at_most("search_base", &base, 1024)?;
+        let (service, actor) = server::actor().await?;
+        let system = crate::domain::ids::ResourceSystemId(system_id);
+        let catalog = crate::domain::ids::CatalogId(catalog_id);
+        service.administrator(&actor)?.start_group_import(system, catalog, &base).await?;
+        Ok(ok("Import started: its progress is below."))
+    }
+    .await;
+    server::finish(result).await
+}

@@ -152,7 +152,7 @@ fn ConnectorRow(c: ConnectorView, actions: RowActions) -> impl IntoView {
     view! {
         <tr id=format!("connector-{}", c.id)>
             <td>
-                <strong>{c.name}</strong>" "<span class="tag">{kind}</span>
+                <strong><a href=format!("/admin/connectors/{}", c.id)>{c.name}</a></strong>" "<span class="tag">{kind}</span>
                 <div class="muted small">{c.address}</div>
                 <div class="muted small">{c.settings}</div>
                 {c.paused_until.map(|ms| view! { <div class="small">"Paused until "<Time ms /></div> })}
