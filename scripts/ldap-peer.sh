@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # An LDAP target for the tests: Debian's slapd (installed by scripts/setup.sh --test) with a
 # private database in a temporary directory, on a free loopback port.
-#   source scripts/ldap-peer.sh start  -> exports QM_TEST_LDAP_URL, QM_TEST_LDAP_BASE,
+#   source scripts/ldap-peer.sh start  -> exports QM_TEST_LDAP_URL, QM_TEST_LDAPS_URL,
+#                                         QM_TEST_LDAP_CA, QM_TEST_LDAP_BASE,
 #                                         QM_TEST_LDAP_BIND_DN, QM_TEST_LDAP_PASSWORD,
 #                                         QM_LDAP_PID, QM_LDAP_DIR
+# It speaks TLS too: ldaps:// on a second port, and StartTLS on the first, with a server
+# certificate for 127.0.0.1 (only) signed by a CA made for the run (QM_TEST_LDAP_CA, PEM).
 #   scripts/ldap-peer.sh stop          (uses QM_LDAP_PID and QM_LDAP_DIR)
 # The suffix holds ou=people and ou=groups; the tests add people and groups of their own.
 # Sourced, it leaves the caller's shell options as it found them.
@@ -21,12 +24,23 @@ case "${1:-}" in
     base="dc=quartermaster,dc=test"
     password=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
     hash=$(/usr/sbin/slappasswd -s "$password")
+    # A CA for this run, and the server's certificate for 127.0.0.1 signed by it.
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Quartermaster test CA" \
+      -keyout "$dir/ca.key" -out "$dir/ca.pem" >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$dir/server.key" \
+      -out "$dir/server.csr" >/dev/null 2>&1
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$dir/server.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+      -days 2 -extfile "$dir/server.ext" -out "$dir/server.pem" >/dev/null 2>&1
     cat >"$dir/slapd.conf" <<CONF
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/nis.schema
 pidfile $dir/slapd.pid
+TLSCACertificateFile $dir/ca.pem
+TLSCertificateFile $dir/server.pem
+TLSCertificateKeyFile $dir/server.key
 modulepath /usr/lib/ldap
 moduleload back_mdb
 database mdb
@@ -53,9 +67,11 @@ objectClass: organizationalUnit
 ou: groups
 LDIF
     /usr/sbin/slapadd -f "$dir/slapd.conf" -l "$dir/base.ldif" >/dev/null 2>&1
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+    port=$(free_port)
+    tls_port=$(free_port)
     # -d 0: in the foreground (its PID is ours to stop), logging nothing.
-    /usr/sbin/slapd -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/" -d 0 >"$dir/log" 2>&1 &
+    /usr/sbin/slapd -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/ ldaps://127.0.0.1:$tls_port/" -d 0 >"$dir/log" 2>&1 &
     export QM_LDAP_PID=$!
     export QM_LDAP_DIR="$dir"
     ready=
@@ -72,6 +88,8 @@ LDIF
       return 1 2>/dev/null || exit 1
     fi
     export QM_TEST_LDAP_URL="ldap://127.0.0.1:$port"
+    export QM_TEST_LDAPS_URL="ldaps://127.0.0.1:$tls_port"
+    export QM_TEST_LDAP_CA="$dir/ca.pem"
     export QM_TEST_LDAP_BASE="$base"
     export QM_TEST_LDAP_BIND_DN="cn=admin,$base"
     export QM_TEST_LDAP_PASSWORD="$password"

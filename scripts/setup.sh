@@ -37,6 +37,8 @@ if $want_test; then
   # The LDAP target of the provisioning tests (scripts/ldap-peer.sh), not configured as a
   # service: the tests start their own.
   [[ -x /usr/sbin/slapd ]] || need_apt+=(slapd ldap-utils)
+  # The LDAP peer makes a CA and a server certificate for its TLS ports.
+  command -v openssl >/dev/null || need_apt+=(openssl)
   if ((${#need_apt[@]})); then
     log "installing ${need_apt[*]} (apt)"
     if [[ $(id -u) -eq 0 ]]; then SUDO=""; else SUDO="sudo"; fi

@@ -49,12 +49,15 @@ if [[ -z "${QM_TEST_LDAP_URL:-}" ]]; then
   peers_started+=("QM_LDAP_PID=$QM_LDAP_PID QM_LDAP_DIR=$QM_LDAP_DIR scripts/ldap-peer.sh stop")
 fi
 export QM_TEST_LDAP_URL QM_TEST_LDAP_BASE QM_TEST_LDAP_BIND_DN QM_TEST_LDAP_PASSWORD
+export QM_TEST_LDAPS_URL QM_TEST_LDAP_CA
 
 logs=$(mktemp -d)
 status=0
 
 log "unit and integration tests (SQLite and PostgreSQL)"
-cargo nextest run --no-fail-fast 2>&1 | tee "$logs/nextest.log" || status=1
+# The LDAP peer's CA trusted as an operator trusts an internal one (LDAPS and StartTLS
+# read the system's trust store, or SSL_CERT_FILE): for the test process only.
+SSL_CERT_FILE="${QM_TEST_LDAP_CA:-}" cargo nextest run --no-fail-fast 2>&1 | tee "$logs/nextest.log" || status=1
 
 log "browser tests (Playwright, Debian Chromium; with and without JavaScript)"
 # Free loopback ports for the portals and the OpenID provider the browser tests start.

@@ -730,6 +730,36 @@ fn directory() -> (String, String, String, String) {
     (var("QM_TEST_LDAP_URL"), var("QM_TEST_LDAP_BASE"), var("QM_TEST_LDAP_BIND_DN"), var("QM_TEST_LDAP_PASSWORD"))
 }
 
+/// LDAP over TLS: ldaps:// and StartTLS bind and read with the directory's certificate
+/// verified (its CA trusted through `SSL_CERT_FILE`, as an operator trusts an internal CA);
+/// a certificate for another name is refused either way, so TLS was in force.
+#[tokio::test]
+async fn ldaps_and_starttls_bind_with_the_certificate_verified() {
+    use quartermaster::connectors::ldap::{Directory, LdapConfig, MemberAttribute};
+    let (plain, base, bind_dn, password) = directory();
+    let (Ok(ldaps), Ok(ca)) = (std::env::var("QM_TEST_LDAPS_URL"), std::env::var("QM_TEST_LDAP_CA")) else {
+        panic!("QM_TEST_LDAPS_URL / QM_TEST_LDAP_CA are not set: scripts/ldap-peer.sh starts slapd with TLS")
+    };
+    assert_eq!(
+        std::env::var("SSL_CERT_FILE").ok().as_deref(),
+        Some(ca.as_str()),
+        "run with SSL_CERT_FILE=$QM_TEST_LDAP_CA (scripts/test.sh does) so the run's CA is trusted"
+    );
+    let people = format!("ou=people,{base}");
+    let probe = async |url: &str, starttls: bool| {
+        let config = LdapConfig::checked(url, starttls, &bind_dn, &people, MemberAttribute::Member).unwrap();
+        Directory { config: &config, password: &password }.probe().await
+    };
+    let said = probe(&ldaps, false).await.unwrap();
+    assert!(said.contains("is there"), "{said}");
+    let said = probe(&plain, true).await.unwrap();
+    assert!(said.contains("is there"), "StartTLS: {said}");
+    // The certificate names 127.0.0.1 only.
+    let by_name = |url: &str| url.replace("127.0.0.1", "localhost");
+    assert!(probe(&by_name(&ldaps), false).await.is_err(), "ldaps:// to a name the certificate lacks");
+    assert!(probe(&by_name(&plain), true).await.is_err(), "StartTLS to a name the certificate lacks");
+}
+
 /// Straight to the directory, as its own administrator would.
 async fn ldap_admin() -> ldap3::Ldap {
     let (url, _, bind_dn, password) = directory();
