@@ -15,6 +15,10 @@ set -euo pipefail
 
 case "${1:-}" in
   start)
+    if ! command -v openssl >/dev/null; then
+      echo "openssl is not installed: run scripts/setup.sh --test (scripts/test.sh does)" >&2
+      return 1 2>/dev/null || exit 1
+    fi
     if [[ ! -x /usr/sbin/slapd ]]; then
       echo "slapd is not installed: run scripts/setup.sh --test (scripts/test.sh does)" >&2
       return 1 2>/dev/null || exit 1
@@ -67,9 +71,11 @@ objectClass: organizationalUnit
 ou: groups
 LDIF
     /usr/sbin/slapadd -f "$dir/slapd.conf" -l "$dir/base.ldif" >/dev/null 2>&1
-    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
-    port=$(free_port)
-    tls_port=$(free_port)
+    # Two free ports at once (two separate asks could be given the same one).
+    read -r port tls_port < <(python3 -c 'import socket
+a, b = socket.socket(), socket.socket()
+a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
+print(a.getsockname()[1], b.getsockname()[1])')
     # -d 0: in the foreground (its PID is ours to stop), logging nothing.
     /usr/sbin/slapd -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/ ldaps://127.0.0.1:$tls_port/" -d 0 >"$dir/log" 2>&1 &
     export QM_LDAP_PID=$!

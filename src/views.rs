@@ -604,6 +604,8 @@ pub struct ConnectorView {
     pub address: String,
     /// Its other settings, in a line.
     pub settings: String,
+    /// What its edit form shows.
+    pub editable: EditableSettings,
     /// Resources bound to catalogs.
     pub resources: i64,
     /// Work waiting or under way.
@@ -618,6 +620,22 @@ pub struct ConnectorView {
     /// The last drift check's summary (empty: never checked), and when.
     pub drift: String,
     pub drift_checked_at: Option<Millis>,
+}
+
+/// A connected system's settings as its edit form shows them (each kind uses its own).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EditableSettings {
+    pub max_in_flight: u16,
+    /// SCIM.
+    pub create_users: bool,
+    /// Webhook.
+    pub lifecycle_events: bool,
+    /// LDAP.
+    pub starttls: bool,
+    pub bind_dn: String,
+    pub people_base: String,
+    /// `member` or `uniqueMember`.
+    pub member_attribute: String,
 }
 
 /// An import of a connected system's groups into a catalog, as it stands.
@@ -636,6 +654,8 @@ pub struct GroupImportView {
     /// Bound as resources by this import, and found bound already.
     pub imported: i64,
     pub already: i64,
+    /// Passed over: an id a resource cannot keep (longer than 200 characters).
+    pub skipped: i64,
     /// Why it failed, or why it is waiting.
     pub error: String,
     pub started: Millis,

@@ -13,6 +13,7 @@ CREATE TABLE group_imports (
     total          BIGINT,
     imported       BIGINT NOT NULL DEFAULT 0,
     already        BIGINT NOT NULL DEFAULT 0,
+    skipped        BIGINT NOT NULL DEFAULT 0,
     error          TEXT NOT NULL DEFAULT '',
     claimed_by     TEXT NOT NULL DEFAULT '',
     claimed_until  BIGINT,

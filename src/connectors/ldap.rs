@@ -169,12 +169,13 @@ fn refused(what: &str, code: u32, text: &str) -> CallError {
     }
 }
 
-/// A transport or protocol error: the directory cannot be reached, or the call timed out.
+/// A transport or protocol error: the directory cannot be reached (said how: refused, or its
+/// certificate not trusted or not for this name), or the call timed out.
 fn unreachable(e: LdapError) -> CallError {
     let kind = match e {
         LdapError::Timeout { .. } => "timed out".to_owned(),
         LdapError::LdapResult { result } => return refused("the call", result.rc, &result.text),
-        _ => "connection refused or failed".to_owned(),
+        other => format!("the connection failed: {}", other.to_string().chars().take(300).collect::<String>()),
     };
     CallError::Unavailable { message: format!("LDAP directory unreachable: {kind}"), after: None }
 }

@@ -150,10 +150,12 @@ pub struct TargetGroup {
     pub name: String,
 }
 
-/// A page of the target's groups and how many it has in all.
+/// A page of the target's groups: those readable, how many resources the page held (the next
+/// page starts after them), and how many the target says it has in all (if it says).
 pub struct GroupsPage {
     pub groups: Vec<TargetGroup>,
-    pub total: u64,
+    pub returned: u64,
+    pub total: Option<u64>,
 }
 
 impl Scim<'_> {
@@ -267,7 +269,8 @@ impl Scim<'_> {
             [("attributes", "displayName".to_owned()), ("startIndex", start.to_string()), ("count", count.to_string())];
         let response = self.send(super::http()?.get(self.url("Groups")).query(&query)).await?;
         let list: Listed = Self::read(response, "group list").await?;
-        let total = list.total_results.and_then(|t| u64::try_from(t).ok()).unwrap_or(0);
+        let total = list.total_results.and_then(|t| u64::try_from(t).ok());
+        let returned = list.resources.as_ref().map_or(0, |r| u64::try_from(r.len()).unwrap_or(u64::MAX));
         let groups = list
             .read::<GroupSeen>()
             .into_iter()
@@ -276,7 +279,7 @@ impl Scim<'_> {
                 Some(TargetGroup { name: g.display_name.unwrap_or_else(|| id.clone()), id })
             })
             .collect();
-        Ok(GroupsPage { groups, total })
+        Ok(GroupsPage { groups, returned, total })
     }
 
     /// The `userName` of the target's user with this id (none: no such user).

@@ -129,28 +129,7 @@ impl Administrator<'_> {
         settings: crate::connectors::ldap::LdapConfig,
         password: &str,
     ) -> DomainResult<ResourceSystemId> {
-        use crate::connectors::ldap::LdapConfig;
-        let config = LdapConfig::checked(
-            &settings.url,
-            settings.starttls,
-            &settings.bind_dn,
-            &settings.people_base,
-            settings.member_attribute,
-        )
-        .map_err(|m| DomainError::invalid("url", m))?;
-        let placeholder = settings.placeholder.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty());
-        if placeholder.as_ref().is_some_and(|p| !p.contains('=') || p.len() > 1024) {
-            return Err(DomainError::invalid(
-                "placeholder",
-                "a DN used for nothing else, like cn=placeholder,dc=example",
-            ));
-        }
-        let config = LdapConfig {
-            placeholder,
-            max_in_flight: settings.max_in_flight,
-            removal_threshold: settings.removal_threshold.map(|p| p.clamp(1, 100)),
-            ..config
-        };
+        let config = ldap_settings(settings)?;
         if password.is_empty() || password.len() > 4096 {
             return Err(DomainError::invalid("password", "the bind password (up to 4096 characters)"));
         }
@@ -215,7 +194,38 @@ impl Administrator<'_> {
             secret_field: "token",
             address: "base URL",
         };
-        self.save_connector(changed, &config, |c: &ScimConfig| c.base_url.clone(), sealed).await
+        let keep = |before: &ScimConfig, new| ScimConfig { removal_threshold: before.removal_threshold, ..new };
+        self.save_connector(changed, (config, keep), |c: &ScimConfig| c.base_url.clone(), sealed).await
+    }
+
+    /// Change an LDAP directory's settings (as `add_ldap_system` takes them) and (optionally)
+    /// its bind password, needed with a new URL or bind DN: the password is sealed for both.
+    /// Guarded and audited as a SCIM system's change is.
+    #[tracing::instrument(name = "edit_ldap_system", skip_all, fields(actor = self.actor.id().0, system = system.0))]
+    pub async fn edit_ldap_system(
+        &self,
+        system: ResourceSystemId,
+        settings: crate::connectors::ldap::LdapConfig,
+        password: Option<&str>,
+    ) -> DomainResult<()> {
+        let mut config = ldap_settings(settings)?;
+        config.max_in_flight =
+            Some(calls_at_once(config.max_in_flight.unwrap_or(crate::connectors::DEFAULT_IN_FLIGHT))?);
+        let fresh = fresh_secret(password, "password", "the bind password (up to 4096 characters)")?;
+        let sealed = fresh.map(|p| self.seal(p, &config.seal_context(), "password")).transpose()?;
+        let changed = Changed {
+            system,
+            kind: crate::domain::model::ResourceSystemKind::Ldap,
+            secret_field: "password",
+            address: "URL or bind DN",
+        };
+        use crate::connectors::ldap::LdapConfig;
+        let keep = |before: &LdapConfig, new: LdapConfig| LdapConfig {
+            placeholder: new.placeholder.or_else(|| before.placeholder.clone()),
+            removal_threshold: new.removal_threshold.or(before.removal_threshold),
+            ..new
+        };
+        self.save_connector(changed, (config, keep), LdapConfig::seal_context, sealed).await
     }
 
     /// Change a webhook system's settings: its URL, whether it hears request lifecycle events,
@@ -245,7 +255,8 @@ impl Administrator<'_> {
             secret_field: "secret",
             address: "URL",
         };
-        self.save_connector(changed, &config, |c: &WebhookConfig| c.url.clone(), sealed).await
+        let keep = |_: &WebhookConfig, new| new;
+        self.save_connector(changed, (config, keep), |c: &WebhookConfig| c.url.clone(), sealed).await
     }
 
     /// Save a connected system's new settings in one transaction: the new secret (sealed by
@@ -255,7 +266,7 @@ impl Administrator<'_> {
     async fn save_connector<C>(
         &self,
         changed: Changed,
-        config: &C,
+        (config, keep): (C, impl FnOnce(&C, C) -> C),
         address: impl Fn(&C) -> String,
         sealed: Option<String>,
     ) -> DomainResult<()>
@@ -273,7 +284,9 @@ impl Administrator<'_> {
         }
         let before: C = serde_json::from_str(&before_text)
             .map_err(|_| DomainError::Internal(format!("resource system {} has unreadable settings", system.0)))?;
-        let moved = address(&before) != address(config);
+        // Settings the form does not show stay as they were.
+        let config = keep(&before, config);
+        let moved = address(&before) != address(&config);
         let replaced = sealed.is_some();
         let secret = match sealed {
             Some(sealed) => sealed,
@@ -287,7 +300,7 @@ impl Administrator<'_> {
                 ))
             }
         };
-        let config_text = serde_json::to_string(config).map_err(|e| DomainError::Internal(e.to_string()))?;
+        let config_text = serde_json::to_string(&config).map_err(|e| DomainError::Internal(e.to_string()))?;
         if moved {
             catalog::forget_connector_accounts(&mut tx, system).await?;
         }
@@ -749,4 +762,28 @@ fn fresh_secret<'a>(given: Option<&'a str>, field: &'static str, what: &str) -> 
         return Err(DomainError::invalid(field, what));
     }
     Ok(given)
+}
+
+/// An LDAP directory's settings as an administrator gave them, checked: its URL and TLS, the
+/// DNs, the placeholder (a DN, if given), calls at once and the removal threshold as given.
+fn ldap_settings(settings: crate::connectors::ldap::LdapConfig) -> DomainResult<crate::connectors::ldap::LdapConfig> {
+    use crate::connectors::ldap::LdapConfig;
+    let config = LdapConfig::checked(
+        &settings.url,
+        settings.starttls,
+        &settings.bind_dn,
+        &settings.people_base,
+        settings.member_attribute,
+    )
+    .map_err(|m| DomainError::invalid("url", m))?;
+    let placeholder = settings.placeholder.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty());
+    if placeholder.as_ref().is_some_and(|p| !p.contains('=') || p.len() > 1024) {
+        return Err(DomainError::invalid("placeholder", "a DN used for nothing else, like cn=placeholder,dc=example"));
+    }
+    Ok(LdapConfig {
+        placeholder,
+        max_in_flight: settings.max_in_flight,
+        removal_threshold: settings.removal_threshold.map(|p| p.clamp(1, 100)),
+        ..config
+    })
 }

@@ -9,7 +9,7 @@ use crate::domain::ids::ResourceSystemId;
 use crate::domain::model::ResourceSystemKind;
 use crate::domain::{DomainError, DomainResult};
 use crate::store::catalog;
-use crate::views::ConnectorView;
+use crate::views::{ConnectorView, EditableSettings};
 
 impl Administrator<'_> {
     /// One connected system's page: its row, the first of its queue and of its failures,
@@ -31,6 +31,13 @@ impl Administrator<'_> {
         Ok(crate::views::ConnectorDetail { system: row, queue, failures, imports, catalogs })
     }
 
+    /// What kind of system this is (its settings form follows it).
+    #[tracing::instrument(name = "system_kind", skip_all, fields(actor = self.actor.id().0, system = system.0))]
+    pub async fn system_kind(&self, system: ResourceSystemId) -> DomainResult<ResourceSystemKind> {
+        let mut conn = self.service.db.pool().acquire().await?;
+        catalog::resource_system_kind(&mut conn, system).await?.ok_or_else(|| DomainError::not_found("resource system"))
+    }
+
     /// Every connected system, by name, with its queue, failures and health.
     #[tracing::instrument(name = "connectors", skip_all, fields(actor = self.actor.id().0))]
     pub async fn connectors(&self) -> DomainResult<Vec<ConnectorView>> {
@@ -39,13 +46,14 @@ impl Administrator<'_> {
         Ok(rows
             .into_iter()
             .map(|r| {
-                let (address, settings) = describe(r.kind, &r.config);
+                let (address, settings, editable) = describe(r.kind, &r.config);
                 ConnectorView {
                     id: r.id.0,
                     name: r.name,
                     kind: r.kind.as_str().to_owned(),
                     address,
                     settings,
+                    editable,
                     resources: r.resources,
                     queued: r.queued,
                     failed: r.failed,
@@ -136,49 +144,70 @@ const WORK_SHOWN: i64 = 50;
 /// The most failed entries one "retry failed" puts back (the rest: press it again).
 const RETRY_AT_ONCE: i64 = 1000;
 
-/// A system's address and its other settings in a line, from its config (never a secret).
-fn describe(kind: ResourceSystemKind, config: &str) -> (String, String) {
-    let at_once = |n: Option<u16>| format!("{} calls at once", n.unwrap_or(crate::connectors::DEFAULT_IN_FLIGHT));
+/// A system's address, its other settings in a line, and the settings its edit form shows,
+/// from its config (never a secret).
+fn describe(kind: ResourceSystemKind, config: &str) -> (String, String, EditableSettings) {
+    let calls = |n: Option<u16>| n.unwrap_or(crate::connectors::DEFAULT_IN_FLIGHT);
+    let at_once = |n: Option<u16>| format!("{} calls at once", calls(n));
+    let unreadable = || (String::new(), "unreadable settings".to_owned(), EditableSettings::default());
     match kind {
         ResourceSystemKind::Scim => match serde_json::from_str::<scim::ScimConfig>(config) {
-            Ok(c) => (
-                c.base_url,
-                format!(
+            Ok(c) => {
+                let line = format!(
                     "{} · {}",
                     if c.create_users { "creates people" } else { "finds people" },
                     at_once(c.max_in_flight)
-                ),
-            ),
-            Err(_) => (String::new(), "unreadable settings".into()),
+                );
+                let edit = EditableSettings {
+                    create_users: c.create_users,
+                    max_in_flight: calls(c.max_in_flight),
+                    ..EditableSettings::default()
+                };
+                (c.base_url, line, edit)
+            }
+            Err(_) => unreadable(),
         },
         ResourceSystemKind::Ldap => match serde_json::from_str::<ldap::LdapConfig>(config) {
-            Ok(c) => (
-                c.url,
-                format!(
-                    "{}binds as {} · people under {} · {} · {}",
+            Ok(c) => {
+                let attribute = match c.member_attribute {
+                    ldap::MemberAttribute::Member => "member",
+                    ldap::MemberAttribute::UniqueMember => "uniqueMember",
+                };
+                let line = format!(
+                    "{}binds as {} · people under {} · {attribute} · {}",
                     if c.starttls { "StartTLS · " } else { "" },
                     c.bind_dn,
                     c.people_base,
-                    match c.member_attribute {
-                        ldap::MemberAttribute::Member => "member",
-                        ldap::MemberAttribute::UniqueMember => "uniqueMember",
-                    },
                     at_once(c.max_in_flight)
-                ),
-            ),
-            Err(_) => (String::new(), "unreadable settings".into()),
+                );
+                let edit = EditableSettings {
+                    starttls: c.starttls,
+                    bind_dn: c.bind_dn,
+                    people_base: c.people_base,
+                    member_attribute: attribute.to_owned(),
+                    max_in_flight: calls(c.max_in_flight),
+                    ..EditableSettings::default()
+                };
+                (c.url, line, edit)
+            }
+            Err(_) => unreadable(),
         },
         ResourceSystemKind::Webhook => match serde_json::from_str::<webhook::WebhookConfig>(config) {
-            Ok(c) => (
-                c.url,
-                format!(
+            Ok(c) => {
+                let line = format!(
                     "signed JSON POST{} · {}",
                     if c.lifecycle_events { " · lifecycle events" } else { "" },
                     at_once(c.max_in_flight)
-                ),
-            ),
-            Err(_) => (String::new(), "unreadable settings".into()),
+                );
+                let edit = EditableSettings {
+                    lifecycle_events: c.lifecycle_events,
+                    max_in_flight: calls(c.max_in_flight),
+                    ..EditableSettings::default()
+                };
+                (c.url, line, edit)
+            }
+            Err(_) => unreadable(),
         },
-        ResourceSystemKind::Builtin => (String::new(), String::new()),
+        ResourceSystemKind::Builtin => (String::new(), String::new(), EditableSettings::default()),
     }
 }

@@ -23,6 +23,8 @@ pub const IMPORT_PAGE: u64 = 100;
 const CLAIM_MS: i64 = 60_000;
 /// How long a job waits after its target could not be read.
 const WAIT_MS: i64 = 30_000;
+/// An import its target keeps refusing is failed after this long (its error shown).
+const GIVE_UP_MS: i64 = 3_600_000;
 /// The most groups an LDAP import reads under its base.
 const LDAP_MOST: i32 = 10_000;
 
@@ -85,16 +87,19 @@ fn view(j: imports::ImportJob) -> GroupImportView {
         total: j.total,
         imported: j.imported,
         already: j.already,
+        skipped: j.skipped,
         error: j.error,
         started: j.created_at,
         finished: j.finished_at,
     }
 }
 
-/// One page of the target's groups, and how many it has in all.
+/// One page of the target's groups: those readable, how many entries the page held, and how
+/// many the target has in all (when it says; else the import reads until an empty page).
 struct Page {
     groups: Vec<scim::TargetGroup>,
-    total: i64,
+    returned: i64,
+    total: Option<i64>,
 }
 
 impl Service {
@@ -135,6 +140,10 @@ impl Service {
                     self.end_import(&job, "failed", e.message()).await?;
                     return Ok(true);
                 }
+                Err(e) if now - job.created_at > GIVE_UP_MS => {
+                    self.end_import(&job, "failed", &format!("{} (tried for an hour)", e.message())).await?;
+                    return Ok(true);
+                }
                 Err(e) => {
                     let mut tx = self.db.begin().await?;
                     imports::wait(&mut tx, (id, worker), e.message(), to_ms(self.now()) + WAIT_MS).await?;
@@ -142,13 +151,20 @@ impl Service {
                     return Ok(true);
                 }
             };
-            if page.groups.is_empty() {
+            if page.returned == 0 {
                 self.end_import(&job, "done", "").await?;
                 return Ok(true);
             }
             self.checkpoint("import.page").await;
-            if !self.bind_page(&job, page).await? {
-                return Ok(true); // the claim was lost: its holder carries on
+            match self.bind_page(&job, page).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(true), // the claim was lost: its holder carries on
+                Err(e) => {
+                    // A page that cannot be bound fails the job, saying why (binding again
+                    // would fail the same way); a new import starts over, skipping what is bound.
+                    self.end_import(&job, "failed", &format!("the groups could not be bound: {e}")).await?;
+                    return Ok(true);
+                }
             }
         }
     }
@@ -167,7 +183,8 @@ impl Service {
             Opened::Scim(config, token) => {
                 let page =
                     scim::Scim { config: &config, token: &token, now: self.now() }.groups(start, IMPORT_PAGE).await?;
-                Ok(Page { groups: page.groups, total: i64::try_from(page.total).unwrap_or(i64::MAX) })
+                let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                Ok(Page { groups: page.groups, returned: count(page.returned), total: page.total.map(count) })
             }
             Opened::Ldap(config, password) => {
                 let all = ldap::Directory { config: &config, password: &password }
@@ -175,8 +192,9 @@ impl Service {
                     .await?;
                 let total = i64::try_from(all.len()).unwrap_or(i64::MAX);
                 let from = usize::try_from(start - 1).unwrap_or(usize::MAX);
-                let groups = all.into_iter().skip(from).take(IMPORT_PAGE as usize).collect();
-                Ok(Page { groups, total })
+                let groups: Vec<_> = all.into_iter().skip(from).take(IMPORT_PAGE as usize).collect();
+                let returned = i64::try_from(groups.len()).unwrap_or(i64::MAX);
+                Ok(Page { groups, returned, total: Some(total) })
             }
             Opened::Webhook(..) => Err(CallError::Permanent("a webhook system has no groups to import".to_owned())),
         }
@@ -193,16 +211,25 @@ impl Service {
             self.end_import(job, "failed", "the catalog is gone").await?;
             return Ok(true);
         }
-        let ids: Vec<String> = page.groups.iter().map(|g| g.id.clone()).collect();
-        let bound = imports::bound_already(&mut tx, job.system, &ids).await?;
+        // A group is known by its id there: for a directory, a DN in any spelling.
+        let ldap = catalog::resource_system_kind(&mut tx, job.system).await? == Some(ResourceSystemKind::Ldap);
+        let key = |id: &str| if ldap { ldap::dn_key(id) } else { id.to_owned() };
+        let bound: std::collections::HashSet<String> =
+            imports::bound_ids(&mut tx, job.system).await?.iter().map(|id| key(id)).collect();
         let mut added = Vec::new();
-        for group in page.groups.iter().filter(|g| !bound.contains(&g.id)) {
-            if group.id.trim().is_empty() || group.id.chars().count() > 200 {
-                continue; // not an id a resource can keep; counted as neither
+        let (mut already, mut skipped) = (0_i64, 0_i64);
+        for group in &page.groups {
+            if bound.contains(&key(&group.id)) {
+                already += 1;
+                continue;
+            }
+            if group.id.trim().is_empty() || group.id.chars().count() > 200 || group.id.contains('\0') {
+                skipped += 1; // not an id a resource can keep
+                continue;
             }
             let name: String = match group.name.trim() {
                 "" => group.id.chars().take(200).collect(),
-                name => name.chars().take(200).collect(),
+                name => name.chars().filter(|c| *c != '\0').take(200).collect(),
             };
             catalog::insert_resource_as(
                 &mut tx,
@@ -217,22 +244,20 @@ impl Service {
             .await?;
             added.push(name);
         }
-        let read = i64::try_from(page.groups.len()).unwrap_or(i64::MAX);
-        let next = job.next_start + read;
-        let counts =
-            (i64::try_from(added.len()).unwrap_or(0), i64::try_from(bound.len()).unwrap_or(0), Some(page.total));
+        let next = job.next_start + page.returned;
+        let imported = i64::try_from(added.len()).unwrap_or(i64::MAX);
+        let counts = imports::PageCounts { imported, already, skipped, total: page.total };
         if !imports::record_page(&mut tx, (job.id, worker), job.next_start, next, counts).await? {
             return Ok(false);
         }
         let mut events = Vec::new();
         if !added.is_empty() {
             events.push(
-                AuditEvent::new(Some(job.author), "resource.imported", "catalog", job.catalog.0).after(
-                    json!({"system": job.system, "job": job.id, "resources": added, "already_bound": bound.len()}),
-                ),
+                AuditEvent::new(Some(job.author), "resource.imported", "catalog", job.catalog.0)
+                    .after(json!({"system": job.system, "job": job.id, "resources": added, "already_bound": already})),
             );
         }
-        if next > page.total {
+        if page.total.is_some_and(|total| next > total) {
             imports::finish(&mut tx, (job.id, worker), "done", "", to_ms(now)).await?;
             events.push(self.import_ended(job, "done", ""));
         }

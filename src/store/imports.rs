@@ -16,6 +16,7 @@ pub struct ImportJob {
     pub total: Option<i64>,
     pub imported: i64,
     pub already: i64,
+    pub skipped: i64,
     pub error: String,
     pub created_at: i64,
     pub finished_at: Option<i64>,
@@ -23,7 +24,7 @@ pub struct ImportJob {
 }
 
 const COLUMNS: &str = "j.id, j.system_id, j.catalog_id, j.author_id, j.search_base, j.state, j.next_start, j.total, \
-     j.imported, j.already, j.error, j.created_at, j.finished_at, c.name AS catalog_name";
+     j.imported, j.already, j.skipped, j.error, j.created_at, j.finished_at, c.name AS catalog_name";
 
 fn job(row: &sqlx::any::AnyRow) -> Result<ImportJob, sqlx::Error> {
     Ok(ImportJob {
@@ -37,6 +38,7 @@ fn job(row: &sqlx::any::AnyRow) -> Result<ImportJob, sqlx::Error> {
         total: row.opt_int("total")?,
         imported: row.int("imported")?,
         already: row.int("already")?,
+        skipped: row.int("skipped")?,
         error: row.text("error")?,
         created_at: row.int("created_at")?,
         finished_at: row.opt_int("finished_at")?,
@@ -107,6 +109,15 @@ pub async fn claim(conn: &mut Conn, id: i64, worker: &str, now: i64, until: i64)
     Ok(done.rows_affected() == 1)
 }
 
+/// What one page did: groups bound, found bound already, passed over (an id a resource
+/// cannot keep); and the target's count of all its groups, if it gives one.
+pub struct PageCounts {
+    pub imported: i64,
+    pub already: i64,
+    pub skipped: i64,
+    pub total: Option<i64>,
+}
+
 /// A page done: its counts added and the next page's start set, guarded by the claim and the
 /// page's start (a page is recorded once). False when the claim was lost or the page was done.
 pub async fn record_page(
@@ -114,20 +125,21 @@ pub async fn record_page(
     (id, worker): (i64, &str),
     start: i64,
     next_start: i64,
-    (imported, already, total): (i64, i64, Option<i64>),
+    counts: PageCounts,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE group_imports SET next_start = $1, imported = imported + $2, already = already + $3, \
-         total = COALESCE($4, total), error = '' \
+         skipped = skipped + $8, total = COALESCE($4, total), error = '' \
          WHERE id = $5 AND state = 'running' AND claimed_by = $6 AND next_start = $7",
     )
     .bind(next_start)
-    .bind(imported)
-    .bind(already)
-    .bind(total)
+    .bind(counts.imported)
+    .bind(counts.already)
+    .bind(counts.total)
     .bind(id)
     .bind(worker)
     .bind(start)
+    .bind(counts.skipped)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -171,22 +183,9 @@ pub async fn wait(conn: &mut Conn, (id, worker): (i64, &str), error: &str, until
     Ok(())
 }
 
-/// Which of these groups of the system are bound already (by their id there).
-pub async fn bound_already(
-    conn: &mut Conn,
-    system: ResourceSystemId,
-    ids: &[String],
-) -> Result<std::collections::HashSet<String>, sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(Default::default());
-    }
-    let marks = (0..ids.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
-    let sql = format!("SELECT external_id FROM resources WHERE system_id = $1 AND external_id IN ({marks})");
-    let mut query = sqlx::query_scalar::<_, String>(&sql).bind(system.0);
-    for id in ids {
-        query = query.bind(id.as_str());
-    }
-    Ok(query.fetch_all(conn).await?.into_iter().collect())
+/// The ids there of the system's groups bound already (in any catalog).
+pub async fn bound_ids(conn: &mut Conn, system: ResourceSystemId) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT external_id FROM resources WHERE system_id = $1").bind(system.0).fetch_all(conn).await
 }
 
 /// A system's work in `state` (`pending` or `failed`), oldest first, at most `limit` of each

@@ -756,8 +756,13 @@ async fn ldaps_and_starttls_bind_with_the_certificate_verified() {
     assert!(said.contains("is there"), "StartTLS: {said}");
     // The certificate names 127.0.0.1 only.
     let by_name = |url: &str| url.replace("127.0.0.1", "localhost");
-    assert!(probe(&by_name(&ldaps), false).await.is_err(), "ldaps:// to a name the certificate lacks");
-    assert!(probe(&by_name(&plain), true).await.is_err(), "StartTLS to a name the certificate lacks");
+    for (url, starttls) in [(by_name(&ldaps), false), (by_name(&plain), true)] {
+        let refused = probe(&url, starttls).await.unwrap_err();
+        assert!(
+            refused.message().contains("certificate not valid for name"),
+            "{url} (StartTLS {starttls}): {refused:?}"
+        );
+    }
 }
 
 /// Straight to the directory, as its own administrator would.
@@ -1128,6 +1133,39 @@ async fn the_connectors_page_adds_tests_and_shows_a_system(backend: Backend) {
     app.submit(&c, page, "/api/test_connector", &[("system_id", ldap.to_string())]).await;
     let html = app.page(&c, page).await;
     assert!(html.contains("refused the bind: result 49"), "the directory's answer");
+    // Its settings changed from the page: the right password, now with uniqueMember; a new
+    // bind DN without the password again is refused (it is sealed for the old one).
+    let (_, _, _, right) = directory();
+    let ldap_id = ldap.to_string();
+    let fixed = [
+        ("system_id", ldap_id.as_str()),
+        ("url", ldap_url.as_str()),
+        ("secret", right.as_str()),
+        ("ldap[bind_dn]", bind_dn.as_str()),
+        ("ldap[people_base]", base.as_str()),
+        ("ldap[member_attribute]", "uniqueMember"),
+        ("max_in_flight", "3"),
+    ];
+    app.submit(&c, page, "/api/edit_connector", &fixed).await;
+    let html = app.page(&c, page).await;
+    assert!(html.contains("Saved, with the new password.") && html.contains("uniqueMember · 3 calls at once"));
+    app.submit(&c, page, "/api/test_connector", &[("system_id", ldap_id.clone())]).await;
+    assert!(app.page(&c, page).await.contains("It works: bound as"), "the new password binds");
+    let other_dn = format!("cn=someone-else,{base}");
+    let moved = [
+        ("system_id", ldap_id.as_str()),
+        ("url", ldap_url.as_str()),
+        ("secret", ""),
+        ("ldap[bind_dn]", other_dn.as_str()),
+        ("ldap[people_base]", base.as_str()),
+        ("max_in_flight", "3"),
+    ];
+    app.submit(&c, page, "/api/edit_connector", &moved).await;
+    let html = app.page(&c, page).await;
+    assert!(html.contains("a new URL or bind DN needs the password again"), "refused, saying why");
+    let wrong = ("secret", "not the password");
+    app.submit(&c, page, "/api/edit_connector", &[fixed[0], fixed[1], wrong, fixed[3], fixed[4], fixed[5], fixed[6]])
+        .await;
     // The scheduled check reads every SCIM and LDAP system, and keeps why one could not be read.
     package_for(&app.service, &app.ids, ResourceSystemId(ldap), &format!("cn=nobody-{backend:?},{base}")).await;
     let everything = chrono::Duration::zero();
@@ -1154,19 +1192,13 @@ async fn the_connectors_page_adds_tests_and_shows_a_system(backend: Backend) {
     assert!(html.contains("signed JSON POST · lifecycle events · 4 calls at once"), "its settings");
     assert!(!html.contains("a signing secret, long enough"), "the secret is never shown");
     let hook_id = hook.to_string();
-    let quiet = [
-        ("system_id", hook_id.as_str()),
-        ("kind", "webhook"),
-        ("url", "https://hooks.example/qm"),
-        ("secret", ""),
-        ("max_in_flight", "2"),
-    ];
+    let quiet =
+        [("system_id", hook_id.as_str()), ("url", "https://hooks.example/qm"), ("secret", ""), ("max_in_flight", "2")];
     app.submit(&c, page, "/api/edit_connector", &quiet).await;
     let html = app.page(&c, page).await;
     assert!(html.contains("Saved; the secret is kept.") && html.contains("signed JSON POST · 2 calls at once"));
     let elsewhere = [
         ("system_id", hook_id.as_str()),
-        ("kind", "webhook"),
         ("url", "https://other.example/qm"),
         ("secret", ""),
         ("lifecycle_events", "on"),
@@ -1176,16 +1208,6 @@ async fn the_connectors_page_adds_tests_and_shows_a_system(backend: Backend) {
     let html = app.page(&c, page).await;
     assert!(html.contains("a new URL needs the secret again"), "refused, saying why");
     assert!(!html.contains("other.example") && !html.contains("· lifecycle events"), "nothing changed");
-    // A SCIM system is not changed as a webhook.
-    let crossed = [
-        ("system_id", id.as_str()),
-        ("kind", "webhook"),
-        ("url", url.as_str()),
-        ("secret", ""),
-        ("max_in_flight", "2"),
-    ];
-    app.submit(&c, page, "/api/edit_connector", &crossed).await;
-    assert!(app.page(&c, page).await.contains("this is not a webhook system"));
 
     // Not for catalog owners.
     let linus = common::client();

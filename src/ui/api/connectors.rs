@@ -29,6 +29,32 @@ pub struct LdapFields {
     pub member_attribute: Option<String>,
 }
 
+/// An LDAP directory's settings from the form's `url` and `ldap[…]` fields.
+#[cfg(feature = "ssr")]
+fn ldap_config(url: &str, fields: LdapFields) -> Result<crate::connectors::ldap::LdapConfig, AppError> {
+    use crate::connectors::ldap::{LdapConfig, MemberAttribute};
+    let member_attribute = match fields.member_attribute.as_deref() {
+        None | Some("member") => MemberAttribute::Member,
+        Some("uniqueMember") => MemberAttribute::UniqueMember,
+        Some(_) => {
+            return Err(AppError::Invalid {
+                field: Some("ldap[member_attribute]".into()),
+                message: "member or uniqueMember".into(),
+            })
+        }
+    };
+    Ok(LdapConfig {
+        url: url.to_owned(),
+        starttls: ticked(&fields.starttls),
+        bind_dn: fields.bind_dn,
+        people_base: fields.people_base,
+        member_attribute,
+        placeholder: None,
+        max_in_flight: None,
+        removal_threshold: None,
+    })
+}
+
 /// Add a connected system. One form for the three kinds: `kind` says which fields count
 /// (SCIM: `url`, `secret` as its bearer token, `create_users`; LDAP: `url`, `secret` as its
 /// bind password, and `ldap[…]`; webhook: `url`, `secret` as its signing secret, and
@@ -51,31 +77,7 @@ pub async fn add_connector(
         match kind.as_str() {
             "scim" => admin.add_scim_system(&name, &url, &secret, ticked(&create_users)).await?,
             "webhook" => admin.add_webhook_system(&name, &url, &secret, ticked(&lifecycle_events)).await?,
-            "ldap" => {
-                use crate::connectors::ldap::{LdapConfig, MemberAttribute};
-                let fields = ldap.unwrap_or_default();
-                let member_attribute = match fields.member_attribute.as_deref() {
-                    None | Some("member") => MemberAttribute::Member,
-                    Some("uniqueMember") => MemberAttribute::UniqueMember,
-                    Some(_) => {
-                        return Err(AppError::Invalid {
-                            field: Some("ldap[member_attribute]".into()),
-                            message: "member or uniqueMember".into(),
-                        })
-                    }
-                };
-                let settings = LdapConfig {
-                    url: url.clone(),
-                    starttls: ticked(&fields.starttls),
-                    bind_dn: fields.bind_dn,
-                    people_base: fields.people_base,
-                    member_attribute,
-                    placeholder: None,
-                    max_in_flight: None,
-                    removal_threshold: None,
-                };
-                admin.add_ldap_system(&name, settings, &secret).await?
-            }
+            "ldap" => admin.add_ldap_system(&name, ldap_config(&url, ldap.unwrap_or_default())?, &secret).await?,
             _ => return Err(AppError::Invalid { field: Some("kind".into()), message: "scim, ldap or webhook".into() }),
         };
         Ok(ok(format!("“{}” added. Test it, then bind its groups to a catalog.", name.trim())))
@@ -84,20 +86,19 @@ pub async fn add_connector(
     server::finish(result).await
 }
 
-/// Change a SCIM or webhook system's settings (`kind` says which; the stored kind must match):
+/// Change a connected system's settings (the fields of its kind):
 /// its address, how many calls at once, and (when given) a new secret — needed with a new
 /// address, since a secret is sealed for its address; SCIM: whether it creates people;
 /// webhook: whether it hears request lifecycle events. Saving lifts a pause.
 #[server(endpoint = "edit_connector")]
-#[allow(clippy::too_many_arguments)]
 pub async fn edit_connector(
     system_id: i64,
-    kind: Option<String>,
     url: String,
     secret: String,
     create_users: Option<String>,
     lifecycle_events: Option<String>,
     max_in_flight: u16,
+    ldap: Option<LdapFields>,
 ) -> Result<Notice, AppError> {
     let result = async {
         at_most("url", &url, 2048)?;
@@ -106,16 +107,28 @@ pub async fn edit_connector(
         let admin = service.administrator(&actor)?;
         let system = crate::domain::ids::ResourceSystemId(system_id);
         let fresh = Some(secret.as_str()).filter(|s| !s.trim().is_empty());
-        let secret_name = match kind.as_deref().unwrap_or("scim") {
-            "scim" => {
+        use crate::domain::model::ResourceSystemKind as Kind;
+        let secret_name = match admin.system_kind(system).await? {
+            Kind::Scim => {
                 admin.edit_scim_system(system, &url, fresh, ticked(&create_users), max_in_flight).await?;
                 "token"
             }
-            "webhook" => {
+            Kind::Webhook => {
                 admin.edit_webhook_system(system, &url, fresh, ticked(&lifecycle_events), max_in_flight).await?;
                 "secret"
             }
-            _ => return Err(AppError::Invalid { field: Some("kind".into()), message: "scim or webhook".into() }),
+            Kind::Ldap => {
+                let mut settings = ldap_config(&url, ldap.unwrap_or_default())?;
+                settings.max_in_flight = Some(max_in_flight);
+                admin.edit_ldap_system(system, settings, fresh).await?;
+                "password"
+            }
+            Kind::Builtin => {
+                return Err(AppError::Invalid {
+                    field: Some("system_id".into()),
+                    message: "the built-in system has no settings".into(),
+                })
+            }
         };
         Ok(ok(if fresh.is_some() {
             format!("Saved, with the new {secret_name}.")

@@ -57,9 +57,9 @@ fn Progress(j: BulkJobView, paused: bool) -> impl IntoView {
                 {(j.failed > 0).then(|| format!(" {} could not be assigned because of an error on our side: try them again.", j.failed))}
             </p>
             {j.running.then(|| if paused {
-                view! { <p><a href=here.clone()>"Refresh, and keep refreshing"</a></p> }.into_any()
+                view! { <p><a href=here.clone() rel="external">"Refresh, and keep refreshing"</a></p> }.into_any()
             } else {
-                view! { <p class="small">"This page refreshes every few seconds until every row is done. "<a href=format!("{here}?paused=1")>"Stop refreshing"</a></p> }.into_any()
+                view! { <p class="small">"This page refreshes every few seconds until every row is done. "<a href=format!("{here}?paused=1") rel="external">"Stop refreshing"</a></p> }.into_any()
             })}
             <p class="muted small">"Each row is its own assignment, audited on its own: a skipped row changes nothing."</p>
         </section>

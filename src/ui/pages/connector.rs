@@ -74,14 +74,15 @@ fn Detail(
             {c.paused_until.map(|ms| view! { <dt>"Paused until"</dt><dd><Time ms /></dd> })}
         </dl>
 
-        {imports_groups.then(|| view! {
+        {(imports_groups && !running).then(|| view! {
             <section class="panel" aria-labelledby="import-h">
                 <h2 id="import-h">"Import its groups"</h2>
-                <p class="muted small">"Each group becomes a resource of the catalog with one role, its membership, for packages to grant. Groups bound already are counted, not bound twice."</p>
+                <p class="muted small">"Each group becomes a resource of the catalog with one role, its membership, for packages to grant. A group bound already (in any catalog) is counted, not bound again."</p>
                 <ActionForm action=import attr:class="form" attr:id="import-groups">
                     <input type="hidden" name="system_id" value=c.id />
                     <label for="import-catalog">"Into the catalog"</label>
                     <select id="import-catalog" name="catalog_id" required>
+                        <option value="" selected>"Choose a catalog"</option>
                         {d.catalogs.iter().map(|(id, name)| view! { <option value=*id>{name.clone()}</option> }).collect_view()}
                     </select>
                     <FieldError latest flash field="catalog_id" />
@@ -99,14 +100,14 @@ fn Detail(
             <section class="panel" aria-labelledby="imports-h" id="imports">
                 <h2 id="imports-h">"Imports"</h2>
                 {if running && paused {
-                    view! { <p><a href=here.clone()>"Refresh, and keep refreshing"</a></p> }.into_any()
+                    view! { <p><a href=here.clone() rel="external">"Refresh, and keep refreshing"</a></p> }.into_any()
                 } else if running {
-                    view! { <p class="small">"This page refreshes every few seconds while an import runs. "<a href=format!("{here}?paused=1")>"Stop refreshing"</a></p> }.into_any()
+                    view! { <p class="small">"This page refreshes every few seconds while an import runs (no new import starts until it is done). "<a href=format!("{here}?paused=1") rel="external">"Stop refreshing"</a></p> }.into_any()
                 } else {
                     ().into_any()
                 }}
                 <table class="table">
-                    <thead><tr><th>"Started"</th><th>"Into"</th><th>"Progress"</th><th>"Bound"</th><th>"Already bound"</th><th>"State"</th></tr></thead>
+                    <thead><tr><th>"Started"</th><th>"Into"</th><th>"Progress"</th><th>"Bound"</th><th>"Already bound"</th><th>"Passed over"</th><th>"State"</th></tr></thead>
                     <tbody>
                         {d.imports.into_iter().map(|i| view! { <ImportRow i /> }).collect_view()}
                     </tbody>
@@ -144,17 +145,24 @@ fn ImportRow(i: GroupImportView) -> impl IntoView {
     } else {
         "done".to_owned()
     };
-    let total = i.total.unwrap_or(0).max(i.done);
+    let label = format!("Groups read for {}", i.catalog);
+    let (progress, count) = match i.total {
+        Some(total) => {
+            let total = total.max(i.done);
+            let count = format!("{} of {total}", i.done);
+            (view! { <progress max=total value=i.done aria-label=label>{count.clone()}</progress> }.into_any(), count)
+        }
+        // Not known yet (or the target does not say): an indeterminate bar.
+        None => (view! { <progress aria-label=label /> }.into_any(), format!("{} of ?", i.done)),
+    };
     view! {
         <tr>
             <td><Time ms=i.started /></td>
             <td>{i.catalog}{(!i.search_base.is_empty()).then(|| view! { <div class="muted small">{i.search_base.clone()}</div> })}</td>
-            <td>
-                <progress max=total value=i.done aria-label="Groups read">{format!("{} of {total}", i.done)}</progress>
-                " "{format!("{} of {total}", i.done)}
-            </td>
+            <td>{progress}" "{count}</td>
             <td>{i.imported}</td>
             <td>{i.already}</td>
+            <td>{i.skipped}</td>
             <td class:error-text=i.failed>{state}</td>
         </tr>
     }

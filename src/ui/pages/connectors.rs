@@ -132,8 +132,7 @@ struct RowActions {
 #[component]
 fn ConnectorRow(c: ConnectorView, actions: RowActions) -> impl IntoView {
     let RowActions { test, retry, check, repair, change } = actions;
-    let editable = matches!(c.kind.as_str(), "scim" | "webhook")
-        .then(|| (c.id, c.kind.clone(), c.name.clone(), c.address.clone(), c.settings.clone()));
+    let edit = (c.id, c.kind.clone(), c.name.clone(), c.address.clone(), c.editable.clone());
     let compares = matches!(c.kind.as_str(), "scim" | "ldap");
     let named = |what: &str| format!("{what}: {}", c.name);
     let (test_label, retry_label, check_label, repair_label, confirm_label) = (
@@ -157,45 +156,19 @@ fn ConnectorRow(c: ConnectorView, actions: RowActions) -> impl IntoView {
                 <div class="muted small">{c.settings}</div>
                 {c.paused_until.map(|ms| view! { <div class="small">"Paused until "<Time ms /></div> })}
                 {c.drift_checked_at.map(|ms| view! { <div class="small drift">"Drift, checked "<Time ms />": "{c.drift.clone()}</div> })}
-                {editable.map(|(id, kind, name, address, settings)| {
-                    let scim = kind == "scim";
-                    let (address_label, secret_label) = if scim {
-                        ("Base URL", "New token (empty: keep it; needed with a new base URL)")
-                    } else {
-                        ("URL", "New signing secret (empty: keep it; needed with a new URL)")
-                    };
+                {
+                    let (id, kind, name, address, e) = edit;
                     view! {
-                    <details class="small">
-                        <summary>"Change settings"</summary>
-                        <ActionForm action=change attr:class="form">
-                            <input type="hidden" name="system_id" value=id />
-                            <input type="hidden" name="kind" value=kind />
-                            <label for=format!("edit-url-{id}")>{address_label}</label>
-                            <input type="text" id=format!("edit-url-{id}") name="url" value=address required />
-                            <label for=format!("edit-token-{id}")>{secret_label}</label>
-                            <input type="password" id=format!("edit-token-{id}") name="secret" autocomplete="off" />
-                            {if scim {
-                                view! {
-                                    <label class="check">
-                                        <input type="checkbox" name="create_users" checked=settings.starts_with("creates") />
-                                        " Create people the service does not know"
-                                    </label>
-                                }.into_any()
-                            } else {
-                                view! {
-                                    <label class="check">
-                                        <input type="checkbox" name="lifecycle_events" checked=settings.contains("lifecycle events") />
-                                        " Tell it the lifecycle of requests for packages that grant its roles"
-                                    </label>
-                                }.into_any()
-                            }}
-                            <label for=format!("edit-calls-{id}")>"Calls at once (1–32)"</label>
-                            <input type="number" id=format!("edit-calls-{id}") name="max_in_flight" min="1" max="32" value=calls_at_once(&settings) required />
-                            <p><button type="submit" class="btn-secondary" aria-label=format!("Save: {name}")>"Save"</button></p>
-                        </ActionForm>
-                    </details>
+                        <details class="small">
+                            <summary>"Change settings"</summary>
+                            <ActionForm action=change attr:class="form">
+                                <input type="hidden" name="system_id" value=id />
+                                <EditFields id kind address e />
+                                <p><button type="submit" class="btn-secondary" aria-label=format!("Save: {name}")>"Save"</button></p>
+                            </ActionForm>
+                        </details>
                     }
-                })}
+                }
             </td>
             <td>{c.resources}</td>
             <td>{c.queued}</td>
@@ -232,7 +205,51 @@ fn ConnectorRow(c: ConnectorView, actions: RowActions) -> impl IntoView {
     }
 }
 
-/// The calls at once a system's settings line names ("… · 4 calls at once").
-fn calls_at_once(settings: &str) -> String {
-    settings.rsplit(" · ").next().and_then(|part| part.strip_suffix(" calls at once")).unwrap_or("4").to_owned()
+/// The fields of a system's edit form, by its kind, filled with its settings (never its
+/// secret: a new one is typed, or the stored one kept).
+#[component]
+fn EditFields(id: i64, kind: String, address: String, e: EditableSettings) -> impl IntoView {
+    let (address_label, secret_label) = match kind.as_str() {
+        "scim" => ("Base URL", "New token (empty: keep it; needed with a new base URL)"),
+        "ldap" => ("URL", "New bind password (empty: keep it; needed with a new URL or bind DN)"),
+        _ => ("URL", "New signing secret (empty: keep it; needed with a new URL)"),
+    };
+    let own = match kind.as_str() {
+        "scim" => view! {
+            <label class="check">
+                <input type="checkbox" name="create_users" checked=e.create_users />
+                " Create people the service does not know"
+            </label>
+        }
+        .into_any(),
+        "ldap" => view! {
+            <label class="check"><input type="checkbox" name="ldap[starttls]" checked=e.starttls />" StartTLS (with ldap://)"</label>
+            <label for=format!("edit-bind-{id}")>"Bind DN"</label>
+            <input type="text" id=format!("edit-bind-{id}") name="ldap[bind_dn]" value=e.bind_dn required />
+            <label for=format!("edit-people-{id}")>"People base (found by mail)"</label>
+            <input type="text" id=format!("edit-people-{id}") name="ldap[people_base]" value=e.people_base required />
+            <label for=format!("edit-member-{id}")>"Members listed in"</label>
+            <select id=format!("edit-member-{id}") name="ldap[member_attribute]">
+                <option value="member" selected=e.member_attribute == "member">"member (groupOfNames)"</option>
+                <option value="uniqueMember" selected=e.member_attribute == "uniqueMember">"uniqueMember (groupOfUniqueNames)"</option>
+            </select>
+        }
+        .into_any(),
+        _ => view! {
+            <label class="check">
+                <input type="checkbox" name="lifecycle_events" checked=e.lifecycle_events />
+                " Tell it the lifecycle of requests for packages that grant its roles"
+            </label>
+        }
+        .into_any(),
+    };
+    view! {
+        <label for=format!("edit-url-{id}")>{address_label}</label>
+        <input type="text" id=format!("edit-url-{id}") name="url" value=address required />
+        <label for=format!("edit-token-{id}")>{secret_label}</label>
+        <input type="password" id=format!("edit-token-{id}") name="secret" autocomplete="off" />
+        {own}
+        <label for=format!("edit-calls-{id}")>"Calls at once (1–32)"</label>
+        <input type="number" id=format!("edit-calls-{id}") name="max_in_flight" min="1" max="32" value=e.max_in_flight required />
+    }
 }
