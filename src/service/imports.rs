@@ -57,6 +57,12 @@ impl Administrator<'_> {
         if !catalog::lock_catalog(&mut tx, catalog_id).await? {
             return Err(DomainError::invalid("catalog_id", "choose a catalog"));
         }
+        if imports::of_system(&mut tx, system, 1).await?.first().is_some_and(|j| j.state == "running") {
+            return Err(DomainError::invalid(
+                "system_id",
+                "an import of this system is running: start another when it is done",
+            ));
+        }
         let base = if kind == ResourceSystemKind::Ldap { search_base } else { "" };
         let now = to_ms(service.now());
         let id = imports::insert(&mut tx, (system, catalog_id, self.actor.id()), base, now).await?;

@@ -837,6 +837,7 @@ async fn a_directory_s_groups_are_imported_a_page_at_a_time(backend: Backend) {
         .unwrap();
     assert!(admin.start_group_import(system, eng, "").await.is_err(), "an LDAP import needs its base");
     let job = admin.start_group_import(system, eng, &under).await.unwrap();
+    assert!(admin.start_group_import(system, eng, &under).await.is_err(), "one import of a system at a time");
 
     // A worker binds the first page, then stops before recording the second.
     let mut parked = crate::race::park_at(&service, "import.page");
