@@ -1,4 +1,5 @@
 import { test, expect, TestInfo } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
 import { emails, signIn, settle, shot } from './helpers';
 
 // The admin area, with JavaScript (hydrated) and without (plain forms). The two runs share one
@@ -174,4 +175,21 @@ test('an administrator adds a connected system and tests it; its secret is never
   await expect(page.locator('.notices')).toContainText('bound');
   await expect(page.locator('#catalog-resources')).toContainText(`Payroll ${suffix(t)}`);
   await expect(page.locator('#catalog-resources tr', { hasText: `Payroll ${suffix(t)}` })).toContainText(name);
+
+  // The system's own page: its queue and failures, in plain words, and no accessibility faults.
+  await page.goto('/admin/connectors');
+  await settle(page, t);
+  await page.getByRole('link', { name }).click();
+  await expect(page.getByRole('heading', { level: 1, name })).toBeVisible();
+  await settle(page, t);
+  await expect(page.locator('#queue')).toContainText('Nothing is waiting.');
+  await expect(page.locator('#failures')).toContainText('Nothing has failed.');
+  await expect(page.locator('#import-groups')).toHaveCount(0); // a webhook has no groups to import
+  if (t.project.name === 'js') {
+    // axe runs in the page (the markup is the same without JavaScript).
+    const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa']).analyze();
+    const serious = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    expect(serious.map((v) => `${v.id}: ${v.help}`)).toEqual([]);
+  }
+  await shot(page, t, 'admin-connector');
 });

@@ -65,14 +65,14 @@ fn Detail(
         <h1>{c.name.clone()}</h1>
         <p class="lead">{c.address.clone()}" · "{c.settings.clone()}</p>
         <Notices latest flash />
-        <dl class="facts">
+        {view! { <dl class="facts">
             <dt>"Resources bound"</dt><dd>{c.resources}</dd>
             <dt>"Last success"</dt>
             <dd>{match c.last_success { Some(ms) => view! { <Time ms /> }.into_any(), None => view! { "—" }.into_any() }}</dd>
             <dt>"Last error"</dt>
             <dd class="error-text">{c.last_error_at.map(|ms| view! { <Time ms />": " })}{c.last_error.clone()}</dd>
             {c.paused_until.map(|ms| view! { <dt>"Paused until"</dt><dd><Time ms /></dd> })}
-        </dl>
+        </dl> }.into_any()}
 
         {(imports_groups && !running).then(|| view! {
             <section class="panel" aria-labelledby="import-h">
@@ -94,7 +94,7 @@ fn Detail(
                     <p><button type="submit" class="btn">"Import groups"</button></p>
                 </ActionForm>
             </section>
-        })}
+        }.into_any())}
 
         {(!d.imports.is_empty()).then(|| view! {
             <section class="panel" aria-labelledby="imports-h" id="imports">
@@ -113,13 +113,13 @@ fn Detail(
                     </tbody>
                 </table>
             </section>
-        })}
+        }.into_any())}
 
-        <section class="panel" aria-labelledby="queue-h" id="queue">
+        {view! { <section class="panel" aria-labelledby="queue-h" id="queue">
             <h2 id="queue-h">"Queue "<span class="muted">{format!("({queued})")}</span></h2>
             <Work items=d.queue total=queued empty="Nothing is waiting." />
-        </section>
-        <section class="panel" aria-labelledby="failures-h" id="failures">
+        </section> }.into_any()}
+        {view! { <section class="panel" aria-labelledby="failures-h" id="failures">
             <h2 id="failures-h">"Failures "<span class="muted">{format!("({failed})")}</span></h2>
             {(failed > 0).then(|| view! {
                 <ActionForm action=retry attr:class="inline">
@@ -128,7 +128,7 @@ fn Detail(
                 </ActionForm>
             })}
             <Work items=d.failures total=failed empty="Nothing has failed." />
-        </section>
+        </section> }.into_any()}
     }
 }
 
