@@ -5,7 +5,7 @@
 #   scripts/bench.sh --approvals --scale 0.5   # 10,000 approvals by 32 approvers at once
 #   scripts/bench.sh --expiry --scale 1 --rate 50 [--sweep-only]   # every live assignment expiring
 #                                                 # while pages serve (--sweep-only: not awaiting the removals)
-#   scripts/bench.sh --delivery [--grants 10000] [--in-flight 4] [--assign-rate R]   # grants delivered into scim2-server,
+#   scripts/bench.sh --delivery [--grants 10000] [--groups 1] [--in-flight 4] [--assign-rate R]   # grants delivered into scim2-server,
 #                                                 # beside the same calls made straight to it
 #                                                 # (--assign-rate R: assigned R a second, not all at once)
 #
@@ -27,6 +27,7 @@ approvals=0
 expiry=0
 delivery=0
 grants=10000
+groups=1
 in_flight=4
 assign_rate=()
 sweep_only=()
@@ -37,6 +38,7 @@ while [[ $# -gt 0 ]]; do
     --delivery) delivery=1; shift ;;
     --grants) grants="$2"; shift 2 ;;
     --in-flight) in_flight="$2"; shift 2 ;;
+    --groups) groups="$2"; shift 2 ;;
     --assign-rate) assign_rate=(--rate "$2"); shift 2 ;;
     --sweep-only) sweep_only=(--sweep-only); shift ;;
     --scale) scale="$2"; shift 2 ;;
@@ -54,7 +56,7 @@ if [[ "$delivery" == 1 ]]; then
   source scripts/scim-peer.sh start >&2
   trap 'scripts/scim-peer.sh stop' EXIT
   cargo bench --bench delivery -- --scim-url "$QM_TEST_SCIM_URL" --scim-token "$QM_TEST_SCIM_TOKEN" \
-    --grants "$grants" --in-flight "$in_flight" "${assign_rate[@]}"
+    --grants "$grants" --groups "$groups" --in-flight "$in_flight" "${assign_rate[@]}"
   exit
 fi
 

@@ -58,7 +58,10 @@ log "unit and integration tests (SQLite and PostgreSQL)"
 # The LDAP peer's CA trusted as an operator trusts an internal one (LDAPS and StartTLS
 # read the system's trust store, or SSL_CERT_FILE): for the tests only, built first without
 # it (cargo's own downloads trust the system's store).
-cargo nextest run --no-run 2>&1 | tail -n 3
+if ! cargo nextest run --no-run >"$logs/nextest-build.log" 2>&1; then
+  cat "$logs/nextest-build.log"
+  status=1
+fi
 if [[ -n "${QM_TEST_LDAP_CA:-}" ]]; then export SSL_CERT_FILE="$QM_TEST_LDAP_CA"; fi
 cargo nextest run --no-fail-fast 2>&1 | tee "$logs/nextest.log" || status=1
 unset SSL_CERT_FILE

@@ -22,3 +22,5 @@ CREATE TABLE group_imports (
 );
 CREATE INDEX group_imports_running ON group_imports (state, claimed_until);
 CREATE INDEX group_imports_system ON group_imports (system_id, id);
+-- One running import per system.
+CREATE UNIQUE INDEX group_imports_one_running ON group_imports (system_id) WHERE state = 'running';

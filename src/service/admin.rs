@@ -195,7 +195,8 @@ impl Administrator<'_> {
             address: "base URL",
         };
         let keep = |before: &ScimConfig, new| ScimConfig { removal_threshold: before.removal_threshold, ..new };
-        self.save_connector(changed, (config, keep), |c: &ScimConfig| c.base_url.clone(), sealed).await
+        let url = |c: &ScimConfig| c.base_url.clone();
+        self.save_connector(changed, (config, keep), (url, url), sealed).await
     }
 
     /// Change an LDAP directory's settings (as `add_ldap_system` takes them) and (optionally)
@@ -220,12 +221,18 @@ impl Administrator<'_> {
             address: "URL or bind DN",
         };
         use crate::connectors::ldap::LdapConfig;
+        // The placeholder its groups hold stays the same one (it was derived from the people
+        // base when not set), and the groups' member attribute is fixed when the directory is
+        // added: with another, a removal would ask for a value that is not there, and find
+        // nothing to take away.
         let keep = |before: &LdapConfig, new: LdapConfig| LdapConfig {
-            placeholder: new.placeholder.or_else(|| before.placeholder.clone()),
+            placeholder: new.placeholder.or_else(|| Some(before.placeholder())),
             removal_threshold: new.removal_threshold.or(before.removal_threshold),
+            member_attribute: before.member_attribute,
             ..new
         };
-        self.save_connector(changed, (config, keep), LdapConfig::seal_context, sealed).await
+        let url = |c: &LdapConfig| c.url.clone();
+        self.save_connector(changed, (config, keep), (LdapConfig::seal_context, url), sealed).await
     }
 
     /// Change a webhook system's settings: its URL, whether it hears request lifecycle events,
@@ -256,7 +263,8 @@ impl Administrator<'_> {
             address: "URL",
         };
         let keep = |_: &WebhookConfig, new| new;
-        self.save_connector(changed, (config, keep), |c: &WebhookConfig| c.url.clone(), sealed).await
+        let url = |c: &WebhookConfig| c.url.clone();
+        self.save_connector(changed, (config, keep), (url, url), sealed).await
     }
 
     /// Save a connected system's new settings in one transaction: the new secret (sealed by
@@ -267,7 +275,7 @@ impl Administrator<'_> {
         &self,
         changed: Changed,
         (config, keep): (C, impl FnOnce(&C, C) -> C),
-        address: impl Fn(&C) -> String,
+        (sealed_for, target): (impl Fn(&C) -> String, impl Fn(&C) -> String),
         sealed: Option<String>,
     ) -> DomainResult<()>
     where
@@ -286,7 +294,8 @@ impl Administrator<'_> {
             .map_err(|_| DomainError::Internal(format!("resource system {} has unreadable settings", system.0)))?;
         // Settings the form does not show stay as they were.
         let config = keep(&before, config);
-        let moved = address(&before) != address(&config);
+        let moved = sealed_for(&before) != sealed_for(&config);
+        let elsewhere = target(&before) != target(&config);
         let replaced = sealed.is_some();
         let secret = match sealed {
             Some(sealed) => sealed,
@@ -301,7 +310,8 @@ impl Administrator<'_> {
             }
         };
         let config_text = serde_json::to_string(&config).map_err(|e| DomainError::Internal(e.to_string()))?;
-        if moved {
+        // The target's ids for people belong to the target: another one does not know them.
+        if elsewhere {
             catalog::forget_connector_accounts(&mut tx, system).await?;
         }
         if !catalog::update_connector(&mut tx, system, (&before_text, &before_secret), (&config_text, &secret)).await? {
@@ -314,7 +324,7 @@ impl Administrator<'_> {
             .after(json!({
                 "config": config,
                 secret_field: if replaced { "(replaced, sealed)" } else { "(kept)" },
-                "accounts_forgotten": moved,
+                "accounts_forgotten": elsewhere,
             }));
         service.commit(tx, vec![event]).await
     }
@@ -782,7 +792,7 @@ fn ldap_settings(settings: crate::connectors::ldap::LdapConfig) -> DomainResult<
     }
     Ok(LdapConfig {
         placeholder,
-        max_in_flight: settings.max_in_flight,
+        max_in_flight: settings.max_in_flight.map(calls_at_once).transpose()?,
         removal_threshold: settings.removal_threshold.map(|p| p.clamp(1, 100)),
         ..config
     })

@@ -149,7 +149,11 @@ const RETRY_AT_ONCE: i64 = 1000;
 fn describe(kind: ResourceSystemKind, config: &str) -> (String, String, EditableSettings) {
     let calls = |n: Option<u16>| n.unwrap_or(crate::connectors::DEFAULT_IN_FLIGHT);
     let at_once = |n: Option<u16>| format!("{} calls at once", calls(n));
-    let unreadable = || (String::new(), "unreadable settings".to_owned(), EditableSettings::default());
+    let unreadable = || {
+        let edit =
+            EditableSettings { max_in_flight: crate::connectors::DEFAULT_IN_FLIGHT, ..EditableSettings::default() };
+        (String::new(), "unreadable settings".to_owned(), edit)
+    };
     match kind {
         ResourceSystemKind::Scim => match serde_json::from_str::<scim::ScimConfig>(config) {
             Ok(c) => {

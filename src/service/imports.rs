@@ -25,6 +25,8 @@ const CLAIM_MS: i64 = 60_000;
 const WAIT_MS: i64 = 30_000;
 /// An import its target keeps refusing is failed after this long (its error shown).
 const GIVE_UP_MS: i64 = 3_600_000;
+/// The most groups an import reads from a target that gives no total.
+const MOST_READ: i64 = 1_000_000;
 /// The most groups an LDAP import reads under its base.
 const LDAP_MOST: i32 = 10_000;
 
@@ -65,7 +67,14 @@ impl Administrator<'_> {
         }
         let base = if kind == ResourceSystemKind::Ldap { search_base } else { "" };
         let now = to_ms(service.now());
-        let id = imports::insert(&mut tx, (system, catalog_id, self.actor.id()), base, now).await?;
+        // One running import per system (the index says so, should two start at once).
+        let id = imports::insert(&mut tx, (system, catalog_id, self.actor.id()), base, now).await.map_err(|e| {
+            if crate::store::is_unique_violation(&e) {
+                DomainError::invalid("system_id", "an import of this system is running: start another when it is done")
+            } else {
+                e.into()
+            }
+        })?;
         let event =
             AuditEvent::new(Some(self.actor.id()), "resource_system.import_started", "resource_system", system.0)
                 .after(json!({"job": id, "catalog": catalog_id, "search_base": base}));
@@ -220,7 +229,7 @@ impl Service {
         // A group is known by its id there: for a directory, a DN in any spelling.
         let ldap = catalog::resource_system_kind(&mut tx, job.system).await? == Some(ResourceSystemKind::Ldap);
         let key = |id: &str| if ldap { ldap::dn_key(id) } else { id.to_owned() };
-        let bound: std::collections::HashSet<String> =
+        let mut bound: std::collections::HashSet<String> =
             imports::bound_ids(&mut tx, job.system).await?.iter().map(|id| key(id)).collect();
         let mut added = Vec::new();
         let (mut already, mut skipped) = (0_i64, 0_i64);
@@ -248,8 +257,11 @@ impl Service {
                 to_ms(now),
             )
             .await?;
+            bound.insert(key(&group.id)); // a target that lists it twice on one page
             added.push(name);
         }
+        // Entries of the page that could not be read as groups are passed over too.
+        skipped += page.returned - i64::try_from(page.groups.len()).unwrap_or(i64::MAX);
         let next = job.next_start + page.returned;
         let imported = i64::try_from(added.len()).unwrap_or(i64::MAX);
         let counts = imports::PageCounts { imported, already, skipped, total: page.total };
@@ -263,7 +275,13 @@ impl Service {
                     .after(json!({"system": job.system, "job": job.id, "resources": added, "already_bound": already})),
             );
         }
-        if page.total.is_some_and(|total| next > total) {
+        // The last page: past the total the target gave, or (without one) a short page, or
+        // so many groups that the target must be ignoring where each page starts.
+        let last = match page.total {
+            Some(total) => next > total,
+            None => page.returned < IMPORT_PAGE as i64 || next > MOST_READ,
+        };
+        if last {
             imports::finish(&mut tx, (job.id, worker), "done", "", to_ms(now)).await?;
             events.push(self.import_ended(job, "done", ""));
         }

@@ -1134,8 +1134,9 @@ async fn the_connectors_page_adds_tests_and_shows_a_system(backend: Backend) {
     app.submit(&c, page, "/api/test_connector", &[("system_id", ldap.to_string())]).await;
     let html = app.page(&c, page).await;
     assert!(html.contains("refused the bind: result 49"), "the directory's answer");
-    // Its settings changed from the page: the right password, now with uniqueMember; a new
-    // bind DN without the password again is refused (it is sealed for the old one).
+    // Its settings changed from the page: the right password; the member attribute stays what
+    // it was (its groups' schema); a new bind DN without the password again is refused (it is
+    // sealed for the old one).
     let (_, _, _, right) = directory();
     let ldap_id = ldap.to_string();
     let fixed = [
@@ -1149,7 +1150,7 @@ async fn the_connectors_page_adds_tests_and_shows_a_system(backend: Backend) {
     ];
     app.submit(&c, page, "/api/edit_connector", &fixed).await;
     let html = app.page(&c, page).await;
-    assert!(html.contains("Saved, with the new password.") && html.contains("uniqueMember · 3 calls at once"));
+    assert!(html.contains("Saved, with the new password.") && html.contains("· member · 3 calls at once"));
     app.submit(&c, page, "/api/test_connector", &[("system_id", ldap_id.clone())]).await;
     assert!(app.page(&c, page).await.contains("It works: bound as"), "the new password binds");
     let other_dn = format!("cn=someone-else,{base}");

@@ -228,11 +228,7 @@ fn EditFields(id: i64, kind: String, address: String, e: EditableSettings) -> im
             <input type="text" id=format!("edit-bind-{id}") name="ldap[bind_dn]" value=e.bind_dn required />
             <label for=format!("edit-people-{id}")>"People base (found by mail)"</label>
             <input type="text" id=format!("edit-people-{id}") name="ldap[people_base]" value=e.people_base required />
-            <label for=format!("edit-member-{id}")>"Members listed in"</label>
-            <select id=format!("edit-member-{id}") name="ldap[member_attribute]">
-                <option value="member" selected=e.member_attribute == "member">"member (groupOfNames)"</option>
-                <option value="uniqueMember" selected=e.member_attribute == "uniqueMember">"uniqueMember (groupOfUniqueNames)"</option>
-            </select>
+            <p class="muted small">"Members listed in "{e.member_attribute}" (fixed when the directory was added: its groups' schema)."</p>
         }
         .into_any(),
         _ => view! {
