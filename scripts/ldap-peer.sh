@@ -5,7 +5,8 @@
 #                                         QM_TEST_LDAP_CA, QM_TEST_LDAP_BASE,
 #                                         QM_TEST_LDAP_BIND_DN, QM_TEST_LDAP_PASSWORD,
 #                                         QM_LDAP_PID, QM_LDAP_DIR
-# It speaks TLS too: ldaps:// on a second port, and StartTLS on the first, with a server
+# Plain searches by others than its administrator return at most 100 entries (paged searches
+# return all). It speaks TLS too: ldaps:// on a second port, and StartTLS on the first, with a server
 # certificate for 127.0.0.1 (only) signed by a CA made for the run (QM_TEST_LDAP_CA, PEM).
 #   scripts/ldap-peer.sh stop          (uses QM_LDAP_PID and QM_LDAP_DIR)
 # The suffix holds ou=people and ou=groups; the tests add people and groups of their own.
@@ -42,6 +43,10 @@ include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/nis.schema
 pidfile $dir/slapd.pid
+# As a directory server for many people does (Active Directory's MaxPageSize is 1000): a plain
+# search returns at most 100 entries to anyone but the directory's administrator, a search
+# with the paged-results control (RFC 2696) returns everything, a page at a time.
+sizelimit size.soft=100 size.hard=100 size.prtotal=unlimited
 TLSCACertificateFile $dir/ca.pem
 TLSCertificateFile $dir/server.pem
 TLSCertificateKeyFile $dir/server.key

@@ -143,7 +143,6 @@ pub fn dn_key(dn: &str) -> String {
 /// LDAP result codes this connector tells apart (RFC 4511 §4.1.9).
 mod rc {
     pub const SUCCESS: u32 = 0;
-    pub const SIZE_LIMIT_EXCEEDED: u32 = 4;
     pub const NO_SUCH_ATTRIBUTE: u32 = 16;
     pub const ATTRIBUTE_OR_VALUE_EXISTS: u32 = 20;
     pub const NO_SUCH_OBJECT: u32 = 32;
@@ -168,6 +167,9 @@ fn refused(what: &str, code: u32, text: &str) -> CallError {
         _ => CallError::Transient(message),
     }
 }
+
+/// Entries a paged search asks for at a time.
+const LDAP_PAGE: i32 = 100;
 
 /// A transport or protocol error: the directory cannot be reached (said how: refused, or its
 /// certificate not trusted or not for this name), or the call timed out.
@@ -258,35 +260,39 @@ impl Directory<'_> {
 
     /// The groups under `base` (`groupOfNames` or `groupOfUniqueNames`, whichever this system
     /// lists members in), by DN, each with its `cn` (else its DN) as its name; sorted by DN,
-    /// so an import can go through them a page at a time. At most `limit`.
-    pub async fn groups(&self, base: &str, limit: i32) -> Result<Vec<super::scim::TargetGroup>, CallError> {
+    /// so an import can go through them a page at a time. Read with the paged-results control
+    /// (RFC 2696), so a directory that caps plain searches (Active Directory at 1000) gives
+    /// them all. At most `limit`.
+    pub async fn groups(&self, base: &str, limit: usize) -> Result<Vec<super::scim::TargetGroup>, CallError> {
+        use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
         let class = match self.config.member_attribute {
             MemberAttribute::Member => "groupOfNames",
             MemberAttribute::UniqueMember => "groupOfUniqueNames",
         };
         let mut ldap = self.open().await?;
-        let entries = ldap
+        let adapters: Vec<Box<dyn Adapter<_, _>>> =
+            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(LDAP_PAGE))];
+        let mut search = ldap
             .with_timeout(CALL_TIMEOUT)
-            .with_search_options(ldap3::SearchOptions::new().sizelimit(limit))
-            .search(base, Scope::Subtree, &format!("(objectClass={class})"), vec!["cn"])
+            .streaming_search_with(adapters, base, Scope::Subtree, &format!("(objectClass={class})"), vec!["cn"])
             .await
             .map_err(unreachable)?;
-        let _ = ldap.unbind().await;
-        // More than an import takes at once.
-        if entries.1.rc == rc::SIZE_LIMIT_EXCEEDED {
-            return Err(CallError::Permanent(format!(
-                "more than {limit} groups under {base}: import from a narrower base"
-            )));
+        let mut groups = Vec::new();
+        while let Some(entry) = search.next().await.map_err(unreachable)? {
+            if groups.len() == limit {
+                drop(search); // the unbind ends it
+                let _ = ldap.unbind().await;
+                return Err(CallError::Permanent(format!(
+                    "more than {limit} groups under {base}: import from a narrower base"
+                )));
+            }
+            let entry = SearchEntry::construct(entry);
+            let name = entry.attrs.get("cn").and_then(|v| v.first()).cloned().unwrap_or_else(|| entry.dn.clone());
+            groups.push(super::scim::TargetGroup { id: entry.dn, name });
         }
-        let (entries, _) = entries.success().map_err(unreachable)?;
-        let mut groups: Vec<super::scim::TargetGroup> = entries
-            .into_iter()
-            .map(|e| {
-                let entry = SearchEntry::construct(e);
-                let name = entry.attrs.get("cn").and_then(|v| v.first()).cloned().unwrap_or_else(|| entry.dn.clone());
-                super::scim::TargetGroup { id: entry.dn, name }
-            })
-            .collect();
+        let done = search.finish().await;
+        let _ = ldap.unbind().await;
+        done.success().map_err(unreachable)?;
         groups.sort_by_key(|g| dn_key(&g.id));
         Ok(groups)
     }

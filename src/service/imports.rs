@@ -28,7 +28,7 @@ const GIVE_UP_MS: i64 = 3_600_000;
 /// The most groups an import reads from a target that gives no total.
 const MOST_READ: i64 = 1_000_000;
 /// The most groups an LDAP import reads under its base.
-const LDAP_MOST: i32 = 10_000;
+const LDAP_MOST: usize = 10_000;
 
 impl Administrator<'_> {
     /// Start importing the system's groups (SCIM or LDAP; for LDAP those under `search_base`)

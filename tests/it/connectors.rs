@@ -785,7 +785,8 @@ async fn ldap_members(group: &str) -> Vec<String> {
     members
 }
 
-/// An LDAP directory's groups under a base are imported into a catalog a page at a time: the
+/// An LDAP directory's groups under a base are imported into a catalog a page at a time, read
+/// with paged results by an account the directory caps at 100 entries a plain search: the
 /// progress shows after each page, a worker stopped mid-import is taken over from the next
 /// page, a group bound already is counted and not bound twice, and a second import binds
 /// nothing. SCIM groups are imported the same way.
@@ -793,7 +794,7 @@ async fn a_directory_s_groups_are_imported_a_page_at_a_time(backend: Backend) {
     use std::collections::HashSet;
     let w = World::new(backend).await;
     let service = w.service.clone().with_secret_key(Some(SecretKey::from_hex(&"6a".repeat(32)).unwrap()));
-    let (url, base, bind_dn, password) = directory();
+    let (url, base, bind_dn, _) = directory();
     let tag = format!("{backend:?}-{}", rand::random::<u32>()).to_lowercase();
     let under = format!("ou=imp-{tag},ou=groups,{base}");
     let mut ldap = ldap_admin().await;
@@ -809,19 +810,30 @@ async fn a_directory_s_groups_are_imported_a_page_at_a_time(backend: Backend) {
         ];
         ldap.add(&format!("cn={cn},{under}"), attrs).await.unwrap().success().unwrap();
     }
+    // Not the directory's administrator: a service account, whose plain searches stop at 100.
+    let importer = format!("cn=importer-{tag},ou=people,{base}");
+    let importer_password = format!("importer {tag}");
+    let cn = format!("importer-{tag}");
+    let account = vec![
+        ("objectClass", HashSet::from(["inetOrgPerson"])),
+        ("cn", HashSet::from([cn.as_str()])),
+        ("sn", HashSet::from(["importer"])),
+        ("userPassword", HashSet::from([importer_password.as_str()])),
+    ];
+    ldap.add(&importer, account).await.unwrap().success().unwrap();
     let grace = w.actor(w.ids.grace).await;
     let admin = service.administrator(&grace).unwrap();
     let settings = quartermaster::connectors::ldap::LdapConfig {
         url,
         starttls: false,
-        bind_dn: bind_dn.clone(),
+        bind_dn: importer.clone(),
         people_base: format!("ou=people,{base}"),
         member_attribute: Default::default(),
         placeholder: None,
         max_in_flight: None,
         removal_threshold: None,
     };
-    let system = admin.add_ldap_system(&format!("Import {tag}"), settings, &password).await.unwrap();
+    let system = admin.add_ldap_system(&format!("Import {tag}"), settings, &importer_password).await.unwrap();
     let eng = CatalogId(
         sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Engineering'")
             .fetch_one(w.db().pool())
