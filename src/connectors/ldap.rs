@@ -263,7 +263,7 @@ impl Directory<'_> {
     /// so an import can go through them a page at a time. Read with the paged-results control
     /// (RFC 2696), so a directory that caps plain searches (Active Directory at 1000) gives
     /// them all. At most `limit`.
-    pub async fn groups(&self, base: &str, limit: usize) -> Result<Vec<super::scim::TargetGroup>, CallError> {
+    pub async fn groups(&self, base: &str, limit: usize) -> Result<Vec<super::TargetGroup>, CallError> {
         use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
         let class = match self.config.member_attribute {
             MemberAttribute::Member => "groupOfNames",
@@ -288,7 +288,7 @@ impl Directory<'_> {
             }
             let entry = SearchEntry::construct(entry);
             let name = entry.attrs.get("cn").and_then(|v| v.first()).cloned().unwrap_or_else(|| entry.dn.clone());
-            groups.push(super::scim::TargetGroup { id: entry.dn, name });
+            groups.push(super::TargetGroup { id: entry.dn, name });
         }
         let done = search.finish().await;
         let _ = ldap.unbind().await;

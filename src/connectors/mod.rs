@@ -148,6 +148,14 @@ pub fn is_loopback(host: &url::Host<&str>) -> bool {
     }
 }
 
+/// One group of a connected system, as an import lists it: its id there (a SCIM id, an LDAP
+/// DN) and its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetGroup {
+    pub id: String,
+    pub name: String,
+}
+
 /// A connected system's settings with its secret opened: what every call to it needs.
 pub enum Opened {
     Scim(scim::ScimConfig, String),

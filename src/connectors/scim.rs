@@ -11,7 +11,7 @@ use scim_v2::{schema_urns, Asserted};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::CallError;
+use super::{CallError, TargetGroup};
 
 /// How a SCIM resource system is reached (its `config`; the bearer token is kept sealed apart).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,13 +141,6 @@ impl SupportedSeen {
             _ => false,
         }
     }
-}
-
-/// One group of the target, as an import lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TargetGroup {
-    pub id: String,
-    pub name: String,
 }
 
 /// A page of the target's groups: those readable, how many resources the page held (the next

@@ -16,15 +16,15 @@ impl Administrator<'_> {
     /// its imports, and the catalogs its groups can go to.
     #[tracing::instrument(name = "connector", skip_all, fields(actor = self.actor.id().0, system = system.0))]
     pub async fn connector(&self, system: ResourceSystemId) -> DomainResult<crate::views::ConnectorDetail> {
-        let row = self
-            .connectors()
+        let mut conn = self.service.db.pool().acquire().await?;
+        let row = catalog::connector_health(&mut conn, Some(system))
             .await?
             .into_iter()
-            .find(|c| c.id == system.0)
+            .next()
+            .map(view)
             .ok_or_else(|| DomainError::not_found("resource system"))?;
-        let mut conn = self.service.db.pool().acquire().await?;
-        let queue = crate::store::imports::work_of_system(&mut conn, system, "pending", WORK_SHOWN).await?;
-        let failures = crate::store::imports::work_of_system(&mut conn, system, "failed", WORK_SHOWN).await?;
+        let queue = catalog::work_of_system(&mut conn, system, "pending", WORK_SHOWN).await?;
+        let failures = catalog::work_of_system(&mut conn, system, "failed", WORK_SHOWN).await?;
         let catalogs = catalog::catalogs(&mut conn).await?.into_iter().map(|c| (c.id.0, c.name)).collect();
         drop(conn);
         let imports = self.group_imports(system).await?;
@@ -42,30 +42,7 @@ impl Administrator<'_> {
     #[tracing::instrument(name = "connectors", skip_all, fields(actor = self.actor.id().0))]
     pub async fn connectors(&self) -> DomainResult<Vec<ConnectorView>> {
         let mut conn = self.service.db.pool().acquire().await?;
-        let rows = catalog::connector_health(&mut conn).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let (address, settings, editable) = describe(r.kind, &r.config);
-                ConnectorView {
-                    id: r.id.0,
-                    name: r.name,
-                    kind: r.kind.as_str().to_owned(),
-                    address,
-                    settings,
-                    editable,
-                    resources: r.resources,
-                    queued: r.queued,
-                    failed: r.failed,
-                    last_success: r.last_success_at,
-                    last_error: r.last_error,
-                    last_error_at: r.last_error_at,
-                    paused_until: r.paused_until,
-                    drift: r.drift,
-                    drift_checked_at: r.drift_checked_at,
-                }
-            })
-            .collect())
+        Ok(catalog::connector_health(&mut conn, None).await?.into_iter().map(view).collect())
     }
 
     /// Call the system once, changing nothing there, and say what it answered: SCIM, its
@@ -134,6 +111,28 @@ impl Administrator<'_> {
             back += usize::try_from(events).unwrap_or(usize::MAX);
         }
         Ok((back, left))
+    }
+}
+
+/// A connected system's row as the connectors page shows it.
+fn view(r: catalog::ConnectorHealth) -> ConnectorView {
+    let (address, settings, editable) = describe(r.kind, &r.config);
+    ConnectorView {
+        id: r.id.0,
+        name: r.name,
+        kind: r.kind.as_str().to_owned(),
+        address,
+        settings,
+        editable,
+        resources: r.resources,
+        queued: r.queued,
+        failed: r.failed,
+        last_success: r.last_success_at,
+        last_error: r.last_error,
+        last_error_at: r.last_error_at,
+        paused_until: r.paused_until,
+        drift: r.drift,
+        drift_checked_at: r.drift_checked_at,
     }
 }
 

@@ -112,7 +112,7 @@ fn view(j: imports::ImportJob) -> GroupImportView {
 /// One page of the target's groups: those readable, how many entries the page held, and how
 /// many the target has in all (when it says; else the import reads until an empty page).
 struct Page {
-    groups: Vec<scim::TargetGroup>,
+    groups: Vec<crate::connectors::TargetGroup>,
     returned: i64,
     total: Option<i64>,
 }

@@ -190,7 +190,7 @@ impl super::Service {
         by.require(crate::domain::authz::Permission::Administer)?;
         let systems = {
             let mut conn = self.db.pool().acquire().await?;
-            catalog::connector_health(&mut conn).await?
+            catalog::connector_health(&mut conn, None).await?
         };
         let mut checked = 0;
         let now = self.now().timestamp_millis();

@@ -351,8 +351,11 @@ pub struct ConnectorHealth {
 
 /// Every connected system (not the built-in one), by name: its settings, its resources, its
 /// waiting and failed work (the outbox's and its lifecycle events', through their state
-/// indexes), and its health.
-pub async fn connector_health(conn: &mut Conn) -> Result<Vec<ConnectorHealth>, sqlx::Error> {
+/// indexes), and its health; `only` one of them.
+pub async fn connector_health(
+    conn: &mut Conn,
+    only: Option<ResourceSystemId>,
+) -> Result<Vec<ConnectorHealth>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT s.id, s.name, s.kind, s.config, s.last_success_at, s.last_error, s.last_error_at, s.paused_until,
              s.drift, s.drift_checked_at,
@@ -365,8 +368,9 @@ pub async fn connector_health(conn: &mut Conn) -> Result<Vec<ConnectorHealth>, s
                  JOIN resources r ON r.id = rr.resource_id
                  WHERE o.state = 'failed' AND r.system_id = s.id)
              + (SELECT COUNT(*) FROM webhook_events e WHERE e.system_id = s.id AND e.state = 'failed') AS failed
-         FROM resource_systems s WHERE s.kind <> 'builtin' ORDER BY s.name, s.id",
+         FROM resource_systems s WHERE s.kind <> 'builtin' AND ($1 IS NULL OR s.id = $1) ORDER BY s.name, s.id",
     )
+    .bind(only.map(|s| s.0))
     .fetch_all(conn)
     .await?;
     rows.iter()
@@ -419,6 +423,53 @@ pub async fn keep_drift(conn: &mut Conn, system: ResourceSystemId, summary: &str
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// A system's work in `state` (`pending` or `failed`), oldest first, at most `limit` of each
+/// queue: memberships to add or take away, and lifecycle events to tell.
+pub async fn work_of_system(
+    conn: &mut Conn,
+    system: ResourceSystemId,
+    state: &str,
+    limit: i64,
+) -> Result<Vec<crate::views::QueuedWork>, sqlx::Error> {
+    let outbox = sqlx::query(
+        "SELECT CASE o.kind WHEN 'add_member' THEN 'add' ELSE 'remove' END AS what, u.email, r.name, o.attempts, \
+         o.next_attempt_at, o.last_error FROM outbox o JOIN resource_roles rr ON rr.id = o.resource_role_id \
+         JOIN resources r ON r.id = rr.resource_id JOIN users u ON u.id = o.user_id \
+         WHERE o.state = $1 AND r.system_id = $2 ORDER BY o.id LIMIT $3",
+    )
+    .bind(state)
+    .bind(system.0)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let events = sqlx::query(
+        "SELECT e.event AS what, u.email, '' AS name, e.attempts, e.next_attempt_at, e.last_error \
+         FROM webhook_events e LEFT JOIN assignments a ON a.id = e.assignment_id \
+         LEFT JOIN requests q ON q.id = COALESCE(e.request_id, a.request_id) \
+         JOIN users u ON u.id = COALESCE(a.user_id, q.target_user_id) \
+         WHERE e.system_id = $2 AND e.state = $1 ORDER BY e.id LIMIT $3",
+    )
+    .bind(state)
+    .bind(system.0)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    outbox
+        .iter()
+        .chain(events.iter())
+        .map(|row| {
+            Ok(crate::views::QueuedWork {
+                what: row.text("what")?,
+                person: row.text("email")?,
+                resource: row.text("name")?,
+                attempts: row.int("attempts")?,
+                next_attempt: row.int("next_attempt_at")?,
+                last_error: row.text("last_error")?,
+            })
+        })
+        .collect()
 }
 
 /// A delivery to the system went through (`error` empty), or failed with this error.
