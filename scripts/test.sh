@@ -5,6 +5,7 @@
 #   QM_TEST_SCIM_URL=http://…/v2 QM_TEST_SCIM_TOKEN=…  use that SCIM target instead of starting scim2-server
 #   QM_TEST_LDAP_URL=ldap://… QM_TEST_LDAP_BASE=dc=… QM_TEST_LDAP_BIND_DN=… QM_TEST_LDAP_PASSWORD=…
 #                                   use that directory instead of starting slapd
+#   QM_TEST_SMTP_URL=smtp://… QM_TEST_MAIL_API=http://…  use that maildev instead of starting one
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +51,13 @@ if [[ -z "${QM_TEST_LDAP_URL:-}" ]]; then
 fi
 export QM_TEST_LDAP_URL QM_TEST_LDAP_BASE QM_TEST_LDAP_BIND_DN QM_TEST_LDAP_PASSWORD
 export QM_TEST_LDAPS_URL QM_TEST_LDAP_CA
+
+if [[ -z "${QM_TEST_SMTP_URL:-}" ]]; then
+  log "starting an SMTP sink (maildev)"
+  source scripts/mail-peer.sh start
+  peers_started+=("QM_MAIL_PID=$QM_MAIL_PID QM_MAIL_DIR=$QM_MAIL_DIR scripts/mail-peer.sh stop")
+fi
+export QM_TEST_SMTP_URL QM_TEST_MAIL_API
 
 logs=$(mktemp -d)
 status=0

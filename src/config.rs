@@ -176,6 +176,68 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub limits: LimitArgs,
+
+    #[command(flatten)]
+    pub mail: MailArgs,
+}
+
+/// Email notifications. Without an SMTP server none are sent (nor queued). The SMTP password
+/// is read from `QM_SMTP_PASSWORD` or the file named by `QM_SMTP_PASSWORD_FILE`, never a flag.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MailArgs {
+    /// The SMTP server notifications go through: `smtp://host:25` (plain; add `?tls=required`
+    /// for STARTTLS) or `smtps://host:465` (TLS from the start).
+    #[arg(long = "smtp-url", env = "QM_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// The user to sign in to the SMTP server as (with the password from the environment).
+    #[arg(long = "smtp-user", env = "QM_SMTP_USER")]
+    pub smtp_user: Option<String>,
+    /// Who notifications come from: `Quartermaster <access@example.com>`.
+    #[arg(long = "mail-from", env = "QM_MAIL_FROM", default_value = "Quartermaster <quartermaster@localhost>")]
+    pub from: String,
+    /// Days before an assignment ends that its holder is emailed (comma-separated).
+    #[arg(long = "notify-expiring-days", env = "QM_NOTIFY_EXPIRING_DAYS", value_delimiter = ',', default_values_t = [14, 3])]
+    pub expiring_days: Vec<u32>,
+}
+
+impl Default for MailArgs {
+    /// The command line's defaults: no mail server.
+    fn default() -> Self {
+        Self {
+            smtp_url: None,
+            smtp_user: None,
+            from: "Quartermaster <quartermaster@localhost>".to_owned(),
+            expiring_days: crate::service::DEFAULT_EXPIRY_WARNINGS.to_vec(),
+        }
+    }
+}
+
+impl MailArgs {
+    /// The mailer these settings describe (none without an SMTP URL); links in emails start
+    /// at `base_url`, the portal as people reach it.
+    pub fn mailer(&self, base_url: &str) -> Result<Option<crate::notify::Mailer>, String> {
+        let Some(url) = self.smtp_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        let credentials = match &self.smtp_user {
+            Some(user) if !user.trim().is_empty() => Some((user.trim().to_owned(), smtp_password()?)),
+            _ => None,
+        };
+        crate::notify::Mailer::new(url, credentials, &self.from, base_url).map(Some)
+    }
+}
+
+/// The SMTP password: from the file named by `QM_SMTP_PASSWORD_FILE` when set, else
+/// `QM_SMTP_PASSWORD`.
+fn smtp_password() -> Result<String, String> {
+    match std::env::var("QM_SMTP_PASSWORD_FILE") {
+        Ok(path) if !path.trim().is_empty() => std::fs::read_to_string(path.trim())
+            .map(|p| p.trim_end_matches(['\r', '\n']).to_owned())
+            .map_err(|e| format!("cannot read QM_SMTP_PASSWORD_FILE {}: {e}", path.trim())),
+        _ => std::env::var("QM_SMTP_PASSWORD").map_err(|_| {
+            "--smtp-user is set: give its password in QM_SMTP_PASSWORD or QM_SMTP_PASSWORD_FILE".to_owned()
+        }),
+    }
 }
 
 /// Session lifetimes, request limits and rate limits. Over a rate limit the answer is 429
@@ -238,6 +300,7 @@ impl Default for ServeArgs {
             no_workers: false,
             oidc: OidcArgs::default(),
             limits: LimitArgs::default(),
+            mail: MailArgs::default(),
         }
     }
 }
@@ -425,6 +488,7 @@ mod tests {
             no_workers: false,
             oidc: OidcArgs::default(),
             limits: Default::default(),
+            mail: MailArgs::default(),
         }
     }
 

@@ -75,6 +75,12 @@ impl Application {
         let public = args.public_origin().map_err(std::io::Error::other)?;
         let listener = tokio::net::TcpListener::bind(args.addr).await?;
         let addr = listener.local_addr()?;
+        // Links in emails lead to the portal as people reach it.
+        let base_url = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let service = match args.mail.mailer(&base_url).map_err(std::io::Error::other)? {
+            Some(mailer) => service.with_mail(Some(mailer)).with_expiry_warnings(&args.mail.expiring_days),
+            None => service,
+        };
         let leptos_options = LeptosOptions::builder()
             .output_name(bundle_name(&args.site_root))
             .site_root(args.site_root.to_string_lossy().into_owned())

@@ -26,6 +26,15 @@ pub struct Viewer {
     pub pending_approvals: i64,
 }
 
+/// The signed-in person's email settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EmailChoices {
+    /// Notifications are emailed at all (the portal has an SMTP server).
+    pub sends: bool,
+    /// They also get the optional emails (a stage of their request approved, access ready).
+    pub optional: bool,
+}
+
 /// A page of a list, with the cursor of the next page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Page<T> {

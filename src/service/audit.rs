@@ -13,11 +13,15 @@ use crate::store::Tx;
 use crate::views::{AuditEventView, AuditFilter, Page};
 
 impl Service {
-    /// Append the events and commit: the change, its audit trail, its outbox entries and the
-    /// lifecycle events it reports to webhooks land together or not at all.
+    /// Append the events and commit: the change, its audit trail, its outbox entries, the
+    /// lifecycle events it reports to webhooks and the emails it sends land together or not at
+    /// all.
     pub(super) async fn commit(&self, mut tx: Tx, events: Vec<AuditEvent>) -> DomainResult<()> {
         crate::store::audit::append(&mut tx, self.db.backend(), self.now(), &events).await?;
         super::events::enqueue(&mut tx, &events, self.now()).await?;
+        if self.mail.is_some() {
+            super::notifications::enqueue(&mut tx, &events, self.now()).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

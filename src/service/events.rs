@@ -110,7 +110,12 @@ impl Service {
         let lease_until = checked_after(now, super::delivery::LEASE, "lease")?;
         let claimed = {
             let mut tx = self.db.begin().await?;
-            let ids = events::claim_due(&mut tx, self.db.backend(), &token, now, lease_until, limit).await?;
+            // Nothing for a paused system.
+            let unpaused =
+                "NOT EXISTS (SELECT 1 FROM resource_systems s WHERE s.id = q.system_id AND s.paused_until > $3)";
+            let claim = (token.as_str(), now, lease_until);
+            let ids =
+                lease::claim_due(&mut tx, self.db.backend(), Queue::WebhookEvents, claim, limit, unpaused).await?;
             tx.commit().await?;
             ids
         };

@@ -19,6 +19,7 @@ mod events;
 mod import;
 mod imports;
 mod leavers;
+pub mod notifications;
 mod orgs;
 mod package_admin;
 mod reconcile;
@@ -61,6 +62,10 @@ pub struct Service {
     /// The operator's key for connector secrets (none: connectors with secrets cannot be added
     /// or used).
     secret_key: Option<Arc<crate::connectors::secret::SecretKey>>,
+    /// Where email notifications go (none: no SMTP server is set, and none are queued).
+    mail: Option<Arc<crate::notify::Mailer>>,
+    /// Days before an assignment ends that its holder is warned (`--notify-expiring-days`).
+    expiry_warnings: Arc<[u32]>,
 }
 
 type CheckpointFn =
@@ -96,12 +101,26 @@ impl Service {
             chain_walk: Arc::default(),
             bulk_turn: Arc::default(),
             secret_key: None,
+            mail: None,
+            expiry_warnings: Arc::from(DEFAULT_EXPIRY_WARNINGS),
         }
     }
 
     /// This service with the operator's key for connector secrets.
     pub fn with_secret_key(mut self, key: Option<crate::connectors::secret::SecretKey>) -> Self {
         self.secret_key = key.map(Arc::new);
+        self
+    }
+
+    /// This service sending email notifications through `mail` (none: no emails are queued).
+    pub fn with_mail(mut self, mail: Option<crate::notify::Mailer>) -> Self {
+        self.mail = mail.map(Arc::new);
+        self
+    }
+
+    /// This service warning holders these many days before their access ends.
+    pub fn with_expiry_warnings(mut self, days: &[u32]) -> Self {
+        self.expiry_warnings = Arc::from(days);
         self
     }
 
@@ -147,13 +166,16 @@ impl Service {
     }
 }
 
+/// Days before an assignment ends that its holder is warned, unless set otherwise.
+pub const DEFAULT_EXPIRY_WARNINGS: &[u32] = &[14, 3];
+
 /// A name for this instance's worker, unique enough to tell two instances' leases apart.
 fn worker_name() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_default();
     format!("{host}:{}:{:016x}", std::process::id(), rand::random::<u64>())
 }
 
-/// The background workers: delivery, stage time-outs, expiry, and (every few minutes)
+/// The background workers: delivery, notifications, stage time-outs, expiry, and (every few minutes)
 /// forgetting expired sessions and abandoned sign-ins. Every instance may run them; each piece
 /// of work is claimed by a guarded update, so two instances never do it twice.
 ///
@@ -182,6 +204,15 @@ pub async fn run_workers(service: Service, interval: std::time::Duration) {
             let n =
                 service.deliver_events(&crate::domain::authz::Operator::Workers, events::EVENTS_PASS as i64).await?;
             Ok(n >= events::EVENTS_PASS)
+        }),
+        drain(interval, "notifications", move || async move {
+            let n = service
+                .send_notifications(&crate::domain::authz::Operator::Workers, notifications::NOTIFY_PASS as i64)
+                .await?;
+            Ok(n >= notifications::NOTIFY_PASS)
+        }),
+        drain(interval, "expiry warnings", move || async move {
+            Ok(service.warn_of_expiry(&crate::domain::authz::Operator::Workers).await? > 0)
         }),
         drain(interval, "role sync", move || async move {
             let batches =

@@ -55,37 +55,6 @@ pub async fn enqueue(
     Ok(done.rows_affected())
 }
 
-/// Claim up to `limit` due events for `token` until `lease_until`, counting the attempt, as
-/// the outbox's claim does (nothing for a paused system); their ids, in queue order.
-pub async fn claim_due(
-    conn: &mut Conn,
-    backend: super::Backend,
-    token: &str,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-    limit: i64,
-) -> Result<Vec<i64>, sqlx::Error> {
-    let skip_locked = if backend == super::Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
-    let sql = format!(
-        "UPDATE webhook_events SET claimed_until = $1, claimed_by = $2, attempts = attempts + 1, updated_at = $3
-         WHERE id IN (SELECT e.id FROM webhook_events e
-             WHERE e.state = 'pending' AND e.next_attempt_at <= $3
-               AND (e.claimed_until IS NULL OR e.claimed_until <= $3)
-               AND NOT EXISTS (SELECT 1 FROM resource_systems s WHERE s.id = e.system_id AND s.paused_until > $3)
-             ORDER BY e.next_attempt_at, e.id LIMIT $4 {skip_locked})
-         RETURNING id"
-    );
-    let mut ids: Vec<i64> = sqlx::query_scalar(&sql)
-        .bind(to_ms(lease_until))
-        .bind(token)
-        .bind(to_ms(now))
-        .bind(limit)
-        .fetch_all(conn)
-        .await?;
-    ids.sort_unstable();
-    Ok(ids)
-}
-
 /// A claimed event with what its call says: the person, the package, the request and the
 /// assignment as they are now.
 pub struct ClaimedEvent {

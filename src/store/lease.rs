@@ -1,4 +1,4 @@
-//! Work claimed under a lease (the outbox, webhook lifecycle events): the same columns
+//! Work claimed under a lease (the outbox, webhook lifecycle events, notifications): the same columns
 //! (`state`, `attempts`, `claimed_by`, `claimed_until`, `last_error`, `next_attempt_at`,
 //! `updated_at`), settled or given back only by the claim that holds it.
 
@@ -11,6 +11,7 @@ use super::{to_ms, Conn};
 pub enum Queue {
     Outbox,
     WebhookEvents,
+    Notifications,
 }
 
 impl Queue {
@@ -18,8 +19,42 @@ impl Queue {
         match self {
             Queue::Outbox => "outbox",
             Queue::WebhookEvents => "webhook_events",
+            Queue::Notifications => "notifications",
         }
     }
+}
+
+/// Claim up to `limit` due pieces of work of `queue` for `token` until `lease_until`,
+/// counting the attempt: pending, due by `now`, not under another live lease, and meeting
+/// `also` (a condition on the row `q`, which may read `now` as `$3`); their ids, in queue
+/// order. PostgreSQL skips rows another claim has locked.
+pub async fn claim_due(
+    conn: &mut Conn,
+    backend: super::Backend,
+    queue: Queue,
+    (token, now, lease_until): (&str, DateTime<Utc>, DateTime<Utc>),
+    limit: i64,
+    also: &str,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let skip_locked = if backend == super::Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let table = queue.table();
+    let sql = format!(
+        "UPDATE {table} SET claimed_until = $1, claimed_by = $2, attempts = attempts + 1, updated_at = $3
+         WHERE id IN (SELECT q.id FROM {table} q
+             WHERE q.state = 'pending' AND q.next_attempt_at <= $3
+               AND (q.claimed_until IS NULL OR q.claimed_until <= $3) AND {also}
+             ORDER BY q.next_attempt_at, q.id LIMIT $4 {skip_locked})
+         RETURNING id"
+    );
+    let mut ids: Vec<i64> = sqlx::query_scalar(&sql)
+        .bind(to_ms(lease_until))
+        .bind(token)
+        .bind(to_ms(now))
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// The claimed piece of work (`id` under the claim `token`) is settled: `done` or `failed`,

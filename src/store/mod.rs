@@ -434,6 +434,7 @@ pub mod events;
 pub mod imports;
 pub mod lease;
 pub mod logins;
+pub mod notifications;
 pub mod reconcile;
 pub mod requests;
 pub mod role_sync;

@@ -245,6 +245,7 @@ pub async fn try_spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Se
         no_workers: false,
         oidc: Default::default(),
         limits: Default::default(),
+        mail: Default::default(),
     };
     configure(&mut args);
     // The operator's key for connector secrets, as QM_SECRET_KEY gives it in production.
@@ -341,6 +342,7 @@ pub async fn spawn_app_with_clock(backend: Backend, clock: ManualClock) -> TestA
         no_workers: false,
         oidc: Default::default(),
         limits: Default::default(),
+        mail: Default::default(),
     };
     let service = Service::with_clock(test_db.db.clone(), Arc::new(clock));
     let app = Application::build_with(service, args).await.unwrap();

@@ -110,6 +110,7 @@ async fn build(url: &str, clock: Option<&ManualClock>, demo: bool, hold: Option<
         no_workers: false,
         oidc: Default::default(),
         limits: Default::default(),
+        mail: Default::default(),
     };
     (Application::build_with(service, args).await.unwrap(), seen)
 }

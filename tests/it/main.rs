@@ -18,6 +18,7 @@ mod engine;
 mod http;
 mod instances;
 mod lifecycle;
+mod notifications;
 mod oidc;
 mod oidc_tokens;
 mod properties;

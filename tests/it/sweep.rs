@@ -101,6 +101,10 @@ const TABLE: &[(&str, &str)] = &[
     // Giving up an assignment: its holder only (removing someone's is an assignment manager's
     // operation, on the package's assignments).
     ("give_up_access", "DDDDDDDDDDDA"),
+    // Everyone signed in reads and sets their own email settings (nobody else's: no argument
+    // names a person).
+    ("email_settings", "DAAAAAAAAAAA"),
+    ("save_email_settings", "DAAAAAAAAAAA"),
     ("pending_approvals", "DAAAAAAAAAAA"),
     ("pending_approvals → Omar's request", "DDDDADDDDDDD"),
     ("decision_history", "DAAAAAAAAAAA"),
@@ -518,6 +522,8 @@ enum Effect {
     DraftsIn(CatalogId),
     /// How many bulk assignments a package has had.
     BulkJobs(PackageId),
+    /// Everyone's choice of optional emails.
+    EmailSettings,
 }
 
 #[derive(Clone, Debug)]
@@ -551,6 +557,7 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             ),
             "cancel_request" => (vec![("request_id", fx.cancel.0.to_string())], Some(Effect::Request(fx.cancel))),
             "retry_delivery" => (vec![("outbox_id", fx.retry.to_string())], Some(Effect::Outbox(fx.retry))),
+            "save_email_settings" => (vec![], Some(Effect::EmailSettings)),
             "give_up_access" => {
                 (vec![("assignment_id", fx.give_up.0.to_string())], Some(Effect::Assignment(fx.give_up)))
             }
@@ -1005,6 +1012,14 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
                     .await
                     .unwrap();
             format!("{orgs:?} {sponsors:?}")
+        }
+        Effect::EmailSettings => {
+            let on: Vec<(i64, i64)> =
+                sqlx::query_as("SELECT id, CAST(email_optional AS BIGINT) FROM users ORDER BY id")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            format!("{on:?}")
         }
         Effect::GlobalRoles(user) => {
             let roles: Vec<String> =

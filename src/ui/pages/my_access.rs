@@ -30,6 +30,8 @@ fn MyAccessBody() -> impl IntoView {
     let cancel = ServerAction::<CancelRequest>::new();
     let give_up = ServerAction::<GiveUpAccess>::new();
     let extend = ServerAction::<ExtendAccess>::new();
+    let save_email = ServerAction::<SaveEmailSettings>::new();
+    let email = Resource::new(move || save_email.version().get(), |_| email_settings());
     let packages = Resource::new(move || (q(), catalog(), after()), |(q, c, a)| browse_packages(q, c, a));
     let requests = Resource::new(
         move || (cancel.version().get(), extend.version().get(), requests_before()),
@@ -39,7 +41,12 @@ fn MyAccessBody() -> impl IntoView {
         move || (give_up.version().get(), extend.version().get(), access_before()),
         |(_, _, before)| my_access(before),
     );
-    let latest = latest_of(vec![cancel.value().into(), give_up.value().into(), extend.value().into()]);
+    let latest = latest_of(vec![
+        cancel.value().into(),
+        give_up.value().into(),
+        extend.value().into(),
+        save_email.value().into(),
+    ]);
 
     view! {
         <h1>"My Access"</h1>
@@ -114,6 +121,39 @@ fn MyAccessBody() -> impl IntoView {
                             </tbody>
                         </table>
                         {page.next.map(|n| view! { <p><a class="btn-secondary" href=format!("/?access_before={n}#access-h")>"Older access →"</a></p> })}
+                    }.into_any(),
+                    Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
+                })}
+            </Suspense>
+        </section>
+
+        <EmailPanel email save_email />
+    }
+}
+
+/// What the person is emailed about, and the optional emails turned on or off.
+#[component]
+fn EmailPanel(
+    email: Resource<Result<EmailChoices, crate::ui::error::AppError>>,
+    save_email: ServerAction<SaveEmailSettings>,
+) -> impl IntoView {
+    view! {
+        <section class="panel" aria-labelledby="email-h">
+            <h2 id="email-h">"Email"</h2>
+            <Suspense fallback=|| ()>
+                {move || email.get().map(|r| match r {
+                    Ok(settings) => view! {
+                        {(!settings.sends).then(|| view! {
+                            <p class="muted">"This portal sends no email yet (no mail server is set up). What you choose here applies once it does."</p>
+                        })}
+                        <p>"You are always emailed what needs you or changes your access: a request waiting for your decision, the decision on yours, access that could not be delivered, and access that ended."</p>
+                        <ActionForm action=save_email attr:class="form" attr:id="email-settings">
+                            <label class="check">
+                                <input type="checkbox" name="optional" value="on" checked=settings.optional />
+                                " Also email me when a stage of my request is approved and when my access is ready"
+                            </label>
+                            <p><button type="submit" class="btn-secondary">"Save email settings"</button></p>
+                        </ActionForm>
                     }.into_any(),
                     Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
                 })}

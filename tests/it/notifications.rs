@@ -1,0 +1,343 @@
+//! Email notifications (issue 13), on SQLite and PostgreSQL, into a real SMTP sink (npm
+//! maildev, started by the test command: `QM_TEST_SMTP_URL`, `QM_TEST_MAIL_API`). Each test
+//! sends from its own address and reads back only what came from it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::common;
+use chrono::Duration;
+use common::World;
+use quartermaster::domain::authz::Operator;
+use quartermaster::domain::policy::Answer;
+use quartermaster::domain::request::Decision;
+use quartermaster::notify::Mailer;
+use quartermaster::service::Service;
+use quartermaster::store::Backend;
+use serde_json::Value;
+
+on_both_databases!(
+    each_step_of_a_request_emails_the_right_people_once,
+    an_unreachable_mail_server_loses_nothing,
+    my_access_sets_the_optional_emails_and_the_workers_send,
+    holders_are_warned_before_their_access_ends,
+);
+
+/// The SMTP sink the test command started.
+fn sink() -> (String, String) {
+    let (Ok(smtp), Ok(api)) = (std::env::var("QM_TEST_SMTP_URL"), std::env::var("QM_TEST_MAIL_API")) else {
+        panic!(
+            "QM_TEST_SMTP_URL / QM_TEST_MAIL_API are not set: run the tests with scripts/test.sh, which starts \
+             maildev, or `source scripts/mail-peer.sh start` first"
+        );
+    };
+    (smtp, api)
+}
+
+/// A sender address of this test's own, so it reads only its own mail from the shared sink.
+fn sender() -> String {
+    format!("qm-{:016x}@quartermaster.test", rand::random::<u64>())
+}
+
+fn mailer(smtp: &str, from: &str) -> Mailer {
+    Mailer::new(smtp, None, &format!("Quartermaster <{from}>"), "https://access.example").unwrap()
+}
+
+/// Everything the sink received from `from`, oldest first, once `count` have arrived (the
+/// sink parses a message after accepting it, so the last may show a moment later).
+async fn received(from: &str, count: usize) -> Vec<Value> {
+    let (_, api) = sink();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mails: Vec<Value> =
+            reqwest::get(format!("{api}/api/email?from.address={from}")).await.unwrap().json().await.unwrap();
+        if mails.len() >= count || std::time::Instant::now() > deadline {
+            return mails;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn to(mail: &Value) -> &str {
+    mail["to"][0]["address"].as_str().unwrap()
+}
+
+fn subjects_to<'a>(mails: &'a [Value], whom: &str) -> Vec<&'a str> {
+    mails.iter().filter(|m| to(m) == whom).map(|m| m["subject"].as_str().unwrap()).collect()
+}
+
+async fn send(service: &Service) -> usize {
+    service.send_notifications(&Operator::Workers, 50).await.unwrap()
+}
+
+async fn production_request(w: &World, service: &Service) -> quartermaster::domain::ids::RequestId {
+    let maya = w.actor(w.ids.maya).await;
+    let mut ask = common::ask(w.ids.production_access, "On call next week <b>for payments</b>");
+    ask.answers = vec![Answer { question_id: "service".into(), value: "Payments API".into() }];
+    service.submit_request(&maya, ask).await.unwrap().request
+}
+
+async fn each_step_of_a_request_emails_the_right_people_once(backend: Backend) {
+    let w = World::new(backend).await;
+    let (smtp, _) = sink();
+    let from = sender();
+    let service = w.service.clone().with_mail(Some(mailer(&smtp, &from)));
+    let (maya, linus, hana) =
+        ("maya@quartermaster.example", "linus@quartermaster.example", "hana@quartermaster.example");
+
+    // A new request: its first approver (Maya's manager) is asked, with a link straight to
+    // the decision; Maya, who asked, is not emailed.
+    let request = production_request(&w, &service).await;
+    assert_eq!(send(&service).await, 1);
+    let mails = received(&from, 1).await;
+    assert_eq!(mails.len(), 1);
+    let ask = &mails[0];
+    assert_eq!(to(ask), linus);
+    assert_eq!(ask["subject"], "Approval needed: Production Access for Maya Chen");
+    let link = format!("https://access.example/approvals#approval-{}", request.0);
+    let text = ask["text"].as_str().unwrap();
+    let html = ask["html"].as_str().unwrap();
+    assert!(text.contains(&format!("Approve or deny: {link}")), "{text}");
+    assert!(text.contains("Maya Chen asks for Production Access.") && text.contains("Stage 1 of 2."), "{text}");
+    assert!(text.contains("On call next week <b>for payments</b>"), "the text is not escaped: {text}");
+    assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
+    assert!(html.contains("On call next week &#60;b&#62;for payments&#60;/b&#62;"), "the HTML is escaped: {html}");
+    assert_eq!(send(&service).await, 0, "each is sent once");
+
+    // Stage 1 approved: the Security group is asked (Hana and Grace), and Maya hears of it.
+    let linus_actor = w.actor(w.ids.linus).await;
+    service.decide(&linus_actor, request, Decision::Approve, "").await.unwrap();
+    assert_eq!(send(&service).await, 3);
+    let mails = received(&from, 4).await;
+    assert_eq!(subjects_to(&mails, hana), ["Approval needed: Production Access for Maya Chen"]);
+    assert_eq!(subjects_to(&mails, "grace@quartermaster.example").len(), 1);
+    assert_eq!(subjects_to(&mails, maya), ["Stage approved: Production Access"]);
+    let stage = mails.iter().find(|m| to(m) == maya).unwrap()["text"].as_str().unwrap().to_owned();
+    assert!(stage.contains("Linus Park approved a stage") && stage.contains("Turn these emails off"), "{stage}");
+
+    // Maya turns the optional emails off: she still hears the decision, not that the access
+    // is ready.
+    let maya_actor = w.actor(w.ids.maya).await;
+    service.set_optional_emails(&maya_actor, false).await.unwrap();
+    assert!(!service.optional_emails(&maya_actor).await.unwrap());
+    let hana_actor = w.actor(w.ids.hana).await;
+    service.decide(&hana_actor, request, Decision::Approve, "on call rota checked").await.unwrap();
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!(send(&service).await, 1);
+    let mails = received(&from, 5).await;
+    assert_eq!(subjects_to(&mails, maya), ["Stage approved: Production Access", "Approved: Production Access"]);
+    let approved = mails.iter().rfind(|m| to(m) == maya).unwrap()["text"].as_str().unwrap().to_owned();
+    assert!(approved.contains("Hana Sato approved the request") && approved.contains("on call rota checked"));
+    assert!(!approved.contains("Turn these emails off"), "a decision cannot be turned off: {approved}");
+    let delivered: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM assignments WHERE user_id = $1 AND state = 'delivered'")
+            .bind(w.ids.maya.0)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap();
+    assert_eq!(delivered, 1, "delivered, and not emailed");
+
+    // The access expires after its 30 days: Maya is told.
+    w.clock.advance(Duration::days(31));
+    service.expire_assignments(&Operator::Workers).await.unwrap();
+    assert_eq!(send(&service).await, 1);
+    let mails = received(&from, 6).await;
+    let ended = mails.last().unwrap();
+    assert_eq!((to(ended), ended["subject"].as_str()), (maya, Some("Access ended: Production Access")));
+    assert!(ended["text"].as_str().unwrap().contains("It expired on"), "{ended}");
+
+    // Denied, with the approver's words; the approver is not emailed their own decision.
+    let jamal = w.actor(w.ids.jamal).await;
+    let crm = service.submit_request(&jamal, common::ask(w.ids.sales_crm, "pipeline review")).await.unwrap().request;
+    assert_eq!(send(&service).await, 1);
+    let sofia = w.actor(w.ids.sofia).await;
+    service.decide(&sofia, crm, Decision::Deny, "use the shared dashboard").await.unwrap();
+    assert_eq!(send(&service).await, 1);
+    let mails = received(&from, 8).await;
+    assert_eq!(subjects_to(&mails, "sofia@quartermaster.example"), ["Approval needed: Sales CRM for Jamal Carter"]);
+    assert_eq!(subjects_to(&mails, "jamal@quartermaster.example"), ["Denied: Sales CRM"]);
+    let denied = mails.last().unwrap()["text"].as_str().unwrap();
+    assert!(denied.contains("Sofia Rossi denied") && denied.contains("use the shared dashboard"), "{denied}");
+
+    // Decided before its email went out: the approver is not asked after the fact.
+    let priya = w.actor(w.ids.priya).await;
+    let late = service.submit_request(&priya, common::ask(w.ids.sales_crm, "forecasts")).await.unwrap().request;
+    service.decide(&sofia, late, Decision::Approve, "").await.unwrap();
+    assert_eq!(send(&service).await, 2);
+    let mails = received(&from, 9).await;
+    assert_eq!(subjects_to(&mails, "priya@quartermaster.example"), ["Approved: Sales CRM"]);
+    assert_eq!(subjects_to(&mails, "sofia@quartermaster.example").len(), 1, "not asked about Priya's");
+    let skipped: String =
+        sqlx::query_scalar("SELECT state FROM notifications WHERE request_id = $1 AND kind = 'decision'")
+            .bind(late.0)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap();
+    assert_eq!(skipped, "skipped");
+    assert_eq!(mails.len(), 9, "nothing else, nothing twice");
+    let sent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE state = 'sent'")
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(sent, 9, "as many sent as arrived");
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE state NOT IN ('sent', 'skipped')")
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+/// The mail server is down: the notification waits (its error kept, no attempt spent however
+/// long the outage) and goes out once the server is back, once.
+async fn an_unreachable_mail_server_loses_nothing(backend: Backend) {
+    let w = World::new(backend).await;
+    let (smtp, _) = sink();
+    let from = sender();
+    // A port nobody listens on: taken, then let go.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let down = w.service.clone().with_mail(Some(mailer(&format!("smtp://127.0.0.1:{closed}"), &from)));
+    let request = production_request(&w, &down).await;
+    let state = async || -> (String, i64, String) {
+        sqlx::query_as("SELECT state, attempts, last_error FROM notifications WHERE request_id = $1")
+            .bind(request.0)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap()
+    };
+    // An hour of outage, tried every half minute: it waits, and no attempt is spent.
+    for _ in 0..120 {
+        assert_eq!(send(&down).await, 1);
+        assert_eq!(send(&down).await, 0, "not before half a minute");
+        w.clock.advance(Duration::seconds(30));
+    }
+    let (state_now, attempts, error) = state().await;
+    assert_eq!((state_now.as_str(), attempts), ("pending", 0), "an outage fails nothing");
+    assert!(!error.is_empty(), "the error is kept");
+
+    let up = w.service.clone().with_mail(Some(mailer(&smtp, &from)));
+    assert_eq!(send(&up).await, 1);
+    let mails = received(&from, 1).await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(to(&mails[0]), "linus@quartermaster.example");
+    assert_eq!(state().await.0, "sent");
+    w.clock.advance(Duration::hours(1));
+    assert_eq!(send(&up).await, 0, "sent once");
+}
+
+/// The portal configured with a mail server (as `--smtp-url` and `--mail-from` set it): a
+/// person turns the optional emails off on My Access with a plain form (no JavaScript), and
+/// the running workers email an approver with a link back to this portal.
+async fn my_access_sets_the_optional_emails_and_the_workers_send(backend: Backend) {
+    let (smtp, _) = sink();
+    let from = sender();
+    let app = common::spawn_app_with(backend, |args| {
+        args.demo = true;
+        args.mail.smtp_url = Some(smtp.clone());
+        args.mail.from = format!("Quartermaster <{from}>");
+    })
+    .await;
+    let c = common::client();
+    app.sign_in(&c, app.ids.maya).await;
+    let page = app.page(&c, "/").await;
+    assert!(page.contains("id=\"email-settings\""), "the settings are on My Access");
+    assert!(!page.contains("sends no email yet"), "a mail server is set");
+    assert!(page.contains("name=\"optional\" value=\"on\" checked"), "optional emails start on");
+
+    // Unticked, the box sends nothing: saved as off.
+    let res = app.submit(&c, "/", "/api/save_email_settings", &Vec::<(String, String)>::new()).await;
+    assert_eq!(res.status(), 302, "back to the page");
+    let page = app.page(&c, "/").await;
+    assert!(page.contains("Saved: you are emailed only what needs you"), "the outcome is shown");
+    assert!(!page.contains("name=\"optional\" value=\"on\" checked"), "shown as off");
+    let on: i64 = sqlx::query_scalar("SELECT CAST(email_optional AS BIGINT) FROM users WHERE id = $1")
+        .bind(app.ids.maya.0)
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(on, 0);
+    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'user.email_preferences'")
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(audited, 1);
+
+    // A request: the workers of the running portal email Linus, linking back to it.
+    let maya = app.service.actor(app.ids.maya).await.unwrap().unwrap();
+    let mut ask = common::ask(app.ids.production_access, "on call");
+    ask.answers = vec![Answer { question_id: "service".into(), value: "Payments API".into() }];
+    let request = app.service.submit_request(&maya, ask).await.unwrap().request;
+    let mails = received(&from, 1).await;
+    assert_eq!(mails.len(), 1, "sent by the workers");
+    assert_eq!(to(&mails[0]), "linus@quartermaster.example");
+    let link = format!("{}/approvals#approval-{}", app.base, request.0);
+    assert!(mails[0]["text"].as_str().unwrap().contains(&link), "{}", mails[0]["text"]);
+
+    // Without a mail server, the page says so.
+    let quiet = common::spawn_app(backend, true).await;
+    let c = common::client();
+    quiet.sign_in(&c, quiet.ids.maya).await;
+    assert!(quiet.page(&c, "/").await.contains("sends no email yet"));
+}
+
+/// Every warning pass until none is behind (the first looks an hour of end times ahead at a
+/// time, per warning).
+async fn warn_all(service: &Service) {
+    for _ in 0..1_000 {
+        if service.warn_of_expiry(&Operator::Workers).await.unwrap() == 0 {
+            return;
+        }
+    }
+    panic!("the expiry warnings never caught up");
+}
+
+/// Holders hear 14 and 3 days before their access ends, once each; a warning whose access
+/// ended before it went out is not sent.
+async fn holders_are_warned_before_their_access_ends(backend: Backend) {
+    let w = World::new(backend).await;
+    let (smtp, _) = sink();
+    let from = sender();
+    let service = w.service.clone().with_mail(Some(mailer(&smtp, &from)));
+    // Thirty days of Sales Analytics, without approval, for Maya and Priya.
+    let (maya, priya) = (w.actor(w.ids.maya).await, w.actor(w.ids.priya).await);
+    service.submit_request(&maya, common::ask(w.ids.sales_analytics, "reports")).await.unwrap();
+    let priya_asked = service.submit_request(&priya, common::ask(w.ids.sales_analytics, "reports")).await.unwrap();
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!(send(&service).await, 2, "ready, each");
+    warn_all(&service).await;
+    assert_eq!(send(&service).await, 0, "thirty days away: nothing yet");
+    let ending = |mails: &[Value], whom: &str| -> usize {
+        subjects_to(mails, whom).iter().filter(|s| s.starts_with("Ending soon: Sales Analytics (30 days)")).count()
+    };
+
+    // Thirteen days left: the fourteen-day warning, once.
+    w.clock.advance(Duration::days(17));
+    warn_all(&service).await;
+    warn_all(&service).await;
+    assert_eq!(send(&service).await, 2);
+    let mails = received(&from, 4).await;
+    assert_eq!((ending(&mails, "maya@quartermaster.example"), ending(&mails, "priya@quartermaster.example")), (1, 1));
+    let text = mails[3]["text"].as_str().unwrap();
+    assert!(
+        text.contains("access to Sales Analytics (30 days) ends on Wednesday 2 December 2026, 09:00 UTC."),
+        "{text}"
+    );
+
+    // Three days left: the three-day warning; Priya gives hers up before it goes out.
+    w.clock.advance(Duration::days(10));
+    warn_all(&service).await;
+    let assignment: i64 = sqlx::query_scalar("SELECT assignment_id FROM requests WHERE id = $1")
+        .bind(priya_asked.request.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    service.give_up_assignment(&priya, quartermaster::domain::ids::AssignmentId(assignment), "done").await.unwrap();
+    assert_eq!(send(&service).await, 2, "Maya's, and Priya's (skipped)");
+    let mails = received(&from, 5).await;
+    assert_eq!(mails.len(), 5);
+    assert_eq!(ending(&mails, "maya@quartermaster.example"), 2);
+    assert_eq!(ending(&mails, "priya@quartermaster.example"), 1, "not warned of what she gave up");
+    warn_all(&service).await;
+    assert_eq!(send(&service).await, 0, "each warning once");
+}
