@@ -210,3 +210,22 @@ test('two approvers deciding at once: one wins, the other is told who did', asyn
   await hana.context().close();
   await grace.context().close();
 });
+
+test('a person turns the optional emails off and on from My Access', async ({ page }, t) => {
+  // Each run its own person: the choice is kept on the person.
+  const who: Who = t.project.name === 'js' ? 'tom' : 'jamal';
+  await as(page, who, t);
+  const box = page.locator('#email-settings input[name="optional"]');
+  await expect(box).toBeChecked();
+  await box.uncheck();
+  await page.getByRole('button', { name: 'Save email settings' }).click();
+  await expect(await notice(page)).toContainText('you are emailed only what needs you');
+  await page.reload();
+  await settle(page, t);
+  await expect(page.locator('#email-settings input[name="optional"]')).not.toBeChecked();
+  await page.locator('#email-settings input[name="optional"]').check();
+  await page.getByRole('button', { name: 'Save email settings' }).click();
+  await expect(await notice(page)).toContainText('you are also emailed');
+  await page.reload();
+  await expect(page.locator('#email-settings input[name="optional"]')).toBeChecked();
+});
