@@ -91,7 +91,8 @@ pub struct DemoIds {
 }
 
 fn stage(primary: Vec<ApproverSpec>, fallback: Vec<ApproverSpec>, justification_required: bool) -> Stage {
-    Stage { fallback, justification_required, ..Stage::new(primary) }
+    // A week to decide, with a reminder after three days.
+    Stage { fallback, justification_required, remind_after_days: Some(3), ..Stage::new(primary) }
 }
 
 fn policy(package: PackageId, name: &str, scope: RequestorScope, stages: Vec<Stage>) -> Policy {

@@ -413,12 +413,29 @@ impl PackageDraft {
                     format!("stage {i}: name who the request goes to when nobody decides in time"),
                 ));
             }
+            let timeout_days =
+                f.number(&key("timeout"), 1..=MAX_TIMEOUT_DAYS, &format!("stage {i}: days to decide"))?;
+            let remind_after_days = match f.text(&key("remind")).trim() {
+                "" | "0" => None,
+                _ if timeout_days < 2 => {
+                    return Err(DomainError::invalid(
+                        &key("remind"),
+                        format!("stage {i}: a reminder needs at least two days to decide (leave it empty)"),
+                    ))
+                }
+                _ => Some(f.number(
+                    &key("remind"),
+                    1..=timeout_days - 1,
+                    &format!("stage {i}: days before the reminder"),
+                )?),
+            };
             stages.push(Stage {
                 primary,
                 fallback: merged(users(people_in(f, &key("fallback"), people)?), kept.fallback),
                 escalation,
                 justification_required: f.ticked(&key("justification")),
-                timeout_days: f.number(&key("timeout"), 1..=MAX_TIMEOUT_DAYS, &format!("stage {i}: days to decide"))?,
+                timeout_days,
+                remind_after_days,
                 on_timeout,
             });
         }
@@ -678,6 +695,7 @@ impl PackageDraft {
             set(&key("escalation"), join_emails(spec_users(&stage.escalation), emails));
             set(&key("justification"), flag(stage.justification_required));
             set(&key("timeout"), stage.timeout_days.to_string());
+            set(&key("remind"), stage.remind_after_days.map(|d| d.to_string()).unwrap_or_default());
             set(
                 &key("on_timeout"),
                 match stage.on_timeout {
@@ -1017,6 +1035,7 @@ mod tests {
             escalation: vec![ApproverSpec::Group { id: GroupId(3) }],
             justification_required: true,
             timeout_days: 5,
+            remind_after_days: Some(3),
             on_timeout: OnTimeout::Escalate,
         }];
         d.policy.expiration = Expiration::AfterDays { days: 10 };

@@ -54,6 +54,7 @@ fn stage_and_approval() {
         escalation: vec![ApproverSpec::User { id: UserId(1) }],
         justification_required: true,
         timeout_days: 5,
+        remind_after_days: None,
         on_timeout: OnTimeout::Escalate,
     };
     let stage_json = r#"{"primary":[{"kind":"manager"}],"fallback":[{"kind":"catalog_owners"}],"escalation":[{"kind":"user","id":1}],"justification_required":true,"timeout_days":5,"on_timeout":"escalate"}"#;

@@ -66,6 +66,10 @@ pub struct Stage {
     pub justification_required: bool,
     /// Days an approver has to decide.
     pub timeout_days: u32,
+    /// Days into the stage when its approvers who have not decided are reminded (fewer than
+    /// `timeout_days`); none: no reminder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_after_days: Option<u32>,
     #[serde(default)]
     pub on_timeout: OnTimeout,
 }
@@ -236,8 +240,16 @@ impl Stage {
             escalation: vec![],
             justification_required: false,
             timeout_days: 7,
+            remind_after_days: None,
             on_timeout: OnTimeout::Expire,
         }
+    }
+
+    /// When this stage's approvers are reminded, if they are, for a stage starting at `start`.
+    pub fn reminder(&self, start: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.remind_after_days
+            .filter(|d| *d > 0 && *d < self.timeout_days.max(1))
+            .and_then(|d| start.checked_add_signed(chrono::Duration::days(i64::from(d))))
     }
 }
 

@@ -20,6 +20,8 @@ pub mod kind {
     pub const DECISION: &str = "decision";
     /// As [`DECISION`], after the stage's approvers did not decide in time.
     pub const ESCALATED: &str = "escalated";
+    /// As [`DECISION`], again, part way through the stage's time.
+    pub const REMINDER: &str = "reminder";
     /// A stage of the recipient's request was approved; another follows (optional).
     pub const STAGE_APPROVED: &str = "stage_approved";
     pub const APPROVED: &str = "approved";
@@ -218,19 +220,25 @@ impl Letter {
             ..Letter::default()
         };
         match n.kind.as_str() {
-            kind::DECISION | kind::ESCALATED => {
+            kind::DECISION | kind::ESCALATED | kind::REMINDER => {
                 let request = n.request_id.unwrap_or_default();
                 l.subject = if extension {
                     format!("Approval needed: extend {package} for {}", n.target_name)
                 } else {
                     format!("Approval needed: {package} for {}", n.target_name)
                 };
+                if n.kind == kind::REMINDER {
+                    l.subject = format!("Reminder: {}", l.subject);
+                }
                 let asked = match (extension, n.requestor_id == n.target_id) {
                     (true, _) => format!("{} asks to keep {package} longer.", n.requestor_name),
                     (false, true) => format!("{} asks for {package}.", n.requestor_name),
                     (false, false) => format!("{} asks for {package} for {}.", n.requestor_name, n.target_name),
                 };
                 l.paragraphs.push(asked);
+                if n.kind == kind::REMINDER {
+                    l.paragraphs.push("It is still waiting for a decision.".to_owned());
+                }
                 if n.kind == kind::ESCALATED {
                     l.paragraphs.push(
                         "It comes to you because its approvers did not decide in time: you are its alternate \

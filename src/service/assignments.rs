@@ -380,6 +380,7 @@ pub(super) async fn extend_on_approval(
         state,
         current_stage: req.current_stage,
         stage_due_at: None,
+        remind_at: None,
         escalated: req.escalated,
         outcome_reason: &reason,
         assignment: live,

@@ -630,6 +630,9 @@ fn summarize(
     }
     for (i, s) in p.approval.stages.iter().enumerate() {
         let mut text = format!("{}; {} days to decide", approvers(&s.primary, groups, people), s.timeout_days);
+        if let Some(days) = s.remind_after_days {
+            text.push_str(&format!(", reminded after {days}"));
+        }
         if !s.fallback.is_empty() {
             text.push_str(&format!("; fallback: {}", approvers(&s.fallback, groups, people)));
         }

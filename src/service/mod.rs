@@ -211,6 +211,10 @@ pub async fn run_workers(service: Service, interval: std::time::Duration) {
                 .await?;
             Ok(n >= notifications::NOTIFY_PASS)
         }),
+        drain(interval, "reminders", move || async move {
+            let n = service.send_reminders(&crate::domain::authz::Operator::Workers).await?;
+            Ok(n >= requests::TIME_OUT_PASS)
+        }),
         drain(interval, "expiry warnings", move || async move {
             Ok(service.warn_of_expiry(&crate::domain::authz::Operator::Workers).await? > 0)
         }),

@@ -5,6 +5,7 @@
 //! | change | told | kind |
 //! |---|---|---|
 //! | a request waits for approval (new, next stage, approvers replaced) | its approvers now | `decision` |
+//! | a stage's reminder is due (`remind_after_days`) | its approvers now | `reminder` |
 //! | a stage timed out and went to the alternates | the alternates (not its first approvers) | `escalated` |
 //! | a stage approved, another follows | who asked, who it is for | `stage_approved` (optional) |
 //! | approved, denied, stopped, expired | who asked, who it is for | `approved`, `denied`, `rejected`, `request_expired` |
@@ -59,6 +60,7 @@ fn told(event: &AuditEvent, change: &[AuditEvent]) -> Vec<(To, &'static str, Str
             (To::RequestPeople, kind::STAGE_APPROVED, format!("stage:{id}:{}", event.before["stage"]), true),
         ],
         "request.approvers_replaced" => vec![(To::Deciders, kind::DECISION, format!("decision:{id}"), false)],
+        "request.reminded" => vec![(To::Deciders, kind::REMINDER, format!("reminder:{id}"), false)],
         "request.escalated" => vec![(To::Alternates, kind::ESCALATED, format!("decision:{id}"), false)],
         "request.approved" => vec![(To::RequestPeople, kind::APPROVED, format!("decided:{id}"), false)],
         "request.denied" => vec![(To::RequestPeople, kind::DENIED, format!("decided:{id}"), false)],
@@ -150,7 +152,7 @@ impl Service {
         let (read, stale): (Vec<Claimed>, Vec<Claimed>) = read.into_iter().partition(|n| {
             n.recipient_active
                 && match n.kind.as_str() {
-                    kind::DECISION | kind::ESCALATED => n.may_decide,
+                    kind::DECISION | kind::ESCALATED | kind::REMINDER => n.may_decide,
                     kind::ACCESS_EXPIRING => n.live,
                     _ => true,
                 }

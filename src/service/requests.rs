@@ -216,14 +216,13 @@ impl Service {
         };
         let step = request::after_decision(outcome, stage, stale.is_some());
         let (next_state, next_stage) = (step.state, step.stage);
-        let due = match req.stages.get(next_stage.saturating_sub(1) as usize) {
-            Some(s) if step.starts_stage => Some(stage_due(s, now)?),
-            _ => None,
-        };
+        let starting = req.stages.get(next_stage.saturating_sub(1) as usize).filter(|_| step.starts_stage);
+        let due = starting.map(|s| stage_due(s, now)).transpose()?;
         let t = Transition {
             state: next_state,
             current_stage: next_stage,
             stage_due_at: due,
+            remind_at: starting.and_then(|s| s.reminder(now)),
             escalated: false,
             outcome_reason: match (&stale, next_state) {
                 (Some(reason), _) => reason,
@@ -282,6 +281,7 @@ impl Service {
             state: RequestState::Canceled,
             current_stage: req.current_stage,
             stage_due_at: None,
+            remind_at: None,
             escalated: req.escalated,
             outcome_reason: "canceled by the requestor",
             assignment: None,
@@ -316,6 +316,37 @@ impl Service {
             }
         }
         Ok(moved)
+    }
+
+    /// The clock's turn for reminders: the approvers of every pending stage whose reminder is
+    /// due are reminded (by email) once, audited as `request.reminded`. Each is taken by a
+    /// guarded update of its reminder time, so a decision, a time-out or another instance
+    /// racing it leaves exactly one outcome. Nothing is done while no email is sent. Returns
+    /// how many requests it reminded about.
+    #[tracing::instrument(name = "send_reminders", skip_all, fields(operator = %by))]
+    pub async fn send_reminders(&self, by: &Operator<'_>) -> DomainResult<usize> {
+        by.require(Permission::Administer)?;
+        if !self.sends_email() {
+            return Ok(0);
+        }
+        let now = self.now();
+        let due = {
+            let mut conn = self.db.pool().acquire().await?;
+            requests::reminders_due(&mut conn, now, TIME_OUT_PASS as i64).await?
+        };
+        let mut reminded = 0;
+        for (id, at) in due {
+            let mut tx = self.db.begin().await?;
+            if !requests::take_reminder(&mut tx, id, at).await? {
+                tx.rollback().await?;
+                continue;
+            }
+            let stage = requests::request(&mut tx, id).await?.map_or(0, |r| r.current_stage);
+            let event = AuditEvent::new(None, "request.reminded", "request", id.0).after(json!({"stage": stage}));
+            self.commit(tx, vec![event]).await?;
+            reminded += 1;
+        }
+        Ok(reminded)
     }
 
     /// Open a transaction on a request as it stands now. A stage whose due time has passed is
@@ -401,6 +432,7 @@ impl Service {
                     state: RequestState::Rejected,
                     current_stage: req.current_stage,
                     stage_due_at: None,
+                    remind_at: None,
                     escalated: req.escalated,
                     outcome_reason: &reason,
                     assignment: None,
@@ -438,6 +470,7 @@ impl Service {
             state,
             current_stage: req.current_stage,
             stage_due_at: None,
+            remind_at: None,
             escalated: req.escalated,
             outcome_reason: "",
             assignment: Some(assignment),
@@ -510,15 +543,15 @@ pub(super) fn escalate_or_expire<'a>(
 ) -> DomainResult<(Transition<'a>, AuditEvent)> {
     let id = req.id.0;
     Ok(if escalate {
-        let due = match req.stages.get(req.current_stage.saturating_sub(1) as usize) {
-            Some(s) => Some(stage_due(s, now)?),
-            None => None,
-        };
+        let stage = req.stages.get(req.current_stage.saturating_sub(1) as usize);
+        let due = stage.map(|s| stage_due(s, now)).transpose()?;
         (
             Transition {
                 state: RequestState::PendingApproval,
                 current_stage: req.current_stage,
                 stage_due_at: due,
+                // The alternates get the stage's time again, and its reminder.
+                remind_at: stage.and_then(|s| s.reminder(now)),
                 escalated: true,
                 outcome_reason: "",
                 assignment: None,
@@ -533,6 +566,7 @@ pub(super) fn escalate_or_expire<'a>(
                 state: RequestState::Expired,
                 current_stage: req.current_stage,
                 stage_due_at: None,
+                remind_at: None,
                 escalated: req.escalated,
                 outcome_reason: reason,
                 assignment: None,

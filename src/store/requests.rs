@@ -95,8 +95,8 @@ pub async fn insert(conn: &mut Conn, r: &NewRequestRow<'_>, now: DateTime<Utc>) 
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO requests (kind, state, requestor_id, target_user_id, package_id, policy_id, stages,
             current_stage, stage_started_at, stage_due_at, justification, answers, start_at, end_at,
-            outcome_reason, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $9, $9) RETURNING id",
+            outcome_reason, remind_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $9, $9) RETURNING id",
     )
     .bind(r.kind.as_str())
     .bind(r.state.as_str())
@@ -113,6 +113,12 @@ pub async fn insert(conn: &mut Conn, r: &NewRequestRow<'_>, now: DateTime<Utc>) 
     .bind(r.start_at.map(to_ms))
     .bind(r.end_at.map(to_ms))
     .bind(r.outcome_reason)
+    .bind(
+        r.stage_due_at
+            .and_then(|_| r.stages.get((r.current_stage as usize).checked_sub(1)?))
+            .and_then(|s| s.reminder(now))
+            .map(to_ms),
+    )
     .fetch_one(conn)
     .await?;
     Ok(RequestId(id))
@@ -195,6 +201,8 @@ pub struct Transition<'a> {
     pub state: RequestState,
     pub current_stage: u32,
     pub stage_due_at: Option<DateTime<Utc>>,
+    /// When the stage that starts (if one does) reminds its approvers.
+    pub remind_at: Option<DateTime<Utc>>,
     pub escalated: bool,
     pub outcome_reason: &'a str,
     pub assignment: Option<AssignmentId>,
@@ -211,7 +219,7 @@ pub async fn transition(
     let done = sqlx::query(
         "UPDATE requests SET state = $1, current_stage = $2, stage_due_at = $3, escalated = $4,
             outcome_reason = $5, assignment_id = $6, stage_started_at = $7, updated_at = $7,
-            version = version + 1
+            remind_at = $10, version = version + 1
          WHERE id = $8 AND version = $9",
     )
     .bind(t.state.as_str())
@@ -223,6 +231,7 @@ pub async fn transition(
     .bind(to_ms(now))
     .bind(id.0)
     .bind(expected_version)
+    .bind(t.remind_at.map(to_ms))
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() != 1 {
@@ -603,4 +612,34 @@ pub async fn pending_under_policy(conn: &mut Conn, policy: PolicyId) -> Result<i
     .bind(policy.0)
     .fetch_one(conn)
     .await
+}
+
+/// Requests whose stage's reminder is due, with when it was due (at most `limit`, oldest
+/// first, through `requests_remind`).
+pub async fn reminders_due(
+    conn: &mut Conn,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(RequestId, DateTime<Utc>)>, sqlx::Error> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT id, remind_at FROM requests WHERE remind_at IS NOT NULL AND remind_at <= $1 ORDER BY remind_at LIMIT $2",
+    )
+    .bind(to_ms(now))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().filter_map(|(id, at)| Some((RequestId(id), DateTime::from_timestamp_millis(at)?))).collect())
+}
+
+/// The reminder due at `at` is taken (cleared), if the request still waits on it; false when
+/// it moved on meanwhile (decided, or another instance took it).
+pub async fn take_reminder(conn: &mut Conn, id: RequestId, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE requests SET remind_at = NULL WHERE id = $1 AND remind_at = $2 AND state = 'pending_approval'",
+    )
+    .bind(id.0)
+    .bind(to_ms(at))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

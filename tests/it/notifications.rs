@@ -20,6 +20,7 @@ on_both_databases!(
     an_unreachable_mail_server_loses_nothing,
     my_access_sets_the_optional_emails_and_the_workers_send,
     holders_are_warned_before_their_access_ends,
+    approvers_are_reminded_then_the_alternates_asked,
 );
 
 /// The SMTP sink the test command started.
@@ -340,4 +341,85 @@ async fn holders_are_warned_before_their_access_ends(backend: Backend) {
     assert_eq!(ending(&mails, "priya@quartermaster.example"), 1, "not warned of what she gave up");
     warn_all(&service).await;
     assert_eq!(send(&service).await, 0, "each warning once");
+}
+
+/// A stage with a reminder and alternates, on the injected clock: the approver is reminded
+/// part way (once), the alternates are asked when the time runs out (the first approver is
+/// not asked again), both are reminded in the new period, and the requester hears when it
+/// expires. Every step is audited.
+async fn approvers_are_reminded_then_the_alternates_asked(backend: Backend) {
+    use quartermaster::domain::ids::CatalogId;
+    use quartermaster::domain::policy::{ApproverSpec, OnTimeout, Policy, RequestorScope, Stage};
+    let w = World::new(backend).await;
+    let (smtp, _) = sink();
+    let from = sender();
+    let service = w.service.clone().with_mail(Some(mailer(&smtp, &from)));
+    let eng: i64 = sqlx::query_scalar("SELECT catalog_id FROM access_packages WHERE id = $1")
+        .bind(w.ids.developer_tools.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    let linus = w.actor(w.ids.linus).await;
+    let mut asking = Policy::new(w.ids.developer_tools, "Ask Sofia", RequestorScope::AllMembers, vec![]);
+    asking.approval.stages.push(Stage {
+        timeout_days: 5,
+        remind_after_days: Some(3),
+        on_timeout: OnTimeout::Escalate,
+        escalation: vec![ApproverSpec::User { id: w.ids.hana }],
+        ..Stage::new(vec![ApproverSpec::User { id: w.ids.sofia }])
+    });
+    let policy = service.package_manager(&linus, CatalogId(eng)).unwrap().create_policy(asking).await.unwrap();
+    let jamal = w.actor(w.ids.jamal).await;
+    let mut ask = common::ask(w.ids.developer_tools, "builds");
+    ask.policy = Some(policy);
+    let request = service.submit_request(&jamal, ask).await.unwrap().request;
+    let (sofia, hana) = ("sofia@quartermaster.example", "hana@quartermaster.example");
+    assert_eq!(send(&service).await, 1);
+    assert_eq!(service.send_reminders(&Operator::Workers).await.unwrap(), 0, "not yet");
+
+    // Three days in: Sofia is reminded, once.
+    w.clock.advance(Duration::days(3));
+    assert_eq!(service.send_reminders(&Operator::Workers).await.unwrap(), 1);
+    assert_eq!(service.send_reminders(&Operator::Workers).await.unwrap(), 0, "once");
+    assert_eq!(send(&service).await, 1);
+    let mails = received(&from, 2).await;
+    let subject = "Approval needed: Developer Tools for Jamal Carter";
+    assert_eq!(subjects_to(&mails, sofia), [subject.to_owned(), format!("Reminder: {subject}")]);
+    assert!(mails[1]["text"].as_str().unwrap().contains("It is still waiting for a decision."));
+
+    // Five days in: the stage times out and goes to Hana, the alternate; Sofia is not asked
+    // again.
+    w.clock.advance(Duration::days(2));
+    assert_eq!(service.time_out_stages(&Operator::Workers).await.unwrap(), 1);
+    assert_eq!(send(&service).await, 1);
+    let mails = received(&from, 3).await;
+    assert_eq!(subjects_to(&mails, hana), [subject]);
+    assert!(mails[2]["text"].as_str().unwrap().contains("you are its alternate approver"), "{}", mails[2]["text"]);
+    assert_eq!(subjects_to(&mails, sofia).len(), 2);
+
+    // Three days into the alternates' period: both are reminded; then it expires, and Jamal
+    // hears.
+    w.clock.advance(Duration::days(3));
+    assert_eq!(service.send_reminders(&Operator::Workers).await.unwrap(), 1);
+    assert_eq!(send(&service).await, 2);
+    w.clock.advance(Duration::days(2));
+    assert_eq!(service.time_out_stages(&Operator::Workers).await.unwrap(), 1);
+    assert_eq!(service.send_reminders(&Operator::Workers).await.unwrap(), 0, "no reminder after it ends");
+    assert_eq!(send(&service).await, 1);
+    let mails = received(&from, 6).await;
+    assert_eq!(mails.len(), 6);
+    assert_eq!(subjects_to(&mails, hana), [subject.to_owned(), format!("Reminder: {subject}")]);
+    assert_eq!(subjects_to(&mails, sofia).len(), 3);
+    assert_eq!(subjects_to(&mails, "jamal@quartermaster.example"), ["Request expired: Developer Tools"]);
+    let steps: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_events WHERE object_type = 'request' AND object_id = $1 ORDER BY id",
+    )
+    .bind(request.0)
+    .fetch_all(w.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        steps,
+        ["request.submitted", "request.reminded", "request.escalated", "request.reminded", "request.expired"]
+    );
 }

@@ -362,6 +362,7 @@ fn Approval(ctx: Ctx, groups: Vec<Choice>) -> impl IntoView {
                     <Problem ctx=ctx.clone() field=k("group") />
                     <Text ctx=ctx.clone() key=k("fallback") label="Fallback approvers (emails; when none of the above can decide)" />
                     <Text ctx=ctx.clone() key=k("timeout") label="Days to decide (1–14)" kind="number" />
+                    <Text ctx=ctx.clone() key=k("remind") label="Remind the approvers after (days; empty: no reminder)" kind="number" />
                     <Select ctx=ctx.clone() key=k("on_timeout") label="If nobody decides in time"
                         options=vec![("expire", "The request expires"), ("escalate", "It goes to alternate approvers")] />
                     <Text ctx=ctx.clone() key=k("escalation") label="Alternate approvers (emails)" />
