@@ -727,3 +727,23 @@ pub struct ConnectedOrg {
     pub sponsors: Vec<Sponsor>,
     pub guests: i64,
 }
+
+/// A deputy period: who is away, who decides for them, when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeputyView {
+    pub id: i64,
+    pub person: String,
+    pub deputy: String,
+    pub deputy_email: String,
+    pub starts_at: Millis,
+    pub ends_at: Millis,
+}
+
+/// A person's out-of-office: their own deputy period (now or to come), and the people they
+/// stand in for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeputyPanel {
+    pub own: Option<DeputyView>,
+    pub standing_in: Vec<DeputyView>,
+    pub now: Millis,
+}

@@ -335,6 +335,7 @@ impl Service {
         for (i, approvers) in resolved.iter().enumerate() {
             requests::insert_approvers(&mut tx, request, (i + 1) as u32, approvers).await?;
         }
+        crate::store::deputies::add_to_stage(&mut tx, request, 1, now).await?;
         let event = AuditEvent::new(Some(actor.id()), "request.submitted", "request", request.0)
             .after(json!({"kind": "user_extend", "assignment": a.id, "period": policy.expiration.describe()}));
         self.commit(tx, vec![event]).await?;

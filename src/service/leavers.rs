@@ -44,6 +44,10 @@ impl Service {
         self.db.lock_user(tx, user).await?;
         let reason = "the person's account was disabled";
         done.sessions_ended = crate::store::sessions::delete_for_user(tx, user).await?;
+        // Nobody stands in for a leaver any more: their stages go to replacements instead.
+        if crate::store::deputies::end_all(tx, user, now).await? > 0 {
+            events.push(AuditEvent::new(actor, "user.deputy_ended", "user", user.0).reason(reason));
+        }
 
         for req in requests::open_for_target(tx, user).await? {
             // Guarded by state, not version: an escalation by the clock meanwhile must not
@@ -134,6 +138,10 @@ impl Service {
                 );
             }
             if stage == req.current_stage {
+                if !added.is_empty() {
+                    // Replacements away now have their deputies too.
+                    crate::store::deputies::add_to_stage(tx, req.id, stage, now).await?;
+                }
                 let now_left: Vec<_> = left.iter().chain(&added).copied().collect();
                 current_has_deciders = may_decide(&now_left);
             }
@@ -153,6 +161,8 @@ impl Service {
         if requests::transition(tx, req.id, req.version, &t, now).await? {
             if t.state == RequestState::Expired {
                 requests::insert_decision(tx, req.id, req.current_stage, None, Decision::Timeout, "", now).await?;
+            } else {
+                crate::store::deputies::add_to_stage(tx, req.id, req.current_stage, now).await?;
             }
             events.push(event);
         }

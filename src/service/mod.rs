@@ -13,6 +13,7 @@ mod catalog;
 mod catalog_admin;
 mod connector_admin;
 mod delivery;
+mod deputies;
 pub mod directory;
 pub mod drafts;
 mod events;

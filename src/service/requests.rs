@@ -141,6 +141,9 @@ impl Service {
                 requests::insert_approvers(&mut tx, id, (i + 1) as u32, approvers).await?;
             }
         }
+        if pending {
+            crate::store::deputies::add_to_stage(&mut tx, id, 1, now).await?;
+        }
         let mut events = vec![AuditEvent::new(Some(actor.id()), "request.submitted", "request", id.0).after(json!({
             "state": state.as_str(), "package": package.id, "policy": policy.id, "target": target.id,
             "justification": row.justification, "answers": answers,
@@ -235,6 +238,9 @@ impl Service {
             || !requests::insert_decision(&mut tx, id, stage, Some(actor.id()), decision, justification, now).await?
         {
             return Err(already_decided(&mut tx, &req).await?);
+        }
+        if step.starts_stage && next_state == RequestState::PendingApproval {
+            crate::store::deputies::add_to_stage(&mut tx, id, next_stage, now).await?;
         }
         let mut events = vec![AuditEvent::new(Some(actor.id()), step.action, "request", id.0)
             .before(json!({"state": req.state.as_str(), "stage": stage}))
@@ -336,17 +342,26 @@ impl Service {
         };
         let mut reminded = 0;
         for (id, at) in due {
-            let mut tx = self.db.begin().await?;
-            if !requests::take_reminder(&mut tx, id, at).await? {
-                tx.rollback().await?;
-                continue;
+            // One bad request never stops the pass: it is logged and the others go on.
+            match self.remind_one(id, at, now).await {
+                Ok(true) => reminded += 1,
+                Ok(false) => {}
+                Err(e) => tracing::error!(request = id.0, error = ?e, "the reminder of this request failed"),
             }
-            let stage = requests::request(&mut tx, id).await?.map_or(0, |r| r.current_stage);
-            let event = AuditEvent::new(None, "request.reminded", "request", id.0).after(json!({"stage": stage}));
-            self.commit(tx, vec![event]).await?;
-            reminded += 1;
         }
         Ok(reminded)
+    }
+
+    async fn remind_one(&self, id: RequestId, at: DateTime<Utc>, now: DateTime<Utc>) -> DomainResult<bool> {
+        let mut tx = self.db.begin().await?;
+        if !requests::take_reminder(&mut tx, id, at, now).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let stage = requests::request(&mut tx, id).await?.map_or(0, |r| r.current_stage);
+        let event = AuditEvent::new(None, "request.reminded", "request", id.0).after(json!({"stage": stage}));
+        self.commit(tx, vec![event]).await?;
+        Ok(true)
     }
 
     /// Open a transaction on a request as it stands now. A stage whose due time has passed is
@@ -394,6 +409,10 @@ impl Service {
             && !requests::insert_decision(&mut tx, id, req.current_stage, None, Decision::Timeout, "", now).await?
         {
             return Err(already_decided(&mut tx, &req).await?);
+        }
+        if escalate {
+            // Alternates away now have their deputies too.
+            crate::store::deputies::add_to_stage(&mut tx, id, req.current_stage, now).await?;
         }
         self.commit(tx, vec![event]).await?;
         Ok(true)

@@ -428,6 +428,7 @@ pub mod assignments;
 pub mod audit;
 pub mod bulk;
 pub mod catalog;
+pub mod deputies;
 pub mod directory;
 pub mod drafts;
 pub mod events;

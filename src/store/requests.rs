@@ -533,8 +533,8 @@ pub async fn cancel_open(
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE requests SET state = 'canceled', stage_due_at = NULL, outcome_reason = $1, updated_at = $2, \
-         version = version + 1 WHERE id = $3 AND state IN ('submitted', 'pending_approval')",
+        "UPDATE requests SET state = 'canceled', stage_due_at = NULL, remind_at = NULL, outcome_reason = $1, \
+         updated_at = $2, version = version + 1 WHERE id = $3 AND state IN ('submitted', 'pending_approval')",
     )
     .bind(reason)
     .bind(to_ms(now))
@@ -622,7 +622,8 @@ pub async fn reminders_due(
     limit: i64,
 ) -> Result<Vec<(RequestId, DateTime<Utc>)>, sqlx::Error> {
     let rows: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT id, remind_at FROM requests WHERE remind_at IS NOT NULL AND remind_at <= $1 ORDER BY remind_at LIMIT $2",
+        "SELECT id, remind_at FROM requests WHERE remind_at IS NOT NULL AND remind_at <= $1 \
+         AND state = 'pending_approval' ORDER BY remind_at LIMIT $2",
     )
     .bind(to_ms(now))
     .bind(limit)
@@ -631,14 +632,22 @@ pub async fn reminders_due(
     Ok(rows.into_iter().filter_map(|(id, at)| Some((RequestId(id), DateTime::from_timestamp_millis(at)?))).collect())
 }
 
-/// The reminder due at `at` is taken (cleared), if the request still waits on it; false when
-/// it moved on meanwhile (decided, or another instance took it).
-pub async fn take_reminder(conn: &mut Conn, id: RequestId, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+/// The reminder due at `at` is taken (cleared), if the request still waits on it and its
+/// stage has not run out of time (a stage overdue is timed out, not reminded); false when it
+/// moved on meanwhile (decided, or another instance took it).
+pub async fn take_reminder(
+    conn: &mut Conn,
+    id: RequestId,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE requests SET remind_at = NULL WHERE id = $1 AND remind_at = $2 AND state = 'pending_approval'",
+        "UPDATE requests SET remind_at = NULL WHERE id = $1 AND remind_at = $2 AND state = 'pending_approval' \
+         AND (stage_due_at IS NULL OR stage_due_at > $3)",
     )
     .bind(id.0)
     .bind(to_ms(at))
+    .bind(to_ms(now))
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -8,6 +8,7 @@ use crate::common;
 use chrono::Duration;
 use common::World;
 use quartermaster::domain::authz::Operator;
+use quartermaster::domain::clock::Clock;
 use quartermaster::domain::policy::Answer;
 use quartermaster::domain::request::Decision;
 use quartermaster::notify::Mailer;
@@ -21,6 +22,8 @@ on_both_databases!(
     my_access_sets_the_optional_emails_and_the_workers_send,
     holders_are_warned_before_their_access_ends,
     approvers_are_reminded_then_the_alternates_asked,
+    a_deputy_decides_while_the_approver_is_away,
+    the_approvals_page_names_a_deputy_without_javascript,
 );
 
 /// The SMTP sink the test command started.
@@ -421,5 +424,167 @@ async fn approvers_are_reminded_then_the_alternates_asked(backend: Backend) {
     assert_eq!(
         steps,
         ["request.submitted", "request.reminded", "request.escalated", "request.reminded", "request.expired"]
+    );
+
+    // A request canceled (or decided) keeps no reminder.
+    let priya = w.actor(w.ids.priya).await;
+    let mut ask = common::ask(w.ids.developer_tools, "builds");
+    ask.policy = Some(policy);
+    let canceled = service.submit_request(&priya, ask).await.unwrap().request;
+    let remind_at = async || -> Option<i64> {
+        sqlx::query_scalar("SELECT remind_at FROM requests WHERE id = $1")
+            .bind(canceled.0)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap()
+    };
+    assert!(remind_at().await.is_some());
+    service.cancel_request(&priya, canceled).await.unwrap();
+    assert_eq!(remind_at().await, None);
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM requests WHERE remind_at IS NOT NULL")
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(kept, 0, "nothing ended keeps a reminder");
+}
+
+/// Out of office: while Sofia is away, a stage that comes to her goes to Hana, her deputy, as
+/// well (emailed, and able to decide); never to the person who asked; stages already running
+/// are left alone; set and ended by her or an administrator, audited.
+async fn a_deputy_decides_while_the_approver_is_away(backend: Backend) {
+    let w = World::new(backend).await;
+    let (smtp, _) = sink();
+    let from = sender();
+    let service = w.service.clone().with_mail(Some(mailer(&smtp, &from)));
+    let (sofia, jamal, priya, grace) = (
+        w.actor(w.ids.sofia).await,
+        w.actor(w.ids.jamal).await,
+        w.actor(w.ids.priya).await,
+        w.actor(w.ids.grace).await,
+    );
+    let now = w.clock.now();
+    let week = (now, now + Duration::days(7));
+    assert!(service.set_deputy(&jamal, w.ids.sofia, "hana@quartermaster.example", week).await.is_err(), "not his");
+    assert!(service.set_deputy(&sofia, w.ids.sofia, "sofia@quartermaster.example", week).await.is_err());
+    assert!(service.set_deputy(&sofia, w.ids.sofia, "noah@northwind.example", week).await.is_err(), "a guest");
+    service.set_deputy(&sofia, w.ids.sofia, "hana@quartermaster.example", week).await.unwrap();
+
+    // Jamal asks for Sales CRM (his manager approves): Sofia and Hana are both asked.
+    let asked = service.submit_request(&jamal, common::ask(w.ids.sales_crm, "pipeline")).await.unwrap().request;
+    assert_eq!(send(&service).await, 2);
+    let mails = received(&from, 2).await;
+    let subject = "Approval needed: Sales CRM for Jamal Carter";
+    assert_eq!(subjects_to(&mails, "sofia@quartermaster.example"), [subject]);
+    assert_eq!(subjects_to(&mails, "hana@quartermaster.example"), [subject]);
+    let hana = w.actor(w.ids.hana).await;
+    service.decide(&hana, asked, Decision::Approve, "for Sofia").await.unwrap();
+    let by: i64 = sqlx::query_scalar("SELECT approver_id FROM decisions WHERE request_id = $1")
+        .bind(asked.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(by, w.ids.hana.0, "the deputy decided, on the record");
+
+    // An administrator names Priya instead: her own request does not go to her.
+    service.set_deputy(&grace, w.ids.sofia, "priya@quartermaster.example", week).await.unwrap();
+    let own = service.submit_request(&priya, common::ask(w.ids.sales_crm, "forecasts")).await.unwrap().request;
+    let approvers = async |id: quartermaster::domain::ids::RequestId| -> Vec<i64> {
+        sqlx::query_scalar("SELECT user_id FROM request_approvers WHERE request_id = $1 ORDER BY user_id")
+            .bind(id.0)
+            .fetch_all(w.db().pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(approvers(own).await, [w.ids.sofia.0], "never the person who asked");
+
+    // Hana again: Priya's request, already waiting, is left as it was. Then Sofia ends it.
+    service.set_deputy(&sofia, w.ids.sofia, "hana@quartermaster.example", week).await.unwrap();
+    assert_eq!(approvers(own).await, [w.ids.sofia.0], "a stage already running is left alone");
+    let panel = service.deputies_of(&sofia, w.ids.sofia).await.unwrap();
+    let period = panel.own.expect("Hana stands in");
+    assert_eq!(period.deputy, "Hana Sato");
+    assert_eq!(service.deputies_of(&hana, w.ids.hana).await.unwrap().standing_in.len(), 1);
+    assert!(service.deputies_of(&jamal, w.ids.sofia).await.is_err(), "not his to read");
+    assert!(service.end_deputy(&jamal, period.id).await.is_err(), "not his to end");
+    service.end_deputy(&sofia, period.id).await.unwrap();
+    assert!(service.end_deputy(&sofia, period.id).await.is_err(), "ended once");
+    assert!(service.deputies_of(&sofia, w.ids.sofia).await.unwrap().own.is_none());
+
+    // After it ends (or once its days are over), stages come to Sofia alone.
+    service
+        .set_deputy(&sofia, w.ids.sofia, "hana@quartermaster.example", (now, now + Duration::days(1)))
+        .await
+        .unwrap();
+    w.clock.advance(Duration::days(2));
+    let am = service.assignment_manager_of(&grace, w.ids.sales_crm).await.unwrap();
+    let held: i64 = sqlx::query_scalar("SELECT id FROM assignments WHERE user_id = $1 AND package_id = $2")
+        .bind(w.ids.jamal.0)
+        .bind(w.ids.sales_crm.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    am.remove_from_package(w.ids.sales_crm, quartermaster::domain::ids::AssignmentId(held), "moved").await.unwrap();
+    service.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    let again = service.submit_request(&jamal, common::ask(w.ids.sales_crm, "back")).await.unwrap().request;
+    assert_eq!(approvers(again).await, [w.ids.sofia.0], "the period is over");
+    let steps: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_events WHERE action LIKE 'user.deputy%' AND object_id = $1 ORDER BY id",
+    )
+    .bind(w.ids.sofia.0)
+    .fetch_all(w.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        steps,
+        ["user.deputy_set", "user.deputy_set", "user.deputy_set", "user.deputy_ended", "user.deputy_set"]
+    );
+
+    // A later stage starting gets the deputy of an approver away now, not of one away later:
+    // Hana names Omar from today, Grace names Kai from next week; Maya's Production Access
+    // reaches Security (Hana, Grace) when Linus approves its first stage.
+    let now = w.clock.now();
+    service.set_deputy(&hana, w.ids.hana, "omar@quartermaster.example", (now, now + Duration::days(5))).await.unwrap();
+    let later = (now + Duration::days(7), now + Duration::days(9));
+    service.set_deputy(&grace, w.ids.grace, "kai@quartermaster.example", later).await.unwrap();
+    let prod = production_request(&w, &service).await;
+    let stage_two = async || -> Vec<(i64, Option<i64>)> {
+        sqlx::query_as(
+            "SELECT user_id, deputy_for FROM request_approvers WHERE request_id = $1 AND stage = 2 ORDER BY user_id",
+        )
+        .bind(prod.0)
+        .fetch_all(w.db().pool())
+        .await
+        .unwrap()
+    };
+    assert!(!stage_two().await.iter().any(|(u, _)| *u == w.ids.omar.0), "not before stage 2 starts");
+    service.decide(&w.actor(w.ids.linus).await, prod, Decision::Approve, "").await.unwrap();
+    let mut expected = vec![(w.ids.grace.0, None), (w.ids.hana.0, None), (w.ids.omar.0, Some(w.ids.hana.0))];
+    expected.sort();
+    assert_eq!(stage_two().await, expected, "Omar for Hana; not Kai, whose period has not begun");
+}
+
+/// The Approvals page, without JavaScript: Sofia names a deputy with a plain form and sees it;
+/// her deputy's page says whom she decides for.
+async fn the_approvals_page_names_a_deputy_without_javascript(backend: Backend) {
+    let app = common::spawn_app(backend, true).await;
+    let c = common::client();
+    app.sign_in(&c, app.ids.sofia).await;
+    assert!(app.page(&c, "/approvals").await.contains("No deputy: requests come to you alone."));
+    let until = (chrono::Utc::now() + Duration::days(5)).format("%Y-%m-%d").to_string();
+    let form = [("deputy", "hana@quartermaster.example".to_owned()), ("from", String::new()), ("until", until)];
+    let res = app.submit(&c, "/approvals", "/api/set_deputy", &form).await;
+    assert_eq!(res.status(), 302);
+    let page = app.page(&c, "/approvals").await;
+    assert!(page.contains("Saved: hana@quartermaster.example decides for you"), "the outcome is shown");
+    assert!(page.contains("id=\"deputy-now\"") && page.contains("Hana Sato"), "and the period");
+    let bad = [("deputy", "nobody@quartermaster.example".to_owned()), ("until", "2020-01-01".to_owned())];
+    app.submit(&c, "/approvals", "/api/set_deputy", &bad).await;
+    assert!(app.page(&c, "/approvals").await.contains("the period must end after it starts"), "refused, saying why");
+    let h = common::client();
+    app.sign_in(&h, app.ids.hana).await;
+    let page = app.page(&h, "/approvals").await;
+    assert!(
+        page.contains("id=\"standing-in\"") && page.contains("Sofia Rossi"),
+        "the deputy sees whom she stands in for"
     );
 }

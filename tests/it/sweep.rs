@@ -105,6 +105,10 @@ const TABLE: &[(&str, &str)] = &[
     // names a person).
     ("email_settings", "DAAAAAAAAAAA"),
     ("save_email_settings", "DAAAAAAAAAAA"),
+    // Omar's out-of-office: his own to read, set and end, and an administrator's.
+    ("load_deputies", "DDDDDDDDDDAA"),
+    ("set_deputy", "DDDDDDDDDDAA"),
+    ("end_deputy", "DDDDDDDDDDAA"),
     ("pending_approvals", "DAAAAAAAAAAA"),
     ("pending_approvals → Omar's request", "DDDDADDDDDDD"),
     ("decision_history", "DAAAAAAAAAAA"),
@@ -279,6 +283,8 @@ struct Fixtures {
     draft_finish: i64,
     /// A bulk assignment to Developer Tools (its one row names nobody: it changes nothing).
     bulk_job: i64,
+    /// Omar's out-of-office: Maya decides for him for ten days.
+    deputy: i64,
 }
 
 /// A package of the sweep's own in a catalog: its own built-in resource (so removing one
@@ -457,6 +463,12 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         draft_discard,
         draft_finish,
         bulk_job,
+        deputy: {
+            let omar = app.service.actor(ids.omar).await.unwrap().unwrap();
+            let now = chrono::Utc::now();
+            let period = (now, now + chrono::Duration::days(10));
+            app.service.set_deputy(&omar, ids.omar, "maya@quartermaster.example", period).await.unwrap()
+        },
         system: connected_system(app, eng).await,
         scim: {
             let grace = app.service.actor(ids.grace).await.unwrap().unwrap();
@@ -524,6 +536,8 @@ enum Effect {
     BulkJobs(PackageId),
     /// Everyone's choice of optional emails.
     EmailSettings,
+    /// Every deputy period and whether it ended.
+    Deputies,
 }
 
 #[derive(Clone, Debug)]
@@ -558,6 +572,16 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             "cancel_request" => (vec![("request_id", fx.cancel.0.to_string())], Some(Effect::Request(fx.cancel))),
             "retry_delivery" => (vec![("outbox_id", fx.retry.to_string())], Some(Effect::Outbox(fx.retry))),
             "save_email_settings" => (vec![], Some(Effect::EmailSettings)),
+            "load_deputies" => (vec![("user_id", ids.omar.0.to_string())], None),
+            "set_deputy" => (
+                vec![
+                    ("user_id", ids.omar.0.to_string()),
+                    ("deputy", "tom@quartermaster.example".into()),
+                    ("until", (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%d").to_string()),
+                ],
+                Some(Effect::Deputies),
+            ),
+            "end_deputy" => (vec![("deputy_id", fx.deputy.to_string())], Some(Effect::Deputies)),
             "give_up_access" => {
                 (vec![("assignment_id", fx.give_up.0.to_string())], Some(Effect::Assignment(fx.give_up)))
             }
@@ -1012,6 +1036,14 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
                     .await
                     .unwrap();
             format!("{orgs:?} {sponsors:?}")
+        }
+        Effect::Deputies => {
+            let rows: Vec<(i64, i64, i64, Option<i64>)> =
+                sqlx::query_as("SELECT id, user_id, deputy_id, ended_at FROM deputies ORDER BY id")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            format!("{rows:?}")
         }
         Effect::EmailSettings => {
             let on: Vec<(i64, i64)> =

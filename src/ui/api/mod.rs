@@ -358,6 +358,47 @@ pub async fn save_email_settings(optional: Option<String>) -> Result<Notice, App
     server::finish(result).await
 }
 
+/// A person's out-of-office: their own (no `user_id`), or anyone's for an administrator.
+#[server(endpoint = "load_deputies")]
+pub async fn load_deputies(user_id: Option<i64>) -> Result<DeputyPanel, AppError> {
+    let (service, actor) = server::actor().await?;
+    let user = user_id.map_or(actor.id(), crate::domain::ids::UserId);
+    Ok(service.deputies_of(&actor, user).await?)
+}
+
+/// Name a deputy (by email) from `from` (default: now) until the end of `until`: for oneself,
+/// or for `user_id` as an administrator.
+#[server(endpoint = "set_deputy")]
+pub async fn set_deputy(
+    user_id: Option<i64>,
+    deputy: String,
+    from: Option<String>,
+    until: Option<String>,
+) -> Result<Notice, AppError> {
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        let user = user_id.map_or(actor.id(), crate::domain::ids::UserId);
+        let starts = form_date("from", from, false)?.unwrap_or_else(|| service.clock().now());
+        let ends = form_date("until", until, true)?
+            .ok_or_else(|| AppError::Invalid { field: Some("until".into()), message: "say until when".into() })?;
+        service.set_deputy(&actor, user, &deputy, (starts, ends)).await?;
+        Ok(ok(format!("Saved: {} decides for you while you are away.", deputy.trim())))
+    }
+    .await;
+    server::finish(result).await
+}
+
+#[server(endpoint = "end_deputy")]
+pub async fn end_deputy(deputy_id: i64) -> Result<Notice, AppError> {
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        service.end_deputy(&actor, deputy_id).await?;
+        Ok(ok("Ended: your requests come to you alone again."))
+    }
+    .await;
+    server::finish(result).await
+}
+
 #[server(endpoint = "pending_approvals")]
 pub async fn pending_approvals(after: Option<String>) -> Result<Page<ApprovalItem>, AppError> {
     let (service, actor) = server::actor().await?;

@@ -25,6 +25,9 @@ fn ApprovalsBody() -> impl IntoView {
     let history_before = move || query.read().get("history_before");
     let decide = ServerAction::<Decide>::new();
     let bulk = ServerAction::<DecideMany>::new();
+    let set_deputy = ServerAction::<SetDeputy>::new();
+    let end_deputy = ServerAction::<EndDeputy>::new();
+    let away = Resource::new(move || (set_deputy.version().get(), end_deputy.version().get()), |_| load_deputies(None));
     let pending = Resource::new(
         move || (decide.version().get(), bulk.version().get(), after()),
         |(_, _, a)| pending_approvals(a),
@@ -33,7 +36,12 @@ fn ApprovalsBody() -> impl IntoView {
         move || (decide.version().get(), bulk.version().get(), history_before()),
         |(_, _, b)| decision_history(b),
     );
-    let latest = latest_of(vec![decide.value().into(), bulk.value().into()]);
+    let latest = latest_of(vec![
+        decide.value().into(),
+        bulk.value().into(),
+        set_deputy.value().into(),
+        end_deputy.value().into(),
+    ]);
     view! {
         <h1>"Approvals"</h1>
         <Notices latest flash=flash() />
@@ -61,6 +69,7 @@ fn ApprovalsBody() -> impl IntoView {
                 })}
             </Suspense>
         </section>
+        <OutOfOffice away set_deputy end_deputy />
         <section class="panel" aria-labelledby="history-h">
             <h2 id="history-h">"Your decisions"</h2>
             <Suspense fallback=|| ()>
@@ -163,4 +172,57 @@ fn ApprovalSchedule(item: ApprovalItem) -> impl IntoView {
         </p>
     }
     .into_any()
+}
+
+/// Out of office: the deputy who decides while the approver is away (set, or ended), and the
+/// people the approver stands in for.
+#[component]
+fn OutOfOffice(
+    away: Resource<Result<DeputyPanel, crate::ui::error::AppError>>,
+    set_deputy: ServerAction<SetDeputy>,
+    end_deputy: ServerAction<EndDeputy>,
+) -> impl IntoView {
+    view! {
+        <section class="panel" aria-labelledby="away-h">
+            <h2 id="away-h">"Out of office"</h2>
+            <Suspense fallback=|| ()>
+                {move || away.get().map(|r| match r {
+                    Ok(panel) => view! {
+                        {match panel.own.clone() {
+                            Some(d) => view! {
+                                <p id="deputy-now">
+                                    {if d.starts_at <= panel.now { "You are away: " } else { "You will be away: " }}
+                                    <strong>{d.deputy.clone()}</strong>" ("{d.deputy_email.clone()}") decides for you from "
+                                    <Time ms=d.starts_at />" until "<Time ms=d.ends_at />
+                                    ". New requests and stages that come to you go to them as well."
+                                </p>
+                                <ActionForm action=end_deputy attr:class="inline">
+                                    <input type="hidden" name="deputy_id" value=d.id />
+                                    <button type="submit" class="btn-secondary">"End it now"</button>
+                                </ActionForm>
+                            }.into_any(),
+                            None => view! { <p class="muted">"No deputy: requests come to you alone."</p> }.into_any(),
+                        }}
+                        {(!panel.standing_in.is_empty()).then(|| view! {
+                            <ul id="standing-in">
+                                {panel.standing_in.iter().map(|d| view! {
+                                    <li>"You decide for "<strong>{d.person.clone()}</strong>" from "<Time ms=d.starts_at />" until "<Time ms=d.ends_at /></li>
+                                }).collect_view()}
+                            </ul>
+                        })}
+                        <ActionForm action=set_deputy attr:class="form" attr:id="deputy-form">
+                            <label for="deputy">"Deputy (their email)"</label>
+                            <input id="deputy" name="deputy" type="email" required=true autocomplete="off" />
+                            <label for="deputy-from">"From (empty: now)"</label>
+                            <input id="deputy-from" name="from" type="date" />
+                            <label for="deputy-until">"Until (the end of that day, UTC)"</label>
+                            <input id="deputy-until" name="until" type="date" required=true />
+                            <p><button type="submit" class="btn-secondary">"Name a deputy"</button></p>
+                        </ActionForm>
+                    }.into_any(),
+                    Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
+                })}
+            </Suspense>
+        </section>
+    }
 }
