@@ -726,6 +726,10 @@ pub struct ConnectedOrg {
     pub configured: bool,
     pub sponsors: Vec<Sponsor>,
     pub guests: i64,
+    /// Guests whose access ended are blocked from signing in after these days, and removed
+    /// these days after that (`None`: never).
+    pub block_after_days: Option<i64>,
+    pub remove_after_days: Option<i64>,
 }
 
 /// A deputy period: who is away, who decides for them, when.

@@ -320,6 +320,23 @@ pub async fn demo_sign_in(
             )
         }
     }
+    match state.service.guest_blocked(UserId(form.user_id)).await {
+        Ok(false) => {}
+        Ok(true) => {
+            return failure_page(
+                StatusCode::FORBIDDEN,
+                "Your access here has ended, so you can no longer sign in; ask your sponsor to request access for you again.",
+                &format!("demo sign-in as user {} refused: a guest blocked after their access ended", form.user_id),
+            )
+        }
+        Err(e) => {
+            return failure_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Sign-in failed; please try again.",
+                &format!("{e:?}"),
+            )
+        }
+    }
     match state.service.actor(UserId(form.user_id)).await {
         Ok(Some(actor)) => match sign_in(&session, &state.service, actor.id(), None).await {
             Ok(()) => {

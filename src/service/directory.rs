@@ -380,6 +380,11 @@ impl Service {
             Some(u) if !u.is_active() => {
                 return Err(DomainError::forbidden("your account is disabled; ask your administrator"));
             }
+            Some(u) if u.kind == UserKind::Guest && crate::store::guests::blocked(&mut tx, u.id).await? => {
+                let why = "your access here has ended, so you can no longer sign in: ask your sponsor to request \
+                           access for you again";
+                return refuse(tx, Refusal { user: Some(u.id), action: "user.sign_in_refused", why }).await;
+            }
             Some(u) => {
                 if linking {
                     events.push(
@@ -559,6 +564,9 @@ impl super::capability::Administrator<'_> {
         if !active {
             let gone = service.offboard(&mut tx, user, Some(actor.id()), now, &mut events).await?;
             tracing::info!(user = user.0, ?gone, "leaver offboarded");
+        } else {
+            // Let back in: not blocked, and a guest's days without access count from now.
+            crate::store::guests::restart(&mut tx, user, now).await?;
         }
         service.commit(tx, events).await
     }

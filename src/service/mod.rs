@@ -17,6 +17,7 @@ mod deputies;
 pub mod directory;
 pub mod drafts;
 mod events;
+mod guests;
 mod import;
 mod imports;
 mod leavers;
@@ -234,6 +235,7 @@ pub async fn run_workers(service: Service, interval: std::time::Duration) {
         }),
         clean_up(service, interval * 150),
         drift_checks(service, DRIFT_LOOK_EVERY),
+        guest_checks(service, GUEST_LOOK_EVERY),
     );
 }
 
@@ -280,6 +282,23 @@ async fn drift_checks(service: &Service, every: std::time::Duration) {
         let by = crate::domain::authz::Operator::Workers;
         if let Err(e) = service.check_drift_everywhere(&by, DRIFT_CHECK_EVERY).await {
             tracing::error!(pass = "drift check", error = ?e, "worker pass failed");
+        }
+    }
+}
+
+/// How often guests whose access ended are looked at (blocked or removed as their
+/// organization says: days, not seconds, so every ten minutes is on time).
+const GUEST_LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Every ten minutes (the first a minute after start), block or remove the guests due.
+async fn guest_checks(service: &Service, every: std::time::Duration) {
+    let first = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut tick = tokio::time::interval_at(first, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = service.guest_lifecycle(&crate::domain::authz::Operator::Workers).await {
+            tracing::error!(pass = "guest lifecycle", error = ?e, "worker pass failed");
         }
     }
 }

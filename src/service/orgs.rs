@@ -80,6 +80,8 @@ impl Administrator<'_> {
                     })
                     .collect(),
                 guests: o.guests,
+                block_after_days: o.block_after_days,
+                remove_after_days: o.remove_after_days,
             })
             .collect())
     }

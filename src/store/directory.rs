@@ -596,13 +596,18 @@ pub struct OrgRow {
     pub state: String,
     pub sponsors: Vec<(UserId, String, String, String)>,
     pub guests: i64,
+    /// Guests whose access ended are blocked from signing in after these days, removed these
+    /// days after that (`None`: never).
+    pub block_after_days: Option<i64>,
+    pub remove_after_days: Option<i64>,
 }
 
 /// Every connected organization by name, with its sponsors and how many guests it has.
 pub async fn connected_orgs(conn: &mut Conn) -> Result<Vec<OrgRow>, sqlx::Error> {
-    let orgs: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
-        "SELECT o.id, o.name, o.domain, o.state, (SELECT COUNT(*) FROM users u WHERE u.connected_org_id = o.id) \
-         FROM connected_orgs o ORDER BY o.name, o.id",
+    #[allow(clippy::type_complexity)]
+    let orgs: Vec<(i64, String, String, String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT o.id, o.name, o.domain, o.state, (SELECT COUNT(*) FROM users u WHERE u.connected_org_id = o.id), \
+         o.block_after_days, o.remove_after_days FROM connected_orgs o ORDER BY o.name, o.id",
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -614,7 +619,7 @@ pub async fn connected_orgs(conn: &mut Conn) -> Result<Vec<OrgRow>, sqlx::Error>
     .await?;
     Ok(orgs
         .into_iter()
-        .map(|(id, name, domain, state, guests)| OrgRow {
+        .map(|(id, name, domain, state, guests, block_after_days, remove_after_days)| OrgRow {
             id: OrgId(id),
             name,
             domain,
@@ -625,6 +630,8 @@ pub async fn connected_orgs(conn: &mut Conn) -> Result<Vec<OrgRow>, sqlx::Error>
                 .map(|(_, user, name, email, kind)| (UserId(*user), name.clone(), email.clone(), kind.clone()))
                 .collect(),
             guests,
+            block_after_days,
+            remove_after_days,
         })
         .collect())
 }

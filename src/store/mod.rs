@@ -432,6 +432,7 @@ pub mod deputies;
 pub mod directory;
 pub mod drafts;
 pub mod events;
+pub mod guests;
 pub mod imports;
 pub mod lease;
 pub mod logins;

@@ -88,14 +88,14 @@ impl SessionStore for DbSessionStore {
         let user = user_of(record);
         let sql = match (user, self.db.backend()) {
             (None, _) => "INSERT INTO sessions (id, data, expiry_date, user_id) VALUES ($1, $2, $3, $4)",
-            (Some(_), super::Backend::Sqlite) => {
+            // Nor for a guest blocked after their access ended (a block racing this sign-in
+            // holds the row too).
+            (Some(_), backend) => &format!(
                 "INSERT INTO sessions (id, data, expiry_date, user_id) SELECT $1, $2, $3, $4 \
-                 WHERE EXISTS (SELECT 1 FROM users WHERE id = $4 AND state = 'active')"
-            }
-            (Some(_), super::Backend::Postgres) => {
-                "INSERT INTO sessions (id, data, expiry_date, user_id) SELECT $1, $2, $3, $4 \
-                 WHERE EXISTS (SELECT 1 FROM users WHERE id = $4 AND state = 'active' FOR SHARE)"
-            }
+                 WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = $4 AND u.state = 'active' AND NOT {} {})",
+                super::guests::blocked_sql(),
+                if backend == super::Backend::Postgres { "FOR SHARE OF u" } else { "" }
+            ),
         };
         let _turn = self.db.write_turn().await.map_err(backend)?;
         loop {

@@ -24,6 +24,7 @@ on_both_databases!(
     approvers_are_reminded_then_the_alternates_asked,
     a_deputy_decides_while_the_approver_is_away,
     the_approvals_page_names_a_deputy_without_javascript,
+    a_guest_whose_access_ended_is_blocked_then_removed,
 );
 
 /// The SMTP sink the test command started.
@@ -587,4 +588,108 @@ async fn the_approvals_page_names_a_deputy_without_javascript(backend: Backend) 
         page.contains("id=\"standing-in\"") && page.contains("Sofia Rossi"),
         "the deputy sees whom she stands in for"
     );
+}
+
+/// A guest whose access ended: Northwind blocks its guests seven days after their last
+/// access ends and removes them thirty days after that. Noah is blocked once (his session
+/// ended, demo sign-in refused), let in again when given access, and removed after the
+/// second block's thirty days; each step audited.
+async fn a_guest_whose_access_ended_is_blocked_then_removed(backend: Backend) {
+    use chrono::TimeZone;
+    use quartermaster::domain::ids::{AssignmentId, CatalogId, OrgId, PolicyId};
+    let clock =
+        quartermaster::domain::clock::ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap());
+    let app = common::spawn_app_with_clock(backend, clock.clone()).await;
+    let (s, pool) = (&app.service, app.service.db().pool());
+    let grace = s.actor(app.ids.grace).await.unwrap().unwrap();
+    let noah = app.ids.noah;
+    let org: i64 = sqlx::query_scalar("SELECT id FROM connected_orgs WHERE domain = 'northwind.example'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let admin = s.administrator(&grace).unwrap();
+    assert!(admin.set_guest_lifecycle(OrgId(org), Some(0), None).await.is_err(), "at least a day");
+    admin.set_guest_lifecycle(OrgId(org), Some(7), Some(30)).await.unwrap();
+    let (catalog, policy): (i64, i64) = sqlx::query_as(
+        "SELECT p.catalog_id, y.id FROM access_packages p JOIN policies y ON y.package_id = p.id \
+         WHERE p.id = $1 AND y.name LIKE 'Northwind%'",
+    )
+    .bind(app.ids.sales_crm.0)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let give = async |end: Option<chrono::DateTime<chrono::Utc>>| {
+        let am = s.assignment_manager(&grace, CatalogId(catalog)).unwrap();
+        am.assign_directly(noah, app.ids.sales_crm, PolicyId(policy), end, "the joint project").await.unwrap();
+        s.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    };
+    let steps = async || -> (usize, usize) { s.guest_lifecycle(&Operator::Workers).await.unwrap() };
+    let sign_in = async || -> u16 {
+        let res = app.post_form(&common::client(), "/auth/demo", &[("user_id", noah.0.to_string())]).await;
+        res.status().as_u16()
+    };
+
+    // Five days of Sales CRM: signed in meanwhile; then it expires.
+    give(Some(clock.now() + Duration::days(5))).await;
+    let c = common::client();
+    app.sign_in(&c, noah).await;
+    clock.advance(Duration::days(6));
+    s.expire_assignments(&Operator::Workers).await.unwrap();
+    assert_eq!(steps().await, (0, 0), "a day after it ended: nothing yet");
+
+    // Seven days after: blocked, once; his session ends and sign-in is refused.
+    clock.advance(Duration::days(6));
+    assert_eq!(steps().await, (1, 0));
+    assert_eq!(steps().await, (0, 0), "once");
+    let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE user_id = $1")
+        .bind(noah.0)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(sessions, 0, "signed out everywhere");
+    let ended: String =
+        sqlx::query_scalar("SELECT after FROM audit_events WHERE action = 'user.sign_in_blocked' AND object_id = $1")
+            .bind(noah.0)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert!(ended.contains("\"sessions_ended\":1"), "his one session: {ended}");
+    assert_eq!(sign_in().await, 403);
+
+    // Given access again: he may sign in; taken away, the days count anew.
+    give(None).await;
+    assert_eq!(sign_in().await, 303, "access given again lets him in");
+    let held: i64 = sqlx::query_scalar("SELECT id FROM assignments WHERE user_id = $1 AND state = 'delivered'")
+        .bind(noah.0)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let am = s.assignment_manager(&grace, CatalogId(catalog)).unwrap();
+    am.remove_from_package(app.ids.sales_crm, AssignmentId(held), "project over").await.unwrap();
+    s.deliver_pending(&Operator::Workers, 50).await.unwrap();
+    assert_eq!(sign_in().await, 303, "the days count anew: not blocked at once");
+    clock.advance(Duration::days(8));
+    assert_eq!(steps().await, (1, 0), "blocked again");
+    clock.advance(Duration::days(29));
+    assert_eq!(steps().await, (0, 0), "not yet thirty days after the block");
+    clock.advance(Duration::days(2));
+    assert_eq!(steps().await, (0, 1), "removed");
+    let state: String =
+        sqlx::query_scalar("SELECT state FROM users WHERE id = $1").bind(noah.0).fetch_one(pool).await.unwrap();
+    assert_eq!(state, "disabled");
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_events WHERE object_type = 'user' AND object_id = $1 \
+         AND action IN ('user.sign_in_blocked', 'user.removed') ORDER BY id",
+    )
+    .bind(noah.0)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, ["user.sign_in_blocked", "user.sign_in_blocked", "user.removed"]);
+
+    // Let back in by an administrator: not blocked, and not removed again at once.
+    s.administrator(&grace).unwrap().set_user_active(noah, true).await.unwrap();
+    assert_eq!(sign_in().await, 303, "let back in");
+    clock.advance(Duration::days(3));
+    assert_eq!(steps().await, (0, 0), "the days count from being let back in");
 }

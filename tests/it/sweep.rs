@@ -108,6 +108,7 @@ const TABLE: &[(&str, &str)] = &[
     // Omar's out-of-office: his own to read, set and end, and an administrator's.
     ("load_deputies", "DDDDDDDDDDAA"),
     ("set_deputy", "DDDDDDDDDDAA"),
+    ("set_guest_lifecycle", "DDDDDDDDDDAD"),
     ("end_deputy", "DDDDDDDDDDAA"),
     ("pending_approvals", "DAAAAAAAAAAA"),
     ("pending_approvals → Omar's request", "DDDDADDDDDDD"),
@@ -573,6 +574,14 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             "retry_delivery" => (vec![("outbox_id", fx.retry.to_string())], Some(Effect::Outbox(fx.retry))),
             "save_email_settings" => (vec![], Some(Effect::EmailSettings)),
             "load_deputies" => (vec![("user_id", ids.omar.0.to_string())], None),
+            "set_guest_lifecycle" => (
+                vec![
+                    ("org_id", fx.org.to_string()),
+                    ("block_after_days", "7".into()),
+                    ("remove_after_days", "30".into()),
+                ],
+                Some(Effect::Orgs),
+            ),
             "set_deputy" => (
                 vec![
                     ("user_id", ids.omar.0.to_string()),
@@ -1025,11 +1034,13 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
             format!("{systems:?} {failed:?} {imports:?}")
         }
         Effect::Orgs => {
-            let orgs: Vec<(i64, String, String, String)> =
-                sqlx::query_as("SELECT id, name, domain, state FROM connected_orgs ORDER BY id")
-                    .fetch_all(pool)
-                    .await
-                    .unwrap();
+            #[allow(clippy::type_complexity)]
+            let orgs: Vec<(i64, String, String, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+                "SELECT id, name, domain, state, block_after_days, remove_after_days FROM connected_orgs ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
             let sponsors: Vec<(i64, i64, String)> =
                 sqlx::query_as("SELECT org_id, user_id, kind FROM connected_org_sponsors ORDER BY org_id, user_id")
                     .fetch_all(pool)

@@ -49,6 +49,36 @@ pub async fn update_org(
     server::finish(result).await
 }
 
+/// Days from a form field: empty for never.
+#[cfg(feature = "ssr")]
+fn days(field: &str, value: Option<String>) -> Result<Option<i64>, AppError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse::<i64>().map(Some).map_err(|_| AppError::Invalid {
+            field: Some(field.to_owned()),
+            message: "a whole number of days, or empty for never".into(),
+        }),
+    }
+}
+
+/// What happens to the organization's guests once their access has ended.
+#[server(endpoint = "set_guest_lifecycle")]
+pub async fn set_guest_lifecycle(
+    org_id: i64,
+    block_after_days: Option<String>,
+    remove_after_days: Option<String>,
+) -> Result<Notice, AppError> {
+    let result = async {
+        let (block, remove) =
+            (days("block_after_days", block_after_days)?, days("remove_after_days", remove_after_days)?);
+        let (service, actor) = server::actor().await?;
+        service.administrator(&actor)?.set_guest_lifecycle(self::org_id(org_id), block, remove).await?;
+        Ok(ok("Saved: what happens to guests whose access has ended."))
+    }
+    .await;
+    server::finish(result).await
+}
+
 /// Add a sponsor: `person` is the picker's entry, `kind` `internal` or `external`.
 #[server(endpoint = "add_sponsor")]
 pub async fn add_sponsor(org_id: i64, person: String, kind: String) -> Result<Notice, AppError> {

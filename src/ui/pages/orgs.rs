@@ -22,6 +22,7 @@ pub fn Orgs() -> impl IntoView {
 #[derive(Clone, Copy)]
 struct Actions {
     update: ServerAction<UpdateOrg>,
+    lifecycle: ServerAction<SetGuestLifecycle>,
     add: ServerAction<AddSponsor>,
     remove: ServerAction<RemoveSponsor>,
     flash: Flash,
@@ -32,13 +33,27 @@ fn OrgsBody() -> impl IntoView {
     let create = ServerAction::<CreateOrg>::new();
     let (update, add, remove) =
         (ServerAction::<UpdateOrg>::new(), ServerAction::<AddSponsor>::new(), ServerAction::<RemoveSponsor>::new());
+    let lifecycle = ServerAction::<SetGuestLifecycle>::new();
     let orgs = Resource::new(
-        move || (create.version().get(), update.version().get(), add.version().get(), remove.version().get()),
+        move || {
+            (
+                create.version().get(),
+                update.version().get(),
+                add.version().get(),
+                remove.version().get(),
+                lifecycle.version().get(),
+            )
+        },
         |_| load_orgs(),
     );
-    let latest =
-        latest_of(vec![create.value().into(), update.value().into(), add.value().into(), remove.value().into()]);
-    let actions = Actions { update, add, remove, flash: flash() };
+    let latest = latest_of(vec![
+        create.value().into(),
+        update.value().into(),
+        add.value().into(),
+        remove.value().into(),
+        lifecycle.value().into(),
+    ]);
+    let actions = Actions { update, lifecycle, add, remove, flash: flash() };
     // The new-organization form shows only its own answers by its fields (the banner above
     // shows every answer).
     let created: Signal<Option<Result<Notice, AppError>>> = create.value().into();
@@ -74,7 +89,8 @@ fn OrgsBody() -> impl IntoView {
 
 #[component]
 fn OrgPanel(o: ConnectedOrg, actions: Actions) -> impl IntoView {
-    let Actions { update, add, remove, .. } = actions;
+    let Actions { update, lifecycle, add, remove, .. } = actions;
+    let (block, removal) = (o.block_after_days, o.remove_after_days);
     let heading = format!("org-{}-h", o.id);
     let labelled = heading.clone();
     let org_id = o.id;
@@ -90,6 +106,21 @@ fn OrgPanel(o: ConnectedOrg, actions: Actions) -> impl IntoView {
                 <label class="field"><span>"Name"</span><input type="text" name="name" value=o.name.clone() required maxlength="200" /></label>
                 <label class="field"><span>"Email domain"</span><input type="text" name="domain" value=o.domain.clone() required /></label>
                 <label class="check"><input type="checkbox" name="configured" checked=o.configured />" Configured"</label>
+                <button type="submit" class="btn-secondary">"Save"</button>
+            </ActionForm>
+            <h3>"When a guest's access ends"</h3>
+            <p class="muted small">{match (block, removal) {
+                (None, None) => "Guests keep their account and may sign in (and ask again) however long they hold nothing.".to_owned(),
+                (Some(b), None) => format!("Blocked from signing in {b} days after their last access ends; never removed."),
+                (None, Some(r)) => format!("Removed {r} days after their last access ends."),
+                (Some(b), Some(r)) => format!("Blocked from signing in {b} days after their last access ends, removed {r} days after that."),
+            }}</p>
+            <ActionForm action=lifecycle attr:class="filters">
+                <input type="hidden" name="org_id" value=org_id />
+                <label class="field"><span>"Block sign-in after (days; empty: never)"</span>
+                    <input type="number" min="1" name="block_after_days" value=block.map(|d| d.to_string()).unwrap_or_default() /></label>
+                <label class="field"><span>"Then remove after (days; empty: never)"</span>
+                    <input type="number" min="1" name="remove_after_days" value=removal.map(|d| d.to_string()).unwrap_or_default() /></label>
                 <button type="submit" class="btn-secondary">"Save"</button>
             </ActionForm>
             <h3>"Sponsors"</h3>
