@@ -33,6 +33,8 @@ pub struct EmailChoices {
     pub sends: bool,
     /// They also get the optional emails (a stage of their request approved, access ready).
     pub optional: bool,
+    /// They get a daily digest of the decisions waiting for them.
+    pub digest: bool,
 }
 
 /// A page of a list, with the cursor of the next page.

@@ -38,6 +38,8 @@ pub mod kind {
     pub const ACCESS_ENDED: &str = "access_ended";
     /// The access ends in a few days (as `--notify-expiring-days` says).
     pub const ACCESS_EXPIRING: &str = "access_expiring";
+    /// Every morning, the decisions waiting (for who chose it).
+    pub const DIGEST: &str = "digest";
 }
 
 /// How notifications leave: an SMTP server, the sender, and the portal's address for links.
@@ -346,6 +348,25 @@ impl Letter {
                     "You get this email because you own the catalog this package is in.".to_owned()
                 };
             }
+            kind::DIGEST => {
+                let n_waiting = n.waiting_total;
+                l.subject = if n_waiting == 1 {
+                    "1 request waits for your decision".to_owned()
+                } else {
+                    format!("{n_waiting} requests wait for your decision")
+                };
+                for (_, package, whom, due) in &n.waiting {
+                    let by = due.map(|d| format!(": decide by {}", when(d))).unwrap_or_default();
+                    l.paragraphs.push(format!("{package} for {whom}{by}"));
+                }
+                if n_waiting > n.waiting.len() as i64 {
+                    l.paragraphs.push(format!("… and {} more.", n_waiting - n.waiting.len() as i64));
+                }
+                l.action_label = "Open Approvals".to_owned();
+                l.action_url = format!("{base}/approvals");
+                l.why = "You get this email because you chose a daily digest of your decisions.".to_owned();
+                l.settings_url = my_access.clone();
+            }
             kind::ACCESS_EXPIRING => {
                 l.subject = format!("Ending soon: {package}");
                 let end = n.ends_at.map(when).unwrap_or_else(|| "soon".to_owned());
@@ -435,6 +456,8 @@ mod tests {
             ends_at: None,
             may_decide: true,
             live: true,
+            waiting: Vec::new(),
+            waiting_total: 0,
         }
     }
 

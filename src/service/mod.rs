@@ -290,7 +290,8 @@ async fn drift_checks(service: &Service, every: std::time::Duration) {
 /// organization says: days, not seconds, so every ten minutes is on time).
 const GUEST_LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Every ten minutes (the first a minute after start), block or remove the guests due.
+/// Every ten minutes (the first a minute after start), block or remove the guests due, and
+/// queue the day's digests once it is time.
 async fn guest_checks(service: &Service, every: std::time::Duration) {
     let first = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut tick = tokio::time::interval_at(first, every);
@@ -299,6 +300,9 @@ async fn guest_checks(service: &Service, every: std::time::Duration) {
         tick.tick().await;
         if let Err(e) = service.guest_lifecycle(&crate::domain::authz::Operator::Workers).await {
             tracing::error!(pass = "guest lifecycle", error = ?e, "worker pass failed");
+        }
+        if let Err(e) = service.queue_digests(&crate::domain::authz::Operator::Workers).await {
+            tracing::error!(pass = "digests", error = ?e, "worker pass failed");
         }
     }
 }

@@ -12,6 +12,7 @@
 //! | the access is ready | its holder | `delivered` (optional) |
 //! | the access could not be delivered | its holder, the catalog's owners | `delivery_failed` |
 //! | the access ended (expired, removed, withdrawn) | its holder | `access_ended` |
+//! | every morning (07:00 UTC), decisions wait | who chose the daily digest | `digest` (a worker pass) |
 //! | the access ends in 14 or 3 days (`--notify-expiring-days`) | its holder | `access_expiring` (a worker pass, not a change) |
 //!
 //! Nobody is told about what they did themselves, except by the page they did it on: the
@@ -146,6 +147,13 @@ impl Service {
             return Ok(0);
         }
         let read = self.read_claimed_notifications(&claimed, &token).await;
+        // A digest lists what waits for its recipient now.
+        let mut read = read;
+        for n in read.iter_mut().filter(|n| n.kind == kind::DIGEST) {
+            let mut conn = self.db.pool().acquire().await?;
+            (n.waiting, n.waiting_total) =
+                store::waiting_for(&mut conn, crate::domain::ids::UserId(n.recipient_id), DIGEST_LISTS).await?;
+        }
         // Not worth an email any more: a decision asked of someone who can no longer make it
         // (decided meanwhile, or escalated past them), a warning about access that has ended,
         // anything to someone disabled since.
@@ -154,6 +162,7 @@ impl Service {
                 && match n.kind.as_str() {
                     kind::DECISION | kind::ESCALATED | kind::REMINDER => n.may_decide,
                     kind::ACCESS_EXPIRING => n.live,
+                    kind::DIGEST => n.waiting_total > 0,
                     _ => true,
                 }
         });
@@ -314,26 +323,52 @@ impl Service {
         Ok(looked)
     }
 
-    /// Whether the person gets the optional emails (a stage approved, access ready).
-    #[tracing::instrument(name = "optional_emails", skip_all, fields(actor = actor.id().0))]
-    pub async fn optional_emails(&self, actor: &Actor) -> DomainResult<bool> {
+    /// The person's email choices: the optional emails (a stage approved, access ready), and
+    /// the daily digest of decisions waiting for them.
+    #[tracing::instrument(name = "email_choices", skip_all, fields(actor = actor.id().0))]
+    pub async fn email_choices(&self, actor: &Actor) -> DomainResult<(bool, bool)> {
         let mut conn = self.db.pool().acquire().await?;
-        Ok(store::optional_on(&mut conn, actor.id()).await?)
+        Ok(store::choices(&mut conn, actor.id()).await?)
     }
 
-    /// The person turns their optional emails on or off (their own only), audited.
-    #[tracing::instrument(name = "set_optional_emails", skip_all, fields(actor = actor.id().0, on))]
-    pub async fn set_optional_emails(&self, actor: &Actor, on: bool) -> DomainResult<()> {
+    /// The person sets their own email choices (optional emails, daily digest), audited.
+    #[tracing::instrument(name = "set_email_choices", skip_all, fields(actor = actor.id().0, optional, digest))]
+    pub async fn set_email_choices(&self, actor: &Actor, optional: bool, digest: bool) -> DomainResult<()> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
-        if store::set_optional(&mut tx, actor.id(), on, now).await? {
+        if store::set_choices(&mut tx, actor.id(), (optional, digest), now).await? {
             let event = AuditEvent::new(Some(actor.id()), "user.email_preferences", "user", actor.id().0)
-                .after(serde_json::json!({"optional_emails": on}));
+                .after(serde_json::json!({"optional_emails": optional, "daily_digest": digest}));
             self.commit(tx, vec![event]).await?;
         }
         Ok(())
     }
+
+    /// Queue today's digest for everyone who chose it and has decisions waiting, once a day
+    /// (UTC), from 07:00. Returns how many were queued.
+    #[tracing::instrument(name = "queue_digests", skip_all, fields(operator = %by))]
+    pub async fn queue_digests(&self, by: &Operator<'_>) -> DomainResult<u64> {
+        by.require(Permission::Administer)?;
+        let now = self.now();
+        if self.mail.is_none() || now.time() < DIGEST_FROM {
+            return Ok(0);
+        }
+        let day = now.format("%Y-%m-%d").to_string();
+        let mut tx = self.db.begin().await?;
+        let queued = store::queue_digests(&mut tx, &day, now).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
 }
+
+/// When (UTC) the day's digests are queued.
+const DIGEST_FROM: chrono::NaiveTime = match chrono::NaiveTime::from_hms_opt(7, 0, 0) {
+    Some(t) => t,
+    None => chrono::NaiveTime::MIN,
+};
+
+/// The most waiting decisions a digest lists (it says how many there are in all).
+const DIGEST_LISTS: i64 = 20;
 
 #[cfg(test)]
 mod tests {

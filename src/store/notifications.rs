@@ -122,6 +122,10 @@ pub struct Claimed {
     pub may_decide: bool,
     /// The assignment (if any) is live: not ended.
     pub live: bool,
+    /// For a digest: the decisions waiting for the recipient (request, package, for whom,
+    /// due), soonest first, and how many in all. Filled by the sender.
+    pub waiting: Vec<(i64, String, String, Option<DateTime<Utc>>)>,
+    pub waiting_total: i64,
 }
 
 /// The claimed notifications, read with what their emails say (one statement). One whose
@@ -147,19 +151,26 @@ pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Claimed>, sqlx:
          JOIN users rcpt ON rcpt.id = n.recipient_id \
          LEFT JOIN assignments a ON a.id = n.assignment_id \
          LEFT JOIN requests q ON q.id = COALESCE(n.request_id, a.request_id) \
-         JOIN access_packages p ON p.id = COALESCE(a.package_id, q.package_id) \
-         JOIN users t ON t.id = COALESCE(a.user_id, q.target_user_id) \
+         LEFT JOIN access_packages p ON p.id = COALESCE(a.package_id, q.package_id) \
+         LEFT JOIN users t ON t.id = COALESCE(a.user_id, q.target_user_id) \
          LEFT JOIN users rq ON rq.id = q.requestor_id \
          LEFT JOIN users b ON b.id = n.actor_id \
          WHERE n.id IN ({list}) ORDER BY n.id"
     );
     let rows = sqlx::query(&sql).fetch_all(conn).await?;
     rows.iter()
+        // Every kind but the digest is about a request or an assignment: without its package
+        // or person it cannot be told (the caller fails it).
+        .filter(|row| {
+            row.text("kind").is_ok_and(|k| k == crate::notify::kind::DIGEST)
+                || (row.opt_int("package_id").ok().flatten().is_some()
+                    && row.opt_int("target_id").ok().flatten().is_some())
+        })
         .map(|row| {
             let stages: Vec<serde_json::Value> =
                 serde_json::from_str(&row.text("stages")?).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            let target_name = row.text("target_name")?;
-            let target_id = row.int("target_id")?;
+            let target_name = row.opt_text("target_name")?.unwrap_or_default();
+            let target_id = row.opt_int("target_id")?.unwrap_or_default();
             Ok(Claimed {
                 id: row.int("id")?,
                 attempts: row.int("attempts")?,
@@ -172,8 +183,8 @@ pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Claimed>, sqlx:
                 reason: row.text("reason")?,
                 actor_name: row.opt_text("actor_name")?,
                 request_id: row.opt_int("request_id")?,
-                package_id: row.int("package_id")?,
-                package_name: row.text("package_name")?,
+                package_id: row.opt_int("package_id")?.unwrap_or_default(),
+                package_name: row.opt_text("package_name")?.unwrap_or_default(),
                 requestor_name: row.opt_text("requestor_name")?.unwrap_or_else(|| target_name.clone()),
                 requestor_id: row.opt_int("requestor_id")?.unwrap_or(target_id),
                 request_kind: row.text("request_kind")?,
@@ -187,30 +198,86 @@ pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Claimed>, sqlx:
                 ends_at: row.opt_time("end_at")?,
                 may_decide: row.int("may_decide")? != 0,
                 live: row.int("live")? != 0,
+                waiting: Vec::new(),
+                waiting_total: 0,
             })
         })
         .collect()
 }
 
-/// Whether the person gets the optional emails.
-pub async fn optional_on(conn: &mut Conn, user: UserId) -> Result<bool, sqlx::Error> {
-    let on: Option<i64> = sqlx::query_scalar("SELECT CAST(email_optional AS BIGINT) FROM users WHERE id = $1")
-        .bind(user.0)
-        .fetch_optional(conn)
-        .await?;
-    Ok(on.unwrap_or(1) != 0)
+/// The person's email choices: the optional emails, and the daily digest.
+pub async fn choices(conn: &mut Conn, user: UserId) -> Result<(bool, bool), sqlx::Error> {
+    let on: Option<(i64, i64)> =
+        sqlx::query_as("SELECT CAST(email_optional AS BIGINT), CAST(email_digest AS BIGINT) FROM users WHERE id = $1")
+            .bind(user.0)
+            .fetch_optional(conn)
+            .await?;
+    Ok(on.map_or((true, false), |(o, d)| (o != 0, d != 0)))
 }
 
-/// Turn the person's optional emails on or off; false when nothing changed.
-pub async fn set_optional(conn: &mut Conn, user: UserId, on: bool, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
-    let done =
-        sqlx::query("UPDATE users SET email_optional = $1, updated_at = $2 WHERE id = $3 AND email_optional <> $1")
-            .bind(i32::from(on))
-            .bind(to_ms(now))
-            .bind(user.0)
-            .execute(conn)
-            .await?;
+/// Set the person's email choices; false when nothing changed.
+pub async fn set_choices(
+    conn: &mut Conn,
+    user: UserId,
+    (optional, digest): (bool, bool),
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE users SET email_optional = $1, email_digest = $2, updated_at = $3 \
+         WHERE id = $4 AND (email_optional <> $1 OR email_digest <> $2)",
+    )
+    .bind(i32::from(optional))
+    .bind(i32::from(digest))
+    .bind(to_ms(now))
+    .bind(user.0)
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Queue today's digest (`day`, `YYYY-MM-DD`) for every active person who chose it and has
+/// decisions waiting, once per day. Returns how many were queued.
+pub async fn queue_digests(conn: &mut Conn, day: &str, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO notifications (recipient_id, kind, dedupe, occurred_at, next_attempt_at, updated_at) \
+         SELECT u.id, $1, $2, $3, $3, $3 FROM users u WHERE u.email_digest = 1 AND u.state = 'active' \
+           AND EXISTS (SELECT 1 FROM request_approvers ra WHERE ra.user_id = u.id AND ra.active = 1) \
+         ON CONFLICT (recipient_id, dedupe) DO NOTHING",
+    )
+    .bind(crate::notify::kind::DIGEST)
+    .bind(format!("digest:{day}"))
+    .bind(to_ms(now))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The decisions waiting for a person, soonest due first: (request, package, for whom, due),
+/// at most `limit`, and how many in all.
+pub async fn waiting_for(
+    conn: &mut Conn,
+    user: UserId,
+    limit: i64,
+) -> Result<(Vec<(i64, String, String, Option<DateTime<Utc>>)>, i64), sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT q.id, p.name, t.display_name, q.stage_due_at FROM request_approvers ra \
+         JOIN requests q ON q.id = ra.request_id JOIN access_packages p ON p.id = q.package_id \
+         JOIN users t ON t.id = q.target_user_id \
+         WHERE ra.user_id = $1 AND ra.active = 1 ORDER BY q.stage_due_at, q.id LIMIT $2",
+    )
+    .bind(user.0)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_approvers WHERE user_id = $1 AND active = 1")
+        .bind(user.0)
+        .fetch_one(conn)
+        .await?;
+    let items = rows
+        .iter()
+        .map(|r| Ok((r.int("id")?, r.text("name")?, r.text("display_name")?, r.opt_time("stage_due_at")?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok((items, total))
 }
 
 /// How far ahead assignments ending have been looked at for the warning `days` before the end.

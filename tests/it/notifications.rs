@@ -25,6 +25,7 @@ on_both_databases!(
     a_deputy_decides_while_the_approver_is_away,
     the_approvals_page_names_a_deputy_without_javascript,
     a_guest_whose_access_ended_is_blocked_then_removed,
+    approvers_who_choose_it_get_a_daily_digest,
 );
 
 /// The SMTP sink the test command started.
@@ -122,8 +123,8 @@ async fn each_step_of_a_request_emails_the_right_people_once(backend: Backend) {
     // Maya turns the optional emails off: she still hears the decision, not that the access
     // is ready.
     let maya_actor = w.actor(w.ids.maya).await;
-    service.set_optional_emails(&maya_actor, false).await.unwrap();
-    assert!(!service.optional_emails(&maya_actor).await.unwrap());
+    service.set_email_choices(&maya_actor, false, false).await.unwrap();
+    assert_eq!(service.email_choices(&maya_actor).await.unwrap(), (false, false));
     let hana_actor = w.actor(w.ids.hana).await;
     service.decide(&hana_actor, request, Decision::Approve, "on call rota checked").await.unwrap();
     service.deliver_pending(&Operator::Workers, 50).await.unwrap();
@@ -692,4 +693,54 @@ async fn a_guest_whose_access_ended_is_blocked_then_removed(backend: Backend) {
     assert_eq!(sign_in().await, 303, "let back in");
     clock.advance(Duration::days(3));
     assert_eq!(steps().await, (0, 0), "the days count from being let back in");
+}
+
+/// The daily digest: Sofia chooses it; each morning (from 07:00 UTC) she gets one email
+/// listing the decisions waiting for her, once a day; none on a day nothing waits.
+async fn approvers_who_choose_it_get_a_daily_digest(backend: Backend) {
+    let w = World::new(backend).await;
+    let (smtp, _) = sink();
+    let from = sender();
+    let service = w.service.clone().with_mail(Some(mailer(&smtp, &from)));
+    let (sofia, jamal, priya) = (w.actor(w.ids.sofia).await, w.actor(w.ids.jamal).await, w.actor(w.ids.priya).await);
+    service.set_email_choices(&sofia, true, true).await.unwrap();
+    assert_eq!(service.email_choices(&sofia).await.unwrap(), (true, true));
+    service.submit_request(&jamal, common::ask(w.ids.sales_crm, "pipeline")).await.unwrap();
+    let late = service.submit_request(&priya, common::ask(w.ids.sales_crm, "forecasts")).await.unwrap().request;
+    assert_eq!(send(&service).await, 2, "the two requests' own emails");
+
+    // 09:00 on the World's first day: one digest, once.
+    assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 1);
+    assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 0, "once a day");
+    assert_eq!(send(&service).await, 1);
+    let mails = received(&from, 3).await;
+    let digest = mails.last().unwrap();
+    assert_eq!(
+        (to(digest), digest["subject"].as_str()),
+        ("sofia@quartermaster.example", Some("2 requests wait for your decision"))
+    );
+    let text = digest["text"].as_str().unwrap();
+    assert!(
+        text.contains("Sales CRM for Jamal Carter: decide by") && text.contains("Sales CRM for Priya Nair"),
+        "{text}"
+    );
+    assert!(text.contains("Open Approvals: https://access.example/approvals"), "{text}");
+
+    // The next morning, before 07:00: nothing yet; after, one (one request left).
+    service.decide(&sofia, late, Decision::Approve, "").await.unwrap();
+    w.clock.advance(Duration::hours(21));
+    assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 0, "06:00: not yet");
+    w.clock.advance(Duration::hours(1));
+    assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 1);
+    assert_eq!(send(&service).await, 2, "the digest, and Priya's approval");
+    let mails = received(&from, 5).await;
+    assert_eq!(
+        subjects_to(&mails, "sofia@quartermaster.example").last().copied(),
+        Some("1 request waits for your decision")
+    );
+
+    // Turned off: no digest the day after.
+    service.set_email_choices(&sofia, true, false).await.unwrap();
+    w.clock.advance(Duration::days(1));
+    assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 0);
 }

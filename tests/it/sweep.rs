@@ -1057,11 +1057,12 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
             format!("{rows:?}")
         }
         Effect::EmailSettings => {
-            let on: Vec<(i64, i64)> =
-                sqlx::query_as("SELECT id, CAST(email_optional AS BIGINT) FROM users ORDER BY id")
-                    .fetch_all(pool)
-                    .await
-                    .unwrap();
+            let on: Vec<(i64, i64, i64)> = sqlx::query_as(
+                "SELECT id, CAST(email_optional AS BIGINT), CAST(email_digest AS BIGINT) FROM users ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
             format!("{on:?}")
         }
         Effect::GlobalRoles(user) => {

@@ -152,6 +152,10 @@ fn EmailPanel(
                                 <input type="checkbox" name="optional" value="on" checked=settings.optional />
                                 " Also email me when a stage of my request is approved and when my access is ready"
                             </label>
+                            <label class="check">
+                                <input type="checkbox" name="digest" value="on" checked=settings.digest />
+                                " Send me a daily digest of the decisions waiting for me (mornings, 07:00 UTC)"
+                            </label>
                             <p><button type="submit" class="btn-secondary">"Save email settings"</button></p>
                         </ActionForm>
                     }.into_any(),
