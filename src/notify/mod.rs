@@ -238,6 +238,9 @@ impl Letter {
                     (false, false) => format!("{} asks for {package} for {}.", n.requestor_name, n.target_name),
                 };
                 l.paragraphs.push(asked);
+                if let Some(away) = &n.deputy_for {
+                    l.paragraphs.push(format!("You are asked as {away}'s deputy while they are away."));
+                }
                 if n.kind == kind::REMINDER {
                     l.paragraphs.push("It is still waiting for a decision.".to_owned());
                 }
@@ -456,6 +459,7 @@ mod tests {
             ends_at: None,
             may_decide: true,
             live: true,
+            deputy_for: None,
             waiting: Vec::new(),
             waiting_total: 0,
         }

@@ -122,6 +122,8 @@ pub struct Claimed {
     pub may_decide: bool,
     /// The assignment (if any) is live: not ended.
     pub live: bool,
+    /// The approver the recipient stands in for on this request, if they are a deputy.
+    pub deputy_for: Option<String>,
     /// For a digest: the decisions waiting for the recipient (request, package, for whom,
     /// due), soonest first, and how many in all. Filled by the sender.
     pub waiting: Vec<(i64, String, String, Option<DateTime<Utc>>)>,
@@ -139,7 +141,9 @@ pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Claimed>, sqlx:
     let sql = format!(
         "SELECT n.id, n.attempts, n.kind, n.cause, n.reason, n.recipient_id, rcpt.email AS to_email, \
                 rcpt.display_name AS to_name, CASE WHEN rcpt.state = 'active' THEN 1 ELSE 0 END AS recipient_active, \
-                b.display_name AS actor_name, q.id AS request_id, p.id AS package_id, p.name AS package_name, \
+                b.display_name AS actor_name, q.id AS request_id, \
+                (SELECT MIN(w.display_name) FROM request_approvers rd JOIN users w ON w.id = rd.deputy_for \
+                 WHERE rd.request_id = q.id AND rd.user_id = n.recipient_id) AS deputy_for, p.id AS package_id, p.name AS package_name, \
                 t.id AS target_id, t.display_name AS target_name, rq.id AS requestor_id, \
                 rq.display_name AS requestor_name, COALESCE(q.kind, 'user_add') AS request_kind, \
                 COALESCE(q.justification, '') AS justification, COALESCE(q.current_stage, 0) AS stage, \
@@ -198,6 +202,7 @@ pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Claimed>, sqlx:
                 ends_at: row.opt_time("end_at")?,
                 may_decide: row.int("may_decide")? != 0,
                 live: row.int("live")? != 0,
+                deputy_for: row.opt_text("deputy_for")?,
                 waiting: Vec::new(),
                 waiting_total: 0,
             })

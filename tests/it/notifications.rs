@@ -478,6 +478,10 @@ async fn a_deputy_decides_while_the_approver_is_away(backend: Backend) {
     let subject = "Approval needed: Sales CRM for Jamal Carter";
     assert_eq!(subjects_to(&mails, "sofia@quartermaster.example"), [subject]);
     assert_eq!(subjects_to(&mails, "hana@quartermaster.example"), [subject]);
+    let to_hana = mails.iter().find(|m| to(m) == "hana@quartermaster.example").unwrap()["text"].as_str().unwrap();
+    assert!(to_hana.contains("You are asked as Sofia Rossi's deputy while they are away."), "{to_hana}");
+    let to_sofia = mails.iter().find(|m| to(m) == "sofia@quartermaster.example").unwrap()["text"].as_str().unwrap();
+    assert!(!to_sofia.contains("deputy"), "{to_sofia}");
     let hana = w.actor(w.ids.hana).await;
     service.decide(&hana, asked, Decision::Approve, "for Sofia").await.unwrap();
     let by: i64 = sqlx::query_scalar("SELECT approver_id FROM decisions WHERE request_id = $1")
