@@ -524,36 +524,19 @@ pub async fn claim_due(
     lease_until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<i64>, sqlx::Error> {
-    let skip_locked = if backend == super::Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
     // One claim per (person, role) at a time: an entry waits while another of the same pair
     // is held under a live lease (being delivered by this instance or another), so a target
     // never sees an addition and a removal of one membership at once. Entries of one pair
     // claimed together are delivered in turn, in queue order. Nothing is claimed for a system
     // paused (it asked us to wait, or could not be reached).
-    let sql = format!(
-        "UPDATE outbox SET claimed_until = $1, claimed_by = $2, attempts = attempts + 1, updated_at = $3
-         WHERE id IN (SELECT o.id FROM outbox o
-             WHERE o.state = 'pending' AND o.kind <> 'email' AND o.next_attempt_at <= $3
-               AND (o.claimed_until IS NULL OR o.claimed_until <= $3)
-               AND NOT EXISTS (SELECT 1 FROM outbox e
-                   WHERE e.state = 'pending' AND e.user_id = o.user_id
-                     AND e.resource_role_id = o.resource_role_id AND e.id <> o.id
-                     AND e.claimed_until > $3)
-               AND NOT EXISTS (SELECT 1 FROM resource_roles rr
-                   JOIN resources r ON r.id = rr.resource_id JOIN resource_systems s ON s.id = r.system_id
-                   WHERE rr.id = o.resource_role_id AND s.paused_until > $3)
-             ORDER BY o.next_attempt_at, o.id LIMIT $4 {skip_locked})
-         RETURNING id"
-    );
-    let mut ids: Vec<i64> = sqlx::query_scalar(&sql)
-        .bind(to_ms(lease_until))
-        .bind(token)
-        .bind(to_ms(now))
-        .bind(limit)
-        .fetch_all(conn)
-        .await?;
-    ids.sort_unstable();
-    Ok(ids)
+    let also = "q.kind <> 'email' \
+         AND NOT EXISTS (SELECT 1 FROM outbox e \
+             WHERE e.state = 'pending' AND e.user_id = q.user_id \
+               AND e.resource_role_id = q.resource_role_id AND e.id <> q.id AND e.claimed_until > $3) \
+         AND NOT EXISTS (SELECT 1 FROM resource_roles rr \
+             JOIN resources r ON r.id = rr.resource_id JOIN resource_systems s ON s.id = r.system_id \
+             WHERE rr.id = q.resource_role_id AND s.paused_until > $3)";
+    super::lease::claim_due(conn, backend, super::lease::Queue::Outbox, (token, now, lease_until), limit, also).await
 }
 
 /// Is this entry still pending and held by the claim `token`? (A lease that ran out may have
