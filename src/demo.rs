@@ -422,5 +422,27 @@ async fn seed_activity(service: &Service, ids: &DemoIds) -> Result<(), DomainErr
     service.submit_request(&actor(ids.jamal).await?, request(ids.sales_crm, "New account executive for EMEA")).await?;
     service.submit_request(&actor(ids.tom).await?, request(ids.invoice_processing, "Month-end close")).await?;
     service.deliver_pending(&crate::domain::authz::Operator::Workers, 100).await?;
+    // Developer Tools is reviewed quarterly by each holder's manager, the first review
+    // running from today: Linus reviews Maya's and Omar's, Grace reviews Linus's.
+    let grace = actor(ids.grace).await?;
+    let mut conn = service.db().pool().acquire().await?;
+    let mut dev = catalog::policies_of(&mut conn, &[ids.developer_tools])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| DomainError::not_found("Developer Tools' policy"))?;
+    drop(conn);
+    dev.review = ReviewSettings::Recurring {
+        frequency: ReviewFrequency::Quarterly,
+        reviewers: vec![ApproverSpec::Manager],
+        self_review: false,
+        duration_days: 14,
+        default_decision: ReviewDefault::Recommendation,
+        apply_automatically: true,
+        starts_on: Some(service.clock().now().date_naive()),
+        fallback: vec![],
+    };
+    service.package_manager_of(&grace, ids.developer_tools).await?.update_policy(dev).await?;
+    service.start_reviews(&crate::domain::authz::Operator::Workers).await?;
     Ok(())
 }

@@ -24,6 +24,8 @@ pub struct Viewer {
     /// Is (or has been) an approver, or manages people.
     pub approver: bool,
     pub pending_approvals: i64,
+    /// Assignments of running reviews waiting for the viewer's answer.
+    pub pending_reviews: i64,
 }
 
 /// The signed-in person's email settings.
@@ -752,4 +754,46 @@ pub struct DeputyPanel {
     pub own: Option<DeputyView>,
     pub standing_in: Vec<DeputyView>,
     pub now: Millis,
+}
+
+/// An assignment a reviewer is asked about.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReviewItemView {
+    pub id: i64,
+    pub package: String,
+    pub person: String,
+    pub email: String,
+    pub department: String,
+    /// The reviewer is reviewing their own access (a self-review).
+    pub own: bool,
+    pub given_at: Millis,
+    /// `keep` or `remove`, and why.
+    pub recommendation: String,
+    pub recommendation_reason: String,
+    /// `keep`, `remove` or `dont_know`; `None` before an answer.
+    pub decision: Option<String>,
+    pub justification: String,
+    pub decided_by: Option<String>,
+    pub ends_at: Millis,
+}
+
+/// A review as its owners see it: its progress and what it decided.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReviewView {
+    pub id: i64,
+    pub package_id: i64,
+    pub package: String,
+    pub policy: String,
+    pub starts_at: Millis,
+    pub ends_at: Millis,
+    /// `running`, `ended` (results not all applied) or `applied`.
+    pub state: String,
+    pub default_decision: String,
+    pub apply_automatically: bool,
+    pub items: i64,
+    pub decided: i64,
+    pub removing: i64,
+    pub removed: i64,
+    /// The viewer may end it early or apply its results.
+    pub may_act: bool,
 }

@@ -229,3 +229,33 @@ test('a person turns the optional emails off and on from My Access', async ({ pa
   await page.reload();
   await expect(page.locator('#email-settings input[name="optional"]')).toBeChecked();
 });
+
+test('a reviewer answers an access review, and its owners follow its progress', async ({ page }, t) => {
+  // The demo's running review of Developer Tools: Linus reviews Maya's and Omar's, Grace
+  // reviews Linus's. Each run answers a different item.
+  const [who, holder, answer]: [Who, string, 'Keep' | 'Remove'] =
+    t.project.name === 'js' ? ['linus', 'Omar Haddad', 'Remove'] : ['grace', 'Linus Park', 'Keep'];
+  await as(page, who, t);
+  await expect(page.locator('#my-reviews')).toContainText('waits for your review');
+  const link = page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: /Reviews/ });
+  await expect(link).toContainText(/\d/);
+  await link.click();
+  await expect(page.getByRole('heading', { level: 1, name: 'My reviews' })).toBeVisible();
+  await settle(page, t);
+  const card = page.locator('li.approval', { hasText: 'Developer Tools' }).filter({ hasText: holder });
+  await expect(card).toHaveCount(1);
+  await expect(card).toContainText('Recommended: keep');
+  await card.locator('textarea').fill('Checked with the team');
+  await card.getByRole('button', { name: answer, exact: true }).click();
+  await expect(await notice(page)).toContainText(`Answered “${answer.toLowerCase()}”`);
+  await expect(page.locator('li.approval', { hasText: holder })).toContainText(`answered by ${names[who]}`);
+  await shot(page, t, 'my-reviews');
+
+  // Lucas (Engineering's assignment manager) sees the answers counted.
+  await as(page, 'lucas', t);
+  await page.goto('/admin/reviews');
+  await settle(page, t);
+  const row = page.locator('#reviews tr', { hasText: 'Developer Tools' });
+  await expect(row).toContainText(/[12] of 3/);
+  await expect(row.getByRole('button', { name: 'End now' })).toBeVisible();
+});

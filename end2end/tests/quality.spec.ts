@@ -8,6 +8,8 @@ const pages: Array<[string, string, keyof typeof emails]> = [
   ['my-access', '/', 'linus'],
   ['package', '/packages/2', 'linus'],
   ['approvals', '/approvals', 'linus'],
+  ['my-reviews', '/reviews', 'grace'],
+  ['admin-reviews', '/admin/reviews', 'lucas'],
   ['admin', '/admin', 'linus'],
   ['audit-log', '/admin/audit', 'grace'],
   ['admin-catalogs', '/admin/catalogs', 'grace'],

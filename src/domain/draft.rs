@@ -133,7 +133,7 @@ pub fn people_fields(step: WizardStep) -> Vec<String> {
         WizardStep::Approval => (1..=STAGES)
             .flat_map(|i| [format!("s{i}_people"), format!("s{i}_fallback"), format!("s{i}_escalation")])
             .collect(),
-        WizardStep::Lifecycle => vec!["review_people".into()],
+        WizardStep::Lifecycle => vec!["review_people".into(), "review_fallback".into()],
         _ => vec![],
     }
 }
@@ -152,11 +152,11 @@ impl PackageDraft {
             .collect();
         let specs =
             self.policy.approval.stages.iter().flat_map(|s| s.primary.iter().chain(&s.fallback).chain(&s.escalation));
-        let reviewers = match &self.policy.review {
-            ReviewSettings::Recurring { reviewers, .. } => reviewers.as_slice(),
-            ReviewSettings::Off => &[],
+        let (reviewers, fallback) = match &self.policy.review {
+            ReviewSettings::Recurring { reviewers, fallback, .. } => (reviewers.as_slice(), fallback.as_slice()),
+            ReviewSettings::Off => (&[][..], &[][..]),
         };
-        ids.extend(specs.chain(reviewers).filter_map(|s| match s {
+        ids.extend(specs.chain(reviewers).chain(fallback).filter_map(|s| match s {
             ApproverSpec::User { id } => Some(*id),
             _ => None,
         }));
@@ -487,6 +487,20 @@ impl PackageDraft {
                     }
                     _ => return Err(DomainError::invalid("review_by", "choose who reviews")),
                 };
+                let starts_on = match f.text("review_starts").trim() {
+                    "" => None,
+                    day => Some(NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| {
+                        DomainError::invalid(
+                            "review_starts",
+                            "a date such as 2027-01-04, or empty to follow the calendar",
+                        )
+                    })?),
+                };
+                // Who reviews when a person has no manager (none: the catalog's owners).
+                let fallback = match f.text("review_by") {
+                    "manager" => users(people_in(f, "review_fallback", people)?),
+                    _ => vec![],
+                };
                 let default_decision = match f.text("review_default") {
                     "keep" => ReviewDefault::Keep,
                     "remove" => ReviewDefault::Remove,
@@ -500,6 +514,8 @@ impl PackageDraft {
                     duration_days: f.number("review_days", 1..=90, "review duration in days")?,
                     default_decision,
                     apply_automatically: f.ticked("review_auto"),
+                    starts_on,
+                    fallback,
                 }
             }
         };
@@ -739,6 +755,8 @@ impl PackageDraft {
                 duration_days,
                 default_decision,
                 apply_automatically,
+                starts_on,
+                fallback,
             } => {
                 let word = match frequency {
                     ReviewFrequency::Weekly => "weekly",
@@ -774,6 +792,8 @@ impl PackageDraft {
                 };
                 set("review_default", default.into());
                 set("review_auto", flag(*apply_automatically));
+                set("review_starts", starts_on.map(|d| d.to_string()).unwrap_or_default());
+                set("review_fallback", join_emails(spec_users(fallback), emails));
             }
         }
         for (n, q) in p.questions.iter().enumerate() {
@@ -1046,6 +1066,8 @@ mod tests {
             duration_days: 7,
             default_decision: ReviewDefault::Keep,
             apply_automatically: true,
+            starts_on: NaiveDate::from_ymd_opt(2027, 1, 4),
+            fallback: vec![ApproverSpec::User { id: UserId(9) }],
         };
         let values = d.form_values(&emails());
         let mut again = d.clone();

@@ -132,6 +132,8 @@ fn review_settings_each_variant() {
         duration_days: 14,
         default_decision,
         apply_automatically: false,
+        starts_on: None,
+        fallback: vec![],
     };
     for (frequency, word) in [
         (ReviewFrequency::Weekly, "weekly"),
@@ -161,6 +163,8 @@ fn review_settings_each_variant() {
             duration_days: 7,
             default_decision: ReviewDefault::Keep,
             apply_automatically: true,
+            starts_on: None,
+            fallback: vec![],
         },
     );
 }

@@ -18,6 +18,7 @@ pub mod ids;
 pub mod model;
 pub mod policy;
 pub mod request;
+pub mod review;
 pub mod sod;
 
 pub use error::{DomainError, DomainResult};

@@ -169,6 +169,27 @@ pub enum ReviewFrequency {
     Annually,
 }
 
+impl ReviewFrequency {
+    /// The fewest days one period has (a review lasts at most that long).
+    pub fn shortest_days(self) -> u32 {
+        match self {
+            ReviewFrequency::Weekly => 7,
+            ReviewFrequency::Monthly => 28,
+            ReviewFrequency::Quarterly => 89,
+            ReviewFrequency::Annually => 365,
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            ReviewFrequency::Weekly => "weekly",
+            ReviewFrequency::Monthly => "monthly",
+            ReviewFrequency::Quarterly => "quarterly",
+            ReviewFrequency::Annually => "annual",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewDefault {
@@ -190,6 +211,14 @@ pub enum ReviewSettings {
         duration_days: u32,
         default_decision: ReviewDefault,
         apply_automatically: bool,
+        /// The first period's first day (reviews start at 00:00 UTC); none: periods follow
+        /// the calendar (weeks from Monday, months, quarters and years from the 1st).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        starts_on: Option<NaiveDate>,
+        /// Who reviews when the reviewers resolve to nobody (no manager); none: the owners
+        /// of the package's catalog.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        fallback: Vec<ApproverSpec>,
     },
 }
 
@@ -325,6 +354,16 @@ impl Policy {
                 if options.is_empty() {
                     return Err(DomainError::invalid("questions", format!("“{}” needs at least one option", q.prompt)));
                 }
+            }
+        }
+        if let ReviewSettings::Recurring { frequency, duration_days, .. } = &self.review {
+            // A review ends before the next one of the same access starts.
+            let longest = frequency.shortest_days();
+            if *duration_days == 0 || *duration_days > longest {
+                return Err(DomainError::invalid(
+                    "review_days",
+                    format!("a {} review lasts from 1 to {longest} days", frequency.word()),
+                ));
             }
         }
         if self.max_lead_days > MAX_LEAD_DAYS {

@@ -40,6 +40,10 @@ pub mod kind {
     pub const ACCESS_EXPIRING: &str = "access_expiring";
     /// Every morning, the decisions waiting (for who chose it).
     pub const DIGEST: &str = "digest";
+    /// An access review started, and the recipient reviews some of its access.
+    pub const REVIEW_ASSIGNED: &str = "review_assigned";
+    /// Halfway through a review, to reviewers with answers still to give.
+    pub const REVIEW_REMINDER: &str = "review_reminder";
 }
 
 /// How notifications leave: an SMTP server, the sender, and the portal's address for links.
@@ -370,12 +374,35 @@ impl Letter {
                 l.why = "You get this email because you chose a daily digest of your decisions.".to_owned();
                 l.settings_url = my_access.clone();
             }
+            kind::REVIEW_ASSIGNED | kind::REVIEW_REMINDER => {
+                let waiting = n.review_waiting;
+                let people =
+                    if waiting == 1 { "1 person's access".to_owned() } else { format!("{waiting} people's access") };
+                l.subject = if n.kind == kind::REVIEW_REMINDER {
+                    format!("Reminder: access review of {package}")
+                } else {
+                    format!("Access review: {package}")
+                };
+                l.paragraphs.push(format!(
+                    "Please review who keeps {package}: {people} waits for your answer (keep, remove, or don't know). \
+                     Each shows a recommendation."
+                ));
+                if let Some(end) = n.review_ends_at {
+                    l.paragraphs.push(format!(
+                        "Please answer by {}. Access nobody answers for is decided as the policy says.",
+                        when(end)
+                    ));
+                }
+                l.action_label = "Review access".to_owned();
+                l.action_url = format!("{base}/reviews");
+                l.why = "You get this email because you review this access.".to_owned();
+            }
             kind::ACCESS_EXPIRING => {
                 l.subject = format!("Ending soon: {package}");
                 let end = n.ends_at.map(when).unwrap_or_else(|| "soon".to_owned());
                 l.paragraphs.push(format!("{} access to {package} ends on {end}.", capitalize(&whose)));
                 l.paragraphs.push(
-                    "If you still need it, ask to extend it on My Access before then (where its policy allows);                      otherwise there is nothing to do."
+                    "If you still need it, ask to extend it on My Access before then (where its policy allows); otherwise there is nothing to do."
                         .to_owned(),
                 );
                 l.action_label = "See your access".to_owned();
@@ -462,6 +489,8 @@ mod tests {
             deputy_for: None,
             waiting: Vec::new(),
             waiting_total: 0,
+            review_ends_at: None,
+            review_waiting: 0,
         }
     }
 

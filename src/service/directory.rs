@@ -27,7 +27,7 @@ impl Service {
     #[tracing::instrument(name = "viewer", skip_all, fields(actor = actor.id().0))]
     pub async fn viewer(&self, actor: &Actor) -> DomainResult<Viewer> {
         let mut conn = self.db.pool().acquire().await?;
-        let (pending, approver) = crate::store::requests::approver_standing(&mut conn, actor.id()).await?;
+        let (pending, approver, reviews) = crate::store::requests::approver_standing(&mut conn, actor.id()).await?;
         Ok(Viewer {
             id: actor.id().0,
             name: actor.user.display_name.clone(),
@@ -38,6 +38,7 @@ impl Service {
             admin_area: actor.has_admin_area(),
             approver,
             pending_approvals: pending,
+            pending_reviews: reviews,
         })
     }
 

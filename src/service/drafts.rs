@@ -504,9 +504,9 @@ impl Draft<'_> {
 /// step was saved, perhaps gone since).
 async fn check_references(conn: &mut Conn, body: &PackageDraft) -> DomainResult<()> {
     let p = &body.policy;
-    let reviewers: &[ApproverSpec] = match &p.review {
-        ReviewSettings::Recurring { reviewers, .. } => reviewers,
-        ReviewSettings::Off => &[],
+    let reviewers: Vec<ApproverSpec> = match &p.review {
+        ReviewSettings::Recurring { reviewers, fallback, .. } => reviewers.iter().chain(fallback).copied().collect(),
+        ReviewSettings::Off => vec![],
     };
     let approvers = p.approval.stages.iter().flat_map(|s| s.primary.iter().chain(&s.fallback).chain(&s.escalation));
     // Each thing named, with the field (and so the step) that names it.
@@ -666,11 +666,26 @@ fn summarize(
         "Access reviews".into(),
         match &p.review {
             ReviewSettings::Off => "off".into(),
-            ReviewSettings::Recurring { frequency, reviewers, self_review, duration_days, .. } => format!(
-                "{frequency:?}, by {}, {duration_days} days each",
-                if *self_review { "the people themselves".to_owned() } else { approvers(reviewers, groups, people) }
-            )
-            .to_lowercase(),
+            ReviewSettings::Recurring {
+                frequency, reviewers, self_review, duration_days, starts_on, fallback, ..
+            } => {
+                let mut said = format!(
+                    "{frequency:?}, by {}, {duration_days} days each",
+                    if *self_review {
+                        "the people themselves".to_owned()
+                    } else {
+                        approvers(reviewers, groups, people)
+                    }
+                )
+                .to_lowercase();
+                if !fallback.is_empty() {
+                    said.push_str(&format!(" (without a manager: {})", approvers(fallback, groups, people)));
+                }
+                if let Some(day) = starts_on {
+                    said.push_str(&format!(", from {day}"));
+                }
+                said
+            }
         },
     ));
     let questions: Vec<String> = p

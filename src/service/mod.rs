@@ -26,6 +26,7 @@ mod orgs;
 mod package_admin;
 mod reconcile;
 mod requests;
+mod reviews;
 pub mod role_sync;
 mod snapshot;
 mod views;
@@ -217,6 +218,9 @@ pub async fn run_workers(service: Service, interval: std::time::Duration) {
             let n = service.send_reminders(&crate::domain::authz::Operator::Workers).await?;
             Ok(n >= requests::TIME_OUT_PASS)
         }),
+        drain(interval, "reviews", move || async move {
+            Ok(service.run_reviews(&crate::domain::authz::Operator::Workers).await? > 0)
+        }),
         drain(interval, "expiry warnings", move || async move {
             Ok(service.warn_of_expiry(&crate::domain::authz::Operator::Workers).await? > 0)
         }),
@@ -290,8 +294,8 @@ async fn drift_checks(service: &Service, every: std::time::Duration) {
 /// organization says: days, not seconds, so every ten minutes is on time).
 const GUEST_LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Every ten minutes (the first a minute after start), block or remove the guests due, and
-/// queue the day's digests once it is time.
+/// Every ten minutes (the first a minute after start), block or remove the guests due, queue
+/// the day's digests once it is time, and start the access reviews of the period under way.
 async fn guest_checks(service: &Service, every: std::time::Duration) {
     let first = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut tick = tokio::time::interval_at(first, every);
@@ -303,6 +307,9 @@ async fn guest_checks(service: &Service, every: std::time::Duration) {
         }
         if let Err(e) = service.queue_digests(&crate::domain::authz::Operator::Workers).await {
             tracing::error!(pass = "digests", error = ?e, "worker pass failed");
+        }
+        if let Err(e) = service.start_reviews(&crate::domain::authz::Operator::Workers).await {
+            tracing::error!(pass = "reviews", error = ?e, "worker pass failed");
         }
     }
 }

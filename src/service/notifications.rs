@@ -12,6 +12,8 @@
 //! | the access is ready | its holder | `delivered` (optional) |
 //! | the access could not be delivered | its holder, the catalog's owners | `delivery_failed` |
 //! | the access ended (expired, removed, withdrawn) | its holder | `access_ended` |
+//! | a review starts | its reviewers | `review_assigned` |
+//! | a review is halfway through | its reviewers who have not answered | `review_reminder` |
 //! | every morning (07:00 UTC), decisions wait | who chose the daily digest | `digest` (a worker pass) |
 //! | the access ends in 14 or 3 days (`--notify-expiring-days`) | its holder | `access_expiring` (a worker pass, not a change) |
 //!
@@ -81,6 +83,10 @@ fn told(event: &AuditEvent, change: &[AuditEvent]) -> Vec<(To, &'static str, Str
                 (To::CatalogOwners, kind::DELIVERY_FAILED, key, false),
             ]
         }
+        "review.started" => vec![(To::Reviewers, kind::REVIEW_ASSIGNED, format!("review:{id}"), false)],
+        "review.reminded" => {
+            vec![(To::ReviewersWaiting, kind::REVIEW_REMINDER, format!("review_reminder:{id}"), false)]
+        }
         "assignment.expired" | "assignment.removed" | "assignment.withdrawn" => {
             vec![(To::Holder, kind::ACCESS_ENDED, format!("ended:{id}"), false)]
         }
@@ -92,14 +98,15 @@ fn told(event: &AuditEvent, change: &[AuditEvent]) -> Vec<(To, &'static str, Str
 pub(super) async fn enqueue(tx: &mut Tx, audit: &[AuditEvent], now: DateTime<Utc>) -> DomainResult<()> {
     for event in audit {
         for (to, kind, dedupe, optional) in told(event, audit) {
-            let of_request = event.object_type == "request";
+            let on = |what: &str| (event.object_type == what).then_some(event.object_id);
             // A decision's email goes to others: the approver who made it knows.
             let actor = event.actor.or_else(|| decider(audit));
             let news = News {
                 kind,
                 dedupe,
-                request: of_request.then_some(event.object_id),
-                assignment: (!of_request).then_some(event.object_id),
+                request: on("request"),
+                assignment: on("assignment"),
+                review: on("review"),
                 actor,
                 reason: &event.reason,
                 cause: &event.action,
@@ -163,6 +170,8 @@ impl Service {
                     kind::DECISION | kind::ESCALATED | kind::REMINDER => n.may_decide,
                     kind::ACCESS_EXPIRING => n.live,
                     kind::DIGEST => n.waiting_total > 0,
+                    // A review's emails while it runs and something waits for the recipient.
+                    kind::REVIEW_ASSIGNED | kind::REVIEW_REMINDER => n.review_waiting > 0,
                     _ => true,
                 }
         });

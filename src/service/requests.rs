@@ -643,9 +643,31 @@ async fn approver_directory(
 ) -> DomainResult<ApproverDirectory> {
     let specs: Vec<ApproverSpec> =
         stages.iter().flat_map(|s| s.primary.iter().chain(&s.fallback).chain(&s.escalation).copied()).collect();
+    let mut dir = specs_directory(conn, &specs, catalog).await?;
+    if specs.contains(&ApproverSpec::Manager) {
+        if let Some(m) = target.manager_id {
+            dir.manager = directory::active_among(conn, &[m]).await?.first().copied();
+        }
+    }
+    if specs.contains(&ApproverSpec::Sponsors) {
+        if let Some(org) = target.connected_org_id {
+            dir.sponsors = directory::sponsors(conn, org).await?;
+        }
+    }
+    Ok(dir)
+}
+
+/// Everyone `specs` can name whatever the target: the members of its groups, the catalog's
+/// owners, and which of the people it names are active (the manager and the sponsors, which
+/// depend on the target, are left to the caller).
+pub(super) async fn specs_directory(
+    conn: &mut Conn,
+    specs: &[ApproverSpec],
+    catalog: CatalogId,
+) -> DomainResult<ApproverDirectory> {
     let mut dir = ApproverDirectory::default();
     let mut named = Vec::new();
-    for spec in &specs {
+    for spec in specs {
         match *spec {
             ApproverSpec::User { id } => named.push(id),
             ApproverSpec::Group { id } => {
@@ -653,17 +675,8 @@ async fn approver_directory(
                     slot.insert(directory::group_members(conn, id).await?);
                 }
             }
-            ApproverSpec::Manager => {
-                if let Some(m) = target.manager_id {
-                    dir.manager = directory::active_among(conn, &[m]).await?.first().copied();
-                }
-            }
             ApproverSpec::CatalogOwners => dir.catalog_owners = directory::catalog_owners(conn, catalog).await?,
-            ApproverSpec::Sponsors => {
-                if let Some(org) = target.connected_org_id {
-                    dir.sponsors = directory::sponsors(conn, org).await?;
-                }
-            }
+            ApproverSpec::Manager | ApproverSpec::Sponsors => {}
         }
     }
     dir.active_users = directory::active_among(conn, &named).await?;

@@ -131,6 +131,16 @@ impl Snapshot {
         self.policies.get(&package).map_or(&[], Vec::as_slice)
     }
 
+    /// Every policy that reviews its access (enabled or not: access given under a policy
+    /// closed since is still reviewed), with its package.
+    pub fn reviewed_policies(&self) -> impl Iterator<Item = (&AccessPackage, &Policy)> {
+        self.policies.iter().filter_map(|(id, list)| self.packages.get(id).map(|p| (p, list))).flat_map(|(p, list)| {
+            list.iter()
+                .filter(|x| matches!(x.review, crate::domain::policy::ReviewSettings::Recurring { .. }))
+                .map(move |x| (p, x))
+        })
+    }
+
     pub fn policy(&self, id: PolicyId) -> Option<&Policy> {
         let (package, i) = self.policy_at.get(&id)?;
         self.policies.get(package)?.get(*i)

@@ -314,6 +314,8 @@ pub async fn update_profile(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE users SET email = $1, display_name = $2, department = COALESCE($3, department),
+            department_since = CASE WHEN $3 IS NOT NULL AND $3 <> department AND department <> '' THEN $9
+                                    ELSE department_since END,
             job_title = COALESCE($4, job_title),
             manager_id = CASE WHEN $5 = 1 THEN $6 ELSE manager_id END,
             issuer = $7, subject = $8, last_sign_in_at = $9, updated_at = $9

@@ -439,6 +439,7 @@ pub mod logins;
 pub mod notifications;
 pub mod reconcile;
 pub mod requests;
+pub mod reviews;
 pub mod role_sync;
 pub mod scale;
 pub mod seed;

@@ -21,6 +21,10 @@ pub enum To {
     Holder,
     /// The owners of the catalog the assignment's package is in.
     CatalogOwners,
+    /// The reviewers of a review.
+    Reviewers,
+    /// Those of them with an answer still to give.
+    ReviewersWaiting,
 }
 
 /// One piece of news to queue.
@@ -31,6 +35,7 @@ pub struct News<'a> {
     pub dedupe: String,
     pub request: Option<i64>,
     pub assignment: Option<i64>,
+    pub review: Option<i64>,
     pub actor: Option<UserId>,
     pub reason: &'a str,
     /// The audited action that made it.
@@ -61,13 +66,21 @@ pub async fn enqueue(conn: &mut Conn, to: To, news: &News<'_>, now: DateTime<Utc
              JOIN role_assignments ro ON ro.catalog_id = p.catalog_id AND ro.role = 'catalog_owner' \
              WHERE a.id = $3"
         }
+        To::Reviewers => {
+            "SELECT DISTINCT rr.user_id AS recipient, $1 AS dedupe FROM review_items i \
+             JOIN review_reviewers rr ON rr.item_id = i.id WHERE i.review_id = $10"
+        }
+        To::ReviewersWaiting => {
+            "SELECT DISTINCT rr.user_id AS recipient, $1 AS dedupe FROM review_items i \
+             JOIN review_reviewers rr ON rr.item_id = i.id WHERE i.review_id = $10 AND i.decision IS NULL"
+        }
     };
     let alternates = if to == To::Alternates { "AND s.source = 'escalation'" } else { "" };
     let optional = if news.optional { "AND u.email_optional = 1" } else { "" };
     let sql = format!(
-        "INSERT INTO notifications (recipient_id, kind, dedupe, request_id, assignment_id, actor_id, reason, \
-         cause, occurred_at, next_attempt_at, updated_at) \
-         SELECT DISTINCT s.recipient, $4, s.dedupe, $2, $3, $5, $6, $8, $7, $7, $7 FROM ({source}) s \
+        "INSERT INTO notifications (recipient_id, kind, dedupe, request_id, assignment_id, review_id, actor_id, \
+         reason, cause, occurred_at, next_attempt_at, updated_at) \
+         SELECT DISTINCT s.recipient, $4, s.dedupe, $2, $3, $10, $5, $6, $8, $7, $7, $7 FROM ({source}) s \
          JOIN users u ON u.id = s.recipient WHERE u.state = 'active' AND s.recipient <> $9 {alternates} {optional} \
          ON CONFLICT (recipient_id, dedupe) DO NOTHING"
     );
@@ -81,6 +94,7 @@ pub async fn enqueue(conn: &mut Conn, to: To, news: &News<'_>, now: DateTime<Utc
         .bind(to_ms(now))
         .bind(news.cause)
         .bind(news.actor.map_or(0, |a| a.0))
+        .bind(news.review)
         .execute(conn)
         .await?;
     Ok(done.rows_affected())
@@ -128,6 +142,10 @@ pub struct Claimed {
     /// due), soonest first, and how many in all. Filled by the sender.
     pub waiting: Vec<(i64, String, String, Option<DateTime<Utc>>)>,
     pub waiting_total: i64,
+    /// For a review's email: when it ends, and how many of its items wait for the recipient's
+    /// answer (0 once it has ended).
+    pub review_ends_at: Option<DateTime<Utc>>,
+    pub review_waiting: i64,
 }
 
 /// The claimed notifications, read with what their emails say (one statement). One whose
@@ -150,12 +168,16 @@ pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Claimed>, sqlx:
                 COALESCE(q.stages, '[]') AS stages, COALESCE(q.escalated, 0) AS escalated, q.stage_due_at, a.end_at, \
                 CASE WHEN EXISTS (SELECT 1 FROM request_approvers ra WHERE ra.request_id = q.id \
                     AND ra.user_id = n.recipient_id AND ra.active = 1) THEN 1 ELSE 0 END AS may_decide, \
-                CASE WHEN a.state IN {live} THEN 1 ELSE 0 END AS live \
+                CASE WHEN a.state IN {live} THEN 1 ELSE 0 END AS live, rv.ends_at AS review_ends_at, \
+                (SELECT COUNT(*) FROM review_items ri JOIN review_reviewers rr ON rr.item_id = ri.id \
+                 WHERE ri.review_id = rv.id AND rr.user_id = n.recipient_id AND ri.decision IS NULL \
+                   AND rv.state = 'running') AS review_waiting \
          FROM notifications n \
          JOIN users rcpt ON rcpt.id = n.recipient_id \
          LEFT JOIN assignments a ON a.id = n.assignment_id \
          LEFT JOIN requests q ON q.id = COALESCE(n.request_id, a.request_id) \
-         LEFT JOIN access_packages p ON p.id = COALESCE(a.package_id, q.package_id) \
+         LEFT JOIN reviews rv ON rv.id = n.review_id \
+         LEFT JOIN access_packages p ON p.id = COALESCE(a.package_id, q.package_id, rv.package_id) \
          LEFT JOIN users t ON t.id = COALESCE(a.user_id, q.target_user_id) \
          LEFT JOIN users rq ON rq.id = q.requestor_id \
          LEFT JOIN users b ON b.id = n.actor_id \
@@ -167,6 +189,8 @@ pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Claimed>, sqlx:
         // or person it cannot be told (the caller fails it).
         .filter(|row| {
             row.text("kind").is_ok_and(|k| k == crate::notify::kind::DIGEST)
+                || (row.opt_int("package_id").ok().flatten().is_some()
+                    && row.opt_time("review_ends_at").ok().flatten().is_some())
                 || (row.opt_int("package_id").ok().flatten().is_some()
                     && row.opt_int("target_id").ok().flatten().is_some())
         })
@@ -205,6 +229,8 @@ pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Claimed>, sqlx:
                 deputy_for: row.opt_text("deputy_for")?,
                 waiting: Vec::new(),
                 waiting_total: 0,
+                review_ends_at: row.opt_time("review_ends_at")?,
+                review_waiting: row.int("review_waiting")?,
             })
         })
         .collect()

@@ -370,9 +370,12 @@ const PENDING_FOR: &str = "FROM request_approvers a JOIN requests r ON r.id = a.
 /// decide before). Active approver rows are exactly the open work (every change of a
 /// request's stage or state sets them), so the count needs no join: the inbox index alone
 /// answers it.
-pub async fn approver_standing(conn: &mut Conn, user: UserId) -> Result<(i64, bool), sqlx::Error> {
+pub async fn approver_standing(conn: &mut Conn, user: UserId) -> Result<(i64, bool, i64), sqlx::Error> {
     let row = sqlx::query(
         "SELECT (SELECT COUNT(*) FROM request_approvers WHERE user_id = $1 AND active = 1) AS pending,
+                (SELECT COUNT(*) FROM review_reviewers rr JOIN review_items i ON i.id = rr.item_id
+                   JOIN reviews v ON v.id = i.review_id
+                 WHERE rr.user_id = $1 AND i.decision IS NULL AND v.state = 'running') AS reviews,
                 CASE WHEN EXISTS (SELECT 1 FROM users WHERE manager_id = $1 AND state = 'active')
                        OR EXISTS (SELECT 1 FROM request_approvers WHERE user_id = $1)
                      THEN 1 ELSE 0 END AS approver",
@@ -380,7 +383,7 @@ pub async fn approver_standing(conn: &mut Conn, user: UserId) -> Result<(i64, bo
     .bind(user.0)
     .fetch_one(conn)
     .await?;
-    Ok((row.int("pending")?, row.flag("approver")?))
+    Ok((row.int("pending")?, row.flag("approver")?, row.int("reviews")?))
 }
 
 /// Requests waiting for this approver, oldest first, one page after `after`.

@@ -106,6 +106,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=pages::MyAccess ssr=SsrMode::Async />
                     <Route path=path!("/packages/:id") view=pages::PackagePage ssr=SsrMode::Async />
                     <Route path=path!("/approvals") view=pages::Approvals ssr=SsrMode::Async />
+                    <Route path=path!("/reviews") view=pages::MyReviews ssr=SsrMode::Async />
+                    <Route path=path!("/admin/reviews") view=pages::ReviewsAdmin ssr=SsrMode::Async />
                     <Route path=path!("/admin") view=pages::Admin ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=pages::AuditLog ssr=SsrMode::Async />
                     <Route path=path!("/admin/catalogs") view=pages::Catalogs ssr=SsrMode::Async />
@@ -166,6 +168,7 @@ fn Header() -> impl IntoView {
 #[component]
 fn Nav(viewer: Viewer, open: RwSignal<bool>) -> impl IntoView {
     let pending = viewer.pending_approvals;
+    let reviews = viewer.pending_reviews;
     view! {
         <nav class="nav" class:open=move || open.get() aria-label="Main">
             <A href="/" exact=true>"My Access"</A>
@@ -175,6 +178,12 @@ fn Nav(viewer: Viewer, open: RwSignal<bool>) -> impl IntoView {
                     {(pending > 0).then(|| view! {
                         <span class="badge" aria-label=format!("{pending} pending")>{pending}</span>
                     })}
+                </A>
+            })}
+            {(reviews > 0).then(|| view! {
+                <A href="/reviews">
+                    "Reviews"
+                    <span class="badge" aria-label=format!("{reviews} to review")>{reviews}</span>
                 </A>
             })}
             {viewer.admin_area.then(|| view! { <A href="/admin">"Admin"</A> })}

@@ -11,6 +11,7 @@ use quartermaster::domain::authz::Operator;
 use chrono::Duration;
 use common::{ask, World};
 use quartermaster::domain::authz::Actor;
+use quartermaster::domain::clock::Clock;
 use quartermaster::domain::ids::*;
 use quartermaster::domain::model::Role;
 use quartermaster::domain::policy::*;
@@ -944,9 +945,21 @@ async fn sign_in_records_linking_and_profile_changes(backend: Backend) {
     let changed = events("user.profile_updated").await;
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0], (r#"{"department":"Sales"}"#.to_owned(), r#"{"department":"Marketing"}"#.to_owned()));
-    // Signing in again with the same claims records nothing more.
+    // The move is remembered for access reviews (they recommend removing access given
+    // before it), and signing in again with the same claims records nothing more.
+    let moved_at = async || -> Option<i64> {
+        sqlx::query_scalar("SELECT department_since FROM users WHERE id = $1")
+            .bind(w.ids.jamal.0)
+            .fetch_one(w.db().pool())
+            .await
+            .unwrap()
+    };
+    let moved = moved_at().await;
+    assert_eq!(moved, Some(w.clock.now().timestamp_millis()), "the move is dated");
+    w.clock.advance(chrono::Duration::days(1));
     w.service.sign_in_from_provider(&jamal, &rules).await.unwrap();
     assert_eq!(events("user.profile_updated").await.len(), 1);
+    assert_eq!(moved_at().await, moved, "no move, no new date");
     assert_eq!(events("user.linked").await.len(), 1);
 }
 

@@ -23,5 +23,6 @@ mod oidc;
 mod oidc_tokens;
 mod properties;
 mod race;
+mod reviews;
 mod scale;
 mod sweep;

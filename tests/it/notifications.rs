@@ -29,7 +29,7 @@ on_both_databases!(
 );
 
 /// The SMTP sink the test command started.
-fn sink() -> (String, String) {
+pub(crate) fn sink() -> (String, String) {
     let (Ok(smtp), Ok(api)) = (std::env::var("QM_TEST_SMTP_URL"), std::env::var("QM_TEST_MAIL_API")) else {
         panic!(
             "QM_TEST_SMTP_URL / QM_TEST_MAIL_API are not set: run the tests with scripts/test.sh, which starts \
@@ -40,17 +40,17 @@ fn sink() -> (String, String) {
 }
 
 /// A sender address of this test's own, so it reads only its own mail from the shared sink.
-fn sender() -> String {
+pub(crate) fn sender() -> String {
     format!("qm-{:016x}@quartermaster.test", rand::random::<u64>())
 }
 
-fn mailer(smtp: &str, from: &str) -> Mailer {
+pub(crate) fn mailer(smtp: &str, from: &str) -> Mailer {
     Mailer::new(smtp, None, &format!("Quartermaster <{from}>"), "https://access.example").unwrap()
 }
 
 /// Everything the sink received from `from`, oldest first, once `count` have arrived (the
 /// sink parses a message after accepting it, so the last may show a moment later).
-async fn received(from: &str, count: usize) -> Vec<Value> {
+pub(crate) async fn received(from: &str, count: usize) -> Vec<Value> {
     let (_, api) = sink();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -63,15 +63,15 @@ async fn received(from: &str, count: usize) -> Vec<Value> {
     }
 }
 
-fn to(mail: &Value) -> &str {
+pub(crate) fn to(mail: &Value) -> &str {
     mail["to"][0]["address"].as_str().unwrap()
 }
 
-fn subjects_to<'a>(mails: &'a [Value], whom: &str) -> Vec<&'a str> {
+pub(crate) fn subjects_to<'a>(mails: &'a [Value], whom: &str) -> Vec<&'a str> {
     mails.iter().filter(|m| to(m) == whom).map(|m| m["subject"].as_str().unwrap()).collect()
 }
 
-async fn send(service: &Service) -> usize {
+pub(crate) async fn send(service: &Service) -> usize {
     service.send_notifications(&Operator::Workers, 50).await.unwrap()
 }
 

@@ -220,7 +220,7 @@ impl Parked {
 }
 
 #[derive(Debug, PartialEq)]
-enum Second {
+pub(crate) enum Second {
     /// It reached its checkpoint too: it read the same state as the first.
     Parked,
     /// It waits for a lock the first holds.
@@ -230,7 +230,11 @@ enum Second {
 }
 
 /// What became of the second operation while the first is parked.
-async fn second_operation<T>(w: &World, parked: Option<&mut Parked>, handle: &tokio::task::JoinHandle<T>) -> Second {
+pub(crate) async fn second_operation<T>(
+    w: &World,
+    parked: Option<&mut Parked>,
+    handle: &tokio::task::JoinHandle<T>,
+) -> Second {
     let mut parked = parked;
     for _ in 0..4000 {
         if let Some(p) = parked.as_mut() {

@@ -110,6 +110,17 @@ const TABLE: &[(&str, &str)] = &[
     ("set_deputy", "DDDDDDDDDDAA"),
     ("set_guest_lifecycle", "DDDDDDDDDDAD"),
     ("end_deputy", "DDDDDDDDDDAA"),
+    // Access reviews: everyone reads what they are asked to review; Omar's Developer Tools is
+    // reviewed by his manager alone (not by Omar, nor by the catalog's managers).
+    ("my_reviews", "DAAAAAAAAAAA"),
+    ("my_reviews → Omar's review item", "DDDADDDDDDDD"),
+    ("answer_review", "DDDADDDDDDDD"),
+    // The reviews themselves: listed to who holds a role in a catalog (each sees its own
+    // catalogs'), ended early and applied by who may assign in the package's catalog.
+    ("load_reviews", "DDDDDDAAAAAD"),
+    ("load_reviews → the Engineering review", "DDDDDDADAAAD"),
+    ("end_review", "DDDDDDADAAAD"),
+    ("apply_review", "DDDDDDADAAAD"),
     ("pending_approvals", "DAAAAAAAAAAA"),
     ("pending_approvals → Omar's request", "DDDDADDDDDDD"),
     ("decision_history", "DAAAAAAAAAAA"),
@@ -136,6 +147,11 @@ const TABLE: &[(&str, &str)] = &[
     ("/", "DAAAAAAAAAAA"),
     ("/ → Omar's request", "DDDDDDDDDDDA"),
     ("/approvals", "DAAAAAAAAAAA"),
+    // (The page's own read of Omar's item is the server function's: the page names its
+    // viewer, so "Omar Haddad" is on Omar's own page whatever it lists.)
+    ("/reviews", "DAAAAAAAAAAA"),
+    ("/admin/reviews", "DDDDDDAAAAAD"),
+    ("/admin/reviews → the Engineering review", "DDDDDDADAAAD"),
     ("/approvals → Omar's request", "DDDDADDDDDDD"),
     ("/admin", "DDDDDAAAAAAD"),
     ("/admin/audit", "DDDDDDDDDDAD"),
@@ -286,6 +302,11 @@ struct Fixtures {
     bulk_job: i64,
     /// Omar's out-of-office: Maya decides for him for ten days.
     deputy: i64,
+    /// A running review of Developer Tools with Omar's item (his manager reviews it), and an
+    /// ended one whose results are to be applied.
+    review: i64,
+    review_item: i64,
+    ended_review: i64,
 }
 
 /// A package of the sweep's own in a catalog: its own built-in resource (so removing one
@@ -439,6 +460,7 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         .unwrap();
         AssignmentId(id)
     };
+    let reviews = review_fixtures(app, dev_policy).await;
     Fixtures {
         cancel,
         decide,
@@ -471,12 +493,61 @@ async fn fixtures(app: &TestApp) -> Fixtures {
             app.service.set_deputy(&omar, ids.omar, "maya@quartermaster.example", period).await.unwrap()
         },
         system: connected_system(app, eng).await,
+        review: reviews.0,
+        review_item: reviews.1,
+        ended_review: reviews.2,
         scim: {
             let grace = app.service.actor(ids.grace).await.unwrap().unwrap();
             let admin = app.service.administrator(&grace).unwrap();
             admin.add_scim_system("Sweep SCIM", "http://127.0.0.1:9/v2", "a token", false).await.unwrap()
         },
     }
+}
+
+/// Developer Tools reviewed quarterly from today by managers: the running review (and
+/// Omar's item in it); and a second policy of the package, whose review holds Tom's access
+/// and has ended, its results not applied.
+async fn review_fixtures(app: &TestApp, dev_policy: PolicyId) -> (i64, i64, i64) {
+    use quartermaster::domain::policy::{ReviewDefault, ReviewFrequency, ReviewSettings};
+    let (s, ids, pool) = (&app.service, &app.ids, app.service.db().pool());
+    let grace = s.actor(ids.grace).await.unwrap().unwrap();
+    let review = |apply_automatically: bool| ReviewSettings::Recurring {
+        frequency: ReviewFrequency::Quarterly,
+        reviewers: vec![ApproverSpec::Manager],
+        self_review: false,
+        duration_days: 14,
+        default_decision: ReviewDefault::Remove,
+        apply_automatically,
+        starts_on: Some(chrono::Utc::now().date_naive()),
+        fallback: vec![],
+    };
+    let pm = s.package_manager_of(&grace, ids.developer_tools).await.unwrap();
+    let mut dev = {
+        let mut conn = pool.acquire().await.unwrap();
+        quartermaster::store::catalog::policy(&mut conn, dev_policy).await.unwrap().unwrap()
+    };
+    // Ending it early (a row of its own) applies nothing: the rows after it still find
+    // Developer Tools where they left it.
+    dev.review = review(false);
+    pm.update_policy(dev).await.unwrap();
+    let mut other = Policy::new(ids.developer_tools, "Reviewed (sweep)", RequestorScope::Nobody, vec![]);
+    other.review = review(false);
+    let other = pm.create_policy(other).await.unwrap();
+    let am = s.assignment_manager_of(&grace, ids.developer_tools).await.unwrap();
+    am.assign_directly(ids.tom, ids.developer_tools, other, None, "sweep").await.unwrap();
+    assert_eq!(s.start_reviews(&Operator::Workers).await.unwrap(), 2);
+    let of = async |policy: PolicyId| -> i64 {
+        sqlx::query_scalar("SELECT id FROM reviews WHERE policy_id = $1").bind(policy.0).fetch_one(pool).await.unwrap()
+    };
+    let (running, ended) = (of(dev_policy).await, of(other).await);
+    s.end_review_early(&grace, ended).await.unwrap();
+    let item = sqlx::query_scalar("SELECT id FROM review_items WHERE review_id = $1 AND user_id = $2")
+        .bind(running)
+        .bind(ids.omar.0)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    (running, item, ended)
 }
 
 /// A webhook receiver nobody runs, bound to `catalog`, with one of Omar's removals there
@@ -539,6 +610,8 @@ enum Effect {
     EmailSettings,
     /// Every deputy period and whether it ended.
     Deputies,
+    /// A review's state and its items' answers and outcomes.
+    Review(i64),
 }
 
 #[derive(Clone, Debug)]
@@ -591,6 +664,16 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
                 Some(Effect::Deputies),
             ),
             "end_deputy" => (vec![("deputy_id", fx.deputy.to_string())], Some(Effect::Deputies)),
+            "answer_review" => (
+                vec![
+                    ("item_ids[0]", fx.review_item.to_string()),
+                    ("decision", "keep".into()),
+                    ("justification", "sweep".into()),
+                ],
+                Some(Effect::Review(fx.review)),
+            ),
+            "end_review" => (vec![("review_id", fx.review.to_string())], Some(Effect::Review(fx.review))),
+            "apply_review" => (vec![("review_id", fx.ended_review.to_string())], Some(Effect::Review(fx.ended_review))),
             "give_up_access" => {
                 (vec![("assignment_id", fx.give_up.0.to_string())], Some(Effect::Assignment(fx.give_up)))
             }
@@ -843,6 +926,9 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
         read("Omar's failed entry", "failed_work", FAILED_MARK),
         read("Omar's request", "/", READ_MARK),
         read("Omar's request", "/approvals", READ_MARK),
+        read("Omar's review item", "my_reviews", "Omar Haddad"),
+        read("the Engineering review", "load_reviews", "Developer Tools"),
+        read("the Engineering review", "/admin/reviews", "Developer Tools"),
         read("Omar's failed entry", "/admin", FAILED_MARK),
         read("Engineering", "admin_catalogs", "Engineering"),
         read("Omar's Engineering access", "load_person_access", HELD_PACKAGE),
@@ -1047,6 +1133,19 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
                     .await
                     .unwrap();
             format!("{orgs:?} {sponsors:?}")
+        }
+        Effect::Review(id) => {
+            let state: String =
+                sqlx::query_scalar("SELECT state FROM reviews WHERE id = $1").bind(id).fetch_one(pool).await.unwrap();
+            type Item = (i64, Option<String>, Option<String>, Option<i64>);
+            let items: Vec<Item> = sqlx::query_as(
+                "SELECT id, decision, outcome, applied_at FROM review_items WHERE review_id = $1 ORDER BY id",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            format!("{state} {items:?}")
         }
         Effect::Deputies => {
             let rows: Vec<(i64, i64, i64, Option<i64>)> =

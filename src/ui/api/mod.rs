@@ -13,11 +13,13 @@ mod catalogs;
 mod connectors;
 mod drafts;
 mod orgs;
+mod reviews;
 pub use assignments::*;
 pub use catalogs::*;
 pub use connectors::*;
 pub use drafts::*;
 pub use orgs::*;
+pub use reviews::*;
 
 #[cfg(feature = "ssr")]
 mod server {

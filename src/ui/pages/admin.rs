@@ -30,6 +30,7 @@ fn AdminBody() -> impl IntoView {
             <p class="tags">
                 {v.is_admin.then(|| view! { <a class="btn-secondary" href="/admin/audit">"Audit log"</a> })}
                 <a class="btn-secondary" href="/admin/people">"People"</a>
+                <a class="btn-secondary" href="/admin/reviews">"Access reviews"</a>
                 {v.is_admin.then(|| view! { <a class="btn-secondary" href="/admin/orgs">"Connected organizations"</a> })}
                 {v.is_admin.then(|| view! { <a class="btn-secondary" href="/admin/connectors">"Connected systems"</a> })}
             </p>

@@ -407,7 +407,10 @@ fn Lifecycle(ctx: Ctx) -> impl IntoView {
             options=vec![("manager", "Their managers"), ("self", "The people themselves"), ("people", "Specific people")] />
         <People ctx=ctx.clone() key="review_people".into() label="Reviewers (emails, for “specific people”)" />
         <Problem ctx=ctx.clone() field="review_people".into() />
+        <People ctx=ctx.clone() key="review_fallback".into() label="Who reviews for people without a manager (emails; none: the catalog's owners)" />
+        <Problem ctx=ctx.clone() field="review_fallback".into() />
         <Kept ctx=ctx.clone() prefix="review".into() />
+        <Text ctx=ctx.clone() key="review_starts".into() label="First review starts on (empty: with the calendar)" kind="date" />
         <Text ctx=ctx.clone() key="review_days".into() label="Days a review lasts" kind="number" />
         <Select ctx=ctx.clone() key="review_default".into() label="If a reviewer does not answer"
             options=vec![("keep", "Keep access"), ("remove", "Remove access"), ("recommendation", "Take the recommendation")] />

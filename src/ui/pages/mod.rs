@@ -14,6 +14,7 @@ mod orgs;
 mod package;
 mod package_admin;
 mod people;
+mod reviews;
 mod sign_in;
 
 pub use admin::Admin;
@@ -30,4 +31,5 @@ pub use orgs::Orgs;
 pub use package::PackagePage;
 pub use package_admin::PackageAdmin;
 pub use people::{People, Person};
+pub use reviews::{MyReviews, ReviewsAdmin};
 pub use sign_in::SignIn;

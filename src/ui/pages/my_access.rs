@@ -27,6 +27,9 @@ fn MyAccessBody() -> impl IntoView {
     let after = move || query.read().get("after");
     let requests_before = move || query.read().get("requests_before");
     let access_before = move || query.read().get("access_before");
+    // Read once: this body is made after the viewer is known (see `SignedIn`).
+    let to_review =
+        crate::ui::use_viewer().get_untracked().and_then(Result::ok).flatten().map_or(0, |v| v.pending_reviews);
     let cancel = ServerAction::<CancelRequest>::new();
     let give_up = ServerAction::<GiveUpAccess>::new();
     let extend = ServerAction::<ExtendAccess>::new();
@@ -51,6 +54,15 @@ fn MyAccessBody() -> impl IntoView {
     view! {
         <h1>"My Access"</h1>
         <Notices latest flash=flash() />
+        {(to_review > 0).then(|| view! {
+            <section class="panel" aria-labelledby="my-reviews-h" id="my-reviews">
+                <h2 id="my-reviews-h">"Access reviews"</h2>
+                <p>
+                    {if to_review == 1 { "1 person's access waits for your review. ".to_owned() } else { format!("{to_review} people's access waits for your review. ") }}
+                    <a class="btn" href="/reviews">"Review access"</a>
+                </p>
+            </section>
+        })}
         <section class="panel" aria-labelledby="browse-h">
             <div class="panel-head">
                 <h2 id="browse-h">"Request access"</h2>
