@@ -444,5 +444,13 @@ async fn seed_activity(service: &Service, ids: &DemoIds) -> Result<(), DomainErr
     };
     service.package_manager_of(&grace, ids.developer_tools).await?.update_policy(dev).await?;
     service.start_reviews(&crate::domain::authz::Operator::Workers).await?;
+    // Birthright access: everyone in Sales gets the sales dashboards, and loses them on
+    // leaving the department.
+    let mut sales = policy(ids.sales_analytics, "Sales department (automatic)", RequestorScope::Nobody, vec![]);
+    sales.description = "Everyone in Sales, for as long as they are in it.".into();
+    sales.auto_rule = Some(r#"department == "Sales" && kind == "member""#.into());
+    service.package_manager_of(&grace, ids.sales_analytics).await?.create_policy(sales).await?;
+    service.apply_rules(&crate::domain::authz::Operator::Workers).await?;
+    service.deliver_pending(&crate::domain::authz::Operator::Workers, 100).await?;
     Ok(())
 }

@@ -445,6 +445,15 @@ pub struct DraftView {
     pub summary: Vec<(String, String)>,
     /// The Review step of an edit: what saving does to requests already filed.
     pub impact: Vec<String>,
+    /// The Review step of a policy that assigns by rule: who would gain and lose the package.
+    pub what_if: Option<WhatIf>,
+}
+
+/// Who a rule would give a package to, and take it from, by name (everyone).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WhatIf {
+    pub gains: Vec<String>,
+    pub losses: Vec<String>,
 }
 
 /// A person a picker offers.

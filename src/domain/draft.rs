@@ -373,6 +373,21 @@ impl PackageDraft {
         self.policy.requestors = requestors;
         self.policy.justification_required = f.ticked("justification_required");
         self.policy.on_behalf_allowed = f.ticked("on_behalf_allowed");
+        // Assigned automatically to everyone a rule matches (administrators only: checked
+        // when the draft is made into the policy).
+        self.policy.auto_rule = match f.text("auto_rule").trim() {
+            "" => None,
+            rule => {
+                super::rule::Rule::parse(rule)?;
+                if scope != RequestorScope::Nobody {
+                    return Err(DomainError::invalid(
+                        "auto_rule",
+                        "a policy that assigns automatically takes no requests: choose “nobody” above",
+                    ));
+                }
+                Some(rule.to_owned())
+            }
+        };
         Ok(())
     }
 
@@ -619,7 +634,7 @@ impl PackageDraft {
         match field {
             "name" | "description" | "policy_name" | "policy_description" => WizardStep::Basics,
             "roles" => WizardStep::Roles,
-            "requestors" | "people" | "orgs" | "scope" => WizardStep::Requestors,
+            "requestors" | "people" | "orgs" | "scope" | "auto_rule" => WizardStep::Requestors,
             "approval" | "stages" => WizardStep::Approval,
             "expiration" | "expires" | "exp_date" | "exp_days" | "exp_hours" | "max_lead_days"
             | "extension_allowed" => WizardStep::Lifecycle,
@@ -670,6 +685,7 @@ impl PackageDraft {
         }
         set("justification_required", flag(p.justification_required));
         set("on_behalf_allowed", flag(p.on_behalf_allowed));
+        set("auto_rule", p.auto_rule.clone().unwrap_or_default());
         set("stages", p.approval.stages.len().to_string());
         for i in 1..=STAGES {
             let key = |k: &str| format!("s{i}_{k}");

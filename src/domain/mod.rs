@@ -19,6 +19,7 @@ pub mod model;
 pub mod policy;
 pub mod request;
 pub mod review;
+pub mod rule;
 pub mod sod;
 
 pub use error::{DomainError, DomainResult};

@@ -356,6 +356,17 @@ impl Policy {
                 }
             }
         }
+        if let Some(source) = self.auto_rule.as_deref() {
+            super::rule::Rule::parse(source)?;
+            // Every assignment under it is the rule's to give and take back.
+            if self.scope != RequestorScope::Nobody {
+                return Err(DomainError::invalid(
+                    "auto_rule",
+                    "a policy that assigns automatically takes no requests: set “who can request” to nobody, \
+                     and add another policy for requests",
+                ));
+            }
+        }
         if let ReviewSettings::Recurring { frequency, duration_days, .. } = &self.review {
             // A review ends before the next one of the same access starts.
             let longest = frequency.shortest_days();

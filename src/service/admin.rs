@@ -701,6 +701,10 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         let pkg =
             catalog::package(tx, policy.package_id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
         self.owns(pkg.catalog_id, "access package")?;
+        // Automatic assignment is for administrators to set.
+        if policy.auto_rule.is_some() {
+            service.administrator(actor)?;
+        }
         let id = catalog::insert_policy(tx, &policy, to_ms(now)).await?;
         let event =
             AuditEvent::new(Some(actor.id()), "policy.created", "policy", id.0).after(json!(Policy { id, ..policy }));
@@ -728,6 +732,9 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         let (service, actor) = (self.service, self.actor);
         let now = service.now();
         let before = catalog::policy(tx, changed.id).await?.ok_or_else(|| DomainError::not_found("policy"))?;
+        if before.auto_rule != changed.auto_rule {
+            service.administrator(actor)?;
+        }
         let pkg =
             catalog::package(tx, before.package_id).await?.ok_or_else(|| DomainError::not_found("access package"))?;
         self.owns(pkg.catalog_id, "policy")?;

@@ -215,10 +215,17 @@ impl Service {
         }
         // A new person whose sign-in raced another of their own (two tabs) finds themselves on
         // the second try.
-        match self.sign_in_once(&identity, admins).await {
+        let user = match self.sign_in_once(&identity, admins).await {
             Err(DomainError::Conflict(why)) if why == EMAIL_TAKEN => self.sign_in_once(&identity, admins).await,
             other => other,
+        }?;
+        // What the provider says of them may have changed which rules match them (a new
+        // department, groups): their birthright access follows at once. A failure here does
+        // not stop the sign-in; the ten-minute pass brings them in line.
+        if let Err(e) = self.apply_rules_for(user).await {
+            tracing::error!(user = user.0, error = ?e, "automatic assignment after sign-in failed");
         }
+        Ok(user)
     }
 
     /// Whether `user` is now linked to this very identity: a sign-in of the same person (another

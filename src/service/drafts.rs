@@ -21,7 +21,7 @@ use crate::domain::policy::{ApproverSpec, Expiration, QuestionKind, RequestorRef
 use crate::domain::{DomainError, DomainResult};
 use crate::states::{DraftMode, WizardStep};
 use crate::store::{catalog, directory, drafts, to_ms, Conn};
-use crate::views::{Choice, DraftSummary, DraftView};
+use crate::views::{Choice, DraftSummary, DraftView, WhatIf};
 
 /// Drafts one person may keep at once (discarding or finishing one frees a place).
 pub const MAX_DRAFTS: i64 = 50;
@@ -292,6 +292,7 @@ impl Draft<'_> {
         check_references(&mut tx, &body).await?;
         let mut events = Vec::new();
         let mut policy = body.policy.clone();
+        let mut saved = row.policy;
         let package = match (row.package, row.policy) {
             (None, _) => {
                 let (id, event) = pm.insert_package_in(&mut tx, &body.name, &body.description, &body.roles).await?;
@@ -316,13 +317,15 @@ impl Draft<'_> {
                 }
                 policy.id = PolicyId(0);
                 policy.package_id = id;
-                let (_, event) = pm.insert_policy_in(&mut tx, policy).await?;
+                let (made, event) = pm.insert_policy_in(&mut tx, policy).await?;
+                saved = Some(made);
                 events.push(event);
                 id
             }
             (Some(p), None) => {
                 policy.package_id = p;
-                let (_, event) = pm.insert_policy_in(&mut tx, policy).await?;
+                let (made, event) = pm.insert_policy_in(&mut tx, policy).await?;
+                saved = Some(made);
                 events.push(event);
                 p
             }
@@ -396,6 +399,18 @@ impl Draft<'_> {
             return Err(DomainError::not_found("draft"));
         }
         service.commit(tx, events).await?;
+        // A rule applies at once, as the Review step showed (each change its own transaction;
+        // one that fails is taken up by the next pass).
+        if let Some(id) = saved.filter(|_| body.policy.auto_rule.is_some()) {
+            let mut conn = service.db.pool().acquire().await?;
+            let made = catalog::policy(&mut conn, id).await?;
+            drop(conn);
+            if let Some(made) = made {
+                if let Err(e) = service.apply_rule(&made, None).await {
+                    tracing::error!(policy = id.0, error = ?e, "applying a new rule failed: the next pass applies it");
+                }
+            }
+        }
         Ok(package)
     }
 
@@ -471,15 +486,29 @@ impl Draft<'_> {
             }
         }
         let step = step.or_else(|| WizardStep::parse(&row.step)).unwrap_or(WizardStep::Basics);
-        let (summary, impact) = if step == WizardStep::Review {
+        let (summary, impact, what_if) = if step == WizardStep::Review {
             let summary = summarize(&body, mode_of(row), &roles, &packages, &groups, &orgs, &named);
             let impact = match (row.package, row.policy) {
                 (Some(pkg), Some(pol)) => impact_of(&mut conn, &body, pkg, pol, &roles).await?,
                 _ => vec![],
             };
-            (summary, impact)
+            // Who the rule would give the package to and take it from, computed as saving
+            // will apply it (a package not made yet is held by nobody).
+            let what_if = match body.policy.auto_rule.as_deref() {
+                Some(source) => {
+                    let rule = crate::domain::rule::Rule::parse(source)?;
+                    let package = row.package.unwrap_or(PackageId(0));
+                    let diff = service.rule_diff(&mut conn, package, row.policy, &rule, None).await?;
+                    Some(WhatIf {
+                        gains: diff.gains.into_iter().map(|(_, name)| name).collect(),
+                        losses: diff.losses.into_iter().map(|(_, _, name)| name).collect(),
+                    })
+                }
+                None => None,
+            };
+            (summary, impact, what_if)
         } else {
-            (vec![], vec![])
+            (vec![], vec![], None)
         };
         Ok(DraftView {
             id: row.id,
@@ -496,6 +525,7 @@ impl Draft<'_> {
             orgs,
             summary,
             impact,
+            what_if,
         })
     }
 }

@@ -67,6 +67,10 @@ impl Service {
             }
             out.push(ImportLine { line: usize::try_from(line).unwrap_or(usize::MAX), email, outcome });
         }
+        // Newcomers get their birthright access now rather than at the next pass.
+        if apply {
+            self.apply_rules_to(None).await?;
+        }
         Ok(out)
     }
 

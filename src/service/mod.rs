@@ -7,6 +7,7 @@
 mod admin;
 mod assignments;
 mod audit;
+mod birthright;
 pub mod bulk;
 pub mod capability;
 mod catalog;
@@ -295,7 +296,8 @@ async fn drift_checks(service: &Service, every: std::time::Duration) {
 const GUEST_LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Every ten minutes (the first a minute after start), block or remove the guests due, queue
-/// the day's digests once it is time, and start the access reviews of the period under way.
+/// the day's digests once it is time, start the access reviews of the period under way, and
+/// bring automatic assignment in line with the directory.
 async fn guest_checks(service: &Service, every: std::time::Duration) {
     let first = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut tick = tokio::time::interval_at(first, every);
@@ -310,6 +312,9 @@ async fn guest_checks(service: &Service, every: std::time::Duration) {
         }
         if let Err(e) = service.start_reviews(&crate::domain::authz::Operator::Workers).await {
             tracing::error!(pass = "reviews", error = ?e, "worker pass failed");
+        }
+        if let Err(e) = service.apply_rules(&crate::domain::authz::Operator::Workers).await {
+            tracing::error!(pass = "automatic assignment", error = ?e, "worker pass failed");
         }
     }
 }

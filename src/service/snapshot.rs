@@ -141,6 +141,14 @@ impl Snapshot {
         })
     }
 
+    /// Every enabled policy that assigns by a rule (of a package still there).
+    pub fn ruled_policies(&self) -> impl Iterator<Item = &Policy> {
+        self.policies
+            .iter()
+            .filter(|(id, _)| self.packages.contains_key(id))
+            .flat_map(|(_, list)| list.iter().filter(|p| p.enabled && p.auto_rule.is_some()))
+    }
+
     pub fn policy(&self, id: PolicyId) -> Option<&Policy> {
         let (package, i) = self.policy_at.get(&id)?;
         self.policies.get(package)?.get(*i)

@@ -426,6 +426,7 @@ fn id_list_text(ids: impl IntoIterator<Item = i64>) -> String {
 
 pub mod assignments;
 pub mod audit;
+pub mod birthright;
 pub mod bulk;
 pub mod catalog;
 pub mod deputies;

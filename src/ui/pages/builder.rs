@@ -315,7 +315,10 @@ fn Requestors(ctx: Ctx, d: DraftView) -> impl IntoView {
         <Problem ctx=ctx.clone() field="requestors".into() />
         <Problem ctx=ctx.clone() field="orgs".into() />
         <Check ctx=ctx.clone() key="justification_required".into() label="Requesters must say why".into() />
-        <Check ctx key="on_behalf_allowed".into() label="Managers may request for their direct reports".into() />
+        <Check ctx=ctx.clone() key="on_behalf_allowed".into() label="Managers may request for their direct reports".into() />
+        <h2 class="small">"Automatic assignment"</h2>
+        <Text ctx key="auto_rule".into() label="Assign to everyone who matches (administrators; “who can request”: nobody)"
+            hint="A rule over department, job_title, kind, org, email and groups, such as department == \"Sales\" && kind == \"member\". Empty: nobody is assigned automatically. The Review step shows who gains and loses access before you save." />
     }
 }
 
@@ -451,11 +454,43 @@ fn Review(d: DraftView) -> impl IntoView {
         <dl class="summary" id="wizard-summary">
             {d.summary.into_iter().map(|(what, how)| view! { <dt>{what}</dt><dd>{how}</dd> }).collect_view()}
         </dl>
+        {d.what_if.map(|w| view! { <WhatIfPanel w /> })}
         {(!d.impact.is_empty()).then(|| view! {
             <section class="panel" aria-labelledby="impact-h" id="wizard-impact">
                 <h2 id="impact-h">"What saving does"</h2>
                 <ul>{d.impact.into_iter().map(|line| view! { <li>{line}</li> }).collect_view()}</ul>
             </section>
         })}
+    }
+}
+
+/// Who the policy's rule gives the package to, and takes it from, if saved now: counts and
+/// the first names, then everyone.
+#[component]
+fn WhatIfPanel(w: WhatIf) -> impl IntoView {
+    const FIRST: usize = 10;
+    let list = |names: &[String]| {
+        let first: Vec<String> = names.iter().take(FIRST).cloned().collect();
+        let more = names.len().saturating_sub(FIRST);
+        format!("{}{}", first.join(", "), if more > 0 { format!(" and {more} more") } else { String::new() })
+    };
+    let (gain_text, loss_text) = (list(&w.gains), list(&w.losses));
+    let everyone = w.gains.len() > FIRST || w.losses.len() > FIRST;
+    view! {
+        <section class="panel" aria-labelledby="whatif-h" id="wizard-whatif">
+            <h2 id="whatif-h">"Who gains and loses access"</h2>
+            <p id="whatif-gains"><strong>{format!("{} gain it", w.gains.len())}</strong>{(!w.gains.is_empty()).then(|| format!(": {gain_text}"))}</p>
+            <p id="whatif-losses"><strong>{format!("{} lose it", w.losses.len())}</strong>{(!w.losses.is_empty()).then(|| format!(": {loss_text}"))}</p>
+            {everyone.then(|| view! {
+                <details>
+                    <summary>"Everyone"</summary>
+                    <h3 class="small">"Gain"</h3>
+                    <ul class="plain" id="whatif-all-gains">{w.gains.iter().map(|n| view! { <li>{n.clone()}</li> }).collect_view()}</ul>
+                    <h3 class="small">"Lose"</h3>
+                    <ul class="plain" id="whatif-all-losses">{w.losses.iter().map(|n| view! { <li>{n.clone()}</li> }).collect_view()}</ul>
+                </details>
+            })}
+            <p class="muted small">"Computed now, changing nothing: saving applies the rule, and these changes are made and audited one person at a time."</p>
+        </section>
     }
 }
