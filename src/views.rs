@@ -454,6 +454,10 @@ pub struct DraftView {
 pub struct WhatIf {
     pub gains: Vec<String>,
     pub losses: Vec<String>,
+    /// Who matches but cannot have it, and why.
+    pub blocked: Vec<String>,
+    /// Names exactly who gains and loses: saving refuses if that has changed since.
+    pub fingerprint: String,
 }
 
 /// A person a picker offers.

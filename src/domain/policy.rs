@@ -358,6 +358,14 @@ impl Policy {
         }
         if let Some(source) = self.auto_rule.as_deref() {
             super::rule::Rule::parse(source)?;
+            // The rule gives the access back to whoever still matches: an end date or a review
+            // taking it away would be undone at the next pass.
+            if self.expiration != Expiration::Never || self.review != ReviewSettings::Off {
+                return Err(DomainError::invalid(
+                    "auto_rule",
+                    "access a rule gives lasts while the person matches it: no end date and no reviews",
+                ));
+            }
             // Every assignment under it is the rule's to give and take back.
             if self.scope != RequestorScope::Nobody {
                 return Err(DomainError::invalid(

@@ -9,6 +9,8 @@
 //! What a rule would do is computed without changing anything ([`Service::rule_diff`]): the
 //! builder shows it before saving, and saving applies the same computation.
 
+use std::collections::HashMap;
+
 use serde_json::json;
 
 use super::Service;
@@ -17,7 +19,7 @@ use crate::domain::authz::{Operator, Permission};
 use crate::domain::ids::*;
 use crate::domain::policy::Policy;
 use crate::domain::request::{AssignmentState, RequestKind, RequestState};
-use crate::domain::rule::Rule;
+use crate::domain::rule::{PersonFacts, Rule};
 use crate::domain::{DomainError, DomainResult};
 use crate::store::requests::NewRequestRow;
 use crate::store::{assignments, birthright, catalog, requests, Conn};
@@ -29,32 +31,63 @@ pub struct RuleDiff {
     pub gains: Vec<(UserId, String)>,
     /// Assignments the rule made under this policy whose holders no longer match.
     pub losses: Vec<(AssignmentId, UserId, String)>,
+    /// People who match but cannot have it (separation of duties, the package closed): why.
+    pub blocked: Vec<(UserId, String, String)>,
+}
+
+impl RuleDiff {
+    /// Names who gains and who loses, to tell whether it is still what someone reviewed.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let gains: Vec<String> = self.gains.iter().map(|(u, _)| u.0.to_string()).collect();
+        let losses: Vec<String> = self.losses.iter().map(|(a, _, _)| a.0.to_string()).collect();
+        let text = format!("gains:{};losses:{}", gains.join(","), losses.join(","));
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    }
+}
+
+/// A person as a what-if names them.
+fn named(name: &str, facts: &PersonFacts) -> String {
+    format!("{name} ({})", facts.email)
 }
 
 impl Service {
-    /// What `rule` would do for `package` under `policy` (none: a policy not saved yet),
-    /// changing nothing.
+    /// What `rule` would do for `package` under `policy` (none: a policy not saved yet) to
+    /// `people` (active, with what rules read), changing nothing. Someone the rule cannot be
+    /// evaluated for is neither given nor taken anything.
     pub(super) async fn rule_diff(
         &self,
         conn: &mut Conn,
-        package: PackageId,
-        policy: Option<PolicyId>,
+        (package, policy): (PackageId, Option<PolicyId>),
         rule: &Rule,
+        people: &[(UserId, String, PersonFacts)],
         one: Option<UserId>,
     ) -> DomainResult<RuleDiff> {
-        let people = birthright::people(conn, one).await?;
-        let held = birthright::held(conn, package, one).await?;
+        let mut held: HashMap<UserId, Vec<birthright::Held>> = HashMap::new();
+        for h in birthright::held(conn, package, one).await? {
+            held.entry(h.user).or_default().push(h);
+        }
         let mut diff = RuleDiff::default();
-        for (id, name, facts) in &people {
-            let matches = rule.matches(facts);
-            let mine: Vec<&birthright::Held> = held.iter().filter(|h| h.user == *id).collect();
-            if matches && mine.is_empty() {
-                diff.gains.push((*id, name.clone()));
-            }
-            if !matches {
-                for h in mine.iter().filter(|h| h.by_rule && Some(h.policy) == policy) {
-                    diff.losses.push((h.assignment, *id, name.clone()));
+        for (id, name, facts) in people.iter().filter(|(id, ..)| one.is_none_or(|o| o == *id)) {
+            let mine = held.get(id).map(Vec::as_slice).unwrap_or_default();
+            match rule.matches(facts) {
+                Some(true) if mine.is_empty() => {
+                    // (A package not made yet has nothing to block it.)
+                    let blocker = match package.0 {
+                        0 => None,
+                        _ => super::requests::access_blocker(conn, package, *id).await?,
+                    };
+                    match blocker {
+                        Some(why) => diff.blocked.push((*id, named(name, facts), why)),
+                        None => diff.gains.push((*id, named(name, facts))),
+                    }
                 }
+                Some(false) => {
+                    for h in mine.iter().filter(|h| h.by_rule && Some(h.policy) == policy) {
+                        diff.losses.push((h.assignment, *id, named(name, facts)));
+                    }
+                }
+                _ => {}
             }
         }
         Ok(diff)
@@ -74,14 +107,17 @@ impl Service {
     }
 
     pub(super) async fn apply_rules_to(&self, one: Option<UserId>) -> DomainResult<(usize, usize)> {
-        let policies: Vec<Policy> = {
+        let (policies, people) = {
             let mut conn = self.db.pool().acquire().await?;
             let snapshot = self.catalog_snapshot(&mut conn).await?;
-            snapshot.ruled_policies().cloned().collect()
+            let policies: Vec<Policy> = snapshot.ruled_policies().cloned().collect();
+            // Read once for every rule of the pass.
+            let people = if policies.is_empty() { Vec::new() } else { birthright::people(&mut conn, one).await? };
+            (policies, people)
         };
         let (mut given, mut removed) = (0, 0);
         for p in policies {
-            match self.apply_rule(&p, one).await {
+            match self.apply_rule(&p, &people, one).await {
                 Ok((g, r)) => (given, removed) = (given + g, removed + r),
                 Err(e) => tracing::error!(policy = p.id.0, error = ?e, "applying a rule failed"),
             }
@@ -91,12 +127,17 @@ impl Service {
 
     /// Bring `policy`'s package in line with its rule (for everyone, or one person): each
     /// gain and loss in its own transaction. Returns (given, removed).
-    pub(super) async fn apply_rule(&self, policy: &Policy, one: Option<UserId>) -> DomainResult<(usize, usize)> {
+    pub(super) async fn apply_rule(
+        &self,
+        policy: &Policy,
+        people: &[(UserId, String, PersonFacts)],
+        one: Option<UserId>,
+    ) -> DomainResult<(usize, usize)> {
         let Some(source) = policy.auto_rule.as_deref() else { return Ok((0, 0)) };
         let rule = Rule::parse(source)?;
         let diff = {
             let mut conn = self.db.pool().acquire().await?;
-            self.rule_diff(&mut conn, policy.package_id, Some(policy.id), &rule, one).await?
+            self.rule_diff(&mut conn, (policy.package_id, Some(policy.id)), &rule, people, one).await?
         };
         let (mut given, mut removed) = (0, 0);
         for (user, _) in &diff.gains {
@@ -124,9 +165,14 @@ impl Service {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         self.db.lock_user(&mut tx, user).await?;
+        // Read again under the lock: the rule as it is now (an edit may have changed it since
+        // the pass began), and the person as they are now.
         let Some(p) = catalog::policy(&mut tx, policy).await? else { return Ok(false) };
         let still = birthright::people(&mut tx, Some(user)).await?;
-        if p.auto_rule.is_none() || !still.first().is_some_and(|(_, _, facts)| rule.matches(facts)) {
+        if p.auto_rule.as_deref().map(str::trim) != Some(rule.source())
+            || !p.enabled
+            || still.first().and_then(|(_, _, facts)| rule.matches(facts)) != Some(true)
+        {
             return Ok(false);
         }
         if assignments::live_assignment(&mut tx, user, p.package_id).await?.is_some()
@@ -175,11 +221,19 @@ impl Service {
         let mut tx = self.db.begin().await?;
         self.db.lock_user(&mut tx, user).await?;
         let Some(a) = assignments::assignment(&mut tx, assignment).await? else { return Ok(false) };
+        let Some(p) = catalog::policy(&mut tx, policy).await? else { return Ok(false) };
         let still = birthright::people(&mut tx, Some(user)).await?;
-        if a.policy != policy || !a.state.is_live() || still.first().is_some_and(|(_, _, facts)| rule.matches(facts)) {
+        // Only a person the rule, as it is now, says no to (a disabled person is the leaver
+        // path's, not the rule's).
+        if a.policy != policy
+            || !a.state.is_live()
+            || p.auto_rule.as_deref().map(str::trim) != Some(rule.source())
+            || !p.enabled
+            || still.first().and_then(|(_, _, facts)| rule.matches(facts)) != Some(false)
+        {
             return Ok(false);
         }
-        let name = catalog::policy(&mut tx, policy).await?.map(|p| p.name).unwrap_or_default();
+        let name = p.name;
         let mut events = vec![AuditEvent::new(None, "assignment.removed", "assignment", assignment.0)
             .before(json!({"state": a.state.as_str()}))
             .after(json!({"state": "removed"}))

@@ -254,7 +254,12 @@ impl Draft<'_> {
             .filter(|r| r.author == self.row.author)
             .ok_or_else(|| DomainError::not_found("draft"))?;
         let mut body = body_of(&row)?;
+        let rule_before = body.policy.auto_rule.clone();
         body.apply(mode_of(&row), step, &Fields(fields), &people, now)?;
+        // Automatic assignment is for administrators (the Review step would list people).
+        if body.policy.auto_rule != rule_before && service.administrator(self.pm.actor).is_err() {
+            return Err(DomainError::invalid("auto_rule", "only administrators assign automatically"));
+        }
         let to = match go {
             Go::Back => step.back(),
             Go::Next => step.next(),
@@ -269,10 +274,17 @@ impl Draft<'_> {
     /// the draft; a second "create" (another tab, a double click) finds it gone. Answers the
     /// package made or changed. A problem sends the author back to its step: the error names
     /// the field.
-    #[tracing::instrument(name = "finish_draft", skip_all, fields(actor = self.pm.actor.id().0, draft = self.row.id))]
     /// `seen`: when the draft was last saved as the author reviewed it; a save since (another
     /// tab) is refused, so what is made is what was reviewed.
+    #[tracing::instrument(name = "finish_draft", skip_all, fields(actor = self.pm.actor.id().0, draft = self.row.id))]
     pub async fn finish(self, seen: Option<i64>) -> DomainResult<PackageId> {
+        self.finish_reviewed(seen, None).await
+    }
+
+    /// [`Self::finish`], refusing when who gains and loses by the policy's rule is no longer
+    /// `what_if` (the fingerprint the Review step showed): saving does exactly what was shown.
+    #[tracing::instrument(name = "finish_draft_reviewed", skip_all, fields(actor = self.pm.actor.id().0, draft = self.row.id))]
+    pub async fn finish_reviewed(self, seen: Option<i64>, what_if: Option<&str>) -> DomainResult<PackageId> {
         let (pm, service) = (&self.pm, self.pm.service);
         let now = service.now();
         let mut tx = service.db.begin().await?;
@@ -398,15 +410,27 @@ impl Draft<'_> {
         if !drafts::delete_draft(&mut tx, row.id, row.author).await? {
             return Err(DomainError::not_found("draft"));
         }
+        // (A new package is held by nobody: what it gives is everyone the rule matches.)
+        if let (Some(source), Some(shown), Some(_)) = (body.policy.auto_rule.as_deref(), what_if, row.package) {
+            let rule = crate::domain::rule::Rule::parse(source)?;
+            let people = crate::store::birthright::people(&mut tx, None).await?;
+            let now = service.rule_diff(&mut tx, (package, saved), &rule, &people, None).await?;
+            if now.fingerprint() != shown {
+                return Err(DomainError::Conflict(
+                    "who gains and loses this access has changed since you reviewed it: review it again".into(),
+                ));
+            }
+        }
         service.commit(tx, events).await?;
         // A rule applies at once, as the Review step showed (each change its own transaction;
         // one that fails is taken up by the next pass).
         if let Some(id) = saved.filter(|_| body.policy.auto_rule.is_some()) {
             let mut conn = service.db.pool().acquire().await?;
             let made = catalog::policy(&mut conn, id).await?;
+            let people = crate::store::birthright::people(&mut conn, None).await?;
             drop(conn);
             if let Some(made) = made {
-                if let Err(e) = service.apply_rule(&made, None).await {
+                if let Err(e) = service.apply_rule(&made, &people, None).await {
                     tracing::error!(policy = id.0, error = ?e, "applying a new rule failed: the next pass applies it");
                 }
             }
@@ -494,17 +518,21 @@ impl Draft<'_> {
             };
             // Who the rule would give the package to and take it from, computed as saving
             // will apply it (a package not made yet is held by nobody).
+            // (Only for administrators, who alone set rules: a what-if lists people.)
             let what_if = match body.policy.auto_rule.as_deref() {
-                Some(source) => {
+                Some(source) if service.administrator(self.pm.actor).is_ok() => {
                     let rule = crate::domain::rule::Rule::parse(source)?;
                     let package = row.package.unwrap_or(PackageId(0));
-                    let diff = service.rule_diff(&mut conn, package, row.policy, &rule, None).await?;
+                    let people = crate::store::birthright::people(&mut conn, None).await?;
+                    let diff = service.rule_diff(&mut conn, (package, row.policy), &rule, &people, None).await?;
                     Some(WhatIf {
+                        fingerprint: diff.fingerprint(),
                         gains: diff.gains.into_iter().map(|(_, name)| name).collect(),
                         losses: diff.losses.into_iter().map(|(_, _, name)| name).collect(),
+                        blocked: diff.blocked.into_iter().map(|(_, name, why)| format!("{name}: {why}")).collect(),
                     })
                 }
-                None => None,
+                _ => None,
             };
             (summary, impact, what_if)
         } else {

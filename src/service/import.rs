@@ -69,7 +69,9 @@ impl Service {
         }
         // Newcomers get their birthright access now rather than at the next pass.
         if apply {
-            self.apply_rules_to(None).await?;
+            if let Err(e) = self.apply_rules_to(None).await {
+                tracing::error!(error = ?e, "automatic assignment after an import failed: the next pass applies it");
+            }
         }
         Ok(out)
     }

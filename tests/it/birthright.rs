@@ -119,7 +119,10 @@ async fn a_person_moving_department_gains_and_loses_the_right_packages(backend: 
         .unwrap();
     assert_eq!(w.service.apply_rules(&Operator::Workers).await.unwrap(), (0, 0));
     let now = holders(&w, ids.developer_tools).await;
-    assert!(now.contains(&("Omar Haddad".into(), "user_add".into())) && now.contains(&("Tom Becker".into(), "admin_add".into())));
+    assert!(
+        now.contains(&("Omar Haddad".into(), "user_add".into()))
+            && now.contains(&("Tom Becker".into(), "admin_add".into()))
+    );
 }
 
 async fn a_rule_s_what_if_is_exactly_what_saving_it_does(backend: Backend) {
@@ -151,28 +154,55 @@ async fn a_rule_s_what_if_is_exactly_what_saving_it_does(backend: Backend) {
     let before = holders(&w, ids.developer_tools).await;
     let review = draft().await.view(Some(WizardStep::Review)).await.unwrap();
     let what_if = review.what_if.clone().expect("the Review step says who gains and loses");
-    let (mut gains, losses) = (what_if.gains.clone(), what_if.losses.clone());
+    let name = |n: &String| n.split(" (").next().unwrap_or_default().to_owned();
+    let mut gains: Vec<String> = what_if.gains.iter().map(name).collect();
+    let losses: Vec<String> = what_if.losses.iter().map(name).collect();
     gains.sort();
     assert_eq!(gains, ["Grace Hopper", "Hana Sato"]);
     assert_eq!(losses, ["Linus Park"]);
+    assert!(what_if.gains.iter().any(|g| g == "Hana Sato (hana@quartermaster.example)"), "{:?}", what_if.gains);
     assert_eq!(holders(&w, ids.developer_tools).await, before, "computed without changing anything");
 
-    // Linus owns Engineering but is no administrator: he cannot save a rule.
+    // Linus owns Engineering but is no administrator: he cannot write a rule in the builder
+    // (nor see whom it would reach), nor add a policy with one.
     let linus = w.actor(ids.linus).await;
     let his = w.service.package_manager_of(&linus, ids.developer_tools).await.unwrap();
     let his_draft = his.start_draft(DraftStart::Edit(ids.developer_tools, policy)).await.unwrap();
-    w.service
+    let refused = w
+        .service
         .draft(&linus, his_draft)
         .await
         .unwrap()
         .save_step(WizardStep::Requestors, Go::Next, &fields(&[("scope", "none"), ("auto_rule", "true")]))
         .await
+        .unwrap_err();
+    assert!(matches!(&refused, DomainError::Invalid { field: Some(f), .. } if f == "auto_rule"), "{refused:?}");
+    let mut his_rule = Policy::new(ids.developer_tools, "Everyone", RequestorScope::Nobody, vec![]);
+    his_rule.auto_rule = Some("true".into());
+    assert!(matches!(his.create_policy(his_rule).await, Err(DomainError::Forbidden(_))));
+
+    // Someone joins the Security Team after the review: saving refuses what was not shown.
+    let security: i64 = sqlx::query_scalar("SELECT id FROM directory_groups WHERE name = 'Security Team'")
+        .fetch_one(w.db().pool())
+        .await
         .unwrap();
-    let refused = w.service.draft(&linus, his_draft).await.unwrap().finish(None).await.unwrap_err();
-    assert!(matches!(refused, DomainError::Forbidden(_)), "{refused:?}");
+    sqlx::query("INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)")
+        .bind(security)
+        .bind(ids.tom.0)
+        .execute(w.db().pool())
+        .await
+        .unwrap();
+    let stale = draft().await.finish_reviewed(Some(review.updated_at), Some(&what_if.fingerprint)).await.unwrap_err();
+    assert!(matches!(stale, DomainError::Conflict(_)), "{stale:?}");
+    assert_eq!(holders(&w, ids.developer_tools).await, before, "nothing saved");
+    let review = draft().await.view(Some(WizardStep::Review)).await.unwrap();
+    let what_if = review.what_if.clone().unwrap();
+    let mut gains: Vec<String> = what_if.gains.iter().map(name).collect();
+    gains.sort();
+    assert_eq!(gains, ["Grace Hopper", "Hana Sato", "Tom Becker"]);
 
     // Saving does exactly what the what-if said.
-    draft().await.finish(Some(review.updated_at)).await.unwrap();
+    draft().await.finish_reviewed(Some(review.updated_at), Some(&what_if.fingerprint)).await.unwrap();
     let after = holders(&w, ids.developer_tools).await;
     let gained: Vec<String> = after.difference(&before).map(|(n, _)| n.clone()).collect();
     let lost: Vec<String> = before.difference(&after).map(|(n, _)| n.clone()).collect();

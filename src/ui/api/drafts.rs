@@ -124,9 +124,15 @@ pub async fn discard_package_draft(draft_id: i64) -> Result<Notice, AppError> {
 
 /// Create (or save) what the draft describes, then show the package. A problem found now
 /// sends the author to the step where it is, with the message next to the field. `seen`: the
-/// draft's last save as the Review step showed it (a save since, in another tab, is refused).
+/// draft's last save as the Review step showed it (a save since, in another tab, is refused);
+/// `what_if`: who gains and loses by its rule as the Review step showed it (changed since:
+/// refused, to be reviewed again).
 #[server(endpoint = "finish_package_draft")]
-pub async fn finish_package_draft(draft_id: i64, seen: Option<i64>) -> Result<Notice, AppError> {
+pub async fn finish_package_draft(
+    draft_id: i64,
+    seen: Option<i64>,
+    what_if: Option<String>,
+) -> Result<Notice, AppError> {
     use crate::domain::draft::PackageDraft;
     use crate::states::DraftMode;
     let (service, actor) = match server::actor().await {
@@ -136,7 +142,8 @@ pub async fn finish_package_draft(draft_id: i64, seen: Option<i64>) -> Result<No
     let result = async {
         let draft = service.draft(&actor, draft_id).await?;
         let mode = draft.mode();
-        let package = draft.finish(seen).await?;
+        let what_if = what_if.filter(|w| !w.is_empty());
+        let package = draft.finish_reviewed(seen, what_if.as_deref()).await?;
         let text = match mode {
             DraftMode::NewPackage => "Access package created: people in scope can request it now.",
             DraftMode::NewPolicy => "Policy added.",

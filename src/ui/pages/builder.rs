@@ -137,6 +137,7 @@ fn Step(
             <ActionForm action=finish attr:class="inline" attr:id="wizard-create">
                 <input type="hidden" name="draft_id" value=d.id />
                 <input type="hidden" name="seen" value=d.updated_at />
+                <input type="hidden" name="what_if" value=d.what_if.as_ref().map(|w| w.fingerprint.clone()).unwrap_or_default() />
                 <button type="submit" class="btn">{create}</button>
             </ActionForm>
         })}
@@ -481,6 +482,9 @@ fn WhatIfPanel(w: WhatIf) -> impl IntoView {
             <h2 id="whatif-h">"Who gains and loses access"</h2>
             <p id="whatif-gains"><strong>{format!("{} gain it", w.gains.len())}</strong>{(!w.gains.is_empty()).then(|| format!(": {gain_text}"))}</p>
             <p id="whatif-losses"><strong>{format!("{} lose it", w.losses.len())}</strong>{(!w.losses.is_empty()).then(|| format!(": {loss_text}"))}</p>
+            {(!w.blocked.is_empty()).then(|| view! {
+                <p id="whatif-blocked" class="notice warn">{format!("{} match but cannot have it: {}", w.blocked.len(), w.blocked.join("; "))}</p>
+            })}
             {everyone.then(|| view! {
                 <details>
                     <summary>"Everyone"</summary>
