@@ -447,6 +447,9 @@ pub struct DraftView {
     pub impact: Vec<String>,
     /// The Review step of a policy that assigns by rule: who would gain and lose the package.
     pub what_if: Option<WhatIf>,
+    /// The Review step when who can request changes: who could newly ask for the package,
+    /// and who no longer could (by any of its policies).
+    pub who_may_request: Option<WhatIf>,
 }
 
 /// Who a rule would give a package to, and take it from, by name (everyone).

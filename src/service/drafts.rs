@@ -453,10 +453,8 @@ impl Draft<'_> {
             .collect();
         let emails: HashMap<UserId, String> = named.iter().map(|(id, (_, e))| (*id, e.clone())).collect();
         let mut values: BTreeMap<String, String> = body.form_values(&emails).into_iter().collect();
-        let catalog_name = catalog::catalog(&mut conn, row.catalog)
-            .await?
-            .map(|c| c.name)
-            .ok_or_else(|| DomainError::not_found("catalog"))?;
+        let home = catalog::catalog(&mut conn, row.catalog).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
+        let catalog_name = home.name.clone();
         let roles: Vec<Choice> = catalog::role_choices(&mut conn, row.catalog)
             .await?
             .into_iter()
@@ -510,7 +508,7 @@ impl Draft<'_> {
             }
         }
         let step = step.or_else(|| WizardStep::parse(&row.step)).unwrap_or(WizardStep::Basics);
-        let (summary, impact, what_if) = if step == WizardStep::Review {
+        let (summary, impact, what_if, who_may_request) = if step == WizardStep::Review {
             let summary = summarize(&body, mode_of(row), &roles, &packages, &groups, &orgs, &named);
             let impact = match (row.package, row.policy) {
                 (Some(pkg), Some(pol)) => impact_of(&mut conn, &body, pkg, pol, &roles).await?,
@@ -534,9 +532,10 @@ impl Draft<'_> {
                 }
                 _ => None,
             };
-            (summary, impact, what_if)
+            let who_may_request = requestors_what_if(&mut conn, row, &home, &body.policy).await?;
+            (summary, impact, what_if, who_may_request)
         } else {
-            (vec![], vec![], None)
+            (vec![], vec![], None, None)
         };
         Ok(DraftView {
             id: row.id,
@@ -554,8 +553,47 @@ impl Draft<'_> {
             summary,
             impact,
             what_if,
+            who_may_request,
         })
     }
+}
+
+/// Who could ask for the package, by any of its policies, before and after the draft's policy
+/// is saved (a new package: nobody before): those who newly could, and those who no longer
+/// could. `None` when who can request under the policy does not change.
+async fn requestors_what_if(
+    conn: &mut Conn,
+    row: &drafts::DraftRow,
+    home: &crate::domain::model::Catalog,
+    new: &crate::domain::policy::Policy,
+) -> DomainResult<Option<WhatIf>> {
+    use crate::domain::eligibility::{may_request, may_see_catalog, RequestorFacts};
+    let current = match row.package {
+        Some(p) => catalog::policies_of(conn, &[p]).await?,
+        None => vec![],
+    };
+    let edited = row.policy.and_then(|id| current.iter().find(|p| p.id == id));
+    let asks = |p: &crate::domain::policy::Policy| (p.scope, p.requestors.clone(), p.enabled);
+    if edited.is_some_and(|old| asks(old) == asks(new)) || (edited.is_none() && new.scope == RequestorScope::Nobody) {
+        return Ok(None);
+    }
+    let mut after: Vec<crate::domain::policy::Policy> =
+        current.iter().filter(|p| Some(p.id) != row.policy).cloned().collect();
+    after.push(new.clone());
+    let (mut gains, mut losses) = (Vec::new(), Vec::new());
+    for (user, groups, org_configured) in crate::store::birthright::requestors(conn).await? {
+        let facts = RequestorFacts { user: &user, groups: &groups, org_configured };
+        let sees = may_see_catalog(&user, home);
+        let could = sees && current.iter().any(|p| may_request(&facts, p));
+        let can = sees && after.iter().any(|p| may_request(&facts, p));
+        let name = format!("{} ({})", user.display_name, user.email);
+        match (could, can) {
+            (false, true) => gains.push(name),
+            (true, false) => losses.push(name),
+            _ => {}
+        }
+    }
+    Ok(Some(WhatIf { gains, losses, blocked: vec![], fingerprint: String::new() }))
 }
 
 /// Everything a draft names still exists: people, groups, organizations (picked when the

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use super::{Conn, RowExt};
-use crate::domain::ids::{AssignmentId, PolicyId, UserId};
+use crate::domain::ids::{AssignmentId, GroupId, PolicyId, UserId};
+use crate::domain::model::User;
 use crate::domain::rule::PersonFacts;
 
 /// Active people (or only `one`), by id, with their name and what rules read about them.
@@ -80,4 +81,36 @@ pub async fn held(
             })
         })
         .collect()
+}
+
+/// Every active person with the groups they are in and whether their connected organization
+/// is configured: what deciding who may request reads.
+pub async fn requestors(conn: &mut Conn) -> Result<Vec<(User, Vec<GroupId>, bool)>, sqlx::Error> {
+    let users = super::directory::active_people(conn).await?;
+    // Each membership of an active person, and (as group 0) each active person of a
+    // configured organization: one statement.
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT m.user_id, m.group_id FROM group_members m JOIN users u ON u.id = m.user_id WHERE u.state = 'active' \
+         UNION ALL SELECT u.id, 0 FROM users u JOIN connected_orgs o ON o.id = u.connected_org_id \
+         WHERE u.state = 'active' AND o.state = 'configured'",
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut groups: HashMap<i64, Vec<GroupId>> = HashMap::new();
+    let mut configured = std::collections::HashSet::new();
+    for (user, group) in rows {
+        if group == 0 {
+            configured.insert(user);
+        } else {
+            groups.entry(user).or_default().push(GroupId(group));
+        }
+    }
+    Ok(users
+        .into_iter()
+        .map(|u| {
+            let mine = groups.remove(&u.id.0).unwrap_or_default();
+            let org = configured.contains(&u.id.0);
+            (u, mine, org)
+        })
+        .collect())
 }

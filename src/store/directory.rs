@@ -65,6 +65,13 @@ pub async fn groups_of(conn: &mut Conn, user: UserId) -> Result<Vec<GroupId>, sq
     Ok(ids.into_iter().map(GroupId).collect())
 }
 
+/// Every active person, by id.
+pub async fn active_people(conn: &mut Conn) -> Result<Vec<User>, sqlx::Error> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE state = 'active' ORDER BY id");
+    let rows = sqlx::query(&sql).fetch_all(conn).await?;
+    rows.iter().map(user_from_row).collect()
+}
+
 /// Active members of a group.
 pub async fn group_members(conn: &mut Conn, group: GroupId) -> Result<Vec<UserId>, sqlx::Error> {
     let ids: Vec<i64> = sqlx::query_scalar(

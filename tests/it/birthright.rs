@@ -20,6 +20,7 @@ use quartermaster::store::Backend;
 on_both_databases!(
     a_person_moving_department_gains_and_loses_the_right_packages,
     a_rule_s_what_if_is_exactly_what_saving_it_does,
+    who_may_ask_is_shown_before_saving_and_saving_does_exactly_that,
 );
 
 fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -209,4 +210,61 @@ async fn a_rule_s_what_if_is_exactly_what_saving_it_does(backend: Backend) {
     assert_eq!(gained, gains);
     assert_eq!(lost, losses);
     assert_eq!(w.service.apply_rules(&Operator::Workers).await.unwrap(), (0, 0), "nothing left to do");
+}
+
+/// Production Access goes from Engineering to the Security Team: the Review step names who
+/// could newly ask for it and who no longer could, and after saving exactly they can and
+/// cannot.
+async fn who_may_ask_is_shown_before_saving_and_saving_does_exactly_that(backend: Backend) {
+    let w = World::new(backend).await;
+    let ids = &w.ids;
+    let grace = w.actor(ids.grace).await;
+    let policy: i64 = sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1")
+        .bind(ids.production_access.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    let security: i64 = sqlx::query_scalar("SELECT id FROM directory_groups WHERE name = 'Security Team'")
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    let pm = w.service.package_manager_of(&grace, ids.production_access).await.unwrap();
+    let id = pm.start_draft(DraftStart::Edit(ids.production_access, PolicyId(policy))).await.unwrap();
+    let draft = async || w.service.draft(&grace, id).await.unwrap();
+    let group = format!("group_{security}");
+    let step = fields(&[("scope", "specific"), (group.as_str(), "on"), ("justification_required", "on")]);
+    draft().await.save_step(WizardStep::Requestors, Go::Next, &step).await.unwrap();
+    let review = draft().await.view(Some(WizardStep::Review)).await.unwrap();
+    let asking = review.who_may_request.clone().expect("the Review step says who can ask");
+    let name = |n: &String| n.split(" (").next().unwrap_or_default().to_owned();
+    let sorted = |list: &[String]| {
+        let mut v: Vec<String> = list.iter().map(name).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&asking.gains), ["Grace Hopper", "Hana Sato"]);
+    assert_eq!(sorted(&asking.losses), ["Kai Müller", "Linus Park", "Maya Chen", "Omar Haddad"]);
+    let may_ask = async |who: UserId| -> bool {
+        let actor = w.actor(who).await;
+        let page = w.service.requestable_packages(&actor, "Production", None, None).await.unwrap();
+        page.items.iter().any(|p| p.id == ids.production_access.0)
+    };
+    let everyone = [ids.grace, ids.hana, ids.kai, ids.linus, ids.maya, ids.omar, ids.sofia, ids.tom];
+    let mut before = Vec::new();
+    for who in everyone {
+        before.push(may_ask(who).await);
+    }
+    draft().await.finish(Some(review.updated_at)).await.unwrap();
+    // Exactly the people named changed, each the way it said.
+    for (who, could) in everyone.iter().zip(before) {
+        let name = w.actor(*who).await.user.display_name;
+        let expected = if asking.gains.iter().any(|g| g.starts_with(&name)) {
+            true
+        } else if asking.losses.iter().any(|l| l.starts_with(&name)) {
+            false
+        } else {
+            could
+        };
+        assert_eq!(may_ask(*who).await, expected, "{name}");
+    }
 }

@@ -541,6 +541,8 @@ async fn review_fixtures(app: &TestApp, dev_policy: PolicyId) -> (i64, i64, i64)
     };
     let (running, ended) = (of(dev_policy).await, of(other).await);
     s.end_review_early(&grace, ended).await.unwrap();
+    // Delivered now, not by the workers while the calls read their effects.
+    s.deliver_pending(&Operator::Workers, 200).await.unwrap();
     let item = sqlx::query_scalar("SELECT id FROM review_items WHERE review_id = $1 AND user_id = $2")
         .bind(running)
         .bind(ids.omar.0)

@@ -456,6 +456,7 @@ fn Review(d: DraftView) -> impl IntoView {
             {d.summary.into_iter().map(|(what, how)| view! { <dt>{what}</dt><dd>{how}</dd> }).collect_view()}
         </dl>
         {d.what_if.map(|w| view! { <WhatIfPanel w /> })}
+        {d.who_may_request.map(|w| view! { <WhatIfPanel w asking=true /> })}
         {(!d.impact.is_empty()).then(|| view! {
             <section class="panel" aria-labelledby="impact-h" id="wizard-impact">
                 <h2 id="impact-h">"What saving does"</h2>
@@ -467,8 +468,10 @@ fn Review(d: DraftView) -> impl IntoView {
 
 /// Who the policy's rule gives the package to, and takes it from, if saved now: counts and
 /// the first names, then everyone.
+/// `asking`: who could newly ask for the package, and who no longer could (a change of who
+/// can request), rather than who a rule gives it to.
 #[component]
-fn WhatIfPanel(w: WhatIf) -> impl IntoView {
+fn WhatIfPanel(w: WhatIf, #[prop(optional)] asking: bool) -> impl IntoView {
     const FIRST: usize = 10;
     let list = |names: &[String]| {
         let first: Vec<String> = names.iter().take(FIRST).cloned().collect();
@@ -477,11 +480,12 @@ fn WhatIfPanel(w: WhatIf) -> impl IntoView {
     };
     let (gain_text, loss_text) = (list(&w.gains), list(&w.losses));
     let everyone = w.gains.len() > FIRST || w.losses.len() > FIRST;
+    let id = if asking { "wizard-asking" } else { "wizard-whatif" }.to_owned();
     view! {
-        <section class="panel" aria-labelledby="whatif-h" id="wizard-whatif">
-            <h2 id="whatif-h">"Who gains and loses access"</h2>
-            <p id="whatif-gains"><strong>{format!("{} gain it", w.gains.len())}</strong>{(!w.gains.is_empty()).then(|| format!(": {gain_text}"))}</p>
-            <p id="whatif-losses"><strong>{format!("{} lose it", w.losses.len())}</strong>{(!w.losses.is_empty()).then(|| format!(": {loss_text}"))}</p>
+        <section class="panel" aria-labelledby=format!("{id}-h") id=id.clone()>
+            <h2 id=format!("{id}-h")>{if asking { "Who can ask for it" } else { "Who gains and loses access" }}</h2>
+            <p class="gains"><strong>{format!("{} {}", w.gains.len(), if asking { "could newly ask for it" } else { "gain it" })}</strong>{(!w.gains.is_empty()).then(|| format!(": {gain_text}"))}</p>
+            <p class="losses"><strong>{format!("{} {}", w.losses.len(), if asking { "could no longer ask (what they hold stays)" } else { "lose it" })}</strong>{(!w.losses.is_empty()).then(|| format!(": {loss_text}"))}</p>
             {(!w.blocked.is_empty()).then(|| view! {
                 <p id="whatif-blocked" class="notice warn">{format!("{} match but cannot have it: {}", w.blocked.len(), w.blocked.join("; "))}</p>
             })}
@@ -489,12 +493,16 @@ fn WhatIfPanel(w: WhatIf) -> impl IntoView {
                 <details>
                     <summary>"Everyone"</summary>
                     <h3 class="small">"Gain"</h3>
-                    <ul class="plain" id="whatif-all-gains">{w.gains.iter().map(|n| view! { <li>{n.clone()}</li> }).collect_view()}</ul>
+                    <ul class="plain all-gains">{w.gains.iter().map(|n| view! { <li>{n.clone()}</li> }).collect_view()}</ul>
                     <h3 class="small">"Lose"</h3>
-                    <ul class="plain" id="whatif-all-losses">{w.losses.iter().map(|n| view! { <li>{n.clone()}</li> }).collect_view()}</ul>
+                    <ul class="plain all-losses">{w.losses.iter().map(|n| view! { <li>{n.clone()}</li> }).collect_view()}</ul>
                 </details>
             })}
-            <p class="muted small">"Computed now, changing nothing: saving applies the rule, and these changes are made and audited one person at a time."</p>
+            <p class="muted small">{if asking {
+                "Computed now, changing nothing: saving changes who may ask, exactly so."
+            } else {
+                "Computed now, changing nothing: saving applies the rule, and these changes are made and audited one person at a time."
+            }}</p>
         </section>
     }
 }
