@@ -493,6 +493,28 @@ async fn new_people_at_a_provider_configured_unlike_ours(backend: Backend) {
     s.provider.set_claims("gwen", json!({"email": "gwen@northwind.example", "name": "Gwen Guest"})).await;
     assert_signed_in(&s, "gwen", "a guest of a connected organization").await;
     assert_eq!(kind_of("gwen@northwind.example").await, Some(("guest".into(), Some(northwind))));
+    // Northwind blocks guests whose access ended; Gwen is one (blocked by the guest pass, as
+    // `notifications::a_guest_whose_access_ended_is_blocked_then_removed` shows): the
+    // provider's sign-in is refused too, with a page saying why, no session, and audited.
+    let pool = s.app.service.db().pool();
+    sqlx::query("UPDATE connected_orgs SET block_after_days = 7 WHERE id = $1")
+        .bind(northwind)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET blocked_at = 1 WHERE email = 'gwen@northwind.example'").execute(pool).await.unwrap();
+    let (c, res) = sign_in(&s, "gwen").await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "a blocked guest");
+    assert!(res.text().await.unwrap().contains("Sign-in did not work"), "a clear page");
+    assert_eq!(signed_in_name(&c, &s).await, None, "no session");
+    let refused: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events e JOIN users u ON u.id = e.object_id \
+         WHERE e.action = 'user.sign_in_refused' AND u.email = 'gwen@northwind.example'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(refused, 1, "audited");
 
     for (account, claims, why) in [
         ("mal", json!({"email": "mal@elsewhere.test", "name": "Mal", "groups": ["Staff"]}), "another domain"),
