@@ -74,6 +74,12 @@ async fn a_person_moving_department_gains_and_loses_the_right_packages(backend: 
     assert_eq!(holders(&w, ids.developer_tools).await, engineering);
     assert_eq!(holders(&w, ids.sales_crm).await, names(&["Sofia Rossi", "Jamal Carter", "Priya Nair"]));
     w.service.deliver_pending(&Operator::Workers, 100).await.unwrap();
+    let delivered: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM builtin_memberships WHERE user_id = $1")
+        .bind(ids.maya.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(delivered, 2, "Maya is in GitHub and staging");
 
     // Maya moves to Sales: her next sign-in says so, and her access follows at once.
     let mut maya = ProviderIdentity {
@@ -101,17 +107,22 @@ async fn a_person_moving_department_gains_and_loses_the_right_packages(backend: 
     .await
     .unwrap();
     assert_eq!(why, "no longer matches the rule of “Engineering (automatic)”");
-    // And the groups the packages give follow: delivered, and taken back.
+    // And the built-in groups the packages give follow: taken back, and delivered.
     w.service.deliver_pending(&Operator::Workers, 100).await.unwrap();
-    let groups: Vec<String> = sqlx::query_scalar(
-        "SELECT g.name FROM group_members m JOIN directory_groups g ON g.id = m.group_id \
-         WHERE m.user_id = $1 ORDER BY g.name",
-    )
-    .bind(ids.maya.0)
-    .fetch_all(w.db().pool())
-    .await
-    .unwrap();
-    assert!(!groups.iter().any(|g| g.contains("GitHub")), "{groups:?}");
+    let members_of = async |package: PackageId| -> i64 {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM builtin_memberships m \
+             JOIN package_resource_roles r ON r.resource_role_id = m.resource_role_id \
+             WHERE m.user_id = $1 AND r.package_id = $2",
+        )
+        .bind(ids.maya.0)
+        .bind(package.0)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap()
+    };
+    assert_eq!(members_of(ids.developer_tools).await, 0, "out of GitHub and staging");
+    assert_eq!(members_of(ids.sales_crm).await, 2, "in the CRM and the dashboards");
     // Omar leaves Engineering too: the access he asked for stays his, as Tom's stays.
     sqlx::query("UPDATE users SET department = 'Finance' WHERE id = $1")
         .bind(ids.omar.0)
