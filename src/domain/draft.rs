@@ -516,12 +516,8 @@ impl PackageDraft {
                     "manager" => users(people_in(f, "review_fallback", people)?),
                     _ => vec![],
                 };
-                let default_decision = match f.text("review_default") {
-                    "keep" => ReviewDefault::Keep,
-                    "remove" => ReviewDefault::Remove,
-                    "recommendation" => ReviewDefault::Recommendation,
-                    _ => return Err(DomainError::invalid("review_default", "choose what happens without an answer")),
-                };
+                let default_decision = super::review::default_of(f.text("review_default"))
+                    .ok_or_else(|| DomainError::invalid("review_default", "choose what happens without an answer"))?;
                 ReviewSettings::Recurring {
                     frequency,
                     reviewers,
@@ -801,12 +797,7 @@ impl PackageDraft {
                     set("review_keep", ON.into());
                 }
                 set("review_days", duration_days.to_string());
-                let default = match default_decision {
-                    ReviewDefault::Keep => "keep",
-                    ReviewDefault::Remove => "remove",
-                    ReviewDefault::Recommendation => "recommendation",
-                };
-                set("review_default", default.into());
+                set("review_default", super::review::default_word(*default_decision).into());
                 set("review_auto", flag(*apply_automatically));
                 set("review_starts", starts_on.map(|d| d.to_string()).unwrap_or_default());
                 set("review_fallback", join_emails(spec_users(fallback), emails));

@@ -75,7 +75,13 @@ impl Service {
     /// already or there is nothing to review.
     async fn start_review(&self, package: &AccessPackage, policy: &Policy, period: Period) -> DomainResult<bool> {
         let ReviewSettings::Recurring {
-            reviewers, self_review, fallback, default_decision, apply_automatically, ..
+            frequency,
+            reviewers,
+            self_review,
+            fallback,
+            default_decision,
+            apply_automatically,
+            ..
         } = &policy.review
         else {
             return Ok(false);
@@ -129,7 +135,7 @@ impl Service {
                 "policy": policy.id, "package": package.id, "items": covered.len(),
                 "without_reviewer": unreviewed, "ends": period.ends, "self_review": self_review,
             }))
-            .reason(format!("the {} review of {}", frequency_word(&policy.review), package.name));
+            .reason(format!("the {} review of {}", frequency.word(), package.name));
         self.commit(tx, vec![event]).await?;
         Ok(true)
     }
@@ -510,15 +516,4 @@ enum Applied {
     Done,
     /// Another instance applied this batch first.
     Raced,
-}
-
-fn frequency_word(settings: &ReviewSettings) -> &'static str {
-    use crate::domain::policy::ReviewFrequency::*;
-    match settings {
-        ReviewSettings::Recurring { frequency: Weekly, .. } => "weekly",
-        ReviewSettings::Recurring { frequency: Monthly, .. } => "monthly",
-        ReviewSettings::Recurring { frequency: Quarterly, .. } => "quarterly",
-        ReviewSettings::Recurring { frequency: Annually, .. } => "annual",
-        ReviewSettings::Off => "",
-    }
 }
