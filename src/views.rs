@@ -37,6 +37,16 @@ pub struct EmailChoices {
     pub optional: bool,
     /// They get a daily digest of the decisions waiting for them.
     pub digest: bool,
+    /// Their time zone (an IANA name), chosen or from their sign-in provider; `None`: UTC.
+    pub time_zone: Option<String>,
+    /// They chose it (otherwise it is their sign-in provider's `zoneinfo`, when it gives one).
+    pub time_zone_chosen: bool,
+}
+
+/// The time zones a person can choose: the tz database's `zone.tab` (one or more per
+/// country), and UTC first. The server accepts any name the tz database knows.
+pub fn time_zones() -> impl Iterator<Item = &'static str> {
+    include_str!("time_zones.txt").lines().map(str::trim).filter(|l| !l.is_empty())
 }
 
 /// A page of a list, with the cursor of the next page.

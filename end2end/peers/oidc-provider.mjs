@@ -74,7 +74,7 @@ function build(jwks) {
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
-      profile: ['name', 'department', 'job_title', 'manager_email'],
+      profile: ['name', 'department', 'job_title', 'manager_email', 'zoneinfo'],
       groups: ['groups'],
     },
     scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],

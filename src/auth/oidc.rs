@@ -451,6 +451,7 @@ impl Oidc {
             department: text(&names.department),
             job_title: text(&names.job_title),
             manager_email: if names.manager.is_empty() { None } else { text(&names.manager) },
+            time_zone: text("zoneinfo"),
             groups: claim(&names.groups)
                 .and_then(|v| v.as_array().map(|a| a.iter().filter_map(|g| g.as_str().map(str::to_owned)).collect())),
         };

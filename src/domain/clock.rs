@@ -38,3 +38,14 @@ impl Clock for ManualClock {
         self.0.lock().map(|now| *now).unwrap_or_else(|poisoned| *poisoned.into_inner())
     }
 }
+
+/// A person's time zone, by its IANA name (`Europe/Paris`); `None` for a name the tz database
+/// does not know (their times are then shown in UTC).
+pub fn zone(name: &str) -> Option<chrono_tz::Tz> {
+    name.trim().parse().ok()
+}
+
+/// `at` on the wall clock of the zone named `name` (UTC when unknown or not given).
+pub fn local(at: DateTime<Utc>, name: Option<&str>) -> DateTime<chrono_tz::Tz> {
+    at.with_timezone(&name.and_then(zone).unwrap_or(chrono_tz::UTC))
+}

@@ -201,9 +201,17 @@ struct TextBody<'a> {
     l: &'a Letter,
 }
 
-/// A time as emails show it. People's time zones are not known yet: UTC, said so.
-fn when(at: DateTime<Utc>) -> String {
-    at.format("%A %-d %B %Y, %H:%M UTC").to_string()
+/// A time as emails show it: on the recipient's clock (`zone`, an IANA name) when known, else
+/// in UTC, and said which (`Thursday 1 January 2026, 01:00 CET`; a zone without a lettered
+/// abbreviation shows its offset: `09:00 UTC+05:00`).
+fn when(at: DateTime<Utc>, zone: Option<&str>) -> String {
+    let local = crate::domain::clock::local(at, zone);
+    let abbreviation = local.format("%Z").to_string();
+    if abbreviation.chars().all(|c| c.is_ascii_alphabetic()) {
+        format!("{} {abbreviation}", local.format("%A %-d %B %Y, %H:%M"))
+    } else {
+        local.format("%A %-d %B %Y, %H:%M UTC%:z").to_string()
+    }
 }
 
 impl Letter {
@@ -220,6 +228,8 @@ impl Letter {
         let extension = n.request_kind == "user_extend";
         let whose = if mine { "your".to_owned() } else { format!("{}'s", n.target_name) };
         let my_access = format!("{base}/");
+        let zone = n.to_time_zone.as_deref();
+        let when = |at: DateTime<Utc>| when(at, zone);
         let mut l = Letter {
             greeting: format!("Hello {},", n.to_name),
             why: "You get this email because you use Quartermaster.".to_owned(),
@@ -471,6 +481,7 @@ mod tests {
             request_kind: "user_add".to_owned(),
             to_email: "sofia@example.com".to_owned(),
             to_name: "Sofia <Admin>".to_owned(),
+            to_time_zone: None,
             reason: String::new(),
             actor_name: None,
             request_id: Some(42),
@@ -506,6 +517,43 @@ mod tests {
         assert!(text.contains("<script>customer calls</script>") && text.contains("CRM & Billing"), "{text}");
         assert!(text.contains("Approve or deny: https://qm.example/approvals#approval-42"), "{text}");
         assert!(text.contains("Stage 1 of 2. Please decide by Thursday 1 January 2026, 00:00 UTC."), "{text}");
+    }
+
+    #[test]
+    fn times_are_on_the_recipients_clock_when_their_zone_is_known() {
+        let due = |zone: Option<&str>| {
+            let mut n = claimed(kind::DECISION);
+            n.to_time_zone = zone.map(str::to_owned);
+            let (_, text) = Letter::for_notification(&n, "https://qm.example").render().unwrap();
+            text.lines().find(|l| l.contains("Please decide by")).unwrap_or_default().to_owned()
+        };
+        // 2026-01-01 00:00 UTC.
+        assert_eq!(due(None), "Stage 1 of 2. Please decide by Thursday 1 January 2026, 00:00 UTC.");
+        assert_eq!(due(Some("Europe/Paris")), "Stage 1 of 2. Please decide by Thursday 1 January 2026, 01:00 CET.");
+        assert_eq!(
+            due(Some("America/New_York")),
+            "Stage 1 of 2. Please decide by Wednesday 31 December 2025, 19:00 EST."
+        );
+        assert_eq!(due(Some("Asia/Kolkata")), "Stage 1 of 2. Please decide by Thursday 1 January 2026, 05:30 IST.");
+        assert_eq!(
+            due(Some("Asia/Dubai")),
+            "Stage 1 of 2. Please decide by Thursday 1 January 2026, 04:00 UTC+04:00.",
+            "a zone without a lettered abbreviation shows its offset"
+        );
+        assert_eq!(due(Some("Not/AZone")), due(None), "an unknown name: UTC, said so");
+    }
+
+    #[test]
+    fn every_time_zone_offered_is_one_the_tz_database_knows() {
+        let zones: Vec<&str> = crate::views::time_zones().collect();
+        assert!(zones.len() > 400, "{}", zones.len());
+        assert_eq!(zones.first(), Some(&"UTC"));
+        for name in &zones {
+            assert!(crate::domain::clock::zone(name).is_some(), "{name}");
+        }
+        for common in ["Europe/Paris", "America/New_York", "Asia/Tokyo", "Australia/Sydney", "Africa/Lagos"] {
+            assert!(zones.contains(&common), "{common}");
+        }
     }
 
     #[test]

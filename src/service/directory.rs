@@ -83,6 +83,9 @@ pub struct ProviderIdentity {
     pub manager_email: Option<String>,
     /// Group names, when the provider sends a groups claim.
     pub groups: Option<Vec<String>>,
+    /// The person's time zone (the `zoneinfo` claim), when the provider sends one the tz
+    /// database knows.
+    pub time_zone: Option<String>,
 }
 
 /// The operator's rules for people arriving from the identity provider: the sign-in gate,
@@ -470,6 +473,7 @@ impl Service {
                 department: identity.department.as_deref(),
                 job_title: identity.job_title.as_deref(),
                 manager_id: manager,
+                time_zone: identity.time_zone.as_deref().and_then(crate::domain::clock::zone).map(|z| z.name()),
             },
             now,
         )

@@ -27,12 +27,14 @@ use futures_util::StreamExt;
 use super::Service;
 use crate::domain::audit::AuditEvent;
 use crate::domain::authz::{Actor, Operator, Permission};
+use crate::domain::ids::UserId;
 use crate::domain::policy::checked_after;
 use crate::domain::{DomainError, DomainResult};
 use crate::notify::{kind, SendError};
 use crate::store::lease::{self, Queue};
 use crate::store::notifications::{self as store, Claimed, News, To};
 use crate::store::Tx;
+use crate::views::EmailChoices;
 
 /// Notifications one pass claims.
 pub const NOTIFY_PASS: usize = 100;
@@ -332,49 +334,96 @@ impl Service {
         Ok(looked)
     }
 
-    /// The person's email choices: the optional emails (a stage approved, access ready), and
-    /// the daily digest of decisions waiting for them.
+    /// The person's email choices: the optional emails (a stage approved, access ready), the
+    /// daily digest of decisions waiting for them, and their time zone.
     #[tracing::instrument(name = "email_choices", skip_all, fields(actor = actor.id().0))]
-    pub async fn email_choices(&self, actor: &Actor) -> DomainResult<(bool, bool)> {
+    pub async fn email_choices(&self, actor: &Actor) -> DomainResult<EmailChoices> {
         let mut conn = self.db.pool().acquire().await?;
-        Ok(store::choices(&mut conn, actor.id()).await?)
+        let c = store::choices(&mut conn, actor.id()).await?;
+        Ok(EmailChoices {
+            sends: self.sends_email(),
+            optional: c.optional,
+            digest: c.digest,
+            time_zone: c.time_zone,
+            time_zone_chosen: c.time_zone_chosen,
+        })
     }
 
-    /// The person sets their own email choices (optional emails, daily digest), audited.
+    /// The person sets their own email choices (optional emails, daily digest, and their time
+    /// zone by its IANA name, `None` or empty for automatic: their sign-in provider's), audited.
     #[tracing::instrument(name = "set_email_choices", skip_all, fields(actor = actor.id().0, optional, digest))]
-    pub async fn set_email_choices(&self, actor: &Actor, optional: bool, digest: bool) -> DomainResult<()> {
+    pub async fn set_email_choices(
+        &self,
+        actor: &Actor,
+        optional: bool,
+        digest: bool,
+        time_zone: Option<&str>,
+    ) -> DomainResult<()> {
+        let time_zone = match time_zone.map(str::trim).filter(|z| !z.is_empty()) {
+            None => None,
+            Some(name) => Some(
+                crate::domain::clock::zone(name)
+                    .ok_or_else(|| {
+                        DomainError::invalid(
+                            "time_zone",
+                            format!("{name:?} is not a time zone: choose one from the list (Europe/Paris, America/New_York, …)"),
+                        )
+                    })?
+                    .name(),
+            ),
+        };
         let now = self.now();
         let mut tx = self.db.begin().await?;
-        if store::set_choices(&mut tx, actor.id(), (optional, digest), now).await? {
-            let event = AuditEvent::new(Some(actor.id()), "user.email_preferences", "user", actor.id().0)
-                .after(serde_json::json!({"optional_emails": optional, "daily_digest": digest}));
+        if store::set_choices(&mut tx, actor.id(), optional, digest, time_zone, now).await? {
+            let event = AuditEvent::new(Some(actor.id()), "user.email_preferences", "user", actor.id().0).after(
+                serde_json::json!({"optional_emails": optional, "daily_digest": digest, "time_zone": time_zone}),
+            );
             self.commit(tx, vec![event]).await?;
         }
         Ok(())
     }
 
-    /// Queue today's digest for everyone who chose it and has decisions waiting, once a day
-    /// (UTC), from 07:00. Returns how many were queued.
+    /// Queue today's digest for everyone who chose it and has decisions waiting, once a day,
+    /// from 07:00 on their own clock (UTC for who has no time zone). Returns how many were
+    /// queued.
     #[tracing::instrument(name = "queue_digests", skip_all, fields(operator = %by))]
     pub async fn queue_digests(&self, by: &Operator<'_>) -> DomainResult<u64> {
         by.require(Permission::Administer)?;
         let now = self.now();
-        if self.mail.is_none() || now.time() < DIGEST_FROM {
+        if self.mail.is_none() {
             return Ok(0);
         }
-        let day = now.format("%Y-%m-%d").to_string();
-        let mut tx = self.db.begin().await?;
-        let queued = store::queue_digests(&mut tx, &day, now).await?;
-        tx.commit().await?;
+        let mut conn = self.db.pool().acquire().await?;
+        let candidates = store::digest_candidates(&mut conn, now - DIGEST_AGAIN_AFTER).await?;
+        drop(conn);
+        // Who is past 07:00 on their clock, by their day (people in a few zones: a few days).
+        let mut due: std::collections::BTreeMap<String, Vec<UserId>> = Default::default();
+        for (user, zone) in candidates {
+            let local = crate::domain::clock::local(now, zone.as_deref());
+            if local.time() >= DIGEST_FROM {
+                due.entry(local.format("%Y-%m-%d").to_string()).or_default().push(user);
+            }
+        }
+        let mut queued = 0;
+        for (day, people) in &due {
+            for chunk in people.chunks(500) {
+                let mut tx = self.db.begin().await?;
+                queued += store::queue_digests(&mut tx, chunk, day, now).await?;
+                tx.commit().await?;
+            }
+        }
         Ok(queued)
     }
 }
 
-/// When (UTC) the day's digests are queued.
+/// When, on the recipient's clock, the day's digest is queued.
 const DIGEST_FROM: chrono::NaiveTime = match chrono::NaiveTime::from_hms_opt(7, 0, 0) {
     Some(t) => t,
     None => chrono::NaiveTime::MIN,
 };
+
+/// A person sent a digest is not looked at again for this long (the next is tomorrow's).
+const DIGEST_AGAIN_AFTER: chrono::Duration = chrono::Duration::hours(20);
 
 /// The most waiting decisions a digest lists (it says how many there are in all).
 const DIGEST_LISTS: i64 = 20;

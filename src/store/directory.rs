@@ -309,6 +309,8 @@ pub struct ProfileUpdate<'a> {
     pub department: Option<&'a str>,
     pub job_title: Option<&'a str>,
     pub manager_id: Option<Option<UserId>>,
+    /// The provider's time zone for the person: used unless they chose their own.
+    pub time_zone: Option<&'a str>,
 }
 
 pub async fn update_profile(
@@ -325,6 +327,8 @@ pub async fn update_profile(
                                     ELSE department_since END,
             job_title = COALESCE($4, job_title),
             manager_id = CASE WHEN $5 = 1 THEN $6 ELSE manager_id END,
+            time_zone = CASE WHEN time_zone_chosen = 1 OR CAST($11 AS TEXT) IS NULL THEN time_zone
+                             ELSE CAST($11 AS TEXT) END,
             issuer = $7, subject = $8, last_sign_in_at = $9, updated_at = $9
          WHERE id = $10",
     )
@@ -338,6 +342,7 @@ pub async fn update_profile(
     .bind(subject)
     .bind(now)
     .bind(user.0)
+    .bind(p.time_zone)
     .execute(conn)
     .await?;
     Ok(())

@@ -113,6 +113,8 @@ pub struct Claimed {
     pub recipient_active: bool,
     pub to_email: String,
     pub to_name: String,
+    /// The recipient's time zone (an IANA name), when known.
+    pub to_time_zone: Option<String>,
     pub reason: String,
     pub actor_name: Option<String>,
     pub request_id: Option<i64>,
@@ -158,7 +160,8 @@ pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Claimed>, sqlx:
     let live = super::assignments::LIVE;
     let sql = format!(
         "SELECT n.id, n.attempts, n.kind, n.cause, n.reason, n.recipient_id, rcpt.email AS to_email, \
-                rcpt.display_name AS to_name, CASE WHEN rcpt.state = 'active' THEN 1 ELSE 0 END AS recipient_active, \
+                rcpt.display_name AS to_name, rcpt.time_zone AS to_time_zone, \
+                CASE WHEN rcpt.state = 'active' THEN 1 ELSE 0 END AS recipient_active, \
                 b.display_name AS actor_name, q.id AS request_id, \
                 (SELECT MIN(w.display_name) FROM request_approvers rd JOIN users w ON w.id = rd.deputy_for \
                  WHERE rd.request_id = q.id AND rd.user_id = n.recipient_id) AS deputy_for, p.id AS package_id, p.name AS package_name, \
@@ -208,6 +211,7 @@ pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Claimed>, sqlx:
                 recipient_active: row.int("recipient_active")? != 0,
                 to_email: row.text("to_email")?,
                 to_name: row.text("to_name")?,
+                to_time_zone: row.opt_text("to_time_zone")?,
                 reason: row.text("reason")?,
                 actor_name: row.opt_text("actor_name")?,
                 request_id: row.opt_int("request_id")?,
@@ -236,29 +240,61 @@ pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Claimed>, sqlx:
         .collect()
 }
 
-/// The person's email choices: the optional emails, and the daily digest.
-pub async fn choices(conn: &mut Conn, user: UserId) -> Result<(bool, bool), sqlx::Error> {
-    let on: Option<(i64, i64)> =
-        sqlx::query_as("SELECT CAST(email_optional AS BIGINT), CAST(email_digest AS BIGINT) FROM users WHERE id = $1")
-            .bind(user.0)
-            .fetch_optional(conn)
-            .await?;
-    Ok(on.map_or((true, false), |(o, d)| (o != 0, d != 0)))
+/// A person's email choices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choices {
+    /// The optional emails (a stage approved, access ready).
+    pub optional: bool,
+    /// The daily digest of decisions waiting.
+    pub digest: bool,
+    /// Their time zone (an IANA name): chosen, or from their sign-in provider.
+    pub time_zone: Option<String>,
+    /// They chose it (their provider's `zoneinfo` no longer changes it).
+    pub time_zone_chosen: bool,
 }
 
-/// Set the person's email choices; false when nothing changed.
+/// The person's email choices.
+pub async fn choices(conn: &mut Conn, user: UserId) -> Result<Choices, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT CAST(email_optional AS BIGINT) AS optional, CAST(email_digest AS BIGINT) AS digest, time_zone, \
+                CAST(time_zone_chosen AS BIGINT) AS chosen FROM users WHERE id = $1",
+    )
+    .bind(user.0)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        Some(r) => Choices {
+            optional: r.int("optional")? != 0,
+            digest: r.int("digest")? != 0,
+            time_zone: r.opt_text("time_zone")?,
+            time_zone_chosen: r.int("chosen")? != 0,
+        },
+        None => Choices { optional: true, digest: false, time_zone: None, time_zone_chosen: false },
+    })
+}
+
+/// Set the person's email choices: the optional emails, the digest, and the time zone they
+/// chose (`None`: automatic, their provider's; a zone they had chosen is cleared, and their
+/// next sign-in fills it). False when nothing changed.
 pub async fn set_choices(
     conn: &mut Conn,
     user: UserId,
-    (optional, digest): (bool, bool),
+    optional: bool,
+    digest: bool,
+    time_zone: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE users SET email_optional = $1, email_digest = $2, updated_at = $3 \
-         WHERE id = $4 AND (email_optional <> $1 OR email_digest <> $2)",
+        "UPDATE users SET email_optional = $1, email_digest = $2, \
+                time_zone = CASE WHEN $4 = 1 THEN $3 WHEN time_zone_chosen = 1 THEN NULL ELSE time_zone END, \
+                time_zone_chosen = $4, updated_at = $5 \
+         WHERE id = $6 AND (email_optional <> $1 OR email_digest <> $2 OR time_zone_chosen <> $4 \
+                            OR ($4 = 1 AND (time_zone IS NULL OR time_zone <> $3)))",
     )
     .bind(i32::from(optional))
     .bind(i32::from(digest))
+    .bind(time_zone)
+    .bind(i32::from(time_zone.is_some()))
     .bind(to_ms(now))
     .bind(user.0)
     .execute(conn)
@@ -266,20 +302,49 @@ pub async fn set_choices(
     Ok(done.rows_affected() == 1)
 }
 
-/// Queue today's digest (`day`, `YYYY-MM-DD`) for every active person who chose it and has
-/// decisions waiting, once per day. Returns how many were queued.
-pub async fn queue_digests(conn: &mut Conn, day: &str, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO notifications (recipient_id, kind, dedupe, occurred_at, next_attempt_at, updated_at) \
-         SELECT u.id, $1, $2, $3, $3, $3 FROM users u WHERE u.email_digest = 1 AND u.state = 'active' \
+/// Everyone active who chose the digest, has decisions waiting and was not sent one in the
+/// last `since` (a day's is queued once): their ids and time zones.
+pub async fn digest_candidates(
+    conn: &mut Conn,
+    since: DateTime<Utc>,
+) -> Result<Vec<(UserId, Option<String>)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT u.id, u.time_zone FROM users u WHERE u.email_digest = 1 AND u.state = 'active' \
            AND EXISTS (SELECT 1 FROM request_approvers ra WHERE ra.user_id = u.id AND ra.active = 1) \
-         ON CONFLICT (recipient_id, dedupe) DO NOTHING",
+           AND NOT EXISTS (SELECT 1 FROM notifications x WHERE x.recipient_id = u.id AND x.kind = $1 \
+                           AND x.occurred_at > $2) \
+         ORDER BY u.id",
     )
     .bind(crate::notify::kind::DIGEST)
-    .bind(format!("digest:{day}"))
-    .bind(to_ms(now))
-    .execute(conn)
+    .bind(to_ms(since))
+    .fetch_all(conn)
     .await?;
+    rows.iter().map(|r| Ok((UserId(r.int("id")?), r.opt_text("time_zone")?))).collect()
+}
+
+/// Queue the digest of `day` (`YYYY-MM-DD`, the recipient's own) for these people, once per
+/// person and day. Returns how many were queued.
+pub async fn queue_digests(
+    conn: &mut Conn,
+    people: &[UserId],
+    day: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    if people.is_empty() {
+        return Ok(0);
+    }
+    let list = people.iter().map(|u| u.0.to_string()).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "INSERT INTO notifications (recipient_id, kind, dedupe, occurred_at, next_attempt_at, updated_at) \
+         SELECT u.id, $1, $2, $3, $3, $3 FROM users u WHERE u.id IN ({list}) \
+         ON CONFLICT (recipient_id, dedupe) DO NOTHING"
+    );
+    let done = sqlx::query(&sql)
+        .bind(crate::notify::kind::DIGEST)
+        .bind(format!("digest:{day}"))
+        .bind(to_ms(now))
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected())
 }
 

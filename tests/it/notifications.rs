@@ -11,6 +11,7 @@ use quartermaster::domain::authz::Operator;
 use quartermaster::domain::clock::Clock;
 use quartermaster::domain::policy::Answer;
 use quartermaster::domain::request::Decision;
+use quartermaster::domain::DomainError;
 use quartermaster::notify::Mailer;
 use quartermaster::service::Service;
 use quartermaster::store::Backend;
@@ -123,8 +124,9 @@ async fn each_step_of_a_request_emails_the_right_people_once(backend: Backend) {
     // Maya turns the optional emails off: she still hears the decision, not that the access
     // is ready.
     let maya_actor = w.actor(w.ids.maya).await;
-    service.set_email_choices(&maya_actor, false, false).await.unwrap();
-    assert_eq!(service.email_choices(&maya_actor).await.unwrap(), (false, false));
+    service.set_email_choices(&maya_actor, false, false, None).await.unwrap();
+    let choices = service.email_choices(&maya_actor).await.unwrap();
+    assert_eq!((choices.optional, choices.digest), (false, false));
     let hana_actor = w.actor(w.ids.hana).await;
     service.decide(&hana_actor, request, Decision::Approve, "on call rota checked").await.unwrap();
     service.deliver_pending(&Operator::Workers, 50).await.unwrap();
@@ -699,16 +701,18 @@ async fn a_guest_whose_access_ended_is_blocked_then_removed(backend: Backend) {
     assert_eq!(steps().await, (0, 0), "the days count from being let back in");
 }
 
-/// The daily digest: Sofia chooses it; each morning (from 07:00 UTC) she gets one email
-/// listing the decisions waiting for her, once a day; none on a day nothing waits.
+/// The daily digest: Sofia chooses it; each morning (from 07:00 on her clock: UTC, then New
+/// York's once she says she is there) she gets one email listing the decisions waiting for
+/// her, once a day, its times on her clock; none once she turns it off.
 async fn approvers_who_choose_it_get_a_daily_digest(backend: Backend) {
     let w = World::new(backend).await;
     let (smtp, _) = sink();
     let from = sender();
     let service = w.service.clone().with_mail(Some(mailer(&smtp, &from)));
     let (sofia, jamal, priya) = (w.actor(w.ids.sofia).await, w.actor(w.ids.jamal).await, w.actor(w.ids.priya).await);
-    service.set_email_choices(&sofia, true, true).await.unwrap();
-    assert_eq!(service.email_choices(&sofia).await.unwrap(), (true, true));
+    service.set_email_choices(&sofia, true, true, None).await.unwrap();
+    let choices = service.email_choices(&sofia).await.unwrap();
+    assert_eq!((choices.optional, choices.digest, choices.time_zone), (true, true, None));
     service.submit_request(&jamal, common::ask(w.ids.sales_crm, "pipeline")).await.unwrap();
     let late = service.submit_request(&priya, common::ask(w.ids.sales_crm, "forecasts")).await.unwrap().request;
     assert_eq!(send(&service).await, 2, "the two requests' own emails");
@@ -730,21 +734,31 @@ async fn approvers_who_choose_it_get_a_daily_digest(backend: Backend) {
     );
     assert!(text.contains("Open Approvals: https://access.example/approvals"), "{text}");
 
-    // The next morning, before 07:00: nothing yet; after, one (one request left).
+    // She works from New York now. The next day at 07:00 UTC it is 02:00 there: nothing yet;
+    // at 07:00 in New York, one (one request left), its times in New York's.
     service.decide(&sofia, late, Decision::Approve, "").await.unwrap();
-    w.clock.advance(Duration::hours(21));
-    assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 0, "06:00: not yet");
-    w.clock.advance(Duration::hours(1));
-    assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 1);
+    let refused = service.set_email_choices(&sofia, true, true, Some("Mars/Olympus_Mons")).await;
+    assert!(matches!(refused, Err(DomainError::Invalid { .. })), "{refused:?}");
+    service.set_email_choices(&sofia, true, true, Some("America/New_York")).await.unwrap();
+    assert_eq!(service.email_choices(&sofia).await.unwrap().time_zone.as_deref(), Some("America/New_York"));
+    w.clock.advance(Duration::hours(22));
+    assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 0, "02:00 in New York: not yet");
+    w.clock.advance(Duration::hours(5));
+    assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 1, "07:00 in New York");
+    assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 0, "once a day");
     assert_eq!(send(&service).await, 2, "the digest, and Priya's approval");
     let mails = received(&from, 5).await;
     assert_eq!(
         subjects_to(&mails, "sofia@quartermaster.example").last().copied(),
         Some("1 request waits for your decision")
     );
+    let digest = mails.iter().rev().find(|m| to(m) == "sofia@quartermaster.example").unwrap();
+    let text = digest["text"].as_str().unwrap();
+    assert!(text.contains("Sales CRM for Jamal Carter: decide by") && text.contains(" EST"), "{text}");
+    assert!(!text.contains(" UTC"), "{text}");
 
     // Turned off: no digest the day after.
-    service.set_email_choices(&sofia, true, false).await.unwrap();
+    service.set_email_choices(&sofia, true, false, Some("America/New_York")).await.unwrap();
     w.clock.advance(Duration::days(1));
     assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 0);
 }

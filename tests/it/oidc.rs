@@ -28,6 +28,7 @@ on_both_databases!(
     a_provider_group_named_like_a_local_group_is_not_joined,
     a_return_to_with_a_tab_never_leaves_the_site,
     new_people_at_a_provider_configured_unlike_ours,
+    the_providers_time_zone_holds_until_the_person_chooses_one,
     a_rotated_provider_key_is_followed
 );
 
@@ -361,6 +362,59 @@ async fn an_email_in_another_case_is_the_same_person(backend: Backend) {
     .await
     .unwrap();
     assert!(changes.iter().all(|c| !c.contains("\"email\"")), "no email change recorded: {changes:?}");
+}
+
+/// The provider's `zoneinfo` claim sets a person's time zone at each sign-in, until they
+/// choose one on My Access (and again once they go back to automatic); a name the tz database
+/// does not know changes nothing, from the provider or from the form.
+async fn the_providers_time_zone_holds_until_the_person_chooses_one(backend: Backend) {
+    let s = setup(backend).await;
+    let zone_of = |id: i64| {
+        let pool = s.app.service.db().pool().clone();
+        async move {
+            let row: (Option<String>, i64) =
+                sqlx::query_as("SELECT time_zone, CAST(time_zone_chosen AS BIGINT) FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            (row.0, row.1 != 0)
+        }
+    };
+    s.provider.set_claims("carol", json!({"zoneinfo": "Europe/Berlin"})).await;
+    let c = assert_signed_in(&s, "carol", "with a time zone").await;
+    let carol = people_with_email(&s, "carol@example.test").await[0].0;
+    assert_eq!(zone_of(carol).await, (Some("Europe/Berlin".to_owned()), false));
+    s.provider.set_claims("carol", json!({"zoneinfo": "Mars/Olympus_Mons"})).await;
+    assert_signed_in(&s, "carol", "with a zone nobody knows").await;
+    assert_eq!(zone_of(carol).await, (Some("Europe/Berlin".to_owned()), false), "an unknown zone is ignored");
+
+    // She chooses her own on My Access: the provider no longer changes it.
+    let save = |zone: &str| {
+        let form = [("optional", "on".to_owned()), ("time_zone", zone.to_owned())];
+        let req = s.app.server_fn(&c, "save_email_settings").form(&form);
+        async move { req.send().await.unwrap() }
+    };
+    let res = save("Mars/Olympus_Mons").await;
+    let body = res.text().await.unwrap();
+    assert!(body.contains("is not a time zone"), "{body}");
+    assert_eq!(zone_of(carol).await, (Some("Europe/Berlin".to_owned()), false), "refused: nothing changed");
+    assert!(save("Asia/Tokyo").await.status().is_success());
+    assert_eq!(zone_of(carol).await, (Some("Asia/Tokyo".to_owned()), true));
+    let page = s.app.page(&c, "/").await;
+    assert!(page.contains(r#"<option value="Asia/Tokyo" selected"#), "the form shows her choice");
+    s.provider.set_claims("carol", json!({"zoneinfo": "America/Chicago"})).await;
+    let c2 = assert_signed_in(&s, "carol", "after choosing").await;
+    assert_eq!(zone_of(carol).await, (Some("Asia/Tokyo".to_owned()), true), "her choice holds");
+
+    // Back to automatic: the provider's again from her next sign-in.
+    let form = [("optional", "on".to_owned()), ("time_zone", String::new())];
+    assert!(s.app.server_fn(&c2, "save_email_settings").form(&form).send().await.unwrap().status().is_success());
+    assert_eq!(zone_of(carol).await, (None, false));
+    assert_signed_in(&s, "carol", "automatic again").await;
+    assert_eq!(zone_of(carol).await, (Some("America/Chicago".to_owned()), false));
+    let audited = audited(&s, "user.email_preferences", carol).await;
+    assert_eq!(audited.len(), 2, "each choice audited: {audited:?}");
 }
 
 async fn leaving_the_admin_group_revokes_administrator(backend: Backend) {

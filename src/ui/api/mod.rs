@@ -340,17 +340,20 @@ pub async fn give_up_access(assignment_id: i64) -> Result<Notice, AppError> {
 #[server(endpoint = "email_settings")]
 pub async fn email_settings() -> Result<EmailChoices, AppError> {
     let (service, actor) = server::actor().await?;
-    let (optional, digest) = service.email_choices(&actor).await?;
-    Ok(EmailChoices { sends: service.sends_email(), optional, digest })
+    Ok(service.email_choices(&actor).await?)
 }
 
 /// The signed-in person's own email settings (nobody else's).
 #[server(endpoint = "save_email_settings")]
-pub async fn save_email_settings(optional: Option<String>, digest: Option<String>) -> Result<Notice, AppError> {
+pub async fn save_email_settings(
+    optional: Option<String>,
+    digest: Option<String>,
+    time_zone: Option<String>,
+) -> Result<Notice, AppError> {
     let result = async {
         let (service, actor) = server::actor().await?;
         let on = ticked(&optional);
-        service.set_email_choices(&actor, on, ticked(&digest)).await?;
+        service.set_email_choices(&actor, on, ticked(&digest), time_zone.as_deref()).await?;
         Ok(ok(if on {
             "Saved: you are also emailed when a stage of your request is approved and when your access is ready."
         } else {
