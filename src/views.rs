@@ -37,16 +37,43 @@ pub struct EmailChoices {
     pub optional: bool,
     /// They get a daily digest of the decisions waiting for them.
     pub digest: bool,
-    /// Their time zone (an IANA name), chosen or from their sign-in provider; `None`: UTC.
+    /// The time zone they chose (an IANA name); `None`: automatic.
     pub time_zone: Option<String>,
-    /// They chose it (otherwise it is their sign-in provider's `zoneinfo`, when it gives one).
-    pub time_zone_chosen: bool,
+    /// Automatic's: the one their sign-in provider's `zoneinfo` last gave (`None`: UTC).
+    pub provider_time_zone: Option<String>,
 }
 
 /// The time zones a person can choose: the tz database's `zone.tab` (one or more per
 /// country), and UTC first. The server accepts any name the tz database knows.
 pub fn time_zones() -> impl Iterator<Item = &'static str> {
     include_str!("time_zones.txt").lines().map(str::trim).filter(|l| !l.is_empty())
+}
+
+/// The time zone field's value for "automatic: the sign-in provider's" (an empty value would
+/// arrive as no field at all, which leaves the choice as it is).
+pub const AUTOMATIC_TIME_ZONE: &str = "automatic";
+
+/// The name under which [`time_zones`] lists the zone `name`, which may be an old name a
+/// browser still reports (`Asia/Calcutta` for `Asia/Kolkata`); `None` when it is not listed.
+pub fn listed_time_zone(name: &str) -> Option<&'static str> {
+    const RENAMED: &[(&str, &str)] = &[
+        ("Asia/Calcutta", "Asia/Kolkata"),
+        ("Europe/Kiev", "Europe/Kyiv"),
+        ("Asia/Saigon", "Asia/Ho_Chi_Minh"),
+        ("Asia/Katmandu", "Asia/Kathmandu"),
+        ("Asia/Rangoon", "Asia/Yangon"),
+        ("America/Godthab", "America/Nuuk"),
+        ("Atlantic/Faeroe", "Atlantic/Faroe"),
+        ("Pacific/Enderbury", "Pacific/Kanton"),
+        ("Pacific/Truk", "Pacific/Chuuk"),
+        ("Pacific/Ponape", "Pacific/Pohnpei"),
+        ("America/Buenos_Aires", "America/Argentina/Buenos_Aires"),
+        ("America/Indianapolis", "America/Indiana/Indianapolis"),
+        ("Etc/UTC", "UTC"),
+        ("Etc/GMT", "UTC"),
+    ];
+    let name = RENAMED.iter().find(|(old, _)| *old == name).map_or(name, |(_, new)| new);
+    time_zones().find(|z| *z == name)
 }
 
 /// A page of a list, with the cursor of the next page.

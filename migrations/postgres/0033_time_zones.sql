@@ -1,5 +1,5 @@
--- A person's time zone (an IANA name), for the times their emails show and the hour of their
--- digest (issue 13). `time_zone_chosen` is 1 when they chose it on My Access: their sign-in
--- provider's `zoneinfo` claim then no longer changes it.
+-- A person's time zone (IANA names), for the times their emails show and the hour of their
+-- digest (issue 13): the one they chose on My Access (`time_zone`; NULL: automatic), else the
+-- one their sign-in provider's `zoneinfo` claim last gave (`provider_time_zone`), else UTC.
 ALTER TABLE users ADD COLUMN time_zone TEXT;
-ALTER TABLE users ADD COLUMN time_zone_chosen SMALLINT NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN provider_time_zone TEXT;

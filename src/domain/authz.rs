@@ -168,6 +168,7 @@ mod tests {
                 kind: UserKind::Member,
                 connected_org_id: None,
                 state: UserState::Active,
+                provider_time_zone: None,
             },
             roles: roles.iter().map(|(role, c)| RoleGrant { role: *role, catalog: c.map(CatalogId) }).collect(),
         }

@@ -91,6 +91,7 @@ mod tests {
             kind,
             connected_org_id: org.map(OrgId),
             state: UserState::Active,
+            provider_time_zone: None,
         }
     }
 

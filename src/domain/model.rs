@@ -51,6 +51,8 @@ pub struct User {
     pub kind: UserKind,
     pub connected_org_id: Option<OrgId>,
     pub state: UserState,
+    /// The time zone their sign-in provider's `zoneinfo` claim last gave (an IANA name).
+    pub provider_time_zone: Option<String>,
 }
 
 impl User {

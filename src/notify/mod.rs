@@ -202,15 +202,20 @@ struct TextBody<'a> {
 }
 
 /// A time as emails show it: on the recipient's clock (`zone`, an IANA name) when known, else
-/// in UTC, and said which (`Thursday 1 January 2026, 01:00 CET`; a zone without a lettered
-/// abbreviation shows its offset: `09:00 UTC+05:00`).
+/// in UTC, and said which: `Thursday 1 January 2026, 01:00 CET (UTC+01:00)` (abbreviations
+/// alone are ambiguous: IST is India's, Ireland's and Israel's), `…, 04:00 UTC+04:00` for a
+/// zone without a lettered one, `…, 00:00 UTC`.
 fn when(at: DateTime<Utc>, zone: Option<&str>) -> String {
     let local = crate::domain::clock::local(at, zone);
+    let day_and_time = local.format("%A %-d %B %Y, %H:%M");
     let abbreviation = local.format("%Z").to_string();
-    if abbreviation.chars().all(|c| c.is_ascii_alphabetic()) {
-        format!("{} {abbreviation}", local.format("%A %-d %B %Y, %H:%M"))
+    let offset = local.format("UTC%:z");
+    if abbreviation == "UTC" {
+        format!("{day_and_time} UTC")
+    } else if abbreviation.chars().all(|c| c.is_ascii_alphabetic()) {
+        format!("{day_and_time} {abbreviation} ({offset})")
     } else {
-        local.format("%A %-d %B %Y, %H:%M UTC%:z").to_string()
+        format!("{day_and_time} {offset}")
     }
 }
 
@@ -529,18 +534,25 @@ mod tests {
         };
         // 2026-01-01 00:00 UTC.
         assert_eq!(due(None), "Stage 1 of 2. Please decide by Thursday 1 January 2026, 00:00 UTC.");
-        assert_eq!(due(Some("Europe/Paris")), "Stage 1 of 2. Please decide by Thursday 1 January 2026, 01:00 CET.");
+        assert_eq!(
+            due(Some("Europe/Paris")),
+            "Stage 1 of 2. Please decide by Thursday 1 January 2026, 01:00 CET (UTC+01:00)."
+        );
         assert_eq!(
             due(Some("America/New_York")),
-            "Stage 1 of 2. Please decide by Wednesday 31 December 2025, 19:00 EST."
+            "Stage 1 of 2. Please decide by Wednesday 31 December 2025, 19:00 EST (UTC-05:00)."
         );
-        assert_eq!(due(Some("Asia/Kolkata")), "Stage 1 of 2. Please decide by Thursday 1 January 2026, 05:30 IST.");
+        assert_eq!(
+            due(Some("Asia/Kolkata")),
+            "Stage 1 of 2. Please decide by Thursday 1 January 2026, 05:30 IST (UTC+05:30)."
+        );
         assert_eq!(
             due(Some("Asia/Dubai")),
             "Stage 1 of 2. Please decide by Thursday 1 January 2026, 04:00 UTC+04:00.",
             "a zone without a lettered abbreviation shows its offset"
         );
         assert_eq!(due(Some("Not/AZone")), due(None), "an unknown name: UTC, said so");
+        assert_eq!(due(Some("UTC")), due(None));
     }
 
     #[test]
@@ -548,6 +560,9 @@ mod tests {
         let zones: Vec<&str> = crate::views::time_zones().collect();
         assert!(zones.len() > 400, "{}", zones.len());
         assert_eq!(zones.first(), Some(&"UTC"));
+        assert_eq!(crate::views::listed_time_zone("Asia/Calcutta"), Some("Asia/Kolkata"), "a browser's old name");
+        assert_eq!(crate::views::listed_time_zone("Europe/Paris"), Some("Europe/Paris"));
+        assert_eq!(crate::views::listed_time_zone("Mars/Olympus_Mons"), None);
         for name in &zones {
             assert!(crate::domain::clock::zone(name).is_some(), "{name}");
         }

@@ -83,8 +83,8 @@ pub struct ProviderIdentity {
     pub manager_email: Option<String>,
     /// Group names, when the provider sends a groups claim.
     pub groups: Option<Vec<String>>,
-    /// The person's time zone (the `zoneinfo` claim), when the provider sends one the tz
-    /// database knows.
+    /// The person's time zone (the `zoneinfo` claim), as sent: used when the tz database
+    /// knows it.
     pub time_zone: Option<String>,
 }
 
@@ -386,6 +386,8 @@ impl Service {
         };
         let display_name =
             if identity.display_name.is_empty() { identity.email.clone() } else { identity.display_name.clone() };
+        // A zone the tz database does not know is ignored (the stored one stays).
+        let time_zone = identity.time_zone.as_deref().and_then(crate::domain::clock::zone).map(|z| z.name().to_owned());
         let mut events = Vec::new();
         let user = match &existing {
             Some(u) if !u.is_active() => {
@@ -422,6 +424,9 @@ impl Service {
                 }
                 if let Some(m) = manager {
                     changed("manager", json!(u.manager_id), json!(m));
+                }
+                if let Some(z) = &time_zone {
+                    changed("time_zone", json!(u.provider_time_zone), json!(z));
                 }
                 if !after.is_empty() {
                     events.push(
@@ -473,7 +478,7 @@ impl Service {
                 department: identity.department.as_deref(),
                 job_title: identity.job_title.as_deref(),
                 manager_id: manager,
-                time_zone: identity.time_zone.as_deref().and_then(crate::domain::clock::zone).map(|z| z.name()),
+                time_zone: time_zone.as_deref(),
             },
             now,
         )

@@ -345,46 +345,47 @@ impl Service {
             optional: c.optional,
             digest: c.digest,
             time_zone: c.time_zone,
-            time_zone_chosen: c.time_zone_chosen,
+            provider_time_zone: c.provider_time_zone,
         })
     }
 
-    /// The person sets their own email choices (optional emails, daily digest, and their time
-    /// zone by its IANA name, `None` or empty for automatic: their sign-in provider's), audited.
+    /// The person sets their own email choices: the optional emails, the daily digest, and
+    /// their time zone by its IANA name (`Some(None)` or an empty name: automatic, their
+    /// sign-in provider's; `None`: left as it is), audited. Returns the time zone their
+    /// emails now use (`None`: UTC).
     #[tracing::instrument(name = "set_email_choices", skip_all, fields(actor = actor.id().0, optional, digest))]
     pub async fn set_email_choices(
         &self,
         actor: &Actor,
         optional: bool,
         digest: bool,
-        time_zone: Option<&str>,
-    ) -> DomainResult<()> {
-        let time_zone = match time_zone.map(str::trim).filter(|z| !z.is_empty()) {
-            None => None,
-            Some(name) => Some(
-                crate::domain::clock::zone(name)
-                    .ok_or_else(|| {
-                        DomainError::invalid(
-                            "time_zone",
-                            format!("{name:?} is not a time zone: choose one from the list (Europe/Paris, America/New_York, …)"),
-                        )
-                    })?
-                    .name(),
-            ),
+        time_zone: Option<Option<&str>>,
+    ) -> DomainResult<Option<String>> {
+        let time_zone = match time_zone.map(|z| z.map(str::trim).filter(|z| !z.is_empty())) {
+            Some(Some(name)) => Some(Some(checked_zone(name)?)),
+            other => other.map(|_| None),
         };
         let now = self.now();
         let mut tx = self.db.begin().await?;
+        let was = store::choices(&mut tx, actor.id()).await?;
+        let chosen = time_zone.map_or(was.time_zone.as_deref(), |z| z);
+        let in_use = chosen.or(was.provider_time_zone.as_deref()).map(str::to_owned);
         if store::set_choices(&mut tx, actor.id(), optional, digest, time_zone, now).await? {
-            let event = AuditEvent::new(Some(actor.id()), "user.email_preferences", "user", actor.id().0).after(
-                serde_json::json!({"optional_emails": optional, "daily_digest": digest, "time_zone": time_zone}),
-            );
+            let event = AuditEvent::new(Some(actor.id()), "user.email_preferences", "user", actor.id().0)
+                .before(serde_json::json!({
+                    "optional_emails": was.optional, "daily_digest": was.digest, "time_zone": was.time_zone,
+                }))
+                .after(serde_json::json!({
+                    "optional_emails": optional, "daily_digest": digest, "time_zone": chosen, "time_zone_in_use": in_use,
+                }));
             self.commit(tx, vec![event]).await?;
         }
-        Ok(())
+        Ok(in_use)
     }
 
-    /// Queue today's digest for everyone who chose it and has decisions waiting, once a day,
-    /// from 07:00 on their own clock (UTC for who has no time zone). Returns how many were
+    /// Queue today's digest for everyone who chose it and has decisions waiting: once a day,
+    /// from 07:00 on their own clock (UTC for who has no time zone), and not again on a day
+    /// of theirs that already had one (on the clock they have now). Returns how many were
     /// queued.
     #[tracing::instrument(name = "queue_digests", skip_all, fields(operator = %by))]
     pub async fn queue_digests(&self, by: &Operator<'_>) -> DomainResult<u64> {
@@ -394,21 +395,25 @@ impl Service {
             return Ok(0);
         }
         let mut conn = self.db.pool().acquire().await?;
-        let candidates = store::digest_candidates(&mut conn, now - DIGEST_AGAIN_AFTER).await?;
+        let candidates = store::digest_candidates(&mut conn).await?;
         drop(conn);
-        // Who is past 07:00 on their clock, by their day (people in a few zones: a few days).
+        // Who is past 07:00 on their clock and had none yet that day, by their day and zone
+        // (people in a few zones: a few keys).
         let mut due: std::collections::BTreeMap<String, Vec<UserId>> = Default::default();
-        for (user, zone) in candidates {
-            let local = crate::domain::clock::local(now, zone.as_deref());
-            if local.time() >= DIGEST_FROM {
-                due.entry(local.format("%Y-%m-%d").to_string()).or_default().push(user);
+        for c in candidates {
+            let zone = c.time_zone.as_deref();
+            let local = crate::domain::clock::local(now, zone);
+            let today = local.date_naive();
+            let had_one = c.last.is_some_and(|last| crate::domain::clock::local(last, zone).date_naive() >= today);
+            if local.time() >= DIGEST_FROM && !had_one {
+                due.entry(format!("{today} {}", local.timezone().name())).or_default().push(c.user);
             }
         }
         let mut queued = 0;
-        for (day, people) in &due {
+        for (key, people) in &due {
             for chunk in people.chunks(500) {
                 let mut tx = self.db.begin().await?;
-                queued += store::queue_digests(&mut tx, chunk, day, now).await?;
+                queued += store::queue_digests(&mut tx, chunk, key, now).await?;
                 tx.commit().await?;
             }
         }
@@ -416,14 +421,27 @@ impl Service {
     }
 }
 
+/// The time zone named `name`, as the tz database spells it; refused (a clear message, the
+/// name cut short) when it knows no such zone.
+fn checked_zone(name: &str) -> DomainResult<&'static str> {
+    let known = if name.len() <= 64 { crate::domain::clock::zone(name) } else { None };
+    known.map(|z| z.name()).ok_or_else(|| {
+        let shown: String = name.chars().take(40).collect();
+        let more = if shown.len() < name.len() { "…" } else { "" };
+        DomainError::invalid(
+            "time_zone",
+            format!(
+                "\"{shown}{more}\" is not a time zone: choose one from the list (Europe/Paris, America/New_York, …)"
+            ),
+        )
+    })
+}
+
 /// When, on the recipient's clock, the day's digest is queued.
 const DIGEST_FROM: chrono::NaiveTime = match chrono::NaiveTime::from_hms_opt(7, 0, 0) {
     Some(t) => t,
     None => chrono::NaiveTime::MIN,
 };
-
-/// A person sent a digest is not looked at again for this long (the next is tomorrow's).
-const DIGEST_AGAIN_AFTER: chrono::Duration = chrono::Duration::hours(20);
 
 /// The most waiting decisions a digest lists (it says how many there are in all).
 const DIGEST_LISTS: i64 = 20;

@@ -7,7 +7,7 @@ use crate::domain::ids::*;
 use crate::domain::model::{Role, RoleGrant, User, UserKind, UserState};
 
 const USER_COLUMNS: &str = "id, email, display_name, department, job_title, manager_id, kind, \
-                            connected_org_id, state";
+                            connected_org_id, state, provider_time_zone";
 
 fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
     Ok(User {
@@ -20,6 +20,7 @@ fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
         kind: row.word("kind", UserKind::parse)?,
         connected_org_id: row.opt_int("connected_org_id")?.map(OrgId),
         state: row.word("state", UserState::parse)?,
+        provider_time_zone: row.opt_text("provider_time_zone")?,
     })
 }
 
@@ -309,7 +310,8 @@ pub struct ProfileUpdate<'a> {
     pub department: Option<&'a str>,
     pub job_title: Option<&'a str>,
     pub manager_id: Option<Option<UserId>>,
-    /// The provider's time zone for the person: used unless they chose their own.
+    /// The time zone the provider gives (`zoneinfo`, known to the tz database); `None`
+    /// leaves the stored one.
     pub time_zone: Option<&'a str>,
 }
 
@@ -327,8 +329,7 @@ pub async fn update_profile(
                                     ELSE department_since END,
             job_title = COALESCE($4, job_title),
             manager_id = CASE WHEN $5 = 1 THEN $6 ELSE manager_id END,
-            time_zone = CASE WHEN time_zone_chosen = 1 OR CAST($11 AS TEXT) IS NULL THEN time_zone
-                             ELSE CAST($11 AS TEXT) END,
+            provider_time_zone = COALESCE(CAST($11 AS TEXT), provider_time_zone),
             issuer = $7, subject = $8, last_sign_in_at = $9, updated_at = $9
          WHERE id = $10",
     )

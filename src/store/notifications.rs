@@ -160,7 +160,8 @@ pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Claimed>, sqlx:
     let live = super::assignments::LIVE;
     let sql = format!(
         "SELECT n.id, n.attempts, n.kind, n.cause, n.reason, n.recipient_id, rcpt.email AS to_email, \
-                rcpt.display_name AS to_name, rcpt.time_zone AS to_time_zone, \
+                rcpt.display_name AS to_name, \
+                COALESCE(rcpt.time_zone, rcpt.provider_time_zone) AS to_time_zone, \
                 CASE WHEN rcpt.state = 'active' THEN 1 ELSE 0 END AS recipient_active, \
                 b.display_name AS actor_name, q.id AS request_id, \
                 (SELECT MIN(w.display_name) FROM request_approvers rd JOIN users w ON w.id = rd.deputy_for \
@@ -247,17 +248,17 @@ pub struct Choices {
     pub optional: bool,
     /// The daily digest of decisions waiting.
     pub digest: bool,
-    /// Their time zone (an IANA name): chosen, or from their sign-in provider.
+    /// The time zone they chose (an IANA name); `None`: automatic.
     pub time_zone: Option<String>,
-    /// They chose it (their provider's `zoneinfo` no longer changes it).
-    pub time_zone_chosen: bool,
+    /// The one their sign-in provider last gave (automatic's, when there is one).
+    pub provider_time_zone: Option<String>,
 }
 
 /// The person's email choices.
 pub async fn choices(conn: &mut Conn, user: UserId) -> Result<Choices, sqlx::Error> {
     let row = sqlx::query(
         "SELECT CAST(email_optional AS BIGINT) AS optional, CAST(email_digest AS BIGINT) AS digest, time_zone, \
-                CAST(time_zone_chosen AS BIGINT) AS chosen FROM users WHERE id = $1",
+                provider_time_zone FROM users WHERE id = $1",
     )
     .bind(user.0)
     .fetch_optional(conn)
@@ -267,34 +268,32 @@ pub async fn choices(conn: &mut Conn, user: UserId) -> Result<Choices, sqlx::Err
             optional: r.int("optional")? != 0,
             digest: r.int("digest")? != 0,
             time_zone: r.opt_text("time_zone")?,
-            time_zone_chosen: r.int("chosen")? != 0,
+            provider_time_zone: r.opt_text("provider_time_zone")?,
         },
-        None => Choices { optional: true, digest: false, time_zone: None, time_zone_chosen: false },
+        None => Choices { optional: true, digest: false, time_zone: None, provider_time_zone: None },
     })
 }
 
 /// Set the person's email choices: the optional emails, the digest, and the time zone they
-/// chose (`None`: automatic, their provider's; a zone they had chosen is cleared, and their
-/// next sign-in fills it). False when nothing changed.
+/// chose (`Some(None)`: automatic; `None`: left as it is). False when nothing changed.
 pub async fn set_choices(
     conn: &mut Conn,
     user: UserId,
     optional: bool,
     digest: bool,
-    time_zone: Option<&str>,
+    time_zone: Option<Option<&str>>,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE users SET email_optional = $1, email_digest = $2, \
-                time_zone = CASE WHEN $4 = 1 THEN $3 WHEN time_zone_chosen = 1 THEN NULL ELSE time_zone END, \
-                time_zone_chosen = $4, updated_at = $5 \
-         WHERE id = $6 AND (email_optional <> $1 OR email_digest <> $2 OR time_zone_chosen <> $4 \
-                            OR ($4 = 1 AND (time_zone IS NULL OR time_zone <> $3)))",
+                time_zone = CASE WHEN $3 = 1 THEN CAST($4 AS TEXT) ELSE time_zone END, updated_at = $5 \
+         WHERE id = $6 AND (email_optional <> $1 OR email_digest <> $2 \
+                            OR ($3 = 1 AND COALESCE(time_zone, '') <> COALESCE(CAST($4 AS TEXT), '')))",
     )
     .bind(i32::from(optional))
     .bind(i32::from(digest))
-    .bind(time_zone)
     .bind(i32::from(time_zone.is_some()))
+    .bind(time_zone.flatten())
     .bind(to_ms(now))
     .bind(user.0)
     .execute(conn)
@@ -302,32 +301,47 @@ pub async fn set_choices(
     Ok(done.rows_affected() == 1)
 }
 
-/// Everyone active who chose the digest, has decisions waiting and was not sent one in the
-/// last `since` (a day's is queued once): their ids and time zones.
-pub async fn digest_candidates(
-    conn: &mut Conn,
-    since: DateTime<Utc>,
-) -> Result<Vec<(UserId, Option<String>)>, sqlx::Error> {
+/// Someone who chose the digest and has decisions waiting.
+#[derive(Debug, Clone)]
+pub struct DigestCandidate {
+    pub user: UserId,
+    /// Their time zone (chosen, else their provider's), when known.
+    pub time_zone: Option<String>,
+    /// When their last digest was queued.
+    pub last: Option<DateTime<Utc>>,
+}
+
+/// Everyone active who chose the digest and has decisions waiting, with their time zone and
+/// when their last digest was queued.
+pub async fn digest_candidates(conn: &mut Conn) -> Result<Vec<DigestCandidate>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT u.id, u.time_zone FROM users u WHERE u.email_digest = 1 AND u.state = 'active' \
+        "SELECT u.id, COALESCE(u.time_zone, u.provider_time_zone) AS time_zone, \
+                (SELECT MAX(x.occurred_at) FROM notifications x WHERE x.recipient_id = u.id \
+                   AND x.kind = $1) AS last \
+         FROM users u WHERE u.email_digest = 1 AND u.state = 'active' \
            AND EXISTS (SELECT 1 FROM request_approvers ra WHERE ra.user_id = u.id AND ra.active = 1) \
-           AND NOT EXISTS (SELECT 1 FROM notifications x WHERE x.recipient_id = u.id AND x.kind = $1 \
-                           AND x.occurred_at > $2) \
          ORDER BY u.id",
     )
     .bind(crate::notify::kind::DIGEST)
-    .bind(to_ms(since))
     .fetch_all(conn)
     .await?;
-    rows.iter().map(|r| Ok((UserId(r.int("id")?), r.opt_text("time_zone")?))).collect()
+    rows.iter()
+        .map(|r| {
+            Ok(DigestCandidate {
+                user: UserId(r.int("id")?),
+                time_zone: r.opt_text("time_zone")?,
+                last: r.opt_time("last")?,
+            })
+        })
+        .collect()
 }
 
-/// Queue the digest of `day` (`YYYY-MM-DD`, the recipient's own) for these people, once per
-/// person and day. Returns how many were queued.
+/// Queue a digest for these people, once per `key` (their day and zone: `2026-12-01 UTC`), so
+/// two instances queuing at once queue one. Returns how many were queued.
 pub async fn queue_digests(
     conn: &mut Conn,
     people: &[UserId],
-    day: &str,
+    key: &str,
     now: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
     if people.is_empty() {
@@ -336,12 +350,12 @@ pub async fn queue_digests(
     let list = people.iter().map(|u| u.0.to_string()).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "INSERT INTO notifications (recipient_id, kind, dedupe, occurred_at, next_attempt_at, updated_at) \
-         SELECT u.id, $1, $2, $3, $3, $3 FROM users u WHERE u.id IN ({list}) \
+         SELECT u.id, $1, $2, $3, $3, $3 FROM users u WHERE u.id IN ({list}) ORDER BY u.id \
          ON CONFLICT (recipient_id, dedupe) DO NOTHING"
     );
     let done = sqlx::query(&sql)
         .bind(crate::notify::kind::DIGEST)
-        .bind(format!("digest:{day}"))
+        .bind(format!("digest:{key}"))
         .bind(to_ms(now))
         .execute(conn)
         .await?;

@@ -703,7 +703,8 @@ async fn a_guest_whose_access_ended_is_blocked_then_removed(backend: Backend) {
 
 /// The daily digest: Sofia chooses it; each morning (from 07:00 on her clock: UTC, then New
 /// York's once she says she is there) she gets one email listing the decisions waiting for
-/// her, once a day, its times on her clock; none once she turns it off.
+/// her, once a day of hers (a move to Tokyo the same day brings no second), its times on her
+/// clock; none once she turns it off.
 async fn approvers_who_choose_it_get_a_daily_digest(backend: Backend) {
     let w = World::new(backend).await;
     let (smtp, _) = sink();
@@ -737,9 +738,10 @@ async fn approvers_who_choose_it_get_a_daily_digest(backend: Backend) {
     // She works from New York now. The next day at 07:00 UTC it is 02:00 there: nothing yet;
     // at 07:00 in New York, one (one request left), its times in New York's.
     service.decide(&sofia, late, Decision::Approve, "").await.unwrap();
-    let refused = service.set_email_choices(&sofia, true, true, Some("Mars/Olympus_Mons")).await;
+    let refused = service.set_email_choices(&sofia, true, true, Some(Some("Mars/Olympus_Mons"))).await;
     assert!(matches!(refused, Err(DomainError::Invalid { .. })), "{refused:?}");
-    service.set_email_choices(&sofia, true, true, Some("America/New_York")).await.unwrap();
+    let zone = service.set_email_choices(&sofia, true, true, Some(Some("America/New_York"))).await.unwrap();
+    assert_eq!(zone.as_deref(), Some("America/New_York"));
     assert_eq!(service.email_choices(&sofia).await.unwrap().time_zone.as_deref(), Some("America/New_York"));
     w.clock.advance(Duration::hours(22));
     assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 0, "02:00 in New York: not yet");
@@ -757,8 +759,25 @@ async fn approvers_who_choose_it_get_a_daily_digest(backend: Backend) {
     assert!(text.contains("Sales CRM for Jamal Carter: decide by") && text.contains(" EST"), "{text}");
     assert!(!text.contains(" UTC"), "{text}");
 
+    // Flown to Tokyo, where it is 21:00 the same day: that day had its digest. At 07:00 the
+    // next morning there, the next, on Tokyo's clock (her choice, before the London her
+    // sign-in provider gives).
+    sqlx::query("UPDATE users SET provider_time_zone = 'Europe/London' WHERE id = $1")
+        .bind(w.ids.sofia.0)
+        .execute(w.db().pool())
+        .await
+        .unwrap();
+    service.set_email_choices(&sofia, true, true, Some(Some("Asia/Tokyo"))).await.unwrap();
+    assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 0, "one a day on her clock");
+    w.clock.advance(Duration::hours(10));
+    assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 1, "07:00 in Tokyo");
+    assert_eq!(send(&service).await, 1);
+    let mails = received(&from, 6).await;
+    let text = mails.last().unwrap()["text"].as_str().unwrap();
+    assert!(text.contains("Sales CRM for Jamal Carter: decide by") && text.contains(" JST (UTC+09:00)"), "{text}");
+
     // Turned off: no digest the day after.
-    service.set_email_choices(&sofia, true, false, Some("America/New_York")).await.unwrap();
+    service.set_email_choices(&sofia, true, false, None).await.unwrap();
     w.clock.advance(Duration::days(1));
     assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 0);
 }

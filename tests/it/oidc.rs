@@ -364,57 +364,76 @@ async fn an_email_in_another_case_is_the_same_person(backend: Backend) {
     assert!(changes.iter().all(|c| !c.contains("\"email\"")), "no email change recorded: {changes:?}");
 }
 
-/// The provider's `zoneinfo` claim sets a person's time zone at each sign-in, until they
-/// choose one on My Access (and again once they go back to automatic); a name the tz database
-/// does not know changes nothing, from the provider or from the form.
+/// The provider's `zoneinfo` claim gives a person's time zone at each sign-in; a zone they
+/// choose on My Access comes first, until they go back to automatic (the provider's again at
+/// once). A name the tz database does not know changes nothing, from the provider or the
+/// form; a form without the field leaves the choice alone.
 async fn the_providers_time_zone_holds_until_the_person_chooses_one(backend: Backend) {
     let s = setup(backend).await;
-    let zone_of = |id: i64| {
+    let zones = |id: i64| {
         let pool = s.app.service.db().pool().clone();
         async move {
-            let row: (Option<String>, i64) =
-                sqlx::query_as("SELECT time_zone, CAST(time_zone_chosen AS BIGINT) FROM users WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
-            (row.0, row.1 != 0)
+            sqlx::query_as::<_, (Option<String>, Option<String>)>(
+                "SELECT time_zone, provider_time_zone FROM users WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
         }
     };
+    let zone = |z: &str| Some(z.to_owned());
     s.provider.set_claims("carol", json!({"zoneinfo": "Europe/Berlin"})).await;
     let c = assert_signed_in(&s, "carol", "with a time zone").await;
     let carol = people_with_email(&s, "carol@example.test").await[0].0;
-    assert_eq!(zone_of(carol).await, (Some("Europe/Berlin".to_owned()), false));
+    assert_eq!(zones(carol).await, (None, zone("Europe/Berlin")));
     s.provider.set_claims("carol", json!({"zoneinfo": "Mars/Olympus_Mons"})).await;
     assert_signed_in(&s, "carol", "with a zone nobody knows").await;
-    assert_eq!(zone_of(carol).await, (Some("Europe/Berlin".to_owned()), false), "an unknown zone is ignored");
+    assert_eq!(zones(carol).await, (None, zone("Europe/Berlin")), "an unknown zone is ignored");
 
-    // She chooses her own on My Access: the provider no longer changes it.
-    let save = |zone: &str| {
-        let form = [("optional", "on".to_owned()), ("time_zone", zone.to_owned())];
+    // She chooses her own on My Access: it comes first, whatever the provider says.
+    let save = |form: Vec<(&'static str, String)>| {
         let req = s.app.server_fn(&c, "save_email_settings").form(&form);
-        async move { req.send().await.unwrap() }
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
     };
-    let res = save("Mars/Olympus_Mons").await;
-    let body = res.text().await.unwrap();
+    let on = || ("optional", "on".to_owned());
+    let (_, body) = save(vec![on(), ("time_zone", "Mars/Olympus_Mons".into())]).await;
     assert!(body.contains("is not a time zone"), "{body}");
-    assert_eq!(zone_of(carol).await, (Some("Europe/Berlin".to_owned()), false), "refused: nothing changed");
-    assert!(save("Asia/Tokyo").await.status().is_success());
-    assert_eq!(zone_of(carol).await, (Some("Asia/Tokyo".to_owned()), true));
+    assert_eq!(zones(carol).await, (None, zone("Europe/Berlin")), "refused: nothing changed");
+    let (status, body) = save(vec![on(), ("time_zone", "Asia/Tokyo".into())]).await;
+    assert!(status.is_success() && body.contains("Times in your emails are in Asia/Tokyo"), "{body}");
+    assert_eq!(zones(carol).await, (zone("Asia/Tokyo"), zone("Europe/Berlin")));
     let page = s.app.page(&c, "/").await;
     assert!(page.contains(r#"<option value="Asia/Tokyo" selected"#), "the form shows her choice");
     s.provider.set_claims("carol", json!({"zoneinfo": "America/Chicago"})).await;
-    let c2 = assert_signed_in(&s, "carol", "after choosing").await;
-    assert_eq!(zone_of(carol).await, (Some("Asia/Tokyo".to_owned()), true), "her choice holds");
+    assert_signed_in(&s, "carol", "after choosing").await;
+    assert_eq!(zones(carol).await, (zone("Asia/Tokyo"), zone("America/Chicago")), "her choice holds");
+    save(vec![on()]).await;
+    assert_eq!(zones(carol).await.0, zone("Asia/Tokyo"), "a form without the field leaves it");
 
-    // Back to automatic: the provider's again from her next sign-in.
-    let form = [("optional", "on".to_owned()), ("time_zone", String::new())];
-    assert!(s.app.server_fn(&c2, "save_email_settings").form(&form).send().await.unwrap().status().is_success());
-    assert_eq!(zone_of(carol).await, (None, false));
-    assert_signed_in(&s, "carol", "automatic again").await;
-    assert_eq!(zone_of(carol).await, (Some("America/Chicago".to_owned()), false));
-    let audited = audited(&s, "user.email_preferences", carol).await;
-    assert_eq!(audited.len(), 2, "each choice audited: {audited:?}");
+    // Back to automatic: the provider's, at once.
+    let (_, body) = save(vec![on(), ("time_zone", "automatic".into())]).await;
+    assert!(body.contains("Times in your emails are in America/Chicago"), "{body}");
+    assert_eq!(zones(carol).await, (None, zone("America/Chicago")));
+    let page = s.app.page(&c, "/").await;
+    assert!(page.contains("Automatic: America/Chicago, as your sign-in provider says"), "{page}");
+
+    // Each change audited: hers as her choices, the provider's as profile changes.
+    let choices = audited(&s, "user.email_preferences", carol).await;
+    assert_eq!(choices.len(), 2, "Tokyo, then automatic: {choices:?}");
+    let from_provider: Vec<String> = sqlx::query_scalar(
+        "SELECT after FROM audit_events WHERE action = 'user.profile_updated' AND object_id = $1 ORDER BY id",
+    )
+    .bind(carol)
+    .fetch_all(s.app.service.db().pool())
+    .await
+    .unwrap();
+    let zones_given: Vec<&String> = from_provider.iter().filter(|a| a.contains("time_zone")).collect();
+    assert_eq!(zones_given.len(), 1, "Berlin to Chicago (the first came with her account): {from_provider:?}");
+    assert!(zones_given[0].contains("America/Chicago"), "{zones_given:?}");
 }
 
 async fn leaving_the_admin_group_revokes_administrator(backend: Backend) {

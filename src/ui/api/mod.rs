@@ -353,12 +353,19 @@ pub async fn save_email_settings(
     let result = async {
         let (service, actor) = server::actor().await?;
         let on = ticked(&optional);
-        service.set_email_choices(&actor, on, ticked(&digest), time_zone.as_deref()).await?;
-        Ok(ok(if on {
+        // No field at all (an older form): the time zone is left as it is.
+        let zone = match time_zone.as_deref().map(str::trim) {
+            None => None,
+            Some(AUTOMATIC_TIME_ZONE) => Some(None),
+            Some(name) => Some(Some(name)),
+        };
+        let zone = service.set_email_choices(&actor, on, ticked(&digest), zone).await?;
+        let what = if on {
             "Saved: you are also emailed when a stage of your request is approved and when your access is ready."
         } else {
             "Saved: you are emailed only what needs you (decisions, failures, access ending)."
-        }))
+        };
+        Ok(ok(format!("{what} Times in your emails are in {}.", zone.as_deref().unwrap_or("UTC"))))
     }
     .await;
     server::finish(result).await

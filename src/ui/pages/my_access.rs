@@ -168,7 +168,7 @@ fn EmailPanel(
                                 <input type="checkbox" name="digest" value="on" checked=settings.digest />
                                 " Send me a daily digest of the decisions waiting for me (mornings at 07:00, my time)"
                             </label>
-                            <TimeZoneField zone=settings.time_zone.clone() chosen=settings.time_zone_chosen />
+                            <TimeZoneField chosen=settings.time_zone.clone() provider=settings.provider_time_zone.clone() />
                             <p><button type="submit" class="btn-secondary">"Save email settings"</button></p>
                         </ActionForm>
                     }.into_any(),
@@ -182,65 +182,69 @@ fn EmailPanel(
 /// The time zone emails show times in: automatic (the sign-in provider's, else UTC) or one
 /// the person chose, grouped by region.
 #[component]
-fn TimeZoneField(zone: Option<String>, chosen: bool) -> impl IntoView {
-    let automatic = match (&zone, chosen) {
-        (Some(z), false) => format!("Automatic: {z}, as your sign-in provider says"),
-        _ => "Automatic: your sign-in provider's, else UTC".to_owned(),
+fn TimeZoneField(chosen: Option<String>, provider: Option<String>) -> impl IntoView {
+    let automatic = match &provider {
+        Some(z) => format!("Automatic: {z}, as your sign-in provider says"),
+        None => "Automatic: UTC (your sign-in provider gives no time zone)".to_owned(),
     };
-    let picked = if chosen { zone.clone() } else { None };
-    // A zone the provider named that the list does not have (an old alias) is offered too.
-    let extra = picked.clone().filter(|z| !crate::views::time_zones().any(|t| t == z));
+    let in_use = chosen.clone().or(provider);
+    // A chosen zone the list does not have (an old name) is offered too, so that it shows.
+    let extra = chosen.clone().filter(|z| crate::views::time_zones().all(|t| t != z));
     let mut regions: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    let mut plain = Vec::new();
     for name in crate::views::time_zones() {
-        let region = name.split_once('/').map_or("Other", |(r, _)| r);
-        match regions.last_mut() {
-            Some((r, names)) if *r == region => names.push(name),
-            _ => regions.push((region, vec![name])),
+        match name.split_once('/') {
+            None => plain.push(name),
+            Some((region, _)) => match regions.last_mut() {
+                Some((r, names)) if *r == region => names.push(name),
+                _ => regions.push((region, vec![name])),
+            },
         }
     }
-    // With JavaScript: the browser's own zone, offered when it is not the one chosen.
-    let browser = RwSignal::new(None::<String>);
+    let option = move |name: &'static str, label: String, chosen: &Option<String>| {
+        view! { <option value=name selected=chosen.as_deref() == Some(name)>{label}</option> }
+    };
+    // With JavaScript: the browser's own zone, offered when it is not the one in use.
+    let browser = RwSignal::new(None::<&'static str>);
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         let format = js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &js_sys::Object::new());
         let zone =
             js_sys::Reflect::get(&format.resolved_options(), &"timeZone".into()).ok().and_then(|v| v.as_string());
-        browser.set(zone.filter(|z| crate::views::time_zones().any(|t| t == z)));
+        browser.set(zone.as_deref().and_then(crate::views::listed_time_zone));
     });
     let select = NodeRef::<leptos::html::Select>::new();
-    let offer = picked.clone();
     view! {
         <label class="field">
             <span>"Time zone for the times in my emails"</span>
             <select name="time_zone" node_ref=select>
-                <option value="" selected=picked.is_none()>{automatic}</option>
+                <option value=crate::views::AUTOMATIC_TIME_ZONE selected=chosen.is_none()>{automatic}</option>
                 {extra.map(|z| view! { <option value=z.clone() selected=true>{z.clone()}</option> })}
+                {plain.into_iter().map(|name| option(name, name.to_owned(), &chosen)).collect_view()}
                 {regions.into_iter().map(|(region, names)| {
-                    let picked = picked.clone();
+                    let chosen = chosen.clone();
                     view! {
                         <optgroup label=region>
                             {names.into_iter().map(|name| {
                                 let city = name.split_once('/').map_or(name, |(_, c)| c).replace('_', " ");
-                                view! { <option value=name selected=picked.as_deref() == Some(name)>{city}</option> }
+                                option(name, city, &chosen)
                             }).collect_view()}
                         </optgroup>
                     }
                 }).collect_view()}
             </select>
         </label>
-        {move || browser.get().filter(|z| offer.as_deref() != Some(z.as_str())).map(|zone| {
-            let use_it = zone.clone();
-            view! {
-                <p class="muted small">
-                    "This browser is set to " {zone} ". "
-                    <button type="button" class="btn-link" on:click=move |_| {
-                        if let Some(select) = select.get() {
-                            select.set_value(&use_it);
-                        }
-                    }>"Use it"</button>
-                </p>
-            }
-        })}
+        <p class="muted small" aria-live="polite">
+            {move || browser.get().filter(|z| in_use.as_deref() != Some(*z)).map(|zone| view! {
+                "This browser is set to " {zone} ". "
+                <button type="button" class="btn-link" on:click=move |_| {
+                    if let Some(select) = select.get() {
+                        select.set_value(zone);
+                        let _ = select.focus();
+                    }
+                }>"Choose it"</button>
+            })}
+        </p>
     }
 }
 
