@@ -228,6 +228,28 @@ test('a person turns the optional emails off and on from My Access', async ({ pa
   await expect(await notice(page)).toContainText('you are also emailed');
   await page.reload();
   await expect(page.locator('#email-settings input[name="optional"]')).toBeChecked();
+
+  // The time zone of the times in their emails: chosen, kept, and back to automatic.
+  await settle(page, t);
+  const zone = page.locator('#email-settings select[name="time_zone"]');
+  await expect(zone).toHaveValue('automatic');
+  await zone.selectOption('Europe/Paris');
+  await page.getByRole('button', { name: 'Save email settings' }).click();
+  await expect(await notice(page)).toContainText('Times in your emails are in Europe/Paris');
+  await page.reload();
+  await settle(page, t);
+  await expect(zone).toHaveValue('Europe/Paris');
+  if (t.project.name === 'js') {
+    // The hydrated page offers the browser's own zone.
+    const hint = page.locator('#email-settings').getByText(/This browser is set to/);
+    await expect(hint).toBeVisible();
+    const browserZone = ((await hint.textContent()) ?? '').match(/set to (\S+)\./)?.[1] ?? '';
+    await page.locator('#email-settings').getByRole('button', { name: 'Choose it' }).click();
+    await expect(zone).toHaveValue(browserZone);
+  }
+  await zone.selectOption('automatic');
+  await page.getByRole('button', { name: 'Save email settings' }).click();
+  await expect(await notice(page)).toContainText('Times in your emails are in UTC');
 });
 
 test('a reviewer answers an access review, and its owners follow its progress', async ({ page }, t) => {
