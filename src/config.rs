@@ -126,6 +126,38 @@ pub enum Command {
         #[arg(long)]
         apply: bool,
     },
+    /// API tokens for the REST API (`/api/v1`): make one for a person, list theirs, revoke
+    /// one. A token acts as its owner with only its scopes.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `token …`: each is audited as done at the command line.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Make a token for a person; prints its secret, which cannot be shown again.
+    Create {
+        /// The owner's email.
+        #[arg(long)]
+        user: String,
+        /// What the token is for, to know it by.
+        #[arg(long)]
+        name: String,
+        /// Some of read, request, decide, admin (comma-separated).
+        #[arg(long, default_value = "read")]
+        scopes: String,
+        /// How many days it lasts (at most 366).
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+    },
+    /// A person's tokens, newest first.
+    List {
+        /// The owner's email.
+        #[arg(long)]
+        user: String,
+    },
+    /// Revoke a token by its id (as `list` shows it).
+    Revoke { id: i64 },
 }
 
 /// `seed-scale`: how big, which organisation, where the summary goes.

@@ -22,6 +22,8 @@ pub mod domain;
 #[cfg(feature = "ssr")]
 pub mod notify;
 #[cfg(feature = "ssr")]
+pub mod rest;
+#[cfg(feature = "ssr")]
 pub mod scale;
 #[cfg(feature = "ssr")]
 pub mod server;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use quartermaster::config::{Cli, Command};
+use quartermaster::config::{Cli, Command, TokenCommand};
 use quartermaster::domain::authz::Operator;
 use quartermaster::service::{AuditAnchor, ChainCheck, Service};
 use quartermaster::{demo, scale, server, store::Db, telemetry};
@@ -44,6 +44,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Verify { anchor } => verify(db, anchor.as_deref()).await,
         Command::SeedScale(args) => seed_scale(db, &args).await,
         Command::ImportUsers { file, apply } => import_users(db, &file, apply).await,
+        Command::Token(command) => token(db, command).await,
         Command::Serve(args) => {
             if args.demo {
                 demo::seed_if_empty(&db).await.map_err(|e| format!("seeding failed: {e}"))?;
@@ -89,6 +90,52 @@ async fn import_users(db: Db, file: &std::path::Path, apply: bool) -> Result<(),
         return Err(format!("{refused} line(s) refused"));
     }
     Ok(())
+}
+
+/// `quartermaster token …`, as the operator.
+async fn token(db: Db, command: TokenCommand) -> Result<(), String> {
+    use quartermaster::domain::token::Scopes;
+    use quartermaster::service::tokens::TokenBy;
+    let service = Service::new(db);
+    let when = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map_or_else(String::new, |d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+    };
+    match command {
+        TokenCommand::Create { user, name, scopes, days } => {
+            let scopes = Scopes::parse(&scopes)?;
+            let owner = service.person_by_email(&Operator::Workers, &user).await.map_err(|e| format!("token: {e}"))?;
+            let (token, secret) = service
+                .create_token(TokenBy::CommandLine, &owner, &name, &scopes, days)
+                .await
+                .map_err(|e| format!("token: {e}"))?;
+            println!("token {} for {user} ({}), until {}", token.id, token.scopes.join(" "), when(token.expires_at));
+            println!("{secret}");
+            eprintln!("Keep the secret now: it is not stored and cannot be shown again.");
+            Ok(())
+        }
+        TokenCommand::List { user } => {
+            let owner = service.person_by_email(&Operator::Workers, &user).await.map_err(|e| format!("token: {e}"))?;
+            let tokens = service.tokens(TokenBy::CommandLine, owner.id()).await.map_err(|e| format!("token: {e}"))?;
+            for t in &tokens {
+                let state = match (t.active, t.revoked_at) {
+                    (true, _) => format!("until {}", when(t.expires_at)),
+                    (false, Some(at)) => format!("revoked {}", when(at)),
+                    (false, None) => format!("expired {}", when(t.expires_at)),
+                };
+                let used =
+                    t.last_used_at.map_or_else(|| "never used".to_owned(), |at| format!("last used {}", when(at)));
+                println!("{}\t{}\t{}\t{state}\t{used}", t.id, t.name, t.scopes.join(" "));
+            }
+            println!("{} token(s)", tokens.len());
+            Ok(())
+        }
+        TokenCommand::Revoke { id } => {
+            service.revoke_token(TokenBy::CommandLine, id).await.map_err(|e| format!("token: {e}"))?;
+            println!("token {id} revoked");
+            Ok(())
+        }
+    }
 }
 
 /// `quartermaster verify`: walk the chain (from the command line, as the operator), print the

@@ -219,6 +219,8 @@ fn router(state: AppState, rate_limits: std::sync::Arc<rate_limit::RateLimits>, 
         router = router.route(path, handler);
     }
     router
+        // The REST API: every operation is in its OpenAPI document, which the sweep walks.
+        .merge(crate::rest::router())
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
@@ -273,6 +275,10 @@ pub fn plain_routes() -> Vec<(&'static str, Method, axum::routing::MethodRouter<
         ("/admin/audit.csv", Method::GET, get(audit_csv)),
         ("/admin/packages/{package}/assignments.csv", Method::GET, get(package_assignments_csv)),
         ("/admin/packages/{package}/bulk", Method::POST, post(bulk_assign)),
+        ("/api/v1/openapi.json", Method::GET, get(crate::rest::openapi_json)),
+        ("/api/v1/docs", Method::GET, get(crate::rest::docs_index)),
+        ("/api/v1/docs/", Method::GET, get(crate::rest::docs_file)),
+        ("/api/v1/docs/{*file}", Method::GET, get(crate::rest::docs_file)),
     ]
 }
 

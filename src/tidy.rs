@@ -13,7 +13,8 @@
 //!   converting an error;
 //! - the router mounts only what the authorization sweep (`tests/sweep.rs`) enumerates: the
 //!   plain routes (`server::plain_routes`, in one loop), the Leptos routes (pages and server
-//!   functions, from `generate_route_list(App)`), the client bundle under `/pkg` and the
+//!   functions, from `generate_route_list(App)`), the REST API (`rest::router`, every
+//!   operation of which is in the OpenAPI document), the client bundle under `/pkg` and the
 //!   fallback (static files, the not-found page) — no other `.route(`, `.nest(`, `.merge(`…
 //!   anywhere under `src/`;
 //! - every server function names its endpoint, and the endpoint is its own name (stable paths
@@ -213,6 +214,8 @@ const SANCTIONED_MOUNTS: &[(&str, &str, Option<&str>)] = &[
     ),
     // The client bundle.
     (".nest_service(\"/pkg\",", ".nest_service(", None),
+    // The REST API, whose every operation the sweep reads from its OpenAPI document.
+    (".merge(crate::rest::router())", ".merge(", None),
     // Static files from the site root, and the not-found page.
     (".fallback(leptos_axum::file_and_error_handler_with_context::<AppState,_>(", ".fallback(", None),
     ("axum::serve(listener,self.router.", "axum::serve(", None),

@@ -49,6 +49,20 @@ pub fn time_zones() -> impl Iterator<Item = &'static str> {
     include_str!("time_zones.txt").lines().map(str::trim).filter(|l| !l.is_empty())
 }
 
+/// An API token as its owner sees it (never its secret).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub last_used_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+    /// Neither revoked nor expired.
+    pub active: bool,
+}
+
 /// The time zone field's value for "automatic: the sign-in provider's" (an empty value would
 /// arrive as no field at all, which leaves the choice as it is).
 pub const AUTOMATIC_TIME_ZONE: &str = "automatic";
@@ -78,6 +92,7 @@ pub fn listed_time_zone(name: &str) -> Option<&'static str> {
 
 /// A page of a list, with the cursor of the next page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<String>,
@@ -100,6 +115,7 @@ pub struct CatalogOption {
 
 /// One resource role a package grants.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ResourceRoleView {
     pub id: i64,
     pub resource: String,
@@ -109,6 +125,7 @@ pub struct ResourceRoleView {
 
 /// A package as the requestor browses it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PackageCard {
     pub id: i64,
     pub name: String,
@@ -134,6 +151,7 @@ pub struct DemoPerson {
 
 /// A question of a policy's request form.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct QuestionView {
     pub id: String,
     pub prompt: String,
@@ -144,6 +162,7 @@ pub struct QuestionView {
 
 /// A policy as the requestor sees it: what it will ask and who approves.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PolicyView {
     pub id: i64,
     pub name: String,
@@ -158,6 +177,7 @@ pub struct PolicyView {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PackageDetail {
     pub card: PackageCard,
     pub policies: Vec<PolicyView>,
@@ -169,6 +189,7 @@ pub struct PackageDetail {
 
 /// One step of a request's timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TimelineStep {
     pub title: String,
     pub detail: String,
@@ -177,6 +198,7 @@ pub struct TimelineStep {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RequestView {
     pub id: i64,
     pub package: String,
@@ -190,6 +212,7 @@ pub struct RequestView {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AssignmentView {
     pub id: i64,
     pub package: String,
@@ -204,6 +227,7 @@ pub struct AssignmentView {
 
 /// A request waiting for the viewer's decision.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ApprovalItem {
     pub request_id: i64,
     pub requestor: String,

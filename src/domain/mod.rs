@@ -21,5 +21,6 @@ pub mod request;
 pub mod review;
 pub mod rule;
 pub mod sod;
+pub mod token;
 
 pub use error::{DomainError, DomainResult};

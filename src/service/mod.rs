@@ -30,6 +30,7 @@ mod requests;
 mod reviews;
 pub mod role_sync;
 mod snapshot;
+pub mod tokens;
 mod views;
 
 use std::sync::Arc;

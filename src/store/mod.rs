@@ -444,3 +444,4 @@ pub mod reviews;
 pub mod role_sync;
 pub mod scale;
 pub mod seed;
+pub mod tokens;

@@ -289,3 +289,51 @@ fn import_users_shows_then_adds_line_by_line() {
     assert!(again_text.contains("ada@contoso.example is already there"), "{again_text}");
     assert_eq!(users(), "2");
 }
+
+#[test]
+fn token_create_list_and_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let run = |args: &[&str]| Command::new(BIN).args(args).env("QM_DATABASE_URL", &url).output().unwrap();
+    let text = |out: &std::process::Output| {
+        (String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    assert!(run(&["seed-demo"]).status.success());
+    let omar = "omar@quartermaster.example";
+
+    // Made: its id, scopes and end on one line, the secret alone on the next.
+    let out = run(&["token", "create", "--user", omar, "--name", "laptop", "--scopes", "read,request", "--days", "30"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout} {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("token ") && lines[0].contains("read request"), "{stdout}");
+    assert!(lines[1].starts_with("qm_") && lines[1].len() == 46, "{stdout}");
+    assert!(stderr.contains("cannot be shown again"), "{stderr}");
+    let id: String = lines[0].trim_start_matches("token ").split(' ').next().unwrap().to_owned();
+
+    // Refused, saying why: an unknown scope, an unknown person, the admin scope for someone
+    // without a role, too long.
+    for (args, why) in [
+        (vec!["--scopes", "read,root"], "\"root\" is not a scope"),
+        (vec!["--days", "1000"], "1 to 366 days"),
+        (vec!["--scopes", "admin"], "admin scope"),
+    ] {
+        let mut all = vec!["token", "create", "--user", omar, "--name", "x"];
+        all.extend(args);
+        let out = run(&all);
+        assert!(!out.status.success());
+        assert!(text(&out).1.contains(why), "{why}: {}", text(&out).1);
+    }
+    let out = run(&["token", "create", "--user", "nobody@example.com", "--name", "x"]);
+    assert!(!out.status.success() && text(&out).1.contains("not found"), "{}", text(&out).1);
+
+    // Listed; revoked once.
+    let out = run(&["token", "list", "--user", omar]);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("laptop") && stdout.contains("never used") && stdout.contains("1 token(s)"), "{stdout}");
+    assert!(run(&["token", "revoke", &id]).status.success());
+    let again = run(&["token", "revoke", &id]);
+    assert!(!again.status.success() && text(&again).1.contains("already revoked"), "{}", text(&again).1);
+    assert!(text(&run(&["token", "list", "--user", omar])).0.contains("revoked"));
+    assert!(!run(&["token", "revoke", "999"]).status.success());
+}

@@ -10,6 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod api;
 mod birthright;
 mod builder;
 mod bulk;

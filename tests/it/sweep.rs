@@ -166,6 +166,12 @@ const TABLE: &[(&str, &str)] = &[
     ("/auth/login", "DDDDDDDDDDDD"),
     ("/auth/callback", "DDDDDDDDDDDD"),
     ("/admin/audit.csv", "DDDDDDDDDDAD"),
+    // The REST API's description and Swagger UI are public (the operations themselves take
+    // tokens: tests/it/api.rs walks each).
+    ("/api/v1/openapi.json", "AAAAAAAAAAAA"),
+    ("/api/v1/docs", "AAAAAAAAAAAA"),
+    ("/api/v1/docs/", "AAAAAAAAAAAA"),
+    ("/api/v1/docs/{*file}", "AAAAAAAAAAAA"),
     // Catalogs in the admin area: the list for anyone holding a role, each catalog for who
     // holds a role in it (another catalog's owner is told it does not exist).
     ("admin_catalogs", "DDDDDAAAAAAD"),
@@ -903,7 +909,8 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             ),
             _ => (vec![], None),
         };
-        let concrete = path.replace("{package}", &ids.developer_tools.0.to_string());
+        let concrete =
+            path.replace("{package}", &ids.developer_tools.0.to_string()).replace("{*file}", "swagger-ui.css");
         calls.push(Call { name: path.to_owned(), path: concrete, method, args, effect, shows: None });
     }
     // One row per route: two routes under one name would hide one of them.

@@ -1,0 +1,378 @@
+//! The REST API under `/api/v1`, for scripts and other systems: each handler is a thin
+//! adapter over the service call the pages' server functions make, as the caller an API
+//! token stands for (its owner, with only the token's scopes), with the same authorization.
+//! The OpenAPI document (`/api/v1/openapi.json`) is generated from these handlers, and the
+//! authorization sweep walks every operation it lists.
+//!
+//! Not to be confused with the server functions (`ui/api/`, under `/api/{name}`), which the
+//! pages call with the session cookie: this API takes a bearer token and ignores cookies.
+
+mod docs;
+mod problem;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use docs::{docs_file, docs_index, openapi_json};
+pub use problem::Problem;
+
+use crate::domain::ids::{CatalogId, PackageId, PolicyId, RequestId, UserId};
+use crate::domain::token::Scope;
+use crate::server::AppState;
+use crate::service::tokens::TokenCaller;
+use crate::service::{NewRequest, RequestOutcome, Service};
+use crate::ui::api::{MAX_JUSTIFICATION, MAX_NAME};
+use crate::views::{ApprovalItem, AssignmentView, PackageCard, PackageDetail, Page, RequestView};
+
+/// The API's routes, for the router (mounted once, beside the pages).
+pub fn router() -> axum::Router<AppState> {
+    operations().split_for_parts().0
+}
+
+/// The OpenAPI document of every operation [`router`] serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    operations().into_openapi()
+}
+
+/// Every operation, registered with its documentation: one list for the router and the
+/// document alike.
+fn operations() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(me))
+        .routes(routes!(packages))
+        .routes(routes!(package))
+        .routes(routes!(my_requests, submit_request))
+        .routes(routes!(cancel_request))
+        .routes(routes!(decide))
+        .routes(routes!(approvals))
+        .routes(routes!(my_access))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Quartermaster",
+        description = "Access packages, requests, approvals and assignments, as the portal has them. \
+                       Every call carries an API token (`Authorization: Bearer qm_…`) and acts as its owner \
+                       with only its scopes: `read` for every GET, `request` to ask for and cancel access, \
+                       `decide` to approve or deny, `admin` to use the owner's administrative roles. \
+                       Errors are RFC 9457 problem details. Lists come a page at a time: pass `next` back \
+                       as `cursor`."
+    ),
+    modifiers(&BearerScheme),
+    security(("bearer" = [])),
+    tags(
+        (name = "me", description = "The token and its owner"),
+        (name = "packages", description = "Access packages the caller may request"),
+        (name = "requests", description = "The caller's requests, and deciding others'"),
+        (name = "assignments", description = "The caller's access"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// The caller of an API operation: the service, and the token's owner with its scopes.
+pub struct Caller {
+    service: Service,
+    caller: TokenCaller,
+}
+
+impl Caller {
+    /// The owner (as the token lets them act), once the token is seen to have `scope`.
+    fn with(&self, scope: Scope) -> Result<&crate::domain::authz::Actor, Problem> {
+        self.caller.require(scope)?;
+        tracing::debug!(token = self.caller.token, user = self.caller.actor.id().0, scope = scope.word(), "api call");
+        Ok(&self.caller.actor)
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let service = state.auth.service.clone();
+        let secret = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, secret)| secret.trim().to_owned());
+        let Some(secret) = secret else {
+            return Err(Problem::unauthenticated("send an API token: Authorization: Bearer qm_…"));
+        };
+        match service.token_caller(&secret).await? {
+            Some(caller) => Ok(Caller { service, caller }),
+            None => Err(Problem::unauthenticated("this API token is unknown, expired or revoked")),
+        }
+    }
+}
+
+/// A query the API could not read: 422, saying why.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+    q.map(|Query(q)| q).map_err(|e| Problem::unreadable(e.status(), e.body_text()))
+}
+
+/// A JSON body the API could not read: 415 when it is not JSON, 422 otherwise.
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+    b.map(|Json(b)| b).map_err(|e| Problem::unreadable(e.status(), e.body_text()))
+}
+
+fn at_most(field: &str, value: &str, max: usize) -> Result<(), Problem> {
+    if value.chars().count() > max {
+        return Err(Problem::invalid(Some(field), format!("at most {max} characters")));
+    }
+    Ok(())
+}
+
+/// The token and the person it acts as.
+#[derive(Serialize, ToSchema)]
+struct Me {
+    id: i64,
+    email: String,
+    name: String,
+    department: String,
+    job_title: String,
+    /// The token's id and scopes.
+    token: i64,
+    scopes: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/me", tag = "me",
+    responses((status = 200, body = Me), (status = 401, body = Problem, content_type = "application/problem+json")))]
+async fn me(caller: Caller) -> Result<Json<Me>, Problem> {
+    let actor = caller.with(Scope::Read)?;
+    Ok(Json(Me {
+        id: actor.id().0,
+        email: actor.user.email.clone(),
+        name: actor.user.display_name.clone(),
+        department: actor.user.department.clone(),
+        job_title: actor.user.job_title.clone(),
+        token: caller.caller.token,
+        scopes: caller.caller.scopes.iter().map(|s| s.word().to_owned()).collect(),
+    }))
+}
+
+/// A page of a list: `cursor` is the `next` of the page before.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PageQuery {
+    cursor: Option<String>,
+}
+
+/// Packages the caller may request, a page at a time.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PackageQuery {
+    /// Words in the name, the description or a resource's name.
+    q: Option<String>,
+    /// Only this catalog's.
+    catalog: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/packages", tag = "packages", params(PackageQuery),
+    responses((status = 200, body = Page<PackageCard>), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn packages(
+    caller: Caller,
+    q: Result<Query<PackageQuery>, QueryRejection>,
+) -> Result<Json<Page<PackageCard>>, Problem> {
+    let actor = caller.with(Scope::Read)?;
+    let q = query(q)?;
+    let search = q.q.unwrap_or_default();
+    at_most("q", &search, MAX_NAME)?;
+    let page =
+        caller.service.requestable_packages(actor, &search, q.catalog.map(CatalogId), q.cursor.as_deref()).await?;
+    Ok(Json(page))
+}
+
+#[utoipa::path(get, path = "/api/v1/packages/{id}", tag = "packages", params(("id" = i64, Path)),
+    responses((status = 200, body = PackageDetail), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn package(caller: Caller, Path(id): Path<i64>) -> Result<Json<PackageDetail>, Problem> {
+    let actor = caller.with(Scope::Read)?;
+    Ok(Json(caller.service.package_detail(actor, PackageId(id)).await?))
+}
+
+/// The row-id cursor of a list (anything else: from the start, as on the pages).
+fn row_cursor(q: PageQuery) -> Option<i64> {
+    q.cursor.and_then(|c| c.parse().ok())
+}
+
+#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(PageQuery),
+    responses((status = 200, body = Page<RequestView>, description = "The caller's requests, newest first"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn my_requests(
+    caller: Caller,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Page<RequestView>>, Problem> {
+    let actor = caller.with(Scope::Read)?;
+    Ok(Json(caller.service.my_requests(actor, row_cursor(query(q)?)).await?))
+}
+
+/// Asking for a package (for oneself, or for a direct report where the policy allows).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewRequestBody {
+    package_id: i64,
+    /// Which policy, when more than one applies to the caller.
+    policy_id: Option<i64>,
+    /// A direct report's id, to ask on their behalf.
+    on_behalf_of: Option<i64>,
+    #[serde(default)]
+    justification: String,
+    /// The policy's questions answered, by question id.
+    #[serde(default)]
+    answers: std::collections::BTreeMap<String, String>,
+    /// When the access should start and end (Unix milliseconds), where the policy allows.
+    start_at: Option<i64>,
+    end_at: Option<i64>,
+}
+
+/// Where a request stands after an operation.
+#[derive(Serialize, ToSchema)]
+struct Outcome {
+    request_id: i64,
+    state: crate::states::RequestState,
+    message: String,
+}
+
+impl From<RequestOutcome> for Outcome {
+    fn from(o: RequestOutcome) -> Self {
+        Outcome { request_id: o.request.0, state: o.state, message: o.message }
+    }
+}
+
+fn millis(field: &str, at: Option<i64>) -> Result<Option<chrono::DateTime<chrono::Utc>>, Problem> {
+    at.map(|ms| chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| Problem::invalid(Some(field), "not a time")))
+        .transpose()
+}
+
+#[utoipa::path(post, path = "/api/v1/requests", tag = "requests", request_body = NewRequestBody,
+    responses((status = 201, body = Outcome, description = "Filed; `state` says whether it waits for approval, was granted, or was stopped (`rejected`, with the reason)"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn submit_request(caller: Caller, b: Result<Json<NewRequestBody>, JsonRejection>) -> Result<Response, Problem> {
+    let actor = caller.with(Scope::Request)?;
+    let b = body(b)?;
+    at_most("justification", &b.justification, MAX_JUSTIFICATION)?;
+    for (question, answer) in &b.answers {
+        at_most("answers", question, MAX_NAME)?;
+        at_most(&format!("answers[{question}]"), answer, MAX_JUSTIFICATION)?;
+    }
+    let new = NewRequest {
+        package: PackageId(b.package_id),
+        policy: b.policy_id.map(PolicyId),
+        target: b.on_behalf_of.map(UserId),
+        justification: b.justification,
+        answers: b
+            .answers
+            .into_iter()
+            .map(|(question_id, value)| crate::domain::policy::Answer { question_id, value })
+            .collect(),
+        start: millis("start_at", b.start_at)?,
+        end: millis("end_at", b.end_at)?,
+    };
+    let outcome = Outcome::from(caller.service.submit_request(actor, new).await?);
+    let location = format!("/api/v1/requests/{}", outcome.request_id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(outcome)).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/requests/{id}/cancel", tag = "requests", params(("id" = i64, Path)),
+    responses((status = 200, body = Outcome), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json")))]
+async fn cancel_request(caller: Caller, Path(id): Path<i64>) -> Result<Json<Outcome>, Problem> {
+    let actor = caller.with(Scope::Request)?;
+    Ok(Json(caller.service.cancel_request(actor, RequestId(id)).await?.into()))
+}
+
+/// A decision on the stage of a request waiting for the caller.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    /// `approve` or `deny`.
+    decision: DecisionWord,
+    /// Why (required where the policy asks for it).
+    #[serde(default)]
+    justification: String,
+}
+
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum DecisionWord {
+    Approve,
+    Deny,
+}
+
+#[utoipa::path(post, path = "/api/v1/requests/{id}/decision", tag = "requests", params(("id" = i64, Path)),
+    request_body = DecisionBody,
+    responses((status = 200, body = Outcome), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "Someone decided first, or the request ended"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn decide(
+    caller: Caller,
+    Path(id): Path<i64>,
+    b: Result<Json<DecisionBody>, JsonRejection>,
+) -> Result<Json<Outcome>, Problem> {
+    use crate::domain::request::Decision;
+    let actor = caller.with(Scope::Decide)?;
+    let b = body(b)?;
+    at_most("justification", &b.justification, MAX_JUSTIFICATION)?;
+    let decision = match b.decision {
+        DecisionWord::Approve => Decision::Approve,
+        DecisionWord::Deny => Decision::Deny,
+    };
+    Ok(Json(caller.service.decide(actor, RequestId(id), decision, &b.justification).await?.into()))
+}
+
+#[utoipa::path(get, path = "/api/v1/approvals", tag = "requests", params(PageQuery),
+    responses((status = 200, body = Page<ApprovalItem>, description = "Requests waiting for the caller's decision, oldest first"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn approvals(
+    caller: Caller,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Page<ApprovalItem>>, Problem> {
+    let actor = caller.with(Scope::Read)?;
+    Ok(Json(caller.service.pending_approvals(actor, row_cursor(query(q)?)).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/assignments", tag = "assignments", params(PageQuery),
+    responses((status = 200, body = Page<AssignmentView>, description = "The caller's access, live first"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn my_access(
+    caller: Caller,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Page<AssignmentView>>, Problem> {
+    let actor = caller.with(Scope::Read)?;
+    Ok(Json(caller.service.my_access(actor, row_cursor(query(q)?)).await?))
+}

@@ -1,0 +1,228 @@
+//! API tokens: a person makes them for themselves, with some of their rights; a call to the
+//! REST API is made as the token's owner with only those.
+
+use chrono::Duration;
+use serde_json::json;
+
+use super::Service;
+use crate::domain::audit::AuditEvent;
+use crate::domain::authz::{Actor, Operator, Permission};
+use crate::domain::ids::UserId;
+use crate::domain::token::{new_secret, secret_hash, Scope, Scopes};
+use crate::domain::{DomainError, DomainResult};
+use crate::store::tokens::{self as store, NewToken, Token};
+use crate::views::TokenView;
+
+/// The longest a token may last.
+pub const MAX_TOKEN_DAYS: u32 = 366;
+
+/// How many tokens a person may hold at once (revoked and expired ones not counted).
+const MAX_LIVE_TOKENS: usize = 20;
+
+/// A use is recorded at most this often (a call reads; it writes only now and then).
+const TOUCH_EVERY: Duration = Duration::minutes(1);
+
+/// Who makes or revokes a token.
+#[derive(Clone, Copy, Debug)]
+pub enum TokenBy<'a> {
+    /// The signed-in person (or an administrator, to revoke someone's).
+    Person(&'a Actor),
+    /// The operator at the command line (`quartermaster token …`).
+    CommandLine,
+}
+
+impl TokenBy<'_> {
+    /// The person acting, if it is one (audited as the event's actor).
+    fn person(self) -> Option<UserId> {
+        match self {
+            TokenBy::Person(a) => Some(a.id()),
+            TokenBy::CommandLine => None,
+        }
+    }
+}
+
+/// A call's caller: the token's owner with only the token's rights.
+#[derive(Clone, Debug)]
+pub struct TokenCaller {
+    /// The owner, without their administrative roles unless the token has `admin`.
+    pub actor: Actor,
+    pub token: i64,
+    pub scopes: Scopes,
+}
+
+impl TokenCaller {
+    /// Refused (403, naming the scope) when the token lacks `scope`.
+    pub fn require(&self, scope: Scope) -> DomainResult<()> {
+        if self.scopes.has(scope) {
+            Ok(())
+        } else {
+            Err(DomainError::forbidden(format!("this token does not have the \"{}\" scope", scope.word())))
+        }
+    }
+}
+
+fn view(t: &Token, now: chrono::DateTime<chrono::Utc>) -> TokenView {
+    TokenView {
+        id: t.id,
+        name: t.name.clone(),
+        scopes: t.scopes.split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect(),
+        created_at: t.created_at.timestamp_millis(),
+        expires_at: t.expires_at.timestamp_millis(),
+        last_used_at: t.last_used_at.map(|d| d.timestamp_millis()),
+        revoked_at: t.revoked_at.map(|d| d.timestamp_millis()),
+        active: t.revoked_at.is_none() && t.expires_at > now,
+    }
+}
+
+impl Service {
+    /// Make a token for `owner` named `name`, with `scopes` (none beyond the owner's rights:
+    /// `admin` only for who holds an administrative role), lasting `days`. Audited; returns
+    /// the token and its secret, which is not kept and cannot be shown again.
+    #[tracing::instrument(name = "create_token", skip_all, fields(owner = owner.id().0, scopes = %scopes, days))]
+    pub async fn create_token(
+        &self,
+        by: TokenBy<'_>,
+        owner: &Actor,
+        name: &str,
+        scopes: &Scopes,
+        days: u32,
+    ) -> DomainResult<(TokenView, String)> {
+        if let TokenBy::Person(actor) = by {
+            if actor.id() != owner.id() {
+                return Err(DomainError::forbidden("a person makes API tokens only for themselves"));
+            }
+        }
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(DomainError::invalid("name", "give the token a name (at most 100 characters) to know it by"));
+        }
+        if !(1..=MAX_TOKEN_DAYS).contains(&days) {
+            return Err(DomainError::invalid("days", format!("a token lasts 1 to {MAX_TOKEN_DAYS} days")));
+        }
+        if scopes.has(Scope::Admin) && !owner.has_admin_area() {
+            return Err(DomainError::invalid(
+                "scopes",
+                "the admin scope is only for people with an administrative role, which this person has not",
+            ));
+        }
+        let now = self.now();
+        let expires_at = now + Duration::days(i64::from(days));
+        let secret = new_secret();
+        let hash = secret_hash(&secret).ok_or_else(|| DomainError::Internal("a new secret is malformed".into()))?;
+        let mut tx = self.db.begin().await?;
+        self.db.lock_user(&mut tx, owner.id()).await?;
+        let live = store::of_user(&mut tx, owner.id(), 1_000).await?;
+        if live.iter().filter(|t| t.revoked_at.is_none() && t.expires_at > now).count() >= MAX_LIVE_TOKENS {
+            return Err(DomainError::Conflict(format!(
+                "at most {MAX_LIVE_TOKENS} tokens at once: revoke one you no longer use first"
+            )));
+        }
+        let scope_words = scopes.to_string();
+        let id = store::insert(
+            &mut tx,
+            &NewToken {
+                user: owner.id(),
+                name,
+                scopes: &scope_words,
+                secret_hash: &hash,
+                created_by: by.person(),
+                expires_at,
+            },
+            now,
+        )
+        .await?;
+        let actor = by.person();
+        let mut event = AuditEvent::new(actor, "api_token.created", "api_token", id).after(json!({
+            "owner": owner.id().0, "name": name, "scopes": scope_words, "expires_at": expires_at.timestamp_millis(),
+        }));
+        if matches!(by, TokenBy::CommandLine) {
+            event = event.reason("made at the command line");
+        }
+        self.commit(tx, vec![event]).await?;
+        let token = Token {
+            id,
+            user: owner.id(),
+            name: name.to_owned(),
+            scopes: scope_words,
+            created_at: now,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        Ok((view(&token, now), secret))
+    }
+
+    /// A person's tokens, newest first: their own, or anyone's for an administrator (or the
+    /// operator).
+    #[tracing::instrument(name = "tokens", skip_all, fields(owner = owner.0))]
+    pub async fn tokens(&self, by: TokenBy<'_>, owner: UserId) -> DomainResult<Vec<TokenView>> {
+        if let TokenBy::Person(actor) = by {
+            if actor.id() != owner && !actor.can(Permission::Administer) {
+                return Err(DomainError::forbidden("only administrators see other people's tokens"));
+            }
+        }
+        let now = self.now();
+        let mut conn = self.db.pool().acquire().await?;
+        Ok(store::of_user(&mut conn, owner, 200).await?.iter().map(|t| view(t, now)).collect())
+    }
+
+    /// Revoke a token: its owner, an administrator, or the operator. Audited; revoking one
+    /// already revoked changes nothing and says so.
+    #[tracing::instrument(name = "revoke_token", skip_all, fields(token = id))]
+    pub async fn revoke_token(&self, by: TokenBy<'_>, id: i64) -> DomainResult<()> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let token = store::by_id(&mut tx, id).await?;
+        let Some(token) = token.filter(|t| match by {
+            TokenBy::Person(a) => a.id() == t.user || a.can(Permission::Administer),
+            TokenBy::CommandLine => true,
+        }) else {
+            // Someone else's token is not theirs to know of.
+            return Err(DomainError::not_found("token"));
+        };
+        let actor = by.person();
+        if !store::revoke(&mut tx, id, actor, now).await? {
+            return Err(DomainError::Conflict("this token was already revoked".into()));
+        }
+        let event = AuditEvent::new(actor, "api_token.revoked", "api_token", id)
+            .before(json!({"owner": token.user.0, "name": token.name}));
+        self.commit(tx, vec![event]).await?;
+        Ok(())
+    }
+
+    /// The caller a secret stands for: `None` when it is no token's, or the token is revoked
+    /// or expired, or its owner is disabled (all the same to the caller: not signed in).
+    /// Records the use now and then.
+    #[tracing::instrument(name = "token_caller", skip_all)]
+    pub async fn token_caller(&self, secret: &str) -> DomainResult<Option<TokenCaller>> {
+        let Some(hash) = secret_hash(secret) else { return Ok(None) };
+        let now = self.now();
+        let mut conn = self.db.pool().acquire().await?;
+        let Some(token) = store::by_secret_hash(&mut conn, &hash).await? else { return Ok(None) };
+        if token.revoked_at.is_some() || token.expires_at <= now {
+            return Ok(None);
+        }
+        drop(conn);
+        let Some(mut actor) = self.actor(token.user).await? else { return Ok(None) };
+        let scopes = Scopes::parse(&token.scopes).map_err(DomainError::Internal)?;
+        if !scopes.has(Scope::Admin) {
+            actor.roles.clear();
+        }
+        if token.last_used_at.is_none_or(|at| at < now - TOUCH_EVERY) {
+            let mut conn = self.db.pool().acquire().await?;
+            store::touch(&mut conn, token.id, now, now - TOUCH_EVERY).await?;
+        }
+        Ok(Some(TokenCaller { actor, token: token.id, scopes }))
+    }
+
+    /// The operator's view of a person by email (for `quartermaster token …`).
+    #[tracing::instrument(name = "person_by_email", skip_all)]
+    pub async fn person_by_email(&self, by: &Operator<'_>, email: &str) -> DomainResult<Actor> {
+        by.require(Permission::Administer)?;
+        let mut conn = self.db.pool().acquire().await?;
+        let found = crate::store::directory::user_by_email(&mut conn, email.trim()).await?;
+        drop(conn);
+        let Some((user, _)) = found else { return Err(DomainError::not_found(format!("person {email:?}"))) };
+        self.actor(user.id).await?.ok_or_else(|| DomainError::Conflict(format!("{email} is disabled")))
+    }
+}

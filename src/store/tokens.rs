@@ -1,0 +1,109 @@
+//! API tokens: only the SHA-256 of each secret is kept, and a call finds its token by that
+//! hash through a unique index.
+
+use chrono::{DateTime, Utc};
+
+use super::{to_ms, Conn, RowExt};
+use crate::domain::ids::UserId;
+
+/// A token as its owner and administrators see it (never its secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub id: i64,
+    pub user: UserId,
+    pub name: String,
+    /// Space-separated scope words.
+    pub scopes: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, user_id, name, scopes, created_at, expires_at, last_used_at, revoked_at";
+
+fn token_from_row(r: &sqlx::any::AnyRow) -> Result<Token, sqlx::Error> {
+    Ok(Token {
+        id: r.int("id")?,
+        user: UserId(r.int("user_id")?),
+        name: r.text("name")?,
+        scopes: r.text("scopes")?,
+        created_at: r.time("created_at")?,
+        expires_at: r.time("expires_at")?,
+        last_used_at: r.opt_time("last_used_at")?,
+        revoked_at: r.opt_time("revoked_at")?,
+    })
+}
+
+/// What a new token is.
+pub struct NewToken<'a> {
+    pub user: UserId,
+    pub name: &'a str,
+    pub scopes: &'a str,
+    pub secret_hash: &'a str,
+    pub created_by: Option<UserId>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Add a token; its id.
+pub async fn insert(conn: &mut Conn, t: &NewToken<'_>, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO api_tokens (user_id, name, scopes, secret_hash, created_at, created_by, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(t.user.0)
+    .bind(t.name)
+    .bind(t.scopes)
+    .bind(t.secret_hash)
+    .bind(to_ms(now))
+    .bind(t.created_by.map(|u| u.0))
+    .bind(to_ms(t.expires_at))
+    .fetch_one(conn)
+    .await
+}
+
+/// The token whose secret hashes to `secret_hash`, whatever its state.
+pub async fn by_secret_hash(conn: &mut Conn, secret_hash: &str) -> Result<Option<Token>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE secret_hash = $1");
+    let row = sqlx::query(&sql).bind(secret_hash).fetch_optional(conn).await?;
+    row.as_ref().map(token_from_row).transpose()
+}
+
+/// One token by id.
+pub async fn by_id(conn: &mut Conn, id: i64) -> Result<Option<Token>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(token_from_row).transpose()
+}
+
+/// A person's tokens, newest first (at most `limit`).
+pub async fn of_user(conn: &mut Conn, user: UserId, limit: i64) -> Result<Vec<Token>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY id DESC LIMIT $2");
+    let rows = sqlx::query(&sql).bind(user.0).bind(limit).fetch_all(conn).await?;
+    rows.iter().map(token_from_row).collect()
+}
+
+/// Revoke a token that is not revoked yet; false when it already was (or is not there).
+pub async fn revoke(conn: &mut Conn, id: i64, by: Option<UserId>, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL")
+            .bind(to_ms(now))
+            .bind(by.map(|u| u.0))
+            .bind(id)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Record a use, to the minute: only when the last one recorded is older than `since`.
+pub async fn touch(conn: &mut Conn, id: i64, now: DateTime<Utc>, since: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+    )
+    .bind(to_ms(now))
+    .bind(id)
+    .bind(to_ms(since))
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! The REST API under `/api/v1` through real HTTP: an API token acts as its owner with only
+//! its scopes; errors are problem details; every operation the OpenAPI document lists needs a
+//! token, and the scope it names; the document and Swagger UI are served from the binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::common;
+
+use common::{spawn_app_with, TestApp};
+use quartermaster::domain::authz::{Actor, Operator};
+use quartermaster::domain::ids::UserId;
+use quartermaster::domain::token::Scopes;
+use quartermaster::service::tokens::TokenBy;
+use quartermaster::store::Backend;
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+on_both_databases!(
+    a_token_acts_as_its_owner_with_only_its_scopes,
+    every_operation_in_the_document_needs_a_token_and_its_scope,
+    tokens_are_made_for_oneself_within_ones_rights_and_revoked_once
+);
+
+async fn app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |args| args.no_workers = true).await
+}
+
+async fn actor(app: &TestApp, id: UserId) -> Actor {
+    app.service.actor(id).await.unwrap().unwrap()
+}
+
+/// A token for `who` with `scopes`, made by themselves; its secret.
+async fn token(app: &TestApp, who: UserId, scopes: &str) -> String {
+    let owner = actor(app, who).await;
+    let scopes = Scopes::parse(scopes).unwrap();
+    app.service.create_token(TokenBy::Person(&owner), &owner, "test", &scopes, 30).await.unwrap().1
+}
+
+/// A call to the API with `secret` (none: no Authorization header); its status and JSON.
+async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    secret: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let (status, _, json) = call_full(app, method, path, secret, body).await;
+    (status, json)
+}
+
+async fn call_full(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    secret: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut req = Client::new().request(method.parse().unwrap(), app.url(path));
+    if let Some(secret) = secret {
+        req = req.bearer_auth(secret);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.unwrap();
+    let (status, headers) = (res.status(), res.headers().clone());
+    let text = res.text().await.unwrap();
+    (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(app.service.db().pool()).await.unwrap()
+}
+
+/// Omar asks for Production Access through the API; Linus, his manager, decides its first
+/// stage through the API; each only with a token whose scope allows it, and nobody decides
+/// their own request.
+async fn a_token_acts_as_its_owner_with_only_its_scopes(backend: Backend) {
+    let app = app(backend).await;
+    let ids = &app.ids;
+
+    // No token, a malformed one, an unknown one: 401 as a problem, with the scheme to use.
+    let (status, headers, problem) = call_full(&app, "GET", "/api/v1/me", None, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert!(headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    assert_eq!(problem["type"], "urn:quartermaster:problem:unauthenticated");
+    assert_eq!(problem["status"], 401);
+    assert_eq!(call(&app, "GET", "/api/v1/me", Some("nonsense"), None).await.0, 401);
+    let unknown = quartermaster::domain::token::new_secret();
+    assert_eq!(call(&app, "GET", "/api/v1/me", Some(&unknown), None).await.0, 401);
+    // A session cookie is not a token.
+    let cookie = app.session_cookie(ids.omar).await;
+    let res = Client::new().get(app.url("/api/v1/me")).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(res.status(), 401, "the API takes tokens only");
+
+    let read = token(&app, ids.omar, "read").await;
+    let (status, me) = call(&app, "GET", "/api/v1/me", Some(&read), None).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!((me["email"].as_str(), me["scopes"].clone()), (Some("omar@quartermaster.example"), json!(["read"])));
+    let (status, packages) = call(&app, "GET", "/api/v1/packages?q=developer", Some(&read), None).await;
+    assert_eq!(status, 200, "{packages}");
+    assert_eq!(packages["items"][0]["name"], "Developer Tools", "{packages}");
+    let (status, problem) = call(&app, "GET", "/api/v1/packages?catalog=abc", Some(&read), None).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("urn:quartermaster:problem:invalid"))
+    );
+
+    // Asking needs the request scope: refused, nothing filed.
+    let ask = json!({"package_id": ids.production_access.0, "justification": "on call",
+                     "answers": {"service": "Payments API"}});
+    let requests = || count(&app, "SELECT COUNT(*) FROM requests");
+    let before = requests().await;
+    let (status, problem) = call(&app, "POST", "/api/v1/requests", Some(&read), Some(ask.clone())).await;
+    assert_eq!(status, 403, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("\"request\" scope"), "{problem}");
+    assert_eq!(requests().await, before, "nothing filed");
+
+    // With it: filed, 201 with where it is.
+    let asker = token(&app, ids.omar, "read,request,decide").await;
+    let (status, problem) =
+        call(&app, "POST", "/api/v1/requests", Some(&asker), Some(json!({"package_id": "x"}))).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("urn:quartermaster:problem:invalid"))
+    );
+    let (status, problem) =
+        call(&app, "POST", "/api/v1/requests", Some(&asker), Some(json!({"package_id": 1, "sudo": true}))).await;
+    assert_eq!(status, 422, "an unknown field is refused: {problem}");
+    let res =
+        Client::new().post(app.url("/api/v1/requests")).bearer_auth(&asker).body(ask.to_string()).send().await.unwrap();
+    assert_eq!(res.status(), 415, "not said to be JSON");
+    assert_eq!(requests().await, before, "nothing filed");
+    let (status, headers, outcome) = call_full(&app, "POST", "/api/v1/requests", Some(&asker), Some(ask.clone())).await;
+    assert_eq!(status, 201, "{outcome}");
+    assert_eq!(outcome["state"], "pending_approval", "{outcome}");
+    let id = outcome["request_id"].as_i64().unwrap();
+    assert_eq!(headers["location"], format!("/api/v1/requests/{id}").as_str());
+    let (_, mine) = call(&app, "GET", "/api/v1/requests", Some(&read), None).await;
+    assert_eq!(mine["items"][0]["id"], id, "{mine}");
+    let (status, problem) = call(&app, "POST", "/api/v1/requests", Some(&asker), Some(ask)).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (StatusCode::CONFLICT, Some("urn:quartermaster:problem:conflict")),
+        "already waiting: {problem}"
+    );
+    let by: Option<i64> =
+        sqlx::query_scalar("SELECT actor_id FROM audit_events WHERE action = 'request.submitted' AND object_id = $1")
+            .bind(id)
+            .fetch_one(app.service.db().pool())
+            .await
+            .unwrap();
+    assert_eq!(by, Some(ids.omar.0), "audited as its owner");
+
+    // Omar cannot decide his own request, whatever his token.
+    let decision = |d: &str| json!({"decision": d, "justification": "ok"});
+    let path = format!("/api/v1/requests/{id}/decision");
+    let (status, _) = call(&app, "POST", &path, Some(&asker), Some(decision("approve"))).await;
+    assert!(status == 403 || status == 404, "{status}");
+
+    // Linus sees it waiting; deciding needs the decide scope.
+    let linus_read = token(&app, ids.linus, "read").await;
+    let (_, waiting) = call(&app, "GET", "/api/v1/approvals", Some(&linus_read), None).await;
+    assert!(waiting["items"].as_array().unwrap().iter().any(|i| i["request_id"] == id), "{waiting}");
+    let (status, _) = call(&app, "POST", &path, Some(&linus_read), Some(decision("approve"))).await;
+    assert_eq!(status, 403);
+    let (status, problem) = call(&app, "POST", &path, Some(&linus_read), Some(json!({"decision": "maybe"}))).await;
+    assert!(status == 403 || status == 422, "{problem}");
+    let linus = token(&app, ids.linus, "decide").await;
+    let (status, outcome) = call(&app, "POST", &path, Some(&linus), Some(decision("approve"))).await;
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["state"], "pending_approval", "the second stage waits: {outcome}");
+    let (status, problem) = call(&app, "POST", &path, Some(&linus), Some(decision("deny"))).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (StatusCode::FORBIDDEN, Some("urn:quartermaster:problem:forbidden")),
+        "not his stage now: {problem}"
+    );
+
+    // Omar cancels it (his request scope); Hana, the second stage's approver, then finds it
+    // decided.
+    let cancel = format!("/api/v1/requests/{id}/cancel");
+    let (status, outcome) = call(&app, "POST", &cancel, Some(&read), None).await;
+    assert_eq!(status, 403, "canceling needs the request scope: {outcome}");
+    let (status, outcome) = call(&app, "POST", &cancel, Some(&asker), None).await;
+    assert_eq!((status, outcome["state"].as_str()), (StatusCode::OK, Some("canceled")), "{outcome}");
+    let hana = token(&app, ids.hana, "decide").await;
+    let (status, problem) = call(&app, "POST", &path, Some(&hana), Some(decision("approve"))).await;
+    assert_eq!(status, 409, "ended: {problem}");
+    assert_eq!(problem["type"], "urn:quartermaster:problem:already-decided", "{problem}");
+
+    // Used: recorded (to the minute).
+    let used = count(&app, "SELECT COUNT(*) FROM api_tokens WHERE last_used_at IS NOT NULL").await;
+    assert!(used >= 3, "{used}");
+}
+
+/// Every operation the OpenAPI document lists: 401 without a token; a read-only token gets
+/// through to a `GET` (whatever it then answers) and is refused (403) everything else.
+async fn every_operation_in_the_document_needs_a_token_and_its_scope(backend: Backend) {
+    let app = app(backend).await;
+    let res = Client::new().get(app.url("/api/v1/openapi.json")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let doc: Value = res.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let read = token(&app, app.ids.omar, "read").await;
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        assert!(path.starts_with("/api/v1/"), "{path}");
+        let concrete = path.replace("{id}", &app.ids.developer_tools.0.to_string());
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            operations += 1;
+            let verb = method.to_uppercase();
+            let body = (method != "get").then(|| json!({}));
+            let (status, problem) = call(&app, &verb, &concrete, None, body.clone()).await;
+            assert_eq!(status, 401, "{verb} {path} without a token: {problem}");
+            assert_eq!(problem["type"], "urn:quartermaster:problem:unauthenticated", "{verb} {path}");
+            let (status, problem) = call(&app, &verb, &concrete, Some(&read), body).await;
+            if method == "get" {
+                assert!(
+                    status != 401 && status != 403 && status.as_u16() < 500,
+                    "{verb} {path} with read: {status} {problem}"
+                );
+            } else {
+                assert_eq!(status, 403, "{verb} {path} with only read: {problem}");
+            }
+        }
+    }
+    assert!(operations >= 9, "{operations} operations");
+
+    // Swagger UI, from the binary, reading the document.
+    let res = Client::new().get(app.url("/api/v1/docs/")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("swagger-ui"), "Swagger UI's page");
+    let init = Client::new().get(app.url("/api/v1/docs/swagger-initializer.js")).send().await.unwrap();
+    assert!(init.text().await.unwrap().contains("/api/v1/openapi.json"), "it reads our document");
+}
+
+/// Tokens: for oneself only, never beyond one's rights, each audited, at most a year; revoked
+/// (or expired) ones stop at once; an administrator's token without `admin` has no roles.
+async fn tokens_are_made_for_oneself_within_ones_rights_and_revoked_once(backend: Backend) {
+    let app = app(backend).await;
+    let ids = &app.ids;
+    let (omar, grace) = (actor(&app, ids.omar).await, actor(&app, ids.grace).await);
+    let scopes = |s: &str| Scopes::parse(s).unwrap();
+    let made = |by: &Actor, owner: &Actor, s: &str, days: u32| {
+        let (service, by, owner, s) = (app.service.clone(), by.clone(), owner.clone(), scopes(s));
+        async move { service.create_token(TokenBy::Person(&by), &owner, "t", &s, days).await }
+    };
+    assert!(made(&grace, &omar, "read", 30).await.is_err(), "not for someone else");
+    let refused = made(&omar, &omar, "admin", 30).await.unwrap_err().to_string();
+    assert!(refused.contains("admin scope"), "{refused}");
+    assert!(made(&omar, &omar, "read", 400).await.is_err(), "at most a year");
+    assert!(Scopes::parse("read,root").is_err());
+
+    // Grace's token without admin has none of her roles; with it, it has them.
+    let plain = made(&grace, &grace, "read", 30).await.unwrap().1;
+    let caller = app.service.token_caller(&plain).await.unwrap().unwrap();
+    assert!(caller.actor.roles.is_empty() && !caller.actor.is_admin());
+    let full = made(&grace, &grace, "read,admin", 30).await.unwrap().1;
+    assert!(app.service.token_caller(&full).await.unwrap().unwrap().actor.is_admin());
+
+    // Revoked: refused at once; by its owner or an administrator, once; someone else is told
+    // it does not exist.
+    let (view, secret) = made(&omar, &omar, "read", 30).await.unwrap();
+    assert_eq!(call(&app, "GET", "/api/v1/me", Some(&secret), None).await.0, 200);
+    let maya = actor(&app, ids.maya).await;
+    let err = app.service.revoke_token(TokenBy::Person(&maya), view.id).await.unwrap_err();
+    assert!(matches!(err, quartermaster::domain::DomainError::NotFound(_)), "{err:?}");
+    app.service.revoke_token(TokenBy::Person(&omar), view.id).await.unwrap();
+    assert_eq!(call(&app, "GET", "/api/v1/me", Some(&secret), None).await.0, 401);
+    assert!(app.service.revoke_token(TokenBy::Person(&grace), view.id).await.is_err(), "once");
+    let listed = app.service.tokens(TokenBy::Person(&omar), ids.omar).await.unwrap();
+    assert!(listed.iter().any(|t| t.id == view.id && !t.active && t.revoked_at.is_some()));
+    assert!(app.service.tokens(TokenBy::Person(&maya), ids.omar).await.is_err(), "not someone else's");
+
+    // Expired: refused.
+    let (view, secret) = made(&omar, &omar, "read", 1).await.unwrap();
+    sqlx::query("UPDATE api_tokens SET expires_at = 1 WHERE id = $1")
+        .bind(view.id)
+        .execute(app.service.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(call(&app, "GET", "/api/v1/me", Some(&secret), None).await.0, 401);
+
+    // Only the hash is kept; each making and revoking is audited.
+    let stored = count(&app, &format!("SELECT COUNT(*) FROM api_tokens WHERE secret_hash = '{secret}'")).await;
+    assert_eq!(stored, 0, "the secret itself is not stored");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM audit_events WHERE action = 'api_token.created'").await, 4);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM audit_events WHERE action = 'api_token.revoked'").await, 1);
+    let by_cli = app.service.person_by_email(&Operator::Workers, "omar@quartermaster.example").await.unwrap();
+    assert_eq!(by_cli.id(), ids.omar);
+}
