@@ -25,7 +25,8 @@ pub async fn docs_index() -> Redirect {
 /// Swagger UI's files (`/api/v1/docs/` is its page), set to read [`DOCUMENT`].
 pub async fn docs_file(file: Option<Path<String>>) -> Response {
     static CONFIG: OnceLock<Arc<utoipa_swagger_ui::Config<'static>>> = OnceLock::new();
-    let config = CONFIG.get_or_init(|| Arc::new(utoipa_swagger_ui::Config::from(DOCUMENT)));
+    // No validator: Swagger UI would otherwise ask validator.swagger.io about our document.
+    let config = CONFIG.get_or_init(|| Arc::new(utoipa_swagger_ui::Config::from(DOCUMENT).validator_url("none")));
     let path = file.as_ref().map_or("", |Path(p)| p.as_str());
     match utoipa_swagger_ui::serve(path, config.clone()) {
         Ok(Some(file)) => {

@@ -10,7 +10,7 @@
 mod docs;
 mod problem;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -64,7 +64,8 @@ fn operations() -> OpenApiRouter<AppState> {
                        Every call carries an API token (`Authorization: Bearer qm_…`) and acts as its owner \
                        with only its scopes: `read` for every GET, `request` to ask for and cancel access, \
                        `decide` to approve or deny, `admin` to use the owner's administrative roles. \
-                       Errors are RFC 9457 problem details. Lists come a page at a time: pass `next` back \
+                       Each operation names the scope it needs under `security`. Errors are RFC 9457 \
+                       problem details. Lists come a page at a time: pass `next` back \
                        as `cursor`."
     ),
     modifiers(&BearerScheme),
@@ -98,7 +99,7 @@ impl Caller {
     /// The owner (as the token lets them act), once the token is seen to have `scope`.
     fn with(&self, scope: Scope) -> Result<&crate::domain::authz::Actor, Problem> {
         self.caller.require(scope)?;
-        tracing::debug!(token = self.caller.token, user = self.caller.actor.id().0, scope = scope.word(), "api call");
+        tracing::info!(token = self.caller.token, user = self.caller.actor.id().0, scope = scope.word(), "api call");
         Ok(&self.caller.actor)
     }
 }
@@ -130,6 +131,11 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
     q.map(|Query(q)| q).map_err(|e| Problem::unreadable(e.status(), e.body_text()))
 }
 
+/// An id in the path the API could not read: 422.
+fn path_id(p: Result<Path<i64>, PathRejection>) -> Result<i64, Problem> {
+    p.map(|Path(id)| id).map_err(|e| Problem::invalid(Some("id"), e.body_text()))
+}
+
 /// A JSON body the API could not read: 415 when it is not JSON, 422 otherwise.
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
     b.map(|Json(b)| b).map_err(|e| Problem::unreadable(e.status(), e.body_text()))
@@ -155,8 +161,9 @@ struct Me {
     scopes: Vec<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/me", tag = "me",
-    responses((status = 200, body = Me), (status = 401, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/api/v1/me", tag = "me", security(("bearer" = ["read"])),
+    responses((status = 200, body = Me), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn me(caller: Caller) -> Result<Json<Me>, Problem> {
     let actor = caller.with(Scope::Read)?;
     Ok(Json(Me {
@@ -188,7 +195,7 @@ struct PackageQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/packages", tag = "packages", params(PackageQuery),
+#[utoipa::path(get, path = "/api/v1/packages", tag = "packages", security(("bearer" = ["read"])), params(PackageQuery),
     responses((status = 200, body = Page<PackageCard>), (status = 401, body = Problem, content_type = "application/problem+json"),
               (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -205,13 +212,13 @@ async fn packages(
     Ok(Json(page))
 }
 
-#[utoipa::path(get, path = "/api/v1/packages/{id}", tag = "packages", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/packages/{id}", tag = "packages", security(("bearer" = ["read"])), params(("id" = i64, Path)),
     responses((status = 200, body = PackageDetail), (status = 401, body = Problem, content_type = "application/problem+json"),
               (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
-async fn package(caller: Caller, Path(id): Path<i64>) -> Result<Json<PackageDetail>, Problem> {
+async fn package(caller: Caller, id: Result<Path<i64>, PathRejection>) -> Result<Json<PackageDetail>, Problem> {
     let actor = caller.with(Scope::Read)?;
-    Ok(Json(caller.service.package_detail(actor, PackageId(id)).await?))
+    Ok(Json(caller.service.package_detail(actor, PackageId(path_id(id)?)).await?))
 }
 
 /// The row-id cursor of a list (anything else: from the start, as on the pages).
@@ -219,7 +226,7 @@ fn row_cursor(q: PageQuery) -> Option<i64> {
     q.cursor.and_then(|c| c.parse().ok())
 }
 
-#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", security(("bearer" = ["read"])), params(PageQuery),
     responses((status = 200, body = Page<RequestView>, description = "The caller's requests, newest first"),
               (status = 401, body = Problem, content_type = "application/problem+json"),
               (status = 403, body = Problem, content_type = "application/problem+json")))]
@@ -269,7 +276,7 @@ fn millis(field: &str, at: Option<i64>) -> Result<Option<chrono::DateTime<chrono
         .transpose()
 }
 
-#[utoipa::path(post, path = "/api/v1/requests", tag = "requests", request_body = NewRequestBody,
+#[utoipa::path(post, path = "/api/v1/requests", tag = "requests", security(("bearer" = ["request"])), request_body = NewRequestBody,
     responses((status = 201, body = Outcome, description = "Filed; `state` says whether it waits for approval, was granted, or was stopped (`rejected`, with the reason)"),
               (status = 401, body = Problem, content_type = "application/problem+json"),
               (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -298,18 +305,17 @@ async fn submit_request(caller: Caller, b: Result<Json<NewRequestBody>, JsonReje
         end: millis("end_at", b.end_at)?,
     };
     let outcome = Outcome::from(caller.service.submit_request(actor, new).await?);
-    let location = format!("/api/v1/requests/{}", outcome.request_id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(outcome)).into_response())
+    Ok((StatusCode::CREATED, Json(outcome)).into_response())
 }
 
-#[utoipa::path(post, path = "/api/v1/requests/{id}/cancel", tag = "requests", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/requests/{id}/cancel", tag = "requests", security(("bearer" = ["request"])), params(("id" = i64, Path)),
     responses((status = 200, body = Outcome), (status = 401, body = Problem, content_type = "application/problem+json"),
               (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json")))]
-async fn cancel_request(caller: Caller, Path(id): Path<i64>) -> Result<Json<Outcome>, Problem> {
+async fn cancel_request(caller: Caller, id: Result<Path<i64>, PathRejection>) -> Result<Json<Outcome>, Problem> {
     let actor = caller.with(Scope::Request)?;
-    Ok(Json(caller.service.cancel_request(actor, RequestId(id)).await?.into()))
+    Ok(Json(caller.service.cancel_request(actor, RequestId(path_id(id)?)).await?.into()))
 }
 
 /// A decision on the stage of a request waiting for the caller.
@@ -330,7 +336,7 @@ enum DecisionWord {
     Deny,
 }
 
-#[utoipa::path(post, path = "/api/v1/requests/{id}/decision", tag = "requests", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/requests/{id}/decision", tag = "requests", security(("bearer" = ["decide"])), params(("id" = i64, Path)),
     request_body = DecisionBody,
     responses((status = 200, body = Outcome), (status = 401, body = Problem, content_type = "application/problem+json"),
               (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -339,11 +345,12 @@ enum DecisionWord {
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn decide(
     caller: Caller,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     b: Result<Json<DecisionBody>, JsonRejection>,
 ) -> Result<Json<Outcome>, Problem> {
     use crate::domain::request::Decision;
     let actor = caller.with(Scope::Decide)?;
+    let id = path_id(id)?;
     let b = body(b)?;
     at_most("justification", &b.justification, MAX_JUSTIFICATION)?;
     let decision = match b.decision {
@@ -353,7 +360,7 @@ async fn decide(
     Ok(Json(caller.service.decide(actor, RequestId(id), decision, &b.justification).await?.into()))
 }
 
-#[utoipa::path(get, path = "/api/v1/approvals", tag = "requests", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/approvals", tag = "requests", security(("bearer" = ["read"])), params(PageQuery),
     responses((status = 200, body = Page<ApprovalItem>, description = "Requests waiting for the caller's decision, oldest first"),
               (status = 401, body = Problem, content_type = "application/problem+json"),
               (status = 403, body = Problem, content_type = "application/problem+json")))]
@@ -365,7 +372,7 @@ async fn approvals(
     Ok(Json(caller.service.pending_approvals(actor, row_cursor(query(q)?)).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/assignments", tag = "assignments", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/assignments", tag = "assignments", security(("bearer" = ["read"])), params(PageQuery),
     responses((status = 200, body = Page<AssignmentView>, description = "The caller's access, live first"),
               (status = 401, body = Problem, content_type = "application/problem+json"),
               (status = 403, body = Problem, content_type = "application/problem+json")))]

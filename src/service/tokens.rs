@@ -20,7 +20,7 @@ pub const MAX_TOKEN_DAYS: u32 = 366;
 const MAX_LIVE_TOKENS: usize = 20;
 
 /// A use is recorded at most this often (a call reads; it writes only now and then).
-const TOUCH_EVERY: Duration = Duration::minutes(1);
+const TOUCH_EVERY: Duration = Duration::minutes(5);
 
 /// Who makes or revokes a token.
 #[derive(Clone, Copy, Debug)]
@@ -93,7 +93,7 @@ impl Service {
             }
         }
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(DomainError::invalid("name", "give the token a name (at most 100 characters) to know it by"));
         }
         if !(1..=MAX_TOKEN_DAYS).contains(&days) {
@@ -111,8 +111,7 @@ impl Service {
         let hash = secret_hash(&secret).ok_or_else(|| DomainError::Internal("a new secret is malformed".into()))?;
         let mut tx = self.db.begin().await?;
         self.db.lock_user(&mut tx, owner.id()).await?;
-        let live = store::of_user(&mut tx, owner.id(), 1_000).await?;
-        if live.iter().filter(|t| t.revoked_at.is_none() && t.expires_at > now).count() >= MAX_LIVE_TOKENS {
+        if store::live_count(&mut tx, owner.id(), now).await? >= MAX_LIVE_TOKENS as i64 {
             return Err(DomainError::Conflict(format!(
                 "at most {MAX_LIVE_TOKENS} tokens at once: revoke one you no longer use first"
             )));
@@ -184,8 +183,11 @@ impl Service {
         if !store::revoke(&mut tx, id, actor, now).await? {
             return Err(DomainError::Conflict("this token was already revoked".into()));
         }
-        let event = AuditEvent::new(actor, "api_token.revoked", "api_token", id)
+        let mut event = AuditEvent::new(actor, "api_token.revoked", "api_token", id)
             .before(json!({"owner": token.user.0, "name": token.name}));
+        if matches!(by, TokenBy::CommandLine) {
+            event = event.reason("revoked at the command line");
+        }
         self.commit(tx, vec![event]).await?;
         Ok(())
     }
@@ -209,10 +211,18 @@ impl Service {
             actor.roles.clear();
         }
         if token.last_used_at.is_none_or(|at| at < now - TOUCH_EVERY) {
-            let mut conn = self.db.pool().acquire().await?;
-            store::touch(&mut conn, token.id, now, now - TOUCH_EVERY).await?;
+            // Best effort, in the writers' turn: a busy database does not fail the call.
+            if let Err(e) = self.touch_token(token.id, now).await {
+                tracing::warn!(token = token.id, error = %e, "the token's last use was not recorded");
+            }
         }
         Ok(Some(TokenCaller { actor, token: token.id, scopes }))
+    }
+
+    async fn touch_token(&self, id: i64, now: chrono::DateTime<chrono::Utc>) -> DomainResult<()> {
+        let _turn = self.db.write_turn().await?;
+        let mut conn = self.db.pool().acquire().await?;
+        Ok(store::touch(&mut conn, id, now, now - TOUCH_EVERY).await?)
     }
 
     /// The operator's view of a person by email (for `quartermaster token …`).

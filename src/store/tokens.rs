@@ -83,6 +83,15 @@ pub async fn of_user(conn: &mut Conn, user: UserId, limit: i64) -> Result<Vec<To
     rows.iter().map(token_from_row).collect()
 }
 
+/// How many of a person's tokens are live (neither revoked nor expired).
+pub async fn live_count(conn: &mut Conn, user: UserId, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2")
+        .bind(user.0)
+        .bind(to_ms(now))
+        .fetch_one(conn)
+        .await
+}
+
 /// Revoke a token that is not revoked yet; false when it already was (or is not there).
 pub async fn revoke(conn: &mut Conn, id: i64, by: Option<UserId>, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
     let done =
