@@ -130,6 +130,35 @@ pub enum Command {
     /// one. A token acts as its owner with only its scopes.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Make a person an administrator, adding them when they are not here yet (the first
+    /// administrator of a new installation, or another). Audited.
+    CreateAdmin {
+        /// Their email (how they sign in).
+        email: String,
+        /// Their name, for someone new.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// People: `users disable EMAIL` takes a leaver out (their requests canceled, access taken
+    /// back, sessions ended), as an administrator disabling them would.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Copy the database into a new file while the portal serves (SQLite: one consistent
+    /// snapshot; PostgreSQL: says what to run instead).
+    Backup {
+        /// The new file.
+        file: PathBuf,
+    },
+}
+
+/// `users …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum UsersCommand {
+    /// Disable a person: the leaver path, audited. Exits 0 when they already were disabled.
+    Disable {
+        /// Their email.
+        email: String,
+    },
 }
 
 /// `token …`: each is audited as done at the command line.

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use quartermaster::config::{Cli, Command, TokenCommand};
+use quartermaster::config::{Cli, Command, TokenCommand, UsersCommand};
 use quartermaster::domain::authz::Operator;
 use quartermaster::service::{AuditAnchor, ChainCheck, Service};
 use quartermaster::{demo, scale, server, store::Db, telemetry};
@@ -45,6 +45,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::SeedScale(args) => seed_scale(db, &args).await,
         Command::ImportUsers { file, apply } => import_users(db, &file, apply).await,
         Command::Token(command) => token(db, command).await,
+        Command::CreateAdmin { email, name } => create_admin(db, &email, &name).await,
+        Command::Users(UsersCommand::Disable { email }) => disable(db, &email).await,
+        Command::Backup { file } => {
+            Service::new(db).backup(&Operator::Workers, &file).await.map_err(|e| format!("backup: {e}"))?;
+            println!("backed up into {}", file.display());
+            Ok(())
+        }
         Command::Serve(args) => {
             if args.demo {
                 demo::seed_if_empty(&db).await.map_err(|e| format!("seeding failed: {e}"))?;
@@ -88,6 +95,33 @@ async fn import_users(db: Db, file: &std::path::Path, apply: bool) -> Result<(),
     println!("{done} {verb}, {there} already there, {refused} refused");
     if refused > 0 {
         return Err(format!("{refused} line(s) refused"));
+    }
+    Ok(())
+}
+
+/// `quartermaster create-admin EMAIL [--name NAME]`.
+async fn create_admin(db: Db, email: &str, name: &str) -> Result<(), String> {
+    use quartermaster::service::AdminMade;
+    match Service::new(db)
+        .create_admin(&Operator::Workers, email, name)
+        .await
+        .map_err(|e| format!("create-admin: {e}"))?
+    {
+        AdminMade::NewPerson(id) => println!("{email} added (person {}) and made an administrator", id.0),
+        AdminMade::Granted(id) => println!("{email} (person {}) is now an administrator", id.0),
+        AdminMade::AlreadyAdmin(id) => println!("{email} (person {}) already is an administrator", id.0),
+    }
+    Ok(())
+}
+
+/// `quartermaster users disable EMAIL`.
+async fn disable(db: Db, email: &str) -> Result<(), String> {
+    match Service::new(db).disable_person(&Operator::Workers, email).await.map_err(|e| format!("users disable: {e}"))? {
+        Some(gone) => println!(
+            "{email} disabled: {} request(s) canceled, {} assignment(s) ended, {} approval(s) passed on, {} session(s) ended",
+            gone.requests_canceled, gone.assignments_ended, gone.approvals_reassigned, gone.sessions_ended
+        ),
+        None => println!("{email} already was disabled"),
     }
     Ok(())
 }

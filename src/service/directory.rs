@@ -553,38 +553,50 @@ impl super::capability::Administrator<'_> {
     /// working at their next request, and they lose what they hold (see `leavers.rs`).
     #[tracing::instrument(name = "set_user_active", skip_all, fields(actor = self.actor.id().0, user = user.0, active = active))]
     pub async fn set_user_active(&self, user: UserId, active: bool) -> DomainResult<()> {
-        use crate::domain::audit::AuditEvent;
-        use crate::domain::model::UserState;
-        let (service, actor) = (self.service, self.actor);
-        if user == actor.id() && !active {
+        if user == self.actor.id() && !active {
             return Err(DomainError::invalid("user", "you cannot disable yourself"));
         }
+        self.service.set_active(Some(self.actor.id()), user, active).await.map(|_| ())
+    }
+}
+
+impl Service {
+    /// Disable or re-enable a person, as `actor` (`None`: the operator at the command line):
+    /// what leaving took away, when it disabled them; `None` when nothing changed.
+    pub(super) async fn set_active(
+        &self,
+        actor: Option<UserId>,
+        user: UserId,
+        active: bool,
+    ) -> DomainResult<Option<super::Offboarded>> {
+        use crate::domain::audit::AuditEvent;
+        use crate::domain::model::UserState;
+        let service = self;
         let now = service.now();
         let mut tx = service.db.begin().await?;
         service.db.lock_user(&mut tx, user).await?;
         let before = directory::user(&mut tx, user).await?.ok_or_else(|| DomainError::not_found("person"))?;
         let state = if active { UserState::Active } else { UserState::Disabled };
         if before.state == state {
-            return Ok(());
+            return Ok(None);
         }
         if !directory::set_state(&mut tx, user, state, crate::store::to_ms(now)).await? {
             return Err(DomainError::not_found("person"));
         }
-        let mut events = vec![AuditEvent::new(
-            Some(actor.id()),
-            if active { "user.enabled" } else { "user.disabled" },
-            "user",
-            user.0,
-        )
-        .before(serde_json::json!({"state": before.state.as_str()}))
-        .after(serde_json::json!({"state": state.as_str()}))];
-        if !active {
-            let gone = service.offboard(&mut tx, user, Some(actor.id()), now, &mut events).await?;
+        let mut events =
+            vec![AuditEvent::new(actor, if active { "user.enabled" } else { "user.disabled" }, "user", user.0)
+                .before(serde_json::json!({"state": before.state.as_str()}))
+                .after(serde_json::json!({"state": state.as_str()}))];
+        let gone = if !active {
+            let gone = service.offboard(&mut tx, user, actor, now, &mut events).await?;
             tracing::info!(user = user.0, ?gone, "leaver offboarded");
+            Some(gone)
         } else {
             // Let back in: not blocked, and a guest's days without access count from now.
             crate::store::guests::restart(&mut tx, user, now).await?;
-        }
-        service.commit(tx, events).await
+            Some(super::Offboarded::default())
+        };
+        service.commit(tx, events).await?;
+        Ok(gone)
     }
 }

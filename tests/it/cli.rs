@@ -10,6 +10,11 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_quartermaster");
 
+/// What a command printed: (stdout, stderr).
+fn printed(out: &std::process::Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
 fn sqlite_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}/cli.db", dir.path().display())
 }
@@ -295,9 +300,7 @@ fn token_create_list_and_revoke() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir);
     let run = |args: &[&str]| Command::new(BIN).args(args).env("QM_DATABASE_URL", &url).output().unwrap();
-    let text = |out: &std::process::Output| {
-        (String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
-    };
+    let text = printed;
     assert!(run(&["seed-demo"]).status.success());
     let omar = "omar@quartermaster.example";
 
@@ -336,4 +339,70 @@ fn token_create_list_and_revoke() {
     assert!(!again.status.success() && text(&again).1.contains("already revoked"), "{}", text(&again).1);
     assert!(text(&run(&["token", "list", "--user", omar])).0.contains("revoked"));
     assert!(!run(&["token", "revoke", "999"]).status.success());
+}
+
+#[test]
+fn create_admin_users_disable_and_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let run = |args: &[&str]| Command::new(BIN).args(args).env("QM_DATABASE_URL", &url).output().unwrap();
+    let out_of = printed;
+    let db = format!("{}/cli.db", dir.path().display());
+    let sql = |q: &str| {
+        let out = Command::new("python3")
+            .args(["-c", &format!("import sqlite3; print(sqlite3.connect('{db}').execute(\"{q}\").fetchone()[0])")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert!(run(&["seed-demo"]).status.success());
+
+    // A new person, made an administrator; again: nothing changes; someone here: granted.
+    let out = run(&["create-admin", "Ada@Example.com", "--name", "Ada Lovelace"]);
+    assert!(out.status.success(), "{:?}", out_of(&out));
+    assert!(out_of(&out).0.contains("added"), "{:?}", out_of(&out));
+    let admins = "SELECT COUNT(*) FROM role_assignments r JOIN users u ON u.id = r.user_id \
+                  WHERE u.email = 'ada@example.com' AND r.role = 'administrator' AND r.catalog_id IS NULL";
+    assert_eq!(sql(admins), "1");
+    let again = run(&["create-admin", "ada@example.com"]);
+    assert!(again.status.success() && out_of(&again).0.contains("already"), "{:?}", out_of(&again));
+    assert_eq!(sql(admins), "1");
+    let maya = run(&["create-admin", "maya@quartermaster.example"]);
+    assert!(maya.status.success() && out_of(&maya).0.contains("is now an administrator"), "{:?}", out_of(&maya));
+    assert_eq!(sql("SELECT COUNT(*) FROM audit_events WHERE action = 'role.granted' AND actor_id IS NULL"), "2");
+    let bad = run(&["create-admin", "not an address"]);
+    assert!(!bad.status.success() && out_of(&bad).1.contains("not an email address"), "{:?}", out_of(&bad));
+
+    // A leaver: disabled, their access ended and audited; again: said, exit 0.
+    let held = "SELECT COUNT(*) FROM assignments a JOIN users u ON u.id = a.user_id \
+                WHERE u.email = 'omar@quartermaster.example' AND a.state IN ('delivering', 'delivered', 'partially_delivered', 'delivery_failed')";
+    let before: i64 = sql(held).parse().unwrap();
+    let out = run(&["users", "disable", "omar@quartermaster.example"]);
+    assert!(out.status.success(), "{:?}", out_of(&out));
+    assert!(out_of(&out).0.contains(&format!("{before} assignment(s) ended")), "{:?}", out_of(&out));
+    assert_eq!(sql("SELECT state FROM users WHERE email = 'omar@quartermaster.example'"), "disabled");
+    assert_eq!(sql("SELECT COUNT(*) FROM audit_events WHERE action = 'user.disabled' AND actor_id IS NULL"), "1");
+    let again = run(&["users", "disable", "omar@quartermaster.example"]);
+    assert!(again.status.success() && out_of(&again).0.contains("already was disabled"), "{:?}", out_of(&again));
+    let nobody = run(&["users", "disable", "nobody@example.com"]);
+    assert!(!nobody.status.success() && out_of(&nobody).1.contains("not found"), "{:?}", out_of(&nobody));
+
+    // A backup: a database of its own with the same people; never over an existing file.
+    let copy = dir.path().join("copy.db");
+    let out = run(&["backup", copy.to_str().unwrap()]);
+    assert!(out.status.success(), "{:?}", out_of(&out));
+    let people = sql("SELECT COUNT(*) FROM users");
+    let copied = Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import sqlite3; print(sqlite3.connect('{}').execute('SELECT COUNT(*) FROM users').fetchone()[0])",
+                copy.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&copied.stdout).trim(), people);
+    let twice = run(&["backup", copy.to_str().unwrap()]);
+    assert!(!twice.status.success() && out_of(&twice).1.contains("exists already"), "{:?}", out_of(&twice));
 }
