@@ -118,8 +118,9 @@ async fn create_admin(db: Db, email: &str, name: &str) -> Result<(), String> {
 async fn disable(db: Db, email: &str) -> Result<(), String> {
     match Service::new(db).disable_person(&Operator::Workers, email).await.map_err(|e| format!("users disable: {e}"))? {
         Some(gone) => println!(
-            "{email} disabled: {} request(s) canceled, {} assignment(s) ended, {} approval(s) passed on, {} session(s) ended",
-            gone.requests_canceled, gone.assignments_ended, gone.approvals_reassigned, gone.sessions_ended
+            "{email} disabled: {} request(s) canceled, {} assignment(s) ended, {} approval(s) passed on, {} session(s) \
+             ended, {} API token(s) revoked",
+            gone.requests_canceled, gone.assignments_ended, gone.approvals_reassigned, gone.sessions_ended, gone.tokens_revoked
         ),
         None => println!("{email} already was disabled"),
     }
@@ -149,8 +150,9 @@ async fn token(db: Db, command: TokenCommand) -> Result<(), String> {
             Ok(())
         }
         TokenCommand::List { user } => {
-            let owner = service.person_by_email(&Operator::Workers, &user).await.map_err(|e| format!("token: {e}"))?;
-            let tokens = service.tokens(TokenBy::CommandLine, owner.id()).await.map_err(|e| format!("token: {e}"))?;
+            let owner =
+                service.person_id_by_email(&Operator::Workers, &user).await.map_err(|e| format!("token: {e}"))?;
+            let tokens = service.tokens(TokenBy::CommandLine, owner).await.map_err(|e| format!("token: {e}"))?;
             for t in &tokens {
                 let state = match (t.active, t.revoked_at) {
                     (true, _) => format!("until {}", when(t.expires_at)),

@@ -27,6 +27,8 @@ pub struct Offboarded {
     pub approvals_reassigned: usize,
     /// Sessions deleted: a leaver is signed out everywhere at once, not at their next request.
     pub sessions_ended: u64,
+    /// API tokens revoked.
+    pub tokens_revoked: u64,
 }
 
 impl Service {
@@ -44,6 +46,14 @@ impl Service {
         self.db.lock_user(tx, user).await?;
         let reason = "the person's account was disabled";
         done.sessions_ended = crate::store::sessions::delete_for_user(tx, user).await?;
+        done.tokens_revoked = crate::store::tokens::revoke_all(tx, user, actor, now).await?;
+        if done.tokens_revoked > 0 {
+            events.push(
+                AuditEvent::new(actor, "user.tokens_revoked", "user", user.0)
+                    .after(json!({"tokens": done.tokens_revoked}))
+                    .reason(reason),
+            );
+        }
         // Nobody stands in for a leaver any more: their stages go to replacements instead.
         if crate::store::deputies::end_all(tx, user, now).await? > 0 {
             events.push(AuditEvent::new(actor, "user.deputy_ended", "user", user.0).reason(reason));

@@ -225,14 +225,20 @@ impl Service {
         Ok(store::touch(&mut conn, id, now, now - TOUCH_EVERY).await?)
     }
 
-    /// The operator's view of a person by email (for `quartermaster token …`).
+    /// The operator's view of an active person by email (for `quartermaster token create`).
     #[tracing::instrument(name = "person_by_email", skip_all)]
     pub async fn person_by_email(&self, by: &Operator<'_>, email: &str) -> DomainResult<Actor> {
+        let user = self.person_id_by_email(by, email).await?;
+        self.actor(user).await?.ok_or_else(|| DomainError::Conflict(format!("{email} is disabled")))
+    }
+
+    /// Who has this email, active or not (for `quartermaster token list`: a leaver's tokens
+    /// too).
+    #[tracing::instrument(name = "person_id_by_email", skip_all)]
+    pub async fn person_id_by_email(&self, by: &Operator<'_>, email: &str) -> DomainResult<UserId> {
         by.require(Permission::Administer)?;
         let mut conn = self.db.pool().acquire().await?;
         let found = crate::store::directory::user_by_email(&mut conn, email.trim()).await?;
-        drop(conn);
-        let Some((user, _)) = found else { return Err(DomainError::not_found(format!("person {email:?}"))) };
-        self.actor(user.id).await?.ok_or_else(|| DomainError::Conflict(format!("{email} is disabled")))
+        found.map(|(user, _)| user.id).ok_or_else(|| DomainError::not_found(format!("person {email:?}")))
     }
 }

@@ -104,6 +104,23 @@ pub async fn revoke(conn: &mut Conn, id: i64, by: Option<UserId>, now: DateTime<
     Ok(done.rows_affected() == 1)
 }
 
+/// Revoke every token of a person not revoked yet (a leaver's); how many.
+pub async fn revoke_all(
+    conn: &mut Conn,
+    user: UserId,
+    by: Option<UserId>,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1, revoked_by = $2 WHERE user_id = $3 AND revoked_at IS NULL")
+            .bind(to_ms(now))
+            .bind(by.map(|u| u.0))
+            .bind(user.0)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected())
+}
+
 /// Record a use, to the minute: only when the last one recorded is older than `since`.
 pub async fn touch(conn: &mut Conn, id: i64, now: DateTime<Utc>, since: DateTime<Utc>) -> Result<(), sqlx::Error> {
     sqlx::query(

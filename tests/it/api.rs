@@ -342,4 +342,12 @@ async fn tokens_are_made_for_oneself_within_ones_rights_and_revoked_once(backend
     assert_eq!(by_cli.id(), ids.maya);
     let disabled = app.service.person_by_email(&Operator::Workers, "omar@quartermaster.example").await;
     assert!(disabled.is_err(), "a disabled person gets no new token");
+    let leaver = app.service.person_id_by_email(&Operator::Workers, "omar@quartermaster.example").await.unwrap();
+    let theirs = app.service.tokens(TokenBy::CommandLine, leaver).await.unwrap();
+    assert!(theirs.len() >= 3, "a leaver's tokens are listed: {theirs:?}");
+    assert!(
+        theirs.iter().all(|t| t.revoked_at.is_some() || t.expires_at == 1),
+        "leaving revoked the live ones: {theirs:?}"
+    );
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM audit_events WHERE action = 'user.tokens_revoked'").await, 1);
 }
