@@ -132,6 +132,7 @@ async fn token(db: Db, command: TokenCommand) -> Result<(), String> {
     use quartermaster::domain::token::Scopes;
     use quartermaster::service::tokens::TokenBy;
     let service = Service::new(db);
+    let failed = |e: quartermaster::domain::DomainError| format!("token: {e}");
     let when = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
             .map_or_else(String::new, |d| d.format("%Y-%m-%d %H:%M UTC").to_string())
@@ -139,20 +140,17 @@ async fn token(db: Db, command: TokenCommand) -> Result<(), String> {
     match command {
         TokenCommand::Create { user, name, scopes, days } => {
             let scopes = Scopes::parse(&scopes)?;
-            let owner = service.person_by_email(&Operator::Workers, &user).await.map_err(|e| format!("token: {e}"))?;
-            let (token, secret) = service
-                .create_token(TokenBy::CommandLine, &owner, &name, &scopes, days)
-                .await
-                .map_err(|e| format!("token: {e}"))?;
+            let owner = service.person_by_email(&Operator::Workers, &user).await.map_err(failed)?;
+            let (token, secret) =
+                service.create_token(TokenBy::CommandLine, &owner, &name, &scopes, days).await.map_err(failed)?;
             println!("token {} for {user} ({}), until {}", token.id, token.scopes.join(" "), when(token.expires_at));
             println!("{secret}");
             eprintln!("Keep the secret now: it is not stored and cannot be shown again.");
             Ok(())
         }
         TokenCommand::List { user } => {
-            let owner =
-                service.person_id_by_email(&Operator::Workers, &user).await.map_err(|e| format!("token: {e}"))?;
-            let tokens = service.tokens(TokenBy::CommandLine, owner).await.map_err(|e| format!("token: {e}"))?;
+            let owner = service.person_id_by_email(&Operator::Workers, &user).await.map_err(failed)?;
+            let tokens = service.tokens(TokenBy::CommandLine, owner).await.map_err(failed)?;
             for t in &tokens {
                 let state = match (t.active, t.revoked_at) {
                     (true, _) => format!("until {}", when(t.expires_at)),
@@ -167,7 +165,7 @@ async fn token(db: Db, command: TokenCommand) -> Result<(), String> {
             Ok(())
         }
         TokenCommand::Revoke { id } => {
-            service.revoke_token(TokenBy::CommandLine, id).await.map_err(|e| format!("token: {e}"))?;
+            service.revoke_token(TokenBy::CommandLine, id).await.map_err(failed)?;
             println!("token {id} revoked");
             Ok(())
         }

@@ -92,15 +92,15 @@ impl utoipa::Modify for BearerScheme {
 /// The caller of an API operation: the service, and the token's owner with its scopes.
 pub struct Caller {
     service: Service,
-    caller: TokenCaller,
+    token: TokenCaller,
 }
 
 impl Caller {
     /// The owner (as the token lets them act), once the token is seen to have `scope`.
     fn with(&self, scope: Scope) -> Result<&crate::domain::authz::Actor, Problem> {
-        self.caller.require(scope)?;
-        tracing::info!(token = self.caller.token, user = self.caller.actor.id().0, scope = scope.word(), "api call");
-        Ok(&self.caller.actor)
+        self.token.require(scope)?;
+        tracing::info!(token = self.token.token, user = self.token.actor.id().0, scope = scope.word(), "api call");
+        Ok(&self.token.actor)
     }
 }
 
@@ -120,7 +120,7 @@ impl FromRequestParts<AppState> for Caller {
             return Err(Problem::unauthenticated("send an API token: Authorization: Bearer qm_…"));
         };
         match service.token_caller(&secret).await? {
-            Some(caller) => Ok(Caller { service, caller }),
+            Some(caller) => Ok(Caller { service, token: caller }),
             None => Err(Problem::unauthenticated("this API token is unknown, expired or revoked")),
         }
     }
@@ -172,8 +172,8 @@ async fn me(caller: Caller) -> Result<Json<Me>, Problem> {
         name: actor.user.display_name.clone(),
         department: actor.user.department.clone(),
         job_title: actor.user.job_title.clone(),
-        token: caller.caller.token,
-        scopes: caller.caller.scopes.iter().map(|s| s.word().to_owned()).collect(),
+        token: caller.token.token,
+        scopes: caller.token.scopes.iter().map(|s| s.word().to_owned()).collect(),
     }))
 }
 

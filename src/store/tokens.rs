@@ -92,16 +92,32 @@ pub async fn live_count(conn: &mut Conn, user: UserId, now: DateTime<Utc>) -> Re
         .await
 }
 
+/// Which tokens a revocation takes: one, or all of a person's.
+enum Revoked {
+    Token(i64),
+    OfUser(UserId),
+}
+
+/// Revoke the tokens `which` names that are not revoked yet; how many.
+async fn revoke_where(
+    conn: &mut Conn,
+    which: Revoked,
+    by: Option<UserId>,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let (column, value) = match which {
+        Revoked::Token(id) => ("id", id),
+        Revoked::OfUser(user) => ("user_id", user.0),
+    };
+    let sql =
+        format!("UPDATE api_tokens SET revoked_at = $1, revoked_by = $2 WHERE {column} = $3 AND revoked_at IS NULL");
+    let done = sqlx::query(&sql).bind(to_ms(now)).bind(by.map(|u| u.0)).bind(value).execute(conn).await?;
+    Ok(done.rows_affected())
+}
+
 /// Revoke a token that is not revoked yet; false when it already was (or is not there).
 pub async fn revoke(conn: &mut Conn, id: i64, by: Option<UserId>, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
-    let done =
-        sqlx::query("UPDATE api_tokens SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL")
-            .bind(to_ms(now))
-            .bind(by.map(|u| u.0))
-            .bind(id)
-            .execute(conn)
-            .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(revoke_where(conn, Revoked::Token(id), by, now).await? == 1)
 }
 
 /// Revoke every token of a person not revoked yet (a leaver's); how many.
@@ -111,17 +127,10 @@ pub async fn revoke_all(
     by: Option<UserId>,
     now: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
-    let done =
-        sqlx::query("UPDATE api_tokens SET revoked_at = $1, revoked_by = $2 WHERE user_id = $3 AND revoked_at IS NULL")
-            .bind(to_ms(now))
-            .bind(by.map(|u| u.0))
-            .bind(user.0)
-            .execute(conn)
-            .await?;
-    Ok(done.rows_affected())
+    revoke_where(conn, Revoked::OfUser(user), by, now).await
 }
 
-/// Record a use, to the minute: only when the last one recorded is older than `since`.
+/// Record a use: only when the last one recorded is older than `since`.
 pub async fn touch(conn: &mut Conn, id: i64, now: DateTime<Utc>, since: DateTime<Utc>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
