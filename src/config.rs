@@ -172,7 +172,7 @@ pub enum TokenCommand {
         /// What the token is for, to know it by.
         #[arg(long)]
         name: String,
-        /// Some of read, request, decide, admin (comma-separated).
+        /// Some of read, request, decide, admin, metrics (comma-separated).
         #[arg(long, default_value = "read")]
         scopes: String,
         /// How many days it lasts (at most 366).
@@ -231,6 +231,12 @@ pub struct ServeArgs {
     /// expiry, session clean-up). At least one instance on the database must run them.
     #[arg(long, env = "QM_NO_WORKERS", default_value_t = false)]
     pub no_workers: bool,
+
+    /// Also serve `/metrics` (Prometheus) without a token on this address, for a scraper on a
+    /// network only operators reach (e.g. `127.0.0.1:9464`). Without it, `/metrics` on the
+    /// portal's address takes an administrator's API token with the `metrics` scope.
+    #[arg(long, env = "QM_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 
     #[command(flatten)]
     pub oidc: OidcArgs,
@@ -359,6 +365,7 @@ impl Default for ServeArgs {
             site_root: PathBuf::from("target/site"),
             public_url: None,
             no_workers: false,
+            metrics_addr: None,
             oidc: OidcArgs::default(),
             limits: LimitArgs::default(),
             mail: MailArgs::default(),
@@ -547,6 +554,7 @@ mod tests {
             site_root: PathBuf::from("target/site"),
             public_url: None,
             no_workers: false,
+            metrics_addr: None,
             oidc: OidcArgs::default(),
             limits: Default::default(),
             mail: MailArgs::default(),

@@ -56,6 +56,8 @@ pub struct Application {
     service: Service,
     rate_limits: std::sync::Arc<rate_limit::RateLimits>,
     workers: bool,
+    /// `/metrics` without a token, on an address of its own (`--metrics-addr`).
+    metrics: Option<(tokio::net::TcpListener, SocketAddr)>,
 }
 
 impl Application {
@@ -75,6 +77,14 @@ impl Application {
         let public = args.public_origin().map_err(std::io::Error::other)?;
         let listener = tokio::net::TcpListener::bind(args.addr).await?;
         let addr = listener.local_addr()?;
+        let metrics = match args.metrics_addr {
+            Some(at) => {
+                let listener = tokio::net::TcpListener::bind(at).await?;
+                let addr = listener.local_addr()?;
+                Some((listener, addr))
+            }
+            None => None,
+        };
         // Links in emails lead to the portal as people reach it.
         let base_url = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
         let service = match args.mail.mailer(&base_url).map_err(std::io::Error::other)? {
@@ -126,7 +136,7 @@ impl Application {
         );
         let body_limit = usize::try_from(args.limits.max_body_kib).unwrap_or(256).saturating_mul(1024);
         let router = router(state, rate_limits.clone(), body_limit);
-        Ok(Self { listener, router, addr, service, rate_limits, workers: !args.no_workers })
+        Ok(Self { listener, router, addr, service, rate_limits, workers: !args.no_workers, metrics })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -135,6 +145,11 @@ impl Application {
 
     pub fn service(&self) -> &Service {
         &self.service
+    }
+
+    /// Where `/metrics` is served without a token, when `--metrics-addr` asked for it.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, addr)| *addr)
     }
 
     /// Serve until `shutdown` resolves, with the background workers running beside the
@@ -149,6 +164,16 @@ impl Application {
         let serve = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown);
         let rate_limits = self.rate_limits;
+        let scrapes = {
+            let service = self.service.clone();
+            async move {
+                let Some((metrics_listener, _)) = self.metrics else { return std::future::pending().await };
+                // Only the scrape: no pages, sessions or API here.
+                let metrics_router =
+                    Router::new().route("/metrics", get(crate::metrics::scrape_unguarded)).with_state(service);
+                axum::serve(metrics_listener, metrics_router).await
+            }
+        };
         let forget = async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
@@ -164,6 +189,7 @@ impl Application {
         };
         tokio::select! {
             result = serve => result,
+            result = scrapes => result,
             () = workers => Ok(()),
             () = forget => Ok(()),
         }
@@ -259,6 +285,9 @@ fn router(state: AppState, rate_limits: std::sync::Arc<rate_limit::RateLimits>, 
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // Every request counted and timed, through all of the above, by the route it matched
+        // (a router's layers wrap each route, so the route is known here).
+        .layer(middleware::from_fn_with_state(service.clone(), crate::metrics::record))
         .with_state(state)
 }
 
@@ -267,6 +296,7 @@ fn router(state: AppState, rate_limits: std::sync::Arc<rate_limit::RateLimits>, 
 pub fn plain_routes() -> Vec<(&'static str, Method, axum::routing::MethodRouter<AppState>)> {
     vec![
         ("/healthz", Method::GET, get(healthz)),
+        ("/metrics", Method::GET, get(crate::metrics::scrape)),
         ("/readyz", Method::GET, get(readyz)),
         ("/auth/demo", Method::POST, post(crate::auth::demo_sign_in)),
         ("/auth/login", Method::GET, get(crate::auth::oidc_login)),

@@ -219,6 +219,10 @@ const SANCTIONED_MOUNTS: &[(&str, &str, Option<&str>)] = &[
     // Static files from the site root, and the not-found page.
     (".fallback(leptos_axum::file_and_error_handler_with_context::<AppState,_>(", ".fallback(", None),
     ("axum::serve(listener,self.router.", "axum::serve(", None),
+    // `/metrics` alone, on the operators' address (`--metrics-addr`).
+    ("letmetrics_router=Router::new().route(\"/metrics\",get(crate::metrics::scrape_unguarded))", "Router::new(", None),
+    ("letmetrics_router=Router::new().route(\"/metrics\",get(crate::metrics::scrape_unguarded))", ".route(", None),
+    ("axum::serve(metrics_listener,metrics_router)", "axum::serve(", None),
 ];
 
 fn is_router_file(path: &str) -> bool {

@@ -14,10 +14,13 @@ pub enum Scope {
     Decide,
     /// Use the owner's administrative roles (without it, the token has none).
     Admin,
+    /// Read the operational metrics at `/metrics` (only an administrator's token; nothing
+    /// else).
+    Metrics,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Request, Scope::Decide, Scope::Admin];
+    pub const ALL: [Scope; 5] = [Scope::Read, Scope::Request, Scope::Decide, Scope::Admin, Scope::Metrics];
 
     pub fn word(self) -> &'static str {
         match self {
@@ -25,6 +28,7 @@ impl Scope {
             Scope::Request => "request",
             Scope::Decide => "decide",
             Scope::Admin => "admin",
+            Scope::Metrics => "metrics",
         }
     }
 
@@ -45,14 +49,14 @@ impl Scopes {
         for word in text.split([' ', ',']).map(str::trim).filter(|w| !w.is_empty()) {
             let scope = Scope::parse(&word.to_ascii_lowercase()).ok_or_else(|| {
                 let shown: String = word.chars().take(20).collect();
-                format!("\"{shown}\" is not a scope: use read, request, decide or admin")
+                format!("\"{shown}\" is not a scope: use read, request, decide, admin or metrics")
             })?;
             scopes.push(scope);
         }
         scopes.sort();
         scopes.dedup();
         if scopes.is_empty() {
-            return Err("a token needs at least one scope: read, request, decide or admin".to_owned());
+            return Err("a token needs at least one scope: read, request, decide, admin or metrics".to_owned());
         }
         Ok(Scopes(scopes))
     }

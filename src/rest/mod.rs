@@ -90,6 +90,7 @@ impl utoipa::Modify for BearerScheme {
 }
 
 /// The caller of an API operation: the service, and the token's owner with its scopes.
+/// Also the caller of `/metrics` on the portal's listener.
 pub struct Caller {
     service: Service,
     token: TokenCaller,
@@ -101,6 +102,21 @@ impl Caller {
         self.token.require(scope)?;
         tracing::info!(token = self.token.token, user = self.token.actor.id().0, scope = scope.word(), "api call");
         Ok(&self.token.actor)
+    }
+
+    /// Refused unless the token has `metrics` and its owner is an administrator now.
+    pub fn metrics_reader(&self) -> Result<(), Problem> {
+        self.token.require(Scope::Metrics)?;
+        if !self.token.administrator {
+            return Err(Problem::from(crate::domain::DomainError::forbidden(
+                "only an administrator's token reads the metrics",
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn service(&self) -> &Service {
+        &self.service
     }
 }
 

@@ -181,6 +181,7 @@ impl Service {
             }
         }
         self.deliver_alone(alone, &token, started, &mut report).await;
+        self.metrics.delivered(&report);
         Ok(report)
     }
 

@@ -73,6 +73,8 @@ pub struct Service {
     mail: Option<Arc<crate::notify::Mailer>>,
     /// Days before an assignment ends that its holder is warned (`--notify-expiring-days`).
     expiry_warnings: Arc<[u32]>,
+    /// This instance's metrics (`/metrics`).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 type CheckpointFn =
@@ -110,6 +112,7 @@ impl Service {
             secret_key: None,
             mail: None,
             expiry_warnings: Arc::from(DEFAULT_EXPIRY_WARNINGS),
+            metrics: Arc::default(),
         }
     }
 
@@ -194,50 +197,50 @@ fn worker_name() -> String {
 pub async fn run_workers(service: Service, interval: std::time::Duration) {
     let service = &service;
     tokio::join!(
-        drain(interval, "expiry", move || async move {
+        drain(service, interval, "expiry", move || async move {
             let n = service.expire_assignments(&crate::domain::authz::Operator::Workers).await?;
             Ok(n >= assignments::EXPIRY_PASS)
         }),
-        drain(interval, "time-out", move || async move {
+        drain(service, interval, "time-out", move || async move {
             let n = service.time_out_stages(&crate::domain::authz::Operator::Workers).await?;
             Ok(n >= requests::TIME_OUT_PASS)
         }),
-        drain(interval, "delivery", move || async move {
+        drain(service, interval, "delivery", move || async move {
             let report =
                 service.deliver_pending(&crate::domain::authz::Operator::Workers, DELIVERY_PASS as i64).await?;
             Ok(report.claimed() >= DELIVERY_PASS)
         }),
-        drain(interval, "lifecycle events", move || async move {
+        drain(service, interval, "lifecycle events", move || async move {
             let n =
                 service.deliver_events(&crate::domain::authz::Operator::Workers, events::EVENTS_PASS as i64).await?;
             Ok(n >= events::EVENTS_PASS)
         }),
-        drain(interval, "notifications", move || async move {
+        drain(service, interval, "notifications", move || async move {
             let n = service
                 .send_notifications(&crate::domain::authz::Operator::Workers, notifications::NOTIFY_PASS as i64)
                 .await?;
             Ok(n >= notifications::NOTIFY_PASS)
         }),
-        drain(interval, "reminders", move || async move {
+        drain(service, interval, "reminders", move || async move {
             let n = service.send_reminders(&crate::domain::authz::Operator::Workers).await?;
             Ok(n >= requests::TIME_OUT_PASS)
         }),
-        drain(interval, "reviews", move || async move {
+        drain(service, interval, "reviews", move || async move {
             Ok(service.run_reviews(&crate::domain::authz::Operator::Workers).await? > 0)
         }),
-        drain(interval, "expiry warnings", move || async move {
+        drain(service, interval, "expiry warnings", move || async move {
             Ok(service.warn_of_expiry(&crate::domain::authz::Operator::Workers).await? > 0)
         }),
-        drain(interval, "role sync", move || async move {
+        drain(service, interval, "role sync", move || async move {
             let batches =
                 service.sync_package_roles(&crate::domain::authz::Operator::Workers, role_sync::SYNC_PASS).await?;
             Ok(batches >= role_sync::SYNC_PASS)
         }),
-        drain(interval, "group import", move || async move {
+        drain(service, interval, "group import", move || async move {
             service.resume_group_imports().await?;
             Ok(false)
         }),
-        drain(interval, "bulk assignment", move || async move {
+        drain(service, interval, "bulk assignment", move || async move {
             service.resume_bulk_jobs().await?;
             Ok(false)
         }),
@@ -252,7 +255,7 @@ const DELIVERY_PASS: usize = 200;
 
 /// Run a pass at every tick, and again at once while it says it came back full (more work is
 /// likely waiting). A pass that finds less, or fails, waits for the next tick.
-async fn drain<F, Fut>(interval: std::time::Duration, pass: &'static str, mut run: F)
+async fn drain<F, Fut>(service: &Service, interval: std::time::Duration, pass: &'static str, mut run: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = crate::domain::DomainResult<bool>>,
@@ -262,7 +265,10 @@ where
     loop {
         tick.tick().await;
         loop {
-            match run().await {
+            let started = std::time::Instant::now();
+            let ran = run().await;
+            service.metrics.pass(pass, started.elapsed());
+            match ran {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
@@ -288,9 +294,7 @@ async fn drift_checks(service: &Service, every: std::time::Duration) {
     loop {
         tick.tick().await;
         let by = crate::domain::authz::Operator::Workers;
-        if let Err(e) = service.check_drift_everywhere(&by, DRIFT_CHECK_EVERY).await {
-            tracing::error!(pass = "drift check", error = ?e, "worker pass failed");
-        }
+        timed(service, "drift check", service.check_drift_everywhere(&by, DRIFT_CHECK_EVERY)).await;
     }
 }
 
@@ -307,18 +311,24 @@ async fn guest_checks(service: &Service, every: std::time::Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = service.guest_lifecycle(&crate::domain::authz::Operator::Workers).await {
-            tracing::error!(pass = "guest lifecycle", error = ?e, "worker pass failed");
-        }
-        if let Err(e) = service.queue_digests(&crate::domain::authz::Operator::Workers).await {
-            tracing::error!(pass = "digests", error = ?e, "worker pass failed");
-        }
-        if let Err(e) = service.start_reviews(&crate::domain::authz::Operator::Workers).await {
-            tracing::error!(pass = "reviews", error = ?e, "worker pass failed");
-        }
-        if let Err(e) = service.apply_rules(&crate::domain::authz::Operator::Workers).await {
-            tracing::error!(pass = "automatic assignment", error = ?e, "worker pass failed");
-        }
+        timed(service, "guest lifecycle", service.guest_lifecycle(&crate::domain::authz::Operator::Workers)).await;
+        timed(service, "digests", service.queue_digests(&crate::domain::authz::Operator::Workers)).await;
+        timed(service, "reviews", service.start_reviews(&crate::domain::authz::Operator::Workers)).await;
+        timed(service, "automatic assignment", service.apply_rules(&crate::domain::authz::Operator::Workers)).await;
+    }
+}
+
+/// Run a periodic pass named `pass`, timed into the metrics; a failure is logged.
+async fn timed<T>(
+    service: &Service,
+    pass: &'static str,
+    run: impl std::future::Future<Output = crate::domain::DomainResult<T>>,
+) {
+    let started = std::time::Instant::now();
+    let ran = run.await;
+    service.metrics.pass(pass, started.elapsed());
+    if let Err(e) = ran {
+        tracing::error!(pass, error = ?e, "worker pass failed");
     }
 }
 

@@ -116,4 +116,21 @@ impl Service {
         crate::store::backup_sqlite(self.db.pool(), target).await?;
         Ok(())
     }
+
+    /// Every metric in Prometheus's text format, the queues and open requests read now (for
+    /// `/metrics`; whoever reaches it was let through by its listener or token).
+    #[tracing::instrument(name = "metrics", skip_all)]
+    pub async fn metrics_text(&self) -> DomainResult<String> {
+        self.metrics
+            .text(async {
+                let mut conn = self.db.pool().acquire().await?;
+                Ok((crate::store::gauges::waiting(&mut conn).await?, self.now().timestamp_millis()))
+            })
+            .await
+    }
+
+    /// This instance's metrics, for its workers and its HTTP layer to record into.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
 }

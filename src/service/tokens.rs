@@ -48,6 +48,8 @@ pub struct TokenCaller {
     pub actor: Actor,
     pub token: i64,
     pub scopes: Scopes,
+    /// The owner is an administrator (whatever the token's scopes): what `metrics` needs.
+    pub administrator: bool,
 }
 
 impl TokenCaller {
@@ -104,6 +106,9 @@ impl Service {
                 "scopes",
                 "the admin scope is only for people with an administrative role, which this person has not",
             ));
+        }
+        if scopes.has(Scope::Metrics) && !owner.is_admin() {
+            return Err(DomainError::invalid("scopes", "the metrics scope is only for administrators"));
         }
         let now = self.now();
         let expires_at = now + Duration::days(i64::from(days));
@@ -207,6 +212,7 @@ impl Service {
         drop(conn);
         let Some(mut actor) = self.actor(token.user).await? else { return Ok(None) };
         let scopes = Scopes::parse(&token.scopes).map_err(DomainError::Internal)?;
+        let administrator = actor.is_admin();
         if !scopes.has(Scope::Admin) {
             actor.roles.clear();
         }
@@ -216,7 +222,7 @@ impl Service {
                 tracing::warn!(token = token.id, error = %e, "the token's last use was not recorded");
             }
         }
-        Ok(Some(TokenCaller { actor, token: token.id, scopes }))
+        Ok(Some(TokenCaller { actor, token: token.id, scopes, administrator }))
     }
 
     async fn touch_token(&self, id: i64, now: chrono::DateTime<chrono::Utc>) -> DomainResult<()> {

@@ -440,6 +440,7 @@ pub mod deputies;
 pub mod directory;
 pub mod drafts;
 pub mod events;
+pub mod gauges;
 pub mod guests;
 pub mod imports;
 pub mod lease;

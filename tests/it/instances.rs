@@ -108,6 +108,7 @@ async fn build(url: &str, clock: Option<&ManualClock>, demo: bool, hold: Option<
         site_root: common::site_root(),
         public_url: None,
         no_workers: false,
+        metrics_addr: None,
         oidc: Default::default(),
         limits: Default::default(),
         mail: Default::default(),

@@ -20,6 +20,7 @@ mod engine;
 mod http;
 mod instances;
 mod lifecycle;
+mod metrics;
 mod notifications;
 mod oidc;
 mod oidc_tokens;

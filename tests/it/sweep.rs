@@ -172,6 +172,9 @@ const TABLE: &[(&str, &str)] = &[
     ("/api/v1/docs", "AAAAAAAAAAAA"),
     ("/api/v1/docs/", "AAAAAAAAAAAA"),
     ("/api/v1/docs/{*file}", "AAAAAAAAAAAA"),
+    // The metrics take an administrator's token with the `metrics` scope, never a session
+    // (tests/it/metrics.rs).
+    ("/metrics", "DDDDDDDDDDDD"),
     // Catalogs in the admin area: the list for anyone holding a role, each catalog for who
     // holds a role in it (another catalog's owner is told it does not exist).
     ("admin_catalogs", "DDDDDAAAAAAD"),
@@ -253,6 +256,10 @@ const NOBODY_HERE: &[(&str, &str)] = &[
     ("/auth/demo", "demo sign-in is off here; with it on (`serve --demo`) the same post signs in"),
     ("/auth/login", "no OpenID provider is configured here; with one, it sends the browser there"),
     ("/auth/callback", "no OpenID provider is configured here; with one, a completed login signs in"),
+    (
+        "/metrics",
+        "a session is no way in: an administrator's API token with the metrics scope is (tests/it/metrics.rs)",
+    ),
 ];
 
 /// Unique words in the objects the reads aim at.
@@ -1424,7 +1431,7 @@ async fn unsafe_calls_from_elsewhere_are_refused_and_change_nothing(backend: Bac
 
 /// The rows of [`NOBODY_HERE`], allowed where the application is configured for them.
 async fn rows_nobody_passes_here_pass_elsewhere(backend: Backend) {
-    let controlled = ["/auth/demo", "/auth/login", "/auth/callback"];
+    let controlled = ["/auth/demo", "/auth/login", "/auth/callback", "/metrics"];
     let listed: Vec<&str> = NOBODY_HERE.iter().map(|(n, _)| *n).collect();
     assert_eq!(listed, controlled, "every row in NOBODY_HERE needs its control here");
 
@@ -1442,6 +1449,15 @@ async fn rows_nobody_passes_here_pass_elsewhere(backend: Backend) {
     let who = state_of(&app, Effect::Session, Some(&cookie)).await.unwrap();
     assert!(who.contains("grace@quartermaster.example"), "signed in as Grace: {who}");
     println!("control ({}): /auth/demo with demo sign-in on signs in", backend.name());
+
+    // The metrics, with an administrator's token of the metrics scope.
+    let grace = app.service.actor(app.ids.grace).await.unwrap().unwrap();
+    let scopes = quartermaster::domain::token::Scopes::parse("metrics").unwrap();
+    let by = quartermaster::service::tokens::TokenBy::Person(&grace);
+    let (_, secret) = app.service.create_token(by, &grace, "scraper", &scopes, 1).await.unwrap();
+    let res = bare_client().get(app.url("/metrics")).bearer_auth(secret).send().await.unwrap();
+    assert_eq!(res.status(), 200, "/metrics with an administrator's metrics token");
+    println!("control ({}): /metrics with an administrator's metrics token", backend.name());
 
     // OpenID Connect, configured: login sends the browser to the provider, and the callback
     // of a completed login signs in.
