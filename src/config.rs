@@ -143,12 +143,63 @@ pub enum Command {
     /// back, sessions ended), as an administrator disabling them would.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// The audit trail: `audit verify` proves its hash chain (as `verify`), `audit export`
+    /// writes its events as CSV or JSON.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Copy the database into a new file while the portal serves (SQLite: one consistent
     /// snapshot; PostgreSQL: says what to run instead).
     Backup {
         /// The new file.
         file: PathBuf,
     },
+}
+
+/// `audit …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Prove the hash chain and print its head (`ID:HASH`); exits 1 naming the first broken
+    /// event. The same as `verify`.
+    Verify {
+        /// A head printed by an earlier walk: that event must still be there, unchanged.
+        #[arg(long, env = "QM_AUDIT_ANCHOR")]
+        anchor: Option<String>,
+    },
+    /// Write the events (newest first) as CSV, the audit log's download, or as a JSON array,
+    /// narrowed as the audit log page narrows them. Exits 1 on a bad filter, writing nothing.
+    Export {
+        /// `csv` or `json`.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+        /// From this day on (`YYYY-MM-DD`, UTC).
+        #[arg(long, default_value = "")]
+        from: String,
+        /// Up to and including this day (`YYYY-MM-DD`, UTC).
+        #[arg(long, default_value = "")]
+        to: String,
+        /// Only what this person did (email or id).
+        #[arg(long, default_value = "")]
+        who: String,
+        /// Only events about this kind of object (`request`, `assignment`, `user`, …).
+        #[arg(long, default_value = "")]
+        object_type: String,
+        /// Only events about the object with this id.
+        #[arg(long, default_value = "")]
+        object_id: String,
+        /// Only this action (`request.submitted`, `assignment.expired`, …).
+        #[arg(long, default_value = "")]
+        action: String,
+        /// Write into this new file instead of standard output (an existing file is refused).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// How `audit export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
 }
 
 /// `users …`.

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use quartermaster::config::{Cli, Command, TokenCommand, UsersCommand};
+use quartermaster::config::{AuditCommand, Cli, Command, TokenCommand, UsersCommand};
 use quartermaster::domain::authz::Operator;
 use quartermaster::service::{AuditAnchor, ChainCheck, Service};
 use quartermaster::{demo, scale, server, store::Db, telemetry};
@@ -41,7 +41,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             tracing::info!(seeded, "demo data");
             Ok(())
         }
-        Command::Verify { anchor } => verify(db, anchor.as_deref()).await,
+        Command::Verify { anchor } | Command::Audit(AuditCommand::Verify { anchor }) => {
+            verify(db, anchor.as_deref()).await
+        }
+        Command::Audit(AuditCommand::Export { format, from, to, who, object_type, object_id, action, output }) => {
+            let filter = quartermaster::views::AuditFilter { who, object_type, object_id, action, from, to };
+            audit_export(db, &filter, format, output.as_deref()).await
+        }
         Command::SeedScale(args) => seed_scale(db, &args).await,
         Command::ImportUsers { file, apply } => import_users(db, &file, apply).await,
         Command::Token(command) => token(db, command).await,
@@ -112,6 +118,56 @@ async fn create_admin(db: Db, email: &str, name: &str) -> Result<(), String> {
         AdminMade::AlreadyAdmin(id) => println!("{email} (person {}) already is an administrator", id.0),
     }
     Ok(())
+}
+
+/// `quartermaster audit export`: the filter is checked before anything is written (a bad one
+/// leaves no file behind); then the events, a thousand at a time.
+async fn audit_export(
+    db: Db,
+    filter: &quartermaster::views::AuditFilter,
+    format: quartermaster::config::ExportFormat,
+    output: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let export =
+        Service::new(db).audit_export(&Operator::Workers, filter).await.map_err(|e| format!("audit export: {e}"))?;
+    let mut out: Box<dyn std::io::Write> = match output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create_new(path)
+                .map_err(|e| format!("audit export: cannot create {}: {e}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let written = match format {
+        quartermaster::config::ExportFormat::Csv => server::write_csv(export, &mut out).await,
+        quartermaster::config::ExportFormat::Json => write_json(export, &mut out).await,
+    };
+    written.map_err(|e| format!("audit export: {e}"))
+}
+
+/// The events as one JSON array, an event per line; `before` and `after` as the JSON they are.
+async fn write_json(
+    mut export: quartermaster::service::AuditExport,
+    out: &mut impl std::io::Write,
+) -> Result<(), String> {
+    let failed = |e: std::io::Error| format!("cannot write: {e}");
+    let mut first = true;
+    out.write_all(b"[").map_err(failed)?;
+    while let Some(events) = export.next_page().await.map_err(|e| e.to_string())? {
+        for e in events {
+            let json = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.to_owned()));
+            let at = chrono::DateTime::from_timestamp_millis(e.at).map(|t| t.to_rfc3339()).unwrap_or_default();
+            let event = serde_json::json!({
+                "id": e.id, "at": at, "actor_id": e.actor_id, "actor": e.actor, "action": e.action,
+                "object_type": e.object_type, "object_id": e.object_id, "reason": e.reason,
+                "before": json(&e.before), "after": json(&e.after),
+            });
+            out.write_all(if first { b"\n" } else { b",\n" }).map_err(failed)?;
+            first = false;
+            out.write_all(event.to_string().as_bytes()).map_err(failed)?;
+        }
+    }
+    out.write_all(b"\n]\n").map_err(failed)?;
+    out.flush().map_err(failed)
 }
 
 /// `quartermaster users disable EMAIL`.

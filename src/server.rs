@@ -360,7 +360,7 @@ async fn healthz() -> &'static str {
 }
 
 /// A CSV download: a header line, then rows a page at a time until none is left.
-trait CsvExport: Send + 'static {
+pub trait CsvExport: Send + 'static {
     const HEADER: &'static str;
     /// The next page's rows, each a row's fields; `None` once everything was given.
     fn next_rows(
@@ -493,7 +493,7 @@ async fn audit_csv(
         Ok(actor) => actor,
         Err(answer) => return answer,
     };
-    match state.auth.service.audit_export(&actor, &filter).await {
+    match state.auth.service.audit_export(&crate::domain::authz::Operator::Person(&actor), &filter).await {
         Ok(export) => csv_download(export, "audit-log.csv"),
         Err(e) => error_response(e),
     }
@@ -621,6 +621,16 @@ async fn bulk_assign(
         }
         Err(e) => error_response(e),
     }
+}
+
+/// Write `export` to `out` as the download would give it (the command line's exports).
+pub async fn write_csv<E: CsvExport>(mut export: E, out: &mut impl std::io::Write) -> Result<(), String> {
+    let failed = |e: std::io::Error| format!("cannot write: {e}");
+    out.write_all(E::HEADER.as_bytes()).map_err(failed)?;
+    while let Some(rows) = export.next_rows().await.map_err(|e| e.to_string())? {
+        out.write_all(csv_lines(rows).as_bytes()).map_err(failed)?;
+    }
+    out.flush().map_err(failed)
 }
 
 /// Rows as CSV lines.

@@ -406,3 +406,107 @@ fn create_admin_users_disable_and_backup() {
     let twice = run(&["backup", copy.to_str().unwrap()]);
     assert!(!twice.status.success() && out_of(&twice).1.contains("exists already"), "{:?}", out_of(&twice));
 }
+
+/// The number of CSV records (RFC 4180: a line break inside quotes belongs to its field).
+fn csv_records(text: &str) -> usize {
+    let mut quoted = false;
+    let mut records = 0;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => quoted = !quoted,
+            '\r' if !quoted && chars.peek() == Some(&'\n') => {
+                chars.next();
+                records += 1;
+            }
+            _ => {}
+        }
+    }
+    records
+}
+
+#[test]
+fn audit_export_writes_the_trail_narrowed_and_audit_verify_names_a_broken_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let run = |args: &[&str]| Command::new(BIN).args(args).env("QM_DATABASE_URL", &url).output().unwrap();
+    assert!(run(&["seed-demo"]).status.success());
+    let db = format!("{}/cli.db", dir.path().display());
+    let sql = |q: &str| -> String {
+        let out = Command::new("python3")
+            .args(["-c", &format!("import sqlite3; c=sqlite3.connect('{db}'); r=c.execute(\"{q}\").fetchall(); c.commit(); print(r[0][0] if r else '')")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let all: usize = sql("SELECT COUNT(*) FROM audit_events").parse().unwrap();
+    assert!(all > 10, "{all}");
+
+    // Everything, as CSV: the audit log's download.
+    let out = run(&["audit", "export"]);
+    let (csv, err) = printed(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(csv.starts_with("id,at,actor_id,actor,action,object_type,object_id,reason,before,after\r\n"), "{csv}");
+    assert_eq!(csv_records(&csv), all + 1, "a header and every event");
+
+    // As JSON, into a new file: the same events, newest first, before/after as JSON.
+    let file = dir.path().join("trail.json");
+    let out = run(&["audit", "export", "--format", "json", "--output", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", printed(&out).1);
+    let events: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(events.len(), all);
+    let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+    assert!(events.iter().any(|e| e["after"].is_object()), "after as JSON, not a string");
+    // An existing file is not overwritten.
+    let again = run(&["audit", "export", "--output", file.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(printed(&again).1.contains("cannot create"), "{}", printed(&again).1);
+
+    // Narrowed: by action, by person, by days.
+    let action = sql("SELECT action FROM audit_events ORDER BY id LIMIT 1");
+    let of_action: usize =
+        sql(&format!("SELECT COUNT(*) FROM audit_events WHERE action = '{action}'")).parse().unwrap();
+    let out = run(&["audit", "export", "--format", "json", "--action", &action]);
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(events.len(), of_action);
+    assert!(events.iter().all(|e| e["action"] == action.as_str()));
+    // The older events moved three days back (ids and times still in the same order): each
+    // range gives exactly its own.
+    let newest: i64 = sql("SELECT MAX(id) FROM audit_events").parse().unwrap();
+    let first: i64 = sql("SELECT MIN(id) FROM audit_events").parse().unwrap();
+    let recent = newest - 5;
+    sql(&format!("UPDATE audit_events SET at = at - 3 * 86400000 WHERE id < {recent}"));
+    let then: i64 = sql(&format!("SELECT MAX(at) FROM audit_events WHERE id < {recent}")).parse().unwrap();
+    let day = chrono::DateTime::from_timestamp_millis(then).unwrap().format("%Y-%m-%d").to_string();
+    let ids_of = |args: &[&str]| -> Vec<i64> {
+        let out = run(&[&["audit", "export", "--format", "json"][..], args].concat());
+        assert!(out.status.success(), "{args:?}: {}", printed(&out).1);
+        let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        events.iter().map(|e| e["id"].as_i64().unwrap()).collect()
+    };
+    let older: Vec<i64> = (first..recent).rev().collect();
+    assert_eq!(ids_of(&["--from", &day, "--to", &day]), older, "that day only");
+    assert_eq!(ids_of(&["--to", &day]), older, "up to that day");
+    let later = chrono::DateTime::from_timestamp_millis(then + 86_400_000).unwrap().format("%Y-%m-%d").to_string();
+    let today: Vec<i64> = (recent..=newest).rev().collect();
+    assert_eq!(ids_of(&["--from", &later]), today, "from the day after");
+
+    // A bad filter says which field, and writes nothing (not even an empty file).
+    let refused = dir.path().join("refused.csv");
+    let out =
+        run(&["audit", "export", "--from", "2026-12-02", "--to", "2026-12-01", "--output", refused.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(printed(&out).1.contains("the end comes before the start"), "{}", printed(&out).1);
+    assert!(!refused.exists());
+    let out = run(&["audit", "export", "--who", "nobody@nowhere.example"]);
+    assert!(!out.status.success());
+    assert!(printed(&out).1.contains("nobody has that email address"), "{}", printed(&out).1);
+
+    // `audit verify`: the moved events break the chain, and the first of them is named.
+    let out = run(&["audit", "verify"]);
+    assert!(!out.status.success());
+    let (_, err) = printed(&out);
+    assert!(err.contains(&format!("audit chain broken at event {first}")), "{err}");
+}
