@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# A SCIM 2.0 target for the tests: PyPI scim2-server (in memory) on a free loopback port.
-#   source scripts/scim-peer.sh start   -> exports QM_TEST_SCIM_URL, QM_TEST_SCIM_TOKEN, QM_SCIM_PID
+# A SCIM 2.0 target for the tests: PyPI scim2-server (in memory) on a free loopback port; and
+# PyPI scim2-tester (through scim2-cli), which the tests run against Quartermaster's own SCIM
+# service provider.
+#   source scripts/scim-peer.sh start   -> exports QM_TEST_SCIM_URL, QM_TEST_SCIM_TOKEN, QM_SCIM_PID,
+#                                          QM_TEST_SCIM_TESTER (the scim2 command)
 #   scripts/scim-peer.sh stop           (uses QM_SCIM_PID)
 # The server is installed once into target/peers/scim (a virtualenv; PyPI is reachable here).
 # Sourced, it leaves the caller's shell options as it found them.
@@ -13,7 +16,7 @@ case "${1:-}" in
   start)
     # Pinned, with what it pulls in, so a new release elsewhere cannot change the target; a
     # changed pin reinstalls.
-    pins="scim2-server==0.8.3 scim2-models==0.12.3"
+    pins="scim2-server==0.8.3 scim2-models==0.12.3 scim2-tester==0.5.2 scim2-cli==0.6.0 scim2-client==0.13.2"
     if [[ "$(cat "$qm_scim_venv/.pins" 2>/dev/null)" != "$pins" ]]; then
       rm -rf "$qm_scim_venv"
       python3 -m venv "$qm_scim_venv"
@@ -43,6 +46,7 @@ case "${1:-}" in
     rm -f "$log"
     export QM_TEST_SCIM_URL="http://127.0.0.1:$port/v2"
     export QM_TEST_SCIM_TOKEN="$token"
+    export QM_TEST_SCIM_TESTER="$qm_scim_venv/bin/scim2"
     echo "SCIM target (scim2-server) on 127.0.0.1:$port, pid $QM_SCIM_PID"
     ;;
   stop)

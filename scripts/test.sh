@@ -42,7 +42,7 @@ if [[ -z "${QM_TEST_SCIM_URL:-}" ]]; then
   source scripts/scim-peer.sh start
   peers_started+=("QM_SCIM_PID=$QM_SCIM_PID scripts/scim-peer.sh stop")
 fi
-export QM_TEST_SCIM_URL QM_TEST_SCIM_TOKEN
+export QM_TEST_SCIM_URL QM_TEST_SCIM_TOKEN QM_TEST_SCIM_TESTER
 
 if [[ -z "${QM_TEST_LDAP_URL:-}" ]]; then
   log "starting an LDAP target (slapd)"

@@ -223,7 +223,7 @@ pub enum TokenCommand {
         /// What the token is for, to know it by.
         #[arg(long)]
         name: String,
-        /// Some of read, request, decide, admin, metrics (comma-separated).
+        /// Some of read, request, decide, admin, metrics, scim (comma-separated).
         #[arg(long, default_value = "read")]
         scopes: String,
         /// How many days it lasts (at most 366).

@@ -28,6 +28,8 @@ pub mod rest;
 #[cfg(feature = "ssr")]
 pub mod scale;
 #[cfg(feature = "ssr")]
+pub mod scim;
+#[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod service;

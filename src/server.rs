@@ -20,6 +20,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::auth::AuthState;
 use crate::config::ServeArgs;
+use crate::scim;
 use crate::service::Service;
 use crate::store::sessions::DbSessionStore;
 use crate::store::Db;
@@ -244,6 +245,10 @@ fn router(state: AppState, rate_limits: std::sync::Arc<rate_limit::RateLimits>, 
     for (path, _, handler) in plain_routes() {
         router = router.route(path, handler);
     }
+    // The SCIM service provider, for the identity provider (tests/it/scim.rs walks it).
+    for (path, handler) in scim_routes() {
+        router = router.route(path, handler);
+    }
     router
         // The REST API: every operation is in its OpenAPI document, which the sweep walks.
         .merge(crate::rest::router())
@@ -309,6 +314,34 @@ pub fn plain_routes() -> Vec<(&'static str, Method, axum::routing::MethodRouter<
         ("/api/v1/docs", Method::GET, get(crate::rest::docs_index)),
         ("/api/v1/docs/", Method::GET, get(crate::rest::docs_file)),
         ("/api/v1/docs/{*file}", Method::GET, get(crate::rest::docs_file)),
+    ]
+}
+
+/// The SCIM service provider's routes (`crate::scim`); methods a route does not take answer
+/// 405 with a SCIM error, and paths it does not have 404.
+fn scim_routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
+    let only = |r: axum::routing::MethodRouter<AppState>| r.fallback(scim::method_not_allowed);
+    vec![
+        ("/scim/v2/ServiceProviderConfig", only(get(scim::service_provider_config))),
+        ("/scim/v2/ResourceTypes", only(get(scim::resource_types))),
+        ("/scim/v2/ResourceTypes/{id}", only(get(scim::resource_type))),
+        ("/scim/v2/Schemas", only(get(scim::schemas))),
+        ("/scim/v2/Schemas/{id}", only(get(scim::schema))),
+        ("/scim/v2/Users", only(get(scim::list_users).post(scim::create_user))),
+        ("/scim/v2/Users/.search", only(post(scim::search_users))),
+        (
+            "/scim/v2/Users/{id}",
+            only(get(scim::get_user).put(scim::replace_user).patch(scim::patch_user).delete(scim::delete_user)),
+        ),
+        ("/scim/v2/Groups", only(get(scim::list_groups).post(scim::create_group))),
+        ("/scim/v2/Groups/.search", only(post(scim::search_groups))),
+        (
+            "/scim/v2/Groups/{id}",
+            only(get(scim::get_group).put(scim::replace_group).patch(scim::patch_group).delete(scim::delete_group)),
+        ),
+        ("/scim/v2/.search", only(post(scim::search_all))),
+        ("/scim/v2", axum::routing::any(scim::not_found)),
+        ("/scim/v2/{*rest}", axum::routing::any(scim::not_found)),
     ]
 }
 

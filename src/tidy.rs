@@ -206,6 +206,10 @@ const SANCTIONED_MOUNTS: &[(&str, &str, Option<&str>)] = &[
     ("letmutrouter=Router::new();", "Router::new(", None),
     // The plain routes, from the one list the sweep enumerates.
     ("for(path,_,handler)inplain_routes(){router=router.route(path,handler);}", ".route(", None),
+    // The SCIM service provider's routes.
+    ("for(path,handler)inscim_routes(){router=router.route(path,handler);}", ".route(", None),
+    // Its methods not taken answer a SCIM error (405).
+    ("letonly=|r:axum::routing::MethodRouter<AppState>|r.fallback(scim::method_not_allowed);", ".fallback(", None),
     // Pages and server functions, from the route list the sweep enumerates.
     (
         ".leptos_routes_with_context(&state,routes,",

@@ -20,6 +20,7 @@ pub mod policy;
 pub mod request;
 pub mod review;
 pub mod rule;
+pub mod scim;
 pub mod sod;
 pub mod token;
 

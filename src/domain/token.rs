@@ -17,10 +17,13 @@ pub enum Scope {
     /// Read the operational metrics at `/metrics` (only an administrator's token; nothing
     /// else).
     Metrics,
+    /// Provision people and groups through SCIM at `/scim/v2` (only an administrator's
+    /// token; nothing else).
+    Scim,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [Scope::Read, Scope::Request, Scope::Decide, Scope::Admin, Scope::Metrics];
+    pub const ALL: [Scope; 6] = [Scope::Read, Scope::Request, Scope::Decide, Scope::Admin, Scope::Metrics, Scope::Scim];
 
     pub fn word(self) -> &'static str {
         match self {
@@ -29,6 +32,7 @@ impl Scope {
             Scope::Decide => "decide",
             Scope::Admin => "admin",
             Scope::Metrics => "metrics",
+            Scope::Scim => "scim",
         }
     }
 
@@ -49,14 +53,14 @@ impl Scopes {
         for word in text.split([' ', ',']).map(str::trim).filter(|w| !w.is_empty()) {
             let scope = Scope::parse(&word.to_ascii_lowercase()).ok_or_else(|| {
                 let shown: String = word.chars().take(20).collect();
-                format!("\"{shown}\" is not a scope: use read, request, decide, admin or metrics")
+                format!("\"{shown}\" is not a scope: use read, request, decide, admin, metrics or scim")
             })?;
             scopes.push(scope);
         }
         scopes.sort();
         scopes.dedup();
         if scopes.is_empty() {
-            return Err("a token needs at least one scope: read, request, decide, admin or metrics".to_owned());
+            return Err("a token needs at least one scope: read, request, decide, admin, metrics or scim".to_owned());
         }
         Ok(Scopes(scopes))
     }

@@ -569,34 +569,50 @@ impl Service {
         user: UserId,
         active: bool,
     ) -> DomainResult<Option<super::Offboarded>> {
+        let mut tx = self.db.begin().await?;
+        self.db.lock_user(&mut tx, user).await?;
+        let mut events = Vec::new();
+        let gone = self.set_active_in(&mut tx, actor, user, active, &mut events).await?;
+        if gone.is_some() {
+            self.commit(tx, events).await?;
+        }
+        Ok(gone)
+    }
+
+    /// [`Self::set_active`] inside the caller's transaction, the person locked already; its
+    /// audit events are added to `events`. `None` when they already were so.
+    pub(super) async fn set_active_in(
+        &self,
+        tx: &mut crate::store::Tx,
+        actor: Option<UserId>,
+        user: UserId,
+        active: bool,
+        events: &mut Vec<crate::domain::audit::AuditEvent>,
+    ) -> DomainResult<Option<super::Offboarded>> {
         use crate::domain::audit::AuditEvent;
         use crate::domain::model::UserState;
-        let service = self;
-        let now = service.now();
-        let mut tx = service.db.begin().await?;
-        service.db.lock_user(&mut tx, user).await?;
-        let before = directory::user(&mut tx, user).await?.ok_or_else(|| DomainError::not_found("person"))?;
+        let now = self.now();
+        let before = directory::user(tx, user).await?.ok_or_else(|| DomainError::not_found("person"))?;
         let state = if active { UserState::Active } else { UserState::Disabled };
         if before.state == state {
             return Ok(None);
         }
-        if !directory::set_state(&mut tx, user, state, crate::store::to_ms(now)).await? {
+        if !directory::set_state(tx, user, state, crate::store::to_ms(now)).await? {
             return Err(DomainError::not_found("person"));
         }
-        let mut events =
-            vec![AuditEvent::new(actor, if active { "user.enabled" } else { "user.disabled" }, "user", user.0)
+        events.push(
+            AuditEvent::new(actor, if active { "user.enabled" } else { "user.disabled" }, "user", user.0)
                 .before(serde_json::json!({"state": before.state.as_str()}))
-                .after(serde_json::json!({"state": state.as_str()}))];
-        let gone = if !active {
-            let gone = service.offboard(&mut tx, user, actor, now, &mut events).await?;
+                .after(serde_json::json!({"state": state.as_str()})),
+        );
+        if !active {
+            let gone = self.offboard(tx, user, actor, now, events).await?;
             tracing::info!(user = user.0, ?gone, "leaver offboarded");
-            Some(gone)
+            Ok(Some(gone))
         } else {
             // Let back in: not blocked, and a guest's days without access count from now.
-            crate::store::guests::restart(&mut tx, user, now).await?;
-            Some(super::Offboarded::default())
-        };
-        service.commit(tx, events).await?;
-        Ok(gone)
+            crate::store::guests::restart(tx, user, now).await?;
+            Ok(Some(super::Offboarded::default()))
+        }
     }
 }

@@ -30,6 +30,7 @@ mod reconcile;
 mod requests;
 mod reviews;
 pub mod role_sync;
+pub mod scim;
 mod snapshot;
 pub mod tokens;
 mod views;

@@ -107,8 +107,13 @@ impl Service {
                 "the admin scope is only for people with an administrative role, which this person has not",
             ));
         }
-        if scopes.has(Scope::Metrics) && !owner.is_admin() {
-            return Err(DomainError::invalid("scopes", "the metrics scope is only for administrators"));
+        for scope in [Scope::Metrics, Scope::Scim] {
+            if scopes.has(scope) && !owner.is_admin() {
+                return Err(DomainError::invalid(
+                    "scopes",
+                    format!("the {} scope is only for administrators", scope.word()),
+                ));
+            }
         }
         let now = self.now();
         let expires_at = now + Duration::days(i64::from(days));

@@ -451,5 +451,6 @@ pub mod requests;
 pub mod reviews;
 pub mod role_sync;
 pub mod scale;
+pub mod scim;
 pub mod seed;
 pub mod tokens;

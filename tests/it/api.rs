@@ -222,7 +222,7 @@ async fn every_operation_in_the_document_needs_a_token_and_its_scope(backend: Ba
     let doc: Value = res.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
-    let all = ["read", "request", "decide", "admin", "metrics"];
+    let all = ["read", "request", "decide", "admin", "metrics", "scim"];
     let mut only = std::collections::BTreeMap::new();
     let mut others = std::collections::BTreeMap::new();
     for scope in all {

@@ -28,4 +28,5 @@ mod properties;
 mod race;
 mod reviews;
 mod scale;
+mod scim;
 mod sweep;
