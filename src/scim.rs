@@ -73,13 +73,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
         let service = state.auth.service.clone();
-        let secret = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, secret)| secret.trim().to_owned());
+        let secret = crate::rest::bearer_secret(&parts.headers);
         let unauthenticated = |why: &str| Failure(ScimError::new(401, None, why));
         let Some(secret) = secret else {
             return Err(unauthenticated("send an API token: Authorization: Bearer qm_…"));

@@ -125,14 +125,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let service = state.auth.service.clone();
-        let secret = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, secret)| secret.trim().to_owned());
-        let Some(secret) = secret else {
+        let Some(secret) = bearer_secret(&parts.headers) else {
             return Err(Problem::unauthenticated("send an API token: Authorization: Bearer qm_…"));
         };
         match service.token_caller(&secret).await? {
@@ -140,6 +133,16 @@ impl FromRequestParts<AppState> for Caller {
             None => Err(Problem::unauthenticated("this API token is unknown, expired or revoked")),
         }
     }
+}
+
+/// The secret of an `Authorization: Bearer …` header (the REST API's and SCIM's).
+pub(crate) fn bearer_secret(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, secret)| secret.trim().to_owned())
 }
 
 /// A query the API could not read: 422, saying why.

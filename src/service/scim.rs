@@ -141,6 +141,18 @@ struct Person {
     active: bool,
 }
 
+impl Person {
+    fn fields(&self) -> PersonFields<'_> {
+        PersonFields {
+            email: &self.email,
+            display_name: &self.display_name,
+            department: &self.department,
+            job_title: &self.job_title,
+            manager: self.manager,
+        }
+    }
+}
+
 fn text(v: Option<&Value>) -> Option<String> {
     v.and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
 }
@@ -305,13 +317,7 @@ impl Service {
         provider(caller)?;
         let now = crate::store::to_ms(self.now());
         let mut tx = self.db.begin().await.map_err(ScimError::from)?;
-        self.lock(&mut tx, kind, id).await?;
-        let stored = store::get(&mut tx, kind.as_str(), id)
-            .await?
-            .ok_or_else(|| ScimError::new(404, None, format!("{} {id} not found", kind.as_str())))?;
-        if if_match.is_some_and(|v| v != stored.version) {
-            return Err(ScimError::new(412, None, "the resource changed since that version: read it again"));
-        }
+        let stored = self.held(&mut tx, kind, id, if_match).await?;
         let before = ScimResource::from_stored(kind, stored)?;
         let document = match change {
             ScimChange::Replace(body) => doc::normalize(kind, body)?,
@@ -352,13 +358,7 @@ impl Service {
     pub async fn scim_delete(&self, caller: &TokenCaller, kind: Kind, id: i64, if_match: Option<i64>) -> Result<()> {
         let actor = provider(caller)?;
         let mut tx = self.db.begin().await.map_err(ScimError::from)?;
-        self.lock(&mut tx, kind, id).await?;
-        let stored = store::get(&mut tx, kind.as_str(), id)
-            .await?
-            .ok_or_else(|| ScimError::new(404, None, format!("{} {id} not found", kind.as_str())))?;
-        if if_match.is_some_and(|v| v != stored.version) {
-            return Err(ScimError::new(412, None, "the resource changed since that version: read it again"));
-        }
+        let stored = self.held(&mut tx, kind, id, if_match).await?;
         let mut events = Vec::new();
         let reason = format!("SCIM (API token {})", caller.token);
         match kind {
@@ -380,6 +380,19 @@ impl Service {
         }
         self.commit(tx, events).await?;
         Ok(())
+    }
+
+    /// The resource, locked for this transaction, at the version `if_match` names (412
+    /// otherwise).
+    async fn held(&self, tx: &mut Tx, kind: Kind, id: i64, if_match: Option<i64>) -> Result<StoredResource> {
+        self.lock(tx, kind, id).await?;
+        let stored = store::get(tx, kind.as_str(), id)
+            .await?
+            .ok_or_else(|| ScimError::new(404, None, format!("{} {id} not found", kind.as_str())))?;
+        if if_match.is_some_and(|v| v != stored.version) {
+            return Err(ScimError::new(412, None, "the resource changed since that version: read it again"));
+        }
+        Ok(stored)
     }
 
     /// Two changes of one resource take turns: a person by their row (as every change of a
@@ -407,13 +420,7 @@ impl Service {
         let actor = caller.actor.id();
         let p = person_of(d)?;
         self.check_manager(tx, None, p.manager).await?;
-        let fields = PersonFields {
-            email: &p.email,
-            display_name: &p.display_name,
-            department: &p.department,
-            job_title: &p.job_title,
-            manager: p.manager,
-        };
+        let fields = p.fields();
         let reason = format!("SCIM (API token {})", caller.token);
         // Someone already here by that email (signed in before, imported) is the same person.
         let id = match crate::store::directory::user_by_email(tx, &p.email).await? {
@@ -475,13 +482,7 @@ impl Service {
         let user = crate::store::directory::user(tx, UserId(id))
             .await?
             .ok_or_else(|| ScimError::new(404, None, format!("User {id} not found")))?;
-        let fields = PersonFields {
-            email: &p.email,
-            display_name: &p.display_name,
-            department: &p.department,
-            job_title: &p.job_title,
-            manager: p.manager,
-        };
+        let fields = p.fields();
         let was = PersonFields {
             email: &user.email,
             display_name: &user.display_name,
