@@ -147,6 +147,11 @@ pub enum Command {
     /// writes its events as CSV or JSON.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Packages as code: `packages export` writes the catalogs, their resources, access
+    /// packages and policies as a TOML file; `packages plan FILE` shows what applying it would
+    /// change; `packages apply FILE --plan ID --as EMAIL` does that, in one transaction.
+    #[command(subcommand)]
+    Packages(PackagesCommand),
     /// Copy the database into a new file while the portal serves (SQLite: one consistent
     /// snapshot; PostgreSQL: says what to run instead).
     Backup {
@@ -200,6 +205,37 @@ pub enum AuditCommand {
 pub enum ExportFormat {
     Csv,
     Json,
+}
+
+/// `packages …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum PackagesCommand {
+    /// Write every catalog (with its resources, access packages and their policies) as TOML:
+    /// people by email, groups, organizations and systems by name.
+    Export {
+        /// Write into this new file instead of standard output (an existing file is refused).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Show what applying FILE would change: each object added, changed (field by field) or
+    /// disabled (left out of the file), what that does to requests and assignments under way,
+    /// and the plan's id. Writes nothing. Exits 1 when the file is not valid.
+    Plan {
+        /// The file (as `export` writes it).
+        file: PathBuf,
+    },
+    /// Apply FILE as the plan with this id showed it, in one transaction, audited as the
+    /// administrator named; refused (nothing written) when the database or the file changed
+    /// since the plan.
+    Apply {
+        file: PathBuf,
+        /// The id `plan` printed.
+        #[arg(long)]
+        plan: String,
+        /// The administrator applying it (their email): the audit trail names them.
+        #[arg(long = "as")]
+        as_admin: String,
+    },
 }
 
 /// `users …`.

@@ -106,6 +106,16 @@ pub async fn seed_directory_and_catalogs(db: &Db) -> Result<DemoIds, DomainError
 
 /// The directory and catalogs, created at `now`.
 pub async fn seed_directory_and_catalogs_at(db: &Db, now: DateTime<Utc>) -> Result<DemoIds, DomainError> {
+    seed_at(db, now, true).await?.ok_or_else(|| DomainError::Internal("the demo catalogs were not made".into()))
+}
+
+/// The demo directory alone (people, groups, the partner organization and the built-in
+/// resource system), without catalogs: where a catalogs file is applied from nothing.
+pub async fn seed_directory(db: &Db) -> Result<(), DomainError> {
+    seed_at(db, SystemClock.now(), false).await.map(|_| ())
+}
+
+async fn seed_at(db: &Db, now: DateTime<Utc>, catalogs: bool) -> Result<Option<DemoIds>, DomainError> {
     let now = now.timestamp_millis();
     let mut tx = db.begin().await?;
     let org = seed::insert_connected_org(&mut tx, "Northwind Partners", "northwind.example", now).await?;
@@ -177,6 +187,11 @@ pub async fn seed_directory_and_catalogs_at(db: &Db, now: DateTime<Utc>) -> Resu
 
     let builtin =
         catalog::insert_resource_system(&mut tx, "Quartermaster groups", ResourceSystemKind::Builtin, now).await?;
+    if !catalogs {
+        directory::grant_role(&mut tx, grace, Role::Administrator, None, now).await?;
+        tx.commit().await?;
+        return Ok(None);
+    }
     let eng =
         catalog::insert_catalog(&mut tx, "Engineering", "Developer tooling and production access", false, now).await?;
     let sales =
@@ -377,7 +392,7 @@ pub async fn seed_directory_and_catalogs_at(db: &Db, now: DateTime<Utc>) -> Resu
         catalog::insert_policy(&mut tx, p, now).await?;
     }
     tx.commit().await?;
-    Ok(DemoIds {
+    Ok(Some(DemoIds {
         grace,
         linus,
         maya,
@@ -398,7 +413,7 @@ pub async fn seed_directory_and_catalogs_at(db: &Db, now: DateTime<Utc>) -> Resu
         payments_approver,
         invoice_processing,
         production_role: production[0],
-    })
+    }))
 }
 
 /// A little history through the real operations: delivered access, and requests waiting.

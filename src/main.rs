@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use quartermaster::config::{AuditCommand, Cli, Command, TokenCommand, UsersCommand};
+use quartermaster::config::{AuditCommand, Cli, Command, PackagesCommand, TokenCommand, UsersCommand};
 use quartermaster::domain::authz::Operator;
 use quartermaster::service::{AuditAnchor, ChainCheck, Service};
 use quartermaster::{demo, scale, server, store::Db, telemetry};
@@ -53,6 +53,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Token(command) => token(db, command).await,
         Command::CreateAdmin { email, name } => create_admin(db, &email, &name).await,
         Command::Users(UsersCommand::Disable { email }) => disable(db, &email).await,
+        Command::Packages(command) => packages(db, command).await,
         Command::Backup { file } => {
             Service::new(db).backup(&Operator::Workers, &file).await.map_err(|e| format!("backup: {e}"))?;
             println!("backed up into {}", file.display());
@@ -181,6 +182,58 @@ async fn disable(db: Db, email: &str) -> Result<(), String> {
         None => println!("{email} already was disabled"),
     }
     Ok(())
+}
+
+/// `quartermaster packages …`: export and plan as the operator, apply as an administrator.
+async fn packages(db: Db, command: PackagesCommand) -> Result<(), String> {
+    let service = Service::new(db);
+    let read = |file: &std::path::Path| {
+        std::fs::read_to_string(file).map_err(|e| format!("packages: cannot read {}: {e}", file.display()))
+    };
+    match command {
+        PackagesCommand::Export { output } => {
+            let text =
+                service.export_packages(&Operator::Workers).await.map_err(|e| format!("packages export: {e}"))?;
+            match output {
+                Some(path) => {
+                    use std::io::Write;
+                    let mut file = std::fs::File::create_new(&path)
+                        .map_err(|e| format!("packages export: cannot create {}: {e}", path.display()))?;
+                    file.write_all(text.as_bytes())
+                        .map_err(|e| format!("packages export: cannot write {}: {e}", path.display()))?;
+                }
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+        PackagesCommand::Plan { file } => {
+            let text = read(&file)?;
+            let plan =
+                service.plan_packages(&Operator::Workers, &text).await.map_err(|e| format!("packages plan: {e}"))?;
+            print!("{}", plan.render());
+            if !plan.changes.is_empty() {
+                println!(
+                    "\nTo apply it: quartermaster packages apply {} --plan {} --as ADMINISTRATOR-EMAIL",
+                    file.display(),
+                    plan.id
+                );
+            }
+            Ok(())
+        }
+        PackagesCommand::Apply { file, plan, as_admin } => {
+            let text = read(&file)?;
+            let failed = |e: quartermaster::domain::DomainError| format!("packages apply: {e}");
+            let user = service.person_id_by_email(&Operator::Workers, &as_admin).await.map_err(failed)?;
+            let actor = service
+                .actor(user)
+                .await
+                .map_err(failed)?
+                .ok_or_else(|| format!("packages apply: {as_admin} is disabled"))?;
+            let applied = service.apply_packages(&actor, &text, &plan).await.map_err(failed)?;
+            println!("applied plan {}: {} change(s), {} audit event(s)", applied.plan, applied.changes, applied.events);
+            Ok(())
+        }
+    }
 }
 
 /// `quartermaster token …`, as the operator.

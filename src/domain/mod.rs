@@ -16,6 +16,7 @@ pub mod error;
 mod golden;
 pub mod ids;
 pub mod model;
+pub mod package_file;
 pub mod policy;
 pub mod request;
 pub mod review;

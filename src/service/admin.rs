@@ -58,18 +58,30 @@ impl CatalogCreator<'_> {
         description: &str,
         externally_visible: bool,
     ) -> DomainResult<CatalogId> {
+        let mut tx = self.service.db.begin().await?;
+        let (id, event) = self.insert_catalog_in(&mut tx, name, description, externally_visible).await?;
+        self.service.commit(tx, vec![event]).await?;
+        Ok(id)
+    }
+
+    /// [`Self::create_catalog`] inside the caller's transaction.
+    pub(super) async fn insert_catalog_in(
+        &self,
+        tx: &mut crate::store::Tx,
+        name: &str,
+        description: &str,
+        externally_visible: bool,
+    ) -> DomainResult<(CatalogId, AuditEvent)> {
         let (service, actor) = (self.service, self.actor);
         let name = clean_name("name", name)?;
         let now = service.now();
-        let mut tx = service.db.begin().await?;
-        let id = catalog::insert_catalog(&mut tx, &name, description.trim(), externally_visible, to_ms(now))
+        let id = catalog::insert_catalog(tx, &name, description.trim(), externally_visible, to_ms(now))
             .await
             .map_err(|e| unique(e, "a catalog"))?;
-        directory::grant_role(&mut tx, actor.id(), Role::CatalogOwner, Some(id), to_ms(now)).await?;
+        directory::grant_role(tx, actor.id(), Role::CatalogOwner, Some(id), to_ms(now)).await?;
         let event = AuditEvent::new(Some(actor.id()), "catalog.created", "catalog", id.0)
             .after(json!({"name": name, "description": description.trim(), "externally_visible": externally_visible}));
-        service.commit(tx, vec![event]).await?;
-        Ok(id)
+        Ok((id, event))
     }
 }
 
@@ -365,20 +377,28 @@ impl Administrator<'_> {
 impl CatalogOwner<'_> {
     #[tracing::instrument(name = "update_catalog", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0))]
     pub async fn update_catalog(&self, changed: Catalog) -> DomainResult<()> {
-        let (service, actor) = (self.service, self.actor);
+        let mut tx = self.service.db.begin().await?;
+        self.lock(&mut tx).await?;
+        let event = self.update_catalog_in(&mut tx, changed).await?;
+        self.service.commit(tx, vec![event]).await
+    }
+
+    /// [`Self::update_catalog`] inside the caller's transaction, which holds the catalog's lock.
+    pub(super) async fn update_catalog_in(
+        &self,
+        tx: &mut crate::store::Tx,
+        changed: Catalog,
+    ) -> DomainResult<AuditEvent> {
         self.owns(changed.id, "catalog")?;
         let name = clean_name("name", &changed.name)?;
-        let mut tx = service.db.begin().await?;
-        self.lock(&mut tx).await?;
-        let before = catalog::catalog(&mut tx, changed.id).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
+        let before = catalog::catalog(tx, changed.id).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
         let after = Catalog { name, ..changed };
-        if !catalog::update_catalog(&mut tx, &after).await.map_err(|e| unique(e, "a catalog"))? {
+        if !catalog::update_catalog(tx, &after).await.map_err(|e| unique(e, "a catalog"))? {
             return Err(DomainError::not_found("catalog"));
         }
-        let event = AuditEvent::new(Some(actor.id()), "catalog.updated", "catalog", after.id.0)
+        Ok(AuditEvent::new(Some(self.actor.id()), "catalog.updated", "catalog", after.id.0)
             .before(json!(before))
-            .after(json!(after));
-        service.commit(tx, vec![event]).await
+            .after(json!(after)))
     }
 
     /// Give someone a role in this catalog (owner, package manager, assignment manager, reader).
@@ -430,6 +450,23 @@ impl CatalogOwner<'_> {
         description: &str,
         roles: &[&str],
     ) -> DomainResult<Vec<ResourceRoleId>> {
+        let mut tx = self.service.db.begin().await?;
+        self.lock(&mut tx).await?;
+        let (ids, event) = self.insert_resource_in(&mut tx, system, external_id, name, description, roles).await?;
+        self.service.commit(tx, vec![event]).await?;
+        Ok(ids)
+    }
+
+    /// [`Self::add_resource_in`] inside the caller's transaction, which holds the catalog's lock.
+    pub(super) async fn insert_resource_in(
+        &self,
+        tx: &mut crate::store::Tx,
+        system: ResourceSystemId,
+        external_id: Option<&str>,
+        name: &str,
+        description: &str,
+        roles: &[&str],
+    ) -> DomainResult<(Vec<ResourceRoleId>, AuditEvent)> {
         let (service, actor, catalog_id) = (self.service, self.actor, self.catalog);
         let name = clean_name("name", name)?;
         let derived = name.to_lowercase().replace(' ', "-");
@@ -445,9 +482,7 @@ impl CatalogOwner<'_> {
             return Err(DomainError::invalid("external_id", "not a group's id"));
         }
         let now = service.now();
-        let mut tx = service.db.begin().await?;
-        self.lock(&mut tx).await?;
-        let kind = catalog::resource_system_kind(&mut tx, system)
+        let kind = catalog::resource_system_kind(tx, system)
             .await?
             .ok_or_else(|| DomainError::not_found("resource system"))?;
         if kind != crate::domain::model::ResourceSystemKind::Builtin {
@@ -465,7 +500,7 @@ impl CatalogOwner<'_> {
             }
         }
         let ids = catalog::insert_resource_as(
-            &mut tx,
+            tx,
             system,
             catalog_id,
             external_id,
@@ -478,8 +513,7 @@ impl CatalogOwner<'_> {
         .map_err(|e| unique(e, "a resource"))?;
         let event = AuditEvent::new(Some(actor.id()), "resource.added", "catalog", catalog_id.0)
             .after(json!({"resource": name, "system": system, "external_id": external_id, "roles": roles}));
-        service.commit(tx, vec![event]).await?;
-        Ok(ids)
+        Ok((ids, event))
     }
 }
 

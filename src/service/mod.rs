@@ -26,6 +26,7 @@ pub mod notifications;
 mod operator;
 mod orgs;
 mod package_admin;
+pub mod packages_code;
 mod reconcile;
 mod requests;
 mod reviews;

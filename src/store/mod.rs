@@ -446,6 +446,7 @@ pub mod imports;
 pub mod lease;
 pub mod logins;
 pub mod notifications;
+pub mod package_code;
 pub mod reconcile;
 pub mod requests;
 pub mod reviews;

@@ -510,3 +510,52 @@ fn audit_export_writes_the_trail_narrowed_and_audit_verify_names_a_broken_event(
     let (_, err) = printed(&out);
     assert!(err.contains(&format!("audit chain broken at event {first}")), "{err}");
 }
+
+#[test]
+fn packages_export_plan_and_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let run = |args: &[&str]| Command::new(BIN).args(args).env("QM_DATABASE_URL", &url).output().unwrap();
+    assert!(run(&["seed-demo"]).status.success());
+    let file = dir.path().join("catalogs.toml");
+    let path = file.to_str().unwrap();
+    let out = run(&["packages", "export", "--output", path]);
+    assert!(out.status.success(), "{:?}", printed(&out));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("[[catalog.package.policy]]"), "{text}");
+    // An existing file is not written over.
+    let again = run(&["packages", "export", "--output", path]);
+    assert!(!again.status.success());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+
+    std::fs::write(&file, text.replacen("\"Payments and invoicing\"", "\"Payments\"", 1)).unwrap();
+    let out = run(&["packages", "plan", path]);
+    let (stdout, stderr) = printed(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("1 to change"), "{stdout}");
+    assert!(
+        stdout.contains("~ catalog \"Finance\"\n    description: \"Payments and invoicing\" -> \"Payments\"\n"),
+        "{stdout}"
+    );
+    let id = stdout.split_whitespace().nth(1).unwrap().trim_end_matches(':').to_owned();
+    assert!(stdout.contains(&format!("--plan {id}")), "{stdout}");
+
+    // Only an administrator applies, and only the plan as it was.
+    let not_admin = run(&["packages", "apply", path, "--plan", &id, "--as", "maya@quartermaster.example"]);
+    assert!(!not_admin.status.success());
+    let wrong = run(&["packages", "apply", path, "--plan", "0000000000000000", "--as", "grace@quartermaster.example"]);
+    assert!(!wrong.status.success());
+    assert!(printed(&wrong).1.contains("plan again"), "{:?}", printed(&wrong));
+    let out = run(&["packages", "apply", path, "--plan", &id, "--as", "grace@quartermaster.example"]);
+    assert!(out.status.success(), "{:?}", printed(&out));
+    assert!(printed(&out).0.contains(&format!("applied plan {id}: 1 change(s)")), "{:?}", printed(&out));
+    let out = run(&["packages", "plan", path]);
+    assert!(printed(&out).0.contains("no changes"), "{:?}", printed(&out));
+
+    // A file that is not valid is refused, saying where.
+    std::fs::write(&file, "[[catalog]]\nname = \"Finance\"\nowner = 3\n").unwrap();
+    let out = run(&["packages", "plan", path]);
+    assert!(!out.status.success());
+    assert!(printed(&out).1.contains("owner"), "{:?}", printed(&out));
+    assert!(run(&["packages", "apply", "--help"]).status.success());
+}

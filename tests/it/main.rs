@@ -24,6 +24,7 @@ mod metrics;
 mod notifications;
 mod oidc;
 mod oidc_tokens;
+mod packages;
 mod properties;
 mod race;
 mod reviews;
