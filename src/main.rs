@@ -131,24 +131,43 @@ async fn audit_export(
 ) -> Result<(), String> {
     let export =
         Service::new(db).audit_export(&Operator::Workers, filter).await.map_err(|e| format!("audit export: {e}"))?;
-    let mut out: Box<dyn std::io::Write> = match output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create_new(path)
-                .map_err(|e| format!("audit export: cannot create {}: {e}", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
-    let written = match format {
+    let write = async |mut out: &mut dyn std::io::Write| match format {
         quartermaster::config::ExportFormat::Csv => server::write_csv(export, &mut out).await,
-        quartermaster::config::ExportFormat::Json => write_json(export, &mut out).await,
+        quartermaster::config::ExportFormat::Json => write_json(export, out).await,
     };
-    written.map_err(|e| format!("audit export: {e}"))
+    let Some(path) = output else {
+        // Not locked across the reads: a line at a time.
+        let mut out = std::io::BufWriter::new(std::io::stdout());
+        return write(&mut out).await.map_err(|e| format!("audit export: {e}"));
+    };
+    if path.exists() {
+        return Err(format!("audit export: {} exists already", path.display()));
+    }
+    // Written beside it under another name, readable by its owner only, then linked into place
+    // (never over a file): an export that fails leaves nothing behind.
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let partial = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let made = async {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&partial).map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        write(&mut out).await?;
+        let file = out.into_inner().map_err(|e| format!("cannot write: {e}"))?;
+        file.sync_all().map_err(|e| format!("cannot write: {e}"))?;
+        std::fs::hard_link(&partial, path).map_err(|e| format!("cannot create {}: {e}", path.display()))
+    }
+    .await;
+    let _ = std::fs::remove_file(&partial);
+    made.map_err(|e| format!("audit export: {e}"))
 }
 
 /// The events as one JSON array, an event per line; `before` and `after` as the JSON they are.
 async fn write_json(
     mut export: quartermaster::service::AuditExport,
-    out: &mut impl std::io::Write,
+    out: &mut dyn std::io::Write,
 ) -> Result<(), String> {
     let failed = |e: std::io::Error| format!("cannot write: {e}");
     let mut first = true;

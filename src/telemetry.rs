@@ -1,4 +1,5 @@
-//! Structured logs through `tracing`: readable text by default, JSON on request.
+//! Structured logs through `tracing`: readable text by default, JSON on request, on standard
+//! error (standard output is what a command prints: an export, a plan, a token's secret).
 
 use tracing_subscriber::{fmt, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
 
@@ -19,8 +20,10 @@ pub fn init_filtered(format: LogFormat, filter: Option<&str>) {
     };
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
-        LogFormat::Text => registry.with(fmt::layer().with_target(false)).try_init(),
-        LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true).with_current_span(true)).try_init(),
+        LogFormat::Text => registry.with(fmt::layer().with_writer(std::io::stderr).with_target(false)).try_init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().flatten_event(true).with_current_span(true).with_writer(std::io::stderr))
+            .try_init(),
     };
     // A second init (tests start many apps in one process) keeps the first subscriber.
     let _ = result;

@@ -344,6 +344,7 @@ impl AuditFilter {
 
 /// One event of the audit trail, as the audit log shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditEventView {
     pub id: i64,
     pub at: Millis,
@@ -361,6 +362,7 @@ pub struct AuditEventView {
 
 /// A catalog in the admin list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CatalogSummary {
     pub id: i64,
     pub name: String,
@@ -374,6 +376,7 @@ pub struct CatalogSummary {
 /// The catalogs someone manages (all of them for administrators), and whether they may
 /// create one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CatalogList {
     pub items: Vec<CatalogSummary>,
     pub may_create: bool,

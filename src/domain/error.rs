@@ -20,6 +20,10 @@ pub enum DomainError {
     /// separation of duties, a stale version.
     #[error("{0}")]
     Conflict(String),
+    /// The object is no longer at the version the caller read: someone changed it since. The
+    /// REST API answers 412 (its `If-Match` failed); the pages, a conflict.
+    #[error("{0}")]
+    Stale(String),
     /// Someone else decided first (or the request ended) — the loser of a race.
     #[error("already decided: {0}")]
     AlreadyDecided(String),

@@ -7,6 +7,7 @@
 //! Not to be confused with the server functions (`ui/api/`, under `/api/{name}`), which the
 //! pages call with the session cookie: this API takes a bearer token and ignores cookies.
 
+mod admin;
 mod docs;
 mod problem;
 
@@ -54,6 +55,10 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(decide))
         .routes(routes!(approvals))
         .routes(routes!(my_access))
+        .routes(routes!(admin::catalogs, admin::create_catalog))
+        .routes(routes!(admin::catalog))
+        .routes(routes!(admin::package_settings, admin::change_package_settings))
+        .routes(routes!(admin::audit_events))
 }
 
 #[derive(OpenApi)]
@@ -63,9 +68,11 @@ fn operations() -> OpenApiRouter<AppState> {
         description = "Access packages, requests, approvals and assignments, as the portal has them. \
                        Every call carries an API token (`Authorization: Bearer qm_…`) and acts as its owner \
                        with only its scopes: `read` for every GET, `request` to ask for and cancel access, \
-                       `decide` to approve or deny, `admin` to use the owner's administrative roles. \
+                       `decide` to approve or deny, `admin` to use the owner's administrative roles \
+                       (catalogs, packages, the audit trail, as those roles allow). \
                        Each operation names the scope it needs under `security`. Errors are RFC 9457 \
-                       problem details. Lists come a page at a time: pass `next` back \
+                       problem details. An object that can be changed comes with an `ETag`: send it back \
+                       as `If-Match` to change it (412 when someone changed it since; 428 without it). Lists come a page at a time: pass `next` back \
                        as `cursor`."
     ),
     modifiers(&BearerScheme),
@@ -75,6 +82,8 @@ fn operations() -> OpenApiRouter<AppState> {
         (name = "packages", description = "Access packages the caller may request"),
         (name = "requests", description = "The caller's requests, and deciding others'"),
         (name = "assignments", description = "The caller's access"),
+        (name = "catalogs", description = "Catalogs and their packages, for those who manage them"),
+        (name = "audit", description = "The audit trail, for those who may read it"),
     )
 )]
 struct ApiDoc;
@@ -129,7 +138,8 @@ impl FromRequestParts<AppState> for Caller {
             return Err(Problem::unauthenticated("send an API token: Authorization: Bearer qm_…"));
         };
         match service.token_caller(&secret).await? {
-            Some(caller) => Ok(Caller { service, token: caller }),
+            // Every change made through the token names it in the audit trail.
+            Some(caller) => Ok(Caller { service: service.through_token(caller.token), token: caller }),
             None => Err(Problem::unauthenticated("this API token is unknown, expired or revoked")),
         }
     }

@@ -62,6 +62,9 @@ impl From<DomainError> for Problem {
             DomainError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", message),
             DomainError::Invalid { field, message } => Problem::invalid(field.as_deref(), message),
             DomainError::Conflict(_) => Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", message),
+            DomainError::Stale(_) => {
+                Problem::new(StatusCode::PRECONDITION_FAILED, "stale", "Changed since it was read", message)
+            }
             DomainError::AlreadyDecided(_) => {
                 Problem::new(StatusCode::CONFLICT, "already-decided", "Already decided", message)
             }

@@ -41,6 +41,17 @@ fn clean_name(field: &str, name: &str) -> DomainResult<String> {
     Ok(name.to_owned())
 }
 
+/// Longest description of a catalog or package, in characters (as the builder takes them).
+const MAX_DESCRIPTION: usize = 2000;
+
+fn clean_description(description: &str) -> DomainResult<&str> {
+    let description = description.trim();
+    if description.chars().count() > MAX_DESCRIPTION {
+        return Err(DomainError::invalid("description", format!("at most {MAX_DESCRIPTION} characters")));
+    }
+    Ok(description)
+}
+
 fn unique(err: sqlx::Error, what: &str) -> DomainError {
     if is_unique_violation(&err) {
         DomainError::Conflict(format!("{what} with that name already exists"))
@@ -74,13 +85,14 @@ impl CatalogCreator<'_> {
     ) -> DomainResult<(CatalogId, AuditEvent)> {
         let (service, actor) = (self.service, self.actor);
         let name = clean_name("name", name)?;
+        let description = clean_description(description)?;
         let now = service.now();
-        let id = catalog::insert_catalog(tx, &name, description.trim(), externally_visible, to_ms(now))
+        let id = catalog::insert_catalog(tx, &name, description, externally_visible, to_ms(now))
             .await
             .map_err(|e| unique(e, "a catalog"))?;
         directory::grant_role(tx, actor.id(), Role::CatalogOwner, Some(id), to_ms(now)).await?;
         let event = AuditEvent::new(Some(actor.id()), "catalog.created", "catalog", id.0)
-            .after(json!({"name": name, "description": description.trim(), "externally_visible": externally_visible}));
+            .after(json!({"name": name, "description": description, "externally_visible": externally_visible}));
         Ok((id, event))
     }
 }
@@ -392,7 +404,7 @@ impl CatalogOwner<'_> {
         self.owns(changed.id, "catalog")?;
         let name = clean_name("name", &changed.name)?;
         let before = catalog::catalog(tx, changed.id).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
-        let after = Catalog { name, ..changed };
+        let after = Catalog { name, description: clean_description(&changed.description)?.to_owned(), ..changed };
         if !catalog::update_catalog(tx, &after).await.map_err(|e| unique(e, "a catalog"))? {
             return Err(DomainError::not_found("catalog"));
         }
@@ -568,7 +580,7 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         if let Some(stray) = roles.iter().find(|r| !held.iter().any(|(id, c)| id == *r && *c == catalog_id)) {
             return Err(DomainError::invalid("roles", format!("resource role {stray} is not in this catalog")));
         }
-        let id = catalog::insert_package(tx, catalog_id, &name, description.trim(), roles, to_ms(now))
+        let id = catalog::insert_package(tx, catalog_id, &name, clean_description(description)?, roles, to_ms(now))
             .await
             .map_err(|e| unique(e, "a package in this catalog"))?;
         let event = AuditEvent::new(Some(actor.id()), "package.created", "package", id.0)
@@ -598,11 +610,13 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         if changed.catalog_id != before.catalog_id {
             return Err(DomainError::invalid("catalog", "a package stays in its catalog"));
         }
-        let after = AccessPackage { name: clean_name("name", &changed.name)?, ..changed };
+        let after = AccessPackage {
+            name: clean_name("name", &changed.name)?,
+            description: clean_description(&changed.description)?.to_owned(),
+            ..changed
+        };
         if !catalog::update_package(tx, &after, to_ms(now)).await.map_err(|e| unique(e, "a package in this catalog"))? {
-            return Err(DomainError::Conflict(
-                "someone else changed this package meanwhile; reload and try again".into(),
-            ));
+            return Err(DomainError::Stale("someone else changed this package meanwhile; reload and try again".into()));
         }
         Ok(AuditEvent::new(Some(actor.id()), "package.updated", "package", after.id.0)
             .before(json!(before))
@@ -637,9 +651,7 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
             return Ok(None);
         }
         if !catalog::bump_package_version(tx, package, version, to_ms(now)).await? {
-            return Err(DomainError::Conflict(
-                "someone else changed this package meanwhile; reload and try again".into(),
-            ));
+            return Err(DomainError::Stale("someone else changed this package meanwhile; reload and try again".into()));
         }
         crate::store::role_sync::request(tx, package, now).await?;
         Ok(Some(
@@ -776,9 +788,7 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
             return Err(DomainError::invalid("package", "a policy stays with its package"));
         }
         if !catalog::update_policy(tx, &changed, to_ms(now)).await? {
-            return Err(DomainError::Conflict(
-                "someone else changed this policy meanwhile; reload and try again".into(),
-            ));
+            return Err(DomainError::Stale("someone else changed this policy meanwhile; reload and try again".into()));
         }
         Ok(AuditEvent::new(Some(actor.id()), "policy.updated", "policy", changed.id.0)
             .before(json!(before))

@@ -16,7 +16,15 @@ impl Service {
     /// Append the events and commit: the change, its audit trail, its outbox entries, the
     /// lifecycle events it reports to webhooks and the emails it sends land together or not at
     /// all.
-    pub(super) async fn commit(&self, mut tx: Tx, events: Vec<AuditEvent>) -> DomainResult<()> {
+    pub(super) async fn commit(&self, mut tx: Tx, mut events: Vec<AuditEvent>) -> DomainResult<()> {
+        if let Some(token) = self.via_token {
+            for event in &mut events {
+                event.reason = match event.reason.as_str() {
+                    "" => format!("API token {token}"),
+                    reason => format!("{reason} (API token {token})"),
+                };
+            }
+        }
         crate::store::audit::append(&mut tx, self.db.backend(), self.now(), &events).await?;
         super::events::enqueue(&mut tx, &events, self.now()).await?;
         if self.mail.is_some() {

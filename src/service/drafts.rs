@@ -197,7 +197,7 @@ impl Service {
 /// An edit made stale by a change since it began cannot be saved: say what to do.
 fn stale_edit(e: DomainError) -> DomainError {
     match e {
-        DomainError::Conflict(_) => DomainError::Conflict(
+        DomainError::Conflict(_) | DomainError::Stale(_) => DomainError::Conflict(
             "someone changed this package or policy after you began this edit: discard this draft and edit again from the package's page".into(),
         ),
         other => other,

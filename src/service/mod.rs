@@ -77,6 +77,9 @@ pub struct Service {
     expiry_warnings: Arc<[u32]>,
     /// This instance's metrics (`/metrics`).
     metrics: Arc<crate::metrics::Metrics>,
+    /// The API token the operations of this handle are called through (the REST API's): every
+    /// audit event they write names it ([`Self::through_token`]).
+    via_token: Option<i64>,
 }
 
 type CheckpointFn =
@@ -115,7 +118,14 @@ impl Service {
             mail: None,
             expiry_warnings: Arc::from(DEFAULT_EXPIRY_WARNINGS),
             metrics: Arc::default(),
+            via_token: None,
         }
+    }
+
+    /// This service for the calls of one API token: the audit events its changes write say
+    /// "API token N" in their reason, so the trail tells a script's change from a person's.
+    pub fn through_token(&self, token: i64) -> Self {
+        Self { via_token: Some(token), ..self.clone() }
     }
 
     /// This service with the operator's key for connector secrets.

@@ -65,6 +65,13 @@ impl<S: Scope> InCatalog<'_, S> {
         Ok(pkg)
     }
 
+    /// The package's settings as they are now, with the version a change must name.
+    #[tracing::instrument(name = "package_settings", skip_all, fields(actor = self.actor.id().0, package = package.0))]
+    pub async fn package_settings(&self, package: PackageId) -> DomainResult<crate::domain::model::AccessPackage> {
+        let mut conn = self.service.db.pool().acquire().await?;
+        self.own_package(&mut conn, package).await
+    }
+
     /// A page of the package's assignments, newest first, before the assignment `before`.
     #[tracing::instrument(name = "package_assignments", skip_all, fields(actor = self.actor.id().0, package = package.0))]
     pub async fn package_assignments(

@@ -27,6 +27,7 @@ impl From<DomainError> for ScimError {
             DomainError::NotFound(what) => ScimError::new(404, None, format!("{what} not found")),
             DomainError::Invalid { message, .. } => ScimError::invalid_value(message),
             DomainError::Conflict(why) | DomainError::AlreadyDecided(why) => ScimError::new(409, None, why),
+            DomainError::Stale(why) => ScimError::new(412, None, why),
             DomainError::Internal(detail) => {
                 tracing::error!(%detail, "SCIM request failed");
                 ScimError::new(500, None, "something went wrong on our side")
@@ -179,14 +180,58 @@ fn person_of(d: &Map<String, Value>) -> Result<Person> {
             ScimError::invalid_value(format!("manager: \"{}\" is not the id of a User provisioned here", cut(&id)))
         })?),
     };
-    Ok(Person {
-        email,
-        display_name,
-        department: text(enterprise.and_then(|e| e.get("department"))).unwrap_or_default(),
-        job_title: text(d.get("title")).unwrap_or_default(),
-        manager,
-        active: d.get("active") != Some(&Value::Bool(false)),
-    })
+    // The key people are known by here: an email, else the userName as the provider gave it
+    // (SCIM does not make userName an email; such a person signs in once their email comes).
+    if email.is_empty() || email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ScimError::invalid_value(format!(
+            "emails: \"{}\" cannot name a person (1 to 254 characters, no spaces)",
+            cut(&email)
+        )));
+    }
+    let department = text(enterprise.and_then(|e| e.get("department"))).unwrap_or_default();
+    let job_title = text(d.get("title")).unwrap_or_default();
+    for (attr, value) in [("displayName", &display_name), ("department", &department), ("title", &job_title)] {
+        if value.chars().count() > MAX_TEXT {
+            return Err(ScimError::invalid_value(format!("{attr}: at most {MAX_TEXT} characters")));
+        }
+    }
+    Ok(Person { email, display_name, department, job_title, manager, active: active(d) })
+}
+
+/// The longest name, department or title a provider may set (as sign-in takes them).
+const MAX_TEXT: usize = 200;
+/// The largest document kept for a resource (the provider's whole User or Group, as JSON).
+const MAX_DOCUMENT: usize = 64 * 1024;
+
+/// A User is active unless its document says `active: false`.
+fn active(d: &Map<String, Value>) -> bool {
+    d.get("active") != Some(&Value::Bool(false))
+}
+
+/// A document small enough to keep, as its text.
+fn kept(document: &Map<String, Value>) -> Result<String> {
+    let text = Value::Object(document.clone()).to_string();
+    if text.len() > MAX_DOCUMENT {
+        return Err(ScimError::invalid_value(format!(
+            "the resource is too large (at most {} KiB)",
+            MAX_DOCUMENT / 1024
+        )));
+    }
+    Ok(text)
+}
+
+/// Administrators are managed in the portal: a provider does not take one over (link them,
+/// change their email) or take them out (deactivate, delete) — not even the token's owner,
+/// who is one.
+async fn not_an_administrator(tx: &mut Tx, user: UserId, what: &str) -> Result<()> {
+    if crate::store::directory::has_global_role(tx, user, crate::domain::model::Role::Administrator).await? {
+        return Err(ScimError::new(
+            409,
+            None,
+            format!("User {}: an administrator is {what} in the portal, not through SCIM", user.0),
+        ));
+    }
+    Ok(())
 }
 
 fn cut(s: &str) -> String {
@@ -297,9 +342,10 @@ impl Service {
             Kind::User => self.create_person(&mut tx, caller, &document, now, &mut events).await?,
             Kind::Group => self.create_group(&mut tx, caller, &document, now, &mut events).await?,
         };
-        let text = Value::Object(document.clone()).to_string();
+        let text = kept(&document)?;
         store::insert(&mut tx, kind.as_str(), id, (&key, external_id(&document).as_deref()), &text, now).await?;
         self.commit(tx, events).await?;
+        self.rules_after(kind, id).await;
         Ok(ScimResource { kind, id, document, version: 1, created: now, updated: now })
     }
 
@@ -339,15 +385,19 @@ impl Service {
         }
         let mut events = Vec::new();
         match kind {
-            Kind::User => self.change_person(&mut tx, caller, id, &document, now, &mut events).await?,
+            Kind::User => {
+                let was_active = active(&before.document);
+                self.change_person(&mut tx, caller, id, (&document, was_active), now, &mut events).await?
+            }
             Kind::Group => self.change_group(&mut tx, caller, id, &document, &mut events).await?,
         }
-        let text = Value::Object(document.clone()).to_string();
+        let text = kept(&document)?;
         let ext = external_id(&document);
         if !store::update(&mut tx, kind.as_str(), id, before.version, (&key, ext.as_deref()), &text, now).await? {
             return Err(ScimError::new(409, None, "the resource changed meanwhile: try again"));
         }
         self.commit(tx, events).await?;
+        self.rules_after(kind, id).await;
         Ok(ScimResource { document, version: before.version + 1, updated: now, ..before })
     }
 
@@ -363,6 +413,7 @@ impl Service {
         let reason = format!("SCIM (API token {})", caller.token);
         match kind {
             Kind::User => {
+                not_an_administrator(&mut tx, UserId(id), "taken out").await?;
                 self.set_active_in(&mut tx, Some(actor), UserId(id), false, &mut events).await?;
                 events.push(AuditEvent::new(Some(actor), "user.deprovisioned", "user", id).reason(reason));
             }
@@ -379,6 +430,7 @@ impl Service {
             return Err(ScimError::new(409, None, "the resource changed meanwhile: try again"));
         }
         self.commit(tx, events).await?;
+        self.rules_after(kind, id).await;
         Ok(())
     }
 
@@ -428,7 +480,12 @@ impl Service {
                 if store::linked(tx, Kind::User.as_str(), user.id.0).await? {
                     return Err(ScimError::new(409, Some("uniqueness"), "a User with that email exists already"));
                 }
+                not_an_administrator(tx, user.id, "managed").await?;
                 self.db.lock_user(tx, user.id).await?;
+                // Read again under the lock: the audit's "before" is what was changed.
+                let user = crate::store::directory::user(tx, user.id)
+                    .await?
+                    .ok_or_else(|| ScimError::new(409, None, "that person was removed meanwhile: try again"))?;
                 store::update_person(tx, user.id.0, &fields, now).await?;
                 events.push(
                     AuditEvent::new(Some(actor), "user.provisioned", "user", user.id.0)
@@ -437,9 +494,7 @@ impl Service {
                         .after(json!({"fields": fields, "linked": true}))
                         .reason(reason),
                 );
-                if p.active {
-                    self.set_active_in(tx, Some(actor), user.id, true, events).await?;
-                }
+                // Linking keeps whether they may sign in: someone disabled here stays so.
                 user.id.0
             }
             None => {
@@ -472,7 +527,7 @@ impl Service {
         tx: &mut Tx,
         caller: &TokenCaller,
         id: i64,
-        d: &Map<String, Value>,
+        (d, was_active): (&Map<String, Value>, bool),
         now: i64,
         events: &mut Vec<AuditEvent>,
     ) -> Result<()> {
@@ -490,6 +545,9 @@ impl Service {
             job_title: &user.job_title,
             manager: user.manager_id.map(|m| m.0),
         };
+        if fields.email != was.email || (was_active && !p.active) {
+            not_an_administrator(tx, UserId(id), "managed").await?;
+        }
         if fields != was {
             store::update_person(tx, id, &fields, now).await?;
             events.push(
@@ -499,8 +557,22 @@ impl Service {
                     .reason(format!("SCIM (API token {})", caller.token)),
             );
         }
-        self.set_active_in(tx, Some(actor), UserId(id), p.active, events).await?;
+        // Only a change of `active` in the document moves the person: a provider changing
+        // their title does not bring back someone disabled here.
+        if p.active != was_active {
+            self.set_active_in(tx, Some(actor), UserId(id), p.active, events).await?;
+        }
         Ok(())
+    }
+
+    /// After a User changed: the automatic-assignment rules for them at once (as sign-in and
+    /// import do); a failure is left to the rules' next pass. Groups wait for that pass.
+    async fn rules_after(&self, kind: Kind, id: i64) {
+        if kind == Kind::User {
+            if let Err(e) = self.apply_rules_for(UserId(id)).await {
+                tracing::warn!(user = id, error = %e, "applying the rules after a SCIM change failed: the next pass does");
+            }
+        }
     }
 
     /// A manager must be someone here, and not the person themselves.

@@ -73,7 +73,7 @@ impl From<crate::domain::DomainError> for AppError {
             D::Forbidden(why) => AppError::Forbidden(why),
             D::NotFound(what) => AppError::NotFound(what),
             D::Invalid { field, message } => AppError::Invalid { field, message },
-            D::Conflict(why) => AppError::Conflict(why),
+            D::Conflict(why) | D::Stale(why) => AppError::Conflict(why),
             D::AlreadyDecided(why) => AppError::AlreadyDecided(why),
             D::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

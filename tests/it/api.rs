@@ -18,7 +18,9 @@ use serde_json::{json, Value};
 on_both_databases!(
     a_token_acts_as_its_owner_with_only_its_scopes,
     every_operation_in_the_document_needs_a_token_and_its_scope,
-    tokens_are_made_for_oneself_within_ones_rights_and_revoked_once
+    tokens_are_made_for_oneself_within_ones_rights_and_revoked_once,
+    a_package_changes_only_from_the_version_its_changer_read,
+    the_admin_operations_answer_only_for_what_the_roles_reach
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -350,4 +352,185 @@ async fn tokens_are_made_for_oneself_within_ones_rights_and_revoked_once(backend
         "leaving revoked the live ones: {theirs:?}"
     );
     assert_eq!(count(&app, "SELECT COUNT(*) FROM audit_events WHERE action = 'user.tokens_revoked'").await, 1);
+}
+
+/// The ETag of a package's settings, read by `secret`.
+async fn settings_etag(app: &TestApp, package: i64, secret: &str) -> (String, Value) {
+    let path = format!("/api/v1/packages/{package}/settings");
+    let (status, headers, settings) = call_full(app, "GET", &path, Some(secret), None).await;
+    assert_eq!(status, 200, "{settings}");
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    assert_eq!(etag, format!("\"{}\"", settings["version"]), "the ETag is the version read");
+    (etag, settings)
+}
+
+async fn patch_settings(
+    app: &TestApp,
+    package: i64,
+    secret: &str,
+    if_match: Option<&str>,
+    body: Value,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut req =
+        Client::new().patch(app.url(&format!("/api/v1/packages/{package}/settings"))).bearer_auth(secret).json(&body);
+    if let Some(tag) = if_match {
+        req = req.header("if-match", tag);
+    }
+    let res = req.send().await.unwrap();
+    let (status, headers) = (res.status(), res.headers().clone());
+    (status, headers, res.json().await.unwrap())
+}
+
+/// A package's settings change only from the version their changer read: without `If-Match`
+/// 428, with an old or weak one 412, bad input 422, each changing nothing; of eight changes
+/// sent at once from the same read, exactly one lands. What lands is audited with the token.
+async fn a_package_changes_only_from_the_version_its_changer_read(backend: Backend) {
+    let app = app(backend).await;
+    let dev = app.ids.developer_tools.0;
+    let linus = token(&app, app.ids.linus, "read,admin").await;
+    let (etag, before) = settings_etag(&app, dev, &linus).await;
+
+    let (status, _, problem) = patch_settings(&app, dev, &linus, None, json!({"hidden": true})).await;
+    assert_eq!(
+        (status.as_u16(), problem["type"].as_str()),
+        (428, Some("urn:quartermaster:problem:precondition-required")),
+        "{problem}"
+    );
+    let weak = format!("W/{etag}");
+    for tag in ["\"0\"", weak.as_str()] {
+        let (status, _, problem) = patch_settings(&app, dev, &linus, Some(tag), json!({"hidden": true})).await;
+        assert_eq!(
+            (status.as_u16(), problem["type"].as_str()),
+            (412, Some("urn:quartermaster:problem:stale")),
+            "{tag}: {problem}"
+        );
+    }
+    for (bad, field) in [(json!({"name": "  "}), "name"), (json!({"description": "x".repeat(2001)}), "description")] {
+        let (status, _, problem) = patch_settings(&app, dev, &linus, Some(&etag), bad).await;
+        assert_eq!((status.as_u16(), problem["field"].as_str()), (422, Some(field)), "{problem}");
+    }
+    let (status, _, problem) = patch_settings(&app, dev, &linus, Some(&etag), json!({"catalog_id": 1})).await;
+    assert_eq!(status, 422, "no such setting: {problem}");
+    assert_eq!(settings_etag(&app, dev, &linus).await.1, before, "nothing changed");
+
+    // Eight changes from the same read, at once: one lands, the others are told it changed.
+    let sends =
+        (0..8).map(|i| {
+            let (app, linus, etag) = (&app, linus.clone(), etag.clone());
+            async move {
+                patch_settings(app, dev, &linus, Some(&etag), json!({"name": format!("Developer Tools {i}")})).await
+            }
+        });
+    let answers = futures_util::future::join_all(sends).await;
+    let landed: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 200).collect();
+    assert_eq!(landed.len(), 1, "{answers:?}");
+    assert!(
+        answers.iter().all(|(s, _, p)| *s == 200 || (*s == 412 && p["type"] == "urn:quartermaster:problem:stale")),
+        "{answers:?}"
+    );
+    let (_, headers, won) = landed[0];
+    let version = before["version"].as_i64().unwrap() + 1;
+    assert_eq!(
+        (won["version"].as_i64(), headers["etag"].to_str().unwrap()),
+        (Some(version), format!("\"{version}\"").as_str())
+    );
+    let (now_tag, now) = settings_etag(&app, dev, &linus).await;
+    assert_eq!((now["name"].clone(), now_tag), (won["name"].clone(), format!("\"{version}\"")));
+    let (status, _, _) = patch_settings(&app, dev, &linus, Some(&etag), json!({"hidden": true})).await;
+    assert_eq!(status, 412, "the first read is stale now");
+    let (status, _, after) =
+        patch_settings(&app, dev, &linus, Some(&format!("\"1\", \"{version}\"")), json!({"hidden": true})).await;
+    assert_eq!((status.as_u16(), after["hidden"].as_bool()), (200, Some(true)), "a list naming the version: {after}");
+
+    // Two changes landed, each audited naming Linus's token.
+    let me = call(&app, "GET", "/api/v1/me", Some(&linus), None).await.1;
+    let reason = format!("API token {}", me["token"]);
+    let audited = count(&app, &format!(
+        "SELECT COUNT(*) FROM audit_events WHERE action = 'package.updated' AND object_id = {dev} AND reason = '{reason}' AND actor_id = {}",
+        app.ids.linus.0
+    )).await;
+    assert_eq!(audited, 2);
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT COUNT(*) FROM audit_events WHERE action = 'package.updated' AND object_id = {dev}")
+        )
+        .await,
+        2
+    );
+}
+
+/// The admin operations reach what the owner's roles reach and no further: Sofia (Sales's
+/// owner) neither reads nor changes an Engineering package; Lucas (Engineering's assignment
+/// manager) reads it and may not change it; a catalog made through the API is its maker's;
+/// the audit trail is for administrators. Refusals change nothing.
+async fn the_admin_operations_answer_only_for_what_the_roles_reach(backend: Backend) {
+    let app = app(backend).await;
+    let (ids, dev) = (&app.ids, app.ids.developer_tools.0);
+    let sofia = token(&app, ids.sofia, "read,admin").await;
+    let lucas = token(&app, ids.lucas, "read,admin").await;
+    let grace = token(&app, ids.grace, "admin").await;
+    let (etag, before) = settings_etag(&app, dev, &grace).await;
+
+    let path = format!("/api/v1/packages/{dev}/settings");
+    let (status, problem) = call(&app, "GET", &path, Some(&sofia), None).await;
+    assert_eq!(status, 404, "not her catalog's: {problem}");
+    let (status, _, problem) = patch_settings(&app, dev, &sofia, Some(&etag), json!({"enabled": false})).await;
+    assert_eq!(status, 404, "{problem}");
+    assert_eq!(settings_etag(&app, dev, &lucas).await.1, before, "an assignment manager reads it");
+    let (status, _, problem) = patch_settings(&app, dev, &lucas, Some(&etag), json!({"enabled": false})).await;
+    assert_eq!(status, 403, "and may not change it: {problem}");
+    assert_eq!(settings_etag(&app, dev, &grace).await.1, before, "nothing changed");
+
+    // Catalogs: Sofia lists hers; Grace all of them; Sofia may not make one, Grace may.
+    let listed = |secret: String| {
+        let app = &app;
+        async move {
+            let (status, list) = call(app, "GET", "/api/v1/catalogs", Some(&secret), None).await;
+            assert_eq!(status, 200, "{list}");
+            list["items"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed(sofia.clone()).await, vec!["Sales & Marketing".to_owned()]);
+    let all = listed(grace.clone()).await;
+    assert!(all.len() >= 3 && all.contains(&"Engineering".to_owned()), "{all:?}");
+    let catalogs = count(&app, "SELECT COUNT(*) FROM catalogs").await;
+    let (status, problem) =
+        call(&app, "POST", "/api/v1/catalogs", Some(&sofia), Some(json!({"name": "Marketing"}))).await;
+    assert_eq!(status, 403, "{problem}");
+    let (status, problem) =
+        call(&app, "POST", "/api/v1/catalogs", Some(&grace), Some(json!({"name": "Sales & Marketing"}))).await;
+    assert_eq!(
+        (status.as_u16(), problem["type"].as_str()),
+        (409, Some("urn:quartermaster:problem:conflict")),
+        "{problem}"
+    );
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM catalogs").await, catalogs, "refusals make nothing");
+    let (status, headers, made) = call_full(
+        &app,
+        "POST",
+        "/api/v1/catalogs",
+        Some(&grace),
+        Some(json!({"name": "Marketing", "description": "Campaign tools"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let location = headers["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, format!("/api/v1/catalogs/{}", made["id"]));
+    assert_eq!(call(&app, "GET", &location, Some(&grace), None).await.1, made);
+    let (status, _) = call(&app, "GET", &location, Some(&sofia), None).await;
+    assert_eq!(status, 404, "not hers");
+
+    // The audit trail: Grace reads it, filtered, a page at a time; Sofia may not.
+    let (status, problem) = call(&app, "GET", "/api/v1/audit-events", Some(&sofia), None).await;
+    assert_eq!(status, 403, "{problem}");
+    let (status, page) = call(&app, "GET", "/api/v1/audit-events?action=catalog.created", Some(&grace), None).await;
+    assert_eq!(status, 200, "{page}");
+    let first = &page["items"][0];
+    assert_eq!((first["object_id"].clone(), first["actor_id"].clone()), (made["id"].clone(), json!(ids.grace.0)));
+    assert!(first["reason"].as_str().unwrap().starts_with("API token "), "{first}");
+    let (status, problem) = call(&app, "GET", "/api/v1/audit-events?from=yesterday", Some(&grace), None).await;
+    assert_eq!((status.as_u16(), problem["field"].as_str()), (422, Some("from")), "{problem}");
+    let (status, problem) = call(&app, "GET", "/api/v1/audit-events?cursor=x", Some(&grace), None).await;
+    assert_eq!((status.as_u16(), problem["field"].as_str()), (422, Some("cursor")), "{problem}");
 }

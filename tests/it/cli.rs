@@ -165,8 +165,8 @@ async fn query_values_cannot_forge_log_lines() {
         .env("QM_DATABASE_URL", sqlite_url(&dir))
         .env("QM_SITE_ROOT", common::site_root())
         .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
@@ -185,7 +185,7 @@ async fn query_values_cannot_forge_log_lines() {
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let _ = child.wait();
     let mut out = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut out).unwrap();
     assert!(out.contains("forged"), "the refusal was logged: {out}");
     for line in out.lines() {
         assert!(!line.starts_with("2030-01-01"), "a forged log line: {line:?}");
@@ -208,8 +208,8 @@ async fn serves_until_sigterm_then_exits_cleanly() {
         .args(["serve", "--demo", "--addr", &format!("127.0.0.1:{port}"), "--log-format", "json"])
         .env("QM_DATABASE_URL", sqlite_url(&dir))
         .env("QM_SITE_ROOT", common::site_root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
@@ -242,9 +242,9 @@ async fn serves_until_sigterm_then_exits_cleanly() {
         panic!("did not stop on SIGTERM")
     });
     assert!(exited.success(), "exit status {exited:?}");
-    // JSON logs: one object per line, each request line carrying its request id.
+    // JSON logs on standard error: one object per line, each request line carrying its request id.
     let mut out = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut out).unwrap();
     let lines: Vec<serde_json::Value> = out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(!lines.is_empty(), "JSON log lines");
     assert!(lines.iter().any(|l| l.to_string().contains("request_id")), "request ids in the logs");
@@ -459,10 +459,23 @@ fn audit_export_writes_the_trail_narrowed_and_audit_verify_names_a_broken_event(
     let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
     assert!(events.iter().any(|e| e["after"].is_object()), "after as JSON, not a string");
-    // An existing file is not overwritten.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the trail is readable by its owner only");
+    }
+    // An existing file is not overwritten, and nothing is left beside it.
     let again = run(&["audit", "export", "--output", file.to_str().unwrap()]);
     assert!(!again.status.success());
-    assert!(printed(&again).1.contains("cannot create"), "{}", printed(&again).1);
+    assert!(printed(&again).1.contains("exists already"), "{}", printed(&again).1);
+    assert_eq!(
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("partial"))
+            .count(),
+        0
+    );
 
     // Narrowed: by action, by person, by days.
     let action = sql("SELECT action FROM audit_events ORDER BY id LIMIT 1");

@@ -123,7 +123,7 @@ async fn policy_edits_leave_pending_requests_their_stages(backend: Backend) {
     sales.update_policy(p.clone()).await.unwrap();
     // A stale edit (old version) is refused.
     let stale = sales.update_policy(p).await.unwrap_err();
-    assert!(matches!(stale, DomainError::Conflict(_)), "{stale:?}");
+    assert!(matches!(stale, DomainError::Stale(_)), "{stale:?}");
     // The pending request keeps its one stage.
     let done = w.service.decide(&sofia, pending.request, Decision::Approve, "").await.unwrap();
     assert_eq!(done.state, RequestState::Delivering);

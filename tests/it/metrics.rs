@@ -88,6 +88,10 @@ async fn metrics_count_what_happens_and_read_what_waits(backend: Backend) {
     let package = format!("/packages/{}", ids.developer_tools.0);
     c.get(app.url(&package)).send().await.unwrap();
     c.get(app.url("/no/such/page/4711")).send().await.unwrap();
+    // Any token is a method to HTTP: made-up ones count together.
+    for method in ["BREW", "WHEN"] {
+        c.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), app.url("/healthz")).send().await.unwrap();
+    }
 
     // Work waiting: Omar asks for Production Access (two stages: it waits); Grace gives Maya
     // Developer Tools directly (its grants go to the outbox).
@@ -131,6 +135,8 @@ async fn metrics_count_what_happens_and_read_what_waits(backend: Backend) {
         "a page by its pattern:\n{text}"
     );
     assert!(!text.contains(&package) && !text.contains("4711"), "no series per id or unknown path");
+    assert!(!text.contains("BREW") && !text.contains("WHEN"), "no series per made-up method");
+    assert!(text.contains(r#"method="OTHER""#), "{text}");
     assert_eq!(
         sample(
             &text,

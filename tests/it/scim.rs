@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 on_both_databases!(
     scim2_tester_passes_with_no_failure,
     what_the_provider_pushes_becomes_people_managers_and_groups,
-    concurrent_changes_of_one_resource_all_land_or_are_told_of_the_version
+    concurrent_changes_of_one_resource_all_land_or_are_told_of_the_version,
+    administrators_and_people_disabled_here_stay_as_the_portal_left_them
 );
 
 async fn token(app: &TestApp, who: UserId, scopes: &str) -> Result<String, String> {
@@ -416,4 +417,106 @@ async fn concurrent_changes_of_one_resource_all_land_or_are_told_of_the_version(
     assert_eq!(statuses, vec![200, 412, 412, 412, 412]);
     let (_, _, group) = scim(&app, "GET", &path, &idp, None, None).await;
     assert_eq!(group["members"].as_array().unwrap().len(), 11);
+}
+
+/// The provider does not take over or take out an administrator (not even the token's owner),
+/// a person disabled here is not brought back by a change that does not touch `active`, and
+/// what it sends is checked as sign-in checks it.
+async fn administrators_and_people_disabled_here_stay_as_the_portal_left_them(backend: Backend) {
+    use quartermaster::domain::authz::Operator;
+    use quartermaster::domain::model::Role;
+    let app = spawn_app_with(backend, |args| args.no_workers = true).await;
+    let secret = token(&app, app.ids.grace, "scim").await.unwrap();
+    let user = |email: &str, active: bool| {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": email,
+               "emails": [{"value": email, "primary": true}], "active": active})
+    };
+    let active = |id: UserId| {
+        let service = app.service.clone();
+        async move { service.actor(id).await.unwrap().is_some() }
+    };
+    // Grace owns the token and is an administrator: not linked, so not deactivated either.
+    let (status, _, body) =
+        scim(&app, "POST", "/Users", &secret, Some(user("grace@quartermaster.example", false)), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(active(app.ids.grace).await);
+    // Linus is linked, then made an administrator: his title may change, his email and
+    // whether he may sign in not; nor is he deleted.
+    let (status, _, body) =
+        scim(&app, "POST", "/Users", &secret, Some(user("linus@quartermaster.example", true)), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let linus = body["id"].as_str().unwrap().to_owned();
+    let grace = app.service.actor(app.ids.grace).await.unwrap().unwrap();
+    app.service.administrator(&grace).unwrap().grant_role(app.ids.linus, Role::Administrator).await.unwrap();
+    let path = format!("/Users/{linus}");
+    let (status, body) =
+        patched(&app, &secret, &path, json!([{"op": "replace", "path": "active", "value": false}])).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = patched(
+        &app,
+        &secret,
+        &path,
+        json!([{"op": "replace", "path": "emails[primary eq true].value", "value": "mallory@evil.example"}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) =
+        patched(&app, &secret, &path, json!([{"op": "replace", "path": "title", "value": "Director"}])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(scim(&app, "DELETE", &path, &secret, None, None).await.0, StatusCode::CONFLICT);
+    assert!(active(app.ids.linus).await);
+
+    // Zed comes from the provider and is disabled here; a new title does not bring him back,
+    // the provider saying active (after inactive) does.
+    let (status, _, body) =
+        scim(&app, "POST", "/Users", &secret, Some(user("zed@quartermaster.example", true)), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let zed = body["id"].as_str().unwrap().to_owned();
+    let zed_id = UserId(zed.parse().unwrap());
+    app.service.disable_person(&Operator::Workers, "zed@quartermaster.example").await.unwrap();
+    let path = format!("/Users/{zed}");
+    let (status, _) =
+        patched(&app, &secret, &path, json!([{"op": "replace", "path": "title", "value": "Analyst"}])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!active(zed_id).await, "a change that does not touch active leaves him disabled");
+    for (value, expected) in [(false, false), (true, true)] {
+        let (status, _) =
+            patched(&app, &secret, &path, json!([{"op": "replace", "path": "active", "value": value}])).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(active(zed_id).await, expected);
+    }
+
+    // Checked as sign-in checks it: a key without spaces, names of a sensible length, a
+    // bounded document.
+    let (status, _, body) = scim(
+        &app,
+        "POST",
+        "/Users",
+        &secret,
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "no body"})),
+        None,
+    )
+    .await;
+    assert_eq!((status, body["scimType"].as_str()), (StatusCode::BAD_REQUEST, Some("invalidValue")), "{body}");
+    let mut long = user("long@quartermaster.example", true);
+    long["displayName"] = Value::from("x".repeat(201));
+    assert_eq!(scim(&app, "POST", "/Users", &secret, Some(long), None).await.0, StatusCode::BAD_REQUEST);
+    let mut big = user("big@quartermaster.example", true);
+    big["nickName"] = Value::from("x".repeat(70_000));
+    assert_eq!(scim(&app, "POST", "/Users", &secret, Some(big), None).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM users WHERE email IN ('long@quartermaster.example', 'big@quartermaster.example')"
+        )
+        .await,
+        0
+    );
+}
+
+/// A SCIM PATCH of `path` with these operations: its status and body.
+async fn patched(app: &TestApp, secret: &str, path: &str, ops: Value) -> (StatusCode, Value) {
+    let (status, _, body) =
+        scim(app, "PATCH", path, secret, Some(json!({"schemas": [PATCH], "Operations": ops})), None).await;
+    (status, body)
 }

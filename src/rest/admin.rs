@@ -1,0 +1,248 @@
+//! The admin area's operations: catalogs, a package's settings (with `ETag`/`If-Match`), the
+//! audit trail. Each needs the `admin` scope, and then only does what the owner's roles let
+//! them do in the portal, through the same capability handles the pages use.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{body, path_id, query, Caller, Problem};
+use crate::domain::ids::{CatalogId, PackageId};
+use crate::domain::model::AccessPackage;
+use crate::domain::token::Scope;
+use crate::views::{AuditEventView, AuditFilter, CatalogList, CatalogSummary, Page};
+
+/// The `ETag` of an object at `version`.
+fn etag(version: i64) -> HeaderValue {
+    // Digits and quotes only: always a valid header value.
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// The version a change may be made against: the current one, when `If-Match` names it (or is
+/// `*`). Without `If-Match`, 428: a change made blind could undo one the caller never saw.
+/// Tags compare strongly (RFC 9110 13.1.1): a weak tag `W/"…"` never matches.
+fn matching(headers: &HeaderMap, current: i64) -> Result<i64, Problem> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Err(Problem::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "precondition-required",
+            "If-Match required",
+            "send the ETag you read as If-Match, so a change made meanwhile is not overwritten",
+        ));
+    };
+    let value = value.to_str().map_err(|_| Problem::invalid(Some("If-Match"), "not a list of entity tags"))?;
+    let wanted = format!("\"{current}\"");
+    if value.split(',').map(str::trim).any(|tag| tag == "*" || tag == wanted) {
+        Ok(current)
+    } else {
+        Err(Problem::from(crate::domain::DomainError::Stale(format!(
+            "this changed since you read it (it is at {wanted} now): read it again"
+        ))))
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/catalogs", tag = "catalogs", security(("bearer" = ["admin"])),
+    responses((status = 200, body = CatalogList, description = "The catalogs the caller manages (every one for administrators)"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn catalogs(caller: Caller) -> Result<Json<CatalogList>, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    Ok(Json(caller.service.admin_catalogs(actor).await?))
+}
+
+/// A new catalog; its maker becomes its owner.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewCatalog {
+    name: String,
+    #[serde(default)]
+    description: String,
+    /// Whether people of connected organizations may ask for its packages.
+    #[serde(default)]
+    externally_visible: bool,
+}
+
+#[utoipa::path(post, path = "/api/v1/catalogs", tag = "catalogs", security(("bearer" = ["admin"])), request_body = NewCatalog,
+    responses((status = 201, body = CatalogSummary, description = "Made; `Location` is its address"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "A catalog has that name"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn create_catalog(
+    caller: Caller,
+    b: Result<Json<NewCatalog>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let creator = caller.service.catalog_creator(actor)?;
+    let b = body(b)?;
+    let id = creator.create_catalog(&b.name, &b.description, b.externally_visible).await?;
+    // Its maker owns it now: read it as they are now, with that role.
+    let summary = catalog_summary(&caller, id).await?;
+    let location = HeaderValue::from_str(&format!("/api/v1/catalogs/{}", id.0))
+        .map_err(|e| crate::domain::DomainError::Internal(e.to_string()))?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(summary)).into_response())
+}
+
+/// A catalog as its admin page heads it, for the token's owner read again (they may have just
+/// become its owner).
+async fn catalog_summary(caller: &Caller, id: CatalogId) -> Result<CatalogSummary, Problem> {
+    let actor =
+        caller.service.actor(caller.token.actor.id()).await?.ok_or_else(|| {
+            Problem::from(crate::domain::DomainError::forbidden("the token's owner is no longer active"))
+        })?;
+    let reader = caller.service.catalog_reader(&actor, id)?;
+    Ok(reader.admin_view().await?.summary)
+}
+
+#[utoipa::path(get, path = "/api/v1/catalogs/{id}", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    responses((status = 200, body = CatalogSummary), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn catalog(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<CatalogSummary>, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let reader = caller.service.catalog_reader(actor, CatalogId(path_id(id)?))?;
+    Ok(Json(reader.admin_view().await?.summary))
+}
+
+/// A package's settings, as its managers change them.
+#[derive(Serialize, ToSchema)]
+pub(super) struct PackageSettings {
+    id: i64,
+    catalog_id: i64,
+    name: String,
+    description: String,
+    /// Left out of the list of packages people browse (still requestable by link).
+    hidden: bool,
+    /// Nobody may ask for a disabled package; what was granted stays.
+    enabled: bool,
+    /// The version the `ETag` names.
+    version: i64,
+}
+
+impl From<AccessPackage> for PackageSettings {
+    fn from(p: AccessPackage) -> Self {
+        PackageSettings {
+            id: p.id.0,
+            catalog_id: p.catalog_id.0,
+            name: p.name,
+            description: p.description,
+            hidden: p.hidden,
+            enabled: p.enabled,
+            version: p.version,
+        }
+    }
+}
+
+fn with_etag(p: AccessPackage) -> Response {
+    ([(header::ETAG, etag(p.version))], Json(PackageSettings::from(p))).into_response()
+}
+
+#[utoipa::path(get, path = "/api/v1/packages/{id}/settings", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    responses((status = 200, body = PackageSettings, headers(("ETag" = String, description = "Send it back as If-Match to change them"))),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn package_settings(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Response, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let id = PackageId(path_id(id)?);
+    let reader = caller.service.package_reader(actor, id).await?;
+    Ok(with_etag(reader.package_settings(id).await?))
+}
+
+/// The settings to change; those left out stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SettingsChange {
+    name: Option<String>,
+    description: Option<String>,
+    hidden: Option<bool>,
+    enabled: Option<bool>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/packages/{id}/settings", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    request_body = SettingsChange,
+    responses((status = 200, body = PackageSettings, headers(("ETag" = String))),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "Another package of the catalog has that name"),
+              (status = 412, body = Problem, content_type = "application/problem+json", description = "Changed since the ETag sent was read"),
+              (status = 422, body = Problem, content_type = "application/problem+json"),
+              (status = 428, body = Problem, content_type = "application/problem+json", description = "No If-Match")))]
+pub(super) async fn change_package_settings(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    headers: HeaderMap,
+    b: Result<Json<SettingsChange>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let id = PackageId(path_id(id)?);
+    let manager = caller.service.package_manager_of(actor, id).await?;
+    let b = body(b)?;
+    let now = manager.package_settings(id).await?;
+    // The change is made against the version the caller read: the update is guarded by it,
+    // so one made between this read and the write is refused too (412), not overwritten.
+    let version = matching(&headers, now.version)?;
+    let changed = AccessPackage {
+        name: b.name.unwrap_or(now.name),
+        description: b.description.unwrap_or(now.description),
+        hidden: b.hidden.unwrap_or(now.hidden),
+        enabled: b.enabled.unwrap_or(now.enabled),
+        version,
+        ..now
+    };
+    manager.update_package(changed).await?;
+    Ok(with_etag(manager.package_settings(id).await?))
+}
+
+/// What the audit trail is narrowed to; every field optional.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct AuditQuery {
+    /// A person's email, or their id: what they did.
+    who: Option<String>,
+    /// `request`, `assignment`, `package`, `catalog`, `user`, …
+    object_type: Option<String>,
+    object_id: Option<String>,
+    /// `request.approved`, `assignment.created`, …
+    action: Option<String>,
+    /// From this day on (`YYYY-MM-DD`, UTC).
+    from: Option<String>,
+    /// Until this day, with it (`YYYY-MM-DD`, UTC).
+    to: Option<String>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit-events", tag = "audit", security(("bearer" = ["admin"])), params(AuditQuery),
+    responses((status = 200, body = Page<AuditEventView>, description = "Events newest first"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn audit_events(
+    caller: Caller,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<Page<AuditEventView>>, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let q = query(q)?;
+    let filter = AuditFilter {
+        who: q.who.unwrap_or_default(),
+        object_type: q.object_type.unwrap_or_default(),
+        object_id: q.object_id.unwrap_or_default(),
+        action: q.action.unwrap_or_default(),
+        from: q.from.unwrap_or_default(),
+        to: q.to.unwrap_or_default(),
+    };
+    let before =
+        q.cursor.map(|c| c.parse().map_err(|_| Problem::invalid(Some("cursor"), "not a cursor"))).transpose()?;
+    Ok(Json(caller.service.audit_log(actor, &filter, before).await?))
+}
