@@ -147,12 +147,13 @@ async fn audit_export(
     // (never over a file): an export that fails leaves nothing behind.
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let partial = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    // Only a file this run made is removed afterwards.
+    let file = options.open(&partial).map_err(|e| format!("audit export: cannot create {}: {e}", partial.display()))?;
     let made = async {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(&partial).map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
         let mut out = std::io::BufWriter::new(file);
         write(&mut out).await?;
         let file = out.into_inner().map_err(|e| format!("cannot write: {e}"))?;
@@ -179,7 +180,7 @@ async fn write_json(
             let event = serde_json::json!({
                 "id": e.id, "at": at, "actor_id": e.actor_id, "actor": e.actor, "action": e.action,
                 "object_type": e.object_type, "object_id": e.object_id, "reason": e.reason,
-                "before": json(&e.before), "after": json(&e.after),
+                "before": json(&e.before), "after": json(&e.after), "token_id": e.token,
             });
             out.write_all(if first { b"\n" } else { b",\n" }).map_err(failed)?;
             first = false;

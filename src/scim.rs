@@ -91,7 +91,9 @@ impl FromRequestParts<AppState> for Caller {
                 format!("{scheme}://{host}{BASE_PATH}")
             }
         };
-        Ok(Caller { service, token, base })
+        // Every change the provider makes names its token in the audit trail (the leaver path's
+        // cancellations and removals too).
+        Ok(Caller { service: service.through_token(token.token), token, base })
     }
 }
 

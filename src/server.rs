@@ -402,7 +402,7 @@ pub trait CsvExport: Send + 'static {
 }
 
 impl CsvExport for crate::service::AuditExport {
-    const HEADER: &'static str = "id,at,actor_id,actor,action,object_type,object_id,reason,before,after\r\n";
+    const HEADER: &'static str = "id,at,actor_id,actor,action,object_type,object_id,reason,before,after,token_id\r\n";
     async fn next_rows(&mut self) -> crate::domain::DomainResult<Option<Vec<Vec<String>>>> {
         Ok(self.next_page().await?.map(|events| {
             events
@@ -419,6 +419,7 @@ impl CsvExport for crate::service::AuditExport {
                         e.reason,
                         e.before,
                         e.after,
+                        e.token.map(|t| t.to_string()).unwrap_or_default(),
                     ]
                 })
                 .collect()

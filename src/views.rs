@@ -358,6 +358,8 @@ pub struct AuditEventView {
     pub before: String,
     pub after: String,
     pub reason: String,
+    /// The API token the change came through, if it came through one.
+    pub token: Option<i64>,
 }
 
 /// A catalog in the admin list.

@@ -20,6 +20,8 @@ pub struct AuditEvent {
     pub before: serde_json::Value,
     pub after: serde_json::Value,
     pub reason: String,
+    /// The API token the change came through (the REST API's, SCIM's), if it came through one.
+    pub token: Option<i64>,
 }
 
 impl AuditEvent {
@@ -32,6 +34,7 @@ impl AuditEvent {
             before: serde_json::Value::Null,
             after: serde_json::Value::Null,
             reason: String::new(),
+            token: None,
         }
     }
 
@@ -73,6 +76,13 @@ pub fn chain_hash(prev_hash: &str, at: DateTime<Utc>, event: &AuditEvent, before
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
+    // Only events that came through a token have this part: the hashes of those before the
+    // column existed stay as they were.
+    if let Some(token) = event.token {
+        let part = format!("token:{token}");
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
     hex::encode(h.finalize())
 }
 
@@ -89,6 +99,12 @@ mod tests {
         assert_ne!(a, chain_hash(GENESIS_HASH, at, &e, "null", "{\"x\":1}"));
         assert_ne!(a, chain_hash(GENESIS_HASH, at, &e.clone().reason("x"), "null", "{}"));
         assert_ne!(a, chain_hash(&a, at, &e, "null", "{}"));
+        let through = AuditEvent { token: Some(3), ..e.clone() };
+        assert_ne!(a, chain_hash(GENESIS_HASH, at, &through, "null", "{}"));
+        assert_ne!(
+            chain_hash(GENESIS_HASH, at, &through, "null", "{}"),
+            chain_hash(GENESIS_HASH, at, &AuditEvent { token: Some(4), ..e }, "null", "{}")
+        );
     }
 
     #[test]

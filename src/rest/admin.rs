@@ -26,17 +26,23 @@ fn etag(version: i64) -> HeaderValue {
 /// `*`). Without `If-Match`, 428: a change made blind could undo one the caller never saw.
 /// Tags compare strongly (RFC 9110 13.1.1): a weak tag `W/"…"` never matches.
 fn matching(headers: &HeaderMap, current: i64) -> Result<i64, Problem> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
+    let lines = headers.get_all(header::IF_MATCH);
+    if lines.iter().next().is_none() {
         return Err(Problem::new(
             StatusCode::PRECONDITION_REQUIRED,
             "precondition-required",
             "If-Match required",
             "send the ETag you read as If-Match, so a change made meanwhile is not overwritten",
         ));
-    };
-    let value = value.to_str().map_err(|_| Problem::invalid(Some("If-Match"), "not a list of entity tags"))?;
+    }
+    // Several lines are one list (RFC 9110 5.3).
+    let mut tags = Vec::new();
+    for line in lines {
+        let line = line.to_str().map_err(|_| Problem::invalid(Some("If-Match"), "not a list of entity tags"))?;
+        tags.extend(line.split(',').map(str::trim));
+    }
     let wanted = format!("\"{current}\"");
-    if value.split(',').map(str::trim).any(|tag| tag == "*" || tag == wanted) {
+    if tags.iter().any(|tag| *tag == "*" || *tag == wanted) {
         Ok(current)
     } else {
         Err(Problem::from(crate::domain::DomainError::Stale(format!(
@@ -80,22 +86,19 @@ pub(super) async fn create_catalog(
     let creator = caller.service.catalog_creator(actor)?;
     let b = body(b)?;
     let id = creator.create_catalog(&b.name, &b.description, b.externally_visible).await?;
-    // Its maker owns it now: read it as they are now, with that role.
-    let summary = catalog_summary(&caller, id).await?;
+    // As it was made (read again, a failure would hide that it was).
+    let summary = CatalogSummary {
+        id: id.0,
+        name: b.name.trim().to_owned(),
+        description: b.description.trim().to_owned(),
+        enabled: true,
+        externally_visible: b.externally_visible,
+        packages: 0,
+        resources: 0,
+    };
     let location = HeaderValue::from_str(&format!("/api/v1/catalogs/{}", id.0))
         .map_err(|e| crate::domain::DomainError::Internal(e.to_string()))?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(summary)).into_response())
-}
-
-/// A catalog as its admin page heads it, for the token's owner read again (they may have just
-/// become its owner).
-async fn catalog_summary(caller: &Caller, id: CatalogId) -> Result<CatalogSummary, Problem> {
-    let actor =
-        caller.service.actor(caller.token.actor.id()).await?.ok_or_else(|| {
-            Problem::from(crate::domain::DomainError::forbidden("the token's owner is no longer active"))
-        })?;
-    let reader = caller.service.catalog_reader(&actor, id)?;
-    Ok(reader.admin_view().await?.summary)
 }
 
 #[utoipa::path(get, path = "/api/v1/catalogs/{id}", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
@@ -194,13 +197,17 @@ pub(super) async fn change_package_settings(
     // so one made between this read and the write is refused too (412), not overwritten.
     let version = matching(&headers, now.version)?;
     let changed = AccessPackage {
-        name: b.name.unwrap_or(now.name),
-        description: b.description.unwrap_or(now.description),
+        name: b.name.unwrap_or_else(|| now.name.clone()),
+        description: b.description.unwrap_or_else(|| now.description.clone()),
         hidden: b.hidden.unwrap_or(now.hidden),
         enabled: b.enabled.unwrap_or(now.enabled),
         version,
-        ..now
+        ..now.clone()
     };
+    if changed == now {
+        // Nothing to change: no new version, no audit event.
+        return Ok(with_etag(now));
+    }
     manager.update_package(changed).await?;
     Ok(with_etag(manager.package_settings(id).await?))
 }

@@ -40,7 +40,10 @@ pub fn router() -> axum::Router<AppState> {
 
 /// The OpenAPI document of every operation [`router`] serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    operations().into_openapi()
+    let mut doc = operations().into_openapi();
+    // After the operations are in (the `#[openapi]` modifiers run before they are).
+    utoipa::Modify::modify(&CommonAnswers, &mut doc);
+    doc
 }
 
 /// Every operation, registered with its documentation: one list for the router and the
@@ -95,6 +98,39 @@ impl utoipa::Modify for BearerScheme {
         use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// Answers any operation may give, declared on each: 429 (the rate limit at the edge, before
+/// any handler) everywhere, and 422 wherever the path has an id (one that is not a number).
+/// Each is one response in the components, named by the operations.
+struct CommonAnswers;
+
+impl utoipa::Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let problem = |description: &str| {
+            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+            RefOr::T(
+                ResponseBuilder::new().description(description).content("application/problem+json", content).build(),
+            )
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.responses.insert(
+            "TooManyRequests".into(),
+            problem("Too many calls from this address: wait `Retry-After` seconds. Nothing was changed."),
+        );
+        components.responses.insert("BadId".into(), problem("The id in the path is not a number"));
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses.insert("429".into(), RefOr::Ref(Ref::from_response_name("TooManyRequests")));
+                if path.contains("{id}") {
+                    responses.entry("422".into()).or_insert_with(|| RefOr::Ref(Ref::from_response_name("BadId")));
+                }
+            }
+        }
     }
 }
 

@@ -212,11 +212,14 @@ pub async fn enforce(limits: Arc<RateLimits>, req: Request, next: Next) -> Respo
         retry_after = seconds,
         "rate limit reached"
     );
-    let mut res = (
-        StatusCode::TOO_MANY_REQUESTS,
-        format!("Too many requests; nothing was changed. Please try again in {seconds} seconds."),
-    )
-        .into_response();
+    let message = format!("Too many requests; nothing was changed. Please try again in {seconds} seconds.");
+    let mut res = if req.uri().path().starts_with("/api/v1/") {
+        // The REST API answers every error as problem details.
+        crate::rest::Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", message)
+            .into_response()
+    } else {
+        (StatusCode::TOO_MANY_REQUESTS, message).into_response()
+    };
     if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
         res.headers_mut().insert(header::RETRY_AFTER, value);
     }

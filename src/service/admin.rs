@@ -359,7 +359,10 @@ impl Administrator<'_> {
         if !matches!(role, Role::Administrator | Role::CatalogCreator) {
             return Err(DomainError::invalid("role", "this role is held for one catalog"));
         }
-        let tx = self.service.db.begin().await?;
+        let mut tx = self.service.db.begin().await?;
+        // The person's lock, which SCIM holds while it checks they are no administrator
+        // before changing them: a grant and such a change do not pass each other.
+        self.service.db.lock_user(&mut tx, user).await?;
         grant(self.service, tx, self.actor, user, role, None).await
     }
 
@@ -404,7 +407,12 @@ impl CatalogOwner<'_> {
         self.owns(changed.id, "catalog")?;
         let name = clean_name("name", &changed.name)?;
         let before = catalog::catalog(tx, changed.id).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
-        let after = Catalog { name, description: clean_description(&changed.description)?.to_owned(), ..changed };
+        let description = if changed.description == before.description {
+            changed.description
+        } else {
+            clean_description(&changed.description)?.to_owned()
+        };
+        let after = Catalog { name, description, ..changed };
         if !catalog::update_catalog(tx, &after).await.map_err(|e| unique(e, "a catalog"))? {
             return Err(DomainError::not_found("catalog"));
         }
@@ -610,11 +618,13 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         if changed.catalog_id != before.catalog_id {
             return Err(DomainError::invalid("catalog", "a package stays in its catalog"));
         }
-        let after = AccessPackage {
-            name: clean_name("name", &changed.name)?,
-            description: clean_description(&changed.description)?.to_owned(),
-            ..changed
+        // A description is checked when it changes (one kept from before the limit stays).
+        let description = if changed.description == before.description {
+            changed.description
+        } else {
+            clean_description(&changed.description)?.to_owned()
         };
+        let after = AccessPackage { name: clean_name("name", &changed.name)?, description, ..changed };
         if !catalog::update_package(tx, &after, to_ms(now)).await.map_err(|e| unique(e, "a package in this catalog"))? {
             return Err(DomainError::Stale("someone else changed this package meanwhile; reload and try again".into()));
         }

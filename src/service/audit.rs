@@ -19,10 +19,7 @@ impl Service {
     pub(super) async fn commit(&self, mut tx: Tx, mut events: Vec<AuditEvent>) -> DomainResult<()> {
         if let Some(token) = self.via_token {
             for event in &mut events {
-                event.reason = match event.reason.as_str() {
-                    "" => format!("API token {token}"),
-                    reason => format!("{reason} (API token {token})"),
-                };
+                event.token = Some(token);
             }
         }
         crate::store::audit::append(&mut tx, self.db.backend(), self.now(), &events).await?;
@@ -141,6 +138,7 @@ impl Service {
                     before: serde_json::Value::Null,
                     after: serde_json::Value::Null,
                     reason: row.reason,
+                    token: row.token,
                 };
                 let expected = chain_hash(&prev, row.at, &event, &row.before, &row.after);
                 if expected != row.hash {
@@ -343,6 +341,7 @@ fn event_view(r: crate::store::audit::AuditRow, names: &HashMap<UserId, String>)
         before: r.before,
         after: r.after,
         reason: r.reason,
+        token: r.token,
     }
 }
 

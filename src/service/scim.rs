@@ -162,7 +162,9 @@ fn person_of(d: &Map<String, Value>) -> Result<Person> {
     let user_name = text(d.get("userName")).unwrap_or_default();
     let emails = d.get("emails").and_then(Value::as_array).cloned().unwrap_or_default();
     let primary = emails.iter().find(|e| e.get("primary") == Some(&Value::Bool(true))).or(emails.first());
-    let email = text(primary.and_then(|e| e.get("value"))).unwrap_or_else(|| user_name.clone());
+    // Emails are kept in lowercase here: compared as the provider sent them, a change of case
+    // would look like a new address.
+    let email = text(primary.and_then(|e| e.get("value"))).unwrap_or_else(|| user_name.clone()).to_lowercase();
     let name = d.get("name");
     let joined = [name.and_then(|n| n.get("givenName")), name.and_then(|n| n.get("familyName"))]
         .into_iter()
@@ -410,7 +412,7 @@ impl Service {
         let mut tx = self.db.begin().await.map_err(ScimError::from)?;
         let stored = self.held(&mut tx, kind, id, if_match).await?;
         let mut events = Vec::new();
-        let reason = format!("SCIM (API token {})", caller.token);
+        let reason = "SCIM";
         match kind {
             Kind::User => {
                 not_an_administrator(&mut tx, UserId(id), "taken out").await?;
@@ -473,7 +475,7 @@ impl Service {
         let p = person_of(d)?;
         self.check_manager(tx, None, p.manager).await?;
         let fields = p.fields();
-        let reason = format!("SCIM (API token {})", caller.token);
+        let reason = "SCIM";
         // Someone already here by that email (signed in before, imported) is the same person.
         let id = match crate::store::directory::user_by_email(tx, &p.email).await? {
             Some((user, _)) => {
@@ -554,7 +556,7 @@ impl Service {
                 AuditEvent::new(Some(actor), "user.updated", "user", id)
                     .before(json!(was))
                     .after(json!(fields))
-                    .reason(format!("SCIM (API token {})", caller.token)),
+                    .reason("SCIM"),
             );
         }
         // Only a change of `active` in the document moves the person: a provider changing
@@ -613,7 +615,7 @@ impl Service {
         events.push(
             AuditEvent::new(Some(caller.actor.id()), "group.provisioned", "group", id)
                 .after(json!({"name": name, "members": added}))
-                .reason(format!("SCIM (API token {})", caller.token)),
+                .reason("SCIM"),
         );
         Ok(id)
     }
@@ -643,7 +645,7 @@ impl Service {
             events.push(
                 AuditEvent::new(Some(caller.actor.id()), "group.updated", "group", id)
                     .after(json!({"name": name, "renamed": renamed, "added": added, "removed": removed}))
-                    .reason(format!("SCIM (API token {})", caller.token)),
+                    .reason("SCIM"),
             );
         }
         Ok(())

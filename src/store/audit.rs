@@ -18,11 +18,13 @@ pub struct AuditRow {
     pub before: String,
     pub after: String,
     pub reason: String,
+    pub token: Option<i64>,
     pub prev_hash: String,
     pub hash: String,
 }
 
-const COLUMNS: &str = "id, at, actor_id, action, object_type, object_id, before, after, reason, prev_hash, hash";
+const COLUMNS: &str =
+    "id, at, actor_id, action, object_type, object_id, before, after, reason, token_id, prev_hash, hash";
 
 fn row_of(row: &sqlx::any::AnyRow) -> Result<AuditRow, sqlx::Error> {
     Ok(AuditRow {
@@ -35,6 +37,7 @@ fn row_of(row: &sqlx::any::AnyRow) -> Result<AuditRow, sqlx::Error> {
         before: row.text("before")?,
         after: row.text("after")?,
         reason: row.text("reason")?,
+        token: row.opt_int("token_id")?,
         prev_hash: row.text("prev_hash")?,
         hash: row.text("hash")?,
     })
@@ -169,11 +172,11 @@ pub async fn append(
     // take their ids in the order written, which is the chain's order.
     for chunk in events.chunks(APPEND_CHUNK) {
         let rows: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", (1..=10).map(|k| format!("${}", i * 10 + k)).collect::<Vec<_>>().join(", ")))
+            .map(|i| format!("({})", (1..=11).map(|k| format!("${}", i * 11 + k)).collect::<Vec<_>>().join(", ")))
             .collect();
         let sql = format!(
             "INSERT INTO audit_events (at, actor_id, action, object_type, object_id, before, after, reason, \
-             prev_hash, hash) VALUES {}",
+             token_id, prev_hash, hash) VALUES {}",
             rows.join(", ")
         );
         // Statements of the common sizes stay prepared; rarer ones are not cached.
@@ -191,6 +194,7 @@ pub async fn append(
                 .bind(before)
                 .bind(after)
                 .bind(event.reason.clone())
+                .bind(event.token)
                 .bind(std::mem::replace(&mut prev, hash.clone()))
                 .bind(hash);
         }
@@ -199,7 +203,7 @@ pub async fn append(
     Ok(())
 }
 
-/// Events per `INSERT` (ten parameters each, well inside SQLite's limit of 32,766).
+/// Events per `INSERT` (eleven parameters each, well inside SQLite's limit of 32,766).
 const APPEND_CHUNK: usize = 50;
 
 /// The hash stored for one event.

@@ -361,8 +361,21 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     }
 }
 
+/// PostgreSQL refused a character of the text (`\0`, which its text cannot hold): the input's
+/// fault, not ours. SQLite stores it.
+fn is_unstorable_text(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "22021" || c == "22P05"))
+}
+
 impl From<sqlx::Error> for crate::domain::DomainError {
     fn from(err: sqlx::Error) -> Self {
+        if is_unstorable_text(&err) {
+            // The transaction it ran in is refused with it: nothing was written.
+            return crate::domain::DomainError::Invalid {
+                field: None,
+                message: "text may not contain the NUL character (\\0)".into(),
+            };
+        }
         crate::domain::DomainError::Internal(format!("database: {err}"))
     }
 }

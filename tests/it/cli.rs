@@ -447,7 +447,10 @@ fn audit_export_writes_the_trail_narrowed_and_audit_verify_names_a_broken_event(
     let out = run(&["audit", "export"]);
     let (csv, err) = printed(&out);
     assert!(out.status.success(), "{err}");
-    assert!(csv.starts_with("id,at,actor_id,actor,action,object_type,object_id,reason,before,after\r\n"), "{csv}");
+    assert!(
+        csv.starts_with("id,at,actor_id,actor,action,object_type,object_id,reason,before,after,token_id\r\n"),
+        "{csv}"
+    );
     assert_eq!(csv_records(&csv), all + 1, "a header and every event");
 
     // As JSON, into a new file: the same events, newest first, before/after as JSON.

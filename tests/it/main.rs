@@ -11,6 +11,7 @@
 mod common;
 
 mod api;
+mod api_fuzz;
 mod birthright;
 mod builder;
 mod bulk;

@@ -146,7 +146,10 @@ fn AuditTable(events: Vec<AuditEventView>) -> impl IntoView {
                     view! {
                         <tr id=format!("event-{}", e.id)>
                             <td><Time ms=e.at /></td>
-                            <td>{who}</td>
+                            <td>
+                                {who}
+                                {e.token.map(|t| view! { <span class="muted">" via API token " {t}</span> })}
+                            </td>
                             <td><code>{e.action.clone()}</code></td>
                             <td><a href=object>{format!("{} {}", e.object_type, e.object_id)}</a></td>
                             <td>
