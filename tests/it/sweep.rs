@@ -172,6 +172,29 @@ const TABLE: &[(&str, &str)] = &[
     ("/api/v1/docs", "AAAAAAAAAAAA"),
     ("/api/v1/docs/", "AAAAAAAAAAAA"),
     ("/api/v1/docs/{*file}", "AAAAAAAAAAAA"),
+    // The REST API, with each column's own API token (every scope they may have): as the
+    // server functions the same operations make.
+    ("REST GET /api/v1/me", "DAAAAAAAAAAA"),
+    ("REST GET /api/v1/packages", "DAAAAAAAAAAA"),
+    ("REST GET /api/v1/packages/{id}", "DADAAAAAAAAA"),
+    ("REST GET /api/v1/requests", "DAAAAAAAAAAA"),
+    ("REST GET /api/v1/requests → Omar's request", "DDDDDDDDDDDA"),
+    ("REST POST /api/v1/requests", "DADAAAAAAAAA"),
+    ("REST POST /api/v1/requests/{id}/cancel", "DDDDDDDDDDDA"),
+    ("REST POST /api/v1/requests/{id}/decision", "DDDDADDDDDDD"),
+    ("REST GET /api/v1/approvals", "DAAAAAAAAAAA"),
+    ("REST GET /api/v1/approvals → Omar's request", "DDDDADDDDDDD"),
+    ("REST GET /api/v1/assignments", "DAAAAAAAAAAA"),
+    ("REST GET /api/v1/assignments → Omar's assignment", "DDDDDDDDDDDA"),
+    ("REST GET /api/v1/catalogs", "DDDDDAAAAAAD"),
+    ("REST GET /api/v1/catalogs → Engineering", "DDDDDDADAAAD"),
+    ("REST POST /api/v1/catalogs", "DDDDDADDDDAD"),
+    ("REST GET /api/v1/catalogs/{id}", "DDDDDDADAAAD"),
+    // A package's settings: read by who holds a role in its catalog, changed by who builds its
+    // packages (its owner, its package manager, administrators; not its assignment manager).
+    ("REST GET /api/v1/packages/{id}/settings", "DDDDDDADAAAD"),
+    ("REST PATCH /api/v1/packages/{id}/settings", "DDDDDDADADAD"),
+    ("REST GET /api/v1/audit-events", "DDDDDDDDDDAD"),
     // The metrics take an administrator's token with the `metrics` scope, never a session
     // (tests/it/metrics.rs).
     ("/metrics", "DDDDDDDDDDDD"),
@@ -627,6 +650,8 @@ enum Effect {
     Deputies,
     /// A review's state and its items' answers and outcomes.
     Review(i64),
+    /// A package's settings and version.
+    Package(PackageId),
 }
 
 #[derive(Clone, Debug)]
@@ -639,6 +664,10 @@ struct Call {
     effect: Option<Effect>,
     /// A read of an object: allowed only when the answer shows this.
     shows: Option<&'static str>,
+    /// A JSON body (the REST API's operations).
+    body: Option<serde_json::Value>,
+    /// A REST API operation: sent with the column's API token, never a cookie.
+    bearer: bool,
 }
 
 /// Every route and server function, enumerated from the router's own sources, with the
@@ -872,7 +901,16 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             "{path}: give the server function an explicit endpoint (#[server(endpoint = \"its_name\")])"
         );
         let (args, effect) = server_fn(name);
-        calls.push(Call { name: name.to_owned(), path: path.to_owned(), method, args, effect, shows: None });
+        calls.push(Call {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            method,
+            args,
+            effect,
+            shows: None,
+            body: None,
+            bearer: false,
+        });
     }
     for route in leptos_axum::generate_route_list(quartermaster::ui::App) {
         for method in route.methods() {
@@ -899,6 +937,8 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
                 args: vec![],
                 effect: None,
                 shows: None,
+                body: None,
+                bearer: false,
             });
         }
     }
@@ -918,7 +958,35 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
         };
         let concrete =
             path.replace("{package}", &ids.developer_tools.0.to_string()).replace("{*file}", "swagger-ui.css");
-        calls.push(Call { name: path.to_owned(), path: concrete, method, args, effect, shows: None });
+        calls.push(Call {
+            name: path.to_owned(),
+            path: concrete,
+            method,
+            args,
+            effect,
+            shows: None,
+            body: None,
+            bearer: false,
+        });
+    }
+    // The REST API's operations, from its OpenAPI document (the list its router is made
+    // from), each sent with the column's API token.
+    let doc = serde_json::to_value(quartermaster::rest::openapi()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, _) in item.as_object().unwrap() {
+            let Ok(method) = method.to_uppercase().parse::<http::Method>() else { continue };
+            let (concrete, body, effect) = rest_operation(app, fx, &method, path);
+            calls.push(Call {
+                name: format!("REST {method} {path}"),
+                path: concrete,
+                method,
+                args: vec![],
+                effect,
+                shows: None,
+                body,
+                bearer: true,
+            });
+        }
     }
     // One row per route: two routes under one name would hide one of them.
     let mut seen = BTreeSet::new();
@@ -947,6 +1015,10 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
         read("the Engineering review", "/admin/reviews", "Developer Tools"),
         read("Omar's failed entry", "/admin", FAILED_MARK),
         read("Engineering", "admin_catalogs", "Engineering"),
+        read("Omar's request", "REST GET /api/v1/requests", READ_MARK),
+        read("Omar's assignment", "REST GET /api/v1/assignments", HELD_PACKAGE),
+        read("Omar's request", "REST GET /api/v1/approvals", READ_MARK),
+        read("Engineering", "REST GET /api/v1/catalogs", "Engineering"),
         read("Omar's Engineering access", "load_person_access", HELD_PACKAGE),
         read("everyone by name", "load_directory", "Maya Chen"),
         read("Omar's Engineering access", "/admin/people/{user}", HELD_PACKAGE),
@@ -1012,10 +1084,15 @@ impl Reply {
 /// comes from).
 async fn send(c: &reqwest::Client, base: &str, call: &Call, cookie: Option<&str>, headers: &[(&str, &str)]) -> Reply {
     let url = format!("{base}{}", call.path);
-    let mut req = match call.method {
-        http::Method::GET => c.get(&url),
-        _ => c.post(&url).form(&call.args),
+    let mut req = match (&call.body, &call.method) {
+        (Some(body), method) => c.request(method.clone(), &url).json(body),
+        (None, &http::Method::GET) => c.get(&url),
+        (None, method) => c.request(method.clone(), &url).form(&call.args),
     };
+    if call.method == http::Method::PATCH {
+        // The sweep asks who may change the object, not whether they read it last.
+        req = req.header("if-match", "*");
+    }
     // A hydrated page calls server functions asking for JSON (no redirect back to the page).
     let accept = if call.path.starts_with("/api/") { "application/json" } else { "text/html" };
     req = req.header("accept", accept);
@@ -1057,6 +1134,15 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
         Effect::Assignment(id) => {
             let row: (String, Option<i64>, i64) =
                 sqlx::query_as("SELECT state, end_at, version FROM assignments WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+            format!("{row:?}")
+        }
+        Effect::Package(id) => {
+            let row: (String, String, i64, i64, i64) =
+                sqlx::query_as("SELECT name, description, hidden, enabled, version FROM access_packages WHERE id = $1")
                     .bind(id.0)
                     .fetch_one(pool)
                     .await
@@ -1225,6 +1311,8 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
                 args: vec![],
                 effect: None,
                 shows: None,
+                body: None,
+                bearer: false,
             };
             let reply = send(&bare_client(), &app.base, &viewer, Some(cookie), &same_origin(&app.base)).await;
             assert_eq!(reply.status, 200, "get_viewer: {}", reply.start());
@@ -1292,6 +1380,55 @@ async fn try_call(
     }
 }
 
+/// An API token for `user` with every scope a person may give themselves (`admin` only to who
+/// holds a role in the admin area); none for someone who may not have one.
+async fn api_token(app: &TestApp, user: UserId) -> Option<String> {
+    let actor = app.service.actor(user).await.unwrap()?;
+    let scopes = if actor.has_admin_area() { "read,request,decide,admin" } else { "read,request,decide" };
+    let scopes = quartermaster::domain::token::Scopes::parse(scopes).unwrap();
+    let by = quartermaster::service::tokens::TokenBy::Person(&actor);
+    app.service.create_token(by, &actor, "sweep", &scopes, 1).await.ok().map(|(_, secret)| secret)
+}
+
+/// A REST operation aimed at the sweep's objects: its path, body and what it changes.
+fn rest_operation(
+    app: &TestApp,
+    fx: &Fixtures,
+    method: &http::Method,
+    path: &str,
+) -> (String, Option<serde_json::Value>, Option<Effect>) {
+    use serde_json::json;
+    let ids = &app.ids;
+    let at = |id: i64| path.replace("{id}", &id.to_string());
+    match (method.as_str(), path) {
+        ("GET", "/api/v1/packages/{id}" | "/api/v1/packages/{id}/settings") => (at(ids.developer_tools.0), None, None),
+        ("GET", "/api/v1/catalogs/{id}") => (at(fx.catalog.0), None, None),
+        ("GET", _) => (path.to_owned(), None, None),
+        ("POST", "/api/v1/requests") => (
+            path.to_owned(),
+            Some(json!({"package_id": ids.sales_analytics.0, "justification": "sweep"})),
+            Some(Effect::RequestFor(ids.sales_analytics)),
+        ),
+        ("POST", "/api/v1/requests/{id}/cancel") => (at(fx.cancel.0), None, Some(Effect::Request(fx.cancel))),
+        ("POST", "/api/v1/requests/{id}/decision") => (
+            at(fx.decide.0),
+            Some(json!({"decision": "approve", "justification": "sweep"})),
+            Some(Effect::Request(fx.decide)),
+        ),
+        ("POST", "/api/v1/catalogs") => (
+            path.to_owned(),
+            Some(json!({"name": NEW_CATALOG, "description": "sweep"})),
+            Some(Effect::CatalogsNamed(NEW_CATALOG)),
+        ),
+        ("PATCH", "/api/v1/packages/{id}/settings") => (
+            at(ids.developer_tools.0),
+            Some(json!({"description": "edited by the sweep"})),
+            Some(Effect::Package(ids.developer_tools)),
+        ),
+        _ => panic!("{method} {path}: give the sweep its arguments and what it changes"),
+    }
+}
+
 fn expected(name: &str) -> &'static str {
     TABLE
         .iter()
@@ -1332,9 +1469,22 @@ async fn every_route_and_server_function_by_role(backend: Backend) {
         };
         let c = bare_client();
         let here = same_origin(&app.base);
-        for call in &calls {
+        for call in calls.iter().filter(|c| !c.bearer) {
             let headers: &[(&str, &str)] = if call.method == http::Method::GET { &[] } else { &here };
             let v = try_call(&app, &c, call, cookie.as_deref(), headers).await;
+            table.entry(call.name.clone()).or_default().push(v);
+        }
+        // The REST API in an application of its own too: the same operations as the server
+        // functions, on the same objects as the fixtures made them.
+        let app = spawn_app(backend, false).await;
+        let fx = fixtures(&app).await;
+        let bearer = match person(&app.ids, column) {
+            Some(user) => api_token(&app, user).await.map(|secret| format!("Bearer {secret}")),
+            None => None,
+        };
+        let auth: Vec<(&str, &str)> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
+        for call in self::calls(&app, &fx).iter().filter(|c| c.bearer) {
+            let v = try_call(&app, &c, call, None, &auth).await;
             table.entry(call.name.clone()).or_default().push(v);
         }
     }
@@ -1376,7 +1526,11 @@ async fn unsafe_calls_from_elsewhere_are_refused_and_change_nothing(backend: Bac
     let unsafe_calls: Vec<Call> = {
         let mut seen = BTreeSet::new();
         // One call per route (the object reads are the same routes).
-        calls(&app, &fx).into_iter().filter(|c| c.method != http::Method::GET && seen.insert(c.path.clone())).collect()
+        // The REST API takes no cookie (a browser sends no API token by itself): nothing to forge.
+        calls(&app, &fx)
+            .into_iter()
+            .filter(|c| c.method != http::Method::GET && !c.bearer && seen.insert(c.path.clone()))
+            .collect()
     };
     assert!(unsafe_calls.len() > 15, "only {} unsafe routes found", unsafe_calls.len());
     let mut refused = 0;
