@@ -670,6 +670,19 @@ struct Call {
     bearer: bool,
 }
 
+impl Call {
+    /// A call of a page, a plain route or a server function (a form, with the session).
+    fn form(
+        name: &str,
+        path: String,
+        method: http::Method,
+        args: Vec<(&'static str, String)>,
+        effect: Option<Effect>,
+    ) -> Call {
+        Call { name: name.to_owned(), path, method, args, effect, shows: None, body: None, bearer: false }
+    }
+}
+
 /// Every route and server function, enumerated from the router's own sources, with the
 /// arguments that aim it at its object; then the object-level reads.
 fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
@@ -901,16 +914,7 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
             "{path}: give the server function an explicit endpoint (#[server(endpoint = \"its_name\")])"
         );
         let (args, effect) = server_fn(name);
-        calls.push(Call {
-            name: name.to_owned(),
-            path: path.to_owned(),
-            method,
-            args,
-            effect,
-            shows: None,
-            body: None,
-            bearer: false,
-        });
+        calls.push(Call::form(name, path.to_owned(), method, args, effect));
     }
     for route in leptos_axum::generate_route_list(quartermaster::ui::App) {
         for method in route.methods() {
@@ -958,16 +962,7 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
         };
         let concrete =
             path.replace("{package}", &ids.developer_tools.0.to_string()).replace("{*file}", "swagger-ui.css");
-        calls.push(Call {
-            name: path.to_owned(),
-            path: concrete,
-            method,
-            args,
-            effect,
-            shows: None,
-            body: None,
-            bearer: false,
-        });
+        calls.push(Call::form(path, concrete, method, args, effect));
     }
     // The REST API's operations, from its OpenAPI document (the list its router is made
     // from), each sent with the column's API token.
