@@ -63,6 +63,15 @@ pub struct TokenView {
     pub active: bool,
 }
 
+/// The signed-in person's API tokens, and the scopes they may give a new one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenList {
+    pub items: Vec<TokenView>,
+    pub scopes: Vec<String>,
+    /// The longest a token may last, in days.
+    pub max_days: u32,
+}
+
 /// The time zone field's value for "automatic: the sign-in provider's" (an empty value would
 /// arrive as no field at all, which leaves the choice as it is).
 pub const AUTOMATIC_TIME_ZONE: &str = "automatic";

@@ -193,3 +193,35 @@ test('an administrator adds a connected system and tests it; its secret is never
   }
   await shot(page, t, 'admin-connector');
 });
+
+test('a person makes an API token, sees it once, uses it and revokes it', async ({ page, request }, t) => {
+  await signIn(page, emails.linus);
+  await page.getByRole('link', { name: 'API tokens' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'API tokens' })).toBeVisible();
+  await settle(page, t);
+  const name = `deploy script ${suffix(t)}`;
+  await page.locator('#token-name').fill(name);
+  // Linus owns a catalog: the admin scope is his to give; metrics and SCIM are not.
+  await expect(page.locator('input[name="scopes[metrics]"]')).toHaveCount(0);
+  await page.locator('input[name="scopes[admin]"]').check();
+  await page.getByRole('button', { name: 'Make token' }).click();
+  const notice = page.locator('.notices');
+  await expect(notice).toContainText('not shown again');
+  const secret = ((await notice.textContent()) ?? '').match(/qm_[A-Za-z0-9_-]+/)?.[0] ?? '';
+  expect(secret).not.toBe('');
+  const row = page.locator('#tokens tr', { hasText: name });
+  await expect(row).toContainText('admin');
+  await expect(row).toContainText('Active');
+  await shot(page, t, 'api-tokens');
+
+  const me = await request.get('/api/v1/me', { headers: { authorization: `Bearer ${secret}` } });
+  expect(me.status()).toBe(200);
+  expect((await me.json()).email).toBe(emails.linus);
+
+  await settle(page, t);
+  await row.getByRole('button', { name: 'Revoke' }).click();
+  await expect(page.locator('.notices')).toContainText('Token revoked');
+  await expect(page.locator('#tokens tr', { hasText: name })).toContainText('Revoked');
+  const after = await request.get('/api/v1/me', { headers: { authorization: `Bearer ${secret}` } });
+  expect(after.status()).toBe(401);
+});

@@ -19,6 +19,7 @@ const pages: Array<[string, string, keyof typeof emails]> = [
   ['admin-people', '/admin/people', 'grace'],
   ['admin-orgs', '/admin/orgs', 'grace'],
   ['admin-connectors', '/admin/connectors', 'grace'],
+  ['api-tokens', '/tokens', 'grace'],
 ];
 
 for (const [name, path, who] of pages) {

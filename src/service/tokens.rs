@@ -63,6 +63,16 @@ impl TokenCaller {
     }
 }
 
+/// May `owner` have a token of `scope`? Never beyond their rights: `admin` only with a role in
+/// the admin area, `metrics` and `scim` only for administrators.
+fn may_give(owner: &Actor, scope: Scope) -> bool {
+    match scope {
+        Scope::Read | Scope::Request | Scope::Decide => true,
+        Scope::Admin => owner.has_admin_area(),
+        Scope::Metrics | Scope::Scim => owner.is_admin(),
+    }
+}
+
 fn view(t: &Token, now: chrono::DateTime<chrono::Utc>) -> TokenView {
     TokenView {
         id: t.id,
@@ -101,19 +111,14 @@ impl Service {
         if !(1..=MAX_TOKEN_DAYS).contains(&days) {
             return Err(DomainError::invalid("days", format!("a token lasts 1 to {MAX_TOKEN_DAYS} days")));
         }
-        if scopes.has(Scope::Admin) && !owner.has_admin_area() {
-            return Err(DomainError::invalid(
-                "scopes",
-                "the admin scope is only for people with an administrative role, which this person has not",
-            ));
-        }
-        for scope in [Scope::Metrics, Scope::Scim] {
-            if scopes.has(scope) && !owner.is_admin() {
-                return Err(DomainError::invalid(
-                    "scopes",
-                    format!("the {} scope is only for administrators", scope.word()),
-                ));
-            }
+        if let Some(beyond) = Scope::ALL.into_iter().find(|s| scopes.has(*s) && !may_give(owner, *s)) {
+            let why = match beyond {
+                Scope::Admin => {
+                    "the admin scope is only for people with an administrative role, which this person has not".into()
+                }
+                other => format!("the {} scope is only for administrators", other.word()),
+            };
+            return Err(DomainError::invalid("scopes", why));
         }
         let now = self.now();
         let expires_at = now + Duration::days(i64::from(days));
@@ -173,6 +178,14 @@ impl Service {
         let now = self.now();
         let mut conn = self.db.pool().acquire().await?;
         Ok(store::of_user(&mut conn, owner, 200).await?.iter().map(|t| view(t, now)).collect())
+    }
+
+    /// The signed-in person's own tokens, newest first, and the scopes they may give one.
+    #[tracing::instrument(name = "my_tokens", skip_all, fields(actor = actor.id().0))]
+    pub async fn my_tokens(&self, actor: &Actor) -> DomainResult<crate::views::TokenList> {
+        let items = self.tokens(TokenBy::Person(actor), actor.id()).await?;
+        let scopes = Scope::ALL.into_iter().filter(|s| may_give(actor, *s)).map(|s| s.word().to_owned()).collect();
+        Ok(crate::views::TokenList { items, scopes, max_days: MAX_TOKEN_DAYS })
     }
 
     /// Revoke a token: its owner, an administrator, or the operator. Audited; revoking one

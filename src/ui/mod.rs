@@ -107,6 +107,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/packages/:id") view=pages::PackagePage ssr=SsrMode::Async />
                     <Route path=path!("/approvals") view=pages::Approvals ssr=SsrMode::Async />
                     <Route path=path!("/reviews") view=pages::MyReviews ssr=SsrMode::Async />
+                    <Route path=path!("/tokens") view=pages::Tokens ssr=SsrMode::Async />
                     <Route path=path!("/admin/reviews") view=pages::ReviewsAdmin ssr=SsrMode::Async />
                     <Route path=path!("/admin") view=pages::Admin ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=pages::AuditLog ssr=SsrMode::Async />

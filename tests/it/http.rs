@@ -14,6 +14,7 @@ on_both_databases!(
     pages_render_on_the_server_with_data,
     cross_site_posts_are_refused,
     plain_form_actions_work_without_javascript,
+    a_person_makes_uses_and_revokes_an_api_token_without_javascript,
     content_security_policy_carries_the_script_nonce,
     sessions_end_when_the_user_is_disabled_or_too_old,
     demo_mode_is_refused_off_loopback,
@@ -1647,4 +1648,86 @@ async fn the_package_builder_works_without_javascript(backend: Backend) {
     let left: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM package_drafts").fetch_one(app.service.db().pool()).await.unwrap();
     assert_eq!(left, 0);
+}
+
+/// A form posted the way a browser with JavaScript off posts it (asking for HTML; the answer
+/// sends it back to `page`, the outcome waiting there once).
+async fn plain_post(
+    app: &common::TestApp,
+    c: &reqwest::Client,
+    page: &str,
+    action: &str,
+    form: &[(&str, &str)],
+) -> u16 {
+    let res = app
+        .post(c, action)
+        .header("referer", app.url(page))
+        .header("accept", "text/html")
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    res.status().as_u16()
+}
+
+/// The API tokens page with plain forms: Omar makes a token (read only: he has no admin
+/// scope to give), sees its secret once, uses it, and revokes it; a scope beyond his rights is
+/// refused by its field and makes nothing.
+async fn a_person_makes_uses_and_revokes_an_api_token_without_javascript(backend: Backend) {
+    let app = spawn_app(backend, true).await;
+    let c = client();
+    app.sign_in(&c, app.ids.omar).await;
+    let page = app.page(&c, "/tokens").await;
+    assert!(page.contains("You have no API token."), "{page}");
+    let action = form_action(&page, "/api/create_my_token").expect("the new-token form posts to its server function");
+    assert!(page.contains("name=\"scopes[read]\"") && page.contains("name=\"scopes[decide]\""), "his scopes");
+    assert!(!page.contains("scopes[admin]") && !page.contains("scopes[scim]"), "not scopes beyond his rights");
+
+    let tokens = |app: &common::TestApp| {
+        let pool = app.service.db().pool().clone();
+        async move { sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM api_tokens").fetch_one(&pool).await.unwrap() }
+    };
+    let refused =
+        plain_post(&app, &c, "/tokens", action, &[("name", "x"), ("days", "30"), ("scopes[admin]", "on")]).await;
+    assert!((300..400).contains(&refused), "back to the page: {refused}");
+    let page = app.page(&c, "/tokens").await;
+    assert!(page.contains("the admin scope is only for people with an administrative role"), "{page}");
+    assert_eq!(tokens(&app).await, 0, "a refusal makes nothing");
+    plain_post(&app, &c, "/tokens", action, &[("name", "x"), ("days", "30"), ("scopes[root]", "on")]).await;
+    let page = app.page(&c, "/tokens").await;
+    assert!(page.contains("root") && page.contains("is not a scope"), "an unknown scope by name: {page}");
+    plain_post(&app, &c, "/tokens", action, &[("name", "x"), ("days", "400"), ("scopes[read]", "on")]).await;
+    assert!(app.page(&c, "/tokens").await.contains("a token lasts 1 to"), "at most a year");
+    assert_eq!(tokens(&app).await, 0, "refusals make nothing");
+
+    let made =
+        plain_post(&app, &c, "/tokens", action, &[("name", "laptop"), ("days", "30"), ("scopes[read]", "on")]).await;
+    assert!((300..400).contains(&made), "back to the page: {made}");
+    let page = app.page(&c, "/tokens").await;
+    let secret: String = page
+        .split("qm_")
+        .nth(1)
+        .map(|rest| {
+            format!(
+                "qm_{}",
+                rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect::<String>()
+            )
+        })
+        .expect("the secret is shown");
+    assert!(page.contains("laptop") && page.contains("Active"), "{page}");
+    assert!(!app.page(&c, "/tokens").await.contains(&secret), "shown once");
+
+    let me = reqwest::Client::new().get(app.url("/api/v1/me")).bearer_auth(&secret).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+    assert_eq!(me.json::<serde_json::Value>().await.unwrap()["email"], "omar@quartermaster.example");
+
+    let id: i64 = sqlx::query_scalar("SELECT id FROM api_tokens").fetch_one(app.service.db().pool()).await.unwrap();
+    let page = app.page(&c, "/tokens").await;
+    let revoke = form_action(&page, "/api/revoke_my_token").expect("each active token has a revoke form");
+    let status = plain_post(&app, &c, "/tokens", revoke, &[("token_id", &id.to_string())]).await;
+    assert!((300..400).contains(&status), "back to the page: {status}");
+    let page = app.page(&c, "/tokens").await;
+    assert!(page.contains("Token revoked") && page.contains("Revoked"), "{page}");
+    let me = reqwest::Client::new().get(app.url("/api/v1/me")).bearer_auth(&secret).send().await.unwrap();
+    assert_eq!(me.status(), 401, "revoked: it no longer works");
 }

@@ -104,6 +104,12 @@ const TABLE: &[(&str, &str)] = &[
     // Everyone signed in reads and sets their own email settings (nobody else's: no argument
     // names a person).
     ("email_settings", "DAAAAAAAAAAA"),
+    // API tokens: everyone signed in makes and lists their own; Omar's is revoked by him and
+    // by administrators (anyone else is told it does not exist).
+    ("my_tokens", "DAAAAAAAAAAA"),
+    ("create_my_token", "DAAAAAAAAAAA"),
+    ("revoke_my_token", "DDDDDDDDDDAA"),
+    ("/tokens", "DAAAAAAAAAAA"),
     ("save_email_settings", "DAAAAAAAAAAA"),
     // Omar's out-of-office: his own to read, set and end, and an administrator's.
     ("load_deputies", "DDDDDDDDDDAA"),
@@ -343,6 +349,8 @@ struct Fixtures {
     review: i64,
     review_item: i64,
     ended_review: i64,
+    /// One of Omar's API tokens.
+    token: i64,
 }
 
 /// A package of the sweep's own in a catalog: its own built-in resource (so removing one
@@ -532,6 +540,12 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         review: reviews.0,
         review_item: reviews.1,
         ended_review: reviews.2,
+        token: {
+            let omar = app.service.actor(ids.omar).await.unwrap().unwrap();
+            let scopes = quartermaster::domain::token::Scopes::parse("read").unwrap();
+            let by = quartermaster::service::tokens::TokenBy::Person(&omar);
+            app.service.create_token(by, &omar, "omar's script", &scopes, 30).await.unwrap().0.id
+        },
         scim: {
             let grace = app.service.actor(ids.grace).await.unwrap().unwrap();
             let admin = app.service.administrator(&grace).unwrap();
@@ -652,6 +666,10 @@ enum Effect {
     Review(i64),
     /// A package's settings and version.
     Package(PackageId),
+    /// How many API tokens there are.
+    Tokens,
+    /// Whether an API token is revoked.
+    Token(i64),
 }
 
 #[derive(Clone, Debug)]
@@ -729,6 +747,11 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
                 ],
                 Some(Effect::Review(fx.review)),
             ),
+            "create_my_token" => (
+                vec![("name", "sweep".into()), ("days", "7".into()), ("scopes[read]", "on".into())],
+                Some(Effect::Tokens),
+            ),
+            "revoke_my_token" => (vec![("token_id", fx.token.to_string())], Some(Effect::Token(fx.token))),
             "end_review" => (vec![("review_id", fx.review.to_string())], Some(Effect::Review(fx.review))),
             "apply_review" => (vec![("review_id", fx.ended_review.to_string())], Some(Effect::Review(fx.ended_review))),
             "give_up_access" => {
@@ -1134,6 +1157,18 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
                     .await
                     .unwrap();
             format!("{row:?}")
+        }
+        Effect::Tokens => {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens").fetch_one(pool).await.unwrap();
+            format!("{n} tokens")
+        }
+        Effect::Token(id) => {
+            let revoked: Option<i64> = sqlx::query_scalar("SELECT revoked_at FROM api_tokens WHERE id = $1")
+                .bind(id)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            format!("revoked {}", revoked.is_some())
         }
         Effect::Package(id) => {
             let row: (String, String, i64, i64, i64) =

@@ -14,12 +14,14 @@ mod connectors;
 mod drafts;
 mod orgs;
 mod reviews;
+mod tokens;
 pub use assignments::*;
 pub use catalogs::*;
 pub use connectors::*;
 pub use drafts::*;
 pub use orgs::*;
 pub use reviews::*;
+pub use tokens::*;
 
 #[cfg(feature = "ssr")]
 mod server {

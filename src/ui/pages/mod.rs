@@ -16,6 +16,7 @@ mod package_admin;
 mod people;
 mod reviews;
 mod sign_in;
+mod tokens;
 
 pub use admin::Admin;
 pub use approvals::Approvals;
@@ -33,3 +34,4 @@ pub use package_admin::PackageAdmin;
 pub use people::{People, Person};
 pub use reviews::{MyReviews, ReviewsAdmin};
 pub use sign_in::SignIn;
+pub use tokens::Tokens;

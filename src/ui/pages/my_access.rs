@@ -176,6 +176,12 @@ fn EmailPanel(
                 })}
             </Suspense>
         </section>
+        <section class="panel" aria-labelledby="scripts-h">
+            <h2 id="scripts-h">"Scripts and tools"</h2>
+            <p>"Tools can ask for access and decide as you through the REST API, with a token of yours. "
+                <a class="btn-secondary" href="/tokens">"API tokens"</a>
+            </p>
+        </section>
     }
 }
 

@@ -1,0 +1,132 @@
+//! API tokens (`/tokens`): the signed-in person's own tokens for scripts and tools — made
+//! with a name, scopes and a lifetime (the secret shown once), listed with when each was last
+//! used, and revoked. Plain forms throughout.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::ui::api::*;
+use crate::ui::components::*;
+use crate::ui::error::AppError;
+use crate::views::*;
+
+#[component]
+pub fn Tokens() -> impl IntoView {
+    view! {
+        <Title text="API tokens" />
+        <SignedIn>
+            <TokensBody />
+        </SignedIn>
+    }
+}
+
+/// What each scope lets a token do, as the form explains it.
+fn scope_help(word: &str) -> &'static str {
+    match word {
+        "read" => "read what you can see: packages, your requests, approvals and access",
+        "request" => "ask for access and cancel your requests",
+        "decide" => "approve or deny the requests waiting for you",
+        "admin" => "use your administrative roles (catalogs, packages, the audit trail)",
+        "metrics" => "read the portal's metrics at /metrics",
+        "scim" => "let an identity provider push people and groups (/scim/v2)",
+        _ => "",
+    }
+}
+
+#[component]
+fn TokensBody() -> impl IntoView {
+    let create = ServerAction::<CreateMyToken>::new();
+    let revoke = ServerAction::<RevokeMyToken>::new();
+    let tokens = Resource::new(move || (create.version().get(), revoke.version().get()), |_| my_tokens());
+    let latest = latest_of(vec![create.value().into(), revoke.value().into()]);
+    let created: Signal<Option<Result<Notice, AppError>>> = create.value().into();
+    let flash = flash();
+    view! {
+        <h1>"API tokens"</h1>
+        <p class="lead">
+            "A token lets a script or tool act as you through the "
+            <a href="/api/v1/docs/">"REST API"</a>
+            ", with only the scopes you give it. Keep it like a password; revoke it when it is no longer used."
+        </p>
+        <Notices latest flash />
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || tokens.get().map(|r| match r {
+                Ok(mine) => view! {
+                    <section class="panel" aria-labelledby="tokens-h">
+                        <h2 id="tokens-h">"Your tokens"</h2>
+                        {if mine.items.is_empty() {
+                            view! { <p class="empty">"You have no API token."</p> }.into_any()
+                        } else {
+                            view! { <TokenTable items=mine.items revoke /> }.into_any()
+                        }}
+                    </section>
+                    <section class="panel" aria-labelledby="new-token-h">
+                        <h2 id="new-token-h">"New token"</h2>
+                        <ActionForm action=create attr:class="form" attr:id="new-token">
+                            <label for="token-name">"Name"</label>
+                            <input type="text" id="token-name" name="name" required maxlength="100" placeholder="laptop script" />
+                            <FieldError latest=created flash field="name" />
+                            <fieldset>
+                                <legend>"Scopes"</legend>
+                                {mine.scopes.into_iter().map(|word| {
+                                    let help = scope_help(&word);
+                                    let checked = word == "read";
+                                    view! {
+                                        <label class="check">
+                                            <input type="checkbox" name=format!("scopes[{word}]") checked=checked />
+                                            " " <code>{word.clone()}</code> {format!(" — {help}")}
+                                        </label>
+                                    }
+                                }).collect_view()}
+                            </fieldset>
+                            <FieldError latest=created flash field="scopes" />
+                            <label for="token-days">"Lasts (days)"</label>
+                            <input type="number" id="token-days" name="days" min="1" max=mine.max_days value="30" required />
+                            <FieldError latest=created flash field="days" />
+                            <p><button type="submit" class="btn">"Make token"</button></p>
+                        </ActionForm>
+                    </section>
+                }.into_any(),
+                Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn TokenTable(items: Vec<TokenView>, revoke: ServerAction<RevokeMyToken>) -> impl IntoView {
+    view! {
+        <table class="table" id="tokens">
+            <thead>
+                <tr>
+                    <th>"Name"</th><th>"Scopes"</th><th>"Made"</th><th>"Expires"</th><th>"Last used"</th><th>"State"</th>
+                    <th><span class="sr-only">"Actions"</span></th>
+                </tr>
+            </thead>
+            <tbody>
+                {items.into_iter().map(|t| {
+                    let state = if t.revoked_at.is_some() { "Revoked" } else if t.active { "Active" } else { "Expired" };
+                    view! {
+                        <tr id=format!("token-{}", t.id)>
+                            <td>{t.name.clone()}</td>
+                            <td>{t.scopes.join(", ")}</td>
+                            <td><Time ms=t.created_at /></td>
+                            <td><Time ms=t.expires_at /></td>
+                            <td>{match t.last_used_at {
+                                Some(ms) => view! { <Time ms /> }.into_any(),
+                                None => view! { <span class="muted">"never"</span> }.into_any(),
+                            }}</td>
+                            <td><span class="tag">{state}</span></td>
+                            <td>{t.active.then(|| view! {
+                                <ActionForm action=revoke attr:class="inline">
+                                    <input type="hidden" name="token_id" value=t.id />
+                                    <button type="submit" class="btn-link">"Revoke"</button>
+                                </ActionForm>
+                            })}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
