@@ -540,6 +540,7 @@ pub struct WhatIf {
 
 /// A person a picker offers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PersonOption {
     pub id: i64,
     pub name: String,
@@ -558,6 +559,7 @@ pub struct AssignmentFilter {
 
 /// One assignment in a package's admin list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PackageAssignment {
     pub id: i64,
     pub user_id: i64,

@@ -14,7 +14,9 @@ use super::{body, path_id, query, Caller, Problem};
 use crate::domain::ids::{CatalogId, PackageId};
 use crate::domain::model::AccessPackage;
 use crate::domain::token::Scope;
-use crate::views::{AuditEventView, AuditFilter, CatalogList, CatalogSummary, Page};
+use crate::views::{
+    AssignmentFilter, AuditEventView, AuditFilter, CatalogList, CatalogSummary, PackageAssignment, Page, PersonOption,
+};
 
 /// The `ETag` of an object at `version`.
 fn etag(version: i64) -> HeaderValue {
@@ -52,9 +54,7 @@ fn matching(headers: &HeaderMap, current: i64) -> Result<i64, Problem> {
 }
 
 #[utoipa::path(get, path = "/api/v1/catalogs", tag = "catalogs", security(("bearer" = ["admin"])),
-    responses((status = 200, body = CatalogList, description = "The catalogs the caller manages (every one for administrators)"),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = CatalogList, description = "The catalogs the caller manages (every one for administrators)")))]
 pub(super) async fn catalogs(caller: Caller) -> Result<Json<CatalogList>, Problem> {
     let actor = caller.with(Scope::Admin)?;
     Ok(Json(caller.service.admin_catalogs(actor).await?))
@@ -74,8 +74,6 @@ pub(super) struct NewCatalog {
 
 #[utoipa::path(post, path = "/api/v1/catalogs", tag = "catalogs", security(("bearer" = ["admin"])), request_body = NewCatalog,
     responses((status = 201, body = CatalogSummary, description = "Made; `Location` is its address"),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json", description = "A catalog has that name"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn create_catalog(
@@ -102,9 +100,7 @@ pub(super) async fn create_catalog(
 }
 
 #[utoipa::path(get, path = "/api/v1/catalogs/{id}", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
-    responses((status = 200, body = CatalogSummary), (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = CatalogSummary), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn catalog(
     caller: Caller,
     id: Result<Path<i64>, PathRejection>,
@@ -149,8 +145,6 @@ fn with_etag(p: AccessPackage) -> Response {
 
 #[utoipa::path(get, path = "/api/v1/packages/{id}/settings", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
     responses((status = 200, body = PackageSettings, headers(("ETag" = String, description = "Send it back as If-Match to change them"))),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn package_settings(
     caller: Caller,
@@ -175,8 +169,6 @@ pub(super) struct SettingsChange {
 #[utoipa::path(patch, path = "/api/v1/packages/{id}/settings", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
     request_body = SettingsChange,
     responses((status = 200, body = PackageSettings, headers(("ETag" = String))),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json", description = "Another package of the catalog has that name"),
               (status = 412, body = Problem, content_type = "application/problem+json", description = "Changed since the ETag sent was read"),
@@ -232,8 +224,6 @@ pub(super) struct AuditQuery {
 
 #[utoipa::path(get, path = "/api/v1/audit-events", tag = "audit", security(("bearer" = ["admin"])), params(AuditQuery),
     responses((status = 200, body = Page<AuditEventView>, description = "Events newest first"),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn audit_events(
     caller: Caller,
@@ -249,7 +239,128 @@ pub(super) async fn audit_events(
         from: q.from.unwrap_or_default(),
         to: q.to.unwrap_or_default(),
     };
-    let before =
-        q.cursor.map(|c| c.parse().map_err(|_| Problem::invalid(Some("cursor"), "not a cursor"))).transpose()?;
-    Ok(Json(caller.service.audit_log(actor, &filter, before).await?))
+    Ok(Json(caller.service.audit_log(actor, &filter, cursor(q.cursor)?).await?))
+}
+
+/// A package's assignments: which, and from where.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct AssignmentQuery {
+    /// `live` (the default), `ended`, `all`, or one state's word.
+    state: Option<String>,
+    /// The start of a person's email or name.
+    q: Option<String>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/packages/{id}/assignments", tag = "catalogs", security(("bearer" = ["admin"])),
+    params(("id" = i64, Path), AssignmentQuery),
+    responses((status = 200, body = Page<PackageAssignment>, description = "Newest first"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn package_assignments(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    q: Result<Query<AssignmentQuery>, QueryRejection>,
+) -> Result<Json<Page<PackageAssignment>>, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let id = PackageId(path_id(id)?);
+    let q = query(q)?;
+    let filter = AssignmentFilter { state: q.state.unwrap_or_default(), q: q.q.unwrap_or_default() };
+    let before = cursor(q.cursor)?;
+    let reader = caller.service.package_reader(actor, id).await?;
+    Ok(Json(reader.package_assignments(id, &filter, before).await?.assignments))
+}
+
+/// A keyset cursor as a page's `next` gave it.
+fn cursor(c: Option<String>) -> Result<Option<i64>, Problem> {
+    c.map(|c| c.parse().map_err(|_| Problem::invalid(Some("cursor"), "not a cursor"))).transpose()
+}
+
+/// Assigning someone directly (an `admin_add` request, approved by its maker).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewAssignment {
+    /// The person: their email, or their id.
+    person: String,
+    /// Under which of the package's policies.
+    policy_id: i64,
+    /// From this day (`YYYY-MM-DD`, UTC); left out: now.
+    start: Option<String>,
+    /// Until this day (`YYYY-MM-DD`, UTC); left out: as long as the policy allows.
+    end: Option<String>,
+    #[serde(default)]
+    justification: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/packages/{id}/assignments", tag = "catalogs", security(("bearer" = ["admin"])),
+    params(("id" = i64, Path)), request_body = NewAssignment,
+    responses((status = 201, body = super::Outcome, description = "Assigned (or stopped, with the reason in `state`)"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "Already assigned, or separation of duties"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn assign(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    b: Result<Json<NewAssignment>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let id = PackageId(path_id(id)?);
+    let manager = caller.service.assignment_manager_of(actor, id).await?;
+    let b = body(b)?;
+    super::at_most("person", &b.person, 320)?;
+    super::at_most("justification", &b.justification, crate::ui::api::MAX_JUSTIFICATION)?;
+    let (start, end) = (b.start.unwrap_or_default(), b.end.unwrap_or_default());
+    let policy = crate::domain::ids::PolicyId(b.policy_id);
+    let outcome = manager.assign_person(id, &b.person, policy, (&start, &end), &b.justification).await?;
+    Ok((StatusCode::CREATED, Json(super::Outcome::from(outcome))).into_response())
+}
+
+/// Why an assignment is taken back.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct RemovalQuery {
+    reason: Option<String>,
+}
+
+#[utoipa::path(delete, path = "/api/v1/packages/{id}/assignments/{assignment}", tag = "catalogs", security(("bearer" = ["admin"])),
+    params(("id" = i64, Path), ("assignment" = i64, Path), RemovalQuery),
+    responses((status = 204, description = "Removed: the access is being taken back"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "It ended already"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn remove_assignment(
+    caller: Caller,
+    ids: Result<Path<(i64, i64)>, PathRejection>,
+    q: Result<Query<RemovalQuery>, QueryRejection>,
+) -> Result<StatusCode, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let (package, assignment) = ids.map(|Path(ids)| ids).map_err(|e| Problem::invalid(Some("id"), e.body_text()))?;
+    let package = PackageId(package);
+    let reason = query(q)?.reason.unwrap_or_default();
+    super::at_most("reason", &reason, crate::ui::api::MAX_JUSTIFICATION)?;
+    let manager = caller.service.assignment_manager_of(actor, package).await?;
+    manager.remove_from_package(package, crate::domain::ids::AssignmentId(assignment), &reason).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// People to find.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PeopleQuery {
+    /// The start of their email or name.
+    q: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/people", tag = "catalogs", security(("bearer" = ["admin"])), params(PeopleQuery),
+    responses((status = 200, body = Vec<PersonOption>, description = "Active people whose email or name starts so, for those who give roles or access"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn people(
+    caller: Caller,
+    q: Result<Query<PeopleQuery>, QueryRejection>,
+) -> Result<Json<Vec<PersonOption>>, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let q = query(q)?;
+    super::at_most("q", &q.q, crate::ui::api::MAX_SEARCH)?;
+    Ok(Json(caller.service.find_people(actor, &q.q).await?))
 }

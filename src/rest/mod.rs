@@ -62,6 +62,9 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::catalog))
         .routes(routes!(admin::package_settings, admin::change_package_settings))
         .routes(routes!(admin::audit_events))
+        .routes(routes!(admin::package_assignments, admin::assign))
+        .routes(routes!(admin::remove_assignment))
+        .routes(routes!(admin::people))
 }
 
 #[derive(OpenApi)]
@@ -101,9 +104,10 @@ impl utoipa::Modify for BearerScheme {
     }
 }
 
-/// Answers any operation may give, declared on each: 429 (the rate limit at the edge, before
-/// any handler) everywhere, and 422 wherever the path has an id (one that is not a number).
-/// Each is one response in the components, named by the operations.
+/// Answers any operation may give, declared on each: 401 and 403 everywhere (every operation
+/// takes a token, and checks its scope before anything else), 429 (the rate limit at the
+/// edge, before any handler) everywhere, and 422 wherever the path has an id (one that is not
+/// a number). Each is one response in the components, named by the operations.
 struct CommonAnswers;
 
 impl utoipa::Modify for CommonAnswers {
@@ -121,11 +125,20 @@ impl utoipa::Modify for CommonAnswers {
             problem("Too many calls from this address: wait `Retry-After` seconds. Nothing was changed."),
         );
         components.responses.insert("BadId".into(), problem("The id in the path is not a number"));
+        components
+            .responses
+            .insert("Unauthenticated".into(), problem("No API token, or one unknown, expired or revoked"));
+        components
+            .responses
+            .insert("Forbidden".into(), problem("The token lacks the operation's scope, or its owner may not do this"));
         for (path, item) in openapi.paths.paths.iter_mut() {
             let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
             for operation in operations.into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
                 responses.insert("429".into(), RefOr::Ref(Ref::from_response_name("TooManyRequests")));
+                for (status, name) in [("401", "Unauthenticated"), ("403", "Forbidden")] {
+                    responses.entry(status.into()).or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+                }
                 if path.contains("{id}") {
                     responses.entry("422".into()).or_insert_with(|| RefOr::Ref(Ref::from_response_name("BadId")));
                 }
@@ -227,8 +240,7 @@ struct Me {
 }
 
 #[utoipa::path(get, path = "/api/v1/me", tag = "me", security(("bearer" = ["read"])),
-    responses((status = 200, body = Me), (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Me)))]
 async fn me(caller: Caller) -> Result<Json<Me>, Problem> {
     let actor = caller.with(Scope::Read)?;
     Ok(Json(Me {
@@ -261,9 +273,7 @@ struct PackageQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/packages", tag = "packages", security(("bearer" = ["read"])), params(PackageQuery),
-    responses((status = 200, body = Page<PackageCard>), (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<PackageCard>), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn packages(
     caller: Caller,
     q: Result<Query<PackageQuery>, QueryRejection>,
@@ -278,9 +288,7 @@ async fn packages(
 }
 
 #[utoipa::path(get, path = "/api/v1/packages/{id}", tag = "packages", security(("bearer" = ["read"])), params(("id" = i64, Path)),
-    responses((status = 200, body = PackageDetail), (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = PackageDetail), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn package(caller: Caller, id: Result<Path<i64>, PathRejection>) -> Result<Json<PackageDetail>, Problem> {
     let actor = caller.with(Scope::Read)?;
     Ok(Json(caller.service.package_detail(actor, PackageId(path_id(id)?)).await?))
@@ -292,9 +300,7 @@ fn row_cursor(q: PageQuery) -> Option<i64> {
 }
 
 #[utoipa::path(get, path = "/api/v1/requests", tag = "requests", security(("bearer" = ["read"])), params(PageQuery),
-    responses((status = 200, body = Page<RequestView>, description = "The caller's requests, newest first"),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<RequestView>, description = "The caller's requests, newest first")))]
 async fn my_requests(
     caller: Caller,
     q: Result<Query<PageQuery>, QueryRejection>,
@@ -343,8 +349,6 @@ fn millis(field: &str, at: Option<i64>) -> Result<Option<chrono::DateTime<chrono
 
 #[utoipa::path(post, path = "/api/v1/requests", tag = "requests", security(("bearer" = ["request"])), request_body = NewRequestBody,
     responses((status = 201, body = Outcome, description = "Filed; `state` says whether it waits for approval, was granted, or was stopped (`rejected`, with the reason)"),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -374,9 +378,7 @@ async fn submit_request(caller: Caller, b: Result<Json<NewRequestBody>, JsonReje
 }
 
 #[utoipa::path(post, path = "/api/v1/requests/{id}/cancel", tag = "requests", security(("bearer" = ["request"])), params(("id" = i64, Path)),
-    responses((status = 200, body = Outcome), (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = Outcome), (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn cancel_request(caller: Caller, id: Result<Path<i64>, PathRejection>) -> Result<Json<Outcome>, Problem> {
     let actor = caller.with(Scope::Request)?;
@@ -403,9 +405,7 @@ enum DecisionWord {
 
 #[utoipa::path(post, path = "/api/v1/requests/{id}/decision", tag = "requests", security(("bearer" = ["decide"])), params(("id" = i64, Path)),
     request_body = DecisionBody,
-    responses((status = 200, body = Outcome), (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = Outcome), (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json", description = "Someone decided first, or the request ended"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn decide(
@@ -426,9 +426,7 @@ async fn decide(
 }
 
 #[utoipa::path(get, path = "/api/v1/approvals", tag = "requests", security(("bearer" = ["read"])), params(PageQuery),
-    responses((status = 200, body = Page<ApprovalItem>, description = "Requests waiting for the caller's decision, oldest first"),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<ApprovalItem>, description = "Requests waiting for the caller's decision, oldest first")))]
 async fn approvals(
     caller: Caller,
     q: Result<Query<PageQuery>, QueryRejection>,
@@ -438,9 +436,7 @@ async fn approvals(
 }
 
 #[utoipa::path(get, path = "/api/v1/assignments", tag = "assignments", security(("bearer" = ["read"])), params(PageQuery),
-    responses((status = 200, body = Page<AssignmentView>, description = "The caller's access, live first"),
-              (status = 401, body = Problem, content_type = "application/problem+json"),
-              (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<AssignmentView>, description = "The caller's access, live first")))]
 async fn my_access(
     caller: Caller,
     q: Result<Query<PageQuery>, QueryRejection>,

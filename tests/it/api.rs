@@ -20,7 +20,8 @@ on_both_databases!(
     every_operation_in_the_document_needs_a_token_and_its_scope,
     tokens_are_made_for_oneself_within_ones_rights_and_revoked_once,
     a_package_changes_only_from_the_version_its_changer_read,
-    the_admin_operations_answer_only_for_what_the_roles_reach
+    the_admin_operations_answer_only_for_what_the_roles_reach,
+    an_assignment_manager_assigns_and_removes_through_the_api
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -235,7 +236,7 @@ async fn every_operation_in_the_document_needs_a_token_and_its_scope(backend: Ba
     let mut operations = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         assert!(path.starts_with("/api/v1/"), "{path}");
-        let concrete = path.replace("{id}", &app.ids.developer_tools.0.to_string());
+        let concrete = path.replace("{id}", &app.ids.developer_tools.0.to_string()).replace("{assignment}", "1");
         for method in ["get", "post", "put", "patch", "delete"] {
             if item.get(method).is_none() {
                 continue;
@@ -569,4 +570,59 @@ async fn over_the_rate_limit_the_api_answers_problem_details() {
     assert_eq!(problem["type"], "urn:quartermaster:problem:rate-limited");
     assert!(headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     assert_eq!(answers[0].0, 200, "the first calls get through");
+}
+
+/// An assignment manager assigns, lists and removes through the API, as on the package's
+/// page; another catalog's owner is told the package does not exist; each change names the
+/// token in the audit trail.
+async fn an_assignment_manager_assigns_and_removes_through_the_api(backend: Backend) {
+    let app = app(backend).await;
+    let dev = app.ids.developer_tools.0;
+    let lucas = token(&app, app.ids.lucas, "read,admin").await;
+    let sofia = token(&app, app.ids.sofia, "read,admin").await;
+    let policy: i64 = sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
+        .bind(dev)
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    let path = format!("/api/v1/packages/{dev}/assignments");
+    let tom = json!({"person": "tom@quartermaster.example", "policy_id": policy, "justification": "audit season"});
+    let (status, problem) = call(&app, "POST", &path, Some(&sofia), Some(tom.clone())).await;
+    assert_eq!(status, 404, "not her catalog's: {problem}");
+    let (status, outcome) = call(&app, "POST", &path, Some(&lucas), Some(tom.clone())).await;
+    assert_eq!(status, 201, "{outcome}");
+    let (status, problem) = call(&app, "POST", &path, Some(&lucas), Some(tom)).await;
+    assert_eq!(status, 409, "already assigned: {problem}");
+
+    let (status, page) = call(&app, "GET", &format!("{path}?q=tom"), Some(&lucas), None).await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(items[0]["email"], "tom@quartermaster.example");
+    let assignment = items[0]["id"].as_i64().unwrap();
+    assert_eq!(call(&app, "GET", &format!("{path}?state=nonsense"), Some(&lucas), None).await.0, 422);
+
+    let one = format!("{path}/{assignment}?reason=left%20the%20team");
+    assert_eq!(call(&app, "DELETE", &one, Some(&sofia), None).await.0, 404);
+    let (status, _, body) = call_full(&app, "DELETE", &one, Some(&lucas), None).await;
+    assert_eq!((status.as_u16(), body), (204, Value::String(String::new())), "removed, nothing to say");
+    assert_eq!(call(&app, "DELETE", &one, Some(&lucas), None).await.0, 409, "it ended already");
+    let (status, page) = call(&app, "GET", &format!("{path}?q=tom&state=ended"), Some(&lucas), None).await;
+    assert_eq!((status.as_u16(), page["items"].as_array().unwrap().len()), (200, 1), "{page}");
+
+    let me = call(&app, "GET", "/api/v1/me", Some(&lucas), None).await.1;
+    let through = me["token"].as_i64().unwrap();
+    let audited = count(
+        &app,
+        &format!(
+            "SELECT COUNT(DISTINCT action) FROM audit_events WHERE token_id = {through} AND actor_id = {} \
+             AND object_type IN ('request', 'assignment')",
+            app.ids.lucas.0
+        ),
+    )
+    .await;
+    assert!(audited >= 2, "{audited} kinds of event name his token (assigning, removing)");
+    let (status, people) = call(&app, "GET", "/api/v1/people?q=to", Some(&lucas), None).await;
+    assert_eq!(status, 200, "{people}");
+    assert!(people.as_array().unwrap().iter().any(|p| p["email"] == "tom@quartermaster.example"), "{people}");
 }

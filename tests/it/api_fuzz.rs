@@ -265,7 +265,7 @@ async fn send(
     call: &Call,
     secret: &str,
 ) -> (u16, String, String) {
-    let path = op.path.replace("{id}", &call.id);
+    let path = op.path.replace("{id}", &call.id).replace("{assignment}", &call.id);
     let mut req = client.request(op.method.clone(), app.url(&path)).bearer_auth(secret).query(&call.query);
     if let Some(tag) = &call.if_match {
         req = req.header("if-match", tag);

@@ -201,6 +201,12 @@ const TABLE: &[(&str, &str)] = &[
     ("REST GET /api/v1/packages/{id}/settings", "DDDDDDADAAAD"),
     ("REST PATCH /api/v1/packages/{id}/settings", "DDDDDDADADAD"),
     ("REST GET /api/v1/audit-events", "DDDDDDDDDDAD"),
+    // A package's assignments: read by who holds a role in its catalog, changed by who may
+    // assign there (its owner, its package and assignment managers, administrators).
+    ("REST GET /api/v1/packages/{id}/assignments", "DDDDDDADAAAD"),
+    ("REST POST /api/v1/packages/{id}/assignments", "DDDDDDADAAAD"),
+    ("REST DELETE /api/v1/packages/{id}/assignments/{assignment}", "DDDDDDADAAAD"),
+    ("REST GET /api/v1/people", "DDDDDDAAAAAD"),
     // The metrics take an administrator's token with the `metrics` scope, never a session
     // (tests/it/metrics.rs).
     ("/metrics", "DDDDDDDDDDDD"),
@@ -1433,6 +1439,8 @@ fn rest_operation(
     match (method.as_str(), path) {
         ("GET", "/api/v1/packages/{id}" | "/api/v1/packages/{id}/settings") => (at(ids.developer_tools.0), None, None),
         ("GET", "/api/v1/catalogs/{id}") => (at(fx.catalog.0), None, None),
+        ("GET", "/api/v1/packages/{id}/assignments") => (at(ids.developer_tools.0), None, None),
+        ("GET", "/api/v1/people") => (format!("{path}?q=gr"), None, None),
         ("GET", _) => (path.to_owned(), None, None),
         ("POST", "/api/v1/requests") => (
             path.to_owned(),
@@ -1454,6 +1462,20 @@ fn rest_operation(
             at(ids.developer_tools.0),
             Some(json!({"description": "edited by the sweep"})),
             Some(Effect::Package(ids.developer_tools)),
+        ),
+        ("POST", "/api/v1/packages/{id}/assignments") => (
+            at(ids.developer_tools.0),
+            // Not Tom, whom the reviews' fixtures assign (the server function finds him removed
+            // by an earlier row): Kai does not hold it.
+            Some(
+                json!({"person": "kai@quartermaster.example", "policy_id": fx.dev_policy.0, "justification": "sweep"}),
+            ),
+            Some(Effect::LiveAssignments(ids.kai, ids.developer_tools)),
+        ),
+        ("DELETE", "/api/v1/packages/{id}/assignments/{assignment}") => (
+            at(ids.developer_tools.0).replace("{assignment}", &fx.remove.0.to_string()) + "?reason=sweep",
+            None,
+            Some(Effect::Assignment(fx.remove)),
         ),
         _ => panic!("{method} {path}: give the sweep its arguments and what it changes"),
     }
