@@ -216,7 +216,9 @@ fn router(state: AppState, rate_limits: std::sync::Arc<rate_limit::RateLimits>, 
     let routes = generate_route_list(App);
     let context = {
         let auth = state.auth.clone();
+        let fresh_secrets = crate::ui::api::FreshSecrets::default();
         move || {
+            provide_context(fresh_secrets.clone());
             provide_context(auth.service.clone());
             provide_context(crate::ui::DemoMode(auth.demo));
             provide_context(auth.sessions);

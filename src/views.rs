@@ -70,6 +70,8 @@ pub struct TokenList {
     pub scopes: Vec<String>,
     /// The longest a token may last, in days.
     pub max_days: u32,
+    /// The secret of the token just made by a plain form post, shown this once.
+    pub fresh_secret: Option<String>,
 }
 
 /// The time zone field's value for "automatic: the sign-in provider's" (an empty value would

@@ -207,7 +207,10 @@ test('a person makes an API token, sees it once, uses it and revokes it', async 
   await page.getByRole('button', { name: 'Make token' }).click();
   const notice = page.locator('.notices');
   await expect(notice).toContainText('not shown again');
-  const secret = ((await notice.textContent()) ?? '').match(/qm_[A-Za-z0-9_-]+/)?.[0] ?? '';
+  // With JavaScript the secret is in the answer's notice; without, on the page it goes back to
+  // (never in the session store).
+  const shown = t.project.name === 'js' ? notice : page.locator('#new-secret');
+  const secret = ((await shown.textContent()) ?? '').match(/qm_[A-Za-z0-9_-]+/)?.[0] ?? '';
   expect(secret).not.toBe('');
   const row = page.locator('#tokens tr', { hasText: name });
   await expect(row).toContainText('admin');

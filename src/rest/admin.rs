@@ -295,7 +295,7 @@ pub(super) struct NewAssignment {
 
 #[utoipa::path(post, path = "/api/v1/packages/{id}/assignments", tag = "catalogs", security(("bearer" = ["admin"])),
     params(("id" = i64, Path)), request_body = NewAssignment,
-    responses((status = 201, body = super::Outcome, description = "Assigned (or stopped, with the reason in `state`)"),
+    responses((status = 201, body = super::Outcome, description = "Assigned: the access is being delivered"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json", description = "Already assigned, or separation of duties"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -335,7 +335,8 @@ pub(super) async fn remove_assignment(
     q: Result<Query<RemovalQuery>, QueryRejection>,
 ) -> Result<StatusCode, Problem> {
     let actor = caller.with(Scope::Admin)?;
-    let (package, assignment) = ids.map(|Path(ids)| ids).map_err(|e| Problem::invalid(Some("id"), e.body_text()))?;
+    // The rejection's text names which of the two ids is not a number.
+    let (package, assignment) = ids.map(|Path(ids)| ids).map_err(|e| Problem::invalid(None, e.body_text()))?;
     let package = PackageId(package);
     let reason = query(q)?.reason.unwrap_or_default();
     super::at_most("reason", &reason, crate::ui::api::MAX_JUSTIFICATION)?;

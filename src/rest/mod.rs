@@ -104,10 +104,11 @@ impl utoipa::Modify for BearerScheme {
     }
 }
 
-/// Answers any operation may give, declared on each: 401 and 403 everywhere (every operation
-/// takes a token, and checks its scope before anything else), 429 (the rate limit at the
-/// edge, before any handler) everywhere, and 422 wherever the path has an id (one that is not
-/// a number). Each is one response in the components, named by the operations.
+/// Answers any operation may give, declared on each: 401 and 403 (every operation takes a
+/// token, and checks its scope before anything else), 422 (a path id that is not a number, a
+/// query string that cannot be read), 429 (the rate limit at the edge, before any handler),
+/// and 415 wherever a JSON body is taken (one sent as something else). Each is one response
+/// in the components, named by the operations.
 struct CommonAnswers;
 
 impl utoipa::Modify for CommonAnswers {
@@ -124,14 +125,18 @@ impl utoipa::Modify for CommonAnswers {
             "TooManyRequests".into(),
             problem("Too many calls from this address: wait `Retry-After` seconds. Nothing was changed."),
         );
-        components.responses.insert("BadId".into(), problem("The id in the path is not a number"));
+        components.responses.insert(
+            "Unreadable".into(),
+            problem("An id in the path is not a number, or the query string or body cannot be read"),
+        );
+        components.responses.insert("NotJson".into(), problem("The body is not sent as JSON"));
         components
             .responses
             .insert("Unauthenticated".into(), problem("No API token, or one unknown, expired or revoked"));
         components
             .responses
             .insert("Forbidden".into(), problem("The token lacks the operation's scope, or its owner may not do this"));
-        for (path, item) in openapi.paths.paths.iter_mut() {
+        for item in openapi.paths.paths.values_mut() {
             let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
             for operation in operations.into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
@@ -139,8 +144,9 @@ impl utoipa::Modify for CommonAnswers {
                 for (status, name) in [("401", "Unauthenticated"), ("403", "Forbidden")] {
                     responses.entry(status.into()).or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
                 }
-                if path.contains("{id}") {
-                    responses.entry("422".into()).or_insert_with(|| RefOr::Ref(Ref::from_response_name("BadId")));
+                responses.entry("422".into()).or_insert_with(|| RefOr::Ref(Ref::from_response_name("Unreadable")));
+                if operation.request_body.is_some() {
+                    responses.entry("415".into()).or_insert_with(|| RefOr::Ref(Ref::from_response_name("NotJson")));
                 }
             }
         }

@@ -185,7 +185,7 @@ impl Service {
     pub async fn my_tokens(&self, actor: &Actor) -> DomainResult<crate::views::TokenList> {
         let items = self.tokens(TokenBy::Person(actor), actor.id()).await?;
         let scopes = Scope::ALL.into_iter().filter(|s| may_give(actor, *s)).map(|s| s.word().to_owned()).collect();
-        Ok(crate::views::TokenList { items, scopes, max_days: MAX_TOKEN_DAYS })
+        Ok(crate::views::TokenList { items, scopes, max_days: MAX_TOKEN_DAYS, fresh_secret: None })
     }
 
     /// Revoke a token: its owner, an administrator, or the operator. Audited; revoking one

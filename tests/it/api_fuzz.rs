@@ -172,6 +172,8 @@ enum Body {
     Json(Value),
     /// Not JSON at all, sent as JSON.
     Raw(String),
+    /// JSON sent as plain text.
+    Plain(String),
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +184,8 @@ struct Call {
     body: Body,
     if_match: Option<String>,
     token: usize,
+    /// A query string that is not UTF-8 once decoded.
+    odd_query: bool,
 }
 
 fn call_for(doc: &Value, ops: &[Operation], index: usize) -> BoxedStrategy<Call> {
@@ -217,6 +221,7 @@ fn call_for(doc: &Value, ops: &[Operation], index: usize) -> BoxedStrategy<Call>
             }),
             1 => prop_oneof![Just(json!(null)), Just(json!([])), Just(json!("text")), Just(json!(7))].prop_map(Body::Json),
             1 => prop_oneof![Just("{".to_owned()), Just(String::new()), Just("\u{0}".to_owned())].prop_map(Body::Raw),
+            1 => Just(Body::Plain("{}".to_owned())),
         ]
         .boxed(),
     };
@@ -229,14 +234,15 @@ fn call_for(doc: &Value, ops: &[Operation], index: usize) -> BoxedStrategy<Call>
             1 => Just("garbage".to_owned()),
         ],
     );
-    (Just(index), id, query, body, if_match, 0..3usize)
-        .prop_map(|(op, id, query, body, if_match, token)| Call {
+    (Just(index), id, query, body, if_match, 0..3usize, prop::bool::weighted(0.05))
+        .prop_map(|(op, id, query, body, if_match, token, odd_query)| Call {
             op,
             id,
             query: query.into_iter().flatten().collect(),
             body,
             if_match,
             token,
+            odd_query,
         })
         .boxed()
 }
@@ -266,7 +272,8 @@ async fn send(
     secret: &str,
 ) -> (u16, String, String) {
     let path = op.path.replace("{id}", &call.id).replace("{assignment}", &call.id);
-    let mut req = client.request(op.method.clone(), app.url(&path)).bearer_auth(secret).query(&call.query);
+    let url = if call.odd_query { app.url(&format!("{path}?cursor=%FF")) } else { app.url(&path) };
+    let mut req = client.request(op.method.clone(), url).bearer_auth(secret).query(&call.query);
     if let Some(tag) = &call.if_match {
         req = req.header("if-match", tag);
     }
@@ -274,6 +281,7 @@ async fn send(
         Body::None => req,
         Body::Json(v) => req.json(v),
         Body::Raw(text) => req.header("content-type", "application/json").body(text.clone()),
+        Body::Plain(text) => req.header("content-type", "text/plain").body(text.clone()),
     };
     let res = req.send().await.unwrap();
     let status = res.status().as_u16();

@@ -1703,7 +1703,13 @@ async fn a_person_makes_uses_and_revokes_an_api_token_without_javascript(backend
     let made =
         plain_post(&app, &c, "/tokens", action, &[("name", "laptop"), ("days", "30"), ("scopes[read]", "on")]).await;
     assert!((300..400).contains(&made), "back to the page: {made}");
+    // The outcome waits in the session (in the database); the secret never does.
+    let sessions: Vec<String> =
+        sqlx::query_scalar("SELECT data FROM sessions").fetch_all(app.service.db().pool()).await.unwrap();
+    assert!(sessions.iter().any(|d| d.contains("laptop")), "the outcome waits in the session: {sessions:?}");
+    assert!(sessions.iter().all(|d| !d.contains("qm_")), "no secret in the session store: {sessions:?}");
     let page = app.page(&c, "/tokens").await;
+    assert!(page.contains("id=\"new-secret\""), "shown under “Your new token”");
     let secret: String = page
         .split("qm_")
         .nth(1)

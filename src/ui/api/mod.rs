@@ -65,7 +65,7 @@ mod server {
 
     /// Is this call a plain HTML form post (JavaScript off)? Then the answer is a redirect back
     /// to the page, and the outcome travels in the session to be shown there once.
-    fn is_plain_form_post() -> bool {
+    pub fn is_plain_form_post() -> bool {
         use_context::<http::request::Parts>()
             .and_then(|parts| parts.headers.get(http::header::ACCEPT).cloned())
             .and_then(|v| v.to_str().ok().map(|s| s.contains("text/html")))

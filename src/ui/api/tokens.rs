@@ -11,10 +11,53 @@ use crate::views::*;
 #[cfg(feature = "ssr")]
 use super::{ok, server, ticked};
 
+/// Secrets of tokens just made by a plain form post (JavaScript off), each waiting in this
+/// process's memory for the one page view that shows it: never in the session store, which
+/// is written to the database. A secret not shown within five minutes is dropped (the token
+/// stays, to be revoked). With JavaScript the secret comes back in the call's answer and is
+/// kept nowhere.
+#[cfg(feature = "ssr")]
+#[derive(Clone, Debug, Default)]
+pub struct FreshSecrets(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<SessionUser, Waiting>>>);
+
+/// A session's id and its signed-in person.
+#[cfg(feature = "ssr")]
+type SessionUser = (String, i64);
+/// A secret, and when it began to wait.
+#[cfg(feature = "ssr")]
+type Waiting = (String, std::time::Instant);
+
+#[cfg(feature = "ssr")]
+impl FreshSecrets {
+    const KEPT: std::time::Duration = std::time::Duration::from_secs(300);
+
+    fn put(&self, session: String, user: i64, secret: String) {
+        if let Ok(mut held) = self.0.lock() {
+            held.retain(|_, (_, at)| at.elapsed() < Self::KEPT);
+            held.insert((session, user), (secret, std::time::Instant::now()));
+        }
+    }
+
+    fn take(&self, session: String, user: i64) -> Option<String> {
+        let mut held = self.0.lock().ok()?;
+        held.remove(&(session, user)).filter(|(_, at)| at.elapsed() < Self::KEPT).map(|(secret, _)| secret)
+    }
+}
+
+/// The session's id, as the key of what waits for it.
+#[cfg(feature = "ssr")]
+async fn session_key() -> Option<String> {
+    server::session().await.ok()?.id().map(|id| id.to_string())
+}
+
 #[server(endpoint = "my_tokens")]
 pub async fn my_tokens() -> Result<TokenList, AppError> {
     let (service, actor) = server::actor().await?;
-    Ok(service.my_tokens(&actor).await?)
+    let mut list = service.my_tokens(&actor).await?;
+    if let (Some(fresh), Some(session)) = (leptos::prelude::use_context::<FreshSecrets>(), session_key().await) {
+        list.fresh_secret = fresh.take(session, actor.id().0);
+    }
+    Ok(list)
 }
 
 /// A token for the signed-in person: its name, a box per scope (`scopes[read]`, …: ticked,
@@ -43,6 +86,16 @@ pub async fn create_my_token(
             .map_err(|message| AppError::Invalid { field: Some("scopes".into()), message })?;
         let by = crate::service::tokens::TokenBy::Person(&actor);
         let (token, secret) = service.create_token(by, &actor, &name, &scopes, days).await?;
+        // Without JavaScript the outcome travels in the session: the secret does not.
+        if server::is_plain_form_post() {
+            let fresh = leptos::prelude::use_context::<FreshSecrets>().ok_or(AppError::Internal)?;
+            let session = session_key().await.ok_or(AppError::Internal)?;
+            fresh.put(session, actor.id().0, secret);
+            return Ok(ok(format!(
+                "Token “{}” made. Copy it now from “Your new token”: it is not shown again.",
+                token.name
+            )));
+        }
         Ok(ok(format!("Token “{}” made. Copy it now, it is not shown again: {secret}", token.name)))
     }
     .await;

@@ -52,6 +52,13 @@ fn TokensBody() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || tokens.get().map(|r| match r {
                 Ok(mine) => view! {
+                    {mine.fresh_secret.clone().map(|secret| view! {
+                        <section class="panel" aria-labelledby="fresh-h">
+                            <h2 id="fresh-h">"Your new token"</h2>
+                            <p>"Copy it now: it is not shown again."</p>
+                            <p><code id="new-secret">{secret}</code></p>
+                        </section>
+                    })}
                     <section class="panel" aria-labelledby="tokens-h">
                         <h2 id="tokens-h">"Your tokens"</h2>
                         {if mine.items.is_empty() {
