@@ -74,8 +74,7 @@ pub(super) struct NewCatalog {
 
 #[utoipa::path(post, path = "/api/v1/catalogs", tag = "catalogs", security(("bearer" = ["admin"])), request_body = NewCatalog,
     responses((status = 201, body = CatalogSummary, description = "Made; `Location` is its address"),
-              (status = 409, body = Problem, content_type = "application/problem+json", description = "A catalog has that name"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "A catalog has that name")))]
 pub(super) async fn create_catalog(
     caller: Caller,
     b: Result<Json<NewCatalog>, JsonRejection>,
@@ -172,7 +171,6 @@ pub(super) struct SettingsChange {
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json", description = "Another package of the catalog has that name"),
               (status = 412, body = Problem, content_type = "application/problem+json", description = "Changed since the ETag sent was read"),
-              (status = 422, body = Problem, content_type = "application/problem+json"),
               (status = 428, body = Problem, content_type = "application/problem+json", description = "No If-Match")))]
 pub(super) async fn change_package_settings(
     caller: Caller,
@@ -223,8 +221,7 @@ pub(super) struct AuditQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/audit-events", tag = "audit", security(("bearer" = ["admin"])), params(AuditQuery),
-    responses((status = 200, body = Page<AuditEventView>, description = "Events newest first"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<AuditEventView>, description = "Events newest first")))]
 pub(super) async fn audit_events(
     caller: Caller,
     q: Result<Query<AuditQuery>, QueryRejection>,
@@ -256,8 +253,7 @@ pub(super) struct AssignmentQuery {
 #[utoipa::path(get, path = "/api/v1/packages/{id}/assignments", tag = "catalogs", security(("bearer" = ["admin"])),
     params(("id" = i64, Path), AssignmentQuery),
     responses((status = 200, body = Page<PackageAssignment>, description = "Newest first"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub(super) async fn package_assignments(
     caller: Caller,
     id: Result<Path<i64>, PathRejection>,
@@ -297,8 +293,7 @@ pub(super) struct NewAssignment {
     params(("id" = i64, Path)), request_body = NewAssignment,
     responses((status = 201, body = super::Outcome, description = "Assigned: the access is being delivered"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json", description = "Already assigned, or separation of duties"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "Already assigned, or separation of duties")))]
 pub(super) async fn assign(
     caller: Caller,
     id: Result<Path<i64>, PathRejection>,
@@ -327,8 +322,7 @@ pub(super) struct RemovalQuery {
     params(("id" = i64, Path), ("assignment" = i64, Path), RemovalQuery),
     responses((status = 204, description = "Removed: the access is being taken back"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json", description = "It ended already"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "It ended already")))]
 pub(super) async fn remove_assignment(
     caller: Caller,
     ids: Result<Path<(i64, i64)>, PathRejection>,
@@ -354,8 +348,7 @@ pub(super) struct PeopleQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/people", tag = "catalogs", security(("bearer" = ["admin"])), params(PeopleQuery),
-    responses((status = 200, body = Vec<PersonOption>, description = "Active people whose email or name starts so, for those who give roles or access"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<PersonOption>, description = "Active people whose email or name starts so, for those who give roles or access")))]
 pub(super) async fn people(
     caller: Caller,
     q: Result<Query<PeopleQuery>, QueryRejection>,

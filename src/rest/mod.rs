@@ -279,7 +279,7 @@ struct PackageQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/packages", tag = "packages", security(("bearer" = ["read"])), params(PackageQuery),
-    responses((status = 200, body = Page<PackageCard>), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<PackageCard>)))]
 async fn packages(
     caller: Caller,
     q: Result<Query<PackageQuery>, QueryRejection>,
@@ -356,8 +356,7 @@ fn millis(field: &str, at: Option<i64>) -> Result<Option<chrono::DateTime<chrono
 #[utoipa::path(post, path = "/api/v1/requests", tag = "requests", security(("bearer" = ["request"])), request_body = NewRequestBody,
     responses((status = 201, body = Outcome, description = "Filed; `state` says whether it waits for approval, was granted, or was stopped (`rejected`, with the reason)"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+              (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn submit_request(caller: Caller, b: Result<Json<NewRequestBody>, JsonRejection>) -> Result<Response, Problem> {
     let actor = caller.with(Scope::Request)?;
     let b = body(b)?;
@@ -412,8 +411,7 @@ enum DecisionWord {
 #[utoipa::path(post, path = "/api/v1/requests/{id}/decision", tag = "requests", security(("bearer" = ["decide"])), params(("id" = i64, Path)),
     request_body = DecisionBody,
     responses((status = 200, body = Outcome), (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json", description = "Someone decided first, or the request ended"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "Someone decided first, or the request ended")))]
 async fn decide(
     caller: Caller,
     id: Result<Path<i64>, PathRejection>,

@@ -52,6 +52,16 @@ fn clean_description(description: &str) -> DomainResult<&str> {
     Ok(description)
 }
 
+/// A description as changed: checked when it differs from `before` (one kept from before the
+/// limit stays as it is).
+fn changed_description(before: &str, after: String) -> DomainResult<String> {
+    if after == before {
+        Ok(after)
+    } else {
+        Ok(clean_description(&after)?.to_owned())
+    }
+}
+
 fn unique(err: sqlx::Error, what: &str) -> DomainError {
     if is_unique_violation(&err) {
         DomainError::Conflict(format!("{what} with that name already exists"))
@@ -407,11 +417,7 @@ impl CatalogOwner<'_> {
         self.owns(changed.id, "catalog")?;
         let name = clean_name("name", &changed.name)?;
         let before = catalog::catalog(tx, changed.id).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
-        let description = if changed.description == before.description {
-            changed.description
-        } else {
-            clean_description(&changed.description)?.to_owned()
-        };
+        let description = changed_description(&before.description, changed.description)?;
         let after = Catalog { name, description, ..changed };
         if !catalog::update_catalog(tx, &after).await.map_err(|e| unique(e, "a catalog"))? {
             return Err(DomainError::not_found("catalog"));
@@ -618,12 +624,7 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         if changed.catalog_id != before.catalog_id {
             return Err(DomainError::invalid("catalog", "a package stays in its catalog"));
         }
-        // A description is checked when it changes (one kept from before the limit stays).
-        let description = if changed.description == before.description {
-            changed.description
-        } else {
-            clean_description(&changed.description)?.to_owned()
-        };
+        let description = changed_description(&before.description, changed.description)?;
         let after = AccessPackage { name: clean_name("name", &changed.name)?, description, ..changed };
         if !catalog::update_package(tx, &after, to_ms(now)).await.map_err(|e| unique(e, "a package in this catalog"))? {
             return Err(DomainError::Stale("someone else changed this package meanwhile; reload and try again".into()));
