@@ -384,6 +384,8 @@ pub struct CatalogSummary {
     pub externally_visible: bool,
     pub packages: i64,
     pub resources: i64,
+    /// The version a change names (the API's `ETag`).
+    pub version: i64,
 }
 
 /// The catalogs someone manages (all of them for administrators), and whether they may
@@ -406,6 +408,7 @@ pub struct RoleHolder {
 
 /// A resource of a catalog, with its roles.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CatalogResource {
     pub id: i64,
     pub name: String,
@@ -615,6 +618,7 @@ pub struct ChainStatus {
 
 /// A person as the admin area shows them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PersonSummary {
     pub id: i64,
     pub name: String,
@@ -628,6 +632,7 @@ pub struct PersonSummary {
 
 /// One approval stage's decision on the request that gave an assignment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DecisionStep {
     pub stage: i64,
     pub approver: String,
@@ -639,6 +644,7 @@ pub struct DecisionStep {
 /// Why a person has a package: the package and its catalog, the policy, the request (who
 /// asked, when, why — or who assigned it directly), each stage's decision, and the dates.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AccessExplain {
     pub assignment_id: i64,
     pub package_id: i64,
@@ -659,6 +665,7 @@ pub struct AccessExplain {
 /// What a person has, as far as the viewer may see (the catalogs they read; all for
 /// administrators), each line with its path; and the roles they hold.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PersonAccess {
     pub person: PersonSummary,
     pub roles: Vec<String>,
@@ -674,6 +681,7 @@ pub struct PersonAccess {
 
 /// A directory group, as the people page lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct GroupSummary {
     pub id: i64,
     pub name: String,
@@ -693,6 +701,7 @@ pub struct Directory {
 
 /// A sponsor of a connected organization: internal (one of ours) or external (one of theirs).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Sponsor {
     pub user_id: i64,
     pub name: String,
@@ -703,6 +712,7 @@ pub struct Sponsor {
 /// A connected resource system (SCIM, LDAP, webhook) as the connectors page shows it: where
 /// it is, its queue and failures, its last success and last error, and whether it is paused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ConnectorView {
     pub id: i64,
     pub name: String,
@@ -732,6 +742,7 @@ pub struct ConnectorView {
 
 /// A connected system's settings as its edit form shows them (each kind uses its own).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct EditableSettings {
     pub max_in_flight: u16,
     /// SCIM.
@@ -818,6 +829,7 @@ pub struct DriftReport {
 /// A connected organization: its guests sign in and request what its policies allow while it
 /// is `configured`; a `proposed` one is known but admits nobody.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ConnectedOrg {
     pub id: i64,
     pub name: String,
@@ -853,6 +865,7 @@ pub struct DeputyPanel {
 
 /// An assignment a reviewer is asked about.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ReviewItemView {
     pub id: i64,
     pub package: String,
@@ -874,6 +887,7 @@ pub struct ReviewItemView {
 
 /// A review as its owners see it: its progress and what it decided.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ReviewView {
     pub id: i64,
     pub package_id: i64,

@@ -75,6 +75,8 @@ pub struct Catalog {
     pub description: String,
     pub enabled: bool,
     pub externally_visible: bool,
+    /// Bumped by each change; a change names the version it was made from.
+    pub version: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

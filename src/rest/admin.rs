@@ -15,7 +15,8 @@ use crate::domain::ids::{CatalogId, PackageId};
 use crate::domain::model::AccessPackage;
 use crate::domain::token::Scope;
 use crate::views::{
-    AssignmentFilter, AuditEventView, AuditFilter, CatalogList, CatalogSummary, PackageAssignment, Page, PersonOption,
+    AssignmentFilter, AuditEventView, AuditFilter, CatalogList, CatalogResource, CatalogSummary, GroupSummary,
+    PackageAssignment, Page, PersonAccess, PersonOption,
 };
 
 /// The `ETag` of an object at `version`.
@@ -92,6 +93,7 @@ pub(super) async fn create_catalog(
         externally_visible: b.externally_visible,
         packages: 0,
         resources: 0,
+        version: 1,
     };
     let location = HeaderValue::from_str(&format!("/api/v1/catalogs/{}", id.0))
         .map_err(|e| crate::domain::DomainError::Internal(e.to_string()))?;
@@ -99,14 +101,79 @@ pub(super) async fn create_catalog(
 }
 
 #[utoipa::path(get, path = "/api/v1/catalogs/{id}", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
-    responses((status = 200, body = CatalogSummary), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub(super) async fn catalog(
-    caller: Caller,
-    id: Result<Path<i64>, PathRejection>,
-) -> Result<Json<CatalogSummary>, Problem> {
+    responses((status = 200, body = CatalogSummary, headers(("ETag" = String, description = "Send it back as If-Match to change it"))),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn catalog(caller: Caller, id: Result<Path<i64>, PathRejection>) -> Result<Response, Problem> {
     let actor = caller.with(Scope::Admin)?;
     let reader = caller.service.catalog_reader(actor, CatalogId(path_id(id)?))?;
-    Ok(Json(reader.admin_view().await?.summary))
+    Ok(catalog_with_etag(reader.admin_view().await?.summary))
+}
+
+fn catalog_with_etag(summary: CatalogSummary) -> Response {
+    ([(header::ETAG, etag(summary.version))], Json(summary)).into_response()
+}
+
+/// The catalog settings to change; those left out stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CatalogChange {
+    name: Option<String>,
+    description: Option<String>,
+    /// Nobody may ask for the packages of a disabled catalog; what was granted stays.
+    enabled: Option<bool>,
+    /// Whether people of connected organizations may ask for its packages.
+    externally_visible: Option<bool>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/catalogs/{id}", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    request_body = CatalogChange,
+    responses((status = 200, body = CatalogSummary, headers(("ETag" = String))),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "Another catalog has that name"),
+              (status = 412, body = Problem, content_type = "application/problem+json", description = "Changed since the ETag sent was read"),
+              (status = 428, body = Problem, content_type = "application/problem+json", description = "No If-Match")))]
+pub(super) async fn change_catalog(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    headers: HeaderMap,
+    b: Result<Json<CatalogChange>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let id = CatalogId(path_id(id)?);
+    let owner = caller.service.catalog_owner(actor, id)?;
+    let b = body(b)?;
+    if let Some(description) = &b.description {
+        super::at_most("description", description, 2000)?;
+    }
+    let now = owner.settings().await?;
+    // Made against the version the caller read; the update is guarded by it (412 when
+    // another change came between this read and the write).
+    let version = matching(&headers, now.version)?;
+    let changed = crate::domain::model::Catalog {
+        name: b.name.unwrap_or_else(|| now.name.clone()),
+        description: b.description.map_or_else(|| now.description.clone(), |d| d.trim().to_owned()),
+        enabled: b.enabled.unwrap_or(now.enabled),
+        externally_visible: b.externally_visible.unwrap_or(now.externally_visible),
+        version,
+        ..now.clone()
+    };
+    if changed != now {
+        owner.update_catalog(changed).await?;
+    }
+    Ok(catalog_with_etag(owner.admin_view().await?.summary))
+}
+
+#[utoipa::path(delete, path = "/api/v1/catalogs/{id}", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    responses((status = 204, description = "Deleted; its history stays in the audit trail"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "Its packages are in use")))]
+pub(super) async fn delete_catalog(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<StatusCode, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    caller.service.catalog_owner(actor, CatalogId(path_id(id)?))?.delete_catalog().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A package's settings, as its managers change them.
@@ -269,7 +336,7 @@ pub(super) async fn package_assignments(
 }
 
 /// A keyset cursor as a page's `next` gave it.
-fn cursor(c: Option<String>) -> Result<Option<i64>, Problem> {
+pub(super) fn cursor(c: Option<String>) -> Result<Option<i64>, Problem> {
     c.map(|c| c.parse().map_err(|_| Problem::invalid(Some("cursor"), "not a cursor"))).transpose()
 }
 
@@ -329,8 +396,7 @@ pub(super) async fn remove_assignment(
     q: Result<Query<RemovalQuery>, QueryRejection>,
 ) -> Result<StatusCode, Problem> {
     let actor = caller.with(Scope::Admin)?;
-    // The rejection's text names which of the two ids is not a number.
-    let (package, assignment) = ids.map(|Path(ids)| ids).map_err(|e| Problem::invalid(None, e.body_text()))?;
+    let (package, assignment) = super::path_ids(ids)?;
     let package = PackageId(package);
     let reason = query(q)?.reason.unwrap_or_default();
     super::at_most("reason", &reason, crate::ui::api::MAX_JUSTIFICATION)?;
@@ -357,4 +423,79 @@ pub(super) async fn people(
     let q = query(q)?;
     super::at_most("q", &q.q, crate::ui::api::MAX_SEARCH)?;
     Ok(Json(caller.service.find_people(actor, &q.q).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/catalogs/{id}/resources", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<CatalogResource>, description = "The catalog's resources, with their roles"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn catalog_resources(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<Vec<CatalogResource>>, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let reader = caller.service.catalog_reader(actor, CatalogId(path_id(id)?))?;
+    Ok(Json(reader.admin_view().await?.resources))
+}
+
+/// A resource to add to a catalog, from a resource system, with its roles.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewResource {
+    /// The system it is in (the built-in one takes any name).
+    system_id: i64,
+    name: String,
+    #[serde(default)]
+    description: String,
+    /// Its roles' names: what packages can grant.
+    roles: Vec<String>,
+}
+
+/// The roles a new resource has, by id.
+#[derive(Serialize, ToSchema)]
+pub(super) struct NewRoles {
+    role_ids: Vec<i64>,
+}
+
+#[utoipa::path(post, path = "/api/v1/catalogs/{id}/resources", tag = "catalogs", security(("bearer" = ["admin"])),
+    params(("id" = i64, Path)), request_body = NewResource,
+    responses((status = 201, body = NewRoles, description = "Added: packages of the catalog can grant its roles"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "The catalog has a resource of that name")))]
+pub(super) async fn add_resource(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    b: Result<Json<NewResource>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let owner = caller.service.catalog_owner(actor, CatalogId(path_id(id)?))?;
+    let b = body(b)?;
+    super::at_most("description", &b.description, 2000)?;
+    if b.roles.len() > 100 {
+        return Err(Problem::invalid(Some("roles"), "at most 100 roles"));
+    }
+    let roles: Vec<&str> = b.roles.iter().map(|r| r.trim()).filter(|r| !r.is_empty()).collect();
+    for role in &roles {
+        super::at_most("roles", role, crate::ui::api::MAX_NAME)?;
+    }
+    let system = crate::domain::ids::ResourceSystemId(b.system_id);
+    let ids = owner.add_resource(system, &b.name, &b.description, &roles).await?;
+    Ok((StatusCode::CREATED, Json(NewRoles { role_ids: ids.into_iter().map(|r| r.0).collect() })).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/people/{id}/access", tag = "people", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    responses((status = 200, body = PersonAccess, description = "What they have in the catalogs the caller reads, each line with how they got it"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn person_access(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<PersonAccess>, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    Ok(Json(caller.service.person_access(actor, crate::domain::ids::UserId(path_id(id)?)).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/groups", tag = "people", security(("bearer" = ["admin"])),
+    responses((status = 200, body = Vec<GroupSummary>, description = "The directory's groups, by name, with where each comes from (administrators)")))]
+pub(super) async fn groups(caller: Caller) -> Result<Json<Vec<GroupSummary>>, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    Ok(Json(caller.service.directory_groups(actor).await?))
 }

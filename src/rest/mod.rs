@@ -9,6 +9,7 @@
 
 mod admin;
 mod docs;
+mod governance;
 mod problem;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -59,12 +60,26 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(approvals))
         .routes(routes!(my_access))
         .routes(routes!(admin::catalogs, admin::create_catalog))
-        .routes(routes!(admin::catalog))
+        .routes(routes!(admin::catalog, admin::change_catalog, admin::delete_catalog))
         .routes(routes!(admin::package_settings, admin::change_package_settings))
         .routes(routes!(admin::audit_events))
         .routes(routes!(admin::package_assignments, admin::assign))
         .routes(routes!(admin::remove_assignment))
         .routes(routes!(admin::people))
+        .routes(routes!(admin::person_access))
+        .routes(routes!(admin::groups))
+        .routes(routes!(admin::catalog_resources, admin::add_resource))
+        .routes(routes!(governance::review_items))
+        .routes(routes!(governance::answer_review))
+        .routes(routes!(governance::reviews))
+        .routes(routes!(governance::end_review))
+        .routes(routes!(governance::apply_review))
+        .routes(routes!(governance::organizations, governance::create_organization))
+        .routes(routes!(governance::add_sponsor))
+        .routes(routes!(governance::remove_sponsor))
+        .routes(routes!(governance::connectors))
+        .routes(routes!(governance::test_connector))
+        .routes(routes!(governance::retry_connector))
 }
 
 #[derive(OpenApi)]
@@ -90,6 +105,10 @@ fn operations() -> OpenApiRouter<AppState> {
         (name = "assignments", description = "The caller's access"),
         (name = "catalogs", description = "Catalogs and their packages, for those who manage them"),
         (name = "audit", description = "The audit trail, for those who may read it"),
+        (name = "people", description = "People, what they have and why, and the directory's groups"),
+        (name = "reviews", description = "Access reviews: answering them, and running them"),
+        (name = "organizations", description = "Connected organizations and their sponsors (administrators)"),
+        (name = "connectors", description = "Connected systems access is provisioned into (administrators)"),
     )
 )]
 struct ApiDoc;
@@ -213,6 +232,11 @@ pub(crate) fn bearer_secret(headers: &axum::http::HeaderMap) -> Option<String> {
 /// A query the API could not read: 422, saying why.
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
     q.map(|Query(q)| q).map_err(|e| Problem::unreadable(e.status(), e.body_text()))
+}
+
+/// Two ids in the path: 422 when one is not a number (the text names which).
+fn path_ids(p: Result<Path<(i64, i64)>, PathRejection>) -> Result<(i64, i64), Problem> {
+    p.map(|Path(ids)| ids).map_err(|e| Problem::invalid(None, e.body_text()))
 }
 
 /// An id in the path the API could not read: 422.

@@ -419,9 +419,16 @@ impl CatalogOwner<'_> {
         let before = catalog::catalog(tx, changed.id).await?.ok_or_else(|| DomainError::not_found("catalog"))?;
         let description = changed_description(&before.description, changed.description)?;
         let after = Catalog { name, description, ..changed };
-        if !catalog::update_catalog(tx, &after).await.map_err(|e| unique(e, "a catalog"))? {
-            return Err(DomainError::not_found("catalog"));
+        // Guarded by the version the change was made from: the lock held keeps the check and
+        // the write together, and the update's own guard says the same in SQL.
+        let stale = || DomainError::Stale("someone else changed this catalog meanwhile; reload and try again".into());
+        if after.version != before.version {
+            return Err(stale());
         }
+        if !catalog::update_catalog(tx, &after).await.map_err(|e| unique(e, "a catalog"))? {
+            return Err(stale());
+        }
+        let after = Catalog { version: after.version + 1, ..after };
         Ok(AuditEvent::new(Some(self.actor.id()), "catalog.updated", "catalog", after.id.0)
             .before(json!(before))
             .after(json!(after)))

@@ -35,6 +35,7 @@ pub const PICKER_LIMIT: i64 = 10;
 
 fn summary(row: catalog::CatalogSummaryRow) -> CatalogSummary {
     CatalogSummary {
+        version: row.catalog.version,
         id: row.catalog.id.0,
         name: row.catalog.name,
         description: row.catalog.description,
@@ -210,14 +211,23 @@ impl Service {
         people.truncate(DIRECTORY_PAGE as usize);
         let next =
             if more { people.last().map(|u| super::catalog::encode_cursor(&u.display_name, u.id.0)) } else { None };
-        let groups = directory::group_summaries(&mut conn, 500)
-            .await?
-            .into_iter()
-            .map(|(id, name, source, members)| GroupSummary { id: id.0, name, source, members })
-            .collect();
+        drop(conn);
+        let groups = self.directory_groups(actor).await?;
         let items =
             people.into_iter().map(|u| PersonOption { id: u.id.0, name: u.display_name, email: u.email }).collect();
         Ok(Directory { may_browse: true, people: Page { items, next, as_of: now }, groups })
+    }
+
+    /// The directory's groups, by name (administrators: the directory is theirs to browse).
+    #[tracing::instrument(name = "directory_groups", skip_all, fields(actor = actor.id().0))]
+    pub async fn directory_groups(&self, actor: &Actor) -> DomainResult<Vec<GroupSummary>> {
+        self.administrator(actor)?;
+        let mut conn = self.db.pool().acquire().await?;
+        Ok(directory::group_summaries(&mut conn, 500)
+            .await?
+            .into_iter()
+            .map(|(id, name, source, members)| GroupSummary { id: id.0, name, source, members })
+            .collect())
     }
 
     /// The one active person an entry of a picker names: an id the browser picked, or an
@@ -235,6 +245,13 @@ impl Service {
 }
 
 impl<S: Scope> super::capability::InCatalog<'_, S> {
+    /// The catalog's settings, with the version a change names.
+    #[tracing::instrument(name = "catalog_settings", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0))]
+    pub async fn settings(&self) -> DomainResult<crate::domain::model::Catalog> {
+        let mut conn = self.service.db.pool().acquire().await?;
+        catalog::catalog(&mut conn, self.catalog).await?.ok_or_else(|| DomainError::not_found("catalog"))
+    }
+
     /// The catalog's admin page.
     #[tracing::instrument(name = "catalog_admin", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0))]
     pub async fn admin_view(&self) -> DomainResult<CatalogAdmin> {

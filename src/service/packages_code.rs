@@ -612,15 +612,17 @@ impl Run<'_> {
                 let (id, event) =
                     creator.insert_catalog_in(tx, &spec.name, &spec.description, spec.externally_visible).await?;
                 events.push(event);
-                let made = Catalog {
+                let mut made = Catalog {
                     id,
                     name: spec.name.clone(),
                     description: spec.description.trim().to_owned(),
                     enabled: spec.enabled,
                     externally_visible: spec.externally_visible,
+                    version: 1,
                 };
                 if !spec.enabled {
                     events.push(service.catalog_owner(actor, id)?.update_catalog_in(tx, made.clone()).await?);
+                    made.version += 1;
                 }
                 self.current.catalogs.insert(made.name.clone(), made);
             }
@@ -640,7 +642,7 @@ impl Run<'_> {
                     }
                 };
                 events.push(service.catalog_owner(actor, had.id)?.update_catalog_in(tx, after.clone()).await?);
-                self.current.catalogs.insert(catalog.clone(), after);
+                self.current.catalogs.insert(catalog.clone(), Catalog { version: after.version + 1, ..after });
             }
             (Change::Added(_), Object::Resource { catalog, system, external_id }) => {
                 let spec = self

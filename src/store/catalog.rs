@@ -16,12 +16,13 @@ fn catalog_from_row(row: &AnyRow) -> Result<Catalog, sqlx::Error> {
         description: row.text("description")?,
         enabled: row.flag("enabled")?,
         externally_visible: row.flag("externally_visible")?,
+        version: row.int("version")?,
     })
 }
 
 pub async fn catalog(conn: &mut Conn, id: CatalogId) -> Result<Option<Catalog>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT id, name, description, enabled, externally_visible FROM catalogs WHERE id = $1 AND deleted_at IS NULL",
+        "SELECT id, name, description, enabled, externally_visible, version FROM catalogs WHERE id = $1 AND deleted_at IS NULL",
     )
     .bind(id.0)
     .fetch_optional(conn)
@@ -31,7 +32,7 @@ pub async fn catalog(conn: &mut Conn, id: CatalogId) -> Result<Option<Catalog>, 
 
 pub async fn catalogs(conn: &mut Conn) -> Result<Vec<Catalog>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT id, name, description, enabled, externally_visible FROM catalogs WHERE deleted_at IS NULL ORDER BY name",
+        "SELECT id, name, description, enabled, externally_visible, version FROM catalogs WHERE deleted_at IS NULL ORDER BY name",
     )
     .fetch_all(conn)
     .await?;
@@ -803,16 +804,18 @@ async fn insert_requestors(conn: &mut Conn, policy: PolicyId, requestors: &[Requ
 }
 
 /// Change a catalog's settings.
+/// Change a catalog, if it is still at `c.version` (the change makes the next one).
 pub async fn update_catalog(conn: &mut Conn, c: &Catalog) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE catalogs SET name = $1, description = $2, enabled = $3, externally_visible = $4 \
-         WHERE id = $5 AND deleted_at IS NULL",
+        "UPDATE catalogs SET name = $1, description = $2, enabled = $3, externally_visible = $4, \
+         version = version + 1 WHERE id = $5 AND version = $6 AND deleted_at IS NULL",
     )
     .bind(&c.name)
     .bind(&c.description)
     .bind(i64::from(c.enabled))
     .bind(i64::from(c.externally_visible))
     .bind(c.id.0)
+    .bind(c.version)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -921,7 +924,7 @@ pub async fn catalog_summaries(
         None => String::new(),
     };
     let sql = format!(
-        "SELECT c.id, c.name, c.description, c.enabled, c.externally_visible, \
+        "SELECT c.id, c.name, c.description, c.enabled, c.externally_visible, c.version, \
          (SELECT COUNT(*) FROM access_packages p WHERE p.catalog_id = c.id) AS packages, \
          (SELECT COUNT(*) FROM catalog_resources r WHERE r.catalog_id = c.id) AS resources \
          FROM catalogs c WHERE c.deleted_at IS NULL {filter} ORDER BY c.name, c.id"
@@ -1069,7 +1072,7 @@ pub async fn lock_catalog(conn: &mut Conn, catalog: CatalogId) -> Result<bool, s
 pub async fn catalog_held(conn: &mut Conn, id: CatalogId) -> Result<Option<Catalog>, sqlx::Error> {
     let lock = if conn.backend_name() == "PostgreSQL" { " FOR SHARE" } else { "" };
     let sql = format!(
-        "SELECT id, name, description, enabled, externally_visible FROM catalogs WHERE id = $1 AND deleted_at IS NULL{lock}"
+        "SELECT id, name, description, enabled, externally_visible, version FROM catalogs WHERE id = $1 AND deleted_at IS NULL{lock}"
     );
     let row = sqlx::query(&sql).bind(id.0).fetch_optional(conn).await?;
     row.as_ref().map(catalog_from_row).transpose()

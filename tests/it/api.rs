@@ -21,7 +21,9 @@ on_both_databases!(
     tokens_are_made_for_oneself_within_ones_rights_and_revoked_once,
     a_package_changes_only_from_the_version_its_changer_read,
     the_admin_operations_answer_only_for_what_the_roles_reach,
-    an_assignment_manager_assigns_and_removes_through_the_api
+    an_assignment_manager_assigns_and_removes_through_the_api,
+    a_review_is_answered_ended_and_applied_through_the_api,
+    a_catalog_changes_only_from_the_version_its_changer_read
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -236,7 +238,10 @@ async fn every_operation_in_the_document_needs_a_token_and_its_scope(backend: Ba
     let mut operations = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         assert!(path.starts_with("/api/v1/"), "{path}");
-        let concrete = path.replace("{id}", &app.ids.developer_tools.0.to_string()).replace("{assignment}", "1");
+        let concrete = path
+            .replace("{id}", &app.ids.developer_tools.0.to_string())
+            .replace("{assignment}", "1")
+            .replace("{person}", "1");
         for method in ["get", "post", "put", "patch", "delete"] {
             if item.get(method).is_none() {
                 continue;
@@ -625,4 +630,146 @@ async fn an_assignment_manager_assigns_and_removes_through_the_api(backend: Back
     let (status, people) = call(&app, "GET", "/api/v1/people?q=to", Some(&lucas), None).await;
     assert_eq!(status, 200, "{people}");
     assert!(people.as_array().unwrap().iter().any(|p| p["email"] == "tom@quartermaster.example"), "{people}");
+}
+
+async fn a_review_is_answered_ended_and_applied_through_the_api(backend: Backend) {
+    use quartermaster::domain::ids::PolicyId;
+    use quartermaster::domain::policy::{ApproverSpec, ReviewDefault, ReviewFrequency, ReviewSettings};
+    let app = app(backend).await;
+    let (s, ids, pool) = (&app.service, &app.ids, app.service.db().pool());
+    let grace = actor(&app, ids.grace).await;
+    let policy: i64 = sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
+        .bind(ids.developer_tools.0)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    // Developer Tools reviewed from today by Hana; Tom holds it.
+    let am = s.assignment_manager_of(&grace, ids.developer_tools).await.unwrap();
+    am.assign_directly(ids.tom, ids.developer_tools, PolicyId(policy), None, "review me").await.unwrap();
+    let pm = s.package_manager_of(&grace, ids.developer_tools).await.unwrap();
+    let mut dev = {
+        let mut conn = pool.acquire().await.unwrap();
+        quartermaster::store::catalog::policy(&mut conn, PolicyId(policy)).await.unwrap().unwrap()
+    };
+    dev.review = ReviewSettings::Recurring {
+        frequency: ReviewFrequency::Quarterly,
+        reviewers: vec![ApproverSpec::User { id: ids.hana }],
+        self_review: false,
+        duration_days: 14,
+        default_decision: ReviewDefault::Keep,
+        apply_automatically: false,
+        starts_on: Some(chrono::Utc::now().date_naive()),
+        fallback: vec![],
+    };
+    pm.update_policy(dev).await.unwrap();
+    assert_eq!(s.start_reviews(&Operator::Workers).await.unwrap(), 1);
+
+    let (hana_reads, hana) = (token(&app, ids.hana, "read").await, token(&app, ids.hana, "read,decide").await);
+    let (status, page) = call(&app, "GET", "/api/v1/review-items", Some(&hana_reads), None).await;
+    assert_eq!(status, 200, "{page}");
+    let tom = page["items"].as_array().unwrap().iter().find(|i| i["email"] == "tom@quartermaster.example");
+    let item = tom.unwrap_or_else(|| panic!("Tom's item: {page}"))["id"].as_i64().unwrap();
+    assert!(page["items"].as_array().unwrap().iter().all(|i| i["decision"].is_null()), "{page}");
+    let answer = format!("/api/v1/review-items/{item}/answer");
+    let remove = json!({"decision": "remove", "justification": "left the team"});
+    assert_eq!(call(&app, "POST", &answer, Some(&hana_reads), Some(remove.clone())).await.0, 403, "needs decide");
+    let (status, problem) = call(&app, "POST", &answer, Some(&hana), Some(json!({"decision": "maybe"}))).await;
+    assert_eq!(status, 422, "{problem}");
+    let maya = token(&app, ids.maya, "read,decide").await;
+    assert_eq!(call(&app, "POST", &answer, Some(&maya), Some(remove.clone())).await.0, 404, "not hers to answer");
+    let answered = "SELECT COUNT(*) FROM review_items WHERE decision IS NOT NULL";
+    assert_eq!(count(&app, answered).await, 0, "refused answers change nothing");
+    let (status, _, body) = call_full(&app, "POST", &answer, Some(&hana), Some(remove)).await;
+    assert_eq!((status.as_u16(), body), (204, Value::String(String::new())));
+    assert_eq!(count(&app, answered).await, 1);
+
+    let admin = token(&app, ids.grace, "read,admin").await;
+    let sofia = token(&app, ids.sofia, "read,admin").await;
+    let (status, page) = call(&app, "GET", "/api/v1/reviews", Some(&admin), None).await;
+    assert_eq!(status, 200, "{page}");
+    let review = &page["items"][0];
+    assert_eq!((review["state"].as_str(), review["decided"].as_i64()), (Some("running"), Some(1)), "{page}");
+    let id = review["id"].as_i64().unwrap();
+    let (end, apply) = (format!("/api/v1/reviews/{id}/end"), format!("/api/v1/reviews/{id}/apply"));
+    assert_eq!(call(&app, "POST", &apply, Some(&admin), None).await.0, 409, "running still");
+    assert_eq!(call(&app, "POST", &end, Some(&sofia), None).await.0, 404, "not her catalog's");
+    assert_eq!(call(&app, "POST", &end, Some(&admin), None).await.0, 204);
+    assert_eq!(call(&app, "POST", &end, Some(&admin), None).await.0, 409, "ended already");
+    let (status, applied) = call(&app, "POST", &apply, Some(&admin), None).await;
+    assert_eq!((status.as_u16(), &applied), (200, &json!({"removed": 1})), "Tom's removal alone: the rest kept");
+    assert_eq!(call(&app, "POST", &apply, Some(&admin), None).await.0, 409, "applied already");
+    let live = format!(
+        "SELECT COUNT(*) FROM assignments WHERE user_id = {} AND package_id = {} AND state NOT IN ('expired', 'removed')",
+        ids.tom.0, ids.developer_tools.0
+    );
+    assert_eq!(count(&app, &live).await, 0, "his access is being taken back");
+}
+
+/// A catalog, like a package, changes only from the version its changer read: 428 without
+/// `If-Match`, 412 from an old one; of eight changes sent at once from one read, one lands;
+/// a change that changes nothing makes no version. The settings form names its version too.
+async fn a_catalog_changes_only_from_the_version_its_changer_read(backend: Backend) {
+    let app = app(backend).await;
+    let eng: i64 = sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Engineering'")
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    let path = format!("/api/v1/catalogs/{eng}");
+    let linus = token(&app, app.ids.linus, "read,admin").await;
+    let lucas = token(&app, app.ids.lucas, "read,admin").await;
+    let (status, headers, before) = call_full(&app, "GET", &path, Some(&linus), None).await;
+    assert_eq!(status, 200, "{before}");
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    assert_eq!(etag, format!("\"{}\"", before["version"]));
+    let patch = |secret: String, tag: Option<String>, body: Value| {
+        let url = app.url(&path);
+        async move {
+            let mut req = Client::new().patch(url).bearer_auth(secret).json(&body);
+            if let Some(tag) = tag {
+                req = req.header("if-match", tag);
+            }
+            let res = req.send().await.unwrap();
+            let (status, headers) = (res.status().as_u16(), res.headers().clone());
+            (status, headers, res.json::<Value>().await.unwrap())
+        }
+    };
+    let opened = json!({"externally_visible": true});
+    assert_eq!(patch(linus.clone(), None, opened.clone()).await.0, 428);
+    assert_eq!(patch(linus.clone(), Some("\"0\"".into()), opened.clone()).await.0, 412);
+    assert_eq!(patch(lucas.clone(), Some(etag.clone()), opened.clone()).await.0, 403, "an assignment manager");
+    let events = "SELECT COUNT(*) FROM audit_events WHERE action = 'catalog.updated'";
+    assert_eq!(count(&app, events).await, 0, "refusals change nothing");
+
+    let sends = (0..8).map(|i| patch(linus.clone(), Some(etag.clone()), json!({"description": format!("take {i}")})));
+    let answers = futures_util::future::join_all(sends).await;
+    let landed: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 200).collect();
+    assert_eq!(landed.len(), 1, "{answers:?}");
+    assert!(answers.iter().all(|(s, _, p)| *s == 200 || (*s == 412 && p["type"] == "urn:quartermaster:problem:stale")));
+    let version = before["version"].as_i64().unwrap() + 1;
+    let (_, headers, won) = landed[0];
+    assert_eq!(
+        (won["version"].as_i64(), headers["etag"].to_str().unwrap()),
+        (Some(version), format!("\"{version}\"").as_str())
+    );
+    assert_eq!(count(&app, events).await, 1);
+    let same = json!({"description": won["description"].clone()});
+    let (status, headers, _) = patch(linus.clone(), Some(format!("\"{version}\"")), same).await;
+    assert_eq!((status, headers["etag"].to_str().unwrap()), (200, format!("\"{version}\"").as_str()), "no new version");
+    assert_eq!(count(&app, events).await, 1, "nor an event");
+
+    // The settings form: saved from the version it showed, refused from an older one.
+    let owner = app.service.actor(app.ids.linus).await.unwrap().unwrap();
+    let form = |version: i64| {
+        let (service, owner) = (app.service.clone(), owner.clone());
+        async move {
+            let mut changed =
+                service.catalog_owner(&owner, quartermaster::domain::ids::CatalogId(eng))?.settings().await?;
+            changed.description = format!("from version {version}");
+            changed.version = version;
+            service.catalog_owner(&owner, changed.id)?.update_catalog(changed).await
+        }
+    };
+    assert!(matches!(form(version - 1).await, Err(quartermaster::domain::DomainError::Stale(_))));
+    form(version).await.unwrap();
+    assert_eq!(count(&app, events).await, 2);
 }

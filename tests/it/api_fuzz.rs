@@ -263,6 +263,18 @@ async fn token(app: &TestApp, who: UserId, scopes: &str) -> String {
     app.service.create_token(TokenBy::Person(&owner), &owner, "fuzz", &scopes, 30).await.unwrap().1
 }
 
+/// `path` with each of its `{…}` parameters as `id`.
+fn every_id(path: &str, id: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        out.push_str(id);
+        rest = rest[open..].split_once('}').map_or("", |(_, after)| after);
+    }
+    out + rest
+}
+
 /// Send `call`; what came back: status, content type, body.
 async fn send(
     app: &TestApp,
@@ -271,7 +283,7 @@ async fn send(
     call: &Call,
     secret: &str,
 ) -> (u16, String, String) {
-    let path = op.path.replace("{id}", &call.id).replace("{assignment}", &call.id);
+    let path = every_id(&op.path, &call.id);
     let url = if call.odd_query { app.url(&format!("{path}?cursor=%FF")) } else { app.url(&path) };
     let mut req = client.request(op.method.clone(), url).bearer_auth(secret).query(&call.query);
     if let Some(tag) = &call.if_match {

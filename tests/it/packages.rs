@@ -242,5 +242,8 @@ async fn apply_holds_every_catalog_until_it_commits() {
     assert_eq!(crate::race::second_operation(&w, None, &changing).await, crate::race::Second::Blocked);
     parked.release();
     applying.await.unwrap().unwrap();
-    changing.await.unwrap().unwrap();
+    // Her change was made from the version apply replaced: refused, not written over it.
+    let refused = changing.await.unwrap().unwrap_err();
+    assert!(matches!(refused, DomainError::Stale(_)), "{refused}");
+    assert_eq!(catalog_named(&w, "Finance").await.description, "Money");
 }

@@ -196,6 +196,8 @@ const TABLE: &[(&str, &str)] = &[
     ("REST GET /api/v1/catalogs → Engineering", "DDDDDDADAAAD"),
     ("REST POST /api/v1/catalogs", "DDDDDADDDDAD"),
     ("REST GET /api/v1/catalogs/{id}", "DDDDDDADAAAD"),
+    ("REST PATCH /api/v1/catalogs/{id}", "DDDDDDADDDAD"),
+    ("REST DELETE /api/v1/catalogs/{id}", "DDDDDDADDDAD"),
     // A package's settings: read by who holds a role in its catalog, changed by who builds its
     // packages (its owner, its package manager, administrators; not its assignment manager).
     ("REST GET /api/v1/packages/{id}/settings", "DDDDDDADAAAD"),
@@ -207,6 +209,25 @@ const TABLE: &[(&str, &str)] = &[
     ("REST POST /api/v1/packages/{id}/assignments", "DDDDDDADAAAD"),
     ("REST DELETE /api/v1/packages/{id}/assignments/{assignment}", "DDDDDDADAAAD"),
     ("REST GET /api/v1/people", "DDDDDDAAAAAD"),
+    ("REST GET /api/v1/people/{id}/access", "DDDDDDAAAAAD"),
+    ("REST GET /api/v1/people/{id}/access → Omar's Engineering access", "DDDDDDADAAAD"),
+    ("REST GET /api/v1/groups", "DDDDDDDDDDAD"),
+    ("REST GET /api/v1/catalogs/{id}/resources", "DDDDDDADAAAD"),
+    ("REST POST /api/v1/catalogs/{id}/resources", "DDDDDDADDDAD"),
+    ("REST GET /api/v1/review-items", "DAAAAAAAAAAA"),
+    ("REST GET /api/v1/review-items → Omar's review item", "DDDADDDDDDDD"),
+    ("REST POST /api/v1/review-items/{id}/answer", "DDDADDDDDDDD"),
+    ("REST GET /api/v1/reviews", "DDDDDDAAAAAD"),
+    ("REST GET /api/v1/reviews → the Engineering review", "DDDDDDADAAAD"),
+    ("REST POST /api/v1/reviews/{id}/end", "DDDDDDADAAAD"),
+    ("REST POST /api/v1/reviews/{id}/apply", "DDDDDDADAAAD"),
+    ("REST GET /api/v1/organizations", "DDDDDDDDDDAD"),
+    ("REST POST /api/v1/organizations", "DDDDDDDDDDAD"),
+    ("REST POST /api/v1/organizations/{id}/sponsors", "DDDDDDDDDDAD"),
+    ("REST DELETE /api/v1/organizations/{id}/sponsors/{person}", "DDDDDDDDDDAD"),
+    ("REST GET /api/v1/connectors", "DDDDDDDDDDAD"),
+    ("REST POST /api/v1/connectors/{id}/test", "DDDDDDDDDDAD"),
+    ("REST POST /api/v1/connectors/{id}/retry", "DDDDDDDDDDAD"),
     // The metrics take an administrator's token with the `metrics` scope, never a session
     // (tests/it/metrics.rs).
     ("/metrics", "DDDDDDDDDDDD"),
@@ -1043,6 +1064,9 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
         read("Omar's assignment", "REST GET /api/v1/assignments", HELD_PACKAGE),
         read("Omar's request", "REST GET /api/v1/approvals", READ_MARK),
         read("Engineering", "REST GET /api/v1/catalogs", "Engineering"),
+        read("Omar's review item", "REST GET /api/v1/review-items", "Omar Haddad"),
+        read("the Engineering review", "REST GET /api/v1/reviews", "Developer Tools"),
+        read("Omar's Engineering access", "REST GET /api/v1/people/{id}/access", HELD_PACKAGE),
         read("Omar's Engineering access", "load_person_access", HELD_PACKAGE),
         read("everyone by name", "load_directory", "Maya Chen"),
         read("Omar's Engineering access", "/admin/people/{user}", HELD_PACKAGE),
@@ -1441,6 +1465,8 @@ fn rest_operation(
         ("GET", "/api/v1/catalogs/{id}") => (at(fx.catalog.0), None, None),
         ("GET", "/api/v1/packages/{id}/assignments") => (at(ids.developer_tools.0), None, None),
         ("GET", "/api/v1/people") => (format!("{path}?q=gr"), None, None),
+        ("GET", "/api/v1/people/{id}/access") => (at(ids.omar.0), None, None),
+        ("GET", "/api/v1/catalogs/{id}/resources") => (at(fx.catalog.0), None, None),
         ("GET", _) => (path.to_owned(), None, None),
         ("POST", "/api/v1/requests") => (
             path.to_owned(),
@@ -1477,6 +1503,35 @@ fn rest_operation(
             None,
             Some(Effect::Assignment(fx.remove)),
         ),
+        ("PATCH", "/api/v1/catalogs/{id}") => {
+            (at(fx.catalog.0), Some(json!({"description": "edited by the sweep"})), Some(Effect::Catalog(fx.catalog)))
+        }
+        ("DELETE", "/api/v1/catalogs/{id}") => (at(fx.empty.0), None, Some(Effect::Catalog(fx.empty))),
+        ("POST", "/api/v1/catalogs/{id}/resources") => (
+            at(fx.catalog.0),
+            Some(json!({"system_id": fx.builtin.0, "name": "Sweep Resource", "roles": ["Member"]})),
+            Some(Effect::CatalogContents(fx.catalog)),
+        ),
+        ("POST", "/api/v1/review-items/{id}/answer") => (
+            at(fx.review_item),
+            Some(json!({"decision": "keep", "justification": "sweep"})),
+            Some(Effect::Review(fx.review)),
+        ),
+        ("POST", "/api/v1/reviews/{id}/end") => (at(fx.review), None, Some(Effect::Review(fx.review))),
+        ("POST", "/api/v1/reviews/{id}/apply") => (at(fx.ended_review), None, Some(Effect::Review(fx.ended_review))),
+        ("POST", "/api/v1/organizations") => (
+            path.to_owned(),
+            Some(json!({"name": "Sweep Partners", "domain": "sweep.example", "configured": true})),
+            Some(Effect::Orgs),
+        ),
+        ("POST", "/api/v1/organizations/{id}/sponsors") => {
+            (at(fx.org), Some(json!({"person": "tom@quartermaster.example"})), Some(Effect::Orgs))
+        }
+        ("DELETE", "/api/v1/organizations/{id}/sponsors/{person}") => {
+            (at(fx.org).replace("{person}", &ids.sofia.0.to_string()), None, Some(Effect::Orgs))
+        }
+        ("POST", "/api/v1/connectors/{id}/test") => (at(fx.system.0), None, None),
+        ("POST", "/api/v1/connectors/{id}/retry") => (at(fx.system.0), None, Some(Effect::Connectors)),
         _ => panic!("{method} {path}: give the sweep its arguments and what it changes"),
     }
 }

@@ -52,7 +52,9 @@ pub async fn create_catalog(
     }
 }
 
-/// Change a catalog's name, description and switches.
+/// Change a catalog's name, description and switches. `version`: the one the form showed
+/// (a change made since is not overwritten); left out, the change is made over whatever is
+/// there now.
 #[server(endpoint = "update_catalog")]
 pub async fn update_catalog(
     catalog_id: i64,
@@ -60,19 +62,26 @@ pub async fn update_catalog(
     description: String,
     enabled: Option<String>,
     externally_visible: Option<String>,
+    version: Option<i64>,
 ) -> Result<Notice, AppError> {
     let result = async {
         at_most("description", &description, 2000)?;
         let (service, actor) = server::actor().await?;
         let id = self::catalog_id(catalog_id);
+        let owner = service.catalog_owner(&actor, id)?;
+        let version = match version {
+            Some(version) => version,
+            None => owner.settings().await?.version,
+        };
         let changed = crate::domain::model::Catalog {
             id,
             name,
             description: description.trim().to_owned(),
             enabled: ticked(&enabled),
             externally_visible: ticked(&externally_visible),
+            version,
         };
-        service.catalog_owner(&actor, id)?.update_catalog(changed).await?;
+        owner.update_catalog(changed).await?;
         Ok(ok("Catalog saved."))
     }
     .await;

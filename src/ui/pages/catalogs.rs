@@ -257,6 +257,7 @@ fn Settings(c: CatalogSummary, actions: Actions) -> impl IntoView {
             <h2 id="settings-h">"Settings"</h2>
             <ActionForm action=actions.save attr:class="form" attr:id="catalog-settings">
                 <input type="hidden" name="catalog_id" value=c.id />
+                <input type="hidden" name="version" value=c.version />
                 <label for="catalog-name">"Name"</label>
                 <input type="text" id="catalog-name" name="name" required maxlength="200" value=c.name />
                 <FieldError latest flash field="name" />
