@@ -21,6 +21,7 @@ word_enum!(
 /// One entry of a `specific` or `connected_orgs` requestor list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum RequestorRef {
     User(UserId),
     Group(GroupId),
@@ -30,6 +31,7 @@ pub enum RequestorRef {
 /// Who approves a stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum ApproverSpec {
     User {
         id: UserId,
@@ -47,6 +49,7 @@ pub enum ApproverSpec {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum OnTimeout {
     /// The request ends as `expired` (denied by time-out).
     #[default]
@@ -56,6 +59,7 @@ pub enum OnTimeout {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Stage {
     pub primary: Vec<ApproverSpec>,
     #[serde(default)]
@@ -75,12 +79,14 @@ pub struct Stage {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Approval {
     pub stages: Vec<Stage>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum QuestionKind {
     Text {
         #[serde(default)]
@@ -92,6 +98,7 @@ pub enum QuestionKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Question {
     /// Stable key of the answer.
     pub id: String,
@@ -110,6 +117,7 @@ pub struct Answer {
 /// When an assignment made under the policy ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum Expiration {
     #[default]
     Never,
@@ -162,6 +170,7 @@ impl Expiration {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum ReviewFrequency {
     Weekly,
     Monthly,
@@ -192,6 +201,7 @@ impl ReviewFrequency {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum ReviewDefault {
     Keep,
     Remove,
@@ -200,6 +210,7 @@ pub enum ReviewDefault {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum ReviewSettings {
     #[default]
     Off,
@@ -223,6 +234,7 @@ pub enum ReviewSettings {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Policy {
     pub id: PolicyId,
     pub package_id: PackageId,

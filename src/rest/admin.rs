@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{body, path_id, query, Caller, Problem};
-use crate::domain::ids::{CatalogId, PackageId};
+use crate::domain::ids::{CatalogId, PackageId, PolicyId};
 use crate::domain::model::AccessPackage;
+use crate::domain::policy::Policy;
 use crate::domain::token::Scope;
 use crate::views::{
     AssignmentFilter, AuditEventView, AuditFilter, CatalogList, CatalogResource, CatalogSummary, GroupSummary,
@@ -498,4 +499,63 @@ pub(super) async fn person_access(
 pub(super) async fn groups(caller: Caller) -> Result<Json<Vec<GroupSummary>>, Problem> {
     let actor = caller.with(Scope::Admin)?;
     Ok(Json(caller.service.directory_groups(actor).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/packages/{id}/policies", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<Policy>, description = "The package's policies as the engine keeps them"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn package_policies(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<Vec<Policy>>, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let id = PackageId(path_id(id)?);
+    let reader = caller.service.package_reader(actor, id).await?;
+    Ok(Json(reader.package_policies(id).await?))
+}
+
+fn policy_with_etag(policy: Policy) -> Response {
+    ([(header::ETAG, etag(policy.version))], Json(policy)).into_response()
+}
+
+#[utoipa::path(get, path = "/api/v1/policies/{id}", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    responses((status = 200, body = Policy, headers(("ETag" = String, description = "Send it back as If-Match to change it"))),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn policy(caller: Caller, id: Result<Path<i64>, PathRejection>) -> Result<Response, Problem> {
+    use crate::service::capability::Read;
+    let actor = caller.with(Scope::Admin)?;
+    let (_, policy) = caller.service.in_catalog_of_policy::<Read>(actor, PolicyId(path_id(id)?)).await?;
+    Ok(policy_with_etag(policy))
+}
+
+#[utoipa::path(put, path = "/api/v1/policies/{id}", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    request_body(content = Policy, description = "The policy as read, changed. `id` and `package_id` stay as they are; the version that counts is `If-Match`'s. \
+        Requests already approved are untouched; pending ones keep the stages they were filed under."),
+    responses((status = 200, body = Policy, headers(("ETag" = String))),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 412, body = Problem, content_type = "application/problem+json", description = "Changed since the ETag sent was read"),
+              (status = 428, body = Problem, content_type = "application/problem+json", description = "No If-Match")))]
+pub(super) async fn replace_policy(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    headers: HeaderMap,
+    b: Result<Json<Policy>, JsonRejection>,
+) -> Result<Response, Problem> {
+    use crate::service::capability::Packages;
+    let actor = caller.with(Scope::Admin)?;
+    let id = PolicyId(path_id(id)?);
+    let (manager, now) = caller.service.in_catalog_of_policy::<Packages>(actor, id).await?;
+    let b = body(b)?;
+    if b.id != id {
+        return Err(Problem::invalid(Some("id"), "the policy's id is the one in the path"));
+    }
+    let version = matching(&headers, now.version)?;
+    let changed = Policy { version, ..b };
+    if changed == now {
+        // Nothing to change: no new version, no audit event.
+        return Ok(policy_with_etag(now));
+    }
+    manager.update_policy(changed).await?;
+    let (_, after) = caller.service.in_catalog_of_policy::<Packages>(actor, id).await?;
+    Ok(policy_with_etag(after))
 }

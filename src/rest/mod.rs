@@ -68,6 +68,8 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::people))
         .routes(routes!(admin::person_access))
         .routes(routes!(admin::groups))
+        .routes(routes!(admin::package_policies))
+        .routes(routes!(admin::policy, admin::replace_policy))
         .routes(routes!(admin::catalog_resources, admin::add_resource))
         .routes(routes!(governance::review_items))
         .routes(routes!(governance::answer_review))

@@ -20,7 +20,8 @@ use std::marker::PhantomData;
 
 use super::Service;
 use crate::domain::authz::{Actor, Permission};
-use crate::domain::ids::{CatalogId, PackageId};
+use crate::domain::ids::{CatalogId, PackageId, PolicyId};
+use crate::domain::policy::Policy;
 use crate::domain::{DomainError, DomainResult};
 use crate::store::catalog;
 
@@ -176,6 +177,24 @@ impl Service {
             DomainError::NotFound(_) => DomainError::not_found("access package"),
             other => other,
         })
+    }
+
+    /// Authorize `actor` for `S` in the catalog of a policy's package; the handle and the
+    /// policy as it is now. Unknown and unreadable answer alike.
+    pub async fn in_catalog_of_policy<'a, S: Scope>(
+        &'a self,
+        actor: &'a Actor,
+        policy: PolicyId,
+    ) -> DomainResult<(InCatalog<'a, S>, Policy)> {
+        let mut conn = self.db.pool().acquire().await?;
+        let found = catalog::policy(&mut conn, policy).await?;
+        drop(conn);
+        let policy = found.ok_or_else(|| DomainError::not_found("policy"))?;
+        let handle = self.in_catalog_of(actor, policy.package_id).await.map_err(|e| match e {
+            DomainError::NotFound(_) => DomainError::not_found("policy"),
+            other => other,
+        })?;
+        Ok((handle, policy))
     }
 
     /// The package manager's handle for the catalog `package` is in.

@@ -72,6 +72,14 @@ impl<S: Scope> InCatalog<'_, S> {
         self.own_package(&mut conn, package).await
     }
 
+    /// The package's policies as the engine keeps them, each with the version a change names.
+    #[tracing::instrument(name = "package_policies", skip_all, fields(actor = self.actor.id().0, package = package.0))]
+    pub async fn package_policies(&self, package: PackageId) -> DomainResult<Vec<crate::domain::policy::Policy>> {
+        let mut conn = self.service.db.pool().acquire().await?;
+        self.own_package(&mut conn, package).await?;
+        Ok(catalog::policies_of(&mut conn, &[package]).await?)
+    }
+
     /// A page of the package's assignments, newest first, before the assignment `before`.
     #[tracing::instrument(name = "package_assignments", skip_all, fields(actor = self.actor.id().0, package = package.0))]
     pub async fn package_assignments(

@@ -23,7 +23,8 @@ on_both_databases!(
     the_admin_operations_answer_only_for_what_the_roles_reach,
     an_assignment_manager_assigns_and_removes_through_the_api,
     a_review_is_answered_ended_and_applied_through_the_api,
-    a_catalog_changes_only_from_the_version_its_changer_read
+    a_catalog_changes_only_from_the_version_its_changer_read,
+    a_policy_is_replaced_only_from_the_version_its_changer_read
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -705,6 +706,36 @@ async fn a_review_is_answered_ended_and_applied_through_the_api(backend: Backend
     assert_eq!(count(&app, &live).await, 0, "his access is being taken back");
 }
 
+/// Of `answers` to changes sent at once from one read, exactly one landed (the others were
+/// told it changed), making `version`; what it answered.
+fn one_lands(answers: Vec<(u16, reqwest::header::HeaderMap, Value)>, version: i64) -> Value {
+    let landed: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 200).collect();
+    assert_eq!(landed.len(), 1, "{answers:?}");
+    assert!(answers.iter().all(|(s, _, p)| *s == 200 || (*s == 412 && p["type"] == "urn:quartermaster:problem:stale")));
+    let (_, headers, won) = landed[0];
+    assert_eq!(
+        (won["version"].as_i64(), headers["etag"].to_str().unwrap()),
+        (Some(version), format!("\"{version}\"").as_str())
+    );
+    won.clone()
+}
+
+/// `req` sent with `secret`, `If-Match: tag` (if any) and `body`: its status, headers, JSON.
+async fn conditional(
+    req: reqwest::RequestBuilder,
+    secret: String,
+    tag: Option<String>,
+    body: Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = req.bearer_auth(secret).json(&body);
+    if let Some(tag) = tag {
+        req = req.header("if-match", tag);
+    }
+    let res = req.send().await.unwrap();
+    let (status, headers) = (res.status().as_u16(), res.headers().clone());
+    (status, headers, res.json::<Value>().await.unwrap())
+}
+
 /// A catalog, like a package, changes only from the version its changer read: 428 without
 /// `If-Match`, 412 from an old one; of eight changes sent at once from one read, one lands;
 /// a change that changes nothing makes no version. The settings form names its version too.
@@ -722,16 +753,7 @@ async fn a_catalog_changes_only_from_the_version_its_changer_read(backend: Backe
     let etag = headers["etag"].to_str().unwrap().to_owned();
     assert_eq!(etag, format!("\"{}\"", before["version"]));
     let patch = |secret: String, tag: Option<String>, body: Value| {
-        let url = app.url(&path);
-        async move {
-            let mut req = Client::new().patch(url).bearer_auth(secret).json(&body);
-            if let Some(tag) = tag {
-                req = req.header("if-match", tag);
-            }
-            let res = req.send().await.unwrap();
-            let (status, headers) = (res.status().as_u16(), res.headers().clone());
-            (status, headers, res.json::<Value>().await.unwrap())
-        }
+        conditional(Client::new().patch(app.url(&path)), secret, tag, body)
     };
     let opened = json!({"externally_visible": true});
     assert_eq!(patch(linus.clone(), None, opened.clone()).await.0, 428);
@@ -741,16 +763,8 @@ async fn a_catalog_changes_only_from_the_version_its_changer_read(backend: Backe
     assert_eq!(count(&app, events).await, 0, "refusals change nothing");
 
     let sends = (0..8).map(|i| patch(linus.clone(), Some(etag.clone()), json!({"description": format!("take {i}")})));
-    let answers = futures_util::future::join_all(sends).await;
-    let landed: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 200).collect();
-    assert_eq!(landed.len(), 1, "{answers:?}");
-    assert!(answers.iter().all(|(s, _, p)| *s == 200 || (*s == 412 && p["type"] == "urn:quartermaster:problem:stale")));
     let version = before["version"].as_i64().unwrap() + 1;
-    let (_, headers, won) = landed[0];
-    assert_eq!(
-        (won["version"].as_i64(), headers["etag"].to_str().unwrap()),
-        (Some(version), format!("\"{version}\"").as_str())
-    );
+    let won = one_lands(futures_util::future::join_all(sends).await, version);
     assert_eq!(count(&app, events).await, 1);
     let same = json!({"description": won["description"].clone()});
     let (status, headers, _) = patch(linus.clone(), Some(format!("\"{version}\"")), same).await;
@@ -772,4 +786,57 @@ async fn a_catalog_changes_only_from_the_version_its_changer_read(backend: Backe
     assert!(matches!(form(version - 1).await, Err(quartermaster::domain::DomainError::Stale(_))));
     form(version).await.unwrap();
     assert_eq!(count(&app, events).await, 2);
+}
+
+/// A policy is read as the engine keeps it and replaced whole from the version read: 428
+/// without `If-Match`, 412 from an old one, 422 for a policy the engine would refuse or one
+/// moved to another id, each changing nothing; of eight replacements from one read, one
+/// lands, audited with its token. Who may not build Engineering's packages may not.
+async fn a_policy_is_replaced_only_from_the_version_its_changer_read(backend: Backend) {
+    let app = app(backend).await;
+    let dev = app.ids.developer_tools.0;
+    let linus = token(&app, app.ids.linus, "read,admin").await;
+    let (status, list) = call(&app, "GET", &format!("/api/v1/packages/{dev}/policies"), Some(&linus), None).await;
+    assert_eq!(status, 200, "{list}");
+    let id = list[0]["id"].as_i64().unwrap();
+    let path = format!("/api/v1/policies/{id}");
+    let (status, headers, before) = call_full(&app, "GET", &path, Some(&linus), None).await;
+    assert_eq!((status.as_u16(), &before), (200, &list[0]));
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    assert_eq!(etag, format!("\"{}\"", before["version"]));
+    let put = |secret: String, tag: Option<String>, body: Value| {
+        conditional(Client::new().put(app.url(&path)), secret, tag, body)
+    };
+    let renamed = |name: &str| {
+        let mut p = before.clone();
+        p["name"] = json!(name);
+        p
+    };
+    let updated = "SELECT COUNT(*) FROM audit_events WHERE action = 'policy.updated'";
+    let lucas = token(&app, app.ids.lucas, "read,admin").await;
+    let sofia = token(&app, app.ids.sofia, "read,admin").await;
+    assert_eq!(put(linus.clone(), None, renamed("x")).await.0, 428);
+    assert_eq!(put(linus.clone(), Some("\"0\"".into()), renamed("x")).await.0, 412);
+    assert_eq!(put(lucas.clone(), Some(etag.clone()), renamed("x")).await.0, 403, "assigns, does not build");
+    assert_eq!(put(sofia.clone(), Some(etag.clone()), renamed("x")).await.0, 404, "not her catalog's");
+    assert_eq!(call(&app, "GET", &path, Some(&sofia), None).await.0, 404);
+    let (status, _, problem) = put(linus.clone(), Some(etag.clone()), renamed("  ")).await;
+    assert_eq!((status, problem["field"].as_str()), (422, Some("name")), "{problem}");
+    let mut moved = renamed("Moved");
+    moved["id"] = json!(999_999);
+    assert_eq!(put(linus.clone(), Some(etag.clone()), moved).await.0, 422);
+    let mut elsewhere = renamed("Elsewhere");
+    elsewhere["package_id"] = json!(app.ids.sales_crm.0);
+    assert_eq!(put(linus.clone(), Some(etag.clone()), elsewhere).await.0, 422, "a policy stays with its package");
+    assert_eq!(count(&app, updated).await, 0, "refusals change nothing");
+    assert_eq!(call(&app, "GET", &path, Some(&linus), None).await.1, before);
+
+    let sends = (0..8).map(|i| put(linus.clone(), Some(etag.clone()), renamed(&format!("Take {i}"))));
+    let version = before["version"].as_i64().unwrap() + 1;
+    let won = one_lands(futures_util::future::join_all(sends).await, version);
+    let (status, _, same) = put(linus.clone(), Some(format!("\"{version}\"")), won.clone()).await;
+    assert_eq!((status, same["version"].as_i64()), (200, Some(version)), "the same policy again: no new version");
+    let through = call(&app, "GET", "/api/v1/me", Some(&linus), None).await.1["token"].as_i64().unwrap();
+    assert_eq!(count(&app, &format!("{updated} AND object_id = {id} AND token_id = {through}")).await, 1);
+    assert_eq!(count(&app, updated).await, 1);
 }

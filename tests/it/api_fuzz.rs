@@ -318,6 +318,24 @@ async fn fuzz(backend: Backend, cases: u32) {
     let ops = operations(&doc);
     assert!(ops.len() >= 14, "{} operations", ops.len());
     let ids = &app.ids;
+    // Each demo catalog in use (a live assignment in each), so the calls' deletions land on
+    // empty catalogs made beside them and the reads still find the packages (the ids the
+    // calls pick run to 14).
+    let grace = app.service.actor(ids.grace).await.unwrap().unwrap();
+    for package in [ids.sales_crm, ids.payments_approver] {
+        let policy: i64 = sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
+            .bind(package.0)
+            .fetch_one(app.service.db().pool())
+            .await
+            .unwrap();
+        let manager = app.service.assignment_manager_of(&grace, package).await.unwrap();
+        let policy = quartermaster::domain::ids::PolicyId(policy);
+        manager.assign_directly(ids.tom, package, policy, None, "in use").await.unwrap();
+    }
+    for n in 0..8 {
+        let creator = app.service.catalog_creator(&grace).unwrap();
+        creator.create_catalog(&format!("Fuzz {n}"), "", false).await.unwrap();
+    }
     // An administrator with every scope, a catalog owner, and an employee: the calls reach
     // every handler's work, and its refusals.
     let secrets = [

@@ -209,6 +209,9 @@ const TABLE: &[(&str, &str)] = &[
     ("REST POST /api/v1/packages/{id}/assignments", "DDDDDDADAAAD"),
     ("REST DELETE /api/v1/packages/{id}/assignments/{assignment}", "DDDDDDADAAAD"),
     ("REST GET /api/v1/people", "DDDDDDAAAAAD"),
+    ("REST GET /api/v1/packages/{id}/policies", "DDDDDDADAAAD"),
+    ("REST GET /api/v1/policies/{id}", "DDDDDDADAAAD"),
+    ("REST PUT /api/v1/policies/{id}", "DDDDDDADADAD"),
     ("REST GET /api/v1/people/{id}/access", "DDDDDDAAAAAD"),
     ("REST GET /api/v1/people/{id}/access → Omar's Engineering access", "DDDDDDADAAAD"),
     ("REST GET /api/v1/groups", "DDDDDDDDDDAD"),
@@ -353,6 +356,8 @@ struct Fixtures {
     reader: UserId,
     /// Developer Tools' policy (for assigning directly).
     dev_policy: PolicyId,
+    /// Developer Tools' policy with another name (the REST API replaces it with this).
+    renamed_policy: serde_json::Value,
     /// Elena's Developer Tools, assigned directly (to be removed from the package's page).
     remove: AssignmentId,
     /// Northwind, the connected organization (Sofia sponsors it).
@@ -532,7 +537,14 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         AssignmentId(id)
     };
     let reviews = review_fixtures(app, dev_policy).await;
+    // Developer Tools' policy as the API gives it, renamed: what the API's replacement sends.
+    let mut renamed = {
+        let mut conn = app.service.db().pool().acquire().await.unwrap();
+        catalog::policy(&mut conn, dev_policy).await.unwrap().unwrap()
+    };
+    renamed.name = "Renamed by the sweep".into();
     Fixtures {
+        renamed_policy: serde_json::to_value(&renamed).unwrap(),
         cancel,
         decide,
         decide_many,
@@ -693,6 +705,8 @@ enum Effect {
     Review(i64),
     /// A package's settings and version.
     Package(PackageId),
+    /// A policy's name and version.
+    Policy(PolicyId),
     /// How many API tokens there are.
     Tokens,
     /// Whether an API token is revoked.
@@ -1137,7 +1151,7 @@ async fn send(c: &reqwest::Client, base: &str, call: &Call, cookie: Option<&str>
         (None, &http::Method::GET) => c.get(&url),
         (None, method) => c.request(method.clone(), &url).form(&call.args),
     };
-    if call.method == http::Method::PATCH {
+    if call.method == http::Method::PATCH || call.method == http::Method::PUT {
         // The sweep asks who may change the object, not whether they read it last.
         req = req.header("if-match", "*");
     }
@@ -1199,6 +1213,14 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
                 .await
                 .unwrap();
             format!("revoked {}", revoked.is_some())
+        }
+        Effect::Policy(id) => {
+            let row: (String, i64) = sqlx::query_as("SELECT name, version FROM policies WHERE id = $1")
+                .bind(id.0)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            format!("{row:?}")
         }
         Effect::Package(id) => {
             let row: (String, String, i64, i64, i64) =
@@ -1466,6 +1488,11 @@ fn rest_operation(
         ("GET", "/api/v1/packages/{id}/assignments") => (at(ids.developer_tools.0), None, None),
         ("GET", "/api/v1/people") => (format!("{path}?q=gr"), None, None),
         ("GET", "/api/v1/people/{id}/access") => (at(ids.omar.0), None, None),
+        ("GET", "/api/v1/packages/{id}/policies") => (at(ids.developer_tools.0), None, None),
+        ("GET", "/api/v1/policies/{id}") => (at(fx.dev_policy.0), None, None),
+        ("PUT", "/api/v1/policies/{id}") => {
+            (at(fx.dev_policy.0), Some(fx.renamed_policy.clone()), Some(Effect::Policy(fx.dev_policy)))
+        }
         ("GET", "/api/v1/catalogs/{id}/resources") => (at(fx.catalog.0), None, None),
         ("GET", _) => (path.to_owned(), None, None),
         ("POST", "/api/v1/requests") => (
