@@ -269,6 +269,7 @@ pub struct ApprovalItem {
 
 /// A decision the viewer made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DecisionView {
     pub request_id: i64,
     pub package: String,
@@ -309,6 +310,7 @@ pub struct BuiltinGroupView {
 /// Provisioning work that failed after its last attempt, as an administrator (or the owner of
 /// the catalog) sees it on the Admin page, with a way to retry it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct FailedWorkView {
     pub outbox_id: i64,
     /// `add_member` or `remove_member`.
@@ -399,6 +401,7 @@ pub struct CatalogList {
 
 /// Someone holding a role in a catalog.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RoleHolder {
     pub user_id: i64,
     pub name: String,
@@ -605,6 +608,7 @@ pub struct PackageAssignments {
 
 /// The latest walk of the audit chain, as the audit log shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ChainStatus {
     pub at: Millis,
     /// Who walked it: a person's name, or "the command line".

@@ -15,9 +15,10 @@ use crate::domain::ids::{CatalogId, PackageId, PolicyId};
 use crate::domain::model::AccessPackage;
 use crate::domain::policy::Policy;
 use crate::domain::token::Scope;
+use crate::states::CatalogRole;
 use crate::views::{
     AssignmentFilter, AuditEventView, AuditFilter, CatalogList, CatalogResource, CatalogSummary, GroupSummary,
-    PackageAssignment, Page, PersonAccess, PersonOption,
+    PackageAssignment, Page, PersonAccess, PersonOption, RoleHolder,
 };
 
 /// The `ETag` of an object at `version`.
@@ -558,4 +559,67 @@ pub(super) async fn replace_policy(
     manager.update_policy(changed).await?;
     let (_, after) = caller.service.in_catalog_of_policy::<Packages>(actor, id).await?;
     Ok(policy_with_etag(after))
+}
+
+#[utoipa::path(get, path = "/api/v1/catalogs/{id}/roles", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<RoleHolder>, description = "Who holds a role in the catalog, by role then name"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn catalog_roles(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<Vec<RoleHolder>>, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let reader = caller.service.catalog_reader(actor, CatalogId(path_id(id)?))?;
+    Ok(Json(reader.admin_view().await?.holders))
+}
+
+/// A role to give in a catalog.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewRole {
+    /// The person: their email, or their id.
+    person: String,
+    role: CatalogRole,
+}
+
+#[utoipa::path(post, path = "/api/v1/catalogs/{id}/roles", tag = "catalogs", security(("bearer" = ["admin"])),
+    params(("id" = i64, Path)), request_body = NewRole,
+    responses((status = 201, body = super::governance::Created, description = "Given; `id` is the person's id"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "They hold it already")))]
+pub(super) async fn grant_catalog_role(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    b: Result<Json<NewRole>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let owner = caller.service.catalog_owner(actor, CatalogId(path_id(id)?))?;
+    let b = body(b)?;
+    super::at_most("person", &b.person, 320)?;
+    let user = owner.grant_role_to(&b.person, b.role).await?;
+    Ok((StatusCode::CREATED, Json(super::governance::Created::new(user.0))).into_response())
+}
+
+/// Which of the person's roles in the catalog to take back.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct RoleQuery {
+    role: CatalogRole,
+}
+
+#[utoipa::path(delete, path = "/api/v1/catalogs/{id}/roles/{person}", tag = "catalogs", security(("bearer" = ["admin"])),
+    params(("id" = i64, Path), ("person" = i64, Path, description = "The holder's person id"), RoleQuery),
+    responses((status = 204, description = "Taken back"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn revoke_catalog_role(
+    caller: Caller,
+    ids: Result<Path<(i64, i64)>, PathRejection>,
+    q: Result<Query<RoleQuery>, QueryRejection>,
+) -> Result<StatusCode, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let (catalog, person) = super::path_ids(ids)?;
+    let role = query(q)?.role;
+    let owner = caller.service.catalog_owner(actor, CatalogId(catalog))?;
+    owner.revoke_role(crate::domain::ids::UserId(person), role).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

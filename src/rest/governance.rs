@@ -136,6 +136,12 @@ pub(super) struct Created {
     id: i64,
 }
 
+impl Created {
+    pub(super) fn new(id: i64) -> Self {
+        Created { id }
+    }
+}
+
 #[utoipa::path(post, path = "/api/v1/organizations", tag = "organizations", security(("bearer" = ["admin"])), request_body = NewOrganization,
     responses((status = 201, body = Created),
               (status = 409, body = Problem, content_type = "application/problem+json", description = "One has that domain")))]

@@ -7,10 +7,12 @@
 //! Not to be confused with the server functions (`ui/api/`, under `/api/{name}`), which the
 //! pages call with the session cookie: this API takes a bearer token and ignores cookies.
 
+mod access;
 mod admin;
 mod docs;
 mod governance;
 mod problem;
+mod upkeep;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query};
@@ -82,6 +84,15 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(governance::connectors))
         .routes(routes!(governance::test_connector))
         .routes(routes!(governance::retry_connector))
+        .routes(routes!(access::extend))
+        .routes(routes!(access::give_up))
+        .routes(routes!(access::decisions))
+        .routes(routes!(admin::catalog_roles, admin::grant_catalog_role))
+        .routes(routes!(admin::revoke_catalog_role))
+        .routes(routes!(upkeep::failed_work))
+        .routes(routes!(upkeep::retry))
+        .routes(routes!(upkeep::chain_status))
+        .routes(routes!(upkeep::verify_chain))
 }
 
 #[derive(OpenApi)]
@@ -111,6 +122,7 @@ fn operations() -> OpenApiRouter<AppState> {
         (name = "reviews", description = "Access reviews: answering them, and running them"),
         (name = "organizations", description = "Connected organizations and their sponsors (administrators)"),
         (name = "connectors", description = "Connected systems access is provisioned into (administrators)"),
+        (name = "upkeep", description = "Provisioning work that failed, to retry"),
     )
 )]
 struct ApiDoc;

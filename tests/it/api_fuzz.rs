@@ -191,7 +191,10 @@ struct Call {
 fn call_for(doc: &Value, ops: &[Operation], index: usize) -> BoxedStrategy<Call> {
     let op = &ops[index];
     let id = prop_oneof![
-        10 => (1..15i64).prop_map(|i| i.to_string()),
+        // Mostly the ids the demo's objects have (most kinds have fewer than seven), so the
+        // calls reach the handlers' work and not only their "not found".
+        6 => (1..7i64).prop_map(|i| i.to_string()),
+        4 => (1..15i64).prop_map(|i| i.to_string()),
         1 => Just("0".to_owned()),
         1 => Just("-5".to_owned()),
         1 => Just("99999999999999999999".to_owned()),
@@ -305,7 +308,7 @@ async fn send(
 #[derive(Default, Debug)]
 struct Progress(BTreeMap<String, (u32, u32)>);
 
-async fn fuzz(backend: Backend, cases: u32) {
+async fn fuzz(backend: Backend, per_operation: u32) {
     // Without the per-address rate limit (what 429 says is tested on its own, in `api`): the
     // answers are the handlers'.
     let app = spawn_app_with(backend, |args| {
@@ -353,6 +356,7 @@ async fn fuzz(backend: Backend, cases: u32) {
     // A fixed seed: the same calls each run, so a failure here is one to replay (the calls
     // share the database, so a failing case alone would not reproduce it).
     let rng = proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha);
+    let cases = per_operation * u32::try_from(ops.len()).unwrap();
     let mut runner = TestRunner::new_with_rng(Config { cases, ..Config::default() }, rng);
     let mut progress = Progress::default();
     for _ in 0..cases {
@@ -403,5 +407,7 @@ async fn fuzz(backend: Backend, cases: u32) {
 on_both_databases!(random_calls_from_the_document_get_declared_answers);
 
 async fn random_calls_from_the_document_get_declared_answers(backend: Backend) {
-    fuzz(backend, 1500).await;
+    // About sixty calls an operation: enough for each read to find something after the
+    // changes before it, at a few seconds a database.
+    fuzz(backend, 60).await;
 }

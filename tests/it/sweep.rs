@@ -209,6 +209,18 @@ const TABLE: &[(&str, &str)] = &[
     ("REST POST /api/v1/packages/{id}/assignments", "DDDDDDADAAAD"),
     ("REST DELETE /api/v1/packages/{id}/assignments/{assignment}", "DDDDDDADAAAD"),
     ("REST GET /api/v1/people", "DDDDDDAAAAAD"),
+    ("REST POST /api/v1/assignments/{id}/extend", "DDDDDDDDDDDA"),
+    ("REST DELETE /api/v1/assignments/{id}", "DDDDDDDDDDDA"),
+    ("REST GET /api/v1/decisions", "DAAAAAAAAAAA"),
+    ("REST GET /api/v1/decisions → a decision on Omar's request", "DDDDADDDDDDD"),
+    ("REST GET /api/v1/catalogs/{id}/roles", "DDDDDDADAAAD"),
+    ("REST POST /api/v1/catalogs/{id}/roles", "DDDDDDADDDAD"),
+    ("REST DELETE /api/v1/catalogs/{id}/roles/{person}", "DDDDDDADDDAD"),
+    ("REST GET /api/v1/failed-work", "DDDDDAAAAAAD"),
+    ("REST GET /api/v1/failed-work → Omar's failed entry", "DDDDDDADDDAD"),
+    ("REST POST /api/v1/failed-work/{id}/retry", "DDDDDDADDDAD"),
+    ("REST GET /api/v1/audit-chain", "DDDDDDDDDDAD"),
+    ("REST POST /api/v1/audit-chain/verify", "DDDDDDDDDDAD"),
     ("REST GET /api/v1/packages/{id}/policies", "DDDDDDADAAAD"),
     ("REST GET /api/v1/policies/{id}", "DDDDDDADAAAD"),
     ("REST PUT /api/v1/policies/{id}", "DDDDDDADADAD"),
@@ -1079,6 +1091,8 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
         read("Omar's request", "REST GET /api/v1/approvals", READ_MARK),
         read("Engineering", "REST GET /api/v1/catalogs", "Engineering"),
         read("Omar's review item", "REST GET /api/v1/review-items", "Omar Haddad"),
+        read("a decision on Omar's request", "REST GET /api/v1/decisions", DECISION_MARK),
+        read("Omar's failed entry", "REST GET /api/v1/failed-work", FAILED_MARK),
         read("the Engineering review", "REST GET /api/v1/reviews", "Developer Tools"),
         read("Omar's Engineering access", "REST GET /api/v1/people/{id}/access", HELD_PACKAGE),
         read("Omar's Engineering access", "load_person_access", HELD_PACKAGE),
@@ -1489,6 +1503,7 @@ fn rest_operation(
         ("GET", "/api/v1/people") => (format!("{path}?q=gr"), None, None),
         ("GET", "/api/v1/people/{id}/access") => (at(ids.omar.0), None, None),
         ("GET", "/api/v1/packages/{id}/policies") => (at(ids.developer_tools.0), None, None),
+        ("GET", "/api/v1/catalogs/{id}/roles") => (at(fx.catalog.0), None, None),
         ("GET", "/api/v1/policies/{id}") => (at(fx.dev_policy.0), None, None),
         ("PUT", "/api/v1/policies/{id}") => {
             (at(fx.dev_policy.0), Some(fx.renamed_policy.clone()), Some(Effect::Policy(fx.dev_policy)))
@@ -1539,6 +1554,22 @@ fn rest_operation(
             Some(json!({"system_id": fx.builtin.0, "name": "Sweep Resource", "roles": ["Member"]})),
             Some(Effect::CatalogContents(fx.catalog)),
         ),
+        ("POST", "/api/v1/assignments/{id}/extend") => {
+            (at(fx.extend.0), Some(json!({"justification": "sweep"})), Some(Effect::Assignment(fx.extend)))
+        }
+        ("DELETE", "/api/v1/assignments/{id}") => (at(fx.give_up.0), None, Some(Effect::Assignment(fx.give_up))),
+        ("POST", "/api/v1/catalogs/{id}/roles") => (
+            at(fx.catalog.0),
+            Some(json!({"person": "tom@quartermaster.example", "role": "catalog_reader"})),
+            Some(Effect::CatalogContents(fx.catalog)),
+        ),
+        ("DELETE", "/api/v1/catalogs/{id}/roles/{person}") => (
+            at(fx.catalog.0).replace("{person}", &fx.reader.0.to_string()) + "?role=catalog_reader",
+            None,
+            Some(Effect::CatalogContents(fx.catalog)),
+        ),
+        ("POST", "/api/v1/failed-work/{id}/retry") => (at(fx.retry), None, Some(Effect::Outbox(fx.retry))),
+        ("POST", "/api/v1/audit-chain/verify") => (path.to_owned(), None, Some(Effect::Verifications)),
         ("POST", "/api/v1/review-items/{id}/answer") => (
             at(fx.review_item),
             Some(json!({"decision": "keep", "justification": "sweep"})),
