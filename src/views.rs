@@ -418,6 +418,8 @@ pub struct CatalogResource {
     pub description: String,
     pub system: String,
     pub roles: Vec<String>,
+    /// The roles' ids, in the order of `roles` (what a package grants).
+    pub role_ids: Vec<i64>,
 }
 
 /// A package of a catalog, as its admin page lists it.

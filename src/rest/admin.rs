@@ -152,7 +152,8 @@ pub(super) async fn change_catalog(
     // another change came between this read and the write).
     let version = matching(&headers, now.version)?;
     let changed = crate::domain::model::Catalog {
-        name: b.name.unwrap_or_else(|| now.name.clone()),
+        // Trimmed as the service stores it, so a name sent with spaces around is no change.
+        name: b.name.map_or_else(|| now.name.clone(), |n| n.trim().to_owned()),
         description: b.description.map_or_else(|| now.description.clone(), |d| d.trim().to_owned()),
         enabled: b.enabled.unwrap_or(now.enabled),
         externally_visible: b.externally_visible.unwrap_or(now.externally_visible),
@@ -256,7 +257,8 @@ pub(super) async fn change_package_settings(
     // so one made between this read and the write is refused too (412), not overwritten.
     let version = matching(&headers, now.version)?;
     let changed = AccessPackage {
-        name: b.name.unwrap_or_else(|| now.name.clone()),
+        // Trimmed as the service stores it, so a name sent with spaces around is no change.
+        name: b.name.map_or_else(|| now.name.clone(), |n| n.trim().to_owned()),
         description: b.description.unwrap_or_else(|| now.description.clone()),
         hidden: b.hidden.unwrap_or(now.hidden),
         enabled: b.enabled.unwrap_or(now.enabled),
@@ -610,7 +612,8 @@ pub(super) struct RoleQuery {
 #[utoipa::path(delete, path = "/api/v1/catalogs/{id}/roles/{person}", tag = "catalogs", security(("bearer" = ["admin"])),
     params(("id" = i64, Path), ("person" = i64, Path, description = "The holder's person id"), RoleQuery),
     responses((status = 204, description = "Taken back"),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "The catalog's last owner")))]
 pub(super) async fn revoke_catalog_role(
     caller: Caller,
     ids: Result<Path<(i64, i64)>, PathRejection>,
@@ -622,4 +625,72 @@ pub(super) async fn revoke_catalog_role(
     let owner = caller.service.catalog_owner(actor, CatalogId(catalog))?;
     owner.revoke_role(crate::domain::ids::UserId(person), role).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `answer` as a 201 naming where what was made is.
+fn created(mut answer: Response, location: &str) -> Result<Response, Problem> {
+    let location = HeaderValue::from_str(location).map_err(|e| crate::domain::DomainError::Internal(e.to_string()))?;
+    *answer.status_mut() = StatusCode::CREATED;
+    answer.headers_mut().insert(header::LOCATION, location);
+    Ok(answer)
+}
+
+/// A new access package: what it grants (resource roles of its catalog). Nobody can ask for
+/// it until it has a policy (`POST /api/v1/packages/{id}/policies`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewPackage {
+    name: String,
+    #[serde(default)]
+    description: String,
+    /// Resource roles of the catalog, by id (`GET /api/v1/catalogs/{id}/resources` lists them).
+    role_ids: Vec<i64>,
+}
+
+#[utoipa::path(post, path = "/api/v1/catalogs/{id}/packages", tag = "catalogs", security(("bearer" = ["admin"])),
+    params(("id" = i64, Path)), request_body = NewPackage,
+    responses((status = 201, body = PackageSettings, headers(("ETag" = String), ("Location" = String, description = "Its settings' address")),
+                description = "Made, with no policy yet"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "The catalog has a package of that name")))]
+pub(super) async fn create_package(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    b: Result<Json<NewPackage>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let catalog = CatalogId(path_id(id)?);
+    let manager = caller.service.package_manager(actor, catalog)?;
+    let b = body(b)?;
+    super::at_most("description", &b.description, 2000)?;
+    if b.role_ids.len() > 100 {
+        return Err(Problem::invalid(Some("role_ids"), "at most 100 roles"));
+    }
+    let roles: Vec<_> = b.role_ids.iter().copied().map(crate::domain::ids::ResourceRoleId).collect();
+    let id = manager.create_package(&b.name, &b.description, &roles).await?;
+    created(with_etag(manager.package_settings(id).await?), &format!("/api/v1/packages/{}/settings", id.0))
+}
+
+#[utoipa::path(post, path = "/api/v1/packages/{id}/policies", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    request_body(content = Policy, description = "A policy as `GET /api/v1/policies/{id}` gives one: `package_id` is the path's; `id` and `version` are given by the server."),
+    responses((status = 201, body = Policy, headers(("ETag" = String), ("Location" = String, description = "Its address")),
+                description = "Added: people it admits can ask for the package under it"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn add_policy(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    b: Result<Json<Policy>, JsonRejection>,
+) -> Result<Response, Problem> {
+    use crate::service::capability::Packages;
+    let actor = caller.with(Scope::Admin)?;
+    let package = PackageId(path_id(id)?);
+    let manager = caller.service.package_manager_of(actor, package).await?;
+    let b = body(b)?;
+    if b.package_id != package {
+        return Err(Problem::invalid(Some("package_id"), "a policy is added to the package in the path"));
+    }
+    // What the server gives (the audit trail records the policy as made, not as sent).
+    let id = manager.create_policy(Policy { id: PolicyId(0), version: 1, ..b }).await?;
+    let (_, made) = caller.service.in_catalog_of_policy::<Packages>(actor, id).await?;
+    created(policy_with_etag(made), &format!("/api/v1/policies/{}", id.0))
 }

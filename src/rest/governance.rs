@@ -50,7 +50,7 @@ enum ReviewWord {
     params(("id" = i64, Path)), request_body = ReviewAnswer,
     responses((status = 204, description = "Answered; it can be changed until the review ends"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json", description = "The review ended")))]
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "The review ended, or another reviewer answered first")))]
 pub(super) async fn answer_review(
     caller: Caller,
     id: Result<Path<i64>, PathRejection>,
@@ -171,7 +171,8 @@ pub(super) struct NewSponsor {
 #[utoipa::path(post, path = "/api/v1/organizations/{id}/sponsors", tag = "organizations", security(("bearer" = ["admin"])),
     params(("id" = i64, Path)), request_body = NewSponsor,
     responses((status = 201, body = Created, description = "Added; `id` is the sponsor's person id"),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "A sponsor already")))]
 pub(super) async fn add_sponsor(
     caller: Caller,
     id: Result<Path<i64>, PathRejection>,

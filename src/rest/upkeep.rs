@@ -54,7 +54,8 @@ pub(super) struct Walk {
 }
 
 #[utoipa::path(post, path = "/api/v1/audit-chain/verify", tag = "audit", security(("bearer" = ["admin"])),
-    responses((status = 200, body = Walk, description = "Walked now, and recorded: `intact`, or the first broken event")))]
+    responses((status = 200, body = Walk, description = "Walked now, and recorded: `intact`, or the first broken event"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "A walk is under way")))]
 pub(super) async fn verify_chain(caller: Caller) -> Result<Json<Walk>, Problem> {
     let actor = caller.with(Scope::Admin)?;
     let walk = match caller.service.verify_and_record_audit_chain(&Operator::Person(actor)).await? {

@@ -748,6 +748,7 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         policy.validate()?;
         let mut tx = self.service.db.begin().await?;
         self.lock(&mut tx).await?;
+        super::drafts::check_references(&mut tx, &policy, &[]).await?;
         let (id, event) = self.insert_policy_in(&mut tx, policy).await?;
         self.service.commit(tx, vec![event]).await?;
         Ok(id)
@@ -782,6 +783,7 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         changed.validate()?;
         let mut tx = self.service.db.begin().await?;
         self.lock(&mut tx).await?;
+        super::drafts::check_references(&mut tx, &changed, &[]).await?;
         let event = self.update_policy_in(&mut tx, changed).await?;
         self.service.commit(tx, vec![event]).await
     }

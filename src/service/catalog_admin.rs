@@ -276,6 +276,7 @@ impl<S: Scope> super::capability::InCatalog<'_, S> {
                 description: r.description,
                 system: r.system,
                 roles: r.roles,
+                role_ids: r.role_ids.into_iter().map(|id| id.0).collect(),
             })
             .collect();
         let packages = catalog::packages_in(&mut conn, self.catalog)

@@ -301,7 +301,7 @@ impl Draft<'_> {
         let body = body_of(&row)?;
         let mode = mode_of(&row);
         body.validate(mode, now)?;
-        check_references(&mut tx, &body).await?;
+        check_references(&mut tx, &body.policy, &body.incompatible_groups).await?;
         let mut events = Vec::new();
         let mut policy = body.policy.clone();
         let mut saved = row.policy;
@@ -598,8 +598,14 @@ async fn requestors_what_if(
 
 /// Everything a draft names still exists: people, groups, organizations (picked when the
 /// step was saved, perhaps gone since).
-async fn check_references(conn: &mut Conn, body: &PackageDraft) -> DomainResult<()> {
-    let p = &body.policy;
+/// Everyone and everything a policy names (and the groups a package is incompatible with)
+/// still there: people active, groups and connected organizations existing. A field error
+/// naming the first that is not, with the builder's field for it.
+pub(super) async fn check_references(
+    conn: &mut Conn,
+    p: &crate::domain::policy::Policy,
+    incompatible_groups: &[GroupId],
+) -> DomainResult<()> {
     let reviewers: Vec<ApproverSpec> = match &p.review {
         ReviewSettings::Recurring { reviewers, fallback, .. } => reviewers.iter().chain(fallback).copied().collect(),
         ReviewSettings::Off => vec![],
@@ -622,7 +628,7 @@ async fn check_references(conn: &mut Conn, body: &PackageDraft) -> DomainResult<
             _ => None,
         }));
     }
-    named.extend(body.incompatible_groups.iter().map(|g| ("roles", None, Some(*g))));
+    named.extend(incompatible_groups.iter().map(|g| ("roles", None, Some(*g))));
     let people: Vec<UserId> = named.iter().filter_map(|(_, u, _)| *u).collect();
     let active = directory::active_among(conn, &people).await?;
     let groups = directory::group_names(conn).await?;

@@ -967,12 +967,16 @@ pub struct CatalogResourceRow {
     pub description: String,
     pub system: String,
     pub roles: Vec<String>,
+    /// The roles' ids, in the order of `roles`.
+    pub role_ids: Vec<ResourceRoleId>,
 }
 
 /// The catalog's resources by name, each with its roles by name.
 pub async fn catalog_resources(conn: &mut Conn, catalog: CatalogId) -> Result<Vec<CatalogResourceRow>, sqlx::Error> {
-    let rows: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT r.id, r.name, r.description, s.name, rr.name FROM catalog_resources cr \
+    // (resource, its name, description, system's name, a role's name and id).
+    type Row = (i64, String, String, String, Option<String>, Option<i64>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT r.id, r.name, r.description, s.name, rr.name, rr.id FROM catalog_resources cr \
          JOIN resources r ON r.id = cr.resource_id JOIN resource_systems s ON s.id = r.system_id \
          LEFT JOIN resource_roles rr ON rr.resource_id = r.id \
          WHERE cr.catalog_id = $1 ORDER BY r.name, r.id, rr.name",
@@ -981,12 +985,14 @@ pub async fn catalog_resources(conn: &mut Conn, catalog: CatalogId) -> Result<Ve
     .fetch_all(conn)
     .await?;
     let mut out: Vec<CatalogResourceRow> = Vec::new();
-    for (id, name, description, system, role) in rows {
+    for (id, name, description, system, role, role_id) in rows {
         if out.last().is_none_or(|r| r.id.0 != id) {
-            out.push(CatalogResourceRow { id: ResourceId(id), name, description, system, roles: Vec::new() });
+            let (roles, role_ids) = (Vec::new(), Vec::new());
+            out.push(CatalogResourceRow { id: ResourceId(id), name, description, system, roles, role_ids });
         }
-        if let (Some(role), Some(last)) = (role, out.last_mut()) {
+        if let (Some(role), Some(role_id), Some(last)) = (role, role_id, out.last_mut()) {
             last.roles.push(role);
+            last.role_ids.push(ResourceRoleId(role_id));
         }
     }
     Ok(out)

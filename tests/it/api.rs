@@ -24,7 +24,8 @@ on_both_databases!(
     an_assignment_manager_assigns_and_removes_through_the_api,
     a_review_is_answered_ended_and_applied_through_the_api,
     a_catalog_changes_only_from_the_version_its_changer_read,
-    a_policy_is_replaced_only_from_the_version_its_changer_read
+    a_policy_is_replaced_only_from_the_version_its_changer_read,
+    a_package_is_made_and_given_a_policy_through_the_api
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -828,6 +829,16 @@ async fn a_policy_is_replaced_only_from_the_version_its_changer_read(backend: Ba
     let mut elsewhere = renamed("Elsewhere");
     elsewhere["package_id"] = json!(app.ids.sales_crm.0);
     assert_eq!(put(linus.clone(), Some(etag.clone()), elsewhere).await.0, 422, "a policy stays with its package");
+    // Someone who is not there, as approver or requestor: the field, not a failure of ours.
+    let mut nobody_approves = renamed("Nobody approves");
+    nobody_approves["approval"]["stages"] = json!([{"primary": [{"kind": "user", "id": 999_999}], "timeout_days": 7}]);
+    let (status, _, problem) = put(linus.clone(), Some(etag.clone()), nobody_approves).await;
+    assert_eq!((status, problem["field"].as_str()), (422, Some("approval")), "{problem}");
+    let mut nobody_asks = renamed("Nobody asks");
+    nobody_asks["scope"] = json!("specific");
+    nobody_asks["requestors"] = json!([{"kind": "user", "id": 999_999}]);
+    let (status, _, problem) = put(linus.clone(), Some(etag.clone()), nobody_asks).await;
+    assert_eq!((status, problem["field"].as_str()), (422, Some("people")), "{problem}");
     assert_eq!(count(&app, updated).await, 0, "refusals change nothing");
     assert_eq!(call(&app, "GET", &path, Some(&linus), None).await.1, before);
 
@@ -839,4 +850,67 @@ async fn a_policy_is_replaced_only_from_the_version_its_changer_read(backend: Ba
     let through = call(&app, "GET", "/api/v1/me", Some(&linus), None).await.1["token"].as_i64().unwrap();
     assert_eq!(count(&app, &format!("{updated} AND object_id = {id} AND token_id = {through}")).await, 1);
     assert_eq!(count(&app, updated).await, 1);
+}
+
+/// A package made through the API grants roles of its catalog only, has no policy until one
+/// is added (so nobody can ask for it), and then is asked for under that policy.
+async fn a_package_is_made_and_given_a_policy_through_the_api(backend: Backend) {
+    let app = app(backend).await;
+    let linus = token(&app, app.ids.linus, "read,admin").await;
+    let eng: i64 = sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Engineering'")
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    let sales: i64 = sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Sales & Marketing'")
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    let (status, resources) = call(&app, "GET", &format!("/api/v1/catalogs/{eng}/resources"), Some(&linus), None).await;
+    assert_eq!(status, 200, "{resources}");
+    let role = resources[0]["role_ids"][0].as_i64().unwrap();
+    let sofia = token(&app, app.ids.sofia, "read,admin").await;
+    let (_, theirs) = call(&app, "GET", &format!("/api/v1/catalogs/{sales}/resources"), Some(&sofia), None).await;
+    let stray = theirs[0]["role_ids"][0].as_i64().unwrap();
+
+    let packages = format!("/api/v1/catalogs/{eng}/packages");
+    let body = |roles: Vec<i64>| json!({"name": "Data Lake", "description": "Raw data", "role_ids": roles});
+    let (status, problem) = call(&app, "POST", &packages, Some(&linus), Some(body(vec![stray]))).await;
+    assert_eq!((status.as_u16(), problem["field"].as_str()), (422, Some("roles")), "another catalog's role: {problem}");
+    assert_eq!(call(&app, "POST", &packages, Some(&sofia), Some(body(vec![role]))).await.0, 404);
+    let (status, headers, made) = call_full(&app, "POST", &packages, Some(&linus), Some(body(vec![role]))).await;
+    assert_eq!(status, 201, "{made}");
+    let package = made["id"].as_i64().unwrap();
+    assert_eq!(headers["location"].to_str().unwrap(), format!("/api/v1/packages/{package}/settings"));
+    assert_eq!(headers["etag"].to_str().unwrap(), format!("\"{}\"", made["version"]));
+    assert_eq!(call(&app, "POST", &packages, Some(&linus), Some(body(vec![role]))).await.0, 409, "the name is taken");
+
+    let omar = token(&app, app.ids.omar, "read,request").await;
+    let ask = json!({"package_id": package, "justification": "lakes"});
+    let (status, problem) = call(&app, "POST", "/api/v1/requests", Some(&omar), Some(ask.clone())).await;
+    assert_eq!(status, 403, "no policy admits him yet: {problem}");
+
+    // A policy like Developer Tools' first, for the new package.
+    let dev = app.ids.developer_tools.0;
+    let (_, policies) = call(&app, "GET", &format!("/api/v1/packages/{dev}/policies"), Some(&linus), None).await;
+    let mut policy = policies[0].clone();
+    policy["name"] = json!("Everyone, manager approves");
+    let policies = format!("/api/v1/packages/{package}/policies");
+    assert_eq!(call(&app, "POST", &policies, Some(&linus), Some(policy.clone())).await.0, 422, "another package's");
+    policy["package_id"] = json!(package);
+    let (status, headers, added) = call_full(&app, "POST", &policies, Some(&linus), Some(policy)).await;
+    assert_eq!(status, 201, "{added}");
+    let id = added["id"].as_i64().unwrap();
+    assert_eq!(headers["location"].to_str().unwrap(), format!("/api/v1/policies/{id}"));
+    assert_eq!((added["version"].as_i64(), added["package_id"].as_i64()), (Some(1), Some(package)));
+    let (status, outcome) = call(&app, "POST", "/api/v1/requests", Some(&omar), Some(ask)).await;
+    assert_eq!(status, 201, "under its policy now: {outcome}");
+    let events = count(
+        &app,
+        &format!(
+            "SELECT COUNT(*) FROM audit_events WHERE (action = 'package.created' AND object_id = {package}) \
+         OR (action = 'policy.created' AND object_id = {id})"
+        ),
+    )
+    .await;
+    assert_eq!(events, 2);
 }

@@ -222,6 +222,8 @@ const TABLE: &[(&str, &str)] = &[
     ("REST GET /api/v1/audit-chain", "DDDDDDDDDDAD"),
     ("REST POST /api/v1/audit-chain/verify", "DDDDDDDDDDAD"),
     ("REST GET /api/v1/packages/{id}/policies", "DDDDDDADAAAD"),
+    ("REST POST /api/v1/packages/{id}/policies", "DDDDDDADADAD"),
+    ("REST POST /api/v1/catalogs/{id}/packages", "DDDDDDADADAD"),
     ("REST GET /api/v1/policies/{id}", "DDDDDDADAAAD"),
     ("REST PUT /api/v1/policies/{id}", "DDDDDDADADAD"),
     ("REST GET /api/v1/people/{id}/access", "DDDDDDAAAAAD"),
@@ -370,6 +372,8 @@ struct Fixtures {
     dev_policy: PolicyId,
     /// Developer Tools' policy with another name (the REST API replaces it with this).
     renamed_policy: serde_json::Value,
+    /// A resource role of Engineering (what a package made through the API grants).
+    role: quartermaster::domain::ids::ResourceRoleId,
     /// Elena's Developer Tools, assigned directly (to be removed from the package's page).
     remove: AssignmentId,
     /// Northwind, the connected organization (Sofia sponsors it).
@@ -555,7 +559,12 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         catalog::policy(&mut conn, dev_policy).await.unwrap().unwrap()
     };
     renamed.name = "Renamed by the sweep".into();
+    let role = {
+        let mut conn = app.service.db().pool().acquire().await.unwrap();
+        catalog::role_choices(&mut conn, eng).await.unwrap()[0].0
+    };
     Fixtures {
+        role,
         renamed_policy: serde_json::to_value(&renamed).unwrap(),
         cancel,
         decide,
@@ -719,6 +728,10 @@ enum Effect {
     Package(PackageId),
     /// A policy's name and version.
     Policy(PolicyId),
+    /// A package's policies, by name.
+    Policies(PackageId),
+    /// A catalog's packages, by name.
+    Packages(CatalogId),
     /// How many API tokens there are.
     Tokens,
     /// Whether an API token is revoked.
@@ -1228,6 +1241,24 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
                 .unwrap();
             format!("revoked {}", revoked.is_some())
         }
+        Effect::Policies(id) => {
+            let names: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM policies WHERE package_id = $1 ORDER BY name")
+                    .bind(id.0)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            format!("{names:?}")
+        }
+        Effect::Packages(id) => {
+            let names: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM access_packages WHERE catalog_id = $1 ORDER BY name")
+                    .bind(id.0)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            format!("{names:?}")
+        }
         Effect::Policy(id) => {
             let row: (String, i64) = sqlx::query_as("SELECT name, version FROM policies WHERE id = $1")
                 .bind(id.0)
@@ -1567,6 +1598,16 @@ fn rest_operation(
             at(fx.catalog.0).replace("{person}", &fx.reader.0.to_string()) + "?role=catalog_reader",
             None,
             Some(Effect::CatalogContents(fx.catalog)),
+        ),
+        ("POST", "/api/v1/packages/{id}/policies") => {
+            let mut added = fx.renamed_policy.clone();
+            added["name"] = json!("Added by the sweep");
+            (at(ids.developer_tools.0), Some(added), Some(Effect::Policies(ids.developer_tools)))
+        }
+        ("POST", "/api/v1/catalogs/{id}/packages") => (
+            at(fx.catalog.0),
+            Some(json!({"name": "Sweep Package", "role_ids": [fx.role.0]})),
+            Some(Effect::Packages(fx.catalog)),
         ),
         ("POST", "/api/v1/failed-work/{id}/retry") => (at(fx.retry), None, Some(Effect::Outbox(fx.retry))),
         ("POST", "/api/v1/audit-chain/verify") => (path.to_owned(), None, Some(Effect::Verifications)),
