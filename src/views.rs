@@ -30,6 +30,7 @@ pub struct Viewer {
 
 /// The signed-in person's email settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct EmailChoices {
     /// Notifications are emailed at all (the portal has an SMTP server).
     pub sends: bool,
@@ -851,6 +852,7 @@ pub struct ConnectedOrg {
 
 /// A deputy period: who is away, who decides for them, when.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DeputyView {
     pub id: i64,
     pub person: String,
@@ -863,6 +865,7 @@ pub struct DeputyView {
 /// A person's out-of-office: their own deputy period (now or to come), and the people they
 /// stand in for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DeputyPanel {
     pub own: Option<DeputyView>,
     pub standing_in: Vec<DeputyView>,

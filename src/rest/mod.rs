@@ -12,6 +12,7 @@ mod admin;
 mod docs;
 mod governance;
 mod problem;
+mod settings;
 mod upkeep;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -94,6 +95,9 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(upkeep::retry))
         .routes(routes!(upkeep::chain_status))
         .routes(routes!(upkeep::verify_chain))
+        .routes(routes!(settings::email_settings, settings::change_email_settings))
+        .routes(routes!(settings::deputies, settings::set_deputy))
+        .routes(routes!(settings::end_deputy))
 }
 
 #[derive(OpenApi)]
@@ -113,7 +117,7 @@ fn operations() -> OpenApiRouter<AppState> {
     modifiers(&BearerScheme),
     security(("bearer" = [])),
     tags(
-        (name = "me", description = "The token and its owner"),
+        (name = "me", description = "The token and its owner, their email settings and out-of-office"),
         (name = "packages", description = "Access packages the caller may request"),
         (name = "requests", description = "The caller's requests, and deciding others'"),
         (name = "assignments", description = "The caller's access"),

@@ -25,7 +25,8 @@ on_both_databases!(
     a_review_is_answered_ended_and_applied_through_the_api,
     a_catalog_changes_only_from_the_version_its_changer_read,
     a_policy_is_replaced_only_from_the_version_its_changer_read,
-    a_package_is_made_and_given_a_policy_through_the_api
+    a_package_is_made_and_given_a_policy_through_the_api,
+    ones_own_settings_are_read_and_changed_through_the_api
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -913,4 +914,60 @@ async fn a_package_is_made_and_given_a_policy_through_the_api(backend: Backend) 
     )
     .await;
     assert_eq!(events, 2);
+}
+
+/// The caller's email settings: a time zone left out stays, null goes back to automatic, a
+/// zone the tz database does not know is refused; their out-of-office set, seen and ended.
+async fn ones_own_settings_are_read_and_changed_through_the_api(backend: Backend) {
+    let app = app(backend).await;
+    let (reads, omar) = (token(&app, app.ids.omar, "read").await, token(&app, app.ids.omar, "read,request").await);
+    let path = "/api/v1/me/email-settings";
+    let berlin = json!({"optional": true, "digest": false, "time_zone": "Europe/Berlin"});
+    assert_eq!(call(&app, "PUT", path, Some(&reads), Some(berlin.clone())).await.0, 403, "needs request");
+    let (status, now) = call(&app, "PUT", path, Some(&omar), Some(berlin)).await;
+    assert_eq!(
+        (status.as_u16(), now["time_zone"].as_str(), now["optional"].as_bool()),
+        (200, Some("Europe/Berlin"), Some(true))
+    );
+    let (_, kept) = call(&app, "PUT", path, Some(&omar), Some(json!({"optional": false, "digest": true}))).await;
+    assert_eq!((kept["time_zone"].as_str(), kept["digest"].as_bool()), (Some("Europe/Berlin"), Some(true)), "{kept}");
+    let (status, problem) = call(
+        &app,
+        "PUT",
+        path,
+        Some(&omar),
+        Some(json!({"optional": false, "digest": true, "time_zone": "Mars/Olympus"})),
+    )
+    .await;
+    assert_eq!((status.as_u16(), problem["field"].as_str()), (422, Some("time_zone")), "{problem}");
+    let (_, reset) =
+        call(&app, "PUT", path, Some(&omar), Some(json!({"optional": false, "digest": true, "time_zone": null}))).await;
+    assert!(reset["time_zone"].is_null(), "automatic again: {reset}");
+    assert_eq!(call(&app, "GET", path, Some(&reads), None).await.1, reset);
+
+    let deputies = "/api/v1/me/deputies";
+    let until = (chrono::Utc::now() + chrono::Duration::days(10)).format("%Y-%m-%d").to_string();
+    let (status, problem) = call(
+        &app,
+        "POST",
+        deputies,
+        Some(&omar),
+        Some(json!({"deputy": "tom@quartermaster.example", "until": "soon"})),
+    )
+    .await;
+    assert_eq!((status.as_u16(), problem["field"].as_str()), (422, Some("until")), "{problem}");
+    let (status, made) =
+        call(&app, "POST", deputies, Some(&omar), Some(json!({"deputy": "tom@quartermaster.example", "until": until})))
+            .await;
+    assert_eq!(status, 201, "{made}");
+    let (_, panel) = call(&app, "GET", deputies, Some(&reads), None).await;
+    assert_eq!(
+        (panel["own"]["id"].clone(), panel["own"]["deputy_email"].as_str()),
+        (made["id"].clone(), Some("tom@quartermaster.example"))
+    );
+    let one = format!("{deputies}/{}", made["id"]);
+    let maya = token(&app, app.ids.maya, "read,request").await;
+    assert_eq!(call(&app, "DELETE", &one, Some(&maya), None).await.0, 404, "not hers");
+    assert_eq!(call(&app, "DELETE", &one, Some(&omar), None).await.0, 204);
+    assert!(call(&app, "GET", deputies, Some(&reads), None).await.1["own"].is_null());
 }

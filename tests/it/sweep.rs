@@ -221,6 +221,13 @@ const TABLE: &[(&str, &str)] = &[
     ("REST POST /api/v1/failed-work/{id}/retry", "DDDDDDADDDAD"),
     ("REST GET /api/v1/audit-chain", "DDDDDDDDDDAD"),
     ("REST POST /api/v1/audit-chain/verify", "DDDDDDDDDDAD"),
+    ("REST GET /api/v1/me/email-settings", "DAAAAAAAAAAA"),
+    ("REST PUT /api/v1/me/email-settings", "DAAAAAAAAAAA"),
+    ("REST GET /api/v1/me/deputies", "DAAAAAAAAAAA"),
+    // A guest names no deputy (as on the page); a period is ended by its person or an
+    // administrator.
+    ("REST POST /api/v1/me/deputies", "DADAAAAAAAAA"),
+    ("REST DELETE /api/v1/me/deputies/{id}", "DDDDDDDDDDAA"),
     ("REST GET /api/v1/packages/{id}/policies", "DDDDDDADAAAD"),
     ("REST POST /api/v1/packages/{id}/policies", "DDDDDDADADAD"),
     ("REST POST /api/v1/catalogs/{id}/packages", "DDDDDDADADAD"),
@@ -1609,6 +1616,18 @@ fn rest_operation(
             Some(json!({"name": "Sweep Package", "role_ids": [fx.role.0]})),
             Some(Effect::Packages(fx.catalog)),
         ),
+        ("PUT", "/api/v1/me/email-settings") => {
+            (path.to_owned(), Some(json!({"optional": true, "digest": true})), Some(Effect::EmailSettings))
+        }
+        ("POST", "/api/v1/me/deputies") => {
+            let until = (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%d").to_string();
+            (
+                path.to_owned(),
+                Some(json!({"deputy": "tom@quartermaster.example", "until": until})),
+                Some(Effect::Deputies),
+            )
+        }
+        ("DELETE", "/api/v1/me/deputies/{id}") => (at(fx.deputy), None, Some(Effect::Deputies)),
         ("POST", "/api/v1/failed-work/{id}/retry") => (at(fx.retry), None, Some(Effect::Outbox(fx.retry))),
         ("POST", "/api/v1/audit-chain/verify") => (path.to_owned(), None, Some(Effect::Verifications)),
         ("POST", "/api/v1/review-items/{id}/answer") => (
