@@ -848,6 +848,8 @@ pub struct ConnectedOrg {
     /// these days after that (`None`: never).
     pub block_after_days: Option<i64>,
     pub remove_after_days: Option<i64>,
+    /// The version a change names (the API's `ETag`).
+    pub version: i64,
 }
 
 /// A deputy period: who is away, who decides for them, when.

@@ -22,7 +22,7 @@ use crate::views::{
 };
 
 /// The `ETag` of an object at `version`.
-fn etag(version: i64) -> HeaderValue {
+pub(super) fn etag(version: i64) -> HeaderValue {
     // Digits and quotes only: always a valid header value.
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
@@ -30,7 +30,7 @@ fn etag(version: i64) -> HeaderValue {
 /// The version a change may be made against: the current one, when `If-Match` names it (or is
 /// `*`). Without `If-Match`, 428: a change made blind could undo one the caller never saw.
 /// Tags compare strongly (RFC 9110 13.1.1): a weak tag `W/"…"` never matches.
-fn matching(headers: &HeaderMap, current: i64) -> Result<i64, Problem> {
+pub(super) fn matching(headers: &HeaderMap, current: i64) -> Result<i64, Problem> {
     let lines = headers.get_all(header::IF_MATCH);
     if lines.iter().next().is_none() {
         return Err(Problem::new(

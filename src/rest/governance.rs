@@ -4,7 +4,7 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -155,6 +155,122 @@ pub(super) async fn create_organization(
     at_most("domain", &b.domain, 253)?;
     let id = admin.create_org(&b.name, &b.domain, b.configured).await?;
     Ok((StatusCode::CREATED, Json(Created { id: id.0 })).into_response())
+}
+
+/// The organization as it is now, or 404.
+async fn organization_now(
+    admin: &crate::service::capability::Administrator<'_>,
+    id: OrgId,
+) -> Result<ConnectedOrg, Problem> {
+    let all = admin.connected_orgs().await?;
+    all.into_iter()
+        .find(|o| o.id == id.0)
+        .ok_or_else(|| Problem::from(crate::domain::DomainError::not_found("connected organization")))
+}
+
+fn organization_with_etag(org: ConnectedOrg) -> Response {
+    ([(header::ETAG, super::admin::etag(org.version))], Json(org)).into_response()
+}
+
+#[utoipa::path(get, path = "/api/v1/organizations/{id}", tag = "organizations", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    responses((status = 200, body = ConnectedOrg, headers(("ETag" = String, description = "Send it back as If-Match to change it"))),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn organization(caller: Caller, id: Result<Path<i64>, PathRejection>) -> Result<Response, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let admin = caller.service.administrator(actor)?;
+    Ok(organization_with_etag(organization_now(&admin, OrgId(path_id(id)?)).await?))
+}
+
+/// What a change of an organization starts from: an administrator, the organization as it
+/// is now, the change asked, and the version `If-Match` names (the one it is made from).
+struct Changing<'a, B> {
+    admin: crate::service::capability::Administrator<'a>,
+    id: OrgId,
+    b: B,
+    now: ConnectedOrg,
+    version: i64,
+}
+
+async fn changing<'a, B>(
+    caller: &'a Caller,
+    id: Result<Path<i64>, PathRejection>,
+    headers: &HeaderMap,
+    b: Result<Json<B>, JsonRejection>,
+) -> Result<Changing<'a, B>, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let admin = caller.service.administrator(actor)?;
+    let id = OrgId(path_id(id)?);
+    let b = body(b)?;
+    let now = organization_now(&admin, id).await?;
+    let version = super::admin::matching(headers, now.version)?;
+    Ok(Changing { admin, id, b, now, version })
+}
+
+/// The organization's settings to change; those left out stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OrganizationChange {
+    name: Option<String>,
+    /// Refused while it has guests (they sign in with addresses in the old one).
+    domain: Option<String>,
+    /// Admits its people (`true`), or is only known (`false`, `proposed`).
+    configured: Option<bool>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/organizations/{id}", tag = "organizations", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    request_body = OrganizationChange,
+    responses((status = 200, body = ConnectedOrg, headers(("ETag" = String))),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "Another organization has that domain, or its guests hold the old one"),
+              (status = 412, body = Problem, content_type = "application/problem+json", description = "Changed since the ETag sent was read"),
+              (status = 428, body = Problem, content_type = "application/problem+json", description = "No If-Match")))]
+pub(super) async fn change_organization(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    headers: HeaderMap,
+    b: Result<Json<OrganizationChange>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let Changing { admin, id, b, now, version } = changing(&caller, id, &headers, b).await?;
+    let name = b.name.map_or_else(|| now.name.clone(), |n| n.trim().to_owned());
+    let domain = b.domain.map_or_else(|| now.domain.clone(), |d| d.trim().to_owned());
+    at_most("domain", &domain, 253)?;
+    let configured = b.configured.unwrap_or(now.configured);
+    if (name.as_str(), domain.as_str(), configured) == (now.name.as_str(), now.domain.as_str(), now.configured) {
+        // Nothing to change: no new version, no audit event.
+        return Ok(organization_with_etag(now));
+    }
+    admin.update_org(id, (&name, &domain, configured), Some(version)).await?;
+    Ok(organization_with_etag(organization_now(&admin, id).await?))
+}
+
+/// What happens to the organization's guests once their access has ended.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GuestLifecycle {
+    /// Blocked from signing in this many days after their last access ended; null: never.
+    block_after_days: Option<i64>,
+    /// Removed this many days after being blocked; null: never.
+    remove_after_days: Option<i64>,
+}
+
+#[utoipa::path(put, path = "/api/v1/organizations/{id}/guest-lifecycle", tag = "organizations", security(("bearer" = ["admin"])),
+    params(("id" = i64, Path)), request_body = GuestLifecycle,
+    responses((status = 200, body = ConnectedOrg, headers(("ETag" = String))),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 412, body = Problem, content_type = "application/problem+json", description = "Changed since the ETag sent was read"),
+              (status = 428, body = Problem, content_type = "application/problem+json", description = "No If-Match")))]
+pub(super) async fn set_guest_lifecycle(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    headers: HeaderMap,
+    b: Result<Json<GuestLifecycle>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let Changing { admin, id, b, now, version } = changing(&caller, id, &headers, b).await?;
+    if (b.block_after_days, b.remove_after_days) == (now.block_after_days, now.remove_after_days) {
+        return Ok(organization_with_etag(now));
+    }
+    admin.set_guest_lifecycle(id, (b.block_after_days, b.remove_after_days), Some(version)).await?;
+    Ok(organization_with_etag(organization_now(&admin, id).await?))
 }
 
 /// A sponsor to add.

@@ -81,6 +81,8 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(governance::end_review))
         .routes(routes!(governance::apply_review))
         .routes(routes!(governance::organizations, governance::create_organization))
+        .routes(routes!(governance::organization, governance::change_organization))
+        .routes(routes!(governance::set_guest_lifecycle))
         .routes(routes!(governance::add_sponsor))
         .routes(routes!(governance::remove_sponsor))
         .routes(routes!(governance::connectors))

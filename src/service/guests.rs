@@ -125,8 +125,8 @@ impl super::capability::Administrator<'_> {
     pub async fn set_guest_lifecycle(
         &self,
         org: OrgId,
-        block_after_days: Option<i64>,
-        remove_after_days: Option<i64>,
+        (block_after_days, remove_after_days): (Option<i64>, Option<i64>),
+        from: Option<i64>,
     ) -> DomainResult<()> {
         for (field, days) in [("block_after_days", block_after_days), ("remove_after_days", remove_after_days)] {
             if days.is_some_and(|d| !(1..=MOST_DAYS).contains(&d)) {
@@ -137,8 +137,11 @@ impl super::capability::Administrator<'_> {
         let before = guests::lifecycle_of(&mut tx, org)
             .await?
             .ok_or_else(|| DomainError::not_found("connected organization"))?;
-        if !guests::set_lifecycle(&mut tx, org, block_after_days, remove_after_days).await? {
-            return Err(DomainError::not_found("connected organization"));
+        // Guarded by the version read (and `from`, when the caller names the one it changed).
+        if from.is_some_and(|v| v != before.2)
+            || !guests::set_lifecycle(&mut tx, org, block_after_days, remove_after_days, before.2).await?
+        {
+            return Err(super::orgs::stale_org());
         }
         let event = AuditEvent::new(Some(self.actor.id()), "org.guest_lifecycle", "connected_org", org.0)
             .before(json!({"block_after_days": before.0, "remove_after_days": before.1}))

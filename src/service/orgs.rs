@@ -56,6 +56,11 @@ fn taken(e: sqlx::Error) -> DomainError {
     }
 }
 
+/// A change made from a version of an organization another change replaced.
+pub(super) fn stale_org() -> DomainError {
+    DomainError::Stale("someone else changed this organization meanwhile; reload and try again".into())
+}
+
 impl Administrator<'_> {
     /// Every connected organization, by name, with its sponsors and guests' count.
     #[tracing::instrument(name = "connected_orgs", skip_all, fields(actor = self.actor.id().0))]
@@ -82,6 +87,7 @@ impl Administrator<'_> {
                 guests: o.guests,
                 block_after_days: o.block_after_days,
                 remove_after_days: o.remove_after_days,
+                version: o.version,
             })
             .collect())
     }
@@ -100,8 +106,15 @@ impl Administrator<'_> {
     }
 
     /// Rename it, change its domain, or its state (a `proposed` organization admits nobody).
+    /// `from`: the version the change was made from (refused when it is not the current
+    /// one); `None`, over whatever is there.
     #[tracing::instrument(name = "update_org", skip_all, fields(actor = self.actor.id().0, org = id.0))]
-    pub async fn update_org(&self, id: OrgId, name: &str, domain: &str, configured: bool) -> DomainResult<()> {
+    pub async fn update_org(
+        &self,
+        id: OrgId,
+        (name, domain, configured): (&str, &str, bool),
+        from: Option<i64>,
+    ) -> DomainResult<()> {
         let (name, domain, state) = clean(name, domain, configured)?;
         let mut tx = self.service.db.begin().await?;
         let before = directory::org_locked(&mut tx, id)
@@ -119,8 +132,12 @@ impl Administrator<'_> {
                 )));
             }
         }
-        if !directory::update_org(&mut tx, id, &name, &domain, state).await.map_err(taken)? {
-            return Err(DomainError::not_found("connected organization"));
+        // The row is held (PostgreSQL) or the writer is (SQLite): the version read is the
+        // one written over, and the update names it too.
+        if from.is_some_and(|v| v != before.3)
+            || !directory::update_org(&mut tx, id, &name, &domain, state, before.3).await.map_err(taken)?
+        {
+            return Err(stale_org());
         }
         let event = AuditEvent::new(Some(self.actor.id()), "org.updated", "connected_org", id.0)
             .before(json!({"name": before.0, "domain": before.1, "state": before.2}))

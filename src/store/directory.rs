@@ -615,14 +615,16 @@ pub struct OrgRow {
     /// days after that (`None`: never).
     pub block_after_days: Option<i64>,
     pub remove_after_days: Option<i64>,
+    /// Bumped by each change of its settings or its guests' lifecycle.
+    pub version: i64,
 }
 
 /// Every connected organization by name, with its sponsors and how many guests it has.
 pub async fn connected_orgs(conn: &mut Conn) -> Result<Vec<OrgRow>, sqlx::Error> {
     #[allow(clippy::type_complexity)]
-    let orgs: Vec<(i64, String, String, String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+    let orgs: Vec<(i64, String, String, String, i64, Option<i64>, Option<i64>, i64)> = sqlx::query_as(
         "SELECT o.id, o.name, o.domain, o.state, (SELECT COUNT(*) FROM users u WHERE u.connected_org_id = o.id), \
-         o.block_after_days, o.remove_after_days FROM connected_orgs o ORDER BY o.name, o.id",
+         o.block_after_days, o.remove_after_days, o.version FROM connected_orgs o ORDER BY o.name, o.id",
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -634,7 +636,7 @@ pub async fn connected_orgs(conn: &mut Conn) -> Result<Vec<OrgRow>, sqlx::Error>
     .await?;
     Ok(orgs
         .into_iter()
-        .map(|(id, name, domain, state, guests, block_after_days, remove_after_days)| OrgRow {
+        .map(|(id, name, domain, state, guests, block_after_days, remove_after_days, version)| OrgRow {
             id: OrgId(id),
             name,
             domain,
@@ -647,6 +649,7 @@ pub async fn connected_orgs(conn: &mut Conn) -> Result<Vec<OrgRow>, sqlx::Error>
             guests,
             block_after_days,
             remove_after_days,
+            version,
         })
         .collect())
 }
@@ -676,9 +679,9 @@ pub async fn org(conn: &mut Conn, id: OrgId) -> Result<Option<(String, String, S
 }
 
 /// The organization as it is, its row locked for this transaction on PostgreSQL.
-pub async fn org_locked(conn: &mut Conn, id: OrgId) -> Result<Option<(String, String, String)>, sqlx::Error> {
+pub async fn org_locked(conn: &mut Conn, id: OrgId) -> Result<Option<(String, String, String, i64)>, sqlx::Error> {
     let lock = if conn.backend_name() == "PostgreSQL" { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT name, domain, state FROM connected_orgs WHERE id = $1{lock}");
+    let sql = format!("SELECT name, domain, state, version FROM connected_orgs WHERE id = $1{lock}");
     sqlx::query_as(&sql).bind(id.0).fetch_optional(conn).await
 }
 
@@ -707,14 +710,19 @@ pub async fn update_org(
     name: &str,
     domain: &str,
     state: &str,
+    version: i64,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE connected_orgs SET name = $1, domain = $2, state = $3 WHERE id = $4")
-        .bind(name)
-        .bind(domain)
-        .bind(state)
-        .bind(id.0)
-        .execute(conn)
-        .await?;
+    let done = sqlx::query(
+        "UPDATE connected_orgs SET name = $1, domain = $2, state = $3, version = version + 1 \
+         WHERE id = $4 AND version = $5",
+    )
+    .bind(name)
+    .bind(domain)
+    .bind(state)
+    .bind(id.0)
+    .bind(version)
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -76,8 +76,8 @@ pub async fn restart(conn: &mut Conn, user: UserId, now: DateTime<Utc>) -> Resul
 }
 
 /// An organization's settings for guests whose access ended (`None` when it is gone).
-pub async fn lifecycle_of(conn: &mut Conn, org: OrgId) -> Result<Option<(Option<i64>, Option<i64>)>, sqlx::Error> {
-    sqlx::query_as("SELECT block_after_days, remove_after_days FROM connected_orgs WHERE id = $1")
+pub async fn lifecycle_of(conn: &mut Conn, org: OrgId) -> Result<Option<(Option<i64>, Option<i64>, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT block_after_days, remove_after_days, version FROM connected_orgs WHERE id = $1")
         .bind(org.0)
         .fetch_optional(conn)
         .await
@@ -110,12 +110,17 @@ pub async fn set_lifecycle(
     org: OrgId,
     block_after_days: Option<i64>,
     remove_after_days: Option<i64>,
+    version: i64,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE connected_orgs SET block_after_days = $1, remove_after_days = $2 WHERE id = $3")
-        .bind(block_after_days)
-        .bind(remove_after_days)
-        .bind(org.0)
-        .execute(conn)
-        .await?;
+    let done = sqlx::query(
+        "UPDATE connected_orgs SET block_after_days = $1, remove_after_days = $2, version = version + 1 \
+         WHERE id = $3 AND version = $4",
+    )
+    .bind(block_after_days)
+    .bind(remove_after_days)
+    .bind(org.0)
+    .bind(version)
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected() == 1)
 }

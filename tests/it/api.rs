@@ -26,7 +26,8 @@ on_both_databases!(
     a_catalog_changes_only_from_the_version_its_changer_read,
     a_policy_is_replaced_only_from_the_version_its_changer_read,
     a_package_is_made_and_given_a_policy_through_the_api,
-    ones_own_settings_are_read_and_changed_through_the_api
+    ones_own_settings_are_read_and_changed_through_the_api,
+    an_organization_changes_only_from_the_version_its_changer_read
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -970,4 +971,50 @@ async fn ones_own_settings_are_read_and_changed_through_the_api(backend: Backend
     assert_eq!(call(&app, "DELETE", &one, Some(&maya), None).await.0, 404, "not hers");
     assert_eq!(call(&app, "DELETE", &one, Some(&omar), None).await.0, 204);
     assert!(call(&app, "GET", deputies, Some(&reads), None).await.1["own"].is_null());
+}
+
+/// A connected organization's settings and its guests' lifecycle share one version: a change
+/// of either from an old read is refused (412), of eight from one read one lands, and the
+/// same settings again make no version.
+async fn an_organization_changes_only_from_the_version_its_changer_read(backend: Backend) {
+    let app = app(backend).await;
+    let grace = token(&app, app.ids.grace, "read,admin").await;
+    let linus = token(&app, app.ids.linus, "read,admin").await;
+    let (_, orgs) = call(&app, "GET", "/api/v1/organizations", Some(&grace), None).await;
+    let id = orgs[0]["id"].as_i64().unwrap();
+    let path = format!("/api/v1/organizations/{id}");
+    let (status, headers, before) = call_full(&app, "GET", &path, Some(&grace), None).await;
+    assert_eq!((status.as_u16(), &before), (200, &orgs[0]));
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let lifecycle = format!("{path}/guest-lifecycle");
+    let patch =
+        |tag: Option<String>, body: Value| conditional(Client::new().patch(app.url(&path)), grace.clone(), tag, body);
+    let put = |tag: Option<String>, body: Value| {
+        conditional(Client::new().put(app.url(&lifecycle)), grace.clone(), tag, body)
+    };
+    let events = "SELECT COUNT(*) FROM audit_events WHERE action IN ('org.updated', 'org.guest_lifecycle')";
+    assert_eq!(patch(None, json!({"name": "Renamed"})).await.0, 428);
+    assert_eq!(put(Some("\"0\"".into()), json!({"block_after_days": 7, "remove_after_days": null})).await.0, 412);
+    assert_eq!(call(&app, "GET", &path, Some(&linus), None).await.0, 403, "administrators only");
+    let (status, _, problem) = put(Some(etag.clone()), json!({"block_after_days": 0, "remove_after_days": null})).await;
+    assert_eq!((status, problem["field"].as_str()), (422, Some("block_after_days")), "{problem}");
+    assert_eq!(count(&app, events).await, 0, "refusals change nothing");
+
+    let version = before["version"].as_i64().unwrap() + 1;
+    let sends = (0..8).map(|i| patch(Some(etag.clone()), json!({"name": format!("Partner {i}")})));
+    let won = one_lands(futures_util::future::join_all(sends).await, version);
+    // The lifecycle from the read before that change: refused.
+    let (status, _, _) = put(Some(etag.clone()), json!({"block_after_days": 7, "remove_after_days": 30})).await;
+    assert_eq!(status, 412, "the same version covers both");
+    let (status, headers, after) =
+        put(Some(format!("\"{version}\"")), json!({"block_after_days": 7, "remove_after_days": 30})).await;
+    assert_eq!(
+        (status, after["block_after_days"].as_i64(), after["name"].clone()),
+        (200, Some(7), won["name"].clone())
+    );
+    let latest = headers["etag"].to_str().unwrap().to_owned();
+    assert_eq!(latest, format!("\"{}\"", version + 1));
+    let (status, headers, _) = patch(Some(latest.clone()), json!({"name": won["name"].clone()})).await;
+    assert_eq!((status, headers["etag"].to_str().unwrap()), (200, latest.as_str()), "no change, no version");
+    assert_eq!(count(&app, events).await, 2);
 }

@@ -555,12 +555,12 @@ async fn connected_organizations_and_their_sponsors_are_managed_by_administrator
         }
     };
     assert_eq!(admitted(&w).await, Some(northwind));
-    admin.update_org(northwind, "Northwind Partners", "northwind.example", false).await.unwrap();
+    admin.update_org(northwind, ("Northwind Partners", "northwind.example", false), None).await.unwrap();
     assert_eq!(admitted(&w).await, None);
-    admin.update_org(northwind, "Northwind Partners", "northwind.example", true).await.unwrap();
+    admin.update_org(northwind, ("Northwind Partners", "northwind.example", true), None).await.unwrap();
     assert_eq!(admitted(&w).await, Some(northwind));
     // Its guest signs in with an address in its domain: the domain stays while it has guests.
-    let moved = admin.update_org(northwind, "Northwind Partners", "northwind.test", true).await.unwrap_err();
+    let moved = admin.update_org(northwind, ("Northwind Partners", "northwind.test", true), None).await.unwrap_err();
     assert!(matches!(&moved, DomainError::Conflict(why) if why.contains("1 guest")), "{moved:?}");
     assert_eq!(admitted(&w).await, Some(northwind));
     // Sponsors: members inside, the organization's own guests outside.

@@ -615,8 +615,8 @@ async fn a_guest_whose_access_ended_is_blocked_then_removed(backend: Backend) {
         .await
         .unwrap();
     let admin = s.administrator(&grace).unwrap();
-    assert!(admin.set_guest_lifecycle(OrgId(org), Some(0), None).await.is_err(), "at least a day");
-    admin.set_guest_lifecycle(OrgId(org), Some(7), Some(30)).await.unwrap();
+    assert!(admin.set_guest_lifecycle(OrgId(org), (Some(0), None), None).await.is_err(), "at least a day");
+    admin.set_guest_lifecycle(OrgId(org), (Some(7), Some(30)), None).await.unwrap();
     let (catalog, policy): (i64, i64) = sqlx::query_as(
         "SELECT p.catalog_id, y.id FROM access_packages p JOIN policies y ON y.package_id = p.id \
          WHERE p.id = $1 AND y.name LIKE 'Northwind%'",

@@ -247,6 +247,9 @@ const TABLE: &[(&str, &str)] = &[
     ("REST POST /api/v1/reviews/{id}/apply", "DDDDDDADAAAD"),
     ("REST GET /api/v1/organizations", "DDDDDDDDDDAD"),
     ("REST POST /api/v1/organizations", "DDDDDDDDDDAD"),
+    ("REST GET /api/v1/organizations/{id}", "DDDDDDDDDDAD"),
+    ("REST PATCH /api/v1/organizations/{id}", "DDDDDDDDDDAD"),
+    ("REST PUT /api/v1/organizations/{id}/guest-lifecycle", "DDDDDDDDDDAD"),
     ("REST POST /api/v1/organizations/{id}/sponsors", "DDDDDDDDDDAD"),
     ("REST DELETE /api/v1/organizations/{id}/sponsors/{person}", "DDDDDDDDDDAD"),
     ("REST GET /api/v1/connectors", "DDDDDDDDDDAD"),
@@ -1542,6 +1545,7 @@ fn rest_operation(
         ("GET", "/api/v1/people/{id}/access") => (at(ids.omar.0), None, None),
         ("GET", "/api/v1/packages/{id}/policies") => (at(ids.developer_tools.0), None, None),
         ("GET", "/api/v1/catalogs/{id}/roles") => (at(fx.catalog.0), None, None),
+        ("GET", "/api/v1/organizations/{id}") => (at(fx.org), None, None),
         ("GET", "/api/v1/policies/{id}") => (at(fx.dev_policy.0), None, None),
         ("PUT", "/api/v1/policies/{id}") => {
             (at(fx.dev_policy.0), Some(fx.renamed_policy.clone()), Some(Effect::Policy(fx.dev_policy)))
@@ -1642,6 +1646,12 @@ fn rest_operation(
             Some(json!({"name": "Sweep Partners", "domain": "sweep.example", "configured": true})),
             Some(Effect::Orgs),
         ),
+        ("PATCH", "/api/v1/organizations/{id}") => {
+            (at(fx.org), Some(json!({"name": "Northwind Renamed"})), Some(Effect::Orgs))
+        }
+        ("PUT", "/api/v1/organizations/{id}/guest-lifecycle") => {
+            (at(fx.org), Some(json!({"block_after_days": 7, "remove_after_days": 30})), Some(Effect::Orgs))
+        }
         ("POST", "/api/v1/organizations/{id}/sponsors") => {
             (at(fx.org), Some(json!({"person": "tom@quartermaster.example"})), Some(Effect::Orgs))
         }

@@ -42,7 +42,10 @@ pub async fn update_org(
     let result = async {
         at_most("domain", &domain, 253)?;
         let (service, actor) = server::actor().await?;
-        service.administrator(&actor)?.update_org(self::org_id(org_id), &name, &domain, ticked(&configured)).await?;
+        service
+            .administrator(&actor)?
+            .update_org(self::org_id(org_id), (&name, &domain, ticked(&configured)), None)
+            .await?;
         Ok(ok("Connected organization saved."))
     }
     .await;
@@ -72,7 +75,7 @@ pub async fn set_guest_lifecycle(
         let (block, remove) =
             (days("block_after_days", block_after_days)?, days("remove_after_days", remove_after_days)?);
         let (service, actor) = server::actor().await?;
-        service.administrator(&actor)?.set_guest_lifecycle(self::org_id(org_id), block, remove).await?;
+        service.administrator(&actor)?.set_guest_lifecycle(self::org_id(org_id), (block, remove), None).await?;
         Ok(ok("Saved: what happens to guests whose access has ended."))
     }
     .await;
