@@ -88,8 +88,7 @@ fn day(field: &str, value: &str, end_of_day: bool) -> Result<DateTime<Utc>, Prob
 }
 
 #[utoipa::path(post, path = "/api/v1/me/deputies", tag = "me", security(("bearer" = ["request"])), request_body = NewDeputy,
-    responses((status = 201, body = Created, description = "Set: while it runs, the requests waiting for the caller go to the deputy too"),
-              (status = 409, body = Problem, content_type = "application/problem+json", description = "A period overlaps it")))]
+    responses((status = 201, body = Created, description = "Set: while it runs, the requests waiting for the caller go to the deputy too. It replaces a period still running or to come")))]
 pub(super) async fn set_deputy(caller: Caller, b: Result<Json<NewDeputy>, JsonRejection>) -> Result<Response, Problem> {
     let actor = caller.with(Scope::Request)?;
     let b = body(b)?;
@@ -105,7 +104,8 @@ pub(super) async fn set_deputy(caller: Caller, b: Result<Json<NewDeputy>, JsonRe
 
 #[utoipa::path(delete, path = "/api/v1/me/deputies/{id}", tag = "me", security(("bearer" = ["request"])), params(("id" = i64, Path)),
     responses((status = 204, description = "Ended: the requests come to its person alone again (the caller's own period; an administrator ends anyone's)"),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "It ended already")))]
 pub(super) async fn end_deputy(caller: Caller, id: Result<Path<i64>, PathRejection>) -> Result<StatusCode, Problem> {
     let actor = caller.with(Scope::Request)?;
     caller.service.end_deputy(actor, path_id(id)?).await?;

@@ -597,6 +597,11 @@ impl<S: MayManagePackages> InCatalog<'_, S> {
         if roles.is_empty() {
             return Err(DomainError::invalid("roles", "pick at least one resource role"));
         }
+        // A role named twice is granted once.
+        let mut roles = roles.to_vec();
+        roles.sort_unstable();
+        roles.dedup();
+        let roles = roles.as_slice();
         let held = catalog::role_catalogs(tx, roles).await?;
         if let Some(stray) = roles.iter().find(|r| !held.iter().any(|(id, c)| id == *r && *c == catalog_id)) {
             return Err(DomainError::invalid("roles", format!("resource role {stray} is not in this catalog")));

@@ -120,6 +120,13 @@ impl Administrator<'_> {
         let before = directory::org_locked(&mut tx, id)
             .await?
             .ok_or_else(|| DomainError::not_found("connected organization"))?;
+        if from.is_some_and(|v| v != before.3) {
+            return Err(stale_org());
+        }
+        if (name.as_str(), domain.as_str(), state) == (before.0.as_str(), before.1.as_str(), before.2.as_str()) {
+            // As it is (once cleaned): no new version, no audit event.
+            return Ok(());
+        }
         if before.1 != domain {
             not_our_own(&mut tx, &domain).await?;
             // Its guests signed in with addresses in the old domain: they would be refused.
@@ -134,9 +141,7 @@ impl Administrator<'_> {
         }
         // The row is held (PostgreSQL) or the writer is (SQLite): the version read is the
         // one written over, and the update names it too.
-        if from.is_some_and(|v| v != before.3)
-            || !directory::update_org(&mut tx, id, &name, &domain, state, before.3).await.map_err(taken)?
-        {
+        if !directory::update_org(&mut tx, id, &name, &domain, state, before.3).await.map_err(taken)? {
             return Err(stale_org());
         }
         let event = AuditEvent::new(Some(self.actor.id()), "org.updated", "connected_org", id.0)

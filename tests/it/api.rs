@@ -876,6 +876,9 @@ async fn a_package_is_made_and_given_a_policy_through_the_api(backend: Backend) 
 
     let packages = format!("/api/v1/catalogs/{eng}/packages");
     let body = |roles: Vec<i64>| json!({"name": "Data Lake", "description": "Raw data", "role_ids": roles});
+    let (status, made) =
+        call(&app, "POST", &packages, Some(&linus), Some(json!({"name": "Twice", "role_ids": [role, role]}))).await;
+    assert_eq!(status, 201, "a role named twice is granted once: {made}");
     let (status, problem) = call(&app, "POST", &packages, Some(&linus), Some(body(vec![stray]))).await;
     assert_eq!((status.as_u16(), problem["field"].as_str()), (422, Some("roles")), "another catalog's role: {problem}");
     assert_eq!(call(&app, "POST", &packages, Some(&sofia), Some(body(vec![role]))).await.0, 404);
@@ -899,6 +902,12 @@ async fn a_package_is_made_and_given_a_policy_through_the_api(backend: Backend) 
     let policies = format!("/api/v1/packages/{package}/policies");
     assert_eq!(call(&app, "POST", &policies, Some(&linus), Some(policy.clone())).await.0, 422, "another package's");
     policy["package_id"] = json!(package);
+    // Automatic assignment is for administrators to set, through the API as on the pages.
+    let mut automatic = policy.clone();
+    automatic["auto_rule"] = json!("department == \"Engineering\"");
+    automatic["scope"] = json!("nobody");
+    automatic["requestors"] = json!([]);
+    assert_eq!(call(&app, "POST", &policies, Some(&linus), Some(automatic)).await.0, 403);
     let (status, headers, added) = call_full(&app, "POST", &policies, Some(&linus), Some(policy)).await;
     assert_eq!(status, 201, "{added}");
     let id = added["id"].as_i64().unwrap();
@@ -970,6 +979,7 @@ async fn ones_own_settings_are_read_and_changed_through_the_api(backend: Backend
     let maya = token(&app, app.ids.maya, "read,request").await;
     assert_eq!(call(&app, "DELETE", &one, Some(&maya), None).await.0, 404, "not hers");
     assert_eq!(call(&app, "DELETE", &one, Some(&omar), None).await.0, 204);
+    assert_eq!(call(&app, "DELETE", &one, Some(&omar), None).await.0, 409, "ended already");
     assert!(call(&app, "GET", deputies, Some(&reads), None).await.1["own"].is_null());
 }
 
@@ -1016,5 +1026,13 @@ async fn an_organization_changes_only_from_the_version_its_changer_read(backend:
     assert_eq!(latest, format!("\"{}\"", version + 1));
     let (status, headers, _) = patch(Some(latest.clone()), json!({"name": won["name"].clone()})).await;
     assert_eq!((status, headers["etag"].to_str().unwrap()), (200, latest.as_str()), "no change, no version");
+    let domain = before["domain"].as_str().unwrap().to_uppercase();
+    let (status, headers, _) = patch(Some(latest.clone()), json!({"domain": domain})).await;
+    assert_eq!((status, headers["etag"].to_str().unwrap()), (200, latest.as_str()), "the same domain, as stored");
     assert_eq!(count(&app, events).await, 2);
+    // The lifecycle from one read, eight times at once: one lands.
+    let sends =
+        (0..8).map(|i| put(Some(latest.clone()), json!({"block_after_days": 10 + i, "remove_after_days": null})));
+    one_lands(futures_util::future::join_all(sends).await, version + 2);
+    assert_eq!(count(&app, events).await, 3);
 }
