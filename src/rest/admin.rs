@@ -97,9 +97,7 @@ pub(super) async fn create_catalog(
         resources: 0,
         version: 1,
     };
-    let location = HeaderValue::from_str(&format!("/api/v1/catalogs/{}", id.0))
-        .map_err(|e| crate::domain::DomainError::Internal(e.to_string()))?;
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(summary)).into_response())
+    created(Json(summary).into_response(), &format!("/api/v1/catalogs/{}", id.0))
 }
 
 #[utoipa::path(get, path = "/api/v1/catalogs/{id}", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
@@ -108,11 +106,16 @@ pub(super) async fn create_catalog(
 pub(super) async fn catalog(caller: Caller, id: Result<Path<i64>, PathRejection>) -> Result<Response, Problem> {
     let actor = caller.with(Scope::Admin)?;
     let reader = caller.service.catalog_reader(actor, CatalogId(path_id(id)?))?;
-    Ok(catalog_with_etag(reader.admin_view().await?.summary))
+    Ok(catalog_with_etag(reader.summary().await?))
+}
+
+/// `body` as JSON, tagged with its `version`.
+pub(super) fn tagged(version: i64, body: impl Serialize) -> Response {
+    ([(header::ETAG, etag(version))], Json(body)).into_response()
 }
 
 fn catalog_with_etag(summary: CatalogSummary) -> Response {
-    ([(header::ETAG, etag(summary.version))], Json(summary)).into_response()
+    tagged(summary.version, summary)
 }
 
 /// The catalog settings to change; those left out stay as they are.
@@ -163,7 +166,7 @@ pub(super) async fn change_catalog(
     if changed != now {
         owner.update_catalog(changed).await?;
     }
-    Ok(catalog_with_etag(owner.admin_view().await?.summary))
+    Ok(catalog_with_etag(owner.summary().await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/catalogs/{id}", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
@@ -209,7 +212,7 @@ impl From<AccessPackage> for PackageSettings {
 }
 
 fn with_etag(p: AccessPackage) -> Response {
-    ([(header::ETAG, etag(p.version))], Json(PackageSettings::from(p))).into_response()
+    tagged(p.version, PackageSettings::from(p))
 }
 
 #[utoipa::path(get, path = "/api/v1/packages/{id}/settings", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
@@ -438,7 +441,7 @@ pub(super) async fn catalog_resources(
 ) -> Result<Json<Vec<CatalogResource>>, Problem> {
     let actor = caller.with(Scope::Admin)?;
     let reader = caller.service.catalog_reader(actor, CatalogId(path_id(id)?))?;
-    Ok(Json(reader.admin_view().await?.resources))
+    Ok(Json(reader.resources().await?))
 }
 
 /// A resource to add to a catalog, from a resource system, with its roles.
@@ -518,7 +521,7 @@ pub(super) async fn package_policies(
 }
 
 fn policy_with_etag(policy: Policy) -> Response {
-    ([(header::ETAG, etag(policy.version))], Json(policy)).into_response()
+    tagged(policy.version, policy)
 }
 
 #[utoipa::path(get, path = "/api/v1/policies/{id}", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
@@ -572,7 +575,7 @@ pub(super) async fn catalog_roles(
 ) -> Result<Json<Vec<RoleHolder>>, Problem> {
     let actor = caller.with(Scope::Admin)?;
     let reader = caller.service.catalog_reader(actor, CatalogId(path_id(id)?))?;
-    Ok(Json(reader.admin_view().await?.holders))
+    Ok(Json(reader.holders().await?))
 }
 
 /// A role to give in a catalog.

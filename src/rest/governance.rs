@@ -4,7 +4,7 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -169,7 +169,7 @@ async fn organization_now(
 }
 
 fn organization_with_etag(org: ConnectedOrg) -> Response {
-    ([(header::ETAG, super::admin::etag(org.version))], Json(org)).into_response()
+    super::admin::tagged(org.version, org)
 }
 
 #[utoipa::path(get, path = "/api/v1/organizations/{id}", tag = "organizations", security(("bearer" = ["admin"])), params(("id" = i64, Path)),

@@ -10,7 +10,7 @@ use crate::domain::authz::{Actor, Permission};
 use crate::domain::ids::*;
 use crate::domain::model::Role;
 use crate::domain::{DomainError, DomainResult};
-use crate::store::{catalog, directory, to_ms};
+use crate::store::{catalog, directory, to_ms, Conn};
 use crate::views::{
     AccessExplain, CatalogAdmin, CatalogList, CatalogPackage, CatalogResource, CatalogRole, CatalogSummary,
     DecisionStep, Directory, GroupSummary, Page, PersonAccess, PersonOption, PersonSummary, RoleHolder, SystemOption,
@@ -244,7 +244,61 @@ impl Service {
     }
 }
 
+/// A catalog's row in the admin list (its settings, version and counts).
+async fn summary_of(conn: &mut Conn, catalog: CatalogId) -> DomainResult<CatalogSummary> {
+    let row = catalog::catalog_summaries(conn, Some(&[catalog])).await?.pop();
+    Ok(summary(row.ok_or_else(|| DomainError::not_found("catalog"))?))
+}
+
+/// Who holds a role in a catalog, by role then name.
+async fn holders_of(conn: &mut Conn, catalog: CatalogId) -> DomainResult<Vec<RoleHolder>> {
+    Ok(catalog::role_holders(conn, catalog)
+        .await?
+        .into_iter()
+        .filter_map(|(id, role, name, email)| {
+            Some(RoleHolder { user_id: id.0, name, email, role: CatalogRole::parse(&role)? })
+        })
+        .collect())
+}
+
+/// A catalog's resources by name, each with its roles.
+async fn resources_of(conn: &mut Conn, catalog: CatalogId) -> DomainResult<Vec<CatalogResource>> {
+    Ok(catalog::catalog_resources(conn, catalog)
+        .await?
+        .into_iter()
+        .map(|r| CatalogResource {
+            id: r.id.0,
+            name: r.name,
+            description: r.description,
+            system: r.system,
+            roles: r.roles,
+            role_ids: r.role_ids.into_iter().map(|id| id.0).collect(),
+        })
+        .collect())
+}
+
 impl<S: Scope> super::capability::InCatalog<'_, S> {
+    /// The catalog's row of the admin list: its settings, version and counts.
+    #[tracing::instrument(name = "catalog_summary", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0))]
+    pub async fn summary(&self) -> DomainResult<CatalogSummary> {
+        let mut conn = self.service.db.pool().acquire().await?;
+        summary_of(&mut conn, self.catalog).await
+    }
+
+    /// Who holds a role in the catalog.
+    #[tracing::instrument(name = "catalog_holders", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0))]
+    pub async fn holders(&self) -> DomainResult<Vec<RoleHolder>> {
+        let mut conn = self.service.db.pool().acquire().await?;
+        holders_of(&mut conn, self.catalog).await
+    }
+
+    /// The catalog's resources, with their roles and the roles' ids.
+    #[tracing::instrument(name = "catalog_resources", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0))]
+    pub async fn resources(&self) -> DomainResult<Vec<CatalogResource>> {
+        let mut conn = self.service.db.pool().acquire().await?;
+        resources_of(&mut conn, self.catalog).await
+    }
+
     /// The catalog's settings, with the version a change names.
     #[tracing::instrument(name = "catalog_settings", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0))]
     pub async fn settings(&self) -> DomainResult<crate::domain::model::Catalog> {
@@ -256,29 +310,9 @@ impl<S: Scope> super::capability::InCatalog<'_, S> {
     #[tracing::instrument(name = "catalog_admin", skip_all, fields(actor = self.actor.id().0, catalog = self.catalog.0))]
     pub async fn admin_view(&self) -> DomainResult<CatalogAdmin> {
         let mut conn = self.service.db.pool().acquire().await?;
-        let row = catalog::catalog_summaries(&mut conn, Some(&[self.catalog]))
-            .await?
-            .pop()
-            .ok_or_else(|| DomainError::not_found("catalog"))?;
-        let holders = catalog::role_holders(&mut conn, self.catalog)
-            .await?
-            .into_iter()
-            .filter_map(|(id, role, name, email)| {
-                Some(RoleHolder { user_id: id.0, name, email, role: CatalogRole::parse(&role)? })
-            })
-            .collect();
-        let resources = catalog::catalog_resources(&mut conn, self.catalog)
-            .await?
-            .into_iter()
-            .map(|r| CatalogResource {
-                id: r.id.0,
-                name: r.name,
-                description: r.description,
-                system: r.system,
-                roles: r.roles,
-                role_ids: r.role_ids.into_iter().map(|id| id.0).collect(),
-            })
-            .collect();
+        let summary = summary_of(&mut conn, self.catalog).await?;
+        let holders = holders_of(&mut conn, self.catalog).await?;
+        let resources = resources_of(&mut conn, self.catalog).await?;
         let packages = catalog::packages_in(&mut conn, self.catalog)
             .await?
             .into_iter()
@@ -297,17 +331,7 @@ impl<S: Scope> super::capability::InCatalog<'_, S> {
         let may_build = self.service.package_manager(self.actor, self.catalog).is_ok();
         let drafts =
             if may_build { super::drafts::summaries(&mut conn, self.actor.id(), self.catalog).await? } else { vec![] };
-        Ok(CatalogAdmin {
-            summary: summary(row),
-            holders,
-            resources,
-            packages,
-            systems,
-            connected,
-            may_own,
-            may_build,
-            drafts,
-        })
+        Ok(CatalogAdmin { summary, holders, resources, packages, systems, connected, may_own, may_build, drafts })
     }
 }
 
