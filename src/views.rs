@@ -52,6 +52,7 @@ pub fn time_zones() -> impl Iterator<Item = &'static str> {
 
 /// An API token as its owner sees it (never its secret).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TokenView {
     pub id: i64,
     pub name: String,
@@ -62,6 +63,42 @@ pub struct TokenView {
     pub revoked_at: Option<Millis>,
     /// Neither revoked nor expired.
     pub active: bool,
+}
+
+/// A service account as administrators see it: it signs in nowhere and acts through its API
+/// tokens, with the roles and access it has been given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ServiceAccountView {
+    pub id: i64,
+    pub name: String,
+    /// Its address in the directory (`…@service-accounts.invalid`): how roles and access are
+    /// given to it.
+    pub email: String,
+    pub purpose: String,
+    /// Not disabled (a disabled account's tokens no longer work).
+    pub active: bool,
+    /// Newest first, revoked and expired ones too.
+    pub tokens: Vec<TokenView>,
+}
+
+/// The service accounts page: every account with its tokens, and a token just made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceAccounts {
+    pub items: Vec<ServiceAccountView>,
+    /// Every scope (an account's token gets only those within its rights), and the longest a
+    /// token may last, in days.
+    pub scopes: Vec<String>,
+    pub max_days: u32,
+    /// The secret of the token just made by a plain form post, shown this once.
+    pub fresh: Option<FreshToken>,
+}
+
+/// A secret shown once, and whose token it is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FreshToken {
+    pub account: String,
+    pub secret: String,
 }
 
 /// The signed-in person's API tokens, and the scopes they may give a new one.
@@ -301,6 +338,7 @@ pub struct SignInChoices {
 
 /// A group held by Quartermaster itself, with who is in it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct BuiltinGroupView {
     pub role_id: i64,
     pub resource: String,
@@ -766,6 +804,7 @@ pub struct EditableSettings {
 
 /// An import of a connected system's groups into a catalog, as it stands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct GroupImportView {
     pub id: i64,
     /// The catalog the groups go to.
@@ -791,6 +830,7 @@ pub struct GroupImportView {
 /// One piece of a connected system's work waiting (or failed): a membership to add or take
 /// away, or a lifecycle event to tell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct QueuedWork {
     /// `add`, `remove` or the event's type.
     pub what: String,
@@ -815,6 +855,7 @@ pub struct ConnectorDetail {
 
 /// Drift found in one bound group of a connected system.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct GroupDrift {
     /// The resource's name here, and the group's id there.
     pub resource: String,
@@ -829,6 +870,7 @@ pub struct GroupDrift {
 
 /// A connected system's drift, group by group.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DriftReport {
     pub groups: Vec<GroupDrift>,
 }

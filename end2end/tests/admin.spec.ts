@@ -228,3 +228,43 @@ test('a person makes an API token, sees it once, uses it and revokes it', async 
   const after = await request.get('/api/v1/me', { headers: { authorization: `Bearer ${secret}` } });
   expect(after.status()).toBe(401);
 });
+
+test('an administrator makes a service account and a token for it, seen once, used and revoked', async ({ page, request }, t) => {
+  await signIn(page, emails.grace);
+  await page.goto('/admin');
+  await page.getByRole('link', { name: 'Service accounts' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Service accounts' })).toBeVisible();
+  await settle(page, t);
+  const name = `Sync ${suffix(t)}`;
+  await page.locator('#account-name').fill(name);
+  await page.locator('#account-purpose').fill('reads who has what');
+  await page.getByRole('button', { name: 'Make service account' }).click();
+  await expect(page.locator('.notices')).toContainText('made');
+  const account = page.locator('section', { has: page.getByRole('heading', { level: 2, name }) });
+  await expect(account).toContainText('@service-accounts.invalid');
+  await expect(account).toContainText('No token yet');
+
+  await settle(page, t);
+  await account.getByText('New token').click();
+  await account.getByLabel('Name').fill('nightly');
+  await account.getByRole('button', { name: 'Make token' }).click();
+  const notice = page.locator('.notices');
+  await expect(notice).toContainText('not shown again');
+  const shown = t.project.name === 'js' ? notice : page.locator('#new-secret');
+  const secret = ((await shown.textContent()) ?? '').match(/qm_[A-Za-z0-9_-]+/)?.[0] ?? '';
+  expect(secret).not.toBe('');
+  const row = account.locator('tr', { hasText: 'nightly' });
+  await expect(row).toContainText('Active');
+  await shot(page, t, 'service-accounts');
+
+  const me = await request.get('/api/v1/me', { headers: { authorization: `Bearer ${secret}` } });
+  expect(me.status()).toBe(200);
+  expect((await me.json()).name).toBe(name);
+
+  await settle(page, t);
+  await row.getByRole('button', { name: 'Revoke' }).click();
+  await expect(page.locator('.notices')).toContainText('Token revoked');
+  await expect(account.locator('tr', { hasText: 'nightly' })).toContainText('Revoked');
+  const after = await request.get('/api/v1/me', { headers: { authorization: `Bearer ${secret}` } });
+  expect(after.status()).toBe(401);
+});

@@ -18,6 +18,7 @@ const pages: Array<[string, string, keyof typeof emails]> = [
   ['admin-person', '/admin/people/4', 'grace'],
   ['admin-people', '/admin/people', 'grace'],
   ['admin-orgs', '/admin/orgs', 'grace'],
+  ['admin-service-accounts', '/admin/service-accounts', 'grace'],
   ['admin-connectors', '/admin/connectors', 'grace'],
   ['api-tokens', '/tokens', 'grace'],
 ];

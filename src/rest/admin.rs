@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{body, path_id, query, Caller, Problem};
-use crate::domain::ids::{CatalogId, PackageId, PolicyId};
-use crate::domain::model::AccessPackage;
+use crate::domain::ids::{CatalogId, PackageId, PolicyId, UserId};
+use crate::domain::model::{AccessPackage, Role};
 use crate::domain::policy::Policy;
 use crate::domain::token::Scope;
 use crate::states::CatalogRole;
@@ -432,6 +432,56 @@ pub(super) async fn people(
     Ok(Json(caller.service.find_people(actor, &q.q).await?))
 }
 
+/// A role held across every catalog.
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum GlobalRole {
+    Administrator,
+    CatalogCreator,
+}
+
+/// The person and the global role a path names: 422 naming what cannot be read.
+fn person_and_role(p: Result<Path<(i64, GlobalRole)>, PathRejection>) -> Result<(UserId, Role), Problem> {
+    // Which part could not be read, the text says.
+    let Path((person, role)) = p.map_err(|e| Problem::invalid(None, e.body_text()))?;
+    let role = match role {
+        GlobalRole::Administrator => Role::Administrator,
+        GlobalRole::CatalogCreator => Role::CatalogCreator,
+    };
+    Ok((UserId(person), role))
+}
+
+#[utoipa::path(put, path = "/api/v1/people/{id}/roles/{role}", tag = "people", security(("bearer" = ["admin"])),
+    params(("id" = i64, Path), ("role" = GlobalRole, Path)),
+    responses((status = 204, description = "Given (administrators), audited; holding it already changes nothing"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn grant_global_role(
+    caller: Caller,
+    p: Result<Path<(i64, GlobalRole)>, PathRejection>,
+) -> Result<StatusCode, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let admin = caller.service.administrator(actor)?;
+    let (user, role) = person_and_role(p)?;
+    admin.grant_role(user, role).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/v1/people/{id}/roles/{role}", tag = "people", security(("bearer" = ["admin"])),
+    params(("id" = i64, Path), ("role" = GlobalRole, Path)),
+    responses((status = 204, description = "Taken back (administrators), audited"),
+              (status = 404, body = Problem, content_type = "application/problem+json", description = "They do not hold it"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "The last administrator")))]
+pub(super) async fn revoke_global_role(
+    caller: Caller,
+    p: Result<Path<(i64, GlobalRole)>, PathRejection>,
+) -> Result<StatusCode, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let admin = caller.service.administrator(actor)?;
+    let (user, role) = person_and_role(p)?;
+    admin.revoke_role(user, role).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[utoipa::path(get, path = "/api/v1/catalogs/{id}/resources", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
     responses((status = 200, body = Vec<CatalogResource>, description = "The catalog's resources, with their roles"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
@@ -455,6 +505,10 @@ pub(super) struct NewResource {
     description: String,
     /// Its roles' names: what packages can grant.
     roles: Vec<String>,
+    /// Its id in a connected system (a SCIM group's id, an LDAP group's DN): binding that
+    /// group, which only administrators do, with exactly one role. Left out for the built-in
+    /// system, which makes one from the name.
+    external_id: Option<String>,
 }
 
 /// The roles a new resource has, by id.
@@ -485,7 +539,13 @@ pub(super) async fn add_resource(
         super::at_most("roles", role, crate::ui::api::MAX_NAME)?;
     }
     let system = crate::domain::ids::ResourceSystemId(b.system_id);
-    let ids = owner.add_resource(system, &b.name, &b.description, &roles).await?;
+    let ids = match b.external_id.as_deref() {
+        Some(external_id) => {
+            super::at_most("external_id", external_id, 200)?;
+            owner.add_resource_as(system, external_id, &b.name, &b.description, &roles).await?
+        }
+        None => owner.add_resource(system, &b.name, &b.description, &roles).await?,
+    };
     Ok((StatusCode::CREATED, Json(NewRoles { role_ids: ids.into_iter().map(|r| r.0).collect() })).into_response())
 }
 

@@ -1,6 +1,6 @@
-//! Reviews, connected organizations and connected systems: the reviewer's items (scopes
-//! `read` and `decide`), and, for who runs them, the reviews, the organizations and their
-//! sponsors, the connectors (scope `admin`) — each through the service call its page makes.
+//! Reviews and connected organizations: the reviewer's items (scopes `read` and `decide`),
+//! and, for who runs them, the reviews, the organizations and their sponsors (scope `admin`)
+//! — each through the service call its page makes.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{at_most, body, path_id, query, Caller, PageQuery, Problem};
-use crate::domain::ids::{OrgId, ResourceSystemId, UserId};
+use crate::domain::ids::{OrgId, UserId};
 use crate::domain::review::ReviewDecision;
 use crate::domain::token::Scope;
 use crate::ui::api::MAX_JUSTIFICATION;
-use crate::views::{ConnectedOrg, ConnectorView, Page, ReviewItemView, ReviewView};
+use crate::views::{ConnectedOrg, Page, ReviewItemView, ReviewView};
 
 #[utoipa::path(get, path = "/api/v1/review-items", tag = "reviews", security(("bearer" = ["read"])), params(PageQuery),
     responses((status = 200, body = Page<ReviewItemView>, description = "Assignments the caller is asked to review, waiting ones first")))]
@@ -316,55 +316,4 @@ pub(super) async fn remove_sponsor(
     let (org, person) = super::path_ids(ids)?;
     admin.remove_sponsor(OrgId(org), UserId(person)).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[utoipa::path(get, path = "/api/v1/connectors", tag = "connectors", security(("bearer" = ["admin"])),
-    responses((status = 200, body = Vec<ConnectorView>, description = "Every connected system, with its queue, failures and last error")))]
-pub(super) async fn connectors(caller: Caller) -> Result<Json<Vec<ConnectorView>>, Problem> {
-    let actor = caller.with(Scope::Admin)?;
-    Ok(Json(caller.service.administrator(actor)?.connectors().await?))
-}
-
-/// What a connected system answered when called once.
-#[derive(Serialize, ToSchema)]
-pub(super) struct Tried {
-    /// It answered as expected.
-    reached: bool,
-    /// What it said, or why it could not be reached.
-    answer: String,
-}
-
-#[utoipa::path(post, path = "/api/v1/connectors/{id}/test", tag = "connectors", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
-    responses((status = 200, body = Tried, description = "Called once, changing nothing there"),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub(super) async fn test_connector(
-    caller: Caller,
-    id: Result<Path<i64>, PathRejection>,
-) -> Result<Json<Tried>, Problem> {
-    let actor = caller.with(Scope::Admin)?;
-    let admin = caller.service.administrator(actor)?;
-    let (reached, answer) = admin.test_connector(ResourceSystemId(path_id(id)?)).await?;
-    Ok(Json(Tried { reached, answer }))
-}
-
-/// What retrying a system's failed work did.
-#[derive(Serialize, ToSchema)]
-pub(super) struct Retried {
-    /// Queued again.
-    queued: usize,
-    /// Left as they were: their access has ended.
-    left: usize,
-}
-
-#[utoipa::path(post, path = "/api/v1/connectors/{id}/retry", tag = "connectors", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
-    responses((status = 200, body = Retried, description = "The system's failed work is back in its queue"),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub(super) async fn retry_connector(
-    caller: Caller,
-    id: Result<Path<i64>, PathRejection>,
-) -> Result<Json<Retried>, Problem> {
-    let actor = caller.with(Scope::Admin)?;
-    let admin = caller.service.administrator(actor)?;
-    let (queued, left) = admin.retry_failed_of(ResourceSystemId(path_id(id)?)).await?;
-    Ok(Json(Retried { queued, left }))
 }

@@ -9,10 +9,12 @@
 
 mod access;
 mod admin;
+mod connectors;
 mod docs;
 mod governance;
 mod problem;
 mod settings;
+mod tokens;
 mod upkeep;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -71,6 +73,7 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::people))
         .routes(routes!(admin::person_access))
         .routes(routes!(admin::groups))
+        .routes(routes!(admin::grant_global_role, admin::revoke_global_role))
         .routes(routes!(admin::package_policies, admin::add_policy))
         .routes(routes!(admin::create_package))
         .routes(routes!(admin::policy, admin::replace_policy))
@@ -85,12 +88,18 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(governance::set_guest_lifecycle))
         .routes(routes!(governance::add_sponsor))
         .routes(routes!(governance::remove_sponsor))
-        .routes(routes!(governance::connectors))
-        .routes(routes!(governance::test_connector))
-        .routes(routes!(governance::retry_connector))
+        .routes(routes!(connectors::connectors, connectors::add_connector))
+        .routes(routes!(connectors::connector))
+        .routes(routes!(connectors::change_connector))
+        .routes(routes!(connectors::test_connector))
+        .routes(routes!(connectors::retry_connector))
+        .routes(routes!(connectors::check_drift))
+        .routes(routes!(connectors::repair_drift))
+        .routes(routes!(connectors::import_groups))
+        .routes(routes!(connectors::builtin_groups))
         .routes(routes!(access::extend))
         .routes(routes!(access::give_up))
-        .routes(routes!(access::decisions))
+        .routes(routes!(access::decisions, access::decide_many))
         .routes(routes!(admin::catalog_roles, admin::grant_catalog_role))
         .routes(routes!(admin::revoke_catalog_role))
         .routes(routes!(upkeep::failed_work))
@@ -100,6 +109,11 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(settings::email_settings, settings::change_email_settings))
         .routes(routes!(settings::deputies, settings::set_deputy))
         .routes(routes!(settings::end_deputy))
+        .routes(routes!(settings::deputies_of, settings::set_deputy_of))
+        .routes(routes!(tokens::my_tokens, tokens::create_my_token))
+        .routes(routes!(tokens::revoke_token))
+        .routes(routes!(tokens::service_accounts, tokens::create_service_account))
+        .routes(routes!(tokens::create_service_token))
 }
 
 #[derive(OpenApi)]
@@ -119,16 +133,16 @@ fn operations() -> OpenApiRouter<AppState> {
     modifiers(&BearerScheme),
     security(("bearer" = [])),
     tags(
-        (name = "me", description = "The token and its owner, their email settings and out-of-office"),
+        (name = "me", description = "The token and its owner, their tokens, email settings and out-of-office"),
         (name = "packages", description = "Access packages the caller may request"),
         (name = "requests", description = "The caller's requests, and deciding others'"),
         (name = "assignments", description = "The caller's access"),
         (name = "catalogs", description = "Catalogs and their packages, for those who manage them"),
         (name = "audit", description = "The audit trail, for those who may read it"),
-        (name = "people", description = "People, what they have and why, and the directory's groups"),
+        (name = "people", description = "People, what they have and why, their global roles and deputies, service accounts, and the directory's groups"),
         (name = "reviews", description = "Access reviews: answering them, and running them"),
         (name = "organizations", description = "Connected organizations and their sponsors (administrators)"),
-        (name = "connectors", description = "Connected systems access is provisioned into (administrators)"),
+        (name = "connectors", description = "Connected systems access is provisioned into, and the groups Quartermaster holds itself (administrators)"),
         (name = "upkeep", description = "Provisioning work that failed, to retry"),
     )
 )]
@@ -453,6 +467,15 @@ enum DecisionWord {
     Deny,
 }
 
+impl From<DecisionWord> for crate::domain::request::Decision {
+    fn from(w: DecisionWord) -> Self {
+        match w {
+            DecisionWord::Approve => Self::Approve,
+            DecisionWord::Deny => Self::Deny,
+        }
+    }
+}
+
 #[utoipa::path(post, path = "/api/v1/requests/{id}/decision", tag = "requests", security(("bearer" = ["decide"])), params(("id" = i64, Path)),
     request_body = DecisionBody,
     responses((status = 200, body = Outcome), (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -462,16 +485,11 @@ async fn decide(
     id: Result<Path<i64>, PathRejection>,
     b: Result<Json<DecisionBody>, JsonRejection>,
 ) -> Result<Json<Outcome>, Problem> {
-    use crate::domain::request::Decision;
     let actor = caller.with(Scope::Decide)?;
     let id = path_id(id)?;
     let b = body(b)?;
     at_most("justification", &b.justification, MAX_JUSTIFICATION)?;
-    let decision = match b.decision {
-        DecisionWord::Approve => Decision::Approve,
-        DecisionWord::Deny => Decision::Deny,
-    };
-    Ok(Json(caller.service.decide(actor, RequestId(id), decision, &b.justification).await?.into()))
+    Ok(Json(caller.service.decide(actor, RequestId(id), b.decision.into(), &b.justification).await?.into()))
 }
 
 #[utoipa::path(get, path = "/api/v1/approvals", tag = "requests", security(("bearer" = ["read"])), params(PageQuery),

@@ -1,6 +1,7 @@
 //! The caller's own settings: which emails they get and in which time zone, and their
 //! out-of-office (a deputy who decides for them while they are away). Read with `read`,
-//! changed with `request` (the caller acting for themselves).
+//! changed with `request` (the caller acting for themselves); an administrator sets another
+//! person's deputy with `admin`.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::Path;
@@ -13,6 +14,7 @@ use utoipa::ToSchema;
 
 use super::governance::Created;
 use super::{at_most, body, path_id, Caller, Problem};
+use crate::domain::ids::UserId;
 use crate::domain::token::Scope;
 use crate::views::{DeputyPanel, EmailChoices};
 
@@ -91,6 +93,17 @@ fn day(field: &str, value: &str, end_of_day: bool) -> Result<DateTime<Utc>, Prob
     responses((status = 201, body = Created, description = "Set: while it runs, the requests waiting for the caller go to the deputy too. It replaces a period still running or to come")))]
 pub(super) async fn set_deputy(caller: Caller, b: Result<Json<NewDeputy>, JsonRejection>) -> Result<Response, Problem> {
     let actor = caller.with(Scope::Request)?;
+    deputy_for(&caller, actor, actor.id(), b).await
+}
+
+/// `user`'s deputy period as `actor` sets it (the service refuses anyone else's but an
+/// administrator).
+async fn deputy_for(
+    caller: &Caller,
+    actor: &crate::domain::authz::Actor,
+    user: UserId,
+    b: Result<Json<NewDeputy>, JsonRejection>,
+) -> Result<Response, Problem> {
     let b = body(b)?;
     at_most("deputy", &b.deputy, 320)?;
     let starts = match b.from.as_deref() {
@@ -98,8 +111,32 @@ pub(super) async fn set_deputy(caller: Caller, b: Result<Json<NewDeputy>, JsonRe
         None => caller.service.clock().now(),
     };
     let ends = day("until", &b.until, true)?;
-    let id = caller.service.set_deputy(actor, actor.id(), &b.deputy, (starts, ends)).await?;
+    let id = caller.service.set_deputy(actor, user, &b.deputy, (starts, ends)).await?;
     Ok((StatusCode::CREATED, Json(Created::new(id))).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/people/{id}/deputies", tag = "people", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    responses((status = 200, body = DeputyPanel, description = "The person's deputy period (now or to come), and those they stand in for")))]
+pub(super) async fn deputies_of(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<DeputyPanel>, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    Ok(Json(caller.service.deputies_of(actor, UserId(path_id(id)?)).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/people/{id}/deputies", tag = "people", security(("bearer" = ["admin"])),
+    params(("id" = i64, Path)), request_body = NewDeputy,
+    responses((status = 201, body = Created, description = "Set for them (administrators): while it runs, the requests waiting for the person go to the deputy too"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn set_deputy_of(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    b: Result<Json<NewDeputy>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let user = UserId(path_id(id)?);
+    deputy_for(&caller, actor, user, b).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/me/deputies/{id}", tag = "me", security(("bearer" = ["request"])), params(("id" = i64, Path)),

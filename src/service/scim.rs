@@ -478,7 +478,14 @@ impl Service {
         let reason = "SCIM";
         // Someone already here by that email (signed in before, imported) is the same person.
         let id = match crate::store::directory::user_by_email(tx, &p.email).await? {
-            Some((user, _)) => {
+            Some((user, issuer)) => {
+                if issuer.as_deref() == Some(crate::store::directory::SERVICE_ACCOUNT_ISSUER) {
+                    return Err(ScimError::new(
+                        409,
+                        Some("uniqueness"),
+                        "that email is a service account's, not a person's",
+                    ));
+                }
                 if store::linked(tx, Kind::User.as_str(), user.id.0).await? {
                     return Err(ScimError::new(409, Some("uniqueness"), "a User with that email exists already"));
                 }

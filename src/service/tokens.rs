@@ -10,8 +10,9 @@ use crate::domain::authz::{Actor, Operator, Permission};
 use crate::domain::ids::UserId;
 use crate::domain::token::{new_secret, secret_hash, Scope, Scopes};
 use crate::domain::{DomainError, DomainResult};
+use crate::store::directory;
 use crate::store::tokens::{self as store, NewToken, Token};
-use crate::views::TokenView;
+use crate::views::{ServiceAccountView, TokenView};
 
 /// The longest a token may last.
 pub const MAX_TOKEN_DAYS: u32 = 366;
@@ -27,6 +28,9 @@ const TOUCH_EVERY: Duration = Duration::minutes(5);
 pub enum TokenBy<'a> {
     /// The signed-in person (or an administrator, to revoke someone's).
     Person(&'a Actor),
+    /// An administrator, making a token for a service account (never for a person, themselves
+    /// included).
+    ForServiceAccount(&'a Actor),
     /// The operator at the command line (`quartermaster token …`).
     CommandLine,
 }
@@ -35,7 +39,7 @@ impl TokenBy<'_> {
     /// The person acting, if it is one (audited as the event's actor).
     fn person(self) -> Option<UserId> {
         match self {
-            TokenBy::Person(a) => Some(a.id()),
+            TokenBy::Person(a) | TokenBy::ForServiceAccount(a) => Some(a.id()),
             TokenBy::CommandLine => None,
         }
     }
@@ -48,6 +52,8 @@ pub struct TokenCaller {
     pub actor: Actor,
     pub token: i64,
     pub scopes: Scopes,
+    /// When the token stops working (a token made through it lasts no longer).
+    pub expires_at: chrono::DateTime<chrono::Utc>,
     /// The owner is an administrator (whatever the token's scopes): what `metrics` needs.
     pub administrator: bool,
 }
@@ -99,11 +105,20 @@ impl Service {
         scopes: &Scopes,
         days: u32,
     ) -> DomainResult<(TokenView, String)> {
-        if let TokenBy::Person(actor) = by {
-            if actor.id() != owner.id() {
-                return Err(DomainError::forbidden("a person makes API tokens only for themselves"));
+        // A person's own; or an administrator's for a service account (checked under the
+        // account's lock below).
+        let for_service_account = match by {
+            TokenBy::Person(actor) if actor.id() != owner.id() => {
+                return Err(DomainError::forbidden(
+                    "a person makes API tokens only for themselves (administrators: for service accounts)",
+                ));
             }
-        }
+            TokenBy::ForServiceAccount(actor) => {
+                actor.require(Permission::Administer)?;
+                true
+            }
+            TokenBy::Person(_) | TokenBy::CommandLine => false,
+        };
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(DomainError::invalid("name", "give the token a name (at most 100 characters) to know it by"));
@@ -126,6 +141,15 @@ impl Service {
         let hash = secret_hash(&secret).ok_or_else(|| DomainError::Internal("a new secret is malformed".into()))?;
         let mut tx = self.db.begin().await?;
         self.db.lock_user(&mut tx, owner.id()).await?;
+        if for_service_account && !directory::is_service_account(&mut tx, owner.id()).await? {
+            return Err(DomainError::forbidden(
+                "an administrator makes API tokens for service accounts, not for people",
+            ));
+        }
+        // Still active under the lock a disabling takes (its tokens are revoked as it is).
+        if !directory::user(&mut tx, owner.id()).await?.is_some_and(|u| u.is_active()) {
+            return Err(DomainError::not_found("person"));
+        }
         if store::live_count(&mut tx, owner.id(), now).await? >= MAX_LIVE_TOKENS as i64 {
             return Err(DomainError::Conflict(format!(
                 "at most {MAX_LIVE_TOKENS} tokens at once: revoke one you no longer use first"
@@ -170,7 +194,7 @@ impl Service {
     /// operator).
     #[tracing::instrument(name = "tokens", skip_all, fields(owner = owner.0))]
     pub async fn tokens(&self, by: TokenBy<'_>, owner: UserId) -> DomainResult<Vec<TokenView>> {
-        if let TokenBy::Person(actor) = by {
+        if let TokenBy::Person(actor) | TokenBy::ForServiceAccount(actor) = by {
             if actor.id() != owner && !actor.can(Permission::Administer) {
                 return Err(DomainError::forbidden("only administrators see other people's tokens"));
             }
@@ -196,7 +220,7 @@ impl Service {
         let mut tx = self.db.begin().await?;
         let token = store::by_id(&mut tx, id).await?;
         let Some(token) = token.filter(|t| match by {
-            TokenBy::Person(a) => a.id() == t.user || a.can(Permission::Administer),
+            TokenBy::Person(a) | TokenBy::ForServiceAccount(a) => a.id() == t.user || a.can(Permission::Administer),
             TokenBy::CommandLine => true,
         }) else {
             // Someone else's token is not theirs to know of.
@@ -240,13 +264,69 @@ impl Service {
                 tracing::warn!(token = token.id, error = %e, "the token's last use was not recorded");
             }
         }
-        Ok(Some(TokenCaller { actor, token: token.id, scopes, administrator }))
+        Ok(Some(TokenCaller { actor, token: token.id, scopes, expires_at: token.expires_at, administrator }))
     }
 
     async fn touch_token(&self, id: i64, now: chrono::DateTime<chrono::Utc>) -> DomainResult<()> {
         let _turn = self.db.write_turn().await?;
         let mut conn = self.db.pool().acquire().await?;
         Ok(store::touch(&mut conn, id, now, now - TOUCH_EVERY).await?)
+    }
+
+    /// Make a service account (administrators): a member of the directory that signs in
+    /// nowhere and acts through the API tokens administrators make for it, with the roles
+    /// and access it is given like anyone. Audited; its id.
+    #[tracing::instrument(name = "create_service_account", skip_all, fields(actor = actor.id().0))]
+    pub async fn create_service_account(&self, actor: &Actor, name: &str, purpose: &str) -> DomainResult<UserId> {
+        actor.require(Permission::Administer)?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(DomainError::invalid("name", "give the account a name (at most 100 characters)"));
+        }
+        let purpose = purpose.trim();
+        if purpose.chars().count() > 500 || purpose.chars().any(char::is_control) {
+            return Err(DomainError::invalid("purpose", "at most 500 characters, on one line"));
+        }
+        let slug = service_account_slug(name)
+            .ok_or_else(|| DomainError::invalid("name", "use letters or digits in the name"))?;
+        let email = format!("{slug}@service-accounts.invalid");
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let id = directory::insert_service_account(&mut tx, &email, name, purpose, crate::store::to_ms(now))
+            .await
+            .map_err(|e| {
+                if crate::store::is_unique_violation(&e) {
+                    DomainError::Conflict(format!("a service account named like “{name}” exists ({email})"))
+                } else {
+                    e.into()
+                }
+            })?;
+        let event = AuditEvent::new(Some(actor.id()), "user.service_account_created", "user", id.0)
+            .after(json!({"name": name, "email": email, "purpose": purpose}));
+        self.commit(tx, vec![event]).await?;
+        Ok(id)
+    }
+
+    /// The service accounts, by name, each with its tokens (administrators).
+    #[tracing::instrument(name = "service_accounts", skip_all, fields(actor = actor.id().0))]
+    pub async fn service_accounts(&self, actor: &Actor) -> DomainResult<Vec<ServiceAccountView>> {
+        actor.require(Permission::Administer)?;
+        let now = self.now();
+        let mut conn = self.db.pool().acquire().await?;
+        let accounts = directory::service_accounts(&mut conn, 200).await?;
+        let ids: Vec<UserId> = accounts.iter().map(|a| a.id).collect();
+        let tokens = store::of_users(&mut conn, &ids, 2000).await?;
+        Ok(accounts
+            .into_iter()
+            .map(|a| ServiceAccountView {
+                id: a.id.0,
+                active: a.is_active(),
+                tokens: tokens.iter().filter(|t| t.user == a.id).map(|t| view(t, now)).collect(),
+                name: a.display_name,
+                email: a.email,
+                purpose: a.job_title,
+            })
+            .collect())
     }
 
     /// The operator's view of an active person by email (for `quartermaster token create`).
@@ -264,5 +344,31 @@ impl Service {
         let mut conn = self.db.pool().acquire().await?;
         let found = crate::store::directory::user_by_email(&mut conn, email.trim()).await?;
         found.map(|(user, _)| user.id).ok_or_else(|| DomainError::not_found(format!("person {email:?}")))
+    }
+}
+
+/// The local part of a service account's address: the name's letters and digits, lower case,
+/// other runs as one `-` (`None`: nothing left).
+fn service_account_slug(name: &str) -> Option<String> {
+    let mut slug = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    (!slug.is_empty()).then(|| slug.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_service_accounts_address_comes_from_its_name() {
+        assert_eq!(super::service_account_slug("  Nightly HR Sync! ").as_deref(), Some("nightly-hr-sync"));
+        assert_eq!(super::service_account_slug("CI/CD -- deploys").as_deref(), Some("ci-cd-deploys"));
+        assert_eq!(super::service_account_slug("Ünïcode bot").as_deref(), Some("n-code-bot"));
+        assert_eq!(super::service_account_slug("***"), None);
     }
 }

@@ -564,13 +564,16 @@ pub async fn revoke_global_role(conn: &mut Conn, user: UserId, role: Role) -> Re
     Ok(done.rows_affected() > 0)
 }
 
-/// How many active people hold a global role.
+/// How many active people hold a global role (service accounts, which sign in nowhere, not
+/// counted).
 pub async fn count_global_holders(conn: &mut Conn, role: Role) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM role_assignments ra JOIN users u ON u.id = ra.user_id \
-         WHERE ra.role = $1 AND ra.catalog_id IS NULL AND u.state = 'active'",
+         WHERE ra.role = $1 AND ra.catalog_id IS NULL AND u.state = 'active' \
+         AND (u.issuer IS NULL OR u.issuer <> $2)",
     )
     .bind(role.as_str())
+    .bind(SERVICE_ACCOUNT_ISSUER)
     .fetch_one(conn)
     .await
 }
@@ -762,4 +765,50 @@ pub async fn active_by_email(conn: &mut Conn, emails: &[String]) -> Result<Vec<(
     let json = serde_json::to_string(emails).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let rows: Vec<(String, i64)> = sqlx::query_as(&sql).bind(json).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|(e, id)| (e, UserId(id))).collect())
+}
+
+/// The sign-in identity a service account holds instead of a provider's: no provider signs
+/// anyone in as it (the pair is unique), and an account with an identity is never linked by
+/// email.
+pub const SERVICE_ACCOUNT_ISSUER: &str = "urn:quartermaster:service-account";
+
+/// A service account: an active member of the directory that signs in nowhere and acts only
+/// through the API tokens an administrator makes for it. `purpose` is kept as its job title.
+pub async fn insert_service_account(
+    conn: &mut Conn,
+    email: &str,
+    name: &str,
+    purpose: &str,
+    now: i64,
+) -> Result<UserId, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO users (email, display_name, department, job_title, kind, state, issuer, subject, \
+         created_at, updated_at) VALUES ($1, $2, 'Service account', $3, 'member', 'active', $4, $1, $5, $5) \
+         RETURNING id",
+    )
+    .bind(email)
+    .bind(name)
+    .bind(purpose)
+    .bind(SERVICE_ACCOUNT_ISSUER)
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(UserId(id))
+}
+
+/// Whether `user` is a service account.
+pub async fn is_service_account(conn: &mut Conn, user: UserId) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND issuer = $2")
+        .bind(user.0)
+        .bind(SERVICE_ACCOUNT_ISSUER)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The service accounts, active or not, by name (through `users_oidc_identity`).
+pub async fn service_accounts(conn: &mut Conn, limit: i64) -> Result<Vec<User>, sqlx::Error> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE issuer = $1 ORDER BY display_name, id LIMIT $2");
+    let rows = sqlx::query(&sql).bind(SERVICE_ACCOUNT_ISSUER).bind(limit).fetch_all(conn).await?;
+    rows.iter().map(user_from_row).collect()
 }

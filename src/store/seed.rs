@@ -50,7 +50,12 @@ fn domain_patterns(domains: &[&str]) -> Vec<String> {
 
 /// How many users are not demo people (see [`demo_person_condition`]).
 pub async fn count_non_demo_users(conn: &mut Conn, domains: &[&str]) -> Result<i64, sqlx::Error> {
-    let sql = format!("SELECT COUNT(*) FROM users WHERE NOT {}", demo_person_condition(domains));
+    // Service accounts sign in nowhere: demo sign-in never offers them.
+    let sql = format!(
+        "SELECT COUNT(*) FROM users WHERE NOT {} AND (issuer IS NULL OR issuer <> '{}')",
+        demo_person_condition(domains),
+        super::directory::SERVICE_ACCOUNT_ISSUER
+    );
     let mut query = sqlx::query_scalar(&sql);
     for pattern in domain_patterns(domains) {
         query = query.bind(pattern);

@@ -83,6 +83,17 @@ pub async fn of_user(conn: &mut Conn, user: UserId, limit: i64) -> Result<Vec<To
     rows.iter().map(token_from_row).collect()
 }
 
+/// The tokens of several people, newest first for each (at most `limit` in all).
+pub async fn of_users(conn: &mut Conn, users: &[UserId], limit: i64) -> Result<Vec<Token>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM api_tokens WHERE user_id IN {} ORDER BY user_id, id DESC LIMIT $2",
+        super::ids_param(conn, 1)
+    );
+    let ids = super::ids_json(users.iter().map(|u| u.0));
+    let rows = sqlx::query(&sql).bind(ids).bind(limit).fetch_all(conn).await?;
+    rows.iter().map(token_from_row).collect()
+}
+
 /// How many of a person's tokens are live (neither revoked nor expired).
 pub async fn live_count(conn: &mut Conn, user: UserId, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2")

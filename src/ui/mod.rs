@@ -119,6 +119,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/people") view=pages::People ssr=SsrMode::Async />
                     <Route path=path!("/admin/orgs") view=pages::Orgs ssr=SsrMode::Async />
                     <Route path=path!("/admin/connectors") view=pages::Connectors ssr=SsrMode::Async />
+                    <Route path=path!("/admin/service-accounts") view=pages::ServiceAccountsPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/connectors/:system") view=pages::ConnectorPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/people/:user") view=pages::Person ssr=SsrMode::Async />
                     <Route path=path!("/signin") view=pages::SignIn ssr=SsrMode::Async />

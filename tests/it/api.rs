@@ -27,7 +27,10 @@ on_both_databases!(
     a_policy_is_replaced_only_from_the_version_its_changer_read,
     a_package_is_made_and_given_a_policy_through_the_api,
     ones_own_settings_are_read_and_changed_through_the_api,
-    an_organization_changes_only_from_the_version_its_changer_read
+    an_organization_changes_only_from_the_version_its_changer_read,
+    a_service_account_acts_only_through_the_tokens_administrators_make,
+    ones_tokens_are_made_and_revoked_through_the_api_within_the_calling_one,
+    many_decisions_deputies_and_connectors_through_the_api
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -1035,4 +1038,242 @@ async fn an_organization_changes_only_from_the_version_its_changer_read(backend:
         (0..8).map(|i| put(Some(latest.clone()), json!({"block_after_days": 10 + i, "remove_after_days": null})));
     one_lands(futures_util::future::join_all(sends).await, version + 2);
     assert_eq!(count(&app, events).await, 3);
+}
+
+/// Grace (an administrator) makes a service account and a token for it: the account acts
+/// only through that token, with no scope beyond the rights it was given (a role given it
+/// through the API widens them), signs in nowhere, and stops when disabled. Nobody else makes
+/// its tokens, and an administrator makes none for a person.
+async fn a_service_account_acts_only_through_the_tokens_administrators_make(backend: Backend) {
+    use quartermaster::service::directory::{AdminBootstrap, ProviderIdentity};
+    let app = app(backend).await;
+    let ids = &app.ids;
+    let grace = token(&app, ids.grace, "read,request,admin,scim").await;
+    let narrow = token(&app, ids.grace, "read,admin").await;
+    let linus = token(&app, ids.linus, "read,admin").await;
+    let account = json!({"name": "Nightly HR Sync", "purpose": "reads who has what each night"});
+    let (status, _) = call(&app, "POST", "/api/v1/service-accounts", Some(&linus), Some(account.clone())).await;
+    assert_eq!(status, 403, "administrators only");
+    let (status, made) = call(&app, "POST", "/api/v1/service-accounts", Some(&grace), Some(account.clone())).await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["id"].as_i64().unwrap();
+    let (status, problem) = call(&app, "POST", "/api/v1/service-accounts", Some(&grace), Some(account)).await;
+    assert_eq!(status, 409, "one of that name: {problem}");
+    let (status, problem) =
+        call(&app, "POST", "/api/v1/service-accounts", Some(&grace), Some(json!({"name": "***"}))).await;
+    assert_eq!((status, problem["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("name")), "{problem}");
+    let (_, listed) = call(&app, "GET", "/api/v1/service-accounts", Some(&grace), None).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(
+        (listed[0]["email"].as_str(), listed[0]["active"].as_bool(), listed[0]["tokens"].clone()),
+        (Some("nightly-hr-sync@service-accounts.invalid"), Some(true), json!([]))
+    );
+
+    // Its tokens: by an administrator, within the account's own rights.
+    let tokens = format!("/api/v1/service-accounts/{id}/tokens");
+    let ask = |scopes: &[&str]| json!({"name": "nightly", "scopes": scopes, "days": 7});
+    let (status, _) = call(&app, "POST", &tokens, Some(&linus), Some(ask(&["read"]))).await;
+    assert_eq!(status, 403, "not a catalog owner's to make");
+    let (status, problem) = call(&app, "POST", &tokens, Some(&grace), Some(ask(&["read", "admin"]))).await;
+    assert_eq!((status, problem["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("scopes")), "{problem}");
+    let person = format!("/api/v1/service-accounts/{}/tokens", ids.omar.0);
+    let (status, problem) = call(&app, "POST", &person, Some(&grace), Some(ask(&["read"]))).await;
+    assert_eq!(status, 403, "not for a person: {problem}");
+    let own = format!("/api/v1/service-accounts/{}/tokens", ids.grace.0);
+    let (status, problem) = call(&app, "POST", &own, Some(&grace), Some(ask(&["read"]))).await;
+    assert_eq!(status, 403, "not for oneself either (that is /me/tokens, within the calling token): {problem}");
+    let (status, problem) = call(&app, "POST", &tokens, Some(&narrow), Some(ask(&["read", "request"]))).await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("scopes")),
+        "no wider than the calling token: {problem}"
+    );
+    let (status, made) = call(&app, "POST", &tokens, Some(&grace), Some(ask(&["read", "request"]))).await;
+    assert_eq!(status, 201, "{made}");
+    let robot = made["secret"].as_str().unwrap().to_owned();
+    let (_, me) = call(&app, "GET", "/api/v1/me", Some(&robot), None).await;
+    assert_eq!((me["id"].as_i64(), me["email"].as_str()), (Some(id), Some("nightly-hr-sync@service-accounts.invalid")));
+    assert_eq!(call(&app, "GET", "/api/v1/packages", Some(&robot), None).await.0, 200);
+    let catalog = json!({"name": "Robots' Catalog", "description": ""});
+    assert_eq!(call(&app, "POST", "/api/v1/catalogs", Some(&robot), Some(catalog.clone())).await.0, 403);
+    let by: Option<i64> = sqlx::query_scalar(
+        "SELECT actor_id FROM audit_events WHERE action = 'api_token.created' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(app.service.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(by, Some(ids.grace.0), "made by Grace, on the record");
+
+    // A global role given to the account through the API widens what its tokens may have.
+    let role = format!("/api/v1/people/{id}/roles/catalog_creator");
+    assert_eq!(call(&app, "PUT", &role, Some(&linus), None).await.0, 403);
+    assert_eq!(call(&app, "PUT", &role, Some(&grace), None).await.0, 204);
+    let (status, made) = call(&app, "POST", &tokens, Some(&grace), Some(ask(&["read", "admin"]))).await;
+    assert_eq!(status, 201, "{made}");
+    let creator = made["secret"].as_str().unwrap().to_owned();
+    let (status, answer) = call(&app, "POST", "/api/v1/catalogs", Some(&creator), Some(catalog)).await;
+    assert_eq!(status, 201, "{answer}");
+    let wrong = format!("/api/v1/people/{id}/roles/root");
+    let (status, problem) = call(&app, "PUT", &wrong, Some(&grace), None).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(call(&app, "DELETE", &role, Some(&grace), None).await.0, 204);
+    assert_eq!(call(&app, "DELETE", &role, Some(&grace), None).await.0, 404, "not held any more");
+    let last = format!("/api/v1/people/{}/roles/administrator", ids.grace.0);
+    let (status, problem) = call(&app, "DELETE", &last, Some(&grace), None).await;
+    assert_eq!(status, 409, "the last administrator stays: {problem}");
+
+    // It signs in nowhere: an identity with its address is not linked to it.
+    let rules = AdminBootstrap { link_domains: vec!["service-accounts.invalid".into()], ..Default::default() };
+    let identity = ProviderIdentity {
+        issuer: "https://idp.example".into(),
+        subject: "robot".into(),
+        email: "nightly-hr-sync@service-accounts.invalid".into(),
+        email_verified: true,
+        display_name: "Robot".into(),
+        ..Default::default()
+    };
+    let signed_in = app.service.sign_in_from_provider(&identity, &rules).await;
+    assert!(signed_in.is_err(), "{signed_in:?}");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM users WHERE issuer = 'https://idp.example'").await, 0);
+    // Nor does an identity provider's SCIM take it over as a person of its own.
+    let res = Client::new()
+        .post(app.url("/scim/v2/Users"))
+        .bearer_auth(&grace)
+        .header("content-type", "application/scim+json")
+        .body(json!({"userName": "nightly-hr-sync@service-accounts.invalid", "active": false}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409, "{}", res.text().await.unwrap());
+    assert_eq!(call(&app, "GET", "/api/v1/me", Some(&robot), None).await.0, 200, "still working");
+
+    // Disabled: its tokens stop, and it gets no new one.
+    let g = actor(&app, ids.grace).await;
+    app.service.administrator(&g).unwrap().set_user_active(UserId(id), false).await.unwrap();
+    assert_eq!(call(&app, "GET", "/api/v1/me", Some(&robot), None).await.0, 401);
+    assert_eq!(call(&app, "POST", &tokens, Some(&grace), Some(ask(&["read"]))).await.0, 404);
+    let (_, listed) = call(&app, "GET", "/api/v1/service-accounts", Some(&grace), None).await;
+    assert_eq!(listed[0]["active"], false, "{listed}");
+    assert_eq!(listed[0]["tokens"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM audit_events WHERE action = 'user.service_account_created'").await, 1);
+}
+
+/// Omar makes and revokes his tokens through the API: none wider than the token he calls
+/// with, in scopes or in life; someone else's is not his to revoke, but an administrator's
+/// token with `admin` revokes anyone's.
+async fn ones_tokens_are_made_and_revoked_through_the_api_within_the_calling_one(backend: Backend) {
+    let app = app(backend).await;
+    let ids = &app.ids;
+    let omar = token(&app, ids.omar, "read,request").await;
+    let ask = |scopes: &[&str], days: u32| json!({"name": "script", "scopes": scopes, "days": days});
+    let (status, problem) =
+        call(&app, "POST", "/api/v1/me/tokens", Some(&omar), Some(ask(&["read", "decide"], 7))).await;
+    assert_eq!((status, problem["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("scopes")), "{problem}");
+    let (status, problem) = call(&app, "POST", "/api/v1/me/tokens", Some(&omar), Some(ask(&["read"], 31))).await;
+    assert_eq!((status, problem["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("days")), "{problem}");
+    let (status, problem) =
+        call(&app, "POST", "/api/v1/me/tokens", Some(&omar), Some(ask(&["read"], 4_000_000_000))).await;
+    assert_eq!((status, problem["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("days")), "{problem}");
+    let (status, made) = call(&app, "POST", "/api/v1/me/tokens", Some(&omar), Some(ask(&["read"], 7))).await;
+    assert_eq!(status, 201, "{made}");
+    let (id, secret) = (made["token"]["id"].as_i64().unwrap(), made["secret"].as_str().unwrap().to_owned());
+    let (_, me) = call(&app, "GET", "/api/v1/me", Some(&secret), None).await;
+    assert_eq!(me["scopes"], json!(["read"]), "{me}");
+    let (_, mine) = call(&app, "GET", "/api/v1/me/tokens", Some(&omar), None).await;
+    assert_eq!(mine.as_array().unwrap().len(), 2, "{mine}");
+    assert!(!mine.to_string().contains(&secret), "never shown again");
+
+    let revoke = format!("/api/v1/tokens/{id}");
+    let maya = token(&app, ids.maya, "read").await;
+    assert_eq!(call(&app, "DELETE", &revoke, Some(&maya), None).await.0, 404, "not hers to know of");
+    let grace_plain = token(&app, ids.grace, "read").await;
+    assert_eq!(call(&app, "DELETE", &revoke, Some(&grace_plain), None).await.0, 404, "no admin scope, no one else's");
+    assert_eq!(call(&app, "DELETE", &revoke, Some(&omar), None).await.0, 204);
+    assert_eq!(call(&app, "GET", "/api/v1/me", Some(&secret), None).await.0, 401);
+    assert_eq!(call(&app, "DELETE", &revoke, Some(&omar), None).await.0, 409, "once");
+    let grace = token(&app, ids.grace, "read,admin").await;
+    let (_, made) = call(&app, "POST", "/api/v1/me/tokens", Some(&omar), Some(ask(&["read"], 7))).await;
+    let other = format!("/api/v1/tokens/{}", made["token"]["id"]);
+    assert_eq!(call(&app, "DELETE", &other, Some(&grace), None).await.0, 204, "an administrator revokes anyone's");
+}
+
+/// Linus decides several requests at once through the API: each on its own, those that cannot
+/// be listed with why; none decided is an error as one decision's would be. An administrator
+/// names a deputy for someone else; connectors are added with a secret never answered.
+async fn many_decisions_deputies_and_connectors_through_the_api(backend: Backend) {
+    let app = app(backend).await;
+    let ids = &app.ids;
+    let ask = json!({"package_id": ids.production_access.0, "justification": "on call",
+                     "answers": {"service": "Payments API"}});
+    let mut requests = vec![];
+    for who in [ids.maya, ids.kai] {
+        let asker = token(&app, who, "request").await;
+        let (status, outcome) = call(&app, "POST", "/api/v1/requests", Some(&asker), Some(ask.clone())).await;
+        assert_eq!(status, 201, "{outcome}");
+        requests.push(outcome["request_id"].as_i64().unwrap());
+    }
+    let linus = token(&app, ids.linus, "decide").await;
+    let many = |ids: Vec<i64>| json!({"request_ids": ids, "decision": "approve", "justification": "ok"});
+    let (status, problem) = call(&app, "POST", "/api/v1/decisions", Some(&linus), Some(many(vec![]))).await;
+    assert_eq!((status, problem["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("request_ids")));
+    let hana = token(&app, ids.hana, "decide").await;
+    let (status, _) = call(&app, "POST", "/api/v1/decisions", Some(&hana), Some(many(requests.clone()))).await;
+    assert_eq!(status, 403, "not Hana's stage yet");
+    let with_bogus = vec![requests[0], requests[1], requests[0], 999_999];
+    let (status, done) = call(&app, "POST", "/api/v1/decisions", Some(&linus), Some(many(with_bogus))).await;
+    assert_eq!(status, 200, "{done}");
+    let decided: Vec<i64> =
+        done["decided"].as_array().unwrap().iter().map(|o| o["request_id"].as_i64().unwrap()).collect();
+    assert_eq!(decided, requests, "each once: {done}");
+    assert_eq!(done["refused"], json!([{"request_id": 999_999, "problem": done["refused"][0]["problem"].clone()}]));
+    assert_eq!(done["refused"][0]["problem"]["status"], 404, "{done}");
+    let (status, _) = call(&app, "POST", "/api/v1/decisions", Some(&linus), Some(many(requests.clone()))).await;
+    assert_eq!(status, 403, "decided already: his stage is past");
+    let (status, done) = call(&app, "POST", "/api/v1/decisions", Some(&hana), Some(many(requests.clone()))).await;
+    assert_eq!((status, done["decided"].as_array().map(Vec::len)), (StatusCode::OK, Some(2)), "{done}");
+
+    // A deputy for Omar, set by an administrator; not by Omar through this path.
+    let until = (chrono::Utc::now() + chrono::Duration::days(7)).format("%Y-%m-%d").to_string();
+    let deputy = json!({"deputy": "kai@quartermaster.example", "until": until});
+    let path = format!("/api/v1/people/{}/deputies", ids.omar.0);
+    let omar = token(&app, ids.omar, "read,request").await;
+    assert_eq!(call(&app, "POST", &path, Some(&omar), Some(deputy.clone())).await.0, 403);
+    let grace = token(&app, ids.grace, "read,admin").await;
+    assert_eq!(call(&app, "POST", &path, Some(&grace), Some(deputy)).await.0, 201);
+    let (_, panel) = call(&app, "GET", "/api/v1/me/deputies", Some(&omar), None).await;
+    assert!(panel.to_string().contains("kai@quartermaster.example"), "{panel}");
+    let (status, read) = call(&app, "GET", &path, Some(&grace), None).await;
+    assert_eq!((status, &read["own"]), (StatusCode::OK, &panel["own"]));
+
+    // A connector added and changed: its secret goes in and never comes out.
+    let secret = "a webhook secret of the test, long enough";
+    let hooks = json!({"kind": "webhook", "name": "Test Hooks",
+                       "settings": {"url": "http://127.0.0.1:9/hooks", "secret": secret}});
+    let (status, made) = call(&app, "POST", "/api/v1/connectors", Some(&grace), Some(hooks)).await;
+    assert_eq!(status, 201, "{made}");
+    let path = format!("/api/v1/connectors/{}", made["id"]);
+    let settings = format!("{path}/settings");
+    let change = json!({"url": "http://127.0.0.1:9/other", "lifecycle_events": true, "max_in_flight": 2});
+    let (status, problem) = call(&app, "PUT", &settings, Some(&grace), Some(change)).await;
+    assert_eq!(status, 422, "a new address needs a new secret: {problem}");
+    let change = json!({"url": "http://127.0.0.1:9/hooks", "lifecycle_events": true, "max_in_flight": 2});
+    assert_eq!(call(&app, "PUT", &settings, Some(&grace), Some(change)).await.0, 204);
+    let (status, read) = call(&app, "GET", &path, Some(&grace), None).await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(
+        (
+            read["system"]["editable"]["lifecycle_events"].as_bool(),
+            read["system"]["editable"]["max_in_flight"].as_i64()
+        ),
+        (Some(true), Some(2))
+    );
+    assert!(!read.to_string().contains(secret), "{read}");
+    let (status, drift) = call(&app, "POST", &format!("{path}/drift"), Some(&grace), None).await;
+    assert_eq!(
+        (status, drift["compared"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "a webhook keeps no members: {drift}"
+    );
+    let linus = token(&app, ids.linus, "read,admin").await;
+    assert_eq!(call(&app, "GET", &path, Some(&linus), None).await.0, 403);
 }

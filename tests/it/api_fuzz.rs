@@ -335,6 +335,13 @@ async fn fuzz(backend: Backend, per_operation: u32) {
         let policy = quartermaster::domain::ids::PolicyId(policy);
         manager.assign_directly(ids.tom, package, policy, None, "in use").await.unwrap();
     }
+    // A connected system beside the built-in one (which has no page of its own), for the
+    // connector reads to find.
+    let admin = app.service.administrator(&grace).unwrap();
+    admin
+        .add_webhook_system("Fuzz Hooks", "http://127.0.0.1:9/hooks", "a fuzz secret, long enough", false)
+        .await
+        .unwrap();
     for n in 0..8 {
         let creator = app.service.catalog_creator(&grace).unwrap();
         creator.create_catalog(&format!("Fuzz {n}"), "", false).await.unwrap();

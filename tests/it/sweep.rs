@@ -109,6 +109,9 @@ const TABLE: &[(&str, &str)] = &[
     ("my_tokens", "DAAAAAAAAAAA"),
     ("create_my_token", "DAAAAAAAAAAA"),
     ("revoke_my_token", "DDDDDDDDDDAA"),
+    ("load_service_accounts", "DDDDDDDDDDAD"),
+    ("create_service_account", "DDDDDDDDDDAD"),
+    ("create_service_token", "DDDDDDDDDDAD"),
     ("/tokens", "DAAAAAAAAAAA"),
     ("save_email_settings", "DAAAAAAAAAAA"),
     // Omar's out-of-office: his own to read, set and end, and an administrator's.
@@ -255,6 +258,24 @@ const TABLE: &[(&str, &str)] = &[
     ("REST GET /api/v1/connectors", "DDDDDDDDDDAD"),
     ("REST POST /api/v1/connectors/{id}/test", "DDDDDDDDDDAD"),
     ("REST POST /api/v1/connectors/{id}/retry", "DDDDDDDDDDAD"),
+    ("REST POST /api/v1/connectors", "DDDDDDDDDDAD"),
+    ("REST GET /api/v1/connectors/{id}", "DDDDDDDDDDAD"),
+    ("REST PUT /api/v1/connectors/{id}/settings", "DDDDDDDDDDAD"),
+    ("REST POST /api/v1/connectors/{id}/drift", "DDDDDDDDDDAD"),
+    ("REST POST /api/v1/connectors/{id}/drift/repair", "DDDDDDDDDDAD"),
+    ("REST POST /api/v1/connectors/{id}/group-imports", "DDDDDDDDDDAD"),
+    ("REST GET /api/v1/builtin-groups", "DDDDDDDDDDAD"),
+    ("REST PUT /api/v1/people/{id}/roles/{role}", "DDDDDDDDDDAD"),
+    ("REST DELETE /api/v1/people/{id}/roles/{role}", "DDDDDDDDDDAD"),
+    ("REST GET /api/v1/people/{id}/deputies", "DDDDDDDDDDAD"),
+    ("REST POST /api/v1/people/{id}/deputies", "DDDDDDDDDDAD"),
+    ("REST POST /api/v1/decisions", "DDDDADDDDDDD"),
+    ("REST GET /api/v1/me/tokens", "DAAAAAAAAAAA"),
+    ("REST POST /api/v1/me/tokens", "DAAAAAAAAAAA"),
+    ("REST DELETE /api/v1/tokens/{id}", "DDDDDDDDDDAA"),
+    ("REST GET /api/v1/service-accounts", "DDDDDDDDDDAD"),
+    ("REST POST /api/v1/service-accounts", "DDDDDDDDDDAD"),
+    ("REST POST /api/v1/service-accounts/{id}/tokens", "DDDDDDDDDDAD"),
     // The metrics take an administrator's token with the `metrics` scope, never a session
     // (tests/it/metrics.rs).
     ("/metrics", "DDDDDDDDDDDD"),
@@ -303,6 +324,7 @@ const TABLE: &[(&str, &str)] = &[
     // Connected organizations and their sponsors: administrators only.
     ("load_orgs", "DDDDDDDDDDAD"),
     ("/admin/orgs", "DDDDDDDDDDAD"),
+    ("/admin/service-accounts", "DDDDDDDDDDAD"),
     ("create_org", "DDDDDDDDDDAD"),
     ("update_org", "DDDDDDDDDDAD"),
     ("add_sponsor", "DDDDDDDDDDAD"),
@@ -392,6 +414,8 @@ struct Fixtures {
     system: ResourceSystemId,
     /// A SCIM system nobody runs (its settings to change).
     scim: ResourceSystemId,
+    /// A service account (of nothing), for administrators to make tokens for.
+    service_account: UserId,
     /// Builder drafts of Engineering's owner: one to read, one to save a step of, one to
     /// discard, and a complete one (a copy of a package) to finish.
     draft_read: i64,
@@ -616,6 +640,10 @@ async fn fixtures(app: &TestApp) -> Fixtures {
             let by = quartermaster::service::tokens::TokenBy::Person(&omar);
             app.service.create_token(by, &omar, "omar's script", &scopes, 30).await.unwrap().0.id
         },
+        service_account: {
+            let grace = app.service.actor(ids.grace).await.unwrap().unwrap();
+            app.service.create_service_account(&grace, "Sweep Robot", "sweep").await.unwrap()
+        },
         scim: {
             let grace = app.service.actor(ids.grace).await.unwrap().unwrap();
             let admin = app.service.administrator(&grace).unwrap();
@@ -746,6 +774,8 @@ enum Effect {
     Tokens,
     /// Whether an API token is revoked.
     Token(i64),
+    /// The service accounts.
+    ServiceAccounts,
 }
 
 #[derive(Clone, Debug)]
@@ -828,6 +858,18 @@ fn calls(app: &TestApp, fx: &Fixtures) -> Vec<Call> {
                 Some(Effect::Tokens),
             ),
             "revoke_my_token" => (vec![("token_id", fx.token.to_string())], Some(Effect::Token(fx.token))),
+            "create_service_account" => {
+                (vec![("name", "Sweep Sync".into()), ("purpose", "sweep".into())], Some(Effect::ServiceAccounts))
+            }
+            "create_service_token" => (
+                vec![
+                    ("account_id", fx.service_account.0.to_string()),
+                    ("name", "sweep".into()),
+                    ("days", "7".into()),
+                    ("scopes[read]", "on".into()),
+                ],
+                Some(Effect::Tokens),
+            ),
             "end_review" => (vec![("review_id", fx.review.to_string())], Some(Effect::Review(fx.review))),
             "apply_review" => (vec![("review_id", fx.ended_review.to_string())], Some(Effect::Review(fx.ended_review))),
             "give_up_access" => {
@@ -1243,6 +1285,15 @@ async fn state_of(app: &TestApp, effect: Effect, cookie: Option<&str>) -> Option
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens").fetch_one(pool).await.unwrap();
             format!("{n} tokens")
         }
+        Effect::ServiceAccounts => {
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT display_name FROM users WHERE issuer = 'urn:quartermaster:service-account' ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            format!("{names:?}")
+        }
         Effect::Token(id) => {
             let revoked: Option<i64> = sqlx::query_scalar("SELECT revoked_at FROM api_tokens WHERE id = $1")
                 .bind(id)
@@ -1524,7 +1575,7 @@ async fn api_token(app: &TestApp, user: UserId) -> Option<String> {
     let scopes = if actor.has_admin_area() { "read,request,decide,admin" } else { "read,request,decide" };
     let scopes = quartermaster::domain::token::Scopes::parse(scopes).unwrap();
     let by = quartermaster::service::tokens::TokenBy::Person(&actor);
-    app.service.create_token(by, &actor, "sweep", &scopes, 1).await.ok().map(|(_, secret)| secret)
+    app.service.create_token(by, &actor, "sweep", &scopes, 30).await.ok().map(|(_, secret)| secret)
 }
 
 /// A REST operation aimed at the sweep's objects: its path, body and what it changes.
@@ -1551,6 +1602,8 @@ fn rest_operation(
             (at(fx.dev_policy.0), Some(fx.renamed_policy.clone()), Some(Effect::Policy(fx.dev_policy)))
         }
         ("GET", "/api/v1/catalogs/{id}/resources") => (at(fx.catalog.0), None, None),
+        ("GET", "/api/v1/connectors/{id}") => (at(fx.system.0), None, None),
+        ("GET", "/api/v1/people/{id}/deputies") => (at(ids.omar.0), None, None),
         ("GET", _) => (path.to_owned(), None, None),
         ("POST", "/api/v1/requests") => (
             path.to_owned(),
@@ -1660,6 +1713,51 @@ fn rest_operation(
         }
         ("POST", "/api/v1/connectors/{id}/test") => (at(fx.system.0), None, None),
         ("POST", "/api/v1/connectors/{id}/retry") => (at(fx.system.0), None, Some(Effect::Connectors)),
+        ("POST", "/api/v1/connectors") => (
+            path.to_owned(),
+            Some(json!({"kind": "webhook", "name": "Sweep Hooks",
+                        "settings": {"url": "http://127.0.0.1:9/hooks", "secret": "a sweep secret, long enough"}})),
+            Some(Effect::Connectors),
+        ),
+        ("PUT", "/api/v1/connectors/{id}/settings") => {
+            (at(fx.scim.0), Some(json!({"url": "http://127.0.0.1:9/v2", "max_in_flight": 2})), Some(Effect::Connectors))
+        }
+        ("POST", "/api/v1/connectors/{id}/drift") => (at(fx.system.0), None, None),
+        ("POST", "/api/v1/connectors/{id}/drift/repair") => (at(fx.system.0), Some(json!({})), None),
+        ("POST", "/api/v1/connectors/{id}/group-imports") => {
+            (at(fx.scim.0), Some(json!({"catalog_id": fx.catalog.0})), Some(Effect::Connectors))
+        }
+        ("PUT", "/api/v1/people/{id}/roles/{role}") => {
+            (at(ids.omar.0).replace("{role}", "catalog_creator"), None, Some(Effect::GlobalRoles(ids.omar)))
+        }
+        ("DELETE", "/api/v1/people/{id}/roles/{role}") => {
+            (at(ids.priya.0).replace("{role}", "catalog_creator"), None, Some(Effect::GlobalRoles(ids.priya)))
+        }
+        ("POST", "/api/v1/people/{id}/deputies") => {
+            let until = (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%d").to_string();
+            (
+                at(ids.omar.0),
+                Some(json!({"deputy": "tom@quartermaster.example", "until": until})),
+                Some(Effect::Deputies),
+            )
+        }
+        ("POST", "/api/v1/decisions") => (
+            path.to_owned(),
+            Some(json!({"request_ids": [fx.decide_many.0], "decision": "approve", "justification": "sweep"})),
+            Some(Effect::Request(fx.decide_many)),
+        ),
+        ("POST", "/api/v1/me/tokens") => {
+            (path.to_owned(), Some(json!({"name": "sweep", "scopes": ["read"], "days": 7})), Some(Effect::Tokens))
+        }
+        ("DELETE", "/api/v1/tokens/{id}") => (at(fx.token), None, Some(Effect::Token(fx.token))),
+        ("POST", "/api/v1/service-accounts") => {
+            (path.to_owned(), Some(json!({"name": "Sweep Sync", "purpose": "sweep"})), Some(Effect::ServiceAccounts))
+        }
+        ("POST", "/api/v1/service-accounts/{id}/tokens") => (
+            at(fx.service_account.0),
+            Some(json!({"name": "sweep", "scopes": ["read"], "days": 7})),
+            Some(Effect::Tokens),
+        ),
         _ => panic!("{method} {path}: give the sweep its arguments and what it changes"),
     }
 }

@@ -1,6 +1,7 @@
 //! Server functions of the API tokens page: the signed-in person's own tokens (made, listed
 //! and revoked by themselves; an administrator revokes anyone's from the CLI or this same
-//! call).
+//! call); and of the service accounts page (administrators): the accounts, and the tokens
+//! made for them.
 
 #[cfg(not(feature = "ssr"))]
 use leptos::server;
@@ -69,37 +70,52 @@ pub async fn create_my_token(
     scopes: Option<std::collections::BTreeMap<String, String>>,
 ) -> Result<Notice, AppError> {
     let result = async {
-        use crate::domain::token::Scopes;
         let (service, actor) = server::actor().await?;
-        let days: u32 = days.trim().parse().map_err(|_| AppError::Invalid {
-            field: Some("days".into()),
-            message: "how many days the token lasts, as a number".into(),
-        })?;
-        // An unknown word is refused by name.
-        let ticked_words: Vec<String> = scopes
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(_, on)| ticked(&Some(on.clone())))
-            .map(|(word, _)| word)
-            .collect();
-        let scopes = Scopes::parse(&ticked_words.join(","))
-            .map_err(|message| AppError::Invalid { field: Some("scopes".into()), message })?;
+        let (days, scopes) = (form_days(&days)?, form_scopes(scopes)?);
         let by = crate::service::tokens::TokenBy::Person(&actor);
         let (token, secret) = service.create_token(by, &actor, &name, &scopes, days).await?;
-        // Without JavaScript the outcome travels in the session: the secret does not.
-        if server::is_plain_form_post() {
-            let fresh = leptos::prelude::use_context::<FreshSecrets>().ok_or(AppError::Internal)?;
-            let session = session_key().await.ok_or(AppError::Internal)?;
-            fresh.put(session, actor.id().0, secret);
-            return Ok(ok(format!(
-                "Token “{}” made. Copy it now from “Your new token”: it is not shown again.",
-                token.name
-            )));
-        }
-        Ok(ok(format!("Token “{}” made. Copy it now, it is not shown again: {secret}", token.name)))
+        shown_once(&token, secret, actor.id().0, "Your new token").await
     }
     .await;
     server::finish(result).await
+}
+
+/// The answer to a token just made: with JavaScript its secret is in the notice; without,
+/// the outcome travels in the session but the secret does not — it waits in memory under
+/// `owner`'s id for the one page view that shows it (under `heading`).
+#[cfg(feature = "ssr")]
+async fn shown_once(token: &TokenView, secret: String, owner: i64, heading: &str) -> Result<Notice, AppError> {
+    if server::is_plain_form_post() {
+        let fresh = leptos::prelude::use_context::<FreshSecrets>().ok_or(AppError::Internal)?;
+        let session = session_key().await.ok_or(AppError::Internal)?;
+        fresh.put(session, owner, secret);
+        return Ok(ok(format!("Token “{}” made. Copy it now from “{heading}”: it is not shown again.", token.name)));
+    }
+    Ok(ok(format!("Token “{}” made. Copy it now, it is not shown again: {secret}", token.name)))
+}
+
+/// A token form's lifetime, in days.
+#[cfg(feature = "ssr")]
+fn form_days(days: &str) -> Result<u32, AppError> {
+    days.trim().parse().map_err(|_| AppError::Invalid {
+        field: Some("days".into()),
+        message: "how many days the token lasts, as a number".into(),
+    })
+}
+
+/// A token form's ticked scope boxes (`scopes[read]`, …); an unknown word is refused by name.
+#[cfg(feature = "ssr")]
+fn form_scopes(
+    scopes: Option<std::collections::BTreeMap<String, String>>,
+) -> Result<crate::domain::token::Scopes, AppError> {
+    let ticked_words: Vec<String> = scopes
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, on)| ticked(&Some(on.clone())))
+        .map(|(word, _)| word)
+        .collect();
+    crate::domain::token::Scopes::parse(&ticked_words.join(","))
+        .map_err(|message| AppError::Invalid { field: Some("scopes".into()), message })
 }
 
 #[server(endpoint = "revoke_my_token")]
@@ -108,6 +124,64 @@ pub async fn revoke_my_token(token_id: i64) -> Result<Notice, AppError> {
         let (service, actor) = server::actor().await?;
         service.revoke_token(crate::service::tokens::TokenBy::Person(&actor), token_id).await?;
         Ok(ok("Token revoked: it no longer works."))
+    }
+    .await;
+    server::finish(result).await
+}
+
+/// The service accounts with their tokens (administrators), and the secret of a token just
+/// made for one by a plain form post, shown this once.
+#[server(endpoint = "load_service_accounts")]
+pub async fn load_service_accounts() -> Result<ServiceAccounts, AppError> {
+    let (service, actor) = server::actor().await?;
+    let items = service.service_accounts(&actor).await?;
+    let mut fresh = None;
+    if let (Some(held), Some(session)) = (leptos::prelude::use_context::<FreshSecrets>(), session_key().await) {
+        // Kept under the account's id (never a signed-in person's: a service account signs
+        // in nowhere).
+        for a in &items {
+            if let Some(secret) = held.take(session.clone(), a.id) {
+                fresh = Some(FreshToken { account: a.name.clone(), secret });
+            }
+        }
+    }
+    let scopes = crate::domain::token::Scope::ALL.into_iter().map(|s| s.word().to_owned()).collect();
+    Ok(ServiceAccounts { items, scopes, max_days: crate::service::tokens::MAX_TOKEN_DAYS, fresh })
+}
+
+/// A service account: its name (its address is made from it) and what it is for.
+#[server(endpoint = "create_service_account")]
+pub async fn create_service_account(name: String, purpose: String) -> Result<Notice, AppError> {
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        service.create_service_account(&actor, &name, &purpose).await?;
+        Ok(ok(format!("“{}” made: give it roles or access by its address, then a token.", name.trim())))
+    }
+    .await;
+    server::finish(result).await
+}
+
+/// A token for a service account (administrators): as a person's own, with no scope beyond
+/// the account's rights; the secret shown once.
+#[server(endpoint = "create_service_token")]
+pub async fn create_service_token(
+    account_id: i64,
+    name: String,
+    days: String,
+    scopes: Option<std::collections::BTreeMap<String, String>>,
+) -> Result<Notice, AppError> {
+    let result = async {
+        let (service, actor) = server::actor().await?;
+        service.administrator(&actor)?;
+        let (days, scopes) = (form_days(&days)?, form_scopes(scopes)?);
+        let account = crate::domain::ids::UserId(account_id);
+        let owner = service
+            .actor(account)
+            .await?
+            .ok_or_else(|| AppError::from(crate::domain::DomainError::not_found("service account")))?;
+        let by = crate::service::tokens::TokenBy::ForServiceAccount(&actor);
+        let (token, secret) = service.create_token(by, &owner, &name, &scopes, days).await?;
+        shown_once(&token, secret, account_id, "The new token").await
     }
     .await;
     server::finish(result).await

@@ -33,6 +33,7 @@ fn AdminBody() -> impl IntoView {
                 <a class="btn-secondary" href="/admin/reviews">"Access reviews"</a>
                 {v.is_admin.then(|| view! { <a class="btn-secondary" href="/admin/orgs">"Connected organizations"</a> })}
                 {v.is_admin.then(|| view! { <a class="btn-secondary" href="/admin/connectors">"Connected systems"</a> })}
+                {v.is_admin.then(|| view! { <a class="btn-secondary" href="/admin/service-accounts">"Service accounts"</a> })}
                 <a class="btn-secondary" href="/api/v1/docs/" rel="external">"REST API"</a>
             </p>
             <FailedWork />

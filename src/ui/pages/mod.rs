@@ -34,4 +34,4 @@ pub use package_admin::PackageAdmin;
 pub use people::{People, Person};
 pub use reviews::{MyReviews, ReviewsAdmin};
 pub use sign_in::SignIn;
-pub use tokens::Tokens;
+pub use tokens::{ServiceAccountsPage, Tokens};

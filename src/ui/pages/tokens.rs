@@ -64,7 +64,7 @@ fn TokensBody() -> impl IntoView {
                         {if mine.items.is_empty() {
                             view! { <p class="empty">"You have no API token."</p> }.into_any()
                         } else {
-                            view! { <TokenTable items=mine.items revoke /> }.into_any()
+                            view! { <TokenTable id="tokens".to_owned() items=mine.items revoke /> }.into_any()
                         }}
                     </section>
                     <section class="panel" aria-labelledby="new-token-h">
@@ -101,9 +101,14 @@ fn TokensBody() -> impl IntoView {
 }
 
 #[component]
-fn TokenTable(items: Vec<TokenView>, revoke: ServerAction<RevokeMyToken>) -> impl IntoView {
+fn TokenTable(
+    /// The table's id (each unique on its page).
+    id: String,
+    items: Vec<TokenView>,
+    revoke: ServerAction<RevokeMyToken>,
+) -> impl IntoView {
     view! {
-        <table class="table" id="tokens">
+        <table class="table" id=id>
             <thead>
                 <tr>
                     <th>"Name"</th><th>"Scopes"</th><th>"Made"</th><th>"Expires"</th><th>"Last used"</th><th>"State"</th>
@@ -135,5 +140,135 @@ fn TokenTable(items: Vec<TokenView>, revoke: ServerAction<RevokeMyToken>) -> imp
                 }).collect_view()}
             </tbody>
         </table>
+    }
+}
+
+/// Service accounts (`/admin/service-accounts`, administrators): accounts that sign in
+/// nowhere and act through the tokens made for them here — each with its address (how roles
+/// and access are given to it), its tokens (revoked here), and a form for a new token; and a
+/// new account.
+#[component]
+pub fn ServiceAccountsPage() -> impl IntoView {
+    view! {
+        <Title text="Service accounts" />
+        <SignedIn>
+            <ServiceAccountsBody />
+        </SignedIn>
+    }
+}
+
+#[component]
+fn ServiceAccountsBody() -> impl IntoView {
+    let create = ServerAction::<CreateServiceAccount>::new();
+    let make = ServerAction::<CreateServiceToken>::new();
+    let revoke = ServerAction::<RevokeMyToken>::new();
+    let accounts = Resource::new(
+        move || (create.version().get(), make.version().get(), revoke.version().get()),
+        |_| load_service_accounts(),
+    );
+    let latest = latest_of(vec![create.value().into(), make.value().into(), revoke.value().into()]);
+    let created: Signal<Option<Result<Notice, AppError>>> = create.value().into();
+    let made: Signal<Option<Result<Notice, AppError>>> = make.value().into();
+    let flash = flash();
+    view! {
+        <p class="crumbs"><a href="/admin">"Admin"</a>" / Service accounts"</p>
+        <h1>"Service accounts"</h1>
+        <p class="lead">
+            "A service account signs in nowhere: it acts through the "
+            <a href="/api/v1/docs/">"REST API"</a>
+            " with the tokens made for it here, within the roles and access it is given (by its address, like anyone's)."
+        </p>
+        <Notices latest flash />
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || accounts.get().map(|r| match r {
+                Ok(list) => view! {
+                    {list.fresh.clone().map(|f| view! {
+                        <section class="panel" aria-labelledby="fresh-h">
+                            <h2 id="fresh-h">"The new token"</h2>
+                            <p>{format!("For {}. Copy it now: it is not shown again.", f.account)}</p>
+                            <p><code id="new-secret">{f.secret}</code></p>
+                        </section>
+                    })}
+                    {if list.items.is_empty() {
+                        view! { <p class="empty">"There is no service account yet."</p> }.into_any()
+                    } else {
+                        let (scopes, max_days) = (list.scopes, list.max_days);
+                        list.items
+                            .into_iter()
+                            .map(|a| view! { <Account a scopes=scopes.clone() max_days made make revoke flash /> })
+                            .collect_view()
+                            .into_any()
+                    }}
+                    <section class="panel" aria-labelledby="new-account-h">
+                        <h2 id="new-account-h">"New service account"</h2>
+                        <ActionForm action=create attr:class="form" attr:id="new-account">
+                            <label for="account-name">"Name"</label>
+                            <input type="text" id="account-name" name="name" required maxlength="100" placeholder="Nightly HR sync" />
+                            <FieldError latest=created flash field="name" />
+                            <label for="account-purpose">"What it does"</label>
+                            <input type="text" id="account-purpose" name="purpose" maxlength="500" />
+                            <FieldError latest=created flash field="purpose" />
+                            <p><button type="submit" class="btn">"Make service account"</button></p>
+                        </ActionForm>
+                    </section>
+                }.into_any(),
+                Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Account(
+    a: ServiceAccountView,
+    scopes: Vec<String>,
+    max_days: u32,
+    made: Signal<Option<Result<Notice, AppError>>>,
+    make: ServerAction<CreateServiceToken>,
+    revoke: ServerAction<RevokeMyToken>,
+    flash: Flash,
+) -> impl IntoView {
+    let (heading, labelled_by) = (format!("account-{}-h", a.id), format!("account-{}-h", a.id));
+    view! {
+        <section class="panel" id=format!("account-{}", a.id) aria-labelledby=labelled_by>
+            <h2 id=heading>{a.name.clone()} " "
+                <span class="tag">{if a.active { "Active" } else { "Disabled" }}</span>
+            </h2>
+            <p><code>{a.email.clone()}</code>{(!a.purpose.is_empty()).then(|| format!(" — {}", a.purpose))}</p>
+            {if a.tokens.is_empty() {
+                view! { <p class="empty">"No token yet."</p> }.into_any()
+            } else {
+                view! { <TokenTable id=format!("tokens-{}", a.id) items=a.tokens revoke /> }.into_any()
+            }}
+            {a.active.then(|| view! {
+                <details>
+                    <summary>"New token"</summary>
+                    <ActionForm action=make attr:class="form">
+                        <input type="hidden" name="account_id" value=a.id />
+                        <label for=format!("token-name-{}", a.id)>"Name"</label>
+                        <input type="text" id=format!("token-name-{}", a.id) name="name" required maxlength="100" />
+                        <fieldset>
+                            <legend>"Scopes (within the account's own rights)"</legend>
+                            {scopes.into_iter().map(|word| {
+                                let help = scope_help(&word);
+                                let checked = word == "read";
+                                view! {
+                                    <label class="check">
+                                        <input type="checkbox" name=format!("scopes[{word}]") checked=checked />
+                                        " " <code>{word.clone()}</code> {format!(" — {help}")}
+                                    </label>
+                                }
+                            }).collect_view()}
+                        </fieldset>
+                        <FieldError latest=made flash field="scopes" />
+                        <label for=format!("token-days-{}", a.id)>"Lasts (days)"</label>
+                        <input type="number" id=format!("token-days-{}", a.id) name="days" min="1"
+                            max=max_days value="30" required />
+                        <FieldError latest=made flash field="days" />
+                        <p><button type="submit" class="btn">"Make token"</button></p>
+                    </ActionForm>
+                </details>
+            })}
+        </section>
     }
 }
