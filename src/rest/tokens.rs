@@ -154,12 +154,6 @@ pub(super) async fn create_service_token(
     let b = body(b)?;
     let scopes = scopes(&b)?;
     within_calling_token(&caller, &scopes, b.days)?;
-    let owner = caller
-        .service
-        .actor(account)
-        .await?
-        .ok_or_else(|| Problem::from(crate::domain::DomainError::not_found("service account")))?;
-    let (token, secret) =
-        caller.service.create_token(TokenBy::ForServiceAccount(actor), &owner, &b.name, &scopes, b.days).await?;
+    let (token, secret) = caller.service.create_service_account_token(actor, account, &b.name, &scopes, b.days).await?;
     Ok(made(token, secret))
 }

@@ -307,6 +307,22 @@ impl Service {
         Ok(id)
     }
 
+    /// A token for a service account, made by an administrator ([`Self::create_token`] with
+    /// [`TokenBy::ForServiceAccount`]); a disabled or unknown account is not found.
+    #[tracing::instrument(name = "create_service_account_token", skip_all, fields(actor = admin.id().0, account = account.0))]
+    pub async fn create_service_account_token(
+        &self,
+        admin: &Actor,
+        account: UserId,
+        name: &str,
+        scopes: &Scopes,
+        days: u32,
+    ) -> DomainResult<(TokenView, String)> {
+        admin.require(Permission::Administer)?;
+        let owner = self.actor(account).await?.ok_or_else(|| DomainError::not_found("service account"))?;
+        self.create_token(TokenBy::ForServiceAccount(admin), &owner, name, scopes, days).await
+    }
+
     /// The service accounts, by name, each with its tokens (administrators).
     #[tracing::instrument(name = "service_accounts", skip_all, fields(actor = actor.id().0))]
     pub async fn service_accounts(&self, actor: &Actor) -> DomainResult<Vec<ServiceAccountView>> {

@@ -172,15 +172,9 @@ pub async fn create_service_token(
 ) -> Result<Notice, AppError> {
     let result = async {
         let (service, actor) = server::actor().await?;
-        service.administrator(&actor)?;
         let (days, scopes) = (form_days(&days)?, form_scopes(scopes)?);
         let account = crate::domain::ids::UserId(account_id);
-        let owner = service
-            .actor(account)
-            .await?
-            .ok_or_else(|| AppError::from(crate::domain::DomainError::not_found("service account")))?;
-        let by = crate::service::tokens::TokenBy::ForServiceAccount(&actor);
-        let (token, secret) = service.create_token(by, &owner, &name, &scopes, days).await?;
+        let (token, secret) = service.create_service_account_token(&actor, account, &name, &scopes, days).await?;
         shown_once(&token, secret, account_id, "The new token").await
     }
     .await;

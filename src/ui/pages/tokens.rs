@@ -70,26 +70,8 @@ fn TokensBody() -> impl IntoView {
                     <section class="panel" aria-labelledby="new-token-h">
                         <h2 id="new-token-h">"New token"</h2>
                         <ActionForm action=create attr:class="form" attr:id="new-token">
-                            <label for="token-name">"Name"</label>
-                            <input type="text" id="token-name" name="name" required maxlength="100" placeholder="laptop script" />
-                            <FieldError latest=created flash field="name" />
-                            <fieldset>
-                                <legend>"Scopes"</legend>
-                                {mine.scopes.into_iter().map(|word| {
-                                    let help = scope_help(&word);
-                                    let checked = word == "read";
-                                    view! {
-                                        <label class="check">
-                                            <input type="checkbox" name=format!("scopes[{word}]") checked=checked />
-                                            " " <code>{word.clone()}</code> {format!(" — {help}")}
-                                        </label>
-                                    }
-                                }).collect_view()}
-                            </fieldset>
-                            <FieldError latest=created flash field="scopes" />
-                            <label for="token-days">"Lasts (days)"</label>
-                            <input type="number" id="token-days" name="days" min="1" max=mine.max_days value="30" required />
-                            <FieldError latest=created flash field="days" />
+                            <TokenFields suffix=String::new() legend="Scopes" scopes=mine.scopes max_days=mine.max_days
+                                latest=created flash />
                             <p><button type="submit" class="btn">"Make token"</button></p>
                         </ActionForm>
                     </section>
@@ -245,30 +227,48 @@ fn Account(
                     <summary>"New token"</summary>
                     <ActionForm action=make attr:class="form">
                         <input type="hidden" name="account_id" value=a.id />
-                        <label for=format!("token-name-{}", a.id)>"Name"</label>
-                        <input type="text" id=format!("token-name-{}", a.id) name="name" required maxlength="100" />
-                        <fieldset>
-                            <legend>"Scopes (within the account's own rights)"</legend>
-                            {scopes.into_iter().map(|word| {
-                                let help = scope_help(&word);
-                                let checked = word == "read";
-                                view! {
-                                    <label class="check">
-                                        <input type="checkbox" name=format!("scopes[{word}]") checked=checked />
-                                        " " <code>{word.clone()}</code> {format!(" — {help}")}
-                                    </label>
-                                }
-                            }).collect_view()}
-                        </fieldset>
-                        <FieldError latest=made flash field="scopes" />
-                        <label for=format!("token-days-{}", a.id)>"Lasts (days)"</label>
-                        <input type="number" id=format!("token-days-{}", a.id) name="days" min="1"
-                            max=max_days value="30" required />
-                        <FieldError latest=made flash field="days" />
+                        <TokenFields suffix=format!("-{}", a.id) legend="Scopes (within the account's own rights)"
+                            scopes max_days latest=made flash />
                         <p><button type="submit" class="btn">"Make token"</button></p>
                     </ActionForm>
                 </details>
             })}
         </section>
+    }
+}
+
+/// A new token's fields: its name, a box per scope it may be given (`read` ticked), and how
+/// many days it lasts; `suffix` keeps the ids unique on a page with several such forms.
+#[component]
+fn TokenFields(
+    suffix: String,
+    legend: &'static str,
+    scopes: Vec<String>,
+    max_days: u32,
+    latest: Signal<Option<Result<Notice, AppError>>>,
+    flash: Flash,
+) -> impl IntoView {
+    let (name_id, days_id) = (format!("token-name{suffix}"), format!("token-days{suffix}"));
+    view! {
+        <label for=name_id.clone()>"Name"</label>
+        <input type="text" id=name_id name="name" required maxlength="100" placeholder="laptop script" />
+        <FieldError latest flash field="name" />
+        <fieldset>
+            <legend>{legend}</legend>
+            {scopes.into_iter().map(|word| {
+                let help = scope_help(&word);
+                let checked = word == "read";
+                view! {
+                    <label class="check">
+                        <input type="checkbox" name=format!("scopes[{word}]") checked=checked />
+                        " " <code>{word.clone()}</code> {format!(" — {help}")}
+                    </label>
+                }
+            }).collect_view()}
+        </fieldset>
+        <FieldError latest flash field="scopes" />
+        <label for=days_id.clone()>"Lasts (days)"</label>
+        <input type="number" id=days_id name="days" min="1" max=max_days value="30" required />
+        <FieldError latest flash field="days" />
     }
 }
