@@ -78,7 +78,7 @@ pub struct ServiceAccountView {
     pub purpose: String,
     /// Not disabled (a disabled account's tokens no longer work).
     pub active: bool,
-    /// Newest first, revoked and expired ones too.
+    /// Newest first (the last 50), revoked and expired ones too.
     pub tokens: Vec<TokenView>,
 }
 

@@ -331,7 +331,7 @@ impl Service {
         let mut conn = self.db.pool().acquire().await?;
         let accounts = directory::service_accounts(&mut conn, 200).await?;
         let ids: Vec<UserId> = accounts.iter().map(|a| a.id).collect();
-        let tokens = store::of_users(&mut conn, &ids, 2000).await?;
+        let tokens = store::of_users(&mut conn, &ids, 50).await?;
         Ok(accounts
             .into_iter()
             .map(|a| ServiceAccountView {

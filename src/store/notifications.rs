@@ -2,6 +2,7 @@
 //! recipient, claimed under a lease and sent by a worker (the outbox's pattern, for people
 //! rather than systems).
 
+use super::directory::SERVICE_ACCOUNT_ISSUER;
 use chrono::{DateTime, Utc};
 
 use super::{to_ms, Conn, RowExt};
@@ -44,9 +45,9 @@ pub struct News<'a> {
     pub optional: bool,
 }
 
-/// Queue `news` for everyone `to` names who is active (and, for optional news, has not turned
-/// it off), except whoever made the change (they know); due at once. Returns how many were
-/// queued.
+/// Queue `news` for everyone `to` names who is active and has a mailbox (a service account
+/// has none) — and, for optional news, has not turned it off —, except whoever made the
+/// change (they know); due at once. Returns how many were queued.
 pub async fn enqueue(conn: &mut Conn, to: To, news: &News<'_>, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
     // Each source yields (recipient, dedupe); $1 is the dedupe prefix.
     let source = match to {
@@ -81,7 +82,8 @@ pub async fn enqueue(conn: &mut Conn, to: To, news: &News<'_>, now: DateTime<Utc
         "INSERT INTO notifications (recipient_id, kind, dedupe, request_id, assignment_id, review_id, actor_id, \
          reason, cause, occurred_at, next_attempt_at, updated_at) \
          SELECT DISTINCT s.recipient, $4, s.dedupe, $2, $3, $10, $5, $6, $8, $7, $7, $7 FROM ({source}) s \
-         JOIN users u ON u.id = s.recipient WHERE u.state = 'active' AND s.recipient <> $9 {alternates} {optional} \
+         JOIN users u ON u.id = s.recipient WHERE u.state = 'active' AND s.recipient <> $9 \
+         AND (u.issuer IS NULL OR u.issuer <> $11) {alternates} {optional} \
          ON CONFLICT (recipient_id, dedupe) DO NOTHING"
     );
     let done = sqlx::query(&sql)
@@ -95,6 +97,7 @@ pub async fn enqueue(conn: &mut Conn, to: To, news: &News<'_>, now: DateTime<Utc
         .bind(news.cause)
         .bind(news.actor.map_or(0, |a| a.0))
         .bind(news.review)
+        .bind(SERVICE_ACCOUNT_ISSUER)
         .execute(conn)
         .await?;
     Ok(done.rows_affected())
@@ -109,7 +112,8 @@ pub struct Claimed {
     /// The audited action that made it (`assignment.expired`, …).
     pub cause: String,
     pub recipient_id: i64,
-    /// The recipient is still active (a disabled person is not emailed).
+    /// The recipient is still active (a disabled person is not emailed) and has a mailbox (a
+    /// service account has none).
     pub recipient_active: bool,
     pub to_email: String,
     pub to_name: String,
@@ -162,7 +166,8 @@ pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Claimed>, sqlx:
         "SELECT n.id, n.attempts, n.kind, n.cause, n.reason, n.recipient_id, rcpt.email AS to_email, \
                 rcpt.display_name AS to_name, \
                 COALESCE(rcpt.time_zone, rcpt.provider_time_zone) AS to_time_zone, \
-                CASE WHEN rcpt.state = 'active' THEN 1 ELSE 0 END AS recipient_active, \
+                CASE WHEN rcpt.state = 'active' AND (rcpt.issuer IS NULL OR rcpt.issuer <> '{SERVICE_ACCOUNT_ISSUER}') \
+                THEN 1 ELSE 0 END AS recipient_active, \
                 b.display_name AS actor_name, q.id AS request_id, \
                 (SELECT MIN(w.display_name) FROM request_approvers rd JOIN users w ON w.id = rd.deputy_for \
                  WHERE rd.request_id = q.id AND rd.user_id = n.recipient_id) AS deputy_for, p.id AS package_id, p.name AS package_name, \

@@ -83,14 +83,15 @@ pub async fn of_user(conn: &mut Conn, user: UserId, limit: i64) -> Result<Vec<To
     rows.iter().map(token_from_row).collect()
 }
 
-/// The tokens of several people, newest first for each (at most `limit` in all).
-pub async fn of_users(conn: &mut Conn, users: &[UserId], limit: i64) -> Result<Vec<Token>, sqlx::Error> {
+/// The tokens of several people, newest first for each (at most `each` of each one's).
+pub async fn of_users(conn: &mut Conn, users: &[UserId], each: i64) -> Result<Vec<Token>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM api_tokens WHERE user_id IN {} ORDER BY user_id, id DESC LIMIT $2",
+        "SELECT {COLUMNS} FROM (SELECT {COLUMNS}, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY id DESC) AS n \
+         FROM api_tokens WHERE user_id IN {}) t WHERE n <= $2 ORDER BY user_id, id DESC",
         super::ids_param(conn, 1)
     );
     let ids = super::ids_json(users.iter().map(|u| u.0));
-    let rows = sqlx::query(&sql).bind(ids).bind(limit).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql).bind(ids).bind(each).fetch_all(conn).await?;
     rows.iter().map(token_from_row).collect()
 }
 

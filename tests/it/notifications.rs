@@ -27,6 +27,7 @@ on_both_databases!(
     the_approvals_page_names_a_deputy_without_javascript,
     a_guest_whose_access_ended_is_blocked_then_removed,
     approvers_who_choose_it_get_a_daily_digest,
+    a_service_account_has_no_mailbox,
 );
 
 /// The SMTP sink the test command started.
@@ -780,4 +781,46 @@ async fn approvers_who_choose_it_get_a_daily_digest(backend: Backend) {
     service.set_email_choices(&sofia, true, false, None).await.unwrap();
     w.clock.advance(Duration::days(1));
     assert_eq!(service.queue_digests(&Operator::Workers).await.unwrap(), 0);
+}
+
+/// A service account holds access like anyone but has no mailbox: given and then taken the
+/// same access as a person, it is queued no email, where the person is.
+async fn a_service_account_has_no_mailbox(backend: Backend) {
+    let (smtp, _) = sink();
+    let from = sender();
+    let app = common::spawn_app_with(backend, |args| {
+        args.no_workers = true;
+        args.mail.smtp_url = Some(smtp.clone());
+        args.mail.from = format!("Quartermaster <{from}>");
+    })
+    .await;
+    let (s, ids, pool) = (&app.service, &app.ids, app.service.db().pool());
+    let grace = s.actor(ids.grace).await.unwrap().unwrap();
+    let robot = s.create_service_account(&grace, "Nightly Sync", "").await.unwrap();
+    let policy: i64 = sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
+        .bind(ids.developer_tools.0)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let manager = s.assignment_manager_of(&grace, ids.developer_tools).await.unwrap();
+    for holder in [robot, ids.kai] {
+        let policy = quartermaster::domain::ids::PolicyId(policy);
+        manager.assign_directly(holder, ids.developer_tools, policy, None, "test").await.unwrap();
+        let assignment: i64 = sqlx::query_scalar("SELECT id FROM assignments WHERE user_id = $1 AND package_id = $2")
+            .bind(holder.0)
+            .bind(ids.developer_tools.0)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        manager.remove_assignment(quartermaster::domain::ids::AssignmentId(assignment), "test").await.unwrap();
+    }
+    let mail = |user: i64| async move {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM notifications WHERE recipient_id = $1")
+            .bind(user)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(mail(robot.0).await, 0, "nothing for the service account");
+    assert!(mail(ids.kai.0).await > 0, "the person is told");
 }
