@@ -574,7 +574,7 @@ struct BulkForm {
 }
 
 /// Largest file a bulk assignment reads.
-const MAX_BULK_FILE: usize = 1 << 20;
+pub(crate) const MAX_BULK_FILE: usize = 1 << 20;
 
 /// The form, as a file upload (`multipart/form-data`: a `file`, or `csv` pasted) or as a plain
 /// form with the rows pasted; `Err` says why it cannot be read.
@@ -642,12 +642,7 @@ async fn bulk_assign(
     };
     match started.await {
         Ok(job) => {
-            let worker = service.clone();
-            tokio::spawn(async move {
-                if let Err(e) = worker.run_bulk_job(job).await {
-                    tracing::error!(job, error = ?e, "bulk assignment stopped; a worker takes it up again");
-                }
-            });
+            service.run_bulk_job_now(job);
             axum::response::Redirect::to(&format!("/admin/bulk/{job}")).into_response()
         }
         Err(crate::domain::DomainError::Invalid { field, message }) => {

@@ -503,6 +503,7 @@ pub const MAX_QUESTIONS: usize = 20;
 
 /// A bulk assignment: its progress and each row's outcome.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct BulkJobView {
     pub id: i64,
     pub package_id: i64,
@@ -521,6 +522,7 @@ pub struct BulkJobView {
 
 /// One row of a bulk assignment: `outcome` is `assigned` or `skipped` (with why), or none yet.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct BulkRowView {
     pub line: i64,
     pub person: String,

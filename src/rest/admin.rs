@@ -17,8 +17,8 @@ use crate::domain::policy::Policy;
 use crate::domain::token::Scope;
 use crate::states::CatalogRole;
 use crate::views::{
-    AssignmentFilter, AuditEventView, AuditFilter, CatalogList, CatalogResource, CatalogSummary, GroupSummary,
-    PackageAssignment, Page, PersonAccess, PersonOption, RoleHolder,
+    AssignmentFilter, AuditEventView, AuditFilter, BulkJobView, CatalogList, CatalogResource, CatalogSummary,
+    GroupSummary, PackageAssignment, Page, PersonAccess, PersonOption, RoleHolder,
 };
 
 /// The `ETag` of an object at `version`.
@@ -756,4 +756,49 @@ pub(super) async fn add_policy(
     let id = manager.create_policy(Policy { id: PolicyId(0), version: 1, ..b }).await?;
     let (_, made) = caller.service.in_catalog_of_policy::<Packages>(actor, id).await?;
     created(policy_with_etag(made), &format!("/api/v1/policies/{}", id.0))
+}
+
+/// People to give a package to, a row each.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewBulk {
+    /// The policy they are assigned under.
+    policy_id: i64,
+    /// CSV of `email[,end]` (an end as `YYYY-MM-DD`), a row per person, with or without a
+    /// header line naming the columns; at most 1 MiB.
+    rows: String,
+    #[serde(default)]
+    justification: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/packages/{id}/bulk-assignments", tag = "catalogs", security(("bearer" = ["admin"])),
+    params(("id" = i64, Path)), request_body = NewBulk,
+    responses((status = 202, body = super::governance::Created, description = "Started: the rows are assigned in the background, each on its own; `GET /bulk-assignments/{id}` shows each row's outcome"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn bulk_assign(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+    b: Result<Json<NewBulk>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    let package = PackageId(path_id(id)?);
+    let manager = caller.service.assignment_manager_of(actor, package).await?;
+    let b = body(b)?;
+    if b.rows.len() > crate::server::MAX_BULK_FILE {
+        return Err(Problem::invalid(Some("rows"), format!("at most {} KiB", crate::server::MAX_BULK_FILE / 1024)));
+    }
+    let job = manager.start_bulk(package, PolicyId(b.policy_id), &b.rows, &b.justification).await?;
+    caller.service.run_bulk_job_now(job);
+    Ok((StatusCode::ACCEPTED, Json(super::governance::Created::new(job))).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/bulk-assignments/{id}", tag = "catalogs", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
+    responses((status = 200, body = BulkJobView, description = "Its progress; once done, every row's outcome"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(super) async fn bulk_job(
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<BulkJobView>, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    Ok(Json(caller.service.bulk_job(actor, path_id(id)?).await?))
 }

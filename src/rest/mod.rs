@@ -73,6 +73,8 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::people))
         .routes(routes!(admin::person_access))
         .routes(routes!(admin::groups))
+        .routes(routes!(admin::bulk_assign))
+        .routes(routes!(admin::bulk_job))
         .routes(routes!(admin::grant_global_role, admin::revoke_global_role))
         .routes(routes!(admin::package_policies, admin::add_policy))
         .routes(routes!(admin::create_package))

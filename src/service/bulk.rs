@@ -110,6 +110,17 @@ impl Service {
         manager.bulk_job_view(job).await
     }
 
+    /// Run a job just started in the background, now (the workers take it up again if this
+    /// stops).
+    pub fn run_bulk_job_now(&self, job: i64) {
+        let worker = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = worker.run_bulk_job(job).await {
+                tracing::error!(job, error = ?e, "bulk assignment stopped; a worker takes it up again");
+            }
+        });
+    }
+
     /// Assign a job's remaining rows, if no other worker holds it; answers whether it ran.
     /// One job at a time per instance.
     #[tracing::instrument(name = "run_bulk_job", skip(self))]

@@ -30,7 +30,8 @@ on_both_databases!(
     an_organization_changes_only_from_the_version_its_changer_read,
     a_service_account_acts_only_through_the_tokens_administrators_make,
     ones_tokens_are_made_and_revoked_through_the_api_within_the_calling_one,
-    many_decisions_deputies_and_connectors_through_the_api
+    many_decisions_deputies_and_connectors_through_the_api,
+    a_bulk_assignment_is_started_and_followed_through_the_api
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -1276,4 +1277,47 @@ async fn many_decisions_deputies_and_connectors_through_the_api(backend: Backend
     );
     let linus = token(&app, ids.linus, "read,admin").await;
     assert_eq!(call(&app, "GET", &path, Some(&linus), None).await.0, 403);
+}
+
+/// Grace gives Developer Tools to a list of people through the API: a bad list is refused
+/// whole (nothing started), a good one runs in the background and each row's outcome is
+/// read back; another catalog's owner neither starts nor reads one.
+async fn a_bulk_assignment_is_started_and_followed_through_the_api(backend: Backend) {
+    let app = app(backend).await;
+    let ids = &app.ids;
+    let grace = token(&app, ids.grace, "read,admin").await;
+    let sofia = token(&app, ids.sofia, "read,admin").await;
+    let dev = ids.developer_tools.0;
+    let policy: i64 = sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
+        .bind(dev)
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    let path = format!("/api/v1/packages/{dev}/bulk-assignments");
+    let jobs = || count(&app, "SELECT COUNT(*) FROM bulk_jobs");
+    let rows = |rows: &str| json!({"policy_id": policy, "rows": rows, "justification": "team onboarding"});
+    let (status, problem) = call(&app, "POST", &path, Some(&grace), Some(rows("email\n\n"))).await;
+    assert_eq!((status, problem["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("file")), "{problem}");
+    let rows = rows("email\nkai@quartermaster.example\nnobody@quartermaster.example\n");
+    assert_eq!(call(&app, "POST", &path, Some(&sofia), Some(rows.clone())).await.0, 404, "not her catalog's");
+    assert_eq!(jobs().await, 0, "refusals start nothing");
+    let (status, started) = call(&app, "POST", &path, Some(&grace), Some(rows)).await;
+    assert_eq!(status, 202, "{started}");
+    let job = format!("/api/v1/bulk-assignments/{}", started["id"]);
+    let mut done = Value::Null;
+    for _ in 0..200 {
+        let (status, read) = call(&app, "GET", &job, Some(&grace), None).await;
+        assert_eq!(status, 200, "{read}");
+        if read["running"] == false {
+            done = read;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        (done["total"].as_i64(), done["assigned"].as_i64(), done["skipped"].as_i64()),
+        (Some(2), Some(1), Some(1)),
+        "{done}"
+    );
+    assert_eq!(call(&app, "GET", &job, Some(&sofia), None).await.0, 404);
 }

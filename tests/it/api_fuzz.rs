@@ -325,6 +325,15 @@ async fn fuzz(backend: Backend, per_operation: u32) {
     // empty catalogs made beside them and the reads still find the packages (the ids the
     // calls pick run to 14).
     let grace = app.service.actor(ids.grace).await.unwrap().unwrap();
+    // A bulk assignment (naming nobody), for its read to find.
+    let dev_policy: i64 = sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
+        .bind(ids.developer_tools.0)
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    let dev = app.service.assignment_manager_of(&grace, ids.developer_tools).await.unwrap();
+    let dev_policy = quartermaster::domain::ids::PolicyId(dev_policy);
+    dev.start_bulk(ids.developer_tools, dev_policy, "nobody@quartermaster.example\n", "fuzz").await.unwrap();
     for package in [ids.sales_crm, ids.payments_approver] {
         let policy: i64 = sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
             .bind(package.0)

@@ -276,6 +276,8 @@ const TABLE: &[(&str, &str)] = &[
     ("REST GET /api/v1/service-accounts", "DDDDDDDDDDAD"),
     ("REST POST /api/v1/service-accounts", "DDDDDDDDDDAD"),
     ("REST POST /api/v1/service-accounts/{id}/tokens", "DDDDDDDDDDAD"),
+    ("REST POST /api/v1/packages/{id}/bulk-assignments", "DDDDDDADAAAD"),
+    ("REST GET /api/v1/bulk-assignments/{id}", "DDDDDDADAAAD"),
     // The metrics take an administrator's token with the `metrics` scope, never a session
     // (tests/it/metrics.rs).
     ("/metrics", "DDDDDDDDDDDD"),
@@ -1603,6 +1605,14 @@ fn rest_operation(
         }
         ("GET", "/api/v1/catalogs/{id}/resources") => (at(fx.catalog.0), None, None),
         ("GET", "/api/v1/connectors/{id}") => (at(fx.system.0), None, None),
+        ("GET", "/api/v1/bulk-assignments/{id}") => (at(fx.bulk_job), None, None),
+        ("POST", "/api/v1/packages/{id}/bulk-assignments") => (
+            at(ids.developer_tools.0),
+            Some(
+                json!({"policy_id": fx.dev_policy.0, "rows": "email\nkai@quartermaster.example\n", "justification": "sweep"}),
+            ),
+            Some(Effect::BulkJobs(ids.developer_tools)),
+        ),
         ("GET", "/api/v1/people/{id}/deputies") => (at(ids.omar.0), None, None),
         ("GET", _) => (path.to_owned(), None, None),
         ("POST", "/api/v1/requests") => (
