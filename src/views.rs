@@ -542,6 +542,7 @@ pub struct DraftSummary {
 
 /// Something the builder offers to pick: a resource role, a package, a group, an organization.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Choice {
     pub id: i64,
     pub name: String,
@@ -552,6 +553,7 @@ pub struct Choice {
 /// reads back), what can be picked, and on the last step what will be made and what the change
 /// does to requests already waiting.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DraftView {
     pub id: i64,
     pub catalog_id: i64,
@@ -568,6 +570,7 @@ pub struct DraftView {
     pub groups: Vec<Choice>,
     pub orgs: Vec<Choice>,
     /// The Review step: (what, how), in the steps' order.
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<String>>))]
     pub summary: Vec<(String, String)>,
     /// The Review step of an edit: what saving does to requests already filed.
     pub impact: Vec<String>,
@@ -580,6 +583,7 @@ pub struct DraftView {
 
 /// Who a rule would give a package to, and take it from, by name (everyone).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct WhatIf {
     pub gains: Vec<String>,
     pub losses: Vec<String>,

@@ -765,7 +765,8 @@ pub(super) struct NewBulk {
     /// The policy they are assigned under.
     policy_id: i64,
     /// CSV of `email[,end]` (an end as `YYYY-MM-DD`), a row per person, with or without a
-    /// header line naming the columns; at most 1 MiB.
+    /// header line naming the columns. The whole body is under the server's limit
+    /// (`--max-body-kib`, 256 KiB by default: 413 beyond it).
     rows: String,
     #[serde(default)]
     justification: String,
@@ -787,7 +788,14 @@ pub(super) async fn bulk_assign(
     if b.rows.len() > crate::server::MAX_BULK_FILE {
         return Err(Problem::invalid(Some("rows"), format!("at most {} KiB", crate::server::MAX_BULK_FILE / 1024)));
     }
-    let job = manager.start_bulk(package, PolicyId(b.policy_id), &b.rows, &b.justification).await?;
+    // The rows are the upload's file on the page: here they are `rows`.
+    let job =
+        manager.start_bulk(package, PolicyId(b.policy_id), &b.rows, &b.justification).await.map_err(|e| match e {
+            crate::domain::DomainError::Invalid { field: Some(f), message } if f == "file" => {
+                Problem::invalid(Some("rows"), message)
+            }
+            e => e.into(),
+        })?;
     caller.service.run_bulk_job_now(job);
     Ok((StatusCode::ACCEPTED, Json(super::governance::Created::new(job))).into_response())
 }

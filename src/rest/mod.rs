@@ -11,6 +11,7 @@ mod access;
 mod admin;
 mod connectors;
 mod docs;
+mod drafts;
 mod governance;
 mod problem;
 mod settings;
@@ -75,6 +76,10 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::groups))
         .routes(routes!(admin::bulk_assign))
         .routes(routes!(admin::bulk_job))
+        .routes(routes!(drafts::start_draft))
+        .routes(routes!(drafts::draft, drafts::discard))
+        .routes(routes!(drafts::save_step))
+        .routes(routes!(drafts::finish))
         .routes(routes!(admin::grant_global_role, admin::revoke_global_role))
         .routes(routes!(admin::package_policies, admin::add_policy))
         .routes(routes!(admin::create_package))

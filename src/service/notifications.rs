@@ -179,7 +179,7 @@ impl Service {
         });
         for n in stale {
             let why = "not sent: the request no longer waits for this person, the access has ended, or the \
-                       person is disabled";
+                       person is disabled or a service account (no mailbox)";
             if let Err(e) = self.finish_notification(n.id, &token, "skipped", why).await {
                 tracing::error!(notification = n.id, error = ?e, "a skipped notification could not be recorded");
             }

@@ -28,6 +28,12 @@ pub enum To {
     ReviewersWaiting,
 }
 
+/// SQL true when the user `alias` has a mailbox: a service account has none (the issuer is a
+/// constant of ours, never input).
+fn has_mailbox(alias: &str) -> String {
+    format!("({alias}.issuer IS NULL OR {alias}.issuer <> '{SERVICE_ACCOUNT_ISSUER}')")
+}
+
 /// One piece of news to queue.
 pub struct News<'a> {
     pub kind: &'a str,
@@ -78,12 +84,13 @@ pub async fn enqueue(conn: &mut Conn, to: To, news: &News<'_>, now: DateTime<Utc
     };
     let alternates = if to == To::Alternates { "AND s.source = 'escalation'" } else { "" };
     let optional = if news.optional { "AND u.email_optional = 1" } else { "" };
+    let mailbox = has_mailbox("u");
     let sql = format!(
         "INSERT INTO notifications (recipient_id, kind, dedupe, request_id, assignment_id, review_id, actor_id, \
          reason, cause, occurred_at, next_attempt_at, updated_at) \
          SELECT DISTINCT s.recipient, $4, s.dedupe, $2, $3, $10, $5, $6, $8, $7, $7, $7 FROM ({source}) s \
          JOIN users u ON u.id = s.recipient WHERE u.state = 'active' AND s.recipient <> $9 \
-         AND (u.issuer IS NULL OR u.issuer <> $11) {alternates} {optional} \
+         AND {mailbox} {alternates} {optional} \
          ON CONFLICT (recipient_id, dedupe) DO NOTHING"
     );
     let done = sqlx::query(&sql)
@@ -97,7 +104,6 @@ pub async fn enqueue(conn: &mut Conn, to: To, news: &News<'_>, now: DateTime<Utc
         .bind(news.cause)
         .bind(news.actor.map_or(0, |a| a.0))
         .bind(news.review)
-        .bind(SERVICE_ACCOUNT_ISSUER)
         .execute(conn)
         .await?;
     Ok(done.rows_affected())
@@ -162,12 +168,12 @@ pub async fn claimed(conn: &mut Conn, ids: &[i64]) -> Result<Vec<Claimed>, sqlx:
     }
     let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
     let live = super::assignments::LIVE;
+    let mailbox = has_mailbox("rcpt");
     let sql = format!(
         "SELECT n.id, n.attempts, n.kind, n.cause, n.reason, n.recipient_id, rcpt.email AS to_email, \
                 rcpt.display_name AS to_name, \
                 COALESCE(rcpt.time_zone, rcpt.provider_time_zone) AS to_time_zone, \
-                CASE WHEN rcpt.state = 'active' AND (rcpt.issuer IS NULL OR rcpt.issuer <> '{SERVICE_ACCOUNT_ISSUER}') \
-                THEN 1 ELSE 0 END AS recipient_active, \
+                CASE WHEN rcpt.state = 'active' AND {mailbox} THEN 1 ELSE 0 END AS recipient_active, \
                 b.display_name AS actor_name, q.id AS request_id, \
                 (SELECT MIN(w.display_name) FROM request_approvers rd JOIN users w ON w.id = rd.deputy_for \
                  WHERE rd.request_id = q.id AND rd.user_id = n.recipient_id) AS deputy_for, p.id AS package_id, p.name AS package_name, \
@@ -319,17 +325,16 @@ pub struct DigestCandidate {
 /// Everyone active who chose the digest and has decisions waiting, with their time zone and
 /// when their last digest was queued.
 pub async fn digest_candidates(conn: &mut Conn) -> Result<Vec<DigestCandidate>, sqlx::Error> {
-    let rows = sqlx::query(
+    let sql = format!(
         "SELECT u.id, COALESCE(u.time_zone, u.provider_time_zone) AS time_zone, \
                 (SELECT MAX(x.occurred_at) FROM notifications x WHERE x.recipient_id = u.id \
                    AND x.kind = $1) AS last \
-         FROM users u WHERE u.email_digest = 1 AND u.state = 'active' \
+         FROM users u WHERE u.email_digest = 1 AND u.state = 'active' AND {} \
            AND EXISTS (SELECT 1 FROM request_approvers ra WHERE ra.user_id = u.id AND ra.active = 1) \
          ORDER BY u.id",
-    )
-    .bind(crate::notify::kind::DIGEST)
-    .fetch_all(conn)
-    .await?;
+        has_mailbox("u")
+    );
+    let rows = sqlx::query(&sql).bind(crate::notify::kind::DIGEST).fetch_all(conn).await?;
     rows.iter()
         .map(|r| {
             Ok(DigestCandidate {
@@ -444,12 +449,14 @@ pub async fn warn_expiring(
     now: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
     let live = super::assignments::LIVE;
+    let mailbox = has_mailbox("u");
     let sql = format!(
         "INSERT INTO notifications (recipient_id, kind, dedupe, assignment_id, occurred_at, next_attempt_at, updated_at) \
          SELECT a.user_id, $1, 'expiring:' || CAST(a.id AS TEXT) || ':' || $2 || ':' || CAST(a.end_at AS TEXT), \
                 a.id, $3, $3, $3 \
          FROM assignments a JOIN users u ON u.id = a.user_id \
          WHERE a.state IN {live} AND a.end_at IS NOT NULL AND a.end_at > $4 AND a.end_at <= $5 AND u.state = 'active' \
+           AND {mailbox} \
          ON CONFLICT (recipient_id, dedupe) DO NOTHING"
     );
     let done = sqlx::query(&sql)

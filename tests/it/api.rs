@@ -31,7 +31,8 @@ on_both_databases!(
     a_service_account_acts_only_through_the_tokens_administrators_make,
     ones_tokens_are_made_and_revoked_through_the_api_within_the_calling_one,
     many_decisions_deputies_and_connectors_through_the_api,
-    a_bulk_assignment_is_started_and_followed_through_the_api
+    a_bulk_assignment_is_started_and_followed_through_the_api,
+    a_package_is_built_from_a_draft_through_the_api
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -1297,7 +1298,7 @@ async fn a_bulk_assignment_is_started_and_followed_through_the_api(backend: Back
     let jobs = || count(&app, "SELECT COUNT(*) FROM bulk_jobs");
     let rows = |rows: &str| json!({"policy_id": policy, "rows": rows, "justification": "team onboarding"});
     let (status, problem) = call(&app, "POST", &path, Some(&grace), Some(rows("email\n\n"))).await;
-    assert_eq!((status, problem["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("file")), "{problem}");
+    assert_eq!((status, problem["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("rows")), "{problem}");
     let rows = rows("email\nkai@quartermaster.example\nnobody@quartermaster.example\n");
     assert_eq!(call(&app, "POST", &path, Some(&sofia), Some(rows.clone())).await.0, 404, "not her catalog's");
     assert_eq!(jobs().await, 0, "refusals start nothing");
@@ -1320,4 +1321,52 @@ async fn a_bulk_assignment_is_started_and_followed_through_the_api(backend: Back
         "{done}"
     );
     assert_eq!(call(&app, "GET", &job, Some(&sofia), None).await.0, 404);
+}
+
+/// Linus copies Developer Tools in the builder through the API: the draft is his alone, each
+/// step's fields are saved as the pages save them, and it is made from the version he
+/// reviewed (a save since is refused); a draft thrown away is gone.
+async fn a_package_is_built_from_a_draft_through_the_api(backend: Backend) {
+    let app = app(backend).await;
+    let ids = &app.ids;
+    let linus = token(&app, ids.linus, "read,admin").await;
+    let grace = token(&app, ids.grace, "read,admin").await;
+    let engineering: i64 = sqlx::query_scalar("SELECT catalog_id FROM access_packages WHERE id = $1")
+        .bind(ids.developer_tools.0)
+        .fetch_one(app.service.db().pool())
+        .await
+        .unwrap();
+    let start = format!("/api/v1/catalogs/{engineering}/drafts");
+    let (status, problem) = call(&app, "POST", &start, Some(&linus), Some(json!({"from": "copy"}))).await;
+    assert_eq!((status, problem["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("package_id")));
+    let copy = json!({"from": "copy", "package_id": ids.developer_tools.0});
+    let (status, made) = call(&app, "POST", &start, Some(&linus), Some(copy)).await;
+    assert_eq!(status, 201, "{made}");
+    let draft = format!("/api/v1/drafts/{}", made["id"]);
+    assert_eq!(call(&app, "GET", &draft, Some(&grace), None).await.0, 404, "his alone");
+    let (status, basics) = call(&app, "GET", &format!("{draft}?step=basics"), Some(&linus), None).await;
+    assert_eq!((status, basics["step"].as_str()), (StatusCode::OK, Some("basics")), "{basics}");
+    let mut fields = basics["values"].clone();
+    fields["name"] = json!("Developer Tools (contractors)");
+    let save = json!({"fields": fields, "go": "to", "to": "review"});
+    let (status, at) = call(&app, "PUT", &format!("{draft}/steps/basics"), Some(&linus), Some(save)).await;
+    assert_eq!((status, at["step"].as_str()), (StatusCode::OK, Some("review")), "{at}");
+    let (_, review) = call(&app, "GET", &draft, Some(&linus), None).await;
+    assert!(review["summary"].to_string().contains("Developer Tools (contractors)"), "{review}");
+    let seen = review["updated_at"].as_i64().unwrap();
+    let finish = format!("{draft}/finish");
+    let (status, _) = call(&app, "POST", &finish, Some(&linus), Some(json!({"seen": seen - 1}))).await;
+    assert_eq!(status, 409, "saved since what was reviewed");
+    let (status, done) = call(&app, "POST", &finish, Some(&linus), Some(json!({"seen": seen}))).await;
+    assert_eq!(status, 200, "{done}");
+    let (_, package) =
+        call(&app, "GET", &format!("/api/v1/packages/{}/settings", done["package_id"]), Some(&linus), None).await;
+    assert_eq!(package["name"], "Developer Tools (contractors)", "{package}");
+    assert_eq!(call(&app, "GET", &draft, Some(&linus), None).await.0, 404, "made: the draft is gone");
+
+    let (_, made) = call(&app, "POST", &start, Some(&linus), Some(json!({"from": "new"}))).await;
+    let draft = format!("/api/v1/drafts/{}", made["id"]);
+    assert_eq!(call(&app, "DELETE", &draft, Some(&grace), None).await.0, 404, "not hers to throw away");
+    assert_eq!(call(&app, "DELETE", &draft, Some(&linus), None).await.0, 204);
+    assert_eq!(call(&app, "GET", &draft, Some(&linus), None).await.0, 404);
 }

@@ -26,6 +26,8 @@ struct Operation {
     path: String,
     /// The query parameters: name and schema.
     query: Vec<(String, Value)>,
+    /// The query parameters it cannot do without, with a plain value of their type.
+    required: Vec<(String, String)>,
     body: Option<Value>,
     /// By status: the media type and schema of the answer's body (none: no body).
     responses: BTreeMap<u16, Option<(String, Value)>>,
@@ -61,6 +63,17 @@ fn operations(doc: &Value) -> Vec<Operation> {
                 .filter(|p| p["in"] == "query")
                 .map(|p| (p["name"].as_str().unwrap().to_owned(), p["schema"].clone()))
                 .collect();
+            let required = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| resolved(doc, p))
+                .filter(|p| p["in"] == "query" && p["required"] == true)
+                .map(|p| {
+                    let plain = if p["schema"]["type"] == "integer" { "1" } else { "a" };
+                    (p["name"].as_str().unwrap().to_owned(), plain.to_owned())
+                })
+                .collect();
             let body = op.pointer("/requestBody/content/application~1json/schema").cloned();
             let responses = op["responses"]
                 .as_object()
@@ -72,7 +85,7 @@ fn operations(doc: &Value) -> Vec<Operation> {
                     (status.parse().unwrap(), content.map(|(media, c)| (media.clone(), c["schema"].clone())))
                 })
                 .collect();
-            ops.push(Operation { method, path: path.clone(), query, body, responses });
+            ops.push(Operation { method, path: path.clone(), query, required, body, responses });
         }
     }
     ops
@@ -325,6 +338,10 @@ async fn fuzz(backend: Backend, per_operation: u32) {
     // empty catalogs made beside them and the reads still find the packages (the ids the
     // calls pick run to 14).
     let grace = app.service.actor(ids.grace).await.unwrap().unwrap();
+    // A builder draft of Grace's, for its read to find (a draft is its author's only).
+    let engineering = quartermaster::domain::ids::CatalogId(1);
+    let builder = app.service.package_manager(&grace, engineering).unwrap();
+    builder.start_draft(quartermaster::service::drafts::DraftStart::New).await.unwrap();
     // A bulk assignment (naming nobody), for its read to find.
     let dev_policy: i64 = sqlx::query_scalar("SELECT id FROM policies WHERE package_id = $1 ORDER BY id LIMIT 1")
         .bind(ids.developer_tools.0)
@@ -378,11 +395,12 @@ async fn fuzz(backend: Backend, per_operation: u32) {
     // First each read as the administrator, of the first objects (every kind has an object
     // with id 1 to 3 in the demo), before any change: what each answers for something that
     // exists is checked against its schema whatever the random calls after it do.
-    let first = ops.iter().enumerate().filter(|(_, op)| op.method == reqwest::Method::GET).flat_map(|(op, _)| {
+    // Each with its required query parameters, plainly.
+    let first = ops.iter().enumerate().filter(|(_, op)| op.method == reqwest::Method::GET).flat_map(|(i, op)| {
         (1..=3).map(move |id| Call {
-            op,
+            op: i,
             id: id.to_string(),
-            query: vec![],
+            query: op.required.clone(),
             body: Body::None,
             if_match: None,
             token: 0,

@@ -278,6 +278,11 @@ const TABLE: &[(&str, &str)] = &[
     ("REST POST /api/v1/service-accounts/{id}/tokens", "DDDDDDDDDDAD"),
     ("REST POST /api/v1/packages/{id}/bulk-assignments", "DDDDDDADAAAD"),
     ("REST GET /api/v1/bulk-assignments/{id}", "DDDDDDADAAAD"),
+    ("REST POST /api/v1/catalogs/{id}/drafts", "DDDDDDADADAD"),
+    ("REST GET /api/v1/drafts/{id}", "DDDDDDADDDDD"),
+    ("REST PUT /api/v1/drafts/{id}/steps/{step}", "DDDDDDADDDDD"),
+    ("REST POST /api/v1/drafts/{id}/finish", "DDDDDDADDDDD"),
+    ("REST DELETE /api/v1/drafts/{id}", "DDDDDDADDDDD"),
     // The metrics take an administrator's token with the `metrics` scope, never a session
     // (tests/it/metrics.rs).
     ("/metrics", "DDDDDDDDDDDD"),
@@ -1606,6 +1611,19 @@ fn rest_operation(
         ("GET", "/api/v1/catalogs/{id}/resources") => (at(fx.catalog.0), None, None),
         ("GET", "/api/v1/connectors/{id}") => (at(fx.system.0), None, None),
         ("GET", "/api/v1/bulk-assignments/{id}") => (at(fx.bulk_job), None, None),
+        ("GET", "/api/v1/drafts/{id}") => (at(fx.draft_read), None, None),
+        ("POST", "/api/v1/catalogs/{id}/drafts") => {
+            (at(fx.catalog.0), Some(json!({"from": "new"})), Some(Effect::DraftsIn(fx.catalog)))
+        }
+        ("PUT", "/api/v1/drafts/{id}/steps/{step}") => (
+            at(fx.draft_save).replace("{step}", "basics"),
+            Some(json!({"fields": {"name": "Sweep Draft", "policy_name": "Everyone"}, "go": "next"})),
+            Some(Effect::Draft(fx.draft_save)),
+        ),
+        ("POST", "/api/v1/drafts/{id}/finish") => {
+            (at(fx.draft_finish), Some(json!({})), Some(Effect::Draft(fx.draft_finish)))
+        }
+        ("DELETE", "/api/v1/drafts/{id}") => (at(fx.draft_discard), None, Some(Effect::Draft(fx.draft_discard))),
         ("POST", "/api/v1/packages/{id}/bulk-assignments") => (
             at(ids.developer_tools.0),
             Some(

@@ -172,6 +172,7 @@ pub async fn create_service_token(
 ) -> Result<Notice, AppError> {
     let result = async {
         let (service, actor) = server::actor().await?;
+        service.administrator(&actor)?;
         let (days, scopes) = (form_days(&days)?, form_scopes(scopes)?);
         let account = crate::domain::ids::UserId(account_id);
         let (token, secret) = service.create_service_account_token(&actor, account, &name, &scopes, days).await?;
