@@ -111,7 +111,7 @@ async fn main() {
     let grace = service.actor(ids.grace).await.unwrap().unwrap();
     let admin = service.administrator(&grace).unwrap();
     let system = admin.add_scim_system("Bench SCIM", &scim_url, &token, true).await.unwrap();
-    admin.edit_scim_system(system, &scim_url, None, true, u16::try_from(in_flight).unwrap()).await.unwrap();
+    admin.edit_scim_system(system, &scim_url, None, true, u16::try_from(in_flight).unwrap(), None).await.unwrap();
     let eng: i64 =
         sqlx::query_scalar("SELECT id FROM catalogs WHERE name = 'Engineering'").fetch_one(db.pool()).await.unwrap();
     let eng = quartermaster::domain::ids::CatalogId(eng);

@@ -31,6 +31,11 @@ pub(super) fn etag(version: i64) -> HeaderValue {
 /// `*`). Without `If-Match`, 428: a change made blind could undo one the caller never saw.
 /// Tags compare strongly (RFC 9110 13.1.1): a weak tag `W/"…"` never matches.
 pub(super) fn matching(headers: &HeaderMap, current: i64) -> Result<i64, Problem> {
+    matching_tag(headers, &current.to_string()).map(|()| current)
+}
+
+/// [`matching`] for an object whose tag is not a version number (`current`, unquoted).
+pub(super) fn matching_tag(headers: &HeaderMap, current: &str) -> Result<(), Problem> {
     let lines = headers.get_all(header::IF_MATCH);
     if lines.iter().next().is_none() {
         return Err(Problem::new(
@@ -48,7 +53,7 @@ pub(super) fn matching(headers: &HeaderMap, current: i64) -> Result<i64, Problem
     }
     let wanted = format!("\"{current}\"");
     if tags.iter().any(|tag| *tag == "*" || *tag == wanted) {
-        Ok(current)
+        Ok(())
     } else {
         Err(Problem::from(crate::domain::DomainError::Stale(format!(
             "this changed since you read it (it is at {wanted} now): read it again"
@@ -430,6 +435,18 @@ pub(super) async fn people(
     let q = query(q)?;
     super::at_most("q", &q.q, crate::ui::api::MAX_SEARCH)?;
     Ok(Json(caller.service.find_people(actor, &q.q).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/directory", tag = "people", security(("bearer" = ["admin"])), params(super::PageQuery),
+    responses((status = 200, body = Page<PersonOption>, description = "Active people by name, a page at a time (administrators)")))]
+pub(super) async fn directory(
+    caller: Caller,
+    q: Result<Query<super::PageQuery>, QueryRejection>,
+) -> Result<Json<Page<PersonOption>>, Problem> {
+    let actor = caller.with(Scope::Admin)?;
+    caller.service.administrator(actor)?;
+    let q = query(q)?;
+    Ok(Json(caller.service.directory(actor, q.cursor.as_deref()).await?.people))
 }
 
 /// A role held across every catalog.

@@ -6,7 +6,7 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::Path;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -150,49 +150,69 @@ pub(super) struct Connector {
     imports: Vec<GroupImportView>,
 }
 
+/// A connected system's answer, with its settings' `ETag`.
+fn tagged(status: StatusCode, tag: &str, body: Option<Connector>) -> Response {
+    let etag = HeaderValue::from_str(&format!("\"{tag}\"")).unwrap_or(HeaderValue::from_static("\"\""));
+    match body {
+        Some(body) => (status, [(header::ETAG, etag)], Json(body)).into_response(),
+        None => (status, [(header::ETAG, etag)]).into_response(),
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/connectors/{id}", tag = "connectors", security(("bearer" = ["admin"])), params(("id" = i64, Path)),
-    responses((status = 200, body = Connector),
+    responses((status = 200, body = Connector, headers(("ETag" = String, description = "Its settings as read: send it as If-Match to change them"))),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub(super) async fn connector(
-    caller: Caller,
-    id: Result<Path<i64>, PathRejection>,
-) -> Result<Json<Connector>, Problem> {
+pub(super) async fn connector(caller: Caller, id: Result<Path<i64>, PathRejection>) -> Result<Response, Problem> {
     let actor = caller.with(Scope::Admin)?;
     let admin = caller.service.administrator(actor)?;
-    let d = admin.connector(ResourceSystemId(path_id(id)?)).await?;
-    Ok(Json(Connector { system: d.system, queue: d.queue, failures: d.failures, imports: d.imports }))
+    let system = ResourceSystemId(path_id(id)?);
+    // The tag first: settings changed between the two reads show the newer ones under the
+    // older tag, which a change is then refused for (never the other way round).
+    let tag = admin.settings_tag(system).await?;
+    let d = admin.connector(system).await?;
+    let body = Connector { system: d.system, queue: d.queue, failures: d.failures, imports: d.imports };
+    Ok(tagged(StatusCode::OK, &tag, Some(body)))
 }
 
 #[utoipa::path(put, path = "/api/v1/connectors/{id}/settings", tag = "connectors", security(("bearer" = ["admin"])),
     params(("id" = i64, Path)), request_body = Settings,
-    responses((status = 204, description = "Saved (a pause is lifted); the secret kept unless one was sent"),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Saved (a pause is lifted); the secret kept unless one was sent", headers(("ETag" = String, description = "The settings as saved"))),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 412, body = Problem, content_type = "application/problem+json", description = "Changed since the ETag sent was read"),
+              (status = 428, body = Problem, content_type = "application/problem+json", description = "No If-Match")))]
 pub(super) async fn change_connector(
     caller: Caller,
     id: Result<Path<i64>, PathRejection>,
+    headers: HeaderMap,
     b: Result<Json<Settings>, JsonRejection>,
-) -> Result<StatusCode, Problem> {
+) -> Result<Response, Problem> {
     let actor = caller.with(Scope::Admin)?;
     let admin = caller.service.administrator(actor)?;
     let system = ResourceSystemId(path_id(id)?);
     let s = body(b)?;
     let fresh = s.checked()?;
+    let current = admin.settings_tag(system).await?;
+    super::admin::matching_tag(&headers, &current)?;
+    // Saved only over the settings just matched: a change landing meanwhile is refused (412).
+    let expected = Some(current.as_str());
     let at_once = s.max_in_flight.unwrap_or(crate::connectors::DEFAULT_IN_FLIGHT);
     match admin.system_kind(system).await? {
-        ResourceSystemKind::Scim => admin.edit_scim_system(system, &s.url, fresh, s.create_users, at_once).await?,
+        ResourceSystemKind::Scim => {
+            admin.edit_scim_system(system, &s.url, fresh, s.create_users, at_once, expected).await?
+        }
         ResourceSystemKind::Webhook => {
-            admin.edit_webhook_system(system, &s.url, fresh, s.lifecycle_events, at_once).await?
+            admin.edit_webhook_system(system, &s.url, fresh, s.lifecycle_events, at_once, expected).await?
         }
         ResourceSystemKind::Ldap => {
             let mut settings = s.ldap();
             settings.max_in_flight = Some(at_once);
-            admin.edit_ldap_system(system, settings, fresh).await?
+            admin.edit_ldap_system(system, settings, fresh, expected).await?
         }
         ResourceSystemKind::Builtin => {
             return Err(Problem::invalid(Some("id"), "the built-in system has no settings"));
         }
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(tagged(StatusCode::NO_CONTENT, &admin.settings_tag(system).await?, None))
 }
 
 /// What a connected system answered when called once.

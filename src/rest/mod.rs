@@ -74,6 +74,7 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::people))
         .routes(routes!(admin::person_access))
         .routes(routes!(admin::groups))
+        .routes(routes!(admin::directory))
         .routes(routes!(admin::bulk_assign))
         .routes(routes!(admin::bulk_job))
         .routes(routes!(drafts::start_draft))

@@ -215,6 +215,7 @@ impl Administrator<'_> {
         token: Option<&str>,
         create_users: bool,
         max_in_flight: u16,
+        expected: Option<&str>,
     ) -> DomainResult<()> {
         use crate::connectors::scim::ScimConfig;
         let mut config =
@@ -230,7 +231,7 @@ impl Administrator<'_> {
         };
         let keep = |before: &ScimConfig, new| ScimConfig { removal_threshold: before.removal_threshold, ..new };
         let url = |c: &ScimConfig| c.base_url.clone();
-        self.save_connector(changed, (config, keep), (url, url), sealed).await
+        self.save_connector(changed, (config, keep), (url, url), sealed, expected).await
     }
 
     /// Change an LDAP directory's settings (as `add_ldap_system` takes them) and (optionally)
@@ -242,6 +243,7 @@ impl Administrator<'_> {
         system: ResourceSystemId,
         settings: crate::connectors::ldap::LdapConfig,
         password: Option<&str>,
+        expected: Option<&str>,
     ) -> DomainResult<()> {
         let mut config = ldap_settings(settings)?;
         config.max_in_flight =
@@ -266,7 +268,7 @@ impl Administrator<'_> {
             ..new
         };
         let url = |c: &LdapConfig| c.url.clone();
-        self.save_connector(changed, (config, keep), (LdapConfig::seal_context, url), sealed).await
+        self.save_connector(changed, (config, keep), (LdapConfig::seal_context, url), sealed, expected).await
     }
 
     /// Change a webhook system's settings: its URL, whether it hears request lifecycle events,
@@ -280,6 +282,7 @@ impl Administrator<'_> {
         secret: Option<&str>,
         lifecycle_events: bool,
         max_in_flight: u16,
+        expected: Option<&str>,
     ) -> DomainResult<()> {
         use crate::connectors::webhook::WebhookConfig;
         let mut config = WebhookConfig::checked(url).map_err(|m| DomainError::invalid("url", m))?;
@@ -298,7 +301,7 @@ impl Administrator<'_> {
         };
         let keep = |_: &WebhookConfig, new| new;
         let url = |c: &WebhookConfig| c.url.clone();
-        self.save_connector(changed, (config, keep), (url, url), sealed).await
+        self.save_connector(changed, (config, keep), (url, url), sealed, expected).await
     }
 
     /// Save a connected system's new settings in one transaction: the new secret (sealed by
@@ -311,6 +314,7 @@ impl Administrator<'_> {
         (config, keep): (C, impl FnOnce(&C, C) -> C),
         (sealed_for, target): (impl Fn(&C) -> String, impl Fn(&C) -> String),
         sealed: Option<String>,
+        expected: Option<&str>,
     ) -> DomainResult<()>
     where
         C: serde::Serialize + serde::de::DeserializeOwned,
@@ -323,6 +327,12 @@ impl Administrator<'_> {
         };
         if stored_kind != kind {
             return Err(DomainError::invalid("system", format!("this is not a {} system", kind.as_str())));
+        }
+        // Made from the settings the caller read (the API's `If-Match`), or refused.
+        if expected.is_some_and(|tag| tag != settings_tag(&before_text, &before_secret)) {
+            return Err(DomainError::Stale(
+                "this system's settings changed since you read them: read them again".into(),
+            ));
         }
         let before: C = serde_json::from_str(&before_text)
             .map_err(|_| DomainError::Internal(format!("resource system {} has unreadable settings", system.0)))?;
@@ -349,9 +359,13 @@ impl Administrator<'_> {
             catalog::forget_connector_accounts(&mut tx, system).await?;
         }
         if !catalog::update_connector(&mut tx, system, (&before_text, &before_secret), (&config_text, &secret)).await? {
-            return Err(DomainError::AlreadyDecided(
-                "someone changed this system meanwhile; open it again to see their change".into(),
-            ));
+            let meanwhile = "someone changed this system meanwhile; open it again to see their change";
+            // Made from a tag the caller read (the API): the tag no longer matches.
+            return Err(if expected.is_some() {
+                DomainError::Stale(meanwhile.into())
+            } else {
+                DomainError::AlreadyDecided(meanwhile.into())
+            });
         }
         let event = AuditEvent::new(Some(self.actor.id()), "resource_system.changed", "resource_system", system.0)
             .before(json!({"config": before}))
@@ -872,4 +886,12 @@ fn ldap_settings(settings: crate::connectors::ldap::LdapConfig) -> DomainResult<
         removal_threshold: settings.removal_threshold.map(|p| p.clamp(1, 100)),
         ..config
     })
+}
+
+/// The tag of a connected system's stored settings (its config and sealed secret): what the
+/// API's `ETag` names, changing with every change of either.
+pub(crate) fn settings_tag(config: &str, secret: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new().chain_update(config).chain_update([0u8]).chain_update(secret).finalize();
+    hex::encode(&digest[..12])
 }

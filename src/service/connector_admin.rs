@@ -38,6 +38,14 @@ impl Administrator<'_> {
         catalog::resource_system_kind(&mut conn, system).await?.ok_or_else(|| DomainError::not_found("resource system"))
     }
 
+    /// The tag of a connected system's settings as stored now (the API's `ETag`).
+    pub async fn settings_tag(&self, system: ResourceSystemId) -> DomainResult<String> {
+        let mut conn = self.service.db.pool().acquire().await?;
+        let (_, config, secret) =
+            catalog::connector(&mut conn, system).await?.ok_or_else(|| DomainError::not_found("resource system"))?;
+        Ok(super::admin::settings_tag(&config, &secret))
+    }
+
     /// Every connected system, by name, with its queue, failures and health.
     #[tracing::instrument(name = "connectors", skip_all, fields(actor = self.actor.id().0))]
     pub async fn connectors(&self) -> DomainResult<Vec<ConnectorView>> {

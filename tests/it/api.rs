@@ -1066,6 +1066,11 @@ async fn a_service_account_acts_only_through_the_tokens_administrators_make(back
     assert_eq!((status, problem["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("name")), "{problem}");
     let (_, listed) = call(&app, "GET", "/api/v1/service-accounts", Some(&grace), None).await;
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    // In the directory, as administrators browse it (a catalog owner searches instead).
+    let (status, page) = call(&app, "GET", "/api/v1/directory", Some(&grace), None).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page["items"].to_string().contains("nightly-hr-sync@service-accounts.invalid"), "{page}");
+    assert_eq!(call(&app, "GET", "/api/v1/directory", Some(&linus), None).await.0, 403);
     assert_eq!(
         (listed[0]["email"].as_str(), listed[0]["active"].as_bool(), listed[0]["tokens"].clone()),
         (Some("nightly-hr-sync@service-accounts.invalid"), Some(true), json!([]))
@@ -1255,11 +1260,37 @@ async fn many_decisions_deputies_and_connectors_through_the_api(backend: Backend
     assert_eq!(status, 201, "{made}");
     let path = format!("/api/v1/connectors/{}", made["id"]);
     let settings = format!("{path}/settings");
+    let (_, headers, _) = call_full(&app, "GET", &path, Some(&grace), None).await;
+    let read_tag = headers["etag"].to_str().unwrap().to_owned();
+    let put = |tag: Option<String>, body: Value| {
+        let (secret, url) = (grace.clone(), app.url(&settings));
+        async move {
+            let mut req = Client::new().put(url).bearer_auth(secret).json(&body);
+            if let Some(tag) = tag {
+                req = req.header("if-match", tag);
+            }
+            let res = req.send().await.unwrap();
+            let tag = res.headers().get("etag").map(|v| v.to_str().unwrap().to_owned());
+            (res.status().as_u16(), tag, res.text().await.unwrap())
+        }
+    };
     let change = json!({"url": "http://127.0.0.1:9/other", "lifecycle_events": true, "max_in_flight": 2});
-    let (status, problem) = call(&app, "PUT", &settings, Some(&grace), Some(change)).await;
+    let (status, _, problem) = put(Some(read_tag.clone()), change).await;
     assert_eq!(status, 422, "a new address needs a new secret: {problem}");
     let change = json!({"url": "http://127.0.0.1:9/hooks", "lifecycle_events": true, "max_in_flight": 2});
-    assert_eq!(call(&app, "PUT", &settings, Some(&grace), Some(change)).await.0, 204);
+    assert_eq!(put(None, change.clone()).await.0, 428, "not blind");
+    assert_eq!(put(Some("\"0\"".into()), change.clone()).await.0, 412);
+    // Two changes from one read, at once: one lands, the other is refused.
+    let other = json!({"url": "http://127.0.0.1:9/hooks", "lifecycle_events": false, "max_in_flight": 3});
+    let (a, b) = tokio::join!(put(Some(read_tag.clone()), change.clone()), put(Some(read_tag.clone()), other));
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [204, 412], "{a:?} {b:?}");
+    if a.0 == 412 {
+        // The one that landed was the other: make this one's from its tag.
+        assert_eq!(put(b.1.clone(), change.clone()).await.0, 204);
+    }
+    assert_eq!(put(Some(read_tag), change).await.0, 412, "the first read is stale now");
     let (status, read) = call(&app, "GET", &path, Some(&grace), None).await;
     assert_eq!(status, 200, "{read}");
     assert_eq!(

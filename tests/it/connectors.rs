@@ -315,9 +315,12 @@ async fn an_unavailable_target_is_waited_for_and_called_within_its_limit(backend
     let port = common::free_port();
     let door_url = format!("http://127.0.0.1:{port}/v2");
     let system = admin.add_scim_system(&format!("Flaky {port}"), &door_url, &token, true).await.unwrap();
-    assert!(admin.edit_scim_system(system, &door_url, None, true, 0).await.is_err(), "at least one call");
-    assert!(admin.edit_scim_system(system, "http://127.0.0.1:1/v2", None, true, 2).await.is_err(), "new URL, no token");
-    admin.edit_scim_system(system, &door_url, None, true, 2).await.unwrap();
+    assert!(admin.edit_scim_system(system, &door_url, None, true, 0, None).await.is_err(), "at least one call");
+    assert!(
+        admin.edit_scim_system(system, "http://127.0.0.1:1/v2", None, true, 2, None).await.is_err(),
+        "new URL, no token"
+    );
+    admin.edit_scim_system(system, &door_url, None, true, 2, None).await.unwrap();
     let group = new_group(&format!("flaky-{backend:?}-{}", rand::random::<u32>())).await;
     let (package, policy) = package_for(&service, &w.ids, system, &group).await;
     let linus = w.actor(w.ids.linus).await;
@@ -399,9 +402,9 @@ async fn an_unavailable_target_is_waited_for_and_called_within_its_limit(backend
     let kept = "SELECT COUNT(*) FROM connector_accounts WHERE system_id = $1";
     let accounts = async || sqlx::query_scalar::<_, i64>(kept).bind(system.0).fetch_one(w.db().pool()).await.unwrap();
     assert_eq!(accounts().await, 7, "one per person, Maya's once for both groups");
-    admin.edit_scim_system(system, &door_url, None, false, 2).await.unwrap();
+    admin.edit_scim_system(system, &door_url, None, false, 2, None).await.unwrap();
     assert_eq!(accounts().await, 7, "the same target");
-    admin.edit_scim_system(system, "http://localhost:1/v2", Some(&token), false, 2).await.unwrap();
+    admin.edit_scim_system(system, "http://localhost:1/v2", Some(&token), false, 2, None).await.unwrap();
     assert_eq!(accounts().await, 0);
 }
 
@@ -711,7 +714,7 @@ async fn a_webhook_hears_the_lifecycle_of_requests_once_each(backend: Backend) {
     assert_eq!(told().await, 0);
 
     // Lifecycle events off: grants and revokes only.
-    let page = admin.edit_webhook_system(system, &url, None, false, 4).await;
+    let page = admin.edit_webhook_system(system, &url, None, false, 4, None).await;
     page.unwrap();
     service.submit_request(&jamal, common::ask(package, "again")).await.unwrap();
     assert_eq!(told().await, 0);

@@ -278,6 +278,7 @@ const TABLE: &[(&str, &str)] = &[
     ("REST POST /api/v1/service-accounts/{id}/tokens", "DDDDDDDDDDAD"),
     ("REST POST /api/v1/packages/{id}/bulk-assignments", "DDDDDDADAAAD"),
     ("REST GET /api/v1/bulk-assignments/{id}", "DDDDDDADAAAD"),
+    ("REST GET /api/v1/directory", "DDDDDDDDDDAD"),
     ("REST POST /api/v1/catalogs/{id}/drafts", "DDDDDDADADAD"),
     ("REST GET /api/v1/drafts/{id}", "DDDDDDADDDDD"),
     ("REST PUT /api/v1/drafts/{id}/steps/{step}", "DDDDDDADDDDD"),

@@ -110,17 +110,17 @@ pub async fn edit_connector(
         use crate::domain::model::ResourceSystemKind as Kind;
         let secret_name = match admin.system_kind(system).await? {
             Kind::Scim => {
-                admin.edit_scim_system(system, &url, fresh, ticked(&create_users), max_in_flight).await?;
+                admin.edit_scim_system(system, &url, fresh, ticked(&create_users), max_in_flight, None).await?;
                 "token"
             }
             Kind::Webhook => {
-                admin.edit_webhook_system(system, &url, fresh, ticked(&lifecycle_events), max_in_flight).await?;
+                admin.edit_webhook_system(system, &url, fresh, ticked(&lifecycle_events), max_in_flight, None).await?;
                 "secret"
             }
             Kind::Ldap => {
                 let mut settings = ldap_config(&url, ldap.unwrap_or_default())?;
                 settings.max_in_flight = Some(max_in_flight);
-                admin.edit_ldap_system(system, settings, fresh).await?;
+                admin.edit_ldap_system(system, settings, fresh, None).await?;
                 "password"
             }
             Kind::Builtin => {
