@@ -39,6 +39,7 @@ impl Administrator<'_> {
     }
 
     /// The tag of a connected system's settings as stored now (the API's `ETag`).
+    #[tracing::instrument(name = "connector_settings_tag", skip_all, fields(actor = self.actor.id().0, system = system.0))]
     pub async fn settings_tag(&self, system: ResourceSystemId) -> DomainResult<String> {
         let mut conn = self.service.db.pool().acquire().await?;
         let (_, config, secret) =
