@@ -128,11 +128,12 @@ rss() { awk '/VmRSS/ {printf "%.0f MB", $2/1024}' "/proc/$server_pid/status"; }
 rss_rest=$(rss)
 
 # Who to be, from the seed's summary.
-read -r heavy approver package admin audit_type audit_id <<<"$(python3 - "$summary" <<'EOF'
+read -r heavy approver package admin audit_type audit_id heavy_email approver_email admin_email <<<"$(python3 - "$summary" <<'EOF'
 import json, sys
 ids = json.load(open(sys.argv[1]))["ids"]
 print(ids["heavy_person"]["id"], ids["busiest_approver"]["id"], ids["big_package"]["id"],
-      ids["administrator"]["id"], ids["audit_object"]["object_type"], ids["audit_object"]["object_id"])
+      ids["administrator"]["id"], ids["audit_object"]["object_type"], ids["audit_object"]["object_id"],
+      ids["heavy_person"]["email"], ids["busiest_approver"]["email"], ids["administrator"]["email"])
 EOF
 )"
 cookie_of() {
@@ -156,6 +157,13 @@ fi
 heavy_cookie=$(cookie_of "$heavy")
 approver_cookie=$(cookie_of "$approver")
 admin_cookie=$(cookie_of "$admin")
+# REST: a token each, made as the operator does (`quartermaster token create`), for a day.
+token_of() { # email scopes
+  "$bin" token create --user "$1" --name "bench $(date +%s%N)" --scopes "$2" --days 1 2>/dev/null | sed -n 2p
+}
+heavy_token=$(token_of "$heavy_email" read)
+approver_token=$(token_of "$approver_email" read)
+admin_token=$(token_of "$admin_email" read,admin)
 
 client_pin=()
 command -v taskset >/dev/null && client_pin=(taskset -c 1)
@@ -207,11 +215,14 @@ EOF
 fi
 # One page: its most requests/s (closed loop, 16 connections, 5 s), then its latency open-loop
 # at the chosen rate (corrected for coordinated omission).
-run() { # name path [cookie]
-  local max open
-  max=$("${client_pin[@]}" oha --no-tui --output-format json -z 5s -c 16 ${3:+-H "cookie: $3"} "$base$2")
+run() { # name path [header]   (a header "name: value"; a bare value is a cookie)
+  local max open header=()
+  if [[ -n "${3:-}" ]]; then
+    if [[ "$3" == *": "* ]]; then header=(-H "$3"); else header=(-H "cookie: $3"); fi
+  fi
+  max=$("${client_pin[@]}" oha --no-tui --output-format json -z 5s -c 16 "${header[@]}" "$base$2")
   open=$("${client_pin[@]}" oha --no-tui --output-format json -z "$duration" -q "$rate" --latency-correction -c 16 \
-    ${3:+-H "cookie: $3"} "$base$2")
+    "${header[@]}" "$base$2")
   python3 - "$1" "$max" "$open" <<'EOF'
 import json, sys
 name, top, doc = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
@@ -230,6 +241,14 @@ results=$(
   run "package page (big package)" "/packages/$package" "$heavy_cookie"
   run "Approvals (busiest approver)" "/approvals" "$approver_cookie"
   run "audit log, one object" "/admin/audit?object_type=$audit_type&object_id=$audit_id" "$admin_cookie"
+  run "audit CSV export, one object" "/admin/audit.csv?object_type=$audit_type&object_id=$audit_id" "$admin_cookie"
+  run "admin assignments list (big package)" "/admin/packages/$package" "$admin_cookie"
+  run "REST GET /assignments (heavy person)" "/api/v1/assignments" "authorization: Bearer $heavy_token"
+  run "REST GET /requests (heavy person)" "/api/v1/requests" "authorization: Bearer $heavy_token"
+  run "REST GET /packages (heavy person)" "/api/v1/packages" "authorization: Bearer $heavy_token"
+  run "REST GET /approvals (busiest approver)" "/api/v1/approvals" "authorization: Bearer $approver_token"
+  run "REST GET /packages/{id}/assignments (big package)" "/api/v1/packages/$package/assignments" "authorization: Bearer $admin_token"
+  run "REST GET /audit-events, one object" "/api/v1/audit-events?object_type=$audit_type&object_id=$audit_id" "authorization: Bearer $admin_token"
 )
 rss_load=$(rss)
 

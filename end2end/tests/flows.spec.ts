@@ -211,10 +211,14 @@ test('two approvers deciding at once: one wins, the other is told who did', asyn
   await grace.context().close();
 });
 
-test('a person turns the optional emails off and on from My Access', async ({ page }, t) => {
+test('a person turns the optional emails off and on in their settings', async ({ page }, t) => {
   // Each run its own person: the choice is kept on the person.
   const who: Who = t.project.name === 'js' ? 'tom' : 'jamal';
   await as(page, who, t);
+  // Their name in the menu leads to their settings (the menu folds away on narrow screens).
+  await page.goto('/settings');
+  await settle(page, t);
+  await expect(page.getByRole('heading', { name: 'Your settings' })).toBeVisible();
   const box = page.locator('#email-settings input[name="optional"]');
   await expect(box).toBeChecked();
   await box.uncheck();

@@ -21,6 +21,7 @@ const pages: Array<[string, string, keyof typeof emails]> = [
   ['admin-service-accounts', '/admin/service-accounts', 'grace'],
   ['admin-connectors', '/admin/connectors', 'grace'],
   ['api-tokens', '/tokens', 'grace'],
+  ['settings', '/settings', 'maya'],
 ];
 
 for (const [name, path, who] of pages) {

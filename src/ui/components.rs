@@ -46,6 +46,33 @@ pub fn SignedIn(children: ChildrenFn, #[prop(optional)] sign_in_here: bool) -> i
     }
 }
 
+/// The view of a resource's value, as a `<Suspense>`'s child: made once per server render, and
+/// made again in the browser each time the resource reloads.
+///
+/// On the server a boundary walks its children up to three times (to find their resources,
+/// again once they are loaded, then to render), and a closure child runs on every walk:
+/// `move || resource.get().map(…)` cloned the data and built every row's view twice for one
+/// rendering. A `Suspend` that is the child itself runs once. In the browser the closure is
+/// what makes the view follow the resource, so there it stays.
+pub fn loaded<T, V, F>(resource: Resource<T>, make: F) -> impl IntoView
+where
+    T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    V: IntoView + 'static,
+    F: Fn(T) -> V + Clone + Send + Sync + 'static,
+{
+    #[cfg(not(feature = "hydrate"))]
+    {
+        Suspend::new(async move { make(resource.await) })
+    }
+    #[cfg(feature = "hydrate")]
+    {
+        move || {
+            let make = make.clone();
+            Suspend::new(async move { make(resource.await) })
+        }
+    }
+}
+
 /// A server-rendered redirect answers 302 to every client (Leptos only does so for clients
 /// that ask for HTML); in the browser the router navigates.
 fn redirect_status(path: &str) {

@@ -108,6 +108,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/approvals") view=pages::Approvals ssr=SsrMode::Async />
                     <Route path=path!("/reviews") view=pages::MyReviews ssr=SsrMode::Async />
                     <Route path=path!("/tokens") view=pages::Tokens ssr=SsrMode::Async />
+                    <Route path=path!("/settings") view=pages::Settings ssr=SsrMode::Async />
                     <Route path=path!("/admin/reviews") view=pages::ReviewsAdmin ssr=SsrMode::Async />
                     <Route path=path!("/admin") view=pages::Admin ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=pages::AuditLog ssr=SsrMode::Async />
@@ -189,10 +190,10 @@ fn Nav(viewer: Viewer, open: RwSignal<bool>) -> impl IntoView {
                 </A>
             })}
             {viewer.admin_area.then(|| view! { <A href="/admin">"Admin"</A> })}
-            <span class="who" title=viewer.email.clone()>
+            <A href="/settings" attr:class="who" attr:title=format!("{}: your settings", viewer.email)>
                 <span class="avatar" aria-hidden="true">{initials(&viewer.name)}</span>
                 <span class="who-name">{viewer.name.clone()}</span>
-            </span>
+            </A>
             <form method="post" action="/auth/signout" class="inline">
                 <button type="submit" class="btn-link">"Sign out"</button>
             </form>

@@ -249,15 +249,15 @@ async fn my_access_sets_the_optional_emails_and_the_workers_send(backend: Backen
     .await;
     let c = common::client();
     app.sign_in(&c, app.ids.maya).await;
-    let page = app.page(&c, "/").await;
-    assert!(page.contains("id=\"email-settings\""), "the settings are on My Access");
+    let page = app.page(&c, "/settings").await;
+    assert!(page.contains("id=\"email-settings\""), "the settings are on their page");
     assert!(!page.contains("sends no email yet"), "a mail server is set");
     assert!(page.contains("name=\"optional\" value=\"on\" checked"), "optional emails start on");
 
     // Unticked, the box sends nothing: saved as off.
-    let res = app.submit(&c, "/", "/api/save_email_settings", &Vec::<(String, String)>::new()).await;
+    let res = app.submit(&c, "/settings", "/api/save_email_settings", &Vec::<(String, String)>::new()).await;
     assert_eq!(res.status(), 302, "back to the page");
-    let page = app.page(&c, "/").await;
+    let page = app.page(&c, "/settings").await;
     assert!(page.contains("Saved: you are emailed only what needs you"), "the outcome is shown");
     assert!(!page.contains("name=\"optional\" value=\"on\" checked"), "shown as off");
     let on: i64 = sqlx::query_scalar("SELECT CAST(email_optional AS BIGINT) FROM users WHERE id = $1")
@@ -287,7 +287,7 @@ async fn my_access_sets_the_optional_emails_and_the_workers_send(backend: Backen
     let quiet = common::spawn_app(backend, true).await;
     let c = common::client();
     quiet.sign_in(&c, quiet.ids.maya).await;
-    assert!(quiet.page(&c, "/").await.contains("sends no email yet"));
+    assert!(quiet.page(&c, "/settings").await.contains("sends no email yet"));
 }
 
 /// Every warning pass until none is behind (the first looks an hour of end times ahead at a

@@ -365,7 +365,7 @@ async fn an_email_in_another_case_is_the_same_person(backend: Backend) {
 }
 
 /// The provider's `zoneinfo` claim gives a person's time zone at each sign-in; a zone they
-/// choose on My Access comes first, until they go back to automatic (the provider's again at
+/// choose in their settings comes first, until they go back to automatic (the provider's again at
 /// once). A name the tz database does not know changes nothing, from the provider or the
 /// form; a form without the field leaves the choice alone.
 async fn the_providers_time_zone_holds_until_the_person_chooses_one(backend: Backend) {
@@ -391,7 +391,7 @@ async fn the_providers_time_zone_holds_until_the_person_chooses_one(backend: Bac
     assert_signed_in(&s, "carol", "with a zone nobody knows").await;
     assert_eq!(zones(carol).await, (None, zone("Europe/Berlin")), "an unknown zone is ignored");
 
-    // She chooses her own on My Access: it comes first, whatever the provider says.
+    // She chooses her own in her settings: it comes first, whatever the provider says.
     let save = |form: Vec<(&'static str, String)>| {
         let req = s.app.server_fn(&c, "save_email_settings").form(&form);
         async move {
@@ -406,7 +406,7 @@ async fn the_providers_time_zone_holds_until_the_person_chooses_one(backend: Bac
     let (status, body) = save(vec![on(), ("time_zone", "Asia/Tokyo".into())]).await;
     assert!(status.is_success() && body.contains("Times in your emails are in Asia/Tokyo"), "{body}");
     assert_eq!(zones(carol).await, (zone("Asia/Tokyo"), zone("Europe/Berlin")));
-    let page = s.app.page(&c, "/").await;
+    let page = s.app.page(&c, "/settings").await;
     assert!(page.contains(r#"<option value="Asia/Tokyo" selected"#), "the form shows her choice");
     s.provider.set_claims("carol", json!({"zoneinfo": "America/Chicago"})).await;
     assert_signed_in(&s, "carol", "after choosing").await;
@@ -418,7 +418,7 @@ async fn the_providers_time_zone_holds_until_the_person_chooses_one(backend: Bac
     let (_, body) = save(vec![on(), ("time_zone", "automatic".into())]).await;
     assert!(body.contains("Times in your emails are in America/Chicago"), "{body}");
     assert_eq!(zones(carol).await, (None, zone("America/Chicago")));
-    let page = s.app.page(&c, "/").await;
+    let page = s.app.page(&c, "/settings").await;
     assert!(page.contains("Automatic: America/Chicago, as your sign-in provider says"), "{page}");
 
     // Each change audited: hers as her choices, the provider's as profile changes.

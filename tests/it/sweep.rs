@@ -113,6 +113,7 @@ const TABLE: &[(&str, &str)] = &[
     ("create_service_account", "DDDDDDDDDDAD"),
     ("create_service_token", "DDDDDDDDDDAD"),
     ("/tokens", "DAAAAAAAAAAA"),
+    ("/settings", "DAAAAAAAAAAA"),
     ("save_email_settings", "DAAAAAAAAAAA"),
     // Omar's out-of-office: his own to read, set and end, and an administrator's.
     ("load_deputies", "DDDDDDDDDDAA"),

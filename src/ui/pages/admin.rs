@@ -54,7 +54,7 @@ fn ManagedCatalogs() -> impl IntoView {
         <section class="panel" aria-labelledby="admin-catalogs-h">
             <h2 id="admin-catalogs-h">"Catalogs"</h2>
             <Suspense fallback=|| ()>
-                {move || catalogs.get().map(|r| match r {
+                {loaded(catalogs, move |r| match r {
                     Ok(list) => view! {
                         <ul class="plain" id="admin-catalogs">
                             {list.items.into_iter().map(|c| view! { <li><a href=format!("/admin/catalogs/{}", c.id)>{c.name}</a></li> }).collect_view()}
@@ -80,7 +80,7 @@ fn FailedWork() -> impl IntoView {
             <p class="muted small">"Work the delivery worker gave up on after its last attempt. Fix the cause, then retry."</p>
             <Notices latest=retry.value() flash=flash() />
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || work.get().map(|r| match r {
+                {loaded(work, move |r| match r {
                     Ok(list) if list.is_empty() => view! { <p class="empty">"Nothing has failed."</p> }.into_any(),
                     Ok(list) => view! {
                         <table class="table" id="failed-work">
@@ -123,7 +123,7 @@ fn BuiltinGroups() -> impl IntoView {
             <h2 id="builtin-h">"Built-in groups"</h2>
             <p class="muted small">"Groups held by Quartermaster itself: what delivery has granted, right now."</p>
             <Suspense fallback=|| ()>
-                {move || groups.get().map(|r| match r {
+                {loaded(groups, move |r| match r {
                     Ok(list) => view! {
                         <table class="table" id="builtin-groups">
                             <thead><tr><th>"Resource"</th><th>"Role"</th><th>"Members"</th></tr></thead>

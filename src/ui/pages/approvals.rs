@@ -48,7 +48,7 @@ fn ApprovalsBody() -> impl IntoView {
         <section class="panel" aria-labelledby="pending-h">
             <h2 id="pending-h">"Waiting for you"</h2>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || pending.get().map(|r| match r {
+                {loaded(pending, move |r| match r {
                     Ok(page) if page.items.is_empty() => view! { <p class="empty">"Nothing waits for your decision."</p> }.into_any(),
                     Ok(page) => view! {
                         <ActionForm action=bulk attr:id="bulk-form" attr:class="form bulk">
@@ -73,7 +73,7 @@ fn ApprovalsBody() -> impl IntoView {
         <section class="panel" aria-labelledby="history-h">
             <h2 id="history-h">"Your decisions"</h2>
             <Suspense fallback=|| ()>
-                {move || history.get().map(|r| match r {
+                {loaded(history, move |r| match r {
                     Ok(page) if page.items.is_empty() => view! { <p class="empty">"No decisions yet."</p> }.into_any(),
                     Ok(page) => view! {
                         <table class="table" id="history">
@@ -101,42 +101,69 @@ fn ApprovalsBody() -> impl IntoView {
 
 #[component]
 fn ApprovalCard(item: ApprovalItem, index: usize, decide: ServerAction<Decide>, as_of: i64) -> impl IntoView {
-    let jid = format!("justification-{}", item.request_id);
-    let select_id = format!("select-{}", item.request_id);
+    // Taken apart: each field moves into the view once, nothing is cloned.
+    let ApprovalItem {
+        request_id,
+        requestor,
+        target,
+        target_title,
+        package,
+        stage,
+        stage_count,
+        created_at,
+        due_at,
+        justification,
+        answers,
+        justification_required,
+        resources,
+        current_access,
+        sod_warning,
+        is_extension,
+        start_at,
+        end_at,
+        period,
+    } = item;
+    let jid = format!("justification-{request_id}");
+    let jid_for = jid.clone();
+    let select_id = format!("select-{request_id}");
     let select_for = select_id.clone();
+    let select_label = format!("Select the request of {target} for {package}");
+    let asked_by = (requestor != target).then(|| format!(" · asked by {requestor}"));
+    let grants = resources.iter().map(|r| format!("{} · {}", r.resource, r.role)).collect::<Vec<_>>().join(", ");
+    let has = if current_access.is_empty() { "nothing yet".to_owned() } else { current_access.join(", ") };
     view! {
-        <li class="approval card" id=format!("approval-{}", item.request_id)>
+        <li class="approval card" id=format!("approval-{request_id}")>
             <div class="card-top">
                 <label class="select" for=select_for>
-                    <input type="checkbox" id=select_id form="bulk-form" name=format!("request_ids[{index}]") value=item.request_id />
-                    <span class="sr-only">{format!("Select the request of {} for {}", item.target, item.package)}</span>
+                    <input type="checkbox" id=select_id form="bulk-form" name=format!("request_ids[{index}]") value=request_id />
+                    <span class="sr-only">{select_label}</span>
                 </label>
-                <span class="chip">{format!("Stage {} of {}", item.stage, item.stage_count)}</span>
-                {item.due_at.map(|d| view! {
+                <span class="chip">{format!("Stage {stage} of {stage_count}")}</span>
+                {due_at.map(|d| view! {
                     <span class="muted small"><Time ms=d />{format!(" · due {}", relative(d, as_of))}</span>
                 })}
             </div>
-            <h3>{item.package.clone()}{item.is_extension.then(|| view! { <span class="chip">"Extension"</span> })}</h3>
+            <h3>{package}{is_extension.then(|| view! { <span class="chip">"Extension"</span> })}</h3>
             <p>
-                <strong>{item.target.clone()}</strong>
-                <span class="muted">{format!(" · {}", item.target_title)}</span>
-                {(item.requestor != item.target).then(|| view! { <span class="muted">{format!(" · asked by {}", item.requestor)}</span> })}
+                <strong>{target}</strong>
+                <span class="muted">{format!(" · {target_title}")}</span>
+                {asked_by.map(|a| view! { <span class="muted">{a}</span> })}
             </p>
-            <p class="muted small">"Submitted "<Time ms=item.created_at />{format!(" · {}", relative(item.created_at, as_of))}</p>
-            {(!item.justification.is_empty()).then(|| view! { <blockquote>{item.justification.clone()}</blockquote> })}
-            <ApprovalSchedule item=item.clone() />
-            {(!item.answers.is_empty()).then(|| view! {
+            <p class="muted small">"Submitted "<Time ms=created_at />{format!(" · {}", relative(created_at, as_of))}</p>
+            {(!justification.is_empty()).then(|| view! { <blockquote>{justification}</blockquote> })}
+            <ApprovalSchedule is_extension start_at end_at period />
+            {(!answers.is_empty()).then(|| view! {
                 <dl class="answers">
-                    {item.answers.iter().map(|(q, a)| view! { <dt>{q.clone()}</dt><dd>{a.clone()}</dd> }).collect_view()}
+                    {answers.into_iter().map(|(q, a)| view! { <dt>{q}</dt><dd>{a}</dd> }).collect_view()}
                 </dl>
             })}
-            <p class="small"><strong>"Grants: "</strong>{item.resources.iter().map(|r| format!("{} · {}", r.resource, r.role)).collect::<Vec<_>>().join(", ")}</p>
-            <p class="small"><strong>"Already has: "</strong>{if item.current_access.is_empty() { "nothing yet".to_owned() } else { item.current_access.join(", ") }}</p>
-            {item.sod_warning.clone().map(|w| view! { <p class="notice warn" role="alert">{w}</p> })}
+            <p class="small"><strong>"Grants: "</strong>{grants}</p>
+            <p class="small"><strong>"Already has: "</strong>{has}</p>
+            {sod_warning.map(|w| view! { <p class="notice warn" role="alert">{w}</p> })}
             <ActionForm action=decide attr:class="form decide">
-                <input type="hidden" name="request_id" value=item.request_id />
-                <label for=jid.clone()>{if item.justification_required { "Reason (required)" } else { "Reason (optional)" }}</label>
-                <textarea id=jid name="justification" rows="2" required=item.justification_required></textarea>
+                <input type="hidden" name="request_id" value=request_id />
+                <label for=jid_for>{if justification_required { "Reason (required)" } else { "Reason (optional)" }}</label>
+                <textarea id=jid name="justification" rows="2" required=justification_required></textarea>
                 <div class="actions">
                     <button type="submit" name="decision" value="approve" class="btn">"Approve"</button>
                     <button type="submit" name="decision" value="deny" class="btn-danger">"Deny"</button>
@@ -149,20 +176,25 @@ fn ApprovalCard(item: ApprovalItem, index: usize, decide: ServerAction<Decide>, 
 /// When the access would start and end, as the requestor asked: the dates they chose, or
 /// "when approved" and the policy's period counted from then.
 #[component]
-fn ApprovalSchedule(item: ApprovalItem) -> impl IntoView {
-    if item.is_extension {
+fn ApprovalSchedule(
+    is_extension: bool,
+    start_at: Option<Millis>,
+    end_at: Option<Millis>,
+    period: String,
+) -> impl IntoView {
+    if is_extension {
         return view! {
-            <p class="small schedule"><strong>"New end: "</strong>{item.period}</p>
+            <p class="small schedule"><strong>"New end: "</strong>{period}</p>
         }
         .into_any();
     }
-    let start = match item.start_at {
+    let start = match start_at {
         Some(t) => view! { <Time ms=t /> }.into_any(),
         None => "when approved".into_any(),
     };
-    let end = match item.end_at {
+    let end = match end_at {
         Some(t) => view! { <Time ms=t />" (chosen by the requestor)" }.into_any(),
-        None => item.period.into_any(),
+        None => period.into_any(),
     };
     view! {
         <p class="small schedule">
@@ -186,7 +218,7 @@ fn OutOfOffice(
         <section class="panel" aria-labelledby="away-h">
             <h2 id="away-h">"Out of office"</h2>
             <Suspense fallback=|| ()>
-                {move || away.get().map(|r| match r {
+                {loaded(away, move |r| match r {
                     Ok(panel) => view! {
                         {match panel.own.clone() {
                             Some(d) => view! {

@@ -70,7 +70,7 @@ fn AuditBody() -> impl IntoView {
             </Form>
         </section>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || events.get().map(|r| match r {
+            {loaded(events, move |r| match r {
                 Ok(page) => {
                     let q = filter_query(&filter());
                     let export = format!("/admin/audit.csv?{q}");
@@ -105,7 +105,7 @@ fn ChainPanel() -> impl IntoView {
             <h2 id="chain-h">"Integrity"</h2>
             <Notices latest=verify.value() flash=flash() />
             <Suspense fallback=|| ()>
-                {move || status.get().map(|r| match r {
+                {loaded(status, move |r| match r {
                     Ok(Some(s)) if s.intact => view! {
                         <p class="notice ok">
                             {format!("Intact: {} events", s.events)}

@@ -60,7 +60,7 @@ fn BuilderBody() -> impl IntoView {
     let flash: Flash = Resource::new(move || (id(), step()), |_| take_notice());
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || draft.get().map(|r| match r {
+            {loaded(draft, move |r| match r {
                 Ok(d) => view! { <Step d save finish discard latest flash /> }.into_any(),
                 Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
             })}

@@ -27,7 +27,7 @@ fn BulkBody() -> impl IntoView {
     let job = Resource::new(id, load_bulk_job);
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || job.get().map(|r| match r {
+            {loaded(job, move |r| match r {
                 Ok(j) => view! { <Progress j paused /> }.into_any(),
                 Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
             })}

@@ -32,7 +32,7 @@ fn CatalogsBody() -> impl IntoView {
         <p class="lead">"A catalog holds resources, the access packages built from them, and who manages both."</p>
         <Notices latest flash />
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || list.get().map(|r| match r {
+            {loaded(list, move |r| match r {
                 Ok(list) => view! {
                     <section class="panel" aria-labelledby="catalogs-h">
                         <h2 id="catalogs-h">"Your catalogs"</h2>
@@ -158,7 +158,7 @@ fn CatalogBody() -> impl IntoView {
     let actions = Actions { save, grant, revoke, add, bind, delete, start, discard, latest, flash: flash() };
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || detail.get().map(|r| match r {
+            {loaded(detail, move |r| match r {
                 Ok(d) => view! { <CatalogView d actions /> }.into_any(),
                 Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
             })}

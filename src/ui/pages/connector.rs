@@ -35,7 +35,7 @@ fn ConnectorBody() -> impl IntoView {
     let flash = flash();
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || detail.get().map(|r| match r {
+            {loaded(detail, move |r| match r {
                 Ok(d) => view! { <Detail d paused import retry latest flash /> }.into_any(),
                 Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
             })}

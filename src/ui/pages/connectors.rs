@@ -59,7 +59,7 @@ fn ConnectorsBody() -> impl IntoView {
         <p class="lead">"Where access is provisioned outside Quartermaster: SCIM 2.0 services, LDAP directories and webhook receivers. Bind a system's groups to a catalog as resources; packages then grant them."</p>
         <Notices latest flash />
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || systems.get().map(|r| match r {
+            {loaded(systems, move |r| match r {
                 Ok(list) if list.is_empty() => view! { <p class="empty">"No connected system yet."</p> }.into_any(),
                 Ok(list) => view! {
                     <table class="table" id="connectors">

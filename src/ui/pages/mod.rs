@@ -15,6 +15,7 @@ mod package;
 mod package_admin;
 mod people;
 mod reviews;
+mod settings;
 mod sign_in;
 mod tokens;
 
@@ -33,5 +34,6 @@ pub use package::PackagePage;
 pub use package_admin::PackageAdmin;
 pub use people::{People, Person};
 pub use reviews::{MyReviews, ReviewsAdmin};
+pub use settings::Settings;
 pub use sign_in::SignIn;
 pub use tokens::{ServiceAccountsPage, Tokens};

@@ -63,7 +63,7 @@ fn OrgsBody() -> impl IntoView {
         <p class="lead">"Partners whose people may sign in as guests and ask for what policies open to them, while their organization is configured."</p>
         <Notices latest flash=actions.flash />
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || orgs.get().map(|r| match r {
+            {loaded(orgs, move |r| match r {
                 Ok(list) => view! {
                     {if list.is_empty() { Some(view! { <p class="empty">"No connected organization yet."</p> }) } else { None }}
                     {list.into_iter().map(|o| view! { <OrgPanel o actions /> }).collect_view()}

@@ -27,7 +27,7 @@ fn PackageBody() -> impl IntoView {
     let flash = flash();
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || detail.get().map(|r| match r {
+            {loaded(detail, move |r| match r {
                 Ok(d) => view! { <PackageView d submit flash /> }.into_any(),
                 Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
             })}

@@ -53,7 +53,7 @@ fn PackageAdminBody() -> impl IntoView {
     let flash = flash();
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || data.get().map(|r| match r {
+            {loaded(data, move |r| match r {
                 Ok(d) => view! { <PackageAdminView d filter=filter() assign remove start latest flash /> }.into_any(),
                 Err(e) => view! { <ListError error=e /> }.into_any(),
             })}

@@ -42,7 +42,7 @@ fn PeopleBody() -> impl IntoView {
                 <button type="submit" class="btn">"Find"</button>
             </Form>
             <Suspense fallback=|| ()>
-                {move || found.get().map(|r| match r {
+                {loaded(found, move |r| match r {
                     Ok(people) if people.is_empty() && !q().trim().is_empty() => {
                         view! { <p class="empty">"Nobody active starts with that."</p> }.into_any()
                     }
@@ -99,7 +99,7 @@ fn PersonBody() -> impl IntoView {
     let access = Resource::new(move || (id(), set_role.version().get()), |(id, _)| load_person_access(id));
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || access.get().map(|r| match r {
+            {loaded(access, move |r| match r {
                 Ok(a) => view! { <PersonView a set_role /> }.into_any(),
                 Err(e) => view! { <ErrorPanel error=e /> }.into_any(),
             })}

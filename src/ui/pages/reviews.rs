@@ -41,7 +41,7 @@ fn MyReviewsBody() -> impl IntoView {
         <section class="panel" aria-labelledby="review-items-h">
             <h2 id="review-items-h">"Access to review"</h2>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || items.get().map(|r| match r {
+                {loaded(items, move |r| match r {
                     Ok(page) if page.items.is_empty() => view! { <p class="empty">"Nothing to review."</p> }.into_any(),
                     Ok(page) => view! {
                         <ActionForm action=answer attr:id="review-bulk" attr:class="form bulk">
@@ -142,7 +142,7 @@ fn ReviewsAdminBody() -> impl IntoView {
         <section class="panel" aria-labelledby="reviews-h">
             <h2 id="reviews-h">"Reviews"</h2>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || list.get().map(|r| match r {
+                {loaded(list, move |r| match r {
                     Ok(page) if page.items.is_empty() => view! { <p class="empty">"No reviews yet. Turn them on in a policy's Lifecycle step."</p> }.into_any(),
                     Ok(page) => view! {
                         <table class="table" id="reviews">

@@ -24,7 +24,7 @@ pub fn SignIn() -> impl IntoView {
                 })}
             </Suspense>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || choices.get().map(|r| match r {
+                {loaded(choices, move |r| match r {
                     Ok(c) => {
                         let provider = c.provider.clone().map(|name| view! {
                             <p><a class="btn btn-large" id="oidc-login" rel="external" href=format!("/auth/login?return_to={}", urlencode(&return_to()))>

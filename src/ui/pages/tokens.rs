@@ -50,7 +50,7 @@ fn TokensBody() -> impl IntoView {
         </p>
         <Notices latest flash />
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || tokens.get().map(|r| match r {
+            {loaded(tokens, move |r| match r {
                 Ok(mine) => view! {
                     {mine.fresh_secret.clone().map(|secret| view! {
                         <section class="panel" aria-labelledby="fresh-h">
@@ -162,7 +162,7 @@ fn ServiceAccountsBody() -> impl IntoView {
         </p>
         <Notices latest flash />
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || accounts.get().map(|r| match r {
+            {loaded(accounts, move |r| match r {
                 Ok(list) => view! {
                     {list.fresh.clone().map(|f| view! {
                         <section class="panel" aria-labelledby="fresh-h">
