@@ -24,10 +24,10 @@ test('the page hydrates and a click does what only hydration can', async ({ page
 
 test('navigation follows the role, and sign-out ends the session', async ({ page }, testInfo) => {
   await signIn(page, emails.grace);
-  await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Admin' })).toBeVisible();
+  await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Admin', exact: true })).toBeVisible();
   await signOut(page);
   await signIn(page, emails.tom);
-  await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Admin' })).toHaveCount(0);
+  await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Admin', exact: true })).toHaveCount(0);
   await page.goto('/admin');
   await expect(page.getByRole('heading', { name: "You don't have access to this" })).toBeVisible();
   await signOut(page);
