@@ -23,45 +23,61 @@ fi
 server_build=$!
 trap 'kill "$server_build" 2>/dev/null || true' EXIT
 
-cargo build --lib --target wasm32-unknown-unknown --no-default-features --features hydrate \
-  --profile wasm-release --target-dir target/wasm
+# The relocations stay in the wasm for the splitter to move code between modules
+# (`--emit-relocs`, given to this crate's link only: in RUSTFLAGS it would rebuild every
+# dependency).
+cargo rustc --lib --crate-type cdylib --target wasm32-unknown-unknown --no-default-features --features hydrate \
+  --profile wasm-release --target-dir target/wasm -- -C link-args=--emit-relocs
 wasm=target/wasm/wasm32-unknown-unknown/wasm-release/quartermaster.wasm
-mkdir -p "$site/pkg"
-# Only regenerate the bindings when the wasm changed.
-if [[ ! -f "$site/pkg/quartermaster_bg.wasm" || "$wasm" -nt "$site/pkg/quartermaster_bg.wasm" ]]; then
-  wasm-bindgen --target web --no-typescript --out-dir "$site/pkg" --out-name quartermaster "$wasm"
-  if [[ -x end2end/node_modules/.bin/wasm-opt ]]; then
+
+# The bundle goes into a folder named by a hash of what it is made from (the compiled wasm,
+# the stylesheet, this script): every file in it keeps its name for good, so browsers cache
+# the folder for a year and the files name each other by relative paths. pkg/hash.txt names
+# the current folder for the server to read at start.
+hash=$(cat "$wasm" style/main.css scripts/build.sh | sha256sum | cut -c1-16)
+bundle="$site/pkg/$hash"
+if [[ ! -f "$bundle/quartermaster_bg.wasm" ]]; then
+  work="$site/pkg/.$hash.partial"
+  rm -rf "$work" && mkdir -p "$work/split"
+  # Split: each lazy page (`ui::lazy`) becomes a module of its own with the code only it
+  # uses, fetched when the page is first shown; the rest is the main module.
+  log "splitting the wasm at the lazy pages"
+  wasm-split-cli "$wasm" "$work/split" --target web --out-name quartermaster
+  wasm-bindgen --target web --no-typescript --keep-lld-exports --no-demangle \
+    --out-dir "$work" --out-name quartermaster "$work/split/quartermaster.wasm"
+  rm "$work/split/quartermaster.wasm"
+  mv "$work"/split/* "$work/" && rmdir "$work/split"
+  if [[ -d end2end/node_modules/binaryen ]]; then
     log "optimizing the wasm (binaryen)"
-    end2end/node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
-      --enable-sign-ext --enable-mutable-globals \
-      "$site/pkg/quartermaster_bg.wasm" -o "$site/pkg/quartermaster_bg.wasm"
+    # The modules by size, dealt between two processes (scripts/wasm-opt.mjs optimizes many in
+    # one: binaryen takes longer to start than to optimize a small one). Binaryen's warnings
+    # about the split modules' name sections, one per module, are noise.
+    mapfile -t modules < <(ls -S "$work"/*.wasm)
+    halves=("" "")
+    for i in "${!modules[@]}"; do halves[i % 2]+="${modules[i]}"$'\n'; done
+    optimize() { xargs -d '\n' node scripts/wasm-opt.mjs 2>&1 <<<"${1%$'\n'}" | { grep -v "unknown name subsection" || true; }; }
+    optimize "${halves[1]}" &
+    other=$!
+    optimize "${halves[0]}"
+    wait "$other"
   fi
+  cp style/main.css "$work/quartermaster.css"
+  # Precompressed copies: the server sends brotli or gzip to browsers that accept them (the
+  # wasm shrinks to about a quarter), made by Node's zlib (setup.sh's Node) in one process.
+  node -e 'const z = require("zlib"), fs = require("fs");
+    for (const f of process.argv.slice(1)) {
+      const data = fs.readFileSync(f);
+      fs.writeFileSync(f + ".gz", z.gzipSync(data, { level: 9 }));
+      fs.writeFileSync(f + ".br", z.brotliCompressSync(data,
+        { params: { [z.constants.BROTLI_PARAM_QUALITY]: 11, [z.constants.BROTLI_PARAM_SIZE_HINT]: data.length } }));
+    }' "$work"/*.wasm "$work"/*.js "$work"/*.css
+  # Moved into place whole: an interrupted build leaves no half-made bundle under its name.
+  rm -rf "$bundle" && mv "$work" "$bundle"
 fi
-cp style/main.css "$site/pkg/quartermaster.css"
-cp -r public/. "$site/"
-# Content-hashed copies, which the pages name and browsers cache for a year: one hash over the
-# script, the wasm and the stylesheet, written to pkg/hash.txt for the server to read at start.
-hash=$(cat "$site/pkg/quartermaster.js" "$site/pkg/quartermaster_bg.wasm" "$site/pkg/quartermaster.css" \
-  | sha256sum | cut -c1-16)
-# Earlier builds' copies stay a week: a server started before this build still names them.
-find "$site/pkg" -maxdepth 1 -name 'quartermaster.????????????????*' ! -name "quartermaster.$hash*" -mtime +7 -delete
-cp -p "$site/pkg/quartermaster.js" "$site/pkg/quartermaster.$hash.js"
-cp -p "$site/pkg/quartermaster_bg.wasm" "$site/pkg/quartermaster.${hash}_bg.wasm"
-cp -p "$site/pkg/quartermaster.css" "$site/pkg/quartermaster.$hash.css"
 echo "$hash" > "$site/pkg/hash.txt"
-# Precompressed copies: the server sends brotli or gzip to browsers that accept them (the wasm
-# shrinks to about a quarter). Brotli through Node's zlib, which setup.sh's Node brings.
-for f in "$site"/pkg/*.wasm "$site"/pkg/*.js "$site"/pkg/*.css; do
-  [[ -f "$f.gz" && "$f.gz" -nt "$f" ]] || gzip -9 -k -f "$f"
-  if [[ ! -f "$f.br" || "$f" -nt "$f.br" ]]; then
-    rm -f "$f.br"
-    # Written aside and moved into place: an interrupted build leaves no truncated copy.
-    command -v node >/dev/null && node -e 'const z = require("zlib"), fs = require("fs"), f = process.argv[1];
-      fs.writeFileSync(f + ".br.tmp", z.brotliCompressSync(fs.readFileSync(f),
-        { params: { [z.constants.BROTLI_PARAM_QUALITY]: 11, [z.constants.BROTLI_PARAM_SIZE_HINT]: fs.statSync(f).size } }));
-      fs.renameSync(f + ".br.tmp", f + ".br");' "$f"
-  fi
-done
+# Earlier builds' bundles stay a week: a server started before this build still names them.
+find "$site/pkg" -mindepth 1 -maxdepth 1 ! -name "$hash" ! -name hash.txt -mtime +7 -exec rm -rf {} +
+cp -r public/. "$site/"
 
 log "waiting for the server's build"
 wait "$server_build"

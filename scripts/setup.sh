@@ -24,7 +24,17 @@ if [[ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wbg_versio
   cargo install wasm-bindgen-cli --version "$wbg_version"
 fi
 
-# 3. npm packages: Playwright (driving Debian's Chromium), binaryen's wasm-opt, the test peers.
+# 3. The wasm splitter (wasm_split_cli_support, the tool cargo-leptos uses as a library): it cuts
+#    the lazy pages' modules out of the client (scripts/build.sh).
+split_version=0.2.4
+if ! command -v wasm-split-cli >/dev/null || ! cargo install --list | grep -qx "wasm_split_cli_support v$split_version:"; then
+  log "installing wasm-split-cli $split_version (a minute, once)"
+  # A debug build: it compiles in a third of the time of a release build (it is on the way
+  # to a first page on a new machine) and still splits the client in about two seconds.
+  cargo install --debug --locked wasm_split_cli_support --version "$split_version" --features build-binary
+fi
+
+# 4. npm packages: Playwright (driving Debian's Chromium), binaryen's wasm-opt, the test peers.
 if [[ ! -d end2end/node_modules ]] || [[ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]]; then
   log "installing npm packages (end2end/)"
   (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)

@@ -40,10 +40,11 @@ pub mod telemetry;
 #[cfg(all(test, feature = "ssr"))]
 mod tidy;
 
-/// The browser entry point: hydrate the server-rendered page.
+/// The browser entry point: hydrate the server-rendered page (once the code of a lazy page,
+/// if this is one, has been fetched: `ui::lazy`).
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(ui::App);
+    leptos::mount::hydrate_lazy(ui::App);
 }

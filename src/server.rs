@@ -93,9 +93,9 @@ impl Application {
             None => service,
         };
         let leptos_options = LeptosOptions::builder()
-            .output_name(bundle_name(&args.site_root))
+            .output_name("quartermaster")
             .site_root(args.site_root.to_string_lossy().into_owned())
-            .site_pkg_dir("pkg")
+            .site_pkg_dir(bundle_dir(&args.site_root))
             .site_addr(addr)
             .build();
         let oidc = args
@@ -347,16 +347,17 @@ fn scim_routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
     ]
 }
 
-/// The name the pages give the client bundle: `quartermaster.<hash>` when `scripts/build.sh`
-/// wrote content-hashed copies (and their hash in `pkg/hash.txt`), so `…/quartermaster.<hash>.js`,
-/// `…_bg.wasm` and `….css`; plain `quartermaster` for a site built without them.
-pub fn bundle_name(site_root: &std::path::Path) -> String {
+/// Where the client bundle is, under the site root: `pkg/<hash>` when `scripts/build.sh` wrote
+/// it (the folder named by a hash of its contents, that hash in `pkg/hash.txt`), so the pages
+/// name `/pkg/<hash>/quartermaster.js`, `…_bg.wasm` and `….css`, and the script fetches the
+/// lazy pages' modules beside it; plain `pkg` for a site built without one.
+pub fn bundle_dir(site_root: &std::path::Path) -> String {
     let hash = std::fs::read_to_string(site_root.join("pkg").join("hash.txt")).unwrap_or_default();
     let hash = hash.trim();
     if is_bundle_hash(hash) {
-        format!("quartermaster.{hash}")
+        format!("pkg/{hash}")
     } else {
-        "quartermaster".to_owned()
+        "pkg".to_owned()
     }
 }
 
@@ -364,13 +365,14 @@ fn is_bundle_hash(hash: &str) -> bool {
     hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// A file of the bundle whose name carries its content hash never changes: cache it for a year
-/// without asking again. Every other file (the unhashed names) is revalidated each time.
+/// A file in a bundle's folder (`/<hash>/<file>` under `/pkg`) never changes: cache it for a
+/// year without asking again. Every other file is revalidated each time.
 fn is_hashed_bundle_file(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or_default();
-    name.strip_prefix("quartermaster.")
-        .and_then(|rest| rest.get(..16).filter(|h| is_bundle_hash(h)).map(|_| &rest[16..]))
-        .is_some_and(|tail| matches!(tail, ".js" | "_bg.wasm" | ".css"))
+    let mut parts = path.trim_start_matches('/').split('/');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(hash), Some(file), None) if is_bundle_hash(hash) && !file.is_empty() && !file.starts_with('.')
+    )
 }
 
 /// Caches must also keep the brotli, gzip and plain copies apart (`Vary`), and a revalidation
@@ -385,9 +387,9 @@ async fn bundle_cache_headers(req: Request, next: Next) -> Response {
     res
 }
 
+/// The folder served at `/pkg`: every bundle built, and `hash.txt`.
 fn site_pkg_dir(state: &AppState) -> std::path::PathBuf {
-    let o = &state.leptos_options;
-    std::path::Path::new(o.site_root.as_ref()).join(o.site_pkg_dir.as_ref())
+    std::path::Path::new(state.leptos_options.site_root.as_ref()).join("pkg")
 }
 
 async fn healthz() -> &'static str {
@@ -953,34 +955,39 @@ mod tests {
     #[test]
     fn only_content_hashed_bundle_files_are_cached_for_good() {
         for hashed in [
-            "/quartermaster.0123456789abcdef.js",
-            "/quartermaster.0123456789abcdef_bg.wasm",
-            "quartermaster.0123456789abcdef.css",
+            "/0123456789abcdef/quartermaster.js",
+            "/0123456789abcdef/quartermaster_bg.wasm",
+            "/0123456789abcdef/quartermaster.css",
+            "0123456789abcdef/split_lazy_admin.wasm",
         ] {
             assert!(is_hashed_bundle_file(hashed), "{hashed}");
         }
         for plain in [
             "/quartermaster.js",
             "/quartermaster_bg.wasm",
-            "/quartermaster.css",
-            "/quartermaster.0123456789abcdef.js.map",
-            "/quartermaster.0123456789ABCDEF.js",
-            "/quartermaster.0123456789abcde.js",
+            "/0123456789abcdef",
+            "/0123456789abcdef/",
+            "/0123456789abcdef/.partial",
+            "/0123456789abcdef/a/b.js",
+            "/0123456789ABCDEF/quartermaster.js",
+            "/0123456789abcde/quartermaster.js",
             "/hash.txt",
-            "/quartermaster.ééééééééé.js",
+            "/éééééééééééééééé/quartermaster.js",
         ] {
             assert!(!is_hashed_bundle_file(plain), "{plain}");
         }
     }
 
     #[test]
-    fn the_bundle_name_comes_from_the_hash_the_build_wrote() {
+    fn the_bundle_folder_comes_from_the_hash_the_build_wrote() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(bundle_name(dir.path()), "quartermaster", "no hash file: the plain names");
+        assert_eq!(bundle_dir(dir.path()), "pkg", "no hash file: the plain folder");
         std::fs::create_dir_all(dir.path().join("pkg")).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.path().join("pkg/hash.txt"), "not a hash\n").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(bundle_name(dir.path()), "quartermaster", "a damaged file is not trusted");
+        assert_eq!(bundle_dir(dir.path()), "pkg", "a damaged file is not trusted");
+        std::fs::write(dir.path().join("pkg/hash.txt"), "../../../etc\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(bundle_dir(dir.path()), "pkg", "nor a path");
         std::fs::write(dir.path().join("pkg/hash.txt"), "0123456789abcdef\n").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(bundle_name(dir.path()), "quartermaster.0123456789abcdef");
+        assert_eq!(bundle_dir(dir.path()), "pkg/0123456789abcdef");
     }
 }

@@ -44,3 +44,34 @@ test('an unknown address gets a page a person understands', async ({ page }) => 
   expect(res?.status()).toBe(404);
   await expect(page.getByRole('heading', { name: 'Not found' })).toBeVisible();
 });
+
+test('a person loads only the main part of the client; an admin page fetches its own part and hydrates', async ({ page }, testInfo) => {
+  test.skip(testInfo.project.name !== 'js', 'needs JavaScript');
+  const wasm: string[] = [];
+  page.on('request', (r) => {
+    const name = new URL(r.url()).pathname.split('/').pop()!;
+    if (name.endsWith('.wasm')) wasm.push(name);
+  });
+  await signIn(page, emails.maya);
+  await settle(page, testInfo);
+  await page.goto('/approvals');
+  await settle(page, testInfo);
+  expect(wasm.filter((n) => n !== 'quartermaster_bg.wasm'), 'My Access and Approvals need no lazy part').toEqual([]);
+  await signOut(page);
+
+  await signIn(page, emails.grace);
+  await settle(page, testInfo);
+  wasm.length = 0;
+  await page.goto('/admin/audit');
+  await settle(page, testInfo);
+  expect(wasm.filter((n) => n.startsWith('split___audit_log_view')), 'the audit log page\'s own module').toHaveLength(1);
+  console.log(`wasm modules for /admin/audit: ${wasm.length}`);
+  // Hydrated: the router follows a link without loading a document, fetching that page's part.
+  let documents = 0;
+  page.on('request', (r) => { if (r.resourceType() === 'document') documents += 1; });
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Admin', exact: true }).click();
+  await expect(page).toHaveURL(/\/admin$/);
+  await expect(page.getByRole('heading', { level: 1 })).toBeVisible();
+  expect(wasm.filter((n) => n.startsWith('split___admin_view'))).toHaveLength(1);
+  expect(documents, 'a client-side navigation').toBe(0);
+});

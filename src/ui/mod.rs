@@ -9,7 +9,7 @@ pub(crate) mod pages;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes, A};
-use leptos_router::{hooks::use_location, path, SsrMode};
+use leptos_router::{hooks::use_location, path, Lazy, SsrMode};
 
 use crate::views::{Notice, Viewer};
 use api::get_viewer;
@@ -101,34 +101,83 @@ pub fn App() -> impl IntoView {
             <Header />
             <main id="main" class="main">
                 // Async rendering: the first paint carries the page's data, and redirects and
-                // status codes (403/404) reach the response.
+                // status codes (403/404) reach the response. The administrators' pages, the
+                // reviews and the tokens are lazy: their code is a part of the client the
+                // browser fetches when one is first shown (see `lazy`).
                 <Routes fallback=pages::NotFound>
                     <Route path=path!("/") view=pages::MyAccess ssr=SsrMode::Async />
                     <Route path=path!("/packages/:id") view=pages::PackagePage ssr=SsrMode::Async />
                     <Route path=path!("/approvals") view=pages::Approvals ssr=SsrMode::Async />
-                    <Route path=path!("/reviews") view=pages::MyReviews ssr=SsrMode::Async />
-                    <Route path=path!("/tokens") view=pages::Tokens ssr=SsrMode::Async />
+                    <Route path=path!("/reviews") view={Lazy::<lazy::MyReviews>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/tokens") view={Lazy::<lazy::Tokens>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/settings") view=pages::Settings ssr=SsrMode::Async />
-                    <Route path=path!("/admin/reviews") view=pages::ReviewsAdmin ssr=SsrMode::Async />
-                    <Route path=path!("/admin") view=pages::Admin ssr=SsrMode::Async />
-                    <Route path=path!("/admin/audit") view=pages::AuditLog ssr=SsrMode::Async />
-                    <Route path=path!("/admin/catalogs") view=pages::Catalogs ssr=SsrMode::Async />
-                    <Route path=path!("/admin/catalogs/:catalog") view=pages::CatalogPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/packages/:package") view=pages::PackageAdmin ssr=SsrMode::Async />
-                    <Route path=path!("/admin/drafts/:draft/:step") view=pages::Builder ssr=SsrMode::Async />
-                    <Route path=path!("/admin/bulk/:job") view=pages::BulkJob ssr=SsrMode::Async />
-                    <Route path=path!("/admin/people") view=pages::People ssr=SsrMode::Async />
-                    <Route path=path!("/admin/orgs") view=pages::Orgs ssr=SsrMode::Async />
-                    <Route path=path!("/admin/connectors") view=pages::Connectors ssr=SsrMode::Async />
-                    <Route path=path!("/admin/service-accounts") view=pages::ServiceAccountsPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/connectors/:system") view=pages::ConnectorPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/people/:user") view=pages::Person ssr=SsrMode::Async />
+                    <Route path=path!("/admin/reviews") view={Lazy::<lazy::ReviewsAdmin>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin") view={Lazy::<lazy::Admin>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/audit") view={Lazy::<lazy::AuditLog>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/catalogs") view={Lazy::<lazy::Catalogs>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/catalogs/:catalog") view={Lazy::<lazy::CatalogPage>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/packages/:package") view={Lazy::<lazy::PackageAdmin>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/drafts/:draft/:step") view={Lazy::<lazy::Builder>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/bulk/:job") view={Lazy::<lazy::BulkJob>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/people") view={Lazy::<lazy::People>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/orgs") view={Lazy::<lazy::Orgs>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/connectors") view={Lazy::<lazy::Connectors>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/service-accounts") view={Lazy::<lazy::ServiceAccountsPage>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/connectors/:system") view={Lazy::<lazy::ConnectorPage>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/people/:user") view={Lazy::<lazy::Person>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/signin") view=pages::SignIn ssr=SsrMode::Async />
                 </Routes>
             </main>
             <footer class="footer">"Quartermaster · access governance you can audit"</footer>
         </Router>
     }
+}
+
+/// The pages whose code the browser loads when it first shows one. The build splits the
+/// client at each (`scripts/build.sh`: `wasm-split-cli` cuts a module per route out of the
+/// wasm, and what only they use goes with them), so a person who never opens the admin area
+/// never downloads it. On the server they are ordinary pages.
+mod lazy {
+    use leptos::prelude::*;
+    use leptos_router::{lazy_route, LazyRoute};
+
+    use super::pages;
+
+    macro_rules! lazy_pages {
+        ($($page:ident),* $(,)?) => {$(
+            pub struct $page;
+
+            #[lazy_route]
+            impl LazyRoute for $page {
+                fn data() -> Self {
+                    $page
+                }
+
+                fn view(_this: Self) -> AnyView {
+                    view! { <pages::$page /> }.into_any()
+                }
+            }
+        )*};
+    }
+
+    lazy_pages!(
+        MyReviews,
+        Tokens,
+        ReviewsAdmin,
+        Admin,
+        AuditLog,
+        Catalogs,
+        CatalogPage,
+        PackageAdmin,
+        Builder,
+        BulkJob,
+        People,
+        Orgs,
+        Connectors,
+        ServiceAccountsPage,
+        ConnectorPage,
+        Person,
+    );
 }
 
 /// The viewer resource the app provides.

@@ -41,6 +41,7 @@ on_both_databases!(
     an_incompatibility_needs_both_catalogs,
     package_pages_are_full_until_the_last,
     my_access_pages_keep_one_order,
+    my_requests_pages_hold_what_i_filed_and_what_was_filed_for_me,
     open_work_and_roles_are_read_through_their_indexes,
     catalog_changes_show_on_the_next_page,
     browsing_shows_only_what_may_be_requested,
@@ -741,6 +742,55 @@ async fn package_pages_are_full_until_the_last(backend: Backend) {
     assert_eq!(pages, vec![24, 6], "every page but the last is full");
     assert!(seen.iter().all(|n| n.ends_with("b 00")), "only packages Noah may request: {seen:?}");
     assert_eq!(seen.iter().collect::<std::collections::HashSet<_>>().len(), 30);
+}
+
+/// My requests are those I filed and those filed for me, newest first, a page at a time: each
+/// side is read by its own index (`store::requests::of_user`), and the pages must still
+/// interleave them as one list, with nobody else's.
+async fn my_requests_pages_hold_what_i_filed_and_what_was_filed_for_me(backend: Backend) {
+    let w = World::new(backend).await;
+    let (maya, linus, omar) = (w.ids.maya, w.ids.linus, w.ids.omar);
+    let (package, policy): (i64, i64) = sqlx::query_as("SELECT package_id, id FROM policies ORDER BY id LIMIT 1")
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+    // 60 requests between three people, in runs, so that a page of Maya's is sometimes all
+    // filed by her, sometimes all for her, and sometimes mixed.
+    let pairs = [(maya, linus), (linus, maya), (maya, maya), (omar, linus), (linus, omar), (omar, maya)];
+    let mut expected = Vec::new();
+    for i in 0..60usize {
+        let (requestor, target) = pairs[(i / 4 + i % 3) % pairs.len()];
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO requests (kind, state, requestor_id, target_user_id, package_id, policy_id, created_at, updated_at) \
+             VALUES ('user_add', 'canceled', $1, $2, $3, $4, $5, $5) RETURNING id",
+        )
+        .bind(requestor.0)
+        .bind(target.0)
+        .bind(package)
+        .bind(policy)
+        .bind(1_700_000_000_000_i64 + i as i64)
+        .fetch_one(w.db().pool())
+        .await
+        .unwrap();
+        if requestor == maya || target == maya {
+            expected.push(id);
+        }
+    }
+    expected.reverse();
+    let me = w.actor(maya).await;
+    let (mut seen, mut before, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let page = w.service.my_requests(&me, before).await.unwrap();
+        pages += 1;
+        seen.extend(page.items.iter().map(|r| r.id));
+        match page.next {
+            Some(next) => before = Some(next.parse::<i64>().unwrap()),
+            None => break,
+        }
+    }
+    assert!(expected.len() > 30, "several pages: {}", expected.len());
+    assert_eq!(seen, expected, "every request of Maya's once, newest first, and no one else's");
+    assert_eq!(pages, expected.len().div_ceil(10), "full pages until the last");
 }
 
 async fn my_access_pages_keep_one_order(backend: Backend) {

@@ -96,9 +96,9 @@ async fn pages_render_on_the_server_with_data(backend: Backend) {
     let csp = home.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     let html = home.text().await.unwrap();
-    // The page names the client bundle: content-hashed when the site was built with hashes.
-    let bundle = quartermaster::server::bundle_name(&common::site_root());
-    let (script, stylesheet) = (format!("/pkg/{bundle}.js"), format!("/pkg/{bundle}.css"));
+    // The page names the client bundle: in a folder named by its hash when the site was built.
+    let bundle = quartermaster::server::bundle_dir(&common::site_root());
+    let (script, stylesheet) = (format!("/{bundle}/quartermaster.js"), format!("/{bundle}/quartermaster.css"));
     for expected in ["Maya Chen", "Developer Tools", "Production Access", "Request access", &script, &stylesheet] {
         assert!(html.contains(expected), "home page lacks {expected:?}");
     }
@@ -110,7 +110,7 @@ async fn pages_render_on_the_server_with_data(backend: Backend) {
     // under content-hashed names cached for a year, brotli or gzip as the browser accepts;
     // the unhashed names are revalidated.
     if std::env::var("QM_REQUIRE_SITE").is_ok() {
-        assert_ne!(bundle, "quartermaster", "scripts/build.sh writes hashed copies");
+        assert_ne!(bundle, "pkg", "scripts/build.sh writes a hashed folder");
         let get = async |path: &str, encoding: Option<&str>| {
             let mut req = c.get(app.url(path));
             if let Some(e) = encoding {
@@ -122,7 +122,7 @@ async fn pages_render_on_the_server_with_data(backend: Backend) {
             let (kind, cache, coding) = (header("content-type"), header("cache-control"), header("content-encoding"));
             (kind, cache, coding, res.bytes().await.unwrap().len())
         };
-        let wasm = format!("/pkg/{bundle}_bg.wasm");
+        let wasm = format!("/{bundle}/quartermaster_bg.wasm");
         let (kind, cache, _, plain_len) = get(&wasm, None).await;
         assert_eq!(kind, "application/wasm");
         assert_eq!(cache, "public, max-age=31536000, immutable");
@@ -131,11 +131,23 @@ async fn pages_render_on_the_server_with_data(backend: Backend) {
         let (_, _, coding, gz_len) = get(&wasm, Some("gzip")).await;
         assert_eq!(coding, "gzip");
         assert!(br_len < gz_len && gz_len < plain_len / 2, "precompressed: {plain_len} {gz_len} {br_len}");
-        for path in [script.as_str(), stylesheet.as_str()] {
+        // The lazy pages' modules are beside it (`ui::lazy`), each split off the main module
+        // with the code only it uses, and the script that loads them.
+        let modules: Vec<String> = std::fs::read_dir(common::site_root().join(&bundle))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".wasm") && n != "quartermaster_bg.wasm")
+            .collect();
+        assert!(modules.len() >= 10, "one module per lazy page or more: {modules:?}");
+        let split: u64 =
+            modules.iter().map(|m| std::fs::metadata(common::site_root().join(&bundle).join(m)).unwrap().len()).sum();
+        assert!(split > plain_len as u64 / 2, "the lazy pages carry much of the code: {split} split, {plain_len} main");
+        let loader = format!("/{bundle}/__wasm_split.js");
+        let module = format!("/{bundle}/{}", modules[0]);
+        for path in [script.as_str(), stylesheet.as_str(), loader.as_str(), module.as_str()] {
             assert_eq!(get(path, None).await.1, "public, max-age=31536000, immutable", "{path}");
         }
-        assert_eq!(get("/pkg/quartermaster_bg.wasm", None).await.1, "no-cache");
-        assert_eq!(get("/pkg/quartermaster.css", None).await.1, "no-cache");
+        assert_eq!(get("/pkg/hash.txt", None).await.1, "no-cache");
     }
 
     // 404 is a page a person understands, with the right status.
