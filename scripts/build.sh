@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the portal without cargo-leptos (which would download tools from outside the registries):
-# the server (ssr) and, beside it, the wasm client (hydrate), wasm-bindgen, wasm-opt, CSS and
-# assets into target/site.   scripts/build.sh [debug|release]   (default: debug)
+# the server (ssr) and, beside it, the wasm client (hydrate, split at the lazy pages),
+# wasm-bindgen, binaryen, CSS and assets into target/site.
+#   scripts/build.sh [debug|release]   (default: debug)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-debug}"
@@ -9,11 +10,10 @@ site=target/site
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 
-scripts/setup.sh
-
-# The server builds in the background while the client is made: their target folders differ,
-# and the client's long single-threaded steps (link-time optimization, wasm-opt) leave a core
-# free that the server's build uses.
+# The server builds in the background while the client's tools are installed and the client
+# is made: the server needs none of those tools, their target folders differ, and the
+# client's long single-threaded steps (link-time optimization, wasm-opt) leave a core free
+# that the server's build uses.
 log "building the server ($profile), and beside it the wasm client"
 if [[ "$profile" == "release" ]]; then
   cargo build --release --features ssr --bin quartermaster &
@@ -23,6 +23,8 @@ fi
 server_build=$!
 trap 'kill "$server_build" 2>/dev/null || true' EXIT
 
+scripts/setup.sh
+
 # The relocations stay in the wasm for the splitter to move code between modules
 # (`--emit-relocs`, given to this crate's link only: in RUSTFLAGS it would rebuild every
 # dependency).
@@ -30,11 +32,18 @@ cargo rustc --lib --crate-type cdylib --target wasm32-unknown-unknown --no-defau
   --profile wasm-release --target-dir target/wasm -- -C link-args=--emit-relocs
 wasm=target/wasm/wasm32-unknown-unknown/wasm-release/quartermaster.wasm
 
-# The bundle goes into a folder named by a hash of what it is made from (the compiled wasm,
-# the stylesheet, this script): every file in it keeps its name for good, so browsers cache
-# the folder for a year and the files name each other by relative paths. pkg/hash.txt names
-# the current folder for the server to read at start.
-hash=$(cat "$wasm" style/main.css scripts/build.sh | sha256sum | cut -c1-16)
+# The bundle goes into a folder named by a hash of everything it is made from (the compiled
+# wasm, the stylesheet, the scripts that make it and the tools' versions): every file in it
+# keeps its name for good, so browsers cache the folder for a year and the files name each
+# other by relative paths. pkg/hash.txt names the current folder for the server to read at
+# start.
+binaryen_version=$(node -p 'require("./end2end/node_modules/binaryen/package.json").version' 2>/dev/null || echo none)
+hash=$({
+  cat "$wasm" style/main.css scripts/build.sh scripts/wasm-opt.mjs
+  wasm-bindgen --version
+  cargo install --list | grep -x 'wasm_split_cli_support v.*:'
+  echo "binaryen $binaryen_version"
+} | sha256sum | cut -c1-16)
 bundle="$site/pkg/$hash"
 if [[ ! -f "$bundle/quartermaster_bg.wasm" ]]; then
   work="$site/pkg/.$hash.partial"
@@ -47,19 +56,26 @@ if [[ ! -f "$bundle/quartermaster_bg.wasm" ]]; then
     --out-dir "$work" --out-name quartermaster "$work/split/quartermaster.wasm"
   rm "$work/split/quartermaster.wasm"
   mv "$work"/split/* "$work/" && rmdir "$work/split"
-  if [[ -d end2end/node_modules/binaryen ]]; then
+  if [[ "$binaryen_version" != none ]]; then
     log "optimizing the wasm (binaryen)"
     # The modules by size, dealt between two processes (scripts/wasm-opt.mjs optimizes many in
     # one: binaryen takes longer to start than to optimize a small one). Binaryen's warnings
     # about the split modules' name sections, one per module, are noise.
     mapfile -t modules < <(ls -S "$work"/*.wasm)
-    halves=("" "")
-    for i in "${!modules[@]}"; do halves[i % 2]+="${modules[i]}"$'\n'; done
-    optimize() { xargs -d '\n' node scripts/wasm-opt.mjs 2>&1 <<<"${1%$'\n'}" | { grep -v "unknown name subsection" || true; }; }
-    optimize "${halves[1]}" &
+    evens=() odds=()
+    for i in "${!modules[@]}"; do
+      if ((i % 2)); then odds+=("${modules[i]}"); else evens+=("${modules[i]}"); fi
+    done
+    optimize() {
+      (($#)) || return 0
+      node scripts/wasm-opt.mjs "$@" 2>&1 | { grep -v "unknown name subsection" || true; }
+    }
+    optimize "${odds[@]}" &
     other=$!
-    optimize "${halves[0]}"
+    trap 'kill "$server_build" "$other" 2>/dev/null || true; pkill -P "$other" 2>/dev/null || true' EXIT
+    optimize "${evens[@]}"
     wait "$other"
+    trap 'kill "$server_build" 2>/dev/null || true' EXIT
   fi
   cp style/main.css "$work/quartermaster.css"
   # Precompressed copies: the server sends brotli or gzip to browsers that accept them (the
@@ -74,8 +90,15 @@ if [[ ! -f "$bundle/quartermaster_bg.wasm" ]]; then
   # Moved into place whole: an interrupted build leaves no half-made bundle under its name.
   rm -rf "$bundle" && mv "$work" "$bundle"
 fi
-echo "$hash" > "$site/pkg/hash.txt"
-# Earlier builds' bundles stay a week: a server started before this build still names them.
+# The bundle this one replaces stays a week from now (its folder touched): a server started
+# before this build, and the pages it served, still name it. Older ones are removed.
+previous=$(cat "$site/pkg/hash.txt" 2>/dev/null || true)
+if [[ -n "$previous" && "$previous" != "$hash" && "$previous" =~ ^[0-9a-f]{16}$ ]]; then
+  touch -c "$site/pkg/$previous" "$site/pkg/quartermaster.$previous"*
+fi
+# Written aside and moved into place: a server starting meanwhile reads the old name or the
+# new one, never half of one.
+echo "$hash" > "$site/pkg/.hash.txt.partial" && mv "$site/pkg/.hash.txt.partial" "$site/pkg/hash.txt"
 find "$site/pkg" -mindepth 1 -maxdepth 1 ! -name "$hash" ! -name hash.txt -mtime +7 -exec rm -rf {} +
 cp -r public/. "$site/"
 

@@ -352,11 +352,14 @@ fn scim_routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
 /// name `/pkg/<hash>/quartermaster.js`, `…_bg.wasm` and `….css`, and the script fetches the
 /// lazy pages' modules beside it; plain `pkg` for a site built without one.
 pub fn bundle_dir(site_root: &std::path::Path) -> String {
-    let hash = std::fs::read_to_string(site_root.join("pkg").join("hash.txt")).unwrap_or_default();
+    let file = site_root.join("pkg").join("hash.txt");
+    let hash = std::fs::read_to_string(&file).unwrap_or_default();
     let hash = hash.trim();
     if is_bundle_hash(hash) {
         format!("pkg/{hash}")
     } else {
+        // Pages will name a client that is not there: they work, but without JavaScript.
+        tracing::warn!(file = %file.display(), "no client bundle named: build it with scripts/build.sh");
         "pkg".to_owned()
     }
 }

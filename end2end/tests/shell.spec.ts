@@ -71,7 +71,7 @@ test('a person loads only the main part of the client; an admin page fetches its
   page.on('request', (r) => { if (r.resourceType() === 'document') documents += 1; });
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Admin', exact: true }).click();
   await expect(page).toHaveURL(/\/admin$/);
-  await expect(page.getByRole('heading', { level: 1 })).toBeVisible();
+  await expect(page.getByRole('heading', { level: 1, name: 'Admin', exact: true })).toBeVisible();
   expect(wasm.filter((n) => n.startsWith('split___admin_view'))).toHaveLength(1);
   expect(documents, 'a client-side navigation').toBe(0);
 });

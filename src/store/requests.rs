@@ -415,7 +415,15 @@ pub async fn overdue(conn: &mut Conn, now: DateTime<Utc>, limit: i64) -> Result<
 /// its index (`requests_target`, `requests_requestor`), so a page reads at most twice its
 /// length; `target OR requestor` read every request of the person to keep a page of them.
 pub async fn of_user(conn: &mut Conn, user: UserId, before: i64, limit: i64) -> Result<Vec<RequestRow>, sqlx::Error> {
-    let sql = format!(
+    let sql = of_user_sql();
+    let rows = sqlx::query(&sql).bind(user.0).bind(before).bind(limit).fetch_all(conn).await?;
+    rows.iter().map(request_from_row).collect()
+}
+
+/// The statement [`of_user`] runs: `$1` the person, `$2` the cursor, `$3` the page's length
+/// (the query-plan test reads it too).
+pub fn of_user_sql() -> String {
+    format!(
         "SELECT {REQUEST_COLUMNS} FROM requests WHERE id IN ( \
            SELECT id FROM (SELECT id FROM requests WHERE target_user_id = $1 AND id < $2 \
                            ORDER BY id DESC LIMIT $3) AS mine \
@@ -423,9 +431,7 @@ pub async fn of_user(conn: &mut Conn, user: UserId, before: i64, limit: i64) -> 
            SELECT id FROM (SELECT id FROM requests WHERE requestor_id = $1 AND id < $2 \
                            ORDER BY id DESC LIMIT $3) AS filed) \
          ORDER BY id DESC LIMIT $3"
-    );
-    let rows = sqlx::query(&sql).bind(user.0).bind(before).bind(limit).fetch_all(conn).await?;
-    rows.iter().map(request_from_row).collect()
+    )
 }
 
 /// A decision, as shown on timelines and in the approver's history.

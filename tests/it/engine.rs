@@ -754,12 +754,19 @@ async fn my_requests_pages_hold_what_i_filed_and_what_was_filed_for_me(backend: 
         .fetch_one(w.db().pool())
         .await
         .unwrap();
-    // 60 requests between three people, in runs, so that a page of Maya's is sometimes all
-    // filed by her, sometimes all for her, and sometimes mixed.
+    // 60 requests between three people in runs of twelve: filed by Maya for Linus, by Linus
+    // for her, a mixed run, none of hers, then hers for herself; so a page of hers holds only
+    // what she filed, only what was filed for her, or both.
     let pairs = [(maya, linus), (linus, maya), (maya, maya), (omar, linus), (linus, omar), (omar, maya)];
     let mut expected = Vec::new();
     for i in 0..60usize {
-        let (requestor, target) = pairs[(i / 4 + i % 3) % pairs.len()];
+        let (requestor, target) = match i / 12 {
+            0 => (maya, linus),
+            1 => (linus, maya),
+            2 => pairs[i % pairs.len()],
+            3 => (omar, linus),
+            _ => (maya, maya),
+        };
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO requests (kind, state, requestor_id, target_user_id, package_id, policy_id, created_at, updated_at) \
              VALUES ('user_add', 'canceled', $1, $2, $3, $4, $5, $5) RETURNING id",
@@ -878,6 +885,16 @@ async fn open_work_and_roles_are_read_through_their_indexes(backend: Backend) {
     .await;
     if backend == Backend::Sqlite {
         assert!(held.contains("assignments_one_live"), "{held}");
+    }
+    // My requests: what I filed and what was filed for me, each side down its own index, and
+    // no sort of all my requests (which `target OR requestor` made).
+    let mine = plan_of(
+        quartermaster::store::requests::of_user_sql().replace("$1", "5").replace("$2", "1000").replace("$3", "11"),
+    )
+    .await;
+    assert!(mine.contains("requests_target") && mine.contains("requests_requestor"), "{mine}");
+    if backend == Backend::Sqlite {
+        assert!(!mine.contains("MULTI-INDEX OR") && !mine.contains("FOR ORDER BY"), "{mine}");
     }
     let roles = plan("SELECT role, catalog_id FROM role_assignments WHERE user_id = 5").await;
     assert!(roles.contains("role_assignments_user"), "{roles}");

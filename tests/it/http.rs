@@ -107,8 +107,8 @@ async fn pages_render_on_the_server_with_data(backend: Backend) {
     assert!(!html.contains(">Admin<"));
 
     // The assets the page asks for are served (when the client was built: scripts/test.sh does),
-    // under content-hashed names cached for a year, brotli or gzip as the browser accepts;
-    // the unhashed names are revalidated.
+    // from the bundle's content-hashed folder, cached for a year, brotli or gzip as the
+    // browser accepts; anything else under /pkg is revalidated.
     if std::env::var("QM_REQUIRE_SITE").is_ok() {
         assert_ne!(bundle, "pkg", "scripts/build.sh writes a hashed folder");
         let get = async |path: &str, encoding: Option<&str>| {
