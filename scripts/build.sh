@@ -10,26 +10,29 @@ site=target/site
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 
-# The server builds in the background while the client's tools are installed and the client
-# is made: the server needs none of those tools, their target folders differ, and the
-# client's long single-threaded steps (link-time optimization, wasm-opt) leave a core free
-# that the server's build uses.
+# The server, the client and the client's tools build at once: none needs another until the
+# client is linked, their target folders differ, and each one's single-threaded stretches
+# (a crate's type checking, the client's link-time optimization) leave a core to the others.
 log "building the server ($profile), and beside it the wasm client"
-if [[ "$profile" == "release" ]]; then
-  cargo build --release --features ssr --bin quartermaster &
-else
-  cargo build --features ssr --bin quartermaster &
-fi
+case "$profile" in
+  debug) cargo build --features ssr --bin quartermaster & ;;
+  release) cargo build --release --features ssr --bin quartermaster & ;;
+  *) echo "scripts/build.sh [debug|release]" >&2; exit 2 ;;
+esac
 server_build=$!
 trap 'kill "$server_build" 2>/dev/null || true' EXIT
 
-scripts/setup.sh
-
+scripts/setup.sh --wasm-target
 # The relocations stay in the wasm for the splitter to move code between modules
 # (`--emit-relocs`, given to this crate's link only: in RUSTFLAGS it would rebuild every
 # dependency).
 cargo rustc --lib --crate-type cdylib --target wasm32-unknown-unknown --no-default-features --features hydrate \
-  --profile wasm-release --target-dir target/wasm -- -C link-args=--emit-relocs
+  --profile wasm-release --target-dir target/wasm -- -C link-args=--emit-relocs &
+client_build=$!
+trap 'kill "$server_build" "$client_build" 2>/dev/null || true' EXIT
+scripts/setup.sh
+wait "$client_build"
+trap 'kill "$server_build" 2>/dev/null || true' EXIT
 wasm=target/wasm/wasm32-unknown-unknown/wasm-release/quartermaster.wasm
 
 # The bundle goes into a folder named by a hash of everything it is made from (the compiled

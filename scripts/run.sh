@@ -3,7 +3,10 @@
 # data and demo sign-in.   scripts/run.sh [extra `serve` flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build.sh release
+# The debug build: it compiles in a fraction of the time of a release build and is the one the
+# tests use, so running and then testing builds the server once. It serves the demo's pages
+# in about 10 ms (release: 3 ms). For production, `scripts/build.sh release` (README).
+scripts/build.sh debug
 export QM_DATABASE_URL="${QM_DATABASE_URL:-sqlite://data/quartermaster.db}"
 export QM_SITE_ROOT="${QM_SITE_ROOT:-target/site}"
 # The key that seals connector secrets (an administrator adding a SCIM, LDAP or webhook
@@ -30,4 +33,4 @@ if [[ -z "${QM_SMTP_URL:-}" && -x end2end/node_modules/.bin/maildev ]]; then
   export QM_SMTP_URL="smtp://127.0.0.1:$smtp_port" QM_MAIL_FROM="${QM_MAIL_FROM:-Quartermaster <quartermaster@localhost>}"
   echo "Emails the demo sends: http://127.0.0.1:$web_port"
 fi
-target/release/quartermaster serve --demo --addr 127.0.0.1:3000 "$@"
+target/debug/quartermaster serve --demo --addr 127.0.0.1:3000 "$@"

@@ -3,6 +3,8 @@
 # this machine can reach are used: crates.io, npm, Debian apt.
 #   scripts/setup.sh          build prerequisites (wasm target, wasm-bindgen-cli, npm packages)
 #   scripts/setup.sh --test   also what the tests need (Chromium, PostgreSQL server binaries)
+#   scripts/setup.sh --wasm-target   only the wasm target (scripts/build.sh, before the client's
+#                                    build, which needs nothing else until it is linked)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,12 +18,18 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
   log "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
 fi
+[[ "${1:-}" == "--wasm-target" ]] && exit 0
+
+# The two tools below are debug builds without debug info: they compile in a fraction of the
+# time of a release build (they are on the way to a first page on a new machine) and still do
+# their work on the client in seconds.
+export CARGO_PROFILE_DEV_DEBUG=false
 
 # 2. wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock.
 wbg_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 if [[ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wbg_version" ]]; then
-  log "installing wasm-bindgen-cli $wbg_version (a few minutes, once)"
-  cargo install wasm-bindgen-cli --version "$wbg_version"
+  log "installing wasm-bindgen-cli $wbg_version (a minute or two, once)"
+  cargo install --debug wasm-bindgen-cli --version "$wbg_version"
 fi
 
 # 3. The wasm splitter (wasm_split_cli_support, the tool cargo-leptos uses as a library): it cuts
@@ -29,8 +37,6 @@ fi
 split_version=0.2.4
 if ! command -v wasm-split-cli >/dev/null || ! cargo install --list | grep -qx "wasm_split_cli_support v$split_version:"; then
   log "installing wasm-split-cli $split_version (a minute, once)"
-  # A debug build: it compiles in a third of the time of a release build (it is on the way
-  # to a first page on a new machine) and still splits the client in about two seconds.
   cargo install --debug --locked wasm_split_cli_support --version "$split_version" --features build-binary
 fi
 
