@@ -15,24 +15,27 @@ log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 # (a crate's type checking, the client's link-time optimization) leave a core to the others.
 log "building the server ($profile), and beside it the wasm client"
 case "$profile" in
-  debug) cargo build --features ssr --bin quartermaster & ;;
-  release) cargo build --release --features ssr --bin quartermaster & ;;
+  debug) setsid -w cargo build --features ssr --bin quartermaster & ;;
+  release) setsid -w cargo build --release --features ssr --bin quartermaster & ;;
   *) echo "scripts/build.sh [debug|release]" >&2; exit 2 ;;
 esac
 server_build=$!
-trap 'kill "$server_build" 2>/dev/null || true' EXIT
+# Each build runs in a process group of its own (setsid): stopping it stops its compilers too,
+# which killing cargo alone would leave running.
+stop() { for group in "$@"; do kill -TERM -- "-$group" 2>/dev/null || true; done; }
+trap 'stop "$server_build"' EXIT
 
 scripts/setup.sh --wasm-target
 # The relocations stay in the wasm for the splitter to move code between modules
 # (`--emit-relocs`, given to this crate's link only: in RUSTFLAGS it would rebuild every
 # dependency).
-cargo rustc --lib --crate-type cdylib --target wasm32-unknown-unknown --no-default-features --features hydrate \
+setsid -w cargo rustc --lib --crate-type cdylib --target wasm32-unknown-unknown --no-default-features --features hydrate \
   --profile wasm-release --target-dir target/wasm -- -C link-args=--emit-relocs &
 client_build=$!
-trap 'kill "$server_build" "$client_build" 2>/dev/null || true' EXIT
+trap 'stop "$server_build" "$client_build"' EXIT
 scripts/setup.sh
 wait "$client_build"
-trap 'kill "$server_build" 2>/dev/null || true' EXIT
+trap 'stop "$server_build"' EXIT
 wasm=target/wasm/wasm32-unknown-unknown/wasm-release/quartermaster.wasm
 
 # The bundle goes into a folder named by a hash of everything it is made from (the compiled
@@ -75,10 +78,10 @@ if [[ ! -f "$bundle/quartermaster_bg.wasm" ]]; then
     }
     optimize "${odds[@]}" &
     other=$!
-    trap 'kill "$server_build" "$other" 2>/dev/null || true; pkill -P "$other" 2>/dev/null || true' EXIT
+    trap 'stop "$server_build"; pkill -P "$other" 2>/dev/null || true; kill "$other" 2>/dev/null || true' EXIT
     optimize "${evens[@]}"
     wait "$other"
-    trap 'kill "$server_build" 2>/dev/null || true' EXIT
+    trap 'stop "$server_build"' EXIT
   fi
   cp style/main.css "$work/quartermaster.css"
   # Precompressed copies: the server sends brotli or gzip to browsers that accept them (the
