@@ -15,10 +15,11 @@ log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 # (a crate's type checking, the client's link-time optimization) leave a core to the others.
 log "building the server ($profile), and beside it the wasm client"
 case "$profile" in
-  debug) setsid -w cargo build --features ssr --bin quartermaster & ;;
-  release) setsid -w cargo build --release --features ssr --bin quartermaster & ;;
+  debug) mode=() ;;
+  release) mode=(--release) ;;
   *) echo "scripts/build.sh [debug|release]" >&2; exit 2 ;;
 esac
+setsid -w cargo build "${mode[@]}" --features ssr --bin quartermaster &
 server_build=$!
 # Each build runs in a process group of its own (setsid): stopping it stops its compilers too,
 # which killing cargo alone would leave running.

@@ -28,7 +28,7 @@ export CARGO_PROFILE_DEV_DEBUG=false
 # 2. wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock.
 wbg_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 if [[ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wbg_version" ]]; then
-  log "installing wasm-bindgen-cli $wbg_version (a minute or two, once)"
+  log "installing wasm-bindgen-cli $wbg_version (about three minutes beside the builds, once)"
   cargo install --debug wasm-bindgen-cli --version "$wbg_version"
 fi
 
