@@ -25,7 +25,9 @@ print(a.getsockname()[1], b.getsockname()[1]); a.close(); b.close()')
     export QM_MAIL_PID=$!
     export QM_MAIL_DIR="$dir"
     ready=
-    for _ in $(seq 1 100); do
+    # Up to 60 s: Node reads maildev's packages from disk first, which after a big build has
+    # pushed them out of the page cache took more than 10 s here once.
+    for _ in $(seq 1 600); do
       if curl -fsS -o /dev/null "http://127.0.0.1:$web/api/healthz" 2>/dev/null; then ready=1; break; fi
       if ! kill -0 "$QM_MAIL_PID" 2>/dev/null; then break; fi
       sleep 0.1
