@@ -24,12 +24,17 @@ fi
 # time of a release build (they are on the way to a first page on a new machine) and still do
 # their work on the client in seconds.
 export CARGO_PROFILE_DEV_DEBUG=false
+# One target folder for both, kept: the splitter compiles only what it does not share with
+# wasm-bindgen-cli (clap and its derive, regex, rayon, …), and a reinstall compiles only what
+# changed. Both resolve their dependencies to the newest compatible versions (wasm-bindgen-cli
+# cannot take its lockfile: it pins a webpki-roots the registry no longer has), so they share.
+tools_target="$PWD/target/tools"
 
 # 2. wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock.
 wbg_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 if [[ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wbg_version" ]]; then
   log "installing wasm-bindgen-cli $wbg_version (about three minutes beside the builds, once)"
-  cargo install --debug wasm-bindgen-cli --version "$wbg_version"
+  cargo install --debug --target-dir "$tools_target" wasm-bindgen-cli --version "$wbg_version"
 fi
 
 # 3. The wasm splitter (wasm_split_cli_support, the tool cargo-leptos uses as a library): it cuts
@@ -37,7 +42,7 @@ fi
 split_version=0.2.4
 if ! command -v wasm-split-cli >/dev/null || ! cargo install --list | grep -qx "wasm_split_cli_support v$split_version:"; then
   log "installing wasm-split-cli $split_version (a minute, once)"
-  cargo install --debug --locked wasm_split_cli_support --version "$split_version" --features build-binary
+  cargo install --debug --target-dir "$tools_target" wasm_split_cli_support --version "$split_version" --features build-binary
 fi
 
 # 4. npm packages: Playwright (driving Debian's Chromium), binaryen's wasm-opt, the test peers.
