@@ -29,6 +29,8 @@ export CARGO_PROFILE_DEV_DEBUG=false
 # changed. Both resolve their dependencies to the newest compatible versions (wasm-bindgen-cli
 # cannot take its lockfile: it pins a webpki-roots the registry no longer has), so they share.
 tools_target="$PWD/target/tools"
+# Floating versions, but only ones that build with this toolchain (rust-toolchain.toml).
+export CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback
 
 # 2. wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock.
 wbg_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)

@@ -5,6 +5,14 @@
 
 #![cfg_attr(feature = "hydrate", allow(unused_imports))]
 
+// The server and the wasm client must both be built with Leptos's erased components, or the
+// client does not hydrate the server's pages (.cargo/config.toml sets it for every build).
+#[cfg(not(any(erase_components, doc)))]
+compile_error!(
+    "build with `--cfg erase_components` (.cargo/config.toml sets it; a RUSTFLAGS in the environment \
+     replaces that, so add it there): the server and the wasm client must agree"
+);
+
 pub mod states;
 pub mod ui;
 pub mod views;
