@@ -234,8 +234,16 @@ impl Service {
             },
             assignment: None,
         };
-        if !requests::transition(&mut tx, id, req.version, &t, now).await?
-            || !requests::insert_decision(&mut tx, id, stage, Some(actor.id()), decision, justification, now).await?
+        // The final approval's state change is the granting's own (below, guarded by the same
+        // version): an intermediate `approved` row would be one more update of the request and
+        // its inbox, and one more read, in the busiest write there is. Either way the guarded
+        // update comes before the decision's row, as in every other writer (a time-out, a
+        // leaver's replacement): the other order could deadlock with them on PostgreSQL.
+        let record = async |tx: &mut Tx| {
+            requests::insert_decision(tx, id, stage, Some(actor.id()), decision, justification, now).await
+        };
+        if outcome != DecisionOutcome::Approved
+            && (!requests::transition(&mut tx, id, req.version, &t, now).await? || !record(&mut tx).await?)
         {
             return Err(already_decided(&mut tx, &req).await?);
         }
@@ -257,8 +265,18 @@ impl Service {
                 (RequestState::PendingApproval, format!("Approved stage {stage}; stage {k} is next."))
             }
             DecisionOutcome::Approved => {
-                let current = requests::request(&mut tx, id).await?.ok_or_else(|| DomainError::not_found("request"))?;
-                let state = self.approve_and_grant(&mut tx, &current, &mut events, now).await?;
+                // The request as the skipped transition would have left it: its stage decided,
+                // nothing due, no longer escalated; still at the version read, which the
+                // granting's transition is guarded by. A decision that lost a race to a cancel
+                // or a time-out is told which, as above.
+                let current = RequestRow { state: next_state, stage_due_at: None, escalated: false, ..req.clone() };
+                let state = match self.approve_and_grant(&mut tx, &current, &mut events, now).await {
+                    Err(DomainError::AlreadyDecided(_)) => return Err(already_decided(&mut tx, &req).await?),
+                    other => other?,
+                };
+                if !record(&mut tx).await? {
+                    return Err(already_decided(&mut tx, &req).await?);
+                }
                 let message = if matches!(state, RequestState::Delivering | RequestState::Delivered) {
                     "Approved: access is being delivered.".to_owned()
                 } else {
