@@ -96,15 +96,22 @@ case "$backend" in
   *) echo "--backend sqlite|postgres" >&2; exit 2 ;;
 esac
 
+# A copy of the kept SQLite scale data, for a run that changes it (`expiry` or `approvals`).
+use_copy() {
+  rm -f "target/bench/$1-$scale.db"*
+  for f in "target/bench/scale-$scale.db"{,-wal}; do
+    [[ -f "$f" ]] && cp "$f" "target/bench/$1-${f#target/bench/scale-}"
+  done
+  export QM_DATABASE_URL="sqlite://target/bench/$1-$scale.db"
+}
+# The approvals decide pending requests: on SQLite they run on a copy, so every run decides
+# the same requests and the kept data stays as seeded.
+[[ "$approvals" == 1 && "$backend" == sqlite ]] && use_copy approvals
 if [[ "$expiry" == 1 ]]; then
   # The sweep ends every live assignment: it runs on a copy (SQLite) or a fresh cluster's
   # database (PostgreSQL, seeded above), never on the kept scale data.
   if [[ "$backend" == sqlite ]]; then
-    rm -f "target/bench/expiry-$scale.db"*
-    for f in "target/bench/scale-$scale.db"{,-wal}; do
-      [[ -f "$f" ]] && cp "$f" "target/bench/expiry-${f#target/bench/scale-}"
-    done
-    export QM_DATABASE_URL="sqlite://target/bench/expiry-$scale.db"
+    use_copy expiry
   else
     [[ "${started_pg:-}" == 1 ]] || echo "the sweep ends the assignments of $QM_BENCH_POSTGRES_URL: seed anew before the next run" >&2
   fi
@@ -142,11 +149,12 @@ cookie_of() {
 }
 if [[ "$approvals" == 1 ]]; then
   # 10,000 approvals by the 32 busiest approvers at once (benches/approvals.rs checks that each
-  # request got exactly one decision). It uses up pending requests: the next run seeds anew.
+  # request got exactly one decision). On PostgreSQL it uses up pending requests: the next run
+  # seeds anew.
   status=0
   cargo bench --bench approvals -- --base "$base" --database-url "$QM_DATABASE_URL" --approvers 32 --requests 10000 \
     || status=$?
-  rm -f "$summary"
+  [[ "$backend" == postgres ]] && rm -f "$summary"
   if [[ "$backend" == postgres && "${started_pg:-}" != 1 ]]; then
     echo "the approvals used up pending requests: empty $QM_BENCH_POSTGRES_URL before the next run" >&2
   fi
