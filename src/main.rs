@@ -6,7 +6,8 @@ use clap::Parser;
 use quartermaster::config::{AuditCommand, Cli, Command, PackagesCommand, TokenCommand, UsersCommand};
 use quartermaster::domain::authz::Operator;
 use quartermaster::service::{AuditAnchor, ChainCheck, Service};
-use quartermaster::{demo, scale, server, store::Db, telemetry};
+use quartermaster::store::{Checkpoints, Db};
+use quartermaster::{demo, scale, server, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -28,8 +29,15 @@ async fn run(cli: Cli) -> Result<(), String> {
         args.check()?;
     }
     let url = cli.database_url()?;
-    let db =
-        Db::connect(&url, cli.database_max_connections).await.map_err(|e| format!("cannot open the database: {e}"))?;
+    // The server checkpoints SQLite's log in the background, out of its writers' way; the
+    // short-lived commands leave it to their commits.
+    let checkpoints = match cli.command {
+        Command::Serve(_) => Checkpoints::Background,
+        _ => Checkpoints::OnCommit,
+    };
+    let db = Db::connect_with(&url, cli.database_max_connections, checkpoints)
+        .await
+        .map_err(|e| format!("cannot open the database: {e}"))?;
     db.migrate().await.map_err(|e| format!("migrations failed: {e}"))?;
     match cli.command {
         Command::Migrate => {
@@ -63,9 +71,18 @@ async fn run(cli: Cli) -> Result<(), String> {
             if args.demo {
                 demo::seed_if_empty(&db).await.map_err(|e| format!("seeding failed: {e}"))?;
             }
+            let pool = db.pool().clone();
             let app = server::Application::build(db, args).await.map_err(|e| format!("cannot start: {e}"))?;
             tracing::info!(addr = %app.local_addr(), "serving");
-            app.run_until_stopped(server::shutdown_signal()).await.map_err(|e| e.to_string())
+            let served = app.run_until_stopped(server::shutdown_signal()).await.map_err(|e| e.to_string());
+            // Closing the pool ends the checkpointer, and the last connection's close copies
+            // the rest of SQLite's log into the database file. Bounded: a connection some
+            // task still holds must not keep the process from stopping.
+            let closing = tokio::time::timeout(std::time::Duration::from_secs(10), pool.close()).await;
+            if closing.is_err() {
+                tracing::warn!("the database pool did not close within 10 s");
+            }
+            served
         }
     }
 }

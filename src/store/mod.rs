@@ -92,6 +92,48 @@ pub async fn savepoint(tx: &mut Tx) -> Result<Savepoint<'_>, sqlx::Error> {
     (&mut tx.inner).begin().await
 }
 
+/// [`Checkpoints::Background`]'s task, every [`CHECKPOINT_EVERY`] until the pool is closed:
+/// first a `PASSIVE` checkpoint (it takes neither SQLite's write lock nor a turn at the
+/// writer and waits for nobody: it copies what no reader still needs, while writers go on),
+/// then, when the log is still long, [`restart_log`] for what the first left. A failure is
+/// logged and tried again next round.
+async fn checkpoint_in_background(db: Db) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !db.pool().is_closed() {
+        every.tick().await;
+        let round = async {
+            // (busy, pages in the log, pages copied); -1s when not in WAL mode.
+            let (_, log, _): (i64, i64, i64) =
+                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(db.pool()).await?;
+            if log > RESTART_LOG_PAGES {
+                restart_log(&db).await?;
+            }
+            Ok::<_, sqlx::Error>(())
+        };
+        match round.await {
+            Ok(()) | Err(sqlx::Error::PoolClosed) => {}
+            Err(e) => tracing::warn!(error = %e, "the background checkpoint of the SQLite log failed"),
+        }
+    }
+}
+
+/// Copy the rest of the log and have the next writer start it over: a `RESTART` checkpoint
+/// during a turn at the writer (so SQLite's write lock is free and nothing appends), which
+/// waits until the readers of older snapshots are done. Only 50 ms: a slow reader must not
+/// hold up every writer behind this turn; the next round tries again.
+async fn restart_log(db: &Db) -> Result<(), sqlx::Error> {
+    let _turn = db.write_turn().await?;
+    let mut conn = db.pool().acquire().await?;
+    conn.execute("PRAGMA busy_timeout = 50").await?;
+    let done = sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&mut *conn).await;
+    // The connection goes back to the pool with the usual timeout, or not at all.
+    if conn.execute(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}").as_str()).await.is_err() {
+        conn.close().await?;
+    }
+    done.map(|_| ())
+}
+
 /// The database handle shared by the whole application.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -104,10 +146,41 @@ pub struct Db {
     writer: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
+/// Who copies SQLite's write-ahead log back into the database file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Checkpoints {
+    /// SQLite's default: the commit that takes the log past 1,000 pages checkpoints it there
+    /// and then, inside its transaction (on this process, inside its turn at the writer).
+    /// For short-lived commands, which run no background task.
+    #[default]
+    OnCommit,
+    /// A background task checkpoints (`PASSIVE`) every [`CHECKPOINT_EVERY`] and commits never
+    /// do: the page copying and the `fsync` leave the writer's critical path, so the next
+    /// writer does not wait for them. For the server, which closes the pool when it stops
+    /// (the last connection's close checkpoints what is left); the task ends then.
+    Background,
+}
+
+/// How often the background checkpointer runs.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// A log longer than this (pages) after the round's `PASSIVE` copy is started over during a
+/// turn at the writer ([`restart_log`]): with writers appending meanwhile, a copy outside the
+/// turn never finds the whole log copied, and the log starts over only then.
+const RESTART_LOG_PAGES: i64 = 2_000;
+
+/// SQLite's busy timeout on every connection ([`Db::connect`]).
+const BUSY_TIMEOUT_MS: u32 = 15_000;
+
 impl Db {
     /// Connect a pool. SQLite files (and their folder) are created when missing, and every
     /// SQLite connection runs in WAL mode with a busy timeout and foreign keys on.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+        Self::connect_with(url, max_connections, Checkpoints::OnCommit).await
+    }
+
+    /// [`Db::connect`], choosing who checkpoints SQLite's log (nothing changes on PostgreSQL).
+    pub async fn connect_with(url: &str, max_connections: u32, checkpoints: Checkpoints) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let mut url = url.to_owned();
@@ -118,19 +191,28 @@ impl Db {
             if !url.contains("mode=") {
                 url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
             }
-            options = options.after_connect(|conn, _meta| {
+            options = options.after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; \
-                         PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                    )
-                    .await?;
+                    let settings = format!(
+                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; \
+                         PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+                    );
+                    conn.execute(settings.as_str()).await?;
+                    if checkpoints == Checkpoints::Background {
+                        // And a log that grew during a burst is cut back to 64 MiB when it
+                        // starts over (SQLite keeps its largest size otherwise).
+                        conn.execute("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;").await?;
+                    }
                     Ok(())
                 })
             });
         }
         let pool = options.connect(&url).await?;
-        Ok(Db { pool, backend, writer: std::sync::Arc::new(tokio::sync::Semaphore::new(1)) })
+        let db = Db { pool, backend, writer: std::sync::Arc::new(tokio::sync::Semaphore::new(1)) };
+        if backend == Backend::Sqlite && checkpoints == Checkpoints::Background {
+            tokio::spawn(checkpoint_in_background(db.clone()));
+        }
+        Ok(db)
     }
 
     pub fn backend(&self) -> Backend {
@@ -468,3 +550,58 @@ pub mod scale;
 pub mod scim;
 pub mod seed;
 pub mod tokens;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// Every pooled connection of the server's pool leaves checkpoints to the background task,
+    /// and that task does copy the log into the database file: written pages reach the file
+    /// without any commit having checkpointed them, and without the pool being closed.
+    #[tokio::test]
+    async fn background_checkpoints_leave_commits_alone_and_still_copy_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.db");
+        let url = format!("sqlite://{}", file.display());
+        let autocheckpoint = async |db: &Db| -> Vec<i64> {
+            // Two connections at once: both pooled connections, not the same one twice.
+            let (mut a, mut b) = (db.pool().acquire().await.unwrap(), db.pool().acquire().await.unwrap());
+            let mut seen = Vec::new();
+            for conn in [&mut a, &mut b] {
+                seen.push(sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(&mut **conn).await.unwrap());
+            }
+            seen
+        };
+        let by_commits = Db::connect_with(&url, 2, Checkpoints::OnCommit).await.unwrap();
+        assert_eq!(autocheckpoint(&by_commits).await, vec![1000, 1000], "SQLite's default for the commands");
+        by_commits.pool().close().await;
+
+        let db = Db::connect_with(&url, 2, Checkpoints::Background).await.unwrap();
+        assert_eq!(autocheckpoint(&db).await, vec![0, 0], "no commit checkpoints in the server");
+        sqlx::query("CREATE TABLE t (x BLOB NOT NULL)").execute(db.pool()).await.unwrap();
+        let before = std::fs::metadata(&file).unwrap().len();
+        // About 2,000 pages of 4 KiB in 20 commits: past SQLite's 1,000-page threshold.
+        for _ in 0..20 {
+            let mut tx = db.begin().await.unwrap();
+            let hundred = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) \
+                           INSERT INTO t (x) SELECT randomblob(4000) FROM n";
+            sqlx::query(hundred).execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        // The database file holds the rows once a checkpoint copied them there: the task's,
+        // within a few of its rounds.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let len = std::fs::metadata(&file).unwrap().len();
+            if len >= before + 2000 * 4000 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the log was not checkpointed: the file has {len} bytes");
+            tokio::time::sleep(CHECKPOINT_EVERY / 5).await;
+        }
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(db.pool()).await.unwrap();
+        assert_eq!(rows, 2000);
+    }
+}
