@@ -95,19 +95,27 @@ pub async fn savepoint(tx: &mut Tx) -> Result<Savepoint<'_>, sqlx::Error> {
 /// [`Checkpoints::Background`]'s task, every [`CHECKPOINT_EVERY`] until the pool is closed:
 /// first a `PASSIVE` checkpoint (it takes neither SQLite's write lock nor a turn at the
 /// writer and waits for nobody: it copies what no reader still needs, while writers go on),
-/// then, when the log is still long, [`restart_log`] for what the first left. A failure is
-/// logged and tried again next round.
+/// then, when the log is long and that copy reached its end, [`restart_log`] for what was
+/// appended meanwhile. A copy that did not reach the end means a reader still reads an older
+/// snapshot: a restart would only wait for it during the turn, so it is left to a later round.
+/// A failure is logged and tried again next round.
 async fn checkpoint_in_background(db: Db) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The log's length after the last restart: until a writer starts the log over, it stays
+    // the same, and restarting it again would take turns for nothing.
+    let mut restarted_at = None;
     while !db.pool().is_closed() {
         every.tick().await;
         let round = async {
             // (busy, pages in the log, pages copied); -1s when not in WAL mode.
-            let (_, log, _): (i64, i64, i64) =
+            let (_, log, copied): (i64, i64, i64) =
                 sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(db.pool()).await?;
-            if log > RESTART_LOG_PAGES {
-                restart_log(&db).await?;
+            if log > RESTART_LOG_PAGES && copied == log && restarted_at != Some(log) {
+                match restart_log(&db).await? {
+                    Restart::Done => restarted_at = Some(log),
+                    Restart::Busy => tracing::debug!(log, "a reader kept the SQLite log from starting over"),
+                }
             }
             Ok::<_, sqlx::Error>(())
         };
@@ -118,20 +126,33 @@ async fn checkpoint_in_background(db: Db) {
     }
 }
 
+/// What [`restart_log`] managed.
+#[derive(Debug, PartialEq, Eq)]
+enum Restart {
+    /// The whole log is copied: the next writer starts it over.
+    Done,
+    /// A reader, a writer of another process or every pooled connection was busy: try later.
+    Busy,
+}
+
 /// Copy the rest of the log and have the next writer start it over: a `RESTART` checkpoint
 /// during a turn at the writer (so SQLite's write lock is free and nothing appends), which
-/// waits until the readers of older snapshots are done. Only 50 ms: a slow reader must not
-/// hold up every writer behind this turn; the next round tries again.
-async fn restart_log(db: &Db) -> Result<(), sqlx::Error> {
+/// waits until the readers of older snapshots are done. Briefly: the connection within
+/// 100 ms, the readers within 50 ms (SQLite's busy timeout, set for this statement and put
+/// back after it), since every writer waits behind this turn.
+async fn restart_log(db: &Db) -> Result<Restart, sqlx::Error> {
     let _turn = db.write_turn().await?;
-    let mut conn = db.pool().acquire().await?;
+    let Ok(conn) = tokio::time::timeout(Duration::from_millis(100), db.pool().acquire()).await else {
+        return Ok(Restart::Busy);
+    };
+    let mut conn = conn?;
     conn.execute("PRAGMA busy_timeout = 50").await?;
-    let done = sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&mut *conn).await;
+    let done: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *conn).await;
     // The connection goes back to the pool with the usual timeout, or not at all.
     if conn.execute(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}").as_str()).await.is_err() {
         conn.close().await?;
     }
-    done.map(|_| ())
+    Ok(if done?.0 == 0 { Restart::Done } else { Restart::Busy })
 }
 
 /// The database handle shared by the whole application.
@@ -603,5 +624,52 @@ mod tests {
         }
         let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(db.pool()).await.unwrap();
         assert_eq!(rows, 2000);
+    }
+
+    /// The restart during a turn gives up within its budget while a reader holds an older
+    /// snapshot, puts the pooled connection's busy timeout back, and once the reader is done
+    /// has the next writer start the log over.
+    #[tokio::test]
+    async fn restarting_the_log_waits_briefly_for_readers_and_then_starts_it_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect_with(&format!("sqlite://{}/r.db", dir.path().display()), 3, Checkpoints::Background)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER NOT NULL)").execute(db.pool()).await.unwrap();
+        let write = async || {
+            let mut tx = db.begin().await.unwrap();
+            sqlx::query("INSERT INTO t (x) VALUES (1)").execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+        };
+        let log = async || -> i64 {
+            let (_, log, _): (i64, i64, i64) =
+                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(db.pool()).await.unwrap();
+            log
+        };
+        for _ in 0..20 {
+            write().await;
+        }
+        // A reader's snapshot, then a write it does not see.
+        let mut reader = db.pool().acquire().await.unwrap();
+        reader.execute("BEGIN").await.unwrap();
+        let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&mut *reader).await.unwrap();
+        write().await;
+        let started = std::time::Instant::now();
+        assert_eq!(restart_log(&db).await.unwrap(), Restart::Busy);
+        assert!(started.elapsed() < Duration::from_secs(2), "it gave up within its budget");
+        let mut others = (db.pool().acquire().await.unwrap(), db.pool().acquire().await.unwrap());
+        for conn in [&mut others.0, &mut others.1] {
+            let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut **conn).await.unwrap();
+            assert_eq!(timeout, i64::from(BUSY_TIMEOUT_MS), "the pooled connection's busy timeout is back");
+        }
+        drop(others);
+        reader.execute("COMMIT").await.unwrap();
+        drop(reader);
+        let before = log().await;
+        assert!(before > 20, "the writes are in the log: {before}");
+        assert_eq!(restart_log(&db).await.unwrap(), Restart::Done);
+        write().await;
+        let after = log().await;
+        assert!(after < 10, "the next writer started the log over: {before} pages, then {after}");
     }
 }
