@@ -102,6 +102,9 @@ use_copy() {
   for f in "target/bench/scale-$scale.db"{,-wal}; do
     [[ -f "$f" ]] && cp "$f" "target/bench/$1-${f#target/bench/scale-}"
   done
+  # The copy's gigabytes are written out now, not by the kernel during the run, where they
+  # would compete with the server's own writes.
+  sync
   export QM_DATABASE_URL="sqlite://target/bench/$1-$scale.db"
 }
 # The approvals decide pending requests: on SQLite they run on a copy, so every run decides
@@ -152,8 +155,23 @@ if [[ "$approvals" == 1 ]]; then
   # request got exactly one decision). On PostgreSQL it uses up pending requests: the next run
   # seeds anew.
   status=0
+  # SQLite: the log's largest size during the run (the server checkpoints it in the background
+  # and starts it over once copied; a log that only grows would show here).
+  wal="${QM_DATABASE_URL#sqlite://}-wal"
+  if [[ "$backend" == sqlite ]]; then
+    rm -f target/bench/wal-peak
+    (peak=0; while kill -0 "$server_pid" 2>/dev/null; do
+      size=$(stat -c %s "$wal" 2>/dev/null || echo 0); ((size > peak)) && peak=$size && echo "$peak" >target/bench/wal-peak
+      sleep 0.2
+    done) &
+    wal_watch=$!
+  fi
   cargo bench --bench approvals -- --base "$base" --database-url "$QM_DATABASE_URL" --approvers 32 --requests 10000 \
     || status=$?
+  if [[ "$backend" == sqlite ]]; then
+    kill "$wal_watch" 2>/dev/null || true
+    echo "SQLite log: largest $(($(cat target/bench/wal-peak 2>/dev/null || echo 0) / 1048576)) MiB during the approvals, $(($(stat -c %s "$wal" 2>/dev/null || echo 0) / 1048576)) MiB after"
+  fi
   [[ "$backend" == postgres ]] && rm -f "$summary"
   if [[ "$backend" == postgres && "${started_pg:-}" != 1 ]]; then
     echo "the approvals used up pending requests: empty $QM_BENCH_POSTGRES_URL before the next run" >&2
@@ -259,6 +277,9 @@ results=$(
   run "REST GET /approvals (busiest approver)" "/api/v1/approvals" "authorization: Bearer $approver_token"
   run "REST GET /packages/{id}/assignments (big package)" "/api/v1/packages/$package/assignments" "authorization: Bearer $admin_token"
   run "REST GET /audit-events, one object" "/api/v1/audit-events?object_type=$audit_type&object_id=$audit_id" "authorization: Bearer $admin_token"
+  # Again at the end: this machine's speed can change within minutes, and a share read
+  # against a trivial page measured at another speed means nothing.
+  run "trivial page (404), again at the end" "/no-such-page"
 )
 rss_load=$(rss)
 
@@ -266,8 +287,13 @@ python3 - "$results" "$backend" "$scale" "$rate" "$duration" <<'EOF'
 import sys
 rows = [r.split("\t") for r in sys.argv[1].strip().splitlines()]
 backend, scale, rate, duration = sys.argv[2:6]
-trivial = float(rows[0][1]) or 1.0
+first, last = float(rows[0][1]), float(rows[-1][1])
+trivial = (first + last) / 2 or 1.0
 print(f"\n{backend}, scale {scale}: most requests/s (16 connections, 5 s), then latency open loop at {rate}/s for {duration} (ms)\n")
+print(f"Shares are of the trivial page's mean: {first:.0f} requests/s at the start, {last:.0f} at the end.")
+if abs(first - last) > 0.2 * trivial:
+    print("They differ by more than a fifth: the machine's speed changed during the run, so its shares are not to be trusted. Run again.")
+print()
 print("| page | max requests/s | share of trivial | achieved at rate | p50 | p99 | p99.9 | statuses |")
 print("|---|---|---|---|---|---|---|---|")
 for name, top, achieved, p50, p99, p999, codes in rows:

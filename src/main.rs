@@ -76,8 +76,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             tracing::info!(addr = %app.local_addr(), "serving");
             let served = app.run_until_stopped(server::shutdown_signal()).await.map_err(|e| e.to_string());
             // Closing the pool ends the checkpointer, and the last connection's close copies
-            // the rest of SQLite's log into the database file. Bounded: a connection some
-            // task still holds must not keep the process from stopping.
+            // the rest of SQLite's log into the database file, unless another process (a
+            // command) has the file open: then the log stays, and the next open reads it.
+            // Bounded: a connection some task still holds must not keep the process from
+            // stopping.
             let closing = tokio::time::timeout(std::time::Duration::from_secs(10), pool.close()).await;
             if closing.is_err() {
                 tracing::warn!("the database pool did not close within 10 s");

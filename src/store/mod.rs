@@ -95,14 +95,12 @@ pub async fn savepoint(tx: &mut Tx) -> Result<Savepoint<'_>, sqlx::Error> {
 /// [`Checkpoints::Background`]'s task, every [`CHECKPOINT_EVERY`] until the pool is closed:
 /// first a `PASSIVE` checkpoint (it takes neither SQLite's write lock nor a turn at the
 /// writer and waits for nobody: it copies what no reader still needs, while writers go on),
-/// then, when the log is long and that copy reached its end, [`restart_log`] for what was
-/// appended meanwhile. A copy that did not reach the end means a reader still reads an older
-/// snapshot: a restart would only wait for it during the turn, so it is left to a later round.
+/// then, when [`should_restart`] says so, [`restart_log`] for what was appended meanwhile.
 /// A failure is logged and tried again next round.
 async fn checkpoint_in_background(db: Db) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The log's length after the last restart: until a writer starts the log over, it stays
+    // The log's length when it was last restarted: until a writer starts it over, it stays
     // the same, and restarting it again would take turns for nothing.
     let mut restarted_at = None;
     while !db.pool().is_closed() {
@@ -111,9 +109,9 @@ async fn checkpoint_in_background(db: Db) {
             // (busy, pages in the log, pages copied); -1s when not in WAL mode.
             let (_, log, copied): (i64, i64, i64) =
                 sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(db.pool()).await?;
-            if log > RESTART_LOG_PAGES && copied == log && restarted_at != Some(log) {
+            if should_restart(log, copied, restarted_at) {
                 match restart_log(&db).await? {
-                    Restart::Done => restarted_at = Some(log),
+                    Restart::Done { log } => restarted_at = Some(log),
                     Restart::Busy => tracing::debug!(log, "a reader kept the SQLite log from starting over"),
                 }
             }
@@ -126,33 +124,54 @@ async fn checkpoint_in_background(db: Db) {
     }
 }
 
+/// Whether a round restarts the log, from its `PASSIVE` copy's figures (pages in the log,
+/// pages copied) and the log's length at the last restart. Only a long log, and not one
+/// already restarted that no writer has started over since. Otherwise only once the copy
+/// reached the log's end: a copy that did not means a reader still reads an older snapshot,
+/// and a restart would wait for it during the turn, so it is left to a later round. Unless
+/// the log passed [`FORCE_RESTART_LOG_PAGES`]: readers that keep overlapping would otherwise
+/// keep every copy short of the end and the log from ever starting over (SQLite's
+/// "checkpoint starvation"), and the restart's brief wait for them is then the price.
+fn should_restart(log: i64, copied: i64, restarted_at: Option<i64>) -> bool {
+    log > RESTART_LOG_PAGES && restarted_at != Some(log) && (copied == log || log > FORCE_RESTART_LOG_PAGES)
+}
+
 /// What [`restart_log`] managed.
 #[derive(Debug, PartialEq, Eq)]
 enum Restart {
-    /// The whole log is copied: the next writer starts it over.
-    Done,
+    /// The whole log is copied (`log` pages): the next writer starts it over.
+    Done { log: i64 },
     /// A reader, a writer of another process or every pooled connection was busy: try later.
     Busy,
 }
 
 /// Copy the rest of the log and have the next writer start it over: a `RESTART` checkpoint
-/// during a turn at the writer (so SQLite's write lock is free and nothing appends), which
-/// waits until the readers of older snapshots are done. Briefly: the connection within
-/// 100 ms, the readers within 50 ms (SQLite's busy timeout, set for this statement and put
-/// back after it), since every writer waits behind this turn.
+/// during a turn at the writer (so no writer of this process appends meanwhile; a writer of
+/// another process makes it report busy), which waits until the readers of older snapshots
+/// are done. Briefly, since every writer waits behind this turn: the connection within
+/// 100 ms, taken before the turn (a turn held while waiting for the pool would stop every
+/// writer meanwhile); the turn within a second (with one pooled connection, a writer ahead
+/// in the queue waits that long for it); the readers within 50 ms (SQLite's busy timeout,
+/// set for this statement and put back after it).
 async fn restart_log(db: &Db) -> Result<Restart, sqlx::Error> {
-    let _turn = db.write_turn().await?;
     let Ok(conn) = tokio::time::timeout(Duration::from_millis(100), db.pool().acquire()).await else {
         return Ok(Restart::Busy);
     };
     let mut conn = conn?;
+    let Ok(turn) = tokio::time::timeout(Duration::from_secs(1), db.write_turn()).await else {
+        return Ok(Restart::Busy);
+    };
+    let _turn = turn?;
     conn.execute("PRAGMA busy_timeout = 50").await?;
     let done: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *conn).await;
     // The connection goes back to the pool with the usual timeout, or not at all.
     if conn.execute(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}").as_str()).await.is_err() {
         conn.close().await?;
     }
-    Ok(if done?.0 == 0 { Restart::Done } else { Restart::Busy })
+    Ok(match done? {
+        (0, log, _) => Restart::Done { log },
+        _ => Restart::Busy,
+    })
 }
 
 /// The database handle shared by the whole application.
@@ -190,6 +209,10 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// turn never finds the whole log copied, and the log starts over only then.
 const RESTART_LOG_PAGES: i64 = 2_000;
 
+/// A log longer than this (pages; 64 MiB of 4 KiB pages, the size the file is cut back to) is
+/// restarted even when readers kept the round's copy from reaching its end ([`should_restart`]).
+const FORCE_RESTART_LOG_PAGES: i64 = 16_384;
+
 /// SQLite's busy timeout on every connection ([`Db::connect`]).
 const BUSY_TIMEOUT_MS: u32 = 15_000;
 
@@ -202,6 +225,16 @@ impl Db {
 
     /// [`Db::connect`], choosing who checkpoints SQLite's log (nothing changes on PostgreSQL).
     pub async fn connect_with(url: &str, max_connections: u32, checkpoints: Checkpoints) -> Result<Self, sqlx::Error> {
+        let db = Self::open(url, max_connections, checkpoints).await?;
+        if db.backend == Backend::Sqlite && checkpoints == Checkpoints::Background {
+            tokio::spawn(checkpoint_in_background(db.clone()));
+        }
+        Ok(db)
+    }
+
+    /// The pool of [`Db::connect_with`], without the background checkpointer (tests drive
+    /// its steps themselves).
+    async fn open(url: &str, max_connections: u32, checkpoints: Checkpoints) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let mut url = url.to_owned();
@@ -229,11 +262,7 @@ impl Db {
             });
         }
         let pool = options.connect(&url).await?;
-        let db = Db { pool, backend, writer: std::sync::Arc::new(tokio::sync::Semaphore::new(1)) };
-        if backend == Backend::Sqlite && checkpoints == Checkpoints::Background {
-            tokio::spawn(checkpoint_in_background(db.clone()));
-        }
-        Ok(db)
+        Ok(Db { pool, backend, writer: std::sync::Arc::new(tokio::sync::Semaphore::new(1)) })
     }
 
     pub fn backend(&self) -> Backend {
@@ -626,15 +655,31 @@ mod tests {
         assert_eq!(rows, 2000);
     }
 
+    /// When a round restarts the log: a long one, copied to its end, not restarted already;
+    /// and past the forced length even when readers kept the copy short of the end.
+    #[test]
+    fn the_log_is_restarted_when_long_and_copied_or_when_readers_starve_the_copies() {
+        let long = RESTART_LOG_PAGES + 1;
+        assert!(should_restart(long, long, None), "long and copied to its end");
+        assert!(!should_restart(RESTART_LOG_PAGES, RESTART_LOG_PAGES, None), "short");
+        assert!(!should_restart(long, long - 1, None), "a reader still reads an older snapshot");
+        assert!(!should_restart(long, long, Some(long)), "restarted already, no writer since");
+        assert!(should_restart(long, long, Some(long - 5)), "written since the last restart");
+        let huge = FORCE_RESTART_LOG_PAGES + 1;
+        assert!(should_restart(huge, 10, None), "readers keep every copy short of the end");
+        assert!(!should_restart(huge, 10, Some(huge)), "restarted already, no writer since");
+    }
+
     /// The restart during a turn gives up within its budget while a reader holds an older
     /// snapshot, puts the pooled connection's busy timeout back, and once the reader is done
     /// has the next writer start the log over.
     #[tokio::test]
     async fn restarting_the_log_waits_briefly_for_readers_and_then_starts_it_over() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect_with(&format!("sqlite://{}/r.db", dir.path().display()), 3, Checkpoints::Background)
-            .await
-            .unwrap();
+        // The server's settings without its task, whose copies would start the log over
+        // between this test's steps.
+        let db =
+            Db::open(&format!("sqlite://{}/r.db", dir.path().display()), 3, Checkpoints::Background).await.unwrap();
         sqlx::query("CREATE TABLE t (x INTEGER NOT NULL)").execute(db.pool()).await.unwrap();
         let write = async || {
             let mut tx = db.begin().await.unwrap();
@@ -656,7 +701,7 @@ mod tests {
         write().await;
         let started = std::time::Instant::now();
         assert_eq!(restart_log(&db).await.unwrap(), Restart::Busy);
-        assert!(started.elapsed() < Duration::from_secs(2), "it gave up within its budget");
+        assert!(started.elapsed() < Duration::from_secs(1), "it gave up within its budget");
         let mut others = (db.pool().acquire().await.unwrap(), db.pool().acquire().await.unwrap());
         for conn in [&mut others.0, &mut others.1] {
             let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut **conn).await.unwrap();
@@ -667,7 +712,7 @@ mod tests {
         drop(reader);
         let before = log().await;
         assert!(before > 20, "the writes are in the log: {before}");
-        assert_eq!(restart_log(&db).await.unwrap(), Restart::Done);
+        assert_eq!(restart_log(&db).await.unwrap(), Restart::Done { log: before });
         write().await;
         let after = log().await;
         assert!(after < 10, "the next writer started the log over: {before} pages, then {after}");
