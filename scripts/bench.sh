@@ -170,7 +170,10 @@ if [[ "$approvals" == 1 ]]; then
     || status=$?
   if [[ "$backend" == sqlite ]]; then
     kill "$wal_watch" 2>/dev/null || true
-    echo "SQLite log: largest $(($(cat target/bench/wal-peak 2>/dev/null || echo 0) / 1048576)) MiB during the approvals, $(($(stat -c %s "$wal" 2>/dev/null || echo 0) / 1048576)) MiB after"
+    wait "$wal_watch" 2>/dev/null || true
+    peak=$(cat target/bench/wal-peak 2>/dev/null || true)
+    # The file's size: once the log has started over it keeps up to 64 MiB of old frames.
+    echo "SQLite log file: largest $((${peak:-0} / 1048576)) MiB during the approvals, $(($(stat -c %s "$wal" 2>/dev/null || echo 0) / 1048576)) MiB after"
   fi
   [[ "$backend" == postgres ]] && rm -f "$summary"
   if [[ "$backend" == postgres && "${started_pg:-}" != 1 ]]; then

@@ -103,17 +103,26 @@ async fn checkpoint_in_background(db: Db) {
     // The log's length when it was last restarted: until a writer starts it over, it stays
     // the same, and restarting it again would take turns for nothing.
     let mut restarted_at = None;
+    // Rounds left before another forced restart, after one that a reader made wait in vain.
+    let mut forced_pause = 0;
     while !db.pool().is_closed() {
         every.tick().await;
         let round = async {
             // (busy, pages in the log, pages copied); -1s when not in WAL mode.
             let (_, log, copied): (i64, i64, i64) =
                 sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(db.pool()).await?;
-            if should_restart(log, copied, restarted_at) {
-                match restart_log(&db).await? {
-                    Restart::Done { log } => restarted_at = Some(log),
-                    Restart::Busy => tracing::debug!(log, "a reader kept the SQLite log from starting over"),
-                }
+            if !should_restart(log, copied, restarted_at) {
+                return Ok(());
+            }
+            let forced = copied != log;
+            if forced && forced_pause > 0 {
+                forced_pause -= 1;
+                return Ok(());
+            }
+            match restart_log(&db).await? {
+                Restart::Done { log } => restarted_at = Some(log),
+                Restart::Busy if forced => forced_pause = FORCED_RESTART_PAUSE_ROUNDS,
+                Restart::Busy => tracing::debug!(log, "the SQLite log could not start over this round"),
             }
             Ok::<_, sqlx::Error>(())
         };
@@ -129,11 +138,15 @@ async fn checkpoint_in_background(db: Db) {
 /// already restarted that no writer has started over since. Otherwise only once the copy
 /// reached the log's end: a copy that did not means a reader still reads an older snapshot,
 /// and a restart would wait for it during the turn, so it is left to a later round. Unless
-/// the log passed [`FORCE_RESTART_LOG_PAGES`]: readers that keep overlapping would otherwise
-/// keep every copy short of the end and the log from ever starting over (SQLite's
-/// "checkpoint starvation"), and the restart's brief wait for them is then the price.
+/// the log passed [`FORCE_RESTART_LOG_PAGES`] with a short tail left to copy (at most
+/// [`FORCE_RESTART_TAIL_PAGES`]): short readers that keep overlapping would otherwise keep
+/// every copy just short of the end and the log from ever starting over (SQLite's
+/// "checkpoint starvation"), and the restart's brief wait for them is then the price. A long
+/// tail is left to the copies outside the turn.
 fn should_restart(log: i64, copied: i64, restarted_at: Option<i64>) -> bool {
-    log > RESTART_LOG_PAGES && restarted_at != Some(log) && (copied == log || log > FORCE_RESTART_LOG_PAGES)
+    log > RESTART_LOG_PAGES
+        && restarted_at != Some(log)
+        && (copied == log || (log > FORCE_RESTART_LOG_PAGES && log - copied <= FORCE_RESTART_TAIL_PAGES))
 }
 
 /// What [`restart_log`] managed.
@@ -141,27 +154,23 @@ fn should_restart(log: i64, copied: i64, restarted_at: Option<i64>) -> bool {
 enum Restart {
     /// The whole log is copied (`log` pages): the next writer starts it over.
     Done { log: i64 },
-    /// A reader, a writer of another process or every pooled connection was busy: try later.
+    /// A reader, a writer of another process, or no idle pooled connection: try later.
     Busy,
 }
 
 /// Copy the rest of the log and have the next writer start it over: a `RESTART` checkpoint
 /// during a turn at the writer (so no writer of this process appends meanwhile; a writer of
 /// another process makes it report busy), which waits until the readers of older snapshots
-/// are done. Briefly, since every writer waits behind this turn: the connection within
-/// 100 ms, taken before the turn (a turn held while waiting for the pool would stop every
-/// writer meanwhile); the turn within a second (with one pooled connection, a writer ahead
-/// in the queue waits that long for it); the readers within 50 ms (SQLite's busy timeout,
-/// set for this statement and put back after it).
+/// are done. Briefly, since every writer waits behind this turn: an idle pooled connection or
+/// none (waiting for the pool while holding the turn would stop every writer, and holding a
+/// connection while waiting for the turn could take the last one a writer ahead needs), and
+/// the readers within 50 ms (SQLite's busy timeout, set for this statement and put back
+/// after it).
 async fn restart_log(db: &Db) -> Result<Restart, sqlx::Error> {
-    let Ok(conn) = tokio::time::timeout(Duration::from_millis(100), db.pool().acquire()).await else {
+    let _turn = db.write_turn().await?;
+    let Some(mut conn) = db.pool().try_acquire() else {
         return Ok(Restart::Busy);
     };
-    let mut conn = conn?;
-    let Ok(turn) = tokio::time::timeout(Duration::from_secs(1), db.write_turn()).await else {
-        return Ok(Restart::Busy);
-    };
-    let _turn = turn?;
     conn.execute("PRAGMA busy_timeout = 50").await?;
     let done: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *conn).await;
     // The connection goes back to the pool with the usual timeout, or not at all.
@@ -209,9 +218,16 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// turn never finds the whole log copied, and the log starts over only then.
 const RESTART_LOG_PAGES: i64 = 2_000;
 
-/// A log longer than this (pages; 64 MiB of 4 KiB pages, the size the file is cut back to) is
-/// restarted even when readers kept the round's copy from reaching its end ([`should_restart`]).
+/// A log longer than this (pages; about 64 MiB of 4 KiB pages, the size the file is cut back
+/// to) is restarted even when readers kept the round's copy from reaching its end, if the
+/// tail left is short ([`should_restart`]).
 const FORCE_RESTART_LOG_PAGES: i64 = 16_384;
+
+/// The longest tail a forced restart copies during its turn (about 8 MiB).
+const FORCE_RESTART_TAIL_PAGES: i64 = 2_000;
+
+/// Rounds without a forced restart after one that a reader kept waiting in vain (a second).
+const FORCED_RESTART_PAUSE_ROUNDS: u32 = 5;
 
 /// SQLite's busy timeout on every connection ([`Db::connect`]).
 const BUSY_TIMEOUT_MS: u32 = 15_000;
@@ -656,7 +672,7 @@ mod tests {
     }
 
     /// When a round restarts the log: a long one, copied to its end, not restarted already;
-    /// and past the forced length even when readers kept the copy short of the end.
+    /// and past the forced length even when readers kept the copy just short of the end.
     #[test]
     fn the_log_is_restarted_when_long_and_copied_or_when_readers_starve_the_copies() {
         let long = RESTART_LOG_PAGES + 1;
@@ -666,8 +682,11 @@ mod tests {
         assert!(!should_restart(long, long, Some(long)), "restarted already, no writer since");
         assert!(should_restart(long, long, Some(long - 5)), "written since the last restart");
         let huge = FORCE_RESTART_LOG_PAGES + 1;
-        assert!(should_restart(huge, 10, None), "readers keep every copy short of the end");
-        assert!(!should_restart(huge, 10, Some(huge)), "restarted already, no writer since");
+        let short_tail = huge - FORCE_RESTART_TAIL_PAGES;
+        assert!(should_restart(huge, short_tail, None), "readers keep every copy just short of the end");
+        assert!(!should_restart(huge, short_tail, Some(huge)), "restarted already, no writer since");
+        assert!(!should_restart(huge, short_tail - 1, None), "too long a tail to copy during the turn");
+        assert!(!should_restart(FORCE_RESTART_LOG_PAGES, FORCE_RESTART_LOG_PAGES - 10, None), "not yet past the force");
     }
 
     /// The restart during a turn gives up within its budget while a reader holds an older
