@@ -148,8 +148,10 @@ fn not_before(at: DateTime<Utc>, last_ms: i64) -> DateTime<Utc> {
 
 /// Append events to the hash chain inside the caller's transaction, under the chain lock. On
 /// SQLite the write transaction already excludes every other writer; on PostgreSQL a
-/// transaction-scoped advisory lock orders appends. Should two appends ever read the same head
-/// anyway, the unique index on `prev_hash` makes the second fail: the chain cannot fork.
+/// transaction-scoped advisory lock orders appends. Each event is written with its id, one
+/// past the one before it: the database refuses any event that is not the head's successor
+/// (the trigger `audit_events_at_head`), so should two appends ever read the same head anyway,
+/// the second collides with the first on the primary key and fails: the chain cannot fork.
 pub async fn append(
     tx: &mut Tx,
     backend: Backend,
@@ -162,20 +164,21 @@ pub async fn append(
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock(7270001)").execute(&mut **tx).await?;
     }
-    let last: Option<(String, i64)> =
-        sqlx::query_as("SELECT hash, at FROM audit_events ORDER BY id DESC LIMIT 1").fetch_optional(&mut **tx).await?;
-    let (mut prev, at) = match last {
-        None => (GENESIS_HASH.to_owned(), at),
-        Some((hash, last_ms)) => (hash, not_before(at, last_ms)),
+    let last: Option<(i64, String, i64)> =
+        sqlx::query_as("SELECT id, hash, at FROM audit_events ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let (mut id, mut prev, at) = match last {
+        None => (0, GENESIS_HASH.to_owned(), at),
+        Some((id, hash, last_ms)) => (id, hash, not_before(at, last_ms)),
     };
-    // Many events (an expiry batch) go in as few statements: rows of one `INSERT … VALUES`
-    // take their ids in the order written, which is the chain's order.
+    // Many events (an expiry batch) go in as few statements.
     for chunk in events.chunks(APPEND_CHUNK) {
         let rows: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", (1..=11).map(|k| format!("${}", i * 11 + k)).collect::<Vec<_>>().join(", ")))
+            .map(|i| format!("({})", (1..=12).map(|k| format!("${}", i * 12 + k)).collect::<Vec<_>>().join(", ")))
             .collect();
         let sql = format!(
-            "INSERT INTO audit_events (at, actor_id, action, object_type, object_id, before, after, reason, \
+            "INSERT INTO audit_events (id, at, actor_id, action, object_type, object_id, before, after, reason, \
              token_id, prev_hash, hash) VALUES {}",
             rows.join(", ")
         );
@@ -185,7 +188,9 @@ pub async fn append(
             let before = event.before.to_string();
             let after = event.after.to_string();
             let hash = chain_hash(&prev, at, event, &before, &after);
+            id += 1;
             query = query
+                .bind(id)
                 .bind(at.timestamp_millis())
                 .bind(event.actor.map(|a| a.0))
                 .bind(event.action.clone())
@@ -203,7 +208,7 @@ pub async fn append(
     Ok(())
 }
 
-/// Events per `INSERT` (eleven parameters each, well inside SQLite's limit of 32,766).
+/// Events per `INSERT` (twelve parameters each, well inside SQLite's limit of 32,766).
 const APPEND_CHUNK: usize = 50;
 
 /// The hash stored for one event.

@@ -9,6 +9,7 @@ use quartermaster::domain::authz::Operator;
 
 use chrono::Duration;
 use common::{ask, World};
+use quartermaster::domain::audit::GENESIS_HASH;
 use quartermaster::domain::clock::Clock;
 use quartermaster::domain::ids::*;
 use quartermaster::domain::policy::Answer;
@@ -356,22 +357,89 @@ async fn audit_chain_cannot_fork(backend: Backend) {
     let w = World::new(backend).await;
     let maya = w.actor(w.ids.maya).await;
     w.service.submit_request(&maya, ask(w.ids.developer_tools, "")).await.unwrap();
-    // A second event linking to the same predecessor as an existing one is refused by the
-    // database itself, whoever writes it.
-    let (prev, hash): (String, String) =
-        sqlx::query_as("SELECT prev_hash, hash FROM audit_events ORDER BY id DESC LIMIT 1")
-            .fetch_one(w.db().pool())
+    let pool = w.db().pool();
+    let (head, prev, hash): (i64, String, String) =
+        sqlx::query_as("SELECT id, prev_hash, hash FROM audit_events ORDER BY id DESC LIMIT 1")
+            .fetch_one(pool)
             .await
             .unwrap();
-    let forked = sqlx::query(
-        "INSERT INTO audit_events (at, action, object_type, object_id, prev_hash, hash) \
-         VALUES (0, 'forged', 'request', 1, $1, $2)",
-    )
-    .bind(&prev)
-    .bind(format!("{hash}-fork"))
-    .execute(w.db().pool())
-    .await;
-    assert!(forked.is_err_and(|e| quartermaster::store::is_unique_violation(&e)));
+    let insert = "INSERT INTO audit_events (id, at, action, object_type, object_id, prev_hash, hash) \
+                  VALUES ($1, 0, 'forged', 'request', 1, $2, $3)";
+    // A second event linking to the same predecessor as an existing one is refused by the
+    // database itself, whoever writes it: with an id of its own, with the database's next id,
+    // or into a hole in the ids. Only the head's successor goes in.
+    let hole: String = sqlx::query_scalar("DELETE FROM audit_events WHERE id = $1 RETURNING prev_hash")
+        .bind(head - 1)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let forks = [
+        (Some(head + 1), prev.clone()),
+        (None, prev.clone()),
+        (Some(head + 2), hash.clone()),
+        (Some(head - 1), hole),
+        (Some(head + 1), GENESIS_HASH.to_owned()),
+    ];
+    for (id, links_to) in forks {
+        let forked = match id {
+            Some(id) => sqlx::query(insert).bind(id).bind(&links_to).bind("forged").execute(pool).await,
+            None => {
+                sqlx::query(
+                    "INSERT INTO audit_events (at, action, object_type, object_id, prev_hash, hash) \
+                     VALUES (0, 'forged', 'request', 1, $1, 'forged')",
+                )
+                .bind(&links_to)
+                .execute(pool)
+                .await
+            }
+        };
+        assert!(forked.is_err(), "a fork went in at {id:?} after {links_to}");
+    }
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'forged'").await, 0);
+
+    // Two writers that read the same head and each append its successor, outside the chain's
+    // lock: exactly one is stored. On PostgreSQL the second waits for the first's row and fails
+    // when it commits; on SQLite the second writes after the first has committed.
+    let mut first = pool.begin().await.unwrap();
+    sqlx::query(insert).bind(head + 1).bind(&hash).bind("first").execute(&mut *first).await.unwrap();
+    let second = {
+        let pool = pool.clone();
+        let (insert, hash) = (insert.to_owned(), hash.clone());
+        let go = async move {
+            let mut tx = pool.begin().await?;
+            sqlx::query(&insert).bind(head + 1).bind(&hash).bind("second").execute(&mut *tx).await?;
+            tx.commit().await
+        };
+        if backend == Backend::Postgres {
+            let handle = tokio::spawn(go);
+            assert_eq!(crate::race::second_operation(&w, None, &handle).await, crate::race::Second::Blocked);
+            first.commit().await.unwrap();
+            handle.await.unwrap()
+        } else {
+            first.commit().await.unwrap();
+            go.await
+        }
+    };
+    match second {
+        Err(e) if backend == Backend::Postgres => assert!(quartermaster::store::is_unique_violation(&e), "{e}"),
+        Err(_) => {}
+        Ok(()) => panic!("two successors of one head were stored"),
+    }
+    let stored: Vec<String> = sqlx::query_scalar("SELECT hash FROM audit_events WHERE id > $1 ORDER BY id")
+        .bind(head)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, ["first"]);
+    // The service's appends go on from the head.
+    let omar = w.actor(w.ids.omar).await;
+    w.service.submit_request(&omar, production(&w)).await.unwrap();
+    let next: String = sqlx::query_scalar("SELECT prev_hash FROM audit_events WHERE id = $1")
+        .bind(head + 2)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(next, "first");
 }
 
 /// An audit event's content columns, as the tampering tests read and write them.
