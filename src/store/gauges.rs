@@ -1,5 +1,5 @@
 //! What `/metrics` reads at each scrape: counts of open work, by the indexes that serve each
-//! one (`requests_pending_due`, `outbox_due`, `notifications_due`).
+//! one (`requests_open`, `outbox_due`, `notifications_due`).
 
 use sqlx::Row;
 

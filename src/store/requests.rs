@@ -399,15 +399,16 @@ pub async fn pending_for(
     rows.iter().map(request_from_row).collect()
 }
 
+/// Pending requests past their stage's due time, through the partial index of open requests
+/// (`requests_open`): the statement repeats the index's condition, since SQLite uses a partial
+/// index only for a query whose condition contains the index's word for word.
+pub const OVERDUE_SQL: &str = "SELECT id FROM requests \
+     WHERE state IN ('submitted', 'pending_approval', 'approved', 'delivering') \
+     AND state = 'pending_approval' AND stage_due_at <= $1 ORDER BY stage_due_at LIMIT $2";
+
 /// Pending requests whose current stage is past its due time.
 pub async fn overdue(conn: &mut Conn, now: DateTime<Utc>, limit: i64) -> Result<Vec<RequestId>, sqlx::Error> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM requests WHERE state = 'pending_approval' AND stage_due_at <= $1 ORDER BY stage_due_at LIMIT $2",
-    )
-    .bind(to_ms(now))
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
+    let ids: Vec<i64> = sqlx::query_scalar(OVERDUE_SQL).bind(to_ms(now)).bind(limit).fetch_all(conn).await?;
     Ok(ids.into_iter().map(RequestId).collect())
 }
 

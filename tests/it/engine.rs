@@ -966,6 +966,22 @@ async fn open_work_and_roles_are_read_through_their_indexes(backend: Backend) {
     }
     let roles = plan("SELECT role, catalog_id FROM role_assignments WHERE user_id = 5").await;
     assert!(roles.contains("role_assignments_user"), "{roles}");
+    // Open requests through the partial indexes that hold only them: the stage time-outs, the
+    // counts `/metrics` shows, what waits for a decision by package.
+    let overdue = plan_of(quartermaster::store::requests::OVERDUE_SQL.replace("$1", "0").replace("$2", "10")).await;
+    assert!(overdue.contains("requests_open"), "{overdue}");
+    let open = plan(
+        "SELECT state, COUNT(*) AS n FROM requests \
+         WHERE state IN ('submitted', 'pending_approval', 'approved', 'delivering') GROUP BY state",
+    )
+    .await;
+    assert!(open.contains("requests_open"), "{open}");
+    let undecided = plan(
+        "SELECT package_id, policy_id, COUNT(*) FROM requests \
+         WHERE package_id IN (1, 2) AND state IN ('submitted', 'pending_approval') GROUP BY package_id, policy_id",
+    )
+    .await;
+    assert!(undecided.contains("requests_undecided_by_package"), "{undecided}");
     // Demo sign-in's people, first by name: read in index order, not sorted from a scan.
     let people = plan("SELECT id FROM users WHERE state = 'active' ORDER BY display_name, id LIMIT 100").await;
     assert!(people.contains("users_active_by_name"), "{people}");
