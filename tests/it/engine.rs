@@ -396,6 +396,14 @@ async fn audit_chain_cannot_fork(backend: Backend) {
         assert!(forked.is_err(), "a fork went in at {id:?} after {links_to}");
     }
     assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_events WHERE action = 'forged'").await, 0);
+    // Nor can an event written be moved or relinked: an update would fork the chain as well.
+    for rewrite in [
+        "UPDATE audit_events SET prev_hash = $1 WHERE id = $2",
+        "UPDATE audit_events SET id = 0 WHERE $1 <> '' AND id = $2",
+    ] {
+        let moved = sqlx::query(rewrite).bind(&hash).bind(head).execute(pool).await;
+        assert!(moved.is_err(), "{rewrite}");
+    }
 
     // Two writers that read the same head and each append its successor, outside the chain's
     // lock: exactly one is stored. On PostgreSQL the second waits for the first's row and fails
