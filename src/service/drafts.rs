@@ -884,7 +884,7 @@ async fn impact_of(
     if current.version != new.version {
         out.push("Someone changed this policy after you began; saving will ask you to start again from it.".into());
     }
-    let waiting = crate::store::requests::pending_under_policy(conn, policy).await?;
+    let waiting = crate::store::requests::pending_under_policy(conn, package, policy).await?;
     out.push(match waiting {
         0 => "No request is waiting under this policy.".to_owned(),
         n => format!(

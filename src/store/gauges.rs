@@ -20,13 +20,13 @@ pub struct Waiting {
 /// The states of a request still under way (waiting for a decision or for its access).
 pub const OPEN_REQUEST_STATES: [&str; 4] = ["submitted", "pending_approval", "approved", "delivering"];
 
+/// The open requests by state, through the partial index that holds them (`requests_open`,
+/// whose condition this repeats word for word).
+pub const OPEN_REQUESTS_SQL: &str = "SELECT state, COUNT(*) AS n FROM requests \
+     WHERE state IN ('submitted', 'pending_approval', 'approved', 'delivering') GROUP BY state";
+
 pub async fn waiting(conn: &mut Conn) -> Result<Waiting, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT state, COUNT(*) AS n FROM requests \
-         WHERE state IN ('submitted', 'pending_approval', 'approved', 'delivering') GROUP BY state",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sqlx::query(OPEN_REQUESTS_SQL).fetch_all(&mut *conn).await?;
     let mut requests: Vec<(&'static str, i64)> = OPEN_REQUEST_STATES.iter().map(|s| (*s, 0)).collect();
     for row in rows {
         let state: String = row.try_get("state")?;

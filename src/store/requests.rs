@@ -621,14 +621,13 @@ pub async fn stage_approvers(
     rows.iter().map(|row| Ok((UserId(row.int("user_id")?), row.word("source", ApproverSource::parse)?))).collect()
 }
 
-/// Requests filed under a policy still waiting for a decision.
-pub async fn pending_under_policy(conn: &mut Conn, policy: PolicyId) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT COUNT(*) FROM requests WHERE policy_id = $1 AND state IN ('submitted', 'pending_approval')",
-    )
-    .bind(policy.0)
-    .fetch_one(conn)
-    .await
+pub const PENDING_UNDER_POLICY_SQL: &str = "SELECT COUNT(*) FROM requests WHERE package_id = $1 AND policy_id = $2 \
+     AND state IN ('submitted', 'pending_approval')";
+
+/// Requests filed under a package's policy still waiting for a decision (through
+/// `requests_undecided_by_package`, which holds exactly those).
+pub async fn pending_under_policy(conn: &mut Conn, package: PackageId, policy: PolicyId) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(PENDING_UNDER_POLICY_SQL).bind(package.0).bind(policy.0).fetch_one(conn).await
 }
 
 /// Requests whose stage's reminder is due, with when it was due (at most `limit`, oldest

@@ -978,11 +978,7 @@ async fn open_work_and_roles_are_read_through_their_indexes(backend: Backend) {
     // counts `/metrics` shows, what waits for a decision by package.
     let overdue = plan_of(quartermaster::store::requests::OVERDUE_SQL.replace("$1", "0").replace("$2", "10")).await;
     assert!(overdue.contains("requests_open"), "{overdue}");
-    let open = plan(
-        "SELECT state, COUNT(*) AS n FROM requests \
-         WHERE state IN ('submitted', 'pending_approval', 'approved', 'delivering') GROUP BY state",
-    )
-    .await;
+    let open = plan(quartermaster::store::gauges::OPEN_REQUESTS_SQL).await;
     assert!(open.contains("requests_open"), "{open}");
     let undecided = plan(
         "SELECT package_id, policy_id, COUNT(*) FROM requests \
@@ -990,6 +986,12 @@ async fn open_work_and_roles_are_read_through_their_indexes(backend: Backend) {
     )
     .await;
     assert!(undecided.contains("requests_undecided_by_package"), "{undecided}");
+    let under_policy =
+        plan_of(quartermaster::store::requests::PENDING_UNDER_POLICY_SQL.replace("$1", "1").replace("$2", "1")).await;
+    assert!(under_policy.contains("requests_undecided_by_package"), "{under_policy}");
+    if backend == Backend::Sqlite {
+        assert!(!under_policy.contains("SCAN"), "{under_policy}");
+    }
     // Demo sign-in's people, first by name: read in index order, not sorted from a scan.
     let people = plan("SELECT id FROM users WHERE state = 'active' ORDER BY display_name, id LIMIT 100").await;
     assert!(people.contains("users_active_by_name"), "{people}");
